@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let nio: [Target.Dependency] = [
+    .product(name: "NIOCore", package: "swift-nio"),
+    .product(name: "NIOPosix", package: "swift-nio"),
+]
+
+let package = Package(
+    name: "Tern",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "tern", targets: ["tern"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+    ],
+    targets: [
+        // Layer 0: pure values
+        .target(name: "MailCore"),
+        .target(name: "MailMessage", dependencies: ["MailCore"]),
+        .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
+        // Layer 1: storage protocols and model
+        .target(name: "MailStore", dependencies: [
+            "MailCore",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+        // Layer 2: the embedded backend and the network
+        .target(name: "MailStoreSQLite", dependencies: ["MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "MailServer", dependencies: [
+            "MailCore", "MailMessage", "SMTPCodec", "MailStore", "TernConfig",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ] + nio),
+        // Layer 3: the executable
+        .executableTarget(name: "tern", dependencies: [
+            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ] + nio),
+
+        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "SMTPCodecTests", dependencies: ["SMTPCodec", "MailCore"]),
+        .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"]),
+        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
+        .testTarget(name: "MailServerTests", dependencies: ["MailServer", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+    ]
+)

@@ -1,0 +1,426 @@
+import Foundation
+import Logging
+import MailCore
+import MailMessage
+import MailStore
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SMTPCodec
+import TernConfig
+
+/// The receiving SMTP service (port 25): drives `SMTPServerStateMachine` with the bytes of one connection,
+/// answers its policy questions from the store, and stores accepted messages.
+///
+/// While a question is out (a recipient lookup, a delivery) the handler reads no further commands: pipelined
+/// input waits in `inbound`, so replies keep their order (RFC 2920).
+final class SMTPSessionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Buffered pipelined input above which the handler stops reading from the socket until it catches up.
+    static let maxBufferedInput = 1 << 20
+
+    private let server: ServerContext
+    private let limiter: ConnectionLimiter
+    private var machine: SMTPServerStateMachine
+    private var framer: SMTPFramer
+    private var inbound = ByteBuffer()
+    private var busy = false
+    private var closed = false
+    private var readingPaused = false
+    private var acquired = false
+    private var needsFlush = false
+    private var sink: MessageSink?
+    private var bdatChunk: (last: Bool, accept: Bool)?
+    /// The accounts each accepted recipient of the current transaction resolved to, in RCPT order.
+    private var resolved: [[AccountID]] = []
+    private var pendingAccounts: [AccountID] = []
+    private var remoteAddress = "unknown"
+    private var timeout: Scheduled<Void>?
+    private var logger: Logger
+    private var transactionID = ""
+
+    init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
+        self.server = server
+        self.limiter = limiter
+        let limits = server.config.limits
+        machine = SMTPServerStateMachine(configuration: .init(
+            hostname: server.config.hostname, maxMessageSize: limits.maxMessageSize, maxRecipients: limits.maxRecipients,
+            maxErrors: limits.maxErrors, startTLSAvailable: server.tls != nil), isTLS: isTLS)
+        framer = SMTPFramer(maxTextLine: limits.maxLineLength)
+        logger = server.logger
+        logger[metadataKey: "conn"] = .string(SessionID.make())
+    }
+
+    // MARK: channel events
+
+    func channelActive(context: ChannelHandlerContext) {
+        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
+        logger[metadataKey: "remote"] = .string(remoteAddress)
+        switch limiter.acquire(remoteAddress) {
+        case .accepted:
+            acquired = true
+            logger.debug("connected")
+            write(machine.greeting, context: context)
+            flush(context: context)
+            armTimeout(context: context)
+        case .tooManyFromAddress:
+            logger.notice("refused: too many connections from this address")
+            replyAndClose(SMTPReply(421, "4.7.0", "\(server.config.hostname) Too many connections from your address, try again later"), context: context)
+        case .tooManyTotal:
+            logger.notice("refused: too many connections")
+            replyAndClose(SMTPReply(421, "4.3.2", "\(server.config.hostname) Too many connections, try again later"), context: context)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        timeout?.cancel()
+        sink?.discard()
+        sink = nil
+        if acquired { limiter.release(remoteAddress); acquired = false }
+        logger.debug("disconnected")
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        var bytes = unwrapInboundIn(data)
+        inbound.writeBuffer(&bytes)
+        armTimeout(context: context)
+        process(context: context)
+        if busy, inbound.readableBytes > Self.maxBufferedInput, !readingPaused {
+            readingPaused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.info("connection error", metadata: ["error": "\(error)"])
+        closed = true
+        context.close(promise: nil)
+    }
+
+    // MARK: processing
+
+    private func process(context: ChannelHandlerContext) {
+        while !busy && !closed, let event = framer.next(&inbound) {
+            handle(event, context: context)
+        }
+        if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
+        if !busy, readingPaused {
+            readingPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
+        flush(context: context)
+    }
+
+    private func handle(_ event: SMTPFramer.Event, context: ChannelHandlerContext) {
+        switch event {
+        case .line(let bytes):
+            let action: SMTPServerStateMachine.Action
+            do {
+                let command = try SMTPCommandParser.parse(bytes)
+                logger.trace("command", metadata: ["verb": "\(command.verb)"])
+                if case .mail = command { resolved = [] }
+                action = machine.receive(command)
+            } catch {
+                action = machine.syntaxError(error)
+            }
+            perform(action, context: context)
+        case .lineTooLong:
+            perform(machine.lineTooLong(), context: context)
+        case .dataChunk(let chunk):
+            sink?.append(chunk)
+        case .dataEnd:
+            finishData(context: context)
+        case .bdatChunk(let chunk):
+            if bdatChunk?.accept == true { sink?.append(chunk) }
+        case .bdatEnd:
+            let last = bdatChunk?.last ?? true
+            bdatChunk = nil
+            let (reply, txn) = machine.bdatChunkEnded(last: last)
+            if let reply { write(reply, context: context) }
+            if let txn {
+                deliver(txn, context: context)
+            } else if !machine.state.isReceivingContent {
+                dropSink()
+            }
+        }
+    }
+
+    private func perform(_ action: SMTPServerStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .reply(let reply):
+            write(reply, context: context)
+            if sink != nil && !machine.state.isReceivingContent { dropSink() }
+        case .replyAndClose(let reply):
+            replyAndClose(reply, context: context)
+        case .startTLS(let reply):
+            write(reply, context: context)
+            flush(context: context)
+            // RFC 3207 §4.2 and CVE-2011-0411: anything the client pipelined after STARTTLS was sent in the
+            // clear and must not be taken as coming over TLS.
+            inbound.clear()
+            if let tls = server.tls {
+                do {
+                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+                } catch {
+                    logger.error("cannot start TLS", metadata: ["error": "\(error)"])
+                    context.close(promise: nil)
+                }
+            }
+        case .checkRecipient(let recipient, _):
+            checkRecipient(recipient, context: context)
+        case .startData(let reply):
+            sink = makeSink()
+            write(reply, context: context)
+            framer.startData()
+        case .readBDATChunk(let size, let last, let accept):
+            framer.startBDAT(size: size)
+            bdatChunk = (last, accept)
+            if accept {
+                if sink == nil { sink = makeSink() }
+            } else {
+                dropSink()
+            }
+        case .authenticate:
+            perform(machine.countError(SMTPReply(504, "5.5.4", "Authentication is not available on this service")), context: context)
+        }
+    }
+
+    // MARK: recipients
+
+    private func checkRecipient(_ recipient: AcceptedRecipient, context: ChannelHandlerContext) {
+        busy = true
+        let store = server.store
+        let address = recipient.address
+        let isPostmaster = recipient.forwardPath == .postmaster
+        let future = context.eventLoop.makeFutureWithTask { () async throws -> RecipientResolution in
+            let resolution = try await store.resolve(address)
+            // <Postmaster> without a domain (RFC 5321 §4.5.1): the postmaster of the first domain served here.
+            if isPostmaster, resolution == .notOurDomain, let first = try await store.domains().first {
+                return try await store.resolve(EmailAddress(localPart: "postmaster", domain: first.name))
+            }
+            return resolution
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        future.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.recipientChecked(result, address: address, context: context)
+        }
+    }
+
+    private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext) {
+        busy = false
+        guard !closed else { return }
+        switch result {
+        case .success(.local(let accounts)):
+            if let reply = machine.recipientAccepted() {
+                resolved.append(accounts)
+                write(reply, context: context)
+            }
+        case .success(.unknownUser):
+            logger.info("recipient rejected: unknown user", metadata: ["rcpt": "\(address)"])
+            perform(machine.recipientRejected(SMTPReply(550, "5.1.1", "<\(address)>: Recipient address rejected: User unknown")), context: context)
+        case .success(.notOurDomain):
+            logger.info("recipient rejected: relay denied", metadata: ["rcpt": "\(address)"])
+            perform(machine.recipientRejected(SMTPReply(550, "5.7.1", "<\(address)>: Relay access denied")), context: context)
+        case .failure(let error):
+            logger.error("recipient lookup failed", metadata: ["error": "\(error)"])
+            perform(machine.recipientRejected(SMTPReply(451, "4.3.0", "Temporary lookup failure, try again later", isClientFault: false)), context: context)
+        }
+        process(context: context)
+    }
+
+    // MARK: content
+
+    private func makeSink() -> MessageSink {
+        transactionID = SessionID.make()
+        guard case .transaction(let txn) = machine.state.transactionState else {
+            return MessageSink(blobs: server.blobs, inlineLimit: server.inlineLimit, maxSize: server.config.limits.maxMessageSize, prefix: "")
+        }
+        let prefix = traceHeaders(txn)
+        return MessageSink(blobs: server.blobs, inlineLimit: server.inlineLimit,
+                           maxSize: server.config.limits.maxMessageSize + prefix.utf8.count, prefix: prefix)
+    }
+
+    private func traceHeaders(_ txn: SMTPTransaction) -> String {
+        let proto = TraceHeaders.protocolName(extended: machine.isExtended, tls: machine.isTLS,
+                                               authenticated: machine.authenticatedAs != nil, utf8: txn.parameters.smtputf8)
+        let single = txn.recipients.count == 1 ? txn.recipients[0].address.description : nil
+        let received = TraceHeaders.received(heloName: machine.heloName ?? "unknown", clientAddress: remoteAddress, reverseName: nil,
+                                             hostname: server.config.hostname, protocolName: proto, id: transactionID,
+                                             tls: nil, singleRecipient: single, date: Date())
+        let reversePath: String
+        switch txn.reversePath {
+        case .null: reversePath = ""
+        case .mailbox(let a): reversePath = a.description
+        }
+        return TraceHeaders.returnPath(reversePath) + received
+    }
+
+    private func finishData(context: ChannelHandlerContext) {
+        let problems = framer.dataProblems
+        var problem: SMTPReply?
+        if sink?.tooLarge ?? false {
+            problem = SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size of \(server.config.limits.maxMessageSize) octets")
+        } else if problems.contains(.bareLF) || problems.contains(.bareCR) {
+            // RFC 5321 §2.3.8: CR and LF only as CRLF. Accepting bare ones opens the door to SMTP smuggling.
+            problem = SMTPReply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 §2.3.8)")
+        } else if problems.contains(.nul) {
+            problem = SMTPReply(554, "5.6.0", "Message contains NUL characters")
+        } else if problems.contains(.longLine) {
+            problem = SMTPReply(554, "5.6.0", "Message has a line longer than \(server.config.limits.maxLineLength) octets (RFC 5321 §4.5.3.1.6)")
+        }
+        if let problem {
+            _ = machine.dataEnded(problem: problem)
+            dropSink()
+            logger.info("message refused", metadata: ["reply": "\(problem.code)"])
+            write(problem, context: context)
+            return
+        }
+        guard let txn = machine.dataEnded(problem: nil) else { return }
+        deliver(txn, context: context)
+    }
+
+    private func deliver(_ txn: SMTPTransaction, context: ChannelHandlerContext) {
+        guard let sink else {
+            machine.deliveryFinished()
+            write(SMTPReply(451, "4.3.0", "Internal error", isClientFault: false), context: context)
+            return
+        }
+        self.sink = nil
+        busy = true
+        var targets: [DeliveryTarget] = []
+        for accounts in resolved {
+            for a in accounts where !targets.contains(where: { $0.account == a }) { targets.append(DeliveryTarget(account: a)) }
+        }
+        let envelope = StoredEnvelope(
+            mailFrom: txn.reversePath.address?.description ?? "",
+            recipients: txn.recipients.map { r in
+                var notify: [String]?
+                if let n = r.parameters.notify {
+                    notify = r.parameters.notifyNever ? ["NEVER"]
+                        : [(DSNNotify.success, "SUCCESS"), (.failure, "FAILURE"), (.delay, "DELAY")].filter { n.contains($0.0) }.map(\.1)
+                }
+                return StoredEnvelope.Recipient(address: r.address.description, notify: notify, originalRecipient: r.parameters.originalRecipient)
+            },
+            envelopeID: txn.parameters.envelopeID, dsnReturn: txn.parameters.dsnReturn?.rawValue,
+            body: txn.parameters.body?.rawValue, smtputf8: txn.parameters.smtputf8)
+        let store = server.store
+        let id = transactionID
+        let unsafeSink = UnsafeTransfer(sink)
+        let future = server.threadPool.runIfActive(eventLoop: context.eventLoop) { try unsafeSink.value.finish() }
+            .flatMap { content in
+                context.eventLoop.makeFutureWithTask { () async throws -> (DeliveryReceipt, Int) in
+                    do {
+                        let receipt = try await store.deliver(Delivery(content: content, envelope: envelope, targets: targets))
+                        return (receipt, content.size)
+                    } catch {
+                        // Nothing references the blob: remove it so a failed delivery leaves nothing behind.
+                        if case .blob(let key, _) = content { unsafeSink.value.blobs.remove(key) }
+                        throw error
+                    }
+                }
+            }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        future.whenComplete { result in
+            let (handler, context) = bound.value
+            handler.delivered(result, id: id, from: envelope.mailFrom, recipients: txn.recipients.count, context: context)
+        }
+    }
+
+    private func delivered(_ result: Result<(DeliveryReceipt, Int), Error>, id: String, from: String, recipients: Int,
+                           context: ChannelHandlerContext) {
+        busy = false
+        machine.deliveryFinished()
+        resolved = []
+        switch result {
+        case .success(let (receipt, size)):
+            logger.info("delivered", metadata: ["msg": "\(id)", "from": "\(from)", "rcpts": "\(recipients)", "size": "\(size)",
+                                                "stored": "\(receipt.messageID)"])
+            if !closed { write(SMTPReply(250, "2.0.0", "Ok: stored as \(id)"), context: context) }
+        case .failure(let error):
+            logger.error("delivery failed", metadata: ["msg": "\(id)", "error": "\(error)"])
+            let reply: SMTPReply
+            if let posix = error as? FileSystemError, posix.code == ENOSPC || posix.code == EDQUOT {
+                reply = SMTPReply(452, "4.3.1", "Insufficient system storage", isClientFault: false)
+            } else {
+                reply = SMTPReply(451, "4.3.0", "Temporary failure storing the message, try again later", isClientFault: false)
+            }
+            if !closed { write(reply, context: context) }
+        }
+        if !closed { process(context: context) }
+    }
+
+    private func dropSink() {
+        sink?.discard()
+        sink = nil
+    }
+
+    // MARK: output and timeouts
+
+    private func write(_ reply: SMTPReply, context: ChannelHandlerContext) {
+        let buffer = context.channel.allocator.buffer(string: reply.encoded())
+        context.write(wrapOutboundOut(buffer), promise: nil)
+        needsFlush = true
+    }
+
+    private func flush(context: ChannelHandlerContext) {
+        if needsFlush {
+            needsFlush = false
+            context.flush()
+        }
+    }
+
+    private func replyAndClose(_ reply: SMTPReply, context: ChannelHandlerContext) {
+        closed = true
+        let buffer = context.channel.allocator.buffer(string: reply.encoded())
+        needsFlush = false
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    private func armTimeout(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        let limits = server.config.limits
+        let duration = framer.mode == .command ? limits.commandTimeout : limits.dataTimeout
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000
+                                                                  + duration.components.attoseconds / 1_000_000_000)) {
+            let (handler, context) = bound.value
+            guard !handler.closed else { return }
+            if handler.busy { handler.armTimeout(context: context); return }
+            handler.logger.info("timeout")
+            // RFC 5321 §4.5.3.2: on timeout the server closes with 421.
+            handler.replyAndClose(SMTPReply(421, "4.4.2", "\(handler.server.config.hostname) Error: timeout exceeded"), context: context)
+        }
+    }
+}
+
+/// Hands a non-Sendable value to exactly one other thread; the handler never touches it meanwhile.
+struct UnsafeTransfer<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+extension SMTPServerStateMachine.State {
+    /// Message content is being received or stored.
+    var isReceivingContent: Bool {
+        switch self {
+        case .data, .bdat, .delivering: return true
+        default: return false
+        }
+    }
+
+    /// The open transaction, as a `.transaction` state, whatever phase it is in.
+    var transactionState: Self? {
+        switch self {
+        case .transaction(let t), .checkingRecipient(let t, _), .data(let t), .bdat(let t, _, _), .delivering(let t):
+            return .transaction(t)
+        default:
+            return nil
+        }
+    }
+}

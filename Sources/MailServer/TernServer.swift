@@ -1,0 +1,60 @@
+import Foundation
+import Logging
+import Synchronization
+import NIOCore
+import NIOPosix
+import TernConfig
+
+/// Binds the configured listeners and serves them until `stop()`.
+public final class TernServer: Sendable {
+    public struct Listener: Sendable {
+        public var service: TernConfiguration.Service
+        public var address: SocketAddress
+        /// `host:port` as bound (with the real port when 0 was configured).
+        public var description: String {
+            "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+        }
+    }
+
+    let context: ServerContext
+    let group: MultiThreadedEventLoopGroup
+    private let channels = Mutex<[Channel]>([])
+
+    public init(context: ServerContext, group: MultiThreadedEventLoopGroup) {
+        self.context = context
+        self.group = group
+    }
+
+    /// Binds every listener of the services Tern serves so far. Fails (and binds nothing) if one cannot be bound.
+    public func start() async throws -> [Listener] {
+        var listeners: [Listener] = []
+        let limits = context.config.limits
+        do {
+            for address in context.config.listen[.smtp] ?? [] {
+                let limiter = ConnectionLimiter(maxTotal: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerAddress)
+                let server = context
+                let channel = try await ServerBootstrap(group: group)
+                    .serverChannelOption(ChannelOptions.backlog, value: 512)
+                    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(SMTPSessionHandler(server: server, limiter: limiter, isTLS: false))
+                        }
+                    }
+                    .bind(host: address.host, port: address.port).get()
+                channels.withLock { $0.append(channel) }
+                listeners.append(Listener(service: .smtp, address: channel.localAddress!))
+            }
+        } catch {
+            await stop()
+            throw error
+        }
+        return listeners
+    }
+
+    public func stop() async {
+        let all = channels.withLock { c in defer { c = [] }; return c }
+        for channel in all { try? await channel.close() }
+    }
+}

@@ -1,0 +1,98 @@
+import Foundation
+import Glibc
+
+/// Message contents as immutable files under `blobs/<2 hex>/<key>`.
+///
+/// A blob is written to a temporary file, fsync'd and renamed into place; the directory fsync that makes the
+/// rename durable is left to the group commit, which does it once per directory for a whole batch before the
+/// database commit that references the blob.
+public struct BlobStore: Sendable {
+    public let root: URL
+    public let tmp: URL
+
+    public init(root: URL, tmp: URL) throws {
+        self.root = root
+        self.tmp = tmp
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+    }
+
+    /// A new unique blob key: time-ordered, random, safe as a file name.
+    public static func newKey() -> String {
+        let t = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 16)
+        var rng = SystemRandomNumberGenerator()
+        let r = String(rng.next(), radix: 16)
+        return "\(t)-\(r)"
+    }
+
+    public func directory(for key: String) -> URL {
+        root.appendingPathComponent(String(key.suffix(2)), isDirectory: true)
+    }
+
+    public func url(for key: String) -> URL {
+        directory(for: key).appendingPathComponent(key)
+    }
+
+    /// A temporary file for a message being received; `commit(tempFile:key:)` moves it into place.
+    public func makeTempFile() throws -> (URL, FileHandle) {
+        let url = tmp.appendingPathComponent("incoming-\(BlobStore.newKey())")
+        let fd = open(url.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw FileSystemError(errno: errno, "create \(url.path)") }
+        return (url, FileHandle(fileDescriptor: fd, closeOnDealloc: true))
+    }
+
+    /// fsyncs a finished temp file and renames it to its blob name. The directory is fsync'd by `syncDirectories`.
+    public func commit(tempFile: URL, handle: FileHandle, key: String) throws {
+        guard fsync(handle.fileDescriptor) == 0 else { throw FileSystemError(errno: errno, "fsync") }
+        try handle.close()
+        let dir = directory(for: key)
+        if !FileManager.default.fileExists(atPath: dir.path) {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try BlobStore.syncDirectory(root)
+        }
+        guard rename(tempFile.path, url(for: key).path) == 0 else { throw FileSystemError(errno: errno, "rename") }
+    }
+
+    /// Writes a whole blob from memory (used by import).
+    public func write(_ bytes: [UInt8], key: String) throws {
+        let (url, handle) = try makeTempFile()
+        try bytes.withUnsafeBytes { raw in
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.write(handle.fileDescriptor, raw.baseAddress! + off, raw.count - off)
+                guard n > 0 else { throw FileSystemError(errno: errno, "write") }
+                off += n
+            }
+        }
+        try commit(tempFile: url, handle: handle, key: key)
+    }
+
+    public func read(_ key: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: url(for: key)))
+    }
+
+    public func remove(_ key: String) {
+        unlink(url(for: key).path)
+    }
+
+    public func syncDirectories(for keys: some Sequence<String>) throws {
+        for dir in Set(keys.map { directory(for: $0) }) { try BlobStore.syncDirectory(dir) }
+    }
+
+    static func syncDirectory(_ url: URL) throws {
+        let fd = open(url.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystemError(errno: errno, "open \(url.path)") }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw FileSystemError(errno: errno, "fsync \(url.path)") }
+    }
+}
+
+public struct FileSystemError: Error, CustomStringConvertible {
+    public let code: Int32
+    public let operation: String
+    public init(errno: Int32, _ operation: String) {
+        self.code = errno
+        self.operation = operation
+    }
+    public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+}

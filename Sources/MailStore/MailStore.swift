@@ -1,0 +1,43 @@
+import Foundation
+import MailCore
+
+/// Domains, accounts and aliases: who receives mail here.
+public protocol Directory: Sendable {
+    func addDomain(_ name: String) async throws
+    func removeDomain(_ name: String) async throws
+    func domains() async throws -> [DomainInfo]
+
+    /// Creates an account with its INBOX and special-use mailboxes.
+    func addAccount(_ address: EmailAddress, password: String) async throws -> AccountID
+    func removeAccount(_ address: EmailAddress) async throws
+    func setPassword(_ address: EmailAddress, password: String) async throws
+    func accounts(domain: String?) async throws -> [AccountInfo]
+    func account(_ address: EmailAddress) async throws -> AccountID?
+    /// Checks a password; nil when the account does not exist or the password is wrong.
+    func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID?
+
+    /// `source` is `local@domain` or `@domain` (catch-all).
+    func addAlias(_ source: String, targets: [EmailAddress]) async throws
+    func removeAlias(_ source: String) async throws
+    func aliases(domain: String?) async throws -> [AliasInfo]
+
+    /// Resolves an address through aliases, sub-addressing (`user+tag`) and catch-alls.
+    func resolve(_ address: EmailAddress) async throws -> RecipientResolution
+}
+
+/// Mailboxes and messages.
+public protocol MessageStore: Sendable {
+    /// Stores one message in every target mailbox with a single durable commit. Returns after the commit
+    /// is on disk: a caller may then acknowledge the message (SMTP 250).
+    func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt
+    func mailboxes(account: AccountID) async throws -> [MailboxInfo]
+    /// Creates a mailbox (no-op when it exists) and returns its id.
+    func createMailbox(account: AccountID, name: String) async throws -> MailboxID
+    func messages(mailbox: MailboxID) async throws -> [StoredMessage]
+    /// The full message content.
+    func content(of message: MessageID) async throws -> [UInt8]
+    /// Where the content lives when it is a file (for streaming large messages); nil for inline content.
+    func contentFile(of message: MessageID) async throws -> URL?
+}
+
+public typealias MailStore = Directory & MessageStore

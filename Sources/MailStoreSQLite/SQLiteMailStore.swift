@@ -1,0 +1,355 @@
+import Foundation
+import GRDB
+import MailCore
+import MailStore
+import Synchronization
+
+/// The embedded store: SQLite in WAL mode for metadata, large message contents as files.
+///
+/// One writer connection (SQLite allows one), many readers. Deliveries go through a group commit: those that
+/// arrive while a commit is running wait and share the next one, so many sessions pay for one fsync.
+public final class SQLiteMailStore: MailStore, Sendable {
+    /// Messages up to this size live inline in the database; larger ones are files.
+    public static let inlineLimit = 64 * 1024
+
+    public let dataDirectory: URL
+    public let blobs: BlobStore
+    let pool: DatabasePool
+    let committer: GroupCommitter
+
+    public init(dataDirectory: URL) throws {
+        self.dataDirectory = dataDirectory
+        try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
+        blobs = try BlobStore(root: dataDirectory.appendingPathComponent("blobs"), tmp: dataDirectory.appendingPathComponent("tmp"))
+        var config = Configuration()
+        // Admin commands and the server share the database; a writer waits for the other's transaction.
+        config.busyMode = .timeout(10)
+        config.foreignKeysEnabled = true
+        config.label = "tern"
+        pool = try DatabasePool(path: dataDirectory.appendingPathComponent("tern.db").path, configuration: config)
+        // GRDB sets synchronous=NORMAL in WAL mode, which is not durable across power loss. Tern's 250 means
+        // "on disk": with FULL, every commit fsyncs the WAL.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
+        try Schema.migrate(pool)
+        committer = GroupCommitter(pool: pool, blobs: blobs)
+    }
+
+    /// The synchronous setting of the writer connection (2 = FULL), for tests.
+    public func synchronousMode() throws -> Int {
+        try pool.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
+    }
+
+    // MARK: Directory
+
+    public func addDomain(_ name: String) async throws {
+        let domain = try Domain.validate(name, allowUTF8: true).lowercased()
+        try await pool.write { db in
+            if try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) != nil {
+                throw StoreError.alreadyExists("domain \(domain)")
+            }
+            try db.execute(sql: "INSERT INTO domain(name, created) VALUES (?, ?)", arguments: [domain, Date().timeIntervalSince1970])
+        }
+    }
+
+    public func removeDomain(_ name: String) async throws {
+        let domain = name.lowercased()
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM domain WHERE name = ?", arguments: [domain])
+            guard db.changesCount > 0 else { throw StoreError.notFound("domain \(domain)") }
+        }
+        try await collectGarbage()
+    }
+
+    public func domains() async throws -> [DomainInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.name, d.created,
+                  (SELECT count(*) FROM account a WHERE a.domain_id = d.id) AS accounts,
+                  (SELECT count(*) FROM alias x WHERE x.domain_id = d.id) AS aliases
+                FROM domain d ORDER BY d.name
+                """).map { DomainInfo(name: $0["name"], created: Date(timeIntervalSince1970: $0["created"]), accounts: $0["accounts"], aliases: $0["aliases"]) }
+        }
+    }
+
+    public func addAccount(_ address: EmailAddress, password: String) async throws -> AccountID {
+        let hash = PasswordHash.make(password: password).encoded
+        let local = address.localPart.lowercased(), domain = address.normalizedDomain
+        return try await pool.write { db in
+            guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
+                throw StoreError.notFound("domain \(domain) (add it first with `tern domain add \(domain)`)")
+            }
+            if try Int64.fetchOne(db, sql: "SELECT id FROM account WHERE domain_id = ? AND localpart = ?", arguments: [domainID, local]) != nil {
+                throw StoreError.alreadyExists("account \(local)@\(domain)")
+            }
+            if try Int64.fetchOne(db, sql: "SELECT id FROM alias WHERE domain_id = ? AND localpart = ?", arguments: [domainID, local]) != nil {
+                throw StoreError.alreadyExists("alias \(local)@\(domain)")
+            }
+            let now = Date().timeIntervalSince1970
+            try db.execute(sql: "INSERT INTO account(domain_id, localpart, password, created) VALUES (?, ?, ?, ?)",
+                           arguments: [domainID, local, hash, now])
+            let account = db.lastInsertedRowID
+            try Schema.createMailbox(db, account: account, name: "INBOX", specialUse: nil)
+            for role in SpecialUse.allCases {
+                try Schema.createMailbox(db, account: account, name: role.defaultName, specialUse: role)
+            }
+            return account
+        }
+    }
+
+    public func removeAccount(_ address: EmailAddress) async throws {
+        let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
+        try await pool.write { db in
+            try db.execute(sql: """
+                DELETE FROM account WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)
+                """, arguments: [local, domain])
+            guard db.changesCount > 0 else { throw StoreError.notFound("account \(local)@\(domain)") }
+        }
+        try await collectGarbage()
+    }
+
+    public func setPassword(_ address: EmailAddress, password: String) async throws {
+        let hash = PasswordHash.make(password: password).encoded
+        let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
+        try await pool.write { db in
+            try db.execute(sql: """
+                UPDATE account SET password = ? WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)
+                """, arguments: [hash, local, domain])
+            guard db.changesCount > 0 else { throw StoreError.notFound("account \(local)@\(domain)") }
+        }
+    }
+
+    public func accounts(domain: String?) async throws -> [AccountInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT a.id, a.localpart || '@' || d.name AS address, a.created,
+                  (SELECT count(*) FROM mailbox_message mm JOIN mailbox b ON b.id = mm.mailbox_id WHERE b.account_id = a.id) AS messages,
+                  (SELECT coalesce(sum(m.size), 0) FROM mailbox_message mm JOIN mailbox b ON b.id = mm.mailbox_id
+                     JOIN message m ON m.id = mm.message_id WHERE b.account_id = a.id) AS bytes
+                FROM account a JOIN domain d ON d.id = a.domain_id
+                WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.localpart
+                """, arguments: [domain?.lowercased()]).map {
+                AccountInfo(id: $0["id"], address: $0["address"], created: Date(timeIntervalSince1970: $0["created"]),
+                            messages: $0["messages"], bytes: $0["bytes"])
+            }
+        }
+    }
+
+    public func account(_ address: EmailAddress) async throws -> AccountID? {
+        let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
+        return try await pool.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT a.id FROM account a JOIN domain d ON d.id = a.domain_id WHERE a.localpart = ? AND d.name = ?
+                """, arguments: [local, domain])
+        }
+    }
+
+    public func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID? {
+        let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
+        let row = try await pool.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT a.id, a.password FROM account a JOIN domain d ON d.id = a.domain_id WHERE a.localpart = ? AND d.name = ?
+                """, arguments: [local, domain])
+        }
+        guard let row, let hash = PasswordHash(encoded: row["password"]) else { return nil }
+        return hash.verify(password) ? row["id"] : nil
+    }
+
+    public func addAlias(_ source: String, targets: [EmailAddress]) async throws {
+        guard !targets.isEmpty else { throw StoreError.invalid("an alias needs at least one target address") }
+        let (local, domain) = try Self.splitAliasSource(source)
+        let targetText = targets.map(\.canonical).joined(separator: "\n")
+        try await pool.write { db in
+            guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
+                throw StoreError.notFound("domain \(domain)")
+            }
+            for target in targets {
+                // Until the outbound queue exists, aliases lead only to addresses in domains served here.
+                guard try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [target.normalizedDomain]) != nil else {
+                    throw StoreError.invalid("alias target \(target) is not in a domain served here")
+                }
+            }
+            if !local.isEmpty, try Int64.fetchOne(db, sql: "SELECT id FROM account WHERE domain_id = ? AND localpart = ?", arguments: [domainID, local]) != nil {
+                throw StoreError.alreadyExists("account \(local)@\(domain)")
+            }
+            try db.execute(sql: """
+                INSERT INTO alias(domain_id, localpart, targets) VALUES (?, ?, ?)
+                ON CONFLICT(domain_id, localpart) DO UPDATE SET targets = excluded.targets
+                """, arguments: [domainID, local, targetText])
+        }
+    }
+
+    public func removeAlias(_ source: String) async throws {
+        let (local, domain) = try Self.splitAliasSource(source)
+        try await pool.write { db in
+            try db.execute(sql: "DELETE FROM alias WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)",
+                           arguments: [local, domain])
+            guard db.changesCount > 0 else { throw StoreError.notFound("alias \(source)") }
+        }
+    }
+
+    public func aliases(domain: String?) async throws -> [AliasInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT x.localpart, d.name, x.targets FROM alias x JOIN domain d ON d.id = x.domain_id
+                WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, x.localpart
+                """, arguments: [domain?.lowercased()]).map {
+                let local: String = $0["localpart"], name: String = $0["name"], targets: String = $0["targets"]
+                return AliasInfo(source: "\(local)@\(name)", targets: targets.split(separator: "\n").map(String.init))
+            }
+        }
+    }
+
+    static func splitAliasSource(_ source: String) throws -> (String, String) {
+        guard let at = source.lastIndex(of: "@") else { throw StoreError.invalid("alias \(source) must be local@domain or @domain") }
+        let local = String(source[..<at]).lowercased()
+        let domain = try Domain.validate(String(source[source.index(after: at)...])).lowercased()
+        if !local.isEmpty { _ = try EmailAddress.parse(source) }
+        return (local, domain)
+    }
+
+    /// Resolution order (as Postfix's virtual maps): exact alias, account, then without `+tag`, then the
+    /// domain's catch-all. Aliases may point at aliases, up to 10 levels.
+    public func resolve(_ address: EmailAddress) async throws -> RecipientResolution {
+        try await pool.read { db in try Self.resolve(db, address.localPart.lowercased(), address.normalizedDomain, depth: 0) }
+    }
+
+    static func resolve(_ db: Database, _ local: String, _ domain: String, depth: Int) throws -> RecipientResolution {
+        guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
+            return .notOurDomain
+        }
+        var candidates = [local]
+        if let plus = local.firstIndex(of: "+"), plus != local.startIndex { candidates.append(String(local[..<plus])) }
+        for candidate in candidates {
+            if let targets = try String.fetchOne(db, sql: "SELECT targets FROM alias WHERE domain_id = ? AND localpart = ?",
+                                                 arguments: [domainID, candidate]) {
+                return try expand(db, targets, depth: depth)
+            }
+            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM account WHERE domain_id = ? AND localpart = ?",
+                                           arguments: [domainID, candidate]) {
+                return .local([id])
+            }
+        }
+        if let targets = try String.fetchOne(db, sql: "SELECT targets FROM alias WHERE domain_id = ? AND localpart = ''",
+                                             arguments: [domainID]) {
+            return try expand(db, targets, depth: depth)
+        }
+        return .unknownUser
+    }
+
+    static func expand(_ db: Database, _ targets: String, depth: Int) throws -> RecipientResolution {
+        guard depth < 10 else { return .unknownUser }
+        var accounts: [AccountID] = []
+        for target in targets.split(separator: "\n") {
+            guard let at = target.lastIndex(of: "@") else { continue }
+            let r = try resolve(db, String(target[..<at]), String(target[target.index(after: at)...]), depth: depth + 1)
+            if case .local(let ids) = r { accounts.append(contentsOf: ids.filter { !accounts.contains($0) }) }
+        }
+        return accounts.isEmpty ? .unknownUser : .local(accounts)
+    }
+
+    // MARK: Messages
+
+    public func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt {
+        try await committer.submit(delivery)
+    }
+
+    public func mailboxes(account: AccountID) async throws -> [MailboxInfo] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT b.*, (SELECT count(*) FROM mailbox_message mm WHERE mm.mailbox_id = b.id) AS messages
+                FROM mailbox b WHERE account_id = ? ORDER BY (name = 'INBOX') DESC, name
+                """, arguments: [account]).map {
+                MailboxInfo(id: $0["id"], name: $0["name"], specialUse: ($0["special_use"] as String?).flatMap(SpecialUse.init),
+                            uidValidity: UIDValidity(rawValue: UInt32($0["uidvalidity"] as Int64)),
+                            uidNext: UID(UInt32($0["uidnext"] as Int64)), highestModSeq: ModSeq(rawValue: $0["highestmodseq"]),
+                            messages: $0["messages"])
+            }
+        }
+    }
+
+    public func createMailbox(account: AccountID, name: String) async throws -> MailboxID {
+        guard !name.isEmpty, !name.contains("\0") else { throw StoreError.invalid("invalid mailbox name") }
+        let canonical = name.uppercased() == "INBOX" ? "INBOX" : name
+        return try await pool.write { db in
+            if let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, canonical]) {
+                return id
+            }
+            try Schema.createMailbox(db, account: account, name: canonical, specialUse: nil)
+            return db.lastInsertedRowID
+        }
+    }
+
+    public func messages(mailbox: MailboxID) async throws -> [StoredMessage] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT mm.*, m.size FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
+                WHERE mm.mailbox_id = ? ORDER BY mm.uid
+                """, arguments: [mailbox]).map {
+                let keywords: String = $0["keywords"]
+                return StoredMessage(mailbox: $0["mailbox_id"], uid: UID(UInt32($0["uid"] as Int64)), messageID: $0["message_id"],
+                                     size: $0["size"], internalDate: Date(timeIntervalSince1970: $0["internal_date"]),
+                                     flags: MessageFlags(rawValue: $0["flags"]),
+                                     keywords: keywords.split(separator: " ").map(String.init), modSeq: ModSeq(rawValue: $0["modseq"]))
+            }
+        }
+    }
+
+    public func content(of message: MessageID) async throws -> [UInt8] {
+        let row = try await pool.read { db in
+            try Row.fetchOne(db, sql: "SELECT content, blob_key FROM message WHERE id = ?", arguments: [message])
+        }
+        guard let row else { throw StoreError.notFound("message \(message)") }
+        if let key: String = row["blob_key"] { return try blobs.read(key) }
+        let data: Data = row["content"] ?? Data()
+        return Array(data)
+    }
+
+    public func contentFile(of message: MessageID) async throws -> URL? {
+        let key = try await pool.read { db in
+            try String.fetchOne(db, sql: "SELECT blob_key FROM message WHERE id = ?", arguments: [message])
+        }
+        return key.map(blobs.url(for:))
+    }
+
+    /// Removes messages no mailbox references any more, and their files.
+    public func collectGarbage() async throws {
+        let keys = try await pool.write { db -> [String] in
+            let keys = try String.fetchAll(db, sql: "SELECT blob_key FROM message WHERE refcount <= 0 AND blob_key IS NOT NULL")
+            try db.execute(sql: "DELETE FROM message WHERE refcount <= 0")
+            return keys
+        }
+        for key in keys { blobs.remove(key) }
+    }
+
+    /// Removes temp files left by sessions that died mid-message (a crash or kill -9): nothing in tmp/ was
+    /// ever acknowledged. Called at server start.
+    public func cleanTemporaryFiles() throws {
+        let files = (try? FileManager.default.contentsOfDirectory(at: blobs.tmp, includingPropertiesForKeys: nil)) ?? []
+        for f in files { try? FileManager.default.removeItem(at: f) }
+    }
+
+    /// Blob files no message row references (written, then the process died before the commit).
+    public func orphanBlobKeys() async throws -> [String] {
+        let known = Set(try await pool.read { db in try String.fetchAll(db, sql: "SELECT blob_key FROM message WHERE blob_key IS NOT NULL") })
+        var orphans: [String] = []
+        let dirs = (try? FileManager.default.contentsOfDirectory(atPath: blobs.root.path)) ?? []
+        for d in dirs {
+            for f in (try? FileManager.default.contentsOfDirectory(atPath: blobs.root.appendingPathComponent(d).path)) ?? [] where !known.contains(f) {
+                orphans.append(f)
+            }
+        }
+        return orphans
+    }
+
+    /// Deletes orphan blobs: safe only when no delivery is in flight (at start, before listeners open).
+    public func removeOrphanBlobs() async throws -> Int {
+        let orphans = try await orphanBlobKeys()
+        for key in orphans { blobs.remove(key) }
+        return orphans.count
+    }
+
+    /// PRAGMA data_version-like counter of committed changes, for caches that must notice admin commands.
+    public func changeCounter() async throws -> Int {
+        try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+import GRDB
+import MailStore
+
+/// Numbered schema migrations, applied at start. The version lives in `PRAGMA user_version`; a database
+/// newer than this binary is refused rather than misread.
+enum Schema {
+    static let migrations: [String] = [
+        // 1: the foundation
+        """
+        CREATE TABLE domain(
+          id INTEGER PRIMARY KEY,
+          name TEXT NOT NULL UNIQUE,
+          created REAL NOT NULL);
+        CREATE TABLE account(
+          id INTEGER PRIMARY KEY,
+          domain_id INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+          localpart TEXT NOT NULL,
+          password TEXT NOT NULL,
+          created REAL NOT NULL,
+          UNIQUE(domain_id, localpart));
+        -- localpart '' is the domain's catch-all; targets are newline-separated addresses.
+        CREATE TABLE alias(
+          id INTEGER PRIMARY KEY,
+          domain_id INTEGER NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+          localpart TEXT NOT NULL,
+          targets TEXT NOT NULL,
+          UNIQUE(domain_id, localpart));
+        CREATE TABLE mailbox(
+          id INTEGER PRIMARY KEY,
+          account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+          name TEXT NOT NULL,
+          special_use TEXT,
+          uidvalidity INTEGER NOT NULL,
+          uidnext INTEGER NOT NULL DEFAULT 1,
+          highestmodseq INTEGER NOT NULL DEFAULT 1,
+          subscribed INTEGER NOT NULL DEFAULT 1,
+          UNIQUE(account_id, name));
+        -- One row per stored message, however many mailboxes hold it (refcount counts them).
+        CREATE TABLE message(
+          id INTEGER PRIMARY KEY,
+          size INTEGER NOT NULL,
+          blob_key TEXT,
+          content BLOB,
+          received REAL NOT NULL,
+          envelope TEXT NOT NULL,
+          refcount INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE mailbox_message(
+          mailbox_id INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+          uid INTEGER NOT NULL,
+          message_id INTEGER NOT NULL REFERENCES message(id),
+          modseq INTEGER NOT NULL,
+          flags INTEGER NOT NULL DEFAULT 0,
+          keywords TEXT NOT NULL DEFAULT '',
+          internal_date REAL NOT NULL,
+          PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+        CREATE INDEX mailbox_message_modseq ON mailbox_message(mailbox_id, modseq);
+        CREATE INDEX mailbox_message_message ON mailbox_message(message_id);
+        -- Expunged UIDs with the modseq of their expunge, for QRESYNC VANISHED (RFC 7162 §3.2.10).
+        CREATE TABLE expunged(
+          mailbox_id INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+          uid INTEGER NOT NULL,
+          modseq INTEGER NOT NULL,
+          PRIMARY KEY(mailbox_id, uid)) WITHOUT ROWID;
+        CREATE TRIGGER mailbox_message_ref AFTER INSERT ON mailbox_message BEGIN
+          UPDATE message SET refcount = refcount + 1 WHERE id = NEW.message_id; END;
+        CREATE TRIGGER mailbox_message_unref AFTER DELETE ON mailbox_message BEGIN
+          UPDATE message SET refcount = refcount - 1 WHERE id = OLD.message_id; END;
+        """,
+    ]
+
+    static var currentVersion: Int { migrations.count }
+
+    static func migrate(_ pool: DatabasePool) throws {
+        try pool.writeWithoutTransaction { db in
+            let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+            guard version <= currentVersion else {
+                throw StoreError.schemaTooNew(found: version, supported: currentVersion)
+            }
+            guard version < currentVersion else { return }
+            try db.inTransaction(.immediate) {
+                // Re-read inside the write lock: another process may have migrated meanwhile.
+                let v = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                for n in v..<currentVersion {
+                    try db.execute(sql: migrations[n])
+                }
+                try db.execute(sql: "PRAGMA user_version = \(currentVersion)")
+                return .commit
+            }
+        }
+    }
+
+    static func createMailbox(_ db: Database, account: Int64, name: String, specialUse: SpecialUse?) throws {
+        // UIDVALIDITY: seconds since 1970, made unique per account by taking the max with existing ones + 1.
+        let now = Int64(Date().timeIntervalSince1970) & 0xFFFF_FFFF
+        let maxExisting = try Int64.fetchOne(db, sql: "SELECT max(uidvalidity) FROM mailbox WHERE account_id = ?", arguments: [account]) ?? 0
+        let validity = max(now, maxExisting + 1)
+        try db.execute(sql: "INSERT INTO mailbox(account_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)",
+                       arguments: [account, name, specialUse?.rawValue, validity])
+    }
+}

@@ -1,0 +1,175 @@
+import Foundation
+import MailCore
+import TOMLKit
+
+/// An address and port to listen on, such as `0.0.0.0:25` or `[::1]:587`.
+public struct ListenAddress: Hashable, Sendable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+
+    public init?(_ text: String) {
+        let host: Substring, port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":"), !text[..<colon].contains(":") else { return nil }
+            host = text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else { return nil }
+        self.host = String(host)
+        self.port = p
+    }
+
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// The whole configuration of a Tern server. Every field has a default; see `ConfigSchema` for the documentation
+/// of each key (the same text `tern config example` prints).
+public struct TernConfiguration: Sendable {
+    public var hostname: String
+    public var dataDirectory: URL
+    public var listen: [Service: [ListenAddress]]
+    public var tlsCertificate: URL?
+    public var tlsKey: URL?
+    public var limits: Limits
+    public var nameservers: [String]
+    public var delivery: Delivery
+    public var logLevel: String
+
+    public enum Service: String, CaseIterable, Sendable {
+        case smtp, submission, submissions, imap, imaps, pop3, pop3s
+    }
+
+    public struct Limits: Sendable {
+        public var maxMessageSize: Int
+        public var maxRecipients: Int
+        public var maxLineLength: Int
+        public var maxConnections: Int
+        public var maxConnectionsPerAddress: Int
+        public var maxErrors: Int
+        public var commandTimeout: Duration
+        public var dataTimeout: Duration
+    }
+
+    public struct Delivery: Sendable {
+        public var remotePort: Int
+        public var retry: [Duration]
+        public var giveUpAfter: Duration
+    }
+}
+
+/// A problem in a config file, with the line it is on (when the key can be found).
+public struct ConfigIssue: Error, Hashable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var message: String
+
+    public var description: String {
+        if let line { return "\(file):\(line): \(message)" }
+        return "\(file): \(message)"
+    }
+}
+
+public struct ConfigErrors: Error, Sendable, CustomStringConvertible {
+    public var issues: [ConfigIssue]
+    public var description: String { issues.map(\.description).joined(separator: "\n") }
+}
+
+extension TernConfiguration {
+    /// The embedded default: data in `./tern-data`, unprivileged ports on loopback.
+    public static func embeddedDefault(dataDirectory: URL? = nil) -> TernConfiguration {
+        try! ConfigSchema.build(values: [:], locate: { _ in nil }, file: "<default>",
+                                baseDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+                                overrideData: dataDirectory)
+    }
+
+    /// Loads and validates a TOML config file. All problems are reported together, each with its line.
+    public static func load(path: String) throws(ConfigErrors) -> TernConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigErrors(issues: [ConfigIssue(file: path, line: nil, message: "cannot read the file: \(error.localizedDescription)")])
+        }
+        let base = URL(fileURLWithPath: path).deletingLastPathComponent()
+        return try parse(text, file: path, baseDirectory: base)
+    }
+
+    public static func parse(_ text: String, file: String, baseDirectory: URL) throws(ConfigErrors) -> TernConfiguration {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw ConfigErrors(issues: [ConfigIssue(file: file, line: error.source.begin.line, message: "TOML syntax: \(error.description)")])
+        } catch {
+            throw ConfigErrors(issues: [ConfigIssue(file: file, line: nil, message: "TOML syntax: \(error)")])
+        }
+        let locator = SourceLocator(text: text)
+        var values: [String: TOMLValueConvertible] = [:]
+        var issues: [ConfigIssue] = []
+        flatten(table, prefix: "", into: &values, issues: &issues, locator: locator, file: file)
+        let result = Result { () throws(ConfigErrors) -> TernConfiguration in
+            try ConfigSchema.build(values: values, locate: locator.line(of:), file: file, baseDirectory: baseDirectory)
+        }
+        switch result {
+        case .success(let config) where issues.isEmpty:
+            return config
+        case .success:
+            throw ConfigErrors(issues: issues)
+        case .failure(let errors):
+            throw ConfigErrors(issues: (issues + errors.issues).sorted { ($0.line ?? 0) < ($1.line ?? 0) })
+        }
+    }
+
+    static func flatten(_ table: TOMLTable, prefix: String, into values: inout [String: TOMLValueConvertible],
+                        issues: inout [ConfigIssue], locator: SourceLocator, file: String) {
+        for key in table.keys {
+            let path = prefix.isEmpty ? key : "\(prefix).\(key)"
+            guard let value = table[key] else { continue }
+            if let sub = value.table, ConfigSchema.tables.contains(path) {
+                flatten(sub, prefix: path, into: &values, issues: &issues, locator: locator, file: file)
+            } else if ConfigSchema.field(path) != nil {
+                values[path] = value
+            } else {
+                let hint = ConfigSchema.tables.contains(path) ? "[\(path)] must be a table" : "unknown setting \"\(path)\""
+                issues.append(ConfigIssue(file: file, line: locator.line(of: path), message: hint))
+            }
+        }
+    }
+}
+
+/// Finds the line of a key path in TOML text: tracks `[table]` headers and `key =` lines. Good for the
+/// plain layout Tern's configs use; a key written in dotted or inline form falls back to its table's line.
+struct SourceLocator {
+    var lines: [String: Int] = [:]
+
+    init(text: String) {
+        var table = ""
+        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.hasPrefix("[") && !line.hasPrefix("[[") {
+                let name = line.dropFirst().prefix { $0 != "]" }.trimmingCharacters(in: .whitespaces)
+                table = name
+                lines[table] = lines[table] ?? n + 1
+            } else if let eq = line.firstIndex(of: "="), !line.hasPrefix("#") {
+                let key = line[..<eq].trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\"", with: "")
+                let path = table.isEmpty ? key : "\(table).\(key)"
+                lines[path] = lines[path] ?? n + 1
+            }
+        }
+    }
+
+    func line(of path: String) -> Int? {
+        if let n = lines[path] { return n }
+        if let dot = path.lastIndex(of: ".") { return line(of: String(path[..<dot])) }
+        return nil
+    }
+}

@@ -1,0 +1,226 @@
+import Foundation
+import MailCore
+import TOMLKit
+
+/// Every config key with its type, default and documentation. Validation, defaults and `tern config example`
+/// all come from this one table, so the documentation cannot drift from the code.
+public enum ConfigSchema {
+    public enum Kind: Sendable {
+        case string, hostname, path, int(ClosedRange<Int>), size, duration, durationList, listenList, stringList
+    }
+
+    public struct Field: Sendable {
+        public var path: String
+        public var kind: Kind
+        /// The default as a TOML literal.
+        public var defaultValue: String
+        public var doc: String
+    }
+
+    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "log"]
+
+    public static let fields: [Field] = [
+        Field(path: "hostname", kind: .hostname, defaultValue: "\"localhost\"",
+              doc: "The server's own host name: greeting, Received headers, HELO when sending. Should have an A/AAAA record and match the PTR of the server's address."),
+        Field(path: "data", kind: .path, defaultValue: "\"tern-data\"",
+              doc: "Folder for the database, message files, TLS material and the queue. Relative paths are taken from the config file's folder."),
+        Field(path: "listen.smtp", kind: .listenList, defaultValue: "[\"127.0.0.1:2525\"]",
+              doc: "Incoming mail from other servers (MTA). In production: [\"0.0.0.0:25\", \"[::]:25\"]."),
+        Field(path: "listen.submission", kind: .listenList, defaultValue: "[]",
+              doc: "Mail submission with STARTTLS (port 587 in production). Not served yet."),
+        Field(path: "listen.submissions", kind: .listenList, defaultValue: "[]",
+              doc: "Mail submission with implicit TLS (port 465 in production). Not served yet."),
+        Field(path: "listen.imap", kind: .listenList, defaultValue: "[]", doc: "IMAP with STARTTLS (143). Not served yet."),
+        Field(path: "listen.imaps", kind: .listenList, defaultValue: "[]", doc: "IMAP with implicit TLS (993). Not served yet."),
+        Field(path: "listen.pop3", kind: .listenList, defaultValue: "[]", doc: "POP3 with STLS (110). Not served yet."),
+        Field(path: "listen.pop3s", kind: .listenList, defaultValue: "[]", doc: "POP3 with implicit TLS (995). Not served yet."),
+        Field(path: "tls.certificate", kind: .path, defaultValue: "\"\"",
+              doc: "PEM certificate chain. Empty: a self-signed certificate for `hostname` is made at first start (in <data>/tls)."),
+        Field(path: "tls.key", kind: .path, defaultValue: "\"\"", doc: "PEM private key for the certificate."),
+        Field(path: "limits.max_message_size", kind: .size, defaultValue: "\"50M\"",
+              doc: "Largest message accepted, in octets (suffixes K, M, G). Announced as SIZE (RFC 1870); larger ones get 552 5.3.4."),
+        Field(path: "limits.max_recipients", kind: .int(1...100_000), defaultValue: "100",
+              doc: "Recipients per message; more get 452 4.5.3 (RFC 5321 §4.5.3.1.10) and the client sends them in another transaction."),
+        Field(path: "limits.max_line_length", kind: .int(1000...1_000_000), defaultValue: "1000",
+              doc: "Longest line of message content, in octets with CRLF (RFC 5321 §4.5.3.1.6 sets 1000). Longer lines get 554 5.6.0."),
+        Field(path: "limits.max_connections", kind: .int(1...1_000_000), defaultValue: "2000",
+              doc: "Simultaneous connections per service; more are answered 421 and closed."),
+        Field(path: "limits.max_connections_per_address", kind: .int(1...100_000), defaultValue: "50",
+              doc: "Simultaneous connections from one client IP address; more are answered 421 4.7.0."),
+        Field(path: "limits.max_errors", kind: .int(1...1000), defaultValue: "10",
+              doc: "Client errors in one SMTP session before it is ended with 421."),
+        Field(path: "limits.command_timeout", kind: .duration, defaultValue: "\"5m\"",
+              doc: "How long to wait for the next command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes)."),
+        Field(path: "limits.data_timeout", kind: .duration, defaultValue: "\"10m\"",
+              doc: "How long to wait for the next piece of message content (RFC 5321 §4.5.3.2.5: at least 3 minutes between blocks)."),
+        Field(path: "dns.nameservers", kind: .stringList, defaultValue: "[]",
+              doc: "Resolvers as \"address:port\". Empty: the system's (/etc/resolv.conf)."),
+        Field(path: "delivery.remote_port", kind: .int(1...65535), defaultValue: "25",
+              doc: "The port dialled on remote MX hosts (tests may change it)."),
+        Field(path: "delivery.retry", kind: .durationList, defaultValue: "[\"1m\", \"5m\", \"15m\", \"30m\", \"1h\", \"2h\", \"4h\", \"8h\"]",
+              doc: "Delays between delivery attempts; the last one repeats."),
+        Field(path: "delivery.give_up_after", kind: .duration, defaultValue: "\"5d\"",
+              doc: "A message not delivered after this long is bounced to its sender."),
+        Field(path: "log.level", kind: .string, defaultValue: "\"info\"", doc: "trace, debug, info, notice, warning, error or critical."),
+    ]
+
+    public static func field(_ path: String) -> Field? { fields.first { $0.path == path } }
+
+    /// The annotated example config (`tern config example`).
+    public static func example() -> String {
+        var out = "# Tern configuration. Every setting is shown with its default.\n"
+        var table = ""
+        for f in fields {
+            let parts = f.path.split(separator: ".")
+            let t = parts.count > 1 ? String(parts[0]) : ""
+            if t != table {
+                table = t
+                out += "\n[\(t)]\n"
+            }
+            for line in wrap(f.doc, width: 110) { out += "# \(line)\n" }
+            out += "\(parts.last!) = \(f.defaultValue)\n"
+        }
+        return out
+    }
+
+    static func wrap(_ text: String, width: Int) -> [String] {
+        var lines: [String] = [], current = ""
+        for word in text.split(separator: " ") {
+            if !current.isEmpty && current.count + word.count + 1 > width { lines.append(current); current = "" }
+            current += current.isEmpty ? String(word) : " \(word)"
+        }
+        if !current.isEmpty { lines.append(current) }
+        return lines
+    }
+
+    // MARK: building
+
+    static func build(values: [String: TOMLValueConvertible], locate: (String) -> Int?, file: String, baseDirectory: URL,
+                      overrideData: URL? = nil) throws(ConfigErrors) -> TernConfiguration {
+        var issues: [ConfigIssue] = []
+        var defaultsTable: [String: TOMLValueConvertible] = [:]
+        for f in fields {
+            let t = try! TOMLTable(string: "v = \(f.defaultValue)")
+            defaultsTable[f.path] = t["v"]
+        }
+        func value(_ path: String) -> TOMLValueConvertible { values[path] ?? defaultsTable[path]! }
+        func fail(_ path: String, _ message: String) {
+            issues.append(ConfigIssue(file: file, line: locate(path), message: "\(path): \(message)"))
+        }
+        func string(_ path: String) -> String {
+            guard let s = value(path).string else { fail(path, "must be a string"); return "" }
+            return s
+        }
+        func int(_ path: String) -> Int {
+            guard case .int(let range) = field(path)!.kind else { return 0 }
+            guard let n = value(path).int else { fail(path, "must be a whole number"); return range.lowerBound }
+            guard range.contains(n) else { fail(path, "must be between \(range.lowerBound) and \(range.upperBound), not \(n)"); return range.lowerBound }
+            return n
+        }
+        func size(_ path: String) -> Int {
+            let v = value(path)
+            if let n = v.int, n > 0 { return n }
+            if let s = v.string, let n = parseSize(s) { return n }
+            fail(path, "must be a size in octets such as 52428800 or \"50M\""); return 1
+        }
+        func duration(_ path: String) -> Duration {
+            if let s = value(path).string, let d = parseDuration(s) { return d }
+            fail(path, "must be a duration such as \"30s\", \"5m\", \"2h\" or \"5d\""); return .seconds(1)
+        }
+        func strings(_ path: String) -> [String] {
+            guard let array = value(path).array else { fail(path, "must be a list of strings"); return [] }
+            var out: [String] = []
+            for item in array {
+                guard let s = item.string else { fail(path, "must be a list of strings"); return [] }
+                out.append(s)
+            }
+            return out
+        }
+        func path(_ key: String) -> URL? {
+            let s = string(key)
+            if s.isEmpty { return nil }
+            return s.hasPrefix("/") ? URL(fileURLWithPath: s) : baseDirectory.appendingPathComponent(s)
+        }
+
+        let hostname = string("hostname")
+        do { _ = try Domain.validate(hostname, allowUTF8: false) } catch { fail("hostname", "\"\(hostname)\" is not a valid host name: \(error)") }
+        var listen: [TernConfiguration.Service: [ListenAddress]] = [:]
+        var seen: [ListenAddress: String] = [:]
+        for service in TernConfiguration.Service.allCases {
+            let key = "listen.\(service.rawValue)"
+            listen[service] = strings(key).compactMap { text in
+                guard let a = ListenAddress(text) else {
+                    fail(key, "\"\(text)\" is not address:port (for example \"0.0.0.0:25\" or \"[::]:25\")"); return nil
+                }
+                if a.port != 0, let other = seen[a] { fail(key, "\(a) is also used by \(other)") }
+                seen[a] = key
+                return a
+            }
+        }
+        let certificate = path("tls.certificate"), key = path("tls.key")
+        if (certificate == nil) != (key == nil) { fail(certificate == nil ? "tls.key" : "tls.certificate", "tls.certificate and tls.key go together: set both or neither") }
+        for (k, url) in [("tls.certificate", certificate), ("tls.key", key)] {
+            if let url, !FileManager.default.isReadableFile(atPath: url.path) { fail(k, "cannot read \(url.path)") }
+        }
+        let limits = TernConfiguration.Limits(
+            maxMessageSize: size("limits.max_message_size"), maxRecipients: int("limits.max_recipients"),
+            maxLineLength: int("limits.max_line_length"), maxConnections: int("limits.max_connections"),
+            maxConnectionsPerAddress: int("limits.max_connections_per_address"), maxErrors: int("limits.max_errors"),
+            commandTimeout: duration("limits.command_timeout"), dataTimeout: duration("limits.data_timeout"))
+        let nameservers = strings("dns.nameservers")
+        for ns in nameservers where ListenAddress(ns) == nil && ListenAddress("\(ns):53") == nil {
+            fail("dns.nameservers", "\"\(ns)\" is not an address or address:port")
+        }
+        var retry: [Duration] = []
+        for s in strings("delivery.retry") {
+            if let d = parseDuration(s) { retry.append(d) } else { fail("delivery.retry", "\"\(s)\" is not a duration") }
+        }
+        if retry.isEmpty { fail("delivery.retry", "needs at least one delay") }
+        let delivery = TernConfiguration.Delivery(remotePort: int("delivery.remote_port"), retry: retry,
+                                                  giveUpAfter: duration("delivery.give_up_after"))
+        let level = string("log.level")
+        if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
+            fail("log.level", "\"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")
+        }
+        let data = overrideData ?? path("data") ?? baseDirectory.appendingPathComponent("tern-data")
+        if !issues.isEmpty { throw ConfigErrors(issues: issues) }
+        return TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
+                                 tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
+    }
+
+    /// `"30s"`, `"5m"`, `"2h"`, `"5d"`, or a number of seconds.
+    public static func parseDuration(_ s: String) -> Duration? {
+        let t = s.trimmingCharacters(in: .whitespaces).lowercased()
+        guard let unit = t.last else { return nil }
+        let factor: Int
+        var number = String(t.dropLast())
+        switch unit {
+        case "s": factor = 1
+        case "m": factor = 60
+        case "h": factor = 3600
+        case "d": factor = 86400
+        default:
+            guard unit.isNumber else { return nil }
+            factor = 1; number = t
+        }
+        if number.hasSuffix("m"), unit == "s" { // "500ms"
+            guard let n = Int(number.dropLast()), n >= 0 else { return nil }
+            return .milliseconds(n)
+        }
+        guard let n = Int(number), n >= 0 else { return nil }
+        return .seconds(n * factor)
+    }
+
+    /// `"50M"`, `"512K"`, `"1G"` or a plain number, in octets (binary multiples).
+    public static func parseSize(_ s: String) -> Int? {
+        let t = s.trimmingCharacters(in: .whitespaces).uppercased().replacingOccurrences(of: "B", with: "")
+        guard let unit = t.last else { return nil }
+        let multipliers: [Character: Int] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024]
+        if let m = multipliers[unit] {
+            guard let n = Int(t.dropLast()), n > 0 else { return nil }
+            return n * m
+        }
+        guard let n = Int(t), n > 0 else { return nil }
+        return n
+    }
+}

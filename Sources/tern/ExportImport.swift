@@ -1,0 +1,242 @@
+import ArgumentParser
+import Foundation
+import MailCore
+import MailMessage
+import MailStore
+import MailStoreSQLite
+
+enum MailFileFormat: String, ExpressibleByArgument, CaseIterable {
+    case mbox, maildir
+}
+
+/// Writes to a file or standard output.
+final class Output {
+    let handle: FileHandle
+    init(path: String?) throws {
+        if let path {
+            guard FileManager.default.createFile(atPath: path, contents: nil) else { throw ValidationError("cannot create \(path)") }
+            handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        } else {
+            handle = FileHandle.standardOutput
+        }
+    }
+    func write(_ bytes: [UInt8]) { handle.write(Data(bytes)) }
+}
+
+struct ExportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Export an account's mail as mbox or Maildir, for backups and migration.",
+        discussion: """
+            mbox (mboxrd) goes to standard output or --output FILE. Maildir goes to --output DIR, or to standard output \
+            as a tar stream (tern export me@example.com --format maildir | tar x).
+            """)
+    @OptionGroup var options: ConfigOption
+    @Argument var address: String
+    @Option(help: "Only this mailbox (default: all).") var mailbox: String?
+    @Option(help: "mbox or maildir.") var format: MailFileFormat = .mbox
+    @Option(help: "File (mbox) or directory (maildir) to write; default: standard output.") var output: String?
+
+    func run() async throws {
+        let (_, store) = try options.openStore()
+        let addr = try parseAddress(address)
+        guard let account = try await store.account(addr) else { throw ValidationError("no account \(addr.canonical)") }
+        var boxes = try await store.mailboxes(account: account)
+        if let mailbox {
+            boxes = boxes.filter { $0.name == mailbox || (mailbox.uppercased() == "INBOX" && $0.name == "INBOX") }
+            guard !boxes.isEmpty else { throw ValidationError("\(addr.canonical) has no mailbox \(mailbox)") }
+        }
+        switch format {
+        case .mbox:
+            let out = try Output(path: output)
+            for box in boxes {
+                for m in try await store.messages(mailbox: box.id) {
+                    let content = try await store.content(of: m.messageID)
+                    out.write(Mbox.entry(message: content, sender: envelopeSender(content), date: m.internalDate))
+                }
+            }
+        case .maildir:
+            if let output {
+                try await exportMaildir(store: store, boxes: boxes, root: URL(fileURLWithPath: output))
+            } else {
+                try await exportMaildirTar(store: store, boxes: boxes)
+            }
+        }
+    }
+
+    /// The Return-Path Tern wrote at delivery, for the mbox From line.
+    func envelopeSender(_ content: [UInt8]) -> String {
+        let head = String(decoding: content.prefix(512), as: UTF8.self)
+        guard head.hasPrefix("Return-Path: <"), let end = head.firstIndex(of: ">") else { return "MAILER-DAEMON" }
+        let s = head[head.index(head.startIndex, offsetBy: 14)..<end]
+        return s.isEmpty ? "MAILER-DAEMON" : String(s)
+    }
+
+    /// Maildir++ layout: INBOX is the top folder, others are `.Name` folders.
+    static func folder(for box: MailboxInfo) -> String {
+        box.name == "INBOX" ? "" : "." + box.name.replacingOccurrences(of: "/", with: ".")
+    }
+
+    static func fileName(_ m: StoredMessage, box: MailboxInfo) -> String {
+        let f = m.flags
+        return "\(Int(m.internalDate.timeIntervalSince1970)).U\(box.uidValidity.rawValue)_\(m.uid.rawValue).tern,S=\(m.size)"
+            + Maildir.infoSuffix(seen: f.contains(.seen), answered: f.contains(.answered), flagged: f.contains(.flagged),
+                                 deleted: f.contains(.deleted), draft: f.contains(.draft))
+    }
+
+    func exportMaildir(store: SQLiteMailStore, boxes: [MailboxInfo], root: URL) async throws {
+        for box in boxes {
+            let dir = root.appendingPathComponent(Self.folder(for: box))
+            for sub in ["cur", "new", "tmp"] {
+                try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
+            }
+            for m in try await store.messages(mailbox: box.id) {
+                let content = try await store.content(of: m.messageID)
+                let url = dir.appendingPathComponent("cur").appendingPathComponent(Self.fileName(m, box: box))
+                try Data(content).write(to: url)
+                try FileManager.default.setAttributes([.modificationDate: m.internalDate], ofItemAtPath: url.path)
+            }
+        }
+    }
+
+    func exportMaildirTar(store: SQLiteMailStore, boxes: [MailboxInfo]) async throws {
+        let out = try Output(path: nil)
+        let tar = TarWriter()
+        let now = Date()
+        for box in boxes {
+            let dir = Self.folder(for: box).isEmpty ? "Maildir" : "Maildir/\(Self.folder(for: box))"
+            for sub in ["", "/cur", "/new", "/tmp"] {
+                out.write(tar.header(path: "\(dir)\(sub)/", size: 0, mode: 0o700, isDirectory: true, mtime: now))
+            }
+            for m in try await store.messages(mailbox: box.id) {
+                let content = try await store.content(of: m.messageID)
+                out.write(tar.header(path: "\(dir)/cur/\(Self.fileName(m, box: box))", size: content.count, mode: 0o600,
+                                     isDirectory: false, mtime: m.internalDate))
+                out.write(content)
+                out.write(tar.padding(for: content.count))
+            }
+        }
+        out.write(tar.trailer)
+    }
+}
+
+struct ImportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import",
+        abstract: "Import an mbox file or a Maildir into an account's mailbox.",
+        discussion: "Maildir flags (S, R, F, T, D) become IMAP flags; a Maildir's .Sub folders go to mailboxes of the same name unless --mailbox is given.")
+    @OptionGroup var options: ConfigOption
+    @Argument var address: String
+    @Argument(help: "An mbox file or a Maildir directory.") var source: String
+    @Option(help: "Target mailbox (default: INBOX, created if missing).") var mailbox: String?
+
+    struct Item {
+        var load: () throws -> [UInt8]
+        var mailbox: String
+        var flags: MessageFlags
+        var date: Date
+    }
+
+    func run() async throws {
+        let (_, store) = try options.openStore()
+        let addr = try parseAddress(address)
+        guard let account = try await store.account(addr) else { throw ValidationError("no account \(addr.canonical)") }
+        let items = try collect()
+        for name in Set(items.map(\.mailbox)) { _ = try await store.createMailbox(account: account, name: name) }
+        let progress = Progress(total: items.count, label: "importing")
+        var imported = 0
+        // Several deliveries in flight let the group commit share fsyncs.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var inFlight = 0
+            for item in items {
+                if inFlight >= 32 { try await group.next(); inFlight -= 1; imported += 1; progress.update(imported) }
+                let bytes = try item.load()
+                let content: MessageContent
+                if bytes.count > SQLiteMailStore.inlineLimit {
+                    let key = BlobStore.newKey()
+                    try store.blobs.write(bytes, key: key)
+                    content = .blob(key: key, size: bytes.count)
+                } else {
+                    content = .inline(bytes)
+                }
+                let delivery = Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: addr.canonical)]),
+                                        targets: [DeliveryTarget(account: account, mailbox: item.mailbox)],
+                                        internalDate: item.date, flags: item.flags)
+                group.addTask { _ = try await store.deliver(delivery) }
+                inFlight += 1
+            }
+            while try await group.next() != nil { imported += 1; progress.update(imported) }
+        }
+        progress.finish()
+        print("imported \(imported) messages into \(addr.canonical)")
+    }
+
+    func collect() throws -> [Item] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else { throw ValidationError("\(source) does not exist") }
+        if !isDir.boolValue {
+            let data = Array(try Data(contentsOf: URL(fileURLWithPath: source)))
+            return Mbox.messages(in: data).map { m in Item(load: { m }, mailbox: mailbox ?? "INBOX", flags: [], date: Date()) }
+        }
+        let root = URL(fileURLWithPath: source)
+        var folders: [(URL, String)] = [(root, mailbox ?? "INBOX")]
+        if mailbox == nil {
+            for name in (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [] where name.hasPrefix(".") && name.count > 1 {
+                let sub = root.appendingPathComponent(name)
+                if FileManager.default.fileExists(atPath: sub.appendingPathComponent("cur").path) {
+                    folders.append((sub, String(name.dropFirst()).replacingOccurrences(of: ".", with: "/")))
+                }
+            }
+        }
+        var items: [Item] = []
+        for (dir, box) in folders {
+            guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("cur").path)
+                    || FileManager.default.fileExists(atPath: dir.appendingPathComponent("new").path) else {
+                throw ValidationError("\(dir.path) is neither an mbox file nor a Maildir (no cur/ or new/)")
+            }
+            for sub in ["new", "cur"] {
+                let d = dir.appendingPathComponent(sub)
+                for name in ((try? FileManager.default.contentsOfDirectory(atPath: d.path)) ?? []).sorted() where !name.hasPrefix(".") {
+                    let url = d.appendingPathComponent(name)
+                    let letters = Maildir.flags(ofFileName: name)
+                    var flags: MessageFlags = []
+                    if letters.contains("S") { flags.insert(.seen) }
+                    if letters.contains("R") { flags.insert(.answered) }
+                    if letters.contains("F") { flags.insert(.flagged) }
+                    if letters.contains("T") { flags.insert(.deleted) }
+                    if letters.contains("D") { flags.insert(.draft) }
+                    let date = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? Date()
+                    items.append(Item(load: { Array(try Data(contentsOf: url)) }, mailbox: box, flags: flags, date: date))
+                }
+            }
+        }
+        return items
+    }
+}
+
+/// A progress bar on standard error, drawn only when it is a terminal.
+final class Progress {
+    let total: Int
+    let label: String
+    let enabled = isatty(STDERR_FILENO) == 1
+    private var lastDrawn = -1
+
+    init(total: Int, label: String) {
+        self.total = total
+        self.label = label
+    }
+
+    func update(_ done: Int) {
+        guard enabled, total > 0 else { return }
+        let percent = done * 100 / total
+        guard percent != lastDrawn else { return }
+        lastDrawn = percent
+        let width = 40, filled = width * done / total
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
+        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)".utf8))
+    }
+
+    func finish() {
+        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
+    }
+}

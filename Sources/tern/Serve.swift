@@ -1,0 +1,157 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import MailCore
+import MailServer
+import MailStore
+import MailStoreSQLite
+import NIOCore
+import NIOPosix
+import TernConfig
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the mail server.",
+        discussion: "Without --config: the embedded default (data in ./tern-data, SMTP on 127.0.0.1:2525), with a domain and a user made on first run.")
+
+    @OptionGroup var options: ConfigOption
+
+    func run() async throws {
+        let config = try options.load()
+        let isEmbedded = options.config == nil
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+            return handler
+        }
+        let logger = Logger(label: "tern")
+
+        let store = try SQLiteMailStore(dataDirectory: config.dataDirectory)
+        // Nothing in tmp/ was ever acknowledged; a blob no row names was never acknowledged either.
+        try store.cleanTemporaryFiles()
+        let orphans = try await store.removeOrphanBlobs()
+        if orphans > 0 { logger.notice("removed unacknowledged message files left by an earlier crash", metadata: ["count": "\(orphans)"]) }
+
+        var firstLogin: FirstRun.Login?
+        if isEmbedded { firstLogin = try await FirstRun.prepare(store: store, dataDirectory: config.dataDirectory) }
+
+        let tls = try TLSMaterial.serverContext(certificate: config.tlsCertificate, key: config.tlsKey,
+                                                dataDirectory: config.dataDirectory, hostname: config.hostname)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
+        threadPool.start()
+        let context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger,
+                                    threadPool: threadPool, inlineLimit: SQLiteMailStore.inlineLimit)
+        let server = TernServer(context: context, group: group)
+        let listeners: [TernServer.Listener]
+        do {
+            listeners = try await server.start()
+        } catch {
+            throw ValidationError("cannot listen: \(error)")
+        }
+        printSummary(config: config, listeners: listeners, login: firstLogin, embedded: isEmbedded, domains: try await store.domains())
+        logger.info("started", metadata: ["listeners": "\(listeners.map(\.description))"])
+
+        await waitForTermination()
+        logger.info("stopping")
+        await server.stop()
+        try? await threadPool.shutdownGracefully()
+        try? await group.shutdownGracefully()
+    }
+
+    func printSummary(config: TernConfiguration, listeners: [TernServer.Listener], login: FirstRun.Login?, embedded: Bool,
+                      domains: [DomainInfo]) {
+        var out = "Tern is running" + (embedded ? " (embedded default)" : "") + "\n"
+        out += "  data        \(config.dataDirectory.path)\n"
+        out += "  hostname    \(config.hostname)\n"
+        for l in listeners {
+            out += "  \(l.service.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(l.description)"
+            out += l.service == .smtp ? "  (receiving SMTP, STARTTLS\(config.tlsCertificate == nil ? " with a self-signed certificate" : ""))\n" : "\n"
+        }
+        out += "  domains     \(domains.isEmpty ? "none yet: tern domain add DOMAIN" : domains.map(\.name).joined(separator: ", "))\n"
+        if let login {
+            out += "  login       \(login.address)  password \(login.password)\n"
+            if let smtp = listeners.first(where: { $0.service == .smtp }) {
+                out += "Try it:\n  swaks --server \(smtp.address.ipAddress ?? "127.0.0.1"):\(smtp.address.port ?? 0) --to \(login.address)\n"
+                out += "  tern export \(login.address) --format mbox\n"
+            }
+        }
+        out += "Stop with Ctrl-C.\n"
+        print(out, terminator: "")
+        fflush(nil)
+    }
+}
+
+/// Waits for SIGINT or SIGTERM.
+func waitForTermination() async {
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let queue = DispatchQueue(label: "tern.signals")
+        let resumed = ManagedAtomicFlag()
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler {
+                if resumed.setOnce() { continuation.resume() }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        SignalSources.keep(sources)
+    }
+}
+
+/// Keeps the signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) static var kept: [DispatchSourceSignal] = []
+    static func keep(_ s: [DispatchSourceSignal]) { kept = s }
+}
+
+final class ManagedAtomicFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var set = false
+    func setOnce() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        if set { return false }
+        set = true
+        return true
+    }
+}
+
+/// The embedded default's first run: a domain, a user and a password to try, kept in `<data>/first-login.txt`
+/// (mode 0600) so the summary can show it on every start until the password is changed.
+enum FirstRun {
+    static let domain = "tern.test"
+    static let user = "me"
+
+    struct Login: Codable {
+        var address: String
+        var password: String
+    }
+
+    static func file(_ data: URL) -> URL { data.appendingPathComponent("first-login.txt") }
+
+    static func prepare(store: SQLiteMailStore, dataDirectory: URL) async throws -> Login? {
+        if let data = FileManager.default.contents(atPath: file(dataDirectory).path),
+           let login = try? JSONDecoder().decode(Login.self, from: data) {
+            return login
+        }
+        guard try await store.domains().isEmpty else { return nil }
+        try await store.addDomain(domain)
+        let password = PasswordHash.generatePassword()
+        let address = EmailAddress(localPart: user, domain: domain)
+        _ = try await store.addAccount(address, password: password)
+        try await store.addAlias("postmaster@\(domain)", targets: [address])
+        let login = Login(address: address.canonical, password: password)
+        FileManager.default.createFile(atPath: file(dataDirectory).path, contents: try JSONEncoder().encode(login),
+                                       attributes: [.posixPermissions: 0o600])
+        return login
+    }
+
+    static func forget(address: String, dataDirectory: URL) {
+        guard let data = FileManager.default.contents(atPath: file(dataDirectory).path),
+              let login = try? JSONDecoder().decode(Login.self, from: data), login.address == address else { return }
+        try? FileManager.default.removeItem(at: file(dataDirectory))
+    }
+}

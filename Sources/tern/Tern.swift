@@ -1,0 +1,219 @@
+import ArgumentParser
+import Foundation
+import MailCore
+import MailStore
+import MailStoreSQLite
+import TernConfig
+
+@main
+struct Tern: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tern",
+        abstract: "Tern: a complete mail server in one binary.",
+        discussion: "Without a subcommand, `tern` runs `tern serve`: the embedded default in ./tern-data when no --config is given.",
+        subcommands: [Serve.self, ConfigCommand.self, DomainCommand.self, UserCommand.self, AliasCommand.self,
+                      ExportCommand.self, ImportCommand.self],
+        defaultSubcommand: Serve.self)
+}
+
+/// `--config FILE`, shared by every command: which server's data folder to work on.
+struct ConfigOption: ParsableArguments {
+    @Option(name: .long, help: "The server's config file (TOML). Without it: the embedded default, data in ./tern-data.")
+    var config: String?
+
+    func load() throws -> TernConfiguration {
+        guard let config else { return TernConfiguration.embeddedDefault() }
+        do {
+            return try TernConfiguration.load(path: config)
+        } catch {
+            throw ValidationError("invalid config:\n\(error)")
+        }
+    }
+
+    func openStore() throws -> (TernConfiguration, SQLiteMailStore) {
+        let cfg = try load()
+        return (cfg, try SQLiteMailStore(dataDirectory: cfg.dataDirectory))
+    }
+}
+
+func parseAddress(_ text: String) throws -> EmailAddress {
+    do { return try EmailAddress.parse(text) } catch { throw ValidationError("\"\(text)\" is not a valid address: \(error)") }
+}
+
+struct ConfigCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "config", abstract: "Check or print configuration.",
+                                                    subcommands: [Check.self, Example.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Report every error in a config file, with its line.")
+        @Argument(help: "The config file.") var file: String
+
+        func run() throws {
+            do {
+                let cfg = try TernConfiguration.load(path: file)
+                print("\(file): OK (hostname \(cfg.hostname), data \(cfg.dataDirectory.path))")
+            } catch {
+                FileHandle.standardError.write(Data("\(error)\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+    }
+
+    struct Example: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print an annotated config with every setting and its default.")
+        func run() { print(ConfigSchema.example(), terminator: "") }
+    }
+}
+
+struct DomainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "domain", abstract: "Manage the domains Tern receives mail for.",
+                                                    subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a domain.")
+        @OptionGroup var options: ConfigOption
+        @Argument var domain: String
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            try await store.addDomain(domain)
+            print("added domain \(domain.lowercased())")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List domains.")
+        @OptionGroup var options: ConfigOption
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            for d in try await store.domains() {
+                print("\(d.name)\t\(d.accounts) accounts\t\(d.aliases) aliases")
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a domain with its accounts, aliases and mail.")
+        @OptionGroup var options: ConfigOption
+        @Argument var domain: String
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            try await store.removeDomain(domain)
+            print("removed domain \(domain.lowercased())")
+        }
+    }
+}
+
+struct UserCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "user", abstract: "Manage accounts (mailboxes and logins).",
+                                                    subcommands: [Add.self, List.self, Remove.self, Password.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add an account; a password is generated and printed when none is given.")
+        @OptionGroup var options: ConfigOption
+        @Argument var address: String
+        @Option(help: "The password (prefer --password-stdin: arguments show in the process list).") var password: String?
+        @Flag(help: "Read the password from standard input.") var passwordStdin = false
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            let (pw, generated) = try choosePassword(password, fromStdin: passwordStdin)
+            let addr = try parseAddress(address)
+            _ = try await store.addAccount(addr, password: pw)
+            print("added user \(addr.canonical)")
+            if generated { print("password: \(pw)") }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts.")
+        @OptionGroup var options: ConfigOption
+        @Argument var domain: String?
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            for a in try await store.accounts(domain: domain) {
+                print("\(a.address)\t\(a.messages) messages\t\(a.bytes) bytes")
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an account and all its mail.")
+        @OptionGroup var options: ConfigOption
+        @Argument var address: String
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            try await store.removeAccount(try parseAddress(address))
+            print("removed user \(address)")
+        }
+    }
+
+    struct Password: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Set an account's password; a new one is generated and printed when none is given.")
+        @OptionGroup var options: ConfigOption
+        @Argument var address: String
+        @Option var password: String?
+        @Flag(help: "Read the password from standard input.") var passwordStdin = false
+        func run() async throws {
+            let (cfg, store) = try options.openStore()
+            let (pw, generated) = try choosePassword(password, fromStdin: passwordStdin)
+            let addr = try parseAddress(address)
+            try await store.setPassword(addr, password: pw)
+            FirstRun.forget(address: addr.canonical, dataDirectory: cfg.dataDirectory)
+            print("password changed for \(addr.canonical)")
+            if generated { print("password: \(pw)") }
+        }
+    }
+}
+
+func choosePassword(_ given: String?, fromStdin: Bool) throws -> (String, Bool) {
+    if fromStdin {
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password on standard input") }
+        return (line, false)
+    }
+    if let given {
+        guard !given.isEmpty else { throw ValidationError("the password is empty") }
+        return (given, false)
+    }
+    return (PasswordHash.generatePassword(), true)
+}
+
+struct AliasCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "alias", abstract: "Manage aliases and catch-alls.",
+                                                    subcommands: [Add.self, List.self, Remove.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add an alias: mail for SOURCE goes to every TARGET.",
+            discussion: "SOURCE is local@domain, or @domain for a catch-all that takes mail for every address of the domain that has no account or alias.")
+        @OptionGroup var options: ConfigOption
+        @Argument var source: String
+        @Argument var targets: [String]
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            try await store.addAlias(source, targets: try targets.map(parseAddress))
+            print("alias \(source.lowercased()) -> \(targets.joined(separator: ", "))")
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List aliases.")
+        @OptionGroup var options: ConfigOption
+        @Argument var domain: String?
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            for a in try await store.aliases(domain: domain) {
+                print("\(a.source)\t\(a.targets.joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove an alias.")
+        @OptionGroup var options: ConfigOption
+        @Argument var source: String
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            try await store.removeAlias(source)
+            print("removed alias \(source.lowercased())")
+        }
+    }
+}
