@@ -1,0 +1,177 @@
+"""Helpers for interop tests: start the real `tern` binary on loopback and inspect what it stored."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+TERN = os.path.abspath(os.environ.get("TERN_BIN") or str(Path(__file__).resolve().parent.parent / ".build" / "debug" / "tern"))
+
+
+class Tern:
+    """One Tern server with its own config and data folder."""
+
+    def __init__(self, workdir, settings=None, hostname="mx.tern.test"):
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config = self.dir / "tern.toml"
+        self.settings = {"limits": {}, "log": {"level": "warning"}}
+        for k, v in (settings or {}).items():
+            self.settings.setdefault(k, {}).update(v)
+        self.hostname = hostname
+        self.write_config()
+        self.proc = None
+        self.smtp_port = None
+        self.stderr_path = self.dir / "stderr.log"
+
+    def write_config(self):
+        lines = [f'hostname = "{self.hostname}"', 'data = "data"', "", "[listen]", 'smtp = ["127.0.0.1:0"]']
+        for table, values in self.settings.items():
+            if not values:
+                continue
+            lines.append(f"[{table}]")
+            for k, v in values.items():
+                if isinstance(v, str):
+                    lines.append(f'{k} = "{v}"')
+                elif isinstance(v, list):
+                    lines.append(f"{k} = [" + ", ".join(f'"{x}"' for x in v) + "]")
+                else:
+                    lines.append(f"{k} = {v}")
+        self.config.write_text("\n".join(lines) + "\n")
+
+    # --- admin commands -------------------------------------------------------------------------
+
+    def run(self, *args, check=True, input=None):
+        cmd = [TERN, *args, "--config", str(self.config)]
+        r = subprocess.run(cmd, capture_output=True, input=input, timeout=120)
+        if check and r.returncode != 0:
+            raise AssertionError(f"{cmd} failed ({r.returncode}):\n{r.stdout.decode()}\n{r.stderr.decode()}")
+        return r
+
+    def add_domain(self, domain):
+        self.run("domain", "add", domain)
+
+    def add_user(self, address, password="secret-password-1"):
+        self.run("user", "add", address, "--password", password)
+
+    # --- server ---------------------------------------------------------------------------------
+
+    def start(self, timeout=30):
+        assert self.proc is None
+        self.stdout_file = open(self.dir / "stdout.log", "wb")
+        self.stderr_file = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen([TERN, "serve", "--config", str(self.config)], stdout=self.stdout_file,
+                                     stderr=self.stderr_file, cwd=self.dir)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = (self.dir / "stdout.log").read_text(errors="replace")
+            m = re.search(r"^\s+smtp\s+127\.0\.0\.1:(\d+)", text, re.M)
+            if m:
+                self.smtp_port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"tern exited with {self.proc.returncode}:\n{self.stderr_path.read_text()}")
+            time.sleep(0.05)
+        raise AssertionError("tern did not start in time")
+
+    def stop(self):
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+        self.stdout_file.close()
+        self.stderr_file.close()
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc = None
+        self.stdout_file.close()
+        self.stderr_file.close()
+
+    # --- inspecting the store -------------------------------------------------------------------
+
+    def messages(self, address, mailbox=None):
+        """Every stored message of an account (bytes), in UID order, via `tern export --format maildir`."""
+        out = Path(tempfile.mkdtemp(dir=self.dir))
+        args = ["export", address, "--format", "maildir", "--output", str(out)]
+        if mailbox:
+            args += ["--mailbox", mailbox]
+        self.run(*args)
+        files = sorted((out / "cur").iterdir(), key=lambda p: int(re.search(r"_(\d+)\.tern", p.name).group(1)))
+        return [f.read_bytes() for f in files]
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.smtp_port), timeout=10)
+        return SMTPRaw(s)
+
+
+def strip_trace(stored):
+    """Splits a stored message into Tern's trace headers (Return-Path, Received) and the original bytes."""
+    assert stored.startswith(b"Return-Path: <"), stored[:80]
+    idx = 0
+    lines = stored.split(b"\r\n")
+    # Return-Path line, then the Received field with its folded continuation lines.
+    i = 1
+    assert lines[i].startswith(b"Received: "), lines[:3]
+    i += 1
+    while lines[i].startswith(b"\t"):
+        i += 1
+    idx = sum(len(l) + 2 for l in lines[:i])
+    return stored[:idx], stored[idx:]
+
+
+class SMTPRaw:
+    """A raw SMTP connection for what no client library sends (pipelined garbage, bare LF, BDAT)."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.buf = b""
+        self.greeting = self.reply()
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def reply(self):
+        """Reads one (possibly multi-line) reply; returns (code, text) or (None, b'') on close."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buf:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return (None, b"".join(lines)) if not lines else (int(lines[-1][:3]), b"\n".join(lines))
+                self.buf += chunk
+            line, self.buf = self.buf.split(b"\r\n", 1)
+            lines.append(line)
+            if len(line) < 4 or line[3:4] == b" ":
+                return int(line[:3]), b"\n".join(l[4:] for l in lines)
+
+    def cmd(self, line):
+        self.send(line + b"\r\n")
+        return self.reply()
+
+    def closed(self, timeout=5):
+        self.sock.settimeout(timeout)
+        try:
+            data = self.buf + self.sock.recv(65536)
+            while data:
+                more = self.sock.recv(65536)
+                if not more:
+                    return True
+                data += more
+            return True
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        except socket.timeout:
+            return False
+
+    def close(self):
+        self.sock.close()

@@ -1,0 +1,251 @@
+"""Bad and hostile input: each gets the right reply or a clean close, nothing partial is stored, others are served."""
+import smtplib
+import socket
+import threading
+import time
+
+from conftest import ALICE
+from ternlib import strip_trace
+
+
+def begin(c, rcpt=ALICE):
+    assert c.cmd(b"EHLO client")[0] == 250
+    assert c.cmd(b"MAIL FROM:<sender@remote.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<" + rcpt.encode() + b">")[0] == 250
+    assert c.cmd(b"DATA")[0] == 354
+
+
+def still_serving(tern):
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+        return s.noop()[0] == 250
+
+
+def test_bad_address_syntax_gets_501(tern):
+    c = tern.connect()
+    assert c.cmd(b"EHLO client")[0] == 250
+    code, text = c.cmd(b"MAIL FROM:<a..b@remote.test>")
+    assert code == 501 and text.startswith(b"5.1.7"), text
+    assert c.cmd(b"MAIL FROM:<sender@remote.test>")[0] == 250
+    for bad in (b"<no-at-sign>", b"<alice@exa mple.test>", b"<alice@-bad.test>", b"<@>", b"<" + b"a" * 65 + b"@example.test>",
+                b"<alice@[999.1.1.1]>"):
+        code, text = c.cmd(b"RCPT TO:" + bad)
+        assert code == 501 and text.startswith(b"5.1.3"), (bad, code, text)
+        assert b"Bad recipient address syntax" in text
+    assert c.cmd(b"RCPT TO:<\"quoted local\"@example.test>")[0] == 550  # valid syntax, unknown user
+    assert c.cmd(b"RCPT TO:<alice@[127.0.0.1]>")[0] == 550  # valid address literal, not a domain served here
+
+
+def test_sequence_errors_and_unknown_commands(tern):
+    c = tern.connect()
+    assert c.cmd(b"MAIL FROM:<a@b.test>")[0] == 503  # before EHLO
+    assert c.cmd(b"HELO client")[0] == 250
+    assert c.cmd(b"RCPT TO:<" + ALICE.encode() + b">")[0] == 503
+    assert c.cmd(b"DATA")[0] == 503
+    code, text = c.cmd(b"XYZZY")
+    assert code == 500 and text.startswith(b"5.5.2")
+    assert c.cmd(b"VRFY alice")[0] == 252
+    assert c.cmd(b"HELP")[0] == 214
+    assert c.cmd(b"NOOP")[0] == 250
+    assert c.cmd(b"MAIL FROM:<a@b.test> FOO=BAR")[0] == 555
+    assert c.cmd(b"QUIT")[0] == 221
+
+
+def test_pipelined_garbage(tern):
+    c = tern.connect()
+    c.send(b"EHLO client\r\n\x00\x01\x02garbage\r\nMAIL FROM:<>\r\nRCPT TO:<" + ALICE.encode()
+           + b">\r\n\xff\xfe\r\nRSET\r\nNOOP\r\n")
+    codes = [c.reply()[0] for _ in range(7)]
+    assert codes == [250, 500, 250, 250, 500, 250, 250]
+    assert still_serving(tern)
+
+
+def test_too_many_errors_closes_session(make_tern):
+    tern = make_tern({"limits": {"max_errors": 3}})
+    c = tern.connect()
+    assert c.cmd(b"BOGUS")[0] == 500
+    assert c.cmd(b"BOGUS")[0] == 500
+    code, text = c.cmd(b"BOGUS")
+    assert code == 421 and text.startswith(b"4.7.0")
+    assert c.closed()
+
+
+def test_overlong_command_line(tern):
+    c = tern.connect()
+    code, text = c.cmd(b"EHLO " + b"a" * 1_000_000)
+    assert code == 500 and b"Line too long" in text
+    assert c.cmd(b"EHLO client")[0] == 250  # the session goes on
+
+
+def test_bare_lf_smuggling_is_refused(tern):
+    """The SMTP smuggling attack: a bare-LF end of data followed by a second, forged transaction."""
+    c = tern.connect()
+    begin(c)
+    smuggled = (b"Subject: first\r\n\r\nbody\n.\nMAIL FROM:<admin@example.test>\r\nRCPT TO:<" + ALICE.encode()
+                + b">\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n")
+    c.send(smuggled)
+    code, text = c.reply()
+    assert code == 554 and b"bare CR or LF" in text
+    assert c.cmd(b"NOOP")[0] == 250
+    assert tern.messages(ALICE) == []
+
+
+def test_bare_cr_is_refused(tern):
+    c = tern.connect()
+    begin(c)
+    c.send(b"Subject: cr\r\n\r\nbody\rmore\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 554
+    assert tern.messages(ALICE) == []
+
+
+def test_nul_bytes_are_refused(tern):
+    c = tern.connect()
+    begin(c)
+    c.send(b"Subject: nul\r\n\r\nbo\x00dy\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 554 and b"NUL" in text
+    assert tern.messages(ALICE) == []
+
+
+def test_overlong_data_line_is_refused(tern):
+    c = tern.connect()
+    begin(c)
+    c.send(b"Subject: long\r\n\r\n" + b"x" * 1200 + b"\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 554 and b"line longer than 1000" in text
+    begin_again = c.cmd(b"MAIL FROM:<sender@remote.test>")
+    assert begin_again[0] == 250
+
+
+def test_disconnect_mid_data_stores_nothing(tern):
+    for size in (100, 300_000):  # in memory, and spilled to a temp file
+        c = tern.connect()
+        begin(c)
+        c.send(b"Subject: cut\r\n\r\n" + b"y" * size + b"\r\n")
+        time.sleep(0.2)
+        c.close()
+    time.sleep(0.3)
+    assert tern.messages(ALICE) == []
+    assert list((tern.dir / "data" / "tmp").iterdir()) == [], "temp files of aborted messages must be removed"
+    assert still_serving(tern)
+
+
+def test_size_limit(make_tern):
+    tern = make_tern({"limits": {"max_message_size": "1M"}})
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+        s.ehlo()
+        assert s.esmtp_features["size"] == str(1024 * 1024)
+        code, text = s.docmd("MAIL FROM:<a@remote.test> SIZE=5000000")
+        assert code == 552 and text.startswith(b"5.3.4")
+    # 100 MB sent anyway: read to the end, refused, session in sync, nothing stored, memory bounded.
+    c = tern.connect()
+    begin(c)
+    chunk = (b"z" * 998 + b"\r\n") * 1000
+    for _ in range(100):
+        c.send(chunk)
+    c.send(b".\r\n")
+    code, text = c.reply()
+    assert code == 552 and text.startswith(b"5.3.4"), text
+    assert c.cmd(b"NOOP")[0] == 250
+    assert tern.messages(ALICE) == []
+    rss_kb = int([l for l in open(f"/proc/{tern.proc.pid}/status") if l.startswith("VmHWM")][0].split()[1])
+    assert rss_kb < 200_000, f"peak memory {rss_kb} kB while refusing a 100 MB message"
+
+
+def test_bdat_over_size_limit(make_tern):
+    tern = make_tern({"limits": {"max_message_size": "64K"}})
+    c = tern.connect()
+    assert c.cmd(b"EHLO client")[0] == 250
+    assert c.cmd(b"MAIL FROM:<a@remote.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<" + ALICE.encode() + b">")[0] == 250
+    c.send(b"BDAT 100000 LAST\r\n" + b"q" * 100000)
+    code, text = c.reply()
+    assert code == 552, text
+    assert c.cmd(b"NOOP")[0] == 250
+    assert tern.messages(ALICE) == []
+
+
+def test_too_many_recipients(make_tern):
+    tern = make_tern({"limits": {"max_recipients": 2}})
+    c = tern.connect()
+    assert c.cmd(b"EHLO client")[0] == 250
+    assert c.cmd(b"MAIL FROM:<a@remote.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<alice@example.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<bob@example.test>")[0] == 250
+    code, text = c.cmd(b"RCPT TO:<alice+x@example.test>")
+    assert code == 452 and text.startswith(b"4.5.3")
+
+
+def test_connections_per_address_limit(make_tern):
+    tern = make_tern({"limits": {"max_connections_per_address": 3}})
+    held = [tern.connect() for _ in range(3)]
+    assert all(c.greeting[0] == 220 for c in held)
+    s = socket.create_connection(("127.0.0.1", tern.smtp_port), timeout=5)
+    data = s.recv(1000)
+    assert data.startswith(b"421 4.7.0"), data
+    for c in held:
+        c.close()
+    time.sleep(0.2)
+    assert still_serving(tern)
+
+
+def test_command_timeout(make_tern):
+    tern = make_tern({"limits": {"command_timeout": "1s"}})
+    c = tern.connect()
+    start = time.time()
+    code, text = c.reply()
+    assert code == 421 and text.startswith(b"4.4.2")
+    assert 0.8 < time.time() - start < 5
+    assert c.closed()
+
+
+def test_data_timeout_stores_nothing(make_tern):
+    tern = make_tern({"limits": {"data_timeout": "1s"}})
+    c = tern.connect()
+    begin(c)
+    c.send(b"Subject: slow\r\n\r\npartial")
+    code, _ = c.reply()
+    assert code == 421
+    assert tern.messages(ALICE) == []
+
+
+def test_starttls_command_injection_is_discarded(tern):
+    """Plaintext pipelined after STARTTLS must not be executed inside TLS (CVE-2011-0411 class)."""
+    import ssl
+    sock = socket.create_connection(("127.0.0.1", tern.smtp_port), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(b"EHLO client\r\n")
+    while not f.readline().startswith(b"250 "):
+        pass
+    sock.sendall(b"STARTTLS\r\nRSET\r\n")
+    assert f.readline().startswith(b"220")
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    tls = ctx.wrap_socket(sock)
+    tls.sendall(b"NOOP\r\n")
+    reply = tls.recv(1000)
+    assert reply.startswith(b"250 2.0.0 OK"), reply  # the NOOP's reply, not RSET's "Reset"
+    tls.close()
+
+
+def test_other_sessions_served_during_slow_client(tern):
+    slow = tern.connect()
+    begin(slow)
+    slow.send(b"Subject: slow\r\n\r\n")
+    results = []
+
+    def send():
+        with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+            results.append(s.sendmail("a@remote.test", [ALICE], b"Subject: fast\r\n\r\nfast\r\n"))
+
+    threads = [threading.Thread(target=send) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [{}] * 5
+    slow.send(b"done\r\n.\r\n")
+    assert slow.reply()[0] == 250
+    assert len(tern.messages(ALICE)) == 6
