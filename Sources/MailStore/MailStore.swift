@@ -30,6 +30,8 @@ public protocol MessageStore: Sendable {
     /// Stores one message in every target mailbox with a single durable commit. Returns after the commit
     /// is on disk: a caller may then acknowledge the message (SMTP 250).
     func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt
+    /// Stores several messages in the given order (UIDs ascend in that order), with the same durability.
+    func deliver(batch: [Delivery]) async throws -> [DeliveryReceipt]
     func mailboxes(account: AccountID) async throws -> [MailboxInfo]
     /// Creates a mailbox (no-op when it exists) and returns its id.
     func createMailbox(account: AccountID, name: String) async throws -> MailboxID

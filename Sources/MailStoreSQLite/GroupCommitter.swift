@@ -9,7 +9,16 @@ import Synchronization
 final class GroupCommitter: Sendable {
     private struct Pending {
         var delivery: Delivery
-        var continuation: CheckedContinuation<DeliveryReceipt, Error>
+        var completion: @Sendable (Result<DeliveryReceipt, Error>) -> Void
+
+        init(delivery: Delivery, completion: @escaping @Sendable (Result<DeliveryReceipt, Error>) -> Void) {
+            self.delivery = delivery
+            self.completion = completion
+        }
+
+        init(delivery: Delivery, continuation: CheckedContinuation<DeliveryReceipt, Error>) {
+            self.init(delivery: delivery, completion: { continuation.resume(with: $0) })
+        }
     }
 
     private struct State {
@@ -30,15 +39,29 @@ final class GroupCommitter: Sendable {
 
     func submit(_ delivery: Delivery) async throws -> DeliveryReceipt {
         try await withCheckedThrowingContinuation { continuation in
-            let startFlusher = state.withLock { s -> Bool in
-                s.pending.append(Pending(delivery: delivery, continuation: continuation))
-                if s.flushing { return false }
-                s.flushing = true
-                return true
-            }
-            if startFlusher {
-                Task.detached { await self.flushLoop() }
-            }
+            enqueue([Pending(delivery: delivery, continuation: continuation)])
+        }
+    }
+
+    /// Queues the deliveries together and in order, so their UIDs ascend in that order.
+    func submit(batch: [Delivery]) async throws -> [DeliveryReceipt] {
+        guard !batch.isEmpty else { return [] }
+        let results = try await withCheckedThrowingContinuation { (all: CheckedContinuation<[DeliveryReceipt], Error>) in
+            let collector = BatchCollector(count: batch.count, continuation: all)
+            enqueue(batch.enumerated().map { i, d in Pending(delivery: d, completion: { collector.complete(i, $0) }) })
+        }
+        return results
+    }
+
+    private func enqueue(_ items: [Pending]) {
+        let startFlusher = state.withLock { s -> Bool in
+            s.pending.append(contentsOf: items)
+            if s.flushing { return false }
+            s.flushing = true
+            return true
+        }
+        if startFlusher {
+            Task.detached { await self.flushLoop() }
         }
     }
 
@@ -82,7 +105,7 @@ final class GroupCommitter: Sendable {
             results = Array(repeating: .failure(error), count: batch.count)
         }
         for (pending, result) in zip(batch, results) {
-            pending.continuation.resume(with: result)
+            pending.completion(result)
         }
     }
 
@@ -117,5 +140,35 @@ final class GroupCommitter: Sendable {
             placements.append((mailbox, UID(UInt32(uid))))
         }
         return DeliveryReceipt(messageID: messageID, placements: placements)
+    }
+}
+
+/// Gathers the results of a batch and resumes its caller once all are in (the first error wins).
+private final class BatchCollector: Sendable {
+    private struct State {
+        var results: [DeliveryReceipt?]
+        var remaining: Int
+        var error: Error?
+    }
+    private let state: Mutex<State>
+    private let continuation: CheckedContinuation<[DeliveryReceipt], Error>
+
+    init(count: Int, continuation: CheckedContinuation<[DeliveryReceipt], Error>) {
+        state = Mutex(State(results: Array(repeating: nil, count: count), remaining: count))
+        self.continuation = continuation
+    }
+
+    func complete(_ index: Int, _ result: Result<DeliveryReceipt, Error>) {
+        let done = state.withLock { s -> Result<[DeliveryReceipt], Error>? in
+            switch result {
+            case .success(let r): s.results[index] = r
+            case .failure(let e): s.error = s.error ?? e
+            }
+            s.remaining -= 1
+            guard s.remaining == 0 else { return nil }
+            if let e = s.error { return .failure(e) }
+            return .success(s.results.map { $0! })
+        }
+        if let done { continuation.resume(with: done) }
     }
 }

@@ -253,6 +253,10 @@ public final class SQLiteMailStore: MailStore, Sendable {
         try await committer.submit(delivery)
     }
 
+    public func deliver(batch: [Delivery]) async throws -> [DeliveryReceipt] {
+        try await committer.submit(batch: batch)
+    }
+
     public func mailboxes(account: AccountID) async throws -> [MailboxInfo] {
         try await pool.read { db in
             try Row.fetchAll(db, sql: """

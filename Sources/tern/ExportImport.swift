@@ -145,28 +145,34 @@ struct ImportCommand: AsyncParsableCommand {
         for name in Set(items.map(\.mailbox)) { _ = try await store.createMailbox(account: account, name: name) }
         let progress = Progress(total: items.count, label: "importing")
         var imported = 0
-        // Several deliveries in flight let the group commit share fsyncs.
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var inFlight = 0
-            for item in items {
-                if inFlight >= 32 { try await group.next(); inFlight -= 1; imported += 1; progress.update(imported) }
-                let bytes = try item.load()
-                let content: MessageContent
-                if bytes.count > SQLiteMailStore.inlineLimit {
-                    let key = BlobStore.newKey()
-                    try store.blobs.write(bytes, key: key)
-                    content = .blob(key: key, size: bytes.count)
-                } else {
-                    content = .inline(bytes)
-                }
-                let delivery = Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: addr.canonical)]),
-                                        targets: [DeliveryTarget(account: account, mailbox: item.mailbox)],
-                                        internalDate: item.date, flags: item.flags)
-                group.addTask { _ = try await store.deliver(delivery) }
-                inFlight += 1
-            }
-            while try await group.next() != nil { imported += 1; progress.update(imported) }
+        // Batches keep the source order (UIDs ascend as in the mbox or Maildir) and share one commit each.
+        var batch: [Delivery] = []
+        var batchBytes = 0
+        func flush() async throws {
+            guard !batch.isEmpty else { return }
+            _ = try await store.deliver(batch: batch)
+            imported += batch.count
+            progress.update(imported)
+            batch = []
+            batchBytes = 0
         }
+        for item in items {
+            let bytes = try item.load()
+            let content: MessageContent
+            if bytes.count > SQLiteMailStore.inlineLimit {
+                let key = BlobStore.newKey()
+                try store.blobs.write(bytes, key: key)
+                content = .blob(key: key, size: bytes.count)
+            } else {
+                content = .inline(bytes)
+                batchBytes += bytes.count
+            }
+            batch.append(Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: addr.canonical)]),
+                                  targets: [DeliveryTarget(account: account, mailbox: item.mailbox)],
+                                  internalDate: item.date, flags: item.flags))
+            if batch.count >= 256 || batchBytes > 8 << 20 { try await flush() }
+        }
+        try await flush()
         progress.finish()
         print("imported \(imported) messages into \(addr.canonical)")
     }
