@@ -4,6 +4,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from conftest import ALICE
 from ternlib import strip_trace
 
@@ -76,11 +78,12 @@ def test_overlong_command_line(tern):
     assert c.cmd(b"EHLO client")[0] == 250  # the session goes on
 
 
-def test_bare_lf_smuggling_is_refused(tern):
-    """The SMTP smuggling attack: a bare-LF end of data followed by a second, forged transaction."""
+@pytest.mark.parametrize("fake_end", [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r"])
+def test_bare_lf_smuggling_is_refused(tern, fake_end):
+    """The SMTP smuggling attack: a non-CRLF end of data followed by a second, forged transaction."""
     c = tern.connect()
     begin(c)
-    smuggled = (b"Subject: first\r\n\r\nbody\n.\nMAIL FROM:<admin@example.test>\r\nRCPT TO:<" + ALICE.encode()
+    smuggled = (b"Subject: first\r\n\r\nbody" + fake_end + b"MAIL FROM:<admin@example.test>\r\nRCPT TO:<" + ALICE.encode()
                 + b">\r\nDATA\r\nSubject: forged\r\n\r\nforged\r\n.\r\n")
     c.send(smuggled)
     code, text = c.reply()

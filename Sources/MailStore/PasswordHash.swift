@@ -39,7 +39,7 @@ public struct PasswordHash: Sendable, Hashable {
         return key.withUnsafeBytes { Array($0) }
     }
 
-    static func hmac(_ key: [UInt8], _ text: String) -> [UInt8] {
+    public static func hmac(_ key: [UInt8], _ text: String) -> [UInt8] {
         Array(HMAC<SHA256>.authenticationCode(for: Array(text.utf8), using: SymmetricKey(data: key)))
     }
 

@@ -179,8 +179,9 @@ public struct SMTPFramer: Sendable {
                     if c == cr {
                         state = .sawCR
                     } else if c == lf {
+                        // A bare LF is not a line end: "\n.\r\n" must never end the data (SMTP smuggling).
                         problems.insert(.bareLF)
-                        state = .lineStart
+                        length = 0
                     } else {
                         if c == 0 { problems.insert(.nul) }
                         length += 1

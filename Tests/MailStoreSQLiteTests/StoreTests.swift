@@ -1,0 +1,180 @@
+import Foundation
+import MailCore
+import MailStore
+import Testing
+@testable import MailStoreSQLite
+
+func tempStore() throws -> (SQLiteMailStore, URL) {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
+    return (try SQLiteMailStore(dataDirectory: dir), dir)
+}
+
+func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
+
+@Suite struct StoreTests {
+    @Test func durableSettings() throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        #expect(try store.synchronousMode() == 2) // FULL: every commit fsyncs the WAL
+    }
+
+    @Test func accountsGetSpecialUseMailboxes() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("Example.TEST")
+        let id = try await store.addAccount(addr("Alice@example.test"), password: "pw")
+        let boxes = try await store.mailboxes(account: id)
+        #expect(boxes.map(\.name) == ["INBOX", "Archive", "Drafts", "Junk", "Sent", "Trash"])
+        #expect(boxes.first { $0.name == "Junk" }?.specialUse == .junk)
+        #expect(Set(boxes.map(\.uidValidity)).count == boxes.count)
+        #expect(try await store.account(addr("alice@EXAMPLE.test")) == id)
+        await #expect(throws: StoreError.self) { try await store.addAccount(addr("alice@example.test"), password: "x") }
+        await #expect(throws: StoreError.self) { try await store.addAccount(addr("bob@nowhere.test"), password: "x") }
+    }
+
+    @Test func passwords() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let id = try await store.addAccount(addr("a@example.test"), password: "correct horse")
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "correct horse") == id)
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "wrong") == nil)
+        #expect(try await store.verifyPassword(addr("nobody@example.test"), password: "correct horse") == nil)
+        try await store.setPassword(addr("a@example.test"), password: "new one")
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "correct horse") == nil)
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "new one") == id)
+    }
+
+    @Test func scramKeysMatchRFC7677Example() {
+        // RFC 7677 §3: user "user", password "pencil", salt W22ZaJ0SNY7soEsUEjb6gQ==, i=4096.
+        let salt = Array(Data(base64Encoded: "W22ZaJ0SNY7soEsUEjb6gQ==")!)
+        let h = PasswordHash.make(password: "pencil", salt: salt, iterations: 4096)
+        let salted = PasswordHash.saltedPassword("pencil", salt: salt, iterations: 4096)
+        #expect(salted.count == 32)
+        // The server signature in the RFC's example is HMAC(ServerKey, AuthMessage).
+        let authMessage = "n=user,r=rOprNGfwEbeRWgbNEkqO,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+        let signature = PasswordHash.hmac(h.serverKey, authMessage)
+        #expect(Data(signature).base64EncodedString() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+        #expect(PasswordHash(encoded: h.encoded) == h)
+    }
+
+    @Test func resolution() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        try await store.addDomain("other.test")
+        let a = try await store.addAccount(addr("alice@example.test"), password: "x")
+        let b = try await store.addAccount(addr("bob@example.test"), password: "x")
+        try await store.addAlias("team@example.test", targets: [addr("alice@example.test"), addr("bob@example.test")])
+        try await store.addAlias("chain@other.test", targets: [addr("team@example.test")])
+        #expect(try await store.resolve(addr("alice@example.test")) == .local([a]))
+        #expect(try await store.resolve(addr("ALICE+news@Example.Test")) == .local([a]))
+        #expect(try await store.resolve(addr("team@example.test")) == .local([a, b]))
+        #expect(try await store.resolve(addr("chain@other.test")) == .local([a, b]))
+        #expect(try await store.resolve(addr("nobody@example.test")) == .unknownUser)
+        #expect(try await store.resolve(addr("alice@elsewhere.test")) == .notOurDomain)
+        try await store.addAlias("@example.test", targets: [addr("bob@example.test")])
+        #expect(try await store.resolve(addr("nobody@example.test")) == .local([b]))
+        #expect(try await store.resolve(addr("alice@example.test")) == .local([a]))
+        // Loops end instead of hanging.
+        try await store.addAlias("x@other.test", targets: [addr("y@other.test")])
+        try await store.addAlias("y@other.test", targets: [addr("x@other.test")])
+        #expect(try await store.resolve(addr("x@other.test")) == .unknownUser)
+        await #expect(throws: StoreError.self) { try await store.addAlias("f@example.test", targets: [addr("out@remote.test")]) }
+    }
+
+    @Test func oneCopyForManyMailboxes() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let a = try await store.addAccount(addr("alice@example.test"), password: "x")
+        let b = try await store.addAccount(addr("bob@example.test"), password: "x")
+        let body = Array("Subject: hi\r\n\r\nbody\r\n".utf8)
+        let env = StoredEnvelope(mailFrom: "s@remote.test", recipients: [.init(address: "alice@example.test"), .init(address: "bob@example.test")])
+        let r = try await store.deliver(Delivery(content: .inline(body), envelope: env,
+                                                 targets: [DeliveryTarget(account: a), DeliveryTarget(account: b), DeliveryTarget(account: a)]))
+        #expect(r.placements.count == 2)
+        let inboxA = try await store.mailboxes(account: a)[0], inboxB = try await store.mailboxes(account: b)[0]
+        let ma = try await store.messages(mailbox: inboxA.id), mb = try await store.messages(mailbox: inboxB.id)
+        #expect(ma.count == 1 && mb.count == 1)
+        #expect(ma[0].messageID == mb[0].messageID)
+        #expect(ma[0].uid == UID(1))
+        #expect(try await store.content(of: ma[0].messageID) == body)
+        #expect(inboxA.uidNext == UID(2))
+        // Removing one account keeps the message for the other; removing both frees it.
+        try await store.removeAccount(addr("alice@example.test"))
+        #expect(try await store.content(of: mb[0].messageID) == body)
+        try await store.removeAccount(addr("bob@example.test"))
+        await #expect(throws: StoreError.self) { try await store.content(of: mb[0].messageID) }
+    }
+
+    @Test func largeMessagesAreFiles() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let a = try await store.addAccount(addr("alice@example.test"), password: "x")
+        let big = [UInt8](repeating: UInt8(ascii: "x"), count: 200_000)
+        let key = BlobStore.newKey()
+        try store.blobs.write(big, key: key)
+        let r = try await store.deliver(Delivery(content: .blob(key: key, size: big.count),
+                                                 envelope: StoredEnvelope(mailFrom: "", recipients: []), targets: [DeliveryTarget(account: a)]))
+        #expect(try await store.contentFile(of: r.messageID)?.lastPathComponent == key)
+        #expect(try await store.content(of: r.messageID) == big)
+        #expect(try await store.orphanBlobKeys().isEmpty)
+        try store.blobs.write([1, 2, 3], key: "orphan-1")
+        #expect(try await store.orphanBlobKeys() == ["orphan-1"])
+        #expect(try await store.removeOrphanBlobs() == 1)
+        try await store.removeAccount(addr("alice@example.test"))
+        #expect(!FileManager.default.fileExists(atPath: store.blobs.url(for: key).path))
+    }
+
+    @Test func concurrentDeliveriesShareCommitsAndKeepUIDsUnique() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let a = try await store.addAccount(addr("alice@example.test"), password: "x")
+        try await withThrowingTaskGroup(of: DeliveryReceipt.self) { group in
+            for i in 0..<300 {
+                group.addTask {
+                    try await store.deliver(Delivery(content: .inline(Array("Subject: \(i)\r\n\r\n".utf8)),
+                                                     envelope: StoredEnvelope(mailFrom: "", recipients: []), targets: [DeliveryTarget(account: a)]))
+                }
+            }
+            var uids = Set<UID>()
+            for try await r in group { uids.insert(r.placements[0].uid) }
+            #expect(uids.count == 300)
+        }
+        let inbox = try await store.mailboxes(account: a)[0]
+        #expect(inbox.messages == 300)
+        #expect(inbox.uidNext == UID(301))
+        #expect(inbox.highestModSeq.rawValue == 301)
+    }
+
+    @Test func batchKeepsOrder() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let a = try await store.addAccount(addr("alice@example.test"), password: "x")
+        let box = try await store.createMailbox(account: a, name: "Imported")
+        #expect(try await store.createMailbox(account: a, name: "Imported") == box)
+        let batch = (0..<50).map { i in
+            Delivery(content: .inline(Array("n\(i)".utf8)), envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                     targets: [DeliveryTarget(account: a, mailbox: "Imported")], flags: i % 2 == 0 ? [.seen] : [])
+        }
+        _ = try await store.deliver(batch: batch)
+        let msgs = try await store.messages(mailbox: box)
+        var contents: [String] = []
+        for m in msgs { contents.append(String(decoding: try await store.content(of: m.messageID), as: UTF8.self)) }
+        #expect(contents == (0..<50).map { "n\($0)" })
+        #expect(msgs[0].flags == [.seen] && msgs[1].flags == [])
+    }
+
+    @Test func refusesNewerSchema() throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 999") }
+        #expect(throws: StoreError.schemaTooNew(found: 999, supported: Schema.currentVersion)) {
+            try SQLiteMailStore(dataDirectory: dir)
+        }
+    }
+}

@@ -1,0 +1,123 @@
+import NIOCore
+import Testing
+@testable import SMTPCodec
+
+/// Feeds input in pieces of `step` bytes and collects what the framer produced, joining data chunks.
+func frame(_ input: [UInt8], step: Int, startInData: Bool = true, maxLine: Int = 1000) -> (data: [UInt8], ended: Bool, lines: [String], problems: SMTPFramer.DataProblems) {
+    var framer = SMTPFramer(maxTextLine: maxLine)
+    if startInData { framer.startData() }
+    var buffer = ByteBuffer()
+    var data: [UInt8] = []
+    var ended = false
+    var lines: [String] = []
+    var problems: SMTPFramer.DataProblems = []
+    var i = 0
+    while i < input.count {
+        buffer.writeBytes(input[i..<min(i + step, input.count)])
+        i += step
+        while let event = framer.next(&buffer) {
+            switch event {
+            case .dataChunk(let b): data += Array(b.readableBytesView)
+            case .dataEnd: ended = true; problems = framer.dataProblems
+            case .line(let l): lines.append(String(decoding: l, as: UTF8.self))
+            default: break
+            }
+        }
+    }
+    return (data, ended, lines, problems)
+}
+
+@Suite struct FramerTests {
+    static let steps = [1, 2, 3, 5, 7, 64, 100_000]
+
+    @Test(arguments: steps)
+    func unstuffsAndEndsAtDotLine(step: Int) {
+        let wire = Array("Subject: x\r\n\r\n..leading dot\r\n.x\r\nlast\r\n.\r\nNOOP\r\n".utf8)
+        let r = frame(wire, step: step)
+        #expect(String(decoding: r.data, as: UTF8.self) == "Subject: x\r\n\r\n.leading dot\r\nx\r\nlast\r\n")
+        #expect(r.ended)
+        #expect(r.lines == ["NOOP"])
+        #expect(r.problems == [])
+    }
+
+    @Test(arguments: steps)
+    func emptyMessage(step: Int) {
+        let r = frame(Array(".\r\n".utf8), step: step)
+        #expect(r.data == [])
+        #expect(r.ended)
+    }
+
+    @Test(arguments: steps)
+    func bareLFDotIsNotAnEnd(step: Int) {
+        // The smuggling vector: "\n.\n" and "\n.\r\n" must not end the data.
+        let wire = Array("a\n.\nMAIL FROM:<x@y>\r\nb\n.\r\nc\r\n.\r\n".utf8)
+        let r = frame(wire, step: step)
+        #expect(r.ended)
+        #expect(r.lines.isEmpty)
+        #expect(r.problems.contains(.bareLF))
+        #expect(String(decoding: r.data, as: UTF8.self).contains("MAIL FROM"))
+    }
+
+    @Test(arguments: steps)
+    func bareCRAndNul(step: Int) {
+        let r = frame(Array("a\rb\r\nn\u{0}l\r\n.\r\n".utf8), step: step)
+        #expect(r.ended)
+        #expect(r.problems.contains(.bareCR))
+        #expect(r.problems.contains(.nul))
+        #expect(!r.problems.contains(.bareLF))
+    }
+
+    @Test(arguments: steps)
+    func crlfSplitAcrossReads(step: Int) {
+        let body = String(repeating: "0123456789", count: 50) + "\r\n"
+        let wire = Array((body + "." + body + ".\r\n").utf8)
+        let r = frame(wire, step: step)
+        #expect(String(decoding: r.data, as: UTF8.self) == body + body)
+        #expect(r.problems == [])
+    }
+
+    @Test func longLines() {
+        let ok = frame(Array((String(repeating: "x", count: 998) + "\r\n.\r\n").utf8), step: 100)
+        #expect(ok.problems == [])
+        let long = frame(Array((String(repeating: "x", count: 999) + "\r\n.\r\n").utf8), step: 100)
+        #expect(long.problems == [.longLine])
+    }
+
+    @Test(arguments: steps)
+    func commandLines(step: Int) {
+        let r = frame(Array("EHLO a\r\nNOOP\nRSET\r\n".utf8), step: step, startInData: false)
+        #expect(r.lines == ["EHLO a", "NOOP", "RSET"])
+    }
+
+    @Test func commandLineTooLong() {
+        var framer = SMTPFramer(maxCommandLine: 64)
+        var b = ByteBuffer(string: String(repeating: "A", count: 100))
+        #expect(framer.next(&b) == .lineTooLong)
+        b.writeString(String(repeating: "B", count: 100) + "\r\nNOOP\r\n")
+        #expect(framer.next(&b) == .line(Array("NOOP".utf8)))
+        var c = ByteBuffer(string: String(repeating: "C", count: 70) + "\r\nQUIT\r\n")
+        #expect(framer.next(&c) == .lineTooLong)
+        #expect(framer.next(&c) == .line(Array("QUIT".utf8)))
+    }
+
+    @Test func bdatReadsExactBytes() {
+        var framer = SMTPFramer()
+        var b = ByteBuffer(string: "abc\r\n.\r\nde")
+        framer.startBDAT(size: 12)
+        var got: [UInt8] = []
+        while let e = framer.next(&b) {
+            if case .bdatChunk(let c) = e { got += Array(c.readableBytesView) }
+            if e == .bdatEnd { Issue.record("ended early") }
+        }
+        b.writeString("fgBDAT")
+        var ended = false
+        while let e = framer.next(&b) {
+            if case .bdatChunk(let c) = e { got += Array(c.readableBytesView) }
+            if e == .bdatEnd { ended = true; break }
+        }
+        #expect(ended)
+        #expect(String(decoding: got, as: UTF8.self) == "abc\r\n.\r\ndefg")
+        #expect(framer.mode == .command)
+        #expect(b.readableBytes == 4)
+    }
+}

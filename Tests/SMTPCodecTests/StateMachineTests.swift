@@ -1,0 +1,158 @@
+import MailCore
+import Testing
+@testable import SMTPCodec
+
+/// Runs a transcript of commands against the state machine, answering recipient checks with `accept`.
+struct Transcript {
+    var machine: SMTPServerStateMachine
+    var accept: (EmailAddress) -> Bool = { $0.localPart != "nobody" }
+
+    init(_ config: SMTPServerStateMachine.Configuration = .init(hostname: "mx.test", maxMessageSize: 1000, maxRecipients: 3,
+                                                                 maxErrors: 10, startTLSAvailable: true)) {
+        machine = SMTPServerStateMachine(configuration: config)
+    }
+
+    /// Sends a command line; returns the reply code (354 for DATA start, 0 for a BDAT chunk to read).
+    mutating func send(_ line: String) -> Int {
+        let action: SMTPServerStateMachine.Action
+        do { action = machine.receive(try SMTPCommandParser.parse(Array(line.utf8))) } catch { action = machine.syntaxError(error) }
+        return code(action)
+    }
+
+    mutating func code(_ action: SMTPServerStateMachine.Action) -> Int {
+        switch action {
+        case .reply(let r), .replyAndClose(let r), .startTLS(let r), .startData(let r): return r.code.rawValue
+        case .checkRecipient(let rcpt, _):
+            if accept(rcpt.address) { return machine.recipientAccepted()!.code.rawValue }
+            return code(machine.recipientRejected(SMTPReply(550, "5.1.1", "unknown")))
+        case .readBDATChunk: return 0
+        case .authenticate: return 334
+        }
+    }
+}
+
+@Suite struct StateMachineTests {
+    @Test func happyPath() {
+        var t = Transcript()
+        #expect(t.send("EHLO client") == 250)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("RCPT TO:<x@mx.test>") == 250)
+        #expect(t.send("RCPT TO:<nobody@mx.test>") == 550)
+        #expect(t.send("DATA") == 354)
+        let txn = t.machine.dataEnded(problem: nil)
+        #expect(txn?.recipients.map(\.address.localPart) == ["x"])
+        t.machine.deliveryFinished()
+        #expect(t.machine.state == .ready)
+        #expect(t.send("QUIT") == 221)
+        #expect(t.machine.state == .closed)
+    }
+
+    @Test func sequenceErrors() {
+        var t = Transcript()
+        #expect(t.send("MAIL FROM:<a@b.test>") == 503)
+        #expect(t.send("HELO c") == 250)
+        #expect(t.send("RCPT TO:<x@mx.test>") == 503)
+        #expect(t.send("DATA") == 503)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 503)
+        #expect(t.send("DATA") == 554) // no valid recipients
+        #expect(t.send("RSET") == 250)
+        #expect(t.machine.state == .ready)
+    }
+
+    @Test func extensionsAndStartTLS() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.machine.extensions.contains("STARTTLS"))
+        #expect(t.machine.extensions.contains("SIZE 1000"))
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("STARTTLS") == 220)
+        // RFC 3207: all state is forgotten; EHLO again first.
+        #expect(t.machine.state == .connected)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 503)
+        #expect(t.send("EHLO c") == 250)
+        #expect(!t.machine.extensions.contains("STARTTLS"))
+        #expect(t.send("STARTTLS") == 503)
+    }
+
+    @Test func startTLSNeedsEHLOAndCertificate() {
+        var t = Transcript(.init(hostname: "mx.test", startTLSAvailable: false))
+        #expect(t.send("EHLO c") == 250)
+        #expect(!t.machine.extensions.contains("STARTTLS"))
+        #expect(t.send("STARTTLS") == 502)
+        var h = Transcript()
+        #expect(h.send("HELO c") == 250)
+        #expect(h.send("STARTTLS") == 502)
+    }
+
+    @Test func limits() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.send("MAIL FROM:<a@b.test> SIZE=1001") == 552)
+        #expect(t.send("MAIL FROM:<a@b.test> SIZE=1000") == 250)
+        #expect(t.send("RCPT TO:<r1@mx.test>") == 250)
+        #expect(t.send("RCPT TO:<r2@mx.test>") == 250)
+        #expect(t.send("RCPT TO:<r3@mx.test>") == 250)
+        #expect(t.send("RCPT TO:<r4@mx.test>") == 452)
+    }
+
+    @Test func utf8NeedsSMTPUTF8() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.send("MAIL FROM:<jürgen@b.test>") == 553)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("RCPT TO:<jürgen@mx.test>") == 553)
+        #expect(t.send("RSET") == 250)
+        #expect(t.send("MAIL FROM:<jürgen@b.test> SMTPUTF8") == 250)
+        #expect(t.send("RCPT TO:<jürgen@mx.test>") == 250)
+    }
+
+    @Test func tooManyErrorsCloses() {
+        var t = Transcript()
+        for _ in 0..<9 { #expect(t.send("BOGUS") == 500) }
+        #expect(t.send("BOGUS") == 421)
+        #expect(t.machine.state == .closed)
+    }
+
+    @Test func bdatFlow() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("RCPT TO:<x@mx.test>") == 250)
+        #expect(t.send("BDAT 100") == 0)
+        #expect(t.machine.bdatChunkEnded(last: false).reply?.code.rawValue == 250)
+        #expect(t.send("DATA") == 503) // only BDAT may follow; transaction aborted
+        #expect(t.machine.state == .ready)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("RCPT TO:<x@mx.test>") == 250)
+        #expect(t.send("BDAT 500") == 0)
+        #expect(t.machine.bdatChunkEnded(last: false).reply?.code.rawValue == 250)
+        #expect(t.send("BDAT 600 LAST") == 0) // over 1000 in total: read, then refused
+        let end = t.machine.bdatChunkEnded(last: true)
+        #expect(end.reply?.code.rawValue == 552)
+        #expect(end.deliver == nil)
+        #expect(t.machine.state == .ready)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("RCPT TO:<x@mx.test>") == 250)
+        #expect(t.send("BDAT 10 LAST") == 0)
+        #expect(t.machine.bdatChunkEnded(last: true).deliver != nil)
+    }
+
+    @Test func bdatWithoutTransactionIsReadAndRefused() {
+        var t = Transcript()
+        #expect(t.send("BDAT 5 LAST") == 0)
+        #expect(t.machine.bdatChunkEnded(last: true).reply?.code.rawValue == 503)
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("RCPT TO:<nobody@mx.test>") == 550)
+        #expect(t.send("BDAT 5 LAST") == 0)
+        #expect(t.machine.bdatChunkEnded(last: true).reply?.code.rawValue == 554)
+    }
+
+    @Test func authNotOfferedOnPort25() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        #expect(!t.machine.extensions.contains { $0.hasPrefix("AUTH") })
+        #expect(t.send("AUTH PLAIN AGEAYg==") == 503)
+    }
+}

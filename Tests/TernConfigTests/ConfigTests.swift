@@ -1,0 +1,109 @@
+import Foundation
+import Testing
+@testable import TernConfig
+
+@Suite struct ConfigTests {
+    let base = URL(fileURLWithPath: "/etc/tern")
+
+    @Test func defaults() throws {
+        let c = try TernConfiguration.parse("", file: "t.toml", baseDirectory: base)
+        #expect(c.hostname == "localhost")
+        #expect(c.listen[.smtp] == [ListenAddress(host: "127.0.0.1", port: 2525)])
+        #expect(c.limits.maxMessageSize == 50 * 1024 * 1024)
+        #expect(c.limits.commandTimeout == .seconds(300))
+        #expect(c.delivery.retry.first == .seconds(60))
+        #expect(c.dataDirectory.path == "/etc/tern/tern-data")
+    }
+
+    @Test func fullConfig() throws {
+        let text = """
+            hostname = "mail.example.com"
+            data = "/var/lib/tern"
+            [listen]
+            smtp = ["0.0.0.0:25", "[::]:25"]
+            [limits]
+            max_message_size = 1048576
+            command_timeout = "30s"
+            data_timeout = "2m"
+            [dns]
+            nameservers = ["127.0.0.1:5353"]
+            """
+        let c = try TernConfiguration.parse(text, file: "t.toml", baseDirectory: base)
+        #expect(c.hostname == "mail.example.com")
+        #expect(c.dataDirectory.path == "/var/lib/tern")
+        #expect(c.listen[.smtp] == [ListenAddress(host: "0.0.0.0", port: 25), ListenAddress(host: "::", port: 25)])
+        #expect(c.limits.maxMessageSize == 1_048_576)
+        #expect(c.limits.commandTimeout == .seconds(30))
+        #expect(c.limits.dataTimeout == .seconds(120))
+        #expect(c.nameservers == ["127.0.0.1:5353"])
+    }
+
+    @Test func errorsCarryLines() {
+        let text = """
+            hostname = "bad host"
+            [listen]
+            smtp = ["nope"]
+            imap = ["0.0.0.0:2525", "127.0.0.1:2525"]
+            [limits]
+            max_errors = "ten"
+            typo = 3
+            [tls]
+            certificate = "/nonexistent.pem"
+            """
+        do {
+            _ = try TernConfiguration.parse(text, file: "t.toml", baseDirectory: base)
+            Issue.record("accepted a bad config")
+        } catch {
+            let lines = error.issues.map { "\($0.line ?? 0): \($0.message)" }
+            #expect(lines.contains { $0.hasPrefix("1: hostname:") })
+            #expect(lines.contains { $0.hasPrefix("3: listen.smtp: \"nope\" is not address:port") })
+            #expect(lines.contains { $0.hasPrefix("6: limits.max_errors: must be a whole number") })
+            #expect(lines.contains { $0.hasPrefix("7: unknown setting \"limits.typo\"") })
+            #expect(lines.contains { $0.hasPrefix("9: tls.certificate") })
+            #expect(lines.contains { $0.hasPrefix("10: tls.certificate") == false })
+            #expect(error.issues.map { $0.line ?? 0 } == error.issues.map { $0.line ?? 0 }.sorted())
+        }
+    }
+
+    @Test func duplicateListenAddress() {
+        let text = "[listen]\nsmtp = [\"127.0.0.1:2525\"]\nimap = [\"127.0.0.1:2525\"]\n"
+        #expect(throws: ConfigErrors.self) { try TernConfiguration.parse(text, file: "t", baseDirectory: base) }
+    }
+
+    @Test func syntaxError() {
+        do {
+            _ = try TernConfiguration.parse("a = 1\n[limits\n", file: "t.toml", baseDirectory: base)
+        } catch {
+            #expect(error.issues.first?.line == 2)
+            #expect(error.issues.first?.message.hasPrefix("TOML syntax") == true)
+        }
+    }
+
+    @Test func exampleParsesToDefaults() throws {
+        let c = try TernConfiguration.parse(ConfigSchema.example(), file: "example", baseDirectory: base)
+        #expect(c.limits.maxRecipients == 100)
+        #expect(ConfigSchema.example().contains("# Largest message accepted"))
+    }
+
+    @Test(arguments: [("30s", 30), ("5m", 300), ("2h", 7200), ("5d", 432_000), ("45", 45)])
+    func durations(_ text: String, _ seconds: Int64) {
+        #expect(ConfigSchema.parseDuration(text) == .seconds(seconds))
+    }
+
+    @Test func sizes() {
+        #expect(ConfigSchema.parseSize("50M") == 52_428_800)
+        #expect(ConfigSchema.parseSize("512K") == 524_288)
+        #expect(ConfigSchema.parseSize("1GB") == 1_073_741_824)
+        #expect(ConfigSchema.parseSize("0") == nil)
+        #expect(ConfigSchema.parseSize("lots") == nil)
+        #expect(ConfigSchema.parseDuration("soon") == nil)
+    }
+
+    @Test func listenAddresses() {
+        #expect(ListenAddress("0.0.0.0:25") == ListenAddress(host: "0.0.0.0", port: 25))
+        #expect(ListenAddress("[::1]:587") == ListenAddress(host: "::1", port: 587))
+        #expect(ListenAddress("::1:587") == nil)
+        #expect(ListenAddress("host:70000") == nil)
+        #expect(ListenAddress("[::1]:587")?.description == "[::1]:587")
+    }
+}
