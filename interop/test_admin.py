@@ -210,3 +210,10 @@ def test_embedded_default_first_run(tmp_path):
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=15)
     assert proc.returncode == 0
+
+
+def test_docs_example_config_is_generated():
+    from pathlib import Path
+    r = subprocess.run([TERN, "config", "example"], capture_output=True, text=True, check=True)
+    doc = Path(__file__).resolve().parent.parent / "docs" / "tern.example.toml"
+    assert doc.read_text() == r.stdout, "docs/tern.example.toml is stale: regenerate it with `tern config example`"
