@@ -180,3 +180,15 @@ def test_sub_addressing_alias_and_catch_all(tern):
     assert [b"Subject: plus" in m for m in alice] == [True, False]
     assert any(b"Subject: alias" in m for m in alice) and any(b"Subject: alias" in m for m in bob)
     assert any(b"Subject: catch-all" in m for m in bob)
+
+
+def test_internationalised_domain_in_both_forms(tern):
+    tern.add_domain("Müller.test")
+    assert "xn--mller-kva.test (müller.test)" in tern.run("domain", "list").stdout.decode()
+    tern.run("user", "add", "info@müller.test", "--password", "pw-idn-user")
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+        assert s.sendmail("x@remote.test", ["info@xn--mller-kva.test"], b"Subject: a-label\r\n\r\nx\r\n") == {}
+        assert s.sendmail("x@remote.test", ["info@MÜLLER.test"], b"Subject: u-label\r\n\r\nx\r\n",
+                          mail_options=["SMTPUTF8"]) == {}
+    stored = tern.messages("info@xn--mller-kva.test")
+    assert [b"a-label" in stored[0], b"u-label" in stored[1]] == [True, True]

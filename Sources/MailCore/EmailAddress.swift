@@ -25,8 +25,9 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
         self.domain = domain
     }
 
-    /// The domain in lower case: domains compare case-insensitively (RFC 5321 §2.4).
-    public var normalizedDomain: String { domain.lowercased() }
+    /// The domain in its ASCII (A-label) form, lower case: domains compare case-insensitively (RFC 5321 §2.4),
+    /// and a U-label and its A-label are the same domain.
+    public var normalizedDomain: String { Domain.canonical(domain) }
 
     /// `local@domain`, quoting the local part when it is not a dot-string.
     public var description: String {
@@ -190,6 +191,11 @@ public enum Domain {
 
     public static func validate(_ s: String, allowUTF8: Bool = true) throws(AddressSyntaxError) -> String {
         try validate(Array(s.utf8), allowUTF8: allowUTF8)
+    }
+
+    /// The form Tern stores and compares: IDNA A-labels, lower case (address literals just lower-cased).
+    public static func canonical(_ s: String) -> String {
+        IDNA.toASCII(s) ?? s.lowercased()
     }
 }
 

@@ -42,7 +42,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     // MARK: Directory
 
     public func addDomain(_ name: String) async throws {
-        let domain = try Domain.validate(name, allowUTF8: true).lowercased()
+        let domain = Domain.canonical(try Domain.validate(name, allowUTF8: true))
         try await pool.write { db in
             if try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) != nil {
                 throw StoreError.alreadyExists("domain \(domain)")
@@ -52,7 +52,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func removeDomain(_ name: String) async throws {
-        let domain = name.lowercased()
+        let domain = Domain.canonical(name)
         try await pool.write { db in
             try db.execute(sql: "DELETE FROM domain WHERE name = ?", arguments: [domain])
             guard db.changesCount > 0 else { throw StoreError.notFound("domain \(domain)") }
@@ -127,7 +127,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
                      JOIN message m ON m.id = mm.message_id WHERE b.account_id = a.id) AS bytes
                 FROM account a JOIN domain d ON d.id = a.domain_id
                 WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, a.localpart
-                """, arguments: [domain?.lowercased()]).map {
+                """, arguments: [domain.map(Domain.canonical)]).map {
                 AccountInfo(id: $0["id"], address: $0["address"], created: Date(timeIntervalSince1970: $0["created"]),
                             messages: $0["messages"], bytes: $0["bytes"])
             }
@@ -192,7 +192,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
             try Row.fetchAll(db, sql: """
                 SELECT x.localpart, d.name, x.targets FROM alias x JOIN domain d ON d.id = x.domain_id
                 WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, x.localpart
-                """, arguments: [domain?.lowercased()]).map {
+                """, arguments: [domain.map(Domain.canonical)]).map {
                 let local: String = $0["localpart"], name: String = $0["name"], targets: String = $0["targets"]
                 return AliasInfo(source: "\(local)@\(name)", targets: targets.split(separator: "\n").map(String.init))
             }
@@ -202,7 +202,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     static func splitAliasSource(_ source: String) throws -> (String, String) {
         guard let at = source.lastIndex(of: "@") else { throw StoreError.invalid("alias \(source) must be local@domain or @domain") }
         let local = String(source[..<at]).lowercased()
-        let domain = try Domain.validate(String(source[source.index(after: at)...])).lowercased()
+        let domain = Domain.canonical(try Domain.validate(String(source[source.index(after: at)...])))
         if !local.isEmpty { _ = try EmailAddress.parse(source) }
         return (local, domain)
     }

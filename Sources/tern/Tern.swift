@@ -76,7 +76,7 @@ struct DomainCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, store) = try options.openStore()
             try await store.addDomain(domain)
-            print("added domain \(domain.lowercased())")
+            print("added domain \(Domain.canonical(domain))")
         }
     }
 
@@ -86,7 +86,8 @@ struct DomainCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, store) = try options.openStore()
             for d in try await store.domains() {
-                print("\(d.name)\t\(d.accounts) accounts\t\(d.aliases) aliases")
+                let unicode = IDNA.toUnicode(d.name)
+                print("\(d.name)\(unicode == d.name ? "" : " (\(unicode))")\t\(d.accounts) accounts\t\(d.aliases) aliases")
             }
         }
     }
@@ -98,7 +99,7 @@ struct DomainCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, store) = try options.openStore()
             try await store.removeDomain(domain)
-            print("removed domain \(domain.lowercased())")
+            print("removed domain \(Domain.canonical(domain))")
         }
     }
 }
