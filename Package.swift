@@ -51,6 +51,7 @@ let package = Package(
         ] + nio),
 
         .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
+        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
         .testTarget(name: "SMTPCodecTests", dependencies: ["SMTPCodec", "MailCore"]),
         .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),

@@ -217,3 +217,33 @@ def test_docs_example_config_is_generated():
     r = subprocess.run([TERN, "config", "example"], capture_output=True, text=True, check=True)
     doc = Path(__file__).resolve().parent.parent / "docs" / "tern.example.toml"
     assert doc.read_text() == r.stdout, "docs/tern.example.toml is stale: regenerate it with `tern config example`"
+
+
+def test_import_large_mbox_in_bounded_memory(tern, tmp_path):
+    """An mbox is imported one message at a time: peak memory does not grow with the file's size."""
+    body = ("0123456789" * 7 + "\n") * 200  # ~14 KB per message
+
+    def import_peak(count, user):
+        path = tmp_path / f"{user}.mbox"
+        with open(path, "w") as f:
+            for i in range(count):
+                f.write(f"From x@remote.test Thu Jan  1 00:00:00 1970\nSubject: bulk {i}\n\n{body}\n")
+        tern.run("user", "add", f"{user}@example.test", "--password", "pw-bulk")
+        proc = subprocess.Popen([TERN, "import", f"{user}@example.test", str(path), "--config", str(tern.config)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.communicate()
+        assert proc.returncode == 0, err
+        assert f"imported {count} messages".encode() in out
+        listing = tern.run("user", "list").stdout.decode()
+        assert re.search(rf"{user}@example.test\t{count} messages", listing)
+        return path.stat().st_size
+
+    import resource
+    size_small = import_peak(1000, "small")
+    peak_small = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    size_big = import_peak(4300, "big")
+    peak_big = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    assert size_big > 60_000_000 and size_big > 4 * size_small
+    # RUSAGE_CHILDREN keeps the largest child's peak: the big import may not need much more than the small one.
+    assert peak_big - peak_small < 12_000, f"peak memory grew from {peak_small} kB to {peak_big} kB with the mbox size"
+    assert peak_big < 60_000

@@ -33,43 +33,8 @@ public enum Mbox {
 
     /// Splits an mbox into messages (CRLF line ends, quoting undone). Accepts mboxrd and mboxo files.
     public static func messages(in data: [UInt8]) -> [[UInt8]] {
-        var result: [[UInt8]] = []
-        var current: [UInt8]?
-        var lines: [ArraySlice<UInt8>] = []
-        var start = 0
-        for i in data.indices where data[i] == UInt8(ascii: "\n") {
-            lines.append(data[start..<i]); start = i + 1
-        }
-        if start < data.count { lines.append(data[start...]) }
-        var pendingBlank = 0
-        for var line in lines {
-            if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
-            if line.starts(with: "From ".utf8) {
-                if var c = current {
-                    for _ in 0..<max(0, pendingBlank - 1) { c.append(contentsOf: [13, 10]) }
-                    result.append(c)
-                }
-                current = []
-                pendingBlank = 0
-                continue
-            }
-            guard current != nil else { continue }
-            // Blank lines are held back: the last one before the next "From " is the separator, not content.
-            if line.isEmpty { pendingBlank += 1; continue }
-            for _ in 0..<pendingBlank { current!.append(contentsOf: [13, 10]) }
-            pendingBlank = 0
-            var j = line.startIndex
-            while j < line.endIndex, line[j] == UInt8(ascii: ">") { j += 1 }
-            if j > line.startIndex, line[j...].starts(with: "From ".utf8) { line = line.dropFirst() }
-            current!.append(contentsOf: line)
-            current!.append(contentsOf: [13, 10])
-        }
-        if var c = current {
-            // Keep all but the separating blank line.
-            for _ in 0..<max(0, pendingBlank - 1) { c.append(contentsOf: [13, 10]) }
-            result.append(c)
-        }
-        return result
+        var splitter = MboxSplitter()
+        return splitter.feed(data[...]) + splitter.finish()
     }
 
     /// `Tue Nov 24 02:18:00 2026` in UTC, as the From line wants.
@@ -82,6 +47,76 @@ public enum Mbox {
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         let day = c.day! < 10 ? " \(c.day!)" : "\(c.day!)"
         return "\(days[c.weekday! - 1]) \(months[c.month! - 1]) \(day) \(two(c.hour!)):\(two(c.minute!)):\(two(c.second!)) \(c.year!)"
+    }
+}
+
+/// Splits an mbox stream into messages as its bytes arrive, so an mbox of any size is read in bounded memory
+/// (one message at a time). Lines become CRLF-terminated; mboxrd `>From ` quoting is undone; the blank line that
+/// separates messages is dropped.
+public struct MboxSplitter {
+    private var current: [UInt8]?
+    private var pendingBlank = 0
+    private var partial: [UInt8] = []
+
+    public init() {}
+
+    /// Feeds more bytes; returns the messages completed by them.
+    public mutating func feed(_ bytes: ArraySlice<UInt8>) -> [[UInt8]] {
+        var done: [[UInt8]] = []
+        var start = bytes.startIndex
+        for i in bytes.indices where bytes[i] == UInt8(ascii: "\n") {
+            if partial.isEmpty {
+                line(bytes[start..<i], into: &done)
+            } else {
+                partial.append(contentsOf: bytes[start..<i])
+                let whole = partial
+                partial = []
+                line(whole[...], into: &done)
+            }
+            start = i + 1
+        }
+        partial.append(contentsOf: bytes[start...])
+        return done
+    }
+
+    /// Ends the stream; returns the last message.
+    public mutating func finish() -> [[UInt8]] {
+        var done: [[UInt8]] = []
+        if !partial.isEmpty {
+            let whole = partial
+            partial = []
+            line(whole[...], into: &done)
+        }
+        if var c = current {
+            for _ in 0..<max(0, pendingBlank - 1) { c.append(contentsOf: [13, 10]) }
+            done.append(c)
+            current = nil
+        }
+        return done
+    }
+
+    private mutating func line(_ raw: ArraySlice<UInt8>, into done: inout [[UInt8]]) {
+        var line = raw
+        if line.last == UInt8(ascii: "\r") { line = line.dropLast() }
+        if line.starts(with: "From ".utf8) {
+            if var c = current {
+                for _ in 0..<max(0, pendingBlank - 1) { c.append(contentsOf: [13, 10]) }
+                done.append(c)
+            }
+            current = []
+            pendingBlank = 0
+            return
+        }
+        guard current != nil else { return }
+        // Blank lines are held back: the last one before the next "From " is the separator, not content.
+        if line.isEmpty { pendingBlank += 1; return }
+        for _ in 0..<pendingBlank { current!.append(contentsOf: [13, 10]) }
+        pendingBlank = 0
+        var j = line.startIndex
+        while j < line.endIndex, line[j] == UInt8(ascii: ">") { j += 1 }
+        if j > line.startIndex, line[j...].starts(with: "From ".utf8) { line = line.dropFirst() }
+        current!.append(contentsOf: line)
+        current!.append(contentsOf: [13, 10])
     }
 }
 

@@ -97,7 +97,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        logger.info("connection error", metadata: ["error": "\(error)"])
+        // A client that closes TLS without close_notify is common and harmless here: every reply was sent.
+        if let tlsError = error as? NIOSSLError, case .uncleanShutdown = tlsError {
+            logger.debug("TLS closed without close_notify")
+        } else {
+            logger.info("connection error", metadata: ["error": "\(error)"])
+        }
         closed = true
         context.close(promise: nil)
     }

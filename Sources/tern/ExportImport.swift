@@ -131,7 +131,7 @@ struct ImportCommand: AsyncParsableCommand {
     @Option(help: "Target mailbox (default: INBOX, created if missing).") var mailbox: String?
 
     struct Item {
-        var load: () throws -> [UInt8]
+        var url: URL
         var mailbox: String
         var flags: MessageFlags
         var date: Date
@@ -141,49 +141,41 @@ struct ImportCommand: AsyncParsableCommand {
         let (_, store) = try options.openStore()
         let addr = try parseAddress(address)
         guard let account = try await store.account(addr) else { throw ValidationError("no account \(addr.canonical)") }
-        let items = try collect()
-        for name in Set(items.map(\.mailbox)) { _ = try await store.createMailbox(account: account, name: name) }
-        let progress = Progress(total: items.count, label: "importing")
-        var imported = 0
-        // Batches keep the source order (UIDs ascend as in the mbox or Maildir) and share one commit each.
-        var batch: [Delivery] = []
-        var batchBytes = 0
-        func flush() async throws {
-            guard !batch.isEmpty else { return }
-            _ = try await store.deliver(batch: batch)
-            imported += batch.count
-            progress.update(imported)
-            batch = []
-            batchBytes = 0
-        }
-        for item in items {
-            let bytes = try item.load()
-            let content: MessageContent
-            if bytes.count > SQLiteMailStore.inlineLimit {
-                let key = BlobStore.newKey()
-                try store.blobs.write(bytes, key: key)
-                content = .blob(key: key, size: bytes.count)
-            } else {
-                content = .inline(bytes)
-                batchBytes += bytes.count
-            }
-            batch.append(Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: addr.canonical)]),
-                                  targets: [DeliveryTarget(account: account, mailbox: item.mailbox)],
-                                  internalDate: item.date, flags: item.flags))
-            if batch.count >= 256 || batchBytes > 8 << 20 { try await flush() }
-        }
-        try await flush()
-        progress.finish()
-        print("imported \(imported) messages into \(addr.canonical)")
-    }
-
-    func collect() throws -> [Item] {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else { throw ValidationError("\(source) does not exist") }
-        if !isDir.boolValue {
-            let data = Array(try Data(contentsOf: URL(fileURLWithPath: source)))
-            return Mbox.messages(in: data).map { m in Item(load: { m }, mailbox: mailbox ?? "INBOX", flags: [], date: Date()) }
+        let importer = Importer(store: store, account: account, recipient: addr.canonical)
+        if isDir.boolValue {
+            let items = try maildirItems()
+            for name in Set(items.map(\.mailbox)) { _ = try await store.createMailbox(account: account, name: name) }
+            let progress = Progress(total: items.count, label: "importing")
+            for (n, item) in items.enumerated() {
+                try await importer.add(Array(try Data(contentsOf: item.url)), mailbox: item.mailbox, flags: item.flags, date: item.date)
+                progress.update(n + 1)
+            }
+            try await importer.flush()
+            progress.finish()
+        } else {
+            // An mbox is read in 1 MiB pieces and split as it goes: memory stays bounded whatever its size.
+            let target = mailbox ?? "INBOX"
+            _ = try await store.createMailbox(account: account, name: target)
+            guard let handle = FileHandle(forReadingAtPath: source) else { throw ValidationError("cannot read \(source)") }
+            let size = (try? FileManager.default.attributesOfItem(atPath: source)[.size] as? Int) ?? 0
+            let progress = Progress(total: size, label: "importing")
+            var splitter = MboxSplitter()
+            var read = 0
+            while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
+                read += chunk.count
+                for m in splitter.feed(Array(chunk)[...]) { try await importer.add(m, mailbox: target, flags: [], date: Date()) }
+                progress.update(read)
+            }
+            for m in splitter.finish() { try await importer.add(m, mailbox: target, flags: [], date: Date()) }
+            try await importer.flush()
+            progress.finish()
         }
+        print("imported \(importer.imported) messages into \(addr.canonical)")
+    }
+
+    func maildirItems() throws -> [Item] {
         let root = URL(fileURLWithPath: source)
         var folders: [(URL, String)] = [(root, mailbox ?? "INBOX")]
         if mailbox == nil {
@@ -212,11 +204,50 @@ struct ImportCommand: AsyncParsableCommand {
                     if letters.contains("T") { flags.insert(.deleted) }
                     if letters.contains("D") { flags.insert(.draft) }
                     let date = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? Date()
-                    items.append(Item(load: { Array(try Data(contentsOf: url)) }, mailbox: box, flags: flags, date: date))
+                    items.append(Item(url: url, mailbox: box, flags: flags, date: date))
                 }
             }
         }
         return items
+    }
+}
+
+/// Stores imported messages in ordered batches: UIDs ascend in the source's order, and each batch shares a commit.
+final class Importer {
+    let store: SQLiteMailStore
+    let account: AccountID
+    let recipient: String
+    private var batch: [Delivery] = []
+    private var batchBytes = 0
+    private(set) var imported = 0
+
+    init(store: SQLiteMailStore, account: AccountID, recipient: String) {
+        self.store = store
+        self.account = account
+        self.recipient = recipient
+    }
+
+    func add(_ bytes: [UInt8], mailbox: String, flags: MessageFlags, date: Date) async throws {
+        let content: MessageContent
+        if bytes.count > SQLiteMailStore.inlineLimit {
+            let key = BlobStore.newKey()
+            try store.blobs.write(bytes, key: key)
+            content = .blob(key: key, size: bytes.count)
+        } else {
+            content = .inline(bytes)
+            batchBytes += bytes.count
+        }
+        batch.append(Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: recipient)]),
+                              targets: [DeliveryTarget(account: account, mailbox: mailbox)], internalDate: date, flags: flags))
+        if batch.count >= 256 || batchBytes > 8 << 20 { try await flush() }
+    }
+
+    func flush() async throws {
+        guard !batch.isEmpty else { return }
+        _ = try await store.deliver(batch: batch)
+        imported += batch.count
+        batch = []
+        batchBytes = 0
     }
 }
 

@@ -1,0 +1,55 @@
+import Foundation
+import Testing
+@testable import MailMessage
+
+@Suite struct MailfileTests {
+    let messages: [[UInt8]] = [
+        Array("Subject: one\r\n\r\nFrom the start\r\n>From quoted\r\n>>From twice\r\n\r\n".utf8),
+        Array("Subject: two\r\n\r\nbody\r\n".utf8),
+        Array("Subject: three\r\n\r\n\r\n\r\ntrailing blanks above\r\n".utf8),
+    ]
+
+    @Test(arguments: [1, 2, 7, 64, 1_000_000])
+    func mboxRoundTripAtEverySplit(step: Int) {
+        var mbox: [UInt8] = []
+        for m in messages { mbox += Mbox.entry(message: m, sender: "a@b.test", date: Date(timeIntervalSince1970: 0)) }
+        let text = String(decoding: mbox, as: UTF8.self)
+        #expect(text.hasPrefix("From a@b.test Thu Jan  1 00:00:00 1970\n"))
+        #expect(text.contains("\n>From the start\n>>From quoted\n>>>From twice\n"))
+        #expect(!text.contains("\r"))
+        var splitter = MboxSplitter()
+        var out: [[UInt8]] = []
+        var i = 0
+        while i < mbox.count {
+            out += splitter.feed(mbox[i..<min(i + step, mbox.count)])
+            i += step
+        }
+        out += splitter.finish()
+        #expect(out == messages)
+    }
+
+    @Test func maildirFlags() {
+        #expect(Maildir.infoSuffix(seen: true, answered: true, flagged: true, deleted: false, draft: true) == ":2,DFRS")
+        #expect(Maildir.flags(ofFileName: "123.abc.host:2,FS") == ["F", "S"])
+        #expect(Maildir.flags(ofFileName: "123.abc.host") == [])
+    }
+
+    @Test func tarHeaderChecksum() {
+        let h = TarWriter().header(path: "Maildir/cur/x", size: 10, mode: 0o600, isDirectory: false, mtime: Date(timeIntervalSince1970: 0))
+        #expect(h.count == 512)
+        let stored = Int(String(decoding: h[148..<154], as: UTF8.self), radix: 8)
+        var copy = h
+        for i in 148..<156 { copy[i] = 32 }
+        #expect(stored == copy.reduce(0) { $0 + Int($1) })
+        #expect(String(decoding: h[257..<262], as: UTF8.self) == "ustar")
+    }
+
+    @Test func receivedHeader() {
+        let r = TraceHeaders.received(heloName: "client\r\nX-Injected: yes", clientAddress: "2001:db8::1", reverseName: nil,
+                                      hostname: "mx.test", protocolName: "ESMTPS", id: "ABC", tls: nil, singleRecipient: "a@b.test",
+                                      date: Date(timeIntervalSince1970: 0))
+        #expect(r == "Received: from clientX-Injected: yes ([IPv6:2001:db8::1])\r\n\tby mx.test (Tern) with ESMTPS id ABC\r\n\tfor <a@b.test>;\r\n\tThu, 1 Jan 1970 00:00:00 +0000\r\n")
+        #expect(TraceHeaders.protocolName(extended: true, tls: true, authenticated: true, utf8: true) == "UTF8SMTPSA")
+        #expect(TraceHeaders.protocolName(extended: false, tls: false, authenticated: false, utf8: false) == "SMTP")
+    }
+}
