@@ -247,3 +247,27 @@ def test_import_large_mbox_in_bounded_memory(tern, tmp_path):
     # RUSAGE_CHILDREN keeps the largest child's peak: the big import may not need much more than the small one.
     assert peak_big - peak_small < 12_000, f"peak memory grew from {peak_small} kB to {peak_big} kB with the mbox size"
     assert peak_big < 60_000
+
+
+def test_import_shows_progress_bar_on_a_terminal(tern, tmp_path):
+    import pty
+    path = tmp_path / "p.mbox"
+    path.write_text("".join(f"From x@r.test Thu Jan  1 00:00:00 1970\nSubject: {i}\n\nbody\n\n" for i in range(300)))
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(TERN, [TERN, "import", ALICE, str(path), "--config", str(tern.config)])
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.waitpid(pid, 0)
+    assert re.search(rb"\rimporting \[#{40}\] \d+/\d+", out), out[-300:]
+    assert b"imported 300 messages" in out
+    # Without a terminal there is no bar.
+    r = tern.run("import", ALICE, str(path))
+    assert b"importing [" not in r.stderr and b"imported 300 messages" in r.stdout

@@ -24,6 +24,8 @@ final class MessageSink {
     }
 
     var tooLarge: Bool { size > maxSize }
+    /// The message has not spilled to a file (finishing it does no I/O).
+    var isInMemory: Bool { file == nil }
 
     func append(_ buffer: ByteBuffer) {
         buffer.withUnsafeReadableBytes { append(UnsafeRawBufferPointer($0)) }

@@ -198,9 +198,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     // MARK: recipients
 
     private func checkRecipient(_ recipient: AcceptedRecipient, context: ChannelHandlerContext) {
-        busy = true
         let store = server.store
         let address = recipient.address
+        // The common case: the directory cache answers at once, on the event loop.
+        if let cached = store.cachedResolution(address), !(recipient.forwardPath == .postmaster && cached == .notOurDomain) {
+            recipientChecked(.success(cached), address: address, context: context, resume: false)
+            return
+        }
+        busy = true
         let isPostmaster = recipient.forwardPath == .postmaster
         let future = context.eventLoop.makeFutureWithTask { () async throws -> RecipientResolution in
             let resolution = try await store.resolve(address)
@@ -213,11 +218,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         future.whenComplete { result in
             let (handler, context) = bound.value
-            handler.recipientChecked(result, address: address, context: context)
+            handler.recipientChecked(result, address: address, context: context, resume: true)
         }
     }
 
-    private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext) {
+    private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext,
+                                  resume: Bool) {
         busy = false
         guard !closed else { return }
         switch result {
@@ -236,7 +242,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             logger.error("recipient lookup failed", metadata: ["error": "\(error)"])
             perform(machine.recipientRejected(SMTPReply(451, "4.3.0", "Temporary lookup failure, try again later", isClientFault: false)), context: context)
         }
-        process(context: context)
+        if resume { process(context: context) }
     }
 
     // MARK: content
@@ -314,26 +320,38 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             },
             envelopeID: txn.parameters.envelopeID, dsnReturn: txn.parameters.dsnReturn?.rawValue,
             body: txn.parameters.body?.rawValue, smtputf8: txn.parameters.smtputf8)
+        let server = self.server
         let store = server.store
         let id = transactionID
-        let unsafeSink = UnsafeTransfer(sink)
-        let future = server.threadPool.runIfActive(eventLoop: context.eventLoop) { try unsafeSink.value.finish() }
-            .flatMap { content in
-                context.eventLoop.makeFutureWithTask { () async throws -> (DeliveryReceipt, Int) in
-                    do {
-                        let receipt = try await store.deliver(Delivery(content: content, envelope: envelope, targets: targets))
-                        return (receipt, content.size)
-                    } catch {
-                        // Nothing references the blob: remove it so a failed delivery leaves nothing behind.
-                        if case .blob(let key, _) = content { unsafeSink.value.blobs.remove(key) }
-                        throw error
-                    }
-                }
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        let recipients = txn.recipients.count
+        let finish: @Sendable (Result<(DeliveryReceipt, Int), Error>) -> Void = { result in
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.delivered(result, id: id, from: envelope.mailFrom, recipients: recipients, context: context)
             }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        future.whenComplete { result in
-            let (handler, context) = bound.value
-            handler.delivered(result, id: id, from: envelope.mailFrom, recipients: txn.recipients.count, context: context)
+        }
+        let finalTargets = targets
+        let commit: @Sendable (MessageContent) -> Void = { content in
+            store.deliver(Delivery(content: content, envelope: envelope, targets: finalTargets)) { result in
+                if case .failure = result, case .blob(let key, _) = content {
+                    // Nothing references the file: remove it so a failed delivery leaves nothing behind.
+                    server.blobs.remove(key)
+                }
+                finish(result.map { ($0, content.size) })
+            }
+        }
+        if sink.isInMemory {
+            // Small messages go straight to the writer thread: no file, no thread-pool hop.
+            do { commit(try sink.finish()) } catch { finish(.failure(error)) }
+        } else {
+            // The spool file's fsync and rename are blocking: they run on the thread pool.
+            let unsafeSink = UnsafeTransfer(sink)
+            server.threadPool.submit { state in
+                guard state == .active else { return finish(.failure(ChannelError.ioOnClosedChannel)) }
+                do { commit(try unsafeSink.value.finish()) } catch { finish(.failure(error)) }
+            }
         }
     }
 

@@ -23,6 +23,12 @@ public protocol Directory: Sendable {
 
     /// Resolves an address through aliases, sub-addressing (`user+tag`) and catch-alls.
     func resolve(_ address: EmailAddress) async throws -> RecipientResolution
+    /// The resolution from an in-memory cache that is still valid, or nil (then call `resolve`).
+    func cachedResolution(_ address: EmailAddress) -> RecipientResolution?
+}
+
+extension Directory {
+    public func cachedResolution(_ address: EmailAddress) -> RecipientResolution? { nil }
 }
 
 /// Mailboxes and messages.
@@ -32,6 +38,9 @@ public protocol MessageStore: Sendable {
     func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt
     /// Stores several messages in the given order (UIDs ascend in that order), with the same durability.
     func deliver(batch: [Delivery]) async throws -> [DeliveryReceipt]
+    /// The same as `deliver(_:)` for callers that are not in an async context (NIO handlers): `completion` runs
+    /// on a store thread once the message is durable or has failed.
+    func deliver(_ delivery: Delivery, completion: @escaping @Sendable (Result<DeliveryReceipt, Error>) -> Void)
     func mailboxes(account: AccountID) async throws -> [MailboxInfo]
     /// Creates a mailbox (no-op when it exists) and returns its id.
     func createMailbox(account: AccountID, name: String) async throws -> MailboxID

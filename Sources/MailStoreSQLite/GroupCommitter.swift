@@ -6,7 +6,7 @@ import Synchronization
 /// Group commit: deliveries that arrive while a commit is in progress queue up and are written together in
 /// the next transaction, with one WAL fsync for all of them (and one fsync per blob directory touched).
 /// Each waiting session is resumed only after its batch is durable.
-final class GroupCommitter: Sendable {
+final class GroupCommitter: @unchecked Sendable {
     private struct Pending {
         var delivery: Delivery
         var completion: @Sendable (Result<DeliveryReceipt, Error>) -> Void
@@ -21,16 +21,16 @@ final class GroupCommitter: Sendable {
         }
     }
 
-    private struct State {
-        var pending: [Pending] = []
-        var flushing = false
-    }
-
-    private let state = Mutex(State())
+    /// Guarded by `condition`.
+    private var pending: [Pending] = []
+    private var writerRunning = false
+    private let condition = NSCondition()
     private let pool: DatabasePool
     private let blobs: BlobStore
     /// The largest batch committed at once: bounds the time one transaction holds the write lock.
     static let maxBatch = 512
+    /// The writer thread ends after this long without work and is started again by the next delivery.
+    static let idleTimeout: TimeInterval = 2
 
     init(pool: DatabasePool, blobs: BlobStore) {
         self.pool = pool
@@ -41,6 +41,11 @@ final class GroupCommitter: Sendable {
         try await withCheckedThrowingContinuation { continuation in
             enqueue([Pending(delivery: delivery, continuation: continuation)])
         }
+    }
+
+    /// Queues a delivery; `completion` runs on the writer thread once the delivery is durable (or failed).
+    func submit(_ delivery: Delivery, completion: @escaping @Sendable (Result<DeliveryReceipt, Error>) -> Void) {
+        enqueue([Pending(delivery: delivery, completion: completion)])
     }
 
     /// Queues the deliveries together and in order, so their UIDs ascend in that order.
@@ -54,32 +59,42 @@ final class GroupCommitter: Sendable {
     }
 
     private func enqueue(_ items: [Pending]) {
-        let startFlusher = state.withLock { s -> Bool in
-            s.pending.append(contentsOf: items)
-            if s.flushing { return false }
-            s.flushing = true
-            return true
+        condition.lock()
+        pending.append(contentsOf: items)
+        if writerRunning {
+            condition.signal()
+        } else {
+            writerRunning = true
+            let thread = Thread { [self] in writerLoop() }
+            thread.name = "tern-writer"
+            thread.start()
         }
-        if startFlusher {
-            Task.detached { await self.flushLoop() }
-        }
+        condition.unlock()
     }
 
-    private func flushLoop() async {
+    /// The single writer: takes whatever is pending, commits it in one transaction, completes every waiter.
+    /// A dedicated thread rather than tasks and dispatch queues: GRDB's synchronous write runs right here,
+    /// so a delivery costs no thread hops beyond the one into this thread and the one back to its session.
+    private func writerLoop() {
+        condition.lock()
         while true {
-            let batch = state.withLock { s -> [Pending] in
-                let n = min(s.pending.count, Self.maxBatch)
-                let batch = Array(s.pending.prefix(n))
-                s.pending.removeFirst(n)
-                if batch.isEmpty { s.flushing = false }
-                return batch
+            while pending.isEmpty {
+                if !condition.wait(until: Date().addingTimeInterval(Self.idleTimeout)) && pending.isEmpty {
+                    writerRunning = false
+                    condition.unlock()
+                    return
+                }
             }
-            if batch.isEmpty { return }
-            await commit(batch)
+            let n = min(pending.count, Self.maxBatch)
+            let batch = Array(pending.prefix(n))
+            pending.removeFirst(n)
+            condition.unlock()
+            commit(batch)
+            condition.lock()
         }
     }
 
-    private func commit(_ batch: [Pending]) async {
+    private func commit(_ batch: [Pending]) {
         let deliveries = batch.map(\.delivery)
         let results: [Result<DeliveryReceipt, Error>]
         do {
@@ -87,8 +102,8 @@ final class GroupCommitter: Sendable {
             try blobs.syncDirectories(for: deliveries.compactMap {
                 if case .blob(let key, _) = $0.content { return key } else { return nil }
             })
-            results = try await pool.write { db in
-                try deliveries.map { delivery in
+            results = try pool.write { db in
+                deliveries.map { delivery in
                     do {
                         var receipt: DeliveryReceipt?
                         try db.inSavepoint {

@@ -16,6 +16,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public let blobs: BlobStore
     let pool: DatabasePool
     let committer: GroupCommitter
+    let directoryCache: DirectoryCache
 
     public init(dataDirectory: URL) throws {
         self.dataDirectory = dataDirectory
@@ -32,6 +33,14 @@ public final class SQLiteMailStore: MailStore, Sendable {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Schema.migrate(pool)
         committer = GroupCommitter(pool: pool, blobs: blobs)
+        directoryCache = DirectoryCache(dataDirectory: dataDirectory)
+    }
+
+    /// Runs a change to domains, accounts or aliases, then tells every process's cache.
+    private func changeDirectory<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let result = try await pool.write(updates)
+        try directoryCache.bump()
+        return result
     }
 
     /// The synchronous setting of the writer connection (2 = FULL), for tests.
@@ -43,7 +52,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func addDomain(_ name: String) async throws {
         let domain = Domain.canonical(try Domain.validate(name, allowUTF8: true))
-        try await pool.write { db in
+        try await changeDirectory { db in
             if try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) != nil {
                 throw StoreError.alreadyExists("domain \(domain)")
             }
@@ -53,7 +62,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func removeDomain(_ name: String) async throws {
         let domain = Domain.canonical(name)
-        try await pool.write { db in
+        try await changeDirectory { db in
             try db.execute(sql: "DELETE FROM domain WHERE name = ?", arguments: [domain])
             guard db.changesCount > 0 else { throw StoreError.notFound("domain \(domain)") }
         }
@@ -74,7 +83,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func addAccount(_ address: EmailAddress, password: String) async throws -> AccountID {
         let hash = PasswordHash.make(password: password).encoded
         let local = address.localPart.lowercased(), domain = address.normalizedDomain
-        return try await pool.write { db in
+        return try await changeDirectory { db in
             guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
                 throw StoreError.notFound("domain \(domain) (add it first with `tern domain add \(domain)`)")
             }
@@ -98,7 +107,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func removeAccount(_ address: EmailAddress) async throws {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        try await pool.write { db in
+        try await changeDirectory { db in
             try db.execute(sql: """
                 DELETE FROM account WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)
                 """, arguments: [local, domain])
@@ -158,7 +167,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
         guard !targets.isEmpty else { throw StoreError.invalid("an alias needs at least one target address") }
         let (local, domain) = try Self.splitAliasSource(source)
         let targetText = targets.map(\.canonical).joined(separator: "\n")
-        try await pool.write { db in
+        try await changeDirectory { db in
             guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
                 throw StoreError.notFound("domain \(domain)")
             }
@@ -180,7 +189,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func removeAlias(_ source: String) async throws {
         let (local, domain) = try Self.splitAliasSource(source)
-        try await pool.write { db in
+        try await changeDirectory { db in
             try db.execute(sql: "DELETE FROM alias WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)",
                            arguments: [local, domain])
             guard db.changesCount > 0 else { throw StoreError.notFound("alias \(source)") }
@@ -210,7 +219,14 @@ public final class SQLiteMailStore: MailStore, Sendable {
     /// Resolution order (as Postfix's virtual maps): exact alias, account, then without `+tag`, then the
     /// domain's catch-all. Aliases may point at aliases, up to 10 levels.
     public func resolve(_ address: EmailAddress) async throws -> RecipientResolution {
-        try await pool.read { db in try Self.resolve(db, address.localPart.lowercased(), address.normalizedDomain, depth: 0) }
+        let generation = directoryCache.currentGeneration()
+        let result = try await pool.read { db in try Self.resolve(db, address.localPart.lowercased(), address.normalizedDomain, depth: 0) }
+        directoryCache.store(address.canonical, result, computedAt: generation)
+        return result
+    }
+
+    public func cachedResolution(_ address: EmailAddress) -> RecipientResolution? {
+        directoryCache.lookup(address.canonical)
     }
 
     static func resolve(_ db: Database, _ local: String, _ domain: String, depth: Int) throws -> RecipientResolution {
@@ -251,6 +267,10 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt {
         try await committer.submit(delivery)
+    }
+
+    public func deliver(_ delivery: Delivery, completion: @escaping @Sendable (Result<DeliveryReceipt, Error>) -> Void) {
+        committer.submit(delivery, completion: completion)
     }
 
     public func deliver(batch: [Delivery]) async throws -> [DeliveryReceipt] {

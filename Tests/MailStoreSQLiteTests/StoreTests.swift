@@ -83,6 +83,23 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         await #expect(throws: StoreError.self) { try await store.addAlias("f@example.test", targets: [addr("out@remote.test")]) }
     }
 
+    @Test func directoryCacheSeesChangesFromAnotherProcess() async throws {
+        let (server, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let admin = try SQLiteMailStore(dataDirectory: dir) // stands for `tern user add` in another process
+        try await admin.addDomain("example.test")
+        let alice = addr("alice@example.test")
+        #expect(server.cachedResolution(alice) == nil)
+        #expect(try await server.resolve(alice) == .unknownUser)
+        #expect(server.cachedResolution(alice) == .unknownUser)
+        let id = try await admin.addAccount(alice, password: "x")
+        #expect(server.cachedResolution(alice) == nil)
+        #expect(try await server.resolve(alice) == .local([id]))
+        #expect(server.cachedResolution(alice) == .local([id]))
+        try await admin.removeAccount(alice)
+        #expect(server.cachedResolution(alice) == nil)
+    }
+
     @Test func oneCopyForManyMailboxes() async throws {
         let (store, dir) = try tempStore()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -59,6 +59,7 @@ local_recipient_maps = unix:passwd.byname
 maillog_file = /var/log/postfix-bench.log
 biff = no
 message_size_limit = 52428800
+mailbox_size_limit = 0
 smtpd_client_connection_count_limit = 0
 smtpd_client_connection_rate_limit = 0
 smtpd_client_message_rate_limit = 0
@@ -180,9 +181,12 @@ def main():
                 clear_postfix_maildir()
                 start = time.monotonic()
                 t_pf_accept = smtp_source(PF_PORT, sessions, n, size)
-                deadline = time.time() + 1800
+                deadline = time.time() + 60 + n * 0.05
                 while postfix_maildir_count() < n and time.time() < deadline:
                     time.sleep(0.05)
+                if postfix_maildir_count() < n:
+                    log = Path("/var/log/postfix-bench.log").read_text().splitlines()[-10:]
+                    raise RuntimeError("Postfix did not deliver in time:\n" + "\n".join(log))
                 t_pf_deliver = time.monotonic() - start
                 assert postfix_maildir_count() == n, f"Postfix delivered {postfix_maildir_count()} of {n}"
                 t_sink = smtp_source(SINK_PORT, sessions, n, size)

@@ -1,0 +1,67 @@
+import Foundation
+import Glibc
+import MailStore
+import Synchronization
+
+/// Recipient resolutions kept in memory, so the SMTP server answers RCPT without a database round trip.
+///
+/// Every change to domains, accounts or aliases (by this process or by an admin command in another one) replaces
+/// the file `directory.generation` in the data folder. Each lookup stats that file first: when its identity changed,
+/// the cache is emptied. A stat costs about a microsecond, and a running server still sees new users at once.
+final class DirectoryCache: Sendable {
+    struct Generation: Equatable, Sendable {
+        var inode: UInt64
+        var seconds: Int
+        var nanoseconds: Int
+    }
+
+    private struct State {
+        var generation: Generation?
+        var entries: [String: RecipientResolution] = [:]
+    }
+
+    static let maxEntries = 50_000
+    let file: URL
+    private let state = Mutex(State())
+
+    init(dataDirectory: URL) {
+        file = dataDirectory.appendingPathComponent("directory.generation")
+        if !FileManager.default.fileExists(atPath: file.path) { try? bump() }
+    }
+
+    func currentGeneration() -> Generation? {
+        var st = stat()
+        guard stat(file.path, &st) == 0 else { return nil }
+        return Generation(inode: UInt64(st.st_ino), seconds: st.st_mtim.tv_sec, nanoseconds: st.st_mtim.tv_nsec)
+    }
+
+    func lookup(_ key: String) -> RecipientResolution? {
+        let generation = currentGeneration()
+        return state.withLock { s in
+            guard let generation, generation == s.generation else {
+                s.entries.removeAll(keepingCapacity: true)
+                s.generation = generation
+                return nil
+            }
+            return s.entries[key]
+        }
+    }
+
+    /// Stores a resolution computed while `generation` was current; dropped if the directory changed meanwhile.
+    func store(_ key: String, _ resolution: RecipientResolution, computedAt generation: Generation?) {
+        guard let generation else { return }
+        state.withLock { s in
+            guard s.generation == generation, currentGeneration() == generation else { return }
+            if s.entries.count >= Self.maxEntries { s.entries.removeAll(keepingCapacity: true) }
+            s.entries[key] = resolution
+        }
+    }
+
+    /// Marks the directory as changed, for every process that caches it.
+    func bump() throws {
+        let tmp = file.deletingLastPathComponent().appendingPathComponent("directory.generation.\(getpid()).tmp")
+        try Data("\(Date().timeIntervalSince1970)\n".utf8).write(to: tmp)
+        guard rename(tmp.path, file.path) == 0 else { throw FileSystemError(errno: errno, "rename \(file.path)") }
+        state.withLock { $0.entries.removeAll(); $0.generation = nil }
+    }
+}
