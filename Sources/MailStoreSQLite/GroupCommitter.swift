@@ -131,26 +131,26 @@ final class GroupCommitter: @unchecked Sendable {
         case .inline(let bytes): blobKey = nil; inline = Data(bytes)
         case .blob(let key, _): blobKey = key; inline = nil
         }
-        try db.execute(sql: "INSERT INTO message(size, blob_key, content, received, envelope) VALUES (?, ?, ?, ?, ?)",
-                       arguments: [delivery.content.size, blobKey, inline, Date().timeIntervalSince1970, envelope])
+        try db.cachedStatement(sql: "INSERT INTO message(size, blob_key, content, received, envelope) VALUES (?, ?, ?, ?, ?)")
+            .execute(arguments: [delivery.content.size, blobKey, inline, Date().timeIntervalSince1970, envelope])
         let messageID = db.lastInsertedRowID
         var placements: [(MailboxID, UID)] = []
         let keywords = delivery.keywords.joined(separator: " ")
         // A message reaches a mailbox once, even when several recipients resolve to it.
         var seenTargets = Set<DeliveryTarget>()
         for target in delivery.targets where seenTargets.insert(target).inserted {
-            guard let row = try Row.fetchOne(db, sql: """
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
                 WHERE account_id = ? AND name = ? RETURNING id, uidnext - 1 AS uid, highestmodseq
-                """, arguments: [target.account, target.mailbox ?? "INBOX"]) else {
+                """), arguments: [target.account, target.mailbox ?? "INBOX"]) else {
                 throw StoreError.notFound("mailbox \(target.mailbox ?? "INBOX") of account \(target.account)")
             }
             let mailbox: MailboxID = row["id"]
             let uid: Int64 = row["uid"], modseq: Int64 = row["highestmodseq"]
-            try db.execute(sql: """
+            try db.cachedStatement(sql: """
                 INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date)
                 VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [mailbox, uid, messageID, modseq, delivery.flags.rawValue, keywords,
+                """).execute(arguments: [mailbox, uid, messageID, modseq, delivery.flags.rawValue, keywords,
                                  delivery.internalDate.timeIntervalSince1970])
             placements.append((mailbox, UID(UInt32(uid))))
         }

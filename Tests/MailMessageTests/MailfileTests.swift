@@ -44,6 +44,17 @@ import Testing
         #expect(String(decoding: h[257..<262], as: UTF8.self) == "ustar")
     }
 
+    @Test(arguments: [
+        (0.0, "Thu, 1 Jan 1970 00:00:00 +0000"),
+        (951_782_400, "Tue, 29 Feb 2000 00:00:00 +0000"),
+        (1_795_918_680, "Sun, 29 Nov 2026 02:18:00 +0000"),
+        (4_102_444_799, "Thu, 31 Dec 2099 23:59:59 +0000"),
+        (-1, "Wed, 31 Dec 1969 23:59:59 +0000"),
+    ])
+    func rfc5322Dates(_ t: Double, _ expected: String) {
+        #expect(TraceHeaders.rfc5322Date(Date(timeIntervalSince1970: t)) == expected)
+    }
+
     @Test func receivedHeader() {
         let r = TraceHeaders.received(heloName: "client\r\nX-Injected: yes", clientAddress: "2001:db8::1", reverseName: nil,
                                       hostname: "mx.test", protocolName: "ESMTPS", id: "ABC", tls: nil, singleRecipient: "a@b.test",
