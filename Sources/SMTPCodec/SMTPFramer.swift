@@ -176,6 +176,19 @@ public struct SMTPFramer: Sendable {
                         continue
                     }
                 case .inLine:
+                    // Fast path: skip ordinary bytes up to the next CR, LF or NUL in one tight loop.
+                    if c != cr && c != lf && c != 0 {
+                        var j = i + 1
+                        while j < raw.count {
+                            let d = raw[j]
+                            if d == cr || d == lf || d == 0 { break }
+                            j += 1
+                        }
+                        length += j - i
+                        if length > maxLine - 2 { problems.insert(.longLine) }
+                        i = j
+                        continue
+                    }
                     if c == cr {
                         state = .sawCR
                     } else if c == lf {
