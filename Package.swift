@@ -27,6 +27,7 @@ let package = Package(
         .target(name: "MailCore"),
         .target(name: "MailMessage", dependencies: ["MailCore"]),
         .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Layer 1: storage protocols and model
         .target(name: "MailStore", dependencies: [
@@ -37,7 +38,7 @@ let package = Package(
         // Layer 2: the embedded backend and the network
         .target(name: "MailStoreSQLite", dependencies: ["MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "MailServer", dependencies: [
-            "MailCore", "MailMessage", "SMTPCodec", "MailStore", "TernConfig",
+            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -54,6 +55,7 @@ let package = Package(
         .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
         .testTarget(name: "SMTPCodecTests", dependencies: ["SMTPCodec", "MailCore"]),
         .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"]),
+        .testTarget(name: "IMAPCodecTests", dependencies: ["IMAPCodec"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["MailServer", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]

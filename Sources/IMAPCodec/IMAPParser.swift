@@ -1,0 +1,699 @@
+/// Parses one complete IMAP command (its line and any literals, as assembled by `IMAPFramer`) into a
+/// `TaggedCommand`. Grammar references are to RFC 9051 §9.
+public struct IMAPCommandParser {
+    /// Nesting limit for parenthesised lists and search keys: a 10,000-deep parenthesis is refused, not recursed.
+    public static let maxDepth = 32
+
+    var b: [UInt8]
+    var i = 0
+    var tag: String?
+    /// UTF-8 mailbox names (IMAP4rev2 or UTF8=ACCEPT); otherwise modified UTF-7 (RFC 3501 §5.1.3).
+    public var utf8Mailboxes: Bool
+
+    public init(_ bytes: [UInt8], utf8Mailboxes: Bool = false) {
+        b = bytes
+        self.utf8Mailboxes = utf8Mailboxes
+    }
+
+    public static func parse(_ bytes: [UInt8], utf8Mailboxes: Bool = false) throws(IMAPParseError) -> TaggedCommand {
+        var p = IMAPCommandParser(bytes, utf8Mailboxes: utf8Mailboxes)
+        return try p.command()
+    }
+
+    func fail(_ message: String) -> IMAPParseError { IMAPParseError(tag: tag, message) }
+
+    // MARK: lexical
+
+    var atEnd: Bool { i >= b.count }
+    var peek: UInt8? { i < b.count ? b[i] : nil }
+
+    mutating func sp() throws(IMAPParseError) {
+        guard peek == 0x20 else { throw fail("Expected a space at position \(i)") }
+        i += 1
+    }
+
+    mutating func expect(_ s: String) throws(IMAPParseError) {
+        for c in s.utf8 {
+            guard let p = peek, upper(p) == c else { throw fail("Expected \(s)") }
+            i += 1
+        }
+    }
+
+    mutating func accept(_ s: String) -> Bool {
+        let save = i
+        for c in s.utf8 {
+            guard let p = peek, upper(p) == c else { i = save; return false }
+            i += 1
+        }
+        return true
+    }
+
+    func upper(_ c: UInt8) -> UInt8 { (97...122).contains(c) ? c - 32 : c }
+
+    /// ATOM-CHAR: any CHAR except atom-specials `( ) { SP CTL % * " \ ]`
+    static func isAtomChar(_ c: UInt8) -> Bool {
+        guard c > 0x20, c < 0x7F else { return false }
+        return !"(){%*\"\\]".utf8.contains(c)
+    }
+
+    /// ASTRING-CHAR = ATOM-CHAR / resp-specials ("]")
+    static func isAStringChar(_ c: UInt8) -> Bool { isAtomChar(c) || c == UInt8(ascii: "]") }
+
+    mutating func atom() throws(IMAPParseError) -> String {
+        let start = i
+        while let c = peek, Self.isAtomChar(c) { i += 1 }
+        guard i > start else { throw fail("Expected an atom at position \(start)") }
+        return String(decoding: b[start..<i], as: UTF8.self)
+    }
+
+    /// A list-mailbox atom also allows `%` and `*`.
+    mutating func listChars() throws(IMAPParseError) -> String {
+        let start = i
+        while let c = peek, Self.isAStringChar(c) || c == UInt8(ascii: "%") || c == UInt8(ascii: "*") { i += 1 }
+        guard i > start else { throw fail("Expected a mailbox pattern") }
+        return String(decoding: b[start..<i], as: UTF8.self)
+    }
+
+    /// `string = quoted / literal`
+    mutating func string() throws(IMAPParseError) -> [UInt8] {
+        if peek == UInt8(ascii: "\"") { return try quoted() }
+        if peek == UInt8(ascii: "{") || (peek == UInt8(ascii: "~") && i + 1 < b.count && b[i + 1] == UInt8(ascii: "{")) {
+            return try literal()
+        }
+        throw fail("Expected a string")
+    }
+
+    mutating func quoted() throws(IMAPParseError) -> [UInt8] {
+        i += 1
+        var out: [UInt8] = []
+        while let c = peek {
+            i += 1
+            if c == UInt8(ascii: "\"") { return out }
+            if c == UInt8(ascii: "\\") {
+                guard let n = peek, n == UInt8(ascii: "\"") || n == UInt8(ascii: "\\") else { throw fail("Bad escape in quoted string") }
+                out.append(n); i += 1
+                continue
+            }
+            guard c != 0x0D, c != 0x0A, c != 0 else { throw fail("Quoted string contains CR, LF or NUL") }
+            out.append(c)
+        }
+        throw fail("Unterminated quoted string")
+    }
+
+    /// `literal = "{" number ["+" / "-"] "}" CRLF *CHAR8`; `~{n}` is a literal8 (RFC 3516).
+    mutating func literal() throws(IMAPParseError) -> [UInt8] {
+        if peek == UInt8(ascii: "~") { i += 1 }
+        i += 1
+        let start = i
+        while let c = peek, (48...57).contains(c) { i += 1 }
+        guard i > start, i - start <= 10, let n = Int(String(decoding: b[start..<i], as: UTF8.self)) else { throw fail("Bad literal length") }
+        if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { i += 1 }
+        guard peek == UInt8(ascii: "}") else { throw fail("Bad literal") }
+        i += 1
+        guard i + 1 < b.count, b[i] == 0x0D, b[i + 1] == 0x0A else { throw fail("Literal must be followed by CRLF") }
+        i += 2
+        guard i + n <= b.count else { throw fail("Literal is shorter than announced") }
+        let out = Array(b[i..<(i + n)])
+        i += n
+        return out
+    }
+
+    /// `astring = 1*ASTRING-CHAR / string`
+    mutating func astring() throws(IMAPParseError) -> [UInt8] {
+        if peek == UInt8(ascii: "\"") || peek == UInt8(ascii: "{") || peek == UInt8(ascii: "~") { return try string() }
+        let start = i
+        while let c = peek, Self.isAStringChar(c) { i += 1 }
+        guard i > start else { throw fail("Expected a string or atom at position \(start)") }
+        return Array(b[start..<i])
+    }
+
+    mutating func astringText() throws(IMAPParseError) -> String {
+        String(decoding: try astring(), as: UTF8.self)
+    }
+
+    /// `mailbox = "INBOX" / astring`, decoded from modified UTF-7 unless UTF-8 was enabled.
+    mutating func mailbox() throws(IMAPParseError) -> String {
+        let raw = try astringText()
+        if raw.uppercased() == "INBOX" { return "INBOX" }
+        if utf8Mailboxes { return raw }
+        guard let decoded = ModifiedUTF7.decode(raw) else { throw fail("Mailbox name is not valid modified UTF-7") }
+        return decoded
+    }
+
+    mutating func listMailbox() throws(IMAPParseError) -> String {
+        let raw: String
+        if peek == UInt8(ascii: "\"") || peek == UInt8(ascii: "{") { raw = String(decoding: try string(), as: UTF8.self) } else { raw = try listChars() }
+        if utf8Mailboxes { return raw }
+        return ModifiedUTF7.decode(raw) ?? raw
+    }
+
+    mutating func number() throws(IMAPParseError) -> Int64 {
+        let start = i
+        while let c = peek, (48...57).contains(c) { i += 1 }
+        guard i > start, i - start <= 19, let n = Int64(String(decoding: b[start..<i], as: UTF8.self)) else { throw fail("Expected a number") }
+        return n
+    }
+
+    mutating func nzNumber() throws(IMAPParseError) -> UInt32 {
+        let n = try number()
+        guard n > 0, n <= Int64(UInt32.max) else { throw fail("Expected a number from 1 to 4294967295") }
+        return UInt32(n)
+    }
+
+    /// `sequence-set = (seq-number / seq-range) ["," sequence-set]`, or `$`.
+    mutating func sequenceSet() throws(IMAPParseError) -> SequenceSet {
+        if peek == UInt8(ascii: "$") {
+            i += 1
+            var s = SequenceSet(ranges: [])
+            s.isSaved = true
+            return s
+        }
+        var ranges: [SequenceSet.Range] = []
+        repeat {
+            if !ranges.isEmpty { i += 1 }
+            guard ranges.count < 10_000 else { throw fail("Sequence set has too many ranges") }
+            let a = try seqNumber()
+            if peek == UInt8(ascii: ":") {
+                i += 1
+                ranges.append(.init(a, try seqNumber()))
+            } else {
+                ranges.append(.init(a, a))
+            }
+        } while peek == UInt8(ascii: ",")
+        return SequenceSet(ranges: ranges)
+    }
+
+    mutating func seqNumber() throws(IMAPParseError) -> UInt32? {
+        if peek == UInt8(ascii: "*") { i += 1; return nil }
+        do { return try nzNumber() } catch { throw fail("Invalid sequence set") }
+    }
+
+    /// `flag-list = "(" [flag *(SP flag)] ")"`
+    mutating func flagList() throws(IMAPParseError) -> [String] {
+        guard peek == UInt8(ascii: "(") else { throw fail("Expected a flag list") }
+        i += 1
+        var flags: [String] = []
+        while peek != UInt8(ascii: ")") {
+            if !flags.isEmpty { try sp() }
+            flags.append(try flag())
+        }
+        i += 1
+        return flags
+    }
+
+    mutating func flag() throws(IMAPParseError) -> String {
+        if peek == UInt8(ascii: "\\") {
+            i += 1
+            let a = try atom()
+            return "\\" + a
+        }
+        return try atom()
+    }
+
+    // MARK: commands
+
+    mutating func command() throws(IMAPParseError) -> TaggedCommand {
+        let start = i
+        while let c = peek, Self.isAStringChar(c), c != UInt8(ascii: "+") { i += 1 }
+        guard i > start else { throw IMAPParseError(tag: nil, "Missing tag") }
+        tag = String(decoding: b[start..<i], as: UTF8.self)
+        guard peek == 0x20 else { throw fail("Missing command") }
+        i += 1
+        var name = try atom().uppercased()
+        var uid = false
+        if name == "UID" {
+            try sp()
+            uid = true
+            name = try atom().uppercased()
+        }
+        let cmd = try arguments(name, uid: uid)
+        guard atEnd else { throw fail("Unexpected characters at the end of the command") }
+        return TaggedCommand(tag: tag!, command: cmd)
+    }
+
+    mutating func arguments(_ name: String, uid: Bool) throws(IMAPParseError) -> IMAPCommand {
+        if uid && !["FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE"].contains(name) {
+            throw fail("UID \(name) is not a command")
+        }
+        switch name {
+        case "CAPABILITY": return .capability
+        case "NOOP": return .noop
+        case "LOGOUT": return .logout
+        case "STARTTLS": return .startTLS
+        case "NAMESPACE": return .namespace
+        case "IDLE": return .idle
+        case "CLOSE": return .close
+        case "UNSELECT": return .unselect
+        case "CHECK": return .check
+        case "EXPUNGE":
+            if uid { try sp(); return .uidExpunge(try sequenceSet()) }
+            return .expunge
+        case "LOGIN":
+            try sp()
+            let user = try astringText()
+            try sp()
+            return .login(user: user, password: try astringText())
+        case "AUTHENTICATE":
+            try sp()
+            let mech = try atom().uppercased()
+            var initial: String?
+            if peek == 0x20 { i += 1; initial = try atom() }
+            return .authenticate(mechanism: mech, initialResponse: initial)
+        case "ENABLE":
+            var caps: [String] = []
+            while peek == 0x20 { i += 1; caps.append(try atom().uppercased()) }
+            guard !caps.isEmpty else { throw fail("ENABLE needs a capability") }
+            return .enable(caps)
+        case "SELECT", "EXAMINE":
+            try sp()
+            let mb = try mailbox()
+            var condstore = false
+            if peek == 0x20 {
+                i += 1
+                try expect("(")
+                while peek != UInt8(ascii: ")") {
+                    if peek == 0x20 { i += 1 }
+                    let p = try atom().uppercased()
+                    if p == "CONDSTORE" { condstore = true } else { throw fail("Unknown SELECT parameter \(p)") }
+                }
+                i += 1
+            }
+            return name == "SELECT" ? .select(mb, condstore: condstore) : .examine(mb, condstore: condstore)
+        case "CREATE": try sp(); return .create(try mailbox())
+        case "DELETE": try sp(); return .delete(try mailbox())
+        case "SUBSCRIBE": try sp(); return .subscribe(try mailbox())
+        case "UNSUBSCRIBE": try sp(); return .unsubscribe(try mailbox())
+        case "GETQUOTAROOT": try sp(); return .getQuotaRoot(try mailbox())
+        case "GETQUOTA": try sp(); return .getQuota(try astringText())
+        case "RENAME":
+            try sp()
+            let from = try mailbox()
+            try sp()
+            return .rename(from: from, to: try mailbox())
+        case "LIST": return try list()
+        case "LSUB":
+            try sp()
+            let ref = try listMailbox()
+            try sp()
+            return .lsub(reference: ref, pattern: try listMailbox())
+        case "STATUS":
+            try sp()
+            let mb = try mailbox()
+            try sp()
+            return .status(mb, try statusItems())
+        case "APPEND": return try append()
+        case "SEARCH": return try search(uid: uid)
+        case "FETCH": return try fetch(uid: uid)
+        case "STORE": return try store(uid: uid)
+        case "COPY", "MOVE":
+            try sp()
+            let set = try sequenceSet()
+            try sp()
+            let mb = try mailbox()
+            return name == "COPY" ? .copy(uid: uid, set, mb) : .move(uid: uid, set, mb)
+        case "ID":
+            try sp()
+            if accept("NIL") { return .id([:]) }
+            try expect("(")
+            var params: [String: String] = [:]
+            while peek != UInt8(ascii: ")") {
+                if !params.isEmpty { try sp() }
+                let k = String(decoding: try string(), as: UTF8.self)
+                try sp()
+                let v = accept("NIL") ? "" : String(decoding: try string(), as: UTF8.self)
+                guard params.count < 30 else { throw fail("Too many ID parameters") }
+                params[k] = v
+            }
+            i += 1
+            return .id(params)
+        default:
+            throw fail("Unknown command \(name)")
+        }
+    }
+
+    mutating func statusItems() throws(IMAPParseError) -> [StatusItem] {
+        try expect("(")
+        var items: [StatusItem] = []
+        while peek != UInt8(ascii: ")") {
+            if !items.isEmpty { try sp() }
+            let a = try atom().uppercased()
+            guard let item = StatusItem(rawValue: a) else { throw fail("Unknown STATUS item \(a)") }
+            items.append(item)
+        }
+        i += 1
+        return items
+    }
+
+    /// `list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`
+    mutating func list() throws(IMAPParseError) -> IMAPCommand {
+        try sp()
+        var selectSubscribed = false, selectSpecialUse = false
+        if peek == UInt8(ascii: "(") {
+            i += 1
+            while peek != UInt8(ascii: ")") {
+                if peek == 0x20 { i += 1 }
+                switch try atom().uppercased() {
+                case "SUBSCRIBED": selectSubscribed = true
+                case "SPECIAL-USE": selectSpecialUse = true
+                case "RECURSIVEMATCH", "REMOTE": break
+                case let o: throw fail("Unknown LIST selection option \(o)")
+                }
+            }
+            i += 1
+            try sp()
+        }
+        let ref = try listMailbox()
+        try sp()
+        var patterns: [String] = []
+        if peek == UInt8(ascii: "(") {
+            i += 1
+            while peek != UInt8(ascii: ")") {
+                if !patterns.isEmpty { try sp() }
+                patterns.append(try listMailbox())
+            }
+            i += 1
+        } else {
+            patterns.append(try listMailbox())
+        }
+        var rSub = false, rChildren = false, rSpecial = false
+        var rStatus: [StatusItem] = []
+        if peek == 0x20 {
+            i += 1
+            try expect("RETURN")
+            try sp()
+            try expect("(")
+            while peek != UInt8(ascii: ")") {
+                if peek == 0x20 { i += 1 }
+                switch try atom().uppercased() {
+                case "SUBSCRIBED": rSub = true
+                case "CHILDREN": rChildren = true
+                case "SPECIAL-USE": rSpecial = true
+                case "STATUS":
+                    try sp()
+                    rStatus = try statusItems()
+                case let o: throw fail("Unknown LIST return option \(o)")
+                }
+            }
+            i += 1
+        }
+        return .list(reference: ref, patterns: patterns, selectSubscribed: selectSubscribed, selectSpecialUse: selectSpecialUse,
+                     returnSubscribed: rSub, returnChildren: rChildren, returnSpecialUse: rSpecial, returnStatus: rStatus)
+    }
+
+    /// `append = "APPEND" SP mailbox 1*append-message` (MULTIAPPEND, RFC 3502)
+    mutating func append() throws(IMAPParseError) -> IMAPCommand {
+        try sp()
+        let mb = try mailbox()
+        var messages: [AppendMessage] = []
+        while peek == 0x20 {
+            i += 1
+            var flags: [String] = []
+            var date: String?
+            if peek == UInt8(ascii: "(") {
+                flags = try flagList()
+                try sp()
+            }
+            if peek == UInt8(ascii: "\"") {
+                date = String(decoding: try quoted(), as: UTF8.self)
+                try sp()
+            }
+            messages.append(AppendMessage(flags: flags, internalDate: date, data: try literal()))
+        }
+        guard !messages.isEmpty else { throw fail("APPEND needs a message literal") }
+        return .append(mb, messages)
+    }
+
+    mutating func fetch(uid: Bool) throws(IMAPParseError) -> IMAPCommand {
+        try sp()
+        let set = try sequenceSet()
+        try sp()
+        var attrs: [FetchAttribute] = []
+        if peek == UInt8(ascii: "(") {
+            i += 1
+            while peek != UInt8(ascii: ")") {
+                if !attrs.isEmpty { try sp() }
+                attrs.append(contentsOf: try fetchAttribute())
+            }
+            i += 1
+        } else {
+            attrs = try fetchAttribute()
+        }
+        var changedSince: Int64?
+        var vanished = false
+        if peek == 0x20 {
+            i += 1
+            try expect("(")
+            while peek != UInt8(ascii: ")") {
+                if peek == 0x20 { i += 1 }
+                switch try atom().uppercased() {
+                case "CHANGEDSINCE":
+                    try sp()
+                    changedSince = try number()
+                case "VANISHED": vanished = true
+                case let m: throw fail("Unknown FETCH modifier \(m)")
+                }
+            }
+            i += 1
+        }
+        if uid && !attrs.contains(.uid) { attrs.insert(.uid, at: 0) }
+        return .fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished)
+    }
+
+    mutating func fetchAttribute() throws(IMAPParseError) -> [FetchAttribute] {
+        let start = i
+        while let c = peek, Self.isAtomChar(c), c != UInt8(ascii: "["), c != UInt8(ascii: "<") { i += 1 }
+        let name = String(decoding: b[start..<i], as: UTF8.self).uppercased()
+        switch name {
+        case "ALL": return [.flags, .internalDate, .rfc822Size, .envelope]
+        case "FAST": return [.flags, .internalDate, .rfc822Size]
+        case "FULL": return [.flags, .internalDate, .rfc822Size, .envelope, .body]
+        case "UID": return [.uid]
+        case "FLAGS": return [.flags]
+        case "INTERNALDATE": return [.internalDate]
+        case "RFC822.SIZE": return [.rfc822Size]
+        case "ENVELOPE": return [.envelope]
+        case "BODYSTRUCTURE": return [.bodyStructure]
+        case "RFC822": return [.rfc822]
+        case "RFC822.HEADER": return [.rfc822Header]
+        case "RFC822.TEXT": return [.rfc822Text]
+        case "MODSEQ": return [.modSeq]
+        case "BODY", "BODY.PEEK":
+            guard peek == UInt8(ascii: "[") else {
+                if name == "BODY" { return [.body] }
+                throw fail("BODY.PEEK needs a section")
+            }
+            let section = try sectionSpec()
+            return [.bodySection(section, partial: try partial(), peek: name == "BODY.PEEK")]
+        case "BINARY", "BINARY.PEEK", "BINARY.SIZE":
+            try expect("[")
+            var part: [Int] = []
+            while peek != UInt8(ascii: "]") {
+                if !part.isEmpty { try expect(".") }
+                part.append(Int(try nzNumber()))
+            }
+            i += 1
+            if name == "BINARY.SIZE" { return [.binarySize(part: part)] }
+            return [.binary(part: part, partial: try partial(), peek: name == "BINARY.PEEK")]
+        default:
+            throw fail("Unknown FETCH item \(name.isEmpty ? "at position \(start)" : name)")
+        }
+    }
+
+    /// `section = "[" [section-spec] "]"`
+    mutating func sectionSpec() throws(IMAPParseError) -> SectionSpec {
+        try expect("[")
+        var part: [Int] = []
+        while let c = peek, (48...57).contains(c) {
+            part.append(Int(try nzNumber()))
+            guard peek == UInt8(ascii: ".") else { break }
+            i += 1
+        }
+        var text: SectionSpec.Text = .full
+        if peek != UInt8(ascii: "]") {
+            let word = try atom().uppercased()
+            switch word {
+            case "HEADER": text = .header
+            case "TEXT": text = .text
+            case "MIME":
+                guard !part.isEmpty else { throw fail("MIME needs a part number") }
+                text = .mime
+            case "HEADER.FIELDS", "HEADER.FIELDS.NOT":
+                try sp()
+                try expect("(")
+                var fields: [String] = []
+                while peek != UInt8(ascii: ")") {
+                    if !fields.isEmpty { try sp() }
+                    fields.append(try astringText())
+                    guard fields.count <= 100 else { throw fail("Too many header fields") }
+                }
+                i += 1
+                text = word == "HEADER.FIELDS" ? .headerFields(fields) : .headerFieldsNot(fields)
+            default:
+                throw fail("Unknown section \(word)")
+            }
+        }
+        try expect("]")
+        return SectionSpec(part: part, text: text)
+    }
+
+    /// `partial = "<" number "." nz-number ">"`
+    mutating func partial() throws(IMAPParseError) -> ClosedRange<Int>? {
+        guard peek == UInt8(ascii: "<") else { return nil }
+        i += 1
+        let offset = Int(try number())
+        try expect(".")
+        let length = Int(try nzNumber())
+        try expect(">")
+        return offset...(offset + length - 1)
+    }
+
+    mutating func store(uid: Bool) throws(IMAPParseError) -> IMAPCommand {
+        try sp()
+        let set = try sequenceSet()
+        try sp()
+        var unchangedSince: Int64?
+        if peek == UInt8(ascii: "(") {
+            i += 1
+            try expect("UNCHANGEDSINCE")
+            try sp()
+            unchangedSince = try number()
+            try expect(")")
+            try sp()
+        }
+        let op: StoreOperation
+        if peek == UInt8(ascii: "+") { op = .add; i += 1 } else if peek == UInt8(ascii: "-") { op = .remove; i += 1 } else { op = .replace }
+        try expect("FLAGS")
+        let silent = accept(".SILENT")
+        try sp()
+        var flags: [String]
+        if peek == UInt8(ascii: "(") {
+            flags = try flagList()
+        } else {
+            flags = [try flag()]
+            while peek == 0x20 { i += 1; flags.append(try flag()) }
+        }
+        return .store(uid: uid, set, op, flags: flags, silent: silent, unchangedSince: unchangedSince)
+    }
+
+    mutating func search(uid: Bool) throws(IMAPParseError) -> IMAPCommand {
+        var returning: SearchReturn?
+        try sp()
+        if accept("RETURN") {
+            try sp()
+            try expect("(")
+            var r: SearchReturn = []
+            while peek != UInt8(ascii: ")") {
+                if peek == 0x20 { i += 1 }
+                switch try atom().uppercased() {
+                case "MIN": r.insert(.min)
+                case "MAX": r.insert(.max)
+                case "COUNT": r.insert(.count)
+                case "ALL": r.insert(.all)
+                case "SAVE": r.insert(.save)
+                case let o: throw fail("Unknown SEARCH return option \(o)")
+                }
+            }
+            i += 1
+            try sp()
+            returning = r.isEmpty ? .all : r
+        }
+        if accept("CHARSET") {
+            try sp()
+            let cs = try astringText().uppercased()
+            guard cs == "UTF-8" || cs == "US-ASCII" else {
+                throw IMAPParseError(tag: tag, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset \(cs)")
+            }
+            try sp()
+        }
+        var keys = [try searchKey(depth: 0)]
+        while peek == 0x20 {
+            i += 1
+            keys.append(try searchKey(depth: 0))
+        }
+        return .search(uid: uid, key: keys.count == 1 ? keys[0] : .and(keys), returning: returning)
+    }
+
+    mutating func searchKey(depth: Int) throws(IMAPParseError) -> SearchKey {
+        guard depth < Self.maxDepth else { throw fail("Search is nested too deeply") }
+        if peek == UInt8(ascii: "(") {
+            i += 1
+            var keys: [SearchKey] = []
+            while peek != UInt8(ascii: ")") {
+                if !keys.isEmpty { try sp() }
+                keys.append(try searchKey(depth: depth + 1))
+            }
+            i += 1
+            return keys.count == 1 ? keys[0] : .and(keys)
+        }
+        if let c = peek, (48...57).contains(c) || c == UInt8(ascii: "*") || c == UInt8(ascii: "$") {
+            return .sequence(try sequenceSet())
+        }
+        let word = try atom().uppercased()
+        func text() throws(IMAPParseError) -> String { try sp(); return try astringText() }
+        func date() throws(IMAPParseError) -> SearchDate { try sp(); return try searchDate() }
+        switch word {
+        case "ALL": return .all
+        case "ANSWERED": return .answered
+        case "DELETED": return .deleted
+        case "DRAFT": return .draft
+        case "FLAGGED": return .flagged
+        case "SEEN": return .seen
+        case "RECENT": return .recent
+        case "NEW": return .new
+        case "OLD": return .old
+        case "UNANSWERED": return .unanswered
+        case "UNDELETED": return .undeleted
+        case "UNDRAFT": return .undraft
+        case "UNFLAGGED": return .unflagged
+        case "UNSEEN": return .unseen
+        case "KEYWORD": try sp(); return .keyword(try atom())
+        case "UNKEYWORD": try sp(); return .unkeyword(try atom())
+        case "BCC": return .bcc(try text())
+        case "CC": return .cc(try text())
+        case "FROM": return .from(try text())
+        case "TO": return .to(try text())
+        case "SUBJECT": return .subject(try text())
+        case "BODY": return .body(try text())
+        case "TEXT": return .text(try text())
+        case "HEADER":
+            let field = try text()
+            return .header(field, try text())
+        case "BEFORE": return .before(try date())
+        case "ON": return .on(try date())
+        case "SINCE": return .since(try date())
+        case "SENTBEFORE": return .sentBefore(try date())
+        case "SENTON": return .sentOn(try date())
+        case "SENTSINCE": return .sentSince(try date())
+        case "LARGER": try sp(); return .larger(Int(try number()))
+        case "SMALLER": try sp(); return .smaller(Int(try number()))
+        case "UID": try sp(); return .uid(try sequenceSet())
+        case "NOT": try sp(); return .not(try searchKey(depth: depth + 1))
+        case "OR":
+            try sp()
+            let a = try searchKey(depth: depth + 1)
+            try sp()
+            return .or(a, try searchKey(depth: depth + 1))
+        case "MODSEQ":
+            try sp()
+            if peek == UInt8(ascii: "\"") { _ = try quoted(); try sp(); _ = try atom() ; try sp() }
+            return .modSeq(try number())
+        default:
+            throw fail("Unknown search key \(word)")
+        }
+    }
+
+    /// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-" date-month "-" date-year`
+    mutating func searchDate() throws(IMAPParseError) -> SearchDate {
+        let quotedDate = peek == UInt8(ascii: "\"")
+        if quotedDate { i += 1 }
+        let start = i
+        while let c = peek, c != 0x20, c != UInt8(ascii: "\""), c != UInt8(ascii: ")") { i += 1 }
+        let text = String(decoding: b[start..<i], as: UTF8.self)
+        if quotedDate { try expect("\"") }
+        let parts = text.split(separator: "-")
+        let months = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+        guard parts.count == 3, let d = Int(parts[0]), (1...31).contains(d), let m = months.firstIndex(of: parts[1].uppercased()),
+              parts[2].count == 4, let y = Int(parts[2]) else { throw fail("Bad date \(text): use 1-Jan-2026") }
+        return SearchDate(day: d, month: m + 1, year: y)
+    }
+}

@@ -1,0 +1,283 @@
+/// A set of message numbers or UIDs: `1:3,7,10:*` (RFC 9051 §9 `sequence-set`).
+public struct SequenceSet: Hashable, Sendable, CustomStringConvertible {
+    /// One range; `nil` bounds stand for `*` (the largest number in use).
+    public struct Range: Hashable, Sendable {
+        public var from: UInt32?
+        public var to: UInt32?
+        public init(_ from: UInt32?, _ to: UInt32?) { self.from = from; self.to = to }
+    }
+
+    public var ranges: [Range]
+    /// `$`: the result of the last SEARCH with SAVE (RFC 5182).
+    public var isSaved = false
+
+    public init(ranges: [Range]) { self.ranges = ranges }
+
+    public static func single(_ n: UInt32) -> SequenceSet { SequenceSet(ranges: [Range(n, n)]) }
+
+    /// Whether `n` is in the set, with `*` meaning `largest`.
+    public func contains(_ n: UInt32, largest: UInt32) -> Bool {
+        for r in ranges {
+            let a = r.from ?? largest, b = r.to ?? largest
+            if n >= min(a, b) && n <= max(a, b) { return true }
+        }
+        return false
+    }
+
+    public var description: String {
+        if isSaved { return "$" }
+        return ranges.map { r in
+            let a = r.from.map(String.init) ?? "*", b = r.to.map(String.init) ?? "*"
+            return a == b ? a : "\(a):\(b)"
+        }.joined(separator: ",")
+    }
+
+    /// Compact form of a sorted list of numbers: `1:3,5,7:9`.
+    public static func compact(_ numbers: [UInt32]) -> String {
+        var out: [String] = []
+        var i = 0
+        let sorted = numbers.sorted()
+        while i < sorted.count {
+            var j = i
+            while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + 1 { j += 1 }
+            out.append(i == j ? "\(sorted[i])" : "\(sorted[i]):\(sorted[j])")
+            i = j + 1
+        }
+        return out.joined(separator: ",")
+    }
+}
+
+/// A section of a message for `BODY[...]` (RFC 9051 §6.4.5).
+public struct SectionSpec: Hashable, Sendable, CustomStringConvertible {
+    public enum Text: Hashable, Sendable {
+        case full
+        case header
+        case headerFields([String])
+        case headerFieldsNot([String])
+        case text
+        case mime
+    }
+    /// Part numbers (`1.2.3`); empty for the whole message.
+    public var part: [Int]
+    public var text: Text
+
+    public init(part: [Int] = [], text: Text = .full) {
+        self.part = part
+        self.text = text
+    }
+
+    public var description: String {
+        var s = part.map(String.init).joined(separator: ".")
+        let t: String
+        switch text {
+        case .full: t = ""
+        case .header: t = "HEADER"
+        case .headerFields(let f): t = "HEADER.FIELDS (\(f.joined(separator: " ")))"
+        case .headerFieldsNot(let f): t = "HEADER.FIELDS.NOT (\(f.joined(separator: " ")))"
+        case .text: t = "TEXT"
+        case .mime: t = "MIME"
+        }
+        if !s.isEmpty && !t.isEmpty { s += "." }
+        return s + t
+    }
+}
+
+/// What FETCH asks for.
+public enum FetchAttribute: Hashable, Sendable {
+    case uid
+    case flags
+    case internalDate
+    case rfc822Size
+    case envelope
+    case bodyStructure
+    /// `BODY` without a section: the non-extensible body structure.
+    case body
+    /// `BODY[section]<partial>` or `BODY.PEEK[...]`.
+    case bodySection(SectionSpec, partial: ClosedRange<Int>?, peek: Bool)
+    /// `BINARY[part]<partial>` / `BINARY.PEEK` (RFC 3516).
+    case binary(part: [Int], partial: ClosedRange<Int>?, peek: Bool)
+    case binarySize(part: [Int])
+    /// `RFC822` (= BODY[]), `RFC822.HEADER` (= BODY.PEEK[HEADER]), `RFC822.TEXT` (= BODY[TEXT]).
+    case rfc822
+    case rfc822Header
+    case rfc822Text
+    case modSeq
+}
+
+/// `+FLAGS`, `-FLAGS` or `FLAGS`.
+public enum StoreOperation: Hashable, Sendable {
+    case add, remove, replace
+}
+
+public enum StatusItem: String, Hashable, Sendable, CaseIterable {
+    case messages = "MESSAGES"
+    case recent = "RECENT"
+    case uidNext = "UIDNEXT"
+    case uidValidity = "UIDVALIDITY"
+    case unseen = "UNSEEN"
+    case size = "SIZE"
+    case highestModSeq = "HIGHESTMODSEQ"
+    case deleted = "DELETED"
+}
+
+/// A SEARCH key (RFC 9051 §6.4.4).
+public indirect enum SearchKey: Hashable, Sendable {
+    case all
+    case answered, deleted, draft, flagged, seen, recent, new, old
+    case unanswered, undeleted, undraft, unflagged, unseen
+    case keyword(String), unkeyword(String)
+    case bcc(String), cc(String), from(String), to(String), subject(String)
+    case header(String, String)
+    case body(String), text(String)
+    case before(SearchDate), on(SearchDate), since(SearchDate)
+    case sentBefore(SearchDate), sentOn(SearchDate), sentSince(SearchDate)
+    case larger(Int), smaller(Int)
+    case uid(SequenceSet)
+    case sequence(SequenceSet)
+    case not(SearchKey)
+    case or(SearchKey, SearchKey)
+    case and([SearchKey])
+    case modSeq(Int64)
+}
+
+/// A date in SEARCH: day, month (1–12), year.
+public struct SearchDate: Hashable, Sendable {
+    public var day: Int
+    public var month: Int
+    public var year: Int
+    public init(day: Int, month: Int, year: Int) { self.day = day; self.month = month; self.year = year }
+}
+
+/// `RETURN (MIN MAX COUNT ALL SAVE)` of ESEARCH (RFC 4731).
+public struct SearchReturn: OptionSet, Hashable, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    public static let min = SearchReturn(rawValue: 1)
+    public static let max = SearchReturn(rawValue: 2)
+    public static let count = SearchReturn(rawValue: 4)
+    public static let all = SearchReturn(rawValue: 8)
+    public static let save = SearchReturn(rawValue: 16)
+}
+
+/// One message of an APPEND (several with MULTIAPPEND, RFC 3502).
+public struct AppendMessage: Hashable, Sendable {
+    public var flags: [String]
+    /// `date-time` as written, such as `"17-Jul-1996 02:44:25 -0700"`.
+    public var internalDate: String?
+    public var data: [UInt8]
+    public init(flags: [String], internalDate: String?, data: [UInt8]) {
+        self.flags = flags
+        self.internalDate = internalDate
+        self.data = data
+    }
+}
+
+/// A command as the client sent it.
+public struct TaggedCommand: Hashable, Sendable {
+    public var tag: String
+    public var command: IMAPCommand
+    public init(tag: String, command: IMAPCommand) {
+        self.tag = tag
+        self.command = command
+    }
+}
+
+/// IMAP commands (RFC 9051 §6 and the extensions Tern offers).
+public enum IMAPCommand: Hashable, Sendable {
+    /// `CAPABILITY`
+    case capability
+    /// `NOOP`
+    case noop
+    /// `LOGOUT`
+    case logout
+    /// `STARTTLS`
+    case startTLS
+    /// `LOGIN user password`
+    case login(user: String, password: String)
+    /// `AUTHENTICATE mechanism [initial-response]` (SASL-IR, RFC 4959)
+    case authenticate(mechanism: String, initialResponse: String?)
+    /// `ENABLE capability...` (RFC 5161)
+    case enable([String])
+    /// `SELECT mailbox [(CONDSTORE)]`
+    case select(String, condstore: Bool)
+    /// `EXAMINE mailbox`
+    case examine(String, condstore: Bool)
+    case create(String)
+    case delete(String)
+    case rename(from: String, to: String)
+    case subscribe(String)
+    case unsubscribe(String)
+    /// `LIST [(selection)] reference pattern(s) [RETURN (...)]` (RFC 5258, RFC 5819)
+    case list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool,
+              returnSubscribed: Bool, returnChildren: Bool, returnSpecialUse: Bool, returnStatus: [StatusItem])
+    case lsub(reference: String, pattern: String)
+    case namespace
+    case status(String, [StatusItem])
+    /// `APPEND mailbox [flags] [date] literal` (possibly several with MULTIAPPEND)
+    case append(String, [AppendMessage])
+    case idle
+    case close
+    case unselect
+    case expunge
+    /// `UID EXPUNGE set` (UIDPLUS)
+    case uidExpunge(SequenceSet)
+    case search(uid: Bool, key: SearchKey, returning: SearchReturn?)
+    case fetch(uid: Bool, SequenceSet, [FetchAttribute], changedSince: Int64?, vanished: Bool)
+    case store(uid: Bool, SequenceSet, StoreOperation, flags: [String], silent: Bool, unchangedSince: Int64?)
+    case copy(uid: Bool, SequenceSet, String)
+    case move(uid: Bool, SequenceSet, String)
+    /// `ID (params)` (RFC 2971)
+    case id([String: String])
+    case getQuotaRoot(String)
+    case getQuota(String)
+    case check
+
+    /// The command name, for logs (never arguments: they may hold credentials).
+    public var name: String {
+        switch self {
+        case .capability: return "CAPABILITY"
+        case .noop: return "NOOP"
+        case .logout: return "LOGOUT"
+        case .startTLS: return "STARTTLS"
+        case .login: return "LOGIN"
+        case .authenticate: return "AUTHENTICATE"
+        case .enable: return "ENABLE"
+        case .select: return "SELECT"
+        case .examine: return "EXAMINE"
+        case .create: return "CREATE"
+        case .delete: return "DELETE"
+        case .rename: return "RENAME"
+        case .subscribe: return "SUBSCRIBE"
+        case .unsubscribe: return "UNSUBSCRIBE"
+        case .list: return "LIST"
+        case .lsub: return "LSUB"
+        case .namespace: return "NAMESPACE"
+        case .status: return "STATUS"
+        case .append: return "APPEND"
+        case .idle: return "IDLE"
+        case .close: return "CLOSE"
+        case .unselect: return "UNSELECT"
+        case .expunge: return "EXPUNGE"
+        case .uidExpunge: return "UID EXPUNGE"
+        case .search(let uid, _, _): return uid ? "UID SEARCH" : "SEARCH"
+        case .fetch(let uid, _, _, _, _): return uid ? "UID FETCH" : "FETCH"
+        case .store(let uid, _, _, _, _, _): return uid ? "UID STORE" : "STORE"
+        case .copy(let uid, _, _): return uid ? "UID COPY" : "COPY"
+        case .move(let uid, _, _): return uid ? "UID MOVE" : "MOVE"
+        case .id: return "ID"
+        case .getQuotaRoot: return "GETQUOTAROOT"
+        case .getQuota: return "GETQUOTA"
+        case .check: return "CHECK"
+        }
+    }
+}
+
+/// A command the parser refused: the tag (when it could be read) and the text for a tagged BAD.
+public struct IMAPParseError: Error, Hashable, Sendable {
+    public var tag: String?
+    public var message: String
+    public init(tag: String?, _ message: String) {
+        self.tag = tag
+        self.message = message
+    }
+}

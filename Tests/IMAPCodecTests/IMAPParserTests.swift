@@ -1,0 +1,138 @@
+import NIOCore
+import Testing
+@testable import IMAPCodec
+
+@Suite struct IMAPParserTests {
+    func parse(_ s: String, utf8: Bool = false) throws(IMAPParseError) -> TaggedCommand {
+        try IMAPCommandParser.parse(Array(s.utf8), utf8Mailboxes: utf8)
+    }
+
+    @Test func simpleCommands() throws {
+        #expect(try parse("a1 CAPABILITY") == TaggedCommand(tag: "a1", command: .capability))
+        #expect(try parse("x noop").command == .noop)
+        #expect(try parse("t LOGIN alice \"se cret\"").command == .login(user: "alice", password: "se cret"))
+        #expect(try parse("t LOGIN {5}\r\nalice {3}\r\npw!").command == .login(user: "alice", password: "pw!"))
+        #expect(try parse("t AUTHENTICATE PLAIN AGFsaWNlAHB3").command == .authenticate(mechanism: "PLAIN", initialResponse: "AGFsaWNlAHB3"))
+        #expect(try parse("t SELECT inbox").command == .select("INBOX", condstore: false))
+        #expect(try parse("t EXAMINE \"Sent\" (CONDSTORE)").command == .examine("Sent", condstore: true))
+        #expect(try parse("t ENABLE QRESYNC CONDSTORE").command == .enable(["QRESYNC", "CONDSTORE"]))
+        #expect(try parse("t RENAME a b").command == .rename(from: "a", to: "b"))
+        #expect(try parse("t STATUS INBOX (MESSAGES UIDNEXT UNSEEN)").command == .status("INBOX", [.messages, .uidNext, .unseen]))
+        #expect(try parse("t UID EXPUNGE 1:5").command == .uidExpunge(SequenceSet(ranges: [.init(1, 5)])))
+        #expect(try parse("t ID (\"name\" \"mutt\" \"version\" NIL)").command == .id(["name": "mutt", "version": ""]))
+    }
+
+    @Test func mailboxNamesInModifiedUTF7() throws {
+        #expect(try parse("t CREATE &ZeVnLIqe-").command == .create("日本語"))
+        #expect(try parse("t CREATE \"Entw&APw-rfe\"").command == .create("Entwürfe"))
+        #expect(try parse("t CREATE \"Entwürfe\"", utf8: true).command == .create("Entwürfe"))
+        #expect(ModifiedUTF7.encode("Entwürfe & Co") == "Entw&APw-rfe &- Co")
+        #expect(ModifiedUTF7.decode(ModifiedUTF7.encode("日本語 📬 x")) == "日本語 📬 x")
+        #expect(ModifiedUTF7.decode("&Jjo") == nil)
+    }
+
+    @Test func fetch() throws {
+        let c = try parse("t UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From Subject)] BODY[1.2]<0.100> RFC822.SIZE) (CHANGEDSINCE 5)")
+        guard case .fetch(let uid, let set, let attrs, let changed, _) = c.command else { Issue.record("not fetch"); return }
+        #expect(uid)
+        #expect(set == SequenceSet(ranges: [.init(1, nil)]))
+        #expect(attrs == [.uid, .flags, .bodySection(SectionSpec(part: [], text: .headerFields(["From", "Subject"])), partial: nil, peek: true),
+                          .bodySection(SectionSpec(part: [1, 2], text: .full), partial: 0...99, peek: false), .rfc822Size])
+        #expect(changed == 5)
+        guard case .fetch(_, _, let fast, _, _) = try parse("t FETCH 2,4:6 FAST").command else { return }
+        #expect(fast == [.flags, .internalDate, .rfc822Size])
+    }
+
+    @Test func store() throws {
+        #expect(try parse("t STORE 1 +FLAGS.SILENT (\\Seen \\Flagged)").command
+                == .store(uid: false, .single(1), .add, flags: ["\\Seen", "\\Flagged"], silent: true, unchangedSince: nil))
+        #expect(try parse("t UID STORE 5 (UNCHANGEDSINCE 9) FLAGS $Junk").command
+                == .store(uid: true, .single(5), .replace, flags: ["$Junk"], silent: false, unchangedSince: 9))
+    }
+
+    @Test func search() throws {
+        #expect(try parse("t SEARCH UNSEEN FROM alice").command == .search(uid: false, key: .and([.unseen, .from("alice")]), returning: nil))
+        #expect(try parse("t UID SEARCH RETURN (MIN COUNT) OR SEEN (FLAGGED SINCE 1-Feb-2026)").command
+                == .search(uid: true, key: .or(.seen, .and([.flagged, .since(SearchDate(day: 1, month: 2, year: 2026))])), returning: [.min, .count]))
+        #expect(try parse("t SEARCH CHARSET UTF-8 SUBJECT {6}\r\nGrüß").command
+                == .search(uid: false, key: .subject("Grüß"), returning: nil))
+        #expect(try parse("t SEARCH 1:3 NOT DELETED").command == .search(uid: false, key: .and([.sequence(SequenceSet(ranges: [.init(1, 3)])), .not(.deleted)]), returning: nil))
+    }
+
+    @Test func appendWithMultipleMessages() throws {
+        let c = try parse("t APPEND Drafts (\\Draft) \"05-Jan-2026 10:00:00 +0000\" {5}\r\nhello {3+}\r\nbye")
+        #expect(c.command == .append("Drafts", [AppendMessage(flags: ["\\Draft"], internalDate: "05-Jan-2026 10:00:00 +0000", data: Array("hello".utf8)),
+                                                 AppendMessage(flags: [], internalDate: nil, data: Array("bye".utf8))]))
+    }
+
+    @Test(arguments: [
+        "",
+        "a1",
+        "+ CAPABILITY",
+        "a1 FROB",
+        "a1 UID NOOP",
+        "a1 SELECT",
+        "a1 FETCH 0 FLAGS",
+        "a1 FETCH 1:x FLAGS",
+        "a1 FETCH 1 (FLAGS",
+        "a1 FETCH 1 BODY[9.HEADERZ]",
+        "a1 LOGIN alice",
+        "a1 LOGIN alice \"unterminated",
+        "a1 STORE 1 FLAGS.NOISY (x)",
+        "a1 SEARCH SINCE 32-Jan-2026",
+        "a1 SEARCH CHARSET KOI8-R FROM x",
+        "a1 CAPABILITY extra",
+    ])
+    func malformed(_ line: String) {
+        #expect(throws: IMAPParseError.self) { try parse(line) }
+    }
+
+    @Test func deepNestingIsRefusedNotRecursed() {
+        let deep = "a SEARCH " + String(repeating: "(", count: 10_000) + "ALL" + String(repeating: ")", count: 10_000)
+        do {
+            _ = try parse(deep)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.tag == "a")
+            #expect(error.message.contains("nested too deeply"))
+        }
+    }
+
+    @Test func sequenceSets() {
+        let s = SequenceSet(ranges: [.init(1, 3), .init(7, nil)])
+        #expect(s.contains(2, largest: 10) && s.contains(10, largest: 10) && !s.contains(5, largest: 10))
+        #expect(s.description == "1:3,7:*")
+        #expect(SequenceSet.compact([5, 1, 2, 3, 9, 8]) == "1:3,5,8:9")
+    }
+}
+
+@Suite struct IMAPFramerTests {
+    func run(_ input: String, step: Int, framer: IMAPFramer = IMAPFramer()) -> [IMAPFramer.Event] {
+        var f = framer
+        var buf = ByteBuffer()
+        var events: [IMAPFramer.Event] = []
+        let bytes = Array(input.utf8)
+        var i = 0
+        while i < bytes.count {
+            buf.writeBytes(bytes[i..<min(i + step, bytes.count)])
+            i += step
+            while let e = f.next(&buf) { events.append(e) }
+        }
+        return events
+    }
+
+    @Test(arguments: [1, 3, 1000])
+    func literalsAndContinuations(step: Int) {
+        let events = run("a LOGIN {5}\r\nalice {2+}\r\npw\r\nb NOOP\r\n", step: step)
+        #expect(events == [.continuationNeeded, .command(Array("a LOGIN {5}\r\nalice {2+}\r\npw".utf8)), .command(Array("b NOOP".utf8))])
+    }
+
+    @Test func limits() {
+        let small = IMAPFramer(maxLine: 100, maxLiteral: 10, maxAppendLiteral: 1000)
+        #expect(run("a LOGIN {50}\r\n", step: 100, framer: small) == [.literalTooLarge(tag: "a", size: 50)])
+        #expect(run("a APPEND INBOX {50}\r\n", step: 100, framer: small) == [.continuationNeeded])
+        #expect(run("a APPEND INBOX {5000}\r\n", step: 100, framer: small) == [.literalTooLarge(tag: "a", size: 5000)])
+        #expect(run("a LOGIN {50+}\r\n", step: 100, framer: small) == [.fatal("Literal of 50 octets exceeds the limit")])
+        #expect(run(String(repeating: "x", count: 200), step: 50, framer: small) == [.fatal("Line too long")])
+    }
+}
