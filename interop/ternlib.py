@@ -28,7 +28,8 @@ class Tern:
         self.stderr_path = self.dir / "stderr.log"
 
     def write_config(self):
-        lines = [f'hostname = "{self.hostname}"', 'data = "data"', "", "[listen]", 'smtp = ["127.0.0.1:0"]']
+        lines = [f'hostname = "{self.hostname}"', 'data = "data"', "", "[listen]", 'smtp = ["127.0.0.1:0"]', 'imap = ["127.0.0.1:0"]',
+                 'imaps = ["127.0.0.1:0"]']
         for table, values in self.settings.items():
             if not values:
                 continue
@@ -69,8 +70,10 @@ class Tern:
         while time.time() < deadline:
             text = (self.dir / "stdout.log").read_text(errors="replace")
             m = re.search(r"^\s+smtp\s+127\.0\.0\.1:(\d+)", text, re.M)
-            if m:
+            if m and "Stop with" in text:
                 self.smtp_port = int(m.group(1))
+                self.imap_port = int(re.search(r"^\s+imap\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
+                self.imaps_port = int(re.search(r"^\s+imaps\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError(f"tern exited with {self.proc.returncode}:\n{self.stderr_path.read_text()}")

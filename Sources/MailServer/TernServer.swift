@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOSSL
 import Synchronization
 import NIOCore
 import NIOPosix
@@ -45,6 +46,31 @@ public final class TernServer: Sendable {
                     .bind(host: address.host, port: address.port).get()
                 channels.withLock { $0.append(channel) }
                 listeners.append(Listener(service: .smtp, address: channel.localAddress!))
+            }
+            let idle = IdleRegistry()
+            context.store.observeChanges { idle.changed($0) }
+            for (service, implicitTLS) in [(TernConfiguration.Service.imap, false), (.imaps, true)] {
+                for address in context.config.listen[service] ?? [] {
+                    let limiter = ConnectionLimiter(maxTotal: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerAddress)
+                    let server = context
+                    guard !implicitTLS || server.tls != nil else { continue }
+                    let channel = try await ServerBootstrap(group: group)
+                        .serverChannelOption(ChannelOptions.backlog, value: 512)
+                        .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                        .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                        .childChannelInitializer { channel in
+                            channel.eventLoop.makeCompletedFuture {
+                                if implicitTLS, let tls = server.tls {
+                                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                                }
+                                try channel.pipeline.syncOperations.addHandler(
+                                    IMAPConnectionHandler(server: server, limiter: limiter, idle: idle, isTLS: implicitTLS))
+                            }
+                        }
+                        .bind(host: address.host, port: address.port).get()
+                    channels.withLock { $0.append(channel) }
+                    listeners.append(Listener(service: service, address: channel.localAddress!))
+                }
             }
         } catch {
             await stop()

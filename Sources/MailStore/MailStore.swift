@@ -45,10 +45,30 @@ public protocol MessageStore: Sendable {
     /// Creates a mailbox (no-op when it exists) and returns its id.
     func createMailbox(account: AccountID, name: String) async throws -> MailboxID
     func messages(mailbox: MailboxID) async throws -> [StoredMessage]
+    func deleteMailbox(account: AccountID, name: String) async throws
+    /// Renames a mailbox and its children (`a` → `b` renames `a/x` → `b/x`). Renaming INBOX moves its messages.
+    func renameMailbox(account: AccountID, from: String, to: String) async throws
+    func setSubscribed(account: AccountID, name: String, _ subscribed: Bool) async throws
+    func subscriptions(account: AccountID) async throws -> [String]
+    /// Changes flags and keywords of the given UIDs; returns the messages whose flags changed, with their new modseq.
+    /// `unchangedSince` (CONDSTORE) leaves out messages modified after it and reports them in `failed`.
+    func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
+                    unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID])
+    /// Removes messages from a mailbox (recorded for QRESYNC); returns the UIDs removed.
+    func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID]
+    /// Copies messages (the content is shared, not duplicated); with `move`, removes them from the source in the
+    /// same transaction. Returns (source UID, new UID) pairs and the target's UIDVALIDITY (UIDPLUS, RFC 4315).
+    func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity)
+    /// Messages' UIDs expunged after `modSeq` (QRESYNC VANISHED).
+    func expunged(mailbox: MailboxID, since modSeq: ModSeq) async throws -> [UID]
+    /// Called after every committed change to a mailbox (in this process), with the mailbox id.
+    func observeChanges(_ observer: @escaping @Sendable (MailboxID) -> Void)
     /// The full message content.
     func content(of message: MessageID) async throws -> [UInt8]
     /// Where the content lives when it is a file (for streaming large messages); nil for inline content.
     func contentFile(of message: MessageID) async throws -> URL?
 }
+
+public enum FlagOperation: Sendable { case add, remove, replace }
 
 public typealias MailStore = Directory & MessageStore

@@ -32,9 +32,12 @@ final class GroupCommitter: @unchecked Sendable {
     /// The writer thread ends after this long without work and is started again by the next delivery.
     static let idleTimeout: TimeInterval = 2
 
-    init(pool: DatabasePool, blobs: BlobStore) {
+    private let onCommit: @Sendable ([MailboxID]) -> Void
+
+    init(pool: DatabasePool, blobs: BlobStore, onCommit: @escaping @Sendable ([MailboxID]) -> Void = { _ in }) {
         self.pool = pool
         self.blobs = blobs
+        self.onCommit = onCommit
     }
 
     func submit(_ delivery: Delivery) async throws -> DeliveryReceipt {
@@ -122,6 +125,8 @@ final class GroupCommitter: @unchecked Sendable {
         for (pending, result) in zip(batch, results) {
             pending.completion(result)
         }
+        let touched = results.flatMap { (try? $0.get())?.placements.map(\.mailbox) ?? [] }
+        if !touched.isEmpty { onCommit(touched) }
     }
 
     static func insert(_ db: Database, _ delivery: Delivery) throws -> DeliveryReceipt {

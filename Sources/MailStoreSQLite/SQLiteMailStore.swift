@@ -17,6 +17,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     let pool: DatabasePool
     let committer: GroupCommitter
     let directoryCache: DirectoryCache
+    let changes = ChangeHub()
 
     public init(dataDirectory: URL) throws {
         self.dataDirectory = dataDirectory
@@ -32,7 +33,8 @@ public final class SQLiteMailStore: MailStore, Sendable {
         // "on disk": with FULL, every commit fsyncs the WAL.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Schema.migrate(pool)
-        committer = GroupCommitter(pool: pool, blobs: blobs)
+        let hub = changes
+        committer = GroupCommitter(pool: pool, blobs: blobs, onCommit: { hub.notify($0) })
         directoryCache = DirectoryCache(dataDirectory: dataDirectory)
     }
 
@@ -101,6 +103,8 @@ public final class SQLiteMailStore: MailStore, Sendable {
             for role in SpecialUse.allCases {
                 try Schema.createMailbox(db, account: account, name: role.defaultName, specialUse: role)
             }
+            try db.execute(sql: "INSERT INTO subscription(account_id, name) SELECT account_id, name FROM mailbox WHERE account_id = ?",
+                           arguments: [account])
             return account
         }
     }

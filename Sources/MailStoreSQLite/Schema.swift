@@ -67,6 +67,14 @@ enum Schema {
         CREATE TRIGGER mailbox_message_unref AFTER DELETE ON mailbox_message BEGIN
           UPDATE message SET refcount = refcount - 1 WHERE id = OLD.message_id; END;
         """,
+        // 2: IMAP subscriptions (by name: a subscription may name a mailbox that does not exist, RFC 9051 §6.3.7)
+        """
+        CREATE TABLE subscription(
+          account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+          name TEXT NOT NULL,
+          PRIMARY KEY(account_id, name)) WITHOUT ROWID;
+        INSERT INTO subscription(account_id, name) SELECT account_id, name FROM mailbox;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

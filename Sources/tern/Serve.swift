@@ -67,7 +67,13 @@ struct Serve: AsyncParsableCommand {
         out += "  hostname    \(config.hostname)\n"
         for l in listeners {
             out += "  \(l.service.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(l.description)"
-            out += l.service == .smtp ? "  (receiving SMTP, STARTTLS\(config.tlsCertificate == nil ? " with a self-signed certificate" : ""))\n" : "\n"
+            let selfSigned = config.tlsCertificate == nil ? " with a self-signed certificate" : ""
+            switch l.service {
+            case .smtp: out += "  (receiving SMTP, STARTTLS\(selfSigned))\n"
+            case .imap: out += "  (IMAP, STARTTLS\(selfSigned))\n"
+            case .imaps: out += "  (IMAP over TLS\(selfSigned))\n"
+            default: out += "\n"
+            }
         }
         out += "  domains     \(domains.isEmpty ? "none yet: tern domain add DOMAIN" : domains.map(\.name).joined(separator: ", "))\n"
         if let login {

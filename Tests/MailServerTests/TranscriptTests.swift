@@ -25,6 +25,8 @@ final class InProcessServer {
         var config = TernConfiguration.embeddedDefault(dataDirectory: dir)
         config.hostname = "mx.test"
         config.listen[.smtp] = [ListenAddress(host: "127.0.0.1", port: 0)]
+        config.listen[.imap] = []
+        config.listen[.imaps] = []
         tweak(&config)
         let store = try SQLiteMailStore(dataDirectory: dir)
         try await store.addDomain("example.test")

@@ -1,0 +1,256 @@
+import Foundation
+import IMAPCodec
+import Logging
+import MailStore
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Synchronization
+
+/// Wakes IMAP sessions waiting in IDLE when their mailbox changes.
+final class IdleRegistry: Sendable {
+    private let waiters = Mutex<[ObjectIdentifier: (MailboxID, @Sendable () -> Void)]>([:])
+
+    func register(_ id: ObjectIdentifier, mailbox: MailboxID, wake: @escaping @Sendable () -> Void) {
+        waiters.withLock { $0[id] = (mailbox, wake) }
+    }
+
+    func unregister(_ id: ObjectIdentifier) {
+        _ = waiters.withLock { $0.removeValue(forKey: id) }
+    }
+
+    func changed(_ mailbox: MailboxID) {
+        let wakes = waiters.withLock { $0.values.filter { $0.0 == mailbox }.map(\.1) }
+        for w in wakes { w() }
+    }
+}
+
+/// One IMAP connection: frames commands, runs them on `IMAPSession` one at a time, writes the responses.
+final class IMAPConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let server: ServerContext
+    private let limiter: ConnectionLimiter
+    private let idle: IdleRegistry
+    private var session: IMAPSession!
+    private var framer: IMAPFramer
+    private var inbound = ByteBuffer()
+    private var busy = false
+    private var closed = false
+    private var acquired = false
+    private var remoteAddress = "unknown"
+    private var idleTag: String?
+    private var saslTag: String?
+    private var timeout: Scheduled<Void>?
+    private var logger: Logger
+    private let isTLS: Bool
+
+    /// RFC 9051 §5.4: an autologout timer of at least 30 minutes; clients in IDLE re-issue it within 29.
+    static let idleTimeout: TimeAmount = .minutes(30)
+    static let preAuthTimeout: TimeAmount = .minutes(1)
+
+    init(server: ServerContext, limiter: ConnectionLimiter, idle: IdleRegistry, isTLS: Bool) {
+        self.server = server
+        self.limiter = limiter
+        self.idle = idle
+        self.isTLS = isTLS
+        framer = IMAPFramer(maxAppendLiteral: server.config.limits.maxMessageSize)
+        logger = server.logger
+        logger[metadataKey: "conn"] = .string(SessionID.make())
+        logger[metadataKey: "proto"] = "imap"
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
+        let loopback = remoteAddress.hasPrefix("127.") || remoteAddress == "::1"
+        session = IMAPSession(server: server, isTLS: isTLS, isLoopback: loopback)
+        switch limiter.acquire(remoteAddress) {
+        case .accepted:
+            acquired = true
+            send(Array((session.greeting + "\r\n").utf8), context: context)
+            armTimeout(context: context)
+        case .tooManyFromAddress, .tooManyTotal:
+            closed = true
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "* BYE Too many connections, try again later\r\n")))
+                .whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        timeout?.cancel()
+        idle.unregister(ObjectIdentifier(self))
+        if acquired { limiter.release(remoteAddress); acquired = false }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let e = error as? NIOSSLError, case .uncleanShutdown = e {} else {
+            logger.info("connection error", metadata: ["error": "\(error)"])
+        }
+        closed = true
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        var bytes = unwrapInboundIn(data)
+        inbound.writeBuffer(&bytes)
+        armTimeout(context: context)
+        process(context: context)
+    }
+
+    private func process(context: ChannelHandlerContext) {
+        while !busy && !closed, let event = framer.next(&inbound) {
+            switch event {
+            case .continuationNeeded:
+                send(Array("+ Ready for literal data\r\n".utf8), context: context)
+            case .literalTooLarge(let tag, let size):
+                send(Array("\(tag ?? "*") NO [TOOBIG] Literal of \(size) octets is too large\r\n".utf8), context: context)
+            case .fatal(let reason):
+                closed = true
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "* BYE \(reason)\r\n"))).whenComplete { _ in context.close(promise: nil) }
+            case .command(let bytes):
+                handleCommand(bytes, context: context)
+            }
+        }
+        if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
+    }
+
+    private func handleCommand(_ bytes: [UInt8], context: ChannelHandlerContext) {
+        if let tag = idleTag {
+            // In IDLE only DONE is expected (RFC 2177).
+            idleTag = nil
+            idle.unregister(ObjectIdentifier(self))
+            if String(decoding: bytes, as: UTF8.self).uppercased() == "DONE" {
+                run(context: context) { session in
+                    var out = IMAPOutput()
+                    try? await session.poll(&out, expunges: true)
+                    out.line("\(tag) OK IDLE terminated")
+                    return out
+                }
+            } else {
+                send(Array("\(tag) BAD Expected DONE\r\n".utf8), context: context)
+            }
+            return
+        }
+        if let tag = saslTag {
+            saslTag = nil
+            let line = String(decoding: bytes, as: UTF8.self)
+            run(context: context) { session in
+                var out = IMAPOutput()
+                do { try await session.saslPlain(line, tag: tag, &out) } catch let IMAPSession.IMAPFailure.no(text) {
+                    out.line("\(tag) NO \(text)")
+                } catch let IMAPSession.IMAPFailure.bad(text) {
+                    out.line("\(tag) BAD \(text)")
+                } catch {
+                    out.line("\(tag) NO Authentication failed")
+                }
+                return out
+            }
+            return
+        }
+        let parsed: TaggedCommand
+        do {
+            parsed = try IMAPCommandParser.parse(bytes, utf8Mailboxes: session.utf8)
+        } catch {
+            let text = error.message.hasPrefix("[") ? error.message : "Syntax error: \(error.message)"
+            send(Array("\(error.tag ?? "*") BAD \(text)\r\n".utf8), context: context)
+            return
+        }
+        logger.trace("command", metadata: ["cmd": "\(parsed.command.name)"])
+        if case .idle = parsed.command { pendingIdleTag = parsed.tag }
+        run(context: context) { session in await session.handle(parsed) }
+    }
+
+    /// Runs work off the event loop; reads no further command until it is done.
+    private func run(context: ChannelHandlerContext, _ work: @escaping @Sendable (IMAPSession) async -> IMAPOutput) {
+        busy = true
+        let session = self.session!
+        let future = context.eventLoop.makeFutureWithTask { await work(session) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        future.whenSuccess { out in
+            let (handler, context) = bound.value
+            handler.finished(out, context: context)
+        }
+    }
+
+    private func finished(_ out: IMAPOutput, context: ChannelHandlerContext) {
+        busy = false
+        guard !closed else { return }
+        send(out.bytes, context: context)
+        if out.close {
+            closed = true
+            context.close(promise: nil)
+            return
+        }
+        if out.startTLS, let tls = server.tls {
+            // Plaintext pipelined after STARTTLS is discarded (RFC 9051 §6.2.1).
+            inbound.clear()
+            session.isTLS = true
+            do {
+                try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+        }
+        if let tag = out.saslContinuation { saslTag = tag }
+        if out.idle, let selected = session.selected {
+            idleTag = pendingIdleTag
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            idle.register(ObjectIdentifier(self), mailbox: selected.id) {
+                loop.execute {
+                    let (handler, context) = bound.value
+                    handler.idleWake(context: context)
+                }
+            }
+        } else if out.idle {
+            idleTag = pendingIdleTag
+        }
+        process(context: context)
+    }
+
+    /// The tag of the IDLE command being run, answered when the client sends DONE.
+    private var pendingIdleTag: String?
+
+    /// A change arrived while the client idles: report it at once.
+    private func idleWake(context: ChannelHandlerContext) {
+        guard idleTag != nil, !busy, !closed else { return }
+        busy = true
+        let session = self.session!
+        let future = context.eventLoop.makeFutureWithTask { () async -> IMAPOutput in
+            var out = IMAPOutput()
+            try? await session.poll(&out, expunges: true)
+            return out
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        future.whenSuccess { out in
+            let (handler, context) = bound.value
+            handler.busy = false
+            handler.send(out.bytes, context: context)
+            handler.process(context: context)
+        }
+    }
+
+    private func send(_ bytes: [UInt8], context: ChannelHandlerContext) {
+        guard !bytes.isEmpty else { return }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+    }
+
+    private func armTimeout(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        let authenticated = session?.account != nil
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: authenticated ? Self.idleTimeout : Self.preAuthTimeout) {
+            let (handler, context) = bound.value
+            guard !handler.closed else { return }
+            if handler.busy { handler.armTimeout(context: context); return }
+            handler.closed = true
+            context.writeAndFlush(handler.wrapOutboundOut(ByteBuffer(string: "* BYE Autologout; idle for too long\r\n")))
+                .whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}

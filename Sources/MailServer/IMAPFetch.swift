@@ -1,0 +1,300 @@
+import Foundation
+import IMAPCodec
+import MailCore
+import MailStore
+
+/// The header block and body of a message, split at the first empty line.
+struct MessageParts {
+    let bytes: [UInt8]
+    let headerEnd: Int  // index just past the empty line (start of the body)
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        var end = bytes.count
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 10 {
+                if i + 1 < bytes.count && bytes[i + 1] == 10 { end = i + 2; break }
+                if i + 2 < bytes.count && bytes[i + 1] == 13 && bytes[i + 2] == 10 { end = i + 3; break }
+            }
+            i += 1
+        }
+        headerEnd = end
+    }
+
+    var header: ArraySlice<UInt8> { bytes[..<headerEnd] }
+    var body: ArraySlice<UInt8> { bytes[headerEnd...] }
+
+    /// Header fields as (name, raw lines including folding and CRLF).
+    var fields: [(name: String, raw: ArraySlice<UInt8>)] {
+        var out: [(String, ArraySlice<UInt8>)] = []
+        var start = 0
+        var i = 0
+        let h = header
+        func close(_ end: Int) {
+            guard end > start else { return }
+            let raw = h[start..<end]
+            if let colon = raw.firstIndex(of: UInt8(ascii: ":")) {
+                out.append((String(decoding: h[start..<colon], as: UTF8.self).trimmingCharacters(in: .whitespaces), raw))
+            }
+        }
+        while i < h.endIndex {
+            if h[i] == 10 {
+                let next = i + 1
+                if next < h.endIndex, h[next] == 32 || h[next] == 9 { i += 1; continue }
+                close(next)
+                start = next
+                if next < h.endIndex, h[next] == 13 || h[next] == 10 { break }
+            }
+            i += 1
+        }
+        return out
+    }
+
+    /// Unfolded value of the first field with this name.
+    func value(_ name: String) -> String? {
+        values(name).first
+    }
+
+    func values(_ name: String) -> [String] {
+        let lower = name.lowercased()
+        return fields.filter { $0.name.lowercased() == lower }.map { f in
+            let text = String(decoding: f.raw, as: UTF8.self)
+            let v = text[text.index(after: text.firstIndex(of: ":")!)...]
+            return v.replacingOccurrences(of: "\r\n", with: "").replacingOccurrences(of: "\n", with: "").trimmingCharacters(in: .whitespaces)
+        }
+    }
+}
+
+extension IMAPSession {
+    func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, tag: String,
+               _ out: inout IMAPOutput) async throws {
+        let m = try requireSelected()
+        var targets = m.resolve(set, uid: uid)
+        if let changedSince { targets = targets.filter { $0.message.modSeq.rawValue > changedSince } }
+        let needsContent = attrs.contains { a in
+            switch a {
+            case .bodySection, .binary, .binarySize, .rfc822, .rfc822Header, .rfc822Text, .envelope, .bodyStructure, .body: return true
+            default: return false
+            }
+        }
+        let setsSeen = !m.readOnly && attrs.contains { a in
+            switch a {
+            case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
+            case .rfc822, .rfc822Text: return true
+            default: return false
+            }
+        }
+        var markSeen: [UID] = []
+        for (seq, message) in targets {
+            var items: [[UInt8]] = []
+            var parts: MessageParts?
+            if needsContent { parts = MessageParts(try await store.content(of: message.messageID)) }
+            for a in attrs {
+                switch a {
+                case .uid: items.append(Array("UID \(message.uid.rawValue)".utf8))
+                case .flags: items.append(Array(flagsItem(message).utf8))
+                case .internalDate: items.append(Array("INTERNALDATE \(Self.internalDate(message.internalDate))".utf8))
+                case .rfc822Size: items.append(Array("RFC822.SIZE \(message.size)".utf8))
+                case .modSeq: items.append(Array("MODSEQ (\(message.modSeq.rawValue))".utf8))
+                case .rfc822: items.append(Array("RFC822 ".utf8) + Self.literal(parts!.bytes[...]))
+                case .rfc822Header: items.append(Array("RFC822.HEADER ".utf8) + Self.literal(parts!.header))
+                case .rfc822Text: items.append(Array("RFC822.TEXT ".utf8) + Self.literal(parts!.body))
+                case .bodySection(let section, let partial, _):
+                    guard section.part.isEmpty || section.part == [1] else {
+                        throw IMAPFailure.no("[CANNOT] Body parts of MIME messages are not served yet")
+                    }
+                    let data = Self.section(parts!, section)
+                    var name = "BODY[\(section)]"
+                    var slice = data
+                    if let partial {
+                        name += "<\(partial.lowerBound)>"
+                        let lo = min(partial.lowerBound, data.count), hi = min(partial.upperBound + 1, data.count)
+                        slice = Array(data[lo..<hi])
+                    }
+                    items.append(Array("\(name) ".utf8) + Self.literal(slice[...]))
+                case .envelope, .bodyStructure, .body, .binary, .binarySize:
+                    throw IMAPFailure.no("[CANNOT] ENVELOPE, BODYSTRUCTURE and BINARY are not served yet")
+                }
+            }
+            if setsSeen && !message.flags.contains(.seen) {
+                markSeen.append(message.uid)
+            } else if condstore && !attrs.contains(.modSeq) && changedSince != nil {
+                items.append(Array("MODSEQ (\(message.modSeq.rawValue))".utf8))
+            }
+            out.raw(Array("* \(seq) FETCH (".utf8))
+            for (n, item) in items.enumerated() {
+                if n > 0 { out.raw([32]) }
+                out.raw(item)
+            }
+            out.line(")")
+        }
+        if !markSeen.isEmpty {
+            // RFC 9051 §6.4.5: BODY[] sets \Seen; report the new flags.
+            let (changed, _) = try await store.storeFlags(mailbox: m.id, uids: markSeen, operation: .add, flags: .seen, keywords: [],
+                                                         unchangedSince: nil)
+            if case .selected(let a, let u, var current) = state {
+                for c in changed {
+                    guard let seq = current.sequence(of: c.uid) else { continue }
+                    current.messages[seq - 1] = c
+                    out.line("* \(seq) FETCH (\(uid ? "UID \(c.uid.rawValue) " : "")\(flagsItem(c)))")
+                }
+                state = .selected(a, u, current)
+            }
+        }
+        out.line("\(tag) OK \(uid ? "UID " : "")FETCH completed")
+    }
+
+    static func literal(_ data: ArraySlice<UInt8>) -> [UInt8] {
+        Array("{\(data.count)}\r\n".utf8) + data
+    }
+
+    static func section(_ parts: MessageParts, _ section: SectionSpec) -> [UInt8] {
+        switch section.text {
+        case .full: return section.part.isEmpty ? parts.bytes : Array(parts.body)
+        case .header, .mime: return Array(parts.header)
+        case .text: return Array(parts.body)
+        case .headerFields(let names), .headerFieldsNot(let names):
+            let wanted = Set(names.map { $0.lowercased() })
+            var isNot = false
+            if case .headerFieldsNot = section.text { isNot = true }
+            var out: [UInt8] = []
+            for f in parts.fields where wanted.contains(f.name.lowercased()) != isNot { out += f.raw }
+            return out + [13, 10]
+        }
+    }
+
+    // MARK: search
+
+    func search(uid: Bool, key: SearchKey, returning: SearchReturn?, tag: String, _ out: inout IMAPOutput) async throws {
+        let m = try requireSelected()
+        var hits: [(Int, StoredMessage)] = []
+        let largestUID = m.messages.last?.uid.rawValue ?? 0
+        for (i, message) in m.messages.enumerated() {
+            var cache: MessageParts?
+            if try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, parts: &cache) {
+                hits.append((i + 1, message))
+            }
+        }
+        let numbers = hits.map { uid ? $0.1.uid.rawValue : UInt32($0.0) }
+        if let returning {
+            var parts = ["(TAG \"\(tag)\")"]
+            if uid { parts.append("UID") }
+            if returning.contains(.min), let v = numbers.min() { parts.append("MIN \(v)") }
+            if returning.contains(.max), let v = numbers.max() { parts.append("MAX \(v)") }
+            if returning.contains(.count) { parts.append("COUNT \(numbers.count)") }
+            if returning.contains(.all), !numbers.isEmpty { parts.append("ALL \(SequenceSet.compact(numbers))") }
+            out.line("* ESEARCH \(parts.joined(separator: " "))")
+        } else {
+            var line = "* SEARCH" + numbers.map { " \($0)" }.joined()
+            if condstore, Self.usesModSeq(key), let h = hits.map(\.1.modSeq.rawValue).max() { line += " (MODSEQ \(h))" }
+            out.line(line)
+        }
+        out.line("\(tag) OK \(uid ? "UID " : "")SEARCH completed")
+    }
+
+    static func usesModSeq(_ key: SearchKey) -> Bool {
+        switch key {
+        case .modSeq: return true
+        case .and(let keys): return keys.contains(where: usesModSeq)
+        case .or(let a, let b): return usesModSeq(a) || usesModSeq(b)
+        case .not(let a): return usesModSeq(a)
+        default: return false
+        }
+    }
+
+    func matches(_ key: SearchKey, _ m: StoredMessage, seq: Int, count: Int, largestUID: UInt32, parts: inout MessageParts?) async throws -> Bool {
+        func content() async throws -> MessageParts {
+            if let parts { return parts }
+            let p = MessageParts(try await store.content(of: m.messageID))
+            parts = p
+            return p
+        }
+        func contains(_ haystack: String, _ needle: String) -> Bool {
+            haystack.range(of: needle, options: [.caseInsensitive, .diacriticInsensitive]) != nil
+        }
+        func day(_ d: Date) -> SearchDate {
+            var cal = Calendar(identifier: .gregorian)
+            cal.timeZone = TimeZone(identifier: "UTC")!
+            let c = cal.dateComponents([.year, .month, .day], from: d)
+            return SearchDate(day: c.day!, month: c.month!, year: c.year!)
+        }
+        func compare(_ a: SearchDate, _ b: SearchDate) -> Int {
+            (a.year, a.month, a.day) < (b.year, b.month, b.day) ? -1 : ((a.year, a.month, a.day) == (b.year, b.month, b.day) ? 0 : 1)
+        }
+        func sentDate() async throws -> SearchDate {
+            if let v = try await content().value("Date"), let d = RFC5322Date.parse(v) { return day(d) }
+            return day(m.internalDate)
+        }
+        switch key {
+        case .all: return true
+        case .answered: return m.flags.contains(.answered)
+        case .deleted: return m.flags.contains(.deleted)
+        case .draft: return m.flags.contains(.draft)
+        case .flagged: return m.flags.contains(.flagged)
+        case .seen: return m.flags.contains(.seen)
+        case .unanswered: return !m.flags.contains(.answered)
+        case .undeleted: return !m.flags.contains(.deleted)
+        case .undraft: return !m.flags.contains(.draft)
+        case .unflagged: return !m.flags.contains(.flagged)
+        case .unseen: return !m.flags.contains(.seen)
+        case .recent, .new: return false
+        case .old: return true
+        case .keyword(let k): return m.keywords.contains { $0.lowercased() == k.lowercased() }
+        case .unkeyword(let k): return !m.keywords.contains { $0.lowercased() == k.lowercased() }
+        case .from(let s): return try await content().values("From").contains { contains($0, s) }
+        case .to(let s): return try await content().values("To").contains { contains($0, s) }
+        case .cc(let s): return try await content().values("Cc").contains { contains($0, s) }
+        case .bcc(let s): return try await content().values("Bcc").contains { contains($0, s) }
+        case .subject(let s): return try await content().values("Subject").contains { contains($0, s) }
+        case .header(let field, let s):
+            let values = try await content().values(field)
+            return s.isEmpty ? !values.isEmpty : values.contains { contains($0, s) }
+        case .body(let s): return contains(String(decoding: try await content().body, as: UTF8.self), s)
+        case .text(let s): return contains(String(decoding: try await content().bytes, as: UTF8.self), s)
+        case .before(let d): return compare(day(m.internalDate), d) < 0
+        case .on(let d): return compare(day(m.internalDate), d) == 0
+        case .since(let d): return compare(day(m.internalDate), d) >= 0
+        case .sentBefore(let d): return compare(try await sentDate(), d) < 0
+        case .sentOn(let d): return compare(try await sentDate(), d) == 0
+        case .sentSince(let d): return compare(try await sentDate(), d) >= 0
+        case .larger(let n): return m.size > n
+        case .smaller(let n): return m.size < n
+        case .uid(let set): return set.contains(m.uid.rawValue, largest: largestUID)
+        case .sequence(let set): return set.contains(UInt32(seq), largest: UInt32(count))
+        case .not(let k): return !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, parts: &parts))
+        case .or(let a, let b):
+            if try await matches(a, m, seq: seq, count: count, largestUID: largestUID, parts: &parts) { return true }
+            return try await matches(b, m, seq: seq, count: count, largestUID: largestUID, parts: &parts)
+        case .and(let keys):
+            for k in keys where !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, parts: &parts)) { return false }
+            return true
+        case .modSeq(let n): return m.modSeq.rawValue >= n
+        }
+    }
+}
+
+/// RFC 5322 §3.3 dates as found in Date headers (with the obsolete forms mail still carries).
+enum RFC5322Date {
+    static func parse(_ text: String) -> Date? {
+        var s = text
+        if let comma = s.firstIndex(of: ",") { s = String(s[s.index(after: comma)...]) }
+        if let paren = s.firstIndex(of: "(") { s = String(s[..<paren]) }
+        let parts = s.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard parts.count >= 4, let day = Int(parts[0]),
+              let month = IMAPSession.monthNames.firstIndex(where: { $0.lowercased() == parts[1].prefix(3).lowercased() }),
+              var year = Int(parts[2]) else { return nil }
+        if year < 50 { year += 2000 } else if year < 1000 { year += 1900 }
+        let hms = parts[3].split(separator: ":").compactMap { Int($0) }
+        guard hms.count >= 2 else { return nil }
+        var offset = 0
+        if parts.count >= 5, let z = Int(parts[4]), parts[4].count == 5 {
+            offset = (abs(z) / 100 * 3600 + abs(z) % 100 * 60) * (z < 0 ? -1 : 1)
+        }
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = TimeZone(identifier: "UTC")!
+        guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1],
+                                                      second: hms.count > 2 ? hms[2] : 0)) else { return nil }
+        return base.addingTimeInterval(TimeInterval(-offset))
+    }
+}

@@ -1,0 +1,602 @@
+import Foundation
+import IMAPCodec
+import MailCore
+import MailStore
+
+/// What a command produced for the wire, and what the connection must do next.
+struct IMAPOutput {
+    var bytes: [UInt8] = []
+    var startTLS = false
+    var close = false
+    /// Enter IDLE: the continuation was written; wait for DONE.
+    var idle = false
+    /// The tag to answer when a SASL exchange continues (the next line is the client's response).
+    var saslContinuation: String?
+
+    mutating func line(_ s: String) { bytes += Array(s.utf8); bytes += [13, 10] }
+    mutating func raw(_ b: [UInt8]) { bytes += b }
+}
+
+/// The mailbox a session has selected: the session's own view of message numbers, which changes only when the
+/// session reports EXISTS / EXPUNGE to its client (RFC 9051 §5.2).
+struct SelectedMailbox {
+    var id: MailboxID
+    var name: String
+    var readOnly: Bool
+    var uidValidity: UIDValidity
+    var messages: [StoredMessage]
+    var highestModSeq: ModSeq
+
+    func sequence(of uid: UID) -> Int? {
+        var lo = 0, hi = messages.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if messages[mid].uid == uid { return mid + 1 }
+            if messages[mid].uid < uid { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return nil
+    }
+
+    /// Messages addressed by a sequence set of message numbers or UIDs, in mailbox order.
+    func resolve(_ set: SequenceSet, uid: Bool) -> [(seq: Int, message: StoredMessage)] {
+        guard !messages.isEmpty else { return [] }
+        let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
+        var out: [(Int, StoredMessage)] = []
+        for (i, m) in messages.enumerated() where set.contains(uid ? m.uid.rawValue : UInt32(i + 1), largest: largest) {
+            out.append((i + 1, m))
+        }
+        return out
+    }
+}
+
+/// One IMAP session's state and command handling, independent of the network. Commands run one at a time
+/// (the connection handler reads no further command until one is answered).
+final class IMAPSession: @unchecked Sendable {
+    enum State {
+        case notAuthenticated
+        case authenticated(AccountID, String)
+        case selected(AccountID, String, SelectedMailbox)
+        case logout
+    }
+
+    let server: ServerContext
+    let isLoopback: Bool
+    var isTLS: Bool
+    var state: State = .notAuthenticated
+    var utf8 = false
+    var condstore = false
+    var failedLogins = 0
+    static let delimiter = "/"
+
+    init(server: ServerContext, isTLS: Bool, isLoopback: Bool) {
+        self.server = server
+        self.isTLS = isTLS
+        self.isLoopback = isLoopback
+    }
+
+    var store: any MailStore { server.store }
+
+    var loginAllowed: Bool { isTLS || isLoopback }
+
+    var capabilities: String {
+        var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
+                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "ESEARCH"]
+        if case .notAuthenticated = state {
+            if server.tls != nil && !isTLS { caps.append("STARTTLS") }
+            if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
+        }
+        return caps.joined(separator: " ")
+    }
+
+    var greeting: String { "* OK [CAPABILITY \(capabilities)] \(server.config.hostname) Tern IMAP ready" }
+
+    var selected: SelectedMailbox? {
+        if case .selected(_, _, let m) = state { return m }
+        return nil
+    }
+
+    var account: AccountID? {
+        switch state {
+        case .authenticated(let a, _), .selected(let a, _, _): return a
+        default: return nil
+        }
+    }
+
+    // MARK: dispatch
+
+    func handle(_ tagged: TaggedCommand) async -> IMAPOutput {
+        var out = IMAPOutput()
+        let tag = tagged.tag
+        do {
+            try await dispatch(tagged.command, tag: tag, &out)
+        } catch let error as IMAPFailure {
+            switch error {
+            case .no(let text): out.line("\(tag) NO \(text)")
+            case .bad(let text): out.line("\(tag) BAD \(text)")
+            }
+        } catch let error as StoreError {
+            out.line("\(tag) NO \(Self.storeErrorCode(error))\(error)")
+        } catch {
+            server.logger.error("IMAP command failed", metadata: ["cmd": "\(tagged.command.name)", "error": "\(error)"])
+            out.line("\(tag) NO [SERVERBUG] Internal error")
+        }
+        return out
+    }
+
+    static func storeErrorCode(_ e: StoreError) -> String {
+        switch e {
+        case .notFound: return "[NONEXISTENT] "
+        case .alreadyExists: return "[ALREADYEXISTS] "
+        default: return ""
+        }
+    }
+
+    enum IMAPFailure: Error {
+        case no(String)
+        case bad(String)
+    }
+
+    func requireAuth() throws -> AccountID {
+        guard let a = account else { throw IMAPFailure.bad("Log in first") }
+        return a
+    }
+
+    func requireSelected() throws -> SelectedMailbox {
+        guard let m = selected else { throw IMAPFailure.bad("No mailbox selected") }
+        return m
+    }
+
+    func dispatch(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
+        switch command {
+        case .capability:
+            out.line("* CAPABILITY \(capabilities)")
+            out.line("\(tag) OK CAPABILITY completed")
+        case .noop, .check:
+            if selected != nil { try await poll(&out, expunges: true) }
+            out.line("\(tag) OK \(command.name) completed")
+        case .logout:
+            out.line("* BYE \(server.config.hostname) logging out")
+            out.line("\(tag) OK LOGOUT completed")
+            out.close = true
+            state = .logout
+        case .startTLS:
+            guard server.tls != nil, !isTLS else { throw IMAPFailure.bad("STARTTLS not available") }
+            guard case .notAuthenticated = state else { throw IMAPFailure.bad("Already authenticated") }
+            out.line("\(tag) OK Begin TLS negotiation now")
+            out.startTLS = true
+        case .id:
+            out.line("* ID (\"name\" \"Tern\" \"vendor\" \"Tern\")")
+            out.line("\(tag) OK ID completed")
+        case .enable(let caps):
+            var enabled: [String] = []
+            for c in caps {
+                switch c {
+                case "IMAP4REV2", "UTF8=ACCEPT": utf8 = true; enabled.append(c)
+                case "CONDSTORE": condstore = true; enabled.append(c)
+                default: break
+                }
+            }
+            out.line("* ENABLED" + enabled.map { " \($0)" }.joined())
+            out.line("\(tag) OK ENABLE completed")
+        case .login(let user, let password):
+            try await login(user: user, password: password, tag: tag, &out)
+        case .authenticate(let mechanism, let initial):
+            guard case .notAuthenticated = state else { throw IMAPFailure.bad("Already authenticated") }
+            guard mechanism == "PLAIN" else { throw IMAPFailure.no("[CANNOT] Unsupported mechanism") }
+            guard loginAllowed else { throw IMAPFailure.no("[PRIVACYREQUIRED] Use STARTTLS first") }
+            if let initial {
+                try await saslPlain(initial, tag: tag, &out)
+            } else {
+                out.line("+ ")
+                out.saslContinuation = tag
+            }
+        case .namespace:
+            _ = try requireAuth()
+            out.line("* NAMESPACE ((\"\" \"\(Self.delimiter)\")) NIL NIL")
+            out.line("\(tag) OK NAMESPACE completed")
+        case .select(let name, let cs), .examine(let name, let cs):
+            let isExamine: Bool
+            if case .examine = command { isExamine = true } else { isExamine = false }
+            if cs { condstore = true }
+            try await select(name, readOnly: isExamine, tag: tag, &out)
+        case .create(let name):
+            let a = try requireAuth()
+            let clean = name.hasSuffix(Self.delimiter) ? String(name.dropLast()) : name
+            guard !clean.isEmpty, clean.uppercased() != "INBOX" else { throw IMAPFailure.no("[ALREADYEXISTS] Mailbox exists") }
+            if try await store.mailboxes(account: a).contains(where: { $0.name == clean }) {
+                throw IMAPFailure.no("[ALREADYEXISTS] Mailbox exists")
+            }
+            _ = try await store.createMailbox(account: a, name: clean)
+            out.line("\(tag) OK CREATE completed")
+        case .delete(let name):
+            let a = try requireAuth()
+            if selected?.name == name { state = .authenticated(a, user) }
+            try await store.deleteMailbox(account: a, name: name)
+            out.line("\(tag) OK DELETE completed")
+        case .rename(let from, let to):
+            let a = try requireAuth()
+            try await store.renameMailbox(account: a, from: from, to: to)
+            out.line("\(tag) OK RENAME completed")
+        case .subscribe(let name), .unsubscribe(let name):
+            let a = try requireAuth()
+            if case .subscribe = command {
+                guard try await store.mailboxes(account: a).contains(where: { $0.name == name }) else {
+                    throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+                }
+            }
+            try await store.setSubscribed(account: a, name: name, { if case .subscribe = command { return true } else { return false } }())
+            out.line("\(tag) OK \(command.name) completed")
+        case .list(let ref, let patterns, let selSub, let selSpecial, let rSub, _, let rSpecial, let rStatus):
+            try await list(reference: ref, patterns: patterns, selectSubscribed: selSub, selectSpecialUse: selSpecial,
+                           returnSubscribed: rSub || selSub, returnSpecialUse: true || rSpecial, status: rStatus, lsub: false, &out)
+            out.line("\(tag) OK LIST completed")
+        case .lsub(let ref, let pattern):
+            try await list(reference: ref, patterns: [pattern], selectSubscribed: true, selectSpecialUse: false, returnSubscribed: false,
+                           returnSpecialUse: false, status: [], lsub: true, &out)
+            out.line("\(tag) OK LSUB completed")
+        case .status(let name, let items):
+            let a = try requireAuth()
+            guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
+                throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+            }
+            out.line(try await statusLine(box, items))
+            out.line("\(tag) OK STATUS completed")
+        case .append(let name, let messages):
+            try await append(name, messages, tag: tag, &out)
+        case .idle:
+            _ = try requireAuth()
+            out.line("+ idling")
+            out.idle = true
+        case .close, .unselect:
+            let a = try requireAuth()
+            let m = try requireSelected()
+            if case .close = command, !m.readOnly {
+                let deleted = m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid)
+                _ = try await store.expunge(mailbox: m.id, uids: deleted)
+            }
+            state = .authenticated(a, user)
+            out.line("\(tag) OK \(command.name) completed")
+        case .expunge, .uidExpunge:
+            var m = try requireSelected()
+            guard !m.readOnly else { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
+            var candidates = m.messages.filter { $0.flags.contains(.deleted) }
+            if case .uidExpunge(let set) = command {
+                let chosen = Set(m.resolve(set, uid: true).map(\.message.uid))
+                candidates = candidates.filter { chosen.contains($0.uid) }
+            }
+            _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid))
+            m = try requireSelected()
+            try await poll(&out, expunges: true)
+            out.line("\(tag) OK \(command.name) completed")
+        case .search(let uid, let key, let returning):
+            try await search(uid: uid, key: key, returning: returning, tag: tag, &out)
+        case .fetch(let uid, let set, let attrs, let changedSince, _):
+            try await fetch(uid: uid, set, attrs, changedSince: changedSince, tag: tag, &out)
+        case .store(let uid, let set, let op, let flags, let silent, let unchangedSince):
+            try await storeFlags(uid: uid, set, op, flags, silent: silent, unchangedSince: unchangedSince, tag: tag, &out)
+        case .copy(let uid, let set, let target), .move(let uid, let set, let target):
+            let isMove: Bool
+            if case .move = command { isMove = true } else { isMove = false }
+            try await copy(uid: uid, set, to: target, move: isMove, tag: tag, &out)
+        case .getQuotaRoot, .getQuota:
+            throw IMAPFailure.bad("QUOTA is not supported yet")
+        }
+    }
+
+    var user: String {
+        switch state {
+        case .authenticated(_, let u), .selected(_, let u, _): return u
+        default: return ""
+        }
+    }
+
+    // MARK: authentication
+
+    func login(user: String, password: String, tag: String, _ out: inout IMAPOutput) async throws {
+        guard case .notAuthenticated = state else { throw IMAPFailure.bad("Already authenticated") }
+        guard loginAllowed else { throw IMAPFailure.no("[PRIVACYREQUIRED] LOGIN is disabled until STARTTLS") }
+        try await authenticate(user: user, password: password, tag: tag, &out)
+    }
+
+    func saslPlain(_ base64: String, tag: String, _ out: inout IMAPOutput) async throws {
+        guard base64 != "*" else { throw IMAPFailure.bad("Authentication cancelled") }
+        guard let data = Data(base64Encoded: base64) else { throw IMAPFailure.bad("Invalid base64") }
+        // RFC 4616: [authzid] NUL authcid NUL passwd
+        let parts = Array(data).split(separator: 0, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw IMAPFailure.bad("Invalid PLAIN response") }
+        let authz = String(decoding: parts[0], as: UTF8.self), user = String(decoding: parts[1], as: UTF8.self)
+        guard authz.isEmpty || authz.lowercased() == user.lowercased() else { throw IMAPFailure.no("[AUTHORIZATIONFAILED] Cannot act as another user") }
+        try await authenticate(user: user, password: String(decoding: parts[2], as: UTF8.self), tag: tag, &out)
+    }
+
+    func authenticate(user: String, password: String, tag: String, _ out: inout IMAPOutput) async throws {
+        let address = try? EmailAddress.parse(user)
+        var account: AccountID?
+        if let address { account = try await store.verifyPassword(address, password: password) }
+        guard let account, let address else {
+            failedLogins += 1
+            server.logger.notice("IMAP login failed", metadata: ["user": "\(user)"])
+            // Slow down guessing: each failure costs the client a second, and three end the session.
+            try? await Task.sleep(for: .seconds(1))
+            if failedLogins >= 3 {
+                out.line("* BYE Too many failed logins")
+                out.close = true
+            }
+            throw IMAPFailure.no("[AUTHENTICATIONFAILED] Invalid credentials")
+        }
+        state = .authenticated(account, address.canonical)
+        out.line("\(tag) OK [CAPABILITY \(capabilities)] Logged in")
+    }
+
+    // MARK: mailboxes
+
+    func encodeName(_ name: String) -> String {
+        let n = utf8 ? name : ModifiedUTF7.encode(name)
+        return Self.quoted(n)
+    }
+
+    static func quoted(_ s: String) -> String {
+        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    func select(_ name: String, readOnly: Bool, tag: String, _ out: inout IMAPOutput) async throws {
+        let a = try requireAuth()
+        // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
+        state = .authenticated(a, user)
+        guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
+            throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+        }
+        let messages = try await store.messages(mailbox: box.id)
+        let m = SelectedMailbox(id: box.id, name: box.name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
+                                highestModSeq: box.highestModSeq)
+        out.line("* \(messages.count) EXISTS")
+        out.line("* 0 RECENT")
+        out.line("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
+        out.line("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted")
+        if let firstUnseen = messages.firstIndex(where: { !$0.flags.contains(.seen) }) {
+            out.line("* OK [UNSEEN \(firstUnseen + 1)] First unseen")
+        }
+        out.line("* OK [UIDVALIDITY \(box.uidValidity.rawValue)] UIDs valid")
+        out.line("* OK [UIDNEXT \(box.uidNext.rawValue)] Predicted next UID")
+        out.line("* OK [HIGHESTMODSEQ \(box.highestModSeq.rawValue)] Highest")
+        out.line("* LIST () \"\(Self.delimiter)\" \(encodeName(box.name))")
+        state = .selected(a, user, m)
+        out.line("\(tag) OK [\(readOnly ? "READ-ONLY" : "READ-WRITE")] \(readOnly ? "EXAMINE" : "SELECT") completed")
+    }
+
+    /// LIST pattern matching: `*` matches anything, `%` anything but the hierarchy delimiter.
+    static func matches(_ name: String, _ pattern: String) -> Bool {
+        let n = Array(name.unicodeScalars), p = Array(pattern.unicodeScalars)
+        var memo: [Int: Bool] = [:]
+        func go(_ i: Int, _ j: Int) -> Bool {
+            let key = i * (p.count + 1) + j
+            if let v = memo[key] { return v }
+            let r: Bool
+            if j == p.count { r = i == n.count }
+            else if p[j] == "*" { r = go(i, j + 1) || (i < n.count && go(i + 1, j)) }
+            else if p[j] == "%" { r = go(i, j + 1) || (i < n.count && n[i] != "/" && go(i + 1, j)) }
+            else { r = i < n.count && n[i] == p[j] && go(i + 1, j + 1) }
+            memo[key] = r
+            return r
+        }
+        return go(0, 0)
+    }
+
+    func list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool, returnSubscribed: Bool,
+              returnSpecialUse: Bool, status: [StatusItem], lsub: Bool, _ out: inout IMAPOutput) async throws {
+        let a = try requireAuth()
+        if patterns == [""] {
+            out.line("* \(lsub ? "LSUB" : "LIST") (\\Noselect) \"\(Self.delimiter)\" \"\"")
+            return
+        }
+        let boxes = try await store.mailboxes(account: a)
+        let subscribed = Set(try await store.subscriptions(account: a))
+        let names = Set(boxes.map(\.name))
+        for box in boxes {
+            let full = box.name
+            guard patterns.contains(where: { Self.matches(full.uppercased() == "INBOX" ? "INBOX" : full, reference + $0) || (full == "INBOX" && Self.matches("INBOX", (reference + $0).uppercased())) }) else { continue }
+            if selectSubscribed && !subscribed.contains(full) { continue }
+            if selectSpecialUse && box.specialUse == nil { continue }
+            var attrs: [String] = []
+            let hasChildren = names.contains { $0.hasPrefix(full + Self.delimiter) }
+            if !lsub { attrs.append(hasChildren ? "\\HasChildren" : "\\HasNoChildren") }
+            if returnSpecialUse, let use = box.specialUse { attrs.append(use.rawValue) }
+            if (returnSubscribed || lsub) && subscribed.contains(full) && !lsub { attrs.append("\\Subscribed") }
+            out.line("* \(lsub ? "LSUB" : "LIST") (\(attrs.joined(separator: " "))) \"\(Self.delimiter)\" \(encodeName(full))")
+            if !status.isEmpty { out.line(try await statusLine(box, status)) }
+        }
+    }
+
+    func statusLine(_ box: MailboxInfo, _ items: [StatusItem]) async throws -> String {
+        let needMessages = items.contains { [.unseen, .size, .deleted].contains($0) }
+        let messages = needMessages ? try await store.messages(mailbox: box.id) : []
+        let values: [String] = items.map { item in
+            switch item {
+            case .messages: return "MESSAGES \(box.messages)"
+            case .recent: return "RECENT 0"
+            case .uidNext: return "UIDNEXT \(box.uidNext.rawValue)"
+            case .uidValidity: return "UIDVALIDITY \(box.uidValidity.rawValue)"
+            case .unseen: return "UNSEEN \(messages.filter { !$0.flags.contains(.seen) }.count)"
+            case .size: return "SIZE \(messages.reduce(0) { $0 + $1.size })"
+            case .highestModSeq: return "HIGHESTMODSEQ \(box.highestModSeq.rawValue)"
+            case .deleted: return "DELETED \(messages.filter { $0.flags.contains(.deleted) }.count)"
+            }
+        }
+        return "* STATUS \(encodeName(box.name)) (\(values.joined(separator: " ")))"
+    }
+
+    // MARK: changes
+
+    /// Brings the session's view up to date and reports the differences: EXPUNGE (only when allowed), EXISTS,
+    /// and FETCH FLAGS for changed flags.
+    func poll(_ out: inout IMAPOutput, expunges: Bool) async throws {
+        guard case .selected(let a, let u, var m) = state else { return }
+        let current = try await store.messages(mailbox: m.id)
+        let currentUIDs = Set(current.map(\.uid))
+        if expunges {
+            for i in stride(from: m.messages.count - 1, through: 0, by: -1) where !currentUIDs.contains(m.messages[i].uid) {
+                out.line("* \(i + 1) EXPUNGE")
+                m.messages.remove(at: i)
+            }
+        }
+        let known = Dictionary(uniqueKeysWithValues: m.messages.map { ($0.uid, $0) })
+        let lastUID = m.messages.last?.uid.rawValue ?? 0
+        for c in current {
+            if let old = known[c.uid], old.flags != c.flags || old.keywords != c.keywords, let seq = m.sequence(of: c.uid) {
+                m.messages[seq - 1] = c
+                out.line("* \(seq) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
+            }
+        }
+        let new = current.filter { $0.uid.rawValue > lastUID }
+        if !new.isEmpty {
+            m.messages += new
+            out.line("* \(m.messages.count) EXISTS")
+        }
+        if let h = current.map(\.modSeq).max(), h > m.highestModSeq { m.highestModSeq = h }
+        state = .selected(a, u, m)
+    }
+
+    func flagsItem(_ m: StoredMessage) -> String {
+        "FLAGS (\(Self.flagNames(m.flags, m.keywords).joined(separator: " ")))"
+    }
+
+    static func flagNames(_ f: MessageFlags, _ keywords: [String]) -> [String] {
+        var out: [String] = []
+        if f.contains(.answered) { out.append("\\Answered") }
+        if f.contains(.flagged) { out.append("\\Flagged") }
+        if f.contains(.deleted) { out.append("\\Deleted") }
+        if f.contains(.seen) { out.append("\\Seen") }
+        if f.contains(.draft) { out.append("\\Draft") }
+        return out + keywords
+    }
+
+    static func parseFlags(_ names: [String]) throws -> (MessageFlags, [String]) {
+        var flags: MessageFlags = []
+        var keywords: [String] = []
+        for n in names {
+            switch n.lowercased() {
+            case "\\seen": flags.insert(.seen)
+            case "\\answered": flags.insert(.answered)
+            case "\\flagged": flags.insert(.flagged)
+            case "\\deleted": flags.insert(.deleted)
+            case "\\draft": flags.insert(.draft)
+            case "\\recent": break
+            default:
+                guard !n.hasPrefix("\\") else { throw IMAPFailure.bad("Unknown system flag \(n)") }
+                if !keywords.contains(n) { keywords.append(n) }
+            }
+        }
+        return (flags, keywords)
+    }
+
+    // MARK: messages
+
+    static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+
+    /// `date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE`
+    static func internalDate(_ d: Date) -> String {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = TimeZone(identifier: "UTC")!
+        let c = cal.dateComponents([.year, .month, .day, .hour, .minute, .second], from: d)
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        let day = c.day! < 10 ? " \(c.day!)" : "\(c.day!)"
+        return "\"\(day)-\(monthNames[c.month! - 1])-\(c.year!) \(two(c.hour!)):\(two(c.minute!)):\(two(c.second!)) +0000\""
+    }
+
+    static func parseInternalDate(_ s: String) -> Date? {
+        // "17-Jul-1996 02:44:25 -0700"
+        let t = s.trimmingCharacters(in: .whitespaces)
+        let parts = t.split(separator: " ")
+        guard parts.count == 3 else { return nil }
+        let dmy = parts[0].split(separator: "-")
+        let hms = parts[1].split(separator: ":")
+        guard dmy.count == 3, hms.count == 3, let day = Int(dmy[0]), let month = monthNames.firstIndex(where: { $0.lowercased() == dmy[1].lowercased() }),
+              let year = Int(dmy[2]), let h = Int(hms[0]), let mi = Int(hms[1]), let se = Int(hms[2]),
+              parts[2].count == 5, let zone = Int(parts[2].dropFirst()), let sign = parts[2].first, sign == "+" || sign == "-" else { return nil }
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = TimeZone(identifier: "UTC")!
+        guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: h, minute: mi, second: se)) else { return nil }
+        let offset = (zone / 100 * 3600 + zone % 100 * 60) * (sign == "-" ? -1 : 1)
+        return base.addingTimeInterval(TimeInterval(-offset))
+    }
+
+    func append(_ name: String, _ messages: [AppendMessage], tag: String, _ out: inout IMAPOutput) async throws {
+        let a = try requireAuth()
+        guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
+            throw IMAPFailure.no("[TRYCREATE] No such mailbox")
+        }
+        var deliveries: [Delivery] = []
+        for m in messages {
+            guard m.data.count <= server.config.limits.maxMessageSize else { throw IMAPFailure.no("[TOOBIG] Message too large") }
+            let (flags, keywords) = try Self.parseFlags(m.flags)
+            var date = Date()
+            if let d = m.internalDate {
+                guard let parsed = Self.parseInternalDate(d) else { throw IMAPFailure.bad("Invalid date-time \(d)") }
+                date = parsed
+            }
+            let content: MessageContent
+            if m.data.count > server.inlineLimit {
+                let key = BlobStore.newKey()
+                try server.blobs.write(m.data, key: key)
+                content = .blob(key: key, size: m.data.count)
+            } else {
+                content = .inline(m.data)
+            }
+            deliveries.append(Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                                       targets: [DeliveryTarget(account: a, mailbox: box.name)], internalDate: date, flags: flags, keywords: keywords))
+        }
+        let receipts = try await store.deliver(batch: deliveries)
+        if selected?.id == box.id { try await poll(&out, expunges: false) }
+        let uids = receipts.compactMap { $0.placements.first?.uid.rawValue }
+        out.line("\(tag) OK [APPENDUID \(box.uidValidity.rawValue) \(SequenceSet.compact(uids))] APPEND completed")
+    }
+
+    func storeFlags(uid: Bool, _ set: SequenceSet, _ op: StoreOperation, _ names: [String], silent: Bool, unchangedSince: Int64?,
+                    tag: String, _ out: inout IMAPOutput) async throws {
+        let m = try requireSelected()
+        guard !m.readOnly else { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
+        let (flags, keywords) = try Self.parseFlags(names)
+        let targets = m.resolve(set, uid: uid)
+        let operation: FlagOperation = op == .add ? .add : (op == .remove ? .remove : .replace)
+        let (changed, failed) = try await store.storeFlags(mailbox: m.id, uids: targets.map(\.message.uid), operation: operation,
+                                                             flags: flags, keywords: keywords,
+                                                             unchangedSince: unchangedSince.map { ModSeq(rawValue: $0) })
+        guard case .selected(let a, let u, var current) = state else { return }
+        for c in changed {
+            guard let seq = current.sequence(of: c.uid) else { continue }
+            current.messages[seq - 1] = c
+            if !silent || unchangedSince != nil {
+                var items = [flagsItem(c)]
+                if uid { items.insert("UID \(c.uid.rawValue)", at: 0) }
+                if condstore || unchangedSince != nil { items.append("MODSEQ (\(c.modSeq.rawValue))") }
+                out.line("* \(seq) FETCH (\(items.joined(separator: " ")))")
+            }
+        }
+        state = .selected(a, u, current)
+        if failed.isEmpty {
+            out.line("\(tag) OK STORE completed")
+        } else {
+            let ids = failed.compactMap { uid ? $0.rawValue : current.sequence(of: $0).map(UInt32.init) }
+            out.line("\(tag) OK [MODIFIED \(SequenceSet.compact(ids))] Conditional STORE failed for some messages")
+        }
+    }
+
+    func copy(uid: Bool, _ set: SequenceSet, to target: String, move: Bool, tag: String, _ out: inout IMAPOutput) async throws {
+        let a = try requireAuth()
+        let m = try requireSelected()
+        if move && m.readOnly { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
+        guard let box = try await store.mailboxes(account: a).first(where: { $0.name == target }) else {
+            throw IMAPFailure.no("[TRYCREATE] No such mailbox")
+        }
+        let chosen = m.resolve(set, uid: uid)
+        let (pairs, validity) = try await store.copy(from: m.id, uids: chosen.map(\.message.uid), to: box.id, move: move)
+        let code = pairs.isEmpty ? "" : "[COPYUID \(validity.rawValue) \(pairs.map { String($0.0.rawValue) }.joined(separator: ",")) \(pairs.map { String($0.1.rawValue) }.joined(separator: ","))] "
+        if move {
+            if !code.isEmpty { out.line("* OK \(code)Moved") }
+            try await poll(&out, expunges: true)
+            out.line("\(tag) OK MOVE completed")
+        } else {
+            out.line("\(tag) OK \(code)COPY completed")
+        }
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import GRDB
+import MailCore
+import MailStore
+import Synchronization
+
+/// Observers of committed mailbox changes (IMAP sessions waiting in IDLE, for instance).
+final class ChangeHub: Sendable {
+    private let observers = Mutex<[@Sendable (MailboxID) -> Void]>([])
+
+    func add(_ observer: @escaping @Sendable (MailboxID) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    func notify(_ mailboxes: some Sequence<MailboxID>) {
+        let list = observers.withLock { $0 }
+        for m in Set(mailboxes) { for o in list { o(m) } }
+    }
+}
+
+extension SQLiteMailStore {
+    public func observeChanges(_ observer: @escaping @Sendable (MailboxID) -> Void) {
+        changes.add(observer)
+    }
+
+    public func deleteMailbox(account: AccountID, name: String) async throws {
+        guard name != "INBOX" else { throw StoreError.invalid("INBOX cannot be deleted") }
+        let id = try await pool.write { db -> MailboxID in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, name]) else {
+                throw StoreError.notFound("mailbox \(name)")
+            }
+            try db.execute(sql: "DELETE FROM mailbox WHERE id = ?", arguments: [id])
+            return id
+        }
+        changes.notify([id])
+        try await collectGarbage()
+    }
+
+    public func renameMailbox(account: AccountID, from: String, to: String) async throws {
+        guard to != "INBOX", !to.isEmpty else { throw StoreError.invalid("cannot rename to \(to)") }
+        try await pool.write { db in
+            guard try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, to]) == nil else {
+                throw StoreError.alreadyExists("mailbox \(to)")
+            }
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, from]) else {
+                throw StoreError.notFound("mailbox \(from)")
+            }
+            if from == "INBOX" {
+                // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays, empty.
+                try Schema.createMailbox(db, account: account, name: to, specialUse: nil)
+                let target = db.lastInsertedRowID
+                try db.execute(sql: """
+                    UPDATE mailbox_message SET mailbox_id = ?1 WHERE mailbox_id = ?2
+                    """, arguments: [target, id])
+                try db.execute(sql: "UPDATE mailbox SET uidnext = (SELECT uidnext FROM mailbox WHERE id = ?1) WHERE id = ?2", arguments: [id, target])
+                try db.execute(sql: "UPDATE mailbox SET uidvalidity = uidvalidity + 1 WHERE id = ?", arguments: [id])
+                return
+            }
+            try db.execute(sql: "UPDATE mailbox SET name = ? WHERE id = ?", arguments: [to, id])
+            for child in try Row.fetchAll(db, sql: "SELECT id, name FROM mailbox WHERE account_id = ? AND name LIKE ? ESCAPE '\\'",
+                                          arguments: [account, Self.likeEscaped(from) + "/%"]) {
+                let name: String = child["name"]
+                try db.execute(sql: "UPDATE mailbox SET name = ? WHERE id = ?", arguments: [to + name.dropFirst(from.count), child["id"] as Int64])
+            }
+        }
+    }
+
+    static func likeEscaped(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
+    }
+
+    public func setSubscribed(account: AccountID, name: String, _ subscribed: Bool) async throws {
+        try await pool.write { db in
+            try db.execute(sql: "INSERT INTO subscription(account_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [account, name])
+            if !subscribed {
+                try db.execute(sql: "DELETE FROM subscription WHERE account_id = ? AND name = ?", arguments: [account, name])
+            }
+        }
+    }
+
+    public func subscriptions(account: AccountID) async throws -> [String] {
+        try await pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM subscription WHERE account_id = ? ORDER BY name", arguments: [account]) }
+    }
+
+    public func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
+                           unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID]) {
+        let result = try await pool.write { db -> ([StoredMessage], [UID]) in
+            var changed: [StoredMessage] = []
+            var failed: [UID] = []
+            for uid in uids {
+                guard let row = try Row.fetchOne(db, sql: """
+                    SELECT mm.*, m.size FROM mailbox_message mm JOIN message m ON m.id = mm.message_id WHERE mailbox_id = ? AND uid = ?
+                    """, arguments: [mailbox, Int64(uid.rawValue)]) else { continue }
+                var message = Self.storedMessage(row)
+                if let unchangedSince, message.modSeq > unchangedSince { failed.append(uid); continue }
+                var newFlags = message.flags
+                var newKeywords = message.keywords
+                switch operation {
+                case .add:
+                    newFlags.formUnion(flags)
+                    for k in keywords where !newKeywords.contains(k) { newKeywords.append(k) }
+                case .remove:
+                    newFlags.subtract(flags)
+                    newKeywords.removeAll { keywords.contains($0) }
+                case .replace:
+                    newFlags = flags
+                    newKeywords = keywords
+                }
+                guard newFlags != message.flags || newKeywords != message.keywords else { continue }
+                let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+                                                arguments: [mailbox])!
+                try db.execute(sql: "UPDATE mailbox_message SET flags = ?, keywords = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?",
+                               arguments: [newFlags.rawValue, newKeywords.joined(separator: " "), modseq, mailbox, Int64(uid.rawValue)])
+                message.flags = newFlags
+                message.keywords = newKeywords
+                message.modSeq = ModSeq(rawValue: modseq)
+                changed.append(message)
+            }
+            return (changed, failed)
+        }
+        if !result.0.isEmpty { changes.notify([mailbox]) }
+        return result
+    }
+
+    public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
+        let removed = try await pool.write { db in try Self.expunge(db, mailbox: mailbox, uids: uids) }
+        if !removed.isEmpty {
+            changes.notify([mailbox])
+            try await collectGarbage()
+        }
+        return removed
+    }
+
+    static func expunge(_ db: Database, mailbox: MailboxID, uids: [UID]) throws -> [UID] {
+        var removed: [UID] = []
+        guard !uids.isEmpty else { return removed }
+        let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+                                        arguments: [mailbox])!
+        for uid in uids {
+            try db.execute(sql: "DELETE FROM mailbox_message WHERE mailbox_id = ? AND uid = ?", arguments: [mailbox, Int64(uid.rawValue)])
+            if db.changesCount > 0 {
+                removed.append(uid)
+                try db.execute(sql: "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)",
+                               arguments: [mailbox, Int64(uid.rawValue), modseq])
+            }
+        }
+        return removed
+    }
+
+    public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
+        let result = try await pool.write { db -> ([(UID, UID)], UIDValidity) in
+            guard let validity = try Int64.fetchOne(db, sql: "SELECT uidvalidity FROM mailbox WHERE id = ?", arguments: [to]) else {
+                throw StoreError.notFound("target mailbox")
+            }
+            var pairs: [(UID, UID)] = []
+            for uid in uids {
+                guard let row = try Row.fetchOne(db, sql: "SELECT * FROM mailbox_message WHERE mailbox_id = ? AND uid = ?",
+                                                 arguments: [from, Int64(uid.rawValue)]) else { continue }
+                let target = try Row.fetchOne(db, sql: """
+                    UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = ?
+                    RETURNING uidnext - 1 AS uid, highestmodseq
+                    """, arguments: [to])!
+                let newUID: Int64 = target["uid"]
+                try db.execute(sql: """
+                    INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [to, newUID, row["message_id"] as Int64, target["highestmodseq"] as Int64, row["flags"] as Int,
+                                     row["keywords"] as String, row["internal_date"] as Double])
+                pairs.append((uid, UID(UInt32(newUID))))
+            }
+            if move { _ = try Self.expunge(db, mailbox: from, uids: pairs.map(\.0)) }
+            return (pairs, UIDValidity(rawValue: UInt32(validity)))
+        }
+        changes.notify(move ? [from, to] : [to])
+        return result
+    }
+
+    public func expunged(mailbox: MailboxID, since modSeq: ModSeq) async throws -> [UID] {
+        try await pool.read { db in
+            try Int64.fetchAll(db, sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                               arguments: [mailbox, modSeq.rawValue]).map { UID(UInt32($0)) }
+        }
+    }
+
+    static func storedMessage(_ row: Row) -> StoredMessage {
+        let keywords: String = row["keywords"]
+        return StoredMessage(mailbox: row["mailbox_id"], uid: UID(UInt32(row["uid"] as Int64)), messageID: row["message_id"],
+                             size: row["size"], internalDate: Date(timeIntervalSince1970: row["internal_date"]),
+                             flags: MessageFlags(rawValue: row["flags"]), keywords: keywords.split(separator: " ").map(String.init),
+                             modSeq: ModSeq(rawValue: row["modseq"]))
+    }
+}

@@ -1,0 +1,224 @@
+"""IMAP with Python's imaplib (a client nobody here wrote) against the real server."""
+import imaplib
+import re
+import smtplib
+import socket
+import ssl
+import threading
+import time
+
+import pytest
+
+from conftest import ALICE, BOB
+
+PASSWORD = "secret-password-1"
+
+
+def deliver(tern, subject, to=ALICE, body="Hello there.\r\n", sender="carol@remote.test"):
+    msg = f"From: Carol <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n{body}"
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+        s.sendmail(sender, [to], msg.encode())
+    return msg.encode()
+
+
+def login(tern, user=ALICE):
+    m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    m.login(user, PASSWORD)
+    return m
+
+
+def tls_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def test_capabilities_and_login(tern):
+    m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    for cap in ("IMAP4REV1", "IMAP4REV2", "STARTTLS", "AUTH=PLAIN", "IDLE", "UIDPLUS", "MOVE", "SPECIAL-USE", "CONDSTORE"):
+        assert cap in m.capabilities, cap
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        m.login(ALICE, "wrong")
+    typ, data = m.login(ALICE, PASSWORD)
+    assert typ == "OK"
+    assert m.logout()[0] == "BYE"
+
+
+def test_starttls_and_implicit_tls(tern):
+    m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    m.starttls(ssl_context=tls_context())
+    assert "STARTTLS" not in m.capabilities
+    m.login(ALICE, PASSWORD)
+    m.logout()
+    s = imaplib.IMAP4_SSL("127.0.0.1", tern.imaps_port, ssl_context=tls_context())
+    s.login(ALICE, PASSWORD)
+    assert s.select("INBOX")[0] == "OK"
+    s.logout()
+
+
+def test_authenticate_plain(tern):
+    m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    typ, _ = m.authenticate("PLAIN", lambda _: f"\0{ALICE}\0{PASSWORD}".encode())
+    assert typ == "OK"
+    assert m.select()[0] == "OK"
+
+
+def test_list_special_use_and_status(tern):
+    deliver(tern, "one")
+    m = login(tern)
+    typ, data = m.list()
+    assert typ == "OK"
+    lines = [d.decode() for d in data]
+    assert any(l.endswith('"INBOX"') for l in lines)
+    assert any("\\Sent" in l and l.endswith('"Sent"') for l in lines)
+    assert any("\\Junk" in l and l.endswith('"Junk"') for l in lines)
+    typ, data = m.status("INBOX", "(MESSAGES UNSEEN UIDNEXT UIDVALIDITY)")
+    assert re.search(rb"MESSAGES 1 UNSEEN 1 UIDNEXT 2 UIDVALIDITY \d+", data[0]), data
+
+
+def test_fetch_store_search(tern):
+    sent = [deliver(tern, f"msg {i}", body=f"body number {i}\r\n") for i in range(3)]
+    m = login(tern)
+    typ, data = m.select("INBOX")
+    assert data == [b"3"]
+    typ, data = m.fetch("1:3", "(UID FLAGS RFC822.SIZE)")
+    assert len(data) == 3 and b"UID 1 " in data[0] and b"FLAGS ()" in data[0]
+    # BODY.PEEK leaves \Seen alone; the stored message ends with what was sent.
+    typ, data = m.fetch("2", "(BODY.PEEK[])")
+    assert data[0][1].endswith(sent[1])
+    typ, data = m.fetch("2", "(FLAGS)")
+    assert b"\\Seen" not in data[0]
+    typ, data = m.fetch("2", "(BODY[HEADER.FIELDS (SUBJECT)])")
+    assert data[0][1] == b"Subject: msg 1\r\n\r\n"
+    typ, data = m.fetch("2", "(FLAGS)")
+    assert b"\\Seen" in data[0]
+    typ, data = m.fetch("3", "(BODY[TEXT]<0.11>)")
+    assert data[0][1] == b"body number"
+    typ, data = m.uid("FETCH", "1", "(RFC822.HEADER)")
+    assert b"Subject: msg 0" in data[0][1]
+
+    typ, data = m.store("1", "+FLAGS", "(\\Flagged $Important)")
+    assert b"\\Flagged" in data[0] and b"$Important" in data[0]
+    assert m.search(None, "FLAGGED")[1] == [b"1"]
+    assert m.search(None, "UNSEEN")[1] == [b"1"]  # BODY[TEXT] (not PEEK) set \\Seen on 3
+    assert m.search(None, 'SUBJECT "msg 2"')[1] == [b"3"]
+    assert m.search(None, 'BODY "number 1"')[1] == [b"2"]
+    assert m.search(None, "FROM", "carol")[1] == [b"1 2 3"]
+    assert m.search(None, "OR", "FLAGGED", "SEEN")[1] == [b"1 2 3"]
+    assert m.search(None, "NOT", "FLAGGED", "SENTON", "23-Nov-2026")[1] == [b"2 3"]
+    assert m.uid("SEARCH", "UID", "2:*")[1] == [b"2 3"]
+    assert m.search(None, "LARGER", "10000")[1] == [b""]
+
+
+def test_append_copy_move_expunge(tern):
+    m = login(tern)
+    msg = b"From: me@example.test\r\nSubject: draft\r\n\r\nwork in progress\r\n"
+    typ, data = m.append("Drafts", "(\\Draft)", imaplib.Time2Internaldate(time.time()), msg)
+    assert typ == "OK" and re.search(rb"\[APPENDUID \d+ 1\]", data[0]), data
+    m.select("Drafts")
+    typ, data = m.fetch("1", "(FLAGS BODY.PEEK[])")
+    assert b"\\Draft" in data[0][0] and data[0][1] == msg
+    typ, data = m.copy("1", "Archive")
+    assert typ == "OK" and b"COPYUID" in data[0]
+    typ, data = m._simple_command("MOVE", "1", "Trash")
+    assert typ == "OK"
+    assert m.select("Drafts")[1] == [b"0"]
+    assert m.select("Archive")[1] == [b"1"]
+    assert m.select("Trash")[1] == [b"1"]
+    m.store("1", "+FLAGS", "\\Deleted")
+    typ, data = m.expunge()
+    assert data == [b"1"]
+    assert m.select("Trash")[1] == [b"0"]
+    # The content is shared: the copy in Archive is intact.
+    m.select("Archive")
+    assert m.fetch("1", "(BODY.PEEK[])")[1][0][1] == msg
+
+
+def test_mailbox_management(tern):
+    m = login(tern)
+    assert m.create("Projects")[0] == "OK"
+    assert m.create("Projects/Tern")[0] == "OK"
+    assert m.create("Projects")[0] == "NO"
+    typ, data = m.list('""', "Projects*")
+    names = [d.decode() for d in data]
+    assert any("\\HasChildren" in n and n.endswith('"Projects"') for n in names)
+    assert any(n.endswith('"Projects/Tern"') for n in names)
+    assert m.rename("Projects", "Work")[0] == "OK"
+    typ, data = m.list('""', "Work/%")
+    assert data[0].decode().endswith('"Work/Tern"')
+    assert m.subscribe("Work")[0] == "OK"
+    typ, data = m.lsub('""', "Work")
+    assert data[0].decode().endswith('"Work"')
+    assert m.delete("Work/Tern")[0] == "OK"
+    assert m.select("Work/Tern")[0] == "NO"
+    assert m.delete("INBOX")[0] == "NO"
+
+
+def test_modified_utf7_mailbox_names(tern):
+    m = login(tern)
+    assert m._simple_command("CREATE", '"Entw&APw-rfe"')[0] == "OK"
+    typ, data = m.list('""', "Entw*")
+    assert data[0].decode().endswith('"Entw&APw-rfe"')
+    m._simple_command("ENABLE", "UTF8=ACCEPT")
+    typ, data = m.list('""', "Entw*")
+    assert data[0].decode("utf-8").endswith('"Entwürfe"')
+
+
+def test_two_sessions_see_each_others_changes(tern):
+    deliver(tern, "first")
+    a, b = login(tern), login(tern)
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("1", "+FLAGS", "\\Seen")
+    b.noop()
+    fetches = b.response("FETCH")[1]
+    assert any(f is not None and b"\\Seen" in f for f in fetches), fetches
+    deliver(tern, "second")
+    b.noop()
+    assert b.response("EXISTS")[1][-1] == b"2"  # imaplib also keeps the SELECT-time count
+    a.store("1", "+FLAGS", "\\Deleted")
+    a.expunge()
+    b.noop()
+    assert b.response("EXPUNGE")[1] == [b"1"]
+    assert b.search(None, "ALL")[1] == [b"1"]
+
+
+def test_idle_pushes_new_mail_within_a_second(tern):
+    sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f'a LOGIN {ALICE} "{PASSWORD}"\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
+    while not f.readline().startswith(b"+ "):
+        pass
+    start = time.time()
+    threading.Thread(target=deliver, args=(tern, "pushed")).start()
+    line = f.readline()
+    assert line == b"* 1 EXISTS\r\n", line
+    assert time.time() - start < 1.0
+    sock.sendall(b"DONE\r\n")
+    assert f.readline().startswith(b"c OK")
+    sock.sendall(b"d LOGOUT\r\n")
+
+
+def test_bad_input(tern):
+    sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+
+    def cmd(line):
+        sock.sendall(line + b"\r\n")
+        return f.readline()
+
+    assert cmd(b"a1 FROBNICATE").startswith(b"a1 BAD")
+    assert cmd(b"a2 FETCH 1:x FLAGS").startswith(b"a2 BAD")
+    assert cmd(b"a3 SELECT INBOX").startswith(b"a3 BAD")  # not logged in
+    assert cmd(b"a4 SEARCH " + b"(" * 10000 + b"ALL" + b")" * 10000).startswith(b"a4 BAD")
+    sock.sendall(b"a5 LOGIN {100000000}\r\n")
+    assert f.readline().startswith(b"a5 NO [TOOBIG]")
+    assert cmd(b"a6 NOOP").startswith(b"a6 OK")
+    sock.sendall(b"a7 NOOP " + b"x" * 1_000_000 + b"\r\n")
+    assert f.readline().startswith(b"* BYE")
+    # Everyone else is still served.
+    m = login(tern)
+    assert m.select()[0] == "OK"
