@@ -222,3 +222,121 @@ def test_bad_input(tern):
     # Everyone else is still served.
     m = login(tern)
     assert m.select()[0] == "OK"
+
+
+MULTIPART = (
+    b"From: \"Carol Q. Public\" <carol@remote.test>\r\n"
+    b"To: alice@example.test, Team: bob@example.test, dave@example.test;\r\n"
+    b"Cc: =?UTF-8?Q?J=C3=BCrgen?= <juergen@remote.test>\r\n"
+    b"Subject: Report\r\n"
+    b"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+    b"Message-ID: <report-1@remote.test>\r\n"
+    b"MIME-Version: 1.0\r\n"
+    b"Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+    b"\r\n"
+    b"preamble\r\n"
+    b"--outer\r\n"
+    b"Content-Type: multipart/alternative; boundary=inner\r\n"
+    b"\r\n"
+    b"--inner\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"\r\n"
+    b"Plain text\r\nsecond line\r\n"
+    b"--inner\r\n"
+    b"Content-Type: text/html; charset=utf-8\r\n"
+    b"\r\n"
+    b"<p>HTML</p>\r\n"
+    b"--inner--\r\n"
+    b"--outer\r\n"
+    b"Content-Type: application/pdf; name=\"report.pdf\"\r\n"
+    b"Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.pdf\r\n"
+    b"Content-Transfer-Encoding: base64\r\n"
+    b"\r\n"
+    b"JVBERi0xLjQK\r\n"
+    b"--outer\r\n"
+    b"Content-Type: message/rfc822\r\n"
+    b"\r\n"
+    b"From: inner@remote.test\r\nSubject: Forwarded\r\n\r\nInner body\r\n"
+    b"--outer--\r\n"
+)
+
+
+def test_envelope_bodystructure_and_parts_with_imapclient(tern):
+    from imapclient import IMAPClient
+    with IMAPClient("127.0.0.1", port=tern.imap_port, ssl=False) as c:
+        c.login(ALICE, PASSWORD)
+        c.append("INBOX", MULTIPART)
+        c.select_folder("INBOX")
+        data = c.fetch([1], ["ENVELOPE", "BODYSTRUCTURE", "BODY", "BODY.PEEK[1.1]", "BODY.PEEK[1.2.MIME]", "BODY.PEEK[3.HEADER]",
+                             "BODY.PEEK[3.TEXT]", "BODY.PEEK[2]", "RFC822.SIZE"])[1]
+        env = data[b"ENVELOPE"]
+        assert env.subject == b"Report"
+        assert env.message_id == b"<report-1@remote.test>"
+        assert env.from_[0].name == b'Carol Q. Public' and env.from_[0].mailbox == b"carol" and env.from_[0].host == b"remote.test"
+        assert env.sender == env.from_ and env.reply_to == env.from_
+        to = env.to
+        assert [a.mailbox for a in to] == [b"alice", b"Team", b"bob", b"dave", None]  # group start/end as RFC 9051 says
+        assert env.cc[0].name == b"=?UTF-8?Q?J=C3=BCrgen?="
+        bs = data[b"BODYSTRUCTURE"]
+        assert bs.is_multipart
+        parts, subtype = bs[0], bs[1]
+        assert subtype.lower() == b"mixed"
+        alternative = parts[0]
+        assert alternative[1].lower() == b"alternative"
+        text = alternative[0][0]
+        assert (text[0].lower(), text[1].lower()) == (b"text", b"plain") and text[2] == (b"CHARSET", b"utf-8")
+        assert text[6] == len(b"Plain text\r\nsecond line") and text[7] == 2
+        pdf = parts[1]
+        assert pdf[0].lower() == b"application" and pdf[5].lower() == b"base64"
+        assert pdf[8] == (b"attachment", (b"FILENAME", "résumé.pdf".encode()))
+        rfc822 = parts[2]
+        assert (rfc822[0].lower(), rfc822[1].lower()) == (b"message", b"rfc822")
+        assert data[b"BODY[1.1]"] == b"Plain text\r\nsecond line"
+        assert data[b"BODY[1.2.MIME]"] == b"Content-Type: text/html; charset=utf-8\r\n\r\n"
+        assert data[b"BODY[3.HEADER]"] == b"From: inner@remote.test\r\nSubject: Forwarded\r\n\r\n"
+        assert data[b"BODY[3.TEXT]"] == b"Inner body"
+        assert data[b"BODY[2]"] == b"JVBERi0xLjQK"
+        assert data[b"RFC822.SIZE"] == len(MULTIPART)
+
+
+def test_imapclient_every_command(tern):
+    """imapclient drives the common commands and parses every response."""
+    from imapclient import IMAPClient
+    deliver(tern, "hello")
+    with IMAPClient("127.0.0.1", port=tern.imap_port, ssl=False) as c:
+        c.login(ALICE, PASSWORD)
+        assert b"IDLE" in c.capabilities()
+        assert c.namespace().personal == (("", "/"),)
+        server_id = c.id_({"name": "pytest"})
+        assert server_id[0][:2] == (b"name", b"Tern"), server_id
+        folders = {f[2]: f[0] for f in c.list_folders()}
+        assert b"\\Sent" in folders["Sent"] and b"\\HasNoChildren" in folders["INBOX"]
+        assert c.find_special_folder(b"\\Junk") == "Junk"
+        c.create_folder("Receipts")
+        assert c.folder_exists("Receipts")
+        c.subscribe_folder("Receipts")
+        assert "Receipts" in [f[2] for f in c.list_sub_folders()]
+        st = c.folder_status("INBOX", ["MESSAGES", "UNSEEN", "UIDNEXT"])
+        assert st[b"MESSAGES"] == 1 and st[b"UNSEEN"] == 1
+        info = c.select_folder("INBOX")
+        assert info[b"EXISTS"] == 1 and b"HIGHESTMODSEQ" in info
+        uids = c.search(["UNSEEN", "SUBJECT", "hello"])
+        assert uids == [1]
+        c.add_flags(uids, [b"\\Flagged", b"$label1"])
+        assert set(c.get_flags(uids)[1]) == {b"\\Flagged", b"$label1"}
+        c.remove_flags(uids, [b"$label1"])
+        c.copy(uids, "Receipts")
+        c.move(uids, "Archive")
+        assert c.search("ALL") == []
+        c.select_folder("Receipts", readonly=True)
+        assert c.search("FLAGGED") == [1]
+        c.unselect_folder()
+        c.rename_folder("Receipts", "Receipts-2026")
+        c.delete_folder("Receipts-2026")
+        assert not c.folder_exists("Receipts-2026")
+        c.select_folder("INBOX")
+        c.idle()
+        deliver(tern, "during idle")
+        responses = c.idle_check(timeout=5)
+        c.idle_done()
+        assert (1, b"EXISTS") in responses

@@ -1,6 +1,7 @@
 import Foundation
 import IMAPCodec
 import MailCore
+import MailMessage
 import MailStore
 
 /// The header block and body of a message, split at the first empty line.
@@ -89,7 +90,11 @@ extension IMAPSession {
         for (seq, message) in targets {
             var items: [[UInt8]] = []
             var parts: MessageParts?
-            if needsContent { parts = MessageParts(try await store.content(of: message.messageID)) }
+            var tree: MIMEPart?
+            if needsContent {
+                parts = MessageParts(try await store.content(of: message.messageID))
+                tree = MIMEParser.parse(parts!.bytes)
+            }
             for a in attrs {
                 switch a {
                 case .uid: items.append(Array("UID \(message.uid.rawValue)".utf8))
@@ -101,10 +106,8 @@ extension IMAPSession {
                 case .rfc822Header: items.append(Array("RFC822.HEADER ".utf8) + Self.literal(parts!.header))
                 case .rfc822Text: items.append(Array("RFC822.TEXT ".utf8) + Self.literal(parts!.body))
                 case .bodySection(let section, let partial, _):
-                    guard section.part.isEmpty || section.part == [1] else {
-                        throw IMAPFailure.no("[CANNOT] Body parts of MIME messages are not served yet")
-                    }
-                    let data = Self.section(parts!, section)
+                    // A part that does not exist is returned empty (as Dovecot and Cyrus do).
+                    let data = IMAPBodyStructure.section(parts!.bytes, tree!, section) ?? []
                     var name = "BODY[\(section)]"
                     var slice = data
                     if let partial {
@@ -113,8 +116,11 @@ extension IMAPSession {
                         slice = Array(data[lo..<hi])
                     }
                     items.append(Array("\(name) ".utf8) + Self.literal(slice[...]))
-                case .envelope, .bodyStructure, .body, .binary, .binarySize:
-                    throw IMAPFailure.no("[CANNOT] ENVELOPE, BODYSTRUCTURE and BINARY are not served yet")
+                case .envelope: items.append(Array("ENVELOPE \(IMAPBodyStructure.envelope(tree!))".utf8))
+                case .bodyStructure: items.append(Array("BODYSTRUCTURE \(IMAPBodyStructure.structure(parts!.bytes, tree!, extended: true))".utf8))
+                case .body: items.append(Array("BODY \(IMAPBodyStructure.structure(parts!.bytes, tree!, extended: false))".utf8))
+                case .binary, .binarySize:
+                    throw IMAPFailure.no("[CANNOT] BINARY is not served yet")
                 }
             }
             if setsSeen && !message.flags.contains(.seen) {
@@ -147,21 +153,6 @@ extension IMAPSession {
 
     static func literal(_ data: ArraySlice<UInt8>) -> [UInt8] {
         Array("{\(data.count)}\r\n".utf8) + data
-    }
-
-    static func section(_ parts: MessageParts, _ section: SectionSpec) -> [UInt8] {
-        switch section.text {
-        case .full: return section.part.isEmpty ? parts.bytes : Array(parts.body)
-        case .header, .mime: return Array(parts.header)
-        case .text: return Array(parts.body)
-        case .headerFields(let names), .headerFieldsNot(let names):
-            let wanted = Set(names.map { $0.lowercased() })
-            var isNot = false
-            if case .headerFieldsNot = section.text { isNot = true }
-            var out: [UInt8] = []
-            for f in parts.fields where wanted.contains(f.name.lowercased()) != isNot { out += f.raw }
-            return out + [13, 10]
-        }
     }
 
     // MARK: search

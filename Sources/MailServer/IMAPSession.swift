@@ -64,6 +64,8 @@ final class IMAPSession: @unchecked Sendable {
     var isTLS: Bool
     var state: State = .notAuthenticated
     var utf8 = false
+    /// The client enabled IMAP4rev2 (RFC 9051 §6.3.1): some responses differ from IMAP4rev1.
+    var rev2 = false
     var condstore = false
     var failedLogins = 0
     static let delimiter = "/"
@@ -171,7 +173,8 @@ final class IMAPSession: @unchecked Sendable {
             var enabled: [String] = []
             for c in caps {
                 switch c {
-                case "IMAP4REV2", "UTF8=ACCEPT": utf8 = true; enabled.append(c)
+                case "IMAP4REV2": utf8 = true; rev2 = true; enabled.append(c)
+                case "UTF8=ACCEPT": utf8 = true; enabled.append(c)
                 case "CONDSTORE": condstore = true; enabled.append(c)
                 default: break
                 }
@@ -359,7 +362,9 @@ final class IMAPSession: @unchecked Sendable {
         out.line("* OK [UIDVALIDITY \(box.uidValidity.rawValue)] UIDs valid")
         out.line("* OK [UIDNEXT \(box.uidNext.rawValue)] Predicted next UID")
         out.line("* OK [HIGHESTMODSEQ \(box.highestModSeq.rawValue)] Highest")
-        out.line("* LIST () \"\(Self.delimiter)\" \(encodeName(box.name))")
+        // RFC 9051 §6.3.2: an IMAP4rev2 client learns the mailbox's canonical name; a rev1 client would take the
+        // untagged LIST for part of its next LIST's answer.
+        if rev2 { out.line("* LIST () \"\(Self.delimiter)\" \(encodeName(box.name))") }
         state = .selected(a, user, m)
         out.line("\(tag) OK [\(readOnly ? "READ-ONLY" : "READ-WRITE")] \(readOnly ? "EXAMINE" : "SELECT") completed")
     }

@@ -1,0 +1,108 @@
+/// RFC 5322 §3.4 address lists, parsed leniently (as found in real mail, not as they should be).
+public enum AddressList {
+    public enum Item: Hashable, Sendable {
+        /// `name <local@domain>` or `local@domain`; `domain` is nil for a bare local part.
+        case mailbox(name: String?, local: String, domain: String?)
+        case groupStart(String)
+        case groupEnd
+    }
+
+    public static func parse(_ text: String) -> [Item] {
+        var items: [Item] = []
+        var current = ""
+        var inQuote = false, inAngle = false, commentDepth = 0
+        var inGroup = false
+        var escaped = false
+        func flush() {
+            let chunk = current.trimmingWhitespace()
+            current = ""
+            guard !chunk.isEmpty else { return }
+            if let m = mailbox(chunk) { items.append(m) }
+        }
+        for ch in text {
+            if escaped { current.append(ch); escaped = false; continue }
+            if ch == "\\" && (inQuote || commentDepth > 0) { current.append(ch); escaped = true; continue }
+            if commentDepth > 0 {
+                if ch == "(" { commentDepth += 1 } else if ch == ")" { commentDepth -= 1 }
+                current.append(ch)
+                continue
+            }
+            if inQuote {
+                if ch == "\"" { inQuote = false }
+                current.append(ch)
+                continue
+            }
+            switch ch {
+            case "\"": inQuote = true; current.append(ch)
+            case "(": commentDepth = 1; current.append(ch)
+            case "<": inAngle = true; current.append(ch)
+            case ">": inAngle = false; current.append(ch)
+            case "," where !inAngle: flush()
+            case ":" where !inAngle && !inGroup && !current.contains("@"):
+                items.append(.groupStart(unquote(stripComments(current)).trimmingWhitespace()))
+                current = ""
+                inGroup = true
+            case ";" where !inAngle && inGroup:
+                flush()
+                items.append(.groupEnd)
+                inGroup = false
+            default: current.append(ch)
+            }
+        }
+        flush()
+        if inGroup { items.append(.groupEnd) }
+        return items
+    }
+
+    static func mailbox(_ chunk: String) -> Item? {
+        var name: String?
+        var spec: String
+        if let open = chunk.lastIndex(of: "<") {
+            let close = chunk[open...].firstIndex(of: ">") ?? chunk.endIndex
+            spec = String(chunk[chunk.index(after: open)..<close])
+            let display = unquote(stripComments(String(chunk[..<open]))).trimmingWhitespace()
+            name = display.isEmpty ? nil : display
+            // An obsolete source route: <@a,@b:local@domain>
+            if spec.hasPrefix("@"), let colon = spec.firstIndex(of: ":") { spec = String(spec[spec.index(after: colon)...]) }
+        } else {
+            // `local@domain (Display Name)`: the comment is the name.
+            if let open = chunk.firstIndex(of: "("), let close = chunk.lastIndex(of: ")"), open < close {
+                let comment = String(chunk[chunk.index(after: open)..<close]).trimmingWhitespace()
+                if !comment.isEmpty { name = comment }
+            }
+            spec = stripComments(chunk)
+        }
+        spec = spec.filter { $0 != " " && $0 != "\t" && $0 != "\r" && $0 != "\n" }
+        guard !spec.isEmpty || name != nil else { return nil }
+        if let at = spec.lastIndex(of: "@") {
+            return .mailbox(name: name, local: unquote(String(spec[..<at])), domain: String(spec[spec.index(after: at)...]))
+        }
+        return .mailbox(name: name, local: unquote(spec), domain: nil)
+    }
+
+    static func stripComments(_ s: String) -> String {
+        var out = ""
+        var depth = 0, inQuote = false, escaped = false
+        for ch in s {
+            if escaped { if depth == 0 { out.append(ch) }; escaped = false; continue }
+            if ch == "\\" { escaped = true; if depth == 0 { out.append(ch) }; continue }
+            if depth == 0 && ch == "\"" { inQuote.toggle() }
+            if !inQuote && ch == "(" { depth += 1; continue }
+            if !inQuote && ch == ")" && depth > 0 { depth -= 1; continue }
+            if depth == 0 { out.append(ch) }
+        }
+        return out
+    }
+
+    static func unquote(_ s: String) -> String {
+        var t = s.trimmingWhitespace()
+        guard t.count >= 2, t.hasPrefix("\""), t.hasSuffix("\"") else { return t }
+        t = String(t.dropFirst().dropLast())
+        var out = ""
+        var escaped = false
+        for ch in t {
+            if escaped { out.append(ch); escaped = false } else if ch == "\\" { escaped = true } else { out.append(ch) }
+        }
+        return out
+    }
+}
