@@ -297,6 +297,10 @@ def test_envelope_bodystructure_and_parts_with_imapclient(tern):
         assert data[b"BODY[3.TEXT]"] == b"Inner body"
         assert data[b"BODY[2]"] == b"JVBERi0xLjQK"
         assert data[b"RFC822.SIZE"] == len(MULTIPART)
+        binary = c.fetch([1], ["BINARY.PEEK[2]", "BINARY.SIZE[2]", "BINARY.PEEK[1.1]"])[1]
+        assert binary[b"BINARY[2]"] == b"%PDF-1.4\n"
+        assert binary[b"BINARY.SIZE[2]"] == 9
+        assert binary[b"BINARY[1.1]"] == b"Plain text\r\nsecond line"
 
 
 def test_imapclient_every_command(tern):

@@ -119,8 +119,10 @@ extension IMAPSession {
                 case .envelope: items.append(Array("ENVELOPE \(IMAPBodyStructure.envelope(tree!))".utf8))
                 case .bodyStructure: items.append(Array("BODYSTRUCTURE \(IMAPBodyStructure.structure(parts!.bytes, tree!, extended: true))".utf8))
                 case .body: items.append(Array("BODY \(IMAPBodyStructure.structure(parts!.bytes, tree!, extended: false))".utf8))
-                case .binary, .binarySize:
-                    throw IMAPFailure.no("[CANNOT] BINARY is not served yet")
+                case .binary(let path, let partial, _):
+                    items.append(try Self.binaryItem(path: path, partial: partial, sizeOnly: false, tree!, parts!))
+                case .binarySize(let path):
+                    items.append(try Self.binaryItem(path: path, partial: nil, sizeOnly: true, tree!, parts!))
                 }
             }
             if setsSeen && !message.flags.contains(.seen) {
@@ -149,6 +151,28 @@ extension IMAPSession {
             }
         }
         out.line("\(tag) OK \(uid ? "UID " : "")FETCH completed")
+    }
+
+    /// `BINARY[part]<partial>` or `BINARY.SIZE[part]` (RFC 3516): the part's content with its transfer encoding undone.
+    static func binaryItem(path: [Int], partial: ClosedRange<Int>?, sizeOnly: Bool, _ tree: MIMEPart, _ parts: MessageParts) throws -> [UInt8] {
+        guard let part = IMAPBodyStructure.locate(tree, path), !part.contentType.isMultipart else {
+            throw IMAPFailure.no("[UNKNOWN-CTE] No such leaf part")
+        }
+        let body = path.isEmpty ? parts.body : parts.bytes[part.bodyStart..<part.end]
+        guard let decoded = TransferEncoding.decode(body, encoding: part.transferEncoding) else {
+            throw IMAPFailure.no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding \(part.transferEncoding)")
+        }
+        let name = path.map(String.init).joined(separator: ".")
+        if sizeOnly { return Array("BINARY.SIZE[\(name)] \(decoded.count)".utf8) }
+        var slice = decoded[...]
+        var label = "BINARY[\(name)]"
+        if let partial {
+            label += "<\(partial.lowerBound)>"
+            let lo = min(partial.lowerBound, decoded.count), hi = min(partial.upperBound + 1, decoded.count)
+            slice = decoded[lo..<hi]
+        }
+        // literal8 (~{n}) when the content has NUL, so that the client reads it as binary.
+        return Array("\(label) \(slice.contains(0) ? "~" : "")".utf8) + literal(slice)
     }
 
     static func literal(_ data: ArraySlice<UInt8>) -> [UInt8] {

@@ -64,3 +64,17 @@ import Testing
         #expect(TraceHeaders.protocolName(extended: false, tls: false, authenticated: false, utf8: false) == "SMTP")
     }
 }
+
+@Suite struct TransferEncodingTests {
+    @Test func base64() {
+        #expect(TransferEncoding.decodeBase64(Array("SGVs\r\nbG8s IHdv\ncmxkIQ==".utf8)) == Array("Hello, world!".utf8))
+        #expect(TransferEncoding.decodeBase64(Array("JVBERi0xLjQK".utf8)) == Array("%PDF-1.4\n".utf8))
+        #expect(TransferEncoding.decodeBase64(Array("!!!".utf8)) == [])
+    }
+
+    @Test func quotedPrintable() {
+        #expect(TransferEncoding.decodeQuotedPrintable(Array("Gr=C3=BC=C3=9Fe=\r\n aus K=C3=B6ln=\n!".utf8)) == Array("Grüße aus Köln!".utf8))
+        #expect(TransferEncoding.decodeQuotedPrintable(Array("a=ZZb=3".utf8)) == Array("a=ZZb=3".utf8))
+        #expect(TransferEncoding.decode(Array("x".utf8)[...], encoding: "x-uuencode") == nil)
+    }
+}
