@@ -344,3 +344,68 @@ def test_imapclient_every_command(tern):
         responses = c.idle_check(timeout=5)
         c.idle_done()
         assert (1, b"EXISTS") in responses
+
+
+class Raw:
+    """A raw IMAP connection for extensions imaplib does not speak (QRESYNC)."""
+
+    def __init__(self, tern):
+        self.sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
+        self.f = self.sock.makefile("rb")
+        self.f.readline()
+        self.n = 0
+
+    def cmd(self, text):
+        self.n += 1
+        tag = f"q{self.n}"
+        self.sock.sendall(f"{tag} {text}\r\n".encode())
+        lines = []
+        while True:
+            line = self.f.readline()
+            assert line, "connection closed"
+            if line.startswith(tag.encode() + b" "):
+                return lines, line
+            lines.append(line.decode().rstrip("\r\n"))
+
+
+def test_qresync_resynchronisation_and_vanished(tern):
+    for i in range(5):
+        deliver(tern, f"q{i}")
+    a = Raw(tern)
+    a.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    lines, ok = a.cmd("ENABLE QRESYNC")
+    assert "* ENABLED QRESYNC" in lines
+    lines, ok = a.cmd("SELECT INBOX")
+    validity = int(re.search(r"UIDVALIDITY (\d+)", "\n".join(lines)).group(1))
+    modseq = int(re.search(r"HIGHESTMODSEQ (\d+)", "\n".join(lines)).group(1))
+
+    b = login(tern)
+    b.select("INBOX")
+    b.store("2", "+FLAGS", "\\Deleted")
+    b.expunge()  # UID 2 gone
+    # The live session hears VANISHED, not EXPUNGE.
+    lines, ok = a.cmd("NOOP")
+    assert "* VANISHED 2" in lines and not any("EXPUNGE" in l for l in lines), lines
+    b.store("3", "+FLAGS", "\\Flagged")  # now sequence 3 is UID 4
+    b.store("1", "+FLAGS", "\\Deleted")
+    b.expunge()  # UID 1 gone
+
+    # A client coming back with what it knew gets only the differences.
+    c = Raw(tern)
+    c.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    c.cmd("ENABLE QRESYNC")
+    lines, ok = c.cmd(f"SELECT INBOX (QRESYNC ({validity} {modseq} 1:5))")
+    assert ok.startswith(b"q3 OK"), ok
+    assert "* VANISHED (EARLIER) 1:2" in lines, lines
+    changed = [l for l in lines if "FETCH" in l]
+    assert len(changed) == 1 and "UID 4 " in changed[0] and "\\Flagged" in changed[0] and "MODSEQ" in changed[0]
+    lines, ok = c.cmd(f"UID FETCH 1:* (FLAGS) (CHANGEDSINCE {modseq} VANISHED)")
+    assert "* VANISHED (EARLIER) 1:2" in lines
+    # Selecting another mailbox closes this one, said explicitly.
+    lines, ok = c.cmd("SELECT Sent")
+    assert lines[0] == "* OK [CLOSED] Previous mailbox is now closed"
+    # QRESYNC parameters without ENABLE are refused.
+    d = Raw(tern)
+    d.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
+    lines, ok = d.cmd(f"SELECT INBOX (QRESYNC ({validity} {modseq}))")
+    assert b" BAD " in ok

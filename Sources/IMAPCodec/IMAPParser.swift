@@ -268,17 +268,41 @@ public struct IMAPCommandParser {
             try sp()
             let mb = try mailbox()
             var condstore = false
+            var qresync: QResyncParameters?
             if peek == 0x20 {
                 i += 1
                 try expect("(")
                 while peek != UInt8(ascii: ")") {
                     if peek == 0x20 { i += 1 }
                     let p = try atom().uppercased()
-                    if p == "CONDSTORE" { condstore = true } else { throw fail("Unknown SELECT parameter \(p)") }
+                    switch p {
+                    case "CONDSTORE": condstore = true
+                    case "QRESYNC":
+                        // QRESYNC (uidvalidity mod-sequence-value [SP known-uids] [SP seq-match-data])
+                        try sp()
+                        try expect("(")
+                        let validity = try nzNumber()
+                        try sp()
+                        let modseq = try number()
+                        var known: SequenceSet?
+                        if peek == 0x20 && i + 1 < b.count && b[i + 1] != UInt8(ascii: "(") { i += 1; known = try sequenceSet() }
+                        if peek == 0x20 {
+                            // seq-match-data is accepted and not needed: Tern keeps expunged UIDs for good.
+                            i += 1
+                            try expect("(")
+                            _ = try sequenceSet()
+                            try sp()
+                            _ = try sequenceSet()
+                            try expect(")")
+                        }
+                        try expect(")")
+                        qresync = QResyncParameters(uidValidity: validity, modSeq: modseq, knownUIDs: known)
+                    default: throw fail("Unknown SELECT parameter \(p)")
+                    }
                 }
                 i += 1
             }
-            return name == "SELECT" ? .select(mb, condstore: condstore) : .examine(mb, condstore: condstore)
+            return name == "SELECT" ? .select(mb, condstore: condstore, qresync: qresync) : .examine(mb, condstore: condstore, qresync: qresync)
         case "CREATE": try sp(); return .create(try mailbox())
         case "DELETE": try sp(); return .delete(try mailbox())
         case "SUBSCRIBE": try sp(); return .subscribe(try mailbox())

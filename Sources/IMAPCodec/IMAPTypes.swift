@@ -159,6 +159,18 @@ public struct SearchReturn: OptionSet, Hashable, Sendable {
     public static let save = SearchReturn(rawValue: 16)
 }
 
+/// `QRESYNC (uidvalidity modseq [known-uids])` of SELECT/EXAMINE (RFC 7162 §3.2.5).
+public struct QResyncParameters: Hashable, Sendable {
+    public var uidValidity: UInt32
+    public var modSeq: Int64
+    public var knownUIDs: SequenceSet?
+    public init(uidValidity: UInt32, modSeq: Int64, knownUIDs: SequenceSet?) {
+        self.uidValidity = uidValidity
+        self.modSeq = modSeq
+        self.knownUIDs = knownUIDs
+    }
+}
+
 /// One message of an APPEND (several with MULTIAPPEND, RFC 3502).
 public struct AppendMessage: Hashable, Sendable {
     public var flags: [String]
@@ -198,10 +210,10 @@ public enum IMAPCommand: Hashable, Sendable {
     case authenticate(mechanism: String, initialResponse: String?)
     /// `ENABLE capability...` (RFC 5161)
     case enable([String])
-    /// `SELECT mailbox [(CONDSTORE)]`
-    case select(String, condstore: Bool)
+    /// `SELECT mailbox [(CONDSTORE / QRESYNC (...))]`
+    case select(String, condstore: Bool, qresync: QResyncParameters?)
     /// `EXAMINE mailbox`
-    case examine(String, condstore: Bool)
+    case examine(String, condstore: Bool, qresync: QResyncParameters?)
     case create(String)
     case delete(String)
     case rename(from: String, to: String)

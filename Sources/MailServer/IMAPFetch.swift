@@ -68,11 +68,18 @@ struct MessageParts {
 }
 
 extension IMAPSession {
-    func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, tag: String,
+    func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, vanished: Bool = false, tag: String,
                _ out: inout IMAPOutput) async throws {
         let m = try requireSelected()
         var targets = m.resolve(set, uid: uid)
         if let changedSince { targets = targets.filter { $0.message.modSeq.rawValue > changedSince } }
+        if vanished {
+            // RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) also reports UIDs expunged since n.
+            guard uid, qresync, let changedSince else { throw IMAPFailure.bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled") }
+            let gone = try await store.expunged(mailbox: m.id, since: ModSeq(rawValue: changedSince)).map(\.rawValue)
+                .filter { set.contains($0, largest: UInt32.max) }
+            if !gone.isEmpty { out.line("* VANISHED (EARLIER) \(SequenceSet.compact(gone))") }
+        }
         let needsContent = attrs.contains { a in
             switch a {
             case .bodySection, .binary, .binarySize, .rfc822, .rfc822Header, .rfc822Text, .envelope, .bodyStructure, .body: return true

@@ -67,6 +67,8 @@ final class IMAPSession: @unchecked Sendable {
     /// The client enabled IMAP4rev2 (RFC 9051 §6.3.1): some responses differ from IMAP4rev1.
     var rev2 = false
     var condstore = false
+    /// QRESYNC enabled (RFC 7162): expunges are reported as VANISHED.
+    var qresync = false
     var failedLogins = 0
     static let delimiter = "/"
 
@@ -82,7 +84,7 @@ final class IMAPSession: @unchecked Sendable {
 
     var capabilities: String {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
-                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "ESEARCH", "BINARY"]
+                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -176,6 +178,7 @@ final class IMAPSession: @unchecked Sendable {
                 case "IMAP4REV2": utf8 = true; rev2 = true; enabled.append(c)
                 case "UTF8=ACCEPT": utf8 = true; enabled.append(c)
                 case "CONDSTORE": condstore = true; enabled.append(c)
+                case "QRESYNC": condstore = true; qresync = true; enabled.append(c)
                 default: break
                 }
             }
@@ -197,11 +200,12 @@ final class IMAPSession: @unchecked Sendable {
             _ = try requireAuth()
             out.line("* NAMESPACE ((\"\" \"\(Self.delimiter)\")) NIL NIL")
             out.line("\(tag) OK NAMESPACE completed")
-        case .select(let name, let cs), .examine(let name, let cs):
+        case .select(let name, let cs, let qr), .examine(let name, let cs, let qr):
             let isExamine: Bool
             if case .examine = command { isExamine = true } else { isExamine = false }
             if cs { condstore = true }
-            try await select(name, readOnly: isExamine, tag: tag, &out)
+            if qr != nil && !qresync { throw IMAPFailure.bad("ENABLE QRESYNC first") }
+            try await select(name, readOnly: isExamine, qresyncParameters: qr, tag: tag, &out)
         case .create(let name):
             let a = try requireAuth()
             let clean = name.hasSuffix(Self.delimiter) ? String(name.dropLast()) : name
@@ -273,8 +277,8 @@ final class IMAPSession: @unchecked Sendable {
             out.line("\(tag) OK \(command.name) completed")
         case .search(let uid, let key, let returning):
             try await search(uid: uid, key: key, returning: returning, tag: tag, &out)
-        case .fetch(let uid, let set, let attrs, let changedSince, _):
-            try await fetch(uid: uid, set, attrs, changedSince: changedSince, tag: tag, &out)
+        case .fetch(let uid, let set, let attrs, let changedSince, let vanished):
+            try await fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished, tag: tag, &out)
         case .store(let uid, let set, let op, let flags, let silent, let unchangedSince):
             try await storeFlags(uid: uid, set, op, flags, silent: silent, unchangedSince: unchangedSince, tag: tag, &out)
         case .copy(let uid, let set, let target), .move(let uid, let set, let target):
@@ -342,8 +346,10 @@ final class IMAPSession: @unchecked Sendable {
         "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 
-    func select(_ name: String, readOnly: Bool, tag: String, _ out: inout IMAPOutput) async throws {
+    func select(_ name: String, readOnly: Bool, qresyncParameters: QResyncParameters?, tag: String, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
+        // RFC 7162 §3.2.11: tell a QRESYNC client that the previous mailbox is closed before the new one's data.
+        if qresync && selected != nil { out.line("* OK [CLOSED] Previous mailbox is now closed") }
         // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
         state = .authenticated(a, user)
         guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
@@ -365,6 +371,15 @@ final class IMAPSession: @unchecked Sendable {
         // RFC 9051 §6.3.2: an IMAP4rev2 client learns the mailbox's canonical name; a rev1 client would take the
         // untagged LIST for part of its next LIST's answer.
         if rev2 { out.line("* LIST () \"\(Self.delimiter)\" \(encodeName(box.name))") }
+        if let q = qresyncParameters, q.uidValidity == box.uidValidity.rawValue {
+            // RFC 7162 §3.2.5.2: what changed since the client's last sync.
+            var vanished = try await store.expunged(mailbox: box.id, since: ModSeq(rawValue: q.modSeq)).map(\.rawValue)
+            if let known = q.knownUIDs { vanished = vanished.filter { known.contains($0, largest: UInt32.max) } }
+            if !vanished.isEmpty { out.line("* VANISHED (EARLIER) \(SequenceSet.compact(vanished))") }
+            for (i, msg) in messages.enumerated() where msg.modSeq.rawValue > q.modSeq {
+                out.line("* \(i + 1) FETCH (UID \(msg.uid.rawValue) \(flagsItem(msg)) MODSEQ (\(msg.modSeq.rawValue)))")
+            }
+        }
         state = .selected(a, user, m)
         out.line("\(tag) OK [\(readOnly ? "READ-ONLY" : "READ-WRITE")] \(readOnly ? "EXAMINE" : "SELECT") completed")
     }
@@ -439,10 +454,12 @@ final class IMAPSession: @unchecked Sendable {
         let current = try await store.messages(mailbox: m.id)
         let currentUIDs = Set(current.map(\.uid))
         if expunges {
+            var vanished: [UInt32] = []
             for i in stride(from: m.messages.count - 1, through: 0, by: -1) where !currentUIDs.contains(m.messages[i].uid) {
-                out.line("* \(i + 1) EXPUNGE")
+                if qresync { vanished.append(m.messages[i].uid.rawValue) } else { out.line("* \(i + 1) EXPUNGE") }
                 m.messages.remove(at: i)
             }
+            if !vanished.isEmpty { out.line("* VANISHED \(SequenceSet.compact(vanished))") }
         }
         let known = Dictionary(uniqueKeysWithValues: m.messages.map { ($0.uid, $0) })
         let lastUID = m.messages.last?.uid.rawValue ?? 0

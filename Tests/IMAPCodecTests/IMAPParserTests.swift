@@ -13,8 +13,13 @@ import Testing
         #expect(try parse("t LOGIN alice \"se cret\"").command == .login(user: "alice", password: "se cret"))
         #expect(try parse("t LOGIN {5}\r\nalice {3}\r\npw!").command == .login(user: "alice", password: "pw!"))
         #expect(try parse("t AUTHENTICATE PLAIN AGFsaWNlAHB3").command == .authenticate(mechanism: "PLAIN", initialResponse: "AGFsaWNlAHB3"))
-        #expect(try parse("t SELECT inbox").command == .select("INBOX", condstore: false))
-        #expect(try parse("t EXAMINE \"Sent\" (CONDSTORE)").command == .examine("Sent", condstore: true))
+        #expect(try parse("t SELECT inbox").command == .select("INBOX", condstore: false, qresync: nil))
+        #expect(try parse("t EXAMINE \"Sent\" (CONDSTORE)").command == .examine("Sent", condstore: true, qresync: nil))
+        #expect(try parse("t SELECT INBOX (QRESYNC (67890007 20050715194045000 41,43:211,214:541))").command
+                == .select("INBOX", condstore: false, qresync: QResyncParameters(uidValidity: 67890007, modSeq: 20050715194045000,
+                                                                                  knownUIDs: SequenceSet(ranges: [.init(41, 41), .init(43, 211), .init(214, 541)]))))
+        #expect(try parse("t SELECT INBOX (QRESYNC (1 2 1:5 (1:3 10:12)))").command
+                == .select("INBOX", condstore: false, qresync: QResyncParameters(uidValidity: 1, modSeq: 2, knownUIDs: SequenceSet(ranges: [.init(1, 5)]))))
         #expect(try parse("t ENABLE QRESYNC CONDSTORE").command == .enable(["QRESYNC", "CONDSTORE"]))
         #expect(try parse("t RENAME a b").command == .rename(from: "a", to: "b"))
         #expect(try parse("t STATUS INBOX (MESSAGES UIDNEXT UNSEEN)").command == .status("INBOX", [.messages, .uidNext, .unseen]))
