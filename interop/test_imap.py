@@ -409,3 +409,32 @@ def test_qresync_resynchronisation_and_vanished(tern):
     d.cmd(f'LOGIN {ALICE} "{PASSWORD}"')
     lines, ok = d.cmd(f"SELECT INBOX (QRESYNC ({validity} {modseq}))")
     assert b" BAD " in ok
+
+
+def test_sort_and_thread(tern):
+    m = login(tern)
+
+    def add(subject, date, sender, msgid, extra=""):
+        msg = (f"From: {sender}\r\nTo: alice@example.test\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: {msgid}\r\n"
+               f"{extra}\r\nbody\r\n").encode()
+        m.append("INBOX", None, None, msg)
+
+    add("Lunch", "Mon, 23 Nov 2026 10:00:00 +0000", "Bob <bob@remote.test>", "<a@x>")
+    add("Re: Lunch", "Mon, 23 Nov 2026 11:00:00 +0000", "carol@remote.test", "<b@x>", "In-Reply-To: <a@x>\r\n")
+    add("Zebra", "Mon, 23 Nov 2026 09:00:00 +0000", "Alice <alice@remote.test>", "<c@x>")
+    add("Re: Re: lunch", "Mon, 23 Nov 2026 12:00:00 +0000", "dave@remote.test", "<d@x>", "References: <a@x> <b@x>\r\n")
+    add("=?UTF-8?Q?[list]_Fwd:_Zebra?= (fwd)", "Mon, 23 Nov 2026 13:00:00 +0000", "erin@remote.test", "<e@x>")
+    m.select("INBOX")
+    assert m.sort("(SUBJECT)", "UTF-8", "ALL") == ("OK", [b"1 2 4 3 5"])
+    assert m.sort("(DATE)", "UTF-8", "ALL") == ("OK", [b"3 1 2 4 5"])
+    assert m.sort("(REVERSE DATE)", "UTF-8", "ALL") == ("OK", [b"5 4 2 1 3"])
+    assert m.sort("(FROM)", "UTF-8", "ALL") == ("OK", [b"3 1 2 4 5"])
+    assert m.sort("(SUBJECT REVERSE DATE)", "UTF-8", "NOT", "FROM", "dave") == ("OK", [b"2 1 5 3"])
+    assert m.uid("SORT", "(SUBJECT)", "UTF-8", "ALL") == ("OK", [b"1 2 4 3 5"])
+    assert m.thread("REFERENCES", "UTF-8", "ALL") == ("OK", [b"(3 5)(1 2 4)"])
+    assert m.thread("ORDEREDSUBJECT", "UTF-8", "ALL") == ("OK", [b"(3 5)(1 (2)(4))"])
+    try:
+        m.sort("(SUBJECT)", "KOI8-R", "ALL")
+        raise AssertionError("an unknown charset must be refused")
+    except imaplib.IMAP4.error as e:
+        assert "BADCHARSET" in str(e)

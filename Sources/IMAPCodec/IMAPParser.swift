@@ -232,7 +232,7 @@ public struct IMAPCommandParser {
     }
 
     mutating func arguments(_ name: String, uid: Bool) throws(IMAPParseError) -> IMAPCommand {
-        if uid && !["FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE"].contains(name) {
+        if uid && !["FETCH", "STORE", "COPY", "MOVE", "SEARCH", "EXPUNGE", "SORT", "THREAD"].contains(name) {
             throw fail("UID \(name) is not a command")
         }
         switch name {
@@ -327,6 +327,31 @@ public struct IMAPCommandParser {
             return .status(mb, try statusItems())
         case "APPEND": return try append()
         case "SEARCH": return try search(uid: uid)
+        case "SORT":
+            try sp()
+            try expect("(")
+            var criteria: [SortCriterion] = []
+            var reverse = false
+            while peek != UInt8(ascii: ")") {
+                if peek == 0x20 { i += 1 }
+                let word = try atom().uppercased()
+                if word == "REVERSE" { reverse = true; continue }
+                guard let key = SortCriterion.Key(rawValue: word) else { throw fail("Unknown sort criterion \(word)") }
+                criteria.append(SortCriterion(key, reverse: reverse))
+                reverse = false
+            }
+            i += 1
+            guard !criteria.isEmpty, !reverse else { throw fail("SORT needs criteria") }
+            try sp()
+            try charset()
+            return .sort(uid: uid, criteria: criteria, key: try searchKeys())
+        case "THREAD":
+            try sp()
+            let word = try atom().uppercased()
+            guard let algorithm = ThreadAlgorithm(rawValue: word) else { throw fail("Unknown THREAD algorithm \(word)") }
+            try sp()
+            try charset()
+            return .thread(uid: uid, algorithm: algorithm, key: try searchKeys())
         case "FETCH": return try fetch(uid: uid)
         case "STORE": return try store(uid: uid)
         case "COPY", "MOVE":
@@ -704,6 +729,22 @@ public struct IMAPCommandParser {
         default:
             throw fail("Unknown search key \(word)")
         }
+    }
+
+    /// The charset of SORT and THREAD (required there).
+    mutating func charset() throws(IMAPParseError) {
+        let cs = try astringText().uppercased()
+        guard cs == "UTF-8" || cs == "US-ASCII" else { throw IMAPParseError(tag: tag, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset \(cs)") }
+        try sp()
+    }
+
+    mutating func searchKeys() throws(IMAPParseError) -> SearchKey {
+        var keys = [try searchKey(depth: 0)]
+        while peek == 0x20 {
+            i += 1
+            keys.append(try searchKey(depth: 0))
+        }
+        return keys.count == 1 ? keys[0] : .and(keys)
     }
 
     /// `date = date-text / DQUOTE date-text DQUOTE`, `date-text = date-day "-" date-month "-" date-year`

@@ -171,6 +171,22 @@ public struct QResyncParameters: Hashable, Sendable {
     }
 }
 
+/// One SORT criterion (RFC 5256 §3), possibly reversed.
+public struct SortCriterion: Hashable, Sendable {
+    public enum Key: String, Hashable, Sendable {
+        case arrival = "ARRIVAL", cc = "CC", date = "DATE", from = "FROM", size = "SIZE", subject = "SUBJECT", to = "TO"
+        case displayFrom = "DISPLAYFROM", displayTo = "DISPLAYTO"
+    }
+    public var key: Key
+    public var reverse: Bool
+    public init(_ key: Key, reverse: Bool = false) { self.key = key; self.reverse = reverse }
+}
+
+public enum ThreadAlgorithm: String, Hashable, Sendable {
+    case orderedSubject = "ORDEREDSUBJECT"
+    case references = "REFERENCES"
+}
+
 /// One message of an APPEND (several with MULTIAPPEND, RFC 3502).
 public struct AppendMessage: Hashable, Sendable {
     public var flags: [String]
@@ -240,6 +256,10 @@ public enum IMAPCommand: Hashable, Sendable {
     case move(uid: Bool, SequenceSet, String)
     /// `ID (params)` (RFC 2971)
     case id([String: String])
+    /// `SORT (criteria) charset search-key` (RFC 5256)
+    case sort(uid: Bool, criteria: [SortCriterion], key: SearchKey)
+    /// `THREAD algorithm charset search-key` (RFC 5256)
+    case thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey)
     case getQuotaRoot(String)
     case getQuota(String)
     case check
@@ -277,6 +297,8 @@ public enum IMAPCommand: Hashable, Sendable {
         case .copy(let uid, _, _): return uid ? "UID COPY" : "COPY"
         case .move(let uid, _, _): return uid ? "UID MOVE" : "MOVE"
         case .id: return "ID"
+        case .sort(let uid, _, _): return uid ? "UID SORT" : "SORT"
+        case .thread(let uid, _, _): return uid ? "UID THREAD" : "THREAD"
         case .getQuotaRoot: return "GETQUOTAROOT"
         case .getQuota: return "GETQUOTA"
         case .check: return "CHECK"

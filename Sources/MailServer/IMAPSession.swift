@@ -84,7 +84,8 @@ final class IMAPSession: @unchecked Sendable {
 
     var capabilities: String {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
-                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY"]
+                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
+                    "THREAD=REFERENCES"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -285,6 +286,10 @@ final class IMAPSession: @unchecked Sendable {
             let isMove: Bool
             if case .move = command { isMove = true } else { isMove = false }
             try await copy(uid: uid, set, to: target, move: isMove, tag: tag, &out)
+        case .sort(let uid, let criteria, let key):
+            try await sort(uid: uid, criteria: criteria, key: key, tag: tag, &out)
+        case .thread(let uid, let algorithm, let key):
+            try await thread(uid: uid, algorithm: algorithm, key: key, tag: tag, &out)
         case .getQuotaRoot, .getQuota:
             throw IMAPFailure.bad("QUOTA is not supported yet")
         }

@@ -78,3 +78,13 @@ import Testing
         #expect(TransferEncoding.decode(Array("x".utf8)[...], encoding: "x-uuencode") == nil)
     }
 }
+
+@Suite struct EncodedWordTests {
+    @Test func decoding() {
+        #expect(EncodedWords.decode("=?UTF-8?Q?J=C3=BCrgen?= <j@x>") == "Jürgen <j@x>")
+        #expect(EncodedWords.decode("=?utf-8?B?R3LDvMOfZQ==?= =?utf-8?Q?_aus_K=C3=B6ln?=") == "Grüße aus Köln")
+        #expect(EncodedWords.decode("=?ISO-8859-1?Q?Caf=E9?= ok") == "Café ok")
+        #expect(EncodedWords.decode("plain =?bogus") == "plain =?bogus")
+        #expect(EncodedWords.decode("=?x-unknown?Q?abc?=") == "=?x-unknown?Q?abc?=")
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+import IMAPCodec
+import MailMessage
+import MailStore
+
+/// What SORT and THREAD need to know of a message (RFC 5256).
+struct SortInfo {
+    var seq: Int
+    var message: StoredMessage
+    var subject: String
+    var sentDate: Date
+    var from: String
+    var to: String
+    var cc: String
+    var displayFrom: String
+    var displayTo: String
+    var messageID: String?
+    var references: [String]
+}
+
+enum BaseSubject {
+    /// RFC 5256 §2.1: the subject without Re:/Fwd: prefixes, [blob]s and (fwd) trailers, whitespace collapsed.
+    static func extract(_ raw: String) -> String {
+        var s = EncodedWords.decode(raw).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }).joined(separator: " ")
+        var changed = true
+        while changed {
+            changed = false
+            while s.lowercased().hasSuffix("(fwd)") {
+                s = String(s.dropLast(5)).trimmingCharacters(in: .whitespaces)
+                changed = true
+            }
+            var inner = true
+            while inner {
+                inner = false
+                // subj-leader: *(subj-blob / subj-refwd)
+                let lower = s.lowercased()
+                for prefix in ["re", "fwd", "fw"] where lower.hasPrefix(prefix) {
+                    var rest = s.dropFirst(prefix.count).drop { $0 == " " || $0 == "\t" }
+                    if rest.first == "[", let close = rest.firstIndex(of: "]") { rest = rest[rest.index(after: close)...] }
+                    if rest.first == ":" {
+                        s = String(rest.dropFirst()).trimmingCharacters(in: .whitespaces)
+                        inner = true
+                        changed = true
+                        break
+                    }
+                }
+                if !inner, s.first == "[", let close = s.firstIndex(of: "]") {
+                    let rest = String(s[s.index(after: close)...]).trimmingCharacters(in: .whitespaces)
+                    if !rest.isEmpty { s = rest; inner = true; changed = true }
+                }
+            }
+            if s.lowercased().hasPrefix("[fwd:") && s.hasSuffix("]") {
+                s = String(s.dropFirst(5).dropLast()).trimmingCharacters(in: .whitespaces)
+                changed = true
+            }
+        }
+        return s
+    }
+}
+
+extension IMAPSession {
+    func sortInfo(uid: Bool, key: SearchKey) async throws -> [SortInfo] {
+        let m = try requireSelected()
+        let largestUID = m.messages.last?.uid.rawValue ?? 0
+        var infos: [SortInfo] = []
+        for (i, message) in m.messages.enumerated() {
+            var cache: MessageParts?
+            guard try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, parts: &cache) else { continue }
+            let parts: MessageParts
+            if let cache { parts = cache } else { parts = MessageParts(try await store.content(of: message.messageID)) }
+            func firstMailbox(_ field: String) -> (mailbox: String, display: String) {
+                for item in parts.values(field).flatMap({ AddressList.parse($0) }) {
+                    if case .mailbox(let name, let local, let domain) = item {
+                        let addr = domain.map { "\(local)@\($0)" } ?? local
+                        return (local.lowercased(), EncodedWords.decode(name ?? addr).lowercased())
+                    }
+                }
+                return ("", "")
+            }
+            let from = firstMailbox("From"), to = firstMailbox("To"), cc = firstMailbox("Cc")
+            let sent = parts.value("Date").flatMap(RFC5322Date.parse) ?? message.internalDate
+            let ids = { (text: String?) -> [String] in
+                guard let text else { return [] }
+                return text.split(separator: "<").compactMap { piece in
+                    guard let close = piece.firstIndex(of: ">") else { return nil }
+                    return "<" + piece[..<close] + ">"
+                }
+            }
+            var references = ids(parts.value("References"))
+            if references.isEmpty, let first = ids(parts.value("In-Reply-To")).first { references = [first] }
+            infos.append(SortInfo(seq: i + 1, message: message, subject: BaseSubject.extract(parts.value("Subject") ?? "").lowercased(),
+                                  sentDate: sent, from: from.mailbox, to: to.mailbox, cc: cc.mailbox,
+                                  displayFrom: from.display, displayTo: to.display,
+                                  messageID: ids(parts.value("Message-ID")).first, references: references))
+        }
+        return infos
+    }
+
+    func sort(uid: Bool, criteria: [SortCriterion], key: SearchKey, tag: String, _ out: inout IMAPOutput) async throws {
+        let infos = try await sortInfo(uid: uid, key: key)
+        func compare(_ a: SortInfo, _ b: SortInfo, _ c: SortCriterion) -> Int {
+            let r: Int
+            switch c.key {
+            case .arrival: r = a.message.internalDate < b.message.internalDate ? -1 : (a.message.internalDate > b.message.internalDate ? 1 : 0)
+            case .date: r = a.sentDate < b.sentDate ? -1 : (a.sentDate > b.sentDate ? 1 : 0)
+            case .size: r = a.message.size < b.message.size ? -1 : (a.message.size > b.message.size ? 1 : 0)
+            case .subject: r = a.subject < b.subject ? -1 : (a.subject > b.subject ? 1 : 0)
+            case .from: r = a.from < b.from ? -1 : (a.from > b.from ? 1 : 0)
+            case .to: r = a.to < b.to ? -1 : (a.to > b.to ? 1 : 0)
+            case .cc: r = a.cc < b.cc ? -1 : (a.cc > b.cc ? 1 : 0)
+            case .displayFrom: r = a.displayFrom < b.displayFrom ? -1 : (a.displayFrom > b.displayFrom ? 1 : 0)
+            case .displayTo: r = a.displayTo < b.displayTo ? -1 : (a.displayTo > b.displayTo ? 1 : 0)
+            }
+            return c.reverse ? -r : r
+        }
+        let sorted = infos.sorted { a, b in
+            for c in criteria {
+                let r = compare(a, b, c)
+                if r != 0 { return r < 0 }
+            }
+            return a.seq < b.seq // RFC 5256 §3: ties by sequence number
+        }
+        out.line("* SORT" + sorted.map { " \(uid ? $0.message.uid.rawValue : UInt32($0.seq))" }.joined())
+        out.line("\(tag) OK \(uid ? "UID " : "")SORT completed")
+    }
+
+    final class ThreadNode {
+        var info: SortInfo?
+        var children: [ThreadNode] = []
+        weak var parent: ThreadNode?
+        init(_ info: SortInfo?) { self.info = info }
+
+        var date: Date { info?.sentDate ?? children.first?.date ?? .distantPast }
+        var seq: Int { info?.seq ?? children.first?.seq ?? 0 }
+
+        func isAncestor(of other: ThreadNode) -> Bool {
+            var p: ThreadNode? = other
+            while let n = p { if n === self { return true }; p = n.parent }
+            return false
+        }
+    }
+
+    func thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey, tag: String, _ out: inout IMAPOutput) async throws {
+        let infos = try await sortInfo(uid: uid, key: key)
+        var roots: [ThreadNode] = []
+        switch algorithm {
+        case .orderedSubject:
+            var groups: [String: ThreadNode] = [:]
+            for info in infos.sorted(by: { ($0.sentDate, $0.seq) < ($1.sentDate, $1.seq) }) {
+                if let root = groups[info.subject] {
+                    let child = ThreadNode(info)
+                    child.parent = root
+                    root.children.append(child)
+                } else {
+                    let root = ThreadNode(info)
+                    groups[info.subject] = root
+                    roots.append(root)
+                }
+            }
+        case .references:
+            roots = referencesThreads(infos)
+        }
+        roots.sort { ($0.date, $0.seq) < ($1.date, $1.seq) }
+        func number(_ n: ThreadNode) -> String { uid ? String(n.info!.message.uid.rawValue) : String(n.info!.seq) }
+        func format(_ node: ThreadNode) -> String {
+            var numbers: [String] = []
+            var n = node
+            while true {
+                if n.info != nil { numbers.append(number(n)) }
+                if n.children.count == 1 { n = n.children[0]; continue }
+                break
+            }
+            var s = numbers.joined(separator: " ")
+            if n.children.count > 1 {
+                s += (s.isEmpty ? "" : " ") + n.children.map { "(" + format($0) + ")" }.joined()
+            }
+            return s
+        }
+        out.line("* THREAD" + (roots.isEmpty ? "" : " ") + roots.map { "(" + format($0) + ")" }.joined())
+        out.line("\(tag) OK \(uid ? "UID " : "")THREAD completed")
+    }
+
+    /// RFC 5256 §3 REFERENCES (the algorithm of Jamie Zawinski's threader).
+    func referencesThreads(_ infos: [SortInfo]) -> [ThreadNode] {
+        var table: [String: ThreadNode] = [:]
+        var all: [ThreadNode] = []
+        func container(_ id: String) -> ThreadNode {
+            if let c = table[id] { return c }
+            let c = ThreadNode(nil)
+            table[id] = c
+            all.append(c)
+            return c
+        }
+        for info in infos {
+            // A message without (or with a duplicate) Message-ID gets a container of its own.
+            var c: ThreadNode
+            if let id = info.messageID, let existing = table[id], existing.info == nil {
+                c = existing
+                c.info = info
+            } else {
+                c = ThreadNode(info)
+                all.append(c)
+                if let id = info.messageID, table[id] == nil { table[id] = c }
+            }
+            // Link the references chain, parent before child, never creating a loop.
+            var previous: ThreadNode?
+            for ref in info.references {
+                let r = container(ref)
+                if let p = previous, r.parent == nil, !r.isAncestor(of: p), r !== p {
+                    r.parent = p
+                    p.children.append(r)
+                }
+                previous = r
+            }
+            if let p = previous, p !== c, !c.isAncestor(of: p) {
+                if let old = c.parent { old.children.removeAll { $0 === c } }
+                c.parent = p
+                p.children.append(c)
+            }
+        }
+        var roots = all.filter { $0.parent == nil }
+        // Prune empty containers: drop childless ones, promote the children of others (at the root only when one).
+        func prune(_ nodes: [ThreadNode], atRoot: Bool) -> [ThreadNode] {
+            var out: [ThreadNode] = []
+            for n in nodes {
+                n.children = prune(n.children, atRoot: false)
+                if n.info == nil {
+                    if n.children.isEmpty { continue }
+                    if !atRoot || n.children.count == 1 {
+                        for c in n.children { c.parent = n.parent }
+                        out.append(contentsOf: n.children)
+                        continue
+                    }
+                }
+                out.append(n)
+            }
+            return out
+        }
+        roots = prune(roots, atRoot: true)
+        // Group the root set by base subject: replies join the thread of the original.
+        var bySubject: [String: ThreadNode] = [:]
+        var merged: [ThreadNode] = []
+        for r in roots.sorted(by: { ($0.date, $0.seq) < ($1.date, $1.seq) }) {
+            let subject = r.info?.subject ?? r.children.first?.info?.subject ?? ""
+            if !subject.isEmpty, let existing = bySubject[subject] {
+                r.parent = existing
+                existing.children.append(r)
+            } else {
+                if !subject.isEmpty { bySubject[subject] = r }
+                merged.append(r)
+            }
+        }
+        func sortChildren(_ n: ThreadNode) {
+            n.children.sort { ($0.date, $0.seq) < ($1.date, $1.seq) }
+            n.children.forEach(sortChildren)
+        }
+        merged.forEach(sortChildren)
+        return merged
+    }
+}
