@@ -438,3 +438,35 @@ def test_sort_and_thread(tern):
         raise AssertionError("an unknown charset must be refused")
     except imaplib.IMAP4.error as e:
         assert "BADCHARSET" in str(e)
+
+
+def test_quota_reported_and_enforced(make_tern):
+    tern = make_tern({"limits": {"quota": "20K"}})
+    m = login(tern)
+    typ, data = m.getquotaroot("INBOX")
+    assert typ == "OK"
+    assert data[0] == [b'"INBOX" ""'] and data[1] == [b'"" (STORAGE 0 20)'], data
+    big = b"Subject: big\r\n\r\n" + b"x" * 12000 + b"\r\n"
+    assert m.append("INBOX", None, None, big)[0] == "OK"
+    assert m.getquota('""')[1] == [b'"" (STORAGE 11 20)']
+    typ, data = m.append("INBOX", None, None, big)
+    assert typ == "NO" and b"OVERQUOTA" in data[0]
+    m.append("INBOX", None, None, b"Subject: small\r\n\r\nfits\r\n")
+    m.select("INBOX")
+    typ, data = m.copy("1", "Archive")
+    assert typ == "NO" and b"OVERQUOTA" in data[0]
+    # A message accepted while there was room may take the account over; after that SMTP refuses new mail
+    # with a temporary error, and other recipients still receive.
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+        assert s.sendmail("x@remote.test", [ALICE], b"Subject: fill\r\n\r\n" + (b"y" * 90 + b"\r\n") * 100) == {}
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+        s.ehlo()
+        s.mail("x@remote.test")
+        code, text = s.rcpt(ALICE)
+        assert code == 452 and text.startswith(b"4.2.2"), (code, text)
+        assert s.rcpt(BOB)[0] == 250
+
+
+def test_no_quota_by_default(tern):
+    m = login(tern)
+    assert m.getquotaroot("INBOX")[1][0] == [b'"INBOX"']

@@ -84,7 +84,7 @@ final class IMAPSession: @unchecked Sendable {
 
     var capabilities: String {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
-                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
+                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
@@ -290,8 +290,26 @@ final class IMAPSession: @unchecked Sendable {
             try await sort(uid: uid, criteria: criteria, key: key, tag: tag, &out)
         case .thread(let uid, let algorithm, let key):
             try await thread(uid: uid, algorithm: algorithm, key: key, tag: tag, &out)
-        case .getQuotaRoot, .getQuota:
-            throw IMAPFailure.bad("QUOTA is not supported yet")
+        case .getQuotaRoot(let name):
+            // RFC 9208: one quota root, "", covering all of the account's mailboxes.
+            let a = try requireAuth()
+            guard try await store.mailboxes(account: a).contains(where: { $0.name == name }) else {
+                throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+            }
+            let quota = server.config.limits.quota
+            if quota > 0 {
+                out.line("* QUOTAROOT \(encodeName(name)) \"\"")
+                out.line("* QUOTA \"\" (STORAGE \(try await store.usage(account: a) / 1024) \(quota / 1024))")
+            } else {
+                out.line("* QUOTAROOT \(encodeName(name))")
+            }
+            out.line("\(tag) OK GETQUOTAROOT completed")
+        case .getQuota(let root):
+            let a = try requireAuth()
+            let quota = server.config.limits.quota
+            guard root.isEmpty, quota > 0 else { throw IMAPFailure.no("[NONEXISTENT] No such quota root") }
+            out.line("* QUOTA \"\" (STORAGE \(try await store.usage(account: a) / 1024) \(quota / 1024))")
+            out.line("\(tag) OK GETQUOTA completed")
         }
     }
 
@@ -516,6 +534,15 @@ final class IMAPSession: @unchecked Sendable {
         return (flags, keywords)
     }
 
+    /// RFC 9208 §4.1: refuse what would take the account over its quota.
+    func checkQuota(account: AccountID, adding bytes: Int) async throws {
+        let quota = server.config.limits.quota
+        guard quota > 0 else { return }
+        if try await store.usage(account: account) + Int64(bytes) > Int64(quota) {
+            throw IMAPFailure.no("[OVERQUOTA] Quota exceeded")
+        }
+    }
+
     // MARK: messages
 
     static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -552,6 +579,7 @@ final class IMAPSession: @unchecked Sendable {
         guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
             throw IMAPFailure.no("[TRYCREATE] No such mailbox")
         }
+        try await checkQuota(account: a, adding: messages.reduce(0) { $0 + $1.data.count })
         var deliveries: [Delivery] = []
         for m in messages {
             guard m.data.count <= server.config.limits.maxMessageSize else { throw IMAPFailure.no("[TOOBIG] Message too large") }
@@ -616,6 +644,7 @@ final class IMAPSession: @unchecked Sendable {
             throw IMAPFailure.no("[TRYCREATE] No such mailbox")
         }
         let chosen = m.resolve(set, uid: uid)
+        if !move { try await checkQuota(account: a, adding: chosen.reduce(0) { $0 + $1.message.size }) }
         let (pairs, validity) = try await store.copy(from: m.id, uids: chosen.map(\.message.uid), to: box.id, move: move)
         let code = pairs.isEmpty ? "" : "[COPYUID \(validity.rawValue) \(pairs.map { String($0.0.rawValue) }.joined(separator: ",")) \(pairs.map { String($0.1.rawValue) }.joined(separator: ","))] "
         if move {

@@ -200,18 +200,22 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private func checkRecipient(_ recipient: AcceptedRecipient, context: ChannelHandlerContext) {
         let store = server.store
         let address = recipient.address
-        // The common case: the directory cache answers at once, on the event loop.
-        if let cached = store.cachedResolution(address), !(recipient.forwardPath == .postmaster && cached == .notOurDomain) {
+        let quota = Int64(server.config.limits.quota)
+        // The common case: the directory cache answers at once, on the event loop (with no quota to check).
+        if quota == 0, let cached = store.cachedResolution(address), !(recipient.forwardPath == .postmaster && cached == .notOurDomain) {
             recipientChecked(.success(cached), address: address, context: context, resume: false)
             return
         }
         busy = true
         let isPostmaster = recipient.forwardPath == .postmaster
         let future = context.eventLoop.makeFutureWithTask { () async throws -> RecipientResolution in
-            let resolution = try await store.resolve(address)
+            var resolution = try await store.resolve(address)
             // <Postmaster> without a domain (RFC 5321 §4.5.1): the postmaster of the first domain served here.
             if isPostmaster, resolution == .notOurDomain, let first = try await store.domains().first {
-                return try await store.resolve(EmailAddress(localPart: "postmaster", domain: first.name))
+                resolution = try await store.resolve(EmailAddress(localPart: "postmaster", domain: first.name))
+            }
+            if quota > 0, case .local(let accounts) = resolution {
+                for account in accounts where try await store.usage(account: account) >= quota { throw MailboxFull() }
             }
             return resolution
         }
@@ -238,6 +242,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         case .success(.notOurDomain):
             logger.info("recipient rejected: relay denied", metadata: ["rcpt": "\(address)"])
             perform(machine.recipientRejected(SMTPReply(550, "5.7.1", "<\(address)>: Relay access denied")), context: context)
+        case .failure(is MailboxFull):
+            logger.info("recipient refused: mailbox full", metadata: ["rcpt": "\(address)"])
+            // RFC 3463 4.2.2: a temporary failure, so the sender retries once space is freed.
+            perform(machine.recipientRejected(SMTPReply(452, "4.2.2", "<\(address)>: Mailbox full", isClientFault: false)), context: context)
         case .failure(let error):
             logger.error("recipient lookup failed", metadata: ["error": "\(error)"])
             perform(machine.recipientRejected(SMTPReply(451, "4.3.0", "Temporary lookup failure, try again later", isClientFault: false)), context: context)
@@ -279,11 +287,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             problem = SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size of \(server.config.limits.maxMessageSize) octets")
         } else if problems.contains(.bareLF) || problems.contains(.bareCR) {
             // RFC 5321 §2.3.8: CR and LF only as CRLF. Accepting bare ones opens the door to SMTP smuggling.
-            problem = SMTPReply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 §2.3.8)")
+            problem = SMTPReply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)")
         } else if problems.contains(.nul) {
             problem = SMTPReply(554, "5.6.0", "Message contains NUL characters")
         } else if problems.contains(.longLine) {
-            problem = SMTPReply(554, "5.6.0", "Message has a line longer than \(server.config.limits.maxLineLength) octets (RFC 5321 §4.5.3.1.6)")
+            problem = SMTPReply(554, "5.6.0", "Message has a line longer than \(server.config.limits.maxLineLength) octets (RFC 5321 section 4.5.3.1.6)")
         }
         if let problem {
             _ = machine.dataEnded(problem: problem)
@@ -421,6 +429,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 }
+
+struct MailboxFull: Error {}
 
 /// Hands a non-Sendable value to exactly one other thread; the handler never touches it meanwhile.
 struct UnsafeTransfer<T>: @unchecked Sendable {

@@ -46,6 +46,8 @@ public protocol MessageStore: Sendable {
     func createMailbox(account: AccountID, name: String) async throws -> MailboxID
     func messages(mailbox: MailboxID) async throws -> [StoredMessage]
     func deleteMailbox(account: AccountID, name: String) async throws
+    /// Octets stored in all of an account's mailboxes (a message in two mailboxes counts twice, as in Dovecot).
+    func usage(account: AccountID) async throws -> Int64
     /// Renames a mailbox and its children (`a` → `b` renames `a/x` → `b/x`). Renaming INBOX moves its messages.
     func renameMailbox(account: AccountID, from: String, to: String) async throws
     func setSubscribed(account: AccountID, name: String, _ subscribed: Bool) async throws

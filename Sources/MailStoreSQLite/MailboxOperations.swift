@@ -23,6 +23,15 @@ extension SQLiteMailStore {
         changes.add(observer)
     }
 
+    public func usage(account: AccountID) async throws -> Int64 {
+        try await pool.read { db in
+            try Int64.fetchOne(db, sql: """
+                SELECT coalesce(sum(m.size), 0) FROM mailbox_message mm JOIN mailbox b ON b.id = mm.mailbox_id
+                JOIN message m ON m.id = mm.message_id WHERE b.account_id = ?
+                """, arguments: [account]) ?? 0
+        }
+    }
+
     public func deleteMailbox(account: AccountID, name: String) async throws {
         guard name != "INBOX" else { throw StoreError.invalid("INBOX cannot be deleted") }
         let id = try await pool.write { db -> MailboxID in

@@ -122,7 +122,7 @@ public struct SMTPServerStateMachine: Sendable {
 
     /// A line the framer could not accept because it was too long.
     public mutating func lineTooLong() -> Action {
-        clientError(SMTPReply(500, "5.5.2", "Line too long (RFC 5321 §4.5.3.1.4)"))
+        clientError(SMTPReply(500, "5.5.2", "Line too long (RFC 5321 section 4.5.3.1.4)"))
     }
 
     /// A syntax error from the command parser.

@@ -50,6 +50,8 @@ public struct TernConfiguration: Sendable {
 
     public struct Limits: Sendable {
         public var maxMessageSize: Int
+        /// Octets per account; 0: no quota.
+        public var quota: Int
         public var maxRecipients: Int
         public var maxLineLength: Int
         public var maxConnections: Int

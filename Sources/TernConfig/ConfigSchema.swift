@@ -41,6 +41,8 @@ public enum ConfigSchema {
         Field(path: "tls.key", kind: .path, defaultValue: "\"\"", doc: "PEM private key for the certificate."),
         Field(path: "limits.max_message_size", kind: .size, defaultValue: "\"50M\"",
               doc: "Largest message accepted, in octets (suffixes K, M, G). Announced as SIZE (RFC 1870); larger ones get 552 5.3.4."),
+        Field(path: "limits.quota", kind: .size, defaultValue: "\"0\"",
+              doc: "Storage per account, in octets (K, M, G suffixes); \"0\" for none. Reported by IMAP QUOTA (RFC 9208); a full mailbox refuses new mail (SMTP 452 4.2.2, IMAP NO [OVERQUOTA])."),
         Field(path: "limits.max_recipients", kind: .int(1...100_000), defaultValue: "100",
               doc: "Recipients per message; more get 452 4.5.3 (RFC 5321 §4.5.3.1.10) and the client sends them in another transaction."),
         Field(path: "limits.max_line_length", kind: .int(1000...1_000_000), defaultValue: "1000",
@@ -121,6 +123,7 @@ public enum ConfigSchema {
         }
         func size(_ path: String) -> Int {
             let v = value(path)
+            if path == "limits.quota", v.string == "0" || v.int == 0 { return 0 }
             if let n = v.int, n > 0 { return n }
             if let s = v.string, let n = parseSize(s) { return n }
             fail(path, "must be a size in octets such as 52428800 or \"50M\""); return 1
@@ -165,7 +168,7 @@ public enum ConfigSchema {
             if let url, !FileManager.default.isReadableFile(atPath: url.path) { fail(k, "cannot read \(url.path)") }
         }
         let limits = TernConfiguration.Limits(
-            maxMessageSize: size("limits.max_message_size"), maxRecipients: int("limits.max_recipients"),
+            maxMessageSize: size("limits.max_message_size"), quota: size("limits.quota"), maxRecipients: int("limits.max_recipients"),
             maxLineLength: int("limits.max_line_length"), maxConnections: int("limits.max_connections"),
             maxConnectionsPerAddress: int("limits.max_connections_per_address"), maxErrors: int("limits.max_errors"),
             commandTimeout: duration("limits.command_timeout"), dataTimeout: duration("limits.data_timeout"))
