@@ -470,3 +470,49 @@ def test_quota_reported_and_enforced(make_tern):
 def test_no_quota_by_default(tern):
     m = login(tern)
     assert m.getquotaroot("INBOX")[1][0] == [b'"INBOX"']
+
+
+def test_compress_deflate(tern):
+    import zlib
+    deliver(tern, "compressed", body="squeeze me\r\n" * 200)
+    sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    sock.sendall(f'a LOGIN {ALICE} "{PASSWORD}"\r\nb COMPRESS DEFLATE\r\n'.encode())
+    assert f.readline().startswith(b"a OK")
+    assert f.readline().startswith(b"b OK DEFLATE active")
+    comp = zlib.compressobj(wbits=-15)
+    decomp = zlib.decompressobj(wbits=-15)
+
+    def send(text):
+        sock.sendall(comp.compress(text) + comp.flush(zlib.Z_SYNC_FLUSH))
+
+    def read_until(tag):
+        data = b""
+        while not re.search(rb"(^|\r\n)" + tag + rb" ", data):
+            chunk = sock.recv(65536)
+            assert chunk, data
+            data += decomp.decompress(chunk)
+        return data
+
+    send(b"c SELECT INBOX\r\n")
+    assert b"* 1 EXISTS" in read_until(b"c")
+    send(b"d FETCH 1 (BODY.PEEK[TEXT])\r\n")
+    data = read_until(b"d")
+    assert ("squeeze me\r\n" * 200).encode() in data
+    send(b"e COMPRESS DEFLATE\r\n")
+    assert b"e NO [COMPRESSIONACTIVE]" in read_until(b"e")
+    # A decompression bomb ends the session instead of filling memory.
+    send(b"f NOOP " + b"A" * (20 << 20) + b"\r\n")
+    sock.settimeout(10)
+    rest = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    except ConnectionResetError:
+        pass
+    m = login(tern)
+    assert m.select()[0] == "OK"

@@ -308,6 +308,7 @@ public struct IMAPCommandParser {
         case "SUBSCRIBE": try sp(); return .subscribe(try mailbox())
         case "UNSUBSCRIBE": try sp(); return .unsubscribe(try mailbox())
         case "GETQUOTAROOT": try sp(); return .getQuotaRoot(try mailbox())
+        case "COMPRESS": try sp(); return .compress(try atom().uppercased())
         case "GETQUOTA": try sp(); return .getQuota(try astringText())
         case "RENAME":
             try sp()

@@ -261,6 +261,8 @@ public enum IMAPCommand: Hashable, Sendable {
     /// `THREAD algorithm charset search-key` (RFC 5256)
     case thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey)
     case getQuotaRoot(String)
+    /// `COMPRESS mechanism` (RFC 4978)
+    case compress(String)
     case getQuota(String)
     case check
 
@@ -299,6 +301,7 @@ public enum IMAPCommand: Hashable, Sendable {
         case .id: return "ID"
         case .sort(let uid, _, _): return uid ? "UID SORT" : "SORT"
         case .thread(let uid, _, _): return uid ? "UID THREAD" : "THREAD"
+        case .compress: return "COMPRESS"
         case .getQuotaRoot: return "GETQUOTAROOT"
         case .getQuota: return "GETQUOTA"
         case .check: return "CHECK"

@@ -99,7 +99,15 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         inbound.writeBuffer(&bytes)
         armTimeout(context: context)
         process(context: context)
+        // A client that pipelines far ahead while a command runs is not read from until it catches up.
+        if busy, inbound.readableBytes > Self.maxBufferedInput, !readingPaused {
+            readingPaused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
     }
+
+    static let maxBufferedInput = 4 << 20
+    private var readingPaused = false
 
     private func process(context: ChannelHandlerContext) {
         while !busy && !closed, let event = framer.next(&inbound) {
@@ -116,6 +124,10 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             }
         }
         if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
+        if !busy, readingPaused {
+            readingPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+        }
     }
 
     private func handleCommand(_ bytes: [UInt8], context: ChannelHandlerContext) {
@@ -191,6 +203,22 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             session.isTLS = true
             do {
                 try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+        }
+        if out.compress {
+            // The OK went out uncompressed; everything after it is deflated both ways.
+            do {
+                let decoder = try DeflateDecoder()
+                try context.pipeline.syncOperations.addHandlers([decoder, try DeflateEncoder()], position: .before(self))
+                var pending = inbound
+                inbound.clear()
+                for chunk in try decoder.inflate(&pending, allocator: context.channel.allocator) {
+                    var c = chunk
+                    inbound.writeBuffer(&c)
+                }
             } catch {
                 context.close(promise: nil)
                 return

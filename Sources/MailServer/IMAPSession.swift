@@ -12,6 +12,8 @@ struct IMAPOutput {
     var idle = false
     /// The tag to answer when a SASL exchange continues (the next line is the client's response).
     var saslContinuation: String?
+    /// Start DEFLATE compression after this response (RFC 4978).
+    var compress = false
 
     mutating func line(_ s: String) { bytes += Array(s.utf8); bytes += [13, 10] }
     mutating func raw(_ b: [UInt8]) { bytes += b }
@@ -70,6 +72,7 @@ final class IMAPSession: @unchecked Sendable {
     /// QRESYNC enabled (RFC 7162): expunges are reported as VANISHED.
     var qresync = false
     var failedLogins = 0
+    var compressing = false
     static let delimiter = "/"
 
     init(server: ServerContext, isTLS: Bool, isLoopback: Bool) {
@@ -84,7 +87,7 @@ final class IMAPSession: @unchecked Sendable {
 
     var capabilities: String {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
-                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
+                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
@@ -290,6 +293,13 @@ final class IMAPSession: @unchecked Sendable {
             try await sort(uid: uid, criteria: criteria, key: key, tag: tag, &out)
         case .thread(let uid, let algorithm, let key):
             try await thread(uid: uid, algorithm: algorithm, key: key, tag: tag, &out)
+        case .compress(let mechanism):
+            _ = try requireAuth()
+            guard mechanism == "DEFLATE" else { throw IMAPFailure.bad("Unknown compression mechanism \(mechanism)") }
+            guard !compressing else { throw IMAPFailure.no("[COMPRESSIONACTIVE] DEFLATE is already active") }
+            compressing = true
+            out.line("\(tag) OK DEFLATE active")
+            out.compress = true
         case .getQuotaRoot(let name):
             // RFC 9208: one quota root, "", covering all of the account's mailboxes.
             let a = try requireAuth()
