@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""IMAP benchmark: Tern against Dovecot, the same messages imported into both, the same client, one run.
+
+Rows: FETCH of all headers, FETCH BODYSTRUCTURE, SEARCH of body text, login-select-logout sessions per second, and
+memory per connection idling in IDLE. Both servers run on loopback on this machine; Dovecot is configured by this
+script (its own config file, not /etc/dovecot) with SHA512-CRYPT passwords, the common default, so that a login costs
+both servers a slow password hash. Results go to bench/RESULTS.md.
+"""
+import argparse
+import datetime
+import os
+import platform
+import pwd
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+PASSWORD = "bench-password"
+RARE = "zyxwvutsrq"
+WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
+         "you were her she there one all we their would been has more if will so when no what up out about who its "
+         "mail server message delivery queue mailbox header body folder client protocol storage index").split()
+
+
+def make_corpus(path, n):
+    rnd = random.Random(42)
+    path.mkdir(parents=True)
+    for sub in ("cur", "new", "tmp"):
+        (path / sub).mkdir()
+    for i in range(n):
+        words = rnd.randint(150, 1200)
+        body = " ".join(rnd.choice(WORDS) for _ in range(words))
+        if i % 100 == 7:
+            body += " " + RARE
+        lines = [body[k:k + 72] for k in range(0, len(body), 72)]
+        text = "\r\n".join(lines) + "\r\n"
+        date = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(minutes=i * 7)
+        head = (f"From: Sender {i % 97} <sender{i % 97}@remote.test>\r\nTo: bench@bench.test\r\n"
+                f"Subject: {' '.join(rnd.choice(WORDS) for _ in range(5))} {i}\r\n"
+                f"Date: {date.strftime('%a, %d %b %Y %H:%M:%S +0000')}\r\nMessage-ID: <m{i}@remote.test>\r\nMIME-Version: 1.0\r\n")
+        if i % 5 == 0:
+            payload = "".join(chr(65 + rnd.randint(0, 25)) for _ in range(1500))
+            msg = (head + 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n'
+                   + text + '--b1\r\nContent-Type: application/octet-stream; name="data.bin"\r\n'
+                   'Content-Disposition: attachment; filename="data.bin"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                   + "\r\n".join(payload[k:k + 76] for k in range(0, len(payload), 76)) + "\r\n--b1--\r\n")
+        else:
+            msg = head + "Content-Type: text/plain; charset=utf-8\r\n\r\n" + text
+        name = f"{1700000000 + i}.M{i}P1.bench,S={len(msg)}:2,{'S' if i % 3 else ''}"
+        (path / "cur" / name).write_bytes(msg.encode())
+
+
+class Client:
+    """A minimal IMAP client: the same one against both servers, so client costs cancel out in the ratios."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
+        self.buf = b""
+        self.n = 0
+        self.readline()
+
+    def readline(self):
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def cmd(self, text):
+        self.n += 1
+        tag = b"t%d" % self.n
+        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        total = 0
+        while True:
+            line = self.readline()
+            total += len(line)
+            m = re.search(rb"\{(\d+)\}$", line)
+            if m:
+                need = int(m.group(1))
+                while len(self.buf) < need:
+                    chunk = self.sock.recv(1 << 20)
+                    if not chunk:
+                        raise ConnectionError("closed")
+                    self.buf += chunk
+                self.buf = self.buf[need:]
+                total += need
+                continue
+            if line.startswith(tag + b" "):
+                if not line.startswith(tag + b" OK"):
+                    raise RuntimeError(line)
+                return total
+
+    def close(self):
+        try:
+            self.sock.sendall(b"z LOGOUT\r\n")
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def pss_kb(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in open(f"/proc/{pid}/smaps_rollup"):
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def dovecot_pids():
+    out = subprocess.run(["pgrep", "-f", "dovecot|imap-login|/imap$|lib/dovecot/imap"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+class Dovecot:
+    def __init__(self, work, corpus):
+        self.dir = work / "dovecot"
+        self.port = 2143
+        user = pwd.getpwnam("bench")
+        mail = self.dir / "mail" / "bench"
+        mail.parent.mkdir(parents=True)
+        shutil.copytree(corpus, mail)
+        for d in (self.dir / "run", self.dir / "state"):
+            d.mkdir(parents=True)
+        subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", str(self.dir / "mail")], check=True)
+        crypt = subprocess.run(["doveadm", "pw", "-s", "SHA512-CRYPT", "-p", PASSWORD], capture_output=True, text=True, check=True).stdout.strip()
+        (self.dir / "passwd").write_text(f"bench:{crypt}:{user.pw_uid}:{user.pw_gid}::{self.dir}/mail/bench\n")
+        self.conf = self.dir / "dovecot.conf"
+        self.conf.write_text(f"""
+base_dir = {self.dir}/run
+state_dir = {self.dir}/state
+log_path = {self.dir}/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+mail_location = maildir:{self.dir}/mail/%n
+first_valid_uid = 1
+passdb {{
+  driver = passwd-file
+  args = scheme=SHA512-CRYPT {self.dir}/passwd
+}}
+userdb {{
+  driver = passwd-file
+  args = {self.dir}/passwd
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {self.port}
+  }}
+  inet_listener imaps {{
+    port = 0
+  }}
+  process_limit = 64
+}}
+service imap {{
+  process_limit = 10000
+}}
+service anvil {{
+  client_limit = 20000
+}}
+default_client_limit = 20000
+default_process_limit = 10000
+default_vsz_limit = 0
+mail_max_userip_connections = 100000
+""")
+        subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.user = "bench"
+
+    def pids(self):
+        return dovecot_pids()
+
+    def stop(self):
+        subprocess.run(["doveadm", "-c", str(self.conf), "stop"], capture_output=True)
+        time.sleep(1)
+
+
+class Tern:
+    def __init__(self, binary, work, corpus):
+        self.dir = work / "tern"
+        self.dir.mkdir(parents=True)
+        self.binary = binary
+        self.config = self.dir / "tern.toml"
+        self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = []\nimap = ["127.0.0.1:0"]\nimaps = []\n'
+                               '[limits]\nmax_connections = 100000\nmax_connections_per_address = 100000\n[log]\nlevel = "warning"\n')
+        run = lambda *a: subprocess.run([binary, *a, "--config", str(self.config)], check=True, capture_output=True)
+        run("domain", "add", "bench.test")
+        run("user", "add", "bench@bench.test", "--password", PASSWORD)
+        run("import", "bench@bench.test", str(corpus))
+        self.out = open(self.dir / "stdout.log", "wb")
+        self.proc = subprocess.Popen([binary, "serve", "--config", str(self.config)], stdout=self.out, stderr=open(self.dir / "stderr.log", "wb"))
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            m = re.search(r"imap\s+127\.0\.0\.1:(\d+)", (self.dir / "stdout.log").read_text())
+            if m:
+                self.port = int(m.group(1))
+                break
+            time.sleep(0.05)
+        self.user = "bench@bench.test"
+
+    def pids(self):
+        return [self.proc.pid]
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=60)
+
+
+def session(server):
+    c = Client(server.port)
+    c.cmd(f'LOGIN {server.user} "{PASSWORD}"')
+    return c
+
+
+def best_of(n, f):
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def measure(server, args):
+    results = {}
+    c = session(server)
+    c.cmd("SELECT INBOX")
+    c.cmd("FETCH 1:* (BODY.PEEK[HEADER])")  # warm-up: Dovecot builds its index and cache here
+    c.cmd("FETCH 1:* (BODYSTRUCTURE)")
+    results["headers"] = best_of(3, lambda: c.cmd("FETCH 1:* (BODY.PEEK[HEADER])"))
+    results["bodystructure"] = best_of(3, lambda: c.cmd("FETCH 1:* (BODYSTRUCTURE)"))
+    results["search"] = best_of(3, lambda: c.cmd(f'SEARCH BODY "{RARE}"'))
+    c.close()
+    print(f"  fetch and search done: {results}", flush=True)
+
+    # login-select-logout sessions from 8 threads
+    per_thread = args.logins // 8
+    errors = []
+
+    def worker():
+        for _ in range(per_thread):
+            try:
+                s = session(server)
+                s.cmd("SELECT INBOX")
+                s.close()
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} login sessions failed: {errors[0]}")
+    results["logins_per_s"] = per_thread * 8 / elapsed
+    print(f"  logins: {results['logins_per_s']:.0f}/s", flush=True)
+
+    # memory of connections idling in IDLE
+    time.sleep(1)
+    before = pss_kb(server.pids())
+    idle = []
+    for _ in range(args.idle):
+        s = session(server)
+        s.cmd("SELECT INBOX")
+        s.sock.sendall(b"i IDLE\r\n")
+        idle.append(s)
+    for s in idle:
+        while not s.readline().startswith(b"+"):
+            pass
+    time.sleep(2)
+    after = pss_kb(server.pids())
+    results["idle_kb"] = (after - before) / args.idle
+    for s in idle:
+        s.sock.close()
+    return results
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tern", required=True)
+    ap.add_argument("--messages", type=int, default=10000)
+    ap.add_argument("--logins", type=int, default=1000)
+    ap.add_argument("--idle", type=int, default=5000)
+    ap.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = ap.parse_args()
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    try:
+        pwd.getpwnam("bench")
+    except KeyError:
+        subprocess.run(["useradd", "-m", "-s", "/usr/sbin/nologin", "bench"], check=True)
+    work = Path("/var/tmp/tern-imap-bench")
+    shutil.rmtree(work, ignore_errors=True)
+    corpus = work / "corpus"
+    make_corpus(corpus, args.messages)
+    rows = {}
+    for name, cls in (("Tern", lambda: Tern(args.tern, work, corpus)), ("Dovecot", lambda: Dovecot(work, corpus))):
+        print(f"{name}: starting", flush=True)
+        server = cls()
+        try:
+            rows[name] = measure(server, args)
+            print(name, rows[name], flush=True)
+        finally:
+            server.stop()
+    write_results(args, rows)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def write_results(args, rows):
+    t, d = rows["Tern"], rows["Dovecot"]
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    version = subprocess.run(["dovecot", "--version"], capture_output=True, text=True).stdout.strip()
+    lines = [
+        "## imap",
+        "",
+        f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/imap/run` on {os.cpu_count()} cores ({cpu}), "
+        f"{platform.platform()}; Dovecot {version}; {args.messages} messages (a fifth multipart with an attachment) imported into both; "
+        "the same Python client for both, on loopback. Times are the best of three.",
+        "",
+        "| row | Tern | Dovecot | Tern speed / Dovecot |",
+        "|---|---:|---:|---:|",
+        f"| FETCH 1:* (BODY.PEEK[HEADER]) | {t['headers'] * 1000:.0f} ms | {d['headers'] * 1000:.0f} ms | {d['headers'] / t['headers']:.2f} |",
+        f"| FETCH 1:* (BODYSTRUCTURE) | {t['bodystructure'] * 1000:.0f} ms | {d['bodystructure'] * 1000:.0f} ms | {d['bodystructure'] / t['bodystructure']:.2f} |",
+        f"| SEARCH BODY (rare word) | {t['search'] * 1000:.0f} ms | {d['search'] * 1000:.0f} ms | {d['search'] / t['search']:.2f} |",
+        f"| login-SELECT-logout sessions ({args.logins}, 8 clients) | {t['logins_per_s']:.0f}/s | {d['logins_per_s']:.0f}/s | {t['logins_per_s'] / d['logins_per_s']:.2f} |",
+        f"| memory per connection in IDLE ({args.idle} connections, PSS) | {t['idle_kb']:.0f} KB | {d['idle_kb']:.0f} KB | {d['idle_kb'] / max(t['idle_kb'], 0.1):.2f} |",
+        "",
+    ]
+    section = "\n".join(lines)
+    p = Path(args.results)
+    text = p.read_text() if p.exists() else "# Benchmark results\n\n"
+    pattern = re.compile(r"## imap\n.*?(?=\n## |\Z)", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    p.write_text(text)
+    print(f"results written to {p}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
