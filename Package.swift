@@ -37,7 +37,9 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         // Layer 2: the embedded backend and the network
-        .target(name: "MailStoreSQLite", dependencies: ["MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .target(name: "MailStoreSQLite", dependencies: [
+            "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .target(name: "MailServer", dependencies: [
             "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -516,3 +516,27 @@ def test_compress_deflate(tern):
         pass
     m = login(tern)
     assert m.select()[0] == "OK"
+
+
+def test_many_concurrent_logins_do_not_deadlock(tern):
+    """16 clients logging in at once (more than SQLite readers and Swift's cooperative threads)."""
+    errors, done = [], []
+
+    def worker():
+        for _ in range(6):
+            try:
+                m = imaplib.IMAP4("127.0.0.1", tern.imap_port, timeout=20)
+                m.login(ALICE, PASSWORD)
+                m.select("INBOX")
+                m.status("Sent", "(MESSAGES)")
+                m.logout()
+                done.append(1)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == [] and len(done) == 96

@@ -24,7 +24,7 @@ extension SQLiteMailStore {
     }
 
     public func usage(account: AccountID) async throws -> Int64 {
-        try await pool.read { db in
+        try await read { db in
             try Int64.fetchOne(db, sql: """
                 SELECT coalesce(sum(m.size), 0) FROM mailbox_message mm JOIN mailbox b ON b.id = mm.mailbox_id
                 JOIN message m ON m.id = mm.message_id WHERE b.account_id = ?
@@ -34,7 +34,7 @@ extension SQLiteMailStore {
 
     public func deleteMailbox(account: AccountID, name: String) async throws {
         guard name != "INBOX" else { throw StoreError.invalid("INBOX cannot be deleted") }
-        let id = try await pool.write { db -> MailboxID in
+        let id = try await write { db -> MailboxID in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, name]) else {
                 throw StoreError.notFound("mailbox \(name)")
             }
@@ -47,7 +47,7 @@ extension SQLiteMailStore {
 
     public func renameMailbox(account: AccountID, from: String, to: String) async throws {
         guard to != "INBOX", !to.isEmpty else { throw StoreError.invalid("cannot rename to \(to)") }
-        try await pool.write { db in
+        try await write { db in
             guard try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, to]) == nil else {
                 throw StoreError.alreadyExists("mailbox \(to)")
             }
@@ -79,7 +79,7 @@ extension SQLiteMailStore {
     }
 
     public func setSubscribed(account: AccountID, name: String, _ subscribed: Bool) async throws {
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: "INSERT INTO subscription(account_id, name) VALUES (?, ?) ON CONFLICT DO NOTHING", arguments: [account, name])
             if !subscribed {
                 try db.execute(sql: "DELETE FROM subscription WHERE account_id = ? AND name = ?", arguments: [account, name])
@@ -88,12 +88,12 @@ extension SQLiteMailStore {
     }
 
     public func subscriptions(account: AccountID) async throws -> [String] {
-        try await pool.read { db in try String.fetchAll(db, sql: "SELECT name FROM subscription WHERE account_id = ? ORDER BY name", arguments: [account]) }
+        try await read { db in try String.fetchAll(db, sql: "SELECT name FROM subscription WHERE account_id = ? ORDER BY name", arguments: [account]) }
     }
 
     public func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
                            unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID]) {
-        let result = try await pool.write { db -> ([StoredMessage], [UID]) in
+        let result = try await write { db -> ([StoredMessage], [UID]) in
             var changed: [StoredMessage] = []
             var failed: [UID] = []
             for uid in uids {
@@ -132,7 +132,7 @@ extension SQLiteMailStore {
     }
 
     public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
-        let removed = try await pool.write { db in try Self.expunge(db, mailbox: mailbox, uids: uids) }
+        let removed = try await write { db in try Self.expunge(db, mailbox: mailbox, uids: uids) }
         if !removed.isEmpty {
             changes.notify([mailbox])
             try await collectGarbage()
@@ -157,7 +157,7 @@ extension SQLiteMailStore {
     }
 
     public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
-        let result = try await pool.write { db -> ([(UID, UID)], UIDValidity) in
+        let result = try await write { db -> ([(UID, UID)], UIDValidity) in
             guard let validity = try Int64.fetchOne(db, sql: "SELECT uidvalidity FROM mailbox WHERE id = ?", arguments: [to]) else {
                 throw StoreError.notFound("target mailbox")
             }
@@ -185,7 +185,7 @@ extension SQLiteMailStore {
     }
 
     public func expunged(mailbox: MailboxID, since modSeq: ModSeq) async throws -> [UID] {
-        try await pool.read { db in
+        try await read { db in
             try Int64.fetchAll(db, sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
                                arguments: [mailbox, modSeq.rawValue]).map { UID(UInt32($0)) }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import NIOPosix
 import MailCore
 import MailStore
 import Synchronization
@@ -16,6 +17,10 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public let blobs: BlobStore
     let pool: DatabasePool
     let committer: GroupCommitter
+    /// Threads for the blocking SQLite calls of async methods. GRDB's own async API waits for a free reader on the
+    /// caller's thread, and Swift's cooperative pool has one thread per core: enough concurrent readers would
+    /// block every cooperative thread (a deadlock seen with 8 IMAP logins at once). Blocking here is harmless.
+    let io: NIOThreadPool
     let directoryCache: DirectoryCache
     let changes = ChangeHub()
 
@@ -23,6 +28,8 @@ public final class SQLiteMailStore: MailStore, Sendable {
         self.dataDirectory = dataDirectory
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         blobs = try BlobStore(root: dataDirectory.appendingPathComponent("blobs"), tmp: dataDirectory.appendingPathComponent("tmp"))
+        io = NIOThreadPool(numberOfThreads: 8)
+        io.start()
         var config = Configuration()
         // Admin commands and the server share the database; a writer waits for the other's transaction.
         config.busyMode = .timeout(10)
@@ -38,9 +45,25 @@ public final class SQLiteMailStore: MailStore, Sendable {
         directoryCache = DirectoryCache(dataDirectory: dataDirectory)
     }
 
+    deinit {
+        io.shutdownGracefully { _ in }
+    }
+
+    /// A read transaction on one of the `io` threads.
+    func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let pool = self.pool
+        return try await io.runIfActive { try pool.read(body) }
+    }
+
+    /// A write transaction on one of the `io` threads (SQLite serialises writers).
+    func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let pool = self.pool
+        return try await io.runIfActive { try pool.write(body) }
+    }
+
     /// Runs a change to domains, accounts or aliases, then tells every process's cache.
     private func changeDirectory<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
-        let result = try await pool.write(updates)
+        let result = try await write(updates)
         try directoryCache.bump()
         return result
     }
@@ -72,7 +95,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func domains() async throws -> [DomainInfo] {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT d.name, d.created,
                   (SELECT count(*) FROM account a WHERE a.domain_id = d.id) AS accounts,
@@ -123,7 +146,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func setPassword(_ address: EmailAddress, password: String) async throws {
         let hash = PasswordHash.make(password: password).encoded
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        try await pool.write { db in
+        try await write { db in
             try db.execute(sql: """
                 UPDATE account SET password = ? WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)
                 """, arguments: [hash, local, domain])
@@ -132,7 +155,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func accounts(domain: String?) async throws -> [AccountInfo] {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT a.id, a.localpart || '@' || d.name AS address, a.created,
                   (SELECT count(*) FROM mailbox_message mm JOIN mailbox b ON b.id = mm.mailbox_id WHERE b.account_id = a.id) AS messages,
@@ -149,7 +172,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func account(_ address: EmailAddress) async throws -> AccountID? {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        return try await pool.read { db in
+        return try await read { db in
             try Int64.fetchOne(db, sql: """
                 SELECT a.id FROM account a JOIN domain d ON d.id = a.domain_id WHERE a.localpart = ? AND d.name = ?
                 """, arguments: [local, domain])
@@ -158,13 +181,13 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID? {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        let row = try await pool.read { db in
-            try Row.fetchOne(db, sql: """
+        // The slow hash runs on an io thread too, not on Swift's cooperative pool.
+        return try await read { db -> AccountID? in
+            guard let row = try Row.fetchOne(db, sql: """
                 SELECT a.id, a.password FROM account a JOIN domain d ON d.id = a.domain_id WHERE a.localpart = ? AND d.name = ?
-                """, arguments: [local, domain])
+                """, arguments: [local, domain]), let hash = PasswordHash(encoded: row["password"]) else { return nil }
+            return hash.verify(password) ? row["id"] : nil
         }
-        guard let row, let hash = PasswordHash(encoded: row["password"]) else { return nil }
-        return hash.verify(password) ? row["id"] : nil
     }
 
     public func addAlias(_ source: String, targets: [EmailAddress]) async throws {
@@ -201,7 +224,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func aliases(domain: String?) async throws -> [AliasInfo] {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT x.localpart, d.name, x.targets FROM alias x JOIN domain d ON d.id = x.domain_id
                 WHERE ?1 IS NULL OR d.name = ?1 ORDER BY d.name, x.localpart
@@ -224,7 +247,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     /// domain's catch-all. Aliases may point at aliases, up to 10 levels.
     public func resolve(_ address: EmailAddress) async throws -> RecipientResolution {
         let generation = directoryCache.currentGeneration()
-        let result = try await pool.read { db in try Self.resolve(db, address.localPart.lowercased(), address.normalizedDomain, depth: 0) }
+        let result = try await read { db in try Self.resolve(db, address.localPart.lowercased(), address.normalizedDomain, depth: 0) }
         directoryCache.store(address.canonical, result, computedAt: generation)
         return result
     }
@@ -282,7 +305,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func mailboxes(account: AccountID) async throws -> [MailboxInfo] {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT b.*, (SELECT count(*) FROM mailbox_message mm WHERE mm.mailbox_id = b.id) AS messages
                 FROM mailbox b WHERE account_id = ? ORDER BY (name = 'INBOX') DESC, name
@@ -298,7 +321,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func createMailbox(account: AccountID, name: String) async throws -> MailboxID {
         guard !name.isEmpty, !name.contains("\0") else { throw StoreError.invalid("invalid mailbox name") }
         let canonical = name.uppercased() == "INBOX" ? "INBOX" : name
-        return try await pool.write { db in
+        return try await write { db in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, canonical]) {
                 return id
             }
@@ -308,7 +331,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func messages(mailbox: MailboxID) async throws -> [StoredMessage] {
-        try await pool.read { db in
+        try await read { db in
             try Row.fetchAll(db, sql: """
                 SELECT mm.*, m.size FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
                 WHERE mm.mailbox_id = ? ORDER BY mm.uid
@@ -323,17 +346,18 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func content(of message: MessageID) async throws -> [UInt8] {
-        let row = try await pool.read { db in
-            try Row.fetchOne(db, sql: "SELECT content, blob_key FROM message WHERE id = ?", arguments: [message])
+        let (key, inline) = try await read { db -> (String?, Data?) in
+            guard let row = try Row.fetchOne(db, sql: "SELECT content, blob_key FROM message WHERE id = ?", arguments: [message]) else {
+                throw StoreError.notFound("message \(message)")
+            }
+            return (row["blob_key"], row["content"])
         }
-        guard let row else { throw StoreError.notFound("message \(message)") }
-        if let key: String = row["blob_key"] { return try blobs.read(key) }
-        let data: Data = row["content"] ?? Data()
-        return Array(data)
+        if let key { return try blobs.read(key) }
+        return Array(inline ?? Data())
     }
 
     public func contentFile(of message: MessageID) async throws -> URL? {
-        let key = try await pool.read { db in
+        let key = try await read { db in
             try String.fetchOne(db, sql: "SELECT blob_key FROM message WHERE id = ?", arguments: [message])
         }
         return key.map(blobs.url(for:))
@@ -341,7 +365,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     /// Removes messages no mailbox references any more, and their files.
     public func collectGarbage() async throws {
-        let keys = try await pool.write { db -> [String] in
+        let keys = try await write { db -> [String] in
             let keys = try String.fetchAll(db, sql: "SELECT blob_key FROM message WHERE refcount <= 0 AND blob_key IS NOT NULL")
             try db.execute(sql: "DELETE FROM message WHERE refcount <= 0")
             return keys
@@ -358,7 +382,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     /// Blob files no message row references (written, then the process died before the commit).
     public func orphanBlobKeys() async throws -> [String] {
-        let known = Set(try await pool.read { db in try String.fetchAll(db, sql: "SELECT blob_key FROM message WHERE blob_key IS NOT NULL") })
+        let known = Set(try await read { db in try String.fetchAll(db, sql: "SELECT blob_key FROM message WHERE blob_key IS NOT NULL") })
         var orphans: [String] = []
         let dirs = (try? FileManager.default.contentsOfDirectory(atPath: blobs.root.path)) ?? []
         for d in dirs {
@@ -378,6 +402,6 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     /// PRAGMA data_version-like counter of committed changes, for caches that must notice admin commands.
     public func changeCounter() async throws -> Int {
-        try await pool.read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
+        try await read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
     }
 }
