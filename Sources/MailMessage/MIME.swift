@@ -95,6 +95,12 @@ public enum MIMEParser {
         return part
     }
 
+    /// The top-level part only (no multipart splitting): what the whole-message sections need.
+    public static func shallow(_ bytes: [UInt8], _ headerEnd: Int) -> MIMEPart {
+        MIMEPart(headerStart: 0, bodyStart: headerEnd, end: bytes.count, fields: [], contentType: ContentType(type: "text", subtype: "plain"),
+                 isDefaultType: true, children: [], message: [])
+    }
+
     /// Header fields up to the first empty line; returns them and the offset of the body.
     public static func parseHeader(_ b: [UInt8], start: Int, end: Int) -> ([HeaderField], Int) {
         var fields: [HeaderField] = []

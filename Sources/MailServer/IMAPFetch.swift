@@ -93,14 +93,28 @@ extension IMAPSession {
             default: return false
             }
         }
+        let needsTree = attrs.contains { a in
+            switch a {
+            case .envelope, .bodyStructure, .body, .binary, .binarySize: return true
+            case .bodySection(let section, _, _): return !section.part.isEmpty
+            default: return false
+            }
+        }
         var markSeen: [UID] = []
-        for (seq, message) in targets {
+        var prefetched: [MessageID: [UInt8]] = [:]
+        for (index, (seq, message)) in targets.enumerated() {
             var items: [[UInt8]] = []
             var parts: MessageParts?
             var tree: MIMEPart?
             if needsContent {
-                parts = MessageParts(try await store.content(of: message.messageID))
-                tree = MIMEParser.parse(parts!.bytes)
+                // Contents come in batches of 200: one store round trip instead of one per message.
+                if index % 200 == 0 {
+                    prefetched = try await store.contents(of: targets[index..<min(index + 200, targets.count)].map(\.message.messageID))
+                }
+                guard let bytes = prefetched[message.messageID] else { continue }
+                parts = MessageParts(bytes)
+                // The MIME tree only when something needs it (not for the header or the whole message).
+                tree = needsTree ? MIMEParser.parse(bytes) : MIMEParser.shallow(bytes, parts!.headerEnd)
             }
             for a in attrs {
                 switch a {
@@ -192,8 +206,16 @@ extension IMAPSession {
         let m = try requireSelected()
         var hits: [(Int, StoredMessage)] = []
         let largestUID = m.messages.last?.uid.rawValue ?? 0
+        let contentNeeded = Self.needsContent(key)
+        var prefetched: [MessageID: [UInt8]] = [:]
         for (i, message) in m.messages.enumerated() {
             var cache: MessageParts?
+            if contentNeeded {
+                if i % 200 == 0 {
+                    prefetched = try await store.contents(of: m.messages[i..<min(i + 200, m.messages.count)].map(\.messageID))
+                }
+                cache = prefetched[message.messageID].map(MessageParts.init)
+            }
             if try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, parts: &cache) {
                 hits.append((i + 1, message))
             }
@@ -213,6 +235,17 @@ extension IMAPSession {
             out.line(line)
         }
         out.line("\(tag) OK \(uid ? "UID " : "")SEARCH completed")
+    }
+
+    /// Whether a search key looks at headers or text (and so needs the message content).
+    static func needsContent(_ key: SearchKey) -> Bool {
+        switch key {
+        case .from, .to, .cc, .bcc, .subject, .header, .body, .text, .sentBefore, .sentOn, .sentSince: return true
+        case .and(let keys): return keys.contains(where: needsContent)
+        case .or(let a, let b): return needsContent(a) || needsContent(b)
+        case .not(let a): return needsContent(a)
+        default: return false
+        }
     }
 
     static func usesModSeq(_ key: SearchKey) -> Bool {

@@ -67,6 +67,8 @@ public protocol MessageStore: Sendable {
     func observeChanges(_ observer: @escaping @Sendable (MailboxID) -> Void)
     /// The full message content.
     func content(of message: MessageID) async throws -> [UInt8]
+    /// Several messages' contents in one round trip (FETCH and SEARCH over many messages).
+    func contents(of messages: [MessageID]) async throws -> [MessageID: [UInt8]]
     /// Where the content lives when it is a file (for streaming large messages); nil for inline content.
     func contentFile(of message: MessageID) async throws -> URL?
 }

@@ -356,6 +356,26 @@ public final class SQLiteMailStore: MailStore, Sendable {
         return Array(inline ?? Data())
     }
 
+    public func contents(of messages: [MessageID]) async throws -> [MessageID: [UInt8]] {
+        guard !messages.isEmpty else { return [:] }
+        let rows = try await read { db -> [(MessageID, String?, Data?)] in
+            var out: [(MessageID, String?, Data?)] = []
+            for chunk in stride(from: 0, to: messages.count, by: 500) {
+                let ids = messages[chunk..<min(chunk + 500, messages.count)]
+                let sql = "SELECT id, content, blob_key FROM message WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"
+                for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(Array(ids))) {
+                    out.append((row["id"], row["blob_key"], row["content"]))
+                }
+            }
+            return out
+        }
+        var result: [MessageID: [UInt8]] = [:]
+        for (id, key, inline) in rows {
+            result[id] = try key.map { try blobs.read($0) } ?? Array(inline ?? Data())
+        }
+        return result
+    }
+
     public func contentFile(of message: MessageID) async throws -> URL? {
         let key = try await read { db in
             try String.fetchOne(db, sql: "SELECT blob_key FROM message WHERE id = ?", arguments: [message])
