@@ -540,3 +540,22 @@ def test_many_concurrent_logins_do_not_deadlock(tern):
     for t in threads:
         t.join(120)
     assert errors == [] and len(done) == 96
+
+
+def test_failed_logins_are_limited_per_address(make_tern):
+    tern = make_tern({"limits": {"max_login_failures": 3}})
+    m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    start = time.time()
+    for _ in range(2):
+        with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+            m.login(ALICE, "guess")
+    assert time.time() - start >= 2, "each failure costs a second"
+    m2 = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    with pytest.raises(imaplib.IMAP4.error, match="AUTHENTICATIONFAILED"):
+        m2.login(BOB, "guess")
+    # The address is now blocked, even for the right password, and answers at once.
+    m3 = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    start = time.time()
+    with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+        m3.login(ALICE, PASSWORD)
+    assert time.time() - start < 0.5

@@ -64,7 +64,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
         let loopback = remoteAddress.hasPrefix("127.") || remoteAddress == "::1"
-        session = IMAPSession(server: server, isTLS: isTLS, isLoopback: loopback)
+        session = IMAPSession(server: server, isTLS: isTLS, isLoopback: loopback, remoteAddress: remoteAddress)
         switch limiter.acquire(remoteAddress) {
         case .accepted:
             acquired = true

@@ -75,10 +75,13 @@ final class IMAPSession: @unchecked Sendable {
     var compressing = false
     static let delimiter = "/"
 
-    init(server: ServerContext, isTLS: Bool, isLoopback: Bool) {
+    let remoteAddress: String
+
+    init(server: ServerContext, isTLS: Bool, isLoopback: Bool, remoteAddress: String) {
         self.server = server
         self.isTLS = isTLS
         self.isLoopback = isLoopback
+        self.remoteAddress = remoteAddress
     }
 
     var store: any MailStore { server.store }
@@ -350,11 +353,17 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     func authenticate(user: String, password: String, tag: String, _ out: inout IMAPOutput) async throws {
+        let throttle = server.loginThrottle
+        guard !throttle.isBlocked(remoteAddress) else {
+            server.logger.notice("IMAP login refused: too many failures from this address")
+            throw IMAPFailure.no("[UNAVAILABLE] Too many failed logins from your address; try again later")
+        }
         let address = try? EmailAddress.parse(user)
         var account: AccountID?
         if let address { account = try await store.verifyPassword(address, password: password) }
         guard let account, let address else {
             failedLogins += 1
+            throttle.recordFailure(remoteAddress)
             server.logger.notice("IMAP login failed", metadata: ["user": "\(user)"])
             // Slow down guessing: each failure costs the client a second, and three end the session.
             try? await Task.sleep(for: .seconds(1))
@@ -364,6 +373,7 @@ final class IMAPSession: @unchecked Sendable {
             }
             throw IMAPFailure.no("[AUTHENTICATIONFAILED] Invalid credentials")
         }
+        throttle.recordSuccess(remoteAddress)
         state = .authenticated(account, address.canonical)
         out.line("\(tag) OK [CAPABILITY \(capabilities)] Logged in")
     }

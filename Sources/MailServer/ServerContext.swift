@@ -17,6 +17,8 @@ public struct ServerContext: Sendable {
     public var threadPool: NIOThreadPool
     /// Messages up to this size are kept in memory and stored inline.
     public var inlineLimit: Int
+    /// Failed logins per client address, shared by every service.
+    public var loginThrottle: LoginThrottle
 
     public init(config: TernConfiguration, store: any MailStore, blobs: BlobStore, tls: NIOSSLContext?, logger: Logger,
                 threadPool: NIOThreadPool, inlineLimit: Int) {
@@ -27,6 +29,7 @@ public struct ServerContext: Sendable {
         self.logger = logger
         self.threadPool = threadPool
         self.inlineLimit = inlineLimit
+        self.loginThrottle = LoginThrottle(maxFailures: config.limits.maxLoginFailures)
     }
 }
 

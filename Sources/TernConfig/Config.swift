@@ -57,6 +57,7 @@ public struct TernConfiguration: Sendable {
         public var maxConnections: Int
         public var maxConnectionsPerAddress: Int
         public var maxErrors: Int
+        public var maxLoginFailures: Int
         public var commandTimeout: Duration
         public var dataTimeout: Duration
     }

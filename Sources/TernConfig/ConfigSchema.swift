@@ -53,6 +53,8 @@ public enum ConfigSchema {
               doc: "Simultaneous connections from one client IP address; more are answered 421 4.7.0."),
         Field(path: "limits.max_errors", kind: .int(1...1000), defaultValue: "10",
               doc: "Client errors in one SMTP session before it is ended with 421."),
+        Field(path: "limits.max_login_failures", kind: .int(1...100_000), defaultValue: "10",
+              doc: "Failed logins from one client address within 15 minutes after which that address may not log in until the 15 minutes have passed."),
         Field(path: "limits.command_timeout", kind: .duration, defaultValue: "\"5m\"",
               doc: "How long to wait for the next command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes)."),
         Field(path: "limits.data_timeout", kind: .duration, defaultValue: "\"10m\"",
@@ -171,6 +173,7 @@ public enum ConfigSchema {
             maxMessageSize: size("limits.max_message_size"), quota: size("limits.quota"), maxRecipients: int("limits.max_recipients"),
             maxLineLength: int("limits.max_line_length"), maxConnections: int("limits.max_connections"),
             maxConnectionsPerAddress: int("limits.max_connections_per_address"), maxErrors: int("limits.max_errors"),
+            maxLoginFailures: int("limits.max_login_failures"),
             commandTimeout: duration("limits.command_timeout"), dataTimeout: duration("limits.data_timeout"))
         let nameservers = strings("dns.nameservers")
         for ns in nameservers where ListenAddress(ns) == nil && ListenAddress("\(ns):53") == nil {
