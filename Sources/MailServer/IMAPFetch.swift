@@ -80,12 +80,20 @@ extension IMAPSession {
                 .filter { set.contains($0, largest: UInt32.max) }
             if !gone.isEmpty { out.line("* VANISHED (EARLIER) \(SequenceSet.compact(gone))") }
         }
-        let needsContent = attrs.contains { a in
+        // ENVELOPE and BODYSTRUCTURE come from the cache when it has them; the content is read only when needed.
+        let needsBytes = attrs.contains { a in
             switch a {
-            case .bodySection, .binary, .binarySize, .rfc822, .rfc822Header, .rfc822Text, .envelope, .bodyStructure, .body: return true
+            case .bodySection, .binary, .binarySize, .rfc822, .rfc822Header, .rfc822Text: return true
             default: return false
             }
         }
+        let needsStructure = attrs.contains { a in
+            switch a {
+            case .envelope, .bodyStructure, .body: return true
+            default: return false
+            }
+        }
+        let cache = server.structures
         let setsSeen = !m.readOnly && attrs.contains { a in
             switch a {
             case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
@@ -106,15 +114,26 @@ extension IMAPSession {
             var items: [[UInt8]] = []
             var parts: MessageParts?
             var tree: MIMEPart?
-            if needsContent {
+            var structure = needsStructure ? cache.get(message.messageID) : nil
+            if needsBytes || (needsStructure && structure == nil) {
                 // Contents come in batches of 200: one store round trip instead of one per message.
-                if index % 200 == 0 {
-                    prefetched = try await store.contents(of: targets[index..<min(index + 200, targets.count)].map(\.message.messageID))
+                if prefetched[message.messageID] == nil {
+                    // The next 200 messages that need their content, in one store round trip.
+                    let upcoming = targets[index..<min(index + 200, targets.count)].map(\.message.messageID)
+                        .filter { needsBytes || cache.get($0) == nil }
+                    prefetched = try await store.contents(of: upcoming)
                 }
                 guard let bytes = prefetched[message.messageID] else { continue }
                 parts = MessageParts(bytes)
                 // The MIME tree only when something needs it (not for the header or the whole message).
                 tree = needsTree ? MIMEParser.parse(bytes) : MIMEParser.shallow(bytes, parts!.headerEnd)
+                if needsStructure && structure == nil {
+                    let entry = StructureCache.Entry(envelope: IMAPBodyStructure.envelope(tree!),
+                                                     bodyStructure: IMAPBodyStructure.structure(bytes, tree!, extended: true),
+                                                     body: IMAPBodyStructure.structure(bytes, tree!, extended: false))
+                    cache.put(message.messageID, entry)
+                    structure = entry
+                }
             }
             for a in attrs {
                 switch a {
@@ -137,9 +156,9 @@ extension IMAPSession {
                         slice = Array(data[lo..<hi])
                     }
                     items.append(Array("\(name) ".utf8) + Self.literal(slice[...]))
-                case .envelope: items.append(Array("ENVELOPE \(IMAPBodyStructure.envelope(tree!))".utf8))
-                case .bodyStructure: items.append(Array("BODYSTRUCTURE \(IMAPBodyStructure.structure(parts!.bytes, tree!, extended: true))".utf8))
-                case .body: items.append(Array("BODY \(IMAPBodyStructure.structure(parts!.bytes, tree!, extended: false))".utf8))
+                case .envelope: items.append(Array("ENVELOPE \(structure!.envelope)".utf8))
+                case .bodyStructure: items.append(Array("BODYSTRUCTURE \(structure!.bodyStructure)".utf8))
+                case .body: items.append(Array("BODY \(structure!.body)".utf8))
                 case .binary(let path, let partial, _):
                     items.append(try Self.binaryItem(path: path, partial: partial, sizeOnly: false, tree!, parts!))
                 case .binarySize(let path):

@@ -19,6 +19,8 @@ public struct ServerContext: Sendable {
     public var inlineLimit: Int
     /// Failed logins per client address, shared by every service.
     public var loginThrottle: LoginThrottle
+    /// ENVELOPE / BODYSTRUCTURE of recently fetched messages.
+    let structures = StructureCache()
 
     public init(config: TernConfiguration, store: any MailStore, blobs: BlobStore, tls: NIOSSLContext?, logger: Logger,
                 threadPool: NIOThreadPool, inlineLimit: Int) {
