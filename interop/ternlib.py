@@ -117,6 +117,15 @@ class Tern:
         return SMTPRaw(s)
 
 
+def tls_context():
+    """A client TLS context that accepts Tern's self-signed test certificate."""
+    import ssl
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
 def strip_trace(stored):
     """Splits a stored message into Tern's trace headers (Return-Path, Received) and the original bytes."""
     assert stored.startswith(b"Return-Path: <"), stored[:80]

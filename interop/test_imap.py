@@ -10,6 +10,7 @@ import time
 import pytest
 
 from conftest import ALICE, BOB
+from ternlib import tls_context
 
 PASSWORD = "secret-password-1"
 
@@ -25,13 +26,6 @@ def login(tern, user=ALICE):
     m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
     m.login(user, PASSWORD)
     return m
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def test_capabilities_and_login(tern):

@@ -7,19 +7,12 @@ import subprocess
 import pytest
 
 from conftest import ALICE, BOB
-from ternlib import strip_trace
+from ternlib import strip_trace, tls_context
 
 
 def message(subject, body="Hello from the test.\r\n", sender="sender@remote.test", to=ALICE):
     return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {email.utils.formatdate()}\r\n"
             f"Message-ID: {email.utils.make_msgid()}\r\n\r\n{body}").encode()
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def test_plain_delivery_is_stored_byte_for_byte(tern):

@@ -29,47 +29,24 @@ public final class TernServer: Sendable {
     /// Binds every listener of the services Tern serves so far. Fails (and binds nothing) if one cannot be bound.
     public func start() async throws -> [Listener] {
         var listeners: [Listener] = []
-        let limits = context.config.limits
+        let server = context
         do {
             for address in context.config.listen[.smtp] ?? [] {
-                let limiter = ConnectionLimiter(maxTotal: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerAddress)
-                let server = context
-                let channel = try await ServerBootstrap(group: group)
-                    .serverChannelOption(ChannelOptions.backlog, value: 512)
-                    .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                    .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                    .childChannelInitializer { channel in
-                        channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(SMTPSessionHandler(server: server, limiter: limiter, isTLS: false))
-                        }
-                    }
-                    .bind(host: address.host, port: address.port).get()
-                channels.withLock { $0.append(channel) }
-                listeners.append(Listener(service: .smtp, address: channel.localAddress!))
+                listeners.append(try await bind(.smtp, address) { limiter in
+                    [SMTPSessionHandler(server: server, limiter: limiter, isTLS: false)]
+                })
             }
             let idle = IdleRegistry()
             context.store.observeChanges { idle.changed($0) }
             for (service, implicitTLS) in [(TernConfiguration.Service.imap, false), (.imaps, true)] {
+                guard !implicitTLS || server.tls != nil else { continue }
                 for address in context.config.listen[service] ?? [] {
-                    let limiter = ConnectionLimiter(maxTotal: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerAddress)
-                    let server = context
-                    guard !implicitTLS || server.tls != nil else { continue }
-                    let channel = try await ServerBootstrap(group: group)
-                        .serverChannelOption(ChannelOptions.backlog, value: 512)
-                        .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                        .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                        .childChannelInitializer { channel in
-                            channel.eventLoop.makeCompletedFuture {
-                                if implicitTLS, let tls = server.tls {
-                                    try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
-                                }
-                                try channel.pipeline.syncOperations.addHandler(
-                                    IMAPConnectionHandler(server: server, limiter: limiter, idle: idle, isTLS: implicitTLS))
-                            }
-                        }
-                        .bind(host: address.host, port: address.port).get()
-                    channels.withLock { $0.append(channel) }
-                    listeners.append(Listener(service: service, address: channel.localAddress!))
+                    listeners.append(try await bind(service, address) { limiter in
+                        var handlers: [ChannelHandler] = []
+                        if implicitTLS, let tls = server.tls { handlers.append(NIOSSLServerHandler(context: tls)) }
+                        handlers.append(IMAPConnectionHandler(server: server, limiter: limiter, idle: idle, isTLS: implicitTLS))
+                        return handlers
+                    })
                 }
             }
         } catch {
@@ -77,6 +54,25 @@ public final class TernServer: Sendable {
             throw error
         }
         return listeners
+    }
+
+    /// One listening socket; `handlers` makes each connection's pipeline. Connection limits are per listener.
+    private func bind(_ service: TernConfiguration.Service, _ address: ListenAddress,
+                      handlers: @escaping @Sendable (ConnectionLimiter) -> [ChannelHandler]) async throws -> Listener {
+        let limits = context.config.limits
+        let limiter = ConnectionLimiter(maxTotal: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerAddress)
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(ChannelOptions.backlog, value: 512)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandlers(handlers(limiter))
+                }
+            }
+            .bind(host: address.host, port: address.port).get()
+        channels.withLock { $0.append(channel) }
+        return Listener(service: service, address: channel.localAddress!)
     }
 
     public func stop() async {
