@@ -331,17 +331,22 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func messages(mailbox: MailboxID) async throws -> [StoredMessage] {
+        // Runs for every SELECT: explicit columns read by position and a cursor (no row dictionary per message).
         try await read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT mm.*, m.size FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
+            var out: [StoredMessage] = []
+            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
+                SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq
+                FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
                 WHERE mm.mailbox_id = ? ORDER BY mm.uid
-                """, arguments: [mailbox]).map {
-                let keywords: String = $0["keywords"]
-                return StoredMessage(mailbox: $0["mailbox_id"], uid: UID(UInt32($0["uid"] as Int64)), messageID: $0["message_id"],
-                                     size: $0["size"], internalDate: Date(timeIntervalSince1970: $0["internal_date"]),
-                                     flags: MessageFlags(rawValue: $0["flags"]),
-                                     keywords: keywords.split(separator: " ").map(String.init), modSeq: ModSeq(rawValue: $0["modseq"]))
+                """), arguments: [mailbox])
+            while let row = try rows.next() {
+                let keywords: String = row[5]
+                out.append(StoredMessage(mailbox: mailbox, uid: UID(UInt32(row[0] as Int64)), messageID: row[1], size: row[2],
+                                         internalDate: Date(timeIntervalSince1970: row[3]), flags: MessageFlags(rawValue: row[4]),
+                                         keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init),
+                                         modSeq: ModSeq(rawValue: row[6])))
             }
+            return out
         }
     }
 
