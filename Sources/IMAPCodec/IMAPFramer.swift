@@ -65,7 +65,7 @@ public struct IMAPFramer: Sendable {
             var line = Array(view[view.startIndex..<lf])
             buffer.moveReaderIndex(to: lf + 1)
             if line.last == UInt8(ascii: "\r") { line.removeLast() }
-            if let (size, synchronizing, headerStart) = Self.literalAnnouncement(line) {
+            if let (size, synchronizing) = Self.literalAnnouncement(line) {
                 let limit = isAppend(command + line) ? maxAppendLiteral : maxLiteral
                 if size > limit || command.count + line.count + size > maxCommand {
                     if synchronizing {
@@ -75,7 +75,6 @@ public struct IMAPFramer: Sendable {
                     }
                     return .fatal("Literal of \(size) octets exceeds the limit")
                 }
-                _ = headerStart
                 command.append(contentsOf: line)
                 command.append(contentsOf: [13, 10])
                 literalRemaining = size
@@ -90,7 +89,7 @@ public struct IMAPFramer: Sendable {
     }
 
     /// `{n}`, `{n+}`, `{n-}` or `~{n}` at the end of a line: (size, synchronizing).
-    static func literalAnnouncement(_ line: [UInt8]) -> (Int, Bool, Int)? {
+    static func literalAnnouncement(_ line: [UInt8]) -> (Int, Bool)? {
         guard line.last == UInt8(ascii: "}"), let open = line.lastIndex(of: UInt8(ascii: "{")) else { return nil }
         var digits = line[(open + 1)..<(line.count - 1)]
         var synchronizing = true
@@ -100,7 +99,7 @@ public struct IMAPFramer: Sendable {
         }
         guard !digits.isEmpty, digits.count <= 10, digits.allSatisfy({ (48...57).contains($0) }),
               let n = Int(String(decoding: digits, as: UTF8.self)) else { return nil }
-        return (n, synchronizing, open)
+        return (n, synchronizing)
     }
 
     func isAppend(_ bytes: [UInt8]) -> Bool {

@@ -35,5 +35,4 @@ public final class ConnectionLimiter: Sendable {
         }
     }
 
-    public var openConnections: Int { state.withLock { $0.total } }
 }

@@ -37,6 +37,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     private var framer: IMAPFramer
     private var inbound = ByteBuffer()
     private var busy = false
+    private var backpressure = ReadBackpressure(limit: 4 << 20)
     private var closed = false
     private var acquired = false
     private var remoteAddress = "unknown"
@@ -99,15 +100,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         inbound.writeBuffer(&bytes)
         armTimeout(context: context)
         process(context: context)
-        // A client that pipelines far ahead while a command runs is not read from until it catches up.
-        if busy, inbound.readableBytes > Self.maxBufferedInput, !readingPaused {
-            readingPaused = true
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        }
     }
-
-    static let maxBufferedInput = 4 << 20
-    private var readingPaused = false
 
     private func process(context: ChannelHandlerContext) {
         while !busy && !closed, let event = framer.next(&inbound) {
@@ -124,10 +117,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             }
         }
         if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
-        if !busy, readingPaused {
-            readingPaused = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-        }
+        backpressure.update(busy: busy, buffered: inbound.readableBytes, channel: context.channel)
     }
 
     private func handleCommand(_ bytes: [UInt8], context: ChannelHandlerContext) {

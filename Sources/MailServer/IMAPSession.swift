@@ -271,7 +271,7 @@ final class IMAPSession: @unchecked Sendable {
             state = .authenticated(a, user)
             out.line("\(tag) OK \(command.name) completed")
         case .expunge, .uidExpunge:
-            var m = try requireSelected()
+            let m = try requireSelected()
             guard !m.readOnly else { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
             var candidates = m.messages.filter { $0.flags.contains(.deleted) }
             if case .uidExpunge(let set) = command {
@@ -279,7 +279,6 @@ final class IMAPSession: @unchecked Sendable {
                 candidates = candidates.filter { chosen.contains($0.uid) }
             }
             _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid))
-            m = try requireSelected()
             try await poll(&out, expunges: true)
             out.line("\(tag) OK \(command.name) completed")
         case .search(let uid, let key, let returning):

@@ -18,8 +18,6 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// Buffered pipelined input above which the handler stops reading from the socket until it catches up.
-    static let maxBufferedInput = 1 << 20
 
     private let server: ServerContext
     private let limiter: ConnectionLimiter
@@ -27,15 +25,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private var framer: SMTPFramer
     private var inbound = ByteBuffer()
     private var busy = false
+    private var backpressure = ReadBackpressure(limit: 1 << 20)
     private var closed = false
-    private var readingPaused = false
     private var acquired = false
     private var needsFlush = false
     private var sink: MessageSink?
     private var bdatChunk: (last: Bool, accept: Bool)?
     /// The accounts each accepted recipient of the current transaction resolved to, in RCPT order.
     private var resolved: [[AccountID]] = []
-    private var pendingAccounts: [AccountID] = []
     private var remoteAddress = "unknown"
     private var timeout: Scheduled<Void>?
     private var logger: Logger
@@ -90,10 +87,6 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         inbound.writeBuffer(&bytes)
         armTimeout(context: context)
         process(context: context)
-        if busy, inbound.readableBytes > Self.maxBufferedInput, !readingPaused {
-            readingPaused = true
-            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
-        }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -114,10 +107,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             handle(event, context: context)
         }
         if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
-        if !busy, readingPaused {
-            readingPaused = false
-            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
-        }
+        backpressure.update(busy: busy, buffered: inbound.readableBytes, channel: context.channel)
         flush(context: context)
     }
 

@@ -424,9 +424,4 @@ public final class SQLiteMailStore: MailStore, Sendable {
         for key in orphans { blobs.remove(key) }
         return orphans.count
     }
-
-    /// PRAGMA data_version-like counter of committed changes, for caches that must notice admin commands.
-    public func changeCounter() async throws -> Int {
-        try await read { db in try Int.fetchOne(db, sql: "PRAGMA data_version") ?? 0 }
-    }
 }

@@ -107,6 +107,19 @@ final class InProcessServer {
     }
 }
 
+/// The EHLO keywords after the greeting line, as transcript lines (SIZE is the default 50 MiB).
+let ehloKeywords = """
+    S: 250-PIPELINING
+    S: 250-SIZE 52428800
+    S: 250-8BITMIME
+    S: 250-SMTPUTF8
+    S: 250-ENHANCEDSTATUSCODES
+    S: 250-CHUNKING
+    S: 250-DSN
+    S: 250-STARTTLS
+    S: 250 HELP
+    """
+
 @Suite(.serialized) struct TranscriptTests {
     @Test func deliveryAndRejections() async throws {
         let s = try await InProcessServer.start()
@@ -114,15 +127,7 @@ final class InProcessServer {
             S: 220 mx.test ESMTP Tern
             C: EHLO client.test
             S: 250-mx.test greets client.test
-            S: 250-PIPELINING
-            S: 250-SIZE 52428800
-            S: 250-8BITMIME
-            S: 250-SMTPUTF8
-            S: 250-ENHANCEDSTATUSCODES
-            S: 250-CHUNKING
-            S: 250-DSN
-            S: 250-STARTTLS
-            S: 250 HELP
+            \(ehloKeywords)
             C: MAIL FROM:<sender@remote.test>
             S: 250 2.1.0
             C: RCPT TO:<nobody@example.test>
@@ -154,15 +159,7 @@ final class InProcessServer {
             S: 220
             C: EHLO c\\r\\nMAIL FROM:<a@remote.test>\\r\\nRCPT TO:<nobody@example.test>\\r\\nRCPT TO:<alice@example.test>\\r\\nDATA
             S: 250-mx.test
-            S: 250-PIPELINING
-            S: 250-SIZE
-            S: 250-8BITMIME
-            S: 250-SMTPUTF8
-            S: 250-ENHANCEDSTATUSCODES
-            S: 250-CHUNKING
-            S: 250-DSN
-            S: 250-STARTTLS
-            S: 250 HELP
+            \(ehloKeywords)
             S: 250 2.1.0
             S: 550 5.1.1
             S: 250 2.1.5

@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from results import write_section  # noqa: E402
 PASSWORD = "bench-password"
 RARE = "zyxwvutsrq"
 WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
@@ -353,12 +355,7 @@ def write_results(args, rows):
         "",
     ]
     section = "\n".join(lines)
-    p = Path(args.results)
-    text = p.read_text() if p.exists() else "# Benchmark results\n\n"
-    pattern = re.compile(r"## imap\n.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    p.write_text(text)
-    print(f"results written to {p}")
+    write_section(args.results, "imap", section)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+from results import write_section  # noqa: E402
 PF_PORT, SINK_PORT = 2526, 2527
 RCPT, SENDER = "bench@bench.test", "sender@client.test"
 
@@ -225,12 +227,7 @@ def write_results(path, rows, messages):
         lines.append(f"| {r['size'] // 1024} KB | {r['sessions']} | {r['tern']:.0f} | {r['pf_accept']:.0f} | {r['pf_deliver']:.0f} | "
                      f"{r['sink']:.0f} | {r['tern'] / r['pf_accept']:.2f} | {r['tern'] / r['pf_deliver']:.2f} | {r['tern'] / r['sink']:.2f} |")
     section = "\n".join(lines) + "\n"
-    p = Path(path)
-    text = p.read_text() if p.exists() else "# Benchmark results\n\nEach section is rewritten by its benchmark script.\n\n"
-    pattern = re.compile(r"## smtp-ingest\n.*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    p.write_text(text)
-    print(f"results written to {path}")
+    write_section(path, "smtp-ingest", section)
 
 
 if __name__ == "__main__":
