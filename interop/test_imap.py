@@ -553,3 +553,68 @@ def test_failed_logins_are_limited_per_address(make_tern):
     with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
         m3.login(ALICE, PASSWORD)
     assert time.time() - start < 0.5
+
+
+def test_many_idle_sessions_share_one_view_and_all_see_every_change(tern):
+    """Sessions idling in one mailbox share its message list; each still gets every change, in order."""
+    for i in range(3):
+        deliver(tern, f"before {i}")
+    idlers = []
+    for _ in range(40):
+        sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
+        f = sock.makefile("rb")
+        f.readline()
+        sock.sendall(f'a LOGIN {ALICE} "{PASSWORD}"\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
+        while not f.readline().startswith(b"+ "):
+            pass
+        idlers.append((sock, f))
+    actor = login(tern)
+    actor.select("INBOX")
+    actor.store("2", "+FLAGS", "\\Flagged")
+    for _, f in idlers:
+        line = f.readline()
+        assert re.match(rb"\* 2 FETCH \(UID 2 FLAGS \(\\Flagged\)\)", line), line
+    actor.store("1", "+FLAGS", "\\Deleted")
+    actor.expunge()
+    for _, f in idlers:
+        # The \Deleted flag may be reported first (or coalesced with the expunge when both land before a wake-up).
+        while (line := f.readline()) != b"* 1 EXPUNGE\r\n":
+            assert re.match(rb"\* 1 FETCH \(UID 1 FLAGS \(\\Deleted\)\)", line), line
+    deliver(tern, "during idle")
+    for _, f in idlers:
+        assert f.readline() == b"* 3 EXISTS\r\n"
+    for sock, f in idlers:
+        sock.sendall(b"DONE\r\nd FETCH 1:* (UID FLAGS)\r\ne LOGOUT\r\n")
+        lines = []
+        while not (line := f.readline()).startswith(b"d OK"):
+            lines.append(line)
+        assert [re.search(rb"UID (\d+)", l).group(1) for l in lines if b"FETCH" in l] == [b"2", b"3", b"4"], lines
+        sock.close()
+    actor.logout()
+
+
+def test_changes_by_another_process_reach_a_selected_session(tern, tmp_path):
+    """An admin command writes to the store directly; NOOP still reports what it added."""
+    deliver(tern, "one")
+    m = login(tern)
+    m.select("INBOX")
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"From x@remote.test Mon Nov 23 10:00:00 2026\nSubject: imported\n\nbody\n")
+    tern.run("import", ALICE, str(mbox))
+    m.noop()
+    assert m.response("EXISTS")[1][-1] == b"2"
+    typ, data = m.fetch("2", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"Subject: imported" in data[0][1]
+    m.logout()
+
+
+def test_password_change_ends_cached_logins(tern):
+    """Successful logins are remembered for a while; a new password ends that at once, even from another process."""
+    for _ in range(3):
+        login(tern).logout()
+    tern.run("user", "password", ALICE, "--password", "another-password-2")
+    with pytest.raises(imaplib.IMAP4.error):
+        login(tern)
+    m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    m.login(ALICE, "another-password-2")
+    m.logout()

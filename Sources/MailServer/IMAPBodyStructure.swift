@@ -144,15 +144,20 @@ enum IMAPBodyStructure {
             case .header: return Array(bytes[part.headerStart..<part.bodyStart])
             case .text: return Array(bytes[part.bodyStart..<part.end])
             case .headerFields(let names), .headerFieldsNot(let names):
-                let wanted = Set(names.map { $0.lowercased() })
                 var isNot = false
                 if case .headerFieldsNot = spec.text { isNot = true }
-                let header = MessageParts(Array(bytes[part.headerStart..<part.bodyStart]))
-                var out: [UInt8] = []
-                for f in header.fields where wanted.contains(f.name.lowercased()) != isNot { out += f.raw }
-                return out + [13, 10]
+                return headerFields(bytes[part.headerStart..<part.bodyStart], names, exclude: isNot)
             default: return nil
             }
         }
+    }
+
+    /// `HEADER.FIELDS (names)` or `HEADER.FIELDS.NOT (names)` of a header block: the chosen fields as they are
+    /// (folding kept), then the empty line.
+    static func headerFields(_ header: ArraySlice<UInt8>, _ names: [String], exclude: Bool) -> [UInt8] {
+        let wanted = Set(names.map { $0.lowercased() })
+        var out: [UInt8] = []
+        for f in MessageParts(Array(header)).fields where wanted.contains(f.name.lowercased()) != exclude { out += f.raw }
+        return out + [13, 10]
     }
 }

@@ -66,6 +66,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
         let loopback = remoteAddress.hasPrefix("127.") || remoteAddress == "::1"
         session = IMAPSession(server: server, isTLS: isTLS, isLoopback: loopback, remoteAddress: remoteAddress)
+        session.stream = ResponseStream(channel: context.channel)
         switch limiter.acquire(remoteAddress) {
         case .accepted:
             acquired = true
@@ -241,7 +242,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         let session = self.session!
         let future = context.eventLoop.makeFutureWithTask { () async -> IMAPOutput in
             var out = IMAPOutput()
-            try? await session.poll(&out, expunges: true)
+            try? await session.poll(&out, expunges: true, verify: false)
             return out
         }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)

@@ -80,20 +80,8 @@ extension IMAPSession {
                 .filter { set.contains($0, largest: UInt32.max) }
             if !gone.isEmpty { out.line("* VANISHED (EARLIER) \(SequenceSet.compact(gone))") }
         }
-        // ENVELOPE and BODYSTRUCTURE come from the cache when it has them; the content is read only when needed.
-        let needsBytes = attrs.contains { a in
-            switch a {
-            case .bodySection, .binary, .binarySize, .rfc822, .rfc822Header, .rfc822Text: return true
-            default: return false
-            }
-        }
-        let needsStructure = attrs.contains { a in
-            switch a {
-            case .envelope, .bodyStructure, .body: return true
-            default: return false
-            }
-        }
-        let cache = server.structures
+        let plan = FetchPlan(attrs)
+        let structures = server.structures, headers = server.headers
         let setsSeen = !m.readOnly && attrs.contains { a in
             switch a {
             case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
@@ -101,81 +89,98 @@ extension IMAPSession {
             default: return false
             }
         }
-        let needsTree = attrs.contains { a in
-            switch a {
-            case .envelope, .bodyStructure, .body, .binary, .binarySize: return true
-            case .bodySection(let section, _, _): return !section.part.isEmpty
-            default: return false
-            }
+        // The content is read only when no cache has what is asked for.
+        func needsContent(_ id: MessageID) -> Bool {
+            plan.content || (plan.structure && structures.get(id) == nil) || (plan.header && headers.get(id) == nil)
         }
         var markSeen: [UID] = []
         var prefetched: [MessageID: [UInt8]] = [:]
-        for (index, (seq, message)) in targets.enumerated() {
-            var items: [[UInt8]] = []
+        for index in targets.indices {
+            let seq = targets[index].seq
+            let message = targets[index].message
+            let id = message.messageID
             var parts: MessageParts?
             var tree: MIMEPart?
-            var structure = needsStructure ? cache.get(message.messageID) : nil
-            if needsBytes || (needsStructure && structure == nil) {
-                // Contents come in batches of 200: one store round trip instead of one per message.
-                if prefetched[message.messageID] == nil {
+            var structure = plan.structure ? structures.get(id) : nil
+            var header = plan.header ? headers.get(id) : nil
+            if plan.content || (plan.structure && structure == nil) || (plan.header && header == nil) {
+                if prefetched[id] == nil {
                     // The next 200 messages that need their content, in one store round trip.
-                    let upcoming = targets[index..<min(index + 200, targets.count)].map(\.message.messageID)
-                        .filter { needsBytes || cache.get($0) == nil }
+                    let upcoming = [id] + targets[(index + 1)..<max(index + 1, min(index + 200, targets.count))].map(\.message.messageID).filter(needsContent)
                     prefetched = try await store.contents(of: upcoming)
                 }
-                guard let bytes = prefetched[message.messageID] else { continue }
-                parts = MessageParts(bytes)
-                // The MIME tree only when something needs it (not for the header or the whole message).
-                tree = needsTree ? MIMEParser.parse(bytes) : MIMEParser.shallow(bytes, parts!.headerEnd)
-                if needsStructure && structure == nil {
-                    let entry = StructureCache.Entry(envelope: IMAPBodyStructure.envelope(tree!),
-                                                     bodyStructure: IMAPBodyStructure.structure(bytes, tree!, extended: true),
-                                                     body: IMAPBodyStructure.structure(bytes, tree!, extended: false))
-                    cache.put(message.messageID, entry)
+                guard let bytes = prefetched[id] else { continue }
+                let p = MessageParts(bytes)
+                parts = p
+                if plan.header && header == nil {
+                    header = Array(p.header)
+                    headers.put(id, header!)
+                }
+                if plan.tree || (plan.structure && structure == nil) { tree = MIMEParser.parse(bytes) }
+                if plan.structure && structure == nil {
+                    let entry = StructureEntry(envelope: Array(IMAPBodyStructure.envelope(tree!).utf8),
+                                               bodyStructure: Array(IMAPBodyStructure.structure(bytes, tree!, extended: true).utf8),
+                                               body: Array(IMAPBodyStructure.structure(bytes, tree!, extended: false).utf8))
+                    structures.put(id, entry)
                     structure = entry
                 }
             }
+            out.ascii("* ")
+            out.decimal(seq)
+            out.ascii(" FETCH (")
+            var first = true
             for a in attrs {
+                if first { first = false } else { out.bytes.append(32) }
                 switch a {
-                case .uid: items.append(Array("UID \(message.uid.rawValue)".utf8))
-                case .flags: items.append(Array(flagsItem(message).utf8))
-                case .internalDate: items.append(Array("INTERNALDATE \(Self.internalDate(message.internalDate))".utf8))
-                case .rfc822Size: items.append(Array("RFC822.SIZE \(message.size)".utf8))
-                case .modSeq: items.append(Array("MODSEQ (\(message.modSeq.rawValue))".utf8))
-                case .rfc822: items.append(Array("RFC822 ".utf8) + Self.literal(parts!.bytes[...]))
-                case .rfc822Header: items.append(Array("RFC822.HEADER ".utf8) + Self.literal(parts!.header))
-                case .rfc822Text: items.append(Array("RFC822.TEXT ".utf8) + Self.literal(parts!.body))
+                case .uid: out.ascii("UID "); out.decimal(Int(message.uid.rawValue))
+                case .flags: out.ascii(flagsItem(message))
+                case .internalDate: out.ascii("INTERNALDATE "); out.ascii(Self.internalDate(message.internalDate))
+                case .rfc822Size: out.ascii("RFC822.SIZE "); out.decimal(message.size)
+                case .modSeq: out.ascii("MODSEQ ("); out.decimal(Int(message.modSeq.rawValue)); out.ascii(")")
+                case .rfc822: out.ascii("RFC822 "); out.literal(parts!.bytes[...])
+                case .rfc822Header: out.ascii("RFC822.HEADER "); out.literal(header![...])
+                case .rfc822Text: out.ascii("RFC822.TEXT "); out.literal(parts!.body)
                 case .bodySection(let section, let partial, _):
                     // A part that does not exist is returned empty (as Dovecot and Cyrus do).
-                    let data = IMAPBodyStructure.section(parts!.bytes, tree!, section) ?? []
-                    var name = "BODY[\(section)]"
-                    var slice = data
-                    if let partial {
-                        name += "<\(partial.lowerBound)>"
-                        let lo = min(partial.lowerBound, data.count), hi = min(partial.upperBound + 1, data.count)
-                        slice = Array(data[lo..<hi])
+                    var data: ArraySlice<UInt8>
+                    if section.part.isEmpty {
+                        switch section.text {
+                        case .full: data = parts!.bytes[...]
+                        case .text: data = parts!.body
+                        case .header, .mime: data = header![...]
+                        case .headerFields(let names): data = IMAPBodyStructure.headerFields(header![...], names, exclude: false)[...]
+                        case .headerFieldsNot(let names): data = IMAPBodyStructure.headerFields(header![...], names, exclude: true)[...]
+                        }
+                    } else {
+                        data = (IMAPBodyStructure.section(parts!.bytes, tree!, section) ?? [])[...]
                     }
-                    items.append(Array("\(name) ".utf8) + Self.literal(slice[...]))
-                case .envelope: items.append(Array("ENVELOPE \(structure!.envelope)".utf8))
-                case .bodyStructure: items.append(Array("BODYSTRUCTURE \(structure!.bodyStructure)".utf8))
-                case .body: items.append(Array("BODY \(structure!.body)".utf8))
+                    out.ascii("BODY[\(section)]")
+                    if let partial {
+                        out.ascii("<\(partial.lowerBound)>")
+                        let lo = data.startIndex + min(partial.lowerBound, data.count)
+                        let hi = data.startIndex + min(partial.upperBound + 1, data.count)
+                        data = data[lo..<hi]
+                    }
+                    out.bytes.append(32)
+                    out.literal(data)
+                case .envelope: out.ascii("ENVELOPE "); out.bytes += structure!.envelope
+                case .bodyStructure: out.ascii("BODYSTRUCTURE "); out.bytes += structure!.bodyStructure
+                case .body: out.ascii("BODY "); out.bytes += structure!.body
                 case .binary(let path, let partial, _):
-                    items.append(try Self.binaryItem(path: path, partial: partial, sizeOnly: false, tree!, parts!))
+                    out.bytes += try Self.binaryItem(path: path, partial: partial, sizeOnly: false, tree!, parts!)
                 case .binarySize(let path):
-                    items.append(try Self.binaryItem(path: path, partial: nil, sizeOnly: true, tree!, parts!))
+                    out.bytes += try Self.binaryItem(path: path, partial: nil, sizeOnly: true, tree!, parts!)
                 }
             }
             if setsSeen && !message.flags.contains(.seen) {
                 markSeen.append(message.uid)
             } else if condstore && !attrs.contains(.modSeq) && changedSince != nil {
-                items.append(Array("MODSEQ (\(message.modSeq.rawValue))".utf8))
-            }
-            out.raw(Array("* \(seq) FETCH (".utf8))
-            for (n, item) in items.enumerated() {
-                if n > 0 { out.raw([32]) }
-                out.raw(item)
+                out.ascii(" MODSEQ (")
+                out.decimal(Int(message.modSeq.rawValue))
+                out.ascii(")")
             }
             out.line(")")
+            try await out.flushIfLarge()
         }
         if !markSeen.isEmpty {
             // RFC 9051 §6.4.5: BODY[] sets \Seen; report the new flags.
@@ -324,8 +329,8 @@ extension IMAPSession {
         case .header(let field, let s):
             let values = try await content().values(field)
             return s.isEmpty ? !values.isEmpty : values.contains { contains($0, s) }
-        case .body(let s): return contains(String(decoding: try await content().body, as: UTF8.self), s)
-        case .text(let s): return contains(String(decoding: try await content().bytes, as: UTF8.self), s)
+        case .body(let s): return TextSearch.contains(try await content().body, s)
+        case .text(let s): return TextSearch.contains(try await content().bytes[...], s)
         case .before(let d): return compare(day(m.internalDate), d) < 0
         case .on(let d): return compare(day(m.internalDate), d) == 0
         case .since(let d): return compare(day(m.internalDate), d) >= 0
@@ -370,5 +375,75 @@ enum RFC5322Date {
         guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1],
                                                       second: hms.count > 2 ? hms[2] : 0)) else { return nil }
         return base.addingTimeInterval(TimeInterval(-offset))
+    }
+}
+
+/// SEARCH BODY and TEXT: a case-insensitive substring test on the raw octets.
+enum TextSearch {
+    /// ASCII text (nearly every body as stored: 7-bit, quoted-printable or base64) is compared octet by octet with
+    /// ASCII case folding; anything else goes through Foundation's case- and diacritic-insensitive comparison.
+    static func contains(_ haystack: ArraySlice<UInt8>, _ needle: String) -> Bool {
+        let n = Array(needle.utf8)
+        guard !n.isEmpty else { return true }
+        if n.allSatisfy({ $0 < 128 }) && !haystack.contains(where: { $0 >= 128 }) {
+            return asciiContains(haystack, n.map(lower))
+        }
+        return String(decoding: haystack, as: UTF8.self).range(of: needle, options: [.caseInsensitive, .diacriticInsensitive]) != nil
+    }
+
+    @inline(__always) static func lower(_ b: UInt8) -> UInt8 { b &- 65 < 26 ? b | 0x20 : b }
+
+    /// `needle` is lower-case ASCII.
+    static func asciiContains(_ haystack: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
+        guard haystack.count >= needle.count else { return false }
+        return haystack.withUnsafeBufferPointer { h in
+            needle.withUnsafeBufferPointer { nd in
+                let first = nd[0], last = h.count - nd.count
+                var i = 0
+                while i <= last {
+                    if lower(h[i]) == first {
+                        var k = 1
+                        while k < nd.count && lower(h[i + k]) == nd[k] { k += 1 }
+                        if k == nd.count { return true }
+                    }
+                    i += 1
+                }
+                return false
+            }
+        }
+    }
+}
+
+
+/// What a FETCH needs per message, decided once from its attributes.
+struct FetchPlan {
+    /// The whole content (a body part, the text, the full message, BINARY).
+    var content = false
+    /// Only the header block (`BODY.PEEK[HEADER]`, `HEADER.FIELDS`, `RFC822.HEADER`), which a cache may have.
+    var header = false
+    /// ENVELOPE, BODYSTRUCTURE or BODY, which a cache may have.
+    var structure = false
+    /// The MIME tree (a numbered part, BINARY).
+    var tree = false
+
+    init(_ attrs: [FetchAttribute]) {
+        for a in attrs {
+            switch a {
+            case .envelope, .bodyStructure, .body: structure = true
+            case .rfc822Header: header = true
+            case .rfc822, .rfc822Text: content = true
+            case .binary, .binarySize: content = true; tree = true
+            case .bodySection(let section, _, _):
+                if !section.part.isEmpty {
+                    content = true; tree = true
+                } else {
+                    switch section.text {
+                    case .header, .headerFields, .headerFieldsNot, .mime: header = true
+                    case .full, .text: content = true
+                    }
+                }
+            case .uid, .flags, .internalDate, .rfc822Size, .modSeq: break
+            }
+        }
     }
 }

@@ -2,6 +2,8 @@ import Foundation
 import IMAPCodec
 import MailCore
 import MailStore
+import NIOCore
+import Synchronization
 
 /// What a command produced for the wire, and what the connection must do next.
 struct IMAPOutput {
@@ -14,9 +16,63 @@ struct IMAPOutput {
     var saslContinuation: String?
     /// Start DEFLATE compression after this response (RFC 4978).
     var compress = false
+    /// Where a long response (FETCH over many messages) sends what it has so far, so that the client reads while
+    /// the server still works, and memory holds one chunk rather than the whole response.
+    var stream: ResponseStream?
 
-    mutating func line(_ s: String) { bytes += Array(s.utf8); bytes += [13, 10] }
+    /// Sends what is buffered when it exceeds `ResponseStream.chunk`; waits while the previous chunk is still unsent
+    /// (a slow reader slows the command down instead of growing the buffer).
+    mutating func flushIfLarge() async throws {
+        guard let stream, bytes.count >= ResponseStream.chunk else { return }
+        let chunk = bytes
+        bytes.removeAll(keepingCapacity: true)
+        try await stream.send(chunk)
+    }
+
+    mutating func line(_ s: String) { bytes.append(contentsOf: s.utf8); bytes.append(13); bytes.append(10) }
     mutating func raw(_ b: [UInt8]) { bytes += b }
+    mutating func ascii(_ s: String) { bytes.append(contentsOf: s.utf8) }
+
+    /// A non-negative number in decimal, without a String in between (FETCH writes several per message).
+    mutating func decimal(_ n: Int) {
+        guard n > 0 else { bytes.append(48); return }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var v = n
+        withUnsafeMutableBytes(of: &digits) { d in
+            while v > 0 { d[19 - count] = UInt8(48 + v % 10); v /= 10; count += 1 }
+            bytes.append(contentsOf: d[(20 - count)...])
+        }
+    }
+
+    /// An IMAP literal: `{n}` CRLF and the octets.
+    mutating func literal(_ data: ArraySlice<UInt8>) {
+        bytes.append(123)
+        decimal(data.count)
+        bytes.append(contentsOf: [125, 13, 10])
+        bytes.append(contentsOf: data)
+    }
+}
+
+/// The connection's channel, for responses sent in parts before their command completes.
+final class ResponseStream: Sendable {
+    static let chunk = 64 * 1024
+    let channel: any Channel
+    private let pending = Mutex<EventLoopFuture<Void>?>(nil)
+
+    init(channel: any Channel) {
+        self.channel = channel
+    }
+
+    func send(_ bytes: [UInt8]) async throws {
+        let previous = pending.withLock { $0 }
+        try await previous?.get()
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: promise)
+        pending.withLock { $0 = promise.futureResult }
+    }
 }
 
 /// The mailbox a session has selected: the session's own view of message numbers, which changes only when the
@@ -115,8 +171,12 @@ final class IMAPSession: @unchecked Sendable {
 
     // MARK: dispatch
 
+    /// Set by the connection handler.
+    var stream: ResponseStream?
+
     func handle(_ tagged: TaggedCommand) async -> IMAPOutput {
         var out = IMAPOutput()
+        out.stream = stream
         let tag = tagged.tag
         do {
             try await dispatch(tagged.command, tag: tag, &out)
@@ -394,11 +454,12 @@ final class IMAPSession: @unchecked Sendable {
         if qresync && selected != nil { out.line("* OK [CLOSED] Previous mailbox is now closed") }
         // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
         state = .authenticated(a, user)
-        guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
+        guard let boxID = try await store.mailboxID(account: a, name: name) else {
             throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
         }
-        let messages = try await store.messages(mailbox: box.id)
-        let m = SelectedMailbox(id: box.id, name: box.name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
+        let box = try await server.mailboxes.snapshot(boxID, verify: true)
+        let messages = box.messages
+        let m = SelectedMailbox(id: boxID, name: name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
                                 highestModSeq: box.highestModSeq)
         out.line("* \(messages.count) EXISTS")
         out.line("* 0 RECENT")
@@ -412,10 +473,10 @@ final class IMAPSession: @unchecked Sendable {
         out.line("* OK [HIGHESTMODSEQ \(box.highestModSeq.rawValue)] Highest")
         // RFC 9051 §6.3.2: an IMAP4rev2 client learns the mailbox's canonical name; a rev1 client would take the
         // untagged LIST for part of its next LIST's answer.
-        if rev2 { out.line("* LIST () \"\(Self.delimiter)\" \(encodeName(box.name))") }
+        if rev2 { out.line("* LIST () \"\(Self.delimiter)\" \(encodeName(name))") }
         if let q = qresyncParameters, q.uidValidity == box.uidValidity.rawValue {
             // RFC 7162 §3.2.5.2: what changed since the client's last sync.
-            var vanished = try await store.expunged(mailbox: box.id, since: ModSeq(rawValue: q.modSeq)).map(\.rawValue)
+            var vanished = try await store.expunged(mailbox: boxID, since: ModSeq(rawValue: q.modSeq)).map(\.rawValue)
             if let known = q.knownUIDs { vanished = vanished.filter { known.contains($0, largest: UInt32.max) } }
             if !vanished.isEmpty { out.line("* VANISHED (EARLIER) \(SequenceSet.compact(vanished))") }
             for (i, msg) in messages.enumerated() where msg.modSeq.rawValue > q.modSeq {
@@ -471,7 +532,7 @@ final class IMAPSession: @unchecked Sendable {
 
     func statusLine(_ box: MailboxInfo, _ items: [StatusItem]) async throws -> String {
         let needMessages = items.contains { [.unseen, .size, .deleted].contains($0) }
-        let messages = needMessages ? try await store.messages(mailbox: box.id) : []
+        let messages = needMessages ? try await server.mailboxes.snapshot(box.id, verify: true).messages : []
         let values: [String] = items.map { item in
             switch item {
             case .messages: return "MESSAGES \(box.messages)"
@@ -491,32 +552,51 @@ final class IMAPSession: @unchecked Sendable {
 
     /// Brings the session's view up to date and reports the differences: EXPUNGE (only when allowed), EXISTS,
     /// and FETCH FLAGS for changed flags.
-    func poll(_ out: inout IMAPOutput, expunges: Bool) async throws {
+    ///
+    /// The session then shares the mailbox's latest snapshot (`MailboxIndex`) instead of keeping its own copy. When
+    /// expunges may not be reported now (during FETCH, STORE or SEARCH, RFC 9051 §7.5.1) and some are pending, nothing
+    /// is reported and the view stays as it is until a command that may report them. `verify`: ask the store even
+    /// when no change was announced in this process (false only for IDLE wake-ups, which a change announced).
+    func poll(_ out: inout IMAPOutput, expunges: Bool, verify: Bool = true) async throws {
         guard case .selected(let a, let u, var m) = state else { return }
-        let current = try await store.messages(mailbox: m.id)
-        let currentUIDs = Set(current.map(\.uid))
-        if expunges {
-            var vanished: [UInt32] = []
-            for i in stride(from: m.messages.count - 1, through: 0, by: -1) where !currentUIDs.contains(m.messages[i].uid) {
-                if qresync { vanished.append(m.messages[i].uid.rawValue) } else { out.line("* \(i + 1) EXPUNGE") }
-                m.messages.remove(at: i)
+        let latest = try await server.mailboxes.snapshot(m.id, verify: verify)
+        let old = m.messages, new = latest.messages
+        if latest.uidValidity == m.uidValidity && latest.highestModSeq == m.highestModSeq && old.count == new.count {
+            // Nothing changed since the view was taken; share the snapshot's storage again if the view was patched.
+            m.messages = new
+            state = .selected(a, u, m)
+            return
+        }
+        // One merge walk over both UID-ordered lists.
+        var gone: [Int] = []       // indices in `old`
+        var changed: [Int] = []    // indices in `new`
+        var i = 0, j = 0
+        while i < old.count {
+            if j < new.count && new[j].uid == old[i].uid {
+                if new[j].flags != old[i].flags || new[j].keywords != old[i].keywords { changed.append(j) }
+                i += 1; j += 1
+            } else if j < new.count && new[j].uid < old[i].uid {
+                j += 1
+            } else {
+                gone.append(i); i += 1
             }
-            if !vanished.isEmpty { out.line("* VANISHED \(SequenceSet.compact(vanished))") }
         }
-        let known = Dictionary(uniqueKeysWithValues: m.messages.map { ($0.uid, $0) })
-        let lastUID = m.messages.last?.uid.rawValue ?? 0
-        for c in current {
-            if let old = known[c.uid], old.flags != c.flags || old.keywords != c.keywords, let seq = m.sequence(of: c.uid) {
-                m.messages[seq - 1] = c
-                out.line("* \(seq) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
+        if !gone.isEmpty && !expunges { return }
+        if !gone.isEmpty {
+            if qresync {
+                out.line("* VANISHED \(SequenceSet.compact(gone.map { old[$0].uid.rawValue }))")
+            } else {
+                // Highest first, so that each number is still valid when the client applies it.
+                for index in gone.reversed() { out.line("* \(index + 1) EXPUNGE") }
             }
         }
-        let new = current.filter { $0.uid.rawValue > lastUID }
-        if !new.isEmpty {
-            m.messages += new
-            out.line("* \(m.messages.count) EXISTS")
+        for index in changed {
+            let c = new[index]
+            out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
         }
-        if let h = current.map(\.modSeq).max(), h > m.highestModSeq { m.highestModSeq = h }
+        if new.count != old.count - gone.count { out.line("* \(new.count) EXISTS") }
+        m.messages = new
+        m.highestModSeq = latest.highestModSeq
         state = .selected(a, u, m)
     }
 
@@ -659,12 +739,12 @@ final class IMAPSession: @unchecked Sendable {
         let a = try requireAuth()
         let m = try requireSelected()
         if move && m.readOnly { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
-        guard let box = try await store.mailboxes(account: a).first(where: { $0.name == target }) else {
+        guard let targetID = try await store.mailboxID(account: a, name: target) else {
             throw IMAPFailure.no("[TRYCREATE] No such mailbox")
         }
         let chosen = m.resolve(set, uid: uid)
         if !move { try await checkQuota(account: a, adding: chosen.reduce(0) { $0 + $1.message.size }) }
-        let (pairs, validity) = try await store.copy(from: m.id, uids: chosen.map(\.message.uid), to: box.id, move: move)
+        let (pairs, validity) = try await store.copy(from: m.id, uids: chosen.map(\.message.uid), to: targetID, move: move)
         let code = pairs.isEmpty ? "" : "[COPYUID \(validity.rawValue) \(pairs.map { String($0.0.rawValue) }.joined(separator: ",")) \(pairs.map { String($0.1.rawValue) }.joined(separator: ","))] "
         if move {
             if !code.isEmpty { out.line("* OK \(code)Moved") }

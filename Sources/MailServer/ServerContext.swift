@@ -21,6 +21,10 @@ public struct ServerContext: Sendable {
     public var loginThrottle: LoginThrottle
     /// ENVELOPE / BODYSTRUCTURE of recently fetched messages.
     let structures = StructureCache()
+    /// Header blocks of recently fetched messages.
+    let headers = HeaderCache()
+    /// The latest message list of each mailbox in use, shared by the IMAP sessions that have it selected.
+    let mailboxes: MailboxIndex
 
     public init(config: TernConfiguration, store: any MailStore, blobs: BlobStore, tls: NIOSSLContext?, logger: Logger,
                 threadPool: NIOThreadPool, inlineLimit: Int) {
@@ -32,6 +36,7 @@ public struct ServerContext: Sendable {
         self.threadPool = threadPool
         self.inlineLimit = inlineLimit
         self.loginThrottle = LoginThrottle(maxFailures: config.limits.maxLoginFailures)
+        self.mailboxes = MailboxIndex(store: store)
     }
 }
 

@@ -1,18 +1,12 @@
 import MailStore
 import Synchronization
 
-/// ENVELOPE and BODYSTRUCTURE strings of recently fetched messages. Message contents never change, so an entry is
-/// valid for as long as the message exists; the cache is bounded by its total size and drops the oldest entries.
-final class StructureCache: Sendable {
-    struct Entry: Sendable {
-        var envelope: String
-        var bodyStructure: String
-        var body: String
-        var cost: Int { envelope.utf8.count + bodyStructure.utf8.count + body.utf8.count + 64 }
-    }
-
+/// What FETCH derives from a message's content, kept in memory for messages fetched recently. Message contents
+/// never change, so an entry is valid for as long as the message exists; each cache is bounded by its total size
+/// and drops the oldest entries first.
+final class DerivedCache<Value: Sendable>: Sendable {
     private struct State {
-        var entries: [MessageID: Entry] = [:]
+        var entries: [MessageID: (value: Value, cost: Int)] = [:]
         var order: [MessageID] = []
         var head = 0
         var bytes = 0
@@ -20,21 +14,24 @@ final class StructureCache: Sendable {
 
     private let state = Mutex(State())
     let budget: Int
+    private let cost: @Sendable (Value) -> Int
 
-    init(budget: Int = 32 << 20) {
+    init(budget: Int, cost: @escaping @Sendable (Value) -> Int) {
         self.budget = budget
+        self.cost = cost
     }
 
-    func get(_ id: MessageID) -> Entry? {
-        state.withLock { $0.entries[id] }
+    func get(_ id: MessageID) -> Value? {
+        state.withLock { $0.entries[id]?.value }
     }
 
-    func put(_ id: MessageID, _ entry: Entry) {
+    func put(_ id: MessageID, _ value: Value) {
+        let c = cost(value) + 64
         state.withLock { s in
             guard s.entries[id] == nil else { return }
-            s.entries[id] = entry
+            s.entries[id] = (value, c)
             s.order.append(id)
-            s.bytes += entry.cost
+            s.bytes += c
             while s.bytes > budget, s.head < s.order.count {
                 let old = s.order[s.head]
                 s.head += 1
@@ -45,5 +42,34 @@ final class StructureCache: Sendable {
                 s.head = 0
             }
         }
+    }
+}
+
+/// ENVELOPE, BODYSTRUCTURE and BODY of a message, encoded for the wire (a class: one reference to pass around).
+final class StructureEntry: Sendable {
+    let envelope: [UInt8]
+    let bodyStructure: [UInt8]
+    let body: [UInt8]
+
+    init(envelope: [UInt8], bodyStructure: [UInt8], body: [UInt8]) {
+        self.envelope = envelope
+        self.bodyStructure = bodyStructure
+        self.body = body
+    }
+}
+
+typealias StructureCache = DerivedCache<StructureEntry>
+/// The header block of a message (what `BODY.PEEK[HEADER]` and `HEADER.FIELDS` read: clients list a mailbox with them).
+typealias HeaderCache = DerivedCache<[UInt8]>
+
+extension DerivedCache where Value == StructureEntry {
+    convenience init() {
+        self.init(budget: 32 << 20) { $0.envelope.count + $0.bodyStructure.count + $0.body.count }
+    }
+}
+
+extension DerivedCache where Value == [UInt8] {
+    convenience init() {
+        self.init(budget: 64 << 20) { $0.count }
     }
 }

@@ -37,7 +37,9 @@ public final class TernServer: Sendable {
                 })
             }
             let idle = IdleRegistry()
-            context.store.observeChanges { idle.changed($0) }
+            let index = context.mailboxes
+            // The shared view learns of the change before any session is woken to look at it.
+            context.store.observeChanges { index.markChanged($0); idle.changed($0) }
             for (service, implicitTLS) in [(TernConfiguration.Service.imap, false), (.imaps, true)] {
                 guard !implicitTLS || server.tls != nil else { continue }
                 for address in context.config.listen[service] ?? [] {

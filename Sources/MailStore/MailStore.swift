@@ -45,6 +45,12 @@ public protocol MessageStore: Sendable {
     /// Creates a mailbox (no-op when it exists) and returns its id.
     func createMailbox(account: AccountID, name: String) async throws -> MailboxID
     func messages(mailbox: MailboxID) async throws -> [StoredMessage]
+    /// The id of an account's mailbox by its name, without counting messages (SELECT, APPEND, COPY).
+    func mailboxID(account: AccountID, name: String) async throws -> MailboxID?
+    /// A mailbox's state and what changed after `modSeq`, read in one transaction: every message when `modSeq` is nil.
+    /// Every change to a mailbox raises its HIGHESTMODSEQ, so a caller holding the messages as of one modseq can bring
+    /// them up to date from this delta alone (the shared IMAP mailbox view does).
+    func mailboxChanges(mailbox: MailboxID, since modSeq: ModSeq?) async throws -> MailboxChanges
     func deleteMailbox(account: AccountID, name: String) async throws
     /// Octets stored in all of an account's mailboxes (a message in two mailboxes counts twice, as in Dovecot).
     func usage(account: AccountID) async throws -> Int64
@@ -71,6 +77,24 @@ public protocol MessageStore: Sendable {
     func contents(of messages: [MessageID]) async throws -> [MessageID: [UInt8]]
     /// Where the content lives when it is a file (for streaming large messages); nil for inline content.
     func contentFile(of message: MessageID) async throws -> URL?
+}
+
+/// What `mailboxChanges(mailbox:since:)` returns.
+public struct MailboxChanges: Sendable {
+    public var uidValidity: UIDValidity
+    public var uidNext: UID
+    public var highestModSeq: ModSeq
+    /// Messages added or changed after the given modseq (all of them when none was given), in UID order.
+    public var changed: [StoredMessage]
+    /// UIDs expunged after the given modseq (empty when none was given).
+    public var expunged: [UID]
+    public init(uidValidity: UIDValidity, uidNext: UID, highestModSeq: ModSeq, changed: [StoredMessage], expunged: [UID]) {
+        self.uidValidity = uidValidity
+        self.uidNext = uidNext
+        self.highestModSeq = highestModSeq
+        self.changed = changed
+        self.expunged = expunged
+    }
 }
 
 public enum FlagOperation: Sendable { case add, remove, replace }

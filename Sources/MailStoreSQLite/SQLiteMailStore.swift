@@ -23,6 +23,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     let io: NIOThreadPool
     let directoryCache: DirectoryCache
     let changes = ChangeHub()
+    let verifiedLogins = VerifiedLogins()
 
     public init(dataDirectory: URL) throws {
         self.dataDirectory = dataDirectory
@@ -65,6 +66,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     private func changeDirectory<T: Sendable>(_ updates: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let result = try await write(updates)
         try directoryCache.bump()
+        verifiedLogins.clear()
         return result
     }
 
@@ -146,7 +148,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func setPassword(_ address: EmailAddress, password: String) async throws {
         let hash = PasswordHash.make(password: password).encoded
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        try await write { db in
+        try await changeDirectory { db in
             try db.execute(sql: """
                 UPDATE account SET password = ? WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)
                 """, arguments: [hash, local, domain])
@@ -181,13 +183,18 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID? {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
+        let user = local + "@" + domain
+        let generation = directoryCache.currentGeneration()
+        if let account = verifiedLogins.check(user, password, generation: generation) { return account }
         // The slow hash runs on an io thread too, not on Swift's cooperative pool.
-        return try await read { db -> AccountID? in
+        let account = try await read { db -> AccountID? in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT a.id, a.password FROM account a JOIN domain d ON d.id = a.domain_id WHERE a.localpart = ? AND d.name = ?
                 """, arguments: [local, domain]), let hash = PasswordHash(encoded: row["password"]) else { return nil }
             return hash.verify(password) ? row["id"] : nil
         }
+        if let account { verifiedLogins.remember(user, password, account: account, generation: generation) }
+        return account
     }
 
     public func addAlias(_ source: String, targets: [EmailAddress]) async throws {
@@ -331,22 +338,54 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func messages(mailbox: MailboxID) async throws -> [StoredMessage] {
-        // Runs for every SELECT: explicit columns read by position and a cursor (no row dictionary per message).
+        try await read { db in try Self.messages(db, mailbox: mailbox, since: nil) }
+    }
+
+    /// Messages of a mailbox in UID order, all or those changed after `since`. Runs for every SELECT: explicit columns
+    /// read by position and a cursor (no row dictionary per message).
+    static func messages(_ db: Database, mailbox: MailboxID, since: ModSeq?) throws -> [StoredMessage] {
+        var out: [StoredMessage] = []
+        let columns = """
+            SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq
+            FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
+            """
+        let rows: RowCursor
+        if let since {
+            rows = try Row.fetchCursor(db.cachedStatement(sql: columns + " WHERE mm.mailbox_id = ? AND mm.modseq > ? ORDER BY mm.uid"),
+                                       arguments: [mailbox, since.rawValue])
+        } else {
+            rows = try Row.fetchCursor(db.cachedStatement(sql: columns + " WHERE mm.mailbox_id = ? ORDER BY mm.uid"), arguments: [mailbox])
+        }
+        while let row = try rows.next() {
+            let keywords: String = row[5]
+            out.append(StoredMessage(mailbox: mailbox, uid: UID(UInt32(row[0] as Int64)), messageID: row[1], size: row[2],
+                                     internalDate: Date(timeIntervalSince1970: row[3]), flags: MessageFlags(rawValue: row[4]),
+                                     keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init),
+                                     modSeq: ModSeq(rawValue: row[6])))
+        }
+        return out
+    }
+
+    public func mailboxID(account: AccountID, name: String) async throws -> MailboxID? {
         try await read { db in
-            var out: [StoredMessage] = []
-            let rows = try Row.fetchCursor(db.cachedStatement(sql: """
-                SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq
-                FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
-                WHERE mm.mailbox_id = ? ORDER BY mm.uid
-                """), arguments: [mailbox])
-            while let row = try rows.next() {
-                let keywords: String = row[5]
-                out.append(StoredMessage(mailbox: mailbox, uid: UID(UInt32(row[0] as Int64)), messageID: row[1], size: row[2],
-                                         internalDate: Date(timeIntervalSince1970: row[3]), flags: MessageFlags(rawValue: row[4]),
-                                         keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init),
-                                         modSeq: ModSeq(rawValue: row[6])))
+            try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?"), arguments: [account, name])
+        }
+    }
+
+    public func mailboxChanges(mailbox: MailboxID, since: ModSeq?) async throws -> MailboxChanges {
+        try await read { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT uidvalidity, uidnext, highestmodseq FROM mailbox WHERE id = ?"),
+                                             arguments: [mailbox]) else { throw StoreError.notFound("mailbox") }
+            let highest = ModSeq(rawValue: row[2])
+            var changes = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row[0] as Int64)), uidNext: UID(UInt32(row[1] as Int64)),
+                                         highestModSeq: highest, changed: [], expunged: [])
+            guard since.map({ $0 < highest }) ?? true else { return changes }
+            changes.changed = try Self.messages(db, mailbox: mailbox, since: since)
+            if let since {
+                changes.expunged = try Int64.fetchAll(db.cachedStatement(sql: "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid"),
+                                                      arguments: [mailbox, since.rawValue]).map { UID(UInt32($0)) }
             }
-            return out
+            return changes
         }
     }
 

@@ -195,3 +195,81 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         }
     }
 }
+
+@Suite struct VerifiedLoginTests {
+    @Test func repeatedLoginsUseTheCacheAndEveryDirectoryChangeEmptiesIt() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let id = try await store.addAccount(addr("a@example.test"), password: "first")
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "first") == id)
+        // Remembered now (and only the right password is).
+        let generation = store.directoryCache.currentGeneration()
+        #expect(store.verifiedLogins.check("a@example.test", "first", generation: generation) == id)
+        #expect(store.verifiedLogins.check("a@example.test", "First", generation: generation) == nil)
+        #expect(try await store.verifyPassword(addr("A@example.test"), password: "first") == id)
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "First") == nil)
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "first ") == nil)
+        // Another process changes the password (an admin command): the old one stops working at once.
+        let other = try SQLiteMailStore(dataDirectory: dir)
+        try await other.setPassword(addr("a@example.test"), password: "second")
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "first") == nil)
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "second") == id)
+        #expect(store.verifiedLogins.check("a@example.test", "second", generation: store.directoryCache.currentGeneration()) == id)
+        try await other.removeAccount(addr("a@example.test"))
+        #expect(try await store.verifyPassword(addr("a@example.test"), password: "second") == nil)
+    }
+
+    @Test func mailboxChangesReturnTheDeltaAfterAModSeq() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let account = try await store.addAccount(addr("a@example.test"), password: "pw")
+        let inbox = try #require(try await store.mailboxID(account: account, name: "INBOX"))
+        #expect(try await store.mailboxID(account: account, name: "Nope") == nil)
+        func deliver() async throws {
+            _ = try await store.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nhi\r\n".utf8)),
+                                                 envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                                                 targets: [DeliveryTarget(account: account)]))
+        }
+        for _ in 0..<3 { try await deliver() }
+        let all = try await store.mailboxChanges(mailbox: inbox, since: nil)
+        #expect(all.changed.map(\.uid.rawValue) == [1, 2, 3])
+        let mark = all.highestModSeq
+        let none = try await store.mailboxChanges(mailbox: inbox, since: mark)
+        #expect(none.changed.isEmpty && none.expunged.isEmpty && none.highestModSeq == mark)
+        _ = try await store.storeFlags(mailbox: inbox, uids: [UID(2)], operation: .add, flags: .seen, keywords: [], unchangedSince: nil)
+        _ = try await store.expunge(mailbox: inbox, uids: [UID(1)])
+        try await deliver()
+        let delta = try await store.mailboxChanges(mailbox: inbox, since: mark)
+        #expect(delta.changed.map(\.uid.rawValue) == [2, 4])
+        #expect(delta.changed.first?.flags == .seen)
+        #expect(delta.expunged == [UID(1)])
+        #expect(delta.highestModSeq > mark)
+        #expect(delta.uidNext == UID(5))
+    }
+}
+
+@Suite struct VerifiedLoginsUnitTests {
+    @Test func entriesExpireAndBelongToOneGeneration() async throws {
+        let g1 = DirectoryCache.Generation(inode: 1, seconds: 1, nanoseconds: 1)
+        let g2 = DirectoryCache.Generation(inode: 2, seconds: 1, nanoseconds: 1)
+        let logins = VerifiedLogins(lifetime: .milliseconds(200))
+        #expect(logins.check("u@d", "pw", generation: g1) == nil)
+        logins.remember("u@d", "pw", account: 7, generation: g1)
+        #expect(logins.check("u@d", "pw", generation: g1) == 7)
+        #expect(logins.check("u@d", "pw2", generation: g1) == nil)
+        #expect(logins.check("v@d", "pw", generation: g1) == nil)
+        #expect(logins.check("u@d", "pw", generation: nil) == nil)
+        #expect(logins.check("u@d", "pw", generation: g2) == nil)   // the directory changed: forgotten
+        logins.remember("u@d", "pw", account: 7, generation: g1)    // computed under the old generation: not kept
+        #expect(logins.check("u@d", "pw", generation: g2) == nil)
+        logins.remember("u@d", "pw", account: 7, generation: g2)
+        #expect(logins.check("u@d", "pw", generation: g2) == 7)
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(logins.check("u@d", "pw", generation: g2) == nil)   // expired
+        let off = VerifiedLogins(lifetime: .zero)
+        off.remember("u@d", "pw", account: 7, generation: g1)
+        #expect(off.check("u@d", "pw", generation: g1) == nil)
+    }
+}
