@@ -29,6 +29,7 @@ let package = Package(
         .target(name: "MailMessage", dependencies: ["MailCore"]),
         .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "POP3Codec", dependencies: ["MailCore"]),
         .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         // Layer 1: storage protocols and model
         .target(name: "MailStore", dependencies: [
@@ -41,7 +42,7 @@ let package = Package(
             "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "MailServer", dependencies: [
-            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "MailStore", "TernConfig",
+            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -60,6 +61,7 @@ let package = Package(
         .testTarget(name: "SMTPCodecTests", dependencies: ["SMTPCodec", "MailCore"]),
         .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"]),
         .testTarget(name: "IMAPCodecTests", dependencies: ["IMAPCodec"]),
+        .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["MailServer", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]

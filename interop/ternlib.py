@@ -29,7 +29,7 @@ class Tern:
 
     def write_config(self):
         lines = [f'hostname = "{self.hostname}"', 'data = "data"', "", "[listen]", 'smtp = ["127.0.0.1:0"]', 'imap = ["127.0.0.1:0"]',
-                 'imaps = ["127.0.0.1:0"]']
+                 'imaps = ["127.0.0.1:0"]', 'pop3 = ["127.0.0.1:0"]', 'pop3s = ["127.0.0.1:0"]']
         for table, values in self.settings.items():
             if not values:
                 continue
@@ -74,6 +74,8 @@ class Tern:
                 self.smtp_port = int(m.group(1))
                 self.imap_port = int(re.search(r"^\s+imap\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
                 self.imaps_port = int(re.search(r"^\s+imaps\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
+                self.pop3_port = int(re.search(r"^\s+pop3\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
+                self.pop3s_port = int(re.search(r"^\s+pop3s\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError(f"tern exited with {self.proc.returncode}:\n{self.stderr_path.read_text()}")

@@ -25,6 +25,8 @@ public struct ServerContext: Sendable {
     let headers = HeaderCache()
     /// The latest message list of each mailbox in use, shared by the IMAP sessions that have it selected.
     let mailboxes: MailboxIndex
+    /// Accounts in a POP3 transaction (one POP3 session per maildrop).
+    let pop3Locks = POP3Locks()
 
     public init(config: TernConfiguration, store: any MailStore, blobs: BlobStore, tls: NIOSSLContext?, logger: Logger,
                 threadPool: NIOThreadPool, inlineLimit: Int) {

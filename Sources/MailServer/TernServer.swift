@@ -51,6 +51,17 @@ public final class TernServer: Sendable {
                     })
                 }
             }
+            for (service, implicitTLS) in [(TernConfiguration.Service.pop3, false), (.pop3s, true)] {
+                guard !implicitTLS || server.tls != nil else { continue }
+                for address in context.config.listen[service] ?? [] {
+                    listeners.append(try await bind(service, address) { limiter in
+                        var handlers: [ChannelHandler] = []
+                        if implicitTLS, let tls = server.tls { handlers.append(NIOSSLServerHandler(context: tls)) }
+                        handlers.append(POP3ConnectionHandler(server: server, limiter: limiter, isTLS: implicitTLS))
+                        return handlers
+                    })
+                }
+            }
         } catch {
             await stop()
             throw error

@@ -72,6 +72,8 @@ struct Serve: AsyncParsableCommand {
             case .smtp: out += "  (receiving SMTP, STARTTLS\(selfSigned))\n"
             case .imap: out += "  (IMAP, STARTTLS\(selfSigned))\n"
             case .imaps: out += "  (IMAP over TLS\(selfSigned))\n"
+            case .pop3: out += "  (POP3, STLS\(selfSigned))\n"
+            case .pop3s: out += "  (POP3 over TLS\(selfSigned))\n"
             default: out += "\n"
             }
         }

@@ -228,7 +228,7 @@ class Tern:
         self.dir.mkdir(parents=True)
         self.binary = binary
         self.config = self.dir / "tern.toml"
-        self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = []\nimap = ["127.0.0.1:0"]\nimaps = []\n'
+        self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = []\nimap = ["127.0.0.1:0"]\nimaps = []\npop3 = []\npop3s = []\n'
                                '[limits]\nmax_connections = 100000\nmax_connections_per_address = 100000\n[log]\nlevel = "warning"\n')
         run = lambda *a: subprocess.run([binary, *a, "--config", str(self.config)], check=True, capture_output=True)
         run("domain", "add", "bench.test")

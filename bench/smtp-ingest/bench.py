@@ -115,7 +115,7 @@ class TernProc:
         self.work = Path(work)
         self.config = self.work / "tern.toml"
         self.config.write_text(
-            'hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = ["127.0.0.1:0"]\nimap = []\nimaps = []\n'
+            'hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = ["127.0.0.1:0"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\n'
             '[limits]\nmax_connections_per_address = 1000\n[log]\nlevel = "warning"\n')
         sh(binary, "domain", "add", "bench.test", "--config", str(self.config))
         sh(binary, "user", "add", RCPT, "--password", "bench-password", "--config", str(self.config))

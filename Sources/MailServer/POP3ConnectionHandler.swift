@@ -1,0 +1,183 @@
+import Foundation
+import Logging
+import MailStore
+import NIOCore
+import NIOSSL
+import POP3Codec
+
+/// One POP3 connection: splits lines, runs commands on `POP3Session` one at a time (pipelined commands wait, RFC 2449
+/// PIPELINING), writes the responses.
+final class POP3ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let server: ServerContext
+    private let limiter: ConnectionLimiter
+    private var session: POP3Session!
+    private var framer = POP3LineFramer()
+    private var inbound: [UInt8] = []
+    private var consumed = 0
+    private var busy = false
+    private var backpressure = ReadBackpressure(limit: 64 << 10)
+    private var closed = false
+    private var acquired = false
+    private var saslPending = false
+    private var remoteAddress = "unknown"
+    private var timeout: Scheduled<Void>?
+    private var logger: Logger
+    private let isTLS: Bool
+
+    /// RFC 1939 §3: an inactivity autologout timer of at least 10 minutes.
+    static let idleTimeout: TimeAmount = .minutes(10)
+    static let preAuthTimeout: TimeAmount = .minutes(1)
+
+    init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
+        self.server = server
+        self.limiter = limiter
+        self.isTLS = isTLS
+        logger = server.logger
+        logger[metadataKey: "conn"] = .string(SessionID.make())
+        logger[metadataKey: "proto"] = "pop3"
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
+        let loopback = remoteAddress.hasPrefix("127.") || remoteAddress == "::1"
+        session = POP3Session(server: server, isTLS: isTLS, isLoopback: loopback, remoteAddress: remoteAddress)
+        session.stream = ResponseStream(channel: context.channel)
+        switch limiter.acquire(remoteAddress) {
+        case .accepted:
+            acquired = true
+            send(Array((session.greeting + "\r\n").utf8), context: context)
+            armTimeout(context: context)
+        case .tooManyFromAddress, .tooManyTotal:
+            closed = true
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "-ERR [SYS/TEMP] Too many connections, try again later\r\n")))
+                .whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        timeout?.cancel()
+        // A dropped connection deletes nothing (RFC 1939 §6): the lock goes, the deletion marks with it.
+        if let account = session?.lockedAccount { server.pop3Locks.release(account) }
+        if acquired { limiter.release(remoteAddress); acquired = false }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if let e = error as? NIOSSLError, case .uncleanShutdown = e {} else {
+            logger.info("connection error", metadata: ["error": "\(error)"])
+        }
+        closed = true
+        context.close(promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        let bytes = unwrapInboundIn(data)
+        inbound.append(contentsOf: bytes.readableBytesView)
+        armTimeout(context: context)
+        process(context: context)
+    }
+
+    private func process(context: ChannelHandlerContext) {
+        while !busy && !closed, let event = framer.next(&inbound, from: &consumed) {
+            switch event {
+            case .tooLong:
+                closed = true
+                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "-ERR Line too long\r\n"))).whenComplete { _ in context.close(promise: nil) }
+            case .line(let line):
+                handleLine(line, context: context)
+            }
+        }
+        if consumed > 0 && (consumed == inbound.count || consumed > 16384) {
+            inbound.removeFirst(consumed)
+            consumed = 0
+        }
+        backpressure.update(busy: busy, buffered: inbound.count - consumed, channel: context.channel)
+    }
+
+    private func handleLine(_ line: [UInt8], context: ChannelHandlerContext) {
+        if saslPending {
+            saslPending = false
+            let response = String(decoding: line, as: UTF8.self)
+            run(context: context) { session in
+                var out = POP3Output()
+                do { try await session.saslPlain(response, &out) } catch let e as POP3Session.POP3Failure {
+                    out.err(e.text)
+                } catch {
+                    out.err("[SYS/TEMP] Authentication failed, try again later")
+                }
+                return out
+            }
+            return
+        }
+        let command: POP3Command
+        do {
+            command = try POP3CommandParser.parse(line)
+        } catch {
+            send(Array("-ERR \(error.message)\r\n".utf8), context: context)
+            return
+        }
+        run(context: context) { session in await session.handle(command) }
+    }
+
+    /// Runs a command off the event loop; reads no further command until it is answered.
+    private func run(context: ChannelHandlerContext, _ work: @escaping @Sendable (POP3Session) async -> POP3Output) {
+        busy = true
+        let session = self.session!
+        let future = context.eventLoop.makeFutureWithTask { await work(session) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        future.whenSuccess { out in
+            let (handler, context) = bound.value
+            handler.finished(out, context: context)
+        }
+    }
+
+    private func finished(_ out: POP3Output, context: ChannelHandlerContext) {
+        busy = false
+        guard !closed else { return }
+        if out.close {
+            closed = true
+            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: out.bytes)))
+                .whenComplete { _ in context.close(promise: nil) }
+            return
+        }
+        send(out.bytes, context: context)
+        if out.startTLS, let tls = server.tls {
+            // Plaintext pipelined after STLS is discarded, never read as if it came over TLS.
+            inbound.removeAll()
+            consumed = 0
+            session.isTLS = true
+            do {
+                try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
+            } catch {
+                context.close(promise: nil)
+                return
+            }
+        }
+        if out.saslContinuation { saslPending = true }
+        process(context: context)
+    }
+
+    private func send(_ bytes: [UInt8], context: ChannelHandlerContext) {
+        guard !bytes.isEmpty else { return }
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
+    }
+
+    private func armTimeout(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        let authenticated = session?.lockedAccount != nil
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        timeout = context.eventLoop.scheduleTask(in: authenticated ? Self.idleTimeout : Self.preAuthTimeout) {
+            let (handler, context) = bound.value
+            guard !handler.closed else { return }
+            if handler.busy { handler.armTimeout(context: context); return }
+            handler.closed = true
+            context.writeAndFlush(handler.wrapOutboundOut(ByteBuffer(string: "-ERR Autologout; idle for too long\r\n")))
+                .whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+}

@@ -1,0 +1,281 @@
+import Foundation
+import MailCore
+import MailStore
+import POP3Codec
+import Synchronization
+
+/// Accounts with a POP3 session in the transaction state: a second session gets `[IN-USE]` (RFC 2449 §8.1.2),
+/// because POP3 message numbers and deletions assume one client at a time.
+final class POP3Locks: Sendable {
+    private let held = Mutex<Set<AccountID>>([])
+
+    func acquire(_ account: AccountID) -> Bool {
+        held.withLock { $0.insert(account).inserted }
+    }
+
+    func release(_ account: AccountID) {
+        _ = held.withLock { $0.remove(account) }
+    }
+}
+
+/// What a POP3 command produced for the wire, and what the connection must do next.
+struct POP3Output {
+    var bytes: [UInt8] = []
+    var startTLS = false
+    var close = false
+    /// The next line is the client's SASL response (AUTH PLAIN without an initial response).
+    var saslContinuation = false
+    var stream: ResponseStream?
+
+    mutating func ok(_ text: String) { line("+OK \(text)") }
+    mutating func err(_ text: String) { line("-ERR \(text)") }
+    mutating func line(_ s: String) { bytes.append(contentsOf: s.utf8); bytes.append(13); bytes.append(10) }
+
+    /// Sends what is buffered once it passes a chunk, waiting while the client is slow (a 10 MB RETR holds one
+    /// chunk in memory beside the message, not a second copy of it).
+    mutating func flushIfLarge() async throws {
+        guard let stream, bytes.count >= ResponseStream.chunk else { return }
+        let chunk = bytes
+        bytes.removeAll(keepingCapacity: true)
+        try await stream.send(chunk)
+    }
+}
+
+/// One POP3 session (RFC 1939): AUTHORIZATION, then TRANSACTION on a snapshot of the INBOX taken at login, then
+/// UPDATE at QUIT, the only moment deletions take effect. A dropped connection deletes nothing.
+final class POP3Session: @unchecked Sendable {
+    enum State {
+        case authorization(user: String?)
+        case transaction(Maildrop)
+        case update
+    }
+
+    struct Maildrop {
+        var account: AccountID
+        var mailbox: MailboxID
+        var uidValidity: UIDValidity
+        var messages: [StoredMessage]
+        var deleted: Set<Int> = []
+    }
+
+    let server: ServerContext
+    let isLoopback: Bool
+    var isTLS: Bool
+    let remoteAddress: String
+    var state: State = .authorization(user: nil)
+    var stream: ResponseStream?
+    var failedLogins = 0
+
+    init(server: ServerContext, isTLS: Bool, isLoopback: Bool, remoteAddress: String) {
+        self.server = server
+        self.isTLS = isTLS
+        self.isLoopback = isLoopback
+        self.remoteAddress = remoteAddress
+    }
+
+    /// Plaintext passwords only over TLS, or on loopback (RFC 2595 §2.1's advice; as for IMAP).
+    var loginAllowed: Bool { isTLS || isLoopback }
+
+    var greeting: String { "+OK \(server.config.hostname) Tern POP3 ready" }
+
+    var capabilities: [String] {
+        var caps = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING", "EXPIRE NEVER", "IMPLEMENTATION Tern"]
+        if case .authorization = state {
+            if loginAllowed { caps += ["USER", "SASL PLAIN"] }
+            if server.tls != nil && !isTLS { caps.append("STLS") }
+        }
+        return caps
+    }
+
+    /// The session's account while in TRANSACTION, so the connection can release the lock when it ends.
+    var lockedAccount: AccountID? {
+        if case .transaction(let drop) = state { return drop.account }
+        return nil
+    }
+
+    func handle(_ command: POP3Command) async -> POP3Output {
+        var out = POP3Output()
+        out.stream = stream
+        do {
+            try await dispatch(command, &out)
+        } catch let error as POP3Failure {
+            out.err(error.text)
+        } catch {
+            server.logger.error("POP3 command failed", metadata: ["cmd": "\(command.name)", "error": "\(error)"])
+            out.err("[SYS/TEMP] Internal error, try again later")
+        }
+        return out
+    }
+
+    struct POP3Failure: Error {
+        var text: String
+        init(_ text: String) { self.text = text }
+    }
+
+    func dispatch(_ command: POP3Command, _ out: inout POP3Output) async throws {
+        switch (command, state) {
+        case (.capa, _):
+            out.ok("Capability list follows")
+            for c in capabilities { out.line(c) }
+            out.line(".")
+        case (.noop, .transaction):
+            out.ok("")
+        case (.quit, .transaction(let drop)):
+            try await quit(drop, &out)
+        case (.quit, _):
+            out.ok("\(server.config.hostname) Tern POP3 signing off")
+            out.close = true
+        case (.stls, .authorization):
+            guard server.tls != nil else { throw POP3Failure("TLS is not available") }
+            guard !isTLS else { throw POP3Failure("TLS is already active") }
+            out.ok("Begin TLS negotiation")
+            out.startTLS = true
+        case (.user(let name), .authorization):
+            guard loginAllowed else { throw POP3Failure("[AUTH] Plaintext login is disabled until STLS") }
+            state = .authorization(user: name)
+            out.ok("Send your password")
+        case (.pass(let password), .authorization(let user)):
+            guard let user else { throw POP3Failure("USER first") }
+            state = .authorization(user: nil)
+            try await login(user: user, password: password, &out)
+        case (.auth(nil, _), .authorization):
+            out.ok("Mechanisms follow")
+            if loginAllowed { out.line("PLAIN") }
+            out.line(".")
+        case (.auth(let mechanism?, let initial), .authorization):
+            guard mechanism == "PLAIN" else { throw POP3Failure("Unsupported mechanism \(mechanism)") }
+            guard loginAllowed else { throw POP3Failure("[AUTH] Authentication is disabled until STLS") }
+            if let initial {
+                try await saslPlain(initial, &out)
+            } else {
+                out.line("+ ")
+                out.saslContinuation = true
+            }
+        case (.stat, .transaction(let drop)):
+            let live = drop.messages.indices.filter { !drop.deleted.contains($0) }
+            out.ok("\(live.count) \(live.reduce(0) { $0 + drop.messages[$1].size })")
+        case (.list(nil), .transaction(let drop)):
+            out.ok("Scan list follows")
+            for (i, m) in drop.messages.enumerated() where !drop.deleted.contains(i) { out.line("\(i + 1) \(m.size)") }
+            out.line(".")
+        case (.list(let n?), .transaction(let drop)):
+            let i = try index(n, drop)
+            out.ok("\(n) \(drop.messages[i].size)")
+        case (.uidl(nil), .transaction(let drop)):
+            out.ok("Unique-id list follows")
+            for (i, m) in drop.messages.enumerated() where !drop.deleted.contains(i) {
+                out.line("\(i + 1) \(POP3Encoding.uniqueID(uid: m.uid.rawValue, uidValidity: drop.uidValidity.rawValue))")
+            }
+            out.line(".")
+        case (.uidl(let n?), .transaction(let drop)):
+            let i = try index(n, drop)
+            out.ok("\(n) \(POP3Encoding.uniqueID(uid: drop.messages[i].uid.rawValue, uidValidity: drop.uidValidity.rawValue))")
+        case (.retr(let n), .transaction(let drop)):
+            let i = try index(n, drop)
+            let content = try await load(drop.messages[i])
+            out.ok("\(drop.messages[i].size) octets")
+            POP3Encoding.appendMultiline(content[...], to: &out.bytes)
+            try await out.flushIfLarge()
+        case (.top(let n, let lines), .transaction(let drop)):
+            let i = try index(n, drop)
+            let content = try await load(drop.messages[i])
+            out.ok("Top of message follows")
+            POP3Encoding.appendMultiline(POP3Encoding.top(content[...], lines: lines), to: &out.bytes)
+        case (.dele(let n), .transaction(var drop)):
+            let i = try index(n, drop)
+            drop.deleted.insert(i)
+            state = .transaction(drop)
+            out.ok("Message \(n) deleted")
+        case (.rset, .transaction(var drop)):
+            drop.deleted.removeAll()
+            state = .transaction(drop)
+            out.ok("Maildrop has \(drop.messages.count) messages")
+        case (_, .authorization):
+            throw POP3Failure("Log in first")
+        case (_, .transaction):
+            throw POP3Failure("Not allowed now")
+        case (_, .update):
+            throw POP3Failure("Session is ending")
+        }
+    }
+
+    /// A message number that exists and is not marked deleted, as an index.
+    func index(_ n: Int, _ drop: Maildrop) throws -> Int {
+        guard n >= 1, n <= drop.messages.count else { throw POP3Failure("No such message") }
+        guard !drop.deleted.contains(n - 1) else { throw POP3Failure("Message \(n) is deleted") }
+        return n - 1
+    }
+
+    func load(_ message: StoredMessage) async throws -> [UInt8] {
+        do {
+            return try await server.store.content(of: message.messageID)
+        } catch StoreError.notFound {
+            throw POP3Failure("Message was removed by another session")
+        }
+    }
+
+    // MARK: authentication
+
+    func saslPlain(_ base64: String, _ out: inout POP3Output) async throws {
+        guard base64 != "*" else { throw POP3Failure("Authentication cancelled") }
+        // RFC 4616: [authzid] NUL authcid NUL passwd; "=" is an empty initial response (RFC 5034 §4).
+        guard let data = Data(base64Encoded: base64 == "=" ? "" : base64) else { throw POP3Failure("Invalid base64") }
+        let parts = Array(data).split(separator: 0, omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw POP3Failure("[AUTH] Invalid PLAIN response") }
+        let authz = String(decoding: parts[0], as: UTF8.self), user = String(decoding: parts[1], as: UTF8.self)
+        guard authz.isEmpty || authz.lowercased() == user.lowercased() else { throw POP3Failure("[AUTH] Cannot act as another user") }
+        try await login(user: user, password: String(decoding: parts[2], as: UTF8.self), &out)
+    }
+
+    func login(user: String, password: String, _ out: inout POP3Output) async throws {
+        let throttle = server.loginThrottle
+        guard !throttle.isBlocked(remoteAddress) else {
+            server.logger.notice("POP3 login refused: too many failures from this address")
+            throw POP3Failure("[AUTH] Too many failed logins from your address; try again later")
+        }
+        let address = try? EmailAddress.parse(user)
+        var account: AccountID?
+        if let address { account = try await server.store.verifyPassword(address, password: password) }
+        guard let account else {
+            failedLogins += 1
+            throttle.recordFailure(remoteAddress)
+            server.logger.notice("POP3 login failed", metadata: ["user": "\(user)"])
+            // Each failure costs the client a second; three end the session.
+            try? await Task.sleep(for: .seconds(1))
+            if failedLogins >= 3 { out.close = true }
+            throw POP3Failure("[AUTH] Invalid credentials")
+        }
+        throttle.recordSuccess(remoteAddress)
+        guard let inbox = try await server.store.mailboxID(account: account, name: "INBOX") else {
+            throw POP3Failure("[SYS/PERM] The account has no INBOX")
+        }
+        guard server.pop3Locks.acquire(account) else {
+            throw POP3Failure("[IN-USE] Another POP3 session is using this maildrop")
+        }
+        do {
+            let snapshot = try await server.mailboxes.snapshot(inbox, verify: true)
+            state = .transaction(Maildrop(account: account, mailbox: inbox, uidValidity: snapshot.uidValidity, messages: snapshot.messages))
+            out.ok("Logged in, \(snapshot.messages.count) messages")
+        } catch {
+            server.pop3Locks.release(account)
+            throw POP3Failure("[SYS/TEMP] Cannot open the maildrop, try again later")
+        }
+    }
+
+    // MARK: update
+
+    func quit(_ drop: Maildrop, _ out: inout POP3Output) async throws {
+        state = .update
+        out.close = true
+        defer { server.pop3Locks.release(drop.account) }
+        let uids = drop.deleted.sorted().map { drop.messages[$0].uid }
+        do {
+            _ = try await server.store.expunge(mailbox: drop.mailbox, uids: uids)
+        } catch {
+            server.logger.error("POP3 update failed", metadata: ["error": "\(error)"])
+            out.err("[SYS/TEMP] Deleted messages were not removed, try again later")
+            return
+        }
+        out.ok("\(server.config.hostname) Tern POP3 signing off (\(uids.count) messages deleted)")
+    }
+}
