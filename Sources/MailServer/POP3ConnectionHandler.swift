@@ -121,6 +121,19 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
             send(Array("-ERR \(error.message)\r\n".utf8), context: context)
             return
         }
+        var out = POP3Output()
+        do {
+            if try session.answerAtOnce(command, &out) {
+                send(out.bytes, context: context)
+                return
+            }
+        } catch let e as POP3Session.POP3Failure {
+            send(Array("-ERR \(e.text)\r\n".utf8), context: context)
+            return
+        } catch {
+            send(Array("-ERR [SYS/TEMP] Internal error, try again later\r\n".utf8), context: context)
+            return
+        }
         run(context: context) { session in await session.handle(command) }
     }
 

@@ -65,6 +65,10 @@ final class POP3Session: @unchecked Sendable {
     var state: State = .authorization(user: nil)
     var stream: ResponseStream?
     var failedLogins = 0
+    /// Contents read ahead: clients RETR one message after another, so the next ones come in one store round trip.
+    var readAhead: [MessageID: [UInt8]] = [:]
+    static let readAheadMessages = 32
+    static let readAheadBytes = 4 << 20
 
     init(server: ServerContext, isTLS: Bool, isLoopback: Bool, remoteAddress: String) {
         self.server = server
@@ -112,14 +116,58 @@ final class POP3Session: @unchecked Sendable {
         init(_ text: String) { self.text = text }
     }
 
-    func dispatch(_ command: POP3Command, _ out: inout POP3Output) async throws {
+    /// Commands answered from memory, without the store (the connection runs them on its event loop, with no task
+    /// hop): false when the command needs the async path.
+    func answerAtOnce(_ command: POP3Command, _ out: inout POP3Output) throws -> Bool {
         switch (command, state) {
+        case (.retr(let n), .transaction(let drop)):
+            let i = try index(n, drop)
+            guard let content = readAhead.removeValue(forKey: drop.messages[i].messageID) else { return false }
+            out.ok("\(drop.messages[i].size) octets")
+            POP3Encoding.appendMultiline(content[...], to: &out.bytes)
         case (.capa, _):
             out.ok("Capability list follows")
             for c in capabilities { out.line(c) }
             out.line(".")
         case (.noop, .transaction):
             out.ok("")
+        case (.stat, .transaction(let drop)):
+            let live = drop.messages.indices.filter { !drop.deleted.contains($0) }
+            out.ok("\(live.count) \(live.reduce(0) { $0 + drop.messages[$1].size })")
+        case (.list(nil), .transaction(let drop)):
+            out.ok("Scan list follows")
+            for (i, m) in drop.messages.enumerated() where !drop.deleted.contains(i) { out.line("\(i + 1) \(m.size)") }
+            out.line(".")
+        case (.list(let n?), .transaction(let drop)):
+            let i = try index(n, drop)
+            out.ok("\(n) \(drop.messages[i].size)")
+        case (.uidl(nil), .transaction(let drop)):
+            out.ok("Unique-id list follows")
+            for (i, m) in drop.messages.enumerated() where !drop.deleted.contains(i) {
+                out.line("\(i + 1) \(POP3Encoding.uniqueID(uid: m.uid.rawValue, uidValidity: drop.uidValidity.rawValue))")
+            }
+            out.line(".")
+        case (.uidl(let n?), .transaction(let drop)):
+            let i = try index(n, drop)
+            out.ok("\(n) \(POP3Encoding.uniqueID(uid: drop.messages[i].uid.rawValue, uidValidity: drop.uidValidity.rawValue))")
+        case (.dele(let n), .transaction(var drop)):
+            let i = try index(n, drop)
+            drop.deleted.insert(i)
+            state = .transaction(drop)
+            out.ok("Message \(n) deleted")
+        case (.rset, .transaction(var drop)):
+            drop.deleted.removeAll()
+            state = .transaction(drop)
+            out.ok("Maildrop has \(drop.messages.count) messages")
+        default:
+            return false
+        }
+        return true
+    }
+
+    func dispatch(_ command: POP3Command, _ out: inout POP3Output) async throws {
+        if try answerAtOnce(command, &out) { return }
+        switch (command, state) {
         case (.quit, .transaction(let drop)):
             try await quit(drop, &out)
         case (.quit, _):
@@ -151,45 +199,17 @@ final class POP3Session: @unchecked Sendable {
                 out.line("+ ")
                 out.saslContinuation = true
             }
-        case (.stat, .transaction(let drop)):
-            let live = drop.messages.indices.filter { !drop.deleted.contains($0) }
-            out.ok("\(live.count) \(live.reduce(0) { $0 + drop.messages[$1].size })")
-        case (.list(nil), .transaction(let drop)):
-            out.ok("Scan list follows")
-            for (i, m) in drop.messages.enumerated() where !drop.deleted.contains(i) { out.line("\(i + 1) \(m.size)") }
-            out.line(".")
-        case (.list(let n?), .transaction(let drop)):
-            let i = try index(n, drop)
-            out.ok("\(n) \(drop.messages[i].size)")
-        case (.uidl(nil), .transaction(let drop)):
-            out.ok("Unique-id list follows")
-            for (i, m) in drop.messages.enumerated() where !drop.deleted.contains(i) {
-                out.line("\(i + 1) \(POP3Encoding.uniqueID(uid: m.uid.rawValue, uidValidity: drop.uidValidity.rawValue))")
-            }
-            out.line(".")
-        case (.uidl(let n?), .transaction(let drop)):
-            let i = try index(n, drop)
-            out.ok("\(n) \(POP3Encoding.uniqueID(uid: drop.messages[i].uid.rawValue, uidValidity: drop.uidValidity.rawValue))")
         case (.retr(let n), .transaction(let drop)):
             let i = try index(n, drop)
-            let content = try await load(drop.messages[i])
+            let content = try await load(i, drop)
             out.ok("\(drop.messages[i].size) octets")
             POP3Encoding.appendMultiline(content[...], to: &out.bytes)
             try await out.flushIfLarge()
         case (.top(let n, let lines), .transaction(let drop)):
             let i = try index(n, drop)
-            let content = try await load(drop.messages[i])
+            let content = try await load(i, drop)
             out.ok("Top of message follows")
             POP3Encoding.appendMultiline(POP3Encoding.top(content[...], lines: lines), to: &out.bytes)
-        case (.dele(let n), .transaction(var drop)):
-            let i = try index(n, drop)
-            drop.deleted.insert(i)
-            state = .transaction(drop)
-            out.ok("Message \(n) deleted")
-        case (.rset, .transaction(var drop)):
-            drop.deleted.removeAll()
-            state = .transaction(drop)
-            out.ok("Maildrop has \(drop.messages.count) messages")
         case (_, .authorization):
             throw POP3Failure("Log in first")
         case (_, .transaction):
@@ -206,12 +226,27 @@ final class POP3Session: @unchecked Sendable {
         return n - 1
     }
 
-    func load(_ message: StoredMessage) async throws -> [UInt8] {
-        do {
-            return try await server.store.content(of: message.messageID)
-        } catch StoreError.notFound {
+    /// A message's content, with the messages after it read ahead in the same store round trip.
+    func load(_ index: Int, _ drop: Maildrop) async throws -> [UInt8] {
+        let id = drop.messages[index].messageID
+        if let content = readAhead.removeValue(forKey: id) { return content }
+        var ids: [MessageID] = [id]
+        var bytes = drop.messages[index].size
+        var next = index + 1
+        while next < drop.messages.count && ids.count < Self.readAheadMessages {
+            let m = drop.messages[next]
+            next += 1
+            guard !drop.deleted.contains(next - 1) else { continue }
+            bytes += m.size
+            if bytes > Self.readAheadBytes { break }
+            ids.append(m.messageID)
+        }
+        var loaded = try await server.store.contents(of: ids)
+        guard let content = loaded.removeValue(forKey: id) else {
             throw POP3Failure("Message was removed by another session")
         }
+        readAhead = loaded
+        return content
     }
 
     // MARK: authentication

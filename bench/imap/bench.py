@@ -154,6 +154,7 @@ class Dovecot:
     def __init__(self, work, corpus):
         self.dir = work / "dovecot"
         self.port = 2143
+        self.pop3_port = 2110
         user = pwd.getpwnam("bench")
         mail = self.dir / "mail" / "bench"
         mail.parent.mkdir(parents=True)
@@ -168,7 +169,7 @@ class Dovecot:
 base_dir = {self.dir}/run
 state_dir = {self.dir}/state
 log_path = {self.dir}/dovecot.log
-protocols = imap
+protocols = imap pop3
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
@@ -196,6 +197,16 @@ service imap-login {{
 service imap {{
   process_limit = 10000
 }}
+service pop3-login {{
+  inet_listener pop3 {{
+    address = 127.0.0.1
+    port = {self.pop3_port}
+  }}
+  inet_listener pop3s {{
+    port = 0
+  }}
+}}
+pop3_uidl_format = %08Xu%08Xv
 service anvil {{
   client_limit = 20000
 }}
@@ -223,13 +234,16 @@ mail_max_userip_connections = 100000
 
 
 class Tern:
-    def __init__(self, binary, work, corpus):
+    def __init__(self, binary, work, corpus, service="imap"):
         self.dir = work / "tern"
         self.dir.mkdir(parents=True)
         self.binary = binary
         self.config = self.dir / "tern.toml"
-        self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = []\nimap = ["127.0.0.1:0"]\nimaps = []\npop3 = []\npop3s = []\n'
-                               '[limits]\nmax_connections = 100000\nmax_connections_per_address = 100000\n[log]\nlevel = "warning"\n')
+        listen = {"smtp": [], "imap": [], "imaps": [], "pop3": [], "pop3s": []}
+        listen[service] = ["127.0.0.1:0"]
+        self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\n'
+                               + "".join(f'{k} = {str(v).replace(chr(39), chr(34))}\n' for k, v in listen.items())
+                               + '[limits]\nmax_connections = 100000\nmax_connections_per_address = 100000\n[log]\nlevel = "warning"\n')
         run = lambda *a: subprocess.run([binary, *a, "--config", str(self.config)], check=True, capture_output=True)
         run("domain", "add", "bench.test")
         run("user", "add", "bench@bench.test", "--password", PASSWORD)
@@ -238,7 +252,7 @@ class Tern:
         self.proc = subprocess.Popen([binary, "serve", "--config", str(self.config)], stdout=self.out, stderr=open(self.dir / "stderr.log", "wb"))
         deadline = time.time() + 30
         while time.time() < deadline:
-            m = re.search(r"imap\s+127\.0\.0\.1:(\d+)", (self.dir / "stdout.log").read_text())
+            m = re.search(r"^\s+" + service + r"\s+127\.0\.0\.1:(\d+)", (self.dir / "stdout.log").read_text(), re.M)
             if m:
                 self.port = int(m.group(1))
                 break
