@@ -164,6 +164,14 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         }
         logger.trace("command", metadata: ["cmd": "\(parsed.command.name)"])
         if case .idle = parsed.command { pendingIdleTag = parsed.tag }
+        if let out = session.answerAtOnce(parsed) {
+            send(out.bytes, context: context)
+            if out.close {
+                closed = true
+                context.close(promise: nil)
+            }
+            return
+        }
         run(context: context) { session in await session.handle(parsed) }
     }
 

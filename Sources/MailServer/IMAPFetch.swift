@@ -71,8 +71,8 @@ extension IMAPSession {
     func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, vanished: Bool = false, tag: String,
                _ out: inout IMAPOutput) async throws {
         let m = try requireSelected()
-        var targets = m.resolve(set, uid: uid)
-        if let changedSince { targets = targets.filter { $0.message.modSeq.rawValue > changedSince } }
+        var targets = m.resolveIndices(set, uid: uid)
+        if let changedSince { targets = targets.filter { m.messages[$0].modSeq.rawValue > changedSince } }
         if vanished {
             // RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) also reports UIDs expunged since n.
             guard uid, qresync, let changedSince else { throw IMAPFailure.bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled") }
@@ -95,9 +95,10 @@ extension IMAPSession {
         }
         var markSeen: [UID] = []
         var prefetched: [MessageID: [UInt8]] = [:]
+        out.bytes.reserveCapacity(ResponseStream.chunk + 16 * 1024)
         for index in targets.indices {
-            let seq = targets[index].seq
-            let message = targets[index].message
+            let seq = targets[index] + 1
+            let message = m.messages[targets[index]]
             let id = message.messageID
             var parts: MessageParts?
             var tree: MIMEPart?
@@ -106,7 +107,7 @@ extension IMAPSession {
             if plan.content || (plan.structure && structure == nil) || (plan.header && header == nil) {
                 if prefetched[id] == nil {
                     // The next 200 messages that need their content, in one store round trip.
-                    let upcoming = [id] + targets[(index + 1)..<max(index + 1, min(index + 200, targets.count))].map(\.message.messageID).filter(needsContent)
+                    let upcoming = [id] + targets[(index + 1)..<max(index + 1, min(index + 200, targets.count))].map { m.messages[$0].messageID }.filter(needsContent)
                     prefetched = try await store.contents(of: upcoming)
                 }
                 guard let bytes = prefetched[id] else { continue }
@@ -180,7 +181,7 @@ extension IMAPSession {
                 out.ascii(")")
             }
             out.line(")")
-            try await out.flushIfLarge()
+            if out.bytes.count >= ResponseStream.chunk { try await out.flushIfLarge() }
         }
         if !markSeen.isEmpty {
             // RFC 9051 §6.4.5: BODY[] sets \Seen; report the new flags.

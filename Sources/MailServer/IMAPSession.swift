@@ -95,6 +95,17 @@ struct SelectedMailbox {
         return nil
     }
 
+    /// Indices into `messages` of the messages a sequence set addresses, in mailbox order (no copies of the messages).
+    func resolveIndices(_ set: SequenceSet, uid: Bool) -> [Int] {
+        guard !messages.isEmpty else { return [] }
+        let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
+        var out: [Int] = []
+        messages.withUnsafeBufferPointer { all in
+            for i in all.indices where set.contains(uid ? all[i].uid.rawValue : UInt32(i + 1), largest: largest) { out.append(i) }
+        }
+        return out
+    }
+
     /// Messages addressed by a sequence set of message numbers or UIDs, in mailbox order.
     func resolve(_ set: SequenceSet, uid: Bool) -> [(seq: Int, message: StoredMessage)] {
         guard !messages.isEmpty else { return [] }
@@ -392,6 +403,36 @@ final class IMAPSession: @unchecked Sendable {
         }
     }
 
+    /// Commands answered without waiting for anything (the connection runs them on its event loop, with no task):
+    /// CAPABILITY, LOGOUT, NOOP with no mailbox selected, and LOGIN with a recently verified password. Nil: run
+    /// `handle` instead.
+    func answerAtOnce(_ tagged: TaggedCommand) -> IMAPOutput? {
+        var out = IMAPOutput()
+        let tag = tagged.tag
+        switch tagged.command {
+        case .capability:
+            out.line("* CAPABILITY \(capabilities)")
+            out.line("\(tag) OK CAPABILITY completed")
+        case .logout:
+            out.line("* BYE \(server.config.hostname) logging out")
+            out.line("\(tag) OK LOGOUT completed")
+            out.close = true
+            state = .logout
+        case .noop where selected == nil:
+            out.line("\(tag) OK NOOP completed")
+        case .login(let user, let password):
+            guard case .notAuthenticated = state, loginAllowed, !server.loginThrottle.isBlocked(remoteAddress),
+                  let address = try? EmailAddress.parse(user),
+                  let account = store.cachedLogin(address, password: password) else { return nil }
+            server.loginThrottle.recordSuccess(remoteAddress)
+            state = .authenticated(account, address.canonical)
+            out.line("\(tag) OK [CAPABILITY \(capabilities)] Logged in")
+        default:
+            return nil
+        }
+        return out
+    }
+
     // MARK: authentication
 
     func login(user: String, password: String, tag: String, _ out: inout IMAPOutput) async throws {
@@ -454,10 +495,15 @@ final class IMAPSession: @unchecked Sendable {
         if qresync && selected != nil { out.line("* OK [CLOSED] Previous mailbox is now closed") }
         // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
         state = .authenticated(a, user)
-        guard let boxID = try await store.mailboxID(account: a, name: name) else {
+        guard let (boxID, current) = try await store.mailboxState(account: a, name: name) else {
             throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
         }
-        let box = try await server.mailboxes.snapshot(boxID, verify: true)
+        let box: MailboxSnapshot
+        if let held = server.mailboxes.snapshot(boxID, ifCurrent: current) {
+            box = held
+        } else {
+            box = try await server.mailboxes.snapshot(boxID, verify: true)
+        }
         let messages = box.messages
         let m = SelectedMailbox(id: boxID, name: name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
                                 highestModSeq: box.highestModSeq)

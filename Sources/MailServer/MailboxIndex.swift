@@ -155,6 +155,18 @@ final class MailboxIndex: Sendable {
         }
     }
 
+    /// The snapshot held for a mailbox when it matches a state just read from the store (SELECT reads the state
+    /// with the mailbox's id, so a current view costs no second read).
+    func snapshot(_ mailbox: MailboxID, ifCurrent current: MailboxChanges) -> MailboxSnapshot? {
+        state.withLock { s in
+            guard let snap = s.entries[mailbox]?.snapshot, snap.uidValidity == current.uidValidity,
+                  snap.highestModSeq == current.highestModSeq, snap.uidNext == current.uidNext else { return nil }
+            s.clock += 1
+            s.entries[mailbox]?.lastUse = s.clock
+            return snap
+        }
+    }
+
     /// Forgets a mailbox (deleted or renamed).
     func forget(_ mailbox: MailboxID) {
         state.withLock { s in

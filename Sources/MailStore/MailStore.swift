@@ -25,10 +25,15 @@ public protocol Directory: Sendable {
     func resolve(_ address: EmailAddress) async throws -> RecipientResolution
     /// The resolution from an in-memory cache that is still valid, or nil (then call `resolve`).
     func cachedResolution(_ address: EmailAddress) -> RecipientResolution?
+
+    /// The account when this password was verified recently and nothing in the directory changed since; nil means
+    /// "call `verifyPassword`" (a cheap check that lets a login be answered without a thread hop).
+    func cachedLogin(_ address: EmailAddress, password: String) -> AccountID?
 }
 
 extension Directory {
     public func cachedResolution(_ address: EmailAddress) -> RecipientResolution? { nil }
+    public func cachedLogin(_ address: EmailAddress, password: String) -> AccountID? { nil }
 }
 
 /// Mailboxes and messages.
@@ -47,6 +52,9 @@ public protocol MessageStore: Sendable {
     func messages(mailbox: MailboxID) async throws -> [StoredMessage]
     /// The id of an account's mailbox by its name, without counting messages (SELECT, APPEND, COPY).
     func mailboxID(account: AccountID, name: String) async throws -> MailboxID?
+    /// A mailbox's id and state (no messages) by its name, in one read: what SELECT needs to know whether a view it
+    /// holds is current.
+    func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)?
     /// A mailbox's state and what changed after `modSeq`, read in one transaction: every message when `modSeq` is nil.
     /// Every change to a mailbox raises its HIGHESTMODSEQ, so a caller holding the messages as of one modseq can bring
     /// them up to date from this delta alone (the shared IMAP mailbox view does).

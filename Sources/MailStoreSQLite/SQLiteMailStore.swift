@@ -181,6 +181,11 @@ public final class SQLiteMailStore: MailStore, Sendable {
         }
     }
 
+    public func cachedLogin(_ address: EmailAddress, password: String) -> AccountID? {
+        verifiedLogins.check(address.localPart.lowercased() + "@" + address.normalizedDomain, password,
+                             generation: directoryCache.currentGeneration())
+    }
+
     public func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID? {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
         let user = local + "@" + domain
@@ -369,6 +374,16 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func mailboxID(account: AccountID, name: String) async throws -> MailboxID? {
         try await read { db in
             try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?"), arguments: [account, name])
+        }
+    }
+
+    public func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)? {
+        try await read { db in
+            guard let row = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT id, uidvalidity, uidnext, highestmodseq FROM mailbox WHERE account_id = ? AND name = ?
+                """), arguments: [account, name]) else { return nil }
+            return (row[0], MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row[1] as Int64)), uidNext: UID(UInt32(row[2] as Int64)),
+                                           highestModSeq: ModSeq(rawValue: row[3]), changed: [], expunged: []))
         }
     }
 
