@@ -31,7 +31,7 @@ struct POP3Output {
     mutating func err(_ text: String) { line("-ERR \(text)") }
     mutating func line(_ s: String) { bytes.append(contentsOf: s.utf8); bytes.append(13); bytes.append(10) }
 
-    /// Sends what is buffered once it passes a chunk, waiting while the client is slow (a 10 MB RETR holds one
+    /// Sends what is buffered once it passes a chunk, waiting while the client is slow (a 10 MB RETR holds about one
     /// chunk in memory beside the message, not a second copy of it).
     mutating func flushIfLarge() async throws {
         guard let stream, bytes.count >= ResponseStream.chunk else { return }
@@ -203,8 +203,16 @@ final class POP3Session: @unchecked Sendable {
             let i = try index(n, drop)
             let content = try await load(i, drop)
             out.ok("\(drop.messages[i].size) octets")
-            POP3Encoding.appendMultiline(content[...], to: &out.bytes)
-            try await out.flushIfLarge()
+            // A chunk at a time: the wire copy of a large message never exists whole beside it.
+            var stuffer = POP3Encoding.DotStuffer()
+            var offset = 0
+            while offset < content.count {
+                let end = min(offset + ResponseStream.chunk, content.count)
+                stuffer.append(content[offset..<end], to: &out.bytes)
+                try await out.flushIfLarge()
+                offset = end
+            }
+            stuffer.finish(&out.bytes)
         case (.top(let n, let lines), .transaction(let drop)):
             let i = try index(n, drop)
             let content = try await load(i, drop)

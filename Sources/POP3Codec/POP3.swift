@@ -120,18 +120,41 @@ public enum POP3CommandParser {
 public enum POP3Encoding {
     /// Appends `content` dot-stuffed, with a final CRLF if it lacks one, and the terminating line.
     public static func appendMultiline(_ content: ArraySlice<UInt8>, to out: inout [UInt8]) {
-        out.reserveCapacity(out.count + content.count + content.count / 64 + 5)
-        var lineStart = true
-        for b in content {
-            if lineStart && b == UInt8(ascii: ".") { out.append(b) }
-            out.append(b)
-            lineStart = b == 10
+        var stuffer = DotStuffer()
+        stuffer.append(content, to: &out)
+        stuffer.finish(&out)
+    }
+
+    /// Dot-stuffing of content that arrives in pieces (a large message is sent a chunk at a time).
+    public struct DotStuffer: Sendable {
+        private var lineStart = true
+        private var empty = true
+
+        public init() {}
+
+        public mutating func append(_ content: ArraySlice<UInt8>, to out: inout [UInt8]) {
+            guard !content.isEmpty else { return }
+            empty = false
+            out.reserveCapacity(out.count + content.count + content.count / 64 + 5)
+            var start = content.startIndex
+            var i = content.startIndex
+            while i < content.endIndex {
+                if lineStart && content[i] == UInt8(ascii: ".") {
+                    out.append(contentsOf: content[start..<i])
+                    out.append(UInt8(ascii: "."))
+                    start = i
+                }
+                lineStart = content[i] == 10
+                i += 1
+            }
+            out.append(contentsOf: content[start..<content.endIndex])
         }
-        if !content.isEmpty && !lineStart {
-            out.append(13)
-            out.append(10)
+
+        /// The final CRLF when the content lacks one, and the terminating "." line.
+        public mutating func finish(_ out: inout [UInt8]) {
+            if !empty && !lineStart { out.append(contentsOf: [13, 10]) }
+            out.append(contentsOf: [46, 13, 10])
         }
-        out.append(contentsOf: [46, 13, 10])
     }
 
     /// The header block, the empty line and the first `lines` lines of the body (TOP).

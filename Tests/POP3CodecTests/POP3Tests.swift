@@ -43,6 +43,23 @@ import Testing
         #expect(String(decoding: out, as: UTF8.self) == ".\r\n")
     }
 
+    @Test func stuffingInPiecesEqualsStuffingAtOnce() {
+        let text = Array("a\r\n.b\r\n..c\r\n.\r\nend.\r\n.x".utf8)
+        var whole: [UInt8] = []
+        POP3Encoding.appendMultiline(text[...], to: &whole)
+        for size in 1...text.count {
+            var stuffer = POP3Encoding.DotStuffer()
+            var out: [UInt8] = []
+            var i = 0
+            while i < text.count {
+                stuffer.append(text[i..<min(i + size, text.count)], to: &out)
+                i += size
+            }
+            stuffer.finish(&out)
+            #expect(out == whole, "pieces of \(size)")
+        }
+    }
+
     @Test func top() {
         let m = Array("A: 1\r\nB: 2\r\n\r\nl1\r\nl2\r\nl3\r\n".utf8)[...]
         #expect(String(decoding: POP3Encoding.top(m, lines: 0), as: UTF8.self) == "A: 1\r\nB: 2\r\n\r\n")
