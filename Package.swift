@@ -63,6 +63,6 @@ let package = Package(
         .testTarget(name: "IMAPCodecTests", dependencies: ["IMAPCodec"]),
         .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["MailServer", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        .testTarget(name: "MailServerTests", dependencies: ["MailServer", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

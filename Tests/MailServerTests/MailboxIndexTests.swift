@@ -1,4 +1,5 @@
 import Foundation
+import IMAPCodec
 import MailStore
 import Testing
 @testable import MailServer
@@ -49,5 +50,40 @@ import Testing
         // Punctuation next to letters must not be folded into them ('@' is 'A' - 1, '[' is 'Z' + 1).
         #expect(!TextSearch.contains(Array("a@b".utf8)[...], "a`b"))
         #expect(!TextSearch.contains(Array("[x]".utf8)[...], "{x}"))
+    }
+}
+
+@Suite struct ResponseEncodingTests {
+    @Test func numbersAndLiterals() {
+        var out = IMAPOutput()
+        for n in [0, 7, 10, 4_294_967_295, Int(Int64.max)] {
+            out.bytes = []
+            out.decimal(n)
+            #expect(String(decoding: out.bytes, as: UTF8.self) == String(n))
+        }
+        out.bytes = []
+        out.ascii("BODY[] ")
+        out.literal(Array("a\r\nb".utf8)[...])
+        out.line(")")
+        #expect(String(decoding: out.bytes, as: UTF8.self) == "BODY[] {4}\r\na\r\nb)\r\n")
+    }
+
+    @Test func fetchPlanAsksForNoMoreThanNeeded() {
+        let headerOnly = FetchPlan([.uid, .flags, .bodySection(SectionSpec(text: .headerFields(["Subject"])), partial: nil, peek: true)])
+        #expect(headerOnly.header && !headerOnly.content && !headerOnly.tree && !headerOnly.structure)
+        let structure = FetchPlan([.bodyStructure, .envelope])
+        #expect(structure.structure && !structure.content && !structure.header)
+        let part = FetchPlan([.bodySection(SectionSpec(part: [2], text: .full), partial: nil, peek: false)])
+        #expect(part.content && part.tree)
+        let text = FetchPlan([.bodySection(SectionSpec(text: .text), partial: nil, peek: true)])
+        #expect(text.content && !text.tree)
+    }
+
+    @Test func sentDates() {
+        // RFC 5322 §3.3 with obsolete forms: two-digit years, comments, missing seconds, zones.
+        #expect(RFC5322Date.parse("Tue, 24 Nov 2026 10:00:00 +0000")?.timeIntervalSince1970 == 1_795_514_400)
+        #expect(RFC5322Date.parse("24 Nov 2026 12:00:00 +0200 (CEST)")?.timeIntervalSince1970 == 1_795_514_400)
+        #expect(RFC5322Date.parse("Tue, 24 Nov 26 10:00 +0000")?.timeIntervalSince1970 == 1_795_514_400)
+        #expect(RFC5322Date.parse("not a date") == nil)
     }
 }
