@@ -186,6 +186,7 @@ final class IMAPSession: @unchecked Sendable {
     var stream: ResponseStream?
 
     func handle(_ tagged: TaggedCommand) async -> IMAPOutput {
+        if let out = answerAtOnce(tagged) { return out }
         var out = IMAPOutput()
         out.stream = stream
         let tag = tagged.tag
@@ -230,17 +231,12 @@ final class IMAPSession: @unchecked Sendable {
 
     func dispatch(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
         switch command {
-        case .capability:
-            out.line("* CAPABILITY \(capabilities)")
-            out.line("\(tag) OK CAPABILITY completed")
+        case .capability, .logout:
+            // Answered by `answerAtOnce`, which `handle` asks first.
+            break
         case .noop, .check:
             if selected != nil { try await poll(&out, expunges: true) }
             out.line("\(tag) OK \(command.name) completed")
-        case .logout:
-            out.line("* BYE \(server.config.hostname) logging out")
-            out.line("\(tag) OK LOGOUT completed")
-            out.close = true
-            state = .logout
         case .startTLS:
             guard server.tls != nil, !isTLS else { throw IMAPFailure.bad("STARTTLS not available") }
             guard case .notAuthenticated = state else { throw IMAPFailure.bad("Already authenticated") }

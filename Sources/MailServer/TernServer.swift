@@ -40,24 +40,20 @@ public final class TernServer: Sendable {
             let index = context.mailboxes
             // The shared view learns of the change before any session is woken to look at it.
             context.store.observeChanges { index.markChanged($0); idle.changed($0) }
-            for (service, implicitTLS) in [(TernConfiguration.Service.imap, false), (.imaps, true)] {
+            // Plain (STARTTLS/STLS) and implicit-TLS listeners of the mail access protocols.
+            let access: [(TernConfiguration.Service, Bool, @Sendable (ConnectionLimiter, Bool) -> ChannelHandler)] = [
+                (.imap, false, { IMAPConnectionHandler(server: server, limiter: $0, idle: idle, isTLS: $1) }),
+                (.imaps, true, { IMAPConnectionHandler(server: server, limiter: $0, idle: idle, isTLS: $1) }),
+                (.pop3, false, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
+                (.pop3s, true, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
+            ]
+            for (service, implicitTLS, makeHandler) in access {
                 guard !implicitTLS || server.tls != nil else { continue }
                 for address in context.config.listen[service] ?? [] {
                     listeners.append(try await bind(service, address) { limiter in
                         var handlers: [ChannelHandler] = []
                         if implicitTLS, let tls = server.tls { handlers.append(NIOSSLServerHandler(context: tls)) }
-                        handlers.append(IMAPConnectionHandler(server: server, limiter: limiter, idle: idle, isTLS: implicitTLS))
-                        return handlers
-                    })
-                }
-            }
-            for (service, implicitTLS) in [(TernConfiguration.Service.pop3, false), (.pop3s, true)] {
-                guard !implicitTLS || server.tls != nil else { continue }
-                for address in context.config.listen[service] ?? [] {
-                    listeners.append(try await bind(service, address) { limiter in
-                        var handlers: [ChannelHandler] = []
-                        if implicitTLS, let tls = server.tls { handlers.append(NIOSSLServerHandler(context: tls)) }
-                        handlers.append(POP3ConnectionHandler(server: server, limiter: limiter, isTLS: implicitTLS))
+                        handlers.append(makeHandler(limiter, implicitTLS))
                         return handlers
                     })
                 }
