@@ -178,13 +178,19 @@ def test_two_sessions_see_each_others_changes(tern):
     assert b.search(None, "ALL")[1] == [b"1"]
 
 
-def test_idle_pushes_new_mail_within_a_second(tern):
+def idling(tern):
+    """A raw connection logged in as ALICE, with INBOX selected, waiting in IDLE (tag c)."""
     sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
     f = sock.makefile("rb")
     f.readline()
     sock.sendall(f'a LOGIN {ALICE} "{PASSWORD}"\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
     while not f.readline().startswith(b"+ "):
         pass
+    return sock, f
+
+
+def test_idle_pushes_new_mail_within_a_second(tern):
+    sock, f = idling(tern)
     start = time.time()
     threading.Thread(target=deliver, args=(tern, "pushed")).start()
     line = f.readline()
@@ -559,15 +565,7 @@ def test_many_idle_sessions_share_one_view_and_all_see_every_change(tern):
     """Sessions idling in one mailbox share its message list; each still gets every change, in order."""
     for i in range(3):
         deliver(tern, f"before {i}")
-    idlers = []
-    for _ in range(40):
-        sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
-        f = sock.makefile("rb")
-        f.readline()
-        sock.sendall(f'a LOGIN {ALICE} "{PASSWORD}"\r\nb SELECT INBOX\r\nc IDLE\r\n'.encode())
-        while not f.readline().startswith(b"+ "):
-            pass
-        idlers.append((sock, f))
+    idlers = [idling(tern) for _ in range(40)]
     actor = login(tern)
     actor.select("INBOX")
     actor.store("2", "+FLAGS", "\\Flagged")

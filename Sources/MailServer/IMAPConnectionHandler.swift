@@ -31,7 +31,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let server: ServerContext
-    private let limiter: ConnectionLimiter
+    private var slot: ConnectionSlot
     private let idle: IdleRegistry
     private var session: IMAPSession!
     private var framer: IMAPFramer
@@ -39,8 +39,6 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     private var busy = false
     private var backpressure = ReadBackpressure(limit: 4 << 20)
     private var closed = false
-    private var acquired = false
-    private var remoteAddress = "unknown"
     private var idleTag: String?
     private var saslTag: String?
     private var timeout: Scheduled<Void>?
@@ -53,7 +51,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
 
     init(server: ServerContext, limiter: ConnectionLimiter, idle: IdleRegistry, isTLS: Bool) {
         self.server = server
-        self.limiter = limiter
+        slot = ConnectionSlot(limiter: limiter)
         self.idle = idle
         self.isTLS = isTLS
         framer = IMAPFramer(maxAppendLiteral: server.config.limits.maxMessageSize)
@@ -63,34 +61,26 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
-        let loopback = remoteAddress.hasPrefix("127.") || remoteAddress == "::1"
-        session = IMAPSession(server: server, isTLS: isTLS, isLoopback: loopback, remoteAddress: remoteAddress)
-        session.stream = ResponseStream(channel: context.channel)
-        switch limiter.acquire(remoteAddress) {
-        case .accepted:
-            acquired = true
-            send(Array((session.greeting + "\r\n").utf8), context: context)
-            armTimeout(context: context)
-        case .tooManyFromAddress, .tooManyTotal:
+        guard slot.open(context, refusal: "* BYE Too many connections, try again later") else {
             closed = true
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "* BYE Too many connections, try again later\r\n")))
-                .whenComplete { _ in context.close(promise: nil) }
+            return
         }
+        session = IMAPSession(server: server, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
+        session.stream = ResponseStream(channel: context.channel)
+        send(Array((session.greeting + "\r\n").utf8), context: context)
+        armTimeout(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
         timeout?.cancel()
         idle.unregister(ObjectIdentifier(self))
-        if acquired { limiter.release(remoteAddress); acquired = false }
+        slot.release()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let e = error as? NIOSSLError, case .uncleanShutdown = e {} else {
-            logger.info("connection error", metadata: ["error": "\(error)"])
-        }
+        logConnectionError(error, logger)
         closed = true
         context.close(promise: nil)
     }
@@ -112,7 +102,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
                 send(Array("\(tag ?? "*") NO [TOOBIG] Literal of \(size) octets is too large\r\n".utf8), context: context)
             case .fatal(let reason):
                 closed = true
-                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "* BYE \(reason)\r\n"))).whenComplete { _ in context.close(promise: nil) }
+                context.sayAndClose("* BYE \(reason)")
             case .command(let bytes):
                 handleCommand(bytes, context: context)
             }
@@ -276,8 +266,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             guard !handler.closed else { return }
             if handler.busy { handler.armTimeout(context: context); return }
             handler.closed = true
-            context.writeAndFlush(handler.wrapOutboundOut(ByteBuffer(string: "* BYE Autologout; idle for too long\r\n")))
-                .whenComplete { _ in context.close(promise: nil) }
+            context.sayAndClose("* BYE Autologout; idle for too long")
         }
     }
 }

@@ -12,7 +12,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     private let server: ServerContext
-    private let limiter: ConnectionLimiter
+    private var slot: ConnectionSlot
     private var session: POP3Session!
     private var framer = POP3LineFramer()
     private var inbound: [UInt8] = []
@@ -20,9 +20,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
     private var busy = false
     private var backpressure = ReadBackpressure(limit: 64 << 10)
     private var closed = false
-    private var acquired = false
     private var saslPending = false
-    private var remoteAddress = "unknown"
     private var timeout: Scheduled<Void>?
     private var logger: Logger
     private let isTLS: Bool
@@ -33,7 +31,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
 
     init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
         self.server = server
-        self.limiter = limiter
+        slot = ConnectionSlot(limiter: limiter)
         self.isTLS = isTLS
         logger = server.logger
         logger[metadataKey: "conn"] = .string(SessionID.make())
@@ -41,20 +39,14 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
-        let loopback = remoteAddress.hasPrefix("127.") || remoteAddress == "::1"
-        session = POP3Session(server: server, isTLS: isTLS, isLoopback: loopback, remoteAddress: remoteAddress)
-        session.stream = ResponseStream(channel: context.channel)
-        switch limiter.acquire(remoteAddress) {
-        case .accepted:
-            acquired = true
-            send(Array((session.greeting + "\r\n").utf8), context: context)
-            armTimeout(context: context)
-        case .tooManyFromAddress, .tooManyTotal:
+        guard slot.open(context, refusal: "-ERR [SYS/TEMP] Too many connections, try again later") else {
             closed = true
-            context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "-ERR [SYS/TEMP] Too many connections, try again later\r\n")))
-                .whenComplete { _ in context.close(promise: nil) }
+            return
         }
+        session = POP3Session(server: server, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
+        session.stream = ResponseStream(channel: context.channel)
+        send(Array((session.greeting + "\r\n").utf8), context: context)
+        armTimeout(context: context)
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -62,14 +54,12 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
         timeout?.cancel()
         // A dropped connection deletes nothing (RFC 1939 §6): the lock goes, the deletion marks with it.
         if let account = session?.lockedAccount { server.pop3Locks.release(account) }
-        if acquired { limiter.release(remoteAddress); acquired = false }
+        slot.release()
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        if let e = error as? NIOSSLError, case .uncleanShutdown = e {} else {
-            logger.info("connection error", metadata: ["error": "\(error)"])
-        }
+        logConnectionError(error, logger)
         closed = true
         context.close(promise: nil)
     }
@@ -87,7 +77,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
             switch event {
             case .tooLong:
                 closed = true
-                context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "-ERR Line too long\r\n"))).whenComplete { _ in context.close(promise: nil) }
+                context.sayAndClose("-ERR Line too long")
             case .line(let line):
                 handleLine(line, context: context)
             }
@@ -189,8 +179,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
             guard !handler.closed else { return }
             if handler.busy { handler.armTimeout(context: context); return }
             handler.closed = true
-            context.writeAndFlush(handler.wrapOutboundOut(ByteBuffer(string: "-ERR Autologout; idle for too long\r\n")))
-                .whenComplete { _ in context.close(promise: nil) }
+            context.sayAndClose("-ERR Autologout; idle for too long")
         }
     }
 }
