@@ -31,7 +31,9 @@ let package = Package(
         .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "POP3Codec", dependencies: ["MailCore"]),
         .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
-        // Layer 1: storage protocols and model
+        .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
+        // Layer 1: storage protocols and model, DNS as a protocol and route selection
+        .target(name: "MailDNS", dependencies: ["MailCore"]),
         .target(name: "MailStore", dependencies: [
             "MailCore",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -41,6 +43,7 @@ let package = Package(
         .target(name: "MailStoreSQLite", dependencies: [
             "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        .target(name: "DNSResolverLive", dependencies: ["MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "MailServer", dependencies: [
             "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -51,7 +54,7 @@ let package = Package(
         ] + nio),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig",
+            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
@@ -62,6 +65,7 @@ let package = Package(
         .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"]),
         .testTarget(name: "IMAPCodecTests", dependencies: ["IMAPCodec"]),
         .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
+        .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["MailServer", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]

@@ -12,7 +12,7 @@ struct Tern: AsyncParsableCommand {
         abstract: "Tern: a complete mail server in one binary.",
         discussion: "Without a subcommand, `tern` runs `tern serve`: the embedded default in ./tern-data when no --config is given.",
         subcommands: [Serve.self, ConfigCommand.self, DomainCommand.self, UserCommand.self, AliasCommand.self,
-                      ExportCommand.self, ImportCommand.self],
+                      ExportCommand.self, ImportCommand.self, RouteCommand.self],
         defaultSubcommand: Serve.self)
 }
 

@@ -1,0 +1,220 @@
+import CResolv
+import Foundation
+import MailDNS
+import NIOPosix
+import Synchronization
+
+/// DNS through glibc's libresolv (`res_nquery`, `ns_parserr`, `dn_expand`), on a thread pool so that no event loop
+/// or cooperative thread waits for the network. Answers are cached for their TTL (at least `minimumTTL`, at most
+/// `maximumTTL`); NXDOMAIN and NODATA for `negativeTTL`. Temporary failures are not cached.
+///
+/// Why libresolv rather than a DNS library or our own code: it is on every Debian machine, it reads
+/// /etc/resolv.conf as every other program on the host does, it has been parsing hostile DNS answers for decades,
+/// and a blocking call on a small pool of threads serves a mail server well (lookups are few beside the SMTP work
+/// they precede, and cached). Tests point it at their own DNS server (dnsmasq on loopback) with `nameserver`.
+public final class LiveResolver: DNSResolver {
+    public struct Nameserver: Sendable, Hashable {
+        public var host: String
+        public var port: Int
+        public init(host: String, port: Int = 53) {
+            self.host = host
+            self.port = port
+        }
+
+        /// `"127.0.0.1:5353"` or `"127.0.0.1"`; IPv4 only (libresolv's per-call server setting takes IPv4).
+        public init?(_ text: String) {
+            let parts = text.split(separator: ":")
+            guard (1...2).contains(parts.count), parts[0].split(separator: ".").count == 4,
+                  parts[0].split(separator: ".").allSatisfy({ UInt8($0) != nil }) else { return nil }
+            host = String(parts[0])
+            if parts.count == 2 {
+                guard let p = Int(parts[1]), (1...65535).contains(p) else { return nil }
+                port = p
+            } else {
+                port = 53
+            }
+        }
+    }
+
+    private struct CacheKey: Hashable {
+        var name: String
+        var type: DNSRecordType
+    }
+
+    private enum CachedAnswer {
+        case records([Record])
+        case failure(DNSError)
+    }
+
+    /// One answer record: its type, TTL and data (addresses and names already in text form).
+    struct Record: Sendable {
+        var type: DNSRecordType
+        var ttl: UInt32
+        var mx: MXRecord?
+        var text: String
+    }
+
+    private let pool: NIOThreadPool
+    private let nameservers: [Nameserver]
+    private let timeout: Int
+    private let attempts: Int
+    private let cache = Mutex<[CacheKey: (CachedAnswer, ContinuousClock.Instant)]>([:])
+    static let minimumTTL: UInt32 = 5
+    static let maximumTTL: UInt32 = 3600
+    static let negativeTTL: UInt32 = 60
+    static let maxCacheEntries = 100_000
+
+    /// `nameservers` empty: the system's (/etc/resolv.conf). `timeout` is per try, in seconds.
+    public init(nameservers: [Nameserver] = [], timeout: Int = 5, attempts: Int = 2, threads: Int = 4) {
+        self.nameservers = nameservers
+        self.timeout = timeout
+        self.attempts = attempts
+        pool = NIOThreadPool(numberOfThreads: threads)
+        pool.start()
+    }
+
+    deinit {
+        pool.shutdownGracefully { _ in }
+    }
+
+    public func mx(_ name: String) async throws(DNSError) -> [MXRecord] {
+        try await lookup(name, .mx).compactMap(\.mx)
+    }
+
+    public func a(_ name: String) async throws(DNSError) -> [String] {
+        try await lookup(name, .a).map(\.text)
+    }
+
+    public func aaaa(_ name: String) async throws(DNSError) -> [String] {
+        try await lookup(name, .aaaa).map(\.text)
+    }
+
+    public func txt(_ name: String) async throws(DNSError) -> [String] {
+        try await lookup(name, .txt).map(\.text)
+    }
+
+    public func ptr(_ address: String) async throws(DNSError) -> [String] {
+        guard let name = Self.reverseName(address) else { throw .permanent(address) }
+        return try await lookup(name, .ptr).map(\.text)
+    }
+
+    /// `1.2.3.4` → `4.3.2.1.in-addr.arpa`; IPv6 → nibbles under `ip6.arpa` (RFC 3596 §2.5).
+    public static func reverseName(_ address: String) -> String? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, address, &v4) == 1 {
+            return address.split(separator: ".").reversed().joined(separator: ".") + ".in-addr.arpa"
+        }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, address, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        let nibbles = bytes.flatMap { [$0 >> 4, $0 & 0xF] }.reversed().map { String($0, radix: 16) }
+        return nibbles.joined(separator: ".") + ".ip6.arpa"
+    }
+
+    private func lookup(_ rawName: String, _ type: DNSRecordType) async throws(DNSError) -> [Record] {
+        let name = rawName.lowercased().hasSuffix(".") ? String(rawName.lowercased().dropLast()) : rawName.lowercased()
+        let key = CacheKey(name: name, type: type)
+        if let (answer, expires) = cache.withLock({ $0[key] }), expires > .now {
+            switch answer {
+            case .records(let r): return r
+            case .failure(let e): throw e
+            }
+        }
+        let server = nameservers.first
+        let (timeout, attempts) = (self.timeout, self.attempts)
+        let result: Result<[Record], DNSError>
+        do {
+            result = try await pool.runIfActive { Self.query(name, type, server: server, timeout: timeout, attempts: attempts) }
+        } catch {
+            throw .temporary(name)
+        }
+        switch result {
+        case .success(let records):
+            let ttl = min(max(records.map(\.ttl).min() ?? Self.negativeTTL, Self.minimumTTL), Self.maximumTTL)
+            remember(key, .records(records), ttl: ttl)
+            return records
+        case .failure(let error):
+            if !error.isTemporary { remember(key, .failure(error), ttl: Self.negativeTTL) }
+            throw error
+        }
+    }
+
+    private func remember(_ key: CacheKey, _ answer: CachedAnswer, ttl: UInt32) {
+        cache.withLock { c in
+            if c.count >= Self.maxCacheEntries { c.removeAll(keepingCapacity: true) }
+            c[key] = (answer, .now + .seconds(Int(ttl)))
+        }
+    }
+
+    /// One blocking query and the parse of its answer section (records of the asked type only: a CNAME chain's
+    /// intermediate records are skipped, its final records kept).
+    static func query(_ name: String, _ type: DNSRecordType, server: Nameserver?, timeout: Int, attempts: Int) -> Result<[Record], DNSError> {
+        var answer = [UInt8](repeating: 0, count: 65536)
+        var status: Int32 = 0
+        let length = answer.withUnsafeMutableBufferPointer { buf in
+            if let server {
+                return tern_dns_query(name, Int32(type.rawValue), server.host, Int32(server.port), Int32(timeout), Int32(attempts),
+                                      buf.baseAddress, Int32(buf.count), &status)
+            }
+            return tern_dns_query(name, Int32(type.rawValue), nil, 0, Int32(timeout), Int32(attempts), buf.baseAddress, Int32(buf.count), &status)
+        }
+        guard length >= 0 else {
+            switch status {
+            case 1: return .failure(.nxdomain(name))
+            case 2: return .failure(.noData(name))
+            case 4: return .failure(.permanent(name))
+            default: return .failure(.temporary(name))
+            }
+        }
+        let count = tern_dns_answer_count(answer, length)
+        guard count >= 0 else { return .failure(.permanent(name)) }
+        var records: [Record] = []
+        for i in 0..<count {
+            var rrType: Int32 = 0, ttl: UInt32 = 0, offset: Int32 = 0, rdLength: Int32 = 0
+            guard tern_dns_answer_record(answer, length, i, &rrType, &ttl, &offset, &rdLength) == 0 else { return .failure(.permanent(name)) }
+            guard Int(rrType) == type.rawValue else { continue }
+            let start = Int(offset), end = Int(offset) + Int(rdLength)
+            guard end <= Int(length) else { return .failure(.permanent(name)) }
+            let rdata = answer[start..<end]
+            switch type {
+            case .a:
+                guard rdata.count == 4 else { continue }
+                records.append(Record(type: type, ttl: ttl, mx: nil, text: rdata.map(String.init).joined(separator: ".")))
+            case .aaaa:
+                guard rdata.count == 16 else { continue }
+                var addr = in6_addr()
+                withUnsafeMutableBytes(of: &addr) { $0.copyBytes(from: rdata) }
+                var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+                guard inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count)) != nil else { continue }
+                records.append(Record(type: type, ttl: ttl, mx: nil, text: String(cString: text)))
+            case .mx:
+                guard rdata.count >= 3 else { continue }
+                let preference = Int(rdata[start]) << 8 | Int(rdata[start + 1])
+                guard let exchange = expand(answer, length, offset + 2) else { continue }
+                records.append(Record(type: type, ttl: ttl, mx: MXRecord(preference: preference, exchange: exchange), text: exchange))
+            case .ptr:
+                guard let target = expand(answer, length, offset) else { continue }
+                records.append(Record(type: type, ttl: ttl, mx: nil, text: target))
+            case .txt:
+                // <character-string>s: a length octet and that many octets each (RFC 1035 §3.3.14).
+                var text: [UInt8] = []
+                var i = start
+                while i < end {
+                    let n = Int(answer[i])
+                    guard i + 1 + n <= end else { break }
+                    text += answer[(i + 1)..<(i + 1 + n)]
+                    i += 1 + n
+                }
+                records.append(Record(type: type, ttl: ttl, mx: nil, text: String(decoding: text, as: UTF8.self)))
+            }
+        }
+        if records.isEmpty { return .failure(.noData(name)) }
+        return .success(records)
+    }
+
+    static func expand(_ answer: [UInt8], _ length: Int32, _ offset: Int32) -> String? {
+        var out = [CChar](repeating: 0, count: 1025)
+        guard tern_dns_expand(answer, length, offset, &out, Int32(out.count)) >= 0 else { return nil }
+        return String(cString: out).lowercased()
+    }
+}

@@ -1,0 +1,113 @@
+import MailCore
+
+/// Where mail for a domain goes, chosen as RFC 5321 §5.1 says.
+public enum MailRoute: Sendable, Equatable {
+    /// Hosts to try in this order, each with its addresses (also in order).
+    case hosts([RouteHost])
+    /// The domain publishes a null MX (RFC 7505): it accepts no mail. Bounce at once.
+    case nullMX
+    /// The domain does not exist, or has neither MX nor address records: bounce.
+    case noRoute(String)
+    /// DNS failed temporarily: try again later.
+    case temporaryFailure(String)
+}
+
+public struct RouteHost: Sendable, Equatable {
+    public var name: String
+    /// The MX preference; 0 for the implicit MX (the domain's own address records).
+    public var preference: Int
+    public var addresses: [String]
+    public init(name: String, preference: Int, addresses: [String]) {
+        self.name = name
+        self.preference = preference
+        self.addresses = addresses
+    }
+}
+
+public enum RouteSelection {
+    /// Chooses the route for mail to `domain` (an A-label domain name).
+    ///
+    /// - MX records in preference order; equal preferences in random order (RFC 5321 §5.1).
+    /// - A single MX with the root name "." as exchange is a null MX (RFC 7505 §3): no mail.
+    /// - No MX records at all (NODATA): the domain itself, from its A/AAAA records ("implicit MX").
+    /// - Each host's addresses: IPv6 first when `preferIPv6`, else IPv4 first; a host without addresses is skipped.
+    ///   When every host failed temporarily the whole route is temporary; when none has addresses, there is no route.
+    public static func route(for domain: String, resolver: some DNSResolver, preferIPv6: Bool = false,
+                             random: inout some RandomNumberGenerator) async -> MailRoute {
+        let name = domain.lowercased()
+        let records: [MXRecord]
+        do {
+            records = try await resolver.mx(name)
+        } catch {
+            switch error {
+            case .nxdomain: return .noRoute("\(name) does not exist (NXDOMAIN)")
+            case .temporary: return .temporaryFailure("MX lookup for \(name) failed temporarily")
+            case .permanent: return .temporaryFailure("MX lookup for \(name) failed")
+            case .noData: records = []
+            }
+        }
+        if records.contains(where: { $0.exchange == "" || $0.exchange == "." }) {
+            // RFC 7505 §3: a null MX is the only MX; with other records beside it the domain is misconfigured, and
+            // the RFC's intent (no mail) is the safer reading.
+            return .nullMX
+        }
+        var candidates: [(String, Int)]
+        if records.isEmpty {
+            candidates = [(name, 0)]
+        } else {
+            candidates = []
+            let grouped = Dictionary(grouping: records, by: \.preference)
+            for preference in grouped.keys.sorted() {
+                var names = Array(Set(grouped[preference]!.map(\.exchange))).sorted()
+                names.shuffle(using: &random)
+                candidates += names.map { ($0, preference) }
+            }
+        }
+        var hosts: [RouteHost] = []
+        var temporary = 0
+        for (host, preference) in candidates {
+            var v4: [String] = [], v6: [String] = []
+            var failures = 0
+            do { v4 = try await resolver.a(host) } catch { if error.isTemporary { failures += 1 } }
+            do { v6 = try await resolver.aaaa(host) } catch { if error.isTemporary { failures += 1 } }
+            let addresses = preferIPv6 ? v6 + v4 : v4 + v6
+            if addresses.isEmpty {
+                if failures > 0 { temporary += 1 }
+                continue
+            }
+            hosts.append(RouteHost(name: host, preference: preference, addresses: addresses))
+        }
+        if hosts.isEmpty {
+            if temporary > 0 { return .temporaryFailure("address lookups for the mail exchangers of \(name) failed temporarily") }
+            return .noRoute(records.isEmpty ? "\(name) has no MX and no address records" : "no mail exchanger of \(name) has an address")
+        }
+        return .hosts(hosts)
+    }
+}
+
+/// A resolver made of plain data, for tests (STYLE.md §3): names map to records; `failing` names time out.
+public struct StaticResolver: DNSResolver {
+    public var mx: [String: [MXRecord]] = [:]
+    public var a: [String: [String]] = [:]
+    public var aaaa: [String: [String]] = [:]
+    public var txt: [String: [String]] = [:]
+    public var ptr: [String: [String]] = [:]
+    /// Names whose every lookup fails temporarily.
+    public var failing: Set<String> = []
+
+    public init() {}
+
+    private func lookup<T>(_ table: [String: [T]], _ name: String) throws(DNSError) -> [T] {
+        let key = name.lowercased()
+        if failing.contains(key) { throw .temporary(key) }
+        if let records = table[key], !records.isEmpty { return records }
+        let exists = mx[key] != nil || a[key] != nil || aaaa[key] != nil || txt[key] != nil || ptr[key] != nil
+        throw exists ? .noData(key) : .nxdomain(key)
+    }
+
+    public func mx(_ name: String) async throws(DNSError) -> [MXRecord] { try lookup(mx, name) }
+    public func a(_ name: String) async throws(DNSError) -> [String] { try lookup(a, name) }
+    public func aaaa(_ name: String) async throws(DNSError) -> [String] { try lookup(aaaa, name) }
+    public func txt(_ name: String) async throws(DNSError) -> [String] { try lookup(txt, name) }
+    public func ptr(_ address: String) async throws(DNSError) -> [String] { try lookup(ptr, address) }
+}
