@@ -1,0 +1,148 @@
+import Foundation
+import MailCore
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SMTPCodec
+
+/// What one delivery attempt to one host came to.
+public enum CourierOutcome: Sendable, Equatable {
+    /// The transaction ran: each recipient's reply.
+    case results([SMTPClientTransaction.RecipientResult])
+    /// The server refused the whole attempt (greeting, EHLO, MAIL, SIZE, SMTPUTF8), for every recipient.
+    case refused(SMTPReply, permanent: Bool)
+    /// No connection, a timeout or a broken session: try the next address or later.
+    case connectionFailed(String)
+}
+
+/// Delivers a message over SMTP to one address: connects, drives `SMTPClientTransaction` (the protocol decisions)
+/// and does the I/O. TLS is opportunistic (RFC 3207): used whenever offered, the certificate not verified, as
+/// Postfix's `smtp_tls_security_level = may`; MTA-STS and DANE would add verification per domain.
+public struct SMTPCourier: Sendable {
+    public let group: any EventLoopGroup
+    public let heloName: String
+    public let tls: NIOSSLContext
+    public var connectTimeout: TimeAmount = .seconds(30)
+    /// RFC 5321 §4.5.3.2: 5 minutes for most replies, 10 for the reply to the content.
+    public var replyTimeout: TimeAmount = .minutes(5)
+    public var contentTimeout: TimeAmount = .minutes(10)
+
+    public init(group: any EventLoopGroup, heloName: String) throws {
+        self.group = group
+        self.heloName = heloName
+        var config = TLSConfiguration.makeClientConfiguration()
+        config.certificateVerification = .none
+        tls = try NIOSSLContext(configuration: config)
+    }
+
+    public func deliver(_ message: SMTPClientTransaction.Message, content: [UInt8], host: String, port: Int,
+                        serverName: String? = nil) async -> CourierOutcome {
+        let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
+        do {
+            channel = try await ClientBootstrap(group: group)
+                .connectTimeout(connectTimeout)
+                .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .connect(host: host, port: port) { ch in
+                    ch.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: ch) }
+                }
+        } catch {
+            return .connectionFailed("cannot connect to \(host):\(port): \(error)")
+        }
+        do {
+            return try await channel.executeThenClose { inbound, outbound in
+                var session = CourierSession(transaction: SMTPClientTransaction(message: message, heloName: heloName),
+                                             inbound: inbound.makeAsyncIterator(), outbound: outbound)
+                return try await session.run(channel: channel.channel, content: content, tls: tls,
+                                             serverName: serverName ?? host, timeouts: (replyTimeout, contentTimeout))
+            }
+        } catch {
+            return .connectionFailed("session with \(host):\(port) failed: \(error)")
+        }
+    }
+
+    /// Content as it goes on the wire after DATA: lines starting with "." doubled, CRLF at the end, then ".".
+    static func dataPayload(_ content: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(content.count + content.count / 64 + 5)
+        var lineStart = true
+        for b in content {
+            if lineStart && b == UInt8(ascii: ".") { out.append(b) }
+            out.append(b)
+            lineStart = b == 10
+        }
+        if !lineStart { out += [13, 10] }
+        out += [46, 13, 10]
+        return out
+    }
+}
+
+enum CourierError: Error {
+    case closed
+    case timeout
+    case badReply(String)
+}
+
+struct CourierSession {
+    var transaction: SMTPClientTransaction
+    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    var buffer = ByteBuffer()
+    var parser = SMTPReplyParser()
+
+    mutating func run(channel: any Channel, content: [UInt8], tls: NIOSSLContext, serverName: String,
+                      timeouts: (reply: TimeAmount, content: TimeAmount)) async throws -> CourierOutcome {
+        var timeout = timeouts.reply
+        while true {
+            let reply = try await readReply(channel: channel, timeout: timeout)
+            guard let action = transaction.receive(reply) else { continue }
+            switch action {
+            case .send(let lines):
+                try await outbound.write(ByteBuffer(string: lines.map { $0 + "\r\n" }.joined()))
+                timeout = timeouts.reply
+            case .startTLS:
+                guard buffer.readableBytes == 0 else { throw CourierError.badReply("data after the reply to STARTTLS") }
+                let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName.isIPAddress ? nil : serverName)
+                try await channel.pipeline.addHandler(handler, position: .first)
+                guard case .send(let lines) = transaction.tlsEstablished() else { continue }
+                try await outbound.write(ByteBuffer(string: lines.map { $0 + "\r\n" }.joined()))
+                timeout = timeouts.reply
+            case .sendContent:
+                try await outbound.write(ByteBuffer(bytes: SMTPCourier.dataPayload(content)))
+                timeout = timeouts.content
+            case .finished(let results):
+                try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
+                return .results(results)
+            case .failed(let reply, let permanent):
+                try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
+                return .refused(reply, permanent: permanent)
+            }
+        }
+    }
+
+    mutating func readReply(channel: any Channel, timeout: TimeAmount) async throws -> SMTPReply {
+        let deadline = NIODeadline.now() + timeout
+        while true {
+            while let lf = buffer.readableBytesView.firstIndex(of: 10) {
+                var line = Array(buffer.readableBytesView[buffer.readerIndex..<lf])
+                buffer.moveReaderIndex(to: lf + 1)
+                if line.last == 13 { line.removeLast() }
+                if let reply = try parser.feed(line) { return reply }
+            }
+            if buffer.readableBytes > SMTPReplyParser.maxLineLength { throw CourierError.badReply("reply line too long") }
+            let remaining = deadline - .now()
+            guard remaining > .zero else { throw CourierError.timeout }
+            let timer = channel.eventLoop.scheduleTask(in: remaining) { channel.close(promise: nil) }
+            defer { timer.cancel() }
+            guard var chunk = try await inbound.next() else { throw CourierError.closed }
+            buffer.discardReadBytes()
+            buffer.writeBuffer(&chunk)
+        }
+    }
+}
+
+extension String {
+    var isIPAddress: Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, self, &v4) == 1 || inet_pton(AF_INET6, self, &v6) == 1
+    }
+}
