@@ -27,6 +27,8 @@ final class InProcessServer {
         config.listen[.smtp] = [ListenAddress(host: "127.0.0.1", port: 0)]
         config.listen[.imap] = []
         config.listen[.imaps] = []
+        config.listen[.pop3] = []
+        config.listen[.pop3s] = []
         tweak(&config)
         let store = try SQLiteMailStore(dataDirectory: dir)
         try await store.addDomain("example.test")
