@@ -43,7 +43,7 @@ let package = Package(
         .target(name: "MailStoreSQLite", dependencies: [
             "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
-        .target(name: "DNSResolverLive", dependencies: ["MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
+        .target(name: "DNSResolverLive", dependencies: ["MailCore", "MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "MailServer", dependencies: [
             "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -1,4 +1,5 @@
 """POP3 with Python's poplib, curl's pop3:// and fetchmail (clients nobody here wrote) against the real server."""
+import base64
 import imaplib
 import poplib
 import re
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ALICE, BOB
+from conftest import ALICE
 from ternlib import strip_trace, tls_context
 
 PASSWORD = "secret-password-1"
@@ -115,7 +116,7 @@ def test_tls_auth_plain_and_limits(tern):
     p = poplib.POP3("127.0.0.1", tern.pop3_port, timeout=30)
     p.stls(tls_context())
     assert "STLS" not in p.capa()
-    resp = p._shortcmd("AUTH PLAIN " + __import__("base64").b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode())
+    resp = p._shortcmd("AUTH PLAIN " + base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()).decode())
     assert resp.startswith(b"+OK")
     assert p.stat()[0] == 1
     p.quit()
@@ -130,7 +131,7 @@ def test_tls_auth_plain_and_limits(tern):
     assert f.readline().startswith(b"+OK")
     sock.sendall(b"AUTH PLAIN\r\n")
     assert f.readline() == b"+ \r\n"
-    sock.sendall(__import__("base64").b64encode(f"\0{ALICE}\0{PASSWORD}".encode()) + b"\r\n")
+    sock.sendall(base64.b64encode(f"\0{ALICE}\0{PASSWORD}".encode()) + b"\r\n")
     assert f.readline().startswith(b"+OK")
     sock.sendall(b"STAT\r\nLIST\r\n")  # pipelined
     assert f.readline().startswith(b"+OK 1 ")

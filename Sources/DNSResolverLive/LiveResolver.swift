@@ -1,5 +1,6 @@
 import CResolv
 import Foundation
+import MailCore
 import MailDNS
 import NIOPosix
 import Synchronization
@@ -24,8 +25,7 @@ public final class LiveResolver: DNSResolver {
         /// `"127.0.0.1:5353"` or `"127.0.0.1"`; IPv4 only (libresolv's per-call server setting takes IPv4).
         public init?(_ text: String) {
             let parts = text.split(separator: ":")
-            guard (1...2).contains(parts.count), parts[0].split(separator: ".").count == 4,
-                  parts[0].split(separator: ".").allSatisfy({ UInt8($0) != nil }) else { return nil }
+            guard (1...2).contains(parts.count), AddressLiteral.isIPv4(String(parts[0])) else { return nil }
             host = String(parts[0])
             if parts.count == 2 {
                 guard let p = Int(parts[1]), (1...65535).contains(p) else { return nil }
@@ -46,9 +46,8 @@ public final class LiveResolver: DNSResolver {
         case failure(DNSError)
     }
 
-    /// One answer record: its type, TTL and data (addresses and names already in text form).
+    /// One answer record of the type asked for: its TTL and data (addresses and names already in text form).
     struct Record: Sendable {
-        var type: DNSRecordType
         var ttl: UInt32
         var mx: MXRecord?
         var text: String
@@ -179,22 +178,22 @@ public final class LiveResolver: DNSResolver {
             switch type {
             case .a:
                 guard rdata.count == 4 else { continue }
-                records.append(Record(type: type, ttl: ttl, mx: nil, text: rdata.map(String.init).joined(separator: ".")))
+                records.append(Record(ttl: ttl, mx: nil, text: rdata.map(String.init).joined(separator: ".")))
             case .aaaa:
                 guard rdata.count == 16 else { continue }
                 var addr = in6_addr()
                 withUnsafeMutableBytes(of: &addr) { $0.copyBytes(from: rdata) }
                 var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
                 guard inet_ntop(AF_INET6, &addr, &text, socklen_t(text.count)) != nil else { continue }
-                records.append(Record(type: type, ttl: ttl, mx: nil, text: String(cString: text)))
+                records.append(Record(ttl: ttl, mx: nil, text: String(cString: text)))
             case .mx:
                 guard rdata.count >= 3 else { continue }
                 let preference = Int(rdata[start]) << 8 | Int(rdata[start + 1])
                 guard let exchange = expand(answer, length, offset + 2) else { continue }
-                records.append(Record(type: type, ttl: ttl, mx: MXRecord(preference: preference, exchange: exchange), text: exchange))
+                records.append(Record(ttl: ttl, mx: MXRecord(preference: preference, exchange: exchange), text: exchange))
             case .ptr:
                 guard let target = expand(answer, length, offset) else { continue }
-                records.append(Record(type: type, ttl: ttl, mx: nil, text: target))
+                records.append(Record(ttl: ttl, mx: nil, text: target))
             case .txt:
                 // <character-string>s: a length octet and that many octets each (RFC 1035 §3.3.14).
                 var text: [UInt8] = []
@@ -205,7 +204,7 @@ public final class LiveResolver: DNSResolver {
                     text += answer[(i + 1)..<(i + 1 + n)]
                     i += 1 + n
                 }
-                records.append(Record(type: type, ttl: ttl, mx: nil, text: String(decoding: text, as: UTF8.self)))
+                records.append(Record(ttl: ttl, mx: nil, text: String(decoding: text, as: UTF8.self)))
             }
         }
         if records.isEmpty { return .failure(.noData(name)) }

@@ -1,6 +1,3 @@
-import Logging
-import NIOCore
-import NIOSSL
 import Synchronization
 
 /// Counts open connections per client address and in total, so that one client cannot take every slot.
@@ -38,47 +35,4 @@ public final class ConnectionLimiter: Sendable {
         }
     }
 
-}
-
-/// One connection's place under its listener's limits: the client's address, and whether it holds a slot. Shared by
-/// the IMAP and POP3 connection handlers.
-struct ConnectionSlot {
-    let limiter: ConnectionLimiter
-    private(set) var remoteAddress = "unknown"
-    private(set) var acquired = false
-
-    init(limiter: ConnectionLimiter) {
-        self.limiter = limiter
-    }
-
-    var isLoopback: Bool { remoteAddress.hasPrefix("127.") || remoteAddress == "::1" }
-
-    /// Notes the client's address and takes a slot; when the limits refuse, writes `refusal` and closes.
-    mutating func open(_ context: ChannelHandlerContext, refusal: String) -> Bool {
-        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
-        guard case .accepted = limiter.acquire(remoteAddress) else {
-            context.sayAndClose(refusal)
-            return false
-        }
-        acquired = true
-        return true
-    }
-
-    mutating func release() {
-        if acquired { limiter.release(remoteAddress); acquired = false }
-    }
-}
-
-extension ChannelHandlerContext {
-    /// Writes a last line (`* BYE …`, `-ERR …`), then closes the connection.
-    func sayAndClose(_ line: String) {
-        let context = self
-        writeAndFlush(NIOAny(ByteBuffer(string: line + "\r\n"))).whenComplete { _ in context.close(promise: nil) }
-    }
-}
-
-/// Logs an error that ends a connection (a TLS peer that went away without close_notify is not worth a line).
-func logConnectionError(_ error: Error, _ logger: Logger) {
-    if let e = error as? NIOSSLError, case .uncleanShutdown = e { return }
-    logger.info("connection error", metadata: ["error": "\(error)"])
 }

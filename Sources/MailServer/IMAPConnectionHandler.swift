@@ -61,13 +61,14 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard slot.open(context, refusal: "* BYE Too many connections, try again later") else {
+        guard case .accepted = slot.open(context) else {
             closed = true
+            context.sayAndClose("* BYE Too many connections, try again later")
             return
         }
         session = IMAPSession(server: server, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
         session.stream = ResponseStream(channel: context.channel)
-        send(Array((session.greeting + "\r\n").utf8), context: context)
+        context.send(Array((session.greeting + "\r\n").utf8))
         armTimeout(context: context)
     }
 
@@ -97,9 +98,9 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         while !busy && !closed, let event = framer.next(&inbound) {
             switch event {
             case .continuationNeeded:
-                send(Array("+ Ready for literal data\r\n".utf8), context: context)
+                context.send(Array("+ Ready for literal data\r\n".utf8))
             case .literalTooLarge(let tag, let size):
-                send(Array("\(tag ?? "*") NO [TOOBIG] Literal of \(size) octets is too large\r\n".utf8), context: context)
+                context.send(Array("\(tag ?? "*") NO [TOOBIG] Literal of \(size) octets is too large\r\n".utf8))
             case .fatal(let reason):
                 closed = true
                 context.sayAndClose("* BYE \(reason)")
@@ -124,7 +125,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
                     return out
                 }
             } else {
-                send(Array("\(tag) BAD Expected DONE\r\n".utf8), context: context)
+                context.send(Array("\(tag) BAD Expected DONE\r\n".utf8))
             }
             return
         }
@@ -149,13 +150,13 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             parsed = try IMAPCommandParser.parse(bytes, utf8Mailboxes: session.utf8)
         } catch {
             let text = error.message.hasPrefix("[") ? error.message : "Syntax error: \(error.message)"
-            send(Array("\(error.tag ?? "*") BAD \(text)\r\n".utf8), context: context)
+            context.send(Array("\(error.tag ?? "*") BAD \(text)\r\n".utf8))
             return
         }
         logger.trace("command", metadata: ["cmd": "\(parsed.command.name)"])
         if case .idle = parsed.command { pendingIdleTag = parsed.tag }
         if let out = session.answerAtOnce(parsed) {
-            send(out.bytes, context: context)
+            context.send(out.bytes)
             if out.close {
                 closed = true
                 context.close(promise: nil)
@@ -169,18 +170,13 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     private func run(context: ChannelHandlerContext, _ work: @escaping @Sendable (IMAPSession) async -> IMAPOutput) {
         busy = true
         let session = self.session!
-        let future = context.eventLoop.makeFutureWithTask { await work(session) }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        future.whenSuccess { out in
-            let (handler, context) = bound.value
-            handler.finished(out, context: context)
-        }
+        context.runOffLoop({ await work(session) }) { self.finished($0, context: context) }
     }
 
     private func finished(_ out: IMAPOutput, context: ChannelHandlerContext) {
         busy = false
         guard !closed else { return }
-        send(out.bytes, context: context)
+        context.send(out.bytes)
         if out.close {
             closed = true
             context.close(promise: nil)
@@ -238,34 +234,24 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         guard idleTag != nil, !busy, !closed else { return }
         busy = true
         let session = self.session!
-        let future = context.eventLoop.makeFutureWithTask { () async -> IMAPOutput in
+        context.runOffLoop({ () async -> IMAPOutput in
             var out = IMAPOutput()
             try? await session.poll(&out, expunges: true, verify: false)
             return out
-        }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        future.whenSuccess { out in
-            let (handler, context) = bound.value
-            handler.busy = false
-            handler.send(out.bytes, context: context)
-            handler.process(context: context)
+        }) { out in
+            self.busy = false
+            context.send(out.bytes)
+            self.process(context: context)
         }
     }
 
-    private func send(_ bytes: [UInt8], context: ChannelHandlerContext) {
-        guard !bytes.isEmpty else { return }
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
-    }
 
     private func armTimeout(context: ChannelHandlerContext) {
         timeout?.cancel()
-        let authenticated = session?.account != nil
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: authenticated ? Self.idleTimeout : Self.preAuthTimeout) {
-            let (handler, context) = bound.value
-            guard !handler.closed else { return }
-            if handler.busy { handler.armTimeout(context: context); return }
-            handler.closed = true
+        timeout = context.schedule(after: session?.account != nil ? Self.idleTimeout : Self.preAuthTimeout) {
+            guard !self.closed else { return }
+            if self.busy { self.armTimeout(context: context); return }
+            self.closed = true
             context.sayAndClose("* BYE Autologout; idle for too long")
         }
     }

@@ -89,9 +89,8 @@ extension IMAPSession {
             default: return false
             }
         }
-        // The content is read only when no cache has what is asked for.
         func needsContent(_ id: MessageID) -> Bool {
-            plan.content || (plan.structure && structures.get(id) == nil) || (plan.header && headers.get(id) == nil)
+            plan.needsContent(structureCached: structures.get(id) != nil, headerCached: headers.get(id) != nil)
         }
         var markSeen: [UID] = []
         var prefetched: [MessageID: [UInt8]] = [:]
@@ -104,7 +103,7 @@ extension IMAPSession {
             var tree: MIMEPart?
             var structure = plan.structure ? structures.get(id) : nil
             var header = plan.header ? headers.get(id) : nil
-            if plan.content || (plan.structure && structure == nil) || (plan.header && header == nil) {
+            if plan.needsContent(structureCached: structure != nil, headerCached: header != nil) {
                 if prefetched[id] == nil {
                     // The next 200 messages that need their content, in one store round trip.
                     let upcoming = [id] + targets[(index + 1)..<max(index + 1, min(index + 200, targets.count))].map { m.messages[$0].messageID }.filter(needsContent)
@@ -143,7 +142,7 @@ extension IMAPSession {
                 case .rfc822Text: out.ascii("RFC822.TEXT "); out.literal(parts!.body)
                 case .bodySection(let section, let partial, _):
                     // A part that does not exist is returned empty (as Dovecot and Cyrus do).
-                    var data: ArraySlice<UInt8>
+                    let data: ArraySlice<UInt8>
                     if section.part.isEmpty {
                         switch section.text {
                         case .full: data = parts!.bytes[...]
@@ -156,21 +155,16 @@ extension IMAPSession {
                         data = (IMAPBodyStructure.section(parts!.bytes, tree!, section) ?? [])[...]
                     }
                     out.ascii("BODY[\(section)]")
-                    if let partial {
-                        out.ascii("<\(partial.lowerBound)>")
-                        let lo = data.startIndex + min(partial.lowerBound, data.count)
-                        let hi = data.startIndex + min(partial.upperBound + 1, data.count)
-                        data = data[lo..<hi]
-                    }
+                    if let partial { out.ascii("<\(partial.lowerBound)>") }
                     out.bytes.append(32)
-                    out.literal(data)
+                    out.literal(Self.partial(data, partial))
                 case .envelope: out.ascii("ENVELOPE "); out.bytes += structure!.envelope
                 case .bodyStructure: out.ascii("BODYSTRUCTURE "); out.bytes += structure!.bodyStructure
                 case .body: out.ascii("BODY "); out.bytes += structure!.body
                 case .binary(let path, let partial, _):
-                    out.bytes += try Self.binaryItem(path: path, partial: partial, sizeOnly: false, tree!, parts!)
+                    try Self.binaryItem(path: path, partial: partial, sizeOnly: false, tree!, parts!, &out)
                 case .binarySize(let path):
-                    out.bytes += try Self.binaryItem(path: path, partial: nil, sizeOnly: true, tree!, parts!)
+                    try Self.binaryItem(path: path, partial: nil, sizeOnly: true, tree!, parts!, &out)
                 }
             }
             if setsSeen && !message.flags.contains(.seen) {
@@ -200,7 +194,8 @@ extension IMAPSession {
     }
 
     /// `BINARY[part]<partial>` or `BINARY.SIZE[part]` (RFC 3516): the part's content with its transfer encoding undone.
-    static func binaryItem(path: [Int], partial: ClosedRange<Int>?, sizeOnly: Bool, _ tree: MIMEPart, _ parts: MessageParts) throws -> [UInt8] {
+    static func binaryItem(path: [Int], partial: ClosedRange<Int>?, sizeOnly: Bool, _ tree: MIMEPart, _ parts: MessageParts,
+                           _ out: inout IMAPOutput) throws {
         guard let part = IMAPBodyStructure.locate(tree, path), !part.contentType.isMultipart else {
             throw IMAPFailure.no("[UNKNOWN-CTE] No such leaf part")
         }
@@ -209,20 +204,25 @@ extension IMAPSession {
             throw IMAPFailure.no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding \(part.transferEncoding)")
         }
         let name = path.map(String.init).joined(separator: ".")
-        if sizeOnly { return Array("BINARY.SIZE[\(name)] \(decoded.count)".utf8) }
-        var slice = decoded[...]
-        var label = "BINARY[\(name)]"
-        if let partial {
-            label += "<\(partial.lowerBound)>"
-            let lo = min(partial.lowerBound, decoded.count), hi = min(partial.upperBound + 1, decoded.count)
-            slice = decoded[lo..<hi]
+        if sizeOnly {
+            out.ascii("BINARY.SIZE[\(name)] ")
+            out.decimal(decoded.count)
+            return
         }
+        let slice = Self.partial(decoded[...], partial)
+        out.ascii("BINARY[\(name)]")
+        if let partial { out.ascii("<\(partial.lowerBound)>") }
         // literal8 (~{n}) when the content has NUL, so that the client reads it as binary.
-        return Array("\(label) \(slice.contains(0) ? "~" : "")".utf8) + literal(slice)
+        out.ascii(slice.contains(0) ? " ~" : " ")
+        out.literal(slice)
     }
 
-    static func literal(_ data: ArraySlice<UInt8>) -> [UInt8] {
-        Array("{\(data.count)}\r\n".utf8) + data
+    /// `<offset.length>` of a section (RFC 9051 §6.4.5): the octets from offset, at most length, clipped to the data.
+    static func partial(_ data: ArraySlice<UInt8>, _ range: ClosedRange<Int>?) -> ArraySlice<UInt8> {
+        guard let range else { return data }
+        let lo = data.startIndex + min(range.lowerBound, data.count)
+        let hi = data.startIndex + min(range.upperBound + 1, data.count)
+        return data[lo..<hi]
     }
 
     // MARK: search
@@ -426,6 +426,11 @@ struct FetchPlan {
     var structure = false
     /// The MIME tree (a numbered part, BINARY).
     var tree = false
+
+    /// Whether a message's content must be read: the content itself is asked for, or a cache lacks what is.
+    func needsContent(structureCached: Bool, headerCached: Bool) -> Bool {
+        content || (structure && !structureCached) || (header && !headerCached)
+    }
 
     init(_ attrs: [FetchAttribute]) {
         for a in attrs {

@@ -20,17 +20,12 @@ struct IMAPOutput {
     /// the server still works, and memory holds one chunk rather than the whole response.
     var stream: ResponseStream?
 
-    /// Sends what is buffered when it exceeds `ResponseStream.chunk`; waits while the previous chunk is still unsent
-    /// (a slow reader slows the command down instead of growing the buffer).
+    /// See `ResponseStream.sendIfLarge`.
     mutating func flushIfLarge() async throws {
-        guard let stream, bytes.count >= ResponseStream.chunk else { return }
-        let chunk = bytes
-        bytes.removeAll(keepingCapacity: true)
-        try await stream.send(chunk)
+        try await stream?.sendIfLarge(&bytes)
     }
 
     mutating func line(_ s: String) { bytes.append(contentsOf: s.utf8); bytes.append(13); bytes.append(10) }
-    mutating func raw(_ b: [UInt8]) { bytes += b }
     mutating func ascii(_ s: String) { bytes.append(contentsOf: s.utf8) }
 
     /// A non-negative number in decimal, without a String in between (FETCH writes several per message).
@@ -64,6 +59,15 @@ final class ResponseStream: Sendable {
 
     init(channel: any Channel) {
         self.channel = channel
+    }
+
+    /// Sends `bytes` and empties it once it holds a chunk or more; waits while the previous chunk is still unsent
+    /// (a slow reader slows the command down instead of growing the buffer).
+    func sendIfLarge(_ bytes: inout [UInt8]) async throws {
+        guard bytes.count >= Self.chunk else { return }
+        let chunk = bytes
+        bytes.removeAll(keepingCapacity: true)
+        try await send(chunk)
     }
 
     func send(_ bytes: [UInt8]) async throws {
@@ -108,13 +112,7 @@ struct SelectedMailbox {
 
     /// Messages addressed by a sequence set of message numbers or UIDs, in mailbox order.
     func resolve(_ set: SequenceSet, uid: Bool) -> [(seq: Int, message: StoredMessage)] {
-        guard !messages.isEmpty else { return [] }
-        let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
-        var out: [(Int, StoredMessage)] = []
-        for (i, m) in messages.enumerated() where set.contains(uid ? m.uid.rawValue : UInt32(i + 1), largest: largest) {
-            out.append((i + 1, m))
-        }
-        return out
+        resolveIndices(set, uid: uid).map { ($0 + 1, messages[$0]) }
     }
 }
 
@@ -186,7 +184,6 @@ final class IMAPSession: @unchecked Sendable {
     var stream: ResponseStream?
 
     func handle(_ tagged: TaggedCommand) async -> IMAPOutput {
-        if let out = answerAtOnce(tagged) { return out }
         var out = IMAPOutput()
         out.stream = stream
         let tag = tagged.tag
@@ -231,9 +228,10 @@ final class IMAPSession: @unchecked Sendable {
 
     func dispatch(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
         switch command {
-        case .capability, .logout:
-            // Answered by `answerAtOnce`, which `handle` asks first.
-            break
+        case .capability:
+            capability(tag: tag, &out)
+        case .logout:
+            logout(tag: tag, &out)
         case .noop, .check:
             if selected != nil { try await poll(&out, expunges: true) }
             out.line("\(tag) OK \(command.name) completed")
@@ -401,32 +399,38 @@ final class IMAPSession: @unchecked Sendable {
 
     /// Commands answered without waiting for anything (the connection runs them on its event loop, with no task):
     /// CAPABILITY, LOGOUT, NOOP with no mailbox selected, and LOGIN with a recently verified password. Nil: run
-    /// `handle` instead.
+    /// `handle` instead (the connection asks this first; `handle` does not ask again).
     func answerAtOnce(_ tagged: TaggedCommand) -> IMAPOutput? {
         var out = IMAPOutput()
         let tag = tagged.tag
         switch tagged.command {
         case .capability:
-            out.line("* CAPABILITY \(capabilities)")
-            out.line("\(tag) OK CAPABILITY completed")
+            capability(tag: tag, &out)
         case .logout:
-            out.line("* BYE \(server.config.hostname) logging out")
-            out.line("\(tag) OK LOGOUT completed")
-            out.close = true
-            state = .logout
+            logout(tag: tag, &out)
         case .noop where selected == nil:
             out.line("\(tag) OK NOOP completed")
         case .login(let user, let password):
-            guard case .notAuthenticated = state, loginAllowed, !server.loginThrottle.isBlocked(remoteAddress),
-                  let address = try? EmailAddress.parse(user),
-                  let account = store.cachedLogin(address, password: password) else { return nil }
-            server.loginThrottle.recordSuccess(remoteAddress)
-            state = .authenticated(account, address.canonical)
-            out.line("\(tag) OK [CAPABILITY \(capabilities)] Logged in")
+            guard case .notAuthenticated = state, loginAllowed,
+                  let (account, address) = PasswordCheck.cached(server, remoteAddress: remoteAddress, user: user, password: password)
+            else { return nil }
+            loggedIn(account, address, tag: tag, &out)
         default:
             return nil
         }
         return out
+    }
+
+    func capability(tag: String, _ out: inout IMAPOutput) {
+        out.line("* CAPABILITY \(capabilities)")
+        out.line("\(tag) OK CAPABILITY completed")
+    }
+
+    func logout(tag: String, _ out: inout IMAPOutput) {
+        out.line("* BYE \(server.config.hostname) logging out")
+        out.line("\(tag) OK LOGOUT completed")
+        out.close = true
+        state = .logout
     }
 
     // MARK: authentication
@@ -449,27 +453,23 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     func authenticate(user: String, password: String, tag: String, _ out: inout IMAPOutput) async throws {
-        let throttle = server.loginThrottle
-        guard !throttle.isBlocked(remoteAddress) else {
-            server.logger.notice("IMAP login refused: too many failures from this address")
+        switch try await PasswordCheck.check(server, service: "IMAP", remoteAddress: remoteAddress, user: user, password: password) {
+        case .blocked:
             throw IMAPFailure.no("[UNAVAILABLE] Too many failed logins from your address; try again later")
-        }
-        let address = try? EmailAddress.parse(user)
-        var account: AccountID?
-        if let address { account = try await store.verifyPassword(address, password: password) }
-        guard let account, let address else {
+        case .failed:
+            // Each failure has cost the client a second; three end the session.
             failedLogins += 1
-            throttle.recordFailure(remoteAddress)
-            server.logger.notice("IMAP login failed", metadata: ["user": "\(user)"])
-            // Slow down guessing: each failure costs the client a second, and three end the session.
-            try? await Task.sleep(for: .seconds(1))
             if failedLogins >= 3 {
                 out.line("* BYE Too many failed logins")
                 out.close = true
             }
             throw IMAPFailure.no("[AUTHENTICATIONFAILED] Invalid credentials")
+        case .success(let account, let address):
+            loggedIn(account, address, tag: tag, &out)
         }
-        throttle.recordSuccess(remoteAddress)
+    }
+
+    func loggedIn(_ account: AccountID, _ address: EmailAddress, tag: String, _ out: inout IMAPOutput) {
         state = .authenticated(account, address.canonical)
         out.line("\(tag) OK [CAPABILITY \(capabilities)] Logged in")
     }
@@ -494,12 +494,7 @@ final class IMAPSession: @unchecked Sendable {
         guard let (boxID, current) = try await store.mailboxState(account: a, name: name) else {
             throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
         }
-        let box: MailboxSnapshot
-        if let held = server.mailboxes.snapshot(boxID, ifCurrent: current) {
-            box = held
-        } else {
-            box = try await server.mailboxes.snapshot(boxID, verify: true)
-        }
+        let box = try await server.mailboxes.snapshot(boxID, current: current)
         let messages = box.messages
         let m = SelectedMailbox(id: boxID, name: name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
                                 highestModSeq: box.highestModSeq)

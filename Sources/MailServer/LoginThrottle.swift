@@ -1,4 +1,6 @@
 import Foundation
+import MailCore
+import MailStore
 import Synchronization
 
 /// Failed logins per client address (IMAP now, POP3 and submission later): after `maxFailures` within `window`,
@@ -41,5 +43,40 @@ public final class LoginThrottle: Sendable {
 
     public func recordSuccess(_ address: String) {
         _ = entries.withLock { $0.removeValue(forKey: address) }
+    }
+}
+
+/// The password check every service shares (IMAP, POP3; submission next): the per-address block, the store's check,
+/// the failure record, and the second of delay after a failure that slows guessing down.
+enum PasswordCheck {
+    enum Outcome {
+        case success(AccountID, EmailAddress)
+        /// Too many failures from this address lately: refused without looking at the password.
+        case blocked
+        case failed
+    }
+
+    static func check(_ server: ServerContext, service: String, remoteAddress: String, user: String, password: String) async throws -> Outcome {
+        let throttle = server.loginThrottle
+        guard !throttle.isBlocked(remoteAddress) else {
+            server.logger.notice("\(service) login refused: too many failures from this address")
+            return .blocked
+        }
+        if let address = try? EmailAddress.parse(user), let account = try await server.store.verifyPassword(address, password: password) {
+            throttle.recordSuccess(remoteAddress)
+            return .success(account, address)
+        }
+        throttle.recordFailure(remoteAddress)
+        server.logger.notice("\(service) login failed", metadata: ["user": "\(user)"])
+        try? await Task.sleep(for: .seconds(1))
+        return .failed
+    }
+
+    /// A login answered from the store's verified-login cache alone, with no wait; nil: use `check`.
+    static func cached(_ server: ServerContext, remoteAddress: String, user: String, password: String) -> (AccountID, EmailAddress)? {
+        guard !server.loginThrottle.isBlocked(remoteAddress), let address = try? EmailAddress.parse(user),
+              let account = server.store.cachedLogin(address, password: password) else { return nil }
+        server.loginThrottle.recordSuccess(remoteAddress)
+        return (account, address)
     }
 }

@@ -6,15 +6,13 @@ import Synchronization
 /// selected: a thousand clients idling in one INBOX hold one copy of its message list, not a thousand (Swift arrays
 /// are copy-on-write, so a session's `messages` is the snapshot's own storage until the session changes it).
 final class MailboxSnapshot: Sendable {
-    let mailbox: MailboxID
     let uidValidity: UIDValidity
     let uidNext: UID
     let highestModSeq: ModSeq
     /// In UID order.
     let messages: [StoredMessage]
 
-    init(mailbox: MailboxID, uidValidity: UIDValidity, uidNext: UID, highestModSeq: ModSeq, messages: [StoredMessage]) {
-        self.mailbox = mailbox
+    init(uidValidity: UIDValidity, uidNext: UID, highestModSeq: ModSeq, messages: [StoredMessage]) {
         self.uidValidity = uidValidity
         self.uidNext = uidNext
         self.highestModSeq = highestModSeq
@@ -41,7 +39,7 @@ final class MailboxSnapshot: Sendable {
         } else {
             out += added
         }
-        return MailboxSnapshot(mailbox: mailbox, uidValidity: uidValidity, uidNext: changes.uidNext, highestModSeq: changes.highestModSeq,
+        return MailboxSnapshot(uidValidity: uidValidity, uidNext: changes.uidNext, highestModSeq: changes.highestModSeq,
                                messages: out)
     }
 }
@@ -107,7 +105,7 @@ final class MailboxIndex: Sendable {
                 }
                 // First load, or UIDVALIDITY changed: the delta was everything only if it was read from the start.
                 let full = base == nil ? delta : try await store.mailboxChanges(mailbox: mailbox, since: nil)
-                return MailboxSnapshot(mailbox: mailbox, uidValidity: full.uidValidity, uidNext: full.uidNext,
+                return MailboxSnapshot(uidValidity: full.uidValidity, uidNext: full.uidNext,
                                        highestModSeq: full.highestModSeq, messages: full.changed)
             }
             e.loading = task
@@ -155,22 +153,17 @@ final class MailboxIndex: Sendable {
         }
     }
 
-    /// The snapshot held for a mailbox when it matches a state just read from the store (SELECT reads the state
-    /// with the mailbox's id, so a current view costs no second read).
-    func snapshot(_ mailbox: MailboxID, ifCurrent current: MailboxChanges) -> MailboxSnapshot? {
-        state.withLock { s in
+    /// The mailbox as of a state just read from the store with its id (SELECT, a POP3 login): the snapshot held when
+    /// it matches that state, without a second read; otherwise brought up to date as `snapshot(_:verify:)` does.
+    func snapshot(_ mailbox: MailboxID, current: MailboxChanges) async throws -> MailboxSnapshot {
+        let held: MailboxSnapshot? = state.withLock { s in
             guard let snap = s.entries[mailbox]?.snapshot, snap.uidValidity == current.uidValidity,
                   snap.highestModSeq == current.highestModSeq, snap.uidNext == current.uidNext else { return nil }
             s.clock += 1
             s.entries[mailbox]?.lastUse = s.clock
             return snap
         }
-    }
-
-    /// Forgets a mailbox (deleted or renamed).
-    func forget(_ mailbox: MailboxID) {
-        state.withLock { s in
-            if let e = s.entries.removeValue(forKey: mailbox) { s.cachedMessages -= e.snapshot?.messages.count ?? 0 }
-        }
+        if let held { return held }
+        return try await snapshot(mailbox, verify: true)
     }
 }

@@ -39,13 +39,14 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard slot.open(context, refusal: "-ERR [SYS/TEMP] Too many connections, try again later") else {
+        guard case .accepted = slot.open(context) else {
             closed = true
+            context.sayAndClose("-ERR [SYS/TEMP] Too many connections, try again later")
             return
         }
         session = POP3Session(server: server, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
         session.stream = ResponseStream(channel: context.channel)
-        send(Array((session.greeting + "\r\n").utf8), context: context)
+        context.send(Array((session.greeting + "\r\n").utf8))
         armTimeout(context: context)
     }
 
@@ -108,20 +109,20 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
         do {
             command = try POP3CommandParser.parse(line)
         } catch {
-            send(Array("-ERR \(error.message)\r\n".utf8), context: context)
+            context.send(Array("-ERR \(error.message)\r\n".utf8))
             return
         }
         var out = POP3Output()
         do {
             if try session.answerAtOnce(command, &out) {
-                send(out.bytes, context: context)
+                context.send(out.bytes)
                 return
             }
         } catch let e as POP3Session.POP3Failure {
-            send(Array("-ERR \(e.text)\r\n".utf8), context: context)
+            context.send(Array("-ERR \(e.text)\r\n".utf8))
             return
         } catch {
-            send(Array("-ERR [SYS/TEMP] Internal error, try again later\r\n".utf8), context: context)
+            context.send(Array("-ERR [SYS/TEMP] Internal error, try again later\r\n".utf8))
             return
         }
         run(context: context) { session in await session.handle(command) }
@@ -131,12 +132,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
     private func run(context: ChannelHandlerContext, _ work: @escaping @Sendable (POP3Session) async -> POP3Output) {
         busy = true
         let session = self.session!
-        let future = context.eventLoop.makeFutureWithTask { await work(session) }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        future.whenSuccess { out in
-            let (handler, context) = bound.value
-            handler.finished(out, context: context)
-        }
+        context.runOffLoop({ await work(session) }) { self.finished($0, context: context) }
     }
 
     private func finished(_ out: POP3Output, context: ChannelHandlerContext) {
@@ -148,7 +144,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
                 .whenComplete { _ in context.close(promise: nil) }
             return
         }
-        send(out.bytes, context: context)
+        context.send(out.bytes)
         if out.startTLS, let tls = server.tls {
             // Plaintext pipelined after STLS is discarded, never read as if it came over TLS.
             inbound.removeAll()
@@ -165,20 +161,13 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
         process(context: context)
     }
 
-    private func send(_ bytes: [UInt8], context: ChannelHandlerContext) {
-        guard !bytes.isEmpty else { return }
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
-    }
 
     private func armTimeout(context: ChannelHandlerContext) {
         timeout?.cancel()
-        let authenticated = session?.lockedAccount != nil
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: authenticated ? Self.idleTimeout : Self.preAuthTimeout) {
-            let (handler, context) = bound.value
-            guard !handler.closed else { return }
-            if handler.busy { handler.armTimeout(context: context); return }
-            handler.closed = true
+        timeout = context.schedule(after: session?.lockedAccount != nil ? Self.idleTimeout : Self.preAuthTimeout) {
+            guard !self.closed else { return }
+            if self.busy { self.armTimeout(context: context); return }
+            self.closed = true
             context.sayAndClose("-ERR Autologout; idle for too long")
         }
     }

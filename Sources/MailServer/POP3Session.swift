@@ -31,13 +31,9 @@ struct POP3Output {
     mutating func err(_ text: String) { line("-ERR \(text)") }
     mutating func line(_ s: String) { bytes.append(contentsOf: s.utf8); bytes.append(13); bytes.append(10) }
 
-    /// Sends what is buffered once it passes a chunk, waiting while the client is slow (a 10 MB RETR holds about one
-    /// chunk in memory beside the message, not a second copy of it).
+    /// See `ResponseStream.sendIfLarge` (a 10 MB RETR holds about one chunk in memory beside the message).
     mutating func flushIfLarge() async throws {
-        guard let stream, bytes.count >= ResponseStream.chunk else { return }
-        let chunk = bytes
-        bytes.removeAll(keepingCapacity: true)
-        try await stream.send(chunk)
+        try await stream?.sendIfLarge(&bytes)
     }
 }
 
@@ -271,32 +267,26 @@ final class POP3Session: @unchecked Sendable {
     }
 
     func login(user: String, password: String, _ out: inout POP3Output) async throws {
-        let throttle = server.loginThrottle
-        guard !throttle.isBlocked(remoteAddress) else {
-            server.logger.notice("POP3 login refused: too many failures from this address")
+        let account: AccountID
+        switch try await PasswordCheck.check(server, service: "POP3", remoteAddress: remoteAddress, user: user, password: password) {
+        case .blocked:
             throw POP3Failure("[AUTH] Too many failed logins from your address; try again later")
-        }
-        let address = try? EmailAddress.parse(user)
-        var account: AccountID?
-        if let address { account = try await server.store.verifyPassword(address, password: password) }
-        guard let account else {
+        case .failed:
+            // Each failure has cost the client a second; three end the session.
             failedLogins += 1
-            throttle.recordFailure(remoteAddress)
-            server.logger.notice("POP3 login failed", metadata: ["user": "\(user)"])
-            // Each failure costs the client a second; three end the session.
-            try? await Task.sleep(for: .seconds(1))
             if failedLogins >= 3 { out.close = true }
             throw POP3Failure("[AUTH] Invalid credentials")
+        case .success(let id, _):
+            account = id
         }
-        throttle.recordSuccess(remoteAddress)
-        guard let inbox = try await server.store.mailboxID(account: account, name: "INBOX") else {
+        guard let (inbox, current) = try await server.store.mailboxState(account: account, name: "INBOX") else {
             throw POP3Failure("[SYS/PERM] The account has no INBOX")
         }
         guard server.pop3Locks.acquire(account) else {
             throw POP3Failure("[IN-USE] Another POP3 session is using this maildrop")
         }
         do {
-            let snapshot = try await server.mailboxes.snapshot(inbox, verify: true)
+            let snapshot = try await server.mailboxes.snapshot(inbox, current: current)
             state = .transaction(Maildrop(account: account, mailbox: inbox, uidValidity: snapshot.uidValidity, messages: snapshot.messages))
             out.ok("Logged in, \(snapshot.messages.count) messages")
         } catch {

@@ -60,18 +60,12 @@ public struct SMTPCourier: Sendable {
         }
     }
 
-    /// Content as it goes on the wire after DATA: lines starting with "." doubled, CRLF at the end, then ".".
+    /// Content as it goes on the wire after DATA: dot-stuffed, CRLF at the end, then ".".
     static func dataPayload(_ content: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
-        out.reserveCapacity(content.count + content.count / 64 + 5)
-        var lineStart = true
-        for b in content {
-            if lineStart && b == UInt8(ascii: ".") { out.append(b) }
-            out.append(b)
-            lineStart = b == 10
-        }
-        if !lineStart { out += [13, 10] }
-        out += [46, 13, 10]
+        var stuffer = DotStuffer()
+        stuffer.append(content[...], to: &out)
+        stuffer.finish(&out)
         return out
     }
 }
@@ -101,7 +95,7 @@ struct CourierSession {
                 timeout = timeouts.reply
             case .startTLS:
                 guard buffer.readableBytes == 0 else { throw CourierError.badReply("data after the reply to STARTTLS") }
-                let handler = try NIOSSLClientHandler(context: tls, serverHostname: serverName.isIPAddress ? nil : serverName)
+                let handler = try NIOSSLClientHandler(context: tls, serverHostname: AddressLiteral.isIPv4(serverName) || AddressLiteral.isIPv6(serverName) ? nil : serverName)
                 try await channel.pipeline.addHandler(handler, position: .first)
                 guard case .send(let lines) = transaction.tlsEstablished() else { continue }
                 try await outbound.write(ByteBuffer(string: lines.map { $0 + "\r\n" }.joined()))
@@ -137,12 +131,5 @@ struct CourierSession {
             buffer.discardReadBytes()
             buffer.writeBuffer(&chunk)
         }
-    }
-}
-
-extension String {
-    var isIPAddress: Bool {
-        var v4 = in_addr(), v6 = in6_addr()
-        return inet_pton(AF_INET, self, &v4) == 1 || inet_pton(AF_INET6, self, &v6) == 1
     }
 }

@@ -20,27 +20,25 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
 
     private let server: ServerContext
-    private let limiter: ConnectionLimiter
+    private var slot: ConnectionSlot
     private var machine: SMTPServerStateMachine
     private var framer: SMTPFramer
     private var inbound = ByteBuffer()
     private var busy = false
     private var backpressure = ReadBackpressure(limit: 1 << 20)
     private var closed = false
-    private var acquired = false
     private var needsFlush = false
     private var sink: MessageSink?
     private var bdatChunk: (last: Bool, accept: Bool)?
     /// The accounts each accepted recipient of the current transaction resolved to, in RCPT order.
     private var resolved: [[AccountID]] = []
-    private var remoteAddress = "unknown"
     private var timeout: Scheduled<Void>?
     private var logger: Logger
     private var transactionID = ""
 
     init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
         self.server = server
-        self.limiter = limiter
+        slot = ConnectionSlot(limiter: limiter)
         let limits = server.config.limits
         machine = SMTPServerStateMachine(configuration: .init(
             hostname: server.config.hostname, maxMessageSize: limits.maxMessageSize, maxRecipients: limits.maxRecipients,
@@ -53,11 +51,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     // MARK: channel events
 
     func channelActive(context: ChannelHandlerContext) {
-        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
-        logger[metadataKey: "remote"] = .string(remoteAddress)
-        switch limiter.acquire(remoteAddress) {
+        let verdict = slot.open(context)
+        logger[metadataKey: "remote"] = .string(slot.remoteAddress)
+        switch verdict {
         case .accepted:
-            acquired = true
             logger.debug("connected")
             write(machine.greeting, context: context)
             flush(context: context)
@@ -76,7 +73,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         timeout?.cancel()
         sink?.discard()
         sink = nil
-        if acquired { limiter.release(remoteAddress); acquired = false }
+        slot.release()
         logger.debug("disconnected")
         context.fireChannelInactive()
     }
@@ -90,12 +87,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        // A client that closes TLS without close_notify is common and harmless here: every reply was sent.
-        if let tlsError = error as? NIOSSLError, case .uncleanShutdown = tlsError {
-            logger.debug("TLS closed without close_notify")
-        } else {
-            logger.info("connection error", metadata: ["error": "\(error)"])
-        }
+        logConnectionError(error, logger)
         closed = true
         context.close(promise: nil)
     }
@@ -259,7 +251,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let proto = TraceHeaders.protocolName(extended: machine.isExtended, tls: machine.isTLS,
                                                authenticated: machine.authenticatedAs != nil, utf8: txn.parameters.smtputf8)
         let single = txn.recipients.count == 1 ? txn.recipients[0].address.description : nil
-        let received = TraceHeaders.received(heloName: machine.heloName ?? "unknown", clientAddress: remoteAddress, reverseName: nil,
+        let received = TraceHeaders.received(heloName: machine.heloName ?? "unknown", clientAddress: slot.remoteAddress, reverseName: nil,
                                              hostname: server.config.hostname, protocolName: proto, id: transactionID,
                                              tls: nil, singleRecipient: single, date: Date())
         let reversePath: String

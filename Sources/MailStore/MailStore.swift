@@ -36,6 +36,13 @@ extension Directory {
     public func cachedLogin(_ address: EmailAddress, password: String) -> AccountID? { nil }
 }
 
+extension MessageStore {
+    /// The id of an account's mailbox by its name, without counting messages (COPY's target).
+    public func mailboxID(account: AccountID, name: String) async throws -> MailboxID? {
+        try await mailboxState(account: account, name: name)?.id
+    }
+}
+
 /// Mailboxes and messages.
 public protocol MessageStore: Sendable {
     /// Stores one message in every target mailbox with a single durable commit. Returns after the commit
@@ -50,8 +57,6 @@ public protocol MessageStore: Sendable {
     /// Creates a mailbox (no-op when it exists) and returns its id.
     func createMailbox(account: AccountID, name: String) async throws -> MailboxID
     func messages(mailbox: MailboxID) async throws -> [StoredMessage]
-    /// The id of an account's mailbox by its name, without counting messages (SELECT, APPEND, COPY).
-    func mailboxID(account: AccountID, name: String) async throws -> MailboxID?
     /// A mailbox's id and state (no messages) by its name, in one read: what SELECT needs to know whether a view it
     /// holds is current.
     func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)?

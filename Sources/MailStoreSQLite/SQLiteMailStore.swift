@@ -182,13 +182,13 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func cachedLogin(_ address: EmailAddress, password: String) -> AccountID? {
-        verifiedLogins.check(address.localPart.lowercased() + "@" + address.normalizedDomain, password,
-                             generation: directoryCache.currentGeneration())
+        verifiedLogins.check(address.canonical, password, generation: directoryCache.currentGeneration())
     }
+
 
     public func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID? {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        let user = local + "@" + domain
+        let user = address.canonical
         let generation = directoryCache.currentGeneration()
         if let account = verifiedLogins.check(user, password, generation: generation) { return account }
         // The slow hash runs on an io thread too, not on Swift's cooperative pool.
@@ -369,12 +369,6 @@ public final class SQLiteMailStore: MailStore, Sendable {
                                      modSeq: ModSeq(rawValue: row[6])))
         }
         return out
-    }
-
-    public func mailboxID(account: AccountID, name: String) async throws -> MailboxID? {
-        try await read { db in
-            try Int64.fetchOne(db.cachedStatement(sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?"), arguments: [account, name])
-        }
     }
 
     public func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)? {

@@ -138,7 +138,6 @@ public struct SMTPClientTransaction: Sendable {
     public private(set) var capabilities = EHLOCapabilities()
     public private(set) var tlsActive = false
     var state: State = .greeting
-    var pendingReplies = 0
     var rcptReplies: [SMTPReply] = []
     var mailReply: SMTPReply?
 

@@ -11,7 +11,7 @@ import Testing
     }
 
     func snapshot(_ messages: [StoredMessage], modSeq: Int64) -> MailboxSnapshot {
-        MailboxSnapshot(mailbox: 1, uidValidity: UIDValidity(rawValue: 7), uidNext: UID((messages.last?.uid.rawValue ?? 0) + 1),
+        MailboxSnapshot(uidValidity: UIDValidity(rawValue: 7), uidNext: UID((messages.last?.uid.rawValue ?? 0) + 1),
                         highestModSeq: ModSeq(rawValue: modSeq), messages: messages)
     }
 

@@ -11,7 +11,6 @@ import os
 import platform
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,24 +23,11 @@ from results import write_section  # noqa: E402
 import bench as imapbench  # noqa: E402
 
 
-class POP3Client:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=120)
-        self.buf = bytearray()
-        self.pos = 0
-        self.status()
-
-    def fill(self):
-        chunk = self.sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("closed")
-        self.buf += chunk
+class POP3Client(imapbench.Client):
+    """bench/imap's client (one receive buffer, C-speed scans; it reads the greeting) speaking POP3."""
 
     def status(self):
-        while (end := self.buf.find(b"\r\n", self.pos)) < 0:
-            self.fill()
-        line = bytes(self.buf[self.pos:end])
-        self.pos = end + 2
+        line = self.readline()
         if not line.startswith(b"+OK"):
             raise RuntimeError(line)
         return line
