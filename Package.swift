@@ -31,6 +31,10 @@ let package = Package(
         .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "POP3Codec", dependencies: ["MailCore"]),
         .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "DKIM", dependencies: [
+            .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
+        ]),
+        .target(name: "SASL", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
         // Layer 1: storage protocols and model, DNS as a protocol and route selection
         .target(name: "MailDNS", dependencies: ["MailCore"]),
@@ -45,7 +49,7 @@ let package = Package(
         ]),
         .target(name: "DNSResolverLive", dependencies: ["MailCore", "MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "MailServer", dependencies: [
-            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig",
+            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -65,6 +69,8 @@ let package = Package(
         .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"]),
         .testTarget(name: "IMAPCodecTests", dependencies: ["IMAPCodec"]),
         .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
+        .testTarget(name: "SASLTests", dependencies: ["SASL", "MailStore"]),
+        .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["MailServer", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
