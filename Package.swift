@@ -58,7 +58,7 @@ let package = Package(
         ] + nio),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive",
+            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),

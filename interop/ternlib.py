@@ -14,8 +14,15 @@ TERN = os.path.abspath(os.environ.get("TERN_BIN") or str(Path(__file__).resolve(
 class Tern:
     """One Tern server with its own config and data folder."""
 
-    def __init__(self, workdir, settings=None, hostname="mx.tern.test"):
+    SERVICES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+
+    def __init__(self, workdir, settings=None, hostname="mx.tern.test", host="127.0.0.1", listen=None):
+        """`host`: the loopback address every service binds (port 0: any free one); `listen` overrides single services,
+        e.g. {"smtp": "127.0.0.2:25"}."""
         self.dir = Path(workdir)
+        self.host = host
+        self.listen = {s: f"{host}:0" for s in self.SERVICES}
+        self.listen.update(listen or {})
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = self.dir / "tern.toml"
         self.settings = {"limits": {}, "log": {"level": "warning"}}
@@ -28,8 +35,8 @@ class Tern:
         self.stderr_path = self.dir / "stderr.log"
 
     def write_config(self):
-        lines = [f'hostname = "{self.hostname}"', 'data = "data"', "", "[listen]", 'smtp = ["127.0.0.1:0"]', 'imap = ["127.0.0.1:0"]',
-                 'imaps = ["127.0.0.1:0"]', 'pop3 = ["127.0.0.1:0"]', 'pop3s = ["127.0.0.1:0"]']
+        lines = [f'hostname = "{self.hostname}"', 'data = "data"', "", "[listen]"]
+        lines += [f'{s} = ["{a}"]' for s, a in self.listen.items()]
         for table, values in self.settings.items():
             if not values:
                 continue
@@ -69,13 +76,10 @@ class Tern:
         deadline = time.time() + timeout
         while time.time() < deadline:
             text = (self.dir / "stdout.log").read_text(errors="replace")
-            m = re.search(r"^\s+smtp\s+127\.0\.0\.1:(\d+)", text, re.M)
-            if m and "Stop with" in text:
-                self.smtp_port = int(m.group(1))
-                self.imap_port = int(re.search(r"^\s+imap\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
-                self.imaps_port = int(re.search(r"^\s+imaps\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
-                self.pop3_port = int(re.search(r"^\s+pop3\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
-                self.pop3s_port = int(re.search(r"^\s+pop3s\s+127\.0\.0\.1:(\d+)", text, re.M).group(1))
+            if "Stop with" in text:
+                for service in self.SERVICES:
+                    m = re.search(rf"^\s+{service}\s+[\d.]+:(\d+)", text, re.M)
+                    setattr(self, f"{service}_port", int(m.group(1)) if m else None)
                 return self
             if self.proc.poll() is not None:
                 raise AssertionError(f"tern exited with {self.proc.returncode}:\n{self.stderr_path.read_text()}")

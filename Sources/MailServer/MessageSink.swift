@@ -11,8 +11,8 @@ final class MessageSink {
     let inlineLimit: Int
     let maxSize: Int
     private(set) var size = 0
-    private var memory: [UInt8] = []
-    private var file: (url: URL, handle: FileHandle)?
+    fileprivate(set) var memory: [UInt8] = []
+    fileprivate(set) var file: (url: URL, handle: FileHandle)?
     private(set) var failure: Error?
 
     init(blobs: BlobStore, inlineLimit: Int, maxSize: Int, prefix: String) {
@@ -84,5 +84,75 @@ final class MessageSink {
         }
         file = nil
         memory = []
+    }
+}
+
+extension MessageSink {
+    /// The first bytes of the message (up to `max`), from memory or the spool file.
+    func head(max: Int) throws -> [UInt8] {
+        guard let file else { return Array(memory.prefix(max)) }
+        let fd = open(file.url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystemError(errno: errno, "open spool file") }
+        defer { close(fd) }
+        var out = [UInt8](repeating: 0, count: Swift.min(max, size))
+        let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, 0) }
+        guard n >= 0 else { throw FileSystemError(errno: errno, "read spool file") }
+        return Array(out.prefix(n))
+    }
+
+    /// Calls `body` with the message's bytes from `offset` on, in pieces.
+    func forEachChunk(from offset: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws {
+        guard let file else {
+            memory.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[Swift.min(offset, $0.count)...])) }
+            return
+        }
+        let fd = open(file.url.path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw FileSystemError(errno: errno, "open spool file") }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 1 << 20)
+        var position = offset
+        while true {
+            let n = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(position)) }
+            if n < 0 && errno == EINTR { continue }
+            guard n >= 0 else { throw FileSystemError(errno: errno, "read spool file") }
+            if n == 0 { break }
+            buffer.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[..<n])) }
+            position += n
+        }
+    }
+
+    /// Finishes the message with `prefix` put in front of it (header fields added on submission). In memory that is
+    /// a concatenation; a spooled message is copied behind the prefix into a new file.
+    func finish(prepending prefix: [UInt8]) throws -> MessageContent {
+        if let failure { throw failure }
+        guard !prefix.isEmpty else { return try finish() }
+        guard let old = file else { return .inline(prefix + memory) }
+        let (url, handle) = try blobs.makeTempFile()
+        var ok = false
+        defer { if !ok { try? handle.close(); unlink(url.path) } }
+        let fd = handle.fileDescriptor
+        func put(_ raw: UnsafeRawBufferPointer) throws {
+            var off = 0
+            while off < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw FileSystemError(errno: errno, "write spool file") }
+                off += n
+            }
+        }
+        try prefix.withUnsafeBytes { try put($0) }
+        var copyError: Error?
+        try forEachChunk(from: 0) { chunk in
+            guard copyError == nil else { return }
+            do { try put(chunk) } catch { copyError = error }
+        }
+        if let copyError { throw copyError }
+        let key = BlobStore.newKey()
+        try blobs.commit(tempFile: url, handle: handle, key: key)
+        ok = true
+        try? old.handle.close()
+        unlink(old.url.path)
+        file = nil
+        return .blob(key: key, size: size + prefix.count)
     }
 }

@@ -35,8 +35,24 @@ public struct SMTPCourier: Sendable {
         tls = try NIOSSLContext(configuration: config)
     }
 
+    /// Delivers one message on a connection of its own.
     public func deliver(_ message: SMTPClientTransaction.Message, content: [UInt8], host: String, port: Int,
                         serverName: String? = nil) async -> CourierOutcome {
+        let result = await withSession(host: host, port: port, serverName: serverName) { session in
+            await session.send(message, content: content)
+        }
+        switch result {
+        case .success(let outcome): return outcome
+        case .failure(let reason): return .connectionFailed(reason.text)
+        }
+    }
+
+    public struct ConnectFailure: Error, Sendable { public var text: String }
+
+    /// Opens a connection to `host` and runs `body` with a session on it that can carry several messages one after
+    /// another (connection reuse); QUIT and close follow when `body` returns. Fails only when no connection was made.
+    public func withSession<R: Sendable>(host: String, port: Int, serverName: String? = nil,
+                                         _ body: (inout CourierSession) async -> R) async -> Result<R, ConnectFailure> {
         let channel: NIOAsyncChannel<ByteBuffer, ByteBuffer>
         do {
             channel = try await ClientBootstrap(group: group)
@@ -46,17 +62,20 @@ public struct SMTPCourier: Sendable {
                     ch.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: ch) }
                 }
         } catch {
-            return .connectionFailed("cannot connect to \(host):\(port): \(error)")
+            return .failure(ConnectFailure(text: "cannot connect to \(host):\(port): \(error)"))
         }
         do {
-            return try await channel.executeThenClose { inbound, outbound in
-                var session = CourierSession(transaction: SMTPClientTransaction(message: message, heloName: heloName),
-                                             inbound: inbound.makeAsyncIterator(), outbound: outbound)
-                return try await session.run(channel: channel.channel, content: content, tls: tls,
-                                             serverName: serverName ?? host, timeouts: (replyTimeout, contentTimeout))
+            let value = try await channel.executeThenClose { inbound, outbound in
+                var session = CourierSession(channel: channel.channel, heloName: heloName, tls: tls, serverName: serverName ?? host,
+                                             inbound: inbound.makeAsyncIterator(), outbound: outbound,
+                                             timeouts: (replyTimeout, contentTimeout), peer: "\(host):\(port)")
+                let value = await body(&session)
+                await session.quit()
+                return value
             }
+            return .success(value)
         } catch {
-            return .connectionFailed("session with \(host):\(port) failed: \(error)")
+            return .failure(ConnectFailure(text: "session with \(host):\(port) failed: \(error)"))
         }
     }
 
@@ -76,19 +95,65 @@ enum CourierError: Error {
     case badReply(String)
 }
 
-struct CourierSession {
-    var transaction: SMTPClientTransaction
+/// One SMTP connection to a remote server, carrying messages one after another.
+public struct CourierSession {
+    let channel: any Channel
+    let heloName: String
+    let tls: NIOSSLContext
+    let serverName: String
     var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
     let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    let timeouts: (reply: TimeAmount, content: TimeAmount)
+    let peer: String
+    var transaction: SMTPClientTransaction?
     var buffer = ByteBuffer()
     var parser = SMTPReplyParser()
+    /// The connection broke or the server ended the session.
+    public private(set) var isBroken = false
+    /// Messages sent on this connection so far.
+    public private(set) var messagesSent = 0
 
-    mutating func run(channel: any Channel, content: [UInt8], tls: NIOSSLContext, serverName: String,
-                      timeouts: (reply: TimeAmount, content: TimeAmount)) async throws -> CourierOutcome {
+    /// The session may carry another message.
+    public var canSendMore: Bool { !isBroken && (transaction?.reusable ?? true) }
+    /// TLS is active on the connection.
+    public var tlsActive: Bool { transaction?.tlsActive ?? false }
+
+    /// Sends one message: the first one also runs the greeting, EHLO and STARTTLS.
+    public mutating func send(_ message: SMTPClientTransaction.Message, content: [UInt8]) async -> CourierOutcome {
+        guard canSendMore else { return .connectionFailed("connection to \(peer) cannot be reused") }
+        messagesSent += 1
+        do {
+            if var t = transaction {
+                let first = t.nextMessage(message)
+                transaction = t
+                return try await run(content: content, pending: first)
+            }
+            transaction = SMTPClientTransaction(message: message, heloName: heloName)
+            return try await run(content: content, pending: nil)
+        } catch {
+            isBroken = true
+            return .connectionFailed("session with \(peer) failed: \(error)")
+        }
+    }
+
+    mutating func quit() async {
+        guard !isBroken else { return }
+        try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
+    }
+
+    mutating func run(content: [UInt8], pending: SMTPClientTransaction.Action?) async throws -> CourierOutcome {
         var timeout = timeouts.reply
+        var next = pending
         while true {
-            let reply = try await readReply(channel: channel, timeout: timeout)
-            guard let action = transaction.receive(reply) else { continue }
+            let action: SMTPClientTransaction.Action
+            if let n = next {
+                action = n
+                next = nil
+            } else {
+                let reply = try await readReply(channel: channel, timeout: timeout)
+                guard let a = transaction!.receive(reply) else { continue }
+                action = a
+            }
             switch action {
             case .send(let lines):
                 try await outbound.write(ByteBuffer(string: lines.map { $0 + "\r\n" }.joined()))
@@ -97,17 +162,14 @@ struct CourierSession {
                 guard buffer.readableBytes == 0 else { throw CourierError.badReply("data after the reply to STARTTLS") }
                 let handler = try NIOSSLClientHandler(context: tls, serverHostname: AddressLiteral.isIPv4(serverName) || AddressLiteral.isIPv6(serverName) ? nil : serverName)
                 try await channel.pipeline.addHandler(handler, position: .first)
-                guard case .send(let lines) = transaction.tlsEstablished() else { continue }
-                try await outbound.write(ByteBuffer(string: lines.map { $0 + "\r\n" }.joined()))
-                timeout = timeouts.reply
+                next = transaction!.tlsEstablished()
             case .sendContent:
                 try await outbound.write(ByteBuffer(bytes: SMTPCourier.dataPayload(content)))
                 timeout = timeouts.content
             case .finished(let results):
-                try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
                 return .results(results)
             case .failed(let reply, let permanent):
-                try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
+                if !transaction!.reusable { isBroken = true; try? await outbound.write(ByteBuffer(string: "QUIT\r\n")) }
                 return .refused(reply, permanent: permanent)
             }
         }

@@ -6,8 +6,23 @@ import MailStore
 import NIOCore
 import NIOPosix
 import NIOSSL
+import SASL
 import SMTPCodec
 import TernConfig
+
+/// Which SMTP service a connection came in on.
+enum SMTPService: Sendable {
+    /// Port 25: mail from other servers, for local recipients only.
+    case mx
+    /// Ports 587/465 (RFC 6409, RFC 8314): users' mail programs, after AUTH, to anywhere.
+    case submission
+}
+
+/// Where an accepted recipient's copy goes.
+enum RecipientRoute: Sendable {
+    case local([AccountID])
+    case remote
+}
 
 /// The receiving SMTP service (port 25): drives `SMTPServerStateMachine` with the bytes of one connection,
 /// answers its policy questions from the store, and stores accepted messages.
@@ -30,19 +45,27 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private var needsFlush = false
     private var sink: MessageSink?
     private var bdatChunk: (last: Bool, accept: Bool)?
-    /// The accounts each accepted recipient of the current transaction resolved to, in RCPT order.
-    private var resolved: [[AccountID]] = []
+    /// Where each accepted recipient of the current transaction goes, in RCPT order.
+    private var resolved: [RecipientRoute] = []
+    let service: SMTPService
+    /// The SASL exchange in progress (lines are its responses, not commands).
+    private var sasl: SASLServer?
+    /// The account that authenticated (submission): the sender must be one of its addresses.
+    private var account: AccountID?
     private var timeout: Scheduled<Void>?
     private var logger: Logger
     private var transactionID = ""
 
-    init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
+    init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool, service: SMTPService = .mx) {
         self.server = server
+        self.service = service
         slot = ConnectionSlot(limiter: limiter)
         let limits = server.config.limits
         machine = SMTPServerStateMachine(configuration: .init(
             hostname: server.config.hostname, maxMessageSize: limits.maxMessageSize, maxRecipients: limits.maxRecipients,
-            maxErrors: limits.maxErrors, startTLSAvailable: server.tls != nil), isTLS: isTLS)
+            maxErrors: limits.maxErrors, startTLSAvailable: server.tls != nil,
+            authMechanisms: service == .submission ? SASLMechanismName.allCases.map(\.rawValue) : [],
+            submission: service == .submission), isTLS: isTLS)
         framer = SMTPFramer(maxTextLine: limits.maxLineLength)
         logger = server.logger
         logger[metadataKey: "conn"] = .string(SessionID.make())
@@ -53,6 +76,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         let verdict = slot.open(context)
         logger[metadataKey: "remote"] = .string(slot.remoteAddress)
+        if slot.isLoopback { machine.configuration.authRequiresTLS = false }
         switch verdict {
         case .accepted:
             logger.debug("connected")
@@ -106,11 +130,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private func handle(_ event: SMTPFramer.Event, context: ChannelHandlerContext) {
         switch event {
         case .line(let bytes):
+            if sasl != nil { return saslResponse(bytes, context: context) }
             let action: SMTPServerStateMachine.Action
             do {
                 let command = try SMTPCommandParser.parse(bytes)
                 logger.trace("command", metadata: ["verb": "\(command.verb)"])
-                if case .mail = command { resolved = [] }
+                if case .mail(let path, _) = command {
+                    resolved = []
+                    if service == .submission, account != nil, machine.state == .ready {
+                        return checkSender(path, command: command, context: context)
+                    }
+                }
                 action = machine.receive(command)
             } catch {
                 action = machine.syntaxError(error)
@@ -172,8 +202,144 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             } else {
                 dropSink()
             }
-        case .authenticate:
-            perform(machine.countError(SMTPReply(504, "5.5.4", "Authentication is not available on this service")), context: context)
+        case .authenticate(let mechanism, let initial):
+            startAuthentication(mechanism, initial, context: context)
+        }
+    }
+
+    // MARK: authentication (RFC 4954)
+
+    private func startAuthentication(_ mechanism: String, _ initial: String?, context: ChannelHandlerContext) {
+        guard let name = SASLMechanismName(rawValue: mechanism) else {
+            return perform(machine.countError(SMTPReply(504, "5.5.4", "Unrecognized authentication mechanism")), context: context)
+        }
+        guard !server.loginThrottle.isBlocked(slot.remoteAddress) else {
+            logger.notice("AUTH refused: too many failures from this address")
+            return write(SMTPReply(454, "4.7.0", "Too many failed logins from your address, try again later", isClientFault: false), context: context)
+        }
+        var response: [UInt8]?
+        if let initial {
+            // RFC 4954 §4: "=" is an empty initial response.
+            guard initial == "=" || Data(base64Encoded: initial) != nil else {
+                return perform(machine.countError(SMTPReply(501, "5.5.2", "Invalid base64 in the initial response")), context: context)
+            }
+            response = initial == "=" ? [] : Array(Data(base64Encoded: initial)!)
+        }
+        var exchange = SASLServer(mechanism: name, fakeSaltKey: server.saslSecret)
+        let step = exchange.start(initialResponse: response)
+        sasl = exchange
+        saslStep(step, context: context)
+    }
+
+    private func saslResponse(_ line: [UInt8], context: ChannelHandlerContext) {
+        let text = String(decoding: line, as: UTF8.self)
+        if text == "*" {
+            sasl = nil
+            return perform(machine.countError(SMTPReply(501, "5.7.0", "Authentication cancelled")), context: context)
+        }
+        guard let data = Data(base64Encoded: text) else {
+            sasl = nil
+            return perform(machine.countError(SMTPReply(501, "5.5.2", "Invalid base64 in the response")), context: context)
+        }
+        let step = sasl!.respond(Array(data))
+        saslStep(step, context: context)
+    }
+
+    private func saslStep(_ step: SASLStep, context: ChannelHandlerContext) {
+        switch step {
+        case .challenge(let bytes):
+            write(SMTPReply(334, nil, [Data(bytes).base64EncodedString()]), context: context)
+        case .checkPassword(let user, let password):
+            if let (account, address) = PasswordCheck.cached(server, remoteAddress: slot.remoteAddress, user: user, password: password) {
+                self.account = account
+                return saslStep(sasl!.passwordChecked(true).withUser(address.canonical), context: context)
+            }
+            runAsync(context: context, { [server, slot] in
+                try await PasswordCheck.check(server, service: "SMTP", remoteAddress: slot.remoteAddress, user: user, password: password)
+            }) { handler, result, context in
+                switch result {
+                case .success(.success(let account, let address)):
+                    handler.account = account
+                    handler.saslStep(handler.sasl!.passwordChecked(true).withUser(address.canonical), context: context)
+                case .success(.blocked):
+                    handler.sasl = nil
+                    handler.write(SMTPReply(454, "4.7.0", "Too many failed logins from your address, try again later", isClientFault: false), context: context)
+                default:
+                    handler.saslStep(handler.sasl!.passwordChecked(false), context: context)
+                }
+            }
+        case .needCredentials(let user):
+            runAsync(context: context, { [server] () async throws -> (AccountID, PasswordHash, String)? in
+                guard let address = try? EmailAddress.parse(user) else { return nil }
+                return try await server.store.credentials(address).map { ($0.0, $0.1, address.canonical) }
+            }) { handler, result, context in
+                let found = (try? result.get()) ?? nil
+                handler.account = found?.0
+                let credentials = found.map { SCRAMCredentials(iterations: $0.1.iterations, salt: $0.1.salt, storedKey: $0.1.storedKey, serverKey: $0.1.serverKey) }
+                handler.saslStep(handler.sasl!.credentials(credentials), context: context)
+            }
+        case .success(let user):
+            sasl = nil
+            server.loginThrottle.recordSuccess(slot.remoteAddress)
+            let canonical = (try? EmailAddress.parse(user))?.canonical ?? user
+            machine.authenticated(as: canonical)
+            logger[metadataKey: "user"] = .string(canonical)
+            logger.info("authenticated")
+            write(SMTPReply(235, "2.7.0", "Authentication successful"), context: context)
+        case .failure(let malformed):
+            let scram = sasl?.mechanism == .scramSHA256
+            sasl = nil
+            account = nil
+            if malformed {
+                return perform(machine.countError(SMTPReply(501, "5.5.2", "Invalid SASL response")), context: context)
+            }
+            let reply = SMTPReply(535, "5.7.8", "Authentication credentials invalid")
+            // PLAIN and LOGIN failures were recorded and delayed by the password check; SCRAM's are done here.
+            if scram {
+                server.loginThrottle.recordFailure(slot.remoteAddress)
+                logger.notice("SMTP login failed (SCRAM)")
+                runAsync(context: context, { try await Task.sleep(for: .seconds(1)) }) { handler, _, context in
+                    handler.perform(handler.machine.countError(reply), context: context)
+                }
+            } else {
+                perform(machine.countError(reply), context: context)
+            }
+        }
+    }
+
+    /// Runs `work` off the event loop with the session paused (no further input is read), then `done` on the loop.
+    private func runAsync<T: Sendable>(context: ChannelHandlerContext, _ work: @escaping @Sendable () async throws -> T,
+                                       _ done: @escaping (SMTPSessionHandler, Result<T, Error>, ChannelHandlerContext) -> Void) {
+        busy = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.makeFutureWithTask(work).whenComplete { result in
+            let (handler, context) = bound.value
+            handler.busy = false
+            guard !handler.closed else { return }
+            done(handler, result, context)
+            handler.process(context: context)
+        }
+    }
+
+    // MARK: senders (submission)
+
+    /// RFC 6409 §6.1: an authenticated user sends as one of their own addresses (their account, its aliases, `+tags`).
+    private func checkSender(_ path: ReversePath, command: SMTPCommand, context: ChannelHandlerContext) {
+        guard let address = path.address else {
+            return perform(machine.countError(SMTPReply(553, "5.7.1", "Sender address must be one of your own addresses")), context: context)
+        }
+        let account = self.account
+        runAsync(context: context, { [server] in try await server.store.resolve(address) }) { handler, result, context in
+            if case .success(.local(let accounts)) = result, let account, accounts.contains(account) {
+                handler.perform(handler.machine.receive(command), context: context)
+            } else if case .failure(let error) = result {
+                handler.logger.error("sender lookup failed", metadata: ["error": "\(error)"])
+                handler.write(SMTPReply(451, "4.3.0", "Temporary lookup failure, try again later", isClientFault: false), context: context)
+            } else {
+                handler.logger.notice("sender refused: not the user's address", metadata: ["from": "\(address)"])
+                handler.perform(handler.machine.countError(SMTPReply(553, "5.7.1", "<\(address)>: Sender address rejected: not owned by user \(handler.machine.authenticatedAs ?? "?")")),
+                                context: context)
+            }
         }
     }
 
@@ -215,7 +381,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         switch result {
         case .success(.local(let accounts)):
             if let reply = machine.recipientAccepted() {
-                resolved.append(accounts)
+                resolved.append(.local(accounts))
+                write(reply, context: context)
+            }
+        case .success(.notOurDomain) where service == .submission && machine.authenticatedAs != nil:
+            if let reply = machine.recipientAccepted() {
+                resolved.append(.remote)
                 write(reply, context: context)
             }
         case .success(.unknownUser):
@@ -259,7 +430,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         case .null: reversePath = ""
         case .mailbox(let a): reversePath = a.description
         }
-        return TraceHeaders.returnPath(reversePath) + received
+        // Return-Path belongs to the final delivery (RFC 5321 §4.4); a submitted message travels on without one.
+        return service == .submission ? received : TraceHeaders.returnPath(reversePath) + received
     }
 
     private func finishData(context: ChannelHandlerContext) {
@@ -295,19 +467,18 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         self.sink = nil
         busy = true
         var targets: [DeliveryTarget] = []
-        for accounts in resolved {
-            for a in accounts where !targets.contains(where: { $0.account == a }) { targets.append(DeliveryTarget(account: a)) }
+        var remote: [StoredEnvelope.Recipient] = []
+        for (i, route) in resolved.enumerated() {
+            switch route {
+            case .local(let accounts):
+                for a in accounts where !targets.contains(where: { $0.account == a }) { targets.append(DeliveryTarget(account: a)) }
+            case .remote:
+                remote.append(envelopeRecipient(txn.recipients[i]))
+            }
         }
         let envelope = StoredEnvelope(
             mailFrom: txn.reversePath.address?.description ?? "",
-            recipients: txn.recipients.map { r in
-                var notify: [String]?
-                if let n = r.parameters.notify {
-                    notify = r.parameters.notifyNever ? ["NEVER"]
-                        : [(DSNNotify.success, "SUCCESS"), (.failure, "FAILURE"), (.delay, "DELAY")].filter { n.contains($0.0) }.map(\.1)
-                }
-                return StoredEnvelope.Recipient(address: r.address.description, notify: notify, originalRecipient: r.parameters.originalRecipient)
-            },
+            recipients: txn.recipients.map(envelopeRecipient),
             envelopeID: txn.parameters.envelopeID, dsnReturn: txn.parameters.dsnReturn?.rawValue,
             body: txn.parameters.body?.rawValue, smtputf8: txn.parameters.smtputf8)
         let server = self.server
@@ -322,9 +493,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 handler.delivered(result, id: id, from: envelope.mailFrom, recipients: recipients, context: context)
             }
         }
-        let finalTargets = targets
+        let finalTargets = targets, remoteRecipients = remote
         let commit: @Sendable (MessageContent) -> Void = { content in
-            store.deliver(Delivery(content: content, envelope: envelope, targets: finalTargets)) { result in
+            store.deliver(Delivery(content: content, envelope: envelope, targets: finalTargets, remoteRecipients: remoteRecipients, queueID: id)) { result in
                 if case .failure = result, case .blob(let key, _) = content {
                     // Nothing references the file: remove it so a failed delivery leaves nothing behind.
                     server.blobs.remove(key)
@@ -332,7 +503,25 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 finish(result.map { ($0, content.size) })
             }
         }
-        if sink.isInMemory {
+        if service == .submission {
+            // Message-ID, Date and DKIM signatures are added off the event loop (signing and file copies block).
+            let keyring = server.keyring, hostname = server.config.hostname, logger = self.logger
+            let unsafeSink = UnsafeTransfer(sink)
+            let mailFrom = envelope.mailFrom
+            Task {
+                let keys = await keyring.current()
+                server.threadPool.submit { state in
+                    guard state == .active else { return finish(.failure(ChannelError.ioOnClosedChannel)) }
+                    do {
+                        commit(try SubmissionPreparation.finish(unsafeSink.value, keys: keys, hostname: hostname, queueID: id, mailFrom: mailFrom,
+                                                                logger: logger))
+                    } catch {
+                        unsafeSink.value.discard()
+                        finish(.failure(error))
+                    }
+                }
+            }
+        } else if sink.isInMemory {
             // Small messages go straight to the writer thread: no file, no thread-pool hop.
             do { commit(try sink.finish()) } catch { finish(.failure(error)) }
         } else {
@@ -345,16 +534,28 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
+    private func envelopeRecipient(_ r: AcceptedRecipient) -> StoredEnvelope.Recipient {
+        var notify: [String]?
+        if let n = r.parameters.notify {
+            notify = r.parameters.notifyNever ? ["NEVER"]
+                : [(DSNNotify.success, "SUCCESS"), (.failure, "FAILURE"), (.delay, "DELAY")].filter { n.contains($0.0) }.map(\.1)
+        }
+        return StoredEnvelope.Recipient(address: r.address.description, notify: notify, originalRecipient: r.parameters.originalRecipient)
+    }
+
     private func delivered(_ result: Result<(DeliveryReceipt, Int), Error>, id: String, from: String, recipients: Int,
                            context: ChannelHandlerContext) {
         busy = false
         machine.deliveryFinished()
-        resolved = []
+        defer { resolved = [] }
         switch result {
         case .success(let (receipt, size)):
             logger.info("delivered", metadata: ["msg": "\(id)", "from": "\(from)", "rcpts": "\(recipients)", "size": "\(size)",
                                                 "stored": "\(receipt.messageID)"])
-            if !closed { write(SMTPReply(250, "2.0.0", "Ok: stored as \(id)"), context: context) }
+            if !closed {
+                let queued = resolved.contains { if case .remote = $0 { return true } else { return false } }
+                write(SMTPReply(250, "2.0.0", queued ? "Ok: queued as \(id)" : "Ok: stored as \(id)"), context: context)
+            }
         case .failure(let error):
             logger.error("delivery failed", metadata: ["msg": "\(id)", "error": "\(error)"])
             let reply: SMTPReply
@@ -413,6 +614,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 }
 
 struct MailboxFull: Error {}
+
+extension SASLStep {
+    /// The same success under the account's canonical address.
+    func withUser(_ user: String) -> SASLStep {
+        if case .success = self { return .success(user: user) }
+        return self
+    }
+}
 
 /// Hands a non-Sendable value to exactly one other thread; the handler never touches it meanwhile.
 struct UnsafeTransfer<T>: @unchecked Sendable {

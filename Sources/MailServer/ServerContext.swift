@@ -27,6 +27,10 @@ public struct ServerContext: Sendable {
     let mailboxes: MailboxIndex
     /// Accounts in a POP3 transaction (one POP3 session per maildrop).
     let pop3Locks = POP3Locks()
+    /// DKIM keys for signing submitted mail.
+    let keyring: DKIMKeyring
+    /// Keys the fake SCRAM salts of unknown users (random per process).
+    let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
     public init(config: TernConfiguration, store: any MailStore, blobs: BlobStore, tls: NIOSSLContext?, logger: Logger,
                 threadPool: NIOThreadPool, inlineLimit: Int) {
@@ -39,6 +43,7 @@ public struct ServerContext: Sendable {
         self.inlineLimit = inlineLimit
         self.loginThrottle = LoginThrottle(maxFailures: config.limits.maxLoginFailures)
         self.mailboxes = MailboxIndex(store: store)
+        self.keyring = DKIMKeyring(store: store, logger: logger)
     }
 }
 

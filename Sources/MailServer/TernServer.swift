@@ -36,6 +36,18 @@ public final class TernServer: Sendable {
                     [SMTPSessionHandler(server: server, limiter: limiter, isTLS: false)]
                 })
             }
+            for address in context.config.listen[.submission] ?? [] {
+                listeners.append(try await bind(.submission, address) { limiter in
+                    [SMTPSessionHandler(server: server, limiter: limiter, isTLS: false, service: .submission)]
+                })
+            }
+            if let tls = server.tls {
+                for address in context.config.listen[.submissions] ?? [] {
+                    listeners.append(try await bind(.submissions, address) { limiter in
+                        [NIOSSLServerHandler(context: tls), SMTPSessionHandler(server: server, limiter: limiter, isTLS: true, service: .submission)]
+                    })
+                }
+            }
             let idle = IdleRegistry()
             let index = context.mailboxes
             // The shared view learns of the change before any session is woken to look at it.

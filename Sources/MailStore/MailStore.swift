@@ -15,6 +15,8 @@ public protocol Directory: Sendable {
     func account(_ address: EmailAddress) async throws -> AccountID?
     /// Checks a password; nil when the account does not exist or the password is wrong.
     func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID?
+    /// The stored credentials (for SCRAM); nil when there is no such account.
+    func credentials(_ address: EmailAddress) async throws -> (AccountID, PasswordHash)?
 
     /// `source` is `local@domain` or `@domain` (catch-all).
     func addAlias(_ source: String, targets: [EmailAddress]) async throws
@@ -112,4 +114,4 @@ public struct MailboxChanges: Sendable {
 
 public enum FlagOperation: Sendable { case add, remove, replace }
 
-public typealias MailStore = Directory & MessageStore
+public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore

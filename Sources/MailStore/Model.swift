@@ -178,9 +178,14 @@ public struct Delivery: Sendable {
     public var internalDate: Date
     public var flags: MessageFlags
     public var keywords: [String]
+    /// Recipients elsewhere: the message also enters the outbound queue under `queueID`, in the same commit.
+    public var remoteRecipients: [StoredEnvelope.Recipient]
+    public var queueID: String
 
     public init(content: MessageContent, envelope: StoredEnvelope, targets: [DeliveryTarget], internalDate: Date = Date(),
-                flags: MessageFlags = [], keywords: [String] = []) {
+                flags: MessageFlags = [], keywords: [String] = [], remoteRecipients: [StoredEnvelope.Recipient] = [], queueID: String = "") {
+        self.remoteRecipients = remoteRecipients
+        self.queueID = queueID
         self.content = content
         self.envelope = envelope
         self.targets = targets

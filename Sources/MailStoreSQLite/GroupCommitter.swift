@@ -33,11 +33,14 @@ final class GroupCommitter: @unchecked Sendable {
     static let idleTimeout: TimeInterval = 2
 
     private let onCommit: @Sendable ([MailboxID]) -> Void
+    private let onQueued: @Sendable () -> Void
 
-    init(pool: DatabasePool, blobs: BlobStore, onCommit: @escaping @Sendable ([MailboxID]) -> Void = { _ in }) {
+    init(pool: DatabasePool, blobs: BlobStore, onCommit: @escaping @Sendable ([MailboxID]) -> Void = { _ in },
+         onQueued: @escaping @Sendable () -> Void = {}) {
         self.pool = pool
         self.blobs = blobs
         self.onCommit = onCommit
+        self.onQueued = onQueued
     }
 
     func submit(_ delivery: Delivery) async throws -> DeliveryReceipt {
@@ -127,6 +130,7 @@ final class GroupCommitter: @unchecked Sendable {
         }
         let touched = results.flatMap { (try? $0.get())?.placements.map(\.mailbox) ?? [] }
         if !touched.isEmpty { onCommit(touched) }
+        if zip(deliveries, results).contains(where: { d, r in !d.remoteRecipients.isEmpty && (try? r.get()) != nil }) { onQueued() }
     }
 
     static func insert(_ db: Database, _ delivery: Delivery) throws -> DeliveryReceipt {
@@ -158,6 +162,9 @@ final class GroupCommitter: @unchecked Sendable {
                 """).execute(arguments: [mailbox, uid, messageID, modseq, delivery.flags.rawValue, keywords,
                                  delivery.internalDate.timeIntervalSince1970])
             placements.append((mailbox, UID(UInt32(uid))))
+        }
+        if !delivery.remoteRecipients.isEmpty {
+            try QueueSQL.insert(db, messageID: messageID, delivery: delivery)
         }
         return DeliveryReceipt(messageID: messageID, placements: placements)
     }

@@ -23,6 +23,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     let io: NIOThreadPool
     let directoryCache: DirectoryCache
     let changes = ChangeHub()
+    let queueChanges = QueueHub()
     let verifiedLogins = VerifiedLogins()
 
     public init(dataDirectory: URL) throws {
@@ -42,7 +43,8 @@ public final class SQLiteMailStore: MailStore, Sendable {
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Schema.migrate(pool)
         let hub = changes
-        committer = GroupCommitter(pool: pool, blobs: blobs, onCommit: { hub.notify($0) })
+        let queueHub = queueChanges
+        committer = GroupCommitter(pool: pool, blobs: blobs, onCommit: { hub.notify($0) }, onQueued: { queueHub.notify() })
         directoryCache = DirectoryCache(dataDirectory: dataDirectory)
     }
 
@@ -200,6 +202,16 @@ public final class SQLiteMailStore: MailStore, Sendable {
         }
         if let account { verifiedLogins.remember(user, password, account: account, generation: generation) }
         return account
+    }
+
+    public func credentials(_ address: EmailAddress) async throws -> (AccountID, PasswordHash)? {
+        let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
+        return try await read { db -> (AccountID, PasswordHash)? in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT a.id, a.password FROM account a JOIN domain d ON d.id = a.domain_id WHERE a.localpart = ? AND d.name = ?
+                """, arguments: [local, domain]), let hash = PasswordHash(encoded: row["password"]) else { return nil }
+            return (row["id"], hash)
+        }
     }
 
     public func addAlias(_ source: String, targets: [EmailAddress]) async throws {

@@ -75,6 +75,43 @@ enum Schema {
           PRIMARY KEY(account_id, name)) WITHOUT ROWID;
         INSERT INTO subscription(account_id, name) SELECT account_id, name FROM mailbox;
         """,
+        // 3: the outbound queue and DKIM keys
+        """
+        -- A queued message holds a reference to its content (refcount), like a mailbox entry does.
+        CREATE TABLE queue(
+          id INTEGER PRIMARY KEY,
+          queue_id TEXT NOT NULL UNIQUE,
+          message_id INTEGER NOT NULL REFERENCES message(id),
+          created REAL NOT NULL,
+          delay_notified INTEGER NOT NULL DEFAULT 0);
+        -- status: 0 pending, 1 delivered, 2 failed.
+        CREATE TABLE queue_recipient(
+          id INTEGER PRIMARY KEY,
+          queue_id INTEGER NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+          address TEXT NOT NULL,
+          domain TEXT NOT NULL,
+          notify TEXT,
+          orcpt TEXT,
+          status INTEGER NOT NULL DEFAULT 0,
+          attempts INTEGER NOT NULL DEFAULT 0,
+          next_attempt REAL NOT NULL,
+          last_attempt REAL,
+          last_reply TEXT,
+          remote_host TEXT);
+        CREATE INDEX queue_recipient_queue ON queue_recipient(queue_id);
+        CREATE INDEX queue_recipient_due ON queue_recipient(next_attempt) WHERE status = 0;
+        CREATE TRIGGER queue_ref AFTER INSERT ON queue BEGIN
+          UPDATE message SET refcount = refcount + 1 WHERE id = NEW.message_id; END;
+        CREATE TRIGGER queue_unref AFTER DELETE ON queue BEGIN
+          UPDATE message SET refcount = refcount - 1 WHERE id = OLD.message_id; END;
+        CREATE TABLE dkim_key(
+          domain TEXT NOT NULL,
+          selector TEXT NOT NULL,
+          algorithm TEXT NOT NULL,
+          private_key TEXT NOT NULL,
+          created REAL NOT NULL,
+          PRIMARY KEY(domain, selector));
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -128,10 +128,10 @@ public struct SMTPClientTransaction: Sendable {
     }
 
     enum State: Sendable {
-        case greeting, ehlo, helo, startTLS, ehloAfterTLS, mail, rcpt(Int), data, content, emptyContent, done
+        case greeting, ehlo, helo, startTLS, ehloAfterTLS, mail, rcpt(Int), data, content, emptyContent, reset, done
     }
 
-    public let message: Message
+    public private(set) var message: Message
     public let heloName: String
     /// Use STARTTLS when the server offers it (opportunistic TLS, RFC 3207).
     public let useTLS: Bool
@@ -140,6 +140,11 @@ public struct SMTPClientTransaction: Sendable {
     var state: State = .greeting
     var rcptReplies: [SMTPReply] = []
     var mailReply: SMTPReply?
+
+    /// The session is open with no transaction in progress: another message may follow (`nextMessage`).
+    public private(set) var reusable = false
+    /// The server may still hold a transaction (MAIL accepted but no content): RSET before the next one.
+    var needsReset = false
 
     public init(message: Message, heloName: String, useTLS: Bool = true) {
         self.message = message
@@ -152,6 +157,20 @@ public struct SMTPClientTransaction: Sendable {
         tlsActive = true
         state = .ehloAfterTLS
         return .send(["EHLO \(heloName)"])
+    }
+
+    /// Starts another message on the same connection (after `.finished`), RSET first when the last transaction
+    /// may still be open on the server.
+    public mutating func nextMessage(_ next: Message) -> Action {
+        message = next
+        rcptReplies = []
+        mailReply = nil
+        reusable = false
+        if needsReset {
+            state = .reset
+            return .send(["RSET"])
+        }
+        return beginTransaction()
     }
 
     /// Feeds one server reply; returns the next action, or nil while more replies of a pipelined group are due.
@@ -189,7 +208,7 @@ public struct SMTPClientTransaction: Sendable {
                 state = .rcpt(0)
                 return nil
             }
-            guard reply.code.isPositive else { return fail(reply) }
+            guard reply.code.isPositive else { return fail(reply, inTransaction: true) }
             state = .rcpt(0)
             return .send(["RCPT TO:<\(message.recipients[0])>"])
         case .rcpt(let i):
@@ -209,7 +228,7 @@ public struct SMTPClientTransaction: Sendable {
             state = .data
             return .send(["DATA"])
         case .data:
-            if let mailReply, !mailReply.code.isPositive { return fail(mailReply) }
+            if let mailReply, !mailReply.code.isPositive { return fail(mailReply, inTransaction: true) }
             guard rcptReplies.contains(where: { $0.code.isPositive }) else {
                 // RFC 2920 §3.1: DATA went out pipelined though no recipient was accepted. A server that still says
                 // 354 waits for content: end it at once with the lone dot, and expect it to refuse the empty message.
@@ -226,6 +245,10 @@ public struct SMTPClientTransaction: Sendable {
             return finish(contentReply: reply)
         case .emptyContent:
             return finish(contentReply: nil)
+        case .reset:
+            guard reply.code.rawValue == 250 else { return fail(reply) }
+            needsReset = false
+            return beginTransaction()
         case .done:
             return nil
         }
@@ -234,10 +257,12 @@ public struct SMTPClientTransaction: Sendable {
     mutating func beginTransaction() -> Action {
         if message.needsSMTPUTF8 && !capabilities.smtpUTF8 {
             // RFC 6531 §3.2: without SMTPUTF8 the message cannot be sent as it is.
-            return fail(SMTPReply(550, "5.6.7", "The remote server does not support SMTPUTF8, which this message needs"), permanent: true)
+            return fail(SMTPReply(550, "5.6.7", "The remote server does not support SMTPUTF8, which this message needs"), permanent: true,
+                        inTransaction: true)
         }
         if let limit = capabilities.size, limit > 0, message.size > limit {
-            return fail(SMTPReply(552, "5.3.4", "Message too large for the remote server (its limit: \(limit) octets)"), permanent: true)
+            return fail(SMTPReply(552, "5.3.4", "Message too large for the remote server (its limit: \(limit) octets)"), permanent: true,
+                        inTransaction: true)
         }
         var params = ""
         if capabilities.size != nil { params += " SIZE=\(message.size)" }
@@ -251,14 +276,22 @@ public struct SMTPClientTransaction: Sendable {
         return .send([mail])
     }
 
-    mutating func fail(_ reply: SMTPReply, permanent: Bool? = nil) -> Action {
+    /// `inTransaction`: the failure concerns this message only; unless the server is closing (421) the session may carry
+    /// another one after RSET.
+    mutating func fail(_ reply: SMTPReply, permanent: Bool? = nil, inTransaction: Bool = false) -> Action {
         state = .done
+        reusable = inTransaction && reply.code.rawValue != 421
+        needsReset = true
         return .failed(reply, permanent: permanent ?? reply.code.isPermanent)
     }
 
     /// Each recipient's result: its RCPT reply when that refused it, else the reply to the content (or to DATA).
     mutating func finish(contentReply: SMTPReply?) -> Action {
         state = .done
+        // With a reply to the content the transaction is over on both sides; without one (every RCPT refused) MAIL
+        // may still be open there.
+        reusable = true
+        needsReset = contentReply == nil
         var results: [RecipientResult] = []
         for (i, r) in message.recipients.enumerated() {
             let rcpt = i < rcptReplies.count ? rcptReplies[i] : SMTPReply(451, "4.4.0", "No reply to RCPT", isClientFault: false)

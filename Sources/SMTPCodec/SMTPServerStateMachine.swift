@@ -42,9 +42,16 @@ public struct SMTPServerStateMachine: Sendable {
         public var startTLSAvailable: Bool
         /// SASL mechanisms offered (empty: no AUTH).
         public var authMechanisms: [String]
+        /// AUTH only over TLS (offered and accepted after STARTTLS); off for loopback clients.
+        public var authRequiresTLS: Bool
+        /// The submission service (RFC 6409): MAIL only after AUTH.
+        public var submission: Bool
 
         public init(hostname: String, maxMessageSize: Int = 50 * 1024 * 1024, maxRecipients: Int = Limits.defaultMaxRecipients,
-                    maxErrors: Int = 10, startTLSAvailable: Bool = false, authMechanisms: [String] = []) {
+                    maxErrors: Int = 10, startTLSAvailable: Bool = false, authMechanisms: [String] = [], authRequiresTLS: Bool = true,
+                    submission: Bool = false) {
+            self.authRequiresTLS = authRequiresTLS
+            self.submission = submission
             self.hostname = hostname
             self.maxMessageSize = maxMessageSize
             self.maxRecipients = maxRecipients
@@ -96,7 +103,7 @@ public struct SMTPServerStateMachine: Sendable {
     public private(set) var isTLS: Bool
     public private(set) var errorCount = 0
     public var authenticatedAs: String?
-    public let configuration: Configuration
+    public var configuration: Configuration
 
     public init(configuration: Configuration, isTLS: Bool = false) {
         self.configuration = configuration
@@ -113,7 +120,7 @@ public struct SMTPServerStateMachine: Sendable {
         var ext = ["PIPELINING", "SIZE \(configuration.maxMessageSize)", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES",
                    "CHUNKING", "DSN"]
         if configuration.startTLSAvailable && !isTLS { ext.append("STARTTLS") }
-        if !configuration.authMechanisms.isEmpty && authenticatedAs == nil {
+        if !configuration.authMechanisms.isEmpty && authenticatedAs == nil && (isTLS || !configuration.authRequiresTLS) {
             ext.append("AUTH " + configuration.authMechanisms.joined(separator: " "))
         }
         ext.append("HELP")
@@ -213,6 +220,10 @@ public struct SMTPServerStateMachine: Sendable {
                 return clientError(SMTPReply(503, "5.5.1", "AUTH is not available on this service"))
             }
             guard authenticatedAs == nil else { return clientError(SMTPReply(503, "5.5.1", "Already authenticated")) }
+            guard isTLS || !configuration.authRequiresTLS else {
+                // RFC 4954 §6: the mechanism needs an encrypted connection first.
+                return clientError(SMTPReply(538, "5.7.11", "Encryption required for requested authentication mechanism: use STARTTLS first"))
+            }
             guard case .ready = state else { return clientError(SMTPReply(503, "5.5.1", "AUTH is not allowed during a transaction")) }
             guard configuration.authMechanisms.contains(mechanism) else {
                 return clientError(SMTPReply(504, "5.5.4", "Unrecognized authentication mechanism"))
@@ -220,6 +231,9 @@ public struct SMTPServerStateMachine: Sendable {
             return .authenticate(mechanism: mechanism, initialResponse: initial)
 
         case (.ready, .mail(let path, let params)):
+            if configuration.submission && authenticatedAs == nil {
+                return clientError(SMTPReply(530, "5.7.0", "Authentication required"))
+            }
             if let size = params.size, size > configuration.maxMessageSize {
                 return clientError(SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size of \(configuration.maxMessageSize) octets"))
             }

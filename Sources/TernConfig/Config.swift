@@ -66,6 +66,18 @@ public struct TernConfiguration: Sendable {
         public var remotePort: Int
         public var retry: [Duration]
         public var giveUpAfter: Duration
+        /// Simultaneous connections to one destination domain.
+        public var connectionsPerDomain: Int
+        /// Tell the sender once a message has waited this long (nil: never).
+        public var delayNotice: Duration?
+        public init(remotePort: Int = 25, retry: [Duration] = [.seconds(60)], giveUpAfter: Duration = .seconds(5 * 86400),
+                    connectionsPerDomain: Int = 10, delayNotice: Duration? = nil) {
+            self.remotePort = remotePort
+            self.retry = retry
+            self.giveUpAfter = giveUpAfter
+            self.connectionsPerDomain = connectionsPerDomain
+            self.delayNotice = delayNotice
+        }
     }
 }
 

@@ -26,10 +26,10 @@ public enum ConfigSchema {
               doc: "Folder for the database, message files, TLS material and the queue. Relative paths are taken from the config file's folder."),
         Field(path: "listen.smtp", kind: .listenList, defaultValue: "[\"127.0.0.1:2525\"]",
               doc: "Incoming mail from other servers (MTA). In production: [\"0.0.0.0:25\", \"[::]:25\"]."),
-        Field(path: "listen.submission", kind: .listenList, defaultValue: "[]",
-              doc: "Mail submission with STARTTLS (port 587 in production). Not served yet."),
-        Field(path: "listen.submissions", kind: .listenList, defaultValue: "[]",
-              doc: "Mail submission with implicit TLS (port 465 in production). Not served yet."),
+        Field(path: "listen.submission", kind: .listenList, defaultValue: "[\"127.0.0.1:1587\"]",
+              doc: "Mail submission from users' mail programs with STARTTLS and AUTH (RFC 6409); AUTH only after STARTTLS except from loopback. In production: [\"0.0.0.0:587\", \"[::]:587\"]."),
+        Field(path: "listen.submissions", kind: .listenList, defaultValue: "[\"127.0.0.1:1465\"]",
+              doc: "Mail submission with implicit TLS (RFC 8314). In production: [\"0.0.0.0:465\", \"[::]:465\"]."),
         Field(path: "listen.imap", kind: .listenList, defaultValue: "[\"127.0.0.1:1143\"]",
               doc: "IMAP with STARTTLS; LOGIN and AUTHENTICATE only after TLS except from loopback. In production: [\"0.0.0.0:143\", \"[::]:143\"]."),
         Field(path: "listen.imaps", kind: .listenList, defaultValue: "[\"127.0.0.1:1993\"]",
@@ -67,6 +67,10 @@ public enum ConfigSchema {
               doc: "Delays between delivery attempts; the last one repeats."),
         Field(path: "delivery.give_up_after", kind: .duration, defaultValue: "\"5d\"",
               doc: "A message not delivered after this long is bounced to its sender."),
+        Field(path: "delivery.connections_per_domain", kind: .int(1...1000), defaultValue: "10",
+              doc: "Simultaneous connections to one destination domain; each carries message after message."),
+        Field(path: "delivery.delay_notice", kind: .duration, defaultValue: "\"0\"",
+              doc: "Tell the sender once when a message is still undelivered after this long (\"4h\" is usual); \"0\" never."),
         Field(path: "log.level", kind: .string, defaultValue: "\"info\"", doc: "trace, debug, info, notice, warning, error or critical."),
     ]
 
@@ -184,8 +188,11 @@ public enum ConfigSchema {
             if let d = parseDuration(s) { retry.append(d) } else { fail("delivery.retry", "\"\(s)\" is not a duration") }
         }
         if retry.isEmpty { fail("delivery.retry", "needs at least one delay") }
+        let notice = duration("delivery.delay_notice")
         let delivery = TernConfiguration.Delivery(remotePort: int("delivery.remote_port"), retry: retry,
-                                                  giveUpAfter: duration("delivery.give_up_after"))
+                                                  giveUpAfter: duration("delivery.give_up_after"),
+                                                  connectionsPerDomain: int("delivery.connections_per_domain"),
+                                                  delayNotice: notice == .zero ? nil : notice)
         let level = string("log.level")
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
             fail("log.level", "\"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")

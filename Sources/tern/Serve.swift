@@ -1,4 +1,5 @@
 import ArgumentParser
+import DNSResolverLive
 import Dispatch
 import Foundation
 import Logging
@@ -50,11 +51,18 @@ struct Serve: AsyncParsableCommand {
         } catch {
             throw ValidationError("cannot listen: \(error)")
         }
+        // The outbound queue: delivers what submission accepted for other domains, and the bounces.
+        let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+        let courier = try SMTPCourier(group: group, heloName: config.hostname)
+        let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, logger: logger)
+        let queueTask = Task { await queue.run() }
+
         printSummary(config: config, listeners: listeners, login: firstLogin, embedded: isEmbedded, domains: try await store.domains())
         logger.info("started", metadata: ["listeners": "\(listeners.map(\.description))"])
 
         await waitForTermination()
         logger.info("stopping")
+        queueTask.cancel()
         await server.stop()
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
@@ -70,6 +78,8 @@ struct Serve: AsyncParsableCommand {
             let selfSigned = config.tlsCertificate == nil ? " with a self-signed certificate" : ""
             switch l.service {
             case .smtp: out += "  (receiving SMTP, STARTTLS\(selfSigned))\n"
+            case .submission: out += "  (submission: SMTP with STARTTLS and AUTH\(selfSigned))\n"
+            case .submissions: out += "  (submission over TLS, with AUTH\(selfSigned))\n"
             case .imap: out += "  (IMAP, STARTTLS\(selfSigned))\n"
             case .imaps: out += "  (IMAP over TLS\(selfSigned))\n"
             case .pop3: out += "  (POP3, STLS\(selfSigned))\n"

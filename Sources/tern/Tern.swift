@@ -12,7 +12,8 @@ struct Tern: AsyncParsableCommand {
         abstract: "Tern: a complete mail server in one binary.",
         discussion: "Without a subcommand, `tern` runs `tern serve`: the embedded default in ./tern-data when no --config is given.",
         subcommands: [Serve.self, ConfigCommand.self, DomainCommand.self, UserCommand.self, AliasCommand.self,
-                      ExportCommand.self, ImportCommand.self, RouteCommand.self],
+                      ExportCommand.self, ImportCommand.self, RouteCommand.self, QueueCommand.self, DKIMCommand.self,
+                      DNSRecordsCommand.self],
         defaultSubcommand: Serve.self)
 }
 
@@ -76,7 +77,11 @@ struct DomainCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, store) = try options.openStore()
             try await store.addDomain(domain)
-            print("added domain \(Domain.canonical(domain))")
+            let name = Domain.canonical(domain)
+            print("added domain \(name)")
+            // The first DKIM pair, so mail from the domain is signed from the start.
+            let keys = try await DKIMKeys.generate(store: store, domain: name)
+            print("DKIM keys \(keys.map(\.selector).joined(separator: ", ")) made; `tern dns-records \(name)` prints the records to publish")
         }
     }
 

@@ -29,6 +29,8 @@ final class InProcessServer {
         config.listen[.imaps] = []
         config.listen[.pop3] = []
         config.listen[.pop3s] = []
+        config.listen[.submission] = []
+        config.listen[.submissions] = []
         tweak(&config)
         let store = try SQLiteMailStore(dataDirectory: dir)
         try await store.addDomain("example.test")

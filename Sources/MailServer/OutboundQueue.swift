@@ -1,0 +1,468 @@
+import Foundation
+import Logging
+import MailCore
+import MailDNS
+import MailMessage
+import MailStore
+import SMTPCodec
+import Synchronization
+import TernConfig
+
+/// Delivers the outbound queue: finds due messages, groups their recipients by domain, looks up each domain's route
+/// (RFC 5321 §5.1), and hands the messages to the remote servers over SMTP — several connections per domain, each
+/// carrying message after message. Records each recipient's result; bounces (RFC 3464) what failed for good, retries
+/// the rest on the configured schedule.
+///
+/// Restart-safe by construction: everything it knows is in the store, and a message leaves the queue only in the
+/// same transaction that stores its bounce (if one is owed).
+public final class OutboundQueue: Sendable {
+    let store: any MailStore
+    let resolver: any DNSResolver
+    let courier: SMTPCourier
+    let config: TernConfiguration
+    let logger: Logger
+    private let state = Mutex(State())
+    private let signal = WakeSignal()
+
+    struct State {
+        /// (queue row, domain) pairs being delivered now.
+        var inFlight = Set<JobKey>()
+        var domains: [String: DomainRun] = [:]
+        var messagesBeingCompleted = Set<Int64>()
+    }
+
+    struct JobKey: Hashable { var message: Int64; var domain: String }
+
+    /// One message's recipients at one domain.
+    struct Job: Sendable {
+        var message: QueuedMessage
+        var recipients: [QueuedRecipient]
+        var domain: String
+        /// Times this job was put back after a reused connection broke.
+        var requeued = 0
+        var key: JobKey { JobKey(message: message.id, domain: domain) }
+    }
+
+    public init(store: any MailStore, resolver: any DNSResolver, courier: SMTPCourier, config: TernConfiguration, logger: Logger) {
+        self.store = store
+        self.resolver = resolver
+        self.courier = courier
+        self.config = config
+        var l = logger
+        l[metadataKey: "service"] = "queue"
+        self.logger = l
+    }
+
+    /// Something was queued or finished: look again soon.
+    public func wake() { signal.signal() }
+
+    /// Runs until the task is cancelled.
+    public func run() async {
+        store.observeQueue { [weak self] in self?.wake() }
+        logger.info("queue runner started")
+        // New arrivals have higher row ids than anything seen: a wake-up scans only above `newest`. When a retry is due
+        // (or at start), the scan starts from the beginning.
+        var newest: Int64 = 0
+        var fromStart = true
+        while !Task.isCancelled {
+            var cursor: Int64 = fromStart ? 0 : newest
+            var full = true
+            while full && !Task.isCancelled {
+                do {
+                    (full, cursor) = try await scan(after: cursor)
+                    newest = max(newest, cursor)
+                } catch {
+                    logger.error("queue scan failed", metadata: ["error": "\(error)"])
+                    full = false
+                }
+            }
+            let next = (try? await store.nextQueueAttempt()) ?? Date().addingTimeInterval(3600)
+            // A due time already past belongs to a delivery in progress: look again in a second at the latest.
+            let wait = next.timeIntervalSinceNow <= 0 ? 1 : min(next.timeIntervalSinceNow, 60)
+            // Wait for a wake-up or the next due time, whichever comes first; scans are at most 50 a second.
+            try? await Task.sleep(for: .milliseconds(20))
+            fromStart = !(await signal.wait(timeout: wait))
+        }
+        logger.info("queue runner stopped")
+    }
+
+    static let scanBatch = 500
+
+    /// One pass over due messages with ids above `cursor`; returns whether the batch was full (more may be due) and
+    /// the last id seen.
+    func scan(after cursor: Int64) async throws -> (Bool, Int64) {
+        let now = Date()
+        let due = try await store.queuedMessages(dueBy: now, after: cursor, limit: Self.scanBatch)
+        var lastID = cursor
+        var byDomain: [String: [Job]] = [:]
+        var toComplete: [QueuedMessage] = []
+        var delayed: [QueuedMessage] = []
+        state.withLock { s in
+            for m in due {
+                lastID = max(lastID, m.id)
+                if m.isFinished {
+                    if s.messagesBeingCompleted.insert(m.id).inserted { toComplete.append(m) }
+                    continue
+                }
+                if let notice = config.delivery.delayNotice, !m.delayNotified, !m.envelope.mailFrom.isEmpty,
+                   now.timeIntervalSince(m.created) >= notice.seconds, s.messagesBeingCompleted.insert(m.id).inserted {
+                    delayed.append(m)
+                }
+                let pending = m.recipients.filter { $0.status == .pending && $0.nextAttempt <= now }
+                for (domain, rcpts) in Dictionary(grouping: pending, by: \.domain) {
+                    let job = Job(message: m, recipients: rcpts, domain: domain)
+                    if s.inFlight.insert(job.key).inserted { byDomain[domain, default: []].append(job) }
+                }
+            }
+        }
+        for m in toComplete { Task { await self.complete(m) } }
+        for m in delayed { Task { await self.sendDelayNotice(m) } }
+        for (domain, jobs) in byDomain { dispatch(domain: domain, jobs: jobs) }
+        return (due.count == Self.scanBatch, lastID)
+    }
+
+    // MARK: domains and connections
+
+    /// A domain being delivered to: its route and the jobs waiting for a connection.
+    final class DomainRun: Sendable {
+        struct Inner {
+            var jobs: [Job] = []
+            var workers = 0
+            var closed = false
+        }
+        let domain: String
+        let inner = Mutex(Inner())
+        init(domain: String) { self.domain = domain }
+
+        /// Adds jobs; returns how many more workers to start, or nil when the run has ended (start a new one).
+        func add(_ jobs: [Job], maxWorkers: Int) -> Int? {
+            inner.withLock { s in
+                guard !s.closed else { return nil }
+                s.jobs.append(contentsOf: jobs)
+                let wanted = min(maxWorkers, s.jobs.count + s.workers) - s.workers
+                let start = max(0, wanted)
+                s.workers += start
+                return start
+            }
+        }
+
+        /// The next job, or nil: the worker ends (and the run with the last worker).
+        func take() -> Job? {
+            inner.withLock { s in
+                if !s.jobs.isEmpty { return s.jobs.removeFirst() }
+                s.workers -= 1
+                if s.workers == 0 { s.closed = true }
+                return nil
+            }
+        }
+
+        func putBack(_ job: Job) { inner.withLock { $0.jobs.insert(job, at: 0) } }
+
+        /// Every waiting job (the destination is unreachable: they all share one fate).
+        func drain() -> [Job] { inner.withLock { s in defer { s.jobs = [] }; return s.jobs } }
+    }
+
+    func dispatch(domain: String, jobs: [Job]) {
+        let limit = config.delivery.connectionsPerDomain
+        let (run, workers) = state.withLock { s -> (DomainRun, Int) in
+            if let run = s.domains[domain], let n = run.add(jobs, maxWorkers: limit) { return (run, n) }
+            let run = DomainRun(domain: domain)
+            s.domains[domain] = run
+            return (run, run.add(jobs, maxWorkers: limit) ?? 0)
+        }
+        guard workers > 0 else { return }
+        Task {
+            let route = await self.route(domain)
+            await withTaskGroup(of: Void.self) { group in
+                for _ in 0..<workers { group.addTask { await self.work(run, route: route) } }
+            }
+            self.state.withLock { s in if s.domains[domain] === run { s.domains[domain] = nil } }
+        }
+    }
+
+    func route(_ domain: String) async -> MailRoute {
+        var rng = SystemRandomNumberGenerator()
+        return await RouteSelection.route(for: domain, resolver: resolver, random: &rng)
+    }
+
+    /// One connection worker: takes jobs of the domain and delivers them, over one connection while it lasts.
+    func work(_ run: DomainRun, route: MailRoute) async {
+        switch route {
+        case .nullMX:
+            while let job = run.take() {
+                await finish(job, all: .failed, reply: "556 5.1.10 Recipient address rejected: \(job.domain) accepts no mail (null MX, RFC 7505)", host: nil)
+            }
+            return
+        case .noRoute(let why):
+            while let job = run.take() { await finish(job, all: .failed, reply: "550 5.1.2 Host or domain name not found: \(why)", host: nil) }
+            return
+        case .temporaryFailure(let why):
+            while let job = run.take() { await finish(job, all: .deferred, reply: "451 4.4.3 \(why)", host: nil) }
+            return
+        case .hosts(let hosts):
+            var job = run.take()
+            while let current = job {
+                job = await deliver(current, run: run, hosts: hosts)
+            }
+        }
+    }
+
+    /// Tries the route's addresses in order for `job`; once connected, carries further jobs of the run on the same
+    /// connection. Returns the job to go on with (nil: the run has no more for this worker).
+    func deliver(_ first: Job, run: DomainRun, hosts: [RouteHost]) async -> Job? {
+        var lastError = "no mail exchanger could be reached"
+        var lastHost: String?
+        for host in hosts {
+            for address in host.addresses {
+                var current: Job? = first
+                var tryNext = false
+                let result = await courier.withSession(host: address, port: config.delivery.remotePort, serverName: host.name) { session -> Job? in
+                    while let job = current {
+                        let content: [UInt8]
+                        do {
+                            content = try await store.content(of: job.message.messageID)
+                        } catch {
+                            logger.error("cannot read queued message", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
+                            await finish(job, all: .deferred, reply: "451 4.3.0 Local error reading the message", host: nil)
+                            current = run.take()
+                            continue
+                        }
+                        let firstOnConnection = session.messagesSent == 0
+                        let message = SMTPClientTransaction.Message(
+                            mailFrom: job.message.envelope.mailFrom, recipients: job.recipients.map(\.address), size: content.count,
+                            eightBit: content.contains { $0 >= 0x80 }, needsSMTPUTF8: job.message.envelope.smtputf8)
+                        let outcome = await session.send(message, content: content)
+                        let remote = "\(host.name)[\(address)]"
+                        switch outcome {
+                        case .results(let results):
+                            await finish(job, results: results, host: remote, tls: session.tlsActive)
+                        case .refused(let reply, let permanent):
+                            if permanent {
+                                await finish(job, all: .failed, reply: reply.oneLine, host: remote)
+                            } else if firstOnConnection {
+                                // The server turned us away (greeting, EHLO, MAIL): RFC 5321 §5.1 — try the next address.
+                                lastError = reply.oneLine
+                                lastHost = remote
+                                tryNext = true
+                                return job
+                            } else {
+                                await finish(job, all: .deferred, reply: reply.oneLine, host: remote)
+                            }
+                        case .connectionFailed(let why):
+                            if firstOnConnection {
+                                lastError = why
+                                lastHost = remote
+                                tryNext = true
+                                return job
+                            }
+                            // A reused connection broke: the job gets one more chance on a fresh connection.
+                            var again = job
+                            again.requeued += 1
+                            if again.requeued <= 1 { run.putBack(again) } else { await finish(job, all: .deferred, reply: "451 4.4.2 \(why)", host: remote) }
+                            return nil
+                        }
+                        if !session.canSendMore { return nil }
+                        current = run.take()
+                    }
+                    return nil
+                }
+                switch result {
+                case .success(let leftover):
+                    if tryNext, let leftover { current = leftover; _ = current; continue }
+                    // The connection served its jobs; if it ended early, take the next job on a new connection.
+                    return run.take()
+                case .failure(let f):
+                    lastError = f.text
+                    lastHost = nil
+                }
+            }
+        }
+        // No address took the job: the destination is unreachable now, for every job waiting for it.
+        logger.info("destination unreachable", metadata: ["domain": "\(first.domain)", "error": "\(lastError)"])
+        let reply = lastError.first?.isNumber == true ? lastError : "451 4.4.1 \(lastError)"
+        await finish(first, all: .deferred, reply: reply, host: lastHost)
+        for job in run.drain() { await finish(job, all: .deferred, reply: reply, host: lastHost) }
+        return run.take()
+    }
+
+    // MARK: results
+
+    enum Fate { case failed, deferred }
+
+    func finish(_ job: Job, all fate: Fate, reply: String, host: String?) async {
+        await record(job, job.recipients.map { ($0, fate == .failed ? Outcome.failed : .deferred, reply) }, host: host)
+    }
+
+    func finish(_ job: Job, results: [SMTPClientTransaction.RecipientResult], host: String, tls: Bool) async {
+        var list: [(QueuedRecipient, Outcome, String)] = []
+        for (r, result) in zip(job.recipients, results) {
+            let text = result.reply.oneLine
+            list.append((r, result.delivered ? .delivered : result.permanent ? .failed : .deferred, text))
+        }
+        await record(job, list, host: host, tls: tls)
+    }
+
+    enum Outcome { case delivered, failed, deferred }
+
+    func record(_ job: Job, _ outcomes: [(QueuedRecipient, Outcome, String)], host: String?, tls: Bool = false) async {
+        let now = Date()
+        let giveUp = job.message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
+        var attempts: [DeliveryAttempt] = []
+        for (r, outcome, reply) in outcomes {
+            var meta: Logger.Metadata = ["queue": "\(job.message.queueID)", "rcpt": "\(r.address)", "reply": "\(reply)"]
+            if let host { meta["relay"] = "\(host)" }
+            switch outcome {
+            case .delivered:
+                meta["tls"] = "\(tls)"
+                logger.info("delivered", metadata: meta)
+                attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .delivered, reply: reply, remoteHost: host))
+            case .failed:
+                logger.info("bounced", metadata: meta)
+                attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .failed, reply: reply, remoteHost: host))
+            case .deferred:
+                let schedule = config.delivery.retry
+                let delay = schedule[min(r.attempts, schedule.count - 1)].seconds
+                let next = now.addingTimeInterval(delay)
+                if now >= giveUp {
+                    meta["gave_up_after"] = "\(config.delivery.giveUpAfter)"
+                    logger.info("bounced: too long in the queue", metadata: meta)
+                    attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .failed, reply: reply, remoteHost: host))
+                } else {
+                    meta["next"] = "\(Int(delay))s"
+                    logger.info("deferred", metadata: meta)
+                    attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .deferred(until: min(next, giveUp)), reply: reply, remoteHost: host))
+                }
+            }
+        }
+        do {
+            let finished = try await store.recordAttempts(attempts, completing: job.message.id)
+            if let finished {
+                if state.withLock({ $0.messagesBeingCompleted.insert(finished.id).inserted }) { await complete(finished) }
+            }
+        } catch {
+            logger.error("cannot record delivery results", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
+        }
+        _ = state.withLock { $0.inFlight.remove(job.key) }
+    }
+
+    /// A message whose recipients all have a final result: bounce what failed (if the sender wants to know), then
+    /// remove it from the queue — both in one transaction.
+    func complete(_ message: QueuedMessage) async {
+        defer { _ = state.withLock { $0.messagesBeingCompleted.remove(message.id) } }
+        let failed = message.recipients.filter { r in
+            r.status == .failed && !(r.notify?.contains("NEVER") ?? false) && (r.notify == nil || r.notify!.contains("FAILURE"))
+        }
+        var notification: Delivery?
+        if !failed.isEmpty && !message.envelope.mailFrom.isEmpty {
+            let statuses = failed.map { r -> DeliveryReport.RecipientStatus in
+                let reply = r.lastReply ?? "550 5.0.0 Delivery failed"
+                return DeliveryReport.RecipientStatus(
+                    address: r.address, originalRecipient: r.originalRecipient, action: .failed,
+                    status: DeliveryReport.status(fromReply: reply, permanent: true), diagnostic: reply,
+                    remoteMTA: r.remoteHost.map { $0.split(separator: "[").first.map(String.init) ?? $0 }, lastAttempt: r.lastAttempt)
+            }
+            notification = await report(message, statuses)
+        }
+        do {
+            try await store.completeQueued(id: message.id, notification: notification)
+            if notification != nil {
+                logger.info("bounce sent", metadata: ["queue": "\(message.queueID)", "to": "\(message.envelope.mailFrom)", "rcpts": "\(failed.count)"])
+            }
+        } catch {
+            logger.error("cannot complete queued message", metadata: ["queue": "\(message.queueID)", "error": "\(error)"])
+        }
+    }
+
+    func sendDelayNotice(_ message: QueuedMessage) async {
+        defer { _ = state.withLock { $0.messagesBeingCompleted.remove(message.id) } }
+        let giveUp = message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
+        let waiting = message.recipients.filter { r in r.status == .pending && (r.notify?.contains("DELAY") ?? (r.notify == nil)) }
+        guard !waiting.isEmpty else { return }
+        let statuses = waiting.map { r in
+            DeliveryReport.RecipientStatus(address: r.address, originalRecipient: r.originalRecipient, action: .delayed,
+                                           status: DeliveryReport.status(fromReply: r.lastReply ?? "", permanent: false),
+                                           diagnostic: r.lastReply ?? "not yet attempted", remoteMTA: r.remoteHost, lastAttempt: r.lastAttempt,
+                                           willRetryUntil: giveUp)
+        }
+        guard let notice = await report(message, statuses) else { return }
+        do {
+            try await store.noteDelay(id: message.id, notification: notice)
+            logger.info("delay notice sent", metadata: ["queue": "\(message.queueID)", "to": "\(message.envelope.mailFrom)"])
+        } catch {
+            logger.error("cannot store delay notice", metadata: ["queue": "\(message.queueID)", "error": "\(error)"])
+        }
+    }
+
+    /// The notification message for the sender, addressed as a local delivery when the sender is here, else queued.
+    func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus]) async -> Delivery? {
+        let original = (try? await store.content(of: message.messageID)) ?? []
+        let bytes = DeliveryReport.make(reportingMTA: config.hostname, postmaster: "MAILER-DAEMON@\(config.hostname)", to: message.envelope.mailFrom,
+                                        recipients: statuses, original: original, queueID: message.queueID, envelopeID: message.envelope.envelopeID,
+                                        arrival: message.created, returnHeadersOnly: message.envelope.dsnReturn == "HDRS")
+        let envelope = StoredEnvelope(mailFrom: "", recipients: [.init(address: message.envelope.mailFrom)])
+        var targets: [DeliveryTarget] = []
+        var remote: [StoredEnvelope.Recipient] = []
+        if let sender = try? EmailAddress.parse(message.envelope.mailFrom), case .local(let accounts)? = try? await store.resolve(sender) {
+            targets = accounts.map { DeliveryTarget(account: $0) }
+        } else {
+            remote = envelope.recipients
+        }
+        let received = TraceHeaders.returnPath("")
+        return Delivery(content: .inline(Array(received.utf8) + bytes), envelope: envelope, targets: targets, remoteRecipients: remote,
+                        queueID: SessionID.make())
+    }
+}
+
+/// A wake-up that is remembered when nobody waits, with a timeout for the waiter.
+final class WakeSignal: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Bool, Never>?
+        var generation = 0
+    }
+    private let state = Mutex(State())
+
+    func signal() {
+        let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
+            if let w = s.waiter { s.waiter = nil; return w }
+            s.pending = true
+            return nil
+        }
+        waiter?.resume(returning: true)
+    }
+
+    /// True when signalled, false when the timeout passed.
+    func wait(timeout: TimeInterval) async -> Bool {
+        await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
+            let generation = state.withLock { s -> Int? in
+                if s.pending { s.pending = false; return nil }
+                s.generation += 1
+                s.waiter = c
+                return s.generation
+            }
+            guard let generation else { return c.resume(returning: true) }
+            Task {
+                try? await Task.sleep(for: .milliseconds(Int(timeout * 1000)))
+                let w = self.state.withLock { s -> CheckedContinuation<Bool, Never>? in
+                    guard s.generation == generation, let w = s.waiter else { return nil }
+                    s.waiter = nil
+                    return w
+                }
+                w?.resume(returning: false)
+            }
+        }
+    }
+}
+
+extension Duration {
+    var seconds: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+extension SMTPReply {
+    /// `550 5.1.1 text text` on one line, for logs, the queue and DSNs.
+    var oneLine: String {
+        var s = "\(code.rawValue)"
+        if let e = enhanced { s += " \(e)" }
+        return s + " " + lines.joined(separator: " ")
+    }
+}

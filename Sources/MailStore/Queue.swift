@@ -1,0 +1,137 @@
+import Foundation
+
+/// One recipient of a queued message and where its delivery stands.
+public struct QueuedRecipient: Sendable, Hashable {
+    public enum Status: Int, Sendable, Codable {
+        case pending = 0, delivered = 1, failed = 2
+    }
+    public var id: Int64
+    public var address: String
+    /// The lower-case domain, the unit of routing: recipients of one domain travel in one SMTP transaction.
+    public var domain: String
+    /// RFC 3461 NOTIFY values (nil: the default, FAILURE only).
+    public var notify: [String]?
+    public var originalRecipient: String?
+    public var status: Status
+    public var attempts: Int
+    public var nextAttempt: Date
+    public var lastAttempt: Date?
+    /// The last reply from a remote server, or why no server could be reached.
+    public var lastReply: String?
+    public var remoteHost: String?
+
+    public init(id: Int64, address: String, domain: String, notify: [String]?, originalRecipient: String?, status: Status, attempts: Int,
+                nextAttempt: Date, lastAttempt: Date?, lastReply: String?, remoteHost: String?) {
+        self.id = id
+        self.address = address
+        self.domain = domain
+        self.notify = notify
+        self.originalRecipient = originalRecipient
+        self.status = status
+        self.attempts = attempts
+        self.nextAttempt = nextAttempt
+        self.lastAttempt = lastAttempt
+        self.lastReply = lastReply
+        self.remoteHost = remoteHost
+    }
+}
+
+/// A message in the outbound queue: its content is a stored message, shared with any local copies.
+public struct QueuedMessage: Sendable {
+    public var id: Int64
+    /// The id shown in logs, Received headers and `tern queue`.
+    public var queueID: String
+    public var messageID: MessageID
+    public var size: Int
+    public var envelope: StoredEnvelope
+    public var created: Date
+    public var delayNotified: Bool
+    public var recipients: [QueuedRecipient]
+
+    public init(id: Int64, queueID: String, messageID: MessageID, size: Int, envelope: StoredEnvelope, created: Date,
+                delayNotified: Bool, recipients: [QueuedRecipient]) {
+        self.id = id
+        self.queueID = queueID
+        self.messageID = messageID
+        self.size = size
+        self.envelope = envelope
+        self.created = created
+        self.delayNotified = delayNotified
+        self.recipients = recipients
+    }
+
+    public var pending: [QueuedRecipient] { recipients.filter { $0.status == .pending } }
+    public var isFinished: Bool { !recipients.contains { $0.status == .pending } }
+}
+
+/// What one delivery attempt came to for one recipient.
+public struct DeliveryAttempt: Sendable {
+    public enum Outcome: Sendable, Equatable {
+        case delivered
+        case failed
+        /// Try again at this time.
+        case deferred(until: Date)
+    }
+    public var recipientID: Int64
+    public var outcome: Outcome
+    public var reply: String
+    public var remoteHost: String?
+    public init(recipientID: Int64, outcome: Outcome, reply: String, remoteHost: String?) {
+        self.recipientID = recipientID
+        self.outcome = outcome
+        self.reply = reply
+        self.remoteHost = remoteHost
+    }
+}
+
+/// The outbound queue: messages accepted for remote recipients, kept until each recipient has a final result.
+/// Messages enter it through `deliver` (a `Delivery` with remote recipients), in the same commit as any local copies.
+public protocol QueueStore: Sendable {
+    /// Queued messages (row id above `after`) with a pending recipient due by `dueBy`, or with no pending recipient left
+    /// (finished but not yet removed, as after a crash); every queued message when `dueBy` is nil. In row order.
+    func queuedMessages(dueBy: Date?, after: Int64, limit: Int) async throws -> [QueuedMessage]
+    func queuedMessage(queueID: String) async throws -> QueuedMessage?
+    /// Records attempts' results (attempt counts, last reply, next try or final status) for recipients of one queued
+    /// message. When that leaves the message with no pending recipient: if all were delivered it is removed in the same
+    /// transaction and nil returned; if some failed it is returned, for `completeQueued` with a bounce.
+    func recordAttempts(_ attempts: [DeliveryAttempt], completing message: Int64) async throws -> QueuedMessage?
+    /// Removes a message whose recipients all have a final result; `notification` (a bounce) is stored in the same
+    /// transaction, so a crash leaves either the queued message or the bounce, never neither (and never both: the
+    /// notification is stored only if the message was still queued).
+    func completeQueued(id: Int64, notification: Delivery?) async throws
+    /// Stores a delay notice and marks the message as notified, in one transaction.
+    func noteDelay(id: Int64, notification: Delivery) async throws
+    /// Makes pending recipients due now (all messages when `queueID` is nil); returns how many messages.
+    func retryQueued(queueID: String?) async throws -> Int
+    /// Drops a queued message without notifying anyone; false when there is none.
+    func deleteQueued(queueID: String) async throws -> Bool
+    /// When the earliest pending recipient is due.
+    func nextQueueAttempt() async throws -> Date?
+    /// Called after a commit that added to the queue (in this process).
+    func observeQueue(_ observer: @escaping @Sendable () -> Void)
+}
+
+/// A stored DKIM private key.
+public struct DKIMKeyRecord: Sendable, Hashable {
+    public var domain: String
+    public var selector: String
+    /// `rsa-sha256` or `ed25519-sha256`.
+    public var algorithm: String
+    /// PEM.
+    public var privateKey: String
+    public var created: Date
+    public init(domain: String, selector: String, algorithm: String, privateKey: String, created: Date) {
+        self.domain = domain
+        self.selector = selector
+        self.algorithm = algorithm
+        self.privateKey = privateKey
+        self.created = created
+    }
+}
+
+public protocol DKIMKeyStore: Sendable {
+    func addDKIMKey(_ key: DKIMKeyRecord) async throws
+    /// Keys of a domain (every domain's when nil), newest first.
+    func dkimKeys(domain: String?) async throws -> [DKIMKeyRecord]
+    func removeDKIMKey(domain: String, selector: String) async throws
+}

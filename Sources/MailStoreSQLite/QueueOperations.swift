@@ -1,0 +1,219 @@
+import Foundation
+import GRDB
+import MailStore
+import Synchronization
+
+final class QueueHub: Sendable {
+    private let observers = Mutex<[@Sendable () -> Void]>([])
+    func add(_ observer: @escaping @Sendable () -> Void) { observers.withLock { $0.append(observer) } }
+    func notify() { for o in observers.withLock({ $0 }) { o() } }
+}
+
+enum QueueSQL {
+    /// Queue rows for a delivery's remote recipients (inside the delivery's transaction).
+    static func insert(_ db: Database, messageID: MessageID, delivery: Delivery) throws {
+        let now = Date().timeIntervalSince1970
+        let queueID = delivery.queueID.isEmpty ? BlobStore.newKey() : delivery.queueID
+        try db.cachedStatement(sql: "INSERT INTO queue(queue_id, message_id, created) VALUES (?, ?, ?)")
+            .execute(arguments: [queueID, messageID, now])
+        let row = db.lastInsertedRowID
+        let statement = try db.cachedStatement(sql: """
+            INSERT INTO queue_recipient(queue_id, address, domain, notify, orcpt, next_attempt) VALUES (?, ?, ?, ?, ?, ?)
+            """)
+        for r in delivery.remoteRecipients {
+            let domain = r.address.split(separator: "@").last.map { $0.lowercased() } ?? ""
+            try statement.execute(arguments: [row, r.address, domain, r.notify?.joined(separator: ","), r.originalRecipient, now])
+        }
+    }
+
+    /// Removes a queued message and, when nothing else references its content, the content too; returns the blob key
+    /// to delete after the commit (nil when none) and whether a row was removed.
+    static func remove(_ db: Database, column: String, value: DatabaseValueConvertible) throws -> (removed: Bool, blob: String?) {
+        guard let messageID = try Int64.fetchOne(db, sql: "SELECT message_id FROM queue WHERE \(column) = ?", arguments: [value]) else {
+            return (false, nil)
+        }
+        try db.execute(sql: "DELETE FROM queue WHERE \(column) = ?", arguments: [value])
+        let blob = try String.fetchOne(db, sql: "SELECT blob_key FROM message WHERE id = ? AND refcount <= 0", arguments: [messageID])
+        try db.execute(sql: "DELETE FROM message WHERE id = ? AND refcount <= 0", arguments: [messageID])
+        return (true, blob)
+    }
+
+    static func recipient(_ row: Row) -> QueuedRecipient {
+        QueuedRecipient(id: row["id"], address: row["address"], domain: row["domain"],
+                        notify: (row["notify"] as String?).map { $0.split(separator: ",").map(String.init) },
+                        originalRecipient: row["orcpt"], status: QueuedRecipient.Status(rawValue: row["status"]) ?? .pending,
+                        attempts: row["attempts"], nextAttempt: Date(timeIntervalSince1970: row["next_attempt"]),
+                        lastAttempt: (row["last_attempt"] as Double?).map { Date(timeIntervalSince1970: $0) },
+                        lastReply: row["last_reply"], remoteHost: row["remote_host"])
+    }
+
+    static func messages(_ db: Database, where condition: String, arguments: StatementArguments, limit: Int = 1) throws -> [QueuedMessage] {
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT q.id, q.queue_id, q.message_id, q.created, q.delay_notified, m.size, m.envelope
+            FROM queue q JOIN message m ON m.id = q.message_id WHERE \(condition) ORDER BY q.id LIMIT \(limit)
+            """, arguments: arguments)
+        guard !rows.isEmpty else { return [] }
+        let ids = rows.map { $0["id"] as Int64 }
+        var byQueue: [Int64: [QueuedRecipient]] = [:]
+        for r in try Row.fetchAll(db, sql: "SELECT * FROM queue_recipient WHERE queue_id IN (\(ids.map { _ in "?" }.joined(separator: ","))) ORDER BY id",
+                                  arguments: StatementArguments(ids)) {
+            byQueue[r["queue_id"], default: []].append(recipient(r))
+        }
+        return rows.map { row in
+            let envelope = (try? JSONDecoder().decode(StoredEnvelope.self, from: Data((row["envelope"] as String).utf8)))
+                ?? StoredEnvelope(mailFrom: "", recipients: [])
+            return QueuedMessage(id: row["id"], queueID: row["queue_id"], messageID: row["message_id"], size: row["size"], envelope: envelope,
+                                 created: Date(timeIntervalSince1970: row["created"]), delayNotified: row["delay_notified"],
+                                 recipients: byQueue[row["id"]] ?? [])
+        }
+    }
+}
+
+extension SQLiteMailStore {
+    public func observeQueue(_ observer: @escaping @Sendable () -> Void) {
+        queueChanges.add(observer)
+    }
+
+    public func queuedMessages(dueBy: Date?, after: Int64, limit: Int) async throws -> [QueuedMessage] {
+        try await read { db in
+            if let dueBy {
+                return try QueueSQL.messages(db, where: """
+                    q.id > ? AND (EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0 AND r.next_attempt <= ?)
+                       OR NOT EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0))
+                    """, arguments: [after, dueBy.timeIntervalSince1970], limit: limit)
+            }
+            return try QueueSQL.messages(db, where: "q.id > ?", arguments: [after], limit: limit)
+        }
+    }
+
+    public func queuedMessage(queueID: String) async throws -> QueuedMessage? {
+        try await read { db in try QueueSQL.messages(db, where: "q.queue_id = ?", arguments: [queueID]).first }
+    }
+
+    public func recordAttempts(_ attempts: [DeliveryAttempt], completing message: Int64) async throws -> QueuedMessage? {
+        let (result, keys) = try await write { db -> (QueuedMessage?, [String]) in
+            let now = Date().timeIntervalSince1970
+            let statement = try db.cachedStatement(sql: """
+                UPDATE queue_recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_attempt = ?, last_reply = ?,
+                  remote_host = coalesce(?, remote_host)
+                WHERE id = ? AND status = 0
+                """)
+            for a in attempts {
+                let status: QueuedRecipient.Status, next: Double
+                switch a.outcome {
+                case .delivered: status = .delivered; next = now
+                case .failed: status = .failed; next = now
+                case .deferred(let until): status = .pending; next = until.timeIntervalSince1970
+                }
+                try statement.execute(arguments: [status.rawValue, next, now, a.reply, a.remoteHost, a.recipientID])
+            }
+            let counts = try Row.fetchOne(db, sql: """
+                SELECT sum(status = 0) AS pending, sum(status = 2) AS failed,
+                  sum(status = 1 AND notify IS NOT NULL AND instr(notify, 'SUCCESS') > 0) AS success_wanted
+                FROM queue_recipient WHERE queue_id = ?
+                """, arguments: [message])
+            guard let counts, (counts["pending"] as Int?) == 0 else { return (nil, []) }
+            if (counts["failed"] as Int?) == 0 && (counts["success_wanted"] as Int?) == 0 {
+                let removed = try QueueSQL.remove(db, column: "id", value: message)
+                return (nil, removed.blob.map { [$0] } ?? [])
+            }
+            return (try QueueSQL.messages(db, where: "q.id = ?", arguments: [message]).first, [])
+        }
+        for key in keys { blobs.remove(key) }
+        return result
+    }
+
+    public func completeQueued(id: Int64, notification: Delivery?) async throws {
+        let keys = try await committedWrite(notification) { db in
+            let removed = try QueueSQL.remove(db, column: "id", value: id)
+            return (removed.removed, removed.blob.map { [$0] } ?? [])
+        }
+        for key in keys { blobs.remove(key) }
+    }
+
+    public func noteDelay(id: Int64, notification: Delivery) async throws {
+        let keys = try await committedWrite(notification) { db in
+            try db.execute(sql: "UPDATE queue SET delay_notified = 1 WHERE id = ? AND delay_notified = 0", arguments: [id])
+            return (db.changesCount > 0, [])
+        }
+        for key in keys { blobs.remove(key) }
+    }
+
+    /// Runs `change` and stores `notification` in one transaction; returns blob keys no longer referenced.
+    /// `change` returns whether it changed anything; the notification is stored only then.
+    private func committedWrite(_ notification: Delivery?, _ change: @escaping @Sendable (Database) throws -> (Bool, [String])) async throws -> [String] {
+        var queued = false
+        var touched: [MailboxID] = []
+        let keys = try await write { db -> ([String], Bool, [MailboxID]) in
+            let (changed, keys) = try change(db)
+            var placements: [MailboxID] = []
+            if changed, let notification {
+                placements = try GroupCommitter.insert(db, notification).placements.map(\.mailbox)
+            }
+            return (keys, changed && !(notification?.remoteRecipients.isEmpty ?? true), placements)
+        }
+        queued = keys.1
+        touched = keys.2
+        if !touched.isEmpty { changes.notify(touched) }
+        if queued { queueChanges.notify() }
+        return keys.0
+    }
+
+    public func retryQueued(queueID: String?) async throws -> Int {
+        try await write { db in
+            let now = Date().timeIntervalSince1970
+            if let queueID {
+                try db.execute(sql: """
+                    UPDATE queue_recipient SET next_attempt = ? WHERE status = 0 AND queue_id = (SELECT id FROM queue WHERE queue_id = ?)
+                    """, arguments: [now, queueID])
+            } else {
+                try db.execute(sql: "UPDATE queue_recipient SET next_attempt = ? WHERE status = 0", arguments: [now])
+            }
+            return try Int.fetchOne(db, sql: "SELECT count(DISTINCT queue_id) FROM queue_recipient WHERE status = 0 AND next_attempt = ?",
+                                    arguments: [now]) ?? 0
+        }
+    }
+
+    public func deleteQueued(queueID: String) async throws -> Bool {
+        let removed = try await write { db in try QueueSQL.remove(db, column: "queue_id", value: queueID) }
+        if let key = removed.blob { blobs.remove(key) }
+        return removed.removed
+    }
+
+    public func nextQueueAttempt() async throws -> Date? {
+        try await read { db in
+            try Double.fetchOne(db, sql: "SELECT min(next_attempt) FROM queue_recipient WHERE status = 0").map { Date(timeIntervalSince1970: $0) }
+        }
+    }
+
+    // MARK: DKIM keys
+
+    public func addDKIMKey(_ key: DKIMKeyRecord) async throws {
+        try await write { db in
+            if try Int.fetchOne(db, sql: "SELECT 1 FROM dkim_key WHERE domain = ? AND selector = ?", arguments: [key.domain, key.selector]) != nil {
+                throw StoreError.alreadyExists("DKIM selector \(key.selector) of \(key.domain)")
+            }
+            try db.execute(sql: "INSERT INTO dkim_key(domain, selector, algorithm, private_key, created) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [key.domain, key.selector, key.algorithm, key.privateKey, key.created.timeIntervalSince1970])
+        }
+        try directoryCache.bump()
+    }
+
+    public func dkimKeys(domain: String?) async throws -> [DKIMKeyRecord] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM dkim_key WHERE ?1 IS NULL OR domain = ?1 ORDER BY domain, created DESC, selector",
+                             arguments: [domain]).map {
+                DKIMKeyRecord(domain: $0["domain"], selector: $0["selector"], algorithm: $0["algorithm"], privateKey: $0["private_key"],
+                              created: Date(timeIntervalSince1970: $0["created"]))
+            }
+        }
+    }
+
+    public func removeDKIMKey(domain: String, selector: String) async throws {
+        try await write { db in
+            try db.execute(sql: "DELETE FROM dkim_key WHERE domain = ? AND selector = ?", arguments: [domain, selector])
+            guard db.changesCount > 0 else { throw StoreError.notFound("DKIM selector \(selector) of \(domain)") }
+        }
+        try directoryCache.bump()
+    }
+}

@@ -1,0 +1,268 @@
+import ArgumentParser
+import DKIM
+import Foundation
+import MailCore
+import MailStore
+import MailStoreSQLite
+import TernConfig
+
+/// Makes a new DKIM key pair of each algorithm for a domain (RSA-2048 and Ed25519), selectors named by date.
+enum DKIMKeys {
+    static func selectorDate(_ date: Date) -> String {
+        var cal = Calendar(identifier: .gregorian)
+        cal.timeZone = TimeZone(identifier: "UTC")!
+        let c = cal.dateComponents([.year, .month, .day], from: date)
+        return String(format: "%04d%02d%02d", c.year!, c.month!, c.day!)
+    }
+
+    /// Selectors `tYYYYMMDDr` (RSA) and `tYYYYMMDDe` (Ed25519); a second generation on one day gets a suffix.
+    static func generate(store: SQLiteMailStore, domain: String, now: Date = Date()) async throws -> [DKIMKey] {
+        let existing = Set(try await store.dkimKeys(domain: domain).map(\.selector))
+        var made: [DKIMKey] = []
+        for algorithm in DKIMKey.Algorithm.allCases {
+            let base = "t\(selectorDate(now))\(algorithm == .rsaSHA256 ? "r" : "e")"
+            var selector = base
+            var n = 2
+            while existing.contains(selector) { selector = "\(base)\(n)"; n += 1 }
+            let (key, pem) = try DKIMKey.generate(domain: domain, selector: selector, algorithm: algorithm)
+            try await store.addDKIMKey(DKIMKeyRecord(domain: domain, selector: selector, algorithm: algorithm.rawValue, privateKey: pem, created: now))
+            made.append(key)
+        }
+        return made
+    }
+
+    /// The newest key of each algorithm (the ones that sign).
+    static func active(store: SQLiteMailStore, domain: String) async throws -> [DKIMKey] {
+        var out: [DKIMKey] = []
+        for r in try await store.dkimKeys(domain: domain) {
+            guard let a = DKIMKey.Algorithm(rawValue: r.algorithm), !out.contains(where: { $0.algorithm == a }) else { continue }
+            out.append(try DKIMKey(domain: r.domain, selector: r.selector, algorithm: a, privateKey: r.privateKey))
+        }
+        return out.sorted { $0.algorithm == .rsaSHA256 && $1.algorithm != .rsaSHA256 }
+    }
+}
+
+struct DKIMCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "dkim", abstract: "Manage the DKIM keys that sign outgoing mail.",
+                                                    subcommands: [Generate.self, List.self])
+
+    struct Generate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a new RSA-2048 and Ed25519 key pair for a domain; the newest pair signs from then on.",
+            discussion: "Publish the printed TXT records before the old ones are removed (key rotation: both stay in DNS for a while).")
+        @OptionGroup var options: ConfigOption
+        @Argument var domain: String
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            let domain = Domain.canonical(domain)
+            guard try await store.domains().contains(where: { $0.name == domain }) else {
+                throw ValidationError("\(domain) is not a domain of this server (tern domain add \(domain))")
+            }
+            for key in try await DKIMKeys.generate(store: store, domain: domain) {
+                print(ZoneRecords.txt("\(key.selector)._domainkey.\(domain).", key.dnsRecord))
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List DKIM keys (the newest of each algorithm signs).")
+        @OptionGroup var options: ConfigOption
+        @Argument var domain: String?
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            for r in try await store.dkimKeys(domain: domain.map { Domain.canonical($0) }) {
+                print("\(r.domain)\t\(r.selector)\t\(r.algorithm)\tcreated \(ISO8601DateFormatter().string(from: r.created))")
+            }
+        }
+    }
+}
+
+/// Zone-file lines.
+enum ZoneRecords {
+    /// A TXT record; values longer than 255 octets are split into several strings (RFC 1035 §3.3.14, RFC 7208 §3.3).
+    static func txt(_ name: String, _ value: String) -> String {
+        var parts: [String] = []
+        var rest = Substring(value)
+        while !rest.isEmpty { parts.append(String(rest.prefix(255))); rest = rest.dropFirst(255) }
+        let quoted = parts.map { "\"\($0)\"" }
+        if quoted.count == 1 { return "\(name)\t3600\tIN\tTXT\t\(quoted[0])" }
+        return "\(name)\t3600\tIN\tTXT\t( " + quoted.joined(separator: "\n\t\t\t\t  ") + " )"
+    }
+}
+
+struct DNSRecordsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dns-records",
+        abstract: "Print the DNS records to publish for a domain, in zone-file form.",
+        discussion: "MX, the host's A/AAAA, SPF, DKIM (the signing keys), DMARC, MTA-STS and TLS-RPT, and the PTR that the server's address should have. Addresses come from --ipv4/--ipv6 (the server's public addresses); without them the A/AAAA/PTR lines are left for you to fill in.")
+    @OptionGroup var options: ConfigOption
+    @Argument var domain: String
+    @Option(help: "The server's public IPv4 address.") var ipv4: String?
+    @Option(help: "The server's public IPv6 address.") var ipv6: String?
+
+    func run() async throws {
+        let (config, store) = try options.openStore()
+        let domain = Domain.canonical(domain)
+        guard try await store.domains().contains(where: { $0.name == domain }) else {
+            throw ValidationError("\(domain) is not a domain of this server (tern domain add \(domain))")
+        }
+        if let ipv4, !AddressLiteral.isIPv4(ipv4) { throw ValidationError("\(ipv4) is not an IPv4 address") }
+        if let ipv6, !AddressLiteral.isIPv6(ipv6) { throw ValidationError("\(ipv6) is not an IPv6 address") }
+        let keys = try await DKIMKeys.active(store: store, domain: domain)
+        print(DNSRecords.zone(domain: domain, host: config.hostname, ipv4: ipv4, ipv6: ipv6, keys: keys), terminator: "")
+    }
+}
+
+enum DNSRecords {
+    static func zone(domain: String, host: String, ipv4: String?, ipv6: String?, keys: [DKIMKey]) -> String {
+        let d = domain + "."
+        let h = host + "."
+        var out = "; DNS records for \(domain), served by \(host). Publish them in the zone of \(domain)"
+        out += host.hasSuffix("." + domain) || host == domain ? ".\n" : " (and the host's records in its own zone).\n"
+        out += "\n; Mail for \(domain) goes to \(host)\n"
+        out += "\(d)\t3600\tIN\tMX\t10 \(h)\n"
+        out += "\n; The mail server's addresses\n"
+        out += ipv4.map { "\(h)\t3600\tIN\tA\t\($0)\n" } ?? "; \(h)\t3600\tIN\tA\t<the server's IPv4 address: pass --ipv4>\n"
+        out += ipv6.map { "\(h)\t3600\tIN\tAAAA\t\($0)\n" } ?? "; \(h)\t3600\tIN\tAAAA\t<the server's IPv6 address, if any: --ipv6>\n"
+        out += "\n; SPF (RFC 7208): only the domain's MX hosts send its mail; everything else fails\n"
+        out += ZoneRecords.txt(d, "v=spf1 mx -all") + "\n"
+        out += "\n; DKIM (RFC 6376, RFC 8463): the keys that sign its outgoing mail\n"
+        if keys.isEmpty { out += "; no DKIM keys yet: run `tern dkim generate \(domain)`\n" }
+        for k in keys { out += ZoneRecords.txt("\(k.selector)._domainkey.\(d)", k.dnsRecord) + "\n" }
+        out += "\n; DMARC (RFC 7489): start with p=none and the reports; move to quarantine, then reject\n"
+        out += ZoneRecords.txt("_dmarc.\(d)", "v=DMARC1; p=none; rua=mailto:postmaster@\(domain); adkim=s; aspf=s") + "\n"
+        out += "\n; MTA-STS (RFC 8461): the policy itself is served at https://mta-sts.\(domain)/.well-known/mta-sts.txt\n"
+        out += ";   version: STSv1\\n mode: testing\\n mx: \(host)\\n max_age: 604800\n"
+        out += ZoneRecords.txt("_mta-sts.\(d)", "v=STSv1; id=\(DKIMKeys.selectorDate(Date()))01") + "\n"
+        out += "\n; TLS-RPT (RFC 8460): where other servers report TLS problems reaching \(domain)\n"
+        out += ZoneRecords.txt("_smtp._tls.\(d)", "v=TLSRPTv1; rua=mailto:postmaster@\(domain)") + "\n"
+        out += "\n; Reverse DNS: set by whoever owns the address (your hosting provider), not in this zone\n"
+        if let ipv4 {
+            let rev = ipv4.split(separator: ".").reversed().joined(separator: ".") + ".in-addr.arpa."
+            out += "\(rev)\t3600\tIN\tPTR\t\(h)\n"
+        } else {
+            out += "; <reversed IPv4>.in-addr.arpa.\t3600\tIN\tPTR\t\(h)\n"
+        }
+        if let ipv6, let rev = ipv6ReverseName(ipv6) {
+            out += "\(rev)\t3600\tIN\tPTR\t\(h)\n"
+        }
+        return out
+    }
+
+    /// `2001:db8::1` → `1.0.0.0…8.b.d.0.1.0.0.2.ip6.arpa.` (RFC 3596 §2.5).
+    static func ipv6ReverseName(_ address: String) -> String? {
+        var groups = address.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
+        if let gap = groups.firstIndex(of: ""), address.contains("::") {
+            let filled = groups.filter { !$0.isEmpty }
+            let missing = 8 - filled.count
+            let before = groups[..<gap].filter { !$0.isEmpty }
+            let after = groups[(gap + 1)...].filter { !$0.isEmpty }
+            groups = before + Array(repeating: "0", count: missing) + after
+        }
+        guard groups.count == 8, groups.allSatisfy({ $0.count <= 4 && UInt16($0, radix: 16) != nil }) else { return nil }
+        let nibbles = groups.map { String(repeating: "0", count: 4 - $0.count) + $0.lowercased() }.joined()
+        return nibbles.reversed().map(String.init).joined(separator: ".") + ".ip6.arpa."
+    }
+}
+
+struct QueueCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queue", abstract: "Inspect and manage the outbound queue.",
+                                                    subcommands: [List.self, Show.self, Retry.self, Delete.self])
+
+    static func describe(_ r: QueuedRecipient) -> String {
+        switch r.status {
+        case .delivered: return "delivered"
+        case .failed: return "failed"
+        case .pending: return r.attempts == 0 ? "waiting" : "deferred"
+        }
+    }
+
+    static func time(_ d: Date) -> String {
+        let f = ISO8601DateFormatter()
+        return f.string(from: d)
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One line per queued message: id, age, size, sender, recipients and their state.")
+        @OptionGroup var options: ConfigOption
+        @Flag(help: "Machine-readable output (JSON lines).") var json = false
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            let messages = try await store.queuedMessages(dueBy: nil, after: 0, limit: 1_000_000)
+            if messages.isEmpty && !json { print("the queue is empty"); return }
+            for m in messages {
+                if json {
+                    let obj: [String: Any] = [
+                        "id": m.queueID, "from": m.envelope.mailFrom, "size": m.size, "created": QueueCommand.time(m.created),
+                        "recipients": m.recipients.map { r -> [String: Any] in
+                            var o: [String: Any] = ["address": r.address, "state": QueueCommand.describe(r), "attempts": r.attempts,
+                                                    "next_attempt": QueueCommand.time(r.nextAttempt)]
+                            if let l = r.lastReply { o["last_reply"] = l }
+                            return o
+                        },
+                    ]
+                    print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
+                    continue
+                }
+                let age = Int(Date().timeIntervalSince(m.created))
+                print("\(m.queueID)  \(m.size) octets  \(age / 3600)h\(age % 3600 / 60)m old  from <\(m.envelope.mailFrom)>")
+                for r in m.recipients {
+                    var line = "    \(r.address)  \(QueueCommand.describe(r)), \(r.attempts) attempt\(r.attempts == 1 ? "" : "s")"
+                    if r.status == .pending { line += ", next \(QueueCommand.time(r.nextAttempt))" }
+                    print(line)
+                    if let reply = r.lastReply { print("      last reply: \(reply)") }
+                }
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Everything about one queued message, and its header.")
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            guard let m = try await store.queuedMessage(queueID: id) else { throw ValidationError("no queued message \(id)") }
+            print("queue id     \(m.queueID)")
+            print("from         <\(m.envelope.mailFrom)>")
+            print("size         \(m.size) octets")
+            print("queued       \(QueueCommand.time(m.created))")
+            if let e = m.envelope.envelopeID { print("envelope id  \(e)") }
+            for r in m.recipients {
+                print("recipient    \(r.address)")
+                print("  state      \(QueueCommand.describe(r))")
+                print("  attempts   \(r.attempts)")
+                if let t = r.lastAttempt { print("  last try   \(QueueCommand.time(t))\(r.remoteHost.map { " at \($0)" } ?? "")") }
+                if let l = r.lastReply { print("  last reply \(l)") }
+                if r.status == .pending { print("  next try   \(QueueCommand.time(r.nextAttempt))") }
+            }
+            let content = try await store.content(of: m.messageID)
+            let end = content.withUnsafeBytes { DKIMHeaders.headerEnd($0) }
+            print("\n" + String(decoding: content[..<end], as: UTF8.self), terminator: "")
+        }
+    }
+
+    struct Retry: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Try a message (or every message) again now.",
+                                                        discussion: "A running server notices within a second.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "A queue id; all messages when omitted.") var id: String?
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            let n = try await store.retryQueued(queueID: id)
+            if let id, n == 0 { throw ValidationError("no queued message \(id) with recipients left to try") }
+            print("\(n) message\(n == 1 ? "" : "s") due now")
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove a message from the queue without telling its sender.")
+        @OptionGroup var options: ConfigOption
+        @Argument var id: String
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            guard try await store.deleteQueued(queueID: id) else { throw ValidationError("no queued message \(id)") }
+            print("deleted \(id)")
+        }
+    }
+}
