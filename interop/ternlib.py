@@ -65,6 +65,14 @@ class Tern:
     def add_user(self, address, password="secret-password-1"):
         self.run("user", "add", address, "--password", password)
 
+    def txt_records(self, domain):
+        """The TXT records `tern dns-records` tells the admin to publish: [(name without final dot, value)]."""
+        text = self.run("dns-records", domain).stdout.decode()
+        records = []
+        for m in re.finditer(r'^(\S+)\t3600\tIN\tTXT\t(\(.*?\)|"[^"]*")', text, re.M | re.S):
+            records.append((m.group(1).rstrip("."), "".join(re.findall(r'"([^"]*)"', m.group(2)))))
+        return records
+
     # --- server ---------------------------------------------------------------------------------
 
     def start(self, timeout=30):
@@ -119,7 +127,7 @@ class Tern:
         return [f.read_bytes() for f in files]
 
     def connect(self):
-        s = socket.create_connection(("127.0.0.1", self.smtp_port), timeout=10)
+        s = socket.create_connection((self.host, self.smtp_port), timeout=10)
         return SMTPRaw(s)
 
 

@@ -1,0 +1,289 @@
+"""The journey of a message between two Tern servers for two domains, each on its own loopback address, with a real DNS
+server (dnsmasq) publishing their MX, A and TXT (SPF, DKIM, DMARC) records: alice@a.test submits with smtplib, Tern A
+finds b.test's MX and delivers, bob reads with imaplib, dkimpy verifies both DKIM signatures against the DNS, and bob's
+reply travels back. Then the failure paths: an MX that does not answer, a 550, a null MX, and kill -9 with 500 queued."""
+import email
+import imaplib
+import os
+import re
+import shutil
+import smtplib
+import subprocess
+import time
+
+import dkim
+import dns.resolver
+import pytest
+
+from ternlib import Tern, tls_context
+
+A_IP, B_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.9"
+PASSWORD = "journey-password-1"
+
+
+def smtp_port():
+    """Port 25 as in production when we may bind it; otherwise a fixed high port, dialled through delivery.remote_port."""
+    return 25 if os.geteuid() == 0 else 2525
+
+
+class World:
+    """dnsmasq plus the two servers' directories; servers are made per test with the settings each test needs."""
+
+    def __init__(self, tmp_path):
+        self.tmp = tmp_path
+        self.dns_port = None
+        self.proc = None
+        self.txt = []
+
+    def tern(self, name, domain, ip, user, settings=None):
+        port = smtp_port()
+        base = {"dns": {"nameservers": [f"127.0.0.1:{self.dns_port}"]}, "delivery": {"remote_port": port}}
+        for k, v in (settings or {}).items():
+            base.setdefault(k, {}).update(v)
+        t = Tern(self.tmp / name, base, hostname=f"mx.{domain}", host=ip, listen={"smtp": f"{ip}:{port}"})
+        if not (t.dir / "data").exists():
+            t.add_domain(domain)
+            t.add_user(f"{user}@{domain}", PASSWORD)
+        return t
+
+
+def free_udp_port():
+    import socket
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_dns(world, records):
+    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+    port = free_udp_port()
+    args = [exe, "--no-daemon", "--conf-file=/dev/null", f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces",
+            "--no-resolv", "--no-hosts", "--user=root", "--log-facility=-", "--local=/test/",
+            f"--mx-host=a.test,mx.a.test,10", f"--host-record=mx.a.test,{A_IP}",
+            f"--mx-host=b.test,mx.b.test,10", f"--host-record=mx.b.test,{B_IP}",
+            f"--mx-host=down.test,mx.down.test,10", f"--host-record=mx.down.test,{DEAD_IP}",
+            "--mx-host=nullmx.test,.,0", f"--host-record=nullmx.test,{B_IP}"]
+    for name, value in records:
+        # dnsmasq takes several strings after the name: long values (RSA keys) are split at 255 octets.
+        chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
+        args.append(f"--txt-record={name}," + ",".join(chunks))
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(world.tmp / "dnsmasq.log", "wb"))
+    time.sleep(0.3)
+    assert proc.poll() is None, (world.tmp / "dnsmasq.log").read_text()
+    world.proc = proc
+    world.dns_port = port
+
+
+@pytest.fixture
+def world(tmp_path):
+    w = World(tmp_path)
+    w.dns_port = 0
+    yield w
+    if w.proc:
+        w.proc.terminate()
+        w.proc.wait()
+
+
+def setup_pair(world, a_settings=None, b_settings=None):
+    """Makes both servers (domains, users, DKIM keys), publishes their records, starts DNS; returns (A, B) not started."""
+    world.dns_port = 0
+    a = world.tern("a", "a.test", A_IP, "alice", a_settings)
+    b = world.tern("b", "b.test", B_IP, "bob", b_settings)
+    records = a.txt_records("a.test") + b.txt_records("b.test")
+    assert any("_domainkey" in n for n, _ in records)
+    start_dns(world, records)
+    # The config names the DNS server's port, known only now.
+    for t in (a, b):
+        t.settings["dns"]["nameservers"] = [f"127.0.0.1:{world.dns_port}"]
+        t.write_config()
+    world.records = records
+    return a, b
+
+
+def dns_txt(world):
+    """dkimpy's DNS lookups, sent to the test's DNS server (dnspython)."""
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers = ["127.0.0.1"]
+    r.port = world.dns_port
+
+    def lookup(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        try:
+            answer = r.resolve(name.rstrip("."), "TXT", lifetime=timeout)
+        except Exception:
+            return None
+        return b"".join(b"".join(rr.strings) for rr in answer)
+    return lookup
+
+
+def submit(tern, user, to, subject, body="Hello from the journey test.\r\n", port_attr="submission_port", extra_headers=""):
+    msg = (f"From: {user}\r\nTo: {', '.join(to)}\r\nSubject: {subject}\r\n{extra_headers}"
+           "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + body)
+    with smtplib.SMTP(tern.host, getattr(tern, port_attr), timeout=30) as s:
+        s.starttls(context=tls_context())
+        s.login(user, PASSWORD)
+        return s.sendmail(user, to, msg.encode())
+
+
+def wait_for_mail(tern, user, count=1, timeout=30, mailbox="INBOX"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with imaplib.IMAP4(tern.host, tern.imap_port) as m:
+            m.starttls(ssl_context=tls_context())
+            m.login(user, PASSWORD)
+            typ, data = m.select(mailbox)
+            n = int(data[0])
+            if n >= count:
+                msgs = []
+                typ, data = m.fetch(f"1:{n}", "(BODY.PEEK[])")
+                for part in data:
+                    if isinstance(part, tuple):
+                        msgs.append(part[1])
+                return msgs
+        time.sleep(0.25)
+    raise AssertionError(f"{user} has fewer than {count} messages after {timeout}s")
+
+
+def verify_dkim(world, raw):
+    """Every DKIM signature of the message, verified by dkimpy against the published keys: [(d, a, ok)]."""
+    d = dkim.DKIM(raw)
+    results = []
+    sigs = [v for k, v in d.headers if k.lower() == b"dkim-signature"]
+    for i, sig in enumerate(sigs):
+        tags = dict(t.strip().split(b"=", 1) for t in sig.replace(b"\r\n", b"").split(b";") if b"=" in t)
+        results.append((tags[b"d"].strip().decode(), tags[b"a"].strip().decode(), d.verify(idx=i, dnsfunc=dns_txt(world))))
+    return results
+
+
+def test_journey_alice_to_bob_and_back(world):
+    a, b = setup_pair(world)
+    a.start()
+    b.start()
+    try:
+        refused = submit(a, "alice@a.test", ["bob@b.test"], "Hello Bob")
+        assert refused == {}
+        [raw] = wait_for_mail(b, "bob@b.test")
+        msg = email.message_from_bytes(raw)
+        assert msg["Subject"] == "Hello Bob"
+        # Tern A added what a submission server adds (RFC 6409 §8), and B saw the message arrive over TLS from A.
+        assert msg["Message-ID"] and msg["Message-ID"].endswith("@mx.a.test>")
+        assert msg["Date"]
+        received = msg.get_all("Received")
+        assert any("by mx.b.test" in r and "ESMTPS" in r for r in received), received
+        assert any("by mx.a.test" in r and "ESMTPSA" in r for r in received), received
+        results = verify_dkim(world, raw)
+        assert sorted(a for _, a, _ in results) == ["ed25519-sha256", "rsa-sha256"]
+        assert all(d == "a.test" and ok for d, _, ok in results), results
+
+        # bob replies; the reply travels back through B's queue and A's port 25.
+        submit(b, "bob@b.test", ["alice@a.test"], "Re: Hello Bob", extra_headers=f"In-Reply-To: {msg['Message-ID']}\r\n")
+        [reply] = wait_for_mail(a, "alice@a.test")
+        assert email.message_from_bytes(reply)["In-Reply-To"] == msg["Message-ID"]
+        results = verify_dkim(world, reply)
+        assert len(results) == 2 and all(d == "b.test" and ok for d, _, ok in results), results
+
+        # A tampered copy fails in dkimpy: the signatures cover the body.
+        assert dkim.verify(raw, dnsfunc=dns_txt(world))
+        assert not dkim.verify(raw.replace(b"Hello from the journey", b"Hello from an attacker"), dnsfunc=dns_txt(world))
+        assert not dkim.verify(raw.replace(b"Subject: Hello Bob", b"Subject: Hello Mallory"), dnsfunc=dns_txt(world))
+        # Nothing left in either queue.
+        assert "the queue is empty" in a.run("queue", "list").stdout.decode()
+        assert "the queue is empty" in b.run("queue", "list").stdout.decode()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def bounce_for(tern, user, timeout=30):
+    msgs = wait_for_mail(tern, user, timeout=timeout)
+    bounces = [email.message_from_bytes(m) for m in msgs if b"multipart/report" in m]
+    assert bounces, msgs
+    return bounces
+
+
+def report_fields(bounce):
+    """The per-recipient fields of the message/delivery-status part."""
+    for part in bounce.walk():
+        if part.get_content_type() == "message/delivery-status":
+            text = "\n".join(str(p) for p in part.get_payload())
+            return text
+    raise AssertionError("no delivery-status part")
+
+
+def test_failures_unreachable_mx_550_and_null_mx(world):
+    a, b = setup_pair(world, a_settings={"delivery": {"retry": ["1s"], "give_up_after": "4s"}, "log": {"level": "info"}})
+    a.start()
+    b.start()
+    try:
+        # A 550 from the remote: bounced at once, with B's words in the report.
+        submit(a, "alice@a.test", ["nobody@b.test"], "To nobody")
+        [bounce] = bounce_for(a, "alice@a.test", timeout=15)
+        assert bounce["From"].startswith("Mail Delivery System")
+        fields = report_fields(bounce)
+        assert "Final-Recipient: rfc822; nobody@b.test" in fields and "Action: failed" in fields
+        assert "Status: 5.1.1" in fields and "Remote-MTA: dns; mx.b.test" in fields, fields
+        assert "Diagnostic-Code: smtp; 550 5.1.1" in fields
+        # The original comes back whole (message/rfc822).
+        assert any(p.get_content_type() == "message/rfc822" for p in bounce.walk())
+
+        # A null MX: bounced at once, RFC 7505's 5.1.10.
+        submit(a, "alice@a.test", ["someone@nullmx.test"], "To a null MX")
+        bounces = bounce_for(a, "alice@a.test", timeout=15)
+        deadline = time.time() + 15
+        while len(bounces) < 2 and time.time() < deadline:
+            time.sleep(0.3)
+            bounces = bounce_for(a, "alice@a.test")
+        assert "Status: 5.1.10" in report_fields(bounces[1])
+
+        # An MX that never answers: retried every second, then bounced when give_up_after (4s) has passed.
+        start = time.time()
+        submit(a, "alice@a.test", ["someone@down.test"], "To a dead host")
+        time.sleep(1.5)
+        listing = a.run("queue", "list").stdout.decode()
+        assert "someone@down.test  deferred" in listing and "last reply:" in listing, listing
+        while time.time() - start < 20:
+            bounces = bounce_for(a, "alice@a.test")
+            if len(bounces) >= 3:
+                break
+            time.sleep(0.3)
+        assert len(bounces) == 3
+        fields = report_fields(bounces[2])
+        assert "Final-Recipient: rfc822; someone@down.test" in fields and "Action: failed" in fields
+        assert time.time() - start >= 4
+        log = (a.dir / "stderr.log").read_text()
+        assert log.count("rcpt=someone@down.test") >= 3, log  # several attempts, each logged
+        assert "the queue is empty" in a.run("queue", "list").stdout.decode()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_kill9_with_500_queued_while_the_remote_is_down(world):
+    a, b = setup_pair(world, a_settings={"delivery": {"retry": ["1s"], "give_up_after": "1h"}})
+    a.start()
+    # B is down: everything stays queued at A.
+    n = 500
+    with smtplib.SMTP(a.host, a.submission_port, timeout=60) as s:
+        s.login("alice@a.test", PASSWORD)
+        for i in range(n):
+            s.sendmail("alice@a.test", ["bob@b.test"], f"From: alice@a.test\r\nTo: bob@b.test\r\nSubject: number {i}\r\n\r\nbody {i}\r\n".encode())
+    a.kill9()
+    listing = a.run("queue", "list", "--json").stdout.decode().splitlines()
+    assert len(listing) == n
+    b.start()
+    a.start()
+    try:
+        msgs = wait_for_mail(b, "bob@b.test", count=n, timeout=120)
+        time.sleep(2)  # anything duplicated would arrive by now
+        msgs = wait_for_mail(b, "bob@b.test", count=n)
+        subjects = sorted(email.message_from_bytes(m)["Subject"] for m in msgs)
+        assert subjects == sorted(f"number {i}" for i in range(n))
+        deadline = time.time() + 10
+        while "the queue is empty" not in a.run("queue", "list").stdout.decode() and time.time() < deadline:
+            time.sleep(0.3)
+        assert "the queue is empty" in a.run("queue", "list").stdout.decode()
+    finally:
+        a.stop()
+        b.stop()
