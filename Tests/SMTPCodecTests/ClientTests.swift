@@ -100,3 +100,37 @@ import Testing
         #expect(results.allSatisfy { $0.permanent })
     }
 }
+
+@Suite struct ClientReuseTests {
+    func reply(_ text: String) -> SMTPReply {
+        var p = SMTPReplyParser()
+        return try! p.feed(Array(text.utf8))!
+    }
+
+    func message(_ rcpt: String) -> SMTPClientTransaction.Message {
+        .init(mailFrom: "a@a.test", recipients: [rcpt], size: 10, eightBit: false, needsSMTPUTF8: false)
+    }
+
+    /// A second message on the same connection goes straight to MAIL; after a transaction whose recipients were all
+    /// refused (MAIL may still be open on the server) RSET comes first.
+    @Test func nextMessageOnTheSameConnection() {
+        var t = SMTPClientTransaction(message: message("b@b.test"), heloName: "mx.a.test", useTLS: false)
+        #expect(t.receive(reply("220 mx.b.test")) == .send(["EHLO mx.a.test"]))
+        #expect(t.receive(reply("250 mx.b.test")) == .send(["MAIL FROM:<a@a.test> "].map { $0.trimmingCharacters(in: .whitespaces) }))
+        #expect(t.receive(reply("250 ok")) == .send(["RCPT TO:<b@b.test>"]))
+        #expect(t.receive(reply("250 ok")) == .send(["DATA"]))
+        #expect(t.receive(reply("354 go")) == .sendContent)
+        guard case .finished = t.receive(reply("250 queued")) else { Issue.record("not finished"); return }
+        #expect(t.reusable)
+        #expect(t.nextMessage(message("nobody@b.test")) == .send(["MAIL FROM:<a@a.test>"]))
+        #expect(t.receive(reply("250 ok")) == .send(["RCPT TO:<nobody@b.test>"]))
+        guard case .finished(let r) = t.receive(reply("550 5.1.1 no such user")) else { Issue.record("not finished"); return }
+        #expect(r[0].permanent)
+        #expect(t.reusable)
+        #expect(t.nextMessage(message("c@b.test")) == .send(["RSET"]))
+        #expect(t.receive(reply("250 reset")) == .send(["MAIL FROM:<a@a.test>"]))
+        // A 421 ends the session: not reusable.
+        guard case .failed = t.receive(reply("421 4.3.2 shutting down")) else { Issue.record("not failed"); return }
+        #expect(!t.reusable)
+    }
+}

@@ -156,3 +156,43 @@ struct Transcript {
         #expect(t.send("AUTH PLAIN AGEAYg==") == 503)
     }
 }
+
+@Suite struct SubmissionStateTests {
+    static let config = SMTPServerStateMachine.Configuration(hostname: "mx.test", startTLSAvailable: true,
+                                                             authMechanisms: ["PLAIN", "SCRAM-SHA-256"], submission: true)
+
+    @Test func authOnlyAfterTLSAndMailOnlyAfterAuth() {
+        var t = Transcript(Self.config)
+        #expect(t.send("EHLO c") == 250)
+        // Without TLS the mechanisms are not offered, and AUTH is refused (RFC 4954 §6: 538).
+        #expect(!t.machine.extensions.contains { $0.hasPrefix("AUTH") })
+        #expect(t.send("AUTH PLAIN AGFsaWNlAHB3") == 538)
+        #expect(t.send("MAIL FROM:<alice@a.test>") == 530)
+        #expect(t.send("STARTTLS") == 220)
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.machine.extensions.contains("AUTH PLAIN SCRAM-SHA-256"))
+        #expect(t.send("AUTH CRAM-MD5") == 504)
+        #expect(t.send("AUTH PLAIN AGFsaWNlAHB3") == 334)  // handed to the session (the transcript's stand-in)
+        t.machine.authenticated(as: "alice@a.test")
+        #expect(!t.machine.extensions.contains { $0.hasPrefix("AUTH") })
+        #expect(t.send("AUTH PLAIN AGFsaWNlAHB3") == 503)
+        #expect(t.send("MAIL FROM:<alice@a.test>") == 250)
+    }
+
+    @Test func loopbackMayAuthenticateWithoutTLS() {
+        var config = Self.config
+        config.authRequiresTLS = false
+        var t = Transcript(config)
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.machine.extensions.contains("AUTH PLAIN SCRAM-SHA-256"))
+        #expect(t.send("AUTH PLAIN AGFsaWNlAHB3") == 334)
+    }
+
+    @Test func port25OffersNoAuth() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        #expect(!t.machine.extensions.contains { $0.hasPrefix("AUTH") })
+        #expect(t.send("AUTH PLAIN AGFsaWNlAHB3") == 503)
+        #expect(t.send("MAIL FROM:<x@example.com>") == 250)
+    }
+}
