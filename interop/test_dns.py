@@ -67,6 +67,13 @@ def test_null_mx_and_unknown_domain_bounce(tmp_path, dnsmasq):
     assert r.returncode == 1 and b"NXDOMAIN" in r.stdout, r.stdout
 
 
+def test_second_nameserver_answers_when_the_first_is_down(tmp_path, dnsmasq):
+    dead = free_udp_port()
+    t = Tern(tmp_path / "tern", {"dns": {"nameservers": [f"127.0.0.1:{dead}", f"127.0.0.1:{dnsmasq}"]}})
+    out = t.run("route", "c.test").stdout.decode()
+    assert "127.0.0.5" in out
+
+
 def test_unreachable_nameserver_is_a_temporary_failure(tmp_path):
     t = Tern(tmp_path / "tern", {"dns": {"nameservers": [f"127.0.0.1:{free_udp_port()}"]}})
     start = time.time()

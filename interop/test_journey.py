@@ -37,7 +37,8 @@ class World:
 
     def tern(self, name, domain, ip, user, settings=None):
         port = smtp_port()
-        base = {"dns": {"nameservers": [f"127.0.0.1:{self.dns_port}"]}, "delivery": {"remote_port": port}}
+        # The DNS server's port is known only once the records (made by the servers' own commands) are published.
+        base = {"dns": {"nameservers": [f"127.0.0.1:{self.dns_port}"]} if self.dns_port else {}, "delivery": {"remote_port": port}}
         for k, v in (settings or {}).items():
             base.setdefault(k, {}).update(v)
         t = Tern(self.tmp / name, base, hostname=f"mx.{domain}", host=ip, listen={"smtp": f"{ip}:{port}"})
@@ -96,7 +97,7 @@ def setup_pair(world, a_settings=None, b_settings=None):
     start_dns(world, records)
     # The config names the DNS server's port, known only now.
     for t in (a, b):
-        t.settings["dns"]["nameservers"] = [f"127.0.0.1:{world.dns_port}"]
+        t.settings.setdefault("dns", {})["nameservers"] = [f"127.0.0.1:{world.dns_port}"]
         t.write_config()
     world.records = records
     return a, b

@@ -10,8 +10,8 @@
 static __thread struct __res_state state;
 static __thread int state_ready = 0;
 
-int tern_dns_query(const char *name, int type, const char *server, int port, int timeout_seconds, int attempts,
-                   unsigned char *answer, int answer_size, int *status) {
+int tern_dns_query(const char *name, int type, const char *const *servers, const int *ports, int server_count,
+                   int timeout_seconds, int attempts, unsigned char *answer, int answer_size, int *status) {
     /* A fresh state per query: it rereads /etc/resolv.conf (cheap beside a query, and answers are cached above) and
        forgets the nameserver a previous call on this thread may have set. */
     if (state_ready) res_nclose(&state);
@@ -23,13 +23,17 @@ int tern_dns_query(const char *name, int type, const char *server, int port, int
     state.retry = attempts > 0 ? attempts : 2;
     /* No search list: names are always absolute. */
     state.options &= ~(RES_DNSRCH | RES_DEFNAMES);
-    if (server != NULL) {
-        struct in_addr addr;
-        if (inet_pton(AF_INET, server, &addr) != 1) { *status = TERN_DNS_PERMANENT; return -1; }
-        state.nsaddr_list[0].sin_family = AF_INET;
-        state.nsaddr_list[0].sin_addr = addr;
-        state.nsaddr_list[0].sin_port = htons(port > 0 ? port : 53);
-        state.nscount = 1;
+    if (server_count > 0) {
+        /* libresolv tries its servers in order (MAXNS = 3 of them). */
+        int n = server_count < MAXNS ? server_count : MAXNS;
+        for (int i = 0; i < n; i++) {
+            struct in_addr addr;
+            if (inet_pton(AF_INET, servers[i], &addr) != 1) { *status = TERN_DNS_PERMANENT; return -1; }
+            state.nsaddr_list[i].sin_family = AF_INET;
+            state.nsaddr_list[i].sin_addr = addr;
+            state.nsaddr_list[i].sin_port = htons(ports[i] > 0 ? ports[i] : 53);
+        }
+        state.nscount = n;
     }
     int n = res_nquery(&state, name, ns_c_in, type, answer, answer_size);
     if (n < 0) {

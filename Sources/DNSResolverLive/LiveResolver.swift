@@ -63,7 +63,7 @@ public final class LiveResolver: DNSResolver {
     static let negativeTTL: UInt32 = 60
     static let maxCacheEntries = 100_000
 
-    /// `nameservers` empty: the system's (/etc/resolv.conf). `timeout` is per try, in seconds.
+    /// `nameservers` empty: the system's (/etc/resolv.conf); else up to three, tried in order. `timeout` is per try, in seconds.
     public init(nameservers: [Nameserver] = [], timeout: Int = 5, attempts: Int = 2, threads: Int = 4) {
         self.nameservers = nameservers
         self.timeout = timeout
@@ -119,11 +119,10 @@ public final class LiveResolver: DNSResolver {
             case .failure(let e): throw e
             }
         }
-        let server = nameservers.first
-        let (timeout, attempts) = (self.timeout, self.attempts)
+        let (servers, timeout, attempts) = (self.nameservers, self.timeout, self.attempts)
         let result: Result<[Record], DNSError>
         do {
-            result = try await pool.runIfActive { Self.query(name, type, server: server, timeout: timeout, attempts: attempts) }
+            result = try await pool.runIfActive { Self.query(name, type, servers: servers, timeout: timeout, attempts: attempts) }
         } catch {
             throw .temporary(name)
         }
@@ -147,15 +146,20 @@ public final class LiveResolver: DNSResolver {
 
     /// One blocking query and the parse of its answer section (records of the asked type only: a CNAME chain's
     /// intermediate records are skipped, its final records kept).
-    static func query(_ name: String, _ type: DNSRecordType, server: Nameserver?, timeout: Int, attempts: Int) -> Result<[Record], DNSError> {
+    static func query(_ name: String, _ type: DNSRecordType, servers: [Nameserver], timeout: Int, attempts: Int) -> Result<[Record], DNSError> {
         var answer = [UInt8](repeating: 0, count: 65536)
         var status: Int32 = 0
+        let used = Array(servers.prefix(3))
+        let hosts = used.map { strdup($0.host) }
+        defer { hosts.forEach { free($0) } }
+        let ports = used.map { Int32($0.port) }
         let length = answer.withUnsafeMutableBufferPointer { buf in
-            if let server {
-                return tern_dns_query(name, Int32(type.rawValue), server.host, Int32(server.port), Int32(timeout), Int32(attempts),
-                                      buf.baseAddress, Int32(buf.count), &status)
+            hosts.map { UnsafePointer($0) }.withUnsafeBufferPointer { h in
+                ports.withUnsafeBufferPointer { p in
+                    tern_dns_query(name, Int32(type.rawValue), h.baseAddress, p.baseAddress, Int32(used.count), Int32(timeout),
+                                   Int32(attempts), buf.baseAddress, Int32(buf.count), &status)
+                }
             }
-            return tern_dns_query(name, Int32(type.rawValue), nil, 0, Int32(timeout), Int32(attempts), buf.baseAddress, Int32(buf.count), &status)
         }
         guard length >= 0 else {
             switch status {

@@ -60,7 +60,7 @@ public enum ConfigSchema {
         Field(path: "limits.data_timeout", kind: .duration, defaultValue: "\"10m\"",
               doc: "How long to wait for the next piece of message content (RFC 5321 §4.5.3.2.5: at least 3 minutes between blocks)."),
         Field(path: "dns.nameservers", kind: .stringList, defaultValue: "[]",
-              doc: "Resolvers as \"address:port\". Empty: the system's (/etc/resolv.conf)."),
+              doc: "Up to three resolvers as IPv4 \"address\" or \"address:port\", tried in order. Empty: the system's (/etc/resolv.conf)."),
         Field(path: "delivery.remote_port", kind: .int(1...65535), defaultValue: "25",
               doc: "The port dialled on remote MX hosts (tests may change it)."),
         Field(path: "delivery.retry", kind: .durationList, defaultValue: "[\"1m\", \"5m\", \"15m\", \"30m\", \"1h\", \"2h\", \"4h\", \"8h\"]",
@@ -180,9 +180,14 @@ public enum ConfigSchema {
             maxLoginFailures: int("limits.max_login_failures"),
             commandTimeout: duration("limits.command_timeout"), dataTimeout: duration("limits.data_timeout"))
         let nameservers = strings("dns.nameservers")
-        for ns in nameservers where ListenAddress(ns) == nil && ListenAddress("\(ns):53") == nil {
-            fail("dns.nameservers", "\"\(ns)\" is not an address or address:port")
+        for ns in nameservers {
+            let host = ns.split(separator: ":").first.map(String.init) ?? ""
+            let port = ns.split(separator: ":").dropFirst().first.map { Int($0) }
+            if !AddressLiteral.isIPv4(host) || ns.split(separator: ":").count > 2 || (port != nil && !(1...65535).contains(port!!)) {
+                fail("dns.nameservers", "\"\(ns)\" is not an IPv4 address or address:port (the resolver library takes IPv4 servers)")
+            }
         }
+        if nameservers.count > 3 { fail("dns.nameservers", "at most three nameservers are used (libresolv's limit); \(nameservers.count) given") }
         var retry: [Duration] = []
         for s in strings("delivery.retry") {
             if let d = parseDuration(s) { retry.append(d) } else { fail("delivery.retry", "\"\(s)\" is not a duration") }

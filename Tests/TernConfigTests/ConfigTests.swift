@@ -65,6 +65,15 @@ import Testing
         }
     }
 
+    @Test func nameserversMustBeIPv4AndAtMostThree() {
+        for (list, ok) in [("[\"127.0.0.1\", \"10.0.0.1:5353\"]", true), ("[\"::1\"]", false), ("[\"dns.example\"]", false),
+                           ("[\"127.0.0.1:99999\"]", false), ("[\"1.1.1.1\", \"1.0.0.1\", \"8.8.8.8\", \"8.8.4.4\"]", false)] {
+            let text = "[dns]\nnameservers = \(list)\n"
+            let parsed = Result { try TernConfiguration.parse(text, file: "t.toml", baseDirectory: base) }
+            if ok { #expect((try? parsed.get()) != nil, "\(list)") } else { #expect((try? parsed.get()) == nil, "\(list)") }
+        }
+    }
+
     @Test func duplicateListenAddress() {
         let text = "[listen]\nsmtp = [\"127.0.0.1:2525\"]\nimap = [\"127.0.0.1:2525\"]\n"
         #expect(throws: ConfigErrors.self) { try TernConfiguration.parse(text, file: "t", baseDirectory: base) }

@@ -16,11 +16,11 @@ enum {
     TERN_DNS_PERMANENT = 4,  /* NO_RECOVERY: refused, malformed */
 };
 
-/* Sends one query for `name` and `type` (ns_t_mx, ...). `server` is an IPv4 address or NULL for the system's
-   nameservers (/etc/resolv.conf); `port` 0 means 53. Returns the answer's length and fills `answer`, or -1 with
-   `*status` set. */
-int tern_dns_query(const char *name, int type, const char *server, int port, int timeout_seconds, int attempts,
-                   unsigned char *answer, int answer_size, int *status);
+/* Sends one query for `name` and `type` (ns_t_mx, ...) to `servers` (IPv4 addresses with their `ports`, 0 meaning
+   53; up to 3 are used, in order), or to the system's nameservers (/etc/resolv.conf) when `server_count` is 0.
+   Returns the answer's length and fills `answer`, or -1 with `*status` set. */
+int tern_dns_query(const char *name, int type, const char *const *servers, const int *ports, int server_count,
+                   int timeout_seconds, int attempts, unsigned char *answer, int answer_size, int *status);
 
 /* The number of records in the answer section, or -1 if the message is malformed. */
 int tern_dns_answer_count(const unsigned char *answer, int length);
