@@ -60,11 +60,15 @@ public final class OutboundQueue: Sendable {
     public func run() async {
         store.observeQueue { [weak self] in self?.wake() }
         logger.info("queue runner started")
-        // New arrivals have higher row ids than anything seen: a wake-up scans only above `newest`. When a retry is due
-        // (or at start), the scan starts from the beginning.
+        // New arrivals have higher row ids than anything seen: a wake-up scans only above `newest`. Due retries (and
+        // `tern queue retry` from another process) are found by a scan from the start: at once when nothing is being
+        // delivered (then everything due in the database really waits), else at most every `busyRescan` seconds, since
+        // messages being delivered still look due there and would be read again and again.
         var newest: Int64 = 0
         var fromStart = true
+        var lastFullScan = Date.distantPast
         while !Task.isCancelled {
+            if fromStart { lastFullScan = Date() }
             var cursor: Int64 = fromStart ? 0 : newest
             var full = true
             while full && !Task.isCancelled {
@@ -76,17 +80,26 @@ public final class OutboundQueue: Sendable {
                     full = false
                 }
             }
-            let next = (try? await store.nextQueueAttempt()) ?? Date().addingTimeInterval(3600)
-            // A due time already past belongs to a delivery in progress: look again in a second at the latest.
-            let wait = next.timeIntervalSinceNow <= 0 ? 1 : min(next.timeIntervalSinceNow, 60)
-            // Wait for a wake-up or the next due time, whichever comes first; scans are at most 50 a second.
-            try? await Task.sleep(for: .milliseconds(20))
-            fromStart = !(await signal.wait(timeout: wait))
+            fromStart = false
+            while !Task.isCancelled {
+                // Scans are at most 50 a second, however often arrivals wake the runner.
+                try? await Task.sleep(for: .milliseconds(20))
+                if await signal.wait(timeout: 0.25) { break }
+                let next = (try? await store.nextQueueAttempt()) ?? .distantFuture
+                guard next <= Date() else { continue }
+                let busy = state.withLock { !$0.inFlight.isEmpty }
+                if !busy || Date().timeIntervalSince(lastFullScan) >= Self.busyRescan {
+                    fromStart = true
+                    break
+                }
+            }
         }
         logger.info("queue runner stopped")
     }
 
     static let scanBatch = 500
+    /// While deliveries are in progress, due retries are looked for this often (seconds).
+    static let busyRescan: TimeInterval = 30
 
     /// One pass over due messages with ids above `cursor`; returns whether the batch was full (more may be due) and
     /// the last id seen.
@@ -126,7 +139,9 @@ public final class OutboundQueue: Sendable {
     /// A domain being delivered to: its route and the jobs waiting for a connection.
     final class DomainRun: Sendable {
         struct Inner {
+            /// Waiting jobs from `head` on (taken from the front without moving the rest).
             var jobs: [Job] = []
+            var head = 0
             var workers = 0
             var closed = false
         }
@@ -139,7 +154,7 @@ public final class OutboundQueue: Sendable {
             inner.withLock { s in
                 guard !s.closed else { return nil }
                 s.jobs.append(contentsOf: jobs)
-                let wanted = min(maxWorkers, s.jobs.count + s.workers) - s.workers
+                let wanted = min(maxWorkers, s.jobs.count - s.head + s.workers) - s.workers
                 let start = max(0, wanted)
                 s.workers += start
                 return start
@@ -149,17 +164,26 @@ public final class OutboundQueue: Sendable {
         /// The next job, or nil: the worker ends (and the run with the last worker).
         func take() -> Job? {
             inner.withLock { s in
-                if !s.jobs.isEmpty { return s.jobs.removeFirst() }
+                if s.head < s.jobs.count {
+                    let job = s.jobs[s.head]
+                    s.head += 1
+                    if s.head > 1024 && s.head * 2 > s.jobs.count { s.jobs.removeFirst(s.head); s.head = 0 }
+                    return job
+                }
                 s.workers -= 1
                 if s.workers == 0 { s.closed = true }
                 return nil
             }
         }
 
-        func putBack(_ job: Job) { inner.withLock { $0.jobs.insert(job, at: 0) } }
+        func putBack(_ job: Job) {
+            inner.withLock { s in
+                if s.head > 0 { s.head -= 1; s.jobs[s.head] = job } else { s.jobs.insert(job, at: 0) }
+            }
+        }
 
         /// Every waiting job (the destination is unreachable: they all share one fate).
-        func drain() -> [Job] { inner.withLock { s in defer { s.jobs = [] }; return s.jobs } }
+        func drain() -> [Job] { inner.withLock { s in defer { s.jobs = []; s.head = 0 }; return Array(s.jobs[s.head...]) } }
     }
 
     func dispatch(domain: String, jobs: [Job]) {
@@ -235,7 +259,10 @@ public final class OutboundQueue: Sendable {
                         let remote = "\(host.name)[\(address)]"
                         switch outcome {
                         case .results(let results):
-                            await finish(job, results: results, host: remote, tls: session.tlsActive)
+                            // The bookkeeping (a batched database write) runs beside the next message on this
+                            // connection instead of before it; the job stays in flight until it is recorded.
+                            let tls = session.tlsActive
+                            Task { await self.finish(job, results: results, host: remote, tls: tls) }
                         case .refused(let reply, let permanent):
                             if permanent {
                                 await finish(job, all: .failed, reply: reply.oneLine, host: remote)

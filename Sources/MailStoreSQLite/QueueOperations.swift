@@ -29,12 +29,14 @@ enum QueueSQL {
     /// Removes a queued message and, when nothing else references its content, the content too; returns the blob key
     /// to delete after the commit (nil when none) and whether a row was removed.
     static func remove(_ db: Database, column: String, value: DatabaseValueConvertible) throws -> (removed: Bool, blob: String?) {
-        guard let messageID = try Int64.fetchOne(db, sql: "SELECT message_id FROM queue WHERE \(column) = ?", arguments: [value]) else {
+        guard let messageID = try Int64.fetchOne(db.cachedStatement(sql: "SELECT message_id FROM queue WHERE \(column) = ?"),
+                                                 arguments: [value]) else {
             return (false, nil)
         }
-        try db.execute(sql: "DELETE FROM queue WHERE \(column) = ?", arguments: [value])
-        let blob = try String.fetchOne(db, sql: "SELECT blob_key FROM message WHERE id = ? AND refcount <= 0", arguments: [messageID])
-        try db.execute(sql: "DELETE FROM message WHERE id = ? AND refcount <= 0", arguments: [messageID])
+        try db.cachedStatement(sql: "DELETE FROM queue WHERE \(column) = ?").execute(arguments: [value])
+        let blob = try String.fetchOne(db.cachedStatement(sql: "SELECT blob_key FROM message WHERE id = ? AND refcount <= 0"),
+                                       arguments: [messageID])
+        try db.cachedStatement(sql: "DELETE FROM message WHERE id = ? AND refcount <= 0").execute(arguments: [messageID])
         return (true, blob)
     }
 
@@ -91,7 +93,7 @@ extension SQLiteMailStore {
     }
 
     public func recordAttempts(_ attempts: [DeliveryAttempt], completing message: Int64) async throws -> QueuedMessage? {
-        let (result, keys) = try await write { db -> (QueuedMessage?, [String]) in
+        let (result, keys) = try await batcher.write { db -> (QueuedMessage?, [String]) in
             let now = Date().timeIntervalSince1970
             let statement = try db.cachedStatement(sql: """
                 UPDATE queue_recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_attempt = ?, last_reply = ?,
@@ -107,11 +109,11 @@ extension SQLiteMailStore {
                 }
                 try statement.execute(arguments: [status.rawValue, next, now, a.reply, a.remoteHost, a.recipientID])
             }
-            let counts = try Row.fetchOne(db, sql: """
+            let counts = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT sum(status = 0) AS pending, sum(status = 2) AS failed,
                   sum(status = 1 AND notify IS NOT NULL AND instr(notify, 'SUCCESS') > 0) AS success_wanted
                 FROM queue_recipient WHERE queue_id = ?
-                """, arguments: [message])
+                """), arguments: [message])
             guard let counts, (counts["pending"] as Int?) == 0 else { return (nil, []) }
             if (counts["failed"] as Int?) == 0 && (counts["success_wanted"] as Int?) == 0 {
                 let removed = try QueueSQL.remove(db, column: "id", value: message)
@@ -144,7 +146,7 @@ extension SQLiteMailStore {
     private func committedWrite(_ notification: Delivery?, _ change: @escaping @Sendable (Database) throws -> (Bool, [String])) async throws -> [String] {
         var queued = false
         var touched: [MailboxID] = []
-        let keys = try await write { db -> ([String], Bool, [MailboxID]) in
+        let keys = try await batcher.write { db -> ([String], Bool, [MailboxID]) in
             let (changed, keys) = try change(db)
             var placements: [MailboxID] = []
             if changed, let notification {

@@ -24,6 +24,8 @@ public final class SQLiteMailStore: MailStore, Sendable {
     let directoryCache: DirectoryCache
     let changes = ChangeHub()
     let queueChanges = QueueHub()
+    /// The queue's bookkeeping writes, batched.
+    let batcher: WriteBatcher
     let verifiedLogins = VerifiedLogins()
 
     public init(dataDirectory: URL) throws {
@@ -46,6 +48,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
         let queueHub = queueChanges
         committer = GroupCommitter(pool: pool, blobs: blobs, onCommit: { hub.notify($0) }, onQueued: { queueHub.notify() })
         directoryCache = DirectoryCache(dataDirectory: dataDirectory)
+        batcher = WriteBatcher(pool: pool)
     }
 
     deinit {
