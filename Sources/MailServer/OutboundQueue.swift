@@ -29,6 +29,8 @@ public final class OutboundQueue: Sendable {
         var inFlight = Set<JobKey>()
         var domains: [String: DomainRun] = [:]
         var messagesBeingCompleted = Set<Int64>()
+        /// A scan left due messages behind because `maxInFlight` was reached.
+        var leftBehind = false
     }
 
     struct JobKey: Hashable { var message: Int64; var domain: String }
@@ -87,8 +89,12 @@ public final class OutboundQueue: Sendable {
                 if await signal.wait(timeout: 0.25) { break }
                 let next = (try? await store.nextQueueAttempt()) ?? .distantFuture
                 guard next <= Date() else { continue }
-                let busy = state.withLock { !$0.inFlight.isEmpty }
-                if !busy || Date().timeIntervalSince(lastFullScan) >= Self.busyRescan {
+                let (busy, refill) = state.withLock { s -> (Bool, Bool) in
+                    let refill = s.leftBehind && s.inFlight.count < Self.maxInFlight / 2
+                    if refill { s.leftBehind = false }
+                    return (!s.inFlight.isEmpty, refill)
+                }
+                if !busy || refill || Date().timeIntervalSince(lastFullScan) >= Self.busyRescan {
                     fromStart = true
                     break
                 }
@@ -98,6 +104,8 @@ public final class OutboundQueue: Sendable {
     }
 
     static let scanBatch = 500
+    /// Jobs handed to connections and not yet finished, at most (bounds memory: small contents travel with them).
+    static let maxInFlight = 2000
     /// While deliveries are in progress, due retries are looked for this often (seconds).
     static let busyRescan: TimeInterval = 30
 
@@ -120,6 +128,10 @@ public final class OutboundQueue: Sendable {
                 if let notice = config.delivery.delayNotice, !m.delayNotified, !m.envelope.mailFrom.isEmpty,
                    now.timeIntervalSince(m.created) >= notice.seconds, s.messagesBeingCompleted.insert(m.id).inserted {
                     delayed.append(m)
+                }
+                if s.inFlight.count >= Self.maxInFlight {
+                    s.leftBehind = true
+                    continue
                 }
                 let pending = m.recipients.filter { $0.status == .pending && $0.nextAttempt <= now }
                 for (domain, rcpts) in Dictionary(grouping: pending, by: \.domain) {
@@ -244,7 +256,11 @@ public final class OutboundQueue: Sendable {
                     while let job = current {
                         let content: [UInt8]
                         do {
-                            content = try await store.content(of: job.message.messageID)
+                            if let prefetched = job.message.content {
+                                content = prefetched
+                            } else {
+                                content = try await store.content(of: job.message.messageID)
+                            }
                         } catch {
                             logger.error("cannot read queued message", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
                             await finish(job, all: .deferred, reply: "451 4.3.0 Local error reading the message", host: nil)

@@ -47,9 +47,12 @@ public struct QueuedMessage: Sendable {
     public var created: Date
     public var delayNotified: Bool
     public var recipients: [QueuedRecipient]
+    /// The content, when the store had it at hand (small messages): saves a read per delivery.
+    public var content: [UInt8]?
 
     public init(id: Int64, queueID: String, messageID: MessageID, size: Int, envelope: StoredEnvelope, created: Date,
-                delayNotified: Bool, recipients: [QueuedRecipient]) {
+                delayNotified: Bool, recipients: [QueuedRecipient], content: [UInt8]? = nil) {
+        self.content = content
         self.id = id
         self.queueID = queueID
         self.messageID = messageID

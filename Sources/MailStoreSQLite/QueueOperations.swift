@@ -10,6 +10,9 @@ final class QueueHub: Sendable {
 }
 
 enum QueueSQL {
+    /// Inline contents up to this size come with the queue listing (one read fewer per delivery).
+    static let prefetchLimit = 32 * 1024
+
     /// Queue rows for a delivery's remote recipients (inside the delivery's transaction).
     static func insert(_ db: Database, messageID: MessageID, delivery: Delivery) throws {
         let now = Date().timeIntervalSince1970
@@ -51,7 +54,8 @@ enum QueueSQL {
 
     static func messages(_ db: Database, where condition: String, arguments: StatementArguments, limit: Int = 1) throws -> [QueuedMessage] {
         let rows = try Row.fetchAll(db, sql: """
-            SELECT q.id, q.queue_id, q.message_id, q.created, q.delay_notified, m.size, m.envelope
+            SELECT q.id, q.queue_id, q.message_id, q.created, q.delay_notified, m.size, m.envelope,
+              CASE WHEN m.blob_key IS NULL AND m.size <= \(QueueSQL.prefetchLimit) THEN m.content END AS content
             FROM queue q JOIN message m ON m.id = q.message_id WHERE \(condition) ORDER BY q.id LIMIT \(limit)
             """, arguments: arguments)
         guard !rows.isEmpty else { return [] }
@@ -66,7 +70,7 @@ enum QueueSQL {
                 ?? StoredEnvelope(mailFrom: "", recipients: [])
             return QueuedMessage(id: row["id"], queueID: row["queue_id"], messageID: row["message_id"], size: row["size"], envelope: envelope,
                                  created: Date(timeIntervalSince1970: row["created"]), delayNotified: row["delay_notified"],
-                                 recipients: byQueue[row["id"]] ?? [])
+                                 recipients: byQueue[row["id"]] ?? [], content: (row["content"] as Data?).map { Array($0) })
         }
     }
 }

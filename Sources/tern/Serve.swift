@@ -92,6 +92,9 @@ struct Serve: AsyncParsableCommand {
             out += "  login       \(login.address)  password \(login.password)\n"
             if let smtp = listeners.first(where: { $0.service == .smtp }) {
                 out += "Try it:\n  swaks --server \(smtp.address.ipAddress ?? "127.0.0.1"):\(smtp.address.port ?? 0) --to \(login.address)\n"
+                if let sub = listeners.first(where: { $0.service == .submission }) {
+                    out += "  swaks --server \(sub.address.ipAddress ?? "127.0.0.1"):\(sub.address.port ?? 0) --auth-user \(login.address) --auth-password \(login.password) --from \(login.address) --to \(login.address)\n"
+                }
                 out += "  tern export \(login.address) --format mbox\n"
             }
         }
@@ -157,6 +160,7 @@ enum FirstRun {
         }
         guard try await store.domains().isEmpty else { return nil }
         try await store.addDomain(domain)
+        _ = try await DKIMKeys.generate(store: store, domain: domain)
         let password = PasswordHash.generatePassword()
         let address = EmailAddress(localPart: user, domain: domain)
         _ = try await store.addAccount(address, password: password)
