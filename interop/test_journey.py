@@ -288,3 +288,55 @@ def test_kill9_with_500_queued_while_the_remote_is_down(world):
     finally:
         a.stop()
         b.stop()
+
+
+def test_delay_notice_and_queue_commands(world):
+    a, b = setup_pair(world, a_settings={"delivery": {"retry": ["1s"], "give_up_after": "1h", "delay_notice": "2s"}})
+    a.start()
+    try:
+        submit(a, "alice@a.test", ["someone@down.test"], "Waiting")
+        # One "still trying" notice after 2s (RFC 3464 Action: delayed), and only one.
+        [notice] = bounce_for(a, "alice@a.test", timeout=20)
+        assert notice["Subject"].startswith("Delayed Mail")
+        fields = report_fields(notice)
+        assert "Action: delayed" in fields and "Will-Retry-Until:" in fields, fields
+        time.sleep(2.5)
+        assert len(wait_for_mail(a, "alice@a.test")) == 1
+
+        queued = [l for l in a.run("queue", "list", "--json").stdout.decode().splitlines() if "down.test" in l]
+        assert len(queued) == 1
+        qid = re.search(r'"id": ?"([^"]+)"', queued[0]).group(1)
+        shown = a.run("queue", "show", qid).stdout.decode()
+        assert "recipient    someone@down.test" in shown and "state      deferred" in shown and "Subject: Waiting" in shown, shown
+        assert "last reply" in shown
+        assert "1 message due now" in a.run("queue", "retry", qid).stdout.decode()
+        assert a.run("queue", "show", "NOSUCHID", check=False).returncode != 0
+        assert f"deleted {qid}" in a.run("queue", "delete", qid).stdout.decode()
+        assert "the queue is empty" in a.run("queue", "list").stdout.decode()
+        time.sleep(1.5)
+        assert len(wait_for_mail(a, "alice@a.test")) == 1  # deleted without a bounce
+    finally:
+        a.stop()
+
+
+def test_dns_records_for_a_domain(world):
+    a = world.tern("a", "a.test", A_IP, "alice")
+    text = a.run("dns-records", "a.test", "--ipv4", "203.0.113.7", "--ipv6", "2001:db8::7").stdout.decode()
+    for line in ["a.test.\t3600\tIN\tMX\t10 mx.a.test.", "mx.a.test.\t3600\tIN\tA\t203.0.113.7",
+                 "mx.a.test.\t3600\tIN\tAAAA\t2001:db8::7", 'a.test.\t3600\tIN\tTXT\t"v=spf1 mx -all"',
+                 '_dmarc.a.test.\t3600\tIN\tTXT\t"v=DMARC1; p=none; rua=mailto:postmaster@a.test; adkim=s; aspf=s"',
+                 '_smtp._tls.a.test.\t3600\tIN\tTXT\t"v=TLSRPTv1; rua=mailto:postmaster@a.test"',
+                 "7.113.0.203.in-addr.arpa.\t3600\tIN\tPTR\tmx.a.test.",
+                 "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.\t3600\tIN\tPTR\tmx.a.test."]:
+        assert line in text, (line, text)
+    assert "_mta-sts.a.test.\t3600\tIN\tTXT\t\"v=STSv1; id=" in text
+    # Both DKIM keys, as the records a verifier fetches: RSA (SubjectPublicKeyInfo, split into 255-octet strings) and Ed25519.
+    records = dict(a.txt_records("a.test"))
+    dkim_records = {n: v for n, v in records.items() if "._domainkey." in n}
+    assert len(dkim_records) == 2
+    assert any(v.startswith("v=DKIM1; k=rsa; p=MIIBIjAN") for v in dkim_records.values())
+    assert any(v.startswith("v=DKIM1; k=ed25519; p=") and len(v.split("p=")[1]) == 44 for v in dkim_records.values())
+    # A new pair: the newest one signs; both stay listed.
+    out = a.run("dkim", "generate", "a.test").stdout.decode()
+    assert out.count("._domainkey.a.test.") == 2
+    assert len(a.run("dkim", "list", "a.test").stdout.decode().splitlines()) == 4

@@ -263,7 +263,7 @@ def write_results(path, rows, size):
         "the same as Postfix's default), each carrying message after message, results recorded in batched transactions "
         "beside the sending. Postfix: its defaults (20 connections per destination, connection cache), "
         "`default_transport = smtp:[127.0.0.1]:port` so it skips DNS while Tern looks up the MX (cached). Consecutive "
-        "runs differ by about 15% (two runs in a row on this machine: 3.49x and 3.03x).",
+        "runs on a 2-core machine differ by about 15%.",
         "",
     ]
     write_section(path, "smtp-relay", "\n".join(lines))
