@@ -131,6 +131,15 @@ class Tern:
         return SMTPRaw(s)
 
 
+def free_udp_port():
+    """A UDP port on 127.0.0.1 that nothing uses now (for a test's DNS server)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def tls_context():
     """A client TLS context that accepts Tern's self-signed test certificate."""
     import ssl

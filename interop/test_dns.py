@@ -1,20 +1,11 @@
 """DNS: Tern's resolver (glibc's libresolv) against a real DNS server, dnsmasq from Debian, on loopback."""
 import shutil
-import socket
 import subprocess
 import time
 
 import pytest
 
-from ternlib import Tern
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+from ternlib import Tern, free_udp_port
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import dkim
 import dns.resolver
 import pytest
 
-from ternlib import Tern, tls_context
+from ternlib import Tern, free_udp_port, tls_context
 
 A_IP, B_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.9"
 PASSWORD = "journey-password-1"
@@ -46,15 +46,6 @@ class World:
             t.add_domain(domain)
             t.add_user(f"{user}@{domain}", PASSWORD)
         return t
-
-
-def free_udp_port():
-    import socket
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_dns(world, records):

@@ -56,6 +56,11 @@ final class MessageSink {
 
     private func write(_ raw: UnsafeRawBufferPointer) throws {
         guard let fd = file?.handle.fileDescriptor else { return }
+        try MessageSink.write(raw, to: fd)
+    }
+
+    /// Writes all of `raw` to `fd`, retrying short writes and EINTR.
+    static func write(_ raw: UnsafeRawBufferPointer, to fd: Int32) throws {
         var off = 0
         while off < raw.count {
             let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
@@ -131,15 +136,7 @@ extension MessageSink {
         var ok = false
         defer { if !ok { try? handle.close(); unlink(url.path) } }
         let fd = handle.fileDescriptor
-        func put(_ raw: UnsafeRawBufferPointer) throws {
-            var off = 0
-            while off < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
-                if n < 0 && errno == EINTR { continue }
-                guard n > 0 else { throw FileSystemError(errno: errno, "write spool file") }
-                off += n
-            }
-        }
+        func put(_ raw: UnsafeRawBufferPointer) throws { try MessageSink.write(raw, to: fd) }
         try prefix.withUnsafeBytes { try put($0) }
         var copyError: Error?
         try forEachChunk(from: 0) { chunk in
