@@ -271,3 +271,19 @@ def test_import_shows_progress_bar_on_a_terminal(tern, tmp_path):
     # Without a terminal there is no bar.
     r = tern.run("import", ALICE, str(path))
     assert b"importing [" not in r.stderr and b"imported 300 messages" in r.stdout
+
+
+def test_one_server_per_data_folder(tmp_path):
+    t = Tern(tmp_path / "t")
+    t.start()
+    try:
+        # A second server on the same data folder (other ports) refuses to start: both would deliver the queue.
+        r = subprocess.run([TERN, "serve", "--config", str(t.config)], capture_output=True, timeout=60, cwd=t.dir)
+        assert r.returncode != 0 and b"another `tern serve` is running" in r.stderr, r.stderr
+    finally:
+        t.stop()
+    # After a kill -9 the lock is gone with the process.
+    t.start()
+    t.kill9()
+    t.start()
+    t.stop()

@@ -29,6 +29,12 @@ struct Serve: AsyncParsableCommand {
         let logger = Logger(label: "tern")
 
         let store = try SQLiteMailStore(dataDirectory: config.dataDirectory)
+        // One server per data folder: two would both deliver the outbound queue (and clean each other's temp files).
+        // The kernel drops the lock when the process ends, however it ends.
+        let lock = open(config.dataDirectory.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw ValidationError("another `tern serve` is running on \(config.dataDirectory.path)")
+        }
         // Nothing in tmp/ was ever acknowledged; a blob no row names was never acknowledged either.
         try store.cleanTemporaryFiles()
         let orphans = try await store.removeOrphanBlobs()
