@@ -62,10 +62,21 @@ def start_dns(world, records):
         chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
         args.append(f"--txt-record={name}," + ",".join(chunks))
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(world.tmp / "dnsmasq.log", "wb"))
-    time.sleep(0.3)
-    assert proc.poll() is None, (world.tmp / "dnsmasq.log").read_text()
     world.proc = proc
     world.dns_port = port
+    # Ready when it answers, not after a guessed pause.
+    r = dns.resolver.Resolver(configure=False)
+    r.nameservers, r.port = ["127.0.0.1"], port
+    deadline = time.time() + 10
+    while True:
+        assert proc.poll() is None, (world.tmp / "dnsmasq.log").read_text()
+        try:
+            r.resolve("mx.a.test", "A", lifetime=0.5)
+            break
+        except Exception:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 @pytest.fixture
