@@ -22,6 +22,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // Layer 0: pure values
@@ -38,6 +39,7 @@ let package = Package(
         .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
         // Layer 1: storage protocols and model, DNS as a protocol and route selection
         .target(name: "MailDNS", dependencies: ["MailCore"]),
+        .target(name: "MailAuth", dependencies: ["MailCore", "MailDNS"]),
         .target(name: "MailStore", dependencies: [
             "MailCore",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -71,6 +73,7 @@ let package = Package(
         .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "MailStore"]),
         .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailCore"]),
+        .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "MailDNS", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["MailServer", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
