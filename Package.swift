@@ -33,6 +33,7 @@ let package = Package(
         .target(name: "POP3Codec", dependencies: ["MailCore"]),
         .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "DKIM", dependencies: [
+            "MailMessage",
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .target(name: "SASL", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
@@ -72,7 +73,7 @@ let package = Package(
         .testTarget(name: "IMAPCodecTests", dependencies: ["IMAPCodec"]),
         .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "MailStore"]),
-        .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailCore"]),
+        .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailMessage"]),
         .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "MailDNS", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),

@@ -1,60 +1,12 @@
 import Crypto
+import MailMessage
 
 /// DKIM canonicalization (RFC 6376 §3.4). Pure byte work, shared by signing and (later) verification.
 public enum DKIMCanonicalization: String, Sendable {
     case simple, relaxed
 }
 
-/// One header field as it appears in the message: its name and the raw bytes of the whole field, folded lines and
-/// the final CRLF included.
-public struct RawHeaderField: Sendable, Equatable {
-    public var name: String
-    public var raw: [UInt8]
-    public init(name: String, raw: [UInt8]) {
-        self.name = name
-        self.raw = raw
-    }
-}
-
 public enum DKIMHeaders {
-    /// The offset just past the blank line that ends the header block (or the message length when there is none).
-    public static func headerEnd(_ message: UnsafeRawBufferPointer) -> Int {
-        let n = message.count
-        if n >= 2 && message[0] == 13 && message[1] == 10 { return 2 }
-        var i = 0
-        while i + 3 < n {
-            if message[i] == 13 && message[i + 1] == 10 && message[i + 2] == 13 && message[i + 3] == 10 { return i + 4 }
-            i += 1
-        }
-        return n
-    }
-
-    /// Splits a header block into fields (a line starting with WSP continues the field before it).
-    public static func fields(_ header: ArraySlice<UInt8>) -> [RawHeaderField] {
-        var out: [RawHeaderField] = []
-        var start = header.startIndex
-        var i = header.startIndex
-        func close(_ end: Int) {
-            guard end > start else { return }
-            let raw = Array(header[start..<end])
-            if raw == [13, 10] { return }
-            let colon = raw.firstIndex(of: 58) ?? raw.count
-            let name = String(decoding: raw[..<colon], as: UTF8.self).trimmingWSP()
-            out.append(RawHeaderField(name: name, raw: raw))
-        }
-        while i < header.endIndex {
-            if header[i] == 10 {
-                let next = i + 1
-                if next < header.endIndex && (header[next] == 32 || header[next] == 9) { i = next; continue }
-                close(next)
-                start = next
-            }
-            i += 1
-        }
-        close(header.endIndex)
-        return out
-    }
-
     /// Relaxed header canonicalization (RFC 6376 §3.4.2): lower-case name, unfolded value, runs of WSP made one SP,
     /// WSP around the colon and at the end removed; ends in CRLF.
     public static func relaxed(_ field: RawHeaderField) -> [UInt8] {
@@ -187,14 +139,5 @@ public struct DKIMBodyHasher {
         }
         flushOut()
         return Array(hash.finalize())
-    }
-}
-
-extension String {
-    func trimmingWSP() -> String {
-        var s = Substring(self)
-        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
-        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
-        return String(s)
     }
 }

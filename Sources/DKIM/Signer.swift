@@ -1,6 +1,7 @@
 import Crypto
 import _CryptoExtras
 import Foundation
+import MailMessage
 
 /// A DKIM private key with its selector (RFC 6376 RSA-SHA256, RFC 8463 Ed25519-SHA256).
 public struct DKIMKey: Sendable {

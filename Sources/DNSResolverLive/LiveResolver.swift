@@ -93,21 +93,8 @@ public final class LiveResolver: DNSResolver {
     }
 
     public func ptr(_ address: String) async throws(DNSError) -> [String] {
-        guard let name = Self.reverseName(address) else { throw .permanent(address) }
+        guard let name = ReverseDNS.name(for: address) else { throw .permanent(address) }
         return try await lookup(name, .ptr).map(\.text)
-    }
-
-    /// `1.2.3.4` → `4.3.2.1.in-addr.arpa`; IPv6 → nibbles under `ip6.arpa` (RFC 3596 §2.5).
-    public static func reverseName(_ address: String) -> String? {
-        var v4 = in_addr()
-        if inet_pton(AF_INET, address, &v4) == 1 {
-            return address.split(separator: ".").reversed().joined(separator: ".") + ".in-addr.arpa"
-        }
-        var v6 = in6_addr()
-        guard inet_pton(AF_INET6, address, &v6) == 1 else { return nil }
-        let bytes = withUnsafeBytes(of: v6) { Array($0) }
-        let nibbles = bytes.flatMap { [$0 >> 4, $0 & 0xF] }.reversed().map { String($0, radix: 16) }
-        return nibbles.joined(separator: ".") + ".ip6.arpa"
     }
 
     private func lookup(_ rawName: String, _ type: DNSRecordType) async throws(DNSError) -> [Record] {

@@ -166,9 +166,4 @@ struct IPAddress: Sendable, Equatable {
         return left + "::" + right
     }
 
-    /// The PTR query name.
-    var reverseName: String {
-        if isV4 { return bytes.reversed().map(String.init).joined(separator: ".") + ".in-addr.arpa" }
-        return macroForm.split(separator: ".").reversed().joined(separator: ".") + ".ip6.arpa"
-    }
 }

@@ -35,7 +35,7 @@ struct Evaluation {
         guard SPFDomain.isValid(domain) else { return Result(result: .none, reason: "invalid domain \(domain)") }
         let records: [String]
         do {
-            records = try await txt(domain, countsAsVoid: false)
+            records = try await checker.resolver.txt(domain)
         } catch {
             switch error {
             case .nxdomain, .noData: return Result(result: .none, reason: "no SPF record at \(domain)")
@@ -142,9 +142,7 @@ struct Evaluation {
             guard let a = argument, a.hasPrefix(":"), a.count > 1 else { throw Stop.perm("\(name) needs a domain") }
             try SPFMacro.validateDomainSpec(String(a.dropFirst()))
         case "a", "mx", "ptr":
-            let (spec, v4, v6) = try splitCIDR(argument, allowCIDR: name != "ptr")
-            if let spec { try SPFMacro.validateDomainSpec(spec) }
-            _ = (v4, v6)
+            if let spec = try splitCIDR(argument, allowCIDR: name != "ptr").0 { try SPFMacro.validateDomainSpec(spec) }
         case "ip4":
             guard let a = argument, a.hasPrefix(":") else { throw Stop.perm("ip4 needs an address") }
             let body = a.dropFirst()
@@ -287,10 +285,6 @@ struct Evaluation {
         if voids > SPFChecker.voidLimit { throw Stop.perm("more than \(SPFChecker.voidLimit) void DNS lookups") }
     }
 
-    mutating func txt(_ name: String, countsAsVoid: Bool) async throws(DNSError) -> [String] {
-        try await checker.resolver.txt(name)
-    }
-
     mutating func addresses(_ name: String, v6: Bool, countVoid: Bool = true) async throws -> [IPAddress] {
         do {
             let list = v6 ? try await checker.resolver.aaaa(name) : try await checker.resolver.a(name)
@@ -346,7 +340,7 @@ struct Evaluation {
         guard let target = try? await expandDomain(spec, domain: domain),
               let records = try? await checker.resolver.txt(target), records.count == 1 else { return nil }
         var ctx = context(domain: domain)
-        if let names = Optional(await validatedNames()), let first = names.first { ctx.validatedName = first }
+        if records[0].lowercased().contains("%{p"), let name = await validatedNames().first { ctx.validatedName = name }
         guard let text = try? await SPFMacro.expand(records[0], context: ctx, explanation: true),
               text.allSatisfy({ $0.isASCII }) else { return nil }
         return text

@@ -1,3 +1,4 @@
+import Glibc
 import MailCore
 
 /// Record types Tern asks for.
@@ -63,4 +64,20 @@ public protocol DNSResolver: Sendable {
     func txt(_ name: String) async throws(DNSError) -> [String]
     /// Names for an address (reverse DNS).
     func ptr(_ address: String) async throws(DNSError) -> [String]
+}
+
+/// The PTR query name of an address: `1.2.3.4` → `4.3.2.1.in-addr.arpa`; IPv6 → its 32 nibbles, last first, under
+/// `ip6.arpa` (RFC 3596 §2.5).
+public enum ReverseDNS {
+    public static func name(for address: String) -> String? {
+        var v4 = in_addr()
+        if inet_pton(AF_INET, address, &v4) == 1 {
+            return address.split(separator: ".").reversed().joined(separator: ".") + ".in-addr.arpa"
+        }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, address, &v6) == 1 else { return nil }
+        let bytes = withUnsafeBytes(of: v6) { Array($0) }
+        let nibbles = bytes.flatMap { [$0 >> 4, $0 & 0xF] }.reversed().map { String($0, radix: 16) }
+        return nibbles.joined(separator: ".") + ".ip6.arpa"
+    }
 }

@@ -106,7 +106,7 @@ public enum DeliveryReport {
 
         // 3: the original (RFC 3462 text/rfc822-headers, or message/rfc822)
         var bytes = Array(out.utf8)
-        let headerEnd = original.withUnsafeBytes { headerLength($0) }
+        let headerEnd = RawHeader.end(original)
         let full = !returnHeadersOnly && original.count <= returnFullLimit && !delayed
         if full {
             bytes += Array("--\(boundary)\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n".utf8)
@@ -119,16 +119,6 @@ public enum DeliveryReport {
         }
         bytes += Array("\r\n--\(boundary)--\r\n".utf8)
         return bytes
-    }
-
-    /// The header block's length, up to and including the blank line (the whole message when it has none).
-    static func headerLength(_ b: UnsafeRawBufferPointer) -> Int {
-        var i = 0
-        while i + 3 < b.count {
-            if b[i] == 13 && b[i + 1] == 10 && b[i + 2] == 13 && b[i + 3] == 10 { return i + 4 }
-            i += 1
-        }
-        return b.count
     }
 
     static func sanitize(_ s: String) -> String { TraceHeaders.sanitize(s) }

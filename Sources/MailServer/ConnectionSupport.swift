@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOSSL
@@ -63,4 +64,11 @@ func logConnectionError(_ error: Error, _ logger: Logger) {
         return
     }
     logger.info("connection error", metadata: ["error": "\(error)"])
+}
+
+extension Duration {
+    /// In seconds, for dates and intervals.
+    var seconds: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    /// As NIO's time amount, for timers.
+    var timeAmount: TimeAmount { .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000) }
 }

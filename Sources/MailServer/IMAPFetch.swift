@@ -11,46 +11,14 @@ struct MessageParts {
 
     init(_ bytes: [UInt8]) {
         self.bytes = bytes
-        var end = bytes.count
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == 10 {
-                if i + 1 < bytes.count && bytes[i + 1] == 10 { end = i + 2; break }
-                if i + 2 < bytes.count && bytes[i + 1] == 13 && bytes[i + 2] == 10 { end = i + 3; break }
-            }
-            i += 1
-        }
-        headerEnd = end
+        headerEnd = RawHeader.end(bytes)
     }
 
     var header: ArraySlice<UInt8> { bytes[..<headerEnd] }
     var body: ArraySlice<UInt8> { bytes[headerEnd...] }
 
-    /// Header fields as (name, raw lines including folding and CRLF).
-    var fields: [(name: String, raw: ArraySlice<UInt8>)] {
-        var out: [(String, ArraySlice<UInt8>)] = []
-        var start = 0
-        var i = 0
-        let h = header
-        func close(_ end: Int) {
-            guard end > start else { return }
-            let raw = h[start..<end]
-            if let colon = raw.firstIndex(of: UInt8(ascii: ":")) {
-                out.append((String(decoding: h[start..<colon], as: UTF8.self).trimmingCharacters(in: .whitespaces), raw))
-            }
-        }
-        while i < h.endIndex {
-            if h[i] == 10 {
-                let next = i + 1
-                if next < h.endIndex, h[next] == 32 || h[next] == 9 { i += 1; continue }
-                close(next)
-                start = next
-                if next < h.endIndex, h[next] == 13 || h[next] == 10 { break }
-            }
-            i += 1
-        }
-        return out
-    }
+    /// Header fields with their raw lines (folding and line ends included).
+    var fields: [RawHeaderField] { RawHeader.fields(header) }
 
     /// Unfolded value of the first field with this name.
     func value(_ name: String) -> String? {

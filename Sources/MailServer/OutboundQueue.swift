@@ -243,76 +243,34 @@ public final class OutboundQueue: Sendable {
         }
     }
 
-    /// Tries the route's addresses in order for `job`; once connected, carries further jobs of the run on the same
-    /// connection. Returns the job to go on with (nil: the run has no more for this worker).
+    /// Tries the route's addresses in order; once connected, carries further jobs of the run on the same connection.
+    /// Returns the job to go on with (nil: the run has no more for this worker).
     func deliver(_ first: Job, run: DomainRun, hosts: [RouteHost]) async -> Job? {
         var lastError = "no mail exchanger could be reached"
         var lastHost: String?
+        // The job that opens the next connection: the first one, or the one a server turned away before any transaction.
+        var opening = first
         for host in hosts {
             for address in host.addresses {
-                var current: Job? = first
-                var tryNext = false
+                let remote = "\(host.name)[\(address)]"
                 let result = await courier.withSession(host: address, port: config.delivery.remotePort, serverName: host.name) { session -> Job? in
+                    var current: Job? = opening
                     while let job = current {
-                        let content: [UInt8]
-                        do {
-                            if let prefetched = job.message.content {
-                                content = prefetched
-                            } else {
-                                content = try await store.content(of: job.message.messageID)
-                            }
-                        } catch {
-                            logger.error("cannot read queued message", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
-                            await finish(job, all: .deferred, reply: "451 4.3.0 Local error reading the message", host: nil)
-                            current = run.take()
-                            continue
+                        if let turnedAway = await send(job, on: &session, remote: remote, run: run) {
+                            lastError = turnedAway
+                            lastHost = remote
+                            return job
                         }
-                        let firstOnConnection = session.messagesSent == 0
-                        let message = SMTPClientTransaction.Message(
-                            mailFrom: job.message.envelope.mailFrom, recipients: job.recipients.map(\.address), size: content.count,
-                            eightBit: content.contains { $0 >= 0x80 }, needsSMTPUTF8: job.message.envelope.smtputf8)
-                        let outcome = await session.send(message, content: content)
-                        let remote = "\(host.name)[\(address)]"
-                        switch outcome {
-                        case .results(let results):
-                            // The bookkeeping (a batched database write) runs beside the next message on this
-                            // connection instead of before it; the job stays in flight until it is recorded.
-                            let tls = session.tlsActive
-                            Task { await self.finish(job, results: results, host: remote, tls: tls) }
-                        case .refused(let reply, let permanent):
-                            if permanent {
-                                await finish(job, all: .failed, reply: reply.oneLine, host: remote)
-                            } else if firstOnConnection {
-                                // The server turned us away (greeting, EHLO, MAIL): RFC 5321 §5.1 — try the next address.
-                                lastError = reply.oneLine
-                                lastHost = remote
-                                tryNext = true
-                                return job
-                            } else {
-                                await finish(job, all: .deferred, reply: reply.oneLine, host: remote)
-                            }
-                        case .connectionFailed(let why):
-                            if firstOnConnection {
-                                lastError = why
-                                lastHost = remote
-                                tryNext = true
-                                return job
-                            }
-                            // A reused connection broke: the job gets one more chance on a fresh connection.
-                            var again = job
-                            again.requeued += 1
-                            if again.requeued <= 1 { run.putBack(again) } else { await finish(job, all: .deferred, reply: "451 4.4.2 \(why)", host: remote) }
-                            return nil
-                        }
-                        if !session.canSendMore { return nil }
-                        current = run.take()
+                        current = session.canSendMore ? run.take() : nil
                     }
                     return nil
                 }
                 switch result {
-                case .success(let leftover):
-                    if tryNext, let leftover { current = leftover; _ = current; continue }
-                    // The connection served its jobs; if it ended early, take the next job on a new connection.
+                case .success(let turnedAway?):
+                    // RFC 5321 §5.1: the server would not take mail now; try the next address.
+                    opening = turnedAway
+                case .success(nil):
+                    // The connection served its jobs; if it ended early, the next job gets a new connection.
                     return run.take()
                 case .failure(let f):
                     lastError = f.text
@@ -323,17 +281,53 @@ public final class OutboundQueue: Sendable {
         // No address took the job: the destination is unreachable now, for every job waiting for it.
         logger.info("destination unreachable", metadata: ["domain": "\(first.domain)", "error": "\(lastError)"])
         let reply = lastError.first?.isNumber == true ? lastError : "451 4.4.1 \(lastError)"
-        await finish(first, all: .deferred, reply: reply, host: lastHost)
-        for job in run.drain() { await finish(job, all: .deferred, reply: reply, host: lastHost) }
+        for job in [opening] + run.drain() { await finish(job, all: .deferred, reply: reply, host: lastHost) }
         return run.take()
+    }
+
+    /// Sends one job on an open session and records what came of it. Returns the reason when the server turned the
+    /// connection away before any transaction (the caller tries the next address with this job).
+    func send(_ job: Job, on session: inout CourierSession, remote: String, run: DomainRun) async -> String? {
+        let content: [UInt8]
+        do {
+            if let prefetched = job.message.content {
+                content = prefetched
+            } else {
+                content = try await store.content(of: job.message.messageID)
+            }
+        } catch {
+            logger.error("cannot read queued message", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
+            await finish(job, all: .deferred, reply: "451 4.3.0 Local error reading the message", host: nil)
+            return nil
+        }
+        let firstOnConnection = session.messagesSent == 0
+        let message = SMTPClientTransaction.Message(
+            mailFrom: job.message.envelope.mailFrom, recipients: job.recipients.map(\.address), size: content.count,
+            eightBit: content.contains { $0 >= 0x80 }, needsSMTPUTF8: job.message.envelope.smtputf8)
+        switch await session.send(message, content: content) {
+        case .results(let results):
+            // The bookkeeping (a batched database write) runs beside the next message on this connection instead of
+            // before it; the job stays in flight until it is recorded.
+            let tls = session.tlsActive
+            Task { await self.finish(job, results: results, host: remote, tls: tls) }
+        case .refused(let reply, let permanent):
+            if !permanent && firstOnConnection { return reply.oneLine }
+            await finish(job, all: permanent ? .failed : .deferred, reply: reply.oneLine, host: remote)
+        case .connectionFailed(let why):
+            if firstOnConnection { return why }
+            // A reused connection broke: the job gets one more chance on a fresh connection.
+            var again = job
+            again.requeued += 1
+            if again.requeued <= 1 { run.putBack(again) } else { await finish(job, all: .deferred, reply: "451 4.4.2 \(why)", host: remote) }
+        }
+        return nil
     }
 
     // MARK: results
 
-    enum Fate { case failed, deferred }
-
-    func finish(_ job: Job, all fate: Fate, reply: String, host: String?) async {
-        await record(job, job.recipients.map { ($0, fate == .failed ? Outcome.failed : .deferred, reply) }, host: host)
+    /// The same outcome for every recipient of the job.
+    func finish(_ job: Job, all outcome: Outcome, reply: String, host: String?) async {
+        await record(job, job.recipients.map { ($0, outcome, reply) }, host: host)
     }
 
     func finish(_ job: Job, results: [SMTPClientTransaction.RecipientResult], host: String, tls: Bool) async {
@@ -438,7 +432,8 @@ public final class OutboundQueue: Sendable {
 
     /// The notification message for the sender, addressed as a local delivery when the sender is here, else queued.
     func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus]) async -> Delivery? {
-        let original = (try? await store.content(of: message.messageID)) ?? []
+        var original = message.content ?? []
+        if message.content == nil { original = (try? await store.content(of: message.messageID)) ?? [] }
         let bytes = DeliveryReport.make(reportingMTA: config.hostname, postmaster: "MAILER-DAEMON@\(config.hostname)", to: message.envelope.mailFrom,
                                         recipients: statuses, original: original, queueID: message.queueID, envelopeID: message.envelope.envelopeID,
                                         arrival: message.created, returnHeadersOnly: message.envelope.dsnReturn == "HDRS")
@@ -497,9 +492,6 @@ final class WakeSignal: Sendable {
     }
 }
 
-extension Duration {
-    var seconds: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
-}
 
 extension SMTPReply {
     /// `550 5.1.1 text text` on one line, for logs, the queue and DSNs.

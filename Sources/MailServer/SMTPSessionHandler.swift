@@ -311,14 +311,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private func runAsync<T: Sendable>(context: ChannelHandlerContext, _ work: @escaping @Sendable () async throws -> T,
                                        _ done: @escaping (SMTPSessionHandler, Result<T, Error>, ChannelHandlerContext) -> Void) {
         busy = true
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.makeFutureWithTask(work).whenComplete { result in
-            let (handler, context) = bound.value
-            handler.busy = false
-            guard !handler.closed else { return }
-            done(handler, result, context)
-            handler.process(context: context)
-        }
+        context.runOffLoop({ () async -> Result<T, Error> in
+            do { return .success(try await work()) } catch { return .failure(error) }
+        }, then: { result in
+            self.busy = false
+            guard !self.closed else { return }
+            done(self, result, context)
+            self.process(context: context)
+        })
     }
 
     // MARK: senders (submission)
@@ -351,12 +351,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let quota = Int64(server.config.limits.quota)
         // The common case: the directory cache answers at once, on the event loop (with no quota to check).
         if quota == 0, let cached = store.cachedResolution(address), !(recipient.forwardPath == .postmaster && cached == .notOurDomain) {
-            recipientChecked(.success(cached), address: address, context: context, resume: false)
+            recipientChecked(.success(cached), address: address, context: context)
             return
         }
-        busy = true
         let isPostmaster = recipient.forwardPath == .postmaster
-        let future = context.eventLoop.makeFutureWithTask { () async throws -> RecipientResolution in
+        runAsync(context: context, { () async throws -> RecipientResolution in
             var resolution = try await store.resolve(address)
             // <Postmaster> without a domain (RFC 5321 §4.5.1): the postmaster of the first domain served here.
             if isPostmaster, resolution == .notOurDomain, let first = try await store.domains().first {
@@ -366,18 +365,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 for account in accounts where try await store.usage(account: account) >= quota { throw MailboxFull() }
             }
             return resolution
-        }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        future.whenComplete { result in
-            let (handler, context) = bound.value
-            handler.recipientChecked(result, address: address, context: context, resume: true)
+        }) { handler, result, context in
+            handler.recipientChecked(result, address: address, context: context)
         }
     }
 
-    private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext,
-                                  resume: Bool) {
-        busy = false
-        guard !closed else { return }
+    private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext) {
         switch result {
         case .success(.local(let accounts)):
             if let reply = machine.recipientAccepted() {
@@ -403,7 +396,6 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             logger.error("recipient lookup failed", metadata: ["error": "\(error)"])
             perform(machine.recipientRejected(SMTPReply(451, "4.3.0", "Temporary lookup failure, try again later", isClientFault: false)), context: context)
         }
-        if resume { process(context: context) }
     }
 
     // MARK: content
@@ -601,8 +593,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let limits = server.config.limits
         let duration = framer.mode == .command ? limits.commandTimeout : limits.dataTimeout
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(duration.components.seconds) * 1_000_000_000
-                                                                  + duration.components.attoseconds / 1_000_000_000)) {
+        timeout = context.eventLoop.scheduleTask(in: duration.timeAmount) {
             let (handler, context) = bound.value
             guard !handler.closed else { return }
             if handler.busy { handler.armTimeout(context: context); return }

@@ -19,28 +19,39 @@ public final class DKIMKeyring: Sendable {
         self.logger = logger
     }
 
-    /// The keys to sign with, by domain: the newest of each algorithm.
+    /// The keys to sign with, by domain.
     func current() async -> [String: [DKIMKey]] {
         if let c = cache.withLock({ $0 }), Date().timeIntervalSince(c.loaded) < Self.lifetime { return c.keys }
-        var keys: [String: [DKIMKey]] = [:]
+        let keys: [String: [DKIMKey]]
         do {
-            for record in try await store.dkimKeys(domain: nil) {
-                guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
-                      !(keys[record.domain] ?? []).contains(where: { $0.algorithm == algorithm }) else { continue }
-                do {
-                    keys[record.domain, default: []].append(try DKIMKey(domain: record.domain, selector: record.selector, algorithm: algorithm,
-                                                                        privateKey: record.privateKey))
-                } catch {
-                    logger.error("unusable DKIM key", metadata: ["domain": "\(record.domain)", "selector": "\(record.selector)", "error": "\(error)"])
-                }
+            let logger = self.logger
+            keys = DKIMKeyring.signingKeys(try await store.dkimKeys(domain: nil)) { record, error in
+                logger.error("unusable DKIM key", metadata: ["domain": "\(record.domain)", "selector": "\(record.selector)", "error": "\(error)"])
             }
         } catch {
             logger.error("cannot read DKIM keys", metadata: ["error": "\(error)"])
             return cache.withLock { $0?.keys } ?? [:]
         }
-        // RSA first, then Ed25519: verifiers that know only RSA still find a signature they can check.
-        for d in keys.keys { keys[d]!.sort { $0.algorithm == .rsaSHA256 && $1.algorithm != .rsaSHA256 } }
         cache.withLock { $0 = (keys, Date()) }
+        return keys
+    }
+
+    /// The signing keys among stored ones (given newest first per domain): the newest of each algorithm, RSA first so
+    /// that verifiers that know only RSA find a signature they can check first. `unusable` hears of keys that do not load.
+    public static func signingKeys(_ records: [DKIMKeyRecord],
+                                   unusable: (DKIMKeyRecord, Error) throws -> Void) rethrows -> [String: [DKIMKey]] {
+        var keys: [String: [DKIMKey]] = [:]
+        for record in records {
+            guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
+                  !(keys[record.domain] ?? []).contains(where: { $0.algorithm == algorithm }) else { continue }
+            do {
+                keys[record.domain, default: []].append(try DKIMKey(domain: record.domain, selector: record.selector, algorithm: algorithm,
+                                                                    privateKey: record.privateKey))
+            } catch {
+                try unusable(record, error)
+            }
+        }
+        for d in keys.keys { keys[d]!.sort { $0.algorithm == .rsaSHA256 && $1.algorithm != .rsaSHA256 } }
         return keys
     }
 }
@@ -55,8 +66,8 @@ enum SubmissionPreparation {
     static func finish(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
                        logger: Logger) throws -> MessageContent {
         let head = try sink.head(max: maxHeader)
-        let headerEnd = head.withUnsafeBytes { DKIMHeaders.headerEnd($0) }
-        var fields = DKIMHeaders.fields(head[..<headerEnd])
+        let headerEnd = RawHeader.end(head)
+        var fields = RawHeader.fields(head[..<headerEnd])
         func has(_ name: String) -> Bool { fields.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
         var added = ""
         let now = Date()
@@ -65,7 +76,7 @@ enum SubmissionPreparation {
         }
         if !has("Date") { added += "Date: \(TraceHeaders.rfc5322Date(now))\r\n" }
         let addedBytes = Array(added.utf8)
-        fields = DKIMHeaders.fields(addedBytes[...]) + fields
+        fields = RawHeader.fields(addedBytes[...]) + fields
 
         // d= is the author's domain (From:) so that DMARC aligns; else the envelope sender's.
         var signing: [DKIMKey] = []

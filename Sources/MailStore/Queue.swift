@@ -91,7 +91,8 @@ public struct DeliveryAttempt: Sendable {
 /// Messages enter it through `deliver` (a `Delivery` with remote recipients), in the same commit as any local copies.
 public protocol QueueStore: Sendable {
     /// Queued messages (row id above `after`) with a pending recipient due by `dueBy`, or with no pending recipient left
-    /// (finished but not yet removed, as after a crash); every queued message when `dueBy` is nil. In row order.
+    /// (finished but not yet removed, as after a crash), with small contents at hand for delivery; every queued message
+    /// (without contents: a listing) when `dueBy` is nil. In row order.
     func queuedMessages(dueBy: Date?, after: Int64, limit: Int) async throws -> [QueuedMessage]
     func queuedMessage(queueID: String) async throws -> QueuedMessage?
     /// Records attempts' results (attempt counts, last reply, next try or final status) for recipients of one queued

@@ -52,10 +52,12 @@ enum QueueSQL {
                         lastReply: row["last_reply"], remoteHost: row["remote_host"])
     }
 
-    static func messages(_ db: Database, where condition: String, arguments: StatementArguments, limit: Int = 1) throws -> [QueuedMessage] {
+    /// Queued messages with their recipients; `withContent`: small inline contents too (for delivery, not listings).
+    static func messages(_ db: Database, where condition: String, arguments: StatementArguments, limit: Int = 1,
+                         withContent: Bool = false) throws -> [QueuedMessage] {
+        let content = withContent ? "CASE WHEN m.blob_key IS NULL AND m.size <= \(QueueSQL.prefetchLimit) THEN m.content END" : "NULL"
         let rows = try Row.fetchAll(db, sql: """
-            SELECT q.id, q.queue_id, q.message_id, q.created, q.delay_notified, m.size, m.envelope,
-              CASE WHEN m.blob_key IS NULL AND m.size <= \(QueueSQL.prefetchLimit) THEN m.content END AS content
+            SELECT q.id, q.queue_id, q.message_id, q.created, q.delay_notified, m.size, m.envelope, \(content) AS content
             FROM queue q JOIN message m ON m.id = q.message_id WHERE \(condition) ORDER BY q.id LIMIT \(limit)
             """, arguments: arguments)
         guard !rows.isEmpty else { return [] }
@@ -86,7 +88,7 @@ extension SQLiteMailStore {
                 return try QueueSQL.messages(db, where: """
                     q.id > ? AND (EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0 AND r.next_attempt <= ?)
                        OR NOT EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0))
-                    """, arguments: [after, dueBy.timeIntervalSince1970], limit: limit)
+                    """, arguments: [after, dueBy.timeIntervalSince1970], limit: limit, withContent: true)
             }
             return try QueueSQL.messages(db, where: "q.id > ?", arguments: [after], limit: limit)
         }
@@ -130,39 +132,32 @@ extension SQLiteMailStore {
     }
 
     public func completeQueued(id: Int64, notification: Delivery?) async throws {
-        let keys = try await committedWrite(notification) { db in
+        try await committedWrite(notification) { db in
             let removed = try QueueSQL.remove(db, column: "id", value: id)
             return (removed.removed, removed.blob.map { [$0] } ?? [])
         }
-        for key in keys { blobs.remove(key) }
     }
 
     public func noteDelay(id: Int64, notification: Delivery) async throws {
-        let keys = try await committedWrite(notification) { db in
+        try await committedWrite(notification) { db in
             try db.execute(sql: "UPDATE queue SET delay_notified = 1 WHERE id = ? AND delay_notified = 0", arguments: [id])
             return (db.changesCount > 0, [])
         }
-        for key in keys { blobs.remove(key) }
     }
 
-    /// Runs `change` and stores `notification` in one transaction; returns blob keys no longer referenced.
-    /// `change` returns whether it changed anything; the notification is stored only then.
-    private func committedWrite(_ notification: Delivery?, _ change: @escaping @Sendable (Database) throws -> (Bool, [String])) async throws -> [String] {
-        var queued = false
-        var touched: [MailboxID] = []
-        let keys = try await batcher.write { db -> ([String], Bool, [MailboxID]) in
-            let (changed, keys) = try change(db)
-            var placements: [MailboxID] = []
-            if changed, let notification {
-                placements = try GroupCommitter.insert(db, notification).placements.map(\.mailbox)
-            }
-            return (keys, changed && !(notification?.remoteRecipients.isEmpty ?? true), placements)
+    /// Runs `change` and stores `notification` in one transaction, then removes the files of contents no longer
+    /// referenced and tells the observers. `change` returns whether it changed anything (the notification is stored
+    /// only then) and the blob keys it freed.
+    private func committedWrite(_ notification: Delivery?, _ change: @escaping @Sendable (Database) throws -> (Bool, [String])) async throws {
+        let (freed, queued, touched) = try await batcher.write { db -> ([String], Bool, [MailboxID]) in
+            let (changed, freed) = try change(db)
+            guard changed, let notification else { return (freed, false, []) }
+            let placements = try GroupCommitter.insert(db, notification).placements.map(\.mailbox)
+            return (freed, !notification.remoteRecipients.isEmpty, placements)
         }
-        queued = keys.1
-        touched = keys.2
+        for key in freed { blobs.remove(key) }
         if !touched.isEmpty { changes.notify(touched) }
         if queued { queueChanges.notify() }
-        return keys.0
     }
 
     public func retryQueued(queueID: String?) async throws -> Int {

@@ -181,9 +181,8 @@ public enum ConfigSchema {
             commandTimeout: duration("limits.command_timeout"), dataTimeout: duration("limits.data_timeout"))
         let nameservers = strings("dns.nameservers")
         for ns in nameservers {
-            let host = ns.split(separator: ":").first.map(String.init) ?? ""
-            let port = ns.split(separator: ":").dropFirst().first.map { Int($0) }
-            if !AddressLiteral.isIPv4(host) || ns.split(separator: ":").count > 2 || (port != nil && !(1...65535).contains(port!!)) {
+            let address = ListenAddress(ns) ?? ListenAddress("\(ns):53")
+            if address.map({ !AddressLiteral.isIPv4($0.host) || $0.port == 0 }) ?? true {
                 fail("dns.nameservers", "\"\(ns)\" is not an IPv4 address or address:port (the resolver library takes IPv4 servers)")
             }
         }

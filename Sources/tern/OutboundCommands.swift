@@ -2,7 +2,10 @@ import ArgumentParser
 import DKIM
 import Foundation
 import MailCore
+import MailDNS
+import MailMessage
 import MailStore
+import MailServer
 import MailStoreSQLite
 import TernConfig
 
@@ -31,14 +34,9 @@ enum DKIMKeys {
         return made
     }
 
-    /// The newest key of each algorithm (the ones that sign).
+    /// The keys that sign the domain's mail.
     static func active(store: SQLiteMailStore, domain: String) async throws -> [DKIMKey] {
-        var out: [DKIMKey] = []
-        for r in try await store.dkimKeys(domain: domain) {
-            guard let a = DKIMKey.Algorithm(rawValue: r.algorithm), !out.contains(where: { $0.algorithm == a }) else { continue }
-            out.append(try DKIMKey(domain: r.domain, selector: r.selector, algorithm: a, privateKey: r.privateKey))
-        }
-        return out.sorted { $0.algorithm == .rsaSHA256 && $1.algorithm != .rsaSHA256 }
+        try DKIMKeyring.signingKeys(try await store.dkimKeys(domain: domain)) { _, error in throw error }[domain] ?? []
     }
 }
 
@@ -137,31 +135,15 @@ enum DNSRecords {
         out += "\n; TLS-RPT (RFC 8460): where other servers report TLS problems reaching \(domain)\n"
         out += ZoneRecords.txt("_smtp._tls.\(d)", "v=TLSRPTv1; rua=mailto:postmaster@\(domain)") + "\n"
         out += "\n; Reverse DNS: set by whoever owns the address (your hosting provider), not in this zone\n"
-        if let ipv4 {
-            let rev = ipv4.split(separator: ".").reversed().joined(separator: ".") + ".in-addr.arpa."
-            out += "\(rev)\t3600\tIN\tPTR\t\(h)\n"
+        if let ipv4, let rev = ReverseDNS.name(for: ipv4) {
+            out += "\(rev).\t3600\tIN\tPTR\t\(h)\n"
         } else {
             out += "; <reversed IPv4>.in-addr.arpa.\t3600\tIN\tPTR\t\(h)\n"
         }
-        if let ipv6, let rev = ipv6ReverseName(ipv6) {
-            out += "\(rev)\t3600\tIN\tPTR\t\(h)\n"
+        if let ipv6, let rev = ReverseDNS.name(for: ipv6) {
+            out += "\(rev).\t3600\tIN\tPTR\t\(h)\n"
         }
         return out
-    }
-
-    /// `2001:db8::1` → `1.0.0.0…8.b.d.0.1.0.0.2.ip6.arpa.` (RFC 3596 §2.5).
-    static func ipv6ReverseName(_ address: String) -> String? {
-        var groups = address.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
-        if let gap = groups.firstIndex(of: ""), address.contains("::") {
-            let filled = groups.filter { !$0.isEmpty }
-            let missing = 8 - filled.count
-            let before = groups[..<gap].filter { !$0.isEmpty }
-            let after = groups[(gap + 1)...].filter { !$0.isEmpty }
-            groups = before + Array(repeating: "0", count: missing) + after
-        }
-        guard groups.count == 8, groups.allSatisfy({ $0.count <= 4 && UInt16($0, radix: 16) != nil }) else { return nil }
-        let nibbles = groups.map { String(repeating: "0", count: 4 - $0.count) + $0.lowercased() }.joined()
-        return nibbles.reversed().map(String.init).joined(separator: ".") + ".ip6.arpa."
     }
 }
 
@@ -237,7 +219,7 @@ struct QueueCommand: AsyncParsableCommand {
                 if r.status == .pending { print("  next try   \(QueueCommand.time(r.nextAttempt))") }
             }
             let content = try await store.content(of: m.messageID)
-            let end = content.withUnsafeBytes { DKIMHeaders.headerEnd($0) }
+            let end = RawHeader.end(content)
             print("\n" + String(decoding: content[..<end], as: UTF8.self), terminator: "")
         }
     }

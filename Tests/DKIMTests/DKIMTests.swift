@@ -2,6 +2,7 @@ import Crypto
 import _CryptoExtras
 import DKIM
 import Foundation
+import MailMessage
 import Testing
 
 @Suite struct DKIMTests {
@@ -9,8 +10,8 @@ import Testing
     static let example = Array("A: X\r\nB : Y\t\r\n\tZ  \r\n\r\n C \r\nD \t E\r\n\r\n\r\n".utf8)
 
     @Test func relaxedHeaderExample() {
-        let end = Self.example.withUnsafeBytes { DKIMHeaders.headerEnd($0) }
-        let fields = DKIMHeaders.fields(Self.example[..<end])
+        let end = RawHeader.end(Self.example)
+        let fields = RawHeader.fields(Self.example[..<end])
         #expect(fields.map(\.name) == ["A", "B"])
         let canon = fields.flatMap { DKIMHeaders.relaxed($0) }
         #expect(String(decoding: canon, as: UTF8.self) == "a:X\r\nb:Y Z\r\n")
@@ -43,7 +44,7 @@ import Testing
 
     @Test func selectionIsBottomUp() {
         let msg = Array("Received: 1\r\nFrom: a\r\nReceived: 2\r\nSubject: s\r\n\r\n".utf8)
-        let fields = DKIMHeaders.fields(msg[...])
+        let fields = RawHeader.fields(msg[...])
         let picked = DKIMHeaders.select(["received", "received", "received", "from"], from: fields)
         #expect(picked.map { String(decoding: $0.raw, as: UTF8.self) } == ["Received: 2\r\n", "Received: 1\r\n", "From: a\r\n"])
         #expect(DKIMSigner.headerList(for: fields) == ["from", "subject", "from"])
@@ -52,8 +53,8 @@ import Testing
     /// Both algorithms produce signatures that their public keys accept over the data RFC 6376 §3.7 describes.
     @Test func signaturesCheckWithThePublicKeys() throws {
         let message = Array("From: Alice <alice@a.test>\r\nTo: bob@b.test\r\nSubject: hi\r\n\r\nHello  world \r\n".utf8)
-        let end = message.withUnsafeBytes { DKIMHeaders.headerEnd($0) }
-        let fields = DKIMHeaders.fields(message[..<end])
+        let end = RawHeader.end(message)
+        let fields = RawHeader.fields(message[..<end])
         var hasher = DKIMBodyHasher(canonicalization: .relaxed)
         hasher.update(message[end...])
         let bh = hasher.finalize()

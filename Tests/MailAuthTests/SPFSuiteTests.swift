@@ -53,8 +53,8 @@ struct ZoneResolver: DNSResolver, @unchecked Sendable {
         try records(name, "TXT").map { v in (v as? [Any]).map { $0.map { "\($0)" }.joined() } ?? "\(v)" }
     }
     func ptr(_ address: String) async throws(DNSError) -> [String] {
-        guard let ip = IPAddress(address) else { throw .permanent(address) }
-        return try records(ip.reverseName, "PTR").map { "\($0)" }
+        guard let name = ReverseDNS.name(for: address) else { throw .permanent(address) }
+        return try records(name, "PTR").map { "\($0)" }
     }
 }
 

@@ -65,9 +65,9 @@ struct SeededGenerator: RandomNumberGenerator {
     }
 
     @Test func reverseNames() {
-        #expect(LiveResolver.reverseName("192.0.2.1") == "1.2.0.192.in-addr.arpa")
-        #expect(LiveResolver.reverseName("2001:db8::1") == "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
-        #expect(LiveResolver.reverseName("not an address") == nil)
+        #expect(ReverseDNS.name(for: "192.0.2.1") == "1.2.0.192.in-addr.arpa")
+        #expect(ReverseDNS.name(for: "2001:db8::1") == "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
+        #expect(ReverseDNS.name(for: "not an address") == nil)
         #expect(LiveResolver.Nameserver("127.0.0.1:5353") == LiveResolver.Nameserver(host: "127.0.0.1", port: 5353))
         #expect(LiveResolver.Nameserver("127.0.0.1")?.port == 53)
         #expect(LiveResolver.Nameserver("example.com:53") == nil)
