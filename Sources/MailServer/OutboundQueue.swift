@@ -445,8 +445,9 @@ public final class OutboundQueue: Sendable {
         } else {
             remote = envelope.recipients
         }
-        let received = TraceHeaders.returnPath("")
-        return Delivery(content: .inline(Array(received.utf8) + bytes), envelope: envelope, targets: targets, remoteRecipients: remote,
+        // Return-Path is the final delivery's to add (RFC 5321 §4.4): here only when the bounce stays on this server.
+        let returnPath = targets.isEmpty ? [] : Array(TraceHeaders.returnPath("").utf8)
+        return Delivery(content: .inline(returnPath + bytes), envelope: envelope, targets: targets, remoteRecipients: remote,
                         queueID: SessionID.make())
     }
 }
