@@ -31,6 +31,7 @@ public final class OutboundQueue: Sendable {
         var messagesBeingCompleted = Set<Int64>()
         /// A scan left due messages behind because `maxInFlight` was reached.
         var leftBehind = false
+        var rescanRequested = false
     }
 
     struct JobKey: Hashable { var message: Int64; var domain: String }
@@ -57,6 +58,12 @@ public final class OutboundQueue: Sendable {
 
     /// Something was queued or finished: look again soon.
     public func wake() { signal.signal() }
+
+    /// Look at the whole queue now (`tern queue retry` made messages due).
+    public func rescan() {
+        state.withLock { $0.rescanRequested = true }
+        signal.signal()
+    }
 
     /// Runs until the task is cancelled.
     public func run() async {
@@ -86,7 +93,10 @@ public final class OutboundQueue: Sendable {
             while !Task.isCancelled {
                 // Scans are at most 50 a second, however often arrivals wake the runner.
                 try? await Task.sleep(for: .milliseconds(20))
-                if await signal.wait(timeout: 0.25) { break }
+                if await signal.wait(timeout: 0.25) {
+                    fromStart = state.withLock { s in defer { s.rescanRequested = false }; return s.rescanRequested }
+                    break
+                }
                 let next = (try? await store.nextQueueAttempt()) ?? .distantFuture
                 guard next <= Date() else { continue }
                 let (busy, refill) = state.withLock { s -> (Bool, Bool) in

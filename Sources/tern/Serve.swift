@@ -35,6 +35,10 @@ struct Serve: AsyncParsableCommand {
         guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
             throw ValidationError("another `tern serve` is running on \(config.dataDirectory.path)")
         }
+        // The lock file names this process, so `tern queue retry` can wake its queue (SIGUSR1).
+        let pid = Array("\(getpid())\n".utf8)
+        _ = ftruncate(lock, 0)
+        _ = pid.withUnsafeBytes { pwrite(lock, $0.baseAddress, $0.count, 0) }
         // Nothing in tmp/ was ever acknowledged; a blob no row names was never acknowledged either.
         try store.cleanTemporaryFiles()
         let orphans = try await store.removeOrphanBlobs()
@@ -62,6 +66,11 @@ struct Serve: AsyncParsableCommand {
         let courier = try SMTPCourier(group: group, heloName: config.hostname)
         let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, logger: logger)
         let queueTask = Task { await queue.run() }
+        signal(SIGUSR1, SIG_IGN)
+        let retrySignal = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: DispatchQueue(label: "tern.queue-signal"))
+        retrySignal.setEventHandler { queue.rescan() }
+        retrySignal.resume()
+        SignalSources.keep([retrySignal])
 
         printSummary(config: config, listeners: listeners, login: firstLogin, embedded: isEmbedded, domains: try await store.domains())
         logger.info("started", metadata: ["listeners": "\(listeners.map(\.description))"])
@@ -132,7 +141,7 @@ func waitForTermination() async {
 /// Keeps the signal sources alive for the life of the process.
 enum SignalSources {
     nonisolated(unsafe) static var kept: [DispatchSourceSignal] = []
-    static func keep(_ s: [DispatchSourceSignal]) { kept = s }
+    static func keep(_ s: [DispatchSourceSignal]) { kept += s }
 }
 
 final class ManagedAtomicFlag: @unchecked Sendable {

@@ -263,7 +263,8 @@ def write_results(path, rows, size):
         "the same as Postfix's default), each carrying message after message, results recorded in batched transactions "
         "beside the sending. Postfix: its defaults (20 connections per destination, connection cache), "
         "`default_transport = smtp:[127.0.0.1]:port` so it skips DNS while Tern looks up the MX (cached). Consecutive "
-        "runs on a 2-core machine differ by about 15%.",
+        "runs on a 2-core machine differ by about 15%. Release: `tern queue retry` signals the running server (SIGUSR1), "
+        "as `postqueue -f` signals Postfix's queue manager.",
         "",
     ]
     write_section(path, "smtp-relay", "\n".join(lines))
