@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
         // Layer 1: storage protocols and model, DNS as a protocol and route selection
         .target(name: "MailDNS", dependencies: ["MailCore"]),
-        .target(name: "MailAuth", dependencies: ["MailCore", "MailDNS"]),
+        .target(name: "MailAuth", dependencies: ["MailCore", "MailDNS", "MailMessage", "DKIM"]),
         .target(name: "MailStore", dependencies: [
             "MailCore",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -74,7 +74,7 @@ let package = Package(
         .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "MailStore"]),
         .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailMessage"]),
-        .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "MailDNS", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["MailServer", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),

@@ -65,7 +65,8 @@ public struct DKIMKey: Sendable {
         "v=DKIM1; k=\(algorithm.keyType); p=\(publicKeyBase64)"
     }
 
-    func sign(_ data: [UInt8]) throws -> [UInt8] {
+    /// The signature over `data` as DKIM makes it (the hash is taken here): for b= values built by hand.
+    public func sign(_ data: [UInt8]) throws -> [UInt8] {
         switch material {
         case .rsa(let k):
             return Array(try k.signature(for: SHA256.hash(data: data), padding: .insecurePKCS1v1_5).rawRepresentation)
