@@ -21,6 +21,19 @@ public struct DKIMOutcome: Sendable, Equatable {
     public var keyBits: Int?
     /// `l=` left part of the body unsigned.
     public var unsignedBodyOctets: Int = 0
+
+    public init(result: DKIMResult, domain: String, selector: String, identity: String, algorithm: String, shortSignature: String,
+                reason: String?, testing: Bool, keyBits: Int? = nil) {
+        self.result = result
+        self.domain = domain
+        self.selector = selector
+        self.identity = identity
+        self.algorithm = algorithm
+        self.shortSignature = shortSignature
+        self.reason = reason
+        self.testing = testing
+        self.keyBits = keyBits
+    }
 }
 
 /// DKIM verification of a whole message in three steps, so that body bytes can be fed from wherever the message is
