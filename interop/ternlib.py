@@ -42,7 +42,9 @@ class Tern:
                 continue
             lines.append(f"[{table}]")
             for k, v in values.items():
-                if isinstance(v, str):
+                if isinstance(v, bool):
+                    lines.append(f"{k} = {'true' if v else 'false'}")
+                elif isinstance(v, str):
                     lines.append(f'{k} = "{v}"')
                 elif isinstance(v, list):
                     lines.append(f"{k} = [" + ", ".join(f'"{x}"' for x in v) + "]")
@@ -123,7 +125,8 @@ class Tern:
         if mailbox:
             args += ["--mailbox", mailbox]
         self.run(*args)
-        files = sorted((out / "cur").iterdir(), key=lambda p: int(re.search(r"_(\d+)\.tern", p.name).group(1)))
+        folder = out if not mailbox or mailbox.upper() == "INBOX" else out / f".{mailbox}"
+        files = sorted((folder / "cur").iterdir(), key=lambda p: int(re.search(r"_(\d+)\.tern", p.name).group(1)))
         return [f.read_bytes() for f in files]
 
     def connect(self):

@@ -161,7 +161,8 @@ def verify_dkim(world, raw):
 
 
 def test_journey_alice_to_bob_and_back(world):
-    a, b = setup_pair(world)
+    # A dials B from 127.0.0.1, which B would exempt from its checks as its own host's: here it checks everyone.
+    a, b = setup_pair(world, b_settings={"checks": {"exempt_networks": []}})
     a.start()
     b.start()
     try:
@@ -178,6 +179,10 @@ def test_journey_alice_to_bob_and_back(world):
         assert any("by mx.a.test" in r and "ESMTPSA" in r for r in received), received
         results = verify_dkim(world, raw)
         assert sorted(a for _, a, _ in results) == ["ed25519-sha256", "rsa-sha256"]
+        # B checked what arrived from A: both DKIM signatures and DMARC pass in its own header (SPF fails: A's
+        # connection comes from 127.0.0.1, not from mx.a.test's 127.0.0.2; the aligned signatures carry DMARC).
+        [ar] = [" ".join(v.split()) for v in msg.get_all("Authentication-Results")]
+        assert ar.startswith("mx.b.test;") and "spf=fail" in ar and ar.count("dkim=pass") == 2 and "dmarc=pass" in ar, ar
         assert all(d == "a.test" and ok for d, _, ok in results), results
 
         # bob replies; the reply travels back through B's queue and A's port 25.

@@ -54,7 +54,7 @@ public enum DKIMHeaders {
 /// Relaxed or simple body canonicalization (RFC 6376 §3.4.3, §3.4.4) fed in chunks, with SHA-256 over the result, so
 /// that a large message is hashed from its file without being held in memory. Trailing empty lines are held back
 /// until content follows them.
-public struct DKIMBodyHasher {
+public struct DKIMBodyHasher: Sendable {
     public let canonicalization: DKIMCanonicalization
     /// `l=`: hash at most this many canonical octets (nil: all).
     public let limit: Int?

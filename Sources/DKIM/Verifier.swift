@@ -276,7 +276,7 @@ public enum DKIMVerifier {
 }
 
 /// Body hashes for several signatures at once: one hasher per distinct canonicalization and length, fed in one pass.
-public struct DKIMBodyHashes {
+public struct DKIMBodyHashes: Sendable {
     public struct Key: Hashable, Sendable {
         public var canonicalization: DKIMCanonicalization
         public var length: Int?

@@ -39,7 +39,7 @@ public struct DKIMOutcome: Sendable, Equatable {
 /// DKIM verification of a whole message in three steps, so that body bytes can be fed from wherever the message is
 /// (memory, a spool file) while DNS lookups stay async:
 /// `var check = DKIMCheck(headerFields:)`; `check.update(bodyChunk)`…; `await check.finish(resolver:)`.
-public struct DKIMCheck {
+public struct DKIMCheck: Sendable {
     /// Signatures beyond this many are reported as `policy` without DNS lookups (bounds the work per message).
     public static let maxSignatures = 8
 

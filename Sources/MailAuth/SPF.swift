@@ -64,7 +64,7 @@ public struct SPFChecker: Sendable {
 }
 
 /// An IP address as bytes (4 or 16); IPv4-mapped IPv6 addresses count as IPv4.
-struct IPAddress: Sendable, Equatable {
+struct IPAddress: Sendable, Hashable {
     var bytes: [UInt8]
     var isV4: Bool { bytes.count == 4 }
 

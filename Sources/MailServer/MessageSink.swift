@@ -126,22 +126,30 @@ extension MessageSink {
         }
     }
 
-    /// Finishes the message with `prefix` put in front of it (header fields added on submission). In memory that is
-    /// a concatenation; a spooled message is copied behind the prefix into a new file.
+    /// Finishes the message with `prefix` put in front of it (header fields added on submission).
     func finish(prepending prefix: [UInt8]) throws -> MessageContent {
+        try finish(editing: prefix.isEmpty ? [] : [MessageEdit(range: 0..<0, replacement: prefix)])
+    }
+
+    /// Finishes the message with byte ranges replaced (header fields removed, added). In memory that is a new array;
+    /// a spooled message is rewritten into a new file: the edited head, then the rest copied as it was.
+    func finish(editing edits: [MessageEdit]) throws -> MessageContent {
         if let failure { throw failure }
-        guard !prefix.isEmpty else { return try finish() }
-        guard let old = file else { return .inline(prefix + memory) }
+        guard !edits.isEmpty else { return try finish() }
+        let sorted = edits.sorted { $0.range.lowerBound < $1.range.lowerBound }
+        let editedEnd = sorted.map(\.range.upperBound).max() ?? 0
+        let delta = sorted.reduce(0) { $0 + $1.replacement.count - $1.range.count }
+        guard let old = file else { return .inline(MessageEdit.apply(sorted, to: memory)) }
+        let head = MessageEdit.apply(sorted, to: try self.head(max: editedEnd))
         let (url, handle) = try blobs.makeTempFile()
         var ok = false
         defer { if !ok { try? handle.close(); unlink(url.path) } }
         let fd = handle.fileDescriptor
-        func put(_ raw: UnsafeRawBufferPointer) throws { try MessageSink.write(raw, to: fd) }
-        try prefix.withUnsafeBytes { try put($0) }
+        try head.withUnsafeBytes { try MessageSink.write($0, to: fd) }
         var copyError: Error?
-        try forEachChunk(from: 0) { chunk in
+        try forEachChunk(from: editedEnd) { chunk in
             guard copyError == nil else { return }
-            do { try put(chunk) } catch { copyError = error }
+            do { try MessageSink.write(chunk, to: fd) } catch { copyError = error }
         }
         if let copyError { throw copyError }
         let key = BlobStore.newKey()
@@ -150,6 +158,28 @@ extension MessageSink {
         try? old.handle.close()
         unlink(old.url.path)
         file = nil
-        return .blob(key: key, size: size + prefix.count)
+        return .blob(key: key, size: size + delta)
+    }
+}
+
+/// One change to a received message before it is stored: `range` (of the message as received) replaced by
+/// `replacement`; an empty range inserts.
+struct MessageEdit: Sendable {
+    var range: Range<Int>
+    var replacement: [UInt8]
+
+    /// Applies sorted, non-overlapping edits to `bytes` (ranges past the end are clipped).
+    static func apply(_ edits: [MessageEdit], to bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + edits.reduce(0) { $0 + $1.replacement.count })
+        var position = 0
+        for e in edits {
+            let lower = min(max(e.range.lowerBound, position), bytes.count), upper = min(max(e.range.upperBound, lower), bytes.count)
+            out += bytes[position..<lower]
+            out += e.replacement
+            position = upper
+        }
+        out += bytes[position...]
+        return out
     }
 }

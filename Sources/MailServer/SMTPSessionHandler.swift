@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MailAuth
 import MailCore
 import MailMessage
 import MailStore
@@ -55,6 +56,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private var timeout: Scheduled<Void>?
     private var logger: Logger
     private var transactionID = ""
+    /// Port 25 with checks on: what was learnt about the client at connect, and the SPF result of this transaction.
+    private var client: ClientFacts?
+    private var spf: SPFOutcome?
+    /// Length of the Return-Path line at the start of the message (the Authentication-Results go below it).
+    private var returnPathLength = 0
 
     init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool, service: SMTPService = .mx) {
         self.server = server
@@ -78,6 +84,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         logger[metadataKey: "remote"] = .string(slot.remoteAddress)
         if slot.isLoopback { machine.configuration.authRequiresTLS = false }
         switch verdict {
+        case .accepted where service == .mx && server.inbound != nil:
+            // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
+            logger.debug("connected")
+            armTimeout(context: context)
+            let inbound = server.inbound!, address = slot.remoteAddress
+            runAsync(context: context, { await inbound.connect(address) }) { handler, result, context in
+                guard case .success(let facts) = result else { return }
+                handler.client = facts
+                if let listing = facts.blocklisted { handler.logger.notice("client blocklisted", metadata: ["zone": "\(listing.zone)"]) }
+                handler.write(handler.machine.greeting, context: context)
+            }
         case .accepted:
             logger.debug("connected")
             write(machine.greeting, context: context)
@@ -137,8 +154,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 logger.trace("command", metadata: ["verb": "\(command.verb)"])
                 if case .mail(let path, _) = command {
                     resolved = []
+                    spf = nil
                     if service == .submission, account != nil, machine.state == .ready {
                         return checkSender(path, command: command, context: context)
+                    }
+                    if service == .mx, let inbound = server.inbound, let client, machine.state == .ready, machine.heloName != nil {
+                        return checkClient(path, command: command, inbound: inbound, client: client, context: context)
                     }
                 }
                 action = machine.receive(command)
@@ -343,6 +364,29 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
+    // MARK: port-25 checks
+
+    /// At MAIL FROM: blocklists, reverse DNS, rate limits, then SPF (RFC 7208 §2.4: checked at MAIL FROM).
+    private func checkClient(_ path: ReversePath, command: SMTPCommand, inbound: InboundChecks, client: ClientFacts,
+                             context: ChannelHandlerContext) {
+        let helo = machine.heloName ?? ""
+        let sender = path.address?.description ?? ""
+        runAsync(context: context, { await inbound.mailFrom(client: client, helo: helo, sender: sender) }) { handler, result, context in
+            guard case .success(let (spf, refusal)) = result else { return }
+            if let refusal {
+                handler.logger.notice("sender refused", metadata: ["from": "\(sender)", "reply": "\(refusal)"])
+                if refusal.code.isPermanent {
+                    handler.perform(handler.machine.countError(refusal), context: context)
+                } else {
+                    handler.write(refusal, context: context)
+                }
+                return
+            }
+            handler.spf = spf
+            handler.perform(handler.machine.receive(command), context: context)
+        }
+    }
+
     // MARK: recipients
 
     private func checkRecipient(_ recipient: AcceptedRecipient, context: ChannelHandlerContext) {
@@ -373,6 +417,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext) {
         switch result {
         case .success(.local(let accounts)):
+            if let inbound = server.inbound, let client, service == .mx, case .transaction(let txn)? = machine.state.transactionState,
+               let reply = inbound.recipient(client: client, sender: txn.reversePath.address?.description ?? "", recipient: address.description) {
+                logger.info("recipient greylisted", metadata: ["rcpt": "\(address)"])
+                return perform(machine.recipientRejected(reply), context: context)
+            }
             if let reply = machine.recipientAccepted() {
                 resolved.append(.local(accounts))
                 write(reply, context: context)
@@ -423,7 +472,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         case .mailbox(let a): reversePath = a.description
         }
         // Return-Path belongs to the final delivery (RFC 5321 §4.4); a submitted message travels on without one.
-        return service == .submission ? received : TraceHeaders.returnPath(reversePath) + received
+        if service == .submission { returnPathLength = 0; return received }
+        let returnPath = TraceHeaders.returnPath(reversePath)
+        returnPathLength = returnPath.utf8.count
+        return returnPath + received
     }
 
     private func finishData(context: ChannelHandlerContext) {
@@ -486,8 +538,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             }
         }
         let finalTargets = targets, remoteRecipients = remote
-        let commit: @Sendable (MessageContent) -> Void = { content in
-            store.deliver(Delivery(content: content, envelope: envelope, targets: finalTargets, remoteRecipients: remoteRecipients, queueID: id)) { result in
+        let commitTo: @Sendable (MessageContent, [DeliveryTarget]) -> Void = { content, targets in
+            store.deliver(Delivery(content: content, envelope: envelope, targets: targets, remoteRecipients: remoteRecipients, queueID: id)) { result in
                 if case .failure = result, case .blob(let key, _) = content {
                     // Nothing references the file: remove it so a failed delivery leaves nothing behind.
                     server.blobs.remove(key)
@@ -495,7 +547,39 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 finish(result.map { ($0, content.size) })
             }
         }
-        if service == .submission {
+        let commit: @Sendable (MessageContent) -> Void = { commitTo($0, finalTargets) }
+        if service == .mx, let inbound = server.inbound, let client, !client.exempt {
+            // Port 25 with checks: DKIM, DMARC and the spam score decide, then the header is rewritten and stored.
+            let unsafeSink = UnsafeTransfer(sink)
+            let spf = self.spf, helo = machine.heloName ?? "", logger = self.logger, returnPathLength = self.returnPathLength
+            let threadPool = server.threadPool
+            Task {
+                do {
+                    let read = try await threadPool.runIfActive { try ReceivedContent.read(unsafeSink.value, skipping: returnPathLength) }
+                    var dkim = read.dkim
+                    let verdict = await inbound.content(client: client, spf: spf, helo: helo, mailFrom: envelope.mailFrom,
+                                                        header: read.header, fields: read.fields, dkim: &dkim)
+                    logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
+                    var targets = finalTargets
+                    switch verdict.action {
+                    case .reject(let reply):
+                        unsafeSink.value.discard()
+                        return finish(.failure(reply))
+                    case .junk:
+                        targets = targets.map { DeliveryTarget(account: $0.account, mailbox: DeliveryTarget.junkMailbox) }
+                    case .accept:
+                        break
+                    }
+                    let edits = verdict.removals.map { MessageEdit(range: $0, replacement: []) }
+                        + [MessageEdit(range: returnPathLength..<returnPathLength, replacement: Array(verdict.header.utf8))]
+                    let content = try await threadPool.runIfActive { try unsafeSink.value.finish(editing: edits) }
+                    commitTo(content, targets)
+                } catch {
+                    unsafeSink.value.discard()
+                    finish(.failure(error))
+                }
+            }
+        } else if service == .submission {
             // Message-ID, Date and DKIM signatures are added off the event loop (signing and file copies block).
             let keyring = server.keyring, hostname = server.config.hostname, logger = self.logger
             let unsafeSink = UnsafeTransfer(sink)
@@ -548,6 +632,10 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 let queued = resolved.contains { if case .remote = $0 { return true } else { return false } }
                 write(SMTPReply(250, "2.0.0", queued ? "Ok: queued as \(id)" : "Ok: stored as \(id)"), context: context)
             }
+        case .failure(let refusal as SMTPReply):
+            // Refused by the checks (DMARC policy, spam score).
+            logger.notice("message refused", metadata: ["msg": "\(id)", "from": "\(from)", "reply": "\(refusal)"])
+            if !closed { write(refusal, context: context) }
         case .failure(let error):
             logger.error("delivery failed", metadata: ["msg": "\(id)", "error": "\(error)"])
             let reply: SMTPReply
@@ -605,6 +693,37 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 }
 
 struct MailboxFull: Error {}
+
+/// A received message's header, read back for the checks, with the DKIM check fed its body.
+struct ReceivedContent: Sendable {
+    /// The largest header read; a longer one is checked as far as this.
+    static let maxHeader = 1 << 20
+    var header: [UInt8]
+    /// Fields of the header as it arrived (the fields Tern put in front left out), with their offsets in the message.
+    var fields: [(field: RawHeaderField, offset: Int)]
+    var dkim: DKIMCheck
+
+    /// Reads the message in `sink` (blocking file reads when it was spooled). `skipping` octets at the start are
+    /// Tern's own Return-Path; the Received field Tern added is skipped too.
+    static func read(_ sink: MessageSink, skipping: Int) throws -> ReceivedContent {
+        let head = try sink.head(max: maxHeader)
+        let end = RawHeader.end(head)
+        var fields: [(RawHeaderField, Int)] = []
+        var offset = 0
+        for f in RawHeader.fields(head[..<end]) {
+            defer { offset += f.raw.count }
+            // Tern's Return-Path and the first Received (its own) are not part of what arrived.
+            if offset < skipping { continue }
+            if fields.isEmpty && offset == skipping && f.name.caseInsensitiveCompare("Received") == .orderedSame { continue }
+            fields.append((f, offset))
+        }
+        var dkim = DKIMCheck(headerFields: fields.map(\.0))
+        if dkim.hasSignatures {
+            try sink.forEachChunk(from: end) { dkim.update($0) }
+        }
+        return ReceivedContent(header: Array(head[..<end]), fields: fields, dkim: dkim)
+    }
+}
 
 extension SASLStep {
     /// The same success under the account's canonical address.

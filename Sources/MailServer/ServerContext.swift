@@ -29,6 +29,8 @@ public struct ServerContext: Sendable {
     let pop3Locks = POP3Locks()
     /// DKIM keys for signing submitted mail.
     let keyring: DKIMKeyring
+    /// The port-25 checks (SPF, DKIM, DMARC, blocklists…); nil: none (tests of the bare protocol).
+    public var inbound: InboundChecks?
     /// Keys the fake SCRAM salts of unknown users (random per process).
     let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 

@@ -203,6 +203,9 @@ public struct DeliveryTarget: Sendable, Hashable {
         self.account = account
         self.mailbox = mailbox
     }
+
+    /// Stands for the account's \\Junk mailbox (RFC 6154), whatever its name; INBOX when it has none.
+    public static let junkMailbox = "\\Junk"
 }
 
 public struct DeliveryReceipt: Sendable {

@@ -148,11 +148,16 @@ final class GroupCommitter: @unchecked Sendable {
         // A message reaches a mailbox once, even when several recipients resolve to it.
         var seenTargets = Set<DeliveryTarget>()
         for target in delivery.targets where seenTargets.insert(target).inserted {
+            var name = target.mailbox ?? "INBOX"
+            if name == DeliveryTarget.junkMailbox {
+                name = try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM mailbox WHERE account_id = ? AND special_use = ? LIMIT 1"),
+                                           arguments: [target.account, SpecialUse.junk.rawValue]) ?? "INBOX"
+            }
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
                 WHERE account_id = ? AND name = ? RETURNING id, uidnext - 1 AS uid, highestmodseq
-                """), arguments: [target.account, target.mailbox ?? "INBOX"]) else {
-                throw StoreError.notFound("mailbox \(target.mailbox ?? "INBOX") of account \(target.account)")
+                """), arguments: [target.account, name]) else {
+                throw StoreError.notFound("mailbox \(name) of account \(target.account)")
             }
             let mailbox: MailboxID = row["id"]
             let uid: Int64 = row["uid"], modseq: Int64 = row["highestmodseq"]

@@ -43,6 +43,7 @@ public struct TernConfiguration: Sendable {
     public var nameservers: [String]
     public var delivery: Delivery
     public var logLevel: String
+    public var checks = Checks()
 
     public enum Service: String, CaseIterable, Sendable {
         case smtp, submission, submissions, imap, imaps, pop3, pop3s
@@ -60,6 +61,33 @@ public struct TernConfiguration: Sendable {
         public var maxLoginFailures: Int
         public var commandTimeout: Duration
         public var dataTimeout: Duration
+    }
+
+    /// What the receiving service (port 25) checks before it accepts a message.
+    public struct Checks: Sendable {
+        public enum Action: String, Sendable { case reject, junk }
+        public var spf = true
+        public var dkim = true
+        public var dmarc = true
+        /// What a DMARC failure under p=reject does (p=quarantine always means Junk).
+        public var dmarcReject: Action = .reject
+        /// Clients in these networks skip every check (the host itself, by default).
+        public var exemptNetworks: [String] = ["127.0.0.1/32", "::1/128"]
+        /// Refuse clients without forward-confirmed reverse DNS.
+        public var requireReverseDNS = false
+        public var blocklists: [String] = []
+        public var allowlists: [String] = []
+        /// Messages per hour from one client address / one envelope sender; 0: no limit.
+        public var ratePerClient = 0
+        public var ratePerSender = 0
+        public var greylisting = false
+        public var greylistDelay: Duration = .seconds(300)
+        public var greylistWindow: Duration = .seconds(4 * 3600)
+        public var greylistRemember: Duration = .seconds(35 * 86400)
+        public var spamFilter = true
+        public var junkScore = 5.0
+        public var rejectScore = 12.0
+        public init() {}
     }
 
     public struct Delivery: Sendable {

@@ -6,7 +6,8 @@ import TOMLKit
 /// all come from this one table, so the documentation cannot drift from the code.
 public enum ConfigSchema {
     public enum Kind: Sendable {
-        case string, hostname, path, int(ClosedRange<Int>), size, duration, durationList, listenList, stringList
+        case string, hostname, path, int(ClosedRange<Int>), size, duration, durationList, listenList, stringList, bool, number(ClosedRange<Double>),
+             choice([String])
     }
 
     public struct Field: Sendable {
@@ -17,7 +18,7 @@ public enum ConfigSchema {
         public var doc: String
     }
 
-    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "log"]
+    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "checks", "greylisting", "spam", "log"]
 
     public static let fields: [Field] = [
         Field(path: "hostname", kind: .hostname, defaultValue: "\"localhost\"",
@@ -71,6 +72,37 @@ public enum ConfigSchema {
               doc: "Simultaneous connections to one destination domain (Postfix's default is also 20); each carries message after message."),
         Field(path: "delivery.delay_notice", kind: .duration, defaultValue: "\"0\"",
               doc: "Tell the sender once when a message is still undelivered after this long (\"4h\" is usual); \"0\" never."),
+        Field(path: "checks.spf", kind: .bool, defaultValue: "true",
+              doc: "Check SPF (RFC 7208) of MAIL FROM and HELO on port 25; recorded in Authentication-Results, used by DMARC and the spam score."),
+        Field(path: "checks.dkim", kind: .bool, defaultValue: "true",
+              doc: "Verify every DKIM signature (RFC 6376, Ed25519 RFC 8463) of incoming messages."),
+        Field(path: "checks.dmarc", kind: .bool, defaultValue: "true",
+              doc: "Apply the From domain's DMARC policy (RFC 7489): p=quarantine delivers to Junk, p=reject as dmarc_reject says."),
+        Field(path: "checks.dmarc_reject", kind: .choice(["reject", "junk"]), defaultValue: "\"reject\"",
+              doc: "What a DMARC failure under p=reject does: \"reject\" refuses the message at the end of DATA (550 5.7.1), \"junk\" delivers it to Junk."),
+        Field(path: "checks.exempt_networks", kind: .stringList, defaultValue: "[\"127.0.0.1/32\", \"::1/128\"]",
+              doc: "Client addresses (CIDR ranges) that skip every check: this host's own programs. Not a relay permission: relaying always needs AUTH."),
+        Field(path: "checks.require_reverse_dns", kind: .bool, defaultValue: "false",
+              doc: "Refuse mail from clients whose address has no PTR name that resolves back to it (forward-confirmed reverse DNS): 550 5.7.25, or 450 4.7.25 when DNS fails. Always recorded as iprev in Authentication-Results."),
+        Field(path: "checks.blocklists", kind: .stringList, defaultValue: "[]",
+              doc: "DNS blocklist zones checked for each client address at connect, such as [\"zen.spamhaus.org\"]. A listed client gets 554 5.7.1 to MAIL FROM."),
+        Field(path: "checks.allowlists", kind: .stringList, defaultValue: "[]",
+              doc: "DNS allowlist zones, such as [\"list.dnswl.org\"]. A listed client skips the blocklists and greylisting and gets a lower spam score."),
+        Field(path: "checks.rate_per_client", kind: .int(0...10_000_000), defaultValue: "0",
+              doc: "Messages per hour accepted from one client address (IPv6: its /64); more get 451 4.7.1. 0: no limit."),
+        Field(path: "checks.rate_per_sender", kind: .int(0...10_000_000), defaultValue: "0",
+              doc: "Messages per hour accepted from one envelope sender address; more get 451 4.7.1. 0: no limit."),
+        Field(path: "greylisting.enabled", kind: .bool, defaultValue: "false",
+              doc: "Greylisting: the first attempt of an unknown (client network, sender, recipient) triplet gets 451 4.7.1; a retry after `delay` and within `window` is accepted, and the triplet is then remembered."),
+        Field(path: "greylisting.delay", kind: .duration, defaultValue: "\"5m\"", doc: "How long a new triplet must wait before its retry is accepted."),
+        Field(path: "greylisting.window", kind: .duration, defaultValue: "\"4h\"", doc: "How long after the first attempt a retry is still accepted; later ones start again."),
+        Field(path: "greylisting.remember", kind: .duration, defaultValue: "\"35d\"", doc: "How long a triplet that passed stays known (renewed by each message)."),
+        Field(path: "spam.enabled", kind: .bool, defaultValue: "true",
+              doc: "Score each incoming message (rules and the Bayesian filter) and add an X-Spam header with the score."),
+        Field(path: "spam.junk_score", kind: .number(-100...1000), defaultValue: "5.0",
+              doc: "Messages scoring at least this much are delivered to the Junk mailbox."),
+        Field(path: "spam.reject_score", kind: .number(-100...1000), defaultValue: "12.0",
+              doc: "Messages scoring at least this much are refused at the end of DATA (550 5.7.1)."),
         Field(path: "log.level", kind: .string, defaultValue: "\"info\"", doc: "trace, debug, info, notice, warning, error or critical."),
     ]
 
@@ -138,6 +170,23 @@ public enum ConfigSchema {
             if let s = value(path).string, let d = parseDuration(s) { return d }
             fail(path, "must be a duration such as \"30s\", \"5m\", \"2h\" or \"5d\""); return .seconds(1)
         }
+        func bool(_ path: String) -> Bool {
+            guard let b = value(path).bool else { fail(path, "must be true or false"); return false }
+            return b
+        }
+        func number(_ path: String) -> Double {
+            guard case .number(let range) = field(path)!.kind else { return 0 }
+            let v = value(path)
+            guard let n = v.double ?? v.int.map(Double.init) else { fail(path, "must be a number"); return range.lowerBound }
+            guard range.contains(n) else { fail(path, "must be between \(range.lowerBound) and \(range.upperBound), not \(n)"); return range.lowerBound }
+            return n
+        }
+        func choice(_ path: String) -> String {
+            guard case .choice(let options) = field(path)!.kind else { return "" }
+            let s = string(path)
+            guard options.contains(s) else { fail(path, "must be one of \(options.joined(separator: ", ")), not \"\(s)\""); return options[0] }
+            return s
+        }
         func strings(_ path: String) -> [String] {
             guard let array = value(path).array else { fail(path, "must be a list of strings"); return [] }
             var out: [String] = []
@@ -201,10 +250,49 @@ public enum ConfigSchema {
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
             fail("log.level", "\"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")
         }
+        var checks = TernConfiguration.Checks()
+        checks.spf = bool("checks.spf")
+        checks.dkim = bool("checks.dkim")
+        checks.dmarc = bool("checks.dmarc")
+        checks.dmarcReject = TernConfiguration.Checks.Action(rawValue: choice("checks.dmarc_reject")) ?? .reject
+        checks.exemptNetworks = strings("checks.exempt_networks")
+        for n in checks.exemptNetworks where !ConfigSchema.isNetwork(n) {
+            fail("checks.exempt_networks", "\"\(n)\" is not an address or CIDR range such as \"192.0.2.0/24\"")
+        }
+        checks.requireReverseDNS = bool("checks.require_reverse_dns")
+        checks.blocklists = strings("checks.blocklists")
+        checks.allowlists = strings("checks.allowlists")
+        for (key, zones) in [("checks.blocklists", checks.blocklists), ("checks.allowlists", checks.allowlists)] {
+            for z in zones where (try? Domain.validate(z, allowUTF8: false)) == nil { fail(key, "\"\(z)\" is not a DNS zone name") }
+        }
+        checks.ratePerClient = int("checks.rate_per_client")
+        checks.ratePerSender = int("checks.rate_per_sender")
+        checks.greylisting = bool("greylisting.enabled")
+        checks.greylistDelay = duration("greylisting.delay")
+        checks.greylistWindow = duration("greylisting.window")
+        checks.greylistRemember = duration("greylisting.remember")
+        if checks.greylistWindow <= checks.greylistDelay { fail("greylisting.window", "must be longer than greylisting.delay") }
+        checks.spamFilter = bool("spam.enabled")
+        checks.junkScore = number("spam.junk_score")
+        checks.rejectScore = number("spam.reject_score")
+        if checks.rejectScore <= checks.junkScore { fail("spam.reject_score", "must be above spam.junk_score") }
         let data = overrideData ?? path("data") ?? baseDirectory.appendingPathComponent("tern-data")
         if !issues.isEmpty { throw ConfigErrors(issues: issues) }
-        return TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
-                                 tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
+        var configuration = TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
+                                              tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
+        configuration.checks = checks
+        return configuration
+    }
+
+    /// An IPv4 or IPv6 address, optionally with a /prefix in range.
+    static func isNetwork(_ s: String) -> Bool {
+        let parts = s.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count <= 2 else { return false }
+        let address = String(parts[0])
+        let bits = AddressLiteral.isIPv4(address) ? 32 : AddressLiteral.isIPv6(address) ? 128 : 0
+        guard bits > 0 else { return false }
+        if parts.count == 2 { guard let p = Int(parts[1]), (0...bits).contains(p) else { return false } }
+        return true
     }
 
     /// `"30s"`, `"5m"`, `"2h"`, `"5d"`, or a number of seconds.

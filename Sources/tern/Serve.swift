@@ -3,6 +3,7 @@ import DNSResolverLive
 import Dispatch
 import Foundation
 import Logging
+import MailAuth
 import MailCore
 import MailServer
 import MailStore
@@ -52,8 +53,11 @@ struct Serve: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
-        let context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger,
+        let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+        var context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger,
                                     threadPool: threadPool, inlineLimit: SQLiteMailStore.inlineLimit)
+        let suffixes = SuffixListFile.load(dataDirectory: config.dataDirectory, logger: logger)
+        context.inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes)
         let server = TernServer(context: context, group: group)
         let listeners: [TernServer.Listener]
         do {
@@ -62,7 +66,6 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("cannot listen: \(error)")
         }
         // The outbound queue: delivers what submission accepted for other domains, and the bounces.
-        let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
         let courier = try SMTPCourier(group: group, heloName: config.hostname)
         let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, logger: logger)
         let queueTask = Task { await queue.run() }

@@ -1,0 +1,319 @@
+import Foundation
+import MailAuth
+import MailCore
+import MailDNS
+import MailMessage
+import SMTPCodec
+import Synchronization
+import TernConfig
+
+/// What is known about a client once it has connected to port 25.
+struct ClientFacts: Sendable {
+    var address: String
+    /// In `checks.exempt_networks`: nothing is checked.
+    var exempt = false
+    var iprev: IPRevOutcome?
+    var blocklisted: DNSListCheck.Listing?
+    var allowlisted: DNSListCheck.Listing?
+}
+
+/// What the checks decided about one message at the end of DATA.
+struct ContentVerdict: Sendable {
+    enum Action: Sendable, Equatable {
+        case accept
+        case junk
+        case reject(SMTPReply)
+    }
+    var action: Action
+    /// Header fields to add (Authentication-Results, X-Spam), with CRLFs.
+    var header: String
+    /// Byte ranges of header fields from outside that are removed (Authentication-Results, X-Spam*).
+    var removals: [Range<Int>]
+    /// One line for the log.
+    var summary: String
+    /// Everything found, as the header says it.
+    var results: AuthenticationResults
+}
+
+/// The checks run on a saved message (`tern check message`): each result, and what the server would have done.
+public struct CheckReport: Sendable {
+    public var clientAddress: String
+    public var helo: String
+    public var mailFrom: String
+    public var iprev: IPRevOutcome?
+    public var blocklisted: DNSListCheck.Listing?
+    public var allowlisted: DNSListCheck.Listing?
+    public var spf: SPFOutcome?
+    public var dkim: [DKIMOutcome]
+    public var dmarc: DMARCOutcome?
+    /// The Authentication-Results field the server would add.
+    public var authenticationResults: String
+    /// "accept", "junk" or the reply the message (or its sender) would get.
+    public var action: String
+}
+
+/// The port-25 checks (issue 6): at connect (reverse DNS, DNS block/allowlists), at MAIL FROM (SPF, rate limits),
+/// at RCPT (greylisting) and at the end of DATA (DKIM, DMARC, spam score). Pure policy over a DNS resolver and two
+/// bounded in-memory tables; the SMTP handler calls it and turns its answers into replies.
+public final class InboundChecks: Sendable {
+    let settings: TernConfiguration.Checks
+    let resolver: any DNSResolver
+    let suffixes: PublicSuffixList
+    let hostname: String
+    let exempt: [IPNetwork]
+    let rates: RateLimiter
+    let greylist: Greylist
+
+    public init(config: TernConfiguration, resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn) {
+        settings = config.checks
+        self.resolver = resolver
+        self.suffixes = suffixes
+        hostname = config.hostname
+        exempt = config.checks.exemptNetworks.compactMap(IPNetwork.init)
+        rates = RateLimiter()
+        greylist = Greylist(delay: config.checks.greylistDelay, window: config.checks.greylistWindow,
+                            remember: config.checks.greylistRemember)
+    }
+
+    // MARK: connect
+
+    func connect(_ address: String, honourExemptions: Bool = true) async -> ClientFacts {
+        var facts = ClientFacts(address: address)
+        if honourExemptions, exempt.contains(where: { $0.contains(address) }) {
+            facts.exempt = true
+            return facts
+        }
+        let lists = DNSListCheck(resolver: resolver)
+        async let iprev = IPRevCheck(resolver: resolver).check(address)
+        async let allow = settings.allowlists.isEmpty ? nil : lists.firstListing(address, zones: settings.allowlists)
+        facts.allowlisted = await allow
+        if facts.allowlisted == nil, !settings.blocklists.isEmpty {
+            facts.blocklisted = await lists.firstListing(address, zones: settings.blocklists)
+        }
+        facts.iprev = await iprev
+        return facts
+    }
+
+    // MARK: MAIL FROM
+
+    /// SPF of the sender, and a refusal when the client may not send (blocklisted, no reverse DNS, over its rate).
+    func mailFrom(client: ClientFacts, helo: String, sender: String, countRates: Bool = true) async -> (spf: SPFOutcome?, refusal: SMTPReply?) {
+        guard !client.exempt else { return (nil, nil) }
+        if let listing = client.blocklisted {
+            let why = listing.reason.map { ": \(AuthenticationResultsText.clean($0))" } ?? ""
+            return (nil, SMTPReply(554, "5.7.1", "Service unavailable; client [\(client.address)] blocked using \(listing.zone)\(why)"))
+        }
+        if settings.requireReverseDNS, let iprev = client.iprev, iprev.result != .pass {
+            if iprev.result == .temperror {
+                return (nil, SMTPReply(450, "4.7.25", "Reverse DNS of [\(client.address)] could not be checked, try again later", isClientFault: false))
+            }
+            return (nil, SMTPReply(550, "5.7.25", "Reverse DNS validation failed for [\(client.address)]: \(iprev.reason)"))
+        }
+        if countRates, settings.ratePerClient > 0, !rates.take("c:" + RateLimiter.clientKey(client.address), limit: settings.ratePerClient) {
+            return (nil, SMTPReply(451, "4.7.1", "Too many messages from [\(client.address)], try again later", isClientFault: false))
+        }
+        if countRates, settings.ratePerSender > 0, !sender.isEmpty, !rates.take("s:" + sender.lowercased(), limit: settings.ratePerSender) {
+            return (nil, SMTPReply(451, "4.7.1", "Too many messages from <\(sender)>, try again later", isClientFault: false))
+        }
+        guard settings.spf else { return (nil, nil) }
+        let checker = SPFChecker(resolver: resolver, receiver: hostname)
+        let outcome = await checker.check(ip: client.address, mailFrom: sender, helo: helo)
+        return (outcome, nil)
+    }
+
+    // MARK: RCPT TO
+
+    /// Greylisting: a temporary refusal for a triplet not seen (long enough) before.
+    func recipient(client: ClientFacts, sender: String, recipient: String, now: Date = Date()) -> SMTPReply? {
+        guard settings.greylisting, !client.exempt, client.allowlisted == nil else { return nil }
+        let key = "\(RateLimiter.clientKey(client.address))|\(sender.lowercased())|\(recipient.lowercased())"
+        switch greylist.check(key, now: now) {
+        case .pass: return nil
+        case .wait(let seconds):
+            return SMTPReply(451, "4.7.1", "Greylisted, please try again in \(seconds) seconds", isClientFault: false)
+        }
+    }
+
+    // MARK: end of DATA
+
+    /// The content checks, given the message's header fields (with their offsets) and a DKIM check already fed
+    /// with the body.
+    func content(client: ClientFacts, spf: SPFOutcome?, helo: String, mailFrom: String, header: [UInt8],
+                 fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck) async -> ContentVerdict {
+        var removals: [Range<Int>] = []
+        for (f, offset) in fields {
+            let name = f.name.lowercased()
+            if name == "authentication-results" || name.hasPrefix("x-spam") {
+                removals.append(offset..<(offset + f.raw.count))
+            }
+        }
+        var results = AuthenticationResults(authservID: hostname)
+        if let iprev = client.iprev { results.iprev = (iprev, client.address) }
+        if let spf { results.spf = (spf, mailFrom, helo) }
+        let plainFields = fields.map(\.field)
+        if settings.dkim { results.dkim = await dkim.finish(resolver: resolver) }
+        var action = ContentVerdict.Action.accept
+        if settings.dmarc {
+            let from = Self.fromDomain(plainFields)
+            let spfDomain = mailFrom.isEmpty ? helo : String(mailFrom[mailFrom.index(after: mailFrom.lastIndex(of: "@") ?? mailFrom.startIndex)...])
+            let dmarc = await DMARCChecker(resolver: resolver, suffixes: suffixes)
+                .check(fromDomain: from, spf: spf.map { ($0.result, spfDomain) }, dkim: results.dkim)
+            results.dmarc = dmarc
+            if dmarc.result == .fail {
+                switch dmarc.disposition {
+                case .reject where settings.dmarcReject == .reject:
+                    action = .reject(SMTPReply(550, "5.7.1", "Message rejected by the DMARC policy of \(dmarc.fromDomain): \(dmarc.reason)"))
+                case .reject, .quarantine:
+                    action = .junk
+                case .none:
+                    break
+                }
+            }
+        }
+        var summary = "spf=\(spf?.result.rawValue ?? "-") dkim=\(results.dkim.map(\.result.rawValue).joined(separator: ",")) dmarc=\(results.dmarc?.result.rawValue ?? "-")"
+        if let iprev = client.iprev { summary += " iprev=\(iprev.result.rawValue)" }
+        return ContentVerdict(action: action, header: results.field, removals: removals, summary: summary, results: results)
+    }
+
+    /// Runs every check on a message as if `clientAddress` had just sent it (exempt networks do not apply; rate limits
+    /// and greylisting, which depend on history, are left out).
+    public func evaluate(message: [UInt8], clientAddress: String, helo: String, mailFrom: String) async -> CheckReport {
+        var client = await connect(clientAddress, honourExemptions: false)
+        client.exempt = false
+        var report = CheckReport(clientAddress: clientAddress, helo: helo, mailFrom: mailFrom, iprev: client.iprev,
+                                 blocklisted: client.blocklisted, allowlisted: client.allowlisted, spf: nil, dkim: [], dmarc: nil,
+                                 authenticationResults: "", action: "accept")
+        let (spf, refusal) = await self.mailFrom(client: client, helo: helo, sender: mailFrom, countRates: false)
+        report.spf = spf
+        let end = RawHeader.end(message)
+        var fields: [(field: RawHeaderField, offset: Int)] = []
+        var offset = 0
+        for f in RawHeader.fields(message[..<end]) {
+            fields.append((f, offset))
+            offset += f.raw.count
+        }
+        var dkim = DKIMCheck(headerFields: fields.map(\.field))
+        message.withUnsafeBytes { dkim.update(UnsafeRawBufferPointer(rebasing: $0[end...])) }
+        let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom, header: Array(message[..<end]),
+                                    fields: fields, dkim: &dkim)
+        report.dkim = verdict.results.dkim
+        report.dmarc = verdict.results.dmarc
+        report.authenticationResults = verdict.header
+        if let refusal {
+            report.action = "refused at MAIL FROM: \(refusal.encoded().trimmingCharacters(in: .whitespacesAndNewlines))"
+        } else {
+            switch verdict.action {
+            case .accept: report.action = "accept"
+            case .junk: report.action = "deliver to Junk"
+            case .reject(let reply): report.action = "refused at end of DATA: \(reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))"
+            }
+        }
+        return report
+    }
+
+    /// The domain of the single address in the single From field; nil when there is none or more than one.
+    static func fromDomain(_ fields: [RawHeaderField]) -> String? {
+        let froms = fields.filter { $0.name.caseInsensitiveCompare("From") == .orderedSame }
+        guard froms.count == 1, let colon = froms[0].raw.firstIndex(of: 58) else { return nil }
+        let value = String(decoding: froms[0].raw[(colon + 1)...], as: UTF8.self)
+        // Unfolded first: a folded From value still names its address.
+        let unfolded = value.replacingOccurrences(of: "\r\n", with: "")
+        let domains: [String?] = AddressList.parse(unfolded).compactMap { item in
+            if case .mailbox(_, _, let domain) = item { return domain } else { return nil }
+        }
+        guard domains.count == 1, let domain = domains[0], !domain.isEmpty else { return nil }
+        return domain.lowercased()
+    }
+}
+
+enum AuthenticationResultsText {
+    /// DNS-provided text made safe for a reply line.
+    static func clean(_ s: String) -> String {
+        String(s.unicodeScalars.filter { $0.value >= 32 && $0.value < 127 }.prefix(200).map(Character.init))
+    }
+}
+
+/// Messages per hour per key, in fixed one-hour windows (the previous window's count weighs in proportionally, so the
+/// limit holds across a window boundary). At most `capacity` keys; the oldest windows go first.
+final class RateLimiter: Sendable {
+    private struct Counter { var window: Int; var current: Int; var previous: Int }
+    private let table = Mutex<[String: Counter]>([:])
+    let capacity: Int
+
+    init(capacity: Int = 100_000) { self.capacity = capacity }
+
+    /// Counts one message for `key`; false when that would exceed `limit` in the last hour.
+    func take(_ key: String, limit: Int, now: Date = Date()) -> Bool {
+        let t = now.timeIntervalSince1970
+        let window = Int(t / 3600)
+        let elapsed = t / 3600 - Double(window)
+        return table.withLock { table in
+            var c = table[key] ?? Counter(window: window, current: 0, previous: 0)
+            if c.window != window {
+                c.previous = c.window == window - 1 ? c.current : 0
+                c.current = 0
+                c.window = window
+            }
+            let estimate = Double(c.previous) * (1 - elapsed) + Double(c.current)
+            guard estimate + 1 <= Double(limit) else { table[key] = c; return false }
+            c.current += 1
+            if table.count >= capacity, table[key] == nil {
+                table = table.filter { $0.value.window >= window - 1 }
+                if table.count >= capacity { return true }  // full of active keys: do not track more
+            }
+            table[key] = c
+            return true
+        }
+    }
+
+    /// The client part of a key: the address, or its /64 for IPv6 (one host usually has a whole /64).
+    static func clientKey(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        guard let net = IPNetwork(address + "/64") else { return address }
+        return net.description
+    }
+}
+
+/// Greylisting triplets (first seen, passed), bounded in count.
+final class Greylist: Sendable {
+    enum Verdict: Equatable { case pass, wait(seconds: Int) }
+    private struct Entry { var first: Date; var passedUntil: Date? }
+    private let table = Mutex<[String: Entry]>([:])
+    let delay: TimeInterval, window: TimeInterval, remember: TimeInterval
+    let capacity: Int
+
+    init(delay: Duration, window: Duration, remember: Duration, capacity: Int = 200_000) {
+        self.delay = TimeInterval(delay.components.seconds)
+        self.window = TimeInterval(window.components.seconds)
+        self.remember = TimeInterval(remember.components.seconds)
+        self.capacity = capacity
+    }
+
+    func check(_ key: String, now: Date) -> Verdict {
+        table.withLock { table in
+            if var e = table[key] {
+                if let until = e.passedUntil, now < until {
+                    e.passedUntil = now.addingTimeInterval(remember)
+                    table[key] = e
+                    return .pass
+                }
+                let age = now.timeIntervalSince(e.first)
+                if e.passedUntil == nil, age >= delay, age <= window {
+                    e.passedUntil = now.addingTimeInterval(remember)
+                    table[key] = e
+                    return .pass
+                }
+                if e.passedUntil == nil, age < delay { return .wait(seconds: Int((delay - age).rounded(.up))) }
+            }
+            if table.count >= capacity {
+                table = table.filter { _, e in
+                    if let until = e.passedUntil { return until > now }
+                    return now.timeIntervalSince(e.first) <= window
+                }
+                if table.count >= capacity { return .pass }  // never block mail because the table is full
+            }
+            table[key] = Entry(first: now, passedUntil: nil)
+            return .wait(seconds: Int(delay.rounded(.up)))
+        }
+    }
+}

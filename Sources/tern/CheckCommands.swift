@@ -1,0 +1,203 @@
+import ArgumentParser
+import AsyncHTTPClient
+import DNSResolverLive
+import Foundation
+import Logging
+import MailAuth
+import MailMessage
+import MailServer
+import NIOCore
+import TernConfig
+
+/// The Public Suffix List in use: <data>/public_suffix_list.dat when `tern psl update` has fetched one, else the
+/// built-in copy.
+enum SuffixListFile {
+    static let fileName = "public_suffix_list.dat"
+    /// Fewer rules than this means the file is not a real list (an HTML error page, a truncated download).
+    static let minimumRules = 1000
+
+    static func load(dataDirectory: URL, logger: Logger? = nil) -> PublicSuffixList {
+        let url = dataDirectory.appendingPathComponent(fileName)
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return .builtIn }
+        let list = PublicSuffixList(text: text)
+        guard list.ruleCount >= minimumRules else {
+            logger?.warning("ignoring \(url.path): only \(list.ruleCount) rules; using the built-in Public Suffix List")
+            return .builtIn
+        }
+        return list
+    }
+}
+
+struct PSLCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "psl", abstract: "The Public Suffix List DMARC uses.",
+                                                    subcommands: [Update.self, Show.self])
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fetch the current Public Suffix List into the data folder (the server reads it at its next start).")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Where to fetch it from.") var url = "https://publicsuffix.org/list/public_suffix_list.dat"
+        @Option(help: "Read the list from this file instead of fetching it.") var from: String?
+
+        func run() async throws {
+            let config = try options.load()
+            let text: String
+            if let from {
+                guard let t = try? String(contentsOfFile: from, encoding: .utf8) else { throw ValidationError("cannot read \(from)") }
+                text = t
+            } else {
+                text = try await Self.fetch(url)
+            }
+            let list = PublicSuffixList(text: text)
+            guard list.ruleCount >= SuffixListFile.minimumRules else {
+                throw ValidationError("that is not a Public Suffix List (\(list.ruleCount) rules); nothing was changed")
+            }
+            try FileManager.default.createDirectory(at: config.dataDirectory, withIntermediateDirectories: true)
+            let target = config.dataDirectory.appendingPathComponent(SuffixListFile.fileName)
+            try Data(text.utf8).write(to: target, options: .atomic)
+            print("\(target.path): \(list.ruleCount) rules (built-in list: \(PublicSuffixList.builtIn.ruleCount) rules of \(PublicSuffixList.builtInVersion)). Restart tern serve to use it.")
+        }
+
+        static func fetch(_ url: String) async throws -> String {
+            let client = HTTPClient(eventLoopGroupProvider: .singleton)
+            do {
+                var request = HTTPClientRequest(url: url)
+                request.headers.add(name: "User-Agent", value: "Tern mail server (psl update)")
+                let response = try await client.execute(request, timeout: .seconds(60))
+                guard response.status == .ok else { throw ValidationError("\(url): HTTP \(response.status.code)") }
+                let body = try await response.body.collect(upTo: 16 << 20)
+                try await client.shutdown()
+                return String(buffer: body)
+            } catch {
+                try? await client.shutdown()
+                if error is ValidationError { throw error }
+                throw ValidationError("cannot fetch \(url): \(error)")
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the organizational domain of each name, and which list is used.")
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "Domain names.") var names: [String] = []
+
+        func run() async throws {
+            let config = try options.load()
+            let list = SuffixListFile.load(dataDirectory: config.dataDirectory)
+            let file = config.dataDirectory.appendingPathComponent(SuffixListFile.fileName)
+            let fromFile = list.ruleCount != PublicSuffixList.builtIn.ruleCount || FileManager.default.fileExists(atPath: file.path)
+            print("list: \(fromFile ? file.path : "built-in (\(PublicSuffixList.builtInVersion))"), \(list.ruleCount) rules")
+            for n in names {
+                print("\(n): public suffix \(list.publicSuffix(of: n)), organizational domain \(list.organizationalDomain(of: n))")
+            }
+        }
+    }
+}
+
+struct CheckCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Check messages (more checks come with later releases).",
+                                                    subcommands: [Message.self])
+
+    struct Message: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the receiving checks on a saved message: reverse DNS, DNS lists, SPF, DKIM, DMARC.",
+            discussion: """
+                The client address, HELO name and MAIL FROM come from the options, or else from the message: its \
+                Return-Path and the newest Received field that names a client address in brackets. DNS is looked up \
+                with the configured nameservers.
+                """)
+        @OptionGroup var options: ConfigOption
+        @Argument(help: "The message file (RFC 5322), or - for standard input.") var file: String
+        @Option(help: "The client's IP address.") var ip: String?
+        @Option(help: "The HELO/EHLO name the client gave.") var helo: String?
+        @Option(name: .customLong("mail-from"), help: "The envelope sender (MAIL FROM); \"\" for a null sender.") var mailFrom: String?
+
+        func run() async throws {
+            let config = try options.load()
+            let data: Data
+            if file == "-" {
+                data = FileHandle.standardInput.readDataToEndOfFile()
+            } else {
+                guard let d = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+                data = d
+            }
+            let message = MessageText.crlf(Array(data))
+            let trace = MessageText.trace(message)
+            guard let address = ip ?? trace.ip else {
+                throw ValidationError("no client address: give --ip (the message has no Received field naming one)")
+            }
+            let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+            let checks = InboundChecks(config: config, resolver: resolver,
+                                       suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory))
+            let report = await checks.evaluate(message: message, clientAddress: address, helo: helo ?? trace.helo ?? "",
+                                               mailFrom: mailFrom ?? trace.returnPath ?? "")
+            print(Self.render(report))
+        }
+
+        static func render(_ r: CheckReport) -> String {
+            var out = "client     \(r.clientAddress)  helo \(r.helo.isEmpty ? "-" : r.helo)  mail from <\(r.mailFrom)>\n"
+            if let i = r.iprev { out += "iprev      \(i.result.rawValue)  \(i.reason)\n" }
+            if let l = r.allowlisted { out += "allowlist  listed in \(l.zone) (\(l.codes.joined(separator: ", ")))\n" }
+            if let l = r.blocklisted { out += "blocklist  LISTED in \(l.zone) (\(l.codes.joined(separator: ", ")))\(l.reason.map { ": \($0)" } ?? "")\n" }
+            if let s = r.spf { out += "spf        \(s.result.rawValue)  \(s.reason) (\(s.lookups) DNS lookups)\n" }
+            if r.dkim.isEmpty { out += "dkim       none  (no signature)\n" }
+            for d in r.dkim {
+                out += "dkim       \(d.result.rawValue)  d=\(d.domain) s=\(d.selector) a=\(d.algorithm)"
+                if let bits = d.keyBits { out += " (\(bits)-bit key)" }
+                if let reason = d.reason { out += "  \(reason)" }
+                out += "\n"
+            }
+            if let d = r.dmarc {
+                out += "dmarc      \(d.result.rawValue)  from \(d.fromDomain.isEmpty ? "-" : d.fromDomain) (organizational domain \(d.organizationalDomain))"
+                if let rec = d.record {
+                    out += ", policy p=\(rec.policy.rawValue) at _dmarc.\(d.recordDomain ?? "")"
+                    if rec.percent < 100 { out += " pct=\(rec.percent)" }
+                    if d.result == .fail { out += ", disposition \(d.disposition.rawValue)" }
+                }
+                out += "  \(d.reason)\n"
+            }
+            out += "verdict    \(r.action)\n\n"
+            out += r.authenticationResults.replacingOccurrences(of: "\r\n", with: "\n")
+            return out
+        }
+    }
+}
+
+/// Reading a saved message: line ends as SMTP carries them, and what its trace fields say about how it arrived.
+enum MessageText {
+    /// Bare LF line ends (as files usually have them) made CRLF; CRLF left alone.
+    static func crlf(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + bytes.count / 40)
+        var previous: UInt8 = 0
+        for b in bytes {
+            if b == 10 && previous != 13 { out.append(13) }
+            out.append(b)
+            previous = b
+        }
+        return out
+    }
+
+    /// The Return-Path address, and the client address and HELO name of the newest Received field that names one.
+    static func trace(_ message: [UInt8]) -> (returnPath: String?, ip: String?, helo: String?) {
+        let fields = RawHeader.fields(message[..<RawHeader.end(message)])
+        var returnPath: String?
+        if let rp = fields.first(where: { $0.name.caseInsensitiveCompare("Return-Path") == .orderedSame }) {
+            let v = String(decoding: rp.raw, as: UTF8.self)
+            if let lt = v.firstIndex(of: "<"), let gt = v[lt...].firstIndex(of: ">") { returnPath = String(v[v.index(after: lt)..<gt]) }
+        }
+        for f in fields where f.name.caseInsensitiveCompare("Received") == .orderedSame {
+            let v = String(decoding: f.raw, as: UTF8.self).replacingOccurrences(of: "\r\n", with: " ")
+            guard let open = v.firstIndex(of: "["), let close = v[open...].firstIndex(of: "]") else { continue }
+            var ip = String(v[v.index(after: open)..<close])
+            if ip.lowercased().hasPrefix("ipv6:") { ip = String(ip.dropFirst(5)) }
+            guard IPNetwork(ip) != nil else { continue }
+            var helo: String?
+            if let r = v.range(of: "from ") {
+                helo = v[r.upperBound...].split(separator: " ").first.map(String.init)
+            }
+            return (returnPath, ip, helo)
+        }
+        return (returnPath, nil, nil)
+    }
+}

@@ -1,0 +1,303 @@
+"""Checks on port 25 against a real DNS server (dnsmasq) on loopback: SPF, DKIM (messages signed by dkimpy with RSA and
+Ed25519), DMARC for each policy and alignment, Authentication-Results (and removal of forged ones), reverse DNS, DNS
+blocklists, greylisting and rate limits; `tern check message` and `tern psl update`.
+
+Senders connect from 127.0.0.2 (good.test's published address) or other 127/8 addresses, never from 127.0.0.1, which
+the default config exempts from checks as this host's own programs."""
+import base64
+import http.server
+import shutil
+import smtplib
+import subprocess
+import threading
+import time
+
+import dkim
+import dns.resolver
+import nacl.signing
+import pytest
+
+from ternlib import Tern, free_udp_port
+
+GOOD_IP, OTHER_IP, LISTED_IP, NOPTR_IP = "127.0.0.2", "127.0.0.7", "127.0.0.5", "127.0.0.8"
+RCPT = "bob@example.test"
+PASSWORD = "inbound-password-1"
+
+
+def rsa_key(tmp):
+    """An RSA-2048 key from openssl: (PEM private key for dkimpy, base64 SubjectPublicKeyInfo for the p= tag)."""
+    key = tmp / "rsa.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
+    return key.read_bytes(), base64.b64encode(der).decode()
+
+
+class Zone:
+    """dnsmasq serving the sender domains' records."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.rsa_private, rsa_public = rsa_key(tmp)
+        seed = nacl.signing.SigningKey.generate()
+        self.ed_private = base64.b64encode(bytes(seed))
+        ed_public = base64.b64encode(bytes(seed.verify_key)).decode()
+        self.txt = [
+            ("good.test", f"v=spf1 ip4:{GOOD_IP} -all"),
+            ("rsa._domainkey.good.test", f"v=DKIM1; k=rsa; p={rsa_public}"),
+            ("ed._domainkey.good.test", f"v=DKIM1; k=ed25519; p={ed_public}"),
+            ("_dmarc.good.test", "v=DMARC1; p=reject; rua=mailto:dmarc@good.test"),
+            ("quarantine.test", f"v=spf1 ip4:{GOOD_IP} -all"),
+            ("_dmarc.quarantine.test", "v=DMARC1; p=quarantine"),
+            ("watch.test", f"v=spf1 ip4:{GOOD_IP} -all"),
+            ("_dmarc.watch.test", "v=DMARC1; p=none"),
+            ("sampled.test", f"v=spf1 ip4:{GOOD_IP} -all"),
+            ("_dmarc.sampled.test", "v=DMARC1; p=reject; pct=0"),
+            ("strict.test", f"v=spf1 ip4:{GOOD_IP} -all"),
+            ("_dmarc.strict.test", "v=DMARC1; p=reject; aspf=s"),
+            ("bounce.strict.test", f"v=spf1 ip4:{GOOD_IP} -all"),
+            ("5.0.0.127.bl.test", "Listed for testing"),
+        ]
+        self.port = free_udp_port()
+        args = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={self.port}",
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
+                "--log-facility=-", "--local=/test/", "--local=/in-addr.arpa/",
+                f"--host-record=mx.good.test,{GOOD_IP}", f"--ptr-record=2.0.0.127.in-addr.arpa,mx.good.test",
+                f"--ptr-record=7.0.0.127.in-addr.arpa,liar.good.test", f"--host-record=liar.good.test,127.0.0.99",
+                "--address=/5.0.0.127.bl.test/127.0.0.2"]
+        for name, value in self.txt:
+            chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
+            args.append(f"--txt-record={name}," + ",".join(chunks))
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(tmp / "dnsmasq.log", "wb"))
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers, r.port = ["127.0.0.1"], self.port
+        deadline = time.time() + 10
+        while True:
+            assert self.proc.poll() is None, (tmp / "dnsmasq.log").read_text()
+            try:
+                r.resolve("mx.good.test", "A", lifetime=0.5)
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def sign(self, message, domain="good.test", algorithm="rsa"):
+        """The message with a dkimpy DKIM-Signature field in front."""
+        if algorithm == "rsa":
+            return dkim.sign(message, b"rsa", domain.encode(), self.rsa_private, include_headers=[b"from", b"to", b"subject"]) + message
+        return dkim.sign(message, b"ed", domain.encode(), self.ed_private, signature_algorithm=b"ed25519-sha256",
+                         include_headers=[b"from", b"to", b"subject"]) + message
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()
+
+
+@pytest.fixture
+def zone(tmp_path):
+    z = Zone(tmp_path)
+    yield z
+    z.stop()
+
+
+def server(tmp_path, zone, name="tern", **checks):
+    settings = {"dns": {"nameservers": [f"127.0.0.1:{zone.port}"]}, "checks": {"blocklists": ["bl.test"]}}
+    for key, value in checks.items():
+        table, _, field = key.partition("__")
+        settings.setdefault(table, {})[field] = value
+    t = Tern(tmp_path / name, settings, hostname="mx.example.test")
+    t.add_domain("example.test")
+    t.add_user(RCPT, PASSWORD)
+    return t.start()
+
+
+def message(sender, subject, body="Hello, this is a test message.\r\n"):
+    return (f"From: Sender <{sender}>\r\nTo: {RCPT}\r\nSubject: {subject}\r\nMessage-ID: <{time.time()}@x>\r\n"
+            f"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}").encode()
+
+
+def send(tern, source_ip, mail_from, raw):
+    """Sends over port 25 from `source_ip`; returns (code, text) of the DATA reply or of the first refusal."""
+    with smtplib.SMTP(tern.host, tern.smtp_port, source_address=(source_ip, 0), timeout=30) as s:
+        s.ehlo("mx.good.test")
+        code, text = s.mail(mail_from)
+        if code != 250:
+            return code, text.decode()
+        code, text = s.rcpt(RCPT)
+        if code != 250:
+            return code, text.decode()
+        code, text = s.data(raw)
+        return code, text.decode()
+
+
+def stored(tern, mailbox=None):
+    return tern.messages(RCPT, mailbox=mailbox)
+
+
+def auth_results(raw):
+    """The Authentication-Results fields, unfolded."""
+    import email
+    msg = email.message_from_bytes(raw)
+    return [" ".join(str(v).split()) for v in msg.get_all("Authentication-Results") or []]
+
+
+def test_spf_dkim_dmarc_results_and_policies(tmp_path, zone):
+    t = server(tmp_path, zone)
+    try:
+        # dkimpy-signed, RSA and Ed25519, sent from the SPF-authorized address: all pass.
+        raw = zone.sign(message("alice@good.test", "rsa signed"))
+        raw = zone.sign(raw, algorithm="ed")
+        assert send(t, GOOD_IP, "alice@good.test", raw)[0] == 250
+        [got] = stored(t)
+        [ar] = auth_results(got)
+        assert ar.startswith("mx.example.test;"), ar
+        assert "iprev=pass policy.iprev=127.0.0.2 (mx.good.test)" in ar
+        assert "spf=pass" in ar and "smtp.mailfrom=alice@good.test" in ar
+        assert ar.count("dkim=pass") == 2 and "header.a=rsa-sha256" in ar and "header.a=ed25519-sha256" in ar, ar
+        assert "dmarc=pass" in ar and "header.from=good.test" in ar
+        # What was signed is still intact: dkimpy verifies the stored copy (Tern's added fields are not signed).
+        assert dkim.verify(got, dnsfunc=lambda n, timeout=5: dict(zone.txt).get(n.decode().rstrip("."), "").encode() or None)
+
+        # Tampered in transit, from an address SPF does not allow, with p=reject: refused at the end of DATA.
+        tampered = zone.sign(message("alice@good.test", "tampered")).replace(b"Hello, this", b"Hello, that")
+        code, text = send(t, OTHER_IP, "alice@good.test", tampered)
+        assert code == 550 and "5.7.1" in text and "DMARC" in text, (code, text)
+
+        # The same failure under p=quarantine: delivered, into Junk.
+        code, _ = send(t, OTHER_IP, "alice@quarantine.test", message("alice@quarantine.test", "quarantined"))
+        assert code == 250
+        [junk] = stored(t, "Junk")
+        assert b"Subject: quarantined" in junk
+        assert "dmarc=fail (p=quarantine dis=quarantine)" in auth_results(junk)[0]
+        assert "spf=fail" in auth_results(junk)[0]
+
+        # p=none: delivered to INBOX with dmarc=fail recorded.
+        assert send(t, OTHER_IP, "alice@watch.test", message("alice@watch.test", "watched"))[0] == 250
+        # pct=0 with p=reject: sampled out, so one step gentler (quarantine → Junk), not refused.
+        assert send(t, OTHER_IP, "alice@sampled.test", message("alice@sampled.test", "sampled"))[0] == 250
+        # Strict SPF alignment: SPF passes for bounce.strict.test, but that is not strict.test: refused.
+        code, text = send(t, GOOD_IP, "x@bounce.strict.test", message("alice@strict.test", "strict"))
+        assert code == 550, (code, text)
+        # Relaxed (the default): the same shape passes for good.test via a subdomain envelope? good.test has no
+        # subdomain SPF, so aligned SPF is shown with the domain itself and no DKIM.
+        assert send(t, GOOD_IP, "news@good.test", message("alice@good.test", "spf aligned only"))[0] == 250
+
+        inbox = stored(t)
+        subjects = [m.split(b"Subject: ")[1].split(b"\r\n")[0] for m in inbox]
+        assert subjects == [b"rsa signed", b"watched", b"spf aligned only"], subjects
+        assert "dmarc=fail (p=none dis=none)" in auth_results(inbox[1])[0]
+        assert "dmarc=pass" in auth_results(inbox[2])[0] and "dkim=" not in auth_results(inbox[2])[0]
+        assert [b"quarantined", b"sampled"] == [m.split(b"Subject: ")[1].split(b"\r\n")[0] for m in stored(t, "Junk")]
+    finally:
+        t.stop()
+
+
+def test_forged_authentication_results_are_removed(tmp_path, zone):
+    t = server(tmp_path, zone)
+    try:
+        raw = (b"Authentication-Results: mx.example.test; dkim=pass header.d=bank.example; dmarc=pass\r\n"
+               b"X-Spam: no\r\n" + message("alice@good.test", "forged"))
+        assert send(t, GOOD_IP, "alice@good.test", raw)[0] == 250
+        [got] = stored(t)
+        ars = auth_results(got)
+        assert len(ars) == 1 and "bank.example" not in ars[0] and "spf=pass" in ars[0], ars
+        assert b"X-Spam: no" not in got
+        assert b"Subject: forged" in got
+    finally:
+        t.stop()
+
+
+def test_reverse_dns_and_blocklist(tmp_path, zone):
+    t = server(tmp_path, zone, checks__require_reverse_dns=True)
+    try:
+        # Listed in bl.test: refused at MAIL FROM with the zone named.
+        code, text = send(t, LISTED_IP, "alice@good.test", message("alice@good.test", "listed"))
+        assert code == 554 and "bl.test" in text, (code, text)
+        # A PTR that does not resolve back, and no PTR at all: 550 5.7.25 (RFC 7372).
+        code, text = send(t, OTHER_IP, "alice@good.test", message("alice@good.test", "liar"))
+        assert code == 550 and "5.7.25" in text, (code, text)
+        code, text = send(t, NOPTR_IP, "alice@good.test", message("alice@good.test", "noptr"))
+        assert code == 550 and "5.7.25" in text, (code, text)
+        # Forward-confirmed: accepted.
+        assert send(t, GOOD_IP, "alice@good.test", message("alice@good.test", "confirmed"))[0] == 250
+        # The host's own programs (127.0.0.1) are exempt: accepted as they are, nothing checked or added.
+        assert send(t, "127.0.0.1", "alice@good.test", message("alice@good.test", "local"))[0] == 250
+        msgs = stored(t)
+        assert len(msgs) == 2
+        assert "iprev=pass" in auth_results(msgs[0])[0]
+        assert auth_results(msgs[1]) == []
+    finally:
+        t.stop()
+
+
+def test_greylisting_and_rate_limits(tmp_path, zone):
+    t = server(tmp_path, zone, greylisting__enabled=True, greylisting__delay="2s", checks__rate_per_client=3)
+    try:
+        raw = message("alice@good.test", "greylisted")
+        code, text = send(t, GOOD_IP, "alice@good.test", raw)
+        assert code == 451 and "4.7.1" in text and "Greylisted" in text, (code, text)
+        # Too early: still greylisted.
+        assert send(t, GOOD_IP, "alice@good.test", raw)[0] == 451
+        time.sleep(2.2)
+        assert send(t, GOOD_IP, "alice@good.test", raw)[0] == 250
+        # The rate limit (3 per hour) counted every MAIL FROM: the fourth is deferred.
+        code, text = send(t, GOOD_IP, "alice@good.test", raw)
+        assert code == 451 and "Too many messages" in text, (code, text)
+        # Another client is not affected by the first one's count, but is greylisted on its own.
+        assert send(t, "127.0.0.3", "alice@good.test", raw)[0] == 451
+        assert len(stored(t)) == 1
+    finally:
+        t.stop()
+
+
+def test_check_message_command(tmp_path, zone):
+    t = server(tmp_path, zone)
+    t.stop()
+    raw = zone.sign(message("alice@good.test", "saved"), algorithm="ed")
+    path = tmp_path / "saved.eml"
+    path.write_bytes(raw.replace(b"\r\n", b"\n"))
+    out = t.run("check", "message", str(path), "--ip", GOOD_IP, "--helo", "mx.good.test", "--mail-from", "alice@good.test").stdout.decode()
+    assert "spf        pass" in out and "dkim       pass  d=good.test s=ed a=ed25519-sha256" in out, out
+    assert "dmarc      pass" in out and "verdict    accept" in out, out
+    # The same file with its body changed, from a client SPF does not allow: DMARC fails and p=reject refuses.
+    path.write_bytes(raw.replace(b"Hello, this", b"Hello, that").replace(b"\r\n", b"\n"))
+    out = t.run("check", "message", str(path), "--ip", OTHER_IP, "--mail-from", "alice@good.test").stdout.decode()
+    assert "dkim       fail" in out and "spf        fail" in out and "iprev      fail" in out, out
+    assert "refused at end of DATA: 550 5.7.1" in out, out
+    # Without --ip: the client address comes from the newest Received field.
+    path.write_bytes(b"Return-Path: <alice@good.test>\nReceived: from mx.good.test (mx.good.test [127.0.0.2])\n\tby mx.example.test; "
+                     b"Tue, 24 Nov 2026 10:00:00 +0000\n" + raw.replace(b"\r\n", b"\n"))
+    out = t.run("check", "message", str(path)).stdout.decode()
+    assert "client     127.0.0.2  helo mx.good.test  mail from <alice@good.test>" in out and "spf        pass" in out, out
+
+
+def test_psl_update(tmp_path):
+    t = Tern(tmp_path / "psl")
+    builtin = t.run("psl", "show", "a.b.example.co.uk").stdout.decode()
+    assert "built-in" in builtin and "organizational domain example.co.uk" in builtin
+    # Served over HTTP on loopback: a list in which co.uk is not a suffix but b.example.co.uk's parent is.
+    rules = "\n".join(["// test list", "uk", "example.co.uk"] + [f"filler{i}.example" for i in range(1200)]) + "\n"
+    (tmp_path / "list.dat").write_text(rules)
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(tmp_path), **k)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/list.dat"
+        out = t.run("psl", "update", "--url", url).stdout.decode()
+        assert "1202 rules" in out, out
+        shown = t.run("psl", "show", "a.b.example.co.uk").stdout.decode()
+        assert "public_suffix_list.dat" in shown and "organizational domain b.example.co.uk" in shown, shown
+        # Something that is not a list is refused and changes nothing.
+        (tmp_path / "bad.dat").write_text("<html>not found</html>\n")
+        r = t.run("psl", "update", "--url", url.replace("list.dat", "bad.dat"), check=False)
+        assert r.returncode != 0 and b"not a Public Suffix List" in r.stderr
+        assert "organizational domain b.example.co.uk" in t.run("psl", "show", "a.b.example.co.uk").stdout.decode()
+    finally:
+        httpd.shutdown()
