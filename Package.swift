@@ -38,6 +38,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         .target(name: "SASL", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "SpamFilter", dependencies: ["MailMessage"]),
         .target(name: "CResolv", linkerSettings: [.linkedLibrary("resolv")]),
         // Layer 1: storage protocols and model, DNS as a protocol and route selection
         .target(name: "MailDNS", dependencies: ["MailCore"]),
@@ -53,7 +54,7 @@ let package = Package(
         ]),
         .target(name: "DNSResolverLive", dependencies: ["MailCore", "MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "MailServer", dependencies: [
-            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth",
+            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -76,9 +77,10 @@ let package = Package(
         .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
         .testTarget(name: "SASLTests", dependencies: ["SASL", "MailStore"]),
         .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailMessage"]),
+        .testTarget(name: "SpamFilterTests", dependencies: ["SpamFilter", "MailMessage"]),
         .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["MailServer", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        .testTarget(name: "MailServerTests", dependencies: ["MailServer", "MailMessage", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

@@ -196,12 +196,14 @@ def test_forged_authentication_results_are_removed(tmp_path, zone):
     t = server(tmp_path, zone)
     try:
         raw = (b"Authentication-Results: mx.example.test; dkim=pass header.d=bank.example; dmarc=pass\r\n"
-               b"X-Spam: no\r\n" + message("alice@good.test", "forged"))
+               b"X-Spam: no, score=-50.0\r\nX-Spam-Status: No\r\n" + message("alice@good.test", "forged"))
         assert send(t, GOOD_IP, "alice@good.test", raw)[0] == 250
         [got] = stored(t)
         ars = auth_results(got)
         assert len(ars) == 1 and "bank.example" not in ars[0] and "spf=pass" in ars[0], ars
-        assert b"X-Spam: no" not in got
+        assert b"score=-50.0" not in got and b"X-Spam-Status" not in got
+        # Tern's own spam verdict is there once, with what fired (SPF and DKIM passes count slightly in favour).
+        assert got.count(b"\r\nX-Spam: ") == 1 and b"X-Spam: no, score=-0.1 required=5.0" in got, got
         assert b"Subject: forged" in got
     finally:
         t.stop()
@@ -301,3 +303,32 @@ def test_psl_update(tmp_path):
         assert "organizational domain b.example.co.uk" in t.run("psl", "show", "a.b.example.co.uk").stdout.decode()
     finally:
         httpd.shutdown()
+
+
+def test_spam_score_header_junk_and_reject(tmp_path, zone):
+    t = server(tmp_path, zone, spam__junk_score=3.0, spam__reject_score=7.0)
+    try:
+        def spammy(subject, link):
+            return (f"From: Bank <alice@good.test>\r\nTo: {RCPT}\r\nSubject: {subject}\r\nContent-Type: text/html\r\n\r\n"
+                    f"<p>Dear customer, {link}</p>\r\n").encode()
+        # All capitals, HTML only, no Date or Message-ID: 3.9 points, over the Junk threshold.
+        assert send(t, GOOD_IP, "alice@good.test", spammy("VERIFY YOUR ACCOUNT", "please sign in"))[0] == 250
+        [junk] = stored(t, "Junk")
+        assert b"X-Spam: yes, score=3.9 required=3.0" in junk, junk
+        assert b"tests=MISSING_DATE,MISSING_MID,SUBJ_ALL_CAPS,HTML_ONLY,SPF_PASS" in junk, junk
+        # Plus a link whose text shows another address and that goes to a bare IP: 7.4 points, refused.
+        link = '<a href="http://192.0.2.7/login">https://www.bank.example/login</a>'
+        code, text = send(t, GOOD_IP, "alice@good.test", spammy("VERIFY YOUR ACCOUNT", link))
+        assert code == 550 and "5.7.1" in text and "spam" in text and "7.4" in text, (code, text)
+        # A plain message stays in INBOX, marked as not spam.
+        assert send(t, GOOD_IP, "alice@good.test", message("alice@good.test", "plain"))[0] == 250
+        [inbox] = stored(t)
+        assert b"X-Spam: no, score=-0.1" in inbox
+        # tern check message shows the rules with their points.
+        path = tmp_path / "spam.eml"
+        path.write_bytes(spammy("VERIFY YOUR ACCOUNT", link))
+        out = t.run("check", "message", str(path), "--ip", GOOD_IP, "--mail-from", "alice@good.test").stdout.decode()
+        assert "spam       score 7.4 (Junk from 3.0, refused from 7.0)" in out, out
+        assert "+2.0  LINK_TEXT_MISMATCH" in out and "refused at end of DATA: 550 5.7.1" in out, out
+    finally:
+        t.stop()

@@ -322,31 +322,6 @@ extension IMAPSession {
     }
 }
 
-/// RFC 5322 §3.3 dates as found in Date headers (with the obsolete forms mail still carries).
-enum RFC5322Date {
-    static func parse(_ text: String) -> Date? {
-        var s = text
-        if let comma = s.firstIndex(of: ",") { s = String(s[s.index(after: comma)...]) }
-        if let paren = s.firstIndex(of: "(") { s = String(s[..<paren]) }
-        let parts = s.split(whereSeparator: { $0 == " " || $0 == "\t" })
-        guard parts.count >= 4, let day = Int(parts[0]),
-              let month = IMAPSession.monthNames.firstIndex(where: { $0.lowercased() == parts[1].prefix(3).lowercased() }),
-              var year = Int(parts[2]) else { return nil }
-        if year < 50 { year += 2000 } else if year < 1000 { year += 1900 }
-        let hms = parts[3].split(separator: ":").compactMap { Int($0) }
-        guard hms.count >= 2 else { return nil }
-        var offset = 0
-        if parts.count >= 5, let z = Int(parts[4]), parts[4].count == 5 {
-            offset = (abs(z) / 100 * 3600 + abs(z) % 100 * 60) * (z < 0 ? -1 : 1)
-        }
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = TimeZone(identifier: "UTC")!
-        guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1],
-                                                      second: hms.count > 2 ? hms[2] : 0)) else { return nil }
-        return base.addingTimeInterval(TimeInterval(-offset))
-    }
-}
-
 /// SEARCH BODY and TEXT: a case-insensitive substring test on the raw octets.
 enum TextSearch {
     /// ASCII text (nearly every body as stored: 7-bit, quoted-printable or base64) is compared octet by octet with

@@ -4,6 +4,7 @@ import MailCore
 import MailDNS
 import MailMessage
 import SMTPCodec
+import SpamFilter
 import Synchronization
 import TernConfig
 
@@ -33,6 +34,7 @@ struct ContentVerdict: Sendable {
     var summary: String
     /// Everything found, as the header says it.
     var results: AuthenticationResults
+    var spam: SpamReport?
 }
 
 /// The checks run on a saved message (`tern check message`): each result, and what the server would have done.
@@ -46,6 +48,9 @@ public struct CheckReport: Sendable {
     public var spf: SPFOutcome?
     public var dkim: [DKIMOutcome]
     public var dmarc: DMARCOutcome?
+    public var spam: SpamReport?
+    public var junkScore: Double
+    public var rejectScore: Double
     /// The Authentication-Results field the server would add.
     public var authenticationResults: String
     /// "accept", "junk" or the reply the message (or its sender) would get.
@@ -136,9 +141,9 @@ public final class InboundChecks: Sendable {
 
     // MARK: end of DATA
 
-    /// The content checks, given the message's header fields (with their offsets) and a DKIM check already fed
-    /// with the body.
-    func content(client: ClientFacts, spf: SPFOutcome?, helo: String, mailFrom: String, header: [UInt8],
+    /// The content checks, given the start of the message (at most `ReceivedContent.maxHead` octets), its header
+    /// fields (with their offsets) and a DKIM check already fed with the body.
+    func content(client: ClientFacts, spf: SPFOutcome?, helo: String, mailFrom: String, head: [UInt8],
                  fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck) async -> ContentVerdict {
         var removals: [Range<Int>] = []
         for (f, offset) in fields {
@@ -172,7 +177,27 @@ public final class InboundChecks: Sendable {
         }
         var summary = "spf=\(spf?.result.rawValue ?? "-") dkim=\(results.dkim.map(\.result.rawValue).joined(separator: ",")) dmarc=\(results.dmarc?.result.rawValue ?? "-")"
         if let iprev = client.iprev { summary += " iprev=\(iprev.result.rawValue)" }
-        return ContentVerdict(action: action, header: results.field, removals: removals, summary: summary, results: results)
+        var header = results.field
+        var spam: SpamReport?
+        if settings.spamFilter {
+            var facts = AuthenticationFacts()
+            facts.spf = spf?.result.rawValue
+            facts.dkimPassed = results.dkim.contains { $0.result == .pass }
+            facts.dkimFailed = results.dkim.contains { $0.result == .fail }
+            facts.dmarc = results.dmarc?.result.rawValue
+            facts.iprev = client.iprev?.result.rawValue
+            facts.allowlisted = client.allowlisted != nil
+            let report = SpamScorer.score(MessageFeatures(message: head), facts: facts, bayes: nil)
+            spam = report
+            header += report.field(junkScore: settings.junkScore)
+            summary += " spam=\(report.score)"
+            if report.score >= settings.rejectScore, action == .accept || action == .junk {
+                action = .reject(SMTPReply(550, "5.7.1", "Message refused as spam (score \(report.score), limit \(settings.rejectScore))"))
+            } else if report.score >= settings.junkScore, action == .accept {
+                action = .junk
+            }
+        }
+        return ContentVerdict(action: action, header: header, removals: removals, summary: summary, results: results, spam: spam)
     }
 
     /// Runs every check on a message as if `clientAddress` had just sent it (exempt networks do not apply; rate limits
@@ -182,6 +207,7 @@ public final class InboundChecks: Sendable {
         client.exempt = false
         var report = CheckReport(clientAddress: clientAddress, helo: helo, mailFrom: mailFrom, iprev: client.iprev,
                                  blocklisted: client.blocklisted, allowlisted: client.allowlisted, spf: nil, dkim: [], dmarc: nil,
+                                 spam: nil, junkScore: settings.junkScore, rejectScore: settings.rejectScore,
                                  authenticationResults: "", action: "accept")
         let (spf, refusal) = await self.mailFrom(client: client, helo: helo, sender: mailFrom, countRates: false)
         report.spf = spf
@@ -194,9 +220,10 @@ public final class InboundChecks: Sendable {
         }
         var dkim = DKIMCheck(headerFields: fields.map(\.field))
         message.withUnsafeBytes { dkim.update(UnsafeRawBufferPointer(rebasing: $0[end...])) }
-        let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom, header: Array(message[..<end]),
-                                    fields: fields, dkim: &dkim)
+        let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom,
+                                    head: Array(message.prefix(ReceivedContent.maxHead)), fields: fields, dkim: &dkim)
         report.dkim = verdict.results.dkim
+        report.spam = verdict.spam
         report.dmarc = verdict.results.dmarc
         report.authenticationResults = verdict.header
         if let refusal {

@@ -558,7 +558,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     let read = try await threadPool.runIfActive { try ReceivedContent.read(unsafeSink.value, skipping: returnPathLength) }
                     var dkim = read.dkim
                     let verdict = await inbound.content(client: client, spf: spf, helo: helo, mailFrom: envelope.mailFrom,
-                                                        header: read.header, fields: read.fields, dkim: &dkim)
+                                                        head: read.head, fields: read.fields, dkim: &dkim)
                     logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
                     var targets = finalTargets
                     switch verdict.action {
@@ -696,9 +696,10 @@ struct MailboxFull: Error {}
 
 /// A received message's header, read back for the checks, with the DKIM check fed its body.
 struct ReceivedContent: Sendable {
-    /// The largest header read; a longer one is checked as far as this.
-    static let maxHeader = 1 << 20
-    var header: [UInt8]
+    /// How much of the message is read for the checks: the header (a longer one is checked as far as this) and the
+    /// start of the body for the spam filter.
+    static let maxHead = 1 << 20
+    var head: [UInt8]
     /// Fields of the header as it arrived (the fields Tern put in front left out), with their offsets in the message.
     var fields: [(field: RawHeaderField, offset: Int)]
     var dkim: DKIMCheck
@@ -706,7 +707,7 @@ struct ReceivedContent: Sendable {
     /// Reads the message in `sink` (blocking file reads when it was spooled). `skipping` octets at the start are
     /// Tern's own Return-Path; the Received field Tern added is skipped too.
     static func read(_ sink: MessageSink, skipping: Int) throws -> ReceivedContent {
-        let head = try sink.head(max: maxHeader)
+        let head = try sink.head(max: maxHead)
         let end = RawHeader.end(head)
         var fields: [(RawHeaderField, Int)] = []
         var offset = 0
@@ -721,7 +722,7 @@ struct ReceivedContent: Sendable {
         if dkim.hasSignatures {
             try sink.forEachChunk(from: end) { dkim.update($0) }
         }
-        return ReceivedContent(header: Array(head[..<end]), fields: fields, dkim: dkim)
+        return ReceivedContent(head: head, fields: fields, dkim: dkim)
     }
 }
 

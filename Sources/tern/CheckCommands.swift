@@ -156,6 +156,13 @@ struct CheckCommand: AsyncParsableCommand {
                 }
                 out += "  \(d.reason)\n"
             }
+            if let spam = r.spam {
+                out += "spam       score \(spam.score) (Junk from \(r.junkScore), refused from \(r.rejectScore))"
+                out += spam.hits.isEmpty ? "  no rule fired\n" : "\n"
+                for h in spam.hits {
+                    out += "             \(String(format: "%+5.1f", h.score))  \(h.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(h.description)\n"
+                }
+            }
             out += "verdict    \(r.action)\n\n"
             out += r.authenticationResults.replacingOccurrences(of: "\r\n", with: "\n")
             return out

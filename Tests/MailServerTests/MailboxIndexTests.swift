@@ -1,5 +1,6 @@
 import Foundation
 import IMAPCodec
+import MailMessage
 import MailStore
 import Testing
 @testable import MailServer

@@ -1,0 +1,227 @@
+import Foundation
+import MailMessage
+
+/// What the filter looks at in one message: a few header facts, the decoded text, the links, and the tokens the
+/// Bayesian classifier counts. Trace fields (Received, Delivered-To…) are deliberately left out: they describe the
+/// path, not the sender's content, and would teach the filter the receiving site's own habits.
+public struct MessageFeatures: Sendable {
+    public var subject: String?
+    public var from: String?
+    public var hasDate = false
+    public var date: Date?
+    public var hasMessageID = false
+    public var hasTextPart = false
+    public var hasHTMLPart = false
+    /// Visible text of all text parts (HTML with its tags removed), capped.
+    public var text = ""
+    /// (href, anchor text) of HTML links, and bare URLs found in text.
+    public var links: [(href: String, text: String)] = []
+    public var tokens: Set<String> = []
+    /// Names of the HTML tags used, and the MIME types and transfer encodings of the parts (structure, for the tokens).
+    var htmlTags: Set<String> = []
+    var partKinds: Set<String> = []
+
+    /// Text beyond this many characters is not read (SpamAssassin also looks only at the start of big messages).
+    public static let maxText = 200_000
+
+    public init(message bytes: [UInt8]) {
+        let root = MIMEParser.parse(bytes)
+        if let s = root.header("Subject") { subject = EncodedWords.decode(s) }
+        if let f = root.header("From") { from = EncodedWords.decode(f) }
+        if let d = root.header("Date") {
+            hasDate = true
+            date = RFC5322Date.parse(d)
+        }
+        hasMessageID = root.header("Message-ID") != nil
+        var html = ""
+        collect(root, bytes, &html)
+        if !html.isEmpty {
+            let (visible, anchors, tags) = HTMLText.strip(html)
+            text += (text.isEmpty ? "" : "\n") + visible
+            links += anchors
+            htmlTags = tags
+        }
+        if text.count > Self.maxText { text = String(text.prefix(Self.maxText)) }
+        for url in HTMLText.bareURLs(text) { links.append((url, "")) }
+        tokens = Tokenizer.tokens(self, root: root)
+    }
+
+    private mutating func collect(_ part: MIMEPart, _ bytes: [UInt8], _ html: inout String) {
+        if part.contentType.isMultipart {
+            for c in part.children { collect(c, bytes, &html) }
+            return
+        }
+        if part.contentType.isMessage {
+            for m in part.message { collect(m, bytes, &html) }
+            return
+        }
+        partKinds.insert("\(part.contentType.type)/\(part.contentType.subtype) \(part.transferEncoding.lowercased())")
+        guard part.contentType.type == "text", part.header("Content-Disposition")?.lowercased().hasPrefix("attachment") != true else { return }
+        let raw = bytes[part.bodyStart..<min(part.end, bytes.count, part.bodyStart + Self.maxText * 2)]
+        let decoded = TransferEncoding.decode(raw, encoding: part.transferEncoding) ?? Array(raw)
+        let charset = part.contentType.parameter("charset") ?? "us-ascii"
+        let string = EncodedWords.decodeCharset(decoded, charset) ?? String(decoding: decoded, as: UTF8.self)
+        if part.contentType.subtype == "html" {
+            hasHTMLPart = true
+            html += string
+        } else {
+            hasTextPart = true
+            text += (text.isEmpty ? "" : "\n") + string
+        }
+    }
+}
+
+/// HTML to visible text, with the links and their anchor texts.
+enum HTMLText {
+    static func strip(_ html: String) -> (String, [(href: String, text: String)], Set<String>) {
+        var tags = Set<String>()
+        var out = ""
+        var links: [(String, String)] = []
+        var currentHref: String?
+        var anchor = ""
+        var i = html.startIndex
+        var skipping: String?  // inside <style> or <script>
+        while i < html.endIndex {
+            let c = html[i]
+            if c == "<", let close = html[i...].firstIndex(of: ">") {
+                let tag = html[html.index(after: i)..<close]
+                let lower = tag.lowercased()
+                let closing = lower.hasPrefix("/")
+                let name = String(lower.drop { $0 == "/" }.prefix { $0.isLetter || $0.isNumber })
+                if !name.isEmpty && tags.count < 100 { tags.insert(name) }
+                if let s = skipping {
+                    if closing && name == s { skipping = nil }
+                } else if !closing && (name == "style" || name == "script") {
+                    skipping = name
+                } else if name == "a" && !closing {
+                    currentHref = attribute("href", in: String(tag))
+                    anchor = ""
+                } else if name == "a" {
+                    if let h = currentHref { links.append((h, anchor.trimmingCharacters(in: .whitespacesAndNewlines))) }
+                    currentHref = nil
+                } else if ["br", "p", "div", "tr", "li", "td", "table", "h1", "h2", "h3"].contains(name) {
+                    out += " \n"
+                }
+                i = html.index(after: close)
+                continue
+            }
+            if skipping == nil {
+                if c == "&", let semi = html[i...].prefix(10).firstIndex(of: ";") {
+                    let entity = html[html.index(after: i)..<semi].lowercased()
+                    let value = ["nbsp": " ", "amp": "&", "lt": "<", "gt": ">", "quot": "\"", "apos": "'"][entity]
+                        ?? (entity.hasPrefix("#") ? Int(entity.dropFirst()).flatMap(Unicode.Scalar.init).map { String($0) } : nil)
+                    if let value {
+                        out += value
+                        if currentHref != nil { anchor += value }
+                        i = html.index(after: semi)
+                        continue
+                    }
+                }
+                out.append(c)
+                if currentHref != nil { anchor.append(c) }
+            }
+            i = html.index(after: i)
+        }
+        return (out, links, tags)
+    }
+
+    static func attribute(_ name: String, in tag: String) -> String? {
+        guard let r = tag.range(of: name + "=", options: .caseInsensitive) else { return nil }
+        var rest = tag[r.upperBound...]
+        if let q = rest.first, q == "\"" || q == "'" {
+            rest = rest.dropFirst()
+            return String(rest.prefix { $0 != q })
+        }
+        return String(rest.prefix { !$0.isWhitespace && $0 != ">" })
+    }
+
+    /// http(s) URLs written out in text.
+    static func bareURLs(_ text: String) -> [String] {
+        var out: [String] = []
+        var search = text[...]
+        while let r = search.range(of: "http", options: .caseInsensitive), out.count < 100 {
+            let candidate = search[r.lowerBound...].prefix { !$0.isWhitespace && !"<>\"')]".contains($0) }
+            if candidate.lowercased().hasPrefix("http://") || candidate.lowercased().hasPrefix("https://") { out.append(String(candidate)) }
+            search = search[r.upperBound...]
+        }
+        return out
+    }
+
+    /// The host of a URL, lower-cased ("" when there is none).
+    static func host(_ url: String) -> String {
+        var s = Substring(url.lowercased())
+        guard let scheme = s.range(of: "://") else { return "" }
+        s = s[scheme.upperBound...]
+        let host = s.prefix { !"/?#:".contains($0) }
+        return String(host.split(separator: "@").last ?? "")
+    }
+}
+
+/// Words for the classifier: lower-cased, 3 to 20 letters, from the subject (prefixed), the From name and domain, the
+/// body text, link hosts, and a few structural facts.
+enum Tokenizer {
+    /// Added by servers along the way, not by the sender: left out of the tokens.
+    static let traceFields: Set<String> = ["received", "return-path", "delivered-to", "authentication-results", "received-spf",
+                                           "x-original-to", "delivery-date", "envelope-to", "arc-seal", "arc-message-signature",
+                                           "arc-authentication-results", "x-virus-scanned"]
+    static func tokens(_ f: MessageFeatures, root: MIMEPart) -> Set<String> {
+        var out = Set<String>()
+        func words(_ s: String, prefix: String = "") {
+            var word = ""
+            func flush() {
+                if (3...20).contains(word.count) { out.insert(prefix + word) }
+                else if word.count > 20 { out.insert(prefix + "long:\(word.prefix(3))") }
+                word = ""
+            }
+            for ch in s.lowercased() {
+                if ch.isLetter || ch.isNumber || ch == "$" || ch == "!" || ch == "'" || ch == "-" { word.append(ch) } else { flush() }
+                if out.count > 3000 { return }
+            }
+            flush()
+        }
+        if let s = f.subject { words(s, prefix: "s:") }
+        if let from = f.from {
+            words(from, prefix: "f:")
+            if let at = from.lastIndex(of: "@") {
+                out.insert("fd:" + from[from.index(after: at)...].prefix { $0 != ">" && !$0.isWhitespace }.lowercased())
+            }
+        }
+        for name in ["X-Mailer", "User-Agent"] {
+            if let v = root.header(name) { words(v, prefix: "m:") }
+        }
+        // Which header fields the sender's software wrote (not the trace fields servers add on the way), and the
+        // values of a few that bulk mailers like to set.
+        for field in root.fields.prefix(200) {
+            let name = field.name.lowercased()
+            if Tokenizer.traceFields.contains(name) || name.hasPrefix("x-spam") { continue }
+            out.insert("h:" + name)
+            if ["x-priority", "x-msmail-priority", "importance", "precedence"].contains(name) {
+                out.insert("hv:\(name):" + field.value.lowercased().trimmingCharacters(in: .whitespaces).prefix(20))
+            }
+        }
+        if let charset = root.contentType.parameter("charset") { out.insert("cs:" + charset.lowercased()) }
+        out.insert("ct:" + root.contentType.type + "/" + root.contentType.subtype)
+        words(f.text)
+        for l in f.links.prefix(50) {
+            let host = HTMLText.host(l.href)
+            if !host.isEmpty {
+                out.insert("u:" + host)
+                // The registrable-looking end of the host, and the words of the path.
+                out.insert("u:" + host.split(separator: ".").suffix(2).joined(separator: "."))
+                if let scheme = l.href.range(of: "://") {
+                    let rest = l.href[scheme.upperBound...].drop { $0 != "/" }
+                    words(String(rest), prefix: "up:")
+                }
+            }
+        }
+        for t in f.htmlTags { out.insert("t:" + t) }
+        for k in f.partKinds { out.insert("p:" + k) }
+        if let s = f.subject {
+            if s.contains("!!") { out.insert("s:!!") }
+            if s.contains("$") { out.insert("s:$") }
+            if s.hasSuffix(" ") || s.contains("   ") { out.insert("s:spaces") }
+        }
+        if f.hasHTMLPart && !f.hasTextPart { out.insert("x:html-only") }
+        return out
+    }
+}
