@@ -63,7 +63,7 @@ let package = Package(
         ] + nio),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth",
+            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),

@@ -332,3 +332,55 @@ def test_spam_score_header_junk_and_reject(tmp_path, zone):
         assert "+2.0  LINK_TEXT_MISMATCH" in out and "refused at end of DATA: 550 5.7.1" in out, out
     finally:
         t.stop()
+
+
+def test_bayes_training_from_files_and_imap_moves(tmp_path, zone):
+    import imaplib
+    t = server(tmp_path, zone)
+    t.stop()
+    spam_dir, ham_dir = tmp_path / "spam", tmp_path / "ham"
+    spam_dir.mkdir()
+    ham_dir.mkdir()
+    for i in range(110):
+        (spam_dir / f"{i}.eml").write_text(f"From: win{i}@lottery.example\nSubject: jackpot winner {i}\nDate: Tue, 24 Nov 2026 10:00:00 +0000\n"
+                                           f"Message-ID: <s{i}@x>\n\nClaim your casino jackpot prize now, lottery winner {i}!\n")
+        (ham_dir / f"{i}.eml").write_text(f"From: colleague{i}@example.org\nSubject: project meeting {i}\nDate: Tue, 24 Nov 2026 10:00:00 +0000\n"
+                                          f"Message-ID: <h{i}@x>\n\nThe agenda for the project meeting is attached, see you on Thursday {i}.\n")
+    out = t.run("spam", "train", "--spam", str(spam_dir)).stdout.decode()
+    assert "trained 110 of 110 messages as spam" in out, out
+    # Training the same files again changes nothing.
+    assert "trained 0 of 110" in t.run("spam", "train", "--spam", str(spam_dir)).stdout.decode()
+    t.run("spam", "train", "--ham", str(ham_dir))
+    assert "global: 110 spam, 110 ham" in t.run("spam", "status").stdout.decode()
+    t.start()
+    try:
+        # Scored with the trained counts: the lottery message goes to Junk on the classifier's word alone.
+        lottery = (f"From: Lottery <win@good.test>\r\nTo: {RCPT}\r\nSubject: jackpot winner\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n"
+                   "Message-ID: <lot@x>\r\n\r\nClaim your casino jackpot prize now, lottery winner!\r\n").encode()
+        assert send(t, GOOD_IP, "win@good.test", lottery)[0] == 250
+        [junk] = stored(t, "Junk")
+        assert b"BAYES_99" in junk and b"X-Spam: yes" in junk, junk
+        meeting = message("alice@good.test", "project meeting", "The agenda for the project meeting is attached.\r\n")
+        assert send(t, GOOD_IP, "alice@good.test", meeting)[0] == 250
+        [inbox] = stored(t)
+        assert b"BAYES_00" in inbox and b"X-Spam: no" in inbox, inbox
+        # bob moves the meeting mail into Junk over IMAP: his own counts learn it as spam; moving it back makes it ham.
+        with imaplib.IMAP4(t.host, t.imap_port) as m:
+            m.login(RCPT, PASSWORD)
+            m.select("INBOX")
+            assert m.uid("MOVE", "1:*", "Junk")[0] == "OK"
+            deadline = time.time() + 10
+            while "bob@example.test: 1 spam, 0 ham" not in t.run("spam", "status", "--user", RCPT).stdout.decode():
+                assert time.time() < deadline, t.run("spam", "status", "--user", RCPT).stdout.decode()
+                time.sleep(0.2)
+            m.select("Junk")
+            typ, data = m.uid("SEARCH", "SUBJECT", "meeting")
+            assert m.uid("MOVE", data[0].decode(), "INBOX")[0] == "OK"
+            deadline = time.time() + 10
+            while "bob@example.test: 0 spam, 1 ham" not in t.run("spam", "status", "--user", RCPT).stdout.decode():
+                assert time.time() < deadline, t.run("spam", "status", "--user", RCPT).stdout.decode()
+                time.sleep(0.2)
+        # The global counts learnt from bob too.
+        assert "global: 110 spam, 111 ham" in t.run("spam", "status").stdout.decode()
+    finally:
+        t.stop()

@@ -782,6 +782,12 @@ final class IMAPSession: @unchecked Sendable {
         let chosen = m.resolve(set, uid: uid)
         if !move { try await checkQuota(account: a, adding: chosen.reduce(0) { $0 + $1.message.size }) }
         let (pairs, validity) = try await store.copy(from: m.id, uids: chosen.map(\.message.uid), to: targetID, move: move)
+        // Moving mail into or out of Junk teaches the spam filter (in the background: the reply does not wait).
+        let boxes = try await store.mailboxes(account: a)
+        if let spam = SpamTraining.lesson(source: boxes.first { $0.id == m.id }?.specialUse, target: boxes.first { $0.id == targetID }?.specialUse) {
+            let store = self.store, logger = server.logger, ids = chosen.map(\.message.messageID)
+            Task { await SpamTraining.train(store: store, account: a, messages: ids, spam: spam, logger: logger) }
+        }
         let code = pairs.isEmpty ? "" : "[COPYUID \(validity.rawValue) \(pairs.map { String($0.0.rawValue) }.joined(separator: ",")) \(pairs.map { String($0.1.rawValue) }.joined(separator: ","))] "
         if move {
             if !code.isEmpty { out.line("* OK \(code)Moved") }

@@ -3,6 +3,7 @@ import MailAuth
 import MailCore
 import MailDNS
 import MailMessage
+import MailStore
 import SMTPCodec
 import SpamFilter
 import Synchronization
@@ -143,8 +144,11 @@ public final class InboundChecks: Sendable {
 
     /// The content checks, given the start of the message (at most `ReceivedContent.maxHead` octets), its header
     /// fields (with their offsets) and a DKIM check already fed with the body.
+    /// `store` and `owner` give the Bayesian filter its counts (the owner's, when the message goes to one account, plus
+    /// the global ones).
     func content(client: ClientFacts, spf: SPFOutcome?, helo: String, mailFrom: String, head: [UInt8],
-                 fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck) async -> ContentVerdict {
+                 fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck,
+                 store: (any MailStore)? = nil, owner: AccountID? = nil) async -> ContentVerdict {
         var removals: [Range<Int>] = []
         for (f, offset) in fields {
             let name = f.name.lowercased()
@@ -187,7 +191,10 @@ public final class InboundChecks: Sendable {
             facts.dmarc = results.dmarc?.result.rawValue
             facts.iprev = client.iprev?.result.rawValue
             facts.allowlisted = client.allowlisted != nil
-            let report = SpamScorer.score(MessageFeatures(message: head), facts: facts, bayes: nil)
+            let features = MessageFeatures(message: head)
+            var bayes: Double?
+            if let store { bayes = await SpamTraining.probability(store: store, owner: owner, tokens: features.tokens) }
+            let report = SpamScorer.score(features, facts: facts, bayes: bayes)
             spam = report
             header += report.field(junkScore: settings.junkScore)
             summary += " spam=\(report.score)"
@@ -202,7 +209,8 @@ public final class InboundChecks: Sendable {
 
     /// Runs every check on a message as if `clientAddress` had just sent it (exempt networks do not apply; rate limits
     /// and greylisting, which depend on history, are left out).
-    public func evaluate(message: [UInt8], clientAddress: String, helo: String, mailFrom: String) async -> CheckReport {
+    public func evaluate(message: [UInt8], clientAddress: String, helo: String, mailFrom: String,
+                         store: (any MailStore)? = nil) async -> CheckReport {
         var client = await connect(clientAddress, honourExemptions: false)
         client.exempt = false
         var report = CheckReport(clientAddress: clientAddress, helo: helo, mailFrom: mailFrom, iprev: client.iprev,
@@ -221,7 +229,7 @@ public final class InboundChecks: Sendable {
         var dkim = DKIMCheck(headerFields: fields.map(\.field))
         message.withUnsafeBytes { dkim.update(UnsafeRawBufferPointer(rebasing: $0[end...])) }
         let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom,
-                                    head: Array(message.prefix(ReceivedContent.maxHead)), fields: fields, dkim: &dkim)
+                                    head: Array(message.prefix(ReceivedContent.maxHead)), fields: fields, dkim: &dkim, store: store)
         report.dkim = verdict.results.dkim
         report.spam = verdict.spam
         report.dmarc = verdict.results.dmarc

@@ -558,7 +558,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     let read = try await threadPool.runIfActive { try ReceivedContent.read(unsafeSink.value, skipping: returnPathLength) }
                     var dkim = read.dkim
                     let verdict = await inbound.content(client: client, spf: spf, helo: helo, mailFrom: envelope.mailFrom,
-                                                        head: read.head, fields: read.fields, dkim: &dkim)
+                                                        head: read.head, fields: read.fields, dkim: &dkim, store: store,
+                                                        owner: finalTargets.count == 1 ? finalTargets[0].account : nil)
                     logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
                     var targets = finalTargets
                     switch verdict.action {

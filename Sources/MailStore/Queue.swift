@@ -139,3 +139,25 @@ public protocol DKIMKeyStore: Sendable {
     func dkimKeys(domain: String?) async throws -> [DKIMKeyRecord]
     func removeDKIMKey(domain: String, selector: String) async throws
 }
+
+/// Token counts of the Bayesian spam filter: one set per account and a global one (owner nil), each with the number of
+/// messages trained as spam and as ham. Tokens are 64-bit hashes (the filter's business, not the store's).
+public protocol BayesStore: Sendable {
+    /// Trains one message's tokens as spam or ham for `owner` (nil: global). `key` names the message (its stored id, or
+    /// a hash of a file's content) so that training it twice the same way changes nothing, and training it the other
+    /// way moves its counts over. Returns whether anything changed.
+    func trainBayes(owner: AccountID?, key: String, tokens: [Int64], spam: Bool) async throws -> Bool
+    /// The counts of `tokens` and the trained totals, for `owner` plus the global ones added together.
+    func bayesCounts(owner: AccountID?, tokens: [Int64]) async throws -> BayesCounts
+}
+
+public struct BayesCounts: Sendable {
+    public var tokens: [Int64: (spam: Int, ham: Int)]
+    public var spamMessages: Int
+    public var hamMessages: Int
+    public init(tokens: [Int64: (spam: Int, ham: Int)] = [:], spamMessages: Int = 0, hamMessages: Int = 0) {
+        self.tokens = tokens
+        self.spamMessages = spamMessages
+        self.hamMessages = hamMessages
+    }
+}

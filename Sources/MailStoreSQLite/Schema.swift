@@ -112,6 +112,24 @@ enum Schema {
           created REAL NOT NULL,
           PRIMARY KEY(domain, selector));
         """,
+        // 4: the Bayesian spam filter's counts; owner 0 is the global set.
+        """
+        CREATE TABLE bayes_token(
+          owner INTEGER NOT NULL,
+          token INTEGER NOT NULL,
+          spam INTEGER NOT NULL DEFAULT 0,
+          ham INTEGER NOT NULL DEFAULT 0,
+          PRIMARY KEY(owner, token)) WITHOUT ROWID;
+        CREATE TABLE bayes_total(
+          owner INTEGER PRIMARY KEY,
+          spam INTEGER NOT NULL DEFAULT 0,
+          ham INTEGER NOT NULL DEFAULT 0);
+        CREATE TABLE bayes_trained(
+          owner INTEGER NOT NULL,
+          message_key TEXT NOT NULL,
+          spam INTEGER NOT NULL,
+          PRIMARY KEY(owner, message_key)) WITHOUT ROWID;
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -6,7 +6,9 @@ import Logging
 import MailAuth
 import MailMessage
 import MailServer
+import MailStore
 import NIOCore
+import SpamFilter
 import TernConfig
 
 /// The Public Suffix List in use: <data>/public_suffix_list.dat when `tern psl update` has fetched one, else the
@@ -113,7 +115,7 @@ struct CheckCommand: AsyncParsableCommand {
         @Option(name: .customLong("mail-from"), help: "The envelope sender (MAIL FROM); \"\" for a null sender.") var mailFrom: String?
 
         func run() async throws {
-            let config = try options.load()
+            let (config, store) = try options.openStore()
             let data: Data
             if file == "-" {
                 data = FileHandle.standardInput.readDataToEndOfFile()
@@ -130,7 +132,7 @@ struct CheckCommand: AsyncParsableCommand {
             let checks = InboundChecks(config: config, resolver: resolver,
                                        suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory))
             let report = await checks.evaluate(message: message, clientAddress: address, helo: helo ?? trace.helo ?? "",
-                                               mailFrom: mailFrom ?? trace.returnPath ?? "")
+                                               mailFrom: mailFrom ?? trace.returnPath ?? "", store: store)
             print(Self.render(report))
         }
 
@@ -206,5 +208,82 @@ enum MessageText {
             return (returnPath, ip, helo)
         }
         return (returnPath, nil, nil)
+    }
+}
+
+struct SpamCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "spam", abstract: "The Bayesian spam filter's training.",
+                                                    subcommands: [Train.self, Status.self])
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "How many messages the filter was trained on (globally, or for one account).")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "An account: its own counts.") var user: String?
+
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            let global = try await store.bayesCounts(owner: nil, tokens: [])
+            print("global: \(global.spamMessages) spam, \(global.hamMessages) ham")
+            if let user {
+                let address = try parseAddress(user)
+                guard case .local(let accounts) = try await store.resolve(address), let a = accounts.first else {
+                    throw ValidationError("\(user) is not an account here")
+                }
+                let both = try await store.bayesCounts(owner: a, tokens: [])
+                print("\(address.canonical): \(both.spamMessages - global.spamMessages) spam, \(both.hamMessages - global.hamMessages) ham")
+            }
+            print("the filter scores once it has \(BayesClassifier.minimumTrained) of each (own and global counts together)")
+        }
+    }
+
+    struct Train: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train the filter on saved messages (as sa-learn does): files, or folders of them (Maildir included).",
+            discussion: "Without --user the global counts, which every account's scoring adds to its own, are trained. Files starting with an mbox \"From \" line are read as one message.")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Train this account's own counts instead of the global ones.") var user: String?
+        @Flag(help: "The messages are spam.") var spam = false
+        @Flag(help: "The messages are not spam.") var ham = false
+        @Argument(help: "Message files or folders.") var paths: [String]
+
+        func validate() throws {
+            guard spam != ham else { throw ValidationError("give exactly one of --spam and --ham") }
+        }
+
+        func run() async throws {
+            let (_, store) = try options.openStore()
+            var owner: AccountID?
+            if let user {
+                let address = try parseAddress(user)
+                guard case .local(let accounts) = try await store.resolve(address), let a = accounts.first else {
+                    throw ValidationError("\(user) is not an account here")
+                }
+                owner = a
+            }
+            var files: [URL] = []
+            for p in paths {
+                var isDir: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw ValidationError("\(p) does not exist") }
+                if isDir.boolValue {
+                    let e = FileManager.default.enumerator(at: URL(fileURLWithPath: p), includingPropertiesForKeys: [.isRegularFileKey])
+                    while let u = e?.nextObject() as? URL {
+                        if (try? u.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true, !u.lastPathComponent.hasPrefix(".") { files.append(u) }
+                    }
+                } else {
+                    files.append(URL(fileURLWithPath: p))
+                }
+            }
+            var trained = 0
+            for url in files.sorted(by: { $0.path < $1.path }) {
+                guard var bytes = FileManager.default.contents(atPath: url.path).map(Array.init) else { continue }
+                if bytes.starts(with: Array("From ".utf8)), let nl = bytes.firstIndex(of: 10) { bytes.removeSubrange(...nl) }
+                let message = MessageText.crlf(Array(bytes.prefix(1 << 20)))
+                let tokens = MessageFeatures(message: message).tokens.map(BayesClassifier.id)
+                let key = "f:\(message.count):\(BayesClassifier.id(String(decoding: message, as: UTF8.self)))"
+                if try await store.trainBayes(owner: owner, key: key, tokens: tokens, spam: spam) { trained += 1 }
+            }
+            let counts = try await store.bayesCounts(owner: owner, tokens: [])
+            print("trained \(trained) of \(files.count) messages as \(spam ? "spam" : "ham"); the \(user.map { "counts of \($0) (with the global ones)" } ?? "global counts") now hold \(counts.spamMessages) spam and \(counts.hamMessages) ham")
+        }
     }
 }
