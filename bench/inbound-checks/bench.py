@@ -80,7 +80,7 @@ def signed_message(private_key):
 
 
 CONFIGS = [
-    ("none (client exempt)", {"checks": {}}),
+    ("none (client exempt)", {"checks": {"exempt_networks": ["127.0.0.0/8"]}}),
     ("+ SPF", {"checks": {"exempt_networks": [], "dkim": False, "dmarc": False}, "spam": {"enabled": False}}),
     ("+ DKIM", {"checks": {"exempt_networks": [], "dmarc": False}, "spam": {"enabled": False}}),
     ("+ DMARC", {"checks": {"exempt_networks": []}, "spam": {"enabled": False}}),
@@ -168,6 +168,7 @@ def main():
     ap.add_argument("--tern", required=True)
     ap.add_argument("--messages", type=int, default=4000)
     ap.add_argument("--sessions", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3, help="each configuration is run this many times; the best counts")
     ap.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tern-bench-checks-", dir="/var/tmp")
@@ -175,19 +176,25 @@ def main():
     raw = signed_message(key)
     rows = []
     try:
-        for i, (name, settings) in enumerate(CONFIGS):
-            tern = TernProc(args.tern, Path(work) / f"tern{i}", dns_port, settings)
-            try:
-                send_all(tern.port, raw, 50, 2)  # warm-up (caches, connections)
-                elapsed = send_all(tern.port, raw, args.messages, args.sessions)
-                assert tern.stored() == args.messages + 50, "not every message was stored"
-                exported = subprocess.run([args.tern, "export", RCPT, "--format", "mbox", "--config", str(tern.config)],
-                                          capture_output=True).stdout
-                if i >= 3:
-                    assert exported.count(b"dmarc=pass") >= args.messages, "DMARC did not pass"
-            finally:
-                tern.stop()
-            rows.append((name, args.messages / elapsed, elapsed / args.messages * 1e6))
+        best = {}
+        for round_ in range(args.rounds):
+            for i, (name, settings) in enumerate(CONFIGS):
+                tern = TernProc(args.tern, Path(work) / f"tern{round_}-{i}", dns_port, settings)
+                try:
+                    send_all(tern.port, raw, 50, 2)  # warm-up (caches, connections)
+                    elapsed = send_all(tern.port, raw, args.messages, args.sessions)
+                    assert tern.stored() == args.messages + 50, "not every message was stored"
+                    exported = subprocess.run([args.tern, "export", RCPT, "--format", "mbox", "--config", str(tern.config)],
+                                              capture_output=True).stdout
+                    if i >= 3:
+                        assert exported.count(b"dmarc=pass") >= args.messages, "DMARC did not pass"
+                finally:
+                    tern.stop()
+                    shutil.rmtree(Path(work) / f"tern{round_}-{i}", ignore_errors=True)
+                best[i] = min(best.get(i, elapsed), elapsed)
+                print(f"round {round_ + 1}  {name:40} {args.messages / elapsed:8.0f} msg/s", flush=True)
+        for i, (name, _) in enumerate(CONFIGS):
+            rows.append((name, args.messages / best[i], best[i] / args.messages * 1e6))
             print(f"{name:40} {rows[-1][1]:8.0f} msg/s  {rows[-1][2]:8.0f} µs/msg", flush=True)
     finally:
         dns_proc.terminate()
@@ -197,15 +204,17 @@ def main():
              f"Run {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC by `bench/inbound-checks/run` on {os.cpu_count()} cores "
              f"({cpu}), {platform.platform()}: {args.messages} copies of one DKIM-signed (RSA-2048) 2 KB message over "
              f"{args.sessions} SMTP sessions from {CLIENT_IP} (Python smtplib, one thread per session), dnsmasq on loopback "
-             "for DNS; a fresh Tern per row, each check added to the ones above it. Every message is stored (fsync'd).",
+             f"for DNS; a fresh Tern per row, each check added to the ones above it, every row run {args.rounds} times (the best "
+             "counts). Every message is stored (fsync'd).",
              "", "| checks | msg/s | µs per message | cost of this check (µs) |", "|---|---:|---:|---:|"]
     previous = None
     for name, rate, micros in rows:
         cost = "" if previous is None else f"{micros - previous:+.0f}"
         lines.append(f"| {name} | {rate:.0f} | {micros:.0f} | {cost} |")
         previous = micros
-    lines += ["", "The client is one Python process, so the first row is bounded by it as much as by Tern; the differences "
-              "between rows are what the checks add. DNS answers are cached by Tern's resolver after the warm-up."]
+    lines += ["", "The client is one Python process (smtplib, 8 threads), so every row is bounded by it as much as by Tern, and "
+              "the rows are noisy; the differences between rows estimate what each check adds. DNS answers are cached by "
+              "Tern's resolver after the warm-up."]
     write_section(args.results, "inbound-checks", "\n".join(lines) + "\n")
 
 
