@@ -148,6 +148,7 @@ public final class InboundChecks: Sendable {
     /// the global ones).
     func content(client: ClientFacts, spf: SPFOutcome?, helo: String, mailFrom: String, head: [UInt8],
                  fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck,
+                 features precomputed: MessageFeatures? = nil,
                  store: (any MailStore)? = nil, owner: AccountID? = nil) async -> ContentVerdict {
         var removals: [Range<Int>] = []
         for (f, offset) in fields {
@@ -191,7 +192,8 @@ public final class InboundChecks: Sendable {
             facts.dmarc = results.dmarc?.result.rawValue
             facts.iprev = client.iprev?.result.rawValue
             facts.allowlisted = client.allowlisted != nil
-            let features = MessageFeatures(message: head)
+            // Parsing and tokenizing is CPU work: the SMTP path does it on the thread pool beforehand (precomputed).
+            let features = precomputed ?? MessageFeatures(message: head)
             var bayes: Double?
             if let store { bayes = await SpamTraining.probability(store: store, owner: owner, tokens: features.tokens) }
             let report = SpamScorer.score(features, facts: facts, bayes: bayes)

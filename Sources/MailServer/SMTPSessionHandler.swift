@@ -9,6 +9,7 @@ import NIOPosix
 import NIOSSL
 import SASL
 import SMTPCodec
+import SpamFilter
 import TernConfig
 
 /// Which SMTP service a connection came in on.
@@ -555,10 +556,14 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             let threadPool = server.threadPool
             Task {
                 do {
-                    let read = try await threadPool.runIfActive { try ReceivedContent.read(unsafeSink.value, skipping: returnPathLength) }
+                    let withFeatures = inbound.settings.spamFilter
+                    let read = try await threadPool.runIfActive {
+                        try ReceivedContent.read(unsafeSink.value, skipping: returnPathLength, features: withFeatures)
+                    }
                     var dkim = read.dkim
                     let verdict = await inbound.content(client: client, spf: spf, helo: helo, mailFrom: envelope.mailFrom,
-                                                        head: read.head, fields: read.fields, dkim: &dkim, store: store,
+                                                        head: read.head, fields: read.fields, dkim: &dkim, features: read.features,
+                                                        store: store,
                                                         owner: finalTargets.count == 1 ? finalTargets[0].account : nil)
                     logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
                     var targets = finalTargets
@@ -704,10 +709,12 @@ struct ReceivedContent: Sendable {
     /// Fields of the header as it arrived (the fields Tern put in front left out), with their offsets in the message.
     var fields: [(field: RawHeaderField, offset: Int)]
     var dkim: DKIMCheck
+    /// What the spam filter reads, when it is on.
+    var features: MessageFeatures?
 
     /// Reads the message in `sink` (blocking file reads when it was spooled). `skipping` octets at the start are
     /// Tern's own Return-Path; the Received field Tern added is skipped too.
-    static func read(_ sink: MessageSink, skipping: Int) throws -> ReceivedContent {
+    static func read(_ sink: MessageSink, skipping: Int, features: Bool) throws -> ReceivedContent {
         let head = try sink.head(max: maxHead)
         let end = RawHeader.end(head)
         var fields: [(RawHeaderField, Int)] = []
@@ -723,7 +730,7 @@ struct ReceivedContent: Sendable {
         if dkim.hasSignatures {
             try sink.forEachChunk(from: end) { dkim.update($0) }
         }
-        return ReceivedContent(head: head, fields: fields, dkim: dkim)
+        return ReceivedContent(head: head, fields: fields, dkim: dkim, features: features ? MessageFeatures(message: head) : nil)
     }
 }
 
