@@ -56,6 +56,7 @@ public struct MessageFeatures: Sendable {
             return
         }
         partKinds.insert("\(part.contentType.type)/\(part.contentType.subtype) \(part.transferEncoding.lowercased())")
+        if let cs = part.contentType.parameter("charset") { partKinds.insert("charset " + cs.lowercased()) }
         guard part.contentType.type == "text", part.header("Content-Disposition")?.lowercased().hasPrefix("attachment") != true else { return }
         let raw = bytes[part.bodyStart..<min(part.end, bytes.count, part.bodyStart + Self.maxText * 2)]
         let decoded = TransferEncoding.decode(raw, encoding: part.transferEncoding) ?? Array(raw)
@@ -215,6 +216,23 @@ enum Tokenizer {
             }
         }
         for t in f.htmlTags { out.insert("t:" + t) }
+        // Link counts in bands, the top-level domains linked to, and the domains of addresses written in the text.
+        out.insert("links:" + (f.links.isEmpty ? "0" : f.links.count < 3 ? "1-2" : f.links.count < 10 ? "3-9" : "10+"))
+        for l in f.links.prefix(50) {
+            if let tld = HTMLText.host(l.href).split(separator: ".").last, tld.allSatisfy(\.isLetter) { out.insert("tld:" + tld) }
+        }
+        var search = f.text[...]
+        var found = 0
+        while found < 20, let at = search.firstIndex(of: "@") {
+            let domain = search[search.index(after: at)...].prefix { $0.isLetter || $0.isNumber || $0 == "." || $0 == "-" }
+            if domain.contains(".") { out.insert("e:" + domain.lowercased().trimmingCharacters(in: CharacterSet(charactersIn: "."))) }
+            found += 1
+            search = search[search.index(after: at)...]
+        }
+        // Shouting: words in capitals.
+        var caps = 0
+        for w in f.text.split(whereSeparator: { !$0.isLetter }).prefix(5000) where w.count >= 4 && w.allSatisfy(\.isUppercase) { caps += 1 }
+        out.insert("caps:" + (caps == 0 ? "0" : caps < 5 ? "1-4" : caps < 20 ? "5-19" : "20+"))
         for k in f.partKinds { out.insert("p:" + k) }
         if let s = f.subject {
             if s.contains("!!") { out.insert("s:!!") }
