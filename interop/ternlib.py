@@ -213,3 +213,38 @@ class SMTPRaw:
 
     def close(self):
         self.sock.close()
+
+
+class DNSServer:
+    """dnsmasq on 127.0.0.1 at a free port, answering only from its arguments (no upstream, no /etc/hosts): `args` are
+    dnsmasq options (--mx-host, --host-record, …), `txt` (name, value) pairs (values over 255 octets are split into
+    several strings, as DNS needs). Ready once it answers `probe` (an A record), not after a guessed pause."""
+
+    def __init__(self, workdir, args, txt=(), probe=None):
+        import shutil
+        import dns.resolver
+        self.port = free_udp_port()
+        log = Path(workdir) / "dnsmasq.log"
+        cmd = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={self.port}",
+               "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--log-facility=-",
+               *args]
+        for name, value in txt:
+            cmd.append(f"--txt-record={name}," + ",".join(value[i:i + 255] for i in range(0, len(value), 255)))
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+        r = dns.resolver.Resolver(configure=False)
+        r.nameservers, r.port = ["127.0.0.1"], self.port
+        deadline = time.time() + 10
+        while True:
+            assert self.proc.poll() is None, log.read_text()
+            try:
+                r.resolve(probe, "A", lifetime=0.5)
+                return
+            except Exception:
+                if time.time() > deadline:
+                    self.stop()
+                    raise
+                time.sleep(0.05)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait()

@@ -1,34 +1,25 @@
 """DNS: Tern's resolver (glibc's libresolv) against a real DNS server, dnsmasq from Debian, on loopback."""
-import shutil
-import subprocess
 import time
 
 import pytest
 
-from ternlib import Tern, free_udp_port
+from ternlib import DNSServer, Tern, free_udp_port
 
 
 @pytest.fixture
 def dnsmasq(tmp_path):
     """dnsmasq answering for a few test zones on 127.0.0.1 (and nothing else: no upstream, no /etc/hosts)."""
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    port = free_udp_port()
-    args = [exe, "--no-daemon", "--conf-file=/dev/null", f"--port={port}", "--listen-address=127.0.0.1",
-            "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--log-facility=-",
-            # b.test: two MX hosts with different preferences; c.test: no MX, an address; d.test: a null MX.
-            "--mx-host=b.test,mx1.b.test,10", "--mx-host=b.test,mx2.b.test,20",
-            "--host-record=mx1.b.test,127.0.0.3", "--host-record=mx2.b.test,127.0.0.4,::1",
-            "--host-record=c.test,127.0.0.5",
-            "--mx-host=d.test,.,0",
-            "--txt-record=b.test,v=spf1 ip4:127.0.0.3 -all",
-            "--ptr-record=3.0.0.127.in-addr.arpa,mx1.b.test",
-            "--local=/test/"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "dnsmasq.log", "wb"))
-    time.sleep(0.3)
-    assert proc.poll() is None, (tmp_path / "dnsmasq.log").read_text()
-    yield port
-    proc.terminate()
-    proc.wait()
+    server = DNSServer(tmp_path, [
+        # b.test: two MX hosts with different preferences; c.test: no MX, an address; d.test: a null MX.
+        "--mx-host=b.test,mx1.b.test,10", "--mx-host=b.test,mx2.b.test,20",
+        "--host-record=mx1.b.test,127.0.0.3", "--host-record=mx2.b.test,127.0.0.4,::1",
+        "--host-record=c.test,127.0.0.5",
+        "--mx-host=d.test,.,0",
+        "--txt-record=b.test,v=spf1 ip4:127.0.0.3 -all",
+        "--ptr-record=3.0.0.127.in-addr.arpa,mx1.b.test",
+        "--local=/test/"], probe="c.test")
+    yield server.port
+    server.stop()
 
 
 def tern_with_dns(tmp_path, port):

@@ -6,18 +6,16 @@ Senders connect from 127.0.0.2 (good.test's published address) or other 127/8 ad
 the default config exempts from checks as this host's own programs."""
 import base64
 import http.server
-import shutil
 import smtplib
 import subprocess
 import threading
 import time
 
 import dkim
-import dns.resolver
 import nacl.signing
 import pytest
 
-from ternlib import Tern, free_udp_port
+from ternlib import DNSServer, Tern
 
 GOOD_IP, OTHER_IP, LISTED_IP, NOPTR_IP = "127.0.0.2", "127.0.0.7", "127.0.0.5", "127.0.0.8"
 RCPT = "bob@example.test"
@@ -57,29 +55,12 @@ class Zone:
             ("bounce.strict.test", f"v=spf1 ip4:{GOOD_IP} -all"),
             ("5.0.0.127.bl.test", "Listed for testing"),
         ]
-        self.port = free_udp_port()
-        args = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={self.port}",
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
-                "--log-facility=-", "--local=/test/", "--local=/in-addr.arpa/",
-                f"--host-record=mx.good.test,{GOOD_IP}", f"--ptr-record=2.0.0.127.in-addr.arpa,mx.good.test",
-                f"--ptr-record=7.0.0.127.in-addr.arpa,liar.good.test", f"--host-record=liar.good.test,127.0.0.99",
-                "--address=/5.0.0.127.bl.test/127.0.0.2"]
-        for name, value in self.txt:
-            chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
-            args.append(f"--txt-record={name}," + ",".join(chunks))
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(tmp / "dnsmasq.log", "wb"))
-        r = dns.resolver.Resolver(configure=False)
-        r.nameservers, r.port = ["127.0.0.1"], self.port
-        deadline = time.time() + 10
-        while True:
-            assert self.proc.poll() is None, (tmp / "dnsmasq.log").read_text()
-            try:
-                r.resolve("mx.good.test", "A", lifetime=0.5)
-                break
-            except Exception:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.05)
+        self.dns = DNSServer(tmp, [
+            "--local=/test/", "--local=/in-addr.arpa/",
+            f"--host-record=mx.good.test,{GOOD_IP}", "--ptr-record=2.0.0.127.in-addr.arpa,mx.good.test",
+            "--ptr-record=7.0.0.127.in-addr.arpa,liar.good.test", "--host-record=liar.good.test,127.0.0.99",
+            "--address=/5.0.0.127.bl.test/127.0.0.2"], txt=self.txt, probe="mx.good.test")
+        self.port = self.dns.port
 
     def sign(self, message, domain="good.test", algorithm="rsa"):
         """The message with a dkimpy DKIM-Signature field in front."""
@@ -89,8 +70,7 @@ class Zone:
                          include_headers=[b"from", b"to", b"subject"]) + message
 
     def stop(self):
-        self.proc.terminate()
-        self.proc.wait()
+        self.dns.stop()
 
 
 @pytest.fixture

@@ -6,16 +6,14 @@ import email
 import imaplib
 import os
 import re
-import shutil
 import smtplib
-import subprocess
 import time
 
 import dkim
 import dns.resolver
 import pytest
 
-from ternlib import Tern, free_udp_port, tls_context
+from ternlib import DNSServer, Tern, tls_context
 
 A_IP, B_IP, DEAD_IP = "127.0.0.2", "127.0.0.3", "127.0.0.9"
 PASSWORD = "journey-password-1"
@@ -32,7 +30,7 @@ class World:
     def __init__(self, tmp_path):
         self.tmp = tmp_path
         self.dns_port = None
-        self.proc = None
+        self.dns = None
         self.txt = []
 
     def tern(self, name, domain, ip, user, settings=None):
@@ -49,34 +47,13 @@ class World:
 
 
 def start_dns(world, records):
-    exe = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-    port = free_udp_port()
-    args = [exe, "--no-daemon", "--conf-file=/dev/null", f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces",
-            "--no-resolv", "--no-hosts", "--user=root", "--log-facility=-", "--local=/test/",
-            f"--mx-host=a.test,mx.a.test,10", f"--host-record=mx.a.test,{A_IP}",
-            f"--mx-host=b.test,mx.b.test,10", f"--host-record=mx.b.test,{B_IP}",
-            f"--mx-host=down.test,mx.down.test,10", f"--host-record=mx.down.test,{DEAD_IP}",
-            "--mx-host=nullmx.test,.,0", f"--host-record=nullmx.test,{B_IP}"]
-    for name, value in records:
-        # dnsmasq takes several strings after the name: long values (RSA keys) are split at 255 octets.
-        chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
-        args.append(f"--txt-record={name}," + ",".join(chunks))
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(world.tmp / "dnsmasq.log", "wb"))
-    world.proc = proc
-    world.dns_port = port
-    # Ready when it answers, not after a guessed pause.
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers, r.port = ["127.0.0.1"], port
-    deadline = time.time() + 10
-    while True:
-        assert proc.poll() is None, (world.tmp / "dnsmasq.log").read_text()
-        try:
-            r.resolve("mx.a.test", "A", lifetime=0.5)
-            break
-        except Exception:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
+    world.dns = DNSServer(world.tmp, [
+        "--local=/test/",
+        "--mx-host=a.test,mx.a.test,10", f"--host-record=mx.a.test,{A_IP}",
+        "--mx-host=b.test,mx.b.test,10", f"--host-record=mx.b.test,{B_IP}",
+        "--mx-host=down.test,mx.down.test,10", f"--host-record=mx.down.test,{DEAD_IP}",
+        "--mx-host=nullmx.test,.,0", f"--host-record=nullmx.test,{B_IP}"], txt=records, probe="mx.a.test")
+    world.dns_port = world.dns.port
 
 
 @pytest.fixture
@@ -84,9 +61,8 @@ def world(tmp_path):
     w = World(tmp_path)
     w.dns_port = 0
     yield w
-    if w.proc:
-        w.proc.terminate()
-        w.proc.wait()
+    if w.dns:
+        w.dns.stop()
 
 
 def setup_pair(world, a_settings=None, b_settings=None):

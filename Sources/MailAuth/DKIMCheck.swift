@@ -46,21 +46,19 @@ public struct DKIMCheck: Sendable {
     private let fields: [RawHeaderField]
     private var parsed: [Result<DKIMSignature, DKIMFailure>] = []
     private var hashes: DKIMBodyHashes
-    private var skipped: [RawHeaderField] = []
+    /// Signatures beyond `maxSignatures`.
+    private var skipped = 0
 
     public init(headerFields: [RawHeaderField], now: Date = Date()) {
         fields = headerFields
-        var signatureFields = headerFields.filter { $0.name.caseInsensitiveCompare("DKIM-Signature") == .orderedSame }
-        if signatureFields.count > DKIMCheck.maxSignatures {
-            skipped = Array(signatureFields[DKIMCheck.maxSignatures...])
-            signatureFields = Array(signatureFields.prefix(DKIMCheck.maxSignatures))
-        }
-        parsed = signatureFields.map { DKIMSignature.parse($0, now: now) }
+        let signatureFields = headerFields.filter { $0.name.caseInsensitiveCompare("DKIM-Signature") == .orderedSame }
+        skipped = max(0, signatureFields.count - DKIMCheck.maxSignatures)
+        parsed = signatureFields.prefix(DKIMCheck.maxSignatures).map { DKIMSignature.parse($0, now: now) }
         hashes = DKIMBodyHashes(parsed.compactMap { try? $0.get().bodyHashKey })
     }
 
     /// The message has DKIM-Signature fields.
-    public var hasSignatures: Bool { !parsed.isEmpty || !skipped.isEmpty }
+    public var hasSignatures: Bool { !parsed.isEmpty }
 
     /// Feeds the next piece of the body (everything after the header's empty line).
     public mutating func update(_ bytes: UnsafeRawBufferPointer) {
@@ -109,7 +107,7 @@ public struct DKIMCheck: Sendable {
                 out.append(outcome)
             }
         }
-        for _ in skipped {
+        for _ in 0..<skipped {
             out.append(DKIMOutcome(result: .policy, domain: "", selector: "", identity: "", algorithm: "", shortSignature: "",
                                    reason: "more than \(DKIMCheck.maxSignatures) signatures", testing: false))
         }

@@ -106,7 +106,7 @@ public final class InboundChecks: Sendable {
     func mailFrom(client: ClientFacts, helo: String, sender: String, countRates: Bool = true) async -> (spf: SPFOutcome?, refusal: SMTPReply?) {
         guard !client.exempt else { return (nil, nil) }
         if let listing = client.blocklisted {
-            let why = listing.reason.map { ": \(AuthenticationResultsText.clean($0))" } ?? ""
+            let why = listing.reason.map { ": \(Self.printable($0))" } ?? ""
             return (nil, SMTPReply(554, "5.7.1", "Service unavailable; client [\(client.address)] blocked using \(listing.zone)\(why)"))
         }
         if settings.requireReverseDNS, let iprev = client.iprev, iprev.result != .pass {
@@ -213,25 +213,18 @@ public final class InboundChecks: Sendable {
     /// and greylisting, which depend on history, are left out).
     public func evaluate(message: [UInt8], clientAddress: String, helo: String, mailFrom: String,
                          store: (any MailStore)? = nil) async -> CheckReport {
-        var client = await connect(clientAddress, honourExemptions: false)
-        client.exempt = false
+        let client = await connect(clientAddress, honourExemptions: false)
         var report = CheckReport(clientAddress: clientAddress, helo: helo, mailFrom: mailFrom, iprev: client.iprev,
                                  blocklisted: client.blocklisted, allowlisted: client.allowlisted, spf: nil, dkim: [], dmarc: nil,
                                  spam: nil, junkScore: settings.junkScore, rejectScore: settings.rejectScore,
                                  authenticationResults: "", action: "accept")
         let (spf, refusal) = await self.mailFrom(client: client, helo: helo, sender: mailFrom, countRates: false)
         report.spf = spf
-        let end = RawHeader.end(message)
-        var fields: [(field: RawHeaderField, offset: Int)] = []
-        var offset = 0
-        for f in RawHeader.fields(message[..<end]) {
-            fields.append((f, offset))
-            offset += f.raw.count
+        var read = ReceivedContent(head: Array(message.prefix(ReceivedContent.maxHead)), prefixLength: 0, settings: settings) { from, chunk in
+            message.withUnsafeBytes { chunk(UnsafeRawBufferPointer(rebasing: $0[min(from, $0.count)...])) }
         }
-        var dkim = DKIMCheck(headerFields: fields.map(\.field))
-        message.withUnsafeBytes { dkim.update(UnsafeRawBufferPointer(rebasing: $0[end...])) }
-        let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom,
-                                    head: Array(message.prefix(ReceivedContent.maxHead)), fields: fields, dkim: &dkim, store: store)
+        let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom, head: read.head, fields: read.fields,
+                                    dkim: &read.dkim, features: read.features, store: store)
         report.dkim = verdict.results.dkim
         report.spam = verdict.spam
         report.dmarc = verdict.results.dmarc
@@ -263,9 +256,53 @@ public final class InboundChecks: Sendable {
     }
 }
 
-enum AuthenticationResultsText {
+/// The part of a received message the end-of-DATA checks read: the start of it, its header fields as they arrived
+/// (with their offsets), a DKIM check fed with the body, and what the spam filter reads. Building it is CPU and file
+/// work: the SMTP path does it on the thread pool.
+struct ReceivedContent: Sendable {
+    /// How much of the message is read: the header (a longer one is checked as far as this) and the start of the body.
+    static let maxHead = 1 << 20
+    var head: [UInt8]
+    var fields: [(field: RawHeaderField, offset: Int)]
+    var dkim: DKIMCheck
+    var features: MessageFeatures?
+
+    /// `head`: the message's first octets, of which the first `prefixLength` are trace fields Tern added itself (not
+    /// part of what arrived). `body(offset, consumer)` passes the message from `offset` to the end in pieces; it is
+    /// called only when the message has signatures to verify.
+    init(head: [UInt8], prefixLength: Int, settings: TernConfiguration.Checks,
+         body: (Int, (UnsafeRawBufferPointer) -> Void) throws -> Void) rethrows {
+        self.head = head
+        let end = RawHeader.end(head)
+        var fields: [(field: RawHeaderField, offset: Int)] = []
+        var offset = 0
+        for f in RawHeader.fields(head[..<end]) {
+            if offset >= prefixLength { fields.append((f, offset)) }
+            offset += f.raw.count
+        }
+        self.fields = fields
+        dkim = DKIMCheck(headerFields: fields.map(\.field))
+        if settings.dkim && dkim.hasSignatures {
+            var check = dkim
+            try body(end) { check.update($0) }
+            dkim = check
+        }
+        features = settings.spamFilter ? MessageFeatures(message: head) : nil
+    }
+}
+
+extension InboundChecks {
+    /// Reads a received message back from its sink (blocking file reads when it was spooled).
+    func read(_ sink: MessageSink) throws -> ReceivedContent {
+        try ReceivedContent(head: sink.head(max: ReceivedContent.maxHead), prefixLength: sink.prefixLength, settings: settings) {
+            try sink.forEachChunk(from: $0, $1)
+        }
+    }
+}
+
+extension InboundChecks {
     /// DNS-provided text made safe for a reply line.
-    static func clean(_ s: String) -> String {
+    static func printable(_ s: String) -> String {
         String(s.unicodeScalars.filter { $0.value >= 32 && $0.value < 127 }.prefix(200).map(Character.init))
     }
 }

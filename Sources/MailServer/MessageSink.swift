@@ -14,11 +14,14 @@ final class MessageSink {
     fileprivate(set) var memory: [UInt8] = []
     fileprivate(set) var file: (url: URL, handle: FileHandle)?
     private(set) var failure: Error?
+    /// Octets of the fields Tern put in front of what the client sent (trace fields).
+    let prefixLength: Int
 
     init(blobs: BlobStore, inlineLimit: Int, maxSize: Int, prefix: String) {
         self.blobs = blobs
         self.inlineLimit = inlineLimit
         self.maxSize = maxSize
+        prefixLength = prefix.utf8.count
         memory.reserveCapacity(min(inlineLimit, 16 * 1024))
         append(Array(prefix.utf8))
     }

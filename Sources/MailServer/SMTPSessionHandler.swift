@@ -556,10 +556,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             let threadPool = server.threadPool
             Task {
                 do {
-                    let withFeatures = inbound.settings.spamFilter
-                    let read = try await threadPool.runIfActive {
-                        try ReceivedContent.read(unsafeSink.value, skipping: returnPathLength, features: withFeatures)
-                    }
+                    let read = try await threadPool.runIfActive { try inbound.read(unsafeSink.value) }
                     var dkim = read.dkim
                     let verdict = await inbound.content(client: client, spf: spf, helo: helo, mailFrom: envelope.mailFrom,
                                                         head: read.head, fields: read.fields, dkim: &dkim, features: read.features,
@@ -572,7 +569,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                         unsafeSink.value.discard()
                         return finish(.failure(reply))
                     case .junk:
-                        targets = targets.map { DeliveryTarget(account: $0.account, mailbox: DeliveryTarget.junkMailbox) }
+                        targets = targets.map { DeliveryTarget(account: $0.account, specialUse: .junk) }
                     case .accept:
                         break
                     }
@@ -699,40 +696,6 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 }
 
 struct MailboxFull: Error {}
-
-/// A received message's header, read back for the checks, with the DKIM check fed its body.
-struct ReceivedContent: Sendable {
-    /// How much of the message is read for the checks: the header (a longer one is checked as far as this) and the
-    /// start of the body for the spam filter.
-    static let maxHead = 1 << 20
-    var head: [UInt8]
-    /// Fields of the header as it arrived (the fields Tern put in front left out), with their offsets in the message.
-    var fields: [(field: RawHeaderField, offset: Int)]
-    var dkim: DKIMCheck
-    /// What the spam filter reads, when it is on.
-    var features: MessageFeatures?
-
-    /// Reads the message in `sink` (blocking file reads when it was spooled). `skipping` octets at the start are
-    /// Tern's own Return-Path; the Received field Tern added is skipped too.
-    static func read(_ sink: MessageSink, skipping: Int, features: Bool) throws -> ReceivedContent {
-        let head = try sink.head(max: maxHead)
-        let end = RawHeader.end(head)
-        var fields: [(RawHeaderField, Int)] = []
-        var offset = 0
-        for f in RawHeader.fields(head[..<end]) {
-            defer { offset += f.raw.count }
-            // Tern's Return-Path and the first Received (its own) are not part of what arrived.
-            if offset < skipping { continue }
-            if fields.isEmpty && offset == skipping && f.name.caseInsensitiveCompare("Received") == .orderedSame { continue }
-            fields.append((f, offset))
-        }
-        var dkim = DKIMCheck(headerFields: fields.map(\.0))
-        if dkim.hasSignatures {
-            try sink.forEachChunk(from: end) { dkim.update($0) }
-        }
-        return ReceivedContent(head: head, fields: fields, dkim: dkim, features: features ? MessageFeatures(message: head) : nil)
-    }
-}
 
 extension SASLStep {
     /// The same success under the account's canonical address.

@@ -199,13 +199,13 @@ public struct DeliveryTarget: Sendable, Hashable {
     public var account: AccountID
     /// nil: INBOX.
     public var mailbox: String?
-    public init(account: AccountID, mailbox: String? = nil) {
+    /// When set, the account's mailbox with this special use (RFC 6154), whatever its name; INBOX when it has none.
+    public var specialUse: SpecialUse?
+    public init(account: AccountID, mailbox: String? = nil, specialUse: SpecialUse? = nil) {
         self.account = account
         self.mailbox = mailbox
+        self.specialUse = specialUse
     }
-
-    /// Stands for the account's \\Junk mailbox (RFC 6154), whatever its name; INBOX when it has none.
-    public static let junkMailbox = "\\Junk"
 }
 
 public struct DeliveryReceipt: Sendable {

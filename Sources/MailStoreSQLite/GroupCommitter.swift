@@ -149,9 +149,9 @@ final class GroupCommitter: @unchecked Sendable {
         var seenTargets = Set<DeliveryTarget>()
         for target in delivery.targets where seenTargets.insert(target).inserted {
             var name = target.mailbox ?? "INBOX"
-            if name == DeliveryTarget.junkMailbox {
+            if let use = target.specialUse {
                 name = try String.fetchOne(db.cachedStatement(sql: "SELECT name FROM mailbox WHERE account_id = ? AND special_use = ? LIMIT 1"),
-                                           arguments: [target.account, SpecialUse.junk.rawValue]) ?? "INBOX"
+                                           arguments: [target.account, use.rawValue]) ?? "INBOX"
             }
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
                 UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1

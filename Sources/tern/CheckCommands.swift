@@ -7,6 +7,7 @@ import MailAuth
 import MailMessage
 import MailServer
 import MailStore
+import MailStoreSQLite
 import NIOCore
 import SpamFilter
 import TernConfig
@@ -19,14 +20,19 @@ enum SuffixListFile {
     static let minimumRules = 1000
 
     static func load(dataDirectory: URL, logger: Logger? = nil) -> PublicSuffixList {
+        loadWithSource(dataDirectory: dataDirectory, logger: logger).list
+    }
+
+    /// The list, and the file it came from (nil: the built-in one).
+    static func loadWithSource(dataDirectory: URL, logger: Logger? = nil) -> (list: PublicSuffixList, file: URL?) {
         let url = dataDirectory.appendingPathComponent(fileName)
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return .builtIn }
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return (.builtIn, nil) }
         let list = PublicSuffixList(text: text)
         guard list.ruleCount >= minimumRules else {
             logger?.warning("ignoring \(url.path): only \(list.ruleCount) rules; using the built-in Public Suffix List")
-            return .builtIn
+            return (.builtIn, nil)
         }
-        return list
+        return (list, url)
     }
 }
 
@@ -85,10 +91,8 @@ struct PSLCommand: AsyncParsableCommand {
 
         func run() async throws {
             let config = try options.load()
-            let list = SuffixListFile.load(dataDirectory: config.dataDirectory)
-            let file = config.dataDirectory.appendingPathComponent(SuffixListFile.fileName)
-            let fromFile = list.ruleCount != PublicSuffixList.builtIn.ruleCount || FileManager.default.fileExists(atPath: file.path)
-            print("list: \(fromFile ? file.path : "built-in (\(PublicSuffixList.builtInVersion))"), \(list.ruleCount) rules")
+            let (list, file) = SuffixListFile.loadWithSource(dataDirectory: config.dataDirectory)
+            print("list: \(file?.path ?? "built-in (\(PublicSuffixList.builtInVersion))"), \(list.ruleCount) rules")
             for n in names {
                 print("\(n): public suffix \(list.publicSuffix(of: n)), organizational domain \(list.organizationalDomain(of: n))")
             }
@@ -215,6 +219,11 @@ struct SpamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "spam", abstract: "The Bayesian spam filter's training.",
                                                     subcommands: [Train.self, Status.self])
 
+    static func account(_ user: String, _ store: SQLiteMailStore) async throws -> AccountID {
+        guard let account = try await store.account(try parseAddress(user)) else { throw ValidationError("no account \(user)") }
+        return account
+    }
+
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "How many messages the filter was trained on (globally, or for one account).")
         @OptionGroup var options: ConfigOption
@@ -225,12 +234,8 @@ struct SpamCommand: AsyncParsableCommand {
             let global = try await store.bayesCounts(owner: nil, tokens: [])
             print("global: \(global.spamMessages) spam, \(global.hamMessages) ham")
             if let user {
-                let address = try parseAddress(user)
-                guard case .local(let accounts) = try await store.resolve(address), let a = accounts.first else {
-                    throw ValidationError("\(user) is not an account here")
-                }
-                let both = try await store.bayesCounts(owner: a, tokens: [])
-                print("\(address.canonical): \(both.spamMessages - global.spamMessages) spam, \(both.hamMessages - global.hamMessages) ham")
+                let both = try await store.bayesCounts(owner: try await SpamCommand.account(user, store), tokens: [])
+                print("\(try parseAddress(user).canonical): \(both.spamMessages - global.spamMessages) spam, \(both.hamMessages - global.hamMessages) ham")
             }
             print("the filter scores once it has \(BayesClassifier.minimumTrained) of each (own and global counts together)")
         }
@@ -253,13 +258,7 @@ struct SpamCommand: AsyncParsableCommand {
         func run() async throws {
             let (_, store) = try options.openStore()
             var owner: AccountID?
-            if let user {
-                let address = try parseAddress(user)
-                guard case .local(let accounts) = try await store.resolve(address), let a = accounts.first else {
-                    throw ValidationError("\(user) is not an account here")
-                }
-                owner = a
-            }
+            if let user { owner = try await SpamCommand.account(user, store) }
             var files: [URL] = []
             for p in paths {
                 var isDir: ObjCBool = false

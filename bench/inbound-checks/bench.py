@@ -14,7 +14,6 @@ import re
 import shutil
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,22 +22,15 @@ import time
 from pathlib import Path
 
 import dkim
-import dns.resolver
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "interop"))
 from results import write_section  # noqa: E402
+from ternlib import DNSServer  # noqa: E402
 
 RCPT, SENDER = "bench@bench.test", "sender@client.test"
 CLIENT_IP = "127.0.0.2"
-
-
-def free_udp_port():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def start_dns(work):
@@ -46,29 +38,13 @@ def start_dns(work):
     subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
     der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
     public = base64.b64encode(der).decode()
-    port = free_udp_port()
     txt = [("client.test", f"v=spf1 ip4:{CLIENT_IP} -all"),
            ("sel._domainkey.client.test", f"v=DKIM1; k=rsa; p={public}"),
            ("_dmarc.client.test", "v=DMARC1; p=reject")]
-    args = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={port}",
-            "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root",
-            "--log-facility=/dev/null", "--local=/test/", "--local=/in-addr.arpa/", "--local=/bl.test/",
-            f"--host-record=mx.client.test,{CLIENT_IP}", f"--ptr-record=2.0.0.127.in-addr.arpa,mx.client.test"]
-    for name, value in txt:
-        args.append(f"--txt-record={name}," + ",".join(value[i:i + 255] for i in range(0, len(value), 255)))
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = dns.resolver.Resolver(configure=False)
-    r.nameservers, r.port = ["127.0.0.1"], port
-    deadline = time.time() + 10
-    while True:
-        try:
-            r.resolve("mx.client.test", "A", lifetime=0.5)
-            break
-        except Exception:
-            if time.time() > deadline:
-                raise
-            time.sleep(0.05)
-    return proc, port, key.read_bytes()
+    server = DNSServer(work, ["--local=/test/", "--local=/in-addr.arpa/", "--local=/bl.test/",
+                              f"--host-record=mx.client.test,{CLIENT_IP}", "--ptr-record=2.0.0.127.in-addr.arpa,mx.client.test"],
+                       txt=txt, probe="mx.client.test")
+    return server, key.read_bytes()
 
 
 def signed_message(private_key):
@@ -172,7 +148,8 @@ def main():
     ap.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tern-bench-checks-", dir="/var/tmp")
-    dns_proc, dns_port, key = start_dns(work)
+    dns, key = start_dns(work)
+    dns_port = dns.port
     raw = signed_message(key)
     rows = []
     try:
@@ -197,7 +174,7 @@ def main():
             rows.append((name, args.messages / best[i], best[i] / args.messages * 1e6))
             print(f"{name:40} {rows[-1][1]:8.0f} msg/s  {rows[-1][2]:8.0f} µs/msg", flush=True)
     finally:
-        dns_proc.terminate()
+        dns.stop()
         shutil.rmtree(work, ignore_errors=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     lines = ["## inbound-checks", "",
