@@ -10,6 +10,10 @@ public struct MessageFeatures: Sendable {
     public var hasDate = false
     public var date: Date?
     public var hasMessageID = false
+    /// The Date's zone is not a real one (hours past 14 or minutes past 59), as in "-1900".
+    public var dateZoneAbsurd = false
+    /// Subject or From carry raw 8-bit bytes that are not UTF-8 (neither RFC 2047 encoded nor RFC 6532 text).
+    public var rawHeaderBytes = false
     public var hasTextPart = false
     public var hasHTMLPart = false
     /// Visible text of all text parts (HTML with its tags removed), capped.
@@ -31,7 +35,12 @@ public struct MessageFeatures: Sendable {
         if let d = root.header("Date") {
             hasDate = true
             date = RFC5322Date.parse(d)
+            if let zone = d.split(whereSeparator: \.isWhitespace).first(where: { ($0.hasPrefix("+") || $0.hasPrefix("-")) && $0.count == 5 }),
+               let z = Int(zone.dropFirst()), z / 100 > 14 || z % 100 > 59 {
+                dateZoneAbsurd = true
+            }
         }
+        rawHeaderBytes = (subject ?? "").contains("\u{FFFD}") || (from ?? "").contains("\u{FFFD}")
         hasMessageID = root.header("Message-ID") != nil
         var html = ""
         collect(root, bytes, &html)
@@ -174,7 +183,16 @@ enum Tokenizer {
                 else if word.count > 20 { out.insert(prefix + "long:\(word.prefix(3))") }
                 word = ""
             }
+            var previousIdeograph: Character?
             for ch in s.lowercased() {
+                // Chinese, Japanese and Korean are written without spaces: pairs of characters stand in for words.
+                if let v = ch.unicodeScalars.first?.value, (0x2E80...0x9FFF).contains(v) || (0xAC00...0xD7AF).contains(v) || (0xF900...0xFAFF).contains(v) {
+                    flush()
+                    if let p = previousIdeograph { out.insert(prefix + String([p, ch])) }
+                    previousIdeograph = ch
+                    continue
+                }
+                previousIdeograph = nil
                 if ch.isLetter || ch.isNumber || ch == "$" || ch == "!" || ch == "'" || ch == "-" { word.append(ch) } else { flush() }
                 if out.count > 3000 { return }
             }
@@ -240,6 +258,103 @@ enum Tokenizer {
             if s.hasSuffix(" ") || s.contains("   ") { out.insert("s:spaces") }
         }
         if f.hasHTMLPart && !f.hasTextPart { out.insert("x:html-only") }
+        headerShapes(root, f, &out)
+        textShapes(f, &out)
+        return out
+    }
+
+    static func band(_ n: Int, _ limits: [Int]) -> String {
+        var lower = 0
+        for l in limits {
+            if n < l { return lower == l - 1 ? "\(lower)" : "\(lower)-\(l - 1)" }
+            lower = l
+        }
+        return "\(lower)+"
+    }
+
+    /// Facts about how the text is written, as tokens: how long, how loud, how much money and how many calls to act.
+    static func textShapes(_ f: MessageFeatures, _ out: inout Set<String>) {
+        let text = f.text.prefix(50_000)
+        var exclamations = 0, dollars = 0, percents = 0, capsLines = 0, lines = 0, words = 0
+        for ch in text {
+            if ch == "!" { exclamations += 1 } else if ch == "$" { dollars += 1 } else if ch == "%" { percents += 1 }
+        }
+        for line in text.split(separator: "\n").prefix(2000) {
+            let letters = line.filter(\.isLetter)
+            guard letters.count >= 10 else { continue }
+            lines += 1
+            if letters.allSatisfy(\.isUppercase) { capsLines += 1 }
+        }
+        words = text.split(whereSeparator: \.isWhitespace).count
+        out.insert("n!:" + band(exclamations, [1, 3, 10, 30]))
+        out.insert("n$:" + band(dollars, [1, 3, 10]))
+        out.insert("n%:" + band(percents, [1, 3, 10]))
+        out.insert("capslines:" + band(capsLines, [1, 3, 10]))
+        out.insert("words:" + band(words, [20, 100, 300, 1000, 3000]))
+        if lines > 0 { out.insert("capsratio:" + band(capsLines * 10 / lines, [1, 3, 6])) }
+        if let from = f.from {
+            let address = from.split(separator: "<").last.map { $0.prefix { $0 != ">" } } ?? Substring(from)
+            if let at = address.firstIndex(of: "@") {
+                out.insert("fl:" + shape(address[..<at].prefix(40)))
+                if address[..<at].contains(where: \.isNumber) { out.insert("fl:digits") }
+            }
+            if from.contains("<") {
+                let name = from[..<from.firstIndex(of: "<")!].trimmingCharacters(in: CharacterSet(charactersIn: "\" "))
+                if name.isEmpty { out.insert("fn:empty") }
+                else if name.filter(\.isLetter).count >= 4 && name.filter(\.isLetter).allSatisfy(\.isUppercase) { out.insert("fn:caps") }
+            } else {
+                out.insert("fn:none")
+            }
+        }
+        if let s = f.subject {
+            out.insert("slen:" + band(s.count, [10, 30, 60, 100]))
+            if s.hasSuffix("!") { out.insert("s:ends!") }
+            let capsWords = s.split(whereSeparator: { !$0.isLetter }).filter { $0.count >= 3 && $0.allSatisfy(\.isUppercase) }.count
+            out.insert("scaps:" + band(capsWords, [1, 2, 4]))
+        }
+        if f.links.count > 0 {
+            let hosts = Set(f.links.prefix(50).map { HTMLText.host($0.href) })
+            out.insert("linkhosts:" + band(hosts.count, [1, 2, 4, 8]))
+        }
+    }
+
+    /// The shapes of fields that bulk-mail software writes in its own way: the Message-ID, the Date's form and zone,
+    /// the recipients, Reply-To against From. Each becomes a token, so the classifier learns which shapes go with spam.
+    static func headerShapes(_ root: MIMEPart, _ f: MessageFeatures, _ out: inout Set<String>) {
+        if let mid = root.header("Message-ID") {
+            let id = mid.trimmingCharacters(in: CharacterSet(charactersIn: "<> \t"))
+            if let at = id.lastIndex(of: "@") {
+                out.insert("mid:" + shape(id[..<at].prefix(60)))
+                out.insert("midd:" + id[id.index(after: at)...].lowercased().filter { $0 != ">" }.split(separator: ".").suffix(2).joined(separator: "."))
+            } else {
+                out.insert("mid:no-at")
+            }
+        }
+        if let d = root.header("Date") {
+            let parts = d.split(whereSeparator: \.isWhitespace)
+            if let zone = parts.first(where: { ($0.hasPrefix("+") || $0.hasPrefix("-")) && $0.count == 5 }) { out.insert("tz:" + zone) }
+            else { out.insert("tz:" + (parts.last.map { String($0.prefix(8)) } ?? "")) }
+            out.insert("date:" + shape(Substring(d.prefix(40))))
+        }
+        let to = root.headers("To").joined(separator: ",")
+        let cc = root.headers("Cc").joined(separator: ",")
+        let recipients = (to + "," + cc).split(separator: ",").filter { $0.contains("@") }.count
+        out.insert("rcpts:" + (recipients == 0 ? "0" : recipients == 1 ? "1" : recipients < 5 ? "2-4" : "5+"))
+        if to.isEmpty { out.insert("to:none") }
+        if to.lowercased().contains("undisclosed") { out.insert("to:undisclosed") }
+        if let from = f.from, let rt = root.header("Reply-To") {
+            func domain(_ s: String) -> String { s.lowercased().split(separator: "@").last.map { String($0.prefix { $0 != ">" && !$0.isWhitespace }) } ?? "" }
+            out.insert(domain(from) == domain(rt) ? "rt:same" : "rt:other")
+        }
+    }
+
+    /// Digits as 9, letters as a (upper A), runs collapsed: "00004b14417b$0000234d" → "9a9a$9a".
+    static func shape(_ s: Substring) -> String {
+        var out = ""
+        for ch in s {
+            let c: Character = ch.isNumber ? "9" : ch.isLowercase ? "a" : ch.isUppercase ? "A" : ch
+            if out.last != c { out.append(c) }
+        }
         return out
     }
 }
