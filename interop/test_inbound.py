@@ -54,6 +54,8 @@ class Zone:
             ("_dmarc.strict.test", "v=DMARC1; p=reject; aspf=s"),
             ("bounce.strict.test", f"v=spf1 ip4:{GOOD_IP} -all"),
             ("5.0.0.127.bl.test", "Listed for testing"),
+            ("mx.good.test", "v=spf1 a -all"),
+            ("liar.good.test", "v=spf1 a -all"),
         ]
         self.dns = DNSServer(tmp, [
             "--local=/test/", "--local=/in-addr.arpa/",
@@ -133,6 +135,8 @@ def test_spf_dkim_dmarc_results_and_policies(tmp_path, zone):
         assert ar.startswith("mx.example.test;"), ar
         assert "iprev=pass policy.iprev=127.0.0.2 (mx.good.test)" in ar
         assert "spf=pass" in ar and "smtp.mailfrom=alice@good.test" in ar
+        # The HELO name has an SPF result of its own (mx.good.test: "v=spf1 a -all", and its A is the client).
+        assert "spf=pass (HELO: matched a at mx.good.test) smtp.helo=mx.good.test" in ar, ar
         assert ar.count("dkim=pass") == 2 and "header.a=rsa-sha256" in ar and "header.a=ed25519-sha256" in ar, ar
         assert "dmarc=pass" in ar and "header.from=good.test" in ar
         # What was signed is still intact: dkimpy verifies the stored copy (Tern's added fields are not signed).
@@ -150,6 +154,7 @@ def test_spf_dkim_dmarc_results_and_policies(tmp_path, zone):
         assert b"Subject: quarantined" in junk
         assert "dmarc=fail (p=quarantine dis=quarantine)" in auth_results(junk)[0]
         assert "spf=fail" in auth_results(junk)[0]
+        assert "spf=fail (HELO: " in auth_results(junk)[0], junk
 
         # p=none: delivered to INBOX with dmarc=fail recorded.
         assert send(t, OTHER_IP, "alice@watch.test", message("alice@watch.test", "watched"))[0] == 250
@@ -162,9 +167,21 @@ def test_spf_dkim_dmarc_results_and_policies(tmp_path, zone):
         # subdomain SPF, so aligned SPF is shown with the domain itself and no DKIM.
         assert send(t, GOOD_IP, "news@good.test", message("alice@good.test", "spf aligned only"))[0] == 250
 
+        # A HELO name the client may not use, with a MAIL FROM it may: SPF_HELO_FAIL in the spam score.
+        with smtplib.SMTP(t.host, t.smtp_port, source_address=(GOOD_IP, 0), timeout=30) as s:
+            s.ehlo("liar.good.test")
+            s.sendmail("alice@good.test", [RCPT], message("alice@good.test", "helo liar"))
+        # A null sender (a bounce): the MAIL FROM check is the HELO check, reported once.
+        assert send(t, GOOD_IP, "", message("MAILER-DAEMON@good.test", "bounce"))[0] == 250
+
         inbox = stored(t)
         subjects = [m.split(b"Subject: ")[1].split(b"\r\n")[0] for m in inbox]
-        assert subjects == [b"rsa signed", b"watched", b"spf aligned only"], subjects
+        assert subjects == [b"rsa signed", b"watched", b"spf aligned only", b"helo liar", b"bounce"], subjects
+        [liar_ar] = auth_results(inbox[3])
+        assert "spf=pass (matched ip4" in liar_ar and "spf=fail (HELO: " in liar_ar and "smtp.helo=liar.good.test" in liar_ar, liar_ar
+        assert b"SPF_HELO_FAIL" in inbox[3], inbox[3]
+        [bounce_ar] = auth_results(inbox[4])
+        assert bounce_ar.count("spf=") == 1 and "spf=pass" in bounce_ar and "smtp.helo=mx.good.test" in bounce_ar, bounce_ar
         assert "dmarc=fail (p=none dis=none)" in auth_results(inbox[1])[0]
         assert "dmarc=pass" in auth_results(inbox[2])[0] and "dkim=" not in auth_results(inbox[2])[0]
         assert [b"quarantined", b"sampled"] == [m.split(b"Subject: ")[1].split(b"\r\n")[0] for m in stored(t, "Junk")]
@@ -251,6 +268,7 @@ def test_check_message_command(tmp_path, zone):
                      b"Tue, 24 Nov 2026 10:00:00 +0000\n" + raw.replace(b"\r\n", b"\n"))
     out = t.run("check", "message", str(path)).stdout.decode()
     assert "client     127.0.0.2  helo mx.good.test  mail from <alice@good.test>" in out and "spf        pass" in out, out
+    assert "spf helo   pass" in out, out
 
 
 def test_psl_update(tmp_path):

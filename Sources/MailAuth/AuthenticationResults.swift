@@ -7,6 +7,8 @@ public struct AuthenticationResults: Sendable {
     public var iprev: (outcome: IPRevOutcome, address: String)?
     /// SPF of MAIL FROM (or of HELO for a null sender), with the identities checked.
     public var spf: (outcome: SPFOutcome, mailFrom: String, helo: String)?
+    /// SPF of the HELO name on its own (RFC 7208 §2.3), when the sender was not null.
+    public var spfHelo: (outcome: SPFOutcome, helo: String)?
     public var dkim: [DKIMOutcome] = []
     public var dmarc: DMARCOutcome?
     /// A word on why nothing was checked (trusted client).
@@ -27,6 +29,9 @@ public struct AuthenticationResults: Sendable {
             if !mailFrom.isEmpty { m += " smtp.mailfrom=\(Self.value(mailFrom))" }
             if !helo.isEmpty { m += " smtp.helo=\(Self.value(helo))" }
             methods.append(m)
+        }
+        if let (o, helo) = spfHelo {
+            methods.append("spf=\(o.result.rawValue) (HELO: \(Self.comment(o.reason))) smtp.helo=\(Self.value(helo))")
         }
         for d in dkim {
             var m = "dkim=\(d.result.rawValue)"

@@ -38,6 +38,17 @@ struct ContentVerdict: Sendable {
     var spam: SpamReport?
 }
 
+/// The SPF results of one transaction: MAIL FROM (or HELO for a null sender) and the HELO name on its own.
+public struct SenderSPF: Sendable {
+    public var mailFrom: SPFOutcome?
+    public var helo: SPFOutcome?
+
+    /// A HELO worth an SPF check: a domain name with a dot, not an address literal.
+    static func isDomainName(_ helo: String) -> Bool {
+        helo.contains(".") && !helo.hasPrefix("[") && helo.split(separator: ".").last?.contains(where: \.isLetter) == true
+    }
+}
+
 /// The checks run on a saved message (`tern check message`): each result, and what the server would have done.
 public struct CheckReport: Sendable {
     public var clientAddress: String
@@ -47,6 +58,8 @@ public struct CheckReport: Sendable {
     public var blocklisted: DNSListCheck.Listing?
     public var allowlisted: DNSListCheck.Listing?
     public var spf: SPFOutcome?
+    /// SPF of the HELO name on its own (only when MAIL FROM was not null and HELO is a domain name).
+    public var spfHelo: SPFOutcome?
     public var dkim: [DKIMOutcome]
     public var dmarc: DMARCOutcome?
     public var spam: SpamReport?
@@ -102,8 +115,9 @@ public final class InboundChecks: Sendable {
 
     // MARK: MAIL FROM
 
-    /// SPF of the sender, and a refusal when the client may not send (blocklisted, no reverse DNS, over its rate).
-    func mailFrom(client: ClientFacts, helo: String, sender: String, countRates: Bool = true) async -> (spf: SPFOutcome?, refusal: SMTPReply?) {
+    /// SPF of the sender and of the HELO name, and a refusal when the client may not send (blocklisted, no reverse
+    /// DNS, over its rate).
+    func mailFrom(client: ClientFacts, helo: String, sender: String, countRates: Bool = true) async -> (spf: SenderSPF?, refusal: SMTPReply?) {
         guard !client.exempt else { return (nil, nil) }
         if let listing = client.blocklisted {
             let why = listing.reason.map { ": \(Self.printable($0))" } ?? ""
@@ -123,8 +137,12 @@ public final class InboundChecks: Sendable {
         }
         guard settings.spf else { return (nil, nil) }
         let checker = SPFChecker(resolver: resolver, receiver: hostname)
+        // The HELO identity on its own as well (RFC 7208 §2.3), in parallel; for a null sender the MAIL FROM check
+        // already is the HELO check.
+        async let heloOutcome: SPFOutcome? = !sender.isEmpty && SenderSPF.isDomainName(helo)
+            ? checker.checkHELO(ip: client.address, helo: helo) : nil
         let outcome = await checker.check(ip: client.address, mailFrom: sender, helo: helo)
-        return (outcome, nil)
+        return (SenderSPF(mailFrom: outcome, helo: await heloOutcome), nil)
     }
 
     // MARK: RCPT TO
@@ -146,7 +164,7 @@ public final class InboundChecks: Sendable {
     /// fields (with their offsets) and a DKIM check already fed with the body.
     /// `store` and `owner` give the Bayesian filter its counts (the owner's, when the message goes to one account, plus
     /// the global ones).
-    func content(client: ClientFacts, spf: SPFOutcome?, helo: String, mailFrom: String, head: [UInt8],
+    func content(client: ClientFacts, spf senderSPF: SenderSPF?, helo: String, mailFrom: String, head: [UInt8],
                  fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck,
                  features precomputed: MessageFeatures? = nil,
                  store: (any MailStore)? = nil, owner: AccountID? = nil) async -> ContentVerdict {
@@ -159,7 +177,9 @@ public final class InboundChecks: Sendable {
         }
         var results = AuthenticationResults(authservID: hostname)
         if let iprev = client.iprev { results.iprev = (iprev, client.address) }
+        let spf = senderSPF?.mailFrom
         if let spf { results.spf = (spf, mailFrom, helo) }
+        if let h = senderSPF?.helo { results.spfHelo = (h, helo) }
         let plainFields = fields.map(\.field)
         if settings.dkim { results.dkim = await dkim.finish(resolver: resolver) }
         var action = ContentVerdict.Action.accept
@@ -187,6 +207,7 @@ public final class InboundChecks: Sendable {
         if settings.spamFilter {
             var facts = AuthenticationFacts()
             facts.spf = spf?.result.rawValue
+            facts.spfHelo = senderSPF?.helo?.result.rawValue
             facts.dkimPassed = results.dkim.contains { $0.result == .pass }
             facts.dkimFailed = results.dkim.contains { $0.result == .fail }
             facts.dmarc = results.dmarc?.result.rawValue
@@ -215,11 +236,12 @@ public final class InboundChecks: Sendable {
                          store: (any MailStore)? = nil) async -> CheckReport {
         let client = await connect(clientAddress, honourExemptions: false)
         var report = CheckReport(clientAddress: clientAddress, helo: helo, mailFrom: mailFrom, iprev: client.iprev,
-                                 blocklisted: client.blocklisted, allowlisted: client.allowlisted, spf: nil, dkim: [], dmarc: nil,
+                                 blocklisted: client.blocklisted, allowlisted: client.allowlisted, spf: nil, spfHelo: nil, dkim: [], dmarc: nil,
                                  spam: nil, junkScore: settings.junkScore, rejectScore: settings.rejectScore,
                                  authenticationResults: "", action: "accept")
         let (spf, refusal) = await self.mailFrom(client: client, helo: helo, sender: mailFrom, countRates: false)
-        report.spf = spf
+        report.spf = spf?.mailFrom
+        report.spfHelo = spf?.helo
         var read = ReceivedContent(head: Array(message.prefix(ReceivedContent.maxHead)), prefixLength: 0, settings: settings) { from, chunk in
             message.withUnsafeBytes { chunk(UnsafeRawBufferPointer(rebasing: $0[min(from, $0.count)...])) }
         }

@@ -59,7 +59,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private var transactionID = ""
     /// Port 25 with checks on: what was learnt about the client at connect, and the SPF result of this transaction.
     private var client: ClientFacts?
-    private var spf: SPFOutcome?
+    private var spf: SenderSPF?
     /// Length of the Return-Path line at the start of the message (the Authentication-Results go below it).
     private var returnPathLength = 0
 

@@ -3,6 +3,7 @@ import Foundation
 /// What the receiving checks found, as the filter weighs it (plain values, so that this module needs no DNS).
 public struct AuthenticationFacts: Sendable {
     public var spf: String?          // "pass", "fail", "softfail", …
+    public var spfHelo: String?      // the HELO name's own SPF result
     public var dkimPassed = false    // at least one valid signature
     public var dkimFailed = false    // a signature that did not verify
     public var dmarc: String?        // "pass", "fail", …
@@ -49,7 +50,7 @@ public enum SpamScorer {
         "BULK_REMOVE": 1.1, "CLAIMS_NOT_SPAM": 1.0, "CLAIMS_OPT_IN": 0.0, "MONEY_AMOUNTS": 1.8, "MILLIONS": 1.0,
         "ADVANCE_FEE": 1.0, "CLICK_HERE": 0.1, "ACT_NOW": 0.0, "GUARANTEED": 1.1, "FREE_OFFER": 1.2,
         "MONEY_FROM_HOME": 1.1, "TOLL_FREE": 0.7, "SUBJ_EXCLAIM": 0.5, "SUBJ_CAPS_WORDS": 0.7,
-        "DMARC_FAIL": 2.0, "RDNS_NONE": 0.8, "DNSWL": -3.0,
+        "SPF_HELO_FAIL": 1.0, "SPF_HELO_SOFTFAIL": 0.5, "DMARC_FAIL": 2.0, "RDNS_NONE": 0.8, "DNSWL": -3.0,
         "BAYES_99": 6.0, "BAYES_95": 5.9, "BAYES_90": 4.0, "BAYES_80": 4.0, "BAYES_60": 2.1, "BAYES_40": 1.8,
         "BAYES_20": 0.8, "BAYES_05": -0.6, "BAYES_01": -1.7, "BAYES_00": -1.7,
     ]
@@ -159,6 +160,12 @@ public enum SpamScorer {
         case "fail": hit("SPF_FAIL", "SPF says the client may not send for the sender's domain")
         case "softfail": hit("SPF_SOFTFAIL", "SPF soft failure")
         case "pass": hit("SPF_PASS", "SPF pass")
+        default: break
+        }
+        // The HELO name's own result counts when it says something the MAIL FROM result did not.
+        switch facts.spf == "fail" || facts.spf == "softfail" ? nil : facts.spfHelo {
+        case "fail": hit("SPF_HELO_FAIL", "SPF says the client may not use its HELO name")
+        case "softfail": hit("SPF_HELO_SOFTFAIL", "SPF soft failure of the HELO name")
         default: break
         }
         if facts.dkimFailed && !facts.dkimPassed { hit("DKIM_INVALID", "DKIM signature present but invalid") }

@@ -146,6 +146,7 @@ struct CheckCommand: AsyncParsableCommand {
             if let l = r.allowlisted { out += "allowlist  listed in \(l.zone) (\(l.codes.joined(separator: ", ")))\n" }
             if let l = r.blocklisted { out += "blocklist  LISTED in \(l.zone) (\(l.codes.joined(separator: ", ")))\(l.reason.map { ": \($0)" } ?? "")\n" }
             if let s = r.spf { out += "spf        \(s.result.rawValue)  \(s.reason) (\(s.lookups) DNS lookups)\n" }
+            if let s = r.spfHelo { out += "spf helo   \(s.result.rawValue)  \(s.reason) (\(s.lookups) DNS lookups)\n" }
             if r.dkim.isEmpty { out += "dkim       none  (no signature)\n" }
             for d in r.dkim {
                 out += "dkim       \(d.result.rawValue)  d=\(d.domain) s=\(d.selector) a=\(d.algorithm)"
