@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
     ],
     targets: [
         // Layer 0: pure values
@@ -43,6 +44,8 @@ let package = Package(
         // Layer 1: storage protocols and model, DNS as a protocol and route selection
         .target(name: "MailDNS", dependencies: ["MailCore"]),
         .target(name: "MailAuth", dependencies: ["MailCore", "MailDNS", "MailMessage", "DKIM"]),
+        // Address and domain checks for admins (tern check address/addresses/domain).
+        .target(name: "Deliverability", dependencies: ["MailCore", "MailDNS"]),
         .target(name: "MailStore", dependencies: [
             "MailCore",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -63,8 +66,9 @@ let package = Package(
         ] + nio),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter",
+            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "CSV", package: "CSV.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
@@ -79,6 +83,7 @@ let package = Package(
         .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailMessage"]),
         .testTarget(name: "SpamFilterTests", dependencies: ["SpamFilter", "MailMessage"]),
         .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "DeliverabilityTests", dependencies: ["Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["MailServer", "MailMessage", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),

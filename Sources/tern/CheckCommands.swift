@@ -101,8 +101,8 @@ struct PSLCommand: AsyncParsableCommand {
 }
 
 struct CheckCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check", abstract: "Check messages (more checks come with later releases).",
-                                                    subcommands: [Message.self])
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Check messages and addresses.",
+                                                    subcommands: [Message.self, CheckAddress.self, CheckAddresses.self])
 
     struct Message: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -1,0 +1,315 @@
+import ArgumentParser
+import CSV
+import Deliverability
+import DNSResolverLive
+import Foundation
+import MailCore
+import MailDNS
+
+/// `tern check address ADDRESS…`: each address's verdict; exit 0 only when every one is valid.
+struct CheckAddress: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "address",
+        abstract: "Check email addresses: syntax (RFC 5321/6531, as the SMTP server parses it), normalisation, and with --dns whether the domain takes mail.",
+        discussion: "Exits 0 only when every address given is valid.")
+    @OptionGroup var options: ConfigOption
+    @Argument(help: "The addresses.") var addresses: [String]
+    @Flag(help: "Also look up each domain: it exists, has MX or address records, and no null MX.") var dns = false
+    @Flag(help: "Print JSON instead of text.") var json = false
+
+    func run() async throws {
+        let resolver = dns ? try DomainLookups(options: options) : nil
+        var verdicts: [AddressVerdict] = []
+        var statuses: [MailDomainStatus?] = []
+        for a in addresses {
+            var v = AddressCheck.check(a)
+            var status: MailDomainStatus?
+            if let resolver, v.isValid, let key = v.duplicateKey, let at = key.lastIndex(of: "@") {
+                let s = await resolver.status(String(key[key.index(after: at)...]))
+                status = s
+                if let problem = s.problem {
+                    v.problem = problem
+                    v.problemKind = "domain"
+                }
+            }
+            verdicts.append(v)
+            statuses.append(status)
+        }
+        if json {
+            let rows = zip(verdicts, statuses).map { v, s in AddressJSON(v, s) }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+        } else {
+            for (v, s) in zip(verdicts, statuses) {
+                if let problem = v.problem {
+                    print("invalid  \(v.input)\n         \(problem)")
+                } else {
+                    var line = "valid    \(v.input)"
+                    if v.normalized != v.input { line += "  →  \(v.normalized ?? "")" }
+                    if !v.notes.isEmpty { line += "  (\(v.notes.joined(separator: "; ")))" }
+                    print(line)
+                    if v.smtputf8 { print("         needs SMTPUTF8 (internationalised local part)") }
+                    if let s { print("         domain: \(s.summary)") }
+                }
+            }
+        }
+        if verdicts.contains(where: { !$0.isValid }) { throw ExitCode(1) }
+    }
+}
+
+struct AddressJSON: Encodable {
+    var input: String
+    var valid: Bool
+    var normalized: String?
+    var ascii: String?
+    var smtputf8: Bool
+    var problem: String?
+    var kind: String?
+    var notes: [String]
+    var domain: String?
+
+    init(_ v: AddressVerdict, _ s: MailDomainStatus?) {
+        input = v.input
+        valid = v.isValid
+        normalized = v.normalized
+        ascii = v.ascii
+        smtputf8 = v.smtputf8
+        problem = v.problem
+        kind = v.problemKind
+        notes = v.notes
+        domain = s?.summary
+    }
+}
+
+/// Domain lookups for address lists: each domain once (a bounded cache), with the configured nameservers.
+actor DomainLookups {
+    let resolver: LiveResolver
+    var cache: [String: MailDomainStatus] = [:]
+    static let cacheLimit = 200_000
+
+    init(options: ConfigOption) throws {
+        let config = try options.load()
+        resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+    }
+
+    func status(_ domain: String) async -> MailDomainStatus {
+        if let s = cache[domain] { return s }
+        let s = await DomainCheck.mailStatus(domain, resolver: resolver)
+        if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
+        cache[domain] = s
+        return s
+    }
+}
+
+/// `tern check addresses FILE.csv --column email`: list cleansing. Streams the file (memory grows only with the
+/// number of distinct addresses, 16 bytes each, for finding duplicates), writes the kept rows with the address
+/// normalised, and the removed rows with the reason.
+struct CheckAddresses: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "addresses",
+        abstract: "Cleanse a CSV list of addresses: invalid ones and duplicates removed, the rest normalised.",
+        discussion: """
+            Writes FILE.clean.csv (the kept rows, the address column normalised: domain lower-cased, unneeded quotes \
+            and display names removed) and FILE.removed.csv (the removed rows with a reason column), and prints a \
+            report. Surrounding spaces in the address column are trimmed. With --dns each distinct domain is looked \
+            up once; addresses whose domain does not exist, has no MX or address records, or has a null MX are \
+            removed; when DNS does not answer they are kept.
+            """)
+    @OptionGroup var options: ConfigOption
+    @Argument(help: "The CSV file (UTF-8, with a header row).") var file: String
+    @Option(help: "The column with the addresses: its header name, or its number (1 = first).") var column = "email"
+    @Option(help: "Where the kept rows go (default FILE.clean.csv).") var output: String?
+    @Option(help: "Where the removed rows go (default FILE.removed.csv).") var removed: String?
+    @Flag(help: "Also check each domain in DNS.") var dns = false
+    @Flag(help: "Keep duplicate addresses.") var keepDuplicates = false
+    @Flag(inversion: .prefixedNo, help: "Show a progress bar on standard error (default: when it is a terminal).") var progress: Bool?
+
+    func run() async throws {
+        guard let stream = InputStream(fileAtPath: file), FileManager.default.fileExists(atPath: file) else {
+            throw ValidationError("cannot read \(file)")
+        }
+        let base = file.hasSuffix(".csv") ? String(file.dropLast(4)) : file
+        let cleanPath = output ?? base + ".clean.csv", removedPath = removed ?? base + ".removed.csv"
+        let reader: CSVReader
+        do { reader = try CSVReader(stream: stream, hasHeaderRow: true) } catch { throw ValidationError("\(file) is not CSV: \(error)") }
+        guard let header = reader.headerRow else { throw ValidationError("\(file) has no header row") }
+        guard let index = header.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).lowercased() == column.lowercased() })
+                ?? Int(column).map({ $0 - 1 }).flatMap({ header.indices.contains($0) ? $0 : nil }) else {
+            throw ValidationError("no column \"\(column)\" in the header (\(header.joined(separator: ", ")))")
+        }
+        let clean = try CSVOut(path: cleanPath), dropped = try CSVOut(path: removedPath)
+        try clean.write(header)
+        try dropped.write(header + ["reason"])
+        let lookups = dns ? try DomainLookups(options: options) : nil
+        let bar = ProgressBar(total: ProgressBar.countLines(file), enabled: progress ?? (isatty(2) == 1))
+        let started = Date()
+        var seen = Set<AddressDigest>()
+        var rows = 0, kept = 0, normalized = 0
+        var reasons: [String: Int] = [:]
+        // Rows go in batches so that the batch's new domains can be looked up in parallel.
+        var batch: [[String]] = []
+        func flush() async throws {
+            var verdicts = batch.map { AddressCheck.check($0.indices.contains(index) ? $0[index].trimmingCharacters(in: .whitespaces) : "") }
+            if let lookups {
+                var domains = Set<String>()
+                for v in verdicts where v.isValid { if let k = v.duplicateKey, let at = k.lastIndex(of: "@") { domains.insert(String(k[k.index(after: at)...])) } }
+                await withTaskGroup(of: Void.self) { group in
+                    var running = 0
+                    for d in domains {
+                        if running >= 32 { await group.next(); running -= 1 }
+                        group.addTask { _ = await lookups.status(d) }
+                        running += 1
+                    }
+                }
+                for i in verdicts.indices where verdicts[i].isValid {
+                    guard let k = verdicts[i].duplicateKey, let at = k.lastIndex(of: "@") else { continue }
+                    if let problem = await lookups.status(String(k[k.index(after: at)...])).problem {
+                        verdicts[i].problem = problem
+                        verdicts[i].problemKind = "domain"
+                    }
+                }
+            }
+            for (row, v) in zip(batch, verdicts) {
+                rows += 1
+                var reason: String?
+                if let problem = v.problem {
+                    reason = problem
+                    reasons[v.problemKind ?? "invalid", default: 0] += 1
+                } else if !keepDuplicates, let key = v.duplicateKey, !seen.insert(AddressDigest(key)).inserted {
+                    reason = "duplicate of an earlier row"
+                    reasons["duplicate", default: 0] += 1
+                }
+                if let reason {
+                    try dropped.write(row + [reason])
+                } else {
+                    var out = row
+                    if out.indices.contains(index), let n = v.normalized {
+                        if out[index] != n { normalized += 1 }
+                        out[index] = n
+                    }
+                    try clean.write(out)
+                    kept += 1
+                }
+            }
+            batch.removeAll(keepingCapacity: true)
+            bar.update(rows)
+        }
+        while let row = reader.next() {
+            batch.append(row)
+            if batch.count >= 2000 { try await flush() }
+        }
+        // On Linux a read past the end of a file stream returns -1, which CSV.swift reports as an error: at the end
+        // of the stream it is none.
+        if let error = reader.error, stream.streamStatus != .atEnd { throw ValidationError("\(file): \(error)") }
+        try await flush()
+        try clean.close()
+        try dropped.close()
+        bar.finish(rows)
+        let seconds = Date().timeIntervalSince(started)
+        print("\(rows) rows read in \(String(format: "%.1f", seconds)) s: \(kept) kept (\(normalized) normalised), \(rows - kept) removed")
+        for (kind, n) in reasons.sorted(by: { $0.value > $1.value }) { print("  \(String(n).leftPad(9))  \(kind)") }
+        print("kept:    \(cleanPath)\nremoved: \(removedPath)")
+    }
+}
+
+/// A 128-bit hash of a duplicate key: a million distinct addresses cost 16 MB (plus the set's overhead), not their text.
+struct AddressDigest: Hashable {
+    var high: UInt64, low: UInt64
+    init(_ key: String) {
+        // FNV-1a twice with different offsets is enough against accidental collisions at this size (2^-64 per pair).
+        var h1: UInt64 = 0xcbf2_9ce4_8422_2325, h2: UInt64 = 0x8422_2325_cbf2_9ce4
+        for b in key.utf8 {
+            h1 = (h1 ^ UInt64(b)) &* 0x100_0000_01b3
+            h2 = (h2 ^ UInt64(b)) &* 0x0000_0100_0000_01b3 &+ 0x9e37_79b9_7f4a_7c15
+        }
+        high = h1
+        low = h2
+    }
+}
+
+/// RFC 4180 output, buffered. (CSV.swift's writer writes one byte per stream call, too slow for a million rows.)
+final class CSVOut {
+    let handle: FileHandle
+    var buffer: [UInt8] = []
+
+    init(path: String) throws {
+        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+            throw ValidationError("cannot write \(path)")
+        }
+        handle = h
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    func write(_ fields: [String]) throws {
+        for (i, f) in fields.enumerated() {
+            if i > 0 { buffer.append(UInt8(ascii: ",")) }
+            if f.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 10 || $0 == 13 }) {
+                buffer.append(UInt8(ascii: "\""))
+                for b in f.utf8 {
+                    if b == UInt8(ascii: "\"") { buffer.append(b) }
+                    buffer.append(b)
+                }
+                buffer.append(UInt8(ascii: "\""))
+            } else {
+                buffer.append(contentsOf: f.utf8)
+            }
+        }
+        buffer.append(10)
+        if buffer.count >= 1 << 16 { try drain() }
+    }
+
+    func drain() throws {
+        try handle.write(contentsOf: buffer)
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    func close() throws {
+        try drain()
+        try handle.synchronize()
+        try handle.close()
+    }
+}
+
+/// A one-line progress bar on standard error.
+final class ProgressBar {
+    let total: Int
+    let enabled: Bool
+    var lastPercent = -1
+
+    init(total: Int, enabled: Bool) {
+        self.total = max(total, 1)
+        self.enabled = enabled
+    }
+
+    /// Lines in the file (rows, give or take quoted line breaks), counted fast for the bar's scale.
+    static func countLines(_ path: String) -> Int {
+        guard let h = FileHandle(forReadingAtPath: path) else { return 0 }
+        defer { try? h.close() }
+        var n = 0
+        while let chunk = try? h.read(upToCount: 1 << 20), !chunk.isEmpty {
+            n += chunk.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        }
+        return max(n - 1, 0)
+    }
+
+    func update(_ done: Int) {
+        guard enabled else { return }
+        let percent = min(100, done * 100 / total)
+        guard percent != lastPercent else { return }
+        lastPercent = percent
+        let width = 40, filled = percent * width / 100
+        let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(percent)%  \(done) rows"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    func finish(_ done: Int) {
+        guard enabled else { return }
+        update(total)
+        FileHandle.standardError.write(Data("\n".utf8))
+    }
+}
+
+extension String {
+    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
+}
