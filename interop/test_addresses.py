@@ -160,3 +160,32 @@ def test_cleanse_csv(tern, tmp_path):
     assert tern.run("check", "addresses", str(path), "--column", "2", "--output", str(tmp_path / "o.csv")).returncode == 0
     bad = tern.run("check", "addresses", str(path), "--column", "mail", check=False)
     assert bad.returncode != 0 and b'no column "mail"' in bad.stderr
+
+
+def test_domain_checks_with_dns(tmp_path):
+    from ternlib import DNSServer
+    dns = DNSServer(tmp_path, ["--local=/example/", "--mx-host=good.example,mx.good.example,10",
+                               "--host-record=mx.good.example,127.0.0.9", "--mx-host=nullmx.example,.,0",
+                               "--host-record=aonly.example,127.0.0.10", "--mx-host=broken.example,mx.nowhere.example,10"],
+                    probe="mx.good.example")
+    try:
+        t = Tern(tmp_path / "t", {"dns": {"nameservers": [f"127.0.0.1:{dns.port}"]}})
+        addresses = ["a@good.example", "b@aonly.example", "c@nullmx.example", "d@missing.example", "e@broken.example"]
+        r = subprocess.run([TERN, "check", "address", "--config", str(t.config), "--dns", "--json", "--", *addresses],
+                           capture_output=True, timeout=120)
+        assert r.returncode == 1, r.stderr
+        rows = {x["input"]: x for x in json.loads(r.stdout)}
+        assert rows["a@good.example"]["valid"] and rows["a@good.example"]["domain"] == "MX mx.good.example"
+        assert rows["b@aonly.example"]["valid"] and "no MX" in rows["b@aonly.example"]["domain"]
+        assert not rows["c@nullmx.example"]["valid"] and "null MX" in rows["c@nullmx.example"]["problem"]
+        assert not rows["d@missing.example"]["valid"] and "does not exist" in rows["d@missing.example"]["problem"]
+        assert not rows["e@broken.example"]["valid"] and "no mail exchanger" in rows["e@broken.example"]["problem"]
+        assert {x["kind"] for x in rows.values() if not x["valid"]} == {"domain"}
+        # The same through list cleansing.
+        path = tmp_path / "l.csv"
+        path.write_text("email\n" + "\n".join(addresses) + "\n")
+        out = t.run("check", "addresses", str(path), "--dns").stdout.decode()
+        assert "5 rows read" in out and "2 kept" in out and "3 removed" in out, out
+        assert (tmp_path / "l.clean.csv").read_text() == "email\na@good.example\nb@aonly.example\n"
+    finally:
+        dns.stop()
