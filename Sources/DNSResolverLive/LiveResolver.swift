@@ -92,6 +92,10 @@ public final class LiveResolver: DNSResolver {
         try await lookup(name, .txt).map(\.text)
     }
 
+    public func ns(_ name: String) async throws(DNSError) -> [String] {
+        try await lookup(name, .ns).map(\.text)
+    }
+
     public func ptr(_ address: String) async throws(DNSError) -> [String] {
         guard let name = ReverseDNS.name(for: address) else { throw .permanent(address) }
         return try await lookup(name, .ptr).map(\.text)
@@ -182,7 +186,7 @@ public final class LiveResolver: DNSResolver {
                 let preference = Int(rdata[start]) << 8 | Int(rdata[start + 1])
                 guard let exchange = expand(answer, length, offset + 2) else { continue }
                 records.append(Record(ttl: ttl, mx: MXRecord(preference: preference, exchange: exchange), text: exchange))
-            case .ptr:
+            case .ptr, .ns:
                 guard let target = expand(answer, length, offset) else { continue }
                 records.append(Record(ttl: ttl, mx: nil, text: target))
             case .txt:

@@ -4,6 +4,7 @@ import MailCore
 /// Record types Tern asks for.
 public enum DNSRecordType: Int, Sendable, Hashable, CustomStringConvertible {
     case a = 1
+    case ns = 2
     case ptr = 12
     case mx = 15
     case txt = 16
@@ -12,6 +13,7 @@ public enum DNSRecordType: Int, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .a: return "A"
+        case .ns: return "NS"
         case .ptr: return "PTR"
         case .mx: return "MX"
         case .txt: return "TXT"
@@ -64,6 +66,13 @@ public protocol DNSResolver: Sendable {
     func txt(_ name: String) async throws(DNSError) -> [String]
     /// Names for an address (reverse DNS).
     func ptr(_ address: String) async throws(DNSError) -> [String]
+    /// The name servers of a zone (for `tern check domain`).
+    func ns(_ name: String) async throws(DNSError) -> [String]
+}
+
+extension DNSResolver {
+    /// Resolvers that have no NS data (the tests' fakes) answer "no records".
+    public func ns(_ name: String) async throws(DNSError) -> [String] { throw .noData(name) }
 }
 
 /// The PTR query name of an address: `1.2.3.4` → `4.3.2.1.in-addr.arpa`; IPv6 → its 32 nibbles, last first, under

@@ -101,8 +101,8 @@ struct PSLCommand: AsyncParsableCommand {
 }
 
 struct CheckCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "check", abstract: "Check messages and addresses.",
-                                                    subcommands: [Message.self, CheckAddress.self, CheckAddresses.self])
+    static let configuration = CommandConfiguration(commandName: "check", abstract: "Check messages, domains and addresses.",
+                                                    subcommands: [Message.self, CheckDomain.self, CheckAddress.self, CheckAddresses.self])
 
     struct Message: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
