@@ -1,4 +1,5 @@
 """Helpers for interop tests: start the real `tern` binary on loopback and inspect what it stored."""
+import base64
 import os
 import re
 import signal
@@ -248,3 +249,11 @@ class DNSServer:
     def stop(self):
         self.proc.terminate()
         self.proc.wait()
+
+
+def rsa_key(tmp):
+    """An RSA-2048 key from openssl: (PEM private key for dkimpy, base64 SubjectPublicKeyInfo for a DKIM p= tag)."""
+    key = tmp / "rsa.pem"
+    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
+    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
+    return key.read_bytes(), base64.b64encode(der).decode()

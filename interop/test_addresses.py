@@ -87,9 +87,9 @@ def tern(tmp_path_factory):
     return Tern(tmp_path_factory.mktemp("addr"))
 
 
-def check(tern, addresses):
+def check(tern, addresses, *options):
     # After "--" every argument is an address, even one that starts with "-".
-    r = subprocess.run([TERN, "check", "address", "--config", str(tern.config), "--json", "--", *addresses],
+    r = subprocess.run([TERN, "check", "address", "--config", str(tern.config), "--json", *options, "--", *addresses],
                        capture_output=True, timeout=120)
     assert r.returncode in (0, 1), r.stderr
     return r.returncode, json.loads(r.stdout)
@@ -171,10 +171,9 @@ def test_domain_checks_with_dns(tmp_path):
     try:
         t = Tern(tmp_path / "t", {"dns": {"nameservers": [f"127.0.0.1:{dns.port}"]}})
         addresses = ["a@good.example", "b@aonly.example", "c@nullmx.example", "d@missing.example", "e@broken.example"]
-        r = subprocess.run([TERN, "check", "address", "--config", str(t.config), "--dns", "--json", "--", *addresses],
-                           capture_output=True, timeout=120)
-        assert r.returncode == 1, r.stderr
-        rows = {x["input"]: x for x in json.loads(r.stdout)}
+        code, found = check(t, addresses, "--dns")
+        assert code == 1
+        rows = {x["input"]: x for x in found}
         assert rows["a@good.example"]["valid"] and rows["a@good.example"]["domain"] == "MX mx.good.example"
         assert rows["b@aonly.example"]["valid"] and "no MX" in rows["b@aonly.example"]["domain"]
         assert not rows["c@nullmx.example"]["valid"] and "null MX" in rows["c@nullmx.example"]["problem"]

@@ -1,10 +1,8 @@
 """`tern check domain` against dnsmasq on loopback: a domain with good records, one with broken ones, a null MX and one
 that does not exist; JSON findings and the text report."""
-import base64
 import json
-import subprocess
 
-from ternlib import TERN, DNSServer, Tern
+from ternlib import DNSServer, Tern, rsa_key
 
 
 def ns_rr(name, target):
@@ -13,15 +11,8 @@ def ns_rr(name, target):
     return f"--dns-rr={name},2,{wire.hex()}"
 
 
-def dkim_key(tmp):
-    key = tmp / "dkim.pem"
-    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True, capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
-    return base64.b64encode(der).decode()
-
-
 def run(t, *args):
-    r = subprocess.run([TERN, "check", "domain", "--config", str(t.config), *args], capture_output=True, timeout=120)
+    r = t.run("check", "domain", *args, check=False)
     return r.returncode, r.stdout.decode(), r.stderr.decode()
 
 
@@ -36,7 +27,7 @@ def test_check_domain(tmp_path):
     txt = [
         ("good.example", "v=spf1 mx include:_spf.good.example -all"),
         ("_spf.good.example", "v=spf1 ip4:192.0.2.200 -all"),
-        ("sel._domainkey.good.example", f"v=DKIM1; k=rsa; p={dkim_key(tmp_path)}"),
+        ("sel._domainkey.good.example", f"v=DKIM1; k=rsa; p={rsa_key(tmp_path)[1]}"),
         ("_dmarc.good.example", "v=DMARC1; p=reject; rua=mailto:dmarc@good.example"),
         ("_mta-sts.good.example", "v=STSv1; id=20261124"),
         ("_smtp._tls.good.example", "v=TLSRPTv1; rua=mailto:tls@good.example"),

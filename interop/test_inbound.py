@@ -7,7 +7,6 @@ the default config exempts from checks as this host's own programs."""
 import base64
 import http.server
 import smtplib
-import subprocess
 import threading
 import time
 
@@ -15,19 +14,11 @@ import dkim
 import nacl.signing
 import pytest
 
-from ternlib import DNSServer, Tern
+from ternlib import DNSServer, Tern, rsa_key
 
 GOOD_IP, OTHER_IP, LISTED_IP, NOPTR_IP = "127.0.0.2", "127.0.0.7", "127.0.0.5", "127.0.0.8"
 RCPT = "bob@example.test"
 PASSWORD = "inbound-password-1"
-
-
-def rsa_key(tmp):
-    """An RSA-2048 key from openssl: (PEM private key for dkimpy, base64 SubjectPublicKeyInfo for the p= tag)."""
-    key = tmp / "rsa.pem"
-    subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
-    der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
-    return key.read_bytes(), base64.b64encode(der).decode()
 
 
 class Zone:

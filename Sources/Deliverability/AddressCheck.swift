@@ -14,18 +14,18 @@ public struct AddressVerdict: Sendable, Equatable {
     public var normalized: String?
     /// The same with the domain as IDNA A-labels; nil when the local part itself needs SMTPUTF8.
     public var ascii: String?
+    /// The domain in IDNA A-labels, lower case: the form lookups and duplicate detection use.
+    public var asciiDomain: String?
     /// The address can only be carried with SMTPUTF8 (RFC 6531): its local part is not ASCII.
     public var smtputf8 = false
     /// What normalising changed (display name dropped, quotes removed, domain lower-cased…).
     public var notes: [String] = []
 
-    public var isValid: Bool { problem == nil }
     /// The form lists are de-duplicated by: local part lower-cased (Tern, Postfix and Dovecot match local parts
     /// case-insensitively) and the domain's A-label form.
-    public var duplicateKey: String? {
-        guard let normalized, let at = normalized.lastIndex(of: "@") else { return nil }
-        return normalized[..<at].lowercased() + "@" + Domain.canonical(String(normalized[normalized.index(after: at)...]))
-    }
+    public var duplicateKey: String?
+
+    public var isValid: Bool { problem == nil }
 }
 
 /// Address checking for lists and forms: the syntax of RFC 5321 (with RFC 6531 for internationalised addresses), as
@@ -47,6 +47,8 @@ public enum AddressCheck {
             v.problemKind = error.kind
             v.normalized = nil
             v.ascii = nil
+            v.asciiDomain = nil
+            v.duplicateKey = nil
             v.smtputf8 = false
         }
         return v
@@ -98,13 +100,15 @@ public enum AddressCheck {
         let normalizedAddress = EmailAddress(localPart: local, domain: isASCII && !ascii.contains("xn--") ? ascii : IDNA.toUnicode(ascii))
         if text.hasPrefix("\"") && !normalizedAddress.description.hasPrefix("\"") { v.notes.append("unneeded quotes removed") }
         if domain != normalizedAddress.domain { v.notes.append("domain lower-cased") }
-        let normalized = normalizedAddress.description
+        let asciiAddress = EmailAddress(localPart: local, domain: ascii).description
         // RFC 5321 §4.5.3.1.3: a path is at most 256 octets with its brackets, so an address at most 254.
-        let octets = normalizedAddress.description.split(separator: "@").dropLast().joined(separator: "@").utf8.count + 1 + ascii.utf8.count
-        if octets > 254 { throw Refusal("too-long", "the address is \(octets - 254) octet\(octets == 255 ? "" : "s") too long (254 at most, with the domain in IDNA form)") }
-        v.normalized = normalized
+        let octets = asciiAddress.utf8.count, limit = Limits.maxPathLength - 2
+        if octets > limit { throw Refusal("too-long", "the address is \(octets - limit) octet\(octets == limit + 1 ? "" : "s") too long (\(limit) at most, with the domain in IDNA form)") }
+        v.normalized = normalizedAddress.description
+        v.asciiDomain = ascii
+        v.duplicateKey = asciiAddress.lowercased()
         v.smtputf8 = local.utf8.contains { $0 >= 0x80 }
-        v.ascii = v.smtputf8 ? nil : EmailAddress(localPart: local, domain: ascii).description
+        v.ascii = v.smtputf8 ? nil : asciiAddress
     }
 
     /// `Name <addr>` and `<addr>` (RFC 5322 name-addr): the address, with a note that the display name was dropped.
@@ -192,9 +196,8 @@ public enum AddressCheck {
                 // IDNA2008 reserves "??--" labels for encodings; only xn-- (Punycode) is defined.
                 if lower.count >= 4, lower.dropFirst(2).hasPrefix("--") {
                     guard lower.hasPrefix("xn--") else { throw Refusal("idna", "the domain label \(label) has -- in the third and fourth places, which only xn-- labels may") }
-                    guard let decoded = Punycode.decode(String(lower.dropFirst(4))), !decoded.isEmpty,
-                          decoded.unicodeScalars.contains(where: { $0.value >= 0x80 }),
-                          Punycode.encode(decoded.lowercased().precomposedStringWithCanonicalMapping) == String(lower.dropFirst(4)) else {
+                    guard let decoded = Punycode.decode(String(lower.dropFirst(4))),
+                          decoded.unicodeScalars.contains(where: { $0.value >= 0x80 }), IDNA.toASCII(decoded) == lower else {
                         throw Refusal("idna", "the domain label \(label) is not a valid IDNA A-label")
                     }
                 }
@@ -213,20 +216,13 @@ public enum AddressCheck {
         if ascii.utf8.count > 253 {
             throw Refusal("too-long", "the domain is \(ascii.utf8.count - 253) octets too long in IDNA form (253 at most)")
         }
-        if let long = ascii.split(separator: ".").first(where: { $0.utf8.count > 63 }) {
-            throw Refusal("too-long", "the domain label \(long) is longer than 63 octets")
-        }
         return ascii
     }
 
     static func describe(_ s: Unicode.Scalar) -> String {
-        let code = "U+" + String(s.value, radix: 16, uppercase: true).leftPadded(to: 4)
+        let code = String(format: "U+%04X", s.value)
         if s.value >= 0x21 && s.value < 0x7F { return "'\(Character(s))'" }
         if let name = s.properties.name { return "\(code) \(name)" }
         return code
     }
-}
-
-extension String {
-    func leftPadded(to n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

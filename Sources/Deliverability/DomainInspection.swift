@@ -38,10 +38,7 @@ public struct DomainInspector: Sendable {
         self.selectors = selectors
     }
 
-    /// The mail hosts found (name and addresses), for a port-25 probe after the DNS checks.
-    public struct MailHost: Sendable { public var name: String; public var addresses: [String] }
-
-    public func inspect(_ input: String) async -> (DomainReport, [MailHost]) {
+    public func inspect(_ input: String) async -> DomainReport {
         let domain = Domain.canonical(input.hasSuffix(".") ? String(input.dropLast()) : input)
         var report = DomainReport(domain: domain)
         func add(_ group: String, _ item: String, _ verdict: DomainFinding.Verdict, _ detail: String) {
@@ -56,7 +53,7 @@ public struct DomainInspector: Sendable {
             switch error {
             case .nxdomain:
                 add("DNS", "NS", .problem, "\(domain) does not exist (NXDOMAIN)")
-                return (report, [])
+                return report
             case .noData: add("DNS", "NS", .info, "no NS records at \(domain) (not a zone apex)")
             default: add("DNS", "NS", .warning, "lookup failed: \(error)")
             }
@@ -65,7 +62,7 @@ public struct DomainInspector: Sendable {
         var hosts: [(String, Int)] = []
         do {
             let mx = try await resolver.mx(domain)
-            if mx.contains(where: { $0.exchange == "" || $0.exchange == "." }) {
+            if RouteSelection.isNullMX(mx) {
                 add("MX", "MX", mx.count == 1 ? .info : .problem,
                     mx.count == 1 ? "null MX (RFC 7505): the domain says it receives no mail"
                         : "a null MX beside other MX records: senders will treat the domain as receiving no mail")
@@ -82,7 +79,6 @@ public struct DomainInspector: Sendable {
             }
         }
         // Each mail host: addresses, reverse DNS, blocklists.
-        var mailHosts: [MailHost] = []
         let iprev = IPRevCheck(resolver: resolver), lists = DNSListCheck(resolver: resolver)
         for (host, _) in hosts {
             var addresses: [String] = []
@@ -93,7 +89,6 @@ public struct DomainInspector: Sendable {
                 continue
             }
             add("MX", host, .ok, addresses.joined(separator: ", "))
-            mailHosts.append(MailHost(name: host, addresses: addresses))
             for address in addresses {
                 let r = await iprev.check(address)
                 switch r.result {
@@ -115,7 +110,7 @@ public struct DomainInspector: Sendable {
         await dkim(domain, add)
         await dmarc(domain, add)
         await policyRecord(domain, add)
-        return (report, mailHosts)
+        return report
     }
 
     func txt(_ name: String) async -> Result<[String], DNSError> {
@@ -123,11 +118,14 @@ public struct DomainInspector: Sendable {
     }
 
     func spf(_ domain: String, _ add: (String, String, DomainFinding.Verdict, String) -> Void) async {
-        guard case .success(let all) = await txt(domain) else {
-            add("SPF", domain, .warning, "no SPF record: receivers cannot tell which hosts may send for \(domain)")
+        let records: [String]
+        switch await txt(domain) {
+        case .success(let all): records = SPFChecker.spfRecords(all)
+        case .failure(.temporary), .failure(.permanent):
+            add("SPF", domain, .warning, "lookup failed")
             return
+        case .failure: records = []
         }
-        let records = all.filter { $0.lowercased().hasPrefix("v=spf1") && ($0.count == 6 || $0.dropFirst(6).first == " ") }
         guard records.count == 1, let record = records.first else {
             if records.isEmpty { add("SPF", domain, .warning, "no SPF record: receivers cannot tell which hosts may send for \(domain)") }
             else { add("SPF", domain, .problem, "\(records.count) SPF records: RFC 7208 §4.5 makes that a permerror for every message") }

@@ -46,6 +46,14 @@ public struct SPFChecker: Sendable {
         return await checkHost(ip: ip, domain: domain, sender: "\(local)@\(domain)", helo: helo)
     }
 
+    /// The SPF records among a name's TXT records (§4.5: "v=spf1" alone or followed by a space).
+    public static func spfRecords(_ txt: [String]) -> [String] {
+        txt.filter { r in
+            let lower = r.lowercased()
+            return lower == "v=spf1" || lower.hasPrefix("v=spf1 ")
+        }
+    }
+
     /// Checks the HELO identity (§2.3).
     public func checkHELO(ip: String, helo: String) async -> SPFOutcome {
         await checkHost(ip: ip, domain: helo, sender: "postmaster@\(helo)", helo: helo)

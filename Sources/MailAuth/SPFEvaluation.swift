@@ -43,10 +43,7 @@ struct Evaluation {
             case .permanent: return Result(result: .temperror, reason: "DNS failure looking up \(domain)")
             }
         }
-        let spf = records.filter { r in
-            let lower = r.lowercased()
-            return lower == "v=spf1" || lower.hasPrefix("v=spf1 ")
-        }
+        let spf = SPFChecker.spfRecords(records)
         guard !spf.isEmpty else { return Result(result: .none, reason: "no SPF record at \(domain)") }
         guard spf.count == 1 else { return Result(result: .permerror, reason: "more than one SPF record at \(domain)") }
         do {

@@ -24,6 +24,11 @@ public struct RouteHost: Sendable, Equatable {
     }
 }
 
+extension RouteHost {
+    /// Whether this is the implicit MX of `domain` (RFC 5321 §5.1: no MX records, so the domain's own addresses).
+    public func isImplicitMX(of domain: String) -> Bool { preference == 0 && name == domain.lowercased() }
+}
+
 public enum RouteSelection {
     /// Chooses the route for mail to `domain` (an A-label domain name).
     ///
@@ -32,6 +37,11 @@ public enum RouteSelection {
     /// - No MX records at all (NODATA): the domain itself, from its A/AAAA records ("implicit MX").
     /// - Each host's addresses: IPv6 first when `preferIPv6`, else IPv4 first; a host without addresses is skipped.
     ///   When every host failed temporarily the whole route is temporary; when none has addresses, there is no route.
+    /// RFC 7505: an MX whose exchange is the root name.
+    public static func isNullMX(_ records: [MXRecord]) -> Bool {
+        records.contains { $0.exchange == "" || $0.exchange == "." }
+    }
+
     public static func route(for domain: String, resolver: some DNSResolver, preferIPv6: Bool = false,
                              random: inout some RandomNumberGenerator) async -> MailRoute {
         let name = domain.lowercased()
@@ -46,7 +56,7 @@ public enum RouteSelection {
             case .noData: records = []
             }
         }
-        if records.contains(where: { $0.exchange == "" || $0.exchange == "." }) {
+        if isNullMX(records) {
             // RFC 7505 §3: a null MX is the only MX; with other records beside it the domain is misconfigured, and
             // the RFC's intent (no mail) is the safer reading.
             return .nullMX

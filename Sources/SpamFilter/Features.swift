@@ -10,8 +10,12 @@ public struct MessageFeatures: Sendable {
     public var hasDate = false
     public var date: Date?
     public var hasMessageID = false
+    /// The Date's zone as written: "+hhmm"/"-hhmm", or else its last word ("GMT", "EST").
+    var dateZone: String?
     /// The Date's zone is not a real one (hours past 14 or minutes past 59), as in "-1900".
     public var dateZoneAbsurd = false
+    /// Words of three or more letters in the subject written in capitals only.
+    var subjectCapsWords = 0
     /// Subject or From carry raw 8-bit bytes that are not UTF-8 (neither RFC 2047 encoded nor RFC 6532 text).
     public var rawHeaderBytes = false
     public var hasTextPart = false
@@ -21,6 +25,10 @@ public struct MessageFeatures: Sendable {
     /// (href, anchor text) of HTML links, and bare URLs found in text.
     public var links: [(href: String, text: String)] = []
     public var tokens: Set<String> = []
+    /// The groups of `SpamScorer.phraseRules` found in the subject and text, and the dollar amounts ("$" and a digit;
+    /// counted to 3): searched here, where the message is read (on the server's thread pool), so scoring stays cheap.
+    public var phraseGroups: Set<String> = []
+    public var dollarAmounts = 0
     /// Names of the HTML tags used, and the MIME types and transfer encodings of the parts (structure, for the tokens).
     var htmlTags: Set<String> = []
     var partKinds: Set<String> = []
@@ -35,10 +43,16 @@ public struct MessageFeatures: Sendable {
         if let d = root.header("Date") {
             hasDate = true
             date = RFC5322Date.parse(d)
-            if let zone = d.split(whereSeparator: \.isWhitespace).first(where: { ($0.hasPrefix("+") || $0.hasPrefix("-")) && $0.count == 5 }),
-               let z = Int(zone.dropFirst()), z / 100 > 14 || z % 100 > 59 {
-                dateZoneAbsurd = true
+            let parts = d.split(whereSeparator: \.isWhitespace)
+            if let zone = parts.first(where: { ($0.hasPrefix("+") || $0.hasPrefix("-")) && $0.count == 5 }) {
+                dateZone = String(zone)
+                if let z = Int(zone.dropFirst()), z / 100 > 14 || z % 100 > 59 { dateZoneAbsurd = true }
+            } else {
+                dateZone = parts.last.map { String($0.prefix(8)) } ?? ""
             }
+        }
+        if let s = subject {
+            subjectCapsWords = s.split(whereSeparator: { !$0.isLetter }).filter { $0.count >= 3 && $0.allSatisfy(\.isUppercase) }.count
         }
         rawHeaderBytes = (subject ?? "").contains("\u{FFFD}") || (from ?? "").contains("\u{FFFD}")
         hasMessageID = root.header("Message-ID") != nil
@@ -52,7 +66,25 @@ public struct MessageFeatures: Sendable {
         }
         if text.count > Self.maxText { text = String(text.prefix(Self.maxText)) }
         for url in HTMLText.bareURLs(text) { links.append((url, "")) }
+        findPhrases()
         tokens = Tokenizer.tokens(self, root: root)
+    }
+
+    private mutating func findPhrases() {
+        let lower = ((subject ?? "") + "\n" + text.prefix(50_000)).lowercased()
+        for rule in SpamScorer.phraseRules {
+            var found = 0
+            for p in rule.phrases where lower.contains(p) {
+                found += 1
+                if found >= rule.least { break }
+            }
+            if found >= rule.least { phraseGroups.insert(rule.name) }
+        }
+        var rest = lower[...]
+        while dollarAmounts < 3, let d = rest.firstIndex(of: "$") {
+            rest = rest[rest.index(after: d)...]
+            if rest.first?.isNumber == true { dollarAmounts += 1 }
+        }
     }
 
     private mutating func collect(_ part: MIMEPart, _ bytes: [UInt8], _ html: inout String) {
@@ -309,8 +341,7 @@ enum Tokenizer {
         if let s = f.subject {
             out.insert("slen:" + band(s.count, [10, 30, 60, 100]))
             if s.hasSuffix("!") { out.insert("s:ends!") }
-            let capsWords = s.split(whereSeparator: { !$0.isLetter }).filter { $0.count >= 3 && $0.allSatisfy(\.isUppercase) }.count
-            out.insert("scaps:" + band(capsWords, [1, 2, 4]))
+            out.insert("scaps:" + band(f.subjectCapsWords, [1, 2, 4]))
         }
         if f.links.count > 0 {
             let hosts = Set(f.links.prefix(50).map { HTMLText.host($0.href) })
@@ -331,15 +362,13 @@ enum Tokenizer {
             }
         }
         if let d = root.header("Date") {
-            let parts = d.split(whereSeparator: \.isWhitespace)
-            if let zone = parts.first(where: { ($0.hasPrefix("+") || $0.hasPrefix("-")) && $0.count == 5 }) { out.insert("tz:" + zone) }
-            else { out.insert("tz:" + (parts.last.map { String($0.prefix(8)) } ?? "")) }
+            out.insert("tz:" + (f.dateZone ?? ""))
             out.insert("date:" + shape(Substring(d.prefix(40))))
         }
         let to = root.headers("To").joined(separator: ",")
         let cc = root.headers("Cc").joined(separator: ",")
         let recipients = (to + "," + cc).split(separator: ",").filter { $0.contains("@") }.count
-        out.insert("rcpts:" + (recipients == 0 ? "0" : recipients == 1 ? "1" : recipients < 5 ? "2-4" : "5+"))
+        out.insert("rcpts:" + band(recipients, [1, 2, 5]))
         if to.isEmpty { out.insert("to:none") }
         if to.lowercased().contains("undisclosed") { out.insert("to:undisclosed") }
         if let from = f.from, let rt = root.header("Reply-To") {

@@ -133,27 +133,12 @@ public enum SpamScorer {
         }
         if mismatch { hit("LINK_TEXT_MISMATCH", "a link's text shows one address and it goes to another") }
         if ipLink { hit("URL_NUMERIC_IP", "a link to a bare IP address") }
-        // Phrases, money amounts, shouting in the subject.
-        let lower = ((f.subject ?? "") + "\n" + f.text.prefix(50_000)).lowercased()
-        for rule in phraseRules {
-            var found = 0
-            for p in rule.phrases where lower.contains(p) {
-                found += 1
-                if found >= rule.least { break }
-            }
-            if found >= rule.least { hit(rule.name, rule.description) }
-        }
-        var amounts = 0
-        var rest = lower[...]
-        while amounts < 3, let d = rest.firstIndex(of: "$") {
-            rest = rest[rest.index(after: d)...]
-            if rest.first?.isNumber == true { amounts += 1 }
-        }
-        if amounts >= 3 { hit("MONEY_AMOUNTS", "three or more dollar amounts") }
+        // Phrases, money amounts (found when the features were read), shouting in the subject.
+        for rule in phraseRules where f.phraseGroups.contains(rule.name) { hit(rule.name, rule.description) }
+        if f.dollarAmounts >= 3 { hit("MONEY_AMOUNTS", "three or more dollar amounts") }
         if let s = f.subject {
             if s.filter({ $0 == "!" }).count >= 2 || s.contains("?!") || s.contains("!?") { hit("SUBJ_EXCLAIM", "subject with exclamation marks") }
-            let capsWords = s.split(whereSeparator: { !$0.isLetter }).filter { $0.count >= 3 && $0.allSatisfy(\.isUppercase) }.count
-            if capsWords >= 3 && !s.filter(\.isLetter).allSatisfy(\.isUppercase) { hit("SUBJ_CAPS_WORDS", "several words of the subject in capitals") }
+            if f.subjectCapsWords >= 3 && !s.filter(\.isLetter).allSatisfy(\.isUppercase) { hit("SUBJ_CAPS_WORDS", "several words of the subject in capitals") }
         }
         // What the receiving checks found.
         switch facts.spf {

@@ -3,7 +3,6 @@ import CSV
 import Deliverability
 import DNSResolverLive
 import Foundation
-import MailCore
 import MailDNS
 
 /// `tern check address ADDRESS…`: each address's verdict; exit 0 only when every one is valid.
@@ -20,28 +19,21 @@ struct CheckAddress: AsyncParsableCommand {
     func run() async throws {
         let resolver = dns ? try DomainLookups(options: options) : nil
         var verdicts: [AddressVerdict] = []
-        var statuses: [MailDomainStatus?] = []
+        var routes: [MailRoute?] = []
         for a in addresses {
             var v = AddressCheck.check(a)
-            var status: MailDomainStatus?
-            if let resolver, v.isValid, let key = v.duplicateKey, let at = key.lastIndex(of: "@") {
-                let s = await resolver.status(String(key[key.index(after: at)...]))
-                status = s
-                if let problem = s.problem {
-                    v.problem = problem
-                    v.problemKind = "domain"
-                }
+            var route: MailRoute?
+            if let resolver, let domain = v.asciiDomain {
+                route = await resolver.route(domain)
+                v.apply(route!)
             }
             verdicts.append(v)
-            statuses.append(status)
+            routes.append(route)
         }
         if json {
-            let rows = zip(verdicts, statuses).map { v, s in AddressJSON(v, s) }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            try printJSON(zip(verdicts, routes).map { v, r in AddressJSON(v, r) })
         } else {
-            for (v, s) in zip(verdicts, statuses) {
+            for (v, r) in zip(verdicts, routes) {
                 if let problem = v.problem {
                     print("invalid  \(v.input)\n         \(problem)")
                 } else {
@@ -50,7 +42,7 @@ struct CheckAddress: AsyncParsableCommand {
                     if !v.notes.isEmpty { line += "  (\(v.notes.joined(separator: "; ")))" }
                     print(line)
                     if v.smtputf8 { print("         needs SMTPUTF8 (internationalised local part)") }
-                    if let s { print("         domain: \(s.summary)") }
+                    if let r, let domain = v.asciiDomain { print("         domain: \(r.summary(for: domain))") }
                 }
             }
         }
@@ -69,7 +61,7 @@ struct AddressJSON: Encodable {
     var notes: [String]
     var domain: String?
 
-    init(_ v: AddressVerdict, _ s: MailDomainStatus?) {
+    init(_ v: AddressVerdict, _ route: MailRoute?) {
         input = v.input
         valid = v.isValid
         normalized = v.normalized
@@ -78,27 +70,28 @@ struct AddressJSON: Encodable {
         problem = v.problem
         kind = v.problemKind
         notes = v.notes
-        domain = s?.summary
+        domain = v.asciiDomain.flatMap { d in route?.summary(for: d) }
     }
 }
 
 /// Domain lookups for address lists: each domain once (a bounded cache), with the configured nameservers.
 actor DomainLookups {
     let resolver: LiveResolver
-    var cache: [String: MailDomainStatus] = [:]
+    var cache: [String: MailRoute] = [:]
     static let cacheLimit = 200_000
 
     init(options: ConfigOption) throws {
-        let config = try options.load()
-        resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+        resolver = try options.resolver()
     }
 
-    func status(_ domain: String) async -> MailDomainStatus {
-        if let s = cache[domain] { return s }
-        let s = await DomainCheck.mailStatus(domain, resolver: resolver)
+    /// Where mail for `domain` (A-label form) goes, as RFC 5321 §5.1 chooses it.
+    func route(_ domain: String) async -> MailRoute {
+        if let r = cache[domain] { return r }
+        var random = SystemRandomNumberGenerator()
+        let r = await RouteSelection.route(for: domain, resolver: resolver, random: &random)
         if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-        cache[domain] = s
-        return s
+        cache[domain] = r
+        return r
     }
 }
 
@@ -142,7 +135,9 @@ struct CheckAddresses: AsyncParsableCommand {
         try clean.write(header)
         try dropped.write(header + ["reason"])
         let lookups = dns ? try DomainLookups(options: options) : nil
-        let bar = ProgressBar(total: ProgressBar.countLines(file), enabled: progress ?? (isatty(2) == 1))
+        let showProgress = progress ?? (isatty(2) == 1)
+        // The bar's scale costs a pass over the file: only when the bar is shown.
+        let bar = ProgressBar(total: showProgress ? ProgressBar.countLines(file) : 0, enabled: showProgress)
         let started = Date()
         var seen = Set<AddressDigest>()
         var rows = 0, kept = 0, normalized = 0
@@ -152,22 +147,23 @@ struct CheckAddresses: AsyncParsableCommand {
         func flush() async throws {
             var verdicts = batch.map { AddressCheck.check($0.indices.contains(index) ? $0[index].trimmingCharacters(in: .whitespaces) : "") }
             if let lookups {
-                var domains = Set<String>()
-                for v in verdicts where v.isValid { if let k = v.duplicateKey, let at = k.lastIndex(of: "@") { domains.insert(String(k[k.index(after: at)...])) } }
-                await withTaskGroup(of: Void.self) { group in
+                let domains = Set(verdicts.compactMap(\.asciiDomain))
+                let routes = await withTaskGroup(of: (String, MailRoute).self) { group in
+                    var found: [String: MailRoute] = [:]
                     var running = 0
                     for d in domains {
-                        if running >= 32 { await group.next(); running -= 1 }
-                        group.addTask { _ = await lookups.status(d) }
+                        if running >= 32, let (name, route) = await group.next() {
+                            found[name] = route
+                            running -= 1
+                        }
+                        group.addTask { (d, await lookups.route(d)) }
                         running += 1
                     }
+                    for await (name, route) in group { found[name] = route }
+                    return found
                 }
-                for i in verdicts.indices where verdicts[i].isValid {
-                    guard let k = verdicts[i].duplicateKey, let at = k.lastIndex(of: "@") else { continue }
-                    if let problem = await lookups.status(String(k[k.index(after: at)...])).problem {
-                        verdicts[i].problem = problem
-                        verdicts[i].problemKind = "domain"
-                    }
+                for i in verdicts.indices {
+                    if let domain = verdicts[i].asciiDomain, let route = routes[domain] { verdicts[i].apply(route) }
                 }
             }
             for (row, v) in zip(batch, verdicts) {
@@ -208,7 +204,7 @@ struct CheckAddresses: AsyncParsableCommand {
         bar.finish(rows)
         let seconds = Date().timeIntervalSince(started)
         print("\(rows) rows read in \(String(format: "%.1f", seconds)) s: \(kept) kept (\(normalized) normalised), \(rows - kept) removed")
-        for (kind, n) in reasons.sorted(by: { $0.value > $1.value }) { print("  \(String(n).leftPad(9))  \(kind)") }
+        for (kind, n) in reasons.sorted(by: { $0.value > $1.value }) { print(String(format: "  %9d  ", n) + kind) }
         print("kept:    \(cleanPath)\nremoved: \(removedPath)")
     }
 }
@@ -308,8 +304,4 @@ final class ProgressBar {
         update(total)
         FileHandle.standardError.write(Data("\n".utf8))
     }
-}
-
-extension String {
-    func leftPad(_ n: Int) -> String { count >= n ? self : String(repeating: " ", count: n - count) + self }
 }

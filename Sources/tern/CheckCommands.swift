@@ -132,7 +132,7 @@ struct CheckCommand: AsyncParsableCommand {
             guard let address = ip ?? trace.ip else {
                 throw ValidationError("no client address: give --ip (the message has no Received field naming one)")
             }
-            let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+            let resolver = LiveResolver(config: config)
             let checks = InboundChecks(config: config, resolver: resolver,
                                        suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory))
             let report = await checks.evaluate(message: message, clientAddress: address, helo: helo ?? trace.helo ?? "",

@@ -31,15 +31,13 @@ struct CheckDomain: AsyncParsableCommand {
            let keys = try? await store.dkimKeys(domain: domain.lowercased()) {
             selectors += keys.map(\.selector).filter { !selectors.contains($0) }
         }
-        let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+        let resolver = LiveResolver(config: config)
         let inspector = DomainInspector(resolver: resolver, suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory),
                                         blocklists: blocklists.isEmpty ? config.checks.blocklists : blocklists,
                                         selectors: selectors)
-        let (report, _) = await inspector.inspect(domain)
+        let report = await inspector.inspect(domain)
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            try printJSON(report)
         } else {
             print(Self.render(report, color: color ?? (isatty(1) == 1)))
         }

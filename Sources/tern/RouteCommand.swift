@@ -15,7 +15,7 @@ struct RouteCommand: AsyncParsableCommand {
 
     func run() async throws {
         let config = try options.load()
-        let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+        let resolver = LiveResolver(config: config)
         guard let ascii = IDNA.toASCII(domain), !ascii.isEmpty else { throw ValidationError("\"\(domain)\" is not a domain name") }
         let name = ascii.lowercased()
         var rng = SystemRandomNumberGenerator()
@@ -23,7 +23,7 @@ struct RouteCommand: AsyncParsableCommand {
         case .hosts(let hosts):
             print("mail for \(name) goes to, in order:")
             for h in hosts {
-                let kind = h.preference == 0 && h.name == name ? "(no MX: the domain's own address)" : "MX \(h.preference)"
+                let kind = h.isImplicitMX(of: name) ? "(no MX: the domain's own address)" : "MX \(h.preference)"
                 print("  \(h.name)  \(kind)  \(h.addresses.joined(separator: " "))")
             }
         case .nullMX:

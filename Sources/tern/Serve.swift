@@ -53,7 +53,7 @@ struct Serve: AsyncParsableCommand {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
-        let resolver = LiveResolver(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+        let resolver = LiveResolver(config: config)
         var context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger,
                                     threadPool: threadPool, inlineLimit: SQLiteMailStore.inlineLimit)
         let suffixes = SuffixListFile.load(dataDirectory: config.dataDirectory, logger: logger)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import DNSResolverLive
 import Foundation
 import MailCore
 import MailStore
@@ -31,10 +32,27 @@ struct ConfigOption: ParsableArguments {
         }
     }
 
+    /// The DNS resolver with the config's nameservers.
+    func resolver() throws -> LiveResolver { LiveResolver(config: try load()) }
+
     func openStore() throws -> (TernConfiguration, SQLiteMailStore) {
         let cfg = try load()
         return (cfg, try SQLiteMailStore(dataDirectory: cfg.dataDirectory))
     }
+}
+
+extension LiveResolver {
+    /// A resolver asking the config's nameservers (the system's when none are set).
+    convenience init(config: TernConfiguration) {
+        self.init(nameservers: config.nameservers.compactMap(LiveResolver.Nameserver.init))
+    }
+}
+
+/// Prints a value as JSON the way the check commands do: indented, keys sorted.
+func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
 }
 
 func parseAddress(_ text: String) throws -> EmailAddress {

@@ -15,30 +15,39 @@ import Testing
         return names.filter { !$0.hasPrefix(".") && $0 != "cmds" }.sorted().map { dir.appendingPathComponent($0) }
     }
 
-    /// When the corpus owner's server received the message (the date of the newest Received field): the "now" the
-    /// date rules would have seen.
-    static func receivedDate(_ url: URL) -> Date? {
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
-        let root = MIMEParser.parse(Array(data))
-        guard let received = root.header("Received"), let semi = received.lastIndex(of: ";") else { return nil }
-        return RFC5322Date.parse(String(received[received.index(after: semi)...]))
+    /// One message of the corpus: its features, when it was received, and its file name (for the debug listing).
+    struct Sample {
+        var features: MessageFeatures
+        /// When the corpus owner's server received the message (the date of the newest Received field): the "now"
+        /// the date rules would have seen.
+        var received: Date?
+        var name: String
     }
 
-    static func features(_ url: URL) -> MessageFeatures? {
+    static func sample(_ url: URL) -> Sample? {
         guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
         var bytes = Array(data)
         // The corpus files start with an mbox "From " line; it is not part of the message.
         if bytes.starts(with: Array("From ".utf8)), let nl = bytes.firstIndex(of: 10) { bytes.removeSubrange(...nl) }
-        return MessageFeatures(message: bytes)
+        var received: Date?
+        if let field = MIMEParser.parse(bytes).header("Received"), let semi = field.lastIndex(of: ";") {
+            received = RFC5322Date.parse(String(field[field.index(after: semi)...]))
+        }
+        return Sample(features: MessageFeatures(message: bytes), received: received, name: url.lastPathComponent)
     }
 
-    /// Async, and yielding every few messages: this is seconds of CPU work, and Swift Testing runs it on the
-    /// cooperative thread pool (as wide as the machine has cores) that the in-process servers of other suites need too.
-    /// One held-out message: its features, when it was received, and its file name (for the debug listing).
-    struct Sample {
-        var features: MessageFeatures
-        var received: Date?
-        var name: String
+    /// Every message with its label and whether it is held out (every third file by name). Yields every few messages:
+    /// this is seconds of CPU work, and Swift Testing runs it on the cooperative thread pool (as wide as the machine
+    /// has cores) that the in-process servers of other suites need too.
+    static func labelled(includeHeldOut: Bool = true) async -> [(sample: Sample, spam: Bool, heldOut: Bool)] {
+        var out: [(Sample, Bool, Bool)] = []
+        for (isSpam, files) in [(false, files("easy_ham") + files("hard_ham")), (true, files("spam"))] {
+            for (i, url) in files.enumerated() where includeHeldOut || i % 3 != 2 {
+                if i % 20 == 0 { await Task.yield() }
+                if let s = sample(url) { out.append((s, isSpam, i % 3 == 2)) }
+            }
+        }
+        return out
     }
 
     /// Async, and yielding every few messages: this is seconds of CPU work, and Swift Testing runs it on the
@@ -49,16 +58,13 @@ import Testing
         try #require(ham.count > 2000 && spam.count > 400, "corpus not found at \(Self.corpus.path)")
         var bayes = BayesMemory()
         var testHam: [Sample] = [], testSpam: [Sample] = []
-        for (isSpam, files) in [(false, ham), (true, spam)] {
-            for (i, url) in files.enumerated() {
-                if i % 20 == 0 { await Task.yield() }
-                guard let f = Self.features(url) else { continue }
-                if i % 3 != 2 {
-                    bayes.train(f.tokens, spam: isSpam)
-                } else {
-                    let sample = Sample(features: f, received: Self.receivedDate(url), name: url.lastPathComponent)
-                    if isSpam { testSpam.append(sample) } else { testHam.append(sample) }
-                }
+        for (sample, isSpam, heldOut) in await Self.labelled() {
+            if !heldOut {
+                bayes.train(sample.features.tokens, spam: isSpam)
+            } else if isSpam {
+                testSpam.append(sample)
+            } else {
+                testHam.append(sample)
             }
         }
         let threshold = 5.0
@@ -156,13 +162,8 @@ import Testing
 /// hand-set points for rules that fire rarely. Run with TERN_CORPUS_FIT=1; it prints the points to copy into
 /// SpamScorer.weights.
 @Suite struct CorpusFit {
-    static let fitted: Set<String> = Set(["MISSING_FROM", "MISSING_DATE", "INVALID_DATE", "DATE_IN_FUTURE", "DATE_TZ_ABSURD",
-                                      "HEADER_8BIT", "MISSING_MID", "SUBJ_ALL_CAPS", "EMPTY_SUBJECT", "MISSING_SUBJECT",
-                                      "HTML_ONLY", "LINK_TEXT_MISMATCH", "URL_NUMERIC_IP", "MONEY_AMOUNTS", "SUBJ_EXCLAIM", "SUBJ_CAPS_WORDS"])
-        .union(SpamScorer.phraseRules.map(\.name))
-        .union(SpamScorer.bayesBands.map(\.name))
     static let folds = 10
-    /// The points as first set by hand, before fitting.
+    /// The rules that are fitted, with their points as first set by hand.
     static let handSet: [String: Double] = [
         "MISSING_FROM": 1.5, "MISSING_DATE": 1.0, "INVALID_DATE": 1.0, "DATE_IN_FUTURE": 1.5, "DATE_TZ_ABSURD": 1.5,
         "HEADER_8BIT": 1.0, "MISSING_MID": 0.5, "SUBJ_ALL_CAPS": 1.5, "EMPTY_SUBJECT": 0.5, "MISSING_SUBJECT": 0.5,
@@ -176,13 +177,7 @@ import Testing
 
     @Test(.enabled(if: ProcessInfo.processInfo.environment["TERN_CORPUS_FIT"] != nil))
     func fitWeights() async throws {
-        var training: [(CorpusTests.Sample, Bool)] = []
-        for (isSpam, files) in [(false, CorpusTests.files("easy_ham") + CorpusTests.files("hard_ham")), (true, CorpusTests.files("spam"))] {
-            for (i, url) in files.enumerated() where i % 3 != 2 {
-                guard let f = CorpusTests.features(url) else { continue }
-                training.append((CorpusTests.Sample(features: f, received: CorpusTests.receivedDate(url), name: url.lastPathComponent), isSpam))
-            }
-        }
+        let training = await CorpusTests.labelled(includeHeldOut: false).map { ($0.sample, $0.spam) }
         // Cross-validated probabilities: ten folds inside the training set, so that each is scored by a classifier
         // trained on nearly as much as the real one.
         var probability = [Double?](repeating: nil, count: training.count)
@@ -208,7 +203,7 @@ import Testing
                 if spam, s < threshold + margin { for n in names { gradient[n, default: 0] -= 1 } }
                 if !spam, s > threshold - margin { for n in names { gradient[n, default: 0] += hamCost } }
             }
-            for n in Self.fitted {
+            for n in Self.handSet.keys {
                 w[n]! -= rate * (gradient[n, default: 0] / Double(rows.count) * 100 + pull * (w[n]! - prior[n]!) * 100)
                 if !n.hasPrefix("BAYES_") { w[n] = max(0, w[n]!) }
             }
@@ -227,6 +222,6 @@ import Testing
         }
         print("fitted on \(hams) ham + \(spams) spam: training false positives \(fp), recall \(caught)/\(spams)")
         #expect(Double(fp) / Double(hams) < 0.005)
-        for n in Self.fitted.sorted() { print(String(format: "  \"%@\": %.1f,", n as NSString, (w[n]! * 10).rounded() / 10)) }
+        for n in Self.handSet.keys.sorted() { print(String(format: "  \"%@\": %.1f,", n as NSString, (w[n]! * 10).rounded() / 10)) }
     }
 }
