@@ -70,20 +70,43 @@ public struct MessageFeatures: Sendable {
         tokens = Tokenizer.tokens(self, root: root)
     }
 
-    private mutating func findPhrases() {
-        let lower = ((subject ?? "") + "\n" + text.prefix(50_000)).lowercased()
-        for rule in SpamScorer.phraseRules {
-            var found = 0
-            for p in rule.phrases where lower.contains(p) {
-                found += 1
-                if found >= rule.least { break }
+    /// The phrase lists as UTF-8, for a byte search: Foundation's String.contains (CFStringFind) is far slower and
+    /// was most of the spam filter's cost per message.
+    static let phraseBytes: [[[UInt8]]] = SpamScorer.phraseRules.map { $0.phrases.map { Array($0.utf8) } }
+
+    /// Whether `needle` (not empty) occurs in `haystack`: memchr for its first byte, then memcmp.
+    static func occurs(_ needle: [UInt8], in haystack: UnsafeRawBufferPointer) -> Bool {
+        guard let base = haystack.baseAddress, haystack.count >= needle.count else { return false }
+        return needle.withUnsafeBytes { n in
+            var offset = 0
+            let last = haystack.count - needle.count
+            while offset <= last, let hit = memchr(base + offset, Int32(needle[0]), last - offset + 1) {
+                let at = base.distance(to: UnsafeRawPointer(hit))
+                if memcmp(base + at, n.baseAddress!, needle.count) == 0 { return true }
+                offset = at + 1
             }
-            if found >= rule.least { phraseGroups.insert(rule.name) }
+            return false
         }
-        var rest = lower[...]
-        while dollarAmounts < 3, let d = rest.firstIndex(of: "$") {
-            rest = rest[rest.index(after: d)...]
-            if rest.first?.isNumber == true { dollarAmounts += 1 }
+    }
+
+    private mutating func findPhrases() {
+        let lower = Array(((subject ?? "") + "\n" + text.prefix(50_000)).lowercased().utf8)
+        var groups: Set<String> = []
+        lower.withUnsafeBytes { haystack in
+            for (rule, phrases) in zip(SpamScorer.phraseRules, Self.phraseBytes) {
+                var found = 0
+                for p in phrases where Self.occurs(p, in: haystack) {
+                    found += 1
+                    if found >= rule.least { break }
+                }
+                if found >= rule.least { groups.insert(rule.name) }
+            }
+        }
+        phraseGroups = groups
+        var i = 0
+        while dollarAmounts < 3, let d = lower[i...].firstIndex(of: UInt8(ascii: "$")) {
+            i = d + 1
+            if i < lower.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(lower[i]) { dollarAmounts += 1 }
         }
     }
 
