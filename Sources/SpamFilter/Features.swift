@@ -305,10 +305,10 @@ enum Tokenizer {
         // Shouting: words in capitals.
         var caps = 0, words = 0, length = 0, allUpper = true
         for u in f.text.unicodeScalars where words < 5000 {
-            let p = u.properties
-            if p.isAlphabetic {
+            let c = ScalarClass(u)
+            if c.alphabetic {
                 length += 1
-                allUpper = allUpper && p.isUppercase
+                allUpper = allUpper && c.upper
             } else if length > 0 {
                 if length >= 4 && allUpper { caps += 1 }
                 words += 1
@@ -362,11 +362,11 @@ enum Tokenizer {
             case "\n": if lineCount < 2000 { endLine() }
             default: break
             }
-            let p = u.properties
-            if p.isWhitespace { inWord = false } else if !inWord { inWord = true; words += 1 }
-            if lineCount < 2000, p.isAlphabetic {
+            let c = ScalarClass(u)
+            if c.space { inWord = false } else if !inWord { inWord = true; words += 1 }
+            if lineCount < 2000, c.alphabetic {
                 letters += 1
-                if p.isUppercase { upper += 1 }
+                if c.upper { upper += 1 }
             }
         }
         if lineCount < 2000 { endLine() }
@@ -437,5 +437,24 @@ enum Tokenizer {
             if out.last != c { out.append(c) }
         }
         return out
+    }
+}
+
+/// The Unicode properties the text counts need, answered without a table lookup for ASCII (most mail text).
+struct ScalarClass {
+    var alphabetic: Bool, upper: Bool, space: Bool
+
+    @inline(__always) init(_ u: Unicode.Scalar) {
+        let v = u.value
+        if v < 0x80 {
+            upper = v >= 0x41 && v <= 0x5A
+            alphabetic = upper || (v >= 0x61 && v <= 0x7A)
+            space = v == 0x20 || (v >= 0x09 && v <= 0x0D)
+        } else {
+            let p = u.properties
+            alphabetic = p.isAlphabetic
+            upper = p.isUppercase
+            space = p.isWhitespace
+        }
     }
 }
