@@ -1,6 +1,10 @@
 """`tern check domain` against dnsmasq on loopback: a domain with good records, one with broken ones, a null MX and one
 that does not exist; JSON findings and the text report."""
 import json
+import socket
+import socketserver
+import subprocess
+import threading
 
 from ternlib import DNSServer, Tern, rsa_key
 
@@ -21,6 +25,34 @@ def findings(t, domain, *args):
     assert code in (0, 1), err
     report = json.loads(out)
     return code, {(f["group"], f["item"]): f for f in report["findings"]}
+
+
+def private_ca(tmp, host):
+    """A CA of the test's own and a certificate it signed for `host`: (CA PEM path, certificate path, key path)."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=tmp)
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=Tern Test CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "mx.key", "-out", "mx.csr", "-subj", f"/CN={host}")
+    (tmp / "ext.cnf").write_text(f"subjectAltName=DNS:{host}\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "mx.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-out", "mx.pem",
+            "-days", "2", "-extfile", "ext.cnf")
+    return tmp / "ca.pem", tmp / "mx.pem", tmp / "mx.key"
+
+
+class PlainSMTP(socketserver.StreamRequestHandler):
+    """A mail host that offers no STARTTLS."""
+    def handle(self):
+        self.wfile.write(b"220 plain.example ESMTP\r\n")
+        for line in self.rfile:
+            verb = line.split(b" ")[0].strip().upper()
+            if verb == b"EHLO":
+                self.wfile.write(b"250-plain.example\r\n250 PIPELINING\r\n")
+            elif verb == b"QUIT":
+                self.wfile.write(b"221 bye\r\n")
+                return
+            else:
+                self.wfile.write(b"502 no\r\n")
 
 
 def test_check_domain(tmp_path):
@@ -46,9 +78,24 @@ def test_check_domain(tmp_path):
         "--address=/9.0.0.127.bl.example/127.0.0.2",
         "--mx-host=nullmx.example,.,0",
         "--host-record=open.example,127.0.0.10"], txt=txt, probe="mx.good.example")
+    # The mail hosts' SMTP services: Tern with a certificate from the test's CA at mx.good.example (127.0.0.8), a server
+    # without STARTTLS at open.example (127.0.0.10), nothing at mx2.bad.example (127.0.0.9). All on one port, as a
+    # sender would use 25 everywhere.
+    ca, cert, key = private_ca(tmp_path, "mx.good.example")
+    mx = Tern(tmp_path / "mx", {"tls": {"certificate": str(cert), "key": str(key)}}, hostname="mx.good.example",
+              listen={"smtp": "127.0.0.8:0"}).start()
+    plain = socketserver.ThreadingTCPServer(("127.0.0.10", mx.smtp_port), PlainSMTP)
+    threading.Thread(target=plain.serve_forever, daemon=True).start()
     try:
-        t = Tern(tmp_path / "t", {"dns": {"nameservers": [f"127.0.0.1:{dns.port}"]}, "checks": {"blocklists": ["bl.example"]}})
+        t = Tern(tmp_path / "t", {"dns": {"nameservers": [f"127.0.0.1:{dns.port}"]}, "checks": {"blocklists": ["bl.example"]},
+                                  "delivery": {"remote_port": mx.smtp_port}})
+        smtp = f"mx.good.example 127.0.0.8:{mx.smtp_port}"
+        # Against the system's roots the test CA's certificate does not verify: a warning, not a problem.
         code, f = findings(t, "good.example", "--selector", "sel")
+        assert code == 0
+        assert f[("SMTP", smtp)]["verdict"] == "warning", f[("SMTP", smtp)]
+        assert "STARTTLS, TLS 1.3" in f[("SMTP", smtp)]["detail"] and "does not verify for mx.good.example" in f[("SMTP", smtp)]["detail"]
+        code, f = findings(t, "good.example", "--selector", "sel", "--ca-file", str(ca))
         assert code == 0
         assert f[("DNS", "NS")]["verdict"] == "ok" and f[("DNS", "NS")]["detail"] == "ns1.good.example, ns2.good.example"
         assert f[("MX", "MX")]["detail"] == "10 mx.good.example"
@@ -63,6 +110,12 @@ def test_check_domain(tmp_path):
         assert dmarc["verdict"] == "ok" and "p=reject" in dmarc["detail"] and "dmarc@good.example" in dmarc["detail"]
         assert f[("MTA-STS", "_mta-sts.good.example")]["verdict"] == "ok"
         assert f[("TLS-RPT", "_smtp._tls.good.example")]["verdict"] == "ok"
+        detail = f[("SMTP", smtp)]["detail"]
+        assert f[("SMTP", smtp)]["verdict"] == "ok", detail
+        assert detail.startswith("220 mx.good.example") and "STARTTLS, TLS 1.3, certificate for mx.good.example valid until" in detail
+        # With the probe turned off there is no SMTP finding.
+        code, f = findings(t, "good.example", "--no-smtp")
+        assert code == 0 and not any(g == "SMTP" for g, _ in f)
 
         code, f = findings(t, "bad.example", "--selector", "missing")
         assert code == 1
@@ -73,11 +126,16 @@ def test_check_domain(tmp_path):
         assert f[("DKIM", "missing._domainkey.bad.example")]["verdict"] == "problem"
         assert f[("DMARC", "_dmarc.bad.example")]["verdict"] == "warning"
         assert f[("MTA-STS", "_mta-sts.bad.example")]["verdict"] == "info"
+        refused = f[("SMTP", f"mx2.bad.example 127.0.0.9:{mx.smtp_port}")]
+        assert refused["verdict"] == "problem" and "no SMTP session: cannot connect to 127.0.0.9" in refused["detail"], refused
+        assert "connection refused" in refused["detail"], refused
 
         code, f = findings(t, "open.example")
         assert f[("MX", "MX")]["verdict"] == "warning" and "no MX" in f[("MX", "MX")]["detail"]
         assert f[("MX", "open.example")]["detail"] == "127.0.0.10"
         assert f[("SPF", "v=spf1 +all")]["verdict"] == "problem"
+        no_tls = f[("SMTP", f"open.example 127.0.0.10:{mx.smtp_port}")]
+        assert no_tls["verdict"] == "warning" and no_tls["detail"].startswith("220 plain.example ESMTP; no STARTTLS offered"), no_tls
 
         code, f = findings(t, "nullmx.example")
         assert f[("MX", "MX")]["verdict"] == "info" and "null MX" in f[("MX", "MX")]["detail"]
@@ -90,4 +148,7 @@ def test_check_domain(tmp_path):
         assert code == 1 and "\x1b[" not in out
         assert "\nSPF\n  PROBLEM  bad.example\n" in out and out.rstrip().endswith("warning(s)"), out
     finally:
+        plain.shutdown()
+        plain.server_close()
+        mx.stop()
         dns.stop()

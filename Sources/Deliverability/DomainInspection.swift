@@ -30,8 +30,12 @@ public struct DomainInspector: Sendable {
     public var suffixes: PublicSuffixList
     public var blocklists: [String]
     public var selectors: [String]
+    /// Opens an SMTP session with a mail host (name, address) as a sender would; nil: no probing.
+    public var probe: (@Sendable (_ host: String, _ address: String) async -> SMTPProbeResult)?
 
-    public init(resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn, blocklists: [String] = [], selectors: [String] = []) {
+    public init(resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn, blocklists: [String] = [], selectors: [String] = [],
+                probe: (@Sendable (_ host: String, _ address: String) async -> SMTPProbeResult)? = nil) {
+        self.probe = probe
         self.resolver = resolver
         self.suffixes = suffixes
         self.blocklists = blocklists
@@ -80,6 +84,7 @@ public struct DomainInspector: Sendable {
         }
         // Each mail host: addresses, reverse DNS, blocklists.
         let iprev = IPRevCheck(resolver: resolver), lists = DNSListCheck(resolver: resolver)
+        var mailHosts: [(host: String, address: String)] = []
         for (host, _) in hosts {
             var addresses: [String] = []
             if let v4 = try? await resolver.a(host) { addresses += v4 }
@@ -89,6 +94,7 @@ public struct DomainInspector: Sendable {
                 continue
             }
             add("MX", host, .ok, addresses.joined(separator: ", "))
+            mailHosts += addresses.map { (host, $0) }
             for address in addresses {
                 let r = await iprev.check(address)
                 switch r.result {
@@ -104,6 +110,20 @@ public struct DomainInspector: Sendable {
                         add("Blocklists", address, .ok, "not listed in \(blocklists.joined(separator: ", "))")
                     }
                 }
+            }
+        }
+        // Each mail host's SMTP service, all at once (a host that does not answer costs its timeout, not everyone's).
+        if let probe, !mailHosts.isEmpty {
+            let results = await withTaskGroup(of: (Int, SMTPProbeResult).self) { group in
+                for (i, m) in mailHosts.prefix(16).enumerated() { group.addTask { (i, await probe(m.host, m.address)) } }
+                var out: [(Int, SMTPProbeResult)] = []
+                for await r in group { out.append(r) }
+                return out.sorted { $0.0 < $1.0 }.map(\.1)
+            }
+            for r in results {
+                let (verdict, detail) = r.finding
+                let address = r.address.contains(":") ? "[\(r.address)]" : r.address
+                add("SMTP", "\(r.host) \(address):\(r.port)", verdict, detail)
             }
         }
         await spf(domain, add)

@@ -62,7 +62,7 @@ public struct SMTPCourier: Sendable {
                     ch.eventLoop.makeCompletedFuture { try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: ch) }
                 }
         } catch {
-            return .failure(ConnectFailure(text: "cannot connect to \(host):\(port): \(error)"))
+            return .failure(ConnectFailure(text: "cannot connect to \(host):\(port): \(Self.describe(error))"))
         }
         do {
             let value = try await channel.executeThenClose { inbound, outbound in
@@ -77,6 +77,14 @@ public struct SMTPCourier: Sendable {
         } catch {
             return .failure(ConnectFailure(text: "session with \(host):\(port) failed: \(error)"))
         }
+    }
+
+    /// A connection error in a few words ("connection refused", "timed out after 30 s") instead of NIO's dump.
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? NIOConnectionError, let first = e.connectionErrors.first { return describe(first.error) }
+        if let e = error as? IOError { return String(cString: strerror(e.errnoCode)).lowercased() }
+        if case ChannelError.connectTimeout(let t) = error { return "timed out after \(t.nanoseconds / 1_000_000_000) s" }
+        return "\(error)"
     }
 
     /// Content as it goes on the wire after DATA: dot-stuffed, CRLF at the end, then ".".

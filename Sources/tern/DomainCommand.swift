@@ -3,7 +3,9 @@ import Deliverability
 import DNSResolverLive
 import Foundation
 import MailAuth
+import MailServer
 import MailStoreSQLite
+import NIOPosix
 
 /// `tern check domain DOMAIN`: what the domain publishes for mail, grouped, with a verdict per item.
 struct CheckDomain: AsyncParsableCommand {
@@ -13,12 +15,18 @@ struct CheckDomain: AsyncParsableCommand {
         discussion: """
             DNS is asked through the configured nameservers. DKIM keys are looked up at the selectors given with \
             --selector and at those Tern holds keys for; blocklists are checks.blocklists of the config unless \
-            --blocklist is given. Exits 1 when a problem was found.
+            --blocklist is given. Each mail host address is asked over SMTP (at delivery.remote_port, normally 25) as a \
+            sender would: greeting, EHLO, STARTTLS, and the certificate verified for the host name against the \
+            system's trusted roots (or --ca-file); no mail is sent. Where outbound port 25 is blocked (many home and \
+            cloud networks), every host will time out: use --no-smtp there. Exits 1 when a problem was found.
             """)
     @OptionGroup var options: ConfigOption
     @Argument(help: "The domain.") var domain: String
     @Option(name: .customLong("selector"), help: "A DKIM selector to look up (repeatable).") var selectors: [String] = []
     @Option(name: .customLong("blocklist"), help: "A DNS blocklist zone to check the mail hosts in (repeatable).") var blocklists: [String] = []
+    @Flag(name: .customLong("smtp"), inversion: .prefixedNo, help: "Probe each mail host over SMTP with STARTTLS.") var smtp = true
+    @Option(name: .customLong("ca-file"), help: "Trust the CA certificates in this PEM file instead of the system's.") var caFile: String?
+    @Option(help: "Seconds to wait for each mail host to connect and to answer.") var timeout: Int = 20
     @Flag(help: "Print JSON instead of text.") var json = false
     @Flag(inversion: .prefixedNo, help: "Colour the verdicts (default: when standard output is a terminal).") var color: Bool?
 
@@ -32,9 +40,16 @@ struct CheckDomain: AsyncParsableCommand {
             selectors += keys.map(\.selector).filter { !selectors.contains($0) }
         }
         let resolver = LiveResolver(config: config)
+        var probe: (@Sendable (String, String) async -> SMTPProbeResult)?
+        if smtp {
+            var courier = try SMTPCourier(group: MultiThreadedEventLoopGroup.singleton, heloName: config.hostname)
+            courier.connectTimeout = .seconds(Int64(timeout))
+            courier.replyTimeout = .seconds(Int64(timeout))
+            probe = try courier.prober(port: config.delivery.remotePort, caFile: caFile)
+        }
         let inspector = DomainInspector(resolver: resolver, suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory),
                                         blocklists: blocklists.isEmpty ? config.checks.blocklists : blocklists,
-                                        selectors: selectors)
+                                        selectors: selectors, probe: probe)
         let report = await inspector.inspect(domain)
         if json {
             try printJSON(report)
