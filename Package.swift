@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "MailDNS", dependencies: ["MailCore"]),
         .target(name: "MailAuth", dependencies: ["MailCore", "MailDNS", "MailMessage", "DKIM"]),
         // Address and domain checks for admins (tern check address/addresses/domain).
-        .target(name: "Deliverability", dependencies: ["MailCore", "MailDNS", "MailAuth", "DKIM"]),
+        .target(name: "Deliverability", dependencies: ["MailCore", "MailMessage", "MailDNS", "MailAuth", "DKIM"]),
         .target(name: "MailStore", dependencies: [
             "MailCore",
             .product(name: "Crypto", package: "swift-crypto"),

@@ -6,6 +6,7 @@ Senders connect from 127.0.0.2 (good.test's published address) or other 127/8 ad
 the default config exempts from checks as this host's own programs."""
 import base64
 import http.server
+import re
 import smtplib
 import threading
 import time
@@ -260,6 +261,28 @@ def test_check_message_command(tmp_path, zone):
     out = t.run("check", "message", str(path)).stdout.decode()
     assert "client     127.0.0.2  helo mx.good.test  mail from <alice@good.test>" in out and "spf        pass" in out, out
     assert "spf helo   pass" in out, out
+    assert "Received path (oldest first)" in out and "Deliverability score: 10.0/10" in out and "nothing to fix" in out, out
+    assert "Header (RFC 5322)\n  no problems" in out, out
+    # Three hops, the middle one slow, and a header with problems; unsigned, from an address SPF does not allow.
+    path.write_bytes(
+        b"Received: from relay.example.test (relay.example.test [127.0.0.2])\n\tby mx.example.test with ESMTPS id 3;\n"
+        b"\tTue, 24 Nov 2026 12:05:09 +0000\n"
+        b"Received: from laptop (host.isp.test [127.0.0.5])\n\tby relay.example.test with ESMTPSA id 2;\n"
+        b"\tTue, 24 Nov 2026 10:00:02 +0000\n"
+        b"From: Alice <alice@good.test>\nTo: bob@example.test\nSubject: one\nSubject: two\n"
+        b"Date: Tue, 24 Nov 2026 10:00:00 GMT\n\nHello\n")
+    out = t.run("check", "message", str(path), "--ip", OTHER_IP, "--mail-from", "alice@good.test").stdout.decode()
+    hops = [l.split() for l in out.splitlines() if l.startswith("  1 ") or l.startswith("  2 ")]
+    assert hops[0][:4] == ["1", "laptop", "[127.0.0.5]", "relay.example.test"] and hops[0][-2:] == ["2", "s"], out
+    assert hops[1][:4] == ["2", "relay.example.test", "[127.0.0.2]", "mx.example.test"] and hops[1][-4:] == ["2", "h", "5", "min"], out
+    assert "longest delay: 2 h 5 min at hop 2 (relay.example.test to mx.example.test)" in out, out
+    assert "ERROR   Subject: 2 Subject fields: RFC 5322 §3.6 allows one" in out, out
+    assert "warning Message-ID: no Message-ID field" in out and "warning Date:" in out, out
+    score = float(re.search(r"Deliverability score: ([\d.]+)/10", out).group(1))
+    fixes = out.split("what to fix first:")[1]
+    # The largest deductions first: SPF fails (3) before DMARC (2.5) before the missing signature (1.5).
+    assert fixes.index("SPF fails") < fixes.index("DMARC fails") < fixes.index("no DKIM signature"), out
+    assert score <= 10 - 3 - 2.5 - 1.5 - 1, out
 
 
 def test_psl_update(tmp_path):

@@ -1,5 +1,6 @@
 import ArgumentParser
 import AsyncHTTPClient
+import Deliverability
 import DNSResolverLive
 import Foundation
 import Logging
@@ -106,7 +107,7 @@ struct CheckCommand: AsyncParsableCommand {
 
     struct Message: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the receiving checks on a saved message: reverse DNS, DNS lists, SPF, DKIM, DMARC.",
+            abstract: "Inspect a saved message: its Received path with delays, RFC 5322 problems, reverse DNS, DNS lists, SPF, DKIM, DMARC, spam score, and a deliverability score out of 10.",
             discussion: """
                 The client address, HELO name and MAIL FROM come from the options, or else from the message: its \
                 Return-Path and the newest Received field that names a client address in brackets. DNS is looked up \
@@ -137,42 +138,7 @@ struct CheckCommand: AsyncParsableCommand {
                                        suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory))
             let report = await checks.evaluate(message: message, clientAddress: address, helo: helo ?? trace.helo ?? "",
                                                mailFrom: mailFrom ?? trace.returnPath ?? "", store: store)
-            print(Self.render(report))
-        }
-
-        static func render(_ r: CheckReport) -> String {
-            var out = "client     \(r.clientAddress)  helo \(r.helo.isEmpty ? "-" : r.helo)  mail from <\(r.mailFrom)>\n"
-            if let i = r.iprev { out += "iprev      \(i.result.rawValue)  \(i.reason)\n" }
-            if let l = r.allowlisted { out += "allowlist  listed in \(l.zone) (\(l.codes.joined(separator: ", ")))\n" }
-            if let l = r.blocklisted { out += "blocklist  LISTED in \(l.zone) (\(l.codes.joined(separator: ", ")))\(l.reason.map { ": \($0)" } ?? "")\n" }
-            if let s = r.spf { out += "spf        \(s.result.rawValue)  \(s.reason) (\(s.lookups) DNS lookups)\n" }
-            if let s = r.spfHelo { out += "spf helo   \(s.result.rawValue)  \(s.reason) (\(s.lookups) DNS lookups)\n" }
-            if r.dkim.isEmpty { out += "dkim       none  (no signature)\n" }
-            for d in r.dkim {
-                out += "dkim       \(d.result.rawValue)  d=\(d.domain) s=\(d.selector) a=\(d.algorithm)"
-                if let bits = d.keyBits { out += " (\(bits)-bit key)" }
-                if let reason = d.reason { out += "  \(reason)" }
-                out += "\n"
-            }
-            if let d = r.dmarc {
-                out += "dmarc      \(d.result.rawValue)  from \(d.fromDomain.isEmpty ? "-" : d.fromDomain) (organizational domain \(d.organizationalDomain))"
-                if let rec = d.record {
-                    out += ", policy p=\(rec.policy.rawValue) at _dmarc.\(d.recordDomain ?? "")"
-                    if rec.percent < 100 { out += " pct=\(rec.percent)" }
-                    if d.result == .fail { out += ", disposition \(d.disposition.rawValue)" }
-                }
-                out += "  \(d.reason)\n"
-            }
-            if let spam = r.spam {
-                out += "spam       score \(spam.score) (Junk from \(r.junkScore), refused from \(r.rejectScore))"
-                out += spam.hits.isEmpty ? "  no rule fired\n" : "\n"
-                for h in spam.hits {
-                    out += "             \(String(format: "%+5.1f", h.score))  \(h.name.padding(toLength: 20, withPad: " ", startingAt: 0)) \(h.description)\n"
-                }
-            }
-            out += "verdict    \(r.action)\n\n"
-            out += r.authenticationResults.replacingOccurrences(of: "\r\n", with: "\n")
-            return out
+            print(MessageReport(checks: report, message: message).render(), terminator: "")
         }
     }
 }
@@ -201,16 +167,8 @@ enum MessageText {
             if let lt = v.firstIndex(of: "<"), let gt = v[lt...].firstIndex(of: ">") { returnPath = String(v[v.index(after: lt)..<gt]) }
         }
         for f in fields where f.name.caseInsensitiveCompare("Received") == .orderedSame {
-            let v = String(decoding: f.raw, as: UTF8.self).replacingOccurrences(of: "\r\n", with: " ")
-            guard let open = v.firstIndex(of: "["), let close = v[open...].firstIndex(of: "]") else { continue }
-            var ip = String(v[v.index(after: open)..<close])
-            if ip.lowercased().hasPrefix("ipv6:") { ip = String(ip.dropFirst(5)) }
-            guard IPNetwork(ip) != nil else { continue }
-            var helo: String?
-            if let r = v.range(of: "from ") {
-                helo = v[r.upperBound...].split(separator: " ").first.map(String.init)
-            }
-            return (returnPath, ip, helo)
+            let hop = ReceivedPath.parse(ReceivedPath.value(of: f))
+            if let ip = hop.ip { return (returnPath, ip, hop.from) }
         }
         return (returnPath, nil, nil)
     }
