@@ -238,7 +238,7 @@ public enum HeaderLint {
     }
 
     /// `<left@right>` with no spaces or second angle brackets; the right side a dot-atom or a literal.
-    static func isMessageID(_ value: String) -> Bool {
+    public static func isMessageID(_ value: String) -> Bool {
         let v = value.trimmingCharacters(in: .whitespaces)
         guard v.hasPrefix("<"), v.hasSuffix(">"), v.count > 4 else { return false }
         let inner = v.dropFirst().dropLast()

@@ -24,6 +24,13 @@ enum SMTPService: Sendable {
 enum RecipientRoute: Sendable {
     case local([AccountID])
     case remote
+    /// The mail tester (check@): the sender gets a report, nothing is stored.
+    case tester
+    /// The tester's report for this recipient is on its way.
+    case reported
+
+    var isTester: Bool { if case .tester = self { return true } else { return false } }
+    var isTesterOrReported: Bool { switch self { case .tester, .reported: return true; default: return false } }
 }
 
 /// The receiving SMTP service (port 25): drives `SMTPServerStateMachine` with the bytes of one connection,
@@ -432,6 +439,11 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 resolved.append(.remote)
                 write(reply, context: context)
             }
+        case .success(.unknownUser) where server.inbound != nil && server.tester.isTester(address):
+            if let reply = machine.recipientAccepted() {
+                resolved.append(.tester)
+                write(reply, context: context)
+            }
         case .success(.unknownUser):
             logger.info("recipient rejected: unknown user", metadata: ["rcpt": "\(address)"])
             perform(machine.recipientRejected(SMTPReply(550, "5.1.1", "<\(address)>: Recipient address rejected: User unknown")), context: context)
@@ -509,6 +521,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             write(SMTPReply(451, "4.3.0", "Internal error", isClientFault: false), context: context)
             return
         }
+        if resolved.contains(where: \.isTester) { return test(txn, sink: sink, context: context) }
         self.sink = nil
         busy = true
         var targets: [DeliveryTarget] = []
@@ -519,11 +532,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 for a in accounts where !targets.contains(where: { $0.account == a }) { targets.append(DeliveryTarget(account: a)) }
             case .remote:
                 remote.append(envelopeRecipient(txn.recipients[i]))
+            case .tester, .reported:
+                continue
             }
         }
         let envelope = StoredEnvelope(
             mailFrom: txn.reversePath.address?.description ?? "",
-            recipients: txn.recipients.map(envelopeRecipient),
+            recipients: txn.recipients.indices.filter { !resolved[$0].isTesterOrReported }.map { envelopeRecipient(txn.recipients[$0]) },
             envelopeID: txn.parameters.envelopeID, dsnReturn: txn.parameters.dsnReturn?.rawValue,
             body: txn.parameters.body?.rawValue, smtputf8: txn.parameters.smtputf8)
         let server = self.server
@@ -611,6 +626,79 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 do { commit(try unsafeSink.value.finish()) } catch { finish(.failure(error)) }
             }
         }
+    }
+
+    /// A message for the mail tester: the report goes to the sender (committed before the reply to DATA), then the
+    /// message goes on to its other recipients, if any, as usual.
+    private func test(_ txn: SMTPTransaction, sink: MessageSink, context: ChannelHandlerContext) {
+        guard let inbound = server.inbound else { return }
+        busy = true
+        self.sink = nil
+        let server = self.server, tester = server.tester, store = server.store, logger = self.logger, id = transactionID
+        let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
+        let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
+        let unsafeSink = UnsafeTransfer(sink)
+        let loop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: loop)
+        Task {
+            let outcome: Result<String, Error>
+            do {
+                let bytes = try await server.threadPool.runIfActive { try unsafeSink.value.head(max: Int.max) }
+                let fields = RawHeader.fields(bytes[..<RawHeader.end(bytes)])
+                if let why = tester.refusal(header: fields, mailFrom: mailFrom, client: client) {
+                    logger.info("mail tester: no report", metadata: ["msg": "\(id)", "from": "\(mailFrom)", "why": "\(why)"])
+                    outcome = .success("checked; no report sent (\(why))")
+                } else {
+                    let checks = await inbound.evaluate(message: bytes, clientAddress: client, helo: helo, mailFrom: mailFrom, store: store)
+                    let report = MessageReport(checks: checks, message: bytes)
+                    var content = try tester.reply(report: report, original: bytes, testerAddress: testerAddress, to: mailFrom,
+                                                   keys: await server.keyring.current())
+                    var targets: [DeliveryTarget] = [], remote: [StoredEnvelope.Recipient] = []
+                    if let sender = try? EmailAddress.parse(mailFrom), case .local(let accounts) = try await store.resolve(sender) {
+                        targets = accounts.map { DeliveryTarget(account: $0) }
+                        content = Array(TraceHeaders.returnPath("").utf8) + content
+                    } else {
+                        remote = [StoredEnvelope.Recipient(address: mailFrom)]
+                    }
+                    let queueID = SessionID.make()
+                    _ = try await store.deliver(Delivery(content: .inline(content), envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: mailFrom)]),
+                                                         targets: targets, remoteRecipients: remote, queueID: queueID))
+                    logger.info("mail tester: report sent", metadata: ["msg": "\(id)", "to": "\(mailFrom)", "queue": "\(queueID)",
+                                                                        "score": "\(String(format: "%.1f", report.score))"])
+                    outcome = .success("checked; report sent to <\(mailFrom)> as \(queueID)")
+                }
+            } catch {
+                outcome = .failure(error)
+            }
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.tested(outcome, txn, sink: unsafeSink.value, context: context)
+            }
+        }
+    }
+
+    private func tested(_ outcome: Result<String, Error>, _ txn: SMTPTransaction, sink: MessageSink, context: ChannelHandlerContext) {
+        busy = false
+        switch outcome {
+        case .success(let text):
+            resolved = resolved.map { $0.isTester ? .reported : $0 }
+            if resolved.allSatisfy(\.isTesterOrReported) {
+                sink.discard()
+                machine.deliveryFinished()
+                resolved = []
+                if !closed { write(SMTPReply(250, "2.0.0", "Ok: \(text)"), context: context) }
+            } else {
+                self.sink = sink
+                return deliver(txn, context: context)
+            }
+        case .failure(let error):
+            logger.error("mail tester failed", metadata: ["error": "\(error)"])
+            sink.discard()
+            machine.deliveryFinished()
+            resolved = []
+            if !closed { write(SMTPReply(451, "4.3.0", "Temporary failure, try again later", isClientFault: false), context: context) }
+        }
+        if !closed { process(context: context) }
     }
 
     private func envelopeRecipient(_ r: AcceptedRecipient) -> StoredEnvelope.Recipient {

@@ -31,6 +31,8 @@ public struct ServerContext: Sendable {
     let keyring: DKIMKeyring
     /// The port-25 checks (SPF, DKIM, DMARC, blocklists…); nil: none (tests of the bare protocol).
     public var inbound: InboundChecks?
+    /// The mail tester (check@ at every local domain), used when `inbound` is set.
+    let tester: MailTester
     /// Keys the fake SCRAM salts of unknown users (random per process).
     let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
@@ -46,6 +48,7 @@ public struct ServerContext: Sendable {
         self.loginThrottle = LoginThrottle(maxFailures: config.limits.maxLoginFailures)
         self.mailboxes = MailboxIndex(store: store)
         self.keyring = DKIMKeyring(store: store, logger: logger)
+        self.tester = MailTester(config: config)
     }
 }
 

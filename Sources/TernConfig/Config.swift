@@ -44,6 +44,18 @@ public struct TernConfiguration: Sendable {
     public var delivery: Delivery
     public var logLevel: String
     public var checks = Checks()
+    public var tester = Tester()
+
+    /// The mail tester (check@): mail to it gets a report back instead of being stored.
+    public struct Tester: Sendable {
+        /// Empty: no tester.
+        public var localPart = "check"
+        public var repliesPerHour = 10
+        public init(localPart: String = "check", repliesPerHour: Int = 10) {
+            self.localPart = localPart
+            self.repliesPerHour = repliesPerHour
+        }
+    }
 
     public enum Service: String, CaseIterable, Sendable {
         case smtp, submission, submissions, imap, imaps, pop3, pop3s

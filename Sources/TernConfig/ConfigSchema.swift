@@ -18,7 +18,7 @@ public enum ConfigSchema {
         public var doc: String
     }
 
-    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "checks", "greylisting", "spam", "log"]
+    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "checks", "greylisting", "spam", "tester", "log"]
 
     public static let fields: [Field] = [
         Field(path: "hostname", kind: .hostname, defaultValue: "\"localhost\"",
@@ -92,6 +92,10 @@ public enum ConfigSchema {
               doc: "Messages per hour accepted from one client address (IPv6: its /64); more get 451 4.7.1. 0: no limit."),
         Field(path: "checks.rate_per_sender", kind: .int(0...10_000_000), defaultValue: "0",
               doc: "Messages per hour accepted from one envelope sender address; more get 451 4.7.1. 0: no limit."),
+        Field(path: "tester.address", kind: .string, defaultValue: "\"check\"",
+              doc: "The mail tester's local part: mail to this address at any local domain is not stored; the sender gets a reply with the `tern check message` report of what arrived (an account or alias of that name takes precedence). Empty: no tester."),
+        Field(path: "tester.replies_per_hour", kind: .int(1...10000), defaultValue: "10",
+              doc: "Reports sent per hour to one sender address, and per client address; further test messages are accepted and dropped."),
         Field(path: "greylisting.enabled", kind: .bool, defaultValue: "false",
               doc: "Greylisting: the first attempt of an unknown (client network, sender, recipient) triplet gets 451 4.7.1; a retry after `delay` and within `window` is accepted, and the triplet is then remembered."),
         Field(path: "greylisting.delay", kind: .duration, defaultValue: "\"5m\"", doc: "How long a new triplet must wait before its retry is accepted."),
@@ -276,11 +280,16 @@ public enum ConfigSchema {
         checks.junkScore = number("spam.junk_score")
         checks.rejectScore = number("spam.reject_score")
         if checks.rejectScore <= checks.junkScore { fail("spam.reject_score", "must be above spam.junk_score") }
+        let testerAddress = string("tester.address").lowercased()
+        if !testerAddress.isEmpty && (try? EmailAddress.parse("\(testerAddress)@example.com")) == nil {
+            fail("tester.address", "\"\(testerAddress)\" is not a local part")
+        }
         let data = overrideData ?? path("data") ?? baseDirectory.appendingPathComponent("tern-data")
         if !issues.isEmpty { throw ConfigErrors(issues: issues) }
         var configuration = TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
                                               tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
         configuration.checks = checks
+        configuration.tester = TernConfiguration.Tester(localPart: testerAddress, repliesPerHour: int("tester.replies_per_hour"))
         return configuration
     }
 
