@@ -138,6 +138,10 @@ def test_spf_dkim_dmarc_results_and_policies(tmp_path, zone):
         tampered = zone.sign(message("alice@good.test", "tampered")).replace(b"Hello, this", b"Hello, that")
         code, text = send(t, OTHER_IP, "alice@good.test", tampered)
         assert code == 550 and "5.7.1" in text and "DMARC" in text, (code, text)
+        # The delivery log has the refusal, found by the message's Message-ID.
+        mid = re.search(rb"Message-ID: <([^>]+)>", tampered).group(1).decode()
+        out = t.run("trace", mid).stdout.decode()
+        assert re.search(r"checked    spf=fail dkim=fail dmarc=fail", out) and "refused    550 5.7.1" in out, out
 
         # The same failure under p=quarantine: delivered, into Junk.
         code, _ = send(t, OTHER_IP, "alice@quarantine.test", message("alice@quarantine.test", "quarantined"))
@@ -237,6 +241,25 @@ def test_greylisting_and_rate_limits(tmp_path, zone):
         # Another client is not affected by the first one's count, but is greylisted on its own.
         assert send(t, "127.0.0.3", "alice@good.test", raw)[0] == 451
         assert len(stored(t)) == 1
+    finally:
+        t.stop()
+
+
+def test_delivery_log_retention(tmp_path, zone):
+    """log.delivery_retention: events older than it are removed (at start and hourly)."""
+    t = server(tmp_path, zone, log__delivery_retention="2s")
+    try:
+        raw = message("alice@good.test", "kept a while")
+        assert send(t, GOOD_IP, "alice@good.test", raw)[0] == 250
+        mid = re.search(rb"Message-ID: <([^>]+)>", raw).group(1).decode()
+        assert "stored     <bob@example.test> in INBOX" in t.run("trace", mid).stdout.decode()
+        t.stop()
+        time.sleep(2.5)
+        t.start()
+        deadline = time.time() + 10
+        while t.run("trace", mid, check=False).returncode == 0:
+            assert time.time() < deadline, "the delivery log was not pruned"
+            time.sleep(0.2)
     finally:
         t.stop()
 

@@ -4,6 +4,7 @@ finds b.test's MX and delivers, bob reads with imaplib, dkimpy verifies both DKI
 reply travels back. Then the failure paths: an MX that does not answer, a 550, a null MX, and kill -9 with 500 queued."""
 import email
 import imaplib
+import json
 import os
 import re
 import smtplib
@@ -237,6 +238,57 @@ def test_failures_unreachable_mx_550_and_null_mx(world):
         log = (a.dir / "stderr.log").read_text()
         assert log.count("rcpt=someone@down.test") >= 3, log  # several attempts, each logged
         assert "the queue is empty" in a.run("queue", "list").stdout.decode()
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_trace_follows_a_message_through_both_servers(world):
+    """tern trace, from the delivery log: on the sending side, received, queued, each attempt with the remote reply,
+    delivered, failed, deferred, expired and the bounce (with its own queue id); on the receiving side, received,
+    checked and stored, found by the same Message-ID."""
+    a, b = setup_pair(world, a_settings={"delivery": {"retry": ["1s"], "give_up_after": "4s"}},
+                      b_settings={"checks": {"exempt_networks": []}})
+    a.start()
+    b.start()
+    try:
+        submit(a, "alice@a.test", ["bob@b.test", "nobody@b.test", "someone@down.test"], "Traced",
+               extra_headers="Message-ID: <trace-1@a.test>\r\n")
+        bounce_for(a, "alice@a.test", timeout=20)
+        wait_for_mail(b, "bob@b.test")
+        out = a.run("trace", "<trace-1@a.test>").stdout.decode()
+        first, second = out.strip().split("\n\n")
+        queue_id = re.match(r"queue id (\w+)  Message-ID <trace-1@a.test>", first).group(1)
+        events = [line.split(None, 4)[3:] for line in first.splitlines()[1:]]
+        kinds = [k for k, _ in events]
+        assert kinds[:2] == ["received", "queued"] and kinds[-1] == "bounced", out
+        detail = dict((k, d) for k, d in events if k in ("received", "queued", "delivered", "failed", "expired", "bounced"))
+        assert detail["received"].startswith(f"from ") and "over submission (ESMTPSA), authenticated as alice@a.test" in detail["received"], out
+        assert "MAIL FROM <alice@a.test>, 3 recipients" in detail["received"], out
+        assert detail["queued"] == "for <bob@b.test>, <nobody@b.test>, <someone@down.test>", out
+        assert detail["delivered"].startswith("<bob@b.test> via mx.b.test") and ": 250 " in detail["delivered"] and "(TLS)" in detail["delivered"], out
+        assert detail["failed"].startswith("<nobody@b.test> via mx.b.test") and "550 5.1.1" in detail["failed"], out
+        assert kinds.count("deferred") >= 2 and "expired" in kinds and detail["expired"].startswith("<someone@down.test>"), out
+        bounce_id = re.search(r"sent to <alice@a.test> as (\w+)", detail["bounced"]).group(1)
+        # The bounce has its own queue id, received from MAILER-DAEMON and stored in alice's INBOX.
+        assert second.startswith(f"queue id {bounce_id}\n") and f"about {queue_id}, from MAILER-DAEMON@mx.a.test" in second, out
+        assert "stored     <alice@a.test> in INBOX" in second, out
+        # The same id as JSON; and by queue id instead of Message-ID.
+        as_json = json.loads(a.run("trace", queue_id, "--json").stdout)
+        assert [e["event"] for e in as_json if e["queueID"] == queue_id] == kinds
+        assert as_json[0]["messageID"] == "trace-1@a.test"
+
+        # B found it by the same Message-ID (no brackets): received over SMTP from A (which dials from 127.0.0.1; only
+        # bob@b.test was accepted at RCPT), checked, stored.
+        out = b.run("trace", "trace-1@a.test").stdout.decode()
+        lines = out.splitlines()
+        assert re.search(r"received   from mx\.a\.test \[127\.0\.0\.1\] over SMTP \(ESMTPS\), MAIL FROM <alice@a.test>, 1 recipient, \d+ octets", lines[1]), out
+        # SPF fails (A's mail leaves from 127.0.0.1, not the 127.0.0.2 it publishes); its DKIM signatures carry DMARC.
+        assert re.search(r"checked    spf=fail dkim=pass,pass dmarc=pass iprev=\w+ spam=-?[\d.]+$", lines[2]), out
+        assert lines[3].endswith("stored     <bob@b.test> in INBOX"), out
+
+        r = a.run("trace", "<nothing@a.test>", check=False)
+        assert r.returncode == 1 and b"nothing in the delivery log" in r.stderr
     finally:
         a.stop()
         b.stop()

@@ -146,6 +146,12 @@ def test_report_matches_pyspf_and_dkimpy(setup):
     for raw in t.messages(SENDER):
         assert dkim.verify(raw[raw.index(b"DKIM-Signature"):], dnsfunc=dnsfunc(resolver)), raw[:400]
 
+    # tern trace: the tested message (never stored) and the report it caused, under the report's own queue id.
+    mid = re.search(rb"Message-ID: <([^>]+)>", good).group(1).decode()
+    out = t.run("trace", mid).stdout.decode()
+    assert re.search(r"tested     for <check@example.test>: report \(score [\d.]+/10\) sent to <alice@good.test> as \w+", out), out
+    assert "mail tester report on" in out and "stored     <alice@good.test> in INBOX" in out, out
+
     body = got[1].get_body(("plain",)).get_content()
     assert "SPF fails" in body and "DMARC fails" in body and "what to fix first" in body, body
 

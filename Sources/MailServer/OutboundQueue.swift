@@ -355,6 +355,10 @@ public final class OutboundQueue: Sendable {
         let now = Date()
         let giveUp = job.message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
         var attempts: [DeliveryAttempt] = []
+        let logging = config.deliveryLogRetention != nil
+        func event(_ kind: DeliveryEvent.Kind, _ r: QueuedRecipient, _ text: String) -> DeliveryEvent? {
+            logging ? DeliveryEvent(at: now, queueID: job.message.queueID, kind: kind, detail: "<\(r.address)>" + (host.map { " via \($0)" } ?? "") + ": " + text) : nil
+        }
         for (r, outcome, reply) in outcomes {
             var meta: Logger.Metadata = ["queue": "\(job.message.queueID)", "rcpt": "\(r.address)", "reply": "\(reply)"]
             if let host { meta["relay"] = "\(host)" }
@@ -362,10 +366,11 @@ public final class OutboundQueue: Sendable {
             case .delivered:
                 meta["tls"] = "\(tls)"
                 logger.info("delivered", metadata: meta)
-                attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .delivered, reply: reply, remoteHost: host))
+                attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .delivered, reply: reply, remoteHost: host,
+                                                event: event(.delivered, r, reply + (tls ? " (TLS)" : " (no TLS)"))))
             case .failed:
                 logger.info("bounced", metadata: meta)
-                attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .failed, reply: reply, remoteHost: host))
+                attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .failed, reply: reply, remoteHost: host, event: event(.failed, r, reply)))
             case .deferred:
                 let schedule = config.delivery.retry
                 let delay = schedule[min(r.attempts, schedule.count - 1)].seconds
@@ -373,11 +378,14 @@ public final class OutboundQueue: Sendable {
                 if now >= giveUp {
                     meta["gave_up_after"] = "\(config.delivery.giveUpAfter)"
                     logger.info("bounced: too long in the queue", metadata: meta)
-                    attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .failed, reply: reply, remoteHost: host))
+                    attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .failed, reply: reply, remoteHost: host,
+                                                    event: event(.expired, r, reply + "; in the queue longer than delivery.give_up_after")))
                 } else {
                     meta["next"] = "\(Int(delay))s"
                     logger.info("deferred", metadata: meta)
-                    attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .deferred(until: min(next, giveUp)), reply: reply, remoteHost: host))
+                    let retry = min(next, giveUp)
+                    attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .deferred(until: retry), reply: reply, remoteHost: host,
+                                                    event: event(.deferred, r, reply + "; next attempt in \(Int(retry.timeIntervalSince(now).rounded())) s")))
                 }
             }
         }
@@ -408,7 +416,8 @@ public final class OutboundQueue: Sendable {
                     status: DeliveryReport.status(fromReply: reply, permanent: true), diagnostic: reply,
                     remoteMTA: r.remoteHost.map { $0.split(separator: "[").first.map(String.init) ?? $0 }, lastAttempt: r.lastAttempt)
             }
-            notification = await report(message, statuses)
+            notification = await report(message, statuses, .bounced, "delivery status notification (failed: "
+                                        + failed.map { "<\($0.address)>" }.joined(separator: ", ") + ")")
         }
         do {
             try await store.completeQueued(id: message.id, notification: notification)
@@ -431,7 +440,8 @@ public final class OutboundQueue: Sendable {
                                            diagnostic: r.lastReply ?? "not yet attempted", remoteMTA: r.remoteHost, lastAttempt: r.lastAttempt,
                                            willRetryUntil: giveUp)
         }
-        guard let notice = await report(message, statuses) else { return }
+        guard let notice = await report(message, statuses, .delayed, "delay notice (still trying: "
+                                        + waiting.map { "<\($0.address)>" }.joined(separator: ", ") + ")") else { return }
         do {
             try await store.noteDelay(id: message.id, notification: notice)
             logger.info("delay notice sent", metadata: ["queue": "\(message.queueID)", "to": "\(message.envelope.mailFrom)"])
@@ -441,7 +451,8 @@ public final class OutboundQueue: Sendable {
     }
 
     /// The notification message for the sender, addressed as a local delivery when the sender is here, else queued.
-    func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus]) async -> Delivery? {
+    func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus], _ kind: DeliveryEvent.Kind,
+                _ what: String) async -> Delivery? {
         var original = message.content ?? []
         if message.content == nil { original = (try? await store.content(of: message.messageID)) ?? [] }
         let bytes = DeliveryReport.make(reportingMTA: config.hostname, postmaster: "MAILER-DAEMON@\(config.hostname)", to: message.envelope.mailFrom,
@@ -457,8 +468,16 @@ public final class OutboundQueue: Sendable {
         }
         // Return-Path is the final delivery's to add (RFC 5321 §4.4): here only when the bounce stays on this server.
         let returnPath = targets.isEmpty ? [] : Array(TraceHeaders.returnPath("").utf8)
+        let queueID = SessionID.make()
+        var log: [DeliveryEvent] = []
+        if config.deliveryLogRetention != nil {
+            log = [DeliveryEvent(queueID: message.queueID, kind: kind, detail: "\(what) sent to <\(message.envelope.mailFrom)> as \(queueID)")]
+                + DeliveryLogEvents.receipt(id: queueID, messageID: nil, received: "\(what) about \(message.queueID), from MAILER-DAEMON@\(config.hostname)",
+                                            checked: nil, local: targets.isEmpty ? [] : [message.envelope.mailFrom], remote: remote.map(\.address), junk: false,
+                                            related: message.queueID)
+        }
         return Delivery(content: .inline(returnPath + bytes), envelope: envelope, targets: targets, remoteRecipients: remote,
-                        queueID: SessionID.make())
+                        queueID: queueID, log: log)
     }
 }
 

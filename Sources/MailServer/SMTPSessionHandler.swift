@@ -545,6 +545,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let store = server.store
         let id = transactionID
         let loop = context.eventLoop
+        // The delivery log: what arrived from whom, and where it went (written in the delivery's own commit).
+        let logging = server.config.deliveryLogRetention != nil
+        let received = logging ? receivedDetail(txn, size: sink.size) : ""
+        let localAddresses = resolved.indices.filter { if case .local = resolved[$0] { return true } else { return false } }
+            .map { txn.recipients[$0].address.description }
+        let remoteAddresses = remote.map(\.address)
+        let events: @Sendable (String?, String?, Bool) -> [DeliveryEvent] = { messageID, checked, junk in
+            guard logging else { return [] }
+            return DeliveryLogEvents.receipt(id: id, messageID: messageID, received: received, checked: checked,
+                                             local: localAddresses, remote: remoteAddresses, junk: junk)
+        }
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let recipients = txn.recipients.count
         let finish: @Sendable (Result<(DeliveryReceipt, Int), Error>) -> Void = { result in
@@ -554,8 +565,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             }
         }
         let finalTargets = targets, remoteRecipients = remote
-        let commitTo: @Sendable (MessageContent, [DeliveryTarget]) -> Void = { content, targets in
-            store.deliver(Delivery(content: content, envelope: envelope, targets: targets, remoteRecipients: remoteRecipients, queueID: id)) { result in
+        let commitTo: @Sendable (MessageContent, [DeliveryTarget], [DeliveryEvent]) -> Void = { content, targets, log in
+            store.deliver(Delivery(content: content, envelope: envelope, targets: targets, remoteRecipients: remoteRecipients, queueID: id,
+                                   log: log)) { result in
                 if case .failure = result, case .blob(let key, _) = content {
                     // Nothing references the file: remove it so a failed delivery leaves nothing behind.
                     server.blobs.remove(key)
@@ -563,7 +575,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 finish(result.map { ($0, content.size) })
             }
         }
-        let commit: @Sendable (MessageContent) -> Void = { commitTo($0, finalTargets) }
+        let commit: @Sendable (MessageContent, String?) -> Void = { commitTo($0, finalTargets, events($1, nil, false)) }
         if service == .mx, let inbound = server.inbound, let client, !client.exempt {
             // Port 25 with checks: DKIM, DMARC and the spam score decide, then the header is rewritten and stored.
             let unsafeSink = UnsafeTransfer(sink)
@@ -579,19 +591,28 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                                                         owner: finalTargets.count == 1 ? finalTargets[0].account : nil)
                     logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
                     var targets = finalTargets
+                    let messageID = logging ? DeliveryLogEvents.messageID(read.fields.map(\.field)) : nil
+                    let checked = verdict.summary
                     switch verdict.action {
                     case .reject(let reply):
                         unsafeSink.value.discard()
+                        if logging {
+                            var log = Array(events(messageID, checked, false).prefix(2))
+                            log.append(DeliveryEvent(queueID: id, kind: .refused, detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines)))
+                            do { try await store.log(log) } catch { logger.error("cannot write the delivery log", metadata: ["error": "\(error)"]) }
+                        }
                         return finish(.failure(reply))
                     case .junk:
                         targets = targets.map { DeliveryTarget(account: $0.account, specialUse: .junk) }
                     case .accept:
                         break
                     }
+                    let isJunk: Bool
+                    if case .junk = verdict.action { isJunk = true } else { isJunk = false }
                     let edits = verdict.removals.map { MessageEdit(range: $0, replacement: []) }
                         + [MessageEdit(range: returnPathLength..<returnPathLength, replacement: Array(verdict.header.utf8))]
                     let content = try await threadPool.runIfActive { try unsafeSink.value.finish(editing: edits) }
-                    commitTo(content, targets)
+                    commitTo(content, targets, events(messageID, checked, isJunk))
                 } catch {
                     unsafeSink.value.discard()
                     finish(.failure(error))
@@ -607,8 +628,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 server.threadPool.submit { state in
                     guard state == .active else { return finish(.failure(ChannelError.ioOnClosedChannel)) }
                     do {
-                        commit(try SubmissionPreparation.finish(unsafeSink.value, keys: keys, hostname: hostname, queueID: id, mailFrom: mailFrom,
-                                                                logger: logger))
+                        let prepared = try SubmissionPreparation.finish(unsafeSink.value, keys: keys, hostname: hostname, queueID: id,
+                                                                        mailFrom: mailFrom, logger: logger)
+                        commit(prepared.content, prepared.messageID)
                     } catch {
                         unsafeSink.value.discard()
                         finish(.failure(error))
@@ -617,15 +639,33 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             }
         } else if sink.isInMemory {
             // Small messages go straight to the writer thread: no file, no thread-pool hop.
-            do { commit(try sink.finish()) } catch { finish(.failure(error)) }
+            do {
+                let messageID = logging ? DeliveryLogEvents.messageID(head: try sink.head(max: 64 * 1024)) : nil
+                commit(try sink.finish(), messageID)
+            } catch { finish(.failure(error)) }
         } else {
             // The spool file's fsync and rename are blocking: they run on the thread pool.
             let unsafeSink = UnsafeTransfer(sink)
             server.threadPool.submit { state in
                 guard state == .active else { return finish(.failure(ChannelError.ioOnClosedChannel)) }
-                do { commit(try unsafeSink.value.finish()) } catch { finish(.failure(error)) }
+                do {
+                    let messageID = logging ? DeliveryLogEvents.messageID(head: try unsafeSink.value.head(max: 64 * 1024)) : nil
+                    commit(try unsafeSink.value.finish(), messageID)
+                } catch { finish(.failure(error)) }
             }
         }
+    }
+
+    /// The delivery log's "received" line: who sent it, how, and for how many.
+    private func receivedDetail(_ txn: SMTPTransaction, size: Int) -> String {
+        let proto = TraceHeaders.protocolName(extended: machine.isExtended, tls: machine.isTLS,
+                                               authenticated: machine.authenticatedAs != nil, utf8: txn.parameters.smtputf8)
+        let helo = machine.heloName ?? "unknown", literal = "[\(slot.remoteAddress)]"
+        var text = "from \(helo == literal || helo == "[IPv6:\(slot.remoteAddress)]" ? literal : helo + " " + literal) over \(service == .mx ? "SMTP" : "submission") (\(proto))"
+        if let user = machine.authenticatedAs { text += ", authenticated as \(user)" }
+        let sender = txn.reversePath.address?.description ?? ""
+        text += ", MAIL FROM <\(sender)>, \(txn.recipients.count) recipient\(txn.recipients.count == 1 ? "" : "s"), \(size) octets"
+        return text
     }
 
     /// A message for the mail tester: the report goes to the sender (committed before the reply to DATA), then the
@@ -637,6 +677,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let server = self.server, tester = server.tester, store = server.store, logger = self.logger, id = transactionID
         let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
         let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
+        let logging = server.config.deliveryLogRetention != nil
+        let received = logging ? receivedDetail(txn, size: sink.size) : ""
         let unsafeSink = UnsafeTransfer(sink)
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
@@ -645,8 +687,16 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             do {
                 let bytes = try await server.threadPool.runIfActive { try unsafeSink.value.head(max: Int.max) }
                 let fields = RawHeader.fields(bytes[..<RawHeader.end(bytes)])
+                var log: [DeliveryEvent] = []
+                if logging {
+                    log.append(DeliveryEvent(queueID: id, messageID: DeliveryLogEvents.messageID(fields), kind: .received, detail: received))
+                }
                 if let why = tester.refusal(header: fields, mailFrom: mailFrom, client: client) {
                     logger.info("mail tester: no report", metadata: ["msg": "\(id)", "from": "\(mailFrom)", "why": "\(why)"])
+                    if logging {
+                        log.append(DeliveryEvent(queueID: id, kind: .tested, detail: "for <\(testerAddress)>: no report sent (\(why))"))
+                        try await store.log(log)
+                    }
                     outcome = .success("checked; no report sent (\(why))")
                 } else {
                     let checks = await inbound.evaluate(message: bytes, clientAddress: client, helo: helo, mailFrom: mailFrom, store: store)
@@ -661,8 +711,15 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                         remote = [StoredEnvelope.Recipient(address: mailFrom)]
                     }
                     let queueID = SessionID.make()
+                    if logging {
+                        let score = String(format: "%.1f", report.score)
+                        log.append(DeliveryEvent(queueID: id, kind: .tested, detail: "for <\(testerAddress)>: report (score \(score)/10) sent to <\(mailFrom)> as \(queueID)"))
+                        log += DeliveryLogEvents.receipt(id: queueID, messageID: nil, received: "mail tester report on \(id), from <\(testerAddress)>",
+                                                         checked: nil, local: targets.isEmpty ? [] : [mailFrom], remote: remote.map(\.address), junk: false,
+                                                         related: id)
+                    }
                     _ = try await store.deliver(Delivery(content: .inline(content), envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: mailFrom)]),
-                                                         targets: targets, remoteRecipients: remote, queueID: queueID))
+                                                         targets: targets, remoteRecipients: remote, queueID: queueID, log: log))
                     logger.info("mail tester: report sent", metadata: ["msg": "\(id)", "to": "\(mailFrom)", "queue": "\(queueID)",
                                                                         "score": "\(String(format: "%.1f", report.score))"])
                     outcome = .success("checked; report sent to <\(mailFrom)> as \(queueID)")

@@ -64,7 +64,7 @@ enum SubmissionPreparation {
 
     /// Runs blocking work (reads a spool file, signs): call it off the event loop.
     static func finish(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
-                       logger: Logger) throws -> MessageContent {
+                       logger: Logger) throws -> (content: MessageContent, messageID: String?) {
         let head = try sink.head(max: maxHeader)
         let headerEnd = RawHeader.end(head)
         var fields = RawHeader.fields(head[..<headerEnd])
@@ -100,6 +100,6 @@ enum SubmissionPreparation {
         } else if signing.isEmpty {
             logger.debug("no DKIM key for the sender's domain", metadata: ["from": "\(fromDomain ?? "-")", "mail_from": "\(mailFrom)"])
         }
-        return try sink.finish(prepending: prefix + addedBytes)
+        return (try sink.finish(prepending: prefix + addedBytes), DeliveryLogEvents.messageID(fields))
     }
 }

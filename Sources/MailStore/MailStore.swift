@@ -114,4 +114,4 @@ public struct MailboxChanges: Sendable {
 
 public enum FlagOperation: Sendable { case add, remove, replace }
 
-public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore
+public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore & DeliveryLogStore

@@ -181,9 +181,13 @@ public struct Delivery: Sendable {
     /// Recipients elsewhere: the message also enters the outbound queue under `queueID`, in the same commit.
     public var remoteRecipients: [StoredEnvelope.Recipient]
     public var queueID: String
+    /// Delivery-log lines written in the same commit.
+    public var log: [DeliveryEvent]
 
     public init(content: MessageContent, envelope: StoredEnvelope, targets: [DeliveryTarget], internalDate: Date = Date(),
-                flags: MessageFlags = [], keywords: [String] = [], remoteRecipients: [StoredEnvelope.Recipient] = [], queueID: String = "") {
+                flags: MessageFlags = [], keywords: [String] = [], remoteRecipients: [StoredEnvelope.Recipient] = [], queueID: String = "",
+                log: [DeliveryEvent] = []) {
+        self.log = log
         self.remoteRecipients = remoteRecipients
         self.queueID = queueID
         self.content = content

@@ -79,7 +79,10 @@ public struct DeliveryAttempt: Sendable {
     public var outcome: Outcome
     public var reply: String
     public var remoteHost: String?
-    public init(recipientID: Int64, outcome: Outcome, reply: String, remoteHost: String?) {
+    /// The delivery-log line for this attempt, written with its result.
+    public var event: DeliveryEvent?
+    public init(recipientID: Int64, outcome: Outcome, reply: String, remoteHost: String?, event: DeliveryEvent? = nil) {
+        self.event = event
         self.recipientID = recipientID
         self.outcome = outcome
         self.reply = reply
@@ -160,4 +163,42 @@ public struct BayesCounts: Sendable {
         self.spamMessages = spamMessages
         self.hamMessages = hamMessages
     }
+}
+
+/// One line of the delivery log: something that happened to a message at this server (received, checked, stored,
+/// queued, each delivery attempt, bounced…). Written in the same transaction as the change it records; kept for
+/// `log.delivery_retention`; read by `tern trace`.
+public struct DeliveryEvent: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case received, checked, refused, stored, queued, tested, delivered, deferred, failed, bounced, delayed, expired, deleted
+    }
+    public var at: Date
+    /// The id this server gave the message when it arrived (logs, Received field, queue).
+    public var queueID: String
+    /// The message's Message-ID field (on the `received` event), without angle brackets.
+    public var messageID: String?
+    public var kind: Kind
+    public var detail: String
+    /// For a message this server made about another (a bounce, a delay notice, a tester report): the other's queue id.
+    public var related: String?
+
+    public init(at: Date = Date(), queueID: String, messageID: String? = nil, kind: Kind, detail: String, related: String? = nil) {
+        self.related = related
+        self.at = at
+        self.queueID = queueID
+        self.messageID = messageID
+        self.kind = kind
+        self.detail = detail
+    }
+}
+
+/// The delivery log's reading and upkeep (its lines are written with deliveries and attempts).
+public protocol DeliveryLogStore: Sendable {
+    /// Events on their own, outside any delivery (a message refused at the end of DATA, a tester report).
+    func log(_ events: [DeliveryEvent]) async throws
+    /// Every event of the messages with this queue id or this Message-ID (brackets optional), and of the messages made
+    /// about them (bounces, notices, reports), oldest first.
+    func deliveryLog(id: String) async throws -> [DeliveryEvent]
+    /// Removes events older than `date`; returns how many.
+    func pruneDeliveryLog(before date: Date) async throws -> Int
 }

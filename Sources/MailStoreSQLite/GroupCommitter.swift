@@ -143,6 +143,7 @@ final class GroupCommitter: @unchecked Sendable {
         try db.cachedStatement(sql: "INSERT INTO message(size, blob_key, content, received, envelope) VALUES (?, ?, ?, ?, ?)")
             .execute(arguments: [delivery.content.size, blobKey, inline, Date().timeIntervalSince1970, envelope])
         let messageID = db.lastInsertedRowID
+        try DeliveryLogSQL.insert(db, delivery.log)
         var placements: [(MailboxID, UID)] = []
         let keywords = delivery.keywords.joined(separator: " ")
         // A message reaches a mailbox once, even when several recipients resolve to it.

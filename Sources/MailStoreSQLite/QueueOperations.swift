@@ -115,6 +115,7 @@ extension SQLiteMailStore {
                 }
                 try statement.execute(arguments: [status.rawValue, next, now, a.reply, a.remoteHost, a.recipientID])
             }
+            try DeliveryLogSQL.insert(db, attempts.compactMap(\.event))
             let counts = try Row.fetchOne(db.cachedStatement(sql: """
                 SELECT sum(status = 0) AS pending, sum(status = 2) AS failed,
                   sum(status = 1 AND notify IS NOT NULL AND instr(notify, 'SUCCESS') > 0) AS success_wanted

@@ -130,6 +130,21 @@ enum Schema {
           spam INTEGER NOT NULL,
           PRIMARY KEY(owner, message_key)) WITHOUT ROWID;
         """,
+        // 5: the delivery log (tern trace)
+        """
+        CREATE TABLE delivery_log(
+          id INTEGER PRIMARY KEY,
+          at REAL NOT NULL,
+          queue_id TEXT NOT NULL,
+          message_id TEXT,
+          kind TEXT NOT NULL,
+          detail TEXT NOT NULL,
+          related TEXT);
+        CREATE INDEX delivery_log_queue ON delivery_log(queue_id);
+        CREATE INDEX delivery_log_related ON delivery_log(related) WHERE related IS NOT NULL;
+        CREATE INDEX delivery_log_message ON delivery_log(message_id) WHERE message_id IS NOT NULL;
+        CREATE INDEX delivery_log_at ON delivery_log(at);
+        """,
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -45,6 +45,8 @@ public struct TernConfiguration: Sendable {
     public var logLevel: String
     public var checks = Checks()
     public var tester = Tester()
+    /// How long delivery-log events are kept; nil: no delivery log.
+    public var deliveryLogRetention: Duration? = .seconds(30 * 86400)
 
     /// The mail tester (check@): mail to it gets a report back instead of being stored.
     public struct Tester: Sendable {

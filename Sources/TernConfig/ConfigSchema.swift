@@ -108,6 +108,8 @@ public enum ConfigSchema {
         Field(path: "spam.reject_score", kind: .number(-100...1000), defaultValue: "12.0",
               doc: "Messages scoring at least this much are refused at the end of DATA (550 5.7.1)."),
         Field(path: "log.level", kind: .string, defaultValue: "\"info\"", doc: "trace, debug, info, notice, warning, error or critical."),
+        Field(path: "log.delivery_retention", kind: .duration, defaultValue: "\"30d\"",
+              doc: "How long the delivery log keeps what happened to each message (received, checks, stored, queued, every delivery attempt, bounced), which `tern trace` shows. \"0\": no delivery log."),
     ]
 
     public static func field(_ path: String) -> Field? { fields.first { $0.path == path } }
@@ -289,6 +291,8 @@ public enum ConfigSchema {
         var configuration = TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
                                               tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
         configuration.checks = checks
+        let retention = duration("log.delivery_retention")
+        configuration.deliveryLogRetention = retention == .zero ? nil : retention
         configuration.tester = TernConfiguration.Tester(localPart: testerAddress, repliesPerHour: int("tester.replies_per_hour"))
         return configuration
     }

@@ -69,6 +69,19 @@ struct Serve: AsyncParsableCommand {
         let courier = try SMTPCourier(group: group, heloName: config.hostname)
         let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, logger: logger)
         let queueTask = Task { await queue.run() }
+        // The delivery log keeps log.delivery_retention: what is older goes, at start and every hour.
+        let pruneTask = Task {
+            guard let retention = config.deliveryLogRetention else { return }
+            while !Task.isCancelled {
+                do {
+                    let removed = try await store.pruneDeliveryLog(before: Date().addingTimeInterval(-Double(retention.components.seconds)))
+                    if removed > 0 { logger.info("delivery log pruned", metadata: ["events": "\(removed)"]) }
+                } catch {
+                    logger.error("cannot prune the delivery log", metadata: ["error": "\(error)"])
+                }
+                try? await Task.sleep(for: .seconds(3600))
+            }
+        }
         signal(SIGUSR1, SIG_IGN)
         let retrySignal = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: DispatchQueue(label: "tern.queue-signal"))
         retrySignal.setEventHandler { queue.rescan() }
@@ -81,6 +94,7 @@ struct Serve: AsyncParsableCommand {
         await waitForTermination()
         logger.info("stopping")
         queueTask.cancel()
+        pruneTask.cancel()
         await server.stop()
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
