@@ -348,6 +348,10 @@ def test_delay_notice_and_queue_commands(world):
         assert "the queue is empty" in a.run("queue", "list").stdout.decode()
         time.sleep(1.5)
         assert len(wait_for_mail(a, "alice@a.test")) == 1  # deleted without a bounce
+        # The delivery log has the delay notice and the deletion.
+        trace = a.run("trace", qid).stdout.decode()
+        assert re.search(r"delayed    delay notice \(still trying: <someone@down.test>\) sent to <alice@a.test> as \w+", trace), trace
+        assert "deleted    removed from the queue by tern queue delete; no bounce sent" in trace, trace
     finally:
         a.stop()
 

@@ -521,7 +521,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             write(SMTPReply(451, "4.3.0", "Internal error", isClientFault: false), context: context)
             return
         }
-        if resolved.contains(where: \.isTester) { return test(txn, sink: sink, context: context) }
+        if resolved.contains(where: \.isTester), let inbound = server.inbound { return test(txn, sink: sink, inbound: inbound, context: context) }
         self.sink = nil
         busy = true
         var targets: [DeliveryTarget] = []
@@ -670,8 +670,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     /// A message for the mail tester: the report goes to the sender (committed before the reply to DATA), then the
     /// message goes on to its other recipients, if any, as usual.
-    private func test(_ txn: SMTPTransaction, sink: MessageSink, context: ChannelHandlerContext) {
-        guard let inbound = server.inbound else { return }
+    private func test(_ txn: SMTPTransaction, sink: MessageSink, inbound: InboundChecks, context: ChannelHandlerContext) {
         busy = true
         self.sink = nil
         let server = self.server, tester = server.tester, store = server.store, logger = self.logger, id = transactionID

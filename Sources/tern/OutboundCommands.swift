@@ -253,8 +253,11 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var id: String
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (config, store) = try options.openStore()
             guard try await store.deleteQueued(queueID: id) else { throw ValidationError("no queued message \(id)") }
+            if config.deliveryLogRetention != nil {
+                try await store.log([DeliveryEvent(queueID: id, kind: .deleted, detail: "removed from the queue by tern queue delete; no bounce sent")])
+            }
             print("deleted \(id)")
         }
     }
