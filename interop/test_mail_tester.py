@@ -14,7 +14,7 @@ import dns.resolver
 import pytest
 import spf
 
-from ternlib import DNSServer, Tern, rsa_key
+from ternlib import DNSServer, Tern, rsa_key, tls_context
 
 GOOD_IP, OTHER_IP = "127.0.0.2", "127.0.0.7"
 SENDER = "alice@good.test"
@@ -35,7 +35,7 @@ def setup(tmp_path):
         ("sel._domainkey.good.test", f"v=DKIM1; k=rsa; p={public}"),
         ("_dmarc.good.test", "v=DMARC1; p=reject"),
         ("mx.good.test", "v=spf1 a -all"),
-    ] + [r for r in t.txt_records("example.test") if "_domainkey" in r[0]]
+    ] + [r for d in ("example.test", "good.test") for r in t.txt_records(d) if "_domainkey" in r[0]]
     server = DNSServer(tmp_path, ["--local=/test/", "--local=/in-addr.arpa/", f"--host-record=mx.good.test,{GOOD_IP}",
                                   f"--ptr-record=2.0.0.127.in-addr.arpa,mx.good.test"], txt=txt, probe="mx.good.test")
     t.settings["dns"] = {"nameservers": [f"127.0.0.1:{server.port}"]}
@@ -172,3 +172,19 @@ def test_no_report_for_automatic_mail_or_past_the_limit(setup):
     code, text = send(t, GOOD_IP, message("n4"))
     assert code == 250 and "no report sent (more than 4 reports in an hour)" in text, (code, text)
     assert len(t.messages(SENDER)) == 4
+
+
+def test_submitted_message_is_judged_as_it_would_leave(setup):
+    """A user of this server submits (587, STARTTLS, AUTH) to check@: the report judges the message with the DKIM
+    signatures submission adds for the sender's domain, so DKIM and DMARC pass as they would for the recipient."""
+    t, private, resolver = setup
+    with smtplib.SMTP(t.host, t.submission_port, timeout=60) as s:
+        s.starttls(context=tls_context())
+        s.login(SENDER, "tester-password-1")
+        s.sendmail(SENDER, [TESTER], message("submitted"))
+    [report] = reports(t)
+    body = report.get_body(("plain",)).get_content()
+    dkim_lines = re.findall(r"^  dkim +(\w+)  d=(\S+)", body, re.M)
+    assert dkim_lines and all(r == "pass" and d == "good.test" for r, d in dkim_lines), body
+    assert verdicts(body)[2] == "pass", body
+    assert "ESMTPSA" in body, body  # the Received path shows the authenticated submission

@@ -676,6 +676,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let server = self.server, tester = server.tester, store = server.store, logger = self.logger, id = transactionID
         let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
         let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
+        let isSubmission = service == .submission
         let logging = server.config.deliveryLogRetention != nil
         let received = logging ? receivedDetail(txn, size: sink.size) : ""
         let unsafeSink = UnsafeTransfer(sink)
@@ -684,7 +685,16 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         Task {
             let outcome: Result<String, Error>
             do {
-                let bytes = try await server.threadPool.runIfActive { try unsafeSink.value.head(max: Int.max) }
+                var bytes = try await server.threadPool.runIfActive { try unsafeSink.value.head(max: Int.max) }
+                if isSubmission {
+                    // Judged as it would leave: with the Message-ID, Date and DKIM signatures submission adds.
+                    let keys = await server.keyring.current()
+                    let prefix = try await server.threadPool.runIfActive {
+                        try SubmissionPreparation.prefix(unsafeSink.value, keys: keys, hostname: server.config.hostname, queueID: id,
+                                                         mailFrom: mailFrom, logger: logger).prefix
+                    }
+                    bytes = prefix + bytes
+                }
                 let fields = RawHeader.fields(bytes[..<RawHeader.end(bytes)])
                 var log: [DeliveryEvent] = []
                 if logging {

@@ -65,6 +65,14 @@ enum SubmissionPreparation {
     /// Runs blocking work (reads a spool file, signs): call it off the event loop.
     static func finish(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
                        logger: Logger) throws -> (content: MessageContent, messageID: String?) {
+        let (prefix, messageID) = try self.prefix(sink, keys: keys, hostname: hostname, queueID: queueID, mailFrom: mailFrom, logger: logger)
+        return (try sink.finish(prepending: prefix), messageID)
+    }
+
+    /// What submission puts in front of the message (DKIM signatures, then a Message-ID and Date when missing), and the
+    /// message's Message-ID; the sink is read, not finished.
+    static func prefix(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
+                       logger: Logger) throws -> (prefix: [UInt8], messageID: String?) {
         let head = try sink.head(max: maxHeader)
         let headerEnd = RawHeader.end(head)
         var fields = RawHeader.fields(head[..<headerEnd])
@@ -100,6 +108,6 @@ enum SubmissionPreparation {
         } else if signing.isEmpty {
             logger.debug("no DKIM key for the sender's domain", metadata: ["from": "\(fromDomain ?? "-")", "mail_from": "\(mailFrom)"])
         }
-        return (try sink.finish(prepending: prefix + addedBytes), DeliveryLogEvents.messageID(fields))
+        return (prefix + addedBytes, DeliveryLogEvents.messageID(fields))
     }
 }
