@@ -136,12 +136,20 @@ class Tern:
 
 
 def free_udp_port():
-    """A UDP port on 127.0.0.1 that nothing uses now (for a test's DNS server)."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A port on 127.0.0.1 that nothing uses now for UDP or TCP (a test's DNS server listens on both)."""
+    while True:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind(("127.0.0.1", 0))
+        port = udp.getsockname()[1]
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            tcp.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            tcp.close()
+            udp.close()
 
 
 def tls_context():
@@ -224,14 +232,19 @@ class DNSServer:
     def __init__(self, workdir, args, txt=(), probe=None):
         import shutil
         import dns.resolver
-        self.port = free_udp_port()
         log = Path(workdir) / "dnsmasq.log"
-        cmd = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={self.port}",
-               "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--log-facility=-",
-               *args]
-        for name, value in txt:
-            cmd.append(f"--txt-record={name}," + ",".join(value[i:i + 255] for i in range(0, len(value), 255)))
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+        # The port was free a moment ago, but any connection may take it as its ephemeral port meanwhile: try another.
+        for attempt in range(5):
+            self.port = free_udp_port()
+            cmd = [shutil.which("dnsmasq") or "/usr/sbin/dnsmasq", "--no-daemon", "--conf-file=/dev/null", f"--port={self.port}",
+                   "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts", "--user=root", "--log-facility=-",
+                   *args]
+            for name, value in txt:
+                cmd.append(f"--txt-record={name}," + ",".join(value[i:i + 255] for i in range(0, len(value), 255)))
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(log, "wb"))
+            time.sleep(0.05)
+            if self.proc.poll() is None or "Address already in use" not in log.read_text():
+                break
         r = dns.resolver.Resolver(configure=False)
         r.nameservers, r.port = ["127.0.0.1"], self.port
         deadline = time.time() + 10
