@@ -23,7 +23,7 @@ public enum ReceivedPath {
     /// The hops of a message, oldest first (Received fields are prepended, so the header lists them newest first).
     public static func hops(_ fields: [RawHeaderField], messageDate: Date?) -> [ReceivedHop] {
         var hops = fields.filter { $0.name.caseInsensitiveCompare("Received") == .orderedSame }
-            .prefix(100).reversed().map { parse(value(of: $0)) }
+            .prefix(100).reversed().map { parse($0.unfoldedValue) }
         var previous = messageDate
         for i in hops.indices {
             if let date = hops[i].date {
@@ -32,14 +32,6 @@ public enum ReceivedPath {
             }
         }
         return hops
-    }
-
-    /// A field's value unfolded, without its name.
-    public static func value(of field: RawHeaderField) -> String {
-        let text = String(decoding: field.raw, as: UTF8.self)
-        let value = text.firstIndex(of: ":").map { text[text.index(after: $0)...] } ?? Substring(text)
-        return value.replacingOccurrences(of: "\r\n", with: "").replacingOccurrences(of: "\n", with: "")
-            .replacingOccurrences(of: "\t", with: " ").trimmingCharacters(in: .whitespaces)
     }
 
     /// Parses `from A (B [ip]) by C with D id E for <F>; date`. Clauses are told apart at the top level only (not inside
@@ -105,6 +97,17 @@ public enum ReceivedPath {
         if ip.lowercased().hasPrefix("ipv6:") { ip = String(ip.dropFirst(5)) }
         return IPNetwork(ip) != nil ? ip : nil
     }
+
+    /// "2026-11-24 10:00:02", in UTC: how reports and `tern trace` show times.
+    public static func timestamp(_ date: Date) -> String { utc.string(from: date) }
+
+    static let utc: DateFormatter = {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyy-MM-dd HH:mm:ss"
+        return f
+    }()
 
     /// "2 s", "3 min 5 s", "1 h 2 min", "2 d 3 h".
     public static func duration(_ seconds: Double) -> String {
@@ -175,10 +178,11 @@ public enum HeaderLint {
             }
         }
         func values(_ name: String) -> [String] {
-            fields.filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }.map { ReceivedPath.value(of: $0) }
+            fields.filter { $0.name.caseInsensitiveCompare(name) == .orderedSame }.map(\.unfoldedValue)
         }
-        for name in single where values(name).count > 1 {
-            add(name, .error, "\(values(name).count) \(name) fields: RFC 5322 §3.6 allows one")
+        for name in single {
+            let count = values(name).count
+            if count > 1 { add(name, .error, "\(count) \(name) fields: RFC 5322 §3.6 allows one") }
         }
         // Date: required, readable, a numeric zone.
         if let date = values("Date").first {

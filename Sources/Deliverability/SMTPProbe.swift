@@ -45,7 +45,7 @@ public struct SMTPProbeResult: Sendable, Equatable, Encodable {
         if let tlsFailure {
             return (.problem, "\(greeting); STARTTLS offered but \(tlsFailure): senders defer or fall back to plain text")
         }
-        let expiry = certificateExpires.map { " until " + Self.day.string(from: $0) } ?? ""
+        let expiry = certificateExpires.map { " until " + ReceivedPath.timestamp($0).prefix(10) } ?? ""
         let names = certificateNames.isEmpty ? "" : " for " + certificateNames.prefix(4).joined(separator: ", ")
             + (certificateNames.count > 4 ? " …" : "")
         if let certificateProblem {
@@ -54,12 +54,4 @@ public struct SMTPProbeResult: Sendable, Equatable, Encodable {
         }
         return (.ok, "\(greeting); STARTTLS, \(tlsVersion ?? "TLS"), certificate\(names) valid\(expiry)")
     }
-
-    static let day: DateFormatter = {
-        let f = DateFormatter()
-        f.locale = Locale(identifier: "en_US_POSIX")
-        f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyy-MM-dd"
-        return f
-    }()
 }

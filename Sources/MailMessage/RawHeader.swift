@@ -65,3 +65,19 @@ public enum RawHeader {
         return out
     }
 }
+
+extension RawHeaderField {
+    /// The value after the colon, unfolded (line breaks removed, tabs as spaces) and trimmed.
+    public var unfoldedValue: String {
+        let value = raw.firstIndex(of: 58).map { raw[($0 + 1)...] } ?? raw[...]
+        return String(decoding: value, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "").replacingOccurrences(of: "\n", with: "")
+            .replacingOccurrences(of: "\t", with: " ").trimmingCharacters(in: .whitespaces)
+    }
+}
+
+extension Sequence where Element == RawHeaderField {
+    /// The first field with this name (names compare without regard to case).
+    public func first(named name: String) -> RawHeaderField? {
+        first { $0.name.caseInsensitiveCompare(name) == .orderedSame }
+    }
+}

@@ -1,4 +1,5 @@
 import Foundation
+import MailCore
 import MailMessage
 import MailStore
 
@@ -6,9 +7,8 @@ import MailStore
 enum DeliveryLogEvents {
     /// The Message-ID field's value without angle brackets and spaces, when the message has one.
     static func messageID(_ fields: [RawHeaderField]) -> String? {
-        guard let field = fields.first(where: { $0.name.caseInsensitiveCompare("Message-ID") == .orderedSame }) else { return nil }
-        let value = String(decoding: field.raw.drop { $0 != 58 }.dropFirst(), as: UTF8.self)
-            .filter { !$0.isWhitespace && $0 != "<" && $0 != ">" }
+        guard let value = fields.first(named: "Message-ID")?.unfoldedValue.filter({ !$0.isWhitespace && $0 != "<" && $0 != ">" })
+        else { return nil }
         return value.isEmpty ? nil : String(value.prefix(500))
     }
 
@@ -30,5 +30,35 @@ enum DeliveryLogEvents {
                                         detail: "for " + remote.map { "<\($0)>" }.joined(separator: ", ")))
         }
         return events
+    }
+}
+
+/// A message this server writes to a sender about one of theirs (a bounce, a delay notice, a tester report): stored
+/// with an empty Return-Path when the sender has a mailbox here, else queued, with a null MAIL FROM either way
+/// (RFC 3464 §2, RFC 3834 §3.3), under a queue id of its own that the delivery log links to the original.
+enum SenderNotice {
+    /// `kind` and `sent` make the original's log line ("`sent` sent to <sender> as QUEUEID"); `received` the notice's own.
+    static func delivery(_ bytes: [UInt8], to sender: String, about original: String, kind: DeliveryEvent.Kind, sent: String,
+                         received: String, logging: Bool, store: any MailStore) async -> Delivery {
+        let envelope = StoredEnvelope(mailFrom: "", recipients: [.init(address: sender)])
+        var targets: [DeliveryTarget] = []
+        var remote: [StoredEnvelope.Recipient] = []
+        if let address = try? EmailAddress.parse(sender), case .local(let accounts)? = try? await store.resolve(address) {
+            targets = accounts.map { DeliveryTarget(account: $0) }
+        } else {
+            remote = envelope.recipients
+        }
+        // Return-Path is the final delivery's to add (RFC 5321 §4.4): here only when the notice stays on this server.
+        let returnPath = targets.isEmpty ? [] : Array(TraceHeaders.returnPath("").utf8)
+        let queueID = SessionID.make()
+        var log: [DeliveryEvent] = []
+        if logging {
+            log = [DeliveryEvent(queueID: original, kind: kind, detail: "\(sent) sent to <\(sender)> as \(queueID)")]
+                + DeliveryLogEvents.receipt(id: queueID, messageID: nil, received: received, checked: nil,
+                                            local: targets.isEmpty ? [] : [sender], remote: remote.map(\.address), junk: false,
+                                            related: original)
+        }
+        return Delivery(content: .inline(returnPath + bytes), envelope: envelope, targets: targets, remoteRecipients: remote,
+                        queueID: queueID, log: log)
     }
 }

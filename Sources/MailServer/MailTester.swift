@@ -1,6 +1,7 @@
 import Deliverability
 import DKIM
 import Foundation
+import Logging
 import MailCore
 import MailMessage
 import MailStore
@@ -32,10 +33,7 @@ final class MailTester: Sendable {
     /// Why no reply is owed, or nil when one is.
     func refusal(header: [RawHeaderField], mailFrom: String, client: String) -> String? {
         if mailFrom.isEmpty { return "null sender" }
-        func value(_ name: String) -> String? {
-            header.first { $0.name.caseInsensitiveCompare(name) == .orderedSame }
-                .map { String(decoding: $0.raw.drop { $0 != 58 }.dropFirst(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines).lowercased() }
-        }
+        func value(_ name: String) -> String? { header.first(named: name)?.unfoldedValue.lowercased() }
         if let auto = value("Auto-Submitted"), !auto.hasPrefix("no") { return "Auto-Submitted: \(auto)" }
         if let precedence = value("Precedence"), ["bulk", "list", "junk"].contains(precedence) { return "Precedence: \(precedence)" }
         if value("List-Id") != nil { return "mailing-list message" }
@@ -53,14 +51,45 @@ final class MailTester: Sendable {
         }
     }
 
+    /// Answers one message to the tester (`bytes` as it arrived, trace fields included): the report goes to the sender,
+    /// committed with the delivery-log lines (`received`: the message's own "received" line; nil: no log). Returns the
+    /// text for the reply to DATA.
+    func respond(to bytes: [UInt8], testerAddress: String, mailFrom: String, client: String, helo: String, queueID id: String,
+                 received: String?, inbound: InboundChecks, store: any MailStore, keys: [String: [DKIMKey]],
+                 logger: Logger) async throws -> String {
+        let fields = RawHeader.fields(bytes[..<RawHeader.end(bytes)])
+        var log: [DeliveryEvent] = []
+        if let received {
+            log.append(DeliveryEvent(queueID: id, messageID: DeliveryLogEvents.messageID(fields), kind: .received, detail: received))
+        }
+        if let why = refusal(header: fields, mailFrom: mailFrom, client: client) {
+            logger.info("mail tester: no report", metadata: ["msg": "\(id)", "from": "\(mailFrom)", "why": "\(why)"])
+            if received != nil {
+                log.append(DeliveryEvent(queueID: id, kind: .tested, detail: "for <\(testerAddress)>: no report sent (\(why))"))
+                try await store.log(log)
+            }
+            return "checked; no report sent (\(why))"
+        }
+        let checks = await inbound.evaluate(message: bytes, clientAddress: client, helo: helo, mailFrom: mailFrom, store: store)
+        let report = MessageReport(checks: checks, message: bytes)
+        let score = String(format: "%.1f", report.score)
+        var delivery = await SenderNotice.delivery(
+            try reply(report: report, original: bytes, testerAddress: testerAddress, to: mailFrom, keys: keys), to: mailFrom,
+            about: id, kind: .tested, sent: "for <\(testerAddress)>: report (score \(score)/10)",
+            received: "mail tester report on \(id), from <\(testerAddress)>", logging: received != nil, store: store)
+        delivery.log = log + delivery.log
+        _ = try await store.deliver(delivery)
+        logger.info("mail tester: report sent", metadata: ["msg": "\(id)", "to": "\(mailFrom)", "queue": "\(delivery.queueID)", "score": "\(score)"])
+        return "checked; report sent to <\(mailFrom)> as \(delivery.queueID)"
+    }
+
     /// The reply: the report as text, then the header of what arrived (text/rfc822-headers, RFC 6522), DKIM-signed
     /// for the tester's domain when Tern has a key for it.
     func reply(report: MessageReport, original: [UInt8], testerAddress: String, to sender: String,
                keys: [String: [DKIMKey]], now: Date = Date()) throws -> [UInt8] {
         let header = original[..<RawHeader.end(original)]
         let fields = RawHeader.fields(header)
-        let messageID = fields.first { $0.name.caseInsensitiveCompare("Message-ID") == .orderedSame }
-            .map { String(decoding: $0.raw.drop { $0 != 58 }.dropFirst(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines) }
+        let messageID = fields.first(named: "Message-ID")?.unfoldedValue
         let boundary = "=_tern_check_" + SessionID.make()
         let domain = testerAddress.split(separator: "@").last.map(String.init) ?? hostname
         var head = "From: Tern mail tester <\(testerAddress)>\r\n"

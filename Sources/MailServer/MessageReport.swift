@@ -24,8 +24,7 @@ public struct MessageReport: Sendable {
     public init(checks: CheckReport, message: [UInt8]) {
         self.checks = checks
         let fields = RawHeader.fields(message[..<RawHeader.end(message)])
-        let date = fields.first { $0.name.caseInsensitiveCompare("Date") == .orderedSame }
-            .flatMap { RFC5322Date.parse(String(decoding: $0.raw.drop { $0 != 58 }.dropFirst(), as: UTF8.self)) }
+        let date = fields.first(named: "Date").flatMap { RFC5322Date.parse($0.unfoldedValue) }
         hops = ReceivedPath.hops(fields, messageDate: date)
         problems = HeaderLint.problems(message)
         deductions = Self.deductions(checks, problems)
@@ -107,10 +106,6 @@ public struct MessageReport: Sendable {
         if hops.isEmpty {
             out += "  no Received fields (the message was not sent yet, or they were removed)\n"
         } else {
-            let time = DateFormatter()
-            time.locale = Locale(identifier: "en_US_POSIX")
-            time.timeZone = TimeZone(identifier: "UTC")
-            time.dateFormat = "yyyy-MM-dd HH:mm:ss"
             func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s + " " : s.padding(toLength: n, withPad: " ", startingAt: 0) }
             out += "  hop  " + pad("from", 34) + pad("by", 26) + pad("with", 9) + pad("time (UTC)", 20) + "delay\n"
             for (i, h) in hops.enumerated() {
@@ -118,7 +113,7 @@ public struct MessageReport: Sendable {
                 if let ip = h.ip, !from.contains(ip) { from += " [\(ip)]" }
                 let delay = h.delay.map { ReceivedPath.duration($0) + ($0 < -1 ? " (clocks disagree)" : "") } ?? "-"
                 out += "  " + pad("\(i + 1)", 5) + pad(String(from.prefix(33)), 34) + pad(String((h.by ?? "-").prefix(25)), 26)
-                    + pad(String((h.with ?? "-").prefix(8)), 9) + pad(h.date.map { time.string(from: $0) } ?? "-", 20) + delay + "\n"
+                    + pad(String((h.with ?? "-").prefix(8)), 9) + pad(h.date.map(ReceivedPath.timestamp) ?? "-", 20) + delay + "\n"
             }
             if let worst = hops.indices.filter({ (hops[$0].delay ?? 0) > 0 }).max(by: { hops[$0].delay! < hops[$1].delay! }) {
                 let h = hops[worst]

@@ -355,7 +355,7 @@ public final class OutboundQueue: Sendable {
         let now = Date()
         let giveUp = job.message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
         var attempts: [DeliveryAttempt] = []
-        let logging = config.deliveryLogRetention != nil
+        let logging = config.keepsDeliveryLog
         func event(_ kind: DeliveryEvent.Kind, _ r: QueuedRecipient, _ text: String) -> DeliveryEvent? {
             logging ? DeliveryEvent(at: now, queueID: job.message.queueID, kind: kind, detail: "<\(r.address)>" + (host.map { " via \($0)" } ?? "") + ": " + text) : nil
         }
@@ -440,8 +440,8 @@ public final class OutboundQueue: Sendable {
                                            diagnostic: r.lastReply ?? "not yet attempted", remoteMTA: r.remoteHost, lastAttempt: r.lastAttempt,
                                            willRetryUntil: giveUp)
         }
-        guard let notice = await report(message, statuses, .delayed, "delay notice (still trying: "
-                                        + waiting.map { "<\($0.address)>" }.joined(separator: ", ") + ")") else { return }
+        let notice = await report(message, statuses, .delayed, "delay notice (still trying: "
+                                  + waiting.map { "<\($0.address)>" }.joined(separator: ", ") + ")")
         do {
             try await store.noteDelay(id: message.id, notification: notice)
             logger.info("delay notice sent", metadata: ["queue": "\(message.queueID)", "to": "\(message.envelope.mailFrom)"])
@@ -450,34 +450,17 @@ public final class OutboundQueue: Sendable {
         }
     }
 
-    /// The notification message for the sender, addressed as a local delivery when the sender is here, else queued.
+    /// The notification message for the sender (see SenderNotice).
     func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus], _ kind: DeliveryEvent.Kind,
-                _ what: String) async -> Delivery? {
+                _ what: String) async -> Delivery {
         var original = message.content ?? []
         if message.content == nil { original = (try? await store.content(of: message.messageID)) ?? [] }
         let bytes = DeliveryReport.make(reportingMTA: config.hostname, postmaster: "MAILER-DAEMON@\(config.hostname)", to: message.envelope.mailFrom,
                                         recipients: statuses, original: original, queueID: message.queueID, envelopeID: message.envelope.envelopeID,
                                         arrival: message.created, returnHeadersOnly: message.envelope.dsnReturn == "HDRS")
-        let envelope = StoredEnvelope(mailFrom: "", recipients: [.init(address: message.envelope.mailFrom)])
-        var targets: [DeliveryTarget] = []
-        var remote: [StoredEnvelope.Recipient] = []
-        if let sender = try? EmailAddress.parse(message.envelope.mailFrom), case .local(let accounts)? = try? await store.resolve(sender) {
-            targets = accounts.map { DeliveryTarget(account: $0) }
-        } else {
-            remote = envelope.recipients
-        }
-        // Return-Path is the final delivery's to add (RFC 5321 §4.4): here only when the bounce stays on this server.
-        let returnPath = targets.isEmpty ? [] : Array(TraceHeaders.returnPath("").utf8)
-        let queueID = SessionID.make()
-        var log: [DeliveryEvent] = []
-        if config.deliveryLogRetention != nil {
-            log = [DeliveryEvent(queueID: message.queueID, kind: kind, detail: "\(what) sent to <\(message.envelope.mailFrom)> as \(queueID)")]
-                + DeliveryLogEvents.receipt(id: queueID, messageID: nil, received: "\(what) about \(message.queueID), from MAILER-DAEMON@\(config.hostname)",
-                                            checked: nil, local: targets.isEmpty ? [] : [message.envelope.mailFrom], remote: remote.map(\.address), junk: false,
-                                            related: message.queueID)
-        }
-        return Delivery(content: .inline(returnPath + bytes), envelope: envelope, targets: targets, remoteRecipients: remote,
-                        queueID: queueID, log: log)
+        return await SenderNotice.delivery(bytes, to: message.envelope.mailFrom, about: message.queueID, kind: kind, sent: what,
+                                           received: "\(what) about \(message.queueID), from MAILER-DAEMON@\(config.hostname)",
+                                           logging: config.keepsDeliveryLog, store: store)
     }
 }
 

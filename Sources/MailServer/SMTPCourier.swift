@@ -125,6 +125,8 @@ public struct CourierSession {
     public var canSendMore: Bool { !isBroken && (transaction?.reusable ?? true) }
     /// TLS is active on the connection.
     public var tlsActive: Bool { transaction?.tlsActive ?? false }
+    /// The name sent in TLS SNI: the server's host name, none for an address (RFC 6066 §3).
+    var sniName: String? { AddressLiteral.isIPv4(serverName) || AddressLiteral.isIPv6(serverName) ? nil : serverName }
 
     /// Sends one message: the first one also runs the greeting, EHLO and STARTTLS.
     public mutating func send(_ message: SMTPClientTransaction.Message, content: [UInt8]) async -> CourierOutcome {
@@ -168,7 +170,7 @@ public struct CourierSession {
                 timeout = timeouts.reply
             case .startTLS:
                 guard buffer.readableBytes == 0 else { throw CourierError.badReply("data after the reply to STARTTLS") }
-                let handler = try NIOSSLClientHandler(context: tls, serverHostname: AddressLiteral.isIPv4(serverName) || AddressLiteral.isIPv6(serverName) ? nil : serverName)
+                let handler = try NIOSSLClientHandler(context: tls, serverHostname: sniName)
                 try await channel.pipeline.addHandler(handler, position: .first)
                 next = transaction!.tlsEstablished()
             case .sendContent:

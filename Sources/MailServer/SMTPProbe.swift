@@ -113,8 +113,7 @@ extension CourierSession {
             return
         }
         guard buffer.readableBytes == 0 else { throw CourierError.badReply("data after the reply to STARTTLS") }
-        let sni = AddressLiteral.isIPv4(serverName) || AddressLiteral.isIPv6(serverName) ? nil : serverName
-        let handler = try NIOSSLClientHandler(context: tls, serverHostname: sni, customVerificationCallback: verify)
+        let handler = try NIOSSLClientHandler(context: tls, serverHostname: sniName, customVerificationCallback: verify)
         try await channel.pipeline.addHandler(handler, position: .first)
         // The reply to EHLO over TLS shows that the handshake completed.
         try await outbound.write(ByteBuffer(string: "EHLO \(heloName)\r\n"))

@@ -546,7 +546,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let id = transactionID
         let loop = context.eventLoop
         // The delivery log: what arrived from whom, and where it went (written in the delivery's own commit).
-        let logging = server.config.deliveryLogRetention != nil
+        let logging = server.config.keepsDeliveryLog
         let received = logging ? receivedDetail(txn, size: sink.size) : ""
         let localAddresses = resolved.indices.filter { if case .local = resolved[$0] { return true } else { return false } }
             .map { txn.recipients[$0].address.description }
@@ -590,29 +590,29 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                                                         store: store,
                                                         owner: finalTargets.count == 1 ? finalTargets[0].account : nil)
                     logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
-                    var targets = finalTargets
+                    var targets = finalTargets, isJunk = false
                     let messageID = logging ? DeliveryLogEvents.messageID(read.fields.map(\.field)) : nil
-                    let checked = verdict.summary
                     switch verdict.action {
                     case .reject(let reply):
                         unsafeSink.value.discard()
                         if logging {
-                            var log = Array(events(messageID, checked, false).prefix(2))
-                            log.append(DeliveryEvent(queueID: id, kind: .refused, detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines)))
+                            // received and checked (no recipient got it), then the refusal.
+                            let log = DeliveryLogEvents.receipt(id: id, messageID: messageID, received: received, checked: verdict.summary,
+                                                                local: [], remote: [], junk: false)
+                                + [DeliveryEvent(queueID: id, kind: .refused, detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))]
                             do { try await store.log(log) } catch { logger.error("cannot write the delivery log", metadata: ["error": "\(error)"]) }
                         }
                         return finish(.failure(reply))
                     case .junk:
                         targets = targets.map { DeliveryTarget(account: $0.account, specialUse: .junk) }
+                        isJunk = true
                     case .accept:
                         break
                     }
-                    let isJunk: Bool
-                    if case .junk = verdict.action { isJunk = true } else { isJunk = false }
                     let edits = verdict.removals.map { MessageEdit(range: $0, replacement: []) }
                         + [MessageEdit(range: returnPathLength..<returnPathLength, replacement: Array(verdict.header.utf8))]
                     let content = try await threadPool.runIfActive { try unsafeSink.value.finish(editing: edits) }
-                    commitTo(content, targets, events(messageID, checked, isJunk))
+                    commitTo(content, targets, events(messageID, verdict.summary, isJunk))
                 } catch {
                     unsafeSink.value.discard()
                     finish(.failure(error))
@@ -677,62 +677,26 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
         let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
         let isSubmission = service == .submission
-        let logging = server.config.deliveryLogRetention != nil
-        let received = logging ? receivedDetail(txn, size: sink.size) : ""
+        let received = server.config.keepsDeliveryLog ? receivedDetail(txn, size: sink.size) : nil
         let unsafeSink = UnsafeTransfer(sink)
         let loop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         Task {
             let outcome: Result<String, Error>
             do {
+                let keys = await server.keyring.current()
                 var bytes = try await server.threadPool.runIfActive { try unsafeSink.value.head(max: Int.max) }
                 if isSubmission {
                     // Judged as it would leave: with the Message-ID, Date and DKIM signatures submission adds.
-                    let keys = await server.keyring.current()
                     let prefix = try await server.threadPool.runIfActive {
                         try SubmissionPreparation.prefix(unsafeSink.value, keys: keys, hostname: server.config.hostname, queueID: id,
                                                          mailFrom: mailFrom, logger: logger).prefix
                     }
                     bytes = prefix + bytes
                 }
-                let fields = RawHeader.fields(bytes[..<RawHeader.end(bytes)])
-                var log: [DeliveryEvent] = []
-                if logging {
-                    log.append(DeliveryEvent(queueID: id, messageID: DeliveryLogEvents.messageID(fields), kind: .received, detail: received))
-                }
-                if let why = tester.refusal(header: fields, mailFrom: mailFrom, client: client) {
-                    logger.info("mail tester: no report", metadata: ["msg": "\(id)", "from": "\(mailFrom)", "why": "\(why)"])
-                    if logging {
-                        log.append(DeliveryEvent(queueID: id, kind: .tested, detail: "for <\(testerAddress)>: no report sent (\(why))"))
-                        try await store.log(log)
-                    }
-                    outcome = .success("checked; no report sent (\(why))")
-                } else {
-                    let checks = await inbound.evaluate(message: bytes, clientAddress: client, helo: helo, mailFrom: mailFrom, store: store)
-                    let report = MessageReport(checks: checks, message: bytes)
-                    var content = try tester.reply(report: report, original: bytes, testerAddress: testerAddress, to: mailFrom,
-                                                   keys: await server.keyring.current())
-                    var targets: [DeliveryTarget] = [], remote: [StoredEnvelope.Recipient] = []
-                    if let sender = try? EmailAddress.parse(mailFrom), case .local(let accounts) = try await store.resolve(sender) {
-                        targets = accounts.map { DeliveryTarget(account: $0) }
-                        content = Array(TraceHeaders.returnPath("").utf8) + content
-                    } else {
-                        remote = [StoredEnvelope.Recipient(address: mailFrom)]
-                    }
-                    let queueID = SessionID.make()
-                    if logging {
-                        let score = String(format: "%.1f", report.score)
-                        log.append(DeliveryEvent(queueID: id, kind: .tested, detail: "for <\(testerAddress)>: report (score \(score)/10) sent to <\(mailFrom)> as \(queueID)"))
-                        log += DeliveryLogEvents.receipt(id: queueID, messageID: nil, received: "mail tester report on \(id), from <\(testerAddress)>",
-                                                         checked: nil, local: targets.isEmpty ? [] : [mailFrom], remote: remote.map(\.address), junk: false,
-                                                         related: id)
-                    }
-                    _ = try await store.deliver(Delivery(content: .inline(content), envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: mailFrom)]),
-                                                         targets: targets, remoteRecipients: remote, queueID: queueID, log: log))
-                    logger.info("mail tester: report sent", metadata: ["msg": "\(id)", "to": "\(mailFrom)", "queue": "\(queueID)",
-                                                                        "score": "\(String(format: "%.1f", report.score))"])
-                    outcome = .success("checked; report sent to <\(mailFrom)> as \(queueID)")
-                }
+                outcome = .success(try await tester.respond(to: bytes, testerAddress: testerAddress, mailFrom: mailFrom, client: client,
+                                                            helo: helo, queueID: id, received: received, inbound: inbound,
+                                                            store: store, keys: keys, logger: logger))
             } catch {
                 outcome = .failure(error)
             }

@@ -47,6 +47,7 @@ public struct TernConfiguration: Sendable {
     public var tester = Tester()
     /// How long delivery-log events are kept; nil: no delivery log.
     public var deliveryLogRetention: Duration? = .seconds(30 * 86400)
+    public var keepsDeliveryLog: Bool { deliveryLogRetention != nil }
 
     /// The mail tester (check@): mail to it gets a report back instead of being stored.
     public struct Tester: Sendable {

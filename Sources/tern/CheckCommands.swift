@@ -167,7 +167,7 @@ enum MessageText {
             if let lt = v.firstIndex(of: "<"), let gt = v[lt...].firstIndex(of: ">") { returnPath = String(v[v.index(after: lt)..<gt]) }
         }
         for f in fields where f.name.caseInsensitiveCompare("Received") == .orderedSame {
-            let hop = ReceivedPath.parse(ReceivedPath.value(of: f))
+            let hop = ReceivedPath.parse(f.unfoldedValue)
             if let ip = hop.ip { return (returnPath, ip, hop.from) }
         }
         return (returnPath, nil, nil)

@@ -255,7 +255,7 @@ struct QueueCommand: AsyncParsableCommand {
         func run() async throws {
             let (config, store) = try options.openStore()
             guard try await store.deleteQueued(queueID: id) else { throw ValidationError("no queued message \(id)") }
-            if config.deliveryLogRetention != nil {
+            if config.keepsDeliveryLog {
                 try await store.log([DeliveryEvent(queueID: id, kind: .deleted, detail: "removed from the queue by tern queue delete; no bounce sent")])
             }
             print("deleted \(id)")

@@ -24,7 +24,7 @@ struct TraceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (config, store) = try options.openStore()
-        if config.deliveryLogRetention == nil {
+        if !config.keepsDeliveryLog {
             FileHandle.standardError.write(Data("note: log.delivery_retention is 0, so no new events are logged\n".utf8))
         }
         let events = try await store.deliveryLog(id: id.trimmingCharacters(in: .whitespaces))
@@ -41,10 +41,6 @@ struct TraceCommand: AsyncParsableCommand {
     }
 
     static func render(_ events: [DeliveryEvent]) -> String {
-        let time = DateFormatter()
-        time.locale = Locale(identifier: "en_US_POSIX")
-        time.timeZone = TimeZone(identifier: "UTC")
-        time.dateFormat = "yyyy-MM-dd HH:mm:ss"
         var out = ""
         var order: [String] = []
         for e in events where !order.contains(e.queueID) { order.append(e.queueID) }
@@ -57,7 +53,7 @@ struct TraceCommand: AsyncParsableCommand {
             for e in mine {
                 var delay = ""
                 if let previous, e.at.timeIntervalSince(previous) >= 1 { delay = "  (+\(ReceivedPath.duration(e.at.timeIntervalSince(previous))))" }
-                out += "  \(time.string(from: e.at)) UTC  \(e.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(e.detail)\(delay)\n"
+                out += "  \(ReceivedPath.timestamp(e.at)) UTC  \(e.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(e.detail)\(delay)\n"
                 previous = e.at
             }
             out += "\n"
