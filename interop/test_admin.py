@@ -231,22 +231,22 @@ def test_import_large_mbox_in_bounded_memory(tern, tmp_path):
         tern.run("user", "add", f"{user}@example.test", "--password", "pw-bulk")
         proc = subprocess.Popen([TERN, "import", f"{user}@example.test", str(path), "--config", str(tern.config)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        out, err = proc.communicate()
+        out, err = proc.stdout.read(), proc.stderr.read()
+        # wait4 gives this child's own peak (RUSAGE_CHILDREN would mix in every earlier child of the test run).
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
         assert proc.returncode == 0, err
         assert f"imported {count} messages".encode() in out
         listing = tern.run("user", "list").stdout.decode()
         assert re.search(rf"{user}@example.test\t{count} messages", listing)
-        return path.stat().st_size
+        return path.stat().st_size, usage.ru_maxrss
 
-    import resource
-    size_small = import_peak(1000, "small")
-    peak_small = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    size_big = import_peak(4300, "big")
-    peak_big = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    size_small, peak_small = import_peak(1000, "small")
+    size_big, peak_big = import_peak(4300, "big")
     assert size_big > 60_000_000 and size_big > 4 * size_small
-    # RUSAGE_CHILDREN keeps the largest child's peak: the big import may not need much more than the small one.
+    # An mbox 4.3 times the size may not need much more memory (the store's page cache and the binary set the
+    # baseline, about 58 MB here; a whole-file read would add the file's 60 MB).
     assert peak_big - peak_small < 12_000, f"peak memory grew from {peak_small} kB to {peak_big} kB with the mbox size"
-    assert peak_big < 60_000
 
 
 def test_import_shows_progress_bar_on_a_terminal(tern, tmp_path):
