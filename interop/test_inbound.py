@@ -346,15 +346,15 @@ def test_spam_score_header_junk_and_reject(tmp_path, zone):
         def spammy(subject, link):
             return (f"From: Bank <alice@good.test>\r\nTo: {RCPT}\r\nSubject: {subject}\r\nContent-Type: text/html\r\n\r\n"
                     f"<p>Dear customer, {link}</p>\r\n").encode()
-        # All capitals, HTML only, no Date or Message-ID: 4.1 points, over the Junk threshold.
+        # All capitals, HTML only, no Date or Message-ID, "Dear customer": 6.0 points, over the Junk threshold.
         assert send(t, GOOD_IP, "alice@good.test", spammy("VERIFY YOUR ACCOUNT", "please sign in"))[0] == 250
         [junk] = stored(t, "Junk")
-        assert b"X-Spam: yes, score=4.1 required=3.0" in junk, junk
-        assert b"tests=MISSING_DATE,MISSING_MID,SUBJ_ALL_CAPS,HTML_ONLY,SPF_PASS" in junk, junk
-        # Plus a link whose text shows another address and that goes to a bare IP: 7.4 points, refused.
+        assert b"X-Spam: yes, score=6.0 required=3.0" in junk, junk
+        assert b"tests=MISSING_DATE,MISSING_MID,SUBJ_ALL_CAPS,HTML_ONLY,DEAR_SOMEONE,SPF_PASS" in junk, junk
+        # Plus a link whose text shows another address and that goes to a bare IP: 9.3 points, refused.
         link = '<a href="http://192.0.2.7/login">https://www.bank.example/login</a>'
         code, text = send(t, GOOD_IP, "alice@good.test", spammy("VERIFY YOUR ACCOUNT", link))
-        assert code == 550 and "5.7.1" in text and "spam" in text and "7.4" in text, (code, text)
+        assert code == 550 and "5.7.1" in text and "spam" in text and "9.3" in text, (code, text)
         # A plain message stays in INBOX, marked as not spam.
         assert send(t, GOOD_IP, "alice@good.test", message("alice@good.test", "plain"))[0] == 250
         [inbox] = stored(t)
@@ -363,7 +363,7 @@ def test_spam_score_header_junk_and_reject(tmp_path, zone):
         path = tmp_path / "spam.eml"
         path.write_bytes(spammy("VERIFY YOUR ACCOUNT", link))
         out = t.run("check", "message", str(path), "--ip", GOOD_IP, "--mail-from", "alice@good.test").stdout.decode()
-        assert "spam       score 7.4 (Junk from 3.0, refused from 7.0)" in out, out
+        assert "spam       score 9.3 (Junk from 3.0, refused from 7.0)" in out, out
         assert "+1.8  LINK_TEXT_MISMATCH" in out and "refused at end of DATA: 550 5.7.1" in out, out
     finally:
         t.stop()

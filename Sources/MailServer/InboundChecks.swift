@@ -1,3 +1,4 @@
+import Deliverability
 import Foundation
 import MailAuth
 import MailCore
@@ -167,7 +168,7 @@ public final class InboundChecks: Sendable {
     func content(client: ClientFacts, spf senderSPF: SenderSPF?, helo: String, mailFrom: String, head: [UInt8],
                  fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck,
                  features precomputed: MessageFeatures? = nil,
-                 store: (any MailStore)? = nil, owner: AccountID? = nil) async -> ContentVerdict {
+                 store: (any MailStore)? = nil, owner: AccountID? = nil, now: Date = Date()) async -> ContentVerdict {
         var removals: [Range<Int>] = []
         for (f, offset) in fields {
             let name = f.name.lowercased()
@@ -217,7 +218,7 @@ public final class InboundChecks: Sendable {
             let features = precomputed ?? MessageFeatures(message: head)
             var bayes: Double?
             if let store { bayes = await SpamTraining.probability(store: store, owner: owner, tokens: features.tokens) }
-            let report = SpamScorer.score(features, facts: facts, bayes: bayes)
+            let report = SpamScorer.score(features, facts: facts, bayes: bayes, now: now)
             spam = report
             header += report.field(junkScore: settings.junkScore)
             summary += " spam=\(report.score)"
@@ -245,8 +246,11 @@ public final class InboundChecks: Sendable {
         var read = ReceivedContent(head: Array(message.prefix(ReceivedContent.maxHead)), prefixLength: 0, settings: settings) { from, chunk in
             message.withUnsafeBytes { chunk(UnsafeRawBufferPointer(rebasing: $0[min(from, $0.count)...])) }
         }
+        // A saved message is judged as of when it arrived (its newest Received field), so that its Date is not "old".
+        let arrived = read.fields.first { $0.field.name.caseInsensitiveCompare("Received") == .orderedSame }
+            .flatMap { ReceivedPath.parse($0.field.unfoldedValue).date } ?? Date()
         let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom, head: read.head, fields: read.fields,
-                                    dkim: &read.dkim, features: read.features, store: store)
+                                    dkim: &read.dkim, features: read.features, store: store, now: arrived)
         report.dkim = verdict.results.dkim
         report.spam = verdict.spam
         report.dmarc = verdict.results.dmarc

@@ -47,8 +47,10 @@ public struct MessageFeatures: Sendable {
             if let zone = parts.first(where: { ($0.hasPrefix("+") || $0.hasPrefix("-")) && $0.count == 5 }) {
                 dateZone = String(zone)
                 if let z = Int(zone.dropFirst()), z / 100 > 14 || z % 100 > 59 { dateZoneAbsurd = true }
+            } else if let last = parts.last, last.allSatisfy({ $0.isLetter }) {
+                dateZone = String(last.prefix(8))
             } else {
-                dateZone = parts.last.map { String($0.prefix(8)) } ?? ""
+                dateZone = "none"
             }
         }
         if let s = subject {
@@ -408,6 +410,11 @@ enum Tokenizer {
             let id = mid.trimmingCharacters(in: CharacterSet(charactersIn: "<> \t"))
             if let at = id.lastIndex(of: "@") {
                 out.insert("mid:" + shape(id[..<at].prefix(60)))
+                // The Message-ID's shape with the mail program that claims to have written it: forged mailers give
+                // themselves away by IDs their program never makes.
+                let mailer = (root.header("X-Mailer") ?? root.header("User-Agent") ?? "none").lowercased()
+                    .split(whereSeparator: { !$0.isLetter }).first.map(String.init) ?? "none"
+                out.insert("mm:\(mailer):" + shape(id[..<at].prefix(60)))
                 out.insert("midd:" + id[id.index(after: at)...].lowercased().filter { $0 != ">" }.split(separator: ".").suffix(2).joined(separator: "."))
             } else {
                 out.insert("mid:no-at")

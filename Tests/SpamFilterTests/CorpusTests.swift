@@ -96,10 +96,10 @@ import Testing
                 if r.score >= 2 { print("high ham \(s.name): \(r.score) \(r.bayes ?? -1) \(r.hits.map(\.name)) \(s.features.subject ?? "")") }
             }
         }
-        // Goals (issue 6): false positives under 0.5% (met) and spam recall over 95% (not yet: 94.6% with the points
-        // fitted on the training set; this baseline keeps it from slipping back).
+        // Goals (issue 6): false positives under 0.5% and spam recall over 95%, with the points fitted on the training
+        // set only.
         #expect(fpRate < 0.005)
-        #expect(recall >= 0.94)
+        #expect(recall > 0.95)
     }
 
     @Test func phraseAndHeaderRules() {
@@ -110,21 +110,26 @@ import Testing
             Message-ID: <00004b14417b$0000234d@mail.example>\r
             Subject: URGENT BUSINESS PROPOSAL!! Reply today\r
             \r
-            I am the next of kin of the late minister, with $25,000,000 (twenty five million dollars) to move.\r
+            Dear Sir, I am the next of kin of the late minister, with $25,000,000 (twenty five million dollars) to move.\r
             Fees of $4,500 and $300 are paid by us. This is not spam: you are on our mailing list.\r
-            To be removed, reply with REMOVE in the subject.\r
+            To be removed, reply with REMOVE in the subject. If you do not wish to receive further mailings, write.\r
+            We also offer the lowest rates on debt consolidation.\r
             公司業務\r
 
             """.utf8)
         let f = MessageFeatures(message: msg)
         let names = Set(SpamScorer.score(f, bayes: nil, now: nil).hits.map(\.name))
         for expected in ["DATE_TZ_ABSURD", "ADVANCE_FEE", "MILLIONS", "MONEY_AMOUNTS", "CLAIMS_NOT_SPAM", "BULK_REMOVE",
-                         "SUBJ_EXCLAIM", "SUBJ_CAPS_WORDS"] where SpamScorer.weights[expected] != 0 {
+                         "SUBJ_EXCLAIM", "SUBJ_CAPS_WORDS", "DEAR_SOMEONE", "OPT_OUT_WORDING", "LOANS"] where SpamScorer.weights[expected] != 0 {
             #expect(names.contains(expected), "\(expected) did not fire")
         }
-        #expect(!names.contains("HEADER_8BIT") && !names.contains("MISSING_MID"))
+        #expect(!names.contains("HEADER_8BIT") && !names.contains("MISSING_MID") && !names.contains("DATE_IN_PAST"))
+        // The Date as seen on arrival: five days later it is old, one day later it is not.
+        let dated = f.date!
+        #expect(SpamScorer.score(f, bayes: nil, now: dated.addingTimeInterval(5 * 86400)).hits.map(\.name).contains("DATE_IN_PAST"))
+        #expect(!SpamScorer.score(f, bayes: nil, now: dated.addingTimeInterval(86400)).hits.map(\.name).contains("DATE_IN_PAST"))
         // Header shapes, CJK pairs and text facts become tokens for the classifier.
-        for token in ["mid:9a9a$9a", "tz:-1900", "to:undisclosed", "公司", "司業", "業務", "n$:3-9", "fn:caps", "fl:a9"] {
+        for token in ["mid:9a9a$9a", "tz:-1900", "to:undisclosed", "公司", "司業", "業務", "n$:3-9", "fn:caps", "fl:a9", "mm:none:9a9a$9a"] {
             #expect(f.tokens.contains(token), "no token \(token)")
         }
         // Latin-1 bytes in a Subject that was not encoded: not UTF-8.
@@ -165,12 +170,12 @@ import Testing
     static let folds = 10
     /// The rules that are fitted, with their points as first set by hand.
     static let handSet: [String: Double] = [
-        "MISSING_FROM": 1.5, "MISSING_DATE": 1.0, "INVALID_DATE": 1.0, "DATE_IN_FUTURE": 1.5, "DATE_TZ_ABSURD": 1.5,
+        "MISSING_FROM": 1.5, "MISSING_DATE": 1.0, "INVALID_DATE": 1.0, "DATE_IN_FUTURE": 1.5, "DATE_TZ_ABSURD": 1.5, "DATE_IN_PAST": 1.0,
         "HEADER_8BIT": 1.0, "MISSING_MID": 0.5, "SUBJ_ALL_CAPS": 1.5, "EMPTY_SUBJECT": 0.5, "MISSING_SUBJECT": 0.5,
         "HTML_ONLY": 1.0, "LINK_TEXT_MISMATCH": 2.0, "URL_NUMERIC_IP": 1.5,
         "BULK_REMOVE": 1.0, "CLAIMS_NOT_SPAM": 1.0, "CLAIMS_OPT_IN": 1.0, "MONEY_AMOUNTS": 1.0, "MILLIONS": 1.0,
         "ADVANCE_FEE": 1.0, "CLICK_HERE": 0.5, "ACT_NOW": 1.0, "GUARANTEED": 1.0, "FREE_OFFER": 1.0,
-        "MONEY_FROM_HOME": 1.0, "TOLL_FREE": 0.5, "SUBJ_EXCLAIM": 0.5, "SUBJ_CAPS_WORDS": 0.5,
+        "MONEY_FROM_HOME": 1.0, "TOLL_FREE": 0.5, "OPT_OUT_WORDING": 1.0, "DEAR_SOMEONE": 1.0, "LOANS": 1.0, "SUBJ_EXCLAIM": 0.5, "SUBJ_CAPS_WORDS": 0.5,
         "BAYES_99": 5.5, "BAYES_95": 5.0, "BAYES_90": 3.5, "BAYES_80": 3.5, "BAYES_60": 2.0, "BAYES_40": 0,
         "BAYES_20": -0.5, "BAYES_05": -1.0, "BAYES_01": -2.0, "BAYES_00": -3.0,
     ]
@@ -221,6 +226,14 @@ import Testing
             if spam { spams += 1; if s >= threshold { caught += 1 } } else { hams += 1; if s >= threshold { fp += 1 } }
         }
         print("fitted on \(hams) ham + \(spams) spam: training false positives \(fp), recall \(caught)/\(spams)")
+        if ProcessInfo.processInfo.environment["TERN_CORPUS_DEBUG"] != nil {
+            for (i, (names, spam)) in rows.enumerated() {
+                let s = names.reduce(0) { $0 + w[$1]! }
+                if spam ? s < threshold : s >= threshold - 1 {
+                    print("\(spam ? "missed spam" : "high ham") \(training[i].0.name): \(String(format: "%.1f", s)) \(names) \(training[i].0.features.subject ?? "")")
+                }
+            }
+        }
         #expect(Double(fp) / Double(hams) < 0.005)
         for n in Self.handSet.keys.sorted() { print(String(format: "  \"%@\": %.1f,", n as NSString, (w[n]! * 10).rounded() / 10)) }
     }
