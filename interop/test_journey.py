@@ -181,6 +181,43 @@ def test_journey_alice_to_bob_and_back(world):
         b.stop()
 
 
+def test_relay_network_sends_on_without_auth(world):
+    """A client in relay.networks (Postfix's mynetworks: a web application, a printer) may send to other domains through
+    port 25 without AUTH; its mail is prepared and DKIM-signed like submitted mail. Any other client is refused."""
+    a, b = setup_pair(world, a_settings={"relay": {"networks": ["127.0.0.5/32"]}},
+                      b_settings={"checks": {"exempt_networks": []}})
+    a.start()
+    b.start()
+    try:
+        order = b"From: Web Shop <shop@a.test>\r\nTo: bob@b.test\r\nSubject: Your order\r\n\r\nShipped today.\r\n"
+        with smtplib.SMTP(A_IP, smtp_port(), timeout=30, source_address=("127.0.0.5", 0)) as s:
+            assert s.sendmail("shop@a.test", ["bob@b.test"], order) == {}
+        [raw] = wait_for_mail(b, "bob@b.test")
+        msg = email.message_from_bytes(raw)
+        assert msg["Subject"] == "Your order"
+        # What submission adds: a Message-ID and Date, and A's signatures, which dkimpy verifies and B's DMARC accepts.
+        assert msg["Message-ID"].endswith("@mx.a.test>") and msg["Date"]
+        results = verify_dkim(world, raw)
+        assert len(results) == 2 and all(d == "a.test" and ok for d, _, ok in results), results
+        [ar] = [" ".join(v.split()) for v in msg.get_all("Authentication-Results")]
+        assert "dmarc=pass" in ar, ar
+        assert any("from [127.0.0.5]" in r or "[127.0.0.5]" in r for r in msg.get_all("Received")), msg.get_all("Received")
+        trace = a.run("trace", msg["Message-ID"]).stdout.decode()
+        assert "relay network" in trace and "bob@b.test" in trace, trace
+
+        # Any other client may not relay (550 5.7.1), while mail for A's own users is still taken.
+        with smtplib.SMTP(A_IP, smtp_port(), timeout=30, source_address=("127.0.0.6", 0)) as s:
+            s.ehlo("elsewhere.test")
+            assert s.mail("someone@nowhere.test")[0] == 250
+            code, text = s.rcpt("bob@b.test")
+            assert code == 550 and b"5.7.1" in text and b"Relay access denied" in text, (code, text)
+            assert s.rcpt("alice@a.test")[0] == 250
+        assert "the queue is empty" in a.run("queue", "list").stdout.decode()
+    finally:
+        a.stop()
+        b.stop()
+
+
 def bounce_for(tern, user, timeout=30, count=1):
     """The delivery reports in the user's INBOX, once there are `count` of them (or `timeout` has passed)."""
     deadline = time.time() + timeout

@@ -89,7 +89,8 @@ public final class InboundChecks: Sendable {
         self.resolver = resolver
         self.suffixes = suffixes
         hostname = config.hostname
-        exempt = config.checks.exemptNetworks.compactMap(IPNetwork.init)
+        // A relay network's clients send as this site's own programs do: their mail is not checked either.
+        exempt = (config.checks.exemptNetworks + config.relayNetworks).compactMap(IPNetwork.init)
         rates = RateLimiter()
         greylist = Greylist(delay: config.checks.greylistDelay, window: config.checks.greylistWindow,
                             remember: config.checks.greylistRemember)

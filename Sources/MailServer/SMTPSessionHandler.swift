@@ -59,6 +59,9 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     let service: SMTPService
     /// The SASL exchange in progress (lines are its responses, not commands).
     private var sasl: SASLServer?
+    /// Port 25 client in `relay.networks`: it may send to other domains without AUTH, and its mail is treated as
+    /// submitted (prepared and signed, not checked).
+    private var isRelayClient = false
     /// The account that authenticated (submission): the sender must be one of its addresses.
     private var account: AccountID?
     private var timeout: Scheduled<Void>?
@@ -91,6 +94,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let verdict = slot.open(context)
         logger[metadataKey: "remote"] = .string(slot.remoteAddress)
         if slot.isLoopback { machine.configuration.authRequiresTLS = false }
+        if service == .mx, server.relayNetworks.contains(where: { $0.contains(slot.remoteAddress) }) { isRelayClient = true }
         switch verdict {
         case .accepted where service == .mx && server.inbound != nil:
             // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
@@ -434,7 +438,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 resolved.append(.local(accounts))
                 write(reply, context: context)
             }
-        case .success(.notOurDomain) where service == .submission && machine.authenticatedAs != nil:
+        case .success(.notOurDomain) where (service == .submission && machine.authenticatedAs != nil) || isRelayClient:
             if let reply = machine.recipientAccepted() {
                 resolved.append(.remote)
                 write(reply, context: context)
@@ -485,7 +489,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         case .mailbox(let a): reversePath = a.description
         }
         // Return-Path belongs to the final delivery (RFC 5321 §4.4); a submitted message travels on without one.
-        if service == .submission { returnPathLength = 0; return received }
+        if service == .submission || isRelayClient { returnPathLength = 0; return received }
         let returnPath = TraceHeaders.returnPath(reversePath)
         returnPathLength = returnPath.utf8.count
         return returnPath + received
@@ -576,7 +580,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             }
         }
         let commit: @Sendable (MessageContent, String?) -> Void = { commitTo($0, finalTargets, events($1, nil, false)) }
-        if service == .mx, let inbound = server.inbound, let client, !client.exempt {
+        if service == .mx, !isRelayClient, let inbound = server.inbound, let client, !client.exempt {
             // Port 25 with checks: DKIM, DMARC and the spam score decide, then the header is rewritten and stored.
             let unsafeSink = UnsafeTransfer(sink)
             let spf = self.spf, helo = machine.heloName ?? "", logger = self.logger, returnPathLength = self.returnPathLength
@@ -618,7 +622,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     finish(.failure(error))
                 }
             }
-        } else if service == .submission {
+        } else if service == .submission || isRelayClient {
             // Message-ID, Date and DKIM signatures are added off the event loop (signing and file copies block).
             let keyring = server.keyring, hostname = server.config.hostname, logger = self.logger
             let unsafeSink = UnsafeTransfer(sink)
@@ -662,6 +666,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                                                authenticated: machine.authenticatedAs != nil, utf8: txn.parameters.smtputf8)
         let helo = machine.heloName ?? "unknown", literal = "[\(slot.remoteAddress)]"
         var text = "from \(helo == literal || helo == "[IPv6:\(slot.remoteAddress)]" ? literal : helo + " " + literal) over \(service == .mx ? "SMTP" : "submission") (\(proto))"
+        if isRelayClient { text += ", relay network" }
         if let user = machine.authenticatedAs { text += ", authenticated as \(user)" }
         let sender = txn.reversePath.address?.description ?? ""
         text += ", MAIL FROM <\(sender)>, \(txn.recipients.count) recipient\(txn.recipients.count == 1 ? "" : "s"), \(size) octets"
@@ -676,7 +681,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let server = self.server, tester = server.tester, store = server.store, logger = self.logger, id = transactionID
         let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
         let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
-        let isSubmission = service == .submission
+        let isSubmission = service == .submission || isRelayClient
         let received = server.config.keepsDeliveryLog ? receivedDetail(txn, size: sink.size) : nil
         let unsafeSink = UnsafeTransfer(sink)
         let loop = context.eventLoop

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import MailAuth
 import MailCore
 import MailStore
 import NIOCore
@@ -33,6 +34,8 @@ public struct ServerContext: Sendable {
     public var inbound: InboundChecks?
     /// The mail tester (check@ at every local domain), used when `inbound` is set.
     let tester: MailTester
+    /// Clients that may relay through port 25 without AUTH (`relay.networks`).
+    let relayNetworks: [IPNetwork]
     /// Keys the fake SCRAM salts of unknown users (random per process).
     let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
@@ -49,6 +52,7 @@ public struct ServerContext: Sendable {
         self.mailboxes = MailboxIndex(store: store)
         self.keyring = DKIMKeyring(store: store, logger: logger)
         self.tester = MailTester(config: config)
+        self.relayNetworks = config.relayNetworks.compactMap(IPNetwork.init)
     }
 }
 

@@ -45,6 +45,8 @@ public struct TernConfiguration: Sendable {
     public var logLevel: String
     public var checks = Checks()
     public var tester = Tester()
+    /// Clients that may relay through port 25 without AUTH (Postfix's mynetworks); their mail is treated as submitted.
+    public var relayNetworks: [String] = []
     /// How long delivery-log events are kept; nil: no delivery log.
     public var deliveryLogRetention: Duration? = .seconds(30 * 86400)
     public var keepsDeliveryLog: Bool { deliveryLogRetention != nil }

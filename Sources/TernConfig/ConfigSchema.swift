@@ -18,7 +18,7 @@ public enum ConfigSchema {
         public var doc: String
     }
 
-    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "checks", "greylisting", "spam", "tester", "log"]
+    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "relay", "checks", "greylisting", "spam", "tester", "log"]
 
     public static let fields: [Field] = [
         Field(path: "hostname", kind: .hostname, defaultValue: "\"localhost\"",
@@ -72,6 +72,8 @@ public enum ConfigSchema {
               doc: "Simultaneous connections to one destination domain (Postfix's default is also 20); each carries message after message."),
         Field(path: "delivery.delay_notice", kind: .duration, defaultValue: "\"0\"",
               doc: "Tell the sender once when a message is still undelivered after this long (\"4h\" is usual); \"0\" never."),
+        Field(path: "relay.networks", kind: .stringList, defaultValue: "[]",
+              doc: "Client addresses (CIDR ranges) that may send mail to other domains through port 25 without AUTH, as Postfix's mynetworks: your own servers and devices (web applications, printers). Their mail skips the checks and is handled as submitted mail (Message-ID and Date added when missing, DKIM-signed for a local From domain). Empty: relaying needs AUTH on 587/465."),
         Field(path: "checks.spf", kind: .bool, defaultValue: "true",
               doc: "Check SPF (RFC 7208) of MAIL FROM and HELO on port 25; recorded in Authentication-Results, used by DMARC and the spam score."),
         Field(path: "checks.dkim", kind: .bool, defaultValue: "true",
@@ -81,7 +83,7 @@ public enum ConfigSchema {
         Field(path: "checks.dmarc_reject", kind: .choice(["reject", "junk"]), defaultValue: "\"reject\"",
               doc: "What a DMARC failure under p=reject does: \"reject\" refuses the message at the end of DATA (550 5.7.1), \"junk\" delivers it to Junk."),
         Field(path: "checks.exempt_networks", kind: .stringList, defaultValue: "[\"127.0.0.1/32\", \"::1/128\"]",
-              doc: "Client addresses (CIDR ranges) that skip every check: this host's own programs. Not a relay permission: relaying always needs AUTH."),
+              doc: "Client addresses (CIDR ranges) that skip every check: this host's own programs. Not a relay permission: relaying needs AUTH or relay.networks."),
         Field(path: "checks.require_reverse_dns", kind: .bool, defaultValue: "false",
               doc: "Refuse mail from clients whose address has no PTR name that resolves back to it (forward-confirmed reverse DNS): 550 5.7.25, or 450 4.7.25 when DNS fails. Always recorded as iprev in Authentication-Results."),
         Field(path: "checks.blocklists", kind: .stringList, defaultValue: "[]",
@@ -265,6 +267,15 @@ public enum ConfigSchema {
         for n in checks.exemptNetworks where !ConfigSchema.isNetwork(n) {
             fail("checks.exempt_networks", "\"\(n)\" is not an address or CIDR range such as \"192.0.2.0/24\"")
         }
+        let relayNetworks = strings("relay.networks")
+        for n in relayNetworks {
+            if !ConfigSchema.isNetwork(n) {
+                fail("relay.networks", "\"\(n)\" is not an address or CIDR range such as \"192.0.2.0/24\"")
+            } else if let p = n.split(separator: "/").dropFirst().first.flatMap({ Int($0) }), p < (n.contains(":") ? 7 : 8) {
+                // A range this wide takes in much of the Internet: an open relay.
+                fail("relay.networks", "\"\(n)\" is wider than /\(n.contains(":") ? 7 : 8): that would make an open relay")
+            }
+        }
         checks.requireReverseDNS = bool("checks.require_reverse_dns")
         checks.blocklists = strings("checks.blocklists")
         checks.allowlists = strings("checks.allowlists")
@@ -291,6 +302,7 @@ public enum ConfigSchema {
         var configuration = TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
                                               tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
         configuration.checks = checks
+        configuration.relayNetworks = relayNetworks
         let retention = duration("log.delivery_retention")
         configuration.deliveryLogRetention = retention == .zero ? nil : retention
         configuration.tester = TernConfiguration.Tester(localPart: testerAddress, repliesPerHour: int("tester.replies_per_hour"))

@@ -74,6 +74,16 @@ import Testing
         }
     }
 
+    @Test func relayNetworksAreRangesButNeverTheWholeInternet() {
+        for (list, ok) in [("[\"192.168.1.0/24\", \"10.0.0.0/8\", \"2001:db8::/48\", \"fd00::/16\", \"fc00::/7\", \"192.0.2.7\"]", true),
+                           ("[\"0.0.0.0/0\"]", false), ("[\"::/0\"]", false), ("[\"128.0.0.0/1\"]", false),
+                           ("[\"2000::/3\"]", false), ("[\"web.example\"]", false), ("[\"10.0.0.0/33\"]", false)] {
+            let parsed = Result { try TernConfiguration.parse("[relay]\nnetworks = \(list)\n", file: "t.toml", baseDirectory: base) }
+            if ok { #expect((try? parsed.get())?.relayNetworks.count == 6, "\(list)") } else { #expect((try? parsed.get()) == nil, "\(list)") }
+        }
+        #expect((try? TernConfiguration.parse("", file: "t.toml", baseDirectory: base))?.relayNetworks == [])
+    }
+
     @Test func duplicateListenAddress() {
         let text = "[listen]\nsmtp = [\"127.0.0.1:2525\"]\nimap = [\"127.0.0.1:2525\"]\n"
         #expect(throws: ConfigErrors.self) { try TernConfiguration.parse(text, file: "t", baseDirectory: base) }
