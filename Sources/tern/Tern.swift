@@ -14,7 +14,8 @@ struct Tern: AsyncParsableCommand {
         discussion: "Without a subcommand, `tern` runs `tern serve`: the embedded default in ./tern-data when no --config is given.",
         subcommands: [Serve.self, ConfigCommand.self, DomainCommand.self, UserCommand.self, AliasCommand.self,
                       ExportCommand.self, ImportCommand.self, RouteCommand.self, QueueCommand.self, DKIMCommand.self,
-                      DNSRecordsCommand.self, CheckCommand.self, PSLCommand.self, SpamCommand.self, TraceCommand.self, QuickstartCommand.self],
+                      DNSRecordsCommand.self, CheckCommand.self, PSLCommand.self, SpamCommand.self, TraceCommand.self, QuickstartCommand.self,
+                      SendmailCommand.self],
         defaultSubcommand: Serve.self)
 }
 

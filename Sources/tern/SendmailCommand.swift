@@ -1,0 +1,244 @@
+import ArgumentParser
+import Foundation
+import Glibc
+import Logging
+import MailCore
+import MailMessage
+import MailServer
+import MailStoreSQLite
+import TernConfig
+
+/// `tern sendmail`: the /usr/sbin/sendmail interface that cron, scripts and web applications call. The message is read
+/// from standard input and committed to the store (stored for local recipients, queued for the others) before the
+/// command returns 0.
+struct SendmailCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sendmail",
+        abstract: "Send a message read from standard input, as /usr/sbin/sendmail does.",
+        discussion: """
+            Options as Postfix's sendmail takes them: -t (recipients from To, Cc and Bcc, added to those named), -i or -oi \
+            (a line with a single dot does not end the message), -f SENDER (envelope sender), -F NAME (the name in a From \
+            field that is added when the message has none). Other -o, -B, -N, -R, -V options are accepted and ignored. \
+            Addresses without a domain get the first domain served here. Bcc fields are removed. Exit status as sendmail's \
+            (sysexits): 0 sent, 64 usage, 65 bad message, 67 unknown local user, 73/75 cannot write.
+            A wrapper for /usr/sbin/sendmail: `exec tern sendmail --config /etc/tern/tern.toml "$@"`.
+            """)
+
+    @OptionGroup var options: ConfigOption
+    @Argument(parsing: .allUnrecognized, help: "sendmail's options and the recipients.")
+    var arguments: [String] = []
+
+    struct Invocation: Equatable {
+        var recipients: [String] = []
+        var fromHeaders = false
+        var dotEnds = true
+        var sender: String?
+        var fullName: String?
+    }
+
+    /// sendmail's command line; a usage error's text when it cannot be read.
+    static func parse(_ args: [String]) -> Result<Invocation, SendmailExit> {
+        var inv = Invocation()
+        var i = 0, optionsDone = false
+        func value(_ arg: String, _ flag: String) -> String? {
+            if arg.count > flag.count { return String(arg.dropFirst(flag.count)) }
+            i += 1
+            return i < args.count ? args[i] : nil
+        }
+        while i < args.count {
+            let arg = args[i]
+            if optionsDone || !arg.hasPrefix("-") || arg == "-" {
+                inv.recipients += arg.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            } else if arg == "--" {
+                optionsDone = true
+            } else if arg == "-t" {
+                inv.fromHeaders = true
+            } else if arg == "-i" || arg == "-oi" {
+                inv.dotEnds = false
+            } else if arg.hasPrefix("-f") || arg.hasPrefix("-r") {
+                guard let v = value(arg, "-f") else { return .failure(.usage("-f needs a sender address")) }
+                inv.sender = v
+            } else if arg.hasPrefix("-F") {
+                guard let v = value(arg, "-F") else { return .failure(.usage("-F needs a name")) }
+                inv.fullName = v
+            } else if ["-B", "-N", "-R", "-V", "-C", "-L", "-O", "-X"].contains(where: { arg.hasPrefix($0) }) {
+                guard value(arg, String(arg.prefix(2))) != nil else { return .failure(.usage("\(arg.prefix(2)) needs a value")) }
+            } else if arg.hasPrefix("-o") || ["-v", "-m", "-n", "-U", "-G", "-bm", "-Am", "-Ac", "-odi", "-odb", "-odq"].contains(arg) {
+                continue
+            } else if arg.hasPrefix("-b") {
+                return .failure(.usage("\(arg) is not supported: only sending (-bm) is; see `tern queue list` for the queue"))
+            } else {
+                return .failure(.usage("unknown option \(arg)"))
+            }
+            i += 1
+        }
+        return .success(inv)
+    }
+
+    func run() async throws {
+        do {
+            try await send()
+        } catch let e as SendmailExit {
+            FileHandle.standardError.write(Data("tern sendmail: \(e.text)\n".utf8))
+            throw ExitCode(e.code)
+        }
+    }
+
+    func send() async throws {
+        let inv: Invocation
+        switch Self.parse(arguments) {
+        case .success(let v): inv = v
+        case .failure(let e): throw e
+        }
+        let config: TernConfiguration
+        let store: SQLiteMailStore
+        do {
+            (config, store) = try options.openStore()
+        } catch {
+            throw SendmailExit.cantCreate("cannot open the mail store: \(error)")
+        }
+        let input = try Self.readInput(limit: config.limits.maxMessageSize, dotEnds: inv.dotEnds)
+        let defaultDomain = (try? await store.domains().first?.name) ?? config.hostname
+        func qualify(_ a: String) -> String { a.contains("@") ? a : "\(a)@\(defaultDomain)" }
+        let login = getpwuid(getuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? "uid\(getuid())"
+        let sender = inv.sender.map { $0 == "<>" || $0.isEmpty ? "" : qualify($0) } ?? qualify(login)
+        let prepared = Self.prepare(input, sender: sender, fullName: inv.fullName, takeRecipients: inv.fromHeaders)
+        var recipients: [EmailAddress] = []
+        for r in inv.recipients + prepared.recipients {
+            let text = qualify(r.trimmingCharacters(in: CharacterSet(charactersIn: "<> ")))
+            guard let a = try? EmailAddress.parse(text) else { throw SendmailExit.usage("\"\(r)\" is not a valid address") }
+            if !recipients.contains(a) { recipients.append(a) }
+        }
+        if !sender.isEmpty, (try? EmailAddress.parse(sender)) == nil { throw SendmailExit.usage("\"\(sender)\" is not a valid sender address") }
+        guard !recipients.isEmpty else { throw SendmailExit.usage("no recipients (name them, or use -t)") }
+        var logger = Logger(label: "tern.sendmail")
+        logger.logLevel = .warning
+        do {
+            _ = try await LocalSubmission.submit(prepared.message, mailFrom: sender, recipients: recipients,
+                                                 origin: "\(login) (uid \(getuid()))", config: config, store: store,
+                                                 blobs: store.blobs, inlineLimit: SQLiteMailStore.inlineLimit, logger: logger)
+        } catch let f as LocalSubmission.Failure {
+            switch f {
+            case .unknownUser: throw SendmailExit.noUser(f.description)
+            case .tooLarge: throw SendmailExit.dataError(f.description)
+            case .noRecipients: throw SendmailExit.usage(f.description)
+            }
+        } catch {
+            throw SendmailExit.tempFail("the message could not be stored: \(error)")
+        }
+    }
+
+    /// Standard input up to the end (or a lone "." line unless -i), bounded by the message size limit.
+    static func readInput(limit: Int, dotEnds: Bool) throws -> [UInt8] {
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(0, $0.baseAddress, 65536) }
+            if n < 0 { if errno == EINTR { continue }; throw SendmailExit.tempFail("cannot read standard input") }
+            if n == 0 { break }
+            data += buffer[..<n]
+            if data.count > limit + 4096 { throw SendmailExit.dataError("message larger than limits.max_message_size (\(limit) octets)") }
+        }
+        return dotEnds ? endAtDot(data) : data
+    }
+
+    /// The input up to a line holding a single "." (sendmail's end of input without -i).
+    static func endAtDot(_ data: [UInt8]) -> [UInt8] {
+        var start = 0
+        while start < data.count {
+            let end = data[start...].firstIndex(of: 10) ?? data.count
+            var line = data[start..<end]
+            if line.last == 13 { line = line.dropLast() }
+            if line.count == 1 && line.first == UInt8(ascii: ".") { return Array(data[..<start]) }
+            start = end + 1
+        }
+        return data
+    }
+
+    struct Prepared {
+        var message: [UInt8]
+        var recipients: [String]
+    }
+
+    /// Line ends made CRLF, a leading mbox "From " line dropped, Bcc fields removed (their addresses kept for -t), a
+    /// From field added when there is none; with `takeRecipients`, the addresses of To, Cc and Bcc.
+    static func prepare(_ input: [UInt8], sender: String, fullName: String?, takeRecipients: Bool) -> Prepared {
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        while start < input.count {
+            let end = input[start...].firstIndex(of: 10) ?? input.count
+            var line = input[start..<end]
+            if line.last == 13 { line = line.dropLast() }
+            lines.append(line)
+            start = end + 1
+        }
+        if let first = lines.first, first.starts(with: Array("From ".utf8)) { lines.removeFirst() }
+        // Fields with their continuation lines, up to the empty line; a line that is neither (text piped in without a
+        // header) starts the body there.
+        var fields: [[ArraySlice<UInt8>]] = []
+        var bodyStart = lines.count
+        for (i, line) in lines.enumerated() {
+            if line.isEmpty { bodyStart = i + 1; break }
+            if let c = line.first, c == 32 || c == 9, !fields.isEmpty {
+                fields[fields.count - 1].append(line)
+            } else if let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
+                      line[..<colon].allSatisfy({ $0 > 32 && $0 < 127 }) {
+                fields.append([line])
+            } else {
+                bodyStart = i
+                break
+            }
+        }
+        func name(_ f: [ArraySlice<UInt8>]) -> String {
+            String(decoding: f[0].prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
+        }
+        func value(_ f: [ArraySlice<UInt8>]) -> String {
+            let joined = f.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
+            return String(joined.drop { $0 != ":" }.dropFirst())
+        }
+        var recipients: [String] = []
+        if takeRecipients {
+            for f in fields where ["to", "cc", "bcc"].contains(name(f)) {
+                for case .mailbox(_, let local, let domain) in AddressList.parse(value(f)) {
+                    recipients.append(domain.map { "\(local)@\($0)" } ?? local)
+                }
+            }
+        }
+        var out: [UInt8] = []
+        if !fields.contains(where: { name($0) == "from" }) {
+            let address = sender.isEmpty ? "MAILER-DAEMON" : sender
+            if let fullName, !fullName.isEmpty, fullName.allSatisfy({ $0.isASCII && $0 != "\"" && $0 != "\\" }) {
+                out += Array("From: \"\(fullName)\" <\(address)>\r\n".utf8)
+            } else {
+                out += Array("From: \(address)\r\n".utf8)
+            }
+        }
+        for f in fields where name(f) != "bcc" {
+            for line in f { out += line + [13, 10] }
+        }
+        out += [13, 10]
+        for line in lines[bodyStart...] { out += line + [13, 10] }
+        return Prepared(message: out, recipients: recipients)
+    }
+}
+
+/// How `tern sendmail` fails, with sendmail's exit codes (sysexits.h).
+enum SendmailExit: Error, Equatable {
+    case usage(String), dataError(String), noUser(String), cantCreate(String), tempFail(String)
+
+    var code: Int32 {
+        switch self {
+        case .usage: 64
+        case .dataError: 65
+        case .noUser: 67
+        case .cantCreate: 73
+        case .tempFail: 75
+        }
+    }
+
+    var text: String {
+        switch self {
+        case .usage(let t), .dataError(let t), .noUser(let t), .cantCreate(let t), .tempFail(let t): t
+        }
+    }
+}
