@@ -218,6 +218,29 @@ def test_relay_network_sends_on_without_auth(world):
         b.stop()
 
 
+def test_sendmail_queue_is_delivered_by_the_running_server(world):
+    """`tern sendmail` commits the message in another process; the running server's queue finds it and delivers it,
+    signed for the From domain."""
+    a, b = setup_pair(world, b_settings={"checks": {"exempt_networks": []}})
+    a.start()
+    b.start()
+    try:
+        r = a.run("sendmail", "-t", "-f", "alice@a.test",
+                  input=b"From: alice@a.test\nTo: bob@b.test\nSubject: nightly report\n\nAll good.\n")
+        assert r.returncode == 0, r.stderr
+        [raw] = wait_for_mail(b, "bob@b.test")
+        assert email.message_from_bytes(raw)["Subject"] == "nightly report"
+        results = verify_dkim(world, raw)
+        assert len(results) == 2 and all(d == "a.test" and ok for d, _, ok in results), results
+        deadline = time.time() + 10
+        while "the queue is empty" not in a.run("queue", "list").stdout.decode():
+            assert time.time() < deadline, "the delivered message is still queued"
+            time.sleep(0.2)
+    finally:
+        a.stop()
+        b.stop()
+
+
 def bounce_for(tern, user, timeout=30, count=1):
     """The delivery reports in the user's INBOX, once there are `count` of them (or `timeout` has passed)."""
     deadline = time.time() + timeout
