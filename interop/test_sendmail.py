@@ -2,6 +2,7 @@
 standard input is stored for local recipients and queued for the others before the command returns, and what arrived
 is read back with imaplib."""
 import email
+import email.utils
 import imaplib
 import re
 
@@ -36,13 +37,27 @@ def test_local_recipients_headers_and_bcc(tern):
     assert a == b
     msg = email.message_from_bytes(a)
     assert msg["From"] == '"Cron Daemon" <cron@example.test>'
-    assert "alice" in msg["To"] and msg["Subject"] == "backup done"
+    # A bare local part in a header gets the domain, as it does in the envelope.
+    assert msg["To"] == "alice@example.test" and msg["Subject"] == "backup done"
     assert msg["Bcc"] is None, "the Bcc field must not reach the recipients"
     assert msg["Message-ID"] and msg["Date"]
     assert "Tern sendmail" in msg["Received"]
     # -i: the lone dot is text; every line ends in CRLF.
     assert msg.get_payload() == "All 3 volumes copied.\r\n.\r\nstill here\r\n"
     assert b"\n" not in a.replace(b"\r\n", b"")
+
+
+def test_address_fields_are_qualified_only_when_needed(tern):
+    r = sendmail(tern, "-t", input=b'From: "Web, Shop" <shop@example.test>\nTo: "Alice A." <alice>, bob@example.test\n'
+                                   b"Cc: Bob B <bob@example.test>\nSubject: s\n\nbody\n")
+    assert r.returncode == 0, r.stderr
+    [raw] = inbox(tern, ALICE)
+    msg = email.message_from_bytes(raw)
+    assert msg["From"] == '"Web, Shop" <shop@example.test>'
+    assert msg["Cc"] == "Bob B <bob@example.test>", "a field whose addresses all have domains stays as written"
+    to = email.utils.getaddresses([msg["To"]])
+    assert to == [("Alice A.", "alice@example.test"), ("", "bob@example.test")], to
+    assert len(inbox(tern, BOB)) == 1, "bob is named twice and gets one copy"
 
 
 def test_dot_ends_input_without_i_and_plain_text_input(tern):

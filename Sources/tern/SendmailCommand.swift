@@ -102,7 +102,7 @@ struct SendmailCommand: AsyncParsableCommand {
         func qualify(_ a: String) -> String { a.contains("@") ? a : "\(a)@\(defaultDomain)" }
         let login = getpwuid(getuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? "uid\(getuid())"
         let sender = inv.sender.map { $0 == "<>" || $0.isEmpty ? "" : qualify($0) } ?? qualify(login)
-        let prepared = Self.prepare(input, sender: sender, fullName: inv.fullName, takeRecipients: inv.fromHeaders)
+        let prepared = Self.prepare(input, sender: sender, fullName: inv.fullName, takeRecipients: inv.fromHeaders, domain: defaultDomain)
         var recipients: [EmailAddress] = []
         for r in inv.recipients + prepared.recipients {
             let text = qualify(r.trimmingCharacters(in: CharacterSet(charactersIn: "<> ")))
@@ -162,7 +162,7 @@ struct SendmailCommand: AsyncParsableCommand {
 
     /// Line ends made CRLF, a leading mbox "From " line dropped, Bcc fields removed (their addresses kept for -t), a
     /// From field added when there is none; with `takeRecipients`, the addresses of To, Cc and Bcc.
-    static func prepare(_ input: [UInt8], sender: String, fullName: String?, takeRecipients: Bool) -> Prepared {
+    static func prepare(_ input: [UInt8], sender: String, fullName: String?, takeRecipients: Bool, domain: String) -> Prepared {
         var lines: [ArraySlice<UInt8>] = []
         var start = 0
         while start < input.count {
@@ -214,11 +214,42 @@ struct SendmailCommand: AsyncParsableCommand {
             }
         }
         for f in fields where name(f) != "bcc" {
-            for line in f { out += line + [13, 10] }
+            let lines = ["from", "to", "cc", "reply-to", "sender"].contains(name(f)) ? qualified(f, value: value(f), domain: domain) ?? f : f
+            for line in lines { out += line + [13, 10] }
         }
         out += [13, 10]
         for line in lines[bodyStart...] { out += line + [13, 10] }
         return Prepared(message: out, recipients: recipients)
+    }
+}
+
+extension SendmailCommand {
+    /// An address field with a bare local part (`To: root`) written again with the domain added, one address a line;
+    /// nil when every address has a domain (the field stays as written) or the field holds a group.
+    static func qualified(_ field: [ArraySlice<UInt8>], value: String, domain: String) -> [ArraySlice<UInt8>]? {
+        let items = AddressList.parse(value)
+        var bare = false
+        var addresses: [String] = []
+        for item in items {
+            guard case .mailbox(let name, let local, let d) = item else { return nil }
+            if d == nil { bare = true }
+            let address = "\(local)@\(d ?? domain)"
+            if let name, !name.isEmpty {
+                let phrase = name.contains("=?") ? name
+                    : "\"" + name.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+                addresses.append("\(phrase) <\(address)>")
+            } else {
+                addresses.append(address)
+            }
+        }
+        guard bare, !addresses.isEmpty else { return nil }
+        let fieldName = String(decoding: field[0].prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self)
+        var lines = [ArraySlice(Array("\(fieldName): \(addresses[0])".utf8))]
+        for a in addresses.dropFirst() {
+            lines[lines.count - 1].append(UInt8(ascii: ","))
+            lines.append(ArraySlice(Array("\t\(a)".utf8)))
+        }
+        return lines
     }
 }
 
