@@ -248,8 +248,7 @@ public final class InboundChecks: Sendable {
             message.withUnsafeBytes { chunk(UnsafeRawBufferPointer(rebasing: $0[min(from, $0.count)...])) }
         }
         // A saved message is judged as of when it arrived (its newest Received field), so that its Date is not "old".
-        let arrived = read.fields.first { $0.field.name.caseInsensitiveCompare("Received") == .orderedSame }
-            .flatMap { ReceivedPath.parse($0.field.unfoldedValue).date } ?? Date()
+        let arrived = read.fields.lazy.map(\.field).first(named: "Received").flatMap { ReceivedPath.parse($0.unfoldedValue).date } ?? Date()
         let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom, head: read.head, fields: read.fields,
                                     dkim: &read.dkim, features: read.features, store: store, now: arrived)
         report.dkim = verdict.results.dkim

@@ -62,6 +62,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     /// Port 25 client in `relay.networks`: it may send to other domains without AUTH, and its mail is treated as
     /// submitted (prepared and signed, not checked).
     private var isRelayClient = false
+    /// Mail handled as submitted mail (Message-ID, Date, DKIM signatures; no Return-Path): submission, or a relay client.
+    private var takesSubmittedMail: Bool { service == .submission || isRelayClient }
     /// The account that authenticated (submission): the sender must be one of its addresses.
     private var account: AccountID?
     private var timeout: Scheduled<Void>?
@@ -489,7 +491,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         case .mailbox(let a): reversePath = a.description
         }
         // Return-Path belongs to the final delivery (RFC 5321 §4.4); a submitted message travels on without one.
-        if service == .submission || isRelayClient { returnPathLength = 0; return received }
+        if takesSubmittedMail { returnPathLength = 0; return received }
         let returnPath = TraceHeaders.returnPath(reversePath)
         returnPathLength = returnPath.utf8.count
         return returnPath + received
@@ -622,7 +624,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     finish(.failure(error))
                 }
             }
-        } else if service == .submission || isRelayClient {
+        } else if takesSubmittedMail {
             // Message-ID, Date and DKIM signatures are added off the event loop (signing and file copies block).
             let keyring = server.keyring, hostname = server.config.hostname, logger = self.logger
             let unsafeSink = UnsafeTransfer(sink)
@@ -681,7 +683,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let server = self.server, tester = server.tester, store = server.store, logger = self.logger, id = transactionID
         let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
         let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
-        let isSubmission = service == .submission || isRelayClient
+        let isSubmission = takesSubmittedMail
         let received = server.config.keepsDeliveryLog ? receivedDetail(txn, size: sink.size) : nil
         let unsafeSink = UnsafeTransfer(sink)
         let loop = context.eventLoop

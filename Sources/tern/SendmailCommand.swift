@@ -56,7 +56,7 @@ struct SendmailCommand: AsyncParsableCommand {
             } else if arg == "-i" || arg == "-oi" {
                 inv.dotEnds = false
             } else if arg.hasPrefix("-f") || arg.hasPrefix("-r") {
-                guard let v = value(arg, "-f") else { return .failure(.usage("-f needs a sender address")) }
+                guard let v = value(arg, String(arg.prefix(2))) else { return .failure(.usage("-f needs a sender address")) }
                 inv.sender = v
             } else if arg.hasPrefix("-F") {
                 guard let v = value(arg, "-F") else { return .failure(.usage("-F needs a name")) }
@@ -97,12 +97,13 @@ struct SendmailCommand: AsyncParsableCommand {
         } catch {
             throw SendmailExit.cantCreate("cannot open the mail store: \(error)")
         }
-        let input = try Self.readInput(limit: config.limits.maxMessageSize, dotEnds: inv.dotEnds)
+        let input = try Self.readInput(limit: config.limits.maxMessageSize)
         let defaultDomain = (try? await store.domains().first?.name) ?? config.hostname
         func qualify(_ a: String) -> String { a.contains("@") ? a : "\(a)@\(defaultDomain)" }
         let login = getpwuid(getuid()).flatMap { String(validatingCString: $0.pointee.pw_name) } ?? "uid\(getuid())"
         let sender = inv.sender.map { $0 == "<>" || $0.isEmpty ? "" : qualify($0) } ?? qualify(login)
-        let prepared = Self.prepare(input, sender: sender, fullName: inv.fullName, takeRecipients: inv.fromHeaders, domain: defaultDomain)
+        let prepared = Self.prepare(input, sender: sender, fullName: inv.fullName, takeRecipients: inv.fromHeaders,
+                                    dotEnds: inv.dotEnds, domain: defaultDomain)
         var recipients: [EmailAddress] = []
         for r in inv.recipients + prepared.recipients {
             let text = qualify(r.trimmingCharacters(in: CharacterSet(charactersIn: "<> ")))
@@ -128,8 +129,8 @@ struct SendmailCommand: AsyncParsableCommand {
         }
     }
 
-    /// Standard input up to the end (or a lone "." line unless -i), bounded by the message size limit.
-    static func readInput(limit: Int, dotEnds: Bool) throws -> [UInt8] {
+    /// Standard input up to the end, bounded by the message size limit.
+    static func readInput(limit: Int) throws -> [UInt8] {
         var data: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -139,19 +140,6 @@ struct SendmailCommand: AsyncParsableCommand {
             data += buffer[..<n]
             if data.count > limit + 4096 { throw SendmailExit.dataError("message larger than limits.max_message_size (\(limit) octets)") }
         }
-        return dotEnds ? endAtDot(data) : data
-    }
-
-    /// The input up to a line holding a single "." (sendmail's end of input without -i).
-    static func endAtDot(_ data: [UInt8]) -> [UInt8] {
-        var start = 0
-        while start < data.count {
-            let end = data[start...].firstIndex(of: 10) ?? data.count
-            var line = data[start..<end]
-            if line.last == 13 { line = line.dropLast() }
-            if line.count == 1 && line.first == UInt8(ascii: ".") { return Array(data[..<start]) }
-            start = end + 1
-        }
         return data
     }
 
@@ -160,52 +148,48 @@ struct SendmailCommand: AsyncParsableCommand {
         var recipients: [String]
     }
 
-    /// Line ends made CRLF, a leading mbox "From " line dropped, Bcc fields removed (their addresses kept for -t), a
-    /// From field added when there is none; with `takeRecipients`, the addresses of To, Cc and Bcc.
-    static func prepare(_ input: [UInt8], sender: String, fullName: String?, takeRecipients: Bool, domain: String) -> Prepared {
+    /// Line ends made CRLF (the input ending at a lone "." line unless -i), a leading mbox "From " line dropped, Bcc
+    /// fields removed (their addresses kept for -t), a From field added when there is none, bare local parts in address
+    /// fields given `domain`; with `takeRecipients`, the addresses of To, Cc and Bcc.
+    static func prepare(_ input: [UInt8], sender: String, fullName: String?, takeRecipients: Bool, dotEnds: Bool,
+                        domain: String) -> Prepared {
         var lines: [ArraySlice<UInt8>] = []
         var start = 0
         while start < input.count {
             let end = input[start...].firstIndex(of: 10) ?? input.count
             var line = input[start..<end]
             if line.last == 13 { line = line.dropLast() }
+            // Without -i, a line holding a single "." ends the input.
+            if dotEnds && line.count == 1 && line.first == UInt8(ascii: ".") { break }
             lines.append(line)
             start = end + 1
         }
         if let first = lines.first, first.starts(with: Array("From ".utf8)) { lines.removeFirst() }
-        // Fields with their continuation lines, up to the empty line; a line that is neither (text piped in without a
-        // header) starts the body there.
-        var fields: [[ArraySlice<UInt8>]] = []
-        var bodyStart = lines.count
+        // The header runs to the empty line; a line that is neither a field nor a continuation (text piped in without
+        // a header) starts the body there.
+        var headerLines = 0, bodyStart = lines.count
         for (i, line) in lines.enumerated() {
             if line.isEmpty { bodyStart = i + 1; break }
-            if let c = line.first, c == 32 || c == 9, !fields.isEmpty {
-                fields[fields.count - 1].append(line)
-            } else if let colon = line.firstIndex(of: UInt8(ascii: ":")), colon > line.startIndex,
-                      line[..<colon].allSatisfy({ $0 > 32 && $0 < 127 }) {
-                fields.append([line])
-            } else {
-                bodyStart = i
-                break
-            }
+            let continuation = i > 0 && (line.first == 32 || line.first == 9)
+            let named = line.firstIndex(of: UInt8(ascii: ":")).map { $0 > line.startIndex && line[..<$0].allSatisfy { $0 > 32 && $0 < 127 } }
+            guard continuation || named == true else { bodyStart = i; break }
+            headerLines = i + 1
         }
-        func name(_ f: [ArraySlice<UInt8>]) -> String {
-            String(decoding: f[0].prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self).trimmingCharacters(in: .whitespaces).lowercased()
-        }
-        func value(_ f: [ArraySlice<UInt8>]) -> String {
-            let joined = f.map { String(decoding: $0, as: UTF8.self) }.joined(separator: " ")
-            return String(joined.drop { $0 != ":" }.dropFirst())
-        }
+        var header: [UInt8] = []
+        for line in lines[..<headerLines] { header += line + [13, 10] }
+        let fields = RawHeader.fields(header[...])
+        func named(_ f: RawHeaderField, _ names: String...) -> Bool { names.contains(f.name.lowercased()) }
+
         var recipients: [String] = []
         if takeRecipients {
-            for f in fields where ["to", "cc", "bcc"].contains(name(f)) {
-                for case .mailbox(_, let local, let domain) in AddressList.parse(value(f)) {
+            for f in fields where named(f, "to", "cc", "bcc") {
+                for case .mailbox(_, let local, let domain) in AddressList.parse(f.unfoldedValue) {
                     recipients.append(domain.map { "\(local)@\($0)" } ?? local)
                 }
             }
         }
         var out: [UInt8] = []
-        if !fields.contains(where: { name($0) == "from" }) {
+        if fields.first(named: "From") == nil {
             let address = sender.isEmpty ? "MAILER-DAEMON" : sender
             if let fullName, !fullName.isEmpty, fullName.allSatisfy({ $0.isASCII && $0 != "\"" && $0 != "\\" }) {
                 out += Array("From: \"\(fullName)\" <\(address)>\r\n".utf8)
@@ -213,9 +197,8 @@ struct SendmailCommand: AsyncParsableCommand {
                 out += Array("From: \(address)\r\n".utf8)
             }
         }
-        for f in fields where name(f) != "bcc" {
-            let lines = ["from", "to", "cc", "reply-to", "sender"].contains(name(f)) ? qualified(f, value: value(f), domain: domain) ?? f : f
-            for line in lines { out += line + [13, 10] }
+        for f in fields where !named(f, "bcc") {
+            out += named(f, "from", "to", "cc", "reply-to", "sender") ? qualified(f, domain: domain) ?? f.raw : f.raw
         }
         out += [13, 10]
         for line in lines[bodyStart...] { out += line + [13, 10] }
@@ -226,11 +209,10 @@ struct SendmailCommand: AsyncParsableCommand {
 extension SendmailCommand {
     /// An address field with a bare local part (`To: root`) written again with the domain added, one address a line;
     /// nil when every address has a domain (the field stays as written) or the field holds a group.
-    static func qualified(_ field: [ArraySlice<UInt8>], value: String, domain: String) -> [ArraySlice<UInt8>]? {
-        let items = AddressList.parse(value)
+    static func qualified(_ field: RawHeaderField, domain: String) -> [UInt8]? {
         var bare = false
         var addresses: [String] = []
-        for item in items {
+        for item in AddressList.parse(field.unfoldedValue) {
             guard case .mailbox(let name, let local, let d) = item else { return nil }
             if d == nil { bare = true }
             let address = "\(local)@\(d ?? domain)"
@@ -243,13 +225,7 @@ extension SendmailCommand {
             }
         }
         guard bare, !addresses.isEmpty else { return nil }
-        let fieldName = String(decoding: field[0].prefix { $0 != UInt8(ascii: ":") }, as: UTF8.self)
-        var lines = [ArraySlice(Array("\(fieldName): \(addresses[0])".utf8))]
-        for a in addresses.dropFirst() {
-            lines[lines.count - 1].append(UInt8(ascii: ","))
-            lines.append(ArraySlice(Array("\t\(a)".utf8)))
-        }
-        return lines
+        return Array("\(field.name): \(addresses.joined(separator: ",\r\n\t"))\r\n".utf8)
     }
 }
 
