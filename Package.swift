@@ -73,19 +73,24 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
 
-        .testTarget(name: "MailCoreTests", dependencies: ["MailCore"]),
-        .testTarget(name: "MailMessageTests", dependencies: ["MailMessage"]),
-        .testTarget(name: "SMTPCodecTests", dependencies: ["SMTPCodec", "MailCore"]),
-        .testTarget(name: "TernConfigTests", dependencies: ["TernConfig"]),
-        .testTarget(name: "IMAPCodecTests", dependencies: ["IMAPCodec"]),
-        .testTarget(name: "POP3CodecTests", dependencies: ["POP3Codec"]),
-        .testTarget(name: "SASLTests", dependencies: ["SASL", "MailStore"]),
-        .testTarget(name: "DKIMTests", dependencies: ["DKIM", "MailMessage"]),
-        .testTarget(name: "SpamFilterTests", dependencies: ["SpamFilter", "MailMessage"]),
-        .testTarget(name: "MailAuthTests", dependencies: ["MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
-        .testTarget(name: "DeliverabilityTests", dependencies: ["Deliverability", "MailCore"]),
-        .testTarget(name: "MailDNSTests", dependencies: ["MailDNS", "DNSResolverLive"]),
-        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["MailServer", "MailMessage", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        // Measurements that are not tests: the spam filter on a labelled corpus (bench/spam).
+        .executableTarget(name: "spam-corpus", dependencies: ["SpamFilter", "MailMessage"], path: "bench/spam/spam-corpus"),
+
+        // What every test target shares: fixtures in Tests/Fixtures, the manual clock.
+        .target(name: "TernTestSupport", dependencies: ["MailCore"], path: "Tests/TernTestSupport"),
+        .testTarget(name: "MailCoreTests", dependencies: ["TernTestSupport", "MailCore"]),
+        .testTarget(name: "MailMessageTests", dependencies: ["TernTestSupport", "MailMessage"]),
+        .testTarget(name: "SMTPCodecTests", dependencies: ["TernTestSupport", "SMTPCodec", "MailCore"]),
+        .testTarget(name: "TernConfigTests", dependencies: ["TernTestSupport", "TernConfig"]),
+        .testTarget(name: "IMAPCodecTests", dependencies: ["TernTestSupport", "IMAPCodec"]),
+        .testTarget(name: "POP3CodecTests", dependencies: ["TernTestSupport", "POP3Codec"]),
+        .testTarget(name: "SASLTests", dependencies: ["TernTestSupport", "SASL", "MailStore"]),
+        .testTarget(name: "DKIMTests", dependencies: ["TernTestSupport", "DKIM", "MailMessage"]),
+        .testTarget(name: "SpamFilterTests", dependencies: ["TernTestSupport", "SpamFilter", "MailMessage"]),
+        .testTarget(name: "MailAuthTests", dependencies: ["TernTestSupport", "MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
+        .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
+        .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
+        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "MailStoreSQLite", "MailStore", "MailCore"]),
+        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "MailServer", "MailMessage", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

@@ -1,5 +1,7 @@
 """Helpers for interop tests: start the real `tern` binary on loopback and inspect what it stored."""
 import base64
+import datetime
+import email.utils
 import os
 import re
 import signal
@@ -133,6 +135,21 @@ class Tern:
     def connect(self):
         s = socket.create_connection((self.host, self.smtp_port), timeout=10)
         return SMTPRaw(s)
+
+
+def date_now(offset_seconds=0):
+    """An RFC 5322 Date value for the time of sending (plus `offset_seconds`), in UTC, whatever the locale: tests never
+    date their messages with a fixed day, or the server's date checks would judge them older every day."""
+    moment = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=offset_seconds)
+    return email.utils.format_datetime(moment.replace(microsecond=0))
+
+
+def imap_date(date_value):
+    """The day of an RFC 5322 Date value in its own zone, as IMAP SEARCH writes dates (23-Nov-2026), whatever the
+    locale (RFC 3501 §6.4.4: SENTON compares the Date field's own day)."""
+    moment = email.utils.parsedate_to_datetime(date_value)
+    month = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][moment.month - 1]
+    return f"{moment.day}-{month}-{moment.year}"
 
 
 def free_udp_port():

@@ -10,13 +10,14 @@ import time
 import pytest
 
 from conftest import ALICE, BOB
-from ternlib import tls_context
+from ternlib import date_now, imap_date, tls_context
 
 PASSWORD = "secret-password-1"
 
 
-def deliver(tern, subject, to=ALICE, body="Hello there.\r\n", sender="carol@remote.test"):
-    msg = f"From: Carol <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n\r\n{body}"
+def deliver(tern, subject, to=ALICE, body="Hello there.\r\n", sender="carol@remote.test", date=None):
+    """Sends over port 25, dated at the time of sending unless `date` is given."""
+    msg = f"From: Carol <{sender}>\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date or date_now()}\r\n\r\n{body}"
     with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
         s.sendmail(sender, [to], msg.encode())
     return msg.encode()
@@ -72,7 +73,8 @@ def test_list_special_use_and_status(tern):
 
 
 def test_fetch_store_search(tern):
-    sent = [deliver(tern, f"msg {i}", body=f"body number {i}\r\n") for i in range(3)]
+    dated = date_now()
+    sent = [deliver(tern, f"msg {i}", body=f"body number {i}\r\n", date=dated) for i in range(3)]
     m = login(tern)
     typ, data = m.select("INBOX")
     assert data == [b"3"]
@@ -100,7 +102,7 @@ def test_fetch_store_search(tern):
     assert m.search(None, 'BODY "number 1"')[1] == [b"2"]
     assert m.search(None, "FROM", "carol")[1] == [b"1 2 3"]
     assert m.search(None, "OR", "FLAGGED", "SEEN")[1] == [b"1 2 3"]
-    assert m.search(None, "NOT", "FLAGGED", "SENTON", "23-Nov-2026")[1] == [b"2 3"]
+    assert m.search(None, "NOT", "FLAGGED", "SENTON", imap_date(dated))[1] == [b"2 3"]
     assert m.uid("SEARCH", "UID", "2:*")[1] == [b"2 3"]
     assert m.search(None, "LARGER", "10000")[1] == [b""]
 

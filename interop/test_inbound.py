@@ -15,7 +15,7 @@ import dkim
 import nacl.signing
 import pytest
 
-from ternlib import DNSServer, Tern, rsa_key
+from ternlib import DNSServer, Tern, date_now, rsa_key
 
 GOOD_IP, OTHER_IP, LISTED_IP, NOPTR_IP = "127.0.0.2", "127.0.0.7", "127.0.0.5", "127.0.0.8"
 RCPT = "bob@example.test"
@@ -87,7 +87,7 @@ def server(tmp_path, zone, name="tern", **checks):
 
 def message(sender, subject, body="Hello, this is a test message.\r\n"):
     return (f"From: Sender <{sender}>\r\nTo: {RCPT}\r\nSubject: {subject}\r\nMessage-ID: <{time.time()}@x>\r\n"
-            f"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n{body}").encode()
+            f"Date: {date_now()}\r\n\r\n{body}").encode()
 
 
 def send(tern, source_ip, mail_from, raw):
@@ -280,7 +280,7 @@ def test_check_message_command(tmp_path, zone):
     assert "refused at end of DATA: 550 5.7.1" in out, out
     # Without --ip: the client address comes from the newest Received field.
     path.write_bytes(b"Return-Path: <alice@good.test>\nReceived: from mx.good.test (mx.good.test [127.0.0.2])\n\tby mx.example.test; "
-                     b"Tue, 24 Nov 2026 10:00:00 +0000\n" + raw.replace(b"\r\n", b"\n"))
+                     + date_now(60).encode() + b"\n" + raw.replace(b"\r\n", b"\n"))
     out = t.run("check", "message", str(path)).stdout.decode()
     assert "client     127.0.0.2  helo mx.good.test  mail from <alice@good.test>" in out and "spf        pass" in out, out
     assert "spf helo   pass" in out, out
@@ -390,7 +390,7 @@ def test_bayes_training_from_files_and_imap_moves(tmp_path, zone):
     t.start()
     try:
         # Scored with the trained counts: the lottery message goes to Junk on the classifier's word alone.
-        lottery = (f"From: Lottery <win@good.test>\r\nTo: {RCPT}\r\nSubject: jackpot winner\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\n"
+        lottery = (f"From: Lottery <win@good.test>\r\nTo: {RCPT}\r\nSubject: jackpot winner\r\nDate: {date_now()}\r\n"
                    "Message-ID: <lot@x>\r\n\r\nClaim your casino jackpot prize now, lottery winner!\r\n").encode()
         assert send(t, GOOD_IP, "win@good.test", lottery)[0] == 250
         [junk] = stored(t, "Junk")

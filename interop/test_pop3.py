@@ -12,7 +12,7 @@ import time
 import pytest
 
 from conftest import ALICE
-from ternlib import strip_trace, tls_context
+from ternlib import date_now, strip_trace, tls_context
 
 PASSWORD = "secret-password-1"
 
@@ -24,7 +24,7 @@ def send(tern, msg, to=ALICE):
 
 def message(subject, body="Hello there.\r\n"):
     return (f"From: Carol <carol@remote.test>\r\nTo: {ALICE}\r\nSubject: {subject}\r\n"
-            f"Date: Mon, 23 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{subject.replace(' ', '.')}@remote.test>\r\n\r\n{body}").encode()
+            f"Date: {date_now()}\r\nMessage-ID: <{subject.replace(' ', '.')}@remote.test>\r\n\r\n{body}").encode()
 
 
 def pop(tern, user=ALICE, password=PASSWORD):

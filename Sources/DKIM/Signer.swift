@@ -107,7 +107,7 @@ public enum DKIMSigner {
 
     /// One DKIM-Signature field (with CRLF) per key, to put above the message's header. `bodyHash` is the SHA-256 of the
     /// relaxed-canonical body (`DKIMBodyHasher`).
-    public static func sign(headerFields: [RawHeaderField], bodyHash: [UInt8], keys: [DKIMKey], time: Date = Date()) throws -> [UInt8] {
+    public static func sign(headerFields: [RawHeaderField], bodyHash: [UInt8], keys: [DKIMKey], time: Date) throws -> [UInt8] {
         let names = headerList(for: headerFields)
         var canonicalHeaders: [UInt8] = []
         for f in DKIMHeaders.select(names, from: headerFields) { canonicalHeaders += DKIMHeaders.relaxed(f) }

@@ -59,7 +59,7 @@ public struct DKIMSignature: Sendable {
     public var field: RawHeaderField
 
     /// Parses the field; on failure returns the reason (a permerror, §6.1.1).
-    public static func parse(_ field: RawHeaderField, now: Date = Date()) -> Result<DKIMSignature, DKIMFailure> {
+    public static func parse(_ field: RawHeaderField, now: Date) -> Result<DKIMSignature, DKIMFailure> {
         guard let colon = field.raw.firstIndex(of: 58) else { return .failure(.malformed("no colon")) }
         let value = String(decoding: field.raw[(colon + 1)...], as: UTF8.self)
         guard let tags = DKIMTagList.parse(value) else { return .failure(.malformed("bad tag list")) }

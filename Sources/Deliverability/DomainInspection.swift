@@ -32,10 +32,13 @@ public struct DomainInspector: Sendable {
     public var selectors: [String]
     /// Opens an SMTP session with a mail host (name, address) as a sender would; nil: no probing.
     public var probe: (@Sendable (_ host: String, _ address: String) async -> SMTPProbeResult)?
+    /// The time SPF is evaluated at (%{t}).
+    public let clock: any WallClock
 
     public init(resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn, blocklists: [String] = [], selectors: [String] = [],
-                probe: (@Sendable (_ host: String, _ address: String) async -> SMTPProbeResult)? = nil) {
+                probe: (@Sendable (_ host: String, _ address: String) async -> SMTPProbeResult)? = nil, clock: any WallClock) {
         self.probe = probe
+        self.clock = clock
         self.resolver = resolver
         self.suffixes = suffixes
         self.blocklists = blocklists
@@ -152,7 +155,7 @@ public struct DomainInspector: Sendable {
             return
         }
         // Evaluated for an address no record should name (TEST-NET-1), so every mechanism is looked at and counted.
-        let outcome = await SPFChecker(resolver: resolver).checkHost(ip: "192.0.2.1", domain: domain, sender: "postmaster@\(domain)", helo: domain)
+        let outcome = await SPFChecker(resolver: resolver, clock: clock).checkHost(ip: "192.0.2.1", domain: domain, sender: "postmaster@\(domain)", helo: domain)
         let terms = record.lowercased().split(separator: " ")
         if outcome.result == .permerror {
             add("SPF", record, .problem, "permerror: \(outcome.reason)")

@@ -49,7 +49,7 @@ public struct DKIMCheck: Sendable {
     /// Signatures beyond `maxSignatures`.
     private var skipped = 0
 
-    public init(headerFields: [RawHeaderField], now: Date = Date()) {
+    public init(headerFields: [RawHeaderField], now: Date) {
         fields = headerFields
         let signatureFields = headerFields.filter { $0.name.caseInsensitiveCompare("DKIM-Signature") == .orderedSame }
         skipped = max(0, signatureFields.count - DKIMCheck.maxSignatures)
@@ -135,7 +135,7 @@ public struct DKIMCheck: Sendable {
 
 extension DKIMCheck {
     /// Verifies a message held in memory.
-    public static func verify(message: [UInt8], resolver: any DNSResolver, now: Date = Date()) async -> [DKIMOutcome] {
+    public static func verify(message: [UInt8], resolver: any DNSResolver, now: Date) async -> [DKIMOutcome] {
         let end = RawHeader.end(message)
         var check = DKIMCheck(headerFields: RawHeader.fields(message[..<end]), now: now)
         message.withUnsafeBytes { check.update(UnsafeRawBufferPointer(rebasing: $0[end...])) }

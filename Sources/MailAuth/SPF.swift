@@ -24,12 +24,15 @@ public struct SPFChecker: Sendable {
     public let resolver: any DNSResolver
     /// The receiving host's name (%{r} in explanations).
     public let receiver: String
+    /// The time of a check (%{t} in explanations).
+    public let clock: any WallClock
     public static let lookupLimit = 10
     public static let voidLimit = 2
 
-    public init(resolver: any DNSResolver, receiver: String = "unknown") {
+    public init(resolver: any DNSResolver, receiver: String = "unknown", clock: any WallClock) {
         self.resolver = resolver
         self.receiver = receiver
+        self.clock = clock
     }
 
     /// Checks the MAIL FROM identity (or, when it is empty, postmaster@HELO, §2.4) for `ip`.

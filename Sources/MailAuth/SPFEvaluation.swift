@@ -328,7 +328,7 @@ struct Evaluation {
     func context(domain: String) -> SPFMacro.Context {
         let at = sender.lastIndex(of: "@")!
         return SPFMacro.Context(sender: sender, local: String(sender[..<at]), senderDomain: String(sender[sender.index(after: at)...]),
-                                domain: domain, ip: ip, helo: helo, receiver: checker.receiver)
+                                domain: domain, ip: ip, helo: helo, receiver: checker.receiver, now: checker.clock.now)
     }
 
     /// The explanation for a fail (§6.2): the TXT record at the expanded exp= domain, itself macro-expanded. Any problem

@@ -13,6 +13,8 @@ enum SPFMacro {
         var helo: String
         var receiver: String
         var validatedName = "unknown"
+        /// %{t}: when the check runs.
+        var now: Date
     }
 
     static let letters: Set<Character> = ["s", "l", "o", "d", "i", "p", "v", "h"]
@@ -116,7 +118,7 @@ enum SPFMacro {
                 case "h": value = context.helo
                 case "c": value = context.ip.readable
                 case "r": value = context.receiver
-                case "t": value = String(Int(Date().timeIntervalSince1970))
+                case "t": value = String(Int(context.now.timeIntervalSince1970))
                 default: value = ""
                 }
                 var parts = value.split(whereSeparator: { delimiters.contains($0) }).map(String.init)

@@ -52,7 +52,7 @@ public enum DeliveryReport {
     ///   - original: the original message as queued (its header is returned, or all of it).
     ///   - returnHeadersOnly: RET=HDRS was asked for.
     public static func make(reportingMTA: String, postmaster: String, to sender: String, recipients: [RecipientStatus], original: [UInt8],
-                            queueID: String, envelopeID: String?, arrival: Date, returnHeadersOnly: Bool, now: Date = Date()) -> [UInt8] {
+                            queueID: String, envelopeID: String?, arrival: Date, returnHeadersOnly: Bool, now: Date) -> [UInt8] {
         let boundary = "\(queueID).\(Int(now.timeIntervalSince1970))/\(reportingMTA)"
         let delayed = recipients.allSatisfy { $0.action == .delayed }
         let subject = delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender"

@@ -18,7 +18,7 @@ enum DeliveryLogEvents {
 
     /// received, then checked (when the checks ran), then stored (per local recipient) and queued (remote ones).
     static func receipt(id: String, messageID: String?, received: String, checked: String?, local: [String], remote: [String],
-                        junk: Bool, related: String? = nil, at: Date = Date()) -> [DeliveryEvent] {
+                        junk: Bool, related: String? = nil, at: Date) -> [DeliveryEvent] {
         var events = [DeliveryEvent(at: at, queueID: id, messageID: messageID, kind: .received, detail: received, related: related)]
         if let checked { events.append(DeliveryEvent(at: at, queueID: id, kind: .checked, detail: checked)) }
         if !local.isEmpty {
@@ -39,7 +39,7 @@ enum DeliveryLogEvents {
 enum SenderNotice {
     /// `kind` and `sent` make the original's log line ("`sent` sent to <sender> as QUEUEID"); `received` the notice's own.
     static func delivery(_ bytes: [UInt8], to sender: String, about original: String, kind: DeliveryEvent.Kind, sent: String,
-                         received: String, logging: Bool, store: any MailStore) async -> Delivery {
+                         received: String, logging: Bool, store: any MailStore, now: Date) async -> Delivery {
         let envelope = StoredEnvelope(mailFrom: "", recipients: [.init(address: sender)])
         var targets: [DeliveryTarget] = []
         var remote: [StoredEnvelope.Recipient] = []
@@ -53,12 +53,12 @@ enum SenderNotice {
         let queueID = SessionID.make()
         var log: [DeliveryEvent] = []
         if logging {
-            log = [DeliveryEvent(queueID: original, kind: kind, detail: "\(sent) sent to <\(sender)> as \(queueID)")]
+            log = [DeliveryEvent(at: now, queueID: original, kind: kind, detail: "\(sent) sent to <\(sender)> as \(queueID)")]
                 + DeliveryLogEvents.receipt(id: queueID, messageID: nil, received: received, checked: nil,
                                             local: targets.isEmpty ? [] : [sender], remote: remote.map(\.address), junk: false,
-                                            related: original)
+                                            related: original, at: now)
         }
-        return Delivery(content: .inline(returnPath + bytes), envelope: envelope, targets: targets, remoteRecipients: remote,
-                        queueID: queueID, log: log)
+        return Delivery(content: .inline(returnPath + bytes), envelope: envelope, targets: targets,
+                        internalDate: now, remoteRecipients: remote, queueID: queueID, log: log)
     }
 }

@@ -88,6 +88,9 @@ struct SelectedMailbox {
     var uidValidity: UIDValidity
     var messages: [StoredMessage]
     var highestModSeq: ModSeq
+    /// The keywords this session has announced in FLAGS and PERMANENTFLAGS: a keyword appears in a FETCH response
+    /// only after the client has been told it exists (RFC 9051 §7.3.5).
+    var keywords: [String] = []
 
     func sequence(of uid: UID) -> Int? {
         var lo = 0, hi = messages.count - 1
@@ -227,6 +230,14 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     func dispatch(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
+        switch command {
+        case .search, .fetch, .store, .copy, .move, .sort, .thread:
+            // What these answer is what the store holds now: another session's flag changes and new messages are
+            // taken in (and announced) first; its expunges wait for a command that may report them (RFC 9051 §7.5.1).
+            if selected != nil { try await poll(&out, expunges: false, verify: false) }
+        default:
+            break
+        }
         switch command {
         case .capability:
             capability(tag: tag, &out)
@@ -496,12 +507,14 @@ final class IMAPSession: @unchecked Sendable {
         }
         let box = try await server.mailboxes.snapshot(boxID, current: current)
         let messages = box.messages
-        let m = SelectedMailbox(id: boxID, name: name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
+        var m = SelectedMailbox(id: boxID, name: name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
                                 highestModSeq: box.highestModSeq)
+        var inUse = Set<String>()
+        for message in messages { for k in message.keywords { inUse.insert(k) } }
+        m.keywords = inUse.sorted()
         out.line("* \(messages.count) EXISTS")
         out.line("* 0 RECENT")
-        out.line("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)")
-        out.line("* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)] Flags permitted")
+        flagsLines(&out, m.keywords)
         if let firstUnseen = messages.firstIndex(where: { !$0.flags.contains(.seen) }) {
             out.line("* OK [UNSEEN \(firstUnseen + 1)] First unseen")
         }
@@ -618,7 +631,11 @@ final class IMAPSession: @unchecked Sendable {
                 gone.append(i); i += 1
             }
         }
-        if !gone.isEmpty && !expunges { return }
+        if !gone.isEmpty && !expunges {
+            holdExpunges(&out, &m, latest: latest)
+            state = .selected(a, u, m)
+            return
+        }
         if !gone.isEmpty {
             if qresync {
                 out.line("* VANISHED \(SequenceSet.compact(gone.map { old[$0].uid.rawValue }))")
@@ -627,6 +644,9 @@ final class IMAPSession: @unchecked Sendable {
                 for index in gone.reversed() { out.line("* \(index + 1) EXPUNGE") }
             }
         }
+        // The messages after the ones kept are new (UIDs only grow).
+        let appended = new.dropFirst(old.count - gone.count)
+        announceKeywords(&out, &m, changed.flatMap { new[$0].keywords } + appended.flatMap(\.keywords))
         for index in changed {
             let c = new[index]
             out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
@@ -635,6 +655,57 @@ final class IMAPSession: @unchecked Sendable {
         m.messages = new
         m.highestModSeq = latest.highestModSeq
         state = .selected(a, u, m)
+    }
+
+    /// The view brought up to date except for expunges, which may not be reported now: an expunged message keeps its
+    /// sequence number (with its last known flags) until a command that may report it; the others take their current
+    /// flags and keywords (announced with FETCH), and new messages are added after them (announced with EXISTS).
+    func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot) {
+        let old = m.messages, new = latest.messages
+        var merged: [StoredMessage] = []
+        merged.reserveCapacity(max(old.count, new.count))
+        var changed: [Int] = []   // indices in `merged`
+        var j = 0
+        for message in old {
+            while j < new.count && new[j].uid < message.uid { j += 1 }
+            if j < new.count && new[j].uid == message.uid {
+                if new[j].flags != message.flags || new[j].keywords != message.keywords { changed.append(merged.count) }
+                merged.append(new[j])
+                j += 1
+            } else {
+                merged.append(message)
+            }
+        }
+        // UIDs only grow: what the view has not seen comes after everything in it.
+        let newest = old.last?.uid.rawValue ?? 0
+        let added = new.filter { $0.uid.rawValue > newest }
+        merged += added
+        announceKeywords(&out, &m, changed.flatMap { merged[$0].keywords } + added.flatMap(\.keywords))
+        for index in changed {
+            let c = merged[index]
+            out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
+        }
+        if merged.count != old.count { out.line("* \(merged.count) EXISTS") }
+        m.messages = merged
+        m.highestModSeq = latest.highestModSeq
+    }
+
+    /// FLAGS and PERMANENTFLAGS: the system flags, the keywords in use, and `\*` (any new keyword may be stored).
+    func flagsLines(_ out: inout IMAPOutput, _ keywords: [String]) {
+        let names = (["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + keywords).joined(separator: " ")
+        out.line("* FLAGS (\(names))")
+        out.line("* OK [PERMANENTFLAGS (\(names) \\*)] Flags permitted")
+    }
+
+    /// Announces (FLAGS, PERMANENTFLAGS) the keywords among `candidates` this session has not yet told the client of;
+    /// called before any FETCH response that may name them.
+    func announceKeywords(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, _ candidates: some Sequence<String>) {
+        var added = false
+        for k in candidates where !m.keywords.contains(where: { $0.caseInsensitiveCompare(k) == .orderedSame }) {
+            m.keywords.append(k)
+            added = true
+        }
+        if added { flagsLines(&out, m.keywords) }
     }
 
     func flagsItem(_ m: StoredMessage) -> String {
@@ -720,7 +791,7 @@ final class IMAPSession: @unchecked Sendable {
         for m in messages {
             guard m.data.count <= server.config.limits.maxMessageSize else { throw IMAPFailure.no("[TOOBIG] Message too large") }
             let (flags, keywords) = try Self.parseFlags(m.flags)
-            var date = Date()
+            var date = server.clock.now
             if let d = m.internalDate {
                 guard let parsed = Self.parseInternalDate(d) else { throw IMAPFailure.bad("Invalid date-time \(d)") }
                 date = parsed
@@ -753,6 +824,7 @@ final class IMAPSession: @unchecked Sendable {
                                                              flags: flags, keywords: keywords,
                                                              unchangedSince: unchangedSince.map { ModSeq(rawValue: $0) })
         guard case .selected(let a, let u, var current) = state else { return }
+        announceKeywords(&out, &current, changed.flatMap(\.keywords))
         for c in changed {
             guard let seq = current.sequence(of: c.uid) else { continue }
             current.messages[seq - 1] = c

@@ -83,9 +83,12 @@ public final class InboundChecks: Sendable {
     let exempt: [IPNetwork]
     let rates: RateLimiter
     let greylist: Greylist
+    /// The time rate limits, greylisting, DKIM expiry, SPF's %{t} and the date rules are judged at.
+    let clock: any WallClock
 
-    public init(config: TernConfiguration, resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn) {
+    public init(config: TernConfiguration, resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn, clock: any WallClock) {
         settings = config.checks
+        self.clock = clock
         self.resolver = resolver
         self.suffixes = suffixes
         hostname = config.hostname
@@ -131,14 +134,14 @@ public final class InboundChecks: Sendable {
             }
             return (nil, SMTPReply(550, "5.7.25", "Reverse DNS validation failed for [\(client.address)]: \(iprev.reason)"))
         }
-        if countRates, settings.ratePerClient > 0, !rates.take("c:" + RateLimiter.clientKey(client.address), limit: settings.ratePerClient) {
+        if countRates, settings.ratePerClient > 0, !rates.take("c:" + RateLimiter.clientKey(client.address), limit: settings.ratePerClient, now: clock.now) {
             return (nil, SMTPReply(451, "4.7.1", "Too many messages from [\(client.address)], try again later", isClientFault: false))
         }
-        if countRates, settings.ratePerSender > 0, !sender.isEmpty, !rates.take("s:" + sender.lowercased(), limit: settings.ratePerSender) {
+        if countRates, settings.ratePerSender > 0, !sender.isEmpty, !rates.take("s:" + sender.lowercased(), limit: settings.ratePerSender, now: clock.now) {
             return (nil, SMTPReply(451, "4.7.1", "Too many messages from <\(sender)>, try again later", isClientFault: false))
         }
         guard settings.spf else { return (nil, nil) }
-        let checker = SPFChecker(resolver: resolver, receiver: hostname)
+        let checker = SPFChecker(resolver: resolver, receiver: hostname, clock: clock)
         // The HELO identity on its own as well (RFC 7208 §2.3), in parallel; for a null sender the MAIL FROM check
         // already is the HELO check.
         async let heloOutcome: SPFOutcome? = !sender.isEmpty && SenderSPF.isDomainName(helo)
@@ -150,10 +153,10 @@ public final class InboundChecks: Sendable {
     // MARK: RCPT TO
 
     /// Greylisting: a temporary refusal for a triplet not seen (long enough) before.
-    func recipient(client: ClientFacts, sender: String, recipient: String, now: Date = Date()) -> SMTPReply? {
+    func recipient(client: ClientFacts, sender: String, recipient: String) -> SMTPReply? {
         guard settings.greylisting, !client.exempt, client.allowlisted == nil else { return nil }
         let key = "\(RateLimiter.clientKey(client.address))|\(sender.lowercased())|\(recipient.lowercased())"
-        switch greylist.check(key, now: now) {
+        switch greylist.check(key, now: clock.now) {
         case .pass: return nil
         case .wait(let seconds):
             return SMTPReply(451, "4.7.1", "Greylisted, please try again in \(seconds) seconds", isClientFault: false)
@@ -169,7 +172,7 @@ public final class InboundChecks: Sendable {
     func content(client: ClientFacts, spf senderSPF: SenderSPF?, helo: String, mailFrom: String, head: [UInt8],
                  fields: [(field: RawHeaderField, offset: Int)], dkim: inout DKIMCheck,
                  features precomputed: MessageFeatures? = nil,
-                 store: (any MailStore)? = nil, owner: AccountID? = nil, now: Date = Date()) async -> ContentVerdict {
+                 store: (any MailStore)? = nil, owner: AccountID? = nil, now: Date) async -> ContentVerdict {
         var removals: [Range<Int>] = []
         for (f, offset) in fields {
             let name = f.name.lowercased()
@@ -244,11 +247,12 @@ public final class InboundChecks: Sendable {
         let (spf, refusal) = await self.mailFrom(client: client, helo: helo, sender: mailFrom, countRates: false)
         report.spf = spf?.mailFrom
         report.spfHelo = spf?.helo
-        var read = ReceivedContent(head: Array(message.prefix(ReceivedContent.maxHead)), prefixLength: 0, settings: settings) { from, chunk in
+        // A saved message is judged as of when it arrived (its newest Received field), so that its Date is not "old".
+        let fields = RawHeader.fields(message[..<RawHeader.end(message)])
+        let arrived = fields.first(named: "Received").flatMap { ReceivedPath.parse($0.unfoldedValue).date } ?? clock.now
+        var read = ReceivedContent(head: Array(message.prefix(ReceivedContent.maxHead)), prefixLength: 0, settings: settings, now: arrived) { from, chunk in
             message.withUnsafeBytes { chunk(UnsafeRawBufferPointer(rebasing: $0[min(from, $0.count)...])) }
         }
-        // A saved message is judged as of when it arrived (its newest Received field), so that its Date is not "old".
-        let arrived = read.fields.lazy.map(\.field).first(named: "Received").flatMap { ReceivedPath.parse($0.unfoldedValue).date } ?? Date()
         let verdict = await content(client: client, spf: spf, helo: helo, mailFrom: mailFrom, head: read.head, fields: read.fields,
                                     dkim: &read.dkim, features: read.features, store: store, now: arrived)
         report.dkim = verdict.results.dkim
@@ -296,7 +300,7 @@ struct ReceivedContent: Sendable {
     /// `head`: the message's first octets, of which the first `prefixLength` are trace fields Tern added itself (not
     /// part of what arrived). `body(offset, consumer)` passes the message from `offset` to the end in pieces; it is
     /// called only when the message has signatures to verify.
-    init(head: [UInt8], prefixLength: Int, settings: TernConfiguration.Checks,
+    init(head: [UInt8], prefixLength: Int, settings: TernConfiguration.Checks, now: Date,
          body: (Int, (UnsafeRawBufferPointer) -> Void) throws -> Void) rethrows {
         self.head = head
         let end = RawHeader.end(head)
@@ -307,7 +311,7 @@ struct ReceivedContent: Sendable {
             offset += f.raw.count
         }
         self.fields = fields
-        dkim = DKIMCheck(headerFields: fields.map(\.field))
+        dkim = DKIMCheck(headerFields: fields.map(\.field), now: now)
         if settings.dkim && dkim.hasSignatures {
             var check = dkim
             try body(end) { check.update($0) }
@@ -320,7 +324,7 @@ struct ReceivedContent: Sendable {
 extension InboundChecks {
     /// Reads a received message back from its sink (blocking file reads when it was spooled).
     func read(_ sink: MessageSink) throws -> ReceivedContent {
-        try ReceivedContent(head: sink.head(max: ReceivedContent.maxHead), prefixLength: sink.prefixLength, settings: settings) {
+        try ReceivedContent(head: sink.head(max: ReceivedContent.maxHead), prefixLength: sink.prefixLength, settings: settings, now: clock.now) {
             try sink.forEachChunk(from: $0, $1)
         }
     }
@@ -343,7 +347,7 @@ final class RateLimiter: Sendable {
     init(capacity: Int = 100_000) { self.capacity = capacity }
 
     /// Counts one message for `key`; false when that would exceed `limit` in the last hour.
-    func take(_ key: String, limit: Int, now: Date = Date()) -> Bool {
+    func take(_ key: String, limit: Int, now: Date) -> Bool {
         let t = now.timeIntervalSince1970
         let window = Int(t / 3600)
         let elapsed = t / 3600 - Double(window)

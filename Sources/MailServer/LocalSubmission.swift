@@ -34,7 +34,7 @@ public enum LocalSubmission {
     /// and the delivery log ("root (uid 0)").
     public static func submit(_ message: [UInt8], mailFrom: String, recipients: [EmailAddress], origin: String,
                               config: TernConfiguration, store: any MailStore, blobs: BlobStore, inlineLimit: Int,
-                              logger: Logger) async throws -> Receipt {
+                              clock: any WallClock, logger: Logger) async throws -> Receipt {
         guard !recipients.isEmpty else { throw Failure.noRecipients }
         var targets: [DeliveryTarget] = []
         var remote: [StoredEnvelope.Recipient] = []
@@ -51,7 +51,8 @@ public enum LocalSubmission {
             }
         }
         let id = SessionID.make()
-        let received = "Received: by \(config.hostname) (Tern sendmail, from \(origin))\r\n\tid \(id); \(TraceHeaders.rfc5322Date(Date()))\r\n"
+        let now = clock.now
+        let received = "Received: by \(config.hostname) (Tern sendmail, from \(origin))\r\n\tid \(id); \(TraceHeaders.rfc5322Date(now))\r\n"
         let sink = MessageSink(blobs: blobs, inlineLimit: inlineLimit, maxSize: config.limits.maxMessageSize + received.utf8.count,
                                prefix: received)
         sink.append(message)
@@ -63,7 +64,7 @@ public enum LocalSubmission {
         let prepared: (content: MessageContent, messageID: String?)
         do {
             prepared = try SubmissionPreparation.finish(sink, keys: keys, hostname: config.hostname, queueID: id, mailFrom: mailFrom,
-                                                        logger: logger)
+                                                        now: now, logger: logger)
         } catch {
             sink.discard()
             throw error
@@ -73,11 +74,11 @@ public enum LocalSubmission {
         let log = config.keepsDeliveryLog
             ? DeliveryLogEvents.receipt(id: id, messageID: prepared.messageID,
                                         received: "from \(origin) via tern sendmail, MAIL FROM <\(mailFrom)>, \(recipients.count) recipient\(recipients.count == 1 ? "" : "s"), \(prepared.content.size) octets",
-                                        checked: nil, local: local, remote: remote.map(\.address), junk: false)
+                                        checked: nil, local: local, remote: remote.map(\.address), junk: false, at: now)
             : []
         do {
             _ = try await store.deliver(Delivery(content: prepared.content, envelope: envelope, targets: targets,
-                                                 remoteRecipients: remote, queueID: id, log: log))
+                                                 internalDate: now, remoteRecipients: remote, queueID: id, log: log))
         } catch {
             if case .blob(let key, _) = prepared.content { blobs.remove(key) }
             throw error

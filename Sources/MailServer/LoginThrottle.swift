@@ -21,7 +21,7 @@ public final class LoginThrottle: Sendable {
     }
 
     /// Whether the address is blocked now.
-    public func isBlocked(_ address: String, now: Date = Date()) -> Bool {
+    public func isBlocked(_ address: String, now: Date) -> Bool {
         entries.withLock { e in
             guard let entry = e[address] else { return false }
             if now.timeIntervalSince(entry.windowStart) > window { e[address] = nil; return false }
@@ -29,7 +29,7 @@ public final class LoginThrottle: Sendable {
         }
     }
 
-    public func recordFailure(_ address: String, now: Date = Date()) {
+    public func recordFailure(_ address: String, now: Date) {
         entries.withLock { e in
             if e.count >= Self.maxTracked { e = e.filter { now.timeIntervalSince($0.value.windowStart) <= window } }
             if var entry = e[address], now.timeIntervalSince(entry.windowStart) <= window {
@@ -58,7 +58,7 @@ enum PasswordCheck {
 
     static func check(_ server: ServerContext, service: String, remoteAddress: String, user: String, password: String) async throws -> Outcome {
         let throttle = server.loginThrottle
-        guard !throttle.isBlocked(remoteAddress) else {
+        guard !throttle.isBlocked(remoteAddress, now: server.clock.now) else {
             server.logger.notice("\(service) login refused: too many failures from this address")
             return .blocked
         }
@@ -66,7 +66,7 @@ enum PasswordCheck {
             throttle.recordSuccess(remoteAddress)
             return .success(account, address)
         }
-        throttle.recordFailure(remoteAddress)
+        throttle.recordFailure(remoteAddress, now: server.clock.now)
         server.logger.notice("\(service) login failed", metadata: ["user": "\(user)"])
         try? await Task.sleep(for: .seconds(1))
         return .failed
@@ -74,7 +74,7 @@ enum PasswordCheck {
 
     /// A login answered from the store's verified-login cache alone, with no wait; nil: use `check`.
     static func cached(_ server: ServerContext, remoteAddress: String, user: String, password: String) -> (AccountID, EmailAddress)? {
-        guard !server.loginThrottle.isBlocked(remoteAddress), let address = try? EmailAddress.parse(user),
+        guard !server.loginThrottle.isBlocked(remoteAddress, now: server.clock.now), let address = try? EmailAddress.parse(user),
               let account = server.store.cachedLogin(address, password: password) else { return nil }
         server.loginThrottle.recordSuccess(remoteAddress)
         return (account, address)

@@ -31,13 +31,12 @@ final class MailTester: Sendable {
     }
 
     /// Why no reply is owed, or nil when one is.
-    func refusal(header: [RawHeaderField], mailFrom: String, client: String) -> String? {
+    func refusal(header: [RawHeaderField], mailFrom: String, client: String, now: Date) -> String? {
         if mailFrom.isEmpty { return "null sender" }
         func value(_ name: String) -> String? { header.first(named: name)?.unfoldedValue.lowercased() }
         if let auto = value("Auto-Submitted"), !auto.hasPrefix("no") { return "Auto-Submitted: \(auto)" }
         if let precedence = value("Precedence"), ["bulk", "list", "junk"].contains(precedence) { return "Precedence: \(precedence)" }
         if value("List-Id") != nil { return "mailing-list message" }
-        let now = Date()
         return sent.withLock { table in
             let keys = ["from:" + mailFrom.lowercased(), "ip:" + client]
             for k in keys { table[k] = table[k, default: []].filter { now.timeIntervalSince($0) < 3600 } }
@@ -58,14 +57,15 @@ final class MailTester: Sendable {
                  received: String?, inbound: InboundChecks, store: any MailStore, keys: [String: [DKIMKey]],
                  logger: Logger) async throws -> String {
         let fields = RawHeader.fields(bytes[..<RawHeader.end(bytes)])
+        let now = inbound.clock.now
         var log: [DeliveryEvent] = []
         if let received {
-            log.append(DeliveryEvent(queueID: id, messageID: DeliveryLogEvents.messageID(fields), kind: .received, detail: received))
+            log.append(DeliveryEvent(at: now, queueID: id, messageID: DeliveryLogEvents.messageID(fields), kind: .received, detail: received))
         }
-        if let why = refusal(header: fields, mailFrom: mailFrom, client: client) {
+        if let why = refusal(header: fields, mailFrom: mailFrom, client: client, now: now) {
             logger.info("mail tester: no report", metadata: ["msg": "\(id)", "from": "\(mailFrom)", "why": "\(why)"])
             if received != nil {
-                log.append(DeliveryEvent(queueID: id, kind: .tested, detail: "for <\(testerAddress)>: no report sent (\(why))"))
+                log.append(DeliveryEvent(at: now, queueID: id, kind: .tested, detail: "for <\(testerAddress)>: no report sent (\(why))"))
                 try await store.log(log)
             }
             return "checked; no report sent (\(why))"
@@ -74,9 +74,9 @@ final class MailTester: Sendable {
         let report = MessageReport(checks: checks, message: bytes)
         let score = String(format: "%.1f", report.score)
         var delivery = await SenderNotice.delivery(
-            try reply(report: report, original: bytes, testerAddress: testerAddress, to: mailFrom, keys: keys), to: mailFrom,
+            try reply(report: report, original: bytes, testerAddress: testerAddress, to: mailFrom, keys: keys, now: now), to: mailFrom,
             about: id, kind: .tested, sent: "for <\(testerAddress)>: report (score \(score)/10)",
-            received: "mail tester report on \(id), from <\(testerAddress)>", logging: received != nil, store: store)
+            received: "mail tester report on \(id), from <\(testerAddress)>", logging: received != nil, store: store, now: now)
         delivery.log = log + delivery.log
         _ = try await store.deliver(delivery)
         logger.info("mail tester: report sent", metadata: ["msg": "\(id)", "to": "\(mailFrom)", "queue": "\(delivery.queueID)", "score": "\(score)"])
@@ -86,7 +86,7 @@ final class MailTester: Sendable {
     /// The reply: the report as text, then the header of what arrived (text/rfc822-headers, RFC 6522), DKIM-signed
     /// for the tester's domain when Tern has a key for it.
     func reply(report: MessageReport, original: [UInt8], testerAddress: String, to sender: String,
-               keys: [String: [DKIMKey]], now: Date = Date()) throws -> [UInt8] {
+               keys: [String: [DKIMKey]], now: Date) throws -> [UInt8] {
         let header = original[..<RawHeader.end(original)]
         let fields = RawHeader.fields(header)
         let messageID = fields.first(named: "Message-ID")?.unfoldedValue

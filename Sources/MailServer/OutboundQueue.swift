@@ -20,6 +20,8 @@ public final class OutboundQueue: Sendable {
     let resolver: any DNSResolver
     let courier: SMTPCourier
     let config: TernConfiguration
+    /// The time retries are scheduled by, and expiry and delay notices judged by.
+    let clock: any WallClock
     let logger: Logger
     private let state = Mutex(State())
     private let signal = WakeSignal()
@@ -46,8 +48,10 @@ public final class OutboundQueue: Sendable {
         var key: JobKey { JobKey(message: message.id, domain: domain) }
     }
 
-    public init(store: any MailStore, resolver: any DNSResolver, courier: SMTPCourier, config: TernConfiguration, logger: Logger) {
+    public init(store: any MailStore, resolver: any DNSResolver, courier: SMTPCourier, config: TernConfiguration, clock: any WallClock,
+                logger: Logger) {
         self.store = store
+        self.clock = clock
         self.resolver = resolver
         self.courier = courier
         self.config = config
@@ -75,9 +79,10 @@ public final class OutboundQueue: Sendable {
         // messages being delivered still look due there and would be read again and again.
         var newest: Int64 = 0
         var fromStart = true
-        var lastFullScan = Date.distantPast
+        // Elapsed time, not the time of day: a clock set back must not stop the rescans.
+        var lastFullScan = ContinuousClock.now
         while !Task.isCancelled {
-            if fromStart { lastFullScan = Date() }
+            if fromStart { lastFullScan = .now }
             var cursor: Int64 = fromStart ? 0 : newest
             var full = true
             while full && !Task.isCancelled {
@@ -98,13 +103,13 @@ public final class OutboundQueue: Sendable {
                     break
                 }
                 let next = (try? await store.nextQueueAttempt()) ?? .distantFuture
-                guard next <= Date() else { continue }
+                guard next <= clock.now else { continue }
                 let (busy, refill) = state.withLock { s -> (Bool, Bool) in
                     let refill = s.leftBehind && s.inFlight.count < Self.maxInFlight / 2
                     if refill { s.leftBehind = false }
                     return (!s.inFlight.isEmpty, refill)
                 }
-                if !busy || refill || Date().timeIntervalSince(lastFullScan) >= Self.busyRescan {
+                if !busy || refill || lastFullScan.duration(to: .now) >= .seconds(Self.busyRescan) {
                     fromStart = true
                     break
                 }
@@ -122,7 +127,7 @@ public final class OutboundQueue: Sendable {
     /// One pass over due messages with ids above `cursor`; returns whether the batch was full (more may be due) and
     /// the last id seen.
     func scan(after cursor: Int64) async throws -> (Bool, Int64) {
-        let now = Date()
+        let now = clock.now
         let due = try await store.queuedMessages(dueBy: now, after: cursor, limit: Self.scanBatch)
         var lastID = cursor
         var byDomain: [String: [Job]] = [:]
@@ -352,7 +357,7 @@ public final class OutboundQueue: Sendable {
     enum Outcome { case delivered, failed, deferred }
 
     func record(_ job: Job, _ outcomes: [(QueuedRecipient, Outcome, String)], host: String?, tls: Bool = false) async {
-        let now = Date()
+        let now = clock.now
         let giveUp = job.message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
         var attempts: [DeliveryAttempt] = []
         let logging = config.keepsDeliveryLog
@@ -453,14 +458,15 @@ public final class OutboundQueue: Sendable {
     /// The notification message for the sender (see SenderNotice).
     func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus], _ kind: DeliveryEvent.Kind,
                 _ what: String) async -> Delivery {
+        let now = clock.now
         var original = message.content ?? []
         if message.content == nil { original = (try? await store.content(of: message.messageID)) ?? [] }
         let bytes = DeliveryReport.make(reportingMTA: config.hostname, postmaster: "MAILER-DAEMON@\(config.hostname)", to: message.envelope.mailFrom,
                                         recipients: statuses, original: original, queueID: message.queueID, envelopeID: message.envelope.envelopeID,
-                                        arrival: message.created, returnHeadersOnly: message.envelope.dsnReturn == "HDRS")
+                                        arrival: message.created, returnHeadersOnly: message.envelope.dsnReturn == "HDRS", now: now)
         return await SenderNotice.delivery(bytes, to: message.envelope.mailFrom, about: message.queueID, kind: kind, sent: what,
                                            received: "\(what) about \(message.queueID), from MAILER-DAEMON@\(config.hostname)",
-                                           logging: config.keepsDeliveryLog, store: store)
+                                           logging: config.keepsDeliveryLog, store: store, now: now)
     }
 }
 

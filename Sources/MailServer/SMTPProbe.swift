@@ -10,8 +10,8 @@ import X509
 
 extension SMTPCourier {
     /// `probe` for every mail host at `port`, certificates verified against the CA certificates of the PEM file
-    /// `caFile`, or the system's trusted roots.
-    public func prober(port: Int, caFile: String?) throws -> @Sendable (_ host: String, _ address: String) async -> SMTPProbeResult {
+    /// `caFile`, or the system's trusted roots, as valid at the time `clock` tells.
+    public func prober(port: Int, caFile: String?, clock: any WallClock) throws -> @Sendable (_ host: String, _ address: String) async -> SMTPProbeResult {
         let roots: CertificateStore
         if let caFile {
             let pem = try String(contentsOfFile: caFile, encoding: .utf8)
@@ -19,13 +19,13 @@ extension SMTPCourier {
         } else {
             roots = CertificateStore.systemTrustRoots
         }
-        return { host, address in await self.probe(host: host, address: address, port: port, roots: roots) }
+        return { host, address in await self.probe(host: host, address: address, port: port, roots: roots, validationTime: clock.now) }
     }
 
     /// Asks a mail host what a sender would: connects to `address`, reads the greeting, says EHLO, and when STARTTLS
     /// is offered starts TLS (SNI `host`), says EHLO again over it and verifies the certificate for `host` against
-    /// `roots`; then QUIT. Sends no mail. Replies are waited for `replyTimeout` at most.
-    public func probe(host: String, address: String, port: Int, roots: CertificateStore) async -> SMTPProbeResult {
+    /// `roots` as valid at `validationTime`; then QUIT. Sends no mail. Replies are waited for `replyTimeout` at most.
+    public func probe(host: String, address: String, port: Int, roots: CertificateStore, validationTime: Date) async -> SMTPProbeResult {
         var result = SMTPProbeResult(host: host, address: address, port: port)
         let presented = Mutex<[NIOSSLCertificate]>([])
         let context: NIOSSLContext
@@ -75,7 +75,7 @@ extension SMTPCourier {
                 result.certificateNames = names.compactMap { if case .dnsName(let n) = $0 { return n } else { return nil } }
             }
             var verifier = Verifier(rootCertificates: roots) {
-                RFC5280Policy(validationTime: Date())
+                RFC5280Policy(validationTime: validationTime)
                 ServerIdentityPolicy(serverHostname: host, serverIP: nil)
             }
             switch await verifier.validate(leaf: leaf, intermediates: intermediates) {

@@ -248,7 +248,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         guard let name = SASLMechanismName(rawValue: mechanism) else {
             return perform(machine.countError(SMTPReply(504, "5.5.4", "Unrecognized authentication mechanism")), context: context)
         }
-        guard !server.loginThrottle.isBlocked(slot.remoteAddress) else {
+        guard !server.loginThrottle.isBlocked(slot.remoteAddress, now: server.clock.now) else {
             logger.notice("AUTH refused: too many failures from this address")
             return write(SMTPReply(454, "4.7.0", "Too many failed logins from your address, try again later", isClientFault: false), context: context)
         }
@@ -331,7 +331,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             let reply = SMTPReply(535, "5.7.8", "Authentication credentials invalid")
             // PLAIN and LOGIN failures were recorded and delayed by the password check; SCRAM's are done here.
             if scram {
-                server.loginThrottle.recordFailure(slot.remoteAddress)
+                server.loginThrottle.recordFailure(slot.remoteAddress, now: server.clock.now)
                 logger.notice("SMTP login failed (SCRAM)")
                 runAsync(context: context, { try await Task.sleep(for: .seconds(1)) }) { handler, _, context in
                     handler.perform(handler.machine.countError(reply), context: context)
@@ -484,7 +484,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let single = txn.recipients.count == 1 ? txn.recipients[0].address.description : nil
         let received = TraceHeaders.received(heloName: machine.heloName ?? "unknown", clientAddress: slot.remoteAddress, reverseName: nil,
                                              hostname: server.config.hostname, protocolName: proto, id: transactionID,
-                                             tls: nil, singleRecipient: single, date: Date())
+                                             tls: nil, singleRecipient: single, date: server.clock.now)
         let reversePath: String
         switch txn.reversePath {
         case .null: reversePath = ""
@@ -551,6 +551,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let store = server.store
         let id = transactionID
         let loop = context.eventLoop
+        // The time of arrival: INTERNALDATE, the delivery log's lines, and the Date/Message-ID submission adds.
+        let now = server.clock.now
         // The delivery log: what arrived from whom, and where it went (written in the delivery's own commit).
         let logging = server.config.keepsDeliveryLog
         let received = logging ? receivedDetail(txn, size: sink.size) : ""
@@ -560,7 +562,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let events: @Sendable (String?, String?, Bool) -> [DeliveryEvent] = { messageID, checked, junk in
             guard logging else { return [] }
             return DeliveryLogEvents.receipt(id: id, messageID: messageID, received: received, checked: checked,
-                                             local: localAddresses, remote: remoteAddresses, junk: junk)
+                                             local: localAddresses, remote: remoteAddresses, junk: junk, at: now)
         }
         let bound = NIOLoopBound((self, context), eventLoop: loop)
         let recipients = txn.recipients.count
@@ -572,8 +574,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
         let finalTargets = targets, remoteRecipients = remote
         let commitTo: @Sendable (MessageContent, [DeliveryTarget], [DeliveryEvent]) -> Void = { content, targets, log in
-            store.deliver(Delivery(content: content, envelope: envelope, targets: targets, remoteRecipients: remoteRecipients, queueID: id,
-                                   log: log)) { result in
+            store.deliver(Delivery(content: content, envelope: envelope, targets: targets, internalDate: now,
+                                   remoteRecipients: remoteRecipients, queueID: id, log: log)) { result in
                 if case .failure = result, case .blob(let key, _) = content {
                     // Nothing references the file: remove it so a failed delivery leaves nothing behind.
                     server.blobs.remove(key)
@@ -594,7 +596,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     let verdict = await inbound.content(client: client, spf: spf, helo: helo, mailFrom: envelope.mailFrom,
                                                         head: read.head, fields: read.fields, dkim: &dkim, features: read.features,
                                                         store: store,
-                                                        owner: finalTargets.count == 1 ? finalTargets[0].account : nil)
+                                                        owner: finalTargets.count == 1 ? finalTargets[0].account : nil,
+                                                        now: inbound.clock.now)
                     logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
                     var targets = finalTargets, isJunk = false
                     let messageID = logging ? DeliveryLogEvents.messageID(read.fields.map(\.field)) : nil
@@ -604,8 +607,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                         if logging {
                             // received and checked (no recipient got it), then the refusal.
                             let log = DeliveryLogEvents.receipt(id: id, messageID: messageID, received: received, checked: verdict.summary,
-                                                                local: [], remote: [], junk: false)
-                                + [DeliveryEvent(queueID: id, kind: .refused, detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))]
+                                                                local: [], remote: [], junk: false, at: now)
+                                + [DeliveryEvent(at: now, queueID: id, kind: .refused, detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))]
                             do { try await store.log(log) } catch { logger.error("cannot write the delivery log", metadata: ["error": "\(error)"]) }
                         }
                         return finish(.failure(reply))
@@ -635,7 +638,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     guard state == .active else { return finish(.failure(ChannelError.ioOnClosedChannel)) }
                     do {
                         let prepared = try SubmissionPreparation.finish(unsafeSink.value, keys: keys, hostname: hostname, queueID: id,
-                                                                        mailFrom: mailFrom, logger: logger)
+                                                                        mailFrom: mailFrom, now: now, logger: logger)
                         commit(prepared.content, prepared.messageID)
                     } catch {
                         unsafeSink.value.discard()
@@ -697,7 +700,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     // Judged as it would leave: with the Message-ID, Date and DKIM signatures submission adds.
                     let prefix = try await server.threadPool.runIfActive {
                         try SubmissionPreparation.prefix(unsafeSink.value, keys: keys, hostname: server.config.hostname, queueID: id,
-                                                         mailFrom: mailFrom, logger: logger).prefix
+                                                         mailFrom: mailFrom, now: server.clock.now, logger: logger).prefix
                     }
                     bytes = prefix + bytes
                 }

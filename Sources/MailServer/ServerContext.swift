@@ -15,6 +15,8 @@ public struct ServerContext: Sendable {
     public var blobs: BlobStore
     public var tls: NIOSSLContext?
     public var logger: Logger
+    /// The time of day for everything the sessions do (Received and Date fields, INTERNALDATE, throttling, checks).
+    public var clock: any WallClock
     public var threadPool: NIOThreadPool
     /// Messages up to this size are kept in memory and stored inline.
     public var inlineLimit: Int
@@ -40,7 +42,8 @@ public struct ServerContext: Sendable {
     let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
     public init(config: TernConfiguration, store: any MailStore, blobs: BlobStore, tls: NIOSSLContext?, logger: Logger,
-                threadPool: NIOThreadPool, inlineLimit: Int) {
+                clock: any WallClock, threadPool: NIOThreadPool, inlineLimit: Int) {
+        self.clock = clock
         self.config = config
         self.store = store
         self.blobs = blobs

@@ -11,7 +11,7 @@ import Synchronization
 public final class DKIMKeyring: Sendable {
     let store: any MailStore
     let logger: Logger
-    private let cache = Mutex<(keys: [String: [DKIMKey]], loaded: Date)?>(nil)
+    private let cache = Mutex<(keys: [String: [DKIMKey]], loaded: ContinuousClock.Instant)?>(nil)
     static let lifetime: TimeInterval = 60
 
     public init(store: any MailStore, logger: Logger) {
@@ -21,7 +21,7 @@ public final class DKIMKeyring: Sendable {
 
     /// The keys to sign with, by domain.
     func current() async -> [String: [DKIMKey]] {
-        if let c = cache.withLock({ $0 }), Date().timeIntervalSince(c.loaded) < Self.lifetime { return c.keys }
+        if let c = cache.withLock({ $0 }), c.loaded.duration(to: .now) < .seconds(Self.lifetime) { return c.keys }
         let keys: [String: [DKIMKey]]
         do {
             let logger = self.logger
@@ -32,7 +32,7 @@ public final class DKIMKeyring: Sendable {
             logger.error("cannot read DKIM keys", metadata: ["error": "\(error)"])
             return cache.withLock { $0?.keys } ?? [:]
         }
-        cache.withLock { $0 = (keys, Date()) }
+        cache.withLock { $0 = (keys, .now) }
         return keys
     }
 
@@ -64,21 +64,21 @@ enum SubmissionPreparation {
 
     /// Runs blocking work (reads a spool file, signs): call it off the event loop.
     static func finish(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
-                       logger: Logger) throws -> (content: MessageContent, messageID: String?) {
-        let (prefix, messageID) = try self.prefix(sink, keys: keys, hostname: hostname, queueID: queueID, mailFrom: mailFrom, logger: logger)
+                       now: Date, logger: Logger) throws -> (content: MessageContent, messageID: String?) {
+        let (prefix, messageID) = try self.prefix(sink, keys: keys, hostname: hostname, queueID: queueID, mailFrom: mailFrom, now: now,
+                                                  logger: logger)
         return (try sink.finish(prepending: prefix), messageID)
     }
 
     /// What submission puts in front of the message (DKIM signatures, then a Message-ID and Date when missing), and the
     /// message's Message-ID; the sink is read, not finished.
     static func prefix(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
-                       logger: Logger) throws -> (prefix: [UInt8], messageID: String?) {
+                       now: Date, logger: Logger) throws -> (prefix: [UInt8], messageID: String?) {
         let head = try sink.head(max: maxHeader)
         let headerEnd = RawHeader.end(head)
         var fields = RawHeader.fields(head[..<headerEnd])
         func has(_ name: String) -> Bool { fields.contains { $0.name.caseInsensitiveCompare(name) == .orderedSame } }
         var added = ""
-        let now = Date()
         if !has("Message-ID") {
             added += "Message-ID: <\(queueID).\(Int(now.timeIntervalSince1970))@\(hostname)>\r\n"
         }

@@ -7,8 +7,8 @@ import X509
 /// The server's TLS certificate: the configured one, or a self-signed one made on first start and kept in
 /// `<data>/tls` so that clients that pinned it keep working across restarts.
 public enum TLSMaterial {
-    public static func serverContext(certificate: URL?, key: URL?, dataDirectory: URL, hostname: String) throws -> NIOSSLContext {
-        let (certPath, keyPath) = try paths(certificate: certificate, key: key, dataDirectory: dataDirectory, hostname: hostname)
+    public static func serverContext(certificate: URL?, key: URL?, dataDirectory: URL, hostname: String, now: Date) throws -> NIOSSLContext {
+        let (certPath, keyPath) = try paths(certificate: certificate, key: key, dataDirectory: dataDirectory, hostname: hostname, now: now)
         let chain = try NIOSSLCertificate.fromPEMFile(certPath.path)
         let privateKey = try NIOSSLPrivateKey(file: keyPath.path, format: .pem)
         var config = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
@@ -17,7 +17,7 @@ public enum TLSMaterial {
         return try NIOSSLContext(configuration: config)
     }
 
-    public static func paths(certificate: URL?, key: URL?, dataDirectory: URL, hostname: String) throws -> (URL, URL) {
+    public static func paths(certificate: URL?, key: URL?, dataDirectory: URL, hostname: String, now: Date) throws -> (URL, URL) {
         if let certificate, let key { return (certificate, key) }
         let dir = dataDirectory.appendingPathComponent("tls")
         let cert = dir.appendingPathComponent("selfsigned-cert.pem"), keyFile = dir.appendingPathComponent("selfsigned-key.pem")
@@ -25,17 +25,16 @@ public enum TLSMaterial {
             return (cert, keyFile)
         }
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        let (certPEM, keyPEM) = try makeSelfSigned(hostname: hostname)
+        let (certPEM, keyPEM) = try makeSelfSigned(hostname: hostname, now: now)
         FileManager.default.createFile(atPath: keyFile.path, contents: Data(keyPEM.utf8), attributes: [.posixPermissions: 0o600])
         try Data(certPEM.utf8).write(to: cert)
         return (cert, keyFile)
     }
 
-    /// A self-signed P-256 certificate for `hostname`, valid for ten years.
-    public static func makeSelfSigned(hostname: String) throws -> (certificate: String, key: String) {
+    /// A self-signed P-256 certificate for `hostname`, valid for ten years from an hour before `now`.
+    public static func makeSelfSigned(hostname: String, now: Date) throws -> (certificate: String, key: String) {
         let key = P256.Signing.PrivateKey()
         let name = try DistinguishedName { CommonName(hostname) }
-        let now = Date()
         let cert = try Certificate(
             version: .v3,
             serialNumber: Certificate.SerialNumber(),

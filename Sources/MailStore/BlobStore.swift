@@ -17,12 +17,11 @@ public struct BlobStore: Sendable {
         try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
     }
 
-    /// A new unique blob key: time-ordered, random, safe as a file name.
+    /// A new unique blob key: 128 random bits, safe as a file name. (No time in it: a key names contents, and two
+    /// processes, or a clock set back, must never make the same one.)
     public static func newKey() -> String {
-        let t = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 16)
         var rng = SystemRandomNumberGenerator()
-        let r = String(rng.next(), radix: 16)
-        return "\(t)-\(r)"
+        return String(rng.next(), radix: 16) + "-" + String(rng.next(), radix: 16)
     }
 
     public func directory(for key: String) -> URL {

@@ -184,7 +184,7 @@ public struct Delivery: Sendable {
     /// Delivery-log lines written in the same commit.
     public var log: [DeliveryEvent]
 
-    public init(content: MessageContent, envelope: StoredEnvelope, targets: [DeliveryTarget], internalDate: Date = Date(),
+    public init(content: MessageContent, envelope: StoredEnvelope, targets: [DeliveryTarget], internalDate: Date,
                 flags: MessageFlags = [], keywords: [String] = [], remoteRecipients: [StoredEnvelope.Recipient] = [], queueID: String = "",
                 log: [DeliveryEvent] = []) {
         self.log = log

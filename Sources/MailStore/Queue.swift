@@ -182,7 +182,7 @@ public struct DeliveryEvent: Sendable, Equatable {
     /// For a message this server made about another (a bounce, a delay notice, a tester report): the other's queue id.
     public var related: String?
 
-    public init(at: Date = Date(), queueID: String, messageID: String? = nil, kind: Kind, detail: String, related: String? = nil) {
+    public init(at: Date, queueID: String, messageID: String? = nil, kind: Kind, detail: String, related: String? = nil) {
         self.related = related
         self.at = at
         self.queueID = queueID

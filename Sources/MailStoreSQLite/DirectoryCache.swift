@@ -60,7 +60,9 @@ final class DirectoryCache: Sendable {
     /// Marks the directory as changed, for every process that caches it.
     func bump() throws {
         let tmp = file.deletingLastPathComponent().appendingPathComponent("directory.generation.\(getpid()).tmp")
-        try Data("\(Date().timeIntervalSince1970)\n".utf8).write(to: tmp)
+        // The contents only need to differ from the last write's (the file's identity is what readers compare).
+        var rng = SystemRandomNumberGenerator()
+        try Data("\(rng.next())\n".utf8).write(to: tmp)
         guard rename(tmp.path, file.path) == 0 else { throw FileSystemError(errno: errno, "rename \(file.path)") }
         state.withLock { $0.entries.removeAll(); $0.generation = nil }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import MailCore
 import MailStore
 import Synchronization
 
@@ -27,6 +28,8 @@ final class GroupCommitter: @unchecked Sendable {
     private let condition = NSCondition()
     private let pool: DatabasePool
     private let blobs: BlobStore
+    /// The time a message row records as its arrival.
+    private let clock: any WallClock
     /// The largest batch committed at once: bounds the time one transaction holds the write lock.
     static let maxBatch = 512
     /// The writer thread ends after this long without work and is started again by the next delivery.
@@ -35,10 +38,11 @@ final class GroupCommitter: @unchecked Sendable {
     private let onCommit: @Sendable ([MailboxID]) -> Void
     private let onQueued: @Sendable () -> Void
 
-    init(pool: DatabasePool, blobs: BlobStore, onCommit: @escaping @Sendable ([MailboxID]) -> Void = { _ in },
+    init(pool: DatabasePool, blobs: BlobStore, clock: any WallClock, onCommit: @escaping @Sendable ([MailboxID]) -> Void = { _ in },
          onQueued: @escaping @Sendable () -> Void = {}) {
         self.pool = pool
         self.blobs = blobs
+        self.clock = clock
         self.onCommit = onCommit
         self.onQueued = onQueued
     }
@@ -85,6 +89,7 @@ final class GroupCommitter: @unchecked Sendable {
         condition.lock()
         while true {
             while pending.isEmpty {
+                // An idle timeout (elapsed time); NSCondition takes it as a date.
                 if !condition.wait(until: Date().addingTimeInterval(Self.idleTimeout)) && pending.isEmpty {
                     writerRunning = false
                     condition.unlock()
@@ -108,12 +113,13 @@ final class GroupCommitter: @unchecked Sendable {
             try blobs.syncDirectories(for: deliveries.compactMap {
                 if case .blob(let key, _) = $0.content { return key } else { return nil }
             })
+            let now = clock.now
             results = try pool.write { db in
                 deliveries.map { delivery in
                     do {
                         var receipt: DeliveryReceipt?
                         try db.inSavepoint {
-                            receipt = try GroupCommitter.insert(db, delivery)
+                            receipt = try GroupCommitter.insert(db, delivery, now: now)
                             return .commit
                         }
                         return .success(receipt!)
@@ -133,15 +139,15 @@ final class GroupCommitter: @unchecked Sendable {
         if zip(deliveries, results).contains(where: { d, r in !d.remoteRecipients.isEmpty && (try? r.get()) != nil }) { onQueued() }
     }
 
-    static func insert(_ db: Database, _ delivery: Delivery) throws -> DeliveryReceipt {
+    static func insert(_ db: Database, _ delivery: Delivery, now: Date) throws -> DeliveryReceipt {
         let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
         let blobKey: String?, inline: Data?
         switch delivery.content {
         case .inline(let bytes): blobKey = nil; inline = Data(bytes)
         case .blob(let key, _): blobKey = key; inline = nil
         }
-        try db.cachedStatement(sql: "INSERT INTO message(size, blob_key, content, received, envelope) VALUES (?, ?, ?, ?, ?)")
-            .execute(arguments: [delivery.content.size, blobKey, inline, Date().timeIntervalSince1970, envelope])
+        try db.cachedStatement(sql: "INSERT INTO message(id, size, blob_key, content, received, envelope) VALUES (\(Schema.nextIDSQL("message")), ?, ?, ?, ?, ?)")
+            .execute(arguments: [delivery.content.size, blobKey, inline, now.timeIntervalSince1970, envelope])
         let messageID = db.lastInsertedRowID
         try DeliveryLogSQL.insert(db, delivery.log)
         var placements: [(MailboxID, UID)] = []
@@ -170,7 +176,7 @@ final class GroupCommitter: @unchecked Sendable {
             placements.append((mailbox, UID(UInt32(uid))))
         }
         if !delivery.remoteRecipients.isEmpty {
-            try QueueSQL.insert(db, messageID: messageID, delivery: delivery)
+            try QueueSQL.insert(db, messageID: messageID, delivery: delivery, now: now)
         }
         return DeliveryReceipt(messageID: messageID, placements: placements)
     }

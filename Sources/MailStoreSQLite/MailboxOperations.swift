@@ -47,6 +47,7 @@ extension SQLiteMailStore {
 
     public func renameMailbox(account: AccountID, from: String, to: String) async throws {
         guard to != "INBOX", !to.isEmpty else { throw StoreError.invalid("cannot rename to \(to)") }
+        let now = clock.now
         try await write { db in
             guard try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, to]) == nil else {
                 throw StoreError.alreadyExists("mailbox \(to)")
@@ -56,7 +57,7 @@ extension SQLiteMailStore {
             }
             if from == "INBOX" {
                 // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays, empty.
-                try Schema.createMailbox(db, account: account, name: to, specialUse: nil)
+                try Schema.createMailbox(db, account: account, name: to, specialUse: nil, now: now)
                 let target = db.lastInsertedRowID
                 try db.execute(sql: """
                     UPDATE mailbox_message SET mailbox_id = ?1 WHERE mailbox_id = ?2

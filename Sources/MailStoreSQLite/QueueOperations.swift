@@ -14,8 +14,8 @@ enum QueueSQL {
     static let prefetchLimit = 32 * 1024
 
     /// Queue rows for a delivery's remote recipients (inside the delivery's transaction).
-    static func insert(_ db: Database, messageID: MessageID, delivery: Delivery) throws {
-        let now = Date().timeIntervalSince1970
+    static func insert(_ db: Database, messageID: MessageID, delivery: Delivery, now date: Date) throws {
+        let now = date.timeIntervalSince1970
         let queueID = delivery.queueID.isEmpty ? BlobStore.newKey() : delivery.queueID
         try db.cachedStatement(sql: "INSERT INTO queue(queue_id, message_id, created) VALUES (?, ?, ?)")
             .execute(arguments: [queueID, messageID, now])
@@ -99,8 +99,8 @@ extension SQLiteMailStore {
     }
 
     public func recordAttempts(_ attempts: [DeliveryAttempt], completing message: Int64) async throws -> QueuedMessage? {
+        let now = clock.now.timeIntervalSince1970
         let (result, keys) = try await batcher.write { db -> (QueuedMessage?, [String]) in
-            let now = Date().timeIntervalSince1970
             let statement = try db.cachedStatement(sql: """
                 UPDATE queue_recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_attempt = ?, last_reply = ?,
                   remote_host = coalesce(?, remote_host)
@@ -150,10 +150,11 @@ extension SQLiteMailStore {
     /// referenced and tells the observers. `change` returns whether it changed anything (the notification is stored
     /// only then) and the blob keys it freed.
     private func committedWrite(_ notification: Delivery?, _ change: @escaping @Sendable (Database) throws -> (Bool, [String])) async throws {
+        let now = clock.now
         let (freed, queued, touched) = try await batcher.write { db -> ([String], Bool, [MailboxID]) in
             let (changed, freed) = try change(db)
             guard changed, let notification else { return (freed, false, []) }
-            let placements = try GroupCommitter.insert(db, notification).placements.map(\.mailbox)
+            let placements = try GroupCommitter.insert(db, notification, now: now).placements.map(\.mailbox)
             return (freed, !notification.remoteRecipients.isEmpty, placements)
         }
         for key in freed { blobs.remove(key) }
@@ -162,8 +163,8 @@ extension SQLiteMailStore {
     }
 
     public func retryQueued(queueID: String?) async throws -> Int {
-        try await write { db in
-            let now = Date().timeIntervalSince1970
+        let now = clock.now.timeIntervalSince1970
+        return try await write { db in
             if let queueID {
                 try db.execute(sql: """
                     UPDATE queue_recipient SET next_attempt = ? WHERE status = 0 AND queue_id = (SELECT id FROM queue WHERE queue_id = ?)

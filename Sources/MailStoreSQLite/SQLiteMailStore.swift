@@ -15,6 +15,8 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public let dataDirectory: URL
     public let blobs: BlobStore
+    /// The time of arrivals, queue schedules, UIDVALIDITY and the directory's records.
+    public let clock: any WallClock
     let pool: DatabasePool
     let committer: GroupCommitter
     /// Threads for the blocking SQLite calls of async methods. GRDB's own async API waits for a free reader on the
@@ -28,8 +30,9 @@ public final class SQLiteMailStore: MailStore, Sendable {
     let batcher: WriteBatcher
     let verifiedLogins = VerifiedLogins()
 
-    public init(dataDirectory: URL) throws {
+    public init(dataDirectory: URL, clock: any WallClock) throws {
         self.dataDirectory = dataDirectory
+        self.clock = clock
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         blobs = try BlobStore(root: dataDirectory.appendingPathComponent("blobs"), tmp: dataDirectory.appendingPathComponent("tmp"))
         io = NIOThreadPool(numberOfThreads: 8)
@@ -46,7 +49,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
         try Schema.migrate(pool)
         let hub = changes
         let queueHub = queueChanges
-        committer = GroupCommitter(pool: pool, blobs: blobs, onCommit: { hub.notify($0) }, onQueued: { queueHub.notify() })
+        committer = GroupCommitter(pool: pool, blobs: blobs, clock: clock, onCommit: { hub.notify($0) }, onQueued: { queueHub.notify() })
         directoryCache = DirectoryCache(dataDirectory: dataDirectory)
         batcher = WriteBatcher(pool: pool)
     }
@@ -84,11 +87,12 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func addDomain(_ name: String) async throws {
         let domain = Domain.canonical(try Domain.validate(name, allowUTF8: true))
+        let now = clock.now.timeIntervalSince1970
         try await changeDirectory { db in
             if try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) != nil {
                 throw StoreError.alreadyExists("domain \(domain)")
             }
-            try db.execute(sql: "INSERT INTO domain(name, created) VALUES (?, ?)", arguments: [domain, Date().timeIntervalSince1970])
+            try db.execute(sql: "INSERT INTO domain(name, created) VALUES (?, ?)", arguments: [domain, now])
         }
     }
 
@@ -115,6 +119,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func addAccount(_ address: EmailAddress, password: String) async throws -> AccountID {
         let hash = PasswordHash.make(password: password).encoded
         let local = address.localPart.lowercased(), domain = address.normalizedDomain
+        let now = clock.now
         return try await changeDirectory { db in
             guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
                 throw StoreError.notFound("domain \(domain) (add it first with `tern domain add \(domain)`)")
@@ -125,13 +130,12 @@ public final class SQLiteMailStore: MailStore, Sendable {
             if try Int64.fetchOne(db, sql: "SELECT id FROM alias WHERE domain_id = ? AND localpart = ?", arguments: [domainID, local]) != nil {
                 throw StoreError.alreadyExists("alias \(local)@\(domain)")
             }
-            let now = Date().timeIntervalSince1970
             try db.execute(sql: "INSERT INTO account(domain_id, localpart, password, created) VALUES (?, ?, ?, ?)",
-                           arguments: [domainID, local, hash, now])
+                           arguments: [domainID, local, hash, now.timeIntervalSince1970])
             let account = db.lastInsertedRowID
-            try Schema.createMailbox(db, account: account, name: "INBOX", specialUse: nil)
+            try Schema.createMailbox(db, account: account, name: "INBOX", specialUse: nil, now: now)
             for role in SpecialUse.allCases {
-                try Schema.createMailbox(db, account: account, name: role.defaultName, specialUse: role)
+                try Schema.createMailbox(db, account: account, name: role.defaultName, specialUse: role, now: now)
             }
             try db.execute(sql: "INSERT INTO subscription(account_id, name) SELECT account_id, name FROM mailbox WHERE account_id = ?",
                            arguments: [account])
@@ -348,11 +352,12 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func createMailbox(account: AccountID, name: String) async throws -> MailboxID {
         guard !name.isEmpty, !name.contains("\0") else { throw StoreError.invalid("invalid mailbox name") }
         let canonical = name.uppercased() == "INBOX" ? "INBOX" : name
+        let now = clock.now
         return try await write { db in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, canonical]) {
                 return id
             }
-            try Schema.createMailbox(db, account: account, name: canonical, specialUse: nil)
+            try Schema.createMailbox(db, account: account, name: canonical, specialUse: nil, now: now)
             return db.lastInsertedRowID
         }
     }

@@ -145,7 +145,26 @@ enum Schema {
         CREATE INDEX delivery_log_message ON delivery_log(message_id) WHERE message_id IS NOT NULL;
         CREATE INDEX delivery_log_at ON delivery_log(at);
         """,
+        // 6: ids that are never handed out twice. SQLite gives a new row the largest rowid + 1, so deleting the newest
+        // message or mailbox let the next one take its id, and whatever was keyed by it (IMAP's envelope and header
+        // caches, a mailbox's shared view) answered with the old one's data, across accounts. Messages and
+        // mailboxes now take their ids from `id_sequence`, which only grows; UIDVALIDITY likewise never repeats
+        // within an account, even for a mailbox deleted and made again in the same second (RFC 9051 §2.3.1.1).
+        """
+        CREATE TABLE id_sequence(name TEXT PRIMARY KEY, last INTEGER NOT NULL) WITHOUT ROWID;
+        INSERT INTO id_sequence(name, last) VALUES ('message', coalesce((SELECT max(id) FROM message), 0));
+        INSERT INTO id_sequence(name, last) VALUES ('mailbox', coalesce((SELECT max(id) FROM mailbox), 0));
+        CREATE TRIGGER message_id_sequence AFTER INSERT ON message BEGIN
+          UPDATE id_sequence SET last = max(last, NEW.id) WHERE name = 'message'; END;
+        CREATE TRIGGER mailbox_id_sequence AFTER INSERT ON mailbox BEGIN
+          UPDATE id_sequence SET last = max(last, NEW.id) WHERE name = 'mailbox'; END;
+        ALTER TABLE account ADD COLUMN last_uidvalidity INTEGER NOT NULL DEFAULT 0;
+        UPDATE account SET last_uidvalidity = coalesce((SELECT max(uidvalidity) FROM mailbox WHERE account_id = account.id), 0);
+        """,
     ]
+
+    /// The next id of `message` or `mailbox` rows: one more than any ever handed out (see migration 6).
+    static func nextIDSQL(_ table: String) -> String { "(SELECT last + 1 FROM id_sequence WHERE name = '\(table)')" }
 
     static var currentVersion: Int { migrations.count }
 
@@ -168,12 +187,17 @@ enum Schema {
         }
     }
 
-    static func createMailbox(_ db: Database, account: Int64, name: String, specialUse: SpecialUse?) throws {
-        // UIDVALIDITY: seconds since 1970, made unique per account by taking the max with existing ones + 1.
-        let now = Int64(Date().timeIntervalSince1970) & 0xFFFF_FFFF
-        let maxExisting = try Int64.fetchOne(db, sql: "SELECT max(uidvalidity) FROM mailbox WHERE account_id = ?", arguments: [account]) ?? 0
-        let validity = max(now, maxExisting + 1)
-        try db.execute(sql: "INSERT INTO mailbox(account_id, name, special_use, uidvalidity) VALUES (?, ?, ?, ?)",
+    static func createMailbox(_ db: Database, account: Int64, name: String, specialUse: SpecialUse?, now date: Date) throws {
+        // UIDVALIDITY: seconds since 1970, and above every value this account's mailboxes ever had (deleted ones
+        // included), so that a client never pairs old UIDs with a new mailbox of the same name.
+        let now = Int64(date.timeIntervalSince1970) & 0xFFFF_FFFF
+        let last = try Int64.fetchOne(db, sql: """
+            SELECT max(a.last_uidvalidity, coalesce((SELECT max(uidvalidity) FROM mailbox WHERE account_id = a.id), 0))
+            FROM account a WHERE a.id = ?
+            """, arguments: [account]) ?? 0
+        let validity = max(now, last + 1)
+        try db.execute(sql: "UPDATE account SET last_uidvalidity = ? WHERE id = ?", arguments: [validity, account])
+        try db.execute(sql: "INSERT INTO mailbox(id, account_id, name, special_use, uidvalidity) VALUES (\(nextIDSQL("mailbox")), ?, ?, ?, ?)",
                        arguments: [account, name, specialUse?.rawValue, validity])
     }
 }

@@ -103,7 +103,7 @@ public enum SpamScorer {
     ]
 
     public static func score(_ f: MessageFeatures, facts: AuthenticationFacts = AuthenticationFacts(), bayes: Double?,
-                             now: Date? = Date(), weights: [String: Double] = weights) -> SpamReport {
+                             now: Date?, weights: [String: Double] = weights) -> SpamReport {
         var hits: [SpamRuleHit] = []
         func hit(_ name: String, _ description: String) {
             let points = weights[name] ?? 0

@@ -138,7 +138,7 @@ struct CheckAddresses: AsyncParsableCommand {
         let showProgress = progress ?? (isatty(2) == 1)
         // The bar's scale costs a pass over the file: only when the bar is shown.
         let bar = ProgressBar(total: showProgress ? ProgressBar.countLines(file) : 0, enabled: showProgress)
-        let started = Date()
+        let started = ContinuousClock.now
         var seen = Set<AddressDigest>()
         var rows = 0, kept = 0, normalized = 0
         var reasons: [String: Int] = [:]
@@ -202,7 +202,8 @@ struct CheckAddresses: AsyncParsableCommand {
         try clean.close()
         try dropped.close()
         bar.finish(rows)
-        let seconds = Date().timeIntervalSince(started)
+        let elapsed = started.duration(to: .now).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18
         print("\(rows) rows read in \(String(format: "%.1f", seconds)) s: \(kept) kept (\(normalized) normalised), \(rows - kept) removed")
         for (kind, n) in reasons.sorted(by: { $0.value > $1.value }) { print(String(format: "  %9d  ", n) + kind) }
         print("kept:    \(cleanPath)\nremoved: \(removedPath)")

@@ -5,6 +5,7 @@ import DNSResolverLive
 import Foundation
 import Logging
 import MailAuth
+import MailCore
 import MailMessage
 import MailServer
 import MailStore
@@ -135,7 +136,7 @@ struct CheckCommand: AsyncParsableCommand {
             }
             let resolver = LiveResolver(config: config)
             let checks = InboundChecks(config: config, resolver: resolver,
-                                       suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory))
+                                       suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory), clock: SystemClock())
             let report = await checks.evaluate(message: message, clientAddress: address, helo: helo ?? trace.helo ?? "",
                                                mailFrom: mailFrom ?? trace.returnPath ?? "", store: store)
             print(MessageReport(checks: report, message: message).render(), terminator: "")

@@ -3,6 +3,7 @@ import Deliverability
 import DNSResolverLive
 import Foundation
 import MailAuth
+import MailCore
 import MailServer
 import MailStoreSQLite
 import NIOPosix
@@ -35,7 +36,7 @@ struct CheckDomain: AsyncParsableCommand {
         var selectors = self.selectors
         // Tern's own selectors for the domain, when this machine runs Tern for it.
         if FileManager.default.fileExists(atPath: config.dataDirectory.appendingPathComponent("tern.db").path),
-           let store = try? SQLiteMailStore(dataDirectory: config.dataDirectory),
+           let store = try? SQLiteMailStore(dataDirectory: config.dataDirectory, clock: SystemClock()),
            let keys = try? await store.dkimKeys(domain: domain.lowercased()) {
             selectors += keys.map(\.selector).filter { !selectors.contains($0) }
         }
@@ -45,11 +46,11 @@ struct CheckDomain: AsyncParsableCommand {
             var courier = try SMTPCourier(group: MultiThreadedEventLoopGroup.singleton, heloName: config.hostname)
             courier.connectTimeout = .seconds(Int64(timeout))
             courier.replyTimeout = .seconds(Int64(timeout))
-            probe = try courier.prober(port: config.delivery.remotePort, caFile: caFile)
+            probe = try courier.prober(port: config.delivery.remotePort, caFile: caFile, clock: SystemClock())
         }
         let inspector = DomainInspector(resolver: resolver, suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory),
                                         blocklists: blocklists.isEmpty ? config.checks.blocklists : blocklists,
-                                        selectors: selectors, probe: probe)
+                                        selectors: selectors, probe: probe, clock: SystemClock())
         let report = await inspector.inspect(domain)
         if json {
             try printJSON(report)

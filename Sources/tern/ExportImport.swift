@@ -102,7 +102,7 @@ struct ExportCommand: AsyncParsableCommand {
     func exportMaildirTar(store: SQLiteMailStore, boxes: [MailboxInfo]) async throws {
         let out = try Output(path: nil)
         let tar = TarWriter()
-        let now = Date()
+        let now = store.clock.now
         for box in boxes {
             let dir = Self.folder(for: box).isEmpty ? "Maildir" : "Maildir/\(Self.folder(for: box))"
             for sub in ["", "/cur", "/new", "/tmp"] {
@@ -145,7 +145,7 @@ struct ImportCommand: AsyncParsableCommand {
         guard FileManager.default.fileExists(atPath: source, isDirectory: &isDir) else { throw ValidationError("\(source) does not exist") }
         let importer = Importer(store: store, account: account, recipient: addr.canonical)
         if isDir.boolValue {
-            let items = try maildirItems()
+            let items = try maildirItems(now: store.clock.now)
             for name in Set(items.map(\.mailbox)) { _ = try await store.createMailbox(account: account, name: name) }
             let progress = Progress(total: items.count, label: "importing")
             for (n, item) in items.enumerated() {
@@ -165,17 +165,17 @@ struct ImportCommand: AsyncParsableCommand {
             var read = 0
             while let chunk = try handle.read(upToCount: 1 << 20), !chunk.isEmpty {
                 read += chunk.count
-                for m in splitter.feed(Array(chunk)[...]) { try await importer.add(m, mailbox: target, flags: [], date: Date()) }
+                for m in splitter.feed(Array(chunk)[...]) { try await importer.add(m, mailbox: target, flags: [], date: store.clock.now) }
                 progress.update(read)
             }
-            for m in splitter.finish() { try await importer.add(m, mailbox: target, flags: [], date: Date()) }
+            for m in splitter.finish() { try await importer.add(m, mailbox: target, flags: [], date: store.clock.now) }
             try await importer.flush()
             progress.finish()
         }
         print("imported \(importer.imported) messages into \(addr.canonical)")
     }
 
-    func maildirItems() throws -> [Item] {
+    func maildirItems(now: Date) throws -> [Item] {
         let root = URL(fileURLWithPath: source)
         var folders: [(URL, String)] = [(root, mailbox ?? "INBOX")]
         if mailbox == nil {
@@ -203,7 +203,7 @@ struct ImportCommand: AsyncParsableCommand {
                     if letters.contains("F") { flags.insert(.flagged) }
                     if letters.contains("T") { flags.insert(.deleted) }
                     if letters.contains("D") { flags.insert(.draft) }
-                    let date = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? Date()
+                    let date = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? now
                     items.append(Item(url: url, mailbox: box, flags: flags, date: date))
                 }
             }

@@ -19,7 +19,8 @@ enum DKIMKeys {
     }
 
     /// Selectors `tYYYYMMDDr` (RSA) and `tYYYYMMDDe` (Ed25519); a second generation on one day gets a suffix.
-    static func generate(store: SQLiteMailStore, domain: String, now: Date = Date()) async throws -> [DKIMKey] {
+    static func generate(store: SQLiteMailStore, domain: String) async throws -> [DKIMKey] {
+        let now = store.clock.now
         let existing = Set(try await store.dkimKeys(domain: domain).map(\.selector))
         var made: [DKIMKey] = []
         for algorithm in DKIMKey.Algorithm.allCases {
@@ -107,12 +108,12 @@ struct DNSRecordsCommand: AsyncParsableCommand {
         if let ipv4, !AddressLiteral.isIPv4(ipv4) { throw ValidationError("\(ipv4) is not an IPv4 address") }
         if let ipv6, !AddressLiteral.isIPv6(ipv6) { throw ValidationError("\(ipv6) is not an IPv6 address") }
         let keys = try await DKIMKeys.active(store: store, domain: domain)
-        print(DNSRecords.zone(domain: domain, host: config.hostname, ipv4: ipv4, ipv6: ipv6, keys: keys), terminator: "")
+        print(DNSRecords.zone(domain: domain, host: config.hostname, ipv4: ipv4, ipv6: ipv6, keys: keys, now: store.clock.now), terminator: "")
     }
 }
 
 enum DNSRecords {
-    static func zone(domain: String, host: String, ipv4: String?, ipv6: String?, keys: [DKIMKey]) -> String {
+    static func zone(domain: String, host: String, ipv4: String?, ipv6: String?, keys: [DKIMKey], now: Date) -> String {
         let d = domain + "."
         let h = host + "."
         var out = "; DNS records for \(domain), served by \(host). Publish them in the zone of \(domain)"
@@ -131,7 +132,7 @@ enum DNSRecords {
         out += ZoneRecords.txt("_dmarc.\(d)", "v=DMARC1; p=none; rua=mailto:postmaster@\(domain); adkim=s; aspf=s") + "\n"
         out += "\n; MTA-STS (RFC 8461): the policy itself is served at https://mta-sts.\(domain)/.well-known/mta-sts.txt\n"
         out += ";   version: STSv1\\n mode: testing\\n mx: \(host)\\n max_age: 604800\n"
-        out += ZoneRecords.txt("_mta-sts.\(d)", "v=STSv1; id=\(DKIMKeys.selectorDate(Date()))01") + "\n"
+        out += ZoneRecords.txt("_mta-sts.\(d)", "v=STSv1; id=\(DKIMKeys.selectorDate(now))01") + "\n"
         out += "\n; TLS-RPT (RFC 8460): where other servers report TLS problems reaching \(domain)\n"
         out += ZoneRecords.txt("_smtp._tls.\(d)", "v=TLSRPTv1; rua=mailto:postmaster@\(domain)") + "\n"
         out += "\n; Reverse DNS: set by whoever owns the address (your hosting provider), not in this zone\n"
@@ -186,7 +187,7 @@ struct QueueCommand: AsyncParsableCommand {
                     print(String(decoding: try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys]), as: UTF8.self))
                     continue
                 }
-                let age = Int(Date().timeIntervalSince(m.created))
+                let age = Int(store.clock.now.timeIntervalSince(m.created))
                 print("\(m.queueID)  \(m.size) octets  \(age / 3600)h\(age % 3600 / 60)m old  from <\(m.envelope.mailFrom)>")
                 for r in m.recipients {
                     var line = "    \(r.address)  \(QueueCommand.describe(r)), \(r.attempts) attempt\(r.attempts == 1 ? "" : "s")"
@@ -256,7 +257,7 @@ struct QueueCommand: AsyncParsableCommand {
             let (config, store) = try options.openStore()
             guard try await store.deleteQueued(queueID: id) else { throw ValidationError("no queued message \(id)") }
             if config.keepsDeliveryLog {
-                try await store.log([DeliveryEvent(queueID: id, kind: .deleted, detail: "removed from the queue by tern queue delete; no bounce sent")])
+                try await store.log([DeliveryEvent(at: store.clock.now, queueID: id, kind: .deleted, detail: "removed from the queue by tern queue delete; no bounce sent")])
             }
             print("deleted \(id)")
         }

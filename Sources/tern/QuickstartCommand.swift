@@ -124,7 +124,7 @@ struct QuickstartCommand: AsyncParsableCommand {
             .write(to: configURL, atomically: true, encoding: .utf8)
         let configuration: TernConfiguration
         do { configuration = try TernConfiguration.load(path: configURL.path) } catch { throw ValidationError("the written config is invalid:\n\(error)") }
-        let store = try SQLiteMailStore(dataDirectory: configuration.dataDirectory)
+        let store = try SQLiteMailStore(dataDirectory: configuration.dataDirectory, clock: SystemClock())
         if !(try await store.domains().contains { $0.name == domain }) { try await store.addDomain(domain) }
         var keys = try await DKIMKeys.active(store: store, domain: domain)
         if keys.isEmpty { keys = try await DKIMKeys.generate(store: store, domain: domain) }
@@ -149,7 +149,7 @@ struct QuickstartCommand: AsyncParsableCommand {
         out += "\nPostmaster account (the password is shown only now; change it with tern user password):\n"
         out += "  login     \(postmaster)\n  password  \(password)\n"
         out += "\nDNS: publish these records (tern dns-records \(domain) --config \(configURL.path) prints them again)\n"
-        out += DNSRecords.zone(domain: domain, host: host, ipv4: zoneV4, ipv6: zoneV6, keys: keys)
+        out += DNSRecords.zone(domain: domain, host: host, ipv4: zoneV4, ipv6: zoneV6, keys: keys, now: store.clock.now)
         out += "\nMail clients (Thunderbird, Apple Mail, Outlook, K-9 …)\n"
         if loopback {
             out += "  this trial listens on 127.0.0.1 with ports chosen at start: tern serve prints them\n"
@@ -190,7 +190,7 @@ struct QuickstartCommand: AsyncParsableCommand {
             var courier = try SMTPCourier(group: MultiThreadedEventLoopGroup.singleton, heloName: hostname ?? "mail.\(domain)")
             courier.connectTimeout = .seconds(8)
             courier.replyTimeout = .seconds(15)
-            let r = await courier.probe(host: host, address: address, port: port, roots: .init())
+            let r = await courier.probe(host: host, address: address, port: port, roots: .init(), validationTime: SystemClock().now)
             if let failure = r.failure {
                 return Finding(ok: false, title: "outbound port 25", detail: "no SMTP session with \(host) (\(address):\(port)): \(failure)",
                                fix: "many home and cloud providers block outbound port 25: ask yours to open it, or relay outgoing mail through a provider's smarthost")

@@ -117,7 +117,8 @@ struct SendmailCommand: AsyncParsableCommand {
         do {
             _ = try await LocalSubmission.submit(prepared.message, mailFrom: sender, recipients: recipients,
                                                  origin: "\(login) (uid \(getuid()))", config: config, store: store,
-                                                 blobs: store.blobs, inlineLimit: SQLiteMailStore.inlineLimit, logger: logger)
+                                                 blobs: store.blobs, inlineLimit: SQLiteMailStore.inlineLimit, clock: store.clock,
+                                                 logger: logger)
         } catch let f as LocalSubmission.Failure {
             switch f {
             case .unknownUser: throw SendmailExit.noUser(f.description)

@@ -29,7 +29,9 @@ struct Serve: AsyncParsableCommand {
         }
         let logger = Logger(label: "tern")
 
-        let store = try SQLiteMailStore(dataDirectory: config.dataDirectory)
+        // The one clock of the whole server: the store, the sessions, the checks and the queue read the time from it.
+        let clock = SystemClock()
+        let store = try SQLiteMailStore(dataDirectory: config.dataDirectory, clock: clock)
         // One server per data folder: two would both deliver the outbound queue (and clean each other's temp files).
         // The kernel drops the lock when the process ends, however it ends.
         let lock = open(config.dataDirectory.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -49,15 +51,15 @@ struct Serve: AsyncParsableCommand {
         if isEmbedded { firstLogin = try await FirstRun.prepare(store: store, dataDirectory: config.dataDirectory) }
 
         let tls = try TLSMaterial.serverContext(certificate: config.tlsCertificate, key: config.tlsKey,
-                                                dataDirectory: config.dataDirectory, hostname: config.hostname)
+                                                dataDirectory: config.dataDirectory, hostname: config.hostname, now: clock.now)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
         let resolver = LiveResolver(config: config)
-        var context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger,
+        var context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger, clock: clock,
                                     threadPool: threadPool, inlineLimit: SQLiteMailStore.inlineLimit)
         let suffixes = SuffixListFile.load(dataDirectory: config.dataDirectory, logger: logger)
-        context.inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes)
+        context.inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock)
         let server = TernServer(context: context, group: group)
         let listeners: [TernServer.Listener]
         do {
@@ -67,14 +69,14 @@ struct Serve: AsyncParsableCommand {
         }
         // The outbound queue: delivers what submission accepted for other domains, and the bounces.
         let courier = try SMTPCourier(group: group, heloName: config.hostname)
-        let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, logger: logger)
+        let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, clock: clock, logger: logger)
         let queueTask = Task { await queue.run() }
         // The delivery log keeps log.delivery_retention: what is older goes, at start and every hour.
         let pruneTask = Task {
             guard let retention = config.deliveryLogRetention else { return }
             while !Task.isCancelled {
                 do {
-                    let removed = try await store.pruneDeliveryLog(before: Date().addingTimeInterval(-Double(retention.components.seconds)))
+                    let removed = try await store.pruneDeliveryLog(before: clock.now.addingTimeInterval(-Double(retention.components.seconds)))
                     if removed > 0 { logger.info("delivery log pruned", metadata: ["events": "\(removed)"]) }
                 } catch {
                     logger.error("cannot prune the delivery log", metadata: ["error": "\(error)"])

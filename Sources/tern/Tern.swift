@@ -38,7 +38,7 @@ struct ConfigOption: ParsableArguments {
 
     func openStore() throws -> (TernConfiguration, SQLiteMailStore) {
         let cfg = try load()
-        return (cfg, try SQLiteMailStore(dataDirectory: cfg.dataDirectory))
+        return (cfg, try SQLiteMailStore(dataDirectory: cfg.dataDirectory, clock: SystemClock()))
     }
 }
 

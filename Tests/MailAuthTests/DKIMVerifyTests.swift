@@ -7,6 +7,9 @@ import Testing
 
 @Suite struct DKIMVerifyTests {
     /// RFC 8463 Appendix A: the example message signed with Ed25519 and with RSA, and the key records (A.2).
+    /// The time the checks run at: a few years after RFC 8463's example was signed (t=1528637909), never the machine's.
+    static let now = Date(timeIntervalSince1970: 1_700_000_000)
+
     static let rfc8463 = [
         "DKIM-Signature: v=1; a=ed25519-sha256; c=relaxed/relaxed;",
         " d=football.example.com; i=@football.example.com;",
@@ -50,7 +53,7 @@ import Testing
     }
 
     @Test func rfc8463ExampleVerifies() async {
-        let results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: Self.rfc8463Resolver)
+        let results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: Self.rfc8463Resolver, now: Self.now)
         #expect(results.map(\.result) == [.pass, .pass])
         #expect(results.map(\.algorithm) == ["ed25519-sha256", "rsa-sha256"])
         #expect(results[1].keyBits == 1024)
@@ -59,20 +62,20 @@ import Testing
 
     @Test func rfc8463TamperedFails() async {
         let changedBody = Self.rfc8463.replacingOccurrences(of: "hungry yet", with: "hungry now")
-        var results = await DKIMCheck.verify(message: Array(changedBody.utf8), resolver: Self.rfc8463Resolver)
+        var results = await DKIMCheck.verify(message: Array(changedBody.utf8), resolver: Self.rfc8463Resolver, now: Self.now)
         #expect(results.map(\.result) == [.fail, .fail])
         #expect(results[0].reason == DKIMFailure.bodyHashMismatch.description)
         let changedSubject = Self.rfc8463.replacingOccurrences(of: "Subject: Is dinner ready?", with: "Subject: Is lunch ready?")
-        results = await DKIMCheck.verify(message: Array(changedSubject.utf8), resolver: Self.rfc8463Resolver)
+        results = await DKIMCheck.verify(message: Array(changedSubject.utf8), resolver: Self.rfc8463Resolver, now: Self.now)
         #expect(results.map(\.result) == [.fail, .fail])
         #expect(results[0].reason == DKIMFailure.badSignature.description)
         // Relaxed canonicalization forgives whitespace changes in the header.
         let respaced = Self.rfc8463.replacingOccurrences(of: "Subject: Is dinner ready?", with: "Subject:   Is dinner  ready?  ")
-        results = await DKIMCheck.verify(message: Array(respaced.utf8), resolver: Self.rfc8463Resolver)
+        results = await DKIMCheck.verify(message: Array(respaced.utf8), resolver: Self.rfc8463Resolver, now: Self.now)
         #expect(results.map(\.result) == [.pass, .pass])
         // A From added above the signed one: the oversigned "from" in h= catches it.
         let extraFrom = Self.rfc8463.replacingOccurrences(of: "From: Joe", with: "From: Mallory <m@evil.example>\r\nFrom: Joe")
-        results = await DKIMCheck.verify(message: Array(extraFrom.utf8), resolver: Self.rfc8463Resolver)
+        results = await DKIMCheck.verify(message: Array(extraFrom.utf8), resolver: Self.rfc8463Resolver, now: Self.now)
         #expect(results.map(\.result) == [.fail, .fail])
     }
 
@@ -81,18 +84,18 @@ import Testing
         r.txt["brisbane._domainkey.football.example.com"] = ["v=DKIM1; k=ed25519; p="]
         r.txt["test._domainkey.football.example.com"] = nil
         r.failing = []
-        var results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: r)
+        var results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.permerror, .permerror])
         #expect(results[0].reason == "key revoked")
         #expect(results[1].reason == DKIMFailure.noKey.description)
         r = Self.rfc8463Resolver
         r.failing = ["test._domainkey.football.example.com"]
-        results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: r)
+        results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.pass, .temperror])
         // A key of the wrong type for the algorithm.
         r = Self.rfc8463Resolver
         r.txt["brisbane._domainkey.football.example.com"] = r.txt["test._domainkey.football.example.com"]
-        results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: r)
+        results = await DKIMCheck.verify(message: Array(Self.rfc8463.utf8), resolver: r, now: Self.now)
         #expect(results[0].result == .permerror)
     }
 
@@ -101,7 +104,7 @@ import Testing
         let end = RawHeader.end(bytes)
         var hasher = DKIMBodyHasher(canonicalization: .relaxed)
         hasher.update(bytes[end...])
-        return try DKIMSigner.sign(headerFields: RawHeader.fields(bytes[..<end]), bodyHash: hasher.finalize(), keys: keys) + bytes
+        return try DKIMSigner.sign(headerFields: RawHeader.fields(bytes[..<end]), bodyHash: hasher.finalize(), keys: keys, time: Self.now) + bytes
     }
 
     @Test func ternSignaturesVerify() async throws {
@@ -112,15 +115,15 @@ import Testing
         r.txt["e1._domainkey.example.org"] = [ed.dnsRecord]
         let message = "From: A <a@example.org>\r\nTo: b@example.net\r\nSubject: hi\r\n\r\nBody line\r\n\r\n"
         let signed = try sign(message, keys: [rsa, ed])
-        var results = await DKIMCheck.verify(message: signed, resolver: r)
+        var results = await DKIMCheck.verify(message: signed, resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.pass, .pass])
         #expect(results[0].keyBits == 2048)
         // Byte-for-byte changes that relaxed body canonicalization ignores still pass; others fail.
         let trailing = String(decoding: signed, as: UTF8.self).replacingOccurrences(of: "Body line\r\n", with: "Body   line \r\n\r\n\r\n")
-        results = await DKIMCheck.verify(message: Array(trailing.utf8), resolver: r)
+        results = await DKIMCheck.verify(message: Array(trailing.utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.pass, .pass])
         let changed = String(decoding: signed, as: UTF8.self).replacingOccurrences(of: "Body line", with: "Body lime")
-        results = await DKIMCheck.verify(message: Array(changed.utf8), resolver: r)
+        results = await DKIMCheck.verify(message: Array(changed.utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.fail, .fail])
     }
 
@@ -139,25 +142,25 @@ import Testing
         let data = fields.flatMap(\.raw) + Array(unsigned.utf8)
         let sig = try ed.sign(data)
         let message = unsigned + Data(sig).base64EncodedString() + "\r\n" + header + "\r\n" + body
-        var results = await DKIMCheck.verify(message: Array(message.utf8), resolver: r)
+        var results = await DKIMCheck.verify(message: Array(message.utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.pass])
         #expect(results[0].unsignedBodyOctets == 0)
         // Appended content beyond l= leaves the signature valid but is counted as unsigned.
-        results = await DKIMCheck.verify(message: Array((message + "BUY NOW\r\n").utf8), resolver: r)
+        results = await DKIMCheck.verify(message: Array((message + "BUY NOW\r\n").utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.pass])
         #expect(results[0].unsignedBodyOctets == 9)
         // Simple header canonicalization: one extra space breaks it.
-        results = await DKIMCheck.verify(message: Array(message.replacingOccurrences(of: "Subject: x", with: "Subject:  x").utf8), resolver: r)
+        results = await DKIMCheck.verify(message: Array(message.replacingOccurrences(of: "Subject: x", with: "Subject:  x").utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.fail])
         // A body shorter than l=.
-        results = await DKIMCheck.verify(message: Array(message.replacingOccurrences(of: "first part\r\n", with: "first\r\n").utf8), resolver: r)
+        results = await DKIMCheck.verify(message: Array(message.replacingOccurrences(of: "first part\r\n", with: "first\r\n").utf8), resolver: r, now: Self.now)
         #expect(results.map(\.result) == [.fail])
     }
 
     @Test func malformedSignatures() {
         func parse(_ tags: String) -> DKIMFailure? {
             let field = RawHeaderField(name: "DKIM-Signature", raw: Array("DKIM-Signature: \(tags)\r\n".utf8))
-            if case .failure(let f) = DKIMSignature.parse(field) { return f }
+            if case .failure(let f) = DKIMSignature.parse(field, now: Self.now) { return f }
             return nil
         }
         let bh = Data(repeating: 1, count: 32).base64EncodedString()

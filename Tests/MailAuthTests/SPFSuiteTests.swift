@@ -1,10 +1,11 @@
 import Foundation
 import MailDNS
+import TernTestSupport
 import Testing
 import Yams
 @testable import MailAuth
 
-/// The RFC 7208 test suite (openspf.org, release 2014.04; ../shared/testdata/spf) run against Tern's SPF code through a
+/// The RFC 7208 test suite (openspf.org, release 2014.04; Tests/Fixtures/spf) run against Tern's SPF code through a
 /// DNS fake built from each scenario's zone data. Every case is run; the pass rate is printed and must not fall.
 struct ZoneResolver: DNSResolver, @unchecked Sendable {
     /// name → records as the suite writes them: "TIMEOUT", or [TYPE: value].
@@ -59,11 +60,7 @@ struct ZoneResolver: DNSResolver, @unchecked Sendable {
 }
 
 @Suite struct SPFSuiteTests {
-    static func suitePath() -> URL {
-        var dir = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { dir.deleteLastPathComponent() }
-        return dir.deletingLastPathComponent().appendingPathComponent("shared/testdata/spf/rfc7208-tests.yml")
-    }
+    static func suitePath() -> URL { Fixtures.url("spf/rfc7208-tests.yml") }
 
     @Test func rfc7208Suite() async throws {
         let text = try String(contentsOf: Self.suitePath(), encoding: .utf8)
@@ -72,7 +69,7 @@ struct ZoneResolver: DNSResolver, @unchecked Sendable {
         for document in try Yams.load_all(yaml: text) {
             guard let scenario = document as? [String: Any], let tests = scenario["tests"] as? [String: Any] else { continue }
             let resolver = ZoneResolver((scenario["zonedata"] as? [String: Any]) ?? [:])
-            let checker = SPFChecker(resolver: resolver, receiver: "receiver.test")
+            let checker = SPFChecker(resolver: resolver, receiver: "receiver.test", clock: ManualClock())
             for (name, value) in tests.sorted(by: { $0.key < $1.key }) {
                 guard let t = value as? [String: Any] else { continue }
                 total += 1

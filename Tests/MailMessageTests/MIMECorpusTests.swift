@@ -1,12 +1,13 @@
 import Foundation
+import TernTestSupport
 import Testing
 @testable import MailMessage
 
-/// The MIME corpus in ../shared/testdata/mime (107 messages with the expected parse of stalwartlabs/mail-parser):
+/// The MIME corpus in Tests/Fixtures/mime (107 messages with the expected parse of stalwartlabs/mail-parser):
 /// every message must parse, and its part tree (kinds, nesting, and the header/body/end offsets of every part)
 /// must match.
 @Suite struct MIMECorpusTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../../shared/testdata/mime").standardized
+    static let root = Fixtures.url("mime")
 
     static var messages: [URL] {
         let dirs = ["rfc", "legacy", "thirdparty", "malformed"]
@@ -92,15 +93,8 @@ func checkInvariants(_ p: MIMEPart, within range: Range<Int>) -> String? {
 @Suite struct CPythonEmailCorpusTests {
     /// CPython ships its email package's test messages; every one must parse into a consistent tree.
     @Test func cpythonTestMessages() throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", "import test.test_email, os; print(os.path.dirname(test.test_email.__file__))"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        process.waitUntilExit()
-        let dir = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let data = URL(fileURLWithPath: dir).appendingPathComponent("data")
+        // CPython's email test messages (Lib/test/test_email/data, Python 3.11), copied into Tests/Fixtures.
+        let data = Fixtures.url("cpython-email")
         let names = try FileManager.default.contentsOfDirectory(atPath: data.path).filter { $0.hasPrefix("msg_") }
         try #require(names.count > 40)
         var multiparts = 0

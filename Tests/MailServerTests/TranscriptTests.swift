@@ -8,6 +8,7 @@ import MailStoreSQLite
 import NIOCore
 import NIOPosix
 import TernConfig
+import TernTestSupport
 import Testing
 
 /// Runs the real server in-process on a loopback port and plays protocol transcripts against it:
@@ -32,16 +33,17 @@ final class InProcessServer {
         config.listen[.submission] = []
         config.listen[.submissions] = []
         tweak(&config)
-        let store = try SQLiteMailStore(dataDirectory: dir)
+        let clock = ManualClock()
+        let store = try SQLiteMailStore(dataDirectory: dir, clock: clock)
         try await store.addDomain("example.test")
         _ = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let pool = NIOThreadPool(numberOfThreads: 1)
         pool.start()
-        let tls = try TLSMaterial.serverContext(certificate: nil, key: nil, dataDirectory: dir, hostname: "mx.test")
+        let tls = try TLSMaterial.serverContext(certificate: nil, key: nil, dataDirectory: dir, hostname: "mx.test", now: clock.now)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
-        let context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger,
+        let context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger, clock: clock,
                                     threadPool: pool, inlineLimit: SQLiteMailStore.inlineLimit)
         let server = TernServer(context: context, group: group)
         let listeners = try await server.start()

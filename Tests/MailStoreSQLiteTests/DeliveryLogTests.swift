@@ -11,7 +11,7 @@ import Testing
         let t0 = Date(timeIntervalSince1970: 1_800_000_000)
         // A queued message: its received/queued lines commit with it.
         let envelope = StoredEnvelope(mailFrom: "a@here.test", recipients: [.init(address: "b@there.test")])
-        _ = try await store.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nbody\r\n".utf8)), envelope: envelope, targets: [],
+        _ = try await store.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nbody\r\n".utf8)), envelope: envelope, targets: [], internalDate: t0,
                                              remoteRecipients: envelope.recipients, queueID: "Q1",
                                              log: [DeliveryEvent(at: t0, queueID: "Q1", messageID: "m1@here.test", kind: .received, detail: "from x"),
                                                    DeliveryEvent(at: t0, queueID: "Q1", kind: .queued, detail: "for <b@there.test>")]))

@@ -1,13 +1,18 @@
 import Foundation
 import MailCore
 import MailStore
+import TernTestSupport
 import Testing
 @testable import MailStoreSQLite
 
-func tempStore() throws -> (SQLiteMailStore, URL) {
+/// A store in a new temporary folder, on a manual clock (fixed unless the test moves it).
+func tempStore(clock: ManualClock = ManualClock()) throws -> (SQLiteMailStore, URL) {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
-    return (try SQLiteMailStore(dataDirectory: dir), dir)
+    return (try SQLiteMailStore(dataDirectory: dir, clock: clock), dir)
 }
+
+/// The time stamp test deliveries carry.
+let testDate = Date(timeIntervalSince1970: 1_893_456_000)
 
 func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
 
@@ -86,7 +91,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
     @Test func directoryCacheSeesChangesFromAnotherProcess() async throws {
         let (server, dir) = try tempStore()
         defer { try? FileManager.default.removeItem(at: dir) }
-        let admin = try SQLiteMailStore(dataDirectory: dir) // stands for `tern user add` in another process
+        let admin = try SQLiteMailStore(dataDirectory: dir, clock: ManualClock()) // stands for `tern user add` in another process
         try await admin.addDomain("example.test")
         let alice = addr("alice@example.test")
         #expect(server.cachedResolution(alice) == nil)
@@ -109,7 +114,8 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         let body = Array("Subject: hi\r\n\r\nbody\r\n".utf8)
         let env = StoredEnvelope(mailFrom: "s@remote.test", recipients: [.init(address: "alice@example.test"), .init(address: "bob@example.test")])
         let r = try await store.deliver(Delivery(content: .inline(body), envelope: env,
-                                                 targets: [DeliveryTarget(account: a), DeliveryTarget(account: b), DeliveryTarget(account: a)]))
+                                                 targets: [DeliveryTarget(account: a), DeliveryTarget(account: b), DeliveryTarget(account: a)],
+                                                 internalDate: testDate))
         #expect(r.placements.count == 2)
         let inboxA = try await store.mailboxes(account: a)[0], inboxB = try await store.mailboxes(account: b)[0]
         let ma = try await store.messages(mailbox: inboxA.id), mb = try await store.messages(mailbox: inboxB.id)
@@ -134,7 +140,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         let key = BlobStore.newKey()
         try store.blobs.write(big, key: key)
         let r = try await store.deliver(Delivery(content: .blob(key: key, size: big.count),
-                                                 envelope: StoredEnvelope(mailFrom: "", recipients: []), targets: [DeliveryTarget(account: a)]))
+                                                 envelope: StoredEnvelope(mailFrom: "", recipients: []), targets: [DeliveryTarget(account: a)], internalDate: testDate))
         #expect(try await store.contentFile(of: r.messageID)?.lastPathComponent == key)
         #expect(try await store.content(of: r.messageID) == big)
         #expect(try await store.orphanBlobKeys().isEmpty)
@@ -154,7 +160,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
             for i in 0..<300 {
                 group.addTask {
                     try await store.deliver(Delivery(content: .inline(Array("Subject: \(i)\r\n\r\n".utf8)),
-                                                     envelope: StoredEnvelope(mailFrom: "", recipients: []), targets: [DeliveryTarget(account: a)]))
+                                                     envelope: StoredEnvelope(mailFrom: "", recipients: []), targets: [DeliveryTarget(account: a)], internalDate: testDate))
                 }
             }
             var uids = Set<UID>()
@@ -176,7 +182,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         #expect(try await store.createMailbox(account: a, name: "Imported") == box)
         let batch = (0..<50).map { i in
             Delivery(content: .inline(Array("n\(i)".utf8)), envelope: StoredEnvelope(mailFrom: "", recipients: []),
-                     targets: [DeliveryTarget(account: a, mailbox: "Imported")], flags: i % 2 == 0 ? [.seen] : [])
+                     targets: [DeliveryTarget(account: a, mailbox: "Imported")], internalDate: testDate, flags: i % 2 == 0 ? [.seen] : [])
         }
         _ = try await store.deliver(batch: batch)
         let msgs = try await store.messages(mailbox: box)
@@ -191,7 +197,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         defer { try? FileManager.default.removeItem(at: dir) }
         try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 999") }
         #expect(throws: StoreError.schemaTooNew(found: 999, supported: Schema.currentVersion)) {
-            try SQLiteMailStore(dataDirectory: dir)
+            try SQLiteMailStore(dataDirectory: dir, clock: ManualClock())
         }
     }
 }
@@ -211,7 +217,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         #expect(try await store.verifyPassword(addr("a@example.test"), password: "First") == nil)
         #expect(try await store.verifyPassword(addr("a@example.test"), password: "first ") == nil)
         // Another process changes the password (an admin command): the old one stops working at once.
-        let other = try SQLiteMailStore(dataDirectory: dir)
+        let other = try SQLiteMailStore(dataDirectory: dir, clock: ManualClock())
         try await other.setPassword(addr("a@example.test"), password: "second")
         #expect(try await store.verifyPassword(addr("a@example.test"), password: "first") == nil)
         #expect(try await store.verifyPassword(addr("a@example.test"), password: "second") == id)
@@ -230,7 +236,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         func deliver() async throws {
             _ = try await store.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nhi\r\n".utf8)),
                                                  envelope: StoredEnvelope(mailFrom: "", recipients: []),
-                                                 targets: [DeliveryTarget(account: account)]))
+                                                 targets: [DeliveryTarget(account: account)], internalDate: testDate))
         }
         for _ in 0..<3 { try await deliver() }
         let all = try await store.mailboxChanges(mailbox: inbox, since: nil)

@@ -1,0 +1,65 @@
+import Foundation
+import MailCore
+import MailStore
+import TernTestSupport
+import Testing
+@testable import MailStoreSQLite
+
+/// Ids and UIDVALIDITY values are never handed out twice (issue 18: IMAP's caches and mailbox views keyed by a reused
+/// id answered with a deleted message's or mailbox's data, across accounts).
+@Suite struct IdentityTests {
+    func deliver(_ store: SQLiteMailStore, _ account: AccountID, _ text: String, mailbox: String? = nil) async throws -> DeliveryReceipt {
+        try await store.deliver(Delivery(content: .inline(Array(text.utf8)), envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                                         targets: [DeliveryTarget(account: account, mailbox: mailbox)], internalDate: testDate))
+    }
+
+    @Test func messageIDNotReusedAfterExpungeAcrossAccounts() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("here.test")
+        let a = try await store.addAccount(addr("a@here.test"), password: "pw")
+        let b = try await store.addAccount(addr("b@here.test"), password: "pw")
+        let first = try await deliver(store, a, "Subject: for A\r\n\r\nA's\r\n")
+        let inboxA = try await store.mailboxes(account: a)[0]
+        _ = try await store.expunge(mailbox: inboxA.id, uids: first.placements.map(\.uid))
+        // A's message is gone (its row too); B's new message gets an id never used before.
+        let second = try await deliver(store, b, "Subject: for B\r\n\r\nB's\r\n")
+        #expect(second.messageID > first.messageID)
+        // After a restart too: the sequence is in the database, not in memory.
+        let reopened = try SQLiteMailStore(dataDirectory: dir, clock: ManualClock())
+        let third = try await deliver(reopened, b, "Subject: again\r\n\r\n.\r\n")
+        #expect(third.messageID > second.messageID)
+    }
+
+    @Test func deletedMailboxDoesNotComeBack() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("here.test")
+        let a = try await store.addAccount(addr("a@here.test"), password: "pw")
+        let old = try await store.createMailbox(account: a, name: "Projects")
+        _ = try await deliver(store, a, "Subject: old\r\n\r\nold\r\n", mailbox: "Projects")
+        let oldInfo = try #require(try await store.mailboxes(account: a).first { $0.name == "Projects" })
+        try await store.deleteMailbox(account: a, name: "Projects")
+        let new = try await store.createMailbox(account: a, name: "Projects")
+        #expect(new != old)
+        #expect(try await store.messages(mailbox: new).isEmpty)
+        // Same name, same second on the clock: still another UIDVALIDITY, and a larger one.
+        let newInfo = try #require(try await store.mailboxes(account: a).first { $0.name == "Projects" })
+        #expect(newInfo.uidValidity.rawValue > oldInfo.uidValidity.rawValue)
+    }
+
+    @Test func uidValidityNeverRepeatsWithinAnAccount() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("here.test")
+        let a = try await store.addAccount(addr("a@here.test"), password: "pw")
+        var seen = Set(try await store.mailboxes(account: a).map(\.uidValidity.rawValue))
+        for round in 0..<5 {
+            _ = try await store.createMailbox(account: a, name: "Box")
+            let v = try #require(try await store.mailboxes(account: a).first { $0.name == "Box" }).uidValidity.rawValue
+            #expect(!seen.contains(v), "round \(round): UIDVALIDITY \(v) again")
+            seen.insert(v)
+            try await store.deleteMailbox(account: a, name: "Box")
+        }
+    }
+}

@@ -1,0 +1,160 @@
+"""IMAP answers what the store holds, for every session and account (issue 18), checked with imaplib sessions.
+
+Each test is named for the defect it guards against."""
+import imaplib
+import socket
+
+from conftest import ALICE, BOB
+from ternlib import date_now
+
+PASSWORD = "secret-password-1"
+
+
+def login(tern, user=ALICE):
+    m = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    m.login(user, PASSWORD)
+    return m
+
+
+def message(subject, sender, to):
+    return (f"From: {sender}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date_now()}\r\n"
+            f"Message-ID: <{subject.replace(' ', '.')}@example.test>\r\n\r\nbody of {subject}\r\n").encode()
+
+
+def envelope_subject(m, seq):
+    typ, data = m.fetch(seq, "(ENVELOPE)")
+    assert typ == "OK", data
+    return data[0]
+
+
+def test_envelope_of_another_accounts_expunged_message_never_served(tern):
+    """A appends, reads the ENVELOPE, expunges; B appends: B's FETCH ENVELOPE must be B's message."""
+    a, b = login(tern, ALICE), login(tern, BOB)
+    a.append("INBOX", None, None, message("secret of alice", ALICE, ALICE))
+    a.select("INBOX")
+    assert b"secret of alice" in envelope_subject(a, "1")
+    typ, data = a.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODYSTRUCTURE)")
+    assert b"secret of alice" in data[0][1]
+    a.store("1", "+FLAGS", "(\\Deleted)")
+    a.expunge()
+    b.append("INBOX", None, None, message("note from bob", BOB, BOB))
+    b.select("INBOX")
+    env = envelope_subject(b, "1")
+    assert b"note from bob" in env and b"alice" not in env, env
+    typ, data = b.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT FROM)])")
+    assert b"note from bob" in data[0][1] and b"alice" not in data[0][1], data
+    # And within one account: expunge + append, then the new message's own envelope.
+    b.store("1", "+FLAGS", "(\\Deleted)")
+    b.expunge()
+    b.append("INBOX", None, None, message("second from bob", BOB, BOB))
+    b.noop()
+    assert b"second from bob" in envelope_subject(b, "1")
+    for c in (a, b):
+        c.logout()
+
+
+def test_deleted_mailbox_does_not_come_back_and_uidvalidity_changes(tern):
+    m = login(tern)
+    m.create("Projects")
+    m.append("Projects", None, None, message("old project", ALICE, ALICE))
+    typ, data = m.select("Projects")
+    assert data == [b"1"]
+    old_validity = m.response("UIDVALIDITY")[1][0]
+    m.close()
+    m.delete("Projects")
+    m.create("Projects")
+    typ, data = m.select("Projects")
+    assert data == [b"0"], "the deleted mailbox's messages came back"
+    new_validity = m.response("UIDVALIDITY")[1][0]
+    assert int(new_validity) > int(old_validity), (old_validity, new_validity)
+    typ, data = m.status("Projects", "(MESSAGES UIDNEXT UIDVALIDITY)")
+    assert b"MESSAGES 0" in data[0] and b"UIDNEXT 1" in data[0], data
+    m.logout()
+
+
+def test_fetch_flags_current_without_noop(tern):
+    """Session A stores a flag; session B's next FETCH FLAGS answers it (RFC 3501 lets a server delay untagged
+    updates, never answer a FETCH with flags that are no longer true)."""
+    a, b = login(tern), login(tern)
+    a.append("INBOX", None, None, message("flag me", ALICE, ALICE))
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("1", "+FLAGS", "(\\Flagged)")
+    typ, data = b.fetch("1", "(FLAGS)")
+    assert b"\\Flagged" in b" ".join(d if isinstance(d, bytes) else d[0] for d in data), data
+    a.store("1", "-FLAGS", "(\\Flagged)")
+    typ, data = b.fetch("1", "(FLAGS)")
+    assert b"\\Flagged" not in b" ".join(d if isinstance(d, bytes) else d[0] for d in data), data
+    # SEARCH sees the same.
+    a.store("1", "+FLAGS", "(\\Answered)")
+    assert b.search(None, "ANSWERED")[1] == [b"1"]
+    for c in (a, b):
+        c.logout()
+
+
+def test_flags_current_while_an_expunge_is_held_back(tern):
+    """B may not hear of A's expunge during FETCH, but the other messages' flags it answers are current and the
+    sequence numbers stay as B knows them until NOOP reports the EXPUNGE."""
+    a, b = login(tern), login(tern)
+    for s in ("one", "two", "three"):
+        a.append("INBOX", None, None, message(s, ALICE, ALICE))
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("1", "+FLAGS", "(\\Deleted)")
+    a.expunge()
+    a.store("2", "+FLAGS", "(\\Seen)")   # "three", now number 2 for A
+    typ, data = b.fetch("3", "(UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    text = b" ".join(d if isinstance(d, bytes) else d[0] + d[1] for d in data)
+    assert b"three" in text and b"\\Seen" in text, data
+    assert "EXPUNGE" not in b.untagged_responses, "EXPUNGE during FETCH"
+    b.noop()
+    assert b.untagged_responses.get("EXPUNGE") == [b"1"], b.untagged_responses
+    typ, data = b.fetch("2", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert b"three" in b" ".join(d if isinstance(d, bytes) else d[0] + d[1] for d in data)
+    for c in (a, b):
+        c.logout()
+
+
+class Raw:
+    """A hand-typed IMAP session: each command's response lines in the order the server sent them."""
+
+    def __init__(self, tern, user=ALICE):
+        self.sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
+        self.file = self.sock.makefile("rb")
+        self.file.readline()
+        self.n = 0
+        assert self.cmd(f'LOGIN {user} "{PASSWORD}"')[-1].split()[1] == b"OK"
+
+    def cmd(self, text):
+        self.n += 1
+        tag = f"r{self.n}".encode()
+        self.sock.sendall(tag + b" " + text.encode() + b"\r\n")
+        lines = []
+        while True:
+            line = self.file.readline()
+            assert line, "connection closed"
+            lines.append(line.rstrip(b"\r\n"))
+            if line.startswith(tag + b" "):
+                return lines
+
+
+def test_new_keyword_announced_in_flags_before_fetch(tern):
+    a, b = Raw(tern), Raw(tern)
+    imaplib_session = login(tern)
+    imaplib_session.append("INBOX", None, None, message("keyword me", ALICE, ALICE))
+    imaplib_session.logout()
+    a.cmd("SELECT INBOX")
+    selected = b.cmd("SELECT INBOX")
+    assert b"$Important" not in b"\n".join(selected)
+    lines = a.cmd("STORE 1 +FLAGS ($Important)")
+    flags = next(i for i, l in enumerate(lines) if l.startswith(b"* FLAGS"))
+    fetch = next(i for i, l in enumerate(lines) if l.startswith(b"* ") and b" FETCH (" in l)
+    assert b"$Important" in lines[flags] and flags < fetch, lines
+    assert any(l.startswith(b"* OK [PERMANENTFLAGS") and b"$Important" in l for l in lines[:fetch]), lines
+    # The other session hears of the keyword before a FETCH names it.
+    lines = b.cmd("FETCH 1 (FLAGS)")
+    flags = next(i for i, l in enumerate(lines) if l.startswith(b"* FLAGS"))
+    fetch = max(i for i, l in enumerate(lines) if l.startswith(b"* ") and b" FETCH (" in l)
+    assert b"$Important" in lines[flags] and flags < fetch and b"$Important" in lines[fetch], lines
+    # A new SELECT lists it from the start.
+    assert any(l.startswith(b"* FLAGS") and b"$Important" in l for l in b.cmd("SELECT INBOX"))
