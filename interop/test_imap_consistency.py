@@ -158,3 +158,55 @@ def test_new_keyword_announced_in_flags_before_fetch(tern):
     assert b"$Important" in lines[flags] and flags < fetch and b"$Important" in lines[fetch], lines
     # A new SELECT lists it from the start.
     assert any(l.startswith(b"* FLAGS") and b"$Important" in l for l in b.cmd("SELECT INBOX"))
+
+
+def test_senton_compares_the_date_fields_own_day(tern):
+    """RFC 9051 §6.4.4: SENTON/SENTBEFORE/SENTSINCE disregard time and zone: 23:30 at -0800 is still the 23rd."""
+    m = login(tern)
+    m.append("INBOX", None, None, b"From: a@example.test\r\nSubject: late\r\nDate: Mon, 23 Nov 2026 23:30:00 -0800\r\n\r\nx\r\n")
+    m.append("INBOX", None, None, b"From: a@example.test\r\nSubject: early\r\nDate: Tue, 24 Nov 2026 00:10:00 +1300\r\n\r\nx\r\n")
+    m.select("INBOX")
+    assert m.search(None, "SENTON", "23-Nov-2026")[1] == [b"1"]
+    assert m.search(None, "SENTON", "24-Nov-2026")[1] == [b"2"]
+    assert m.search(None, "SENTBEFORE", "24-Nov-2026")[1] == [b"1"]
+    assert m.search(None, "SENTSINCE", "24-Nov-2026")[1] == [b"2"]
+    m.logout()
+
+
+def test_fetch_modseq_enables_condstore(tern):
+    """RFC 7162 §3.1: FETCH MODSEQ is a CONDSTORE enabling command; later FETCH FLAGS and STORE responses carry MODSEQ."""
+    a = Raw(tern)
+    session = login(tern)
+    session.append("INBOX", None, None, message("modseq", ALICE, ALICE))
+    session.logout()
+    a.cmd("SELECT INBOX")
+    lines = a.cmd("FETCH 1 (FLAGS)")
+    assert not any(b"MODSEQ" in l for l in lines), lines
+    assert any(b"MODSEQ (" in l for l in a.cmd("FETCH 1 (MODSEQ)"))
+    assert any(b"FLAGS" in l and b"MODSEQ (" in l for l in a.cmd("FETCH 1 (FLAGS)"))
+    assert any(b"FLAGS" in l and b"MODSEQ (" in l for l in a.cmd("STORE 1 +FLAGS (\\Seen)"))
+
+
+def test_broken_binary_part_ends_with_no_and_the_stream_stays_parseable(tern):
+    a = Raw(tern)
+    session = login(tern)
+    session.append("INBOX", None, None, b"From: a@example.test\r\nSubject: odd\r\nContent-Transfer-Encoding: x-odd\r\n\r\nabc\r\n")
+    session.logout()
+    a.cmd("SELECT INBOX")
+    lines = a.cmd("FETCH 1 (UID BINARY[1])")
+    assert lines[-1].split()[1] == b"NO" and b"UNKNOWN-CTE" in lines[-1], lines
+    assert all(l.startswith(b"r") for l in lines), lines   # no half-written FETCH response before the NO
+    assert a.cmd("NOOP")[-1].split()[1] == b"OK"
+
+
+def test_nul_in_an_ordinary_literal_is_refused(tern):
+    a = Raw(tern)
+    a.n += 1
+    a.sock.sendall(b"n1 APPEND INBOX {5+}\r\na\x00b\r\n\r\n")
+    reply = a.file.readline()
+    assert reply.startswith(b"n1 BAD"), reply
+    assert a.cmd("NOOP")[-1].split()[1] == b"OK"
+    a.n += 1
+    a.sock.sendall(b"n2 APPEND INBOX ~{5+}\r\na\x00b\r\n\r\n")
+    reply = a.file.readline()
+    assert reply.startswith(b"n2 OK"), reply

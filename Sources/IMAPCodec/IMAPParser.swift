@@ -102,7 +102,8 @@ public struct IMAPCommandParser {
 
     /// `literal = "{" number ["+" / "-"] "}" CRLF *CHAR8`; `~{n}` is a literal8 (RFC 3516).
     mutating func literal() throws(IMAPParseError) -> [UInt8] {
-        if peek == UInt8(ascii: "~") { i += 1 }
+        let isLiteral8 = peek == UInt8(ascii: "~")
+        if isLiteral8 { i += 1 }
         i += 1
         let start = i
         while let c = peek, (48...57).contains(c) { i += 1 }
@@ -114,6 +115,8 @@ public struct IMAPCommandParser {
         i += 2
         guard i + n <= b.count else { throw fail("Literal is shorter than announced") }
         let out = Array(b[i..<(i + n)])
+        // RFC 9051 §4.3: CHAR8 is any octet but NUL; only a literal8 (RFC 3516 §4.2) may carry NUL.
+        guard isLiteral8 || !out.contains(0) else { throw fail("NUL in a literal (use a literal8, ~{n}, for binary data)") }
         i += n
         return out
     }

@@ -4,7 +4,12 @@ import Foundation
 public enum RFC5322Date {
     static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
-    public static func parse(_ text: String) -> Date? {
+    /// The fields of a date as written, with the zone's offset from UTC in seconds (0 when absent or obsolete).
+    struct Written {
+        var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int, offset: Int
+    }
+
+    static func written(_ text: String) -> Written? {
         var s = text
         if let comma = s.firstIndex(of: ",") { s = String(s[s.index(after: comma)...]) }
         if let paren = s.firstIndex(of: "(") { s = String(s[..<paren]) }
@@ -19,10 +24,23 @@ public enum RFC5322Date {
         if parts.count >= 5, let z = Int(parts[4]), parts[4].count == 5 {
             offset = (abs(z) / 100 * 3600 + abs(z) % 100 * 60) * (z < 0 ? -1 : 1)
         }
+        return Written(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1], second: hms.count > 2 ? hms[2] : 0,
+                       offset: offset)
+    }
+
+    public static func parse(_ text: String) -> Date? {
+        guard let w = written(text) else { return nil }
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC")!
-        guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1],
-                                                      second: hms.count > 2 ? hms[2] : 0)) else { return nil }
-        return base.addingTimeInterval(TimeInterval(-offset))
+        guard let base = cal.date(from: DateComponents(year: w.year, month: w.month, day: w.day, hour: w.hour, minute: w.minute,
+                                                      second: w.second)) else { return nil }
+        return base.addingTimeInterval(TimeInterval(-w.offset))
+    }
+
+    /// The calendar day the date names in its own zone (what IMAP's SENTBEFORE, SENTON and SENTSINCE compare, RFC 9051
+    /// §6.4.4: "disregarding time and timezone"); nil for a date that cannot be read.
+    public static func writtenDay(_ text: String) -> (year: Int, month: Int, day: Int)? {
+        guard let w = written(text), parse(text) != nil else { return nil }
+        return (w.year, w.month, w.day)
     }
 }

@@ -50,6 +50,18 @@ public enum TransferEncoding {
                     out.append(h << 4 | l); i += 3; continue
                 }
             }
+            if c == 32 || c == 9 {
+                // RFC 2045 §6.7 (3): white space at the end of an encoded line was added in transport; it is deleted.
+                var j = i + 1
+                while j < input.endIndex, input[j] == 32 || input[j] == 9 { j += 1 }
+                if j == input.endIndex || input[j] == 10 || (input[j] == 13 && j + 1 < input.endIndex && input[j + 1] == 10) {
+                    i = j
+                    continue
+                }
+                out.append(contentsOf: input[i..<j])
+                i = j
+                continue
+            }
             out.append(c)
             i += 1
         }

@@ -39,6 +39,9 @@ extension IMAPSession {
     func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, vanished: Bool = false, tag: String,
                _ out: inout IMAPOutput) async throws {
         let m = try requireSelected()
+        // RFC 7162 §3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE; from then on every FETCH response with FLAGS
+        // carries MODSEQ too.
+        if changedSince != nil || attrs.contains(.modSeq) { condstore = true }
         var targets = m.resolveIndices(set, uid: uid)
         if let changedSince { targets = targets.filter { m.messages[$0].modSeq.rawValue > changedSince } }
         if vanished {
@@ -93,11 +96,20 @@ extension IMAPSession {
                     structure = entry
                 }
             }
+            // BINARY contents are decoded before a byte of this message's response is written: a part that cannot be
+            // decoded ends the command with NO, never in the middle of a FETCH response the client is parsing.
+            var binaries: [Int: [UInt8]] = [:]
+            for (i, a) in attrs.enumerated() {
+                switch a {
+                case .binary(let path, _, _), .binarySize(let path): binaries[i] = try Self.binaryContent(path: path, tree!, parts!)
+                default: break
+                }
+            }
             out.ascii("* ")
             out.decimal(seq)
             out.ascii(" FETCH (")
             var first = true
-            for a in attrs {
+            for (i, a) in attrs.enumerated() {
                 if first { first = false } else { out.bytes.append(32) }
                 switch a {
                 case .uid: out.ascii("UID "); out.decimal(Int(message.uid.rawValue))
@@ -130,14 +142,14 @@ extension IMAPSession {
                 case .bodyStructure: out.ascii("BODYSTRUCTURE "); out.bytes += structure!.bodyStructure
                 case .body: out.ascii("BODY "); out.bytes += structure!.body
                 case .binary(let path, let partial, _):
-                    try Self.binaryItem(path: path, partial: partial, sizeOnly: false, tree!, parts!, &out)
+                    Self.binaryItem(path: path, partial: partial, sizeOnly: false, binaries[i]!, &out)
                 case .binarySize(let path):
-                    try Self.binaryItem(path: path, partial: nil, sizeOnly: true, tree!, parts!, &out)
+                    Self.binaryItem(path: path, partial: nil, sizeOnly: true, binaries[i]!, &out)
                 }
             }
             if setsSeen && !message.flags.contains(.seen) {
                 markSeen.append(message.uid)
-            } else if condstore && !attrs.contains(.modSeq) && changedSince != nil {
+            } else if condstore && !attrs.contains(.modSeq) && (changedSince != nil || attrs.contains(.flags)) {
                 out.ascii(" MODSEQ (")
                 out.decimal(Int(message.modSeq.rawValue))
                 out.ascii(")")
@@ -153,7 +165,7 @@ extension IMAPSession {
                 for c in changed {
                     guard let seq = current.sequence(of: c.uid) else { continue }
                     current.messages[seq - 1] = c
-                    out.line("* \(seq) FETCH (\(uid ? "UID \(c.uid.rawValue) " : "")\(flagsItem(c)))")
+                    out.line("* \(seq) FETCH (\(uid ? "UID \(c.uid.rawValue) " : "")\(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
                 }
                 state = .selected(a, u, current)
             }
@@ -161,9 +173,8 @@ extension IMAPSession {
         out.line("\(tag) OK \(uid ? "UID " : "")FETCH completed")
     }
 
-    /// `BINARY[part]<partial>` or `BINARY.SIZE[part]` (RFC 3516): the part's content with its transfer encoding undone.
-    static func binaryItem(path: [Int], partial: ClosedRange<Int>?, sizeOnly: Bool, _ tree: MIMEPart, _ parts: MessageParts,
-                           _ out: inout IMAPOutput) throws {
+    /// The content `BINARY[part]` returns (RFC 3516): the part's body with its transfer encoding undone.
+    static func binaryContent(path: [Int], _ tree: MIMEPart, _ parts: MessageParts) throws -> [UInt8] {
         guard let part = IMAPBodyStructure.locate(tree, path), !part.contentType.isMultipart else {
             throw IMAPFailure.no("[UNKNOWN-CTE] No such leaf part")
         }
@@ -171,6 +182,11 @@ extension IMAPSession {
         guard let decoded = TransferEncoding.decode(body, encoding: part.transferEncoding) else {
             throw IMAPFailure.no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding \(part.transferEncoding)")
         }
+        return decoded
+    }
+
+    /// `BINARY[part]<partial>` or `BINARY.SIZE[part]` of decoded content.
+    static func binaryItem(path: [Int], partial: ClosedRange<Int>?, sizeOnly: Bool, _ decoded: [UInt8], _ out: inout IMAPOutput) {
         let name = path.map(String.init).joined(separator: ".")
         if sizeOnly {
             out.ascii("BINARY.SIZE[\(name)] ")
@@ -197,6 +213,7 @@ extension IMAPSession {
 
     func search(uid: Bool, key: SearchKey, returning: SearchReturn?, tag: String, _ out: inout IMAPOutput) async throws {
         let m = try requireSelected()
+        if Self.usesModSeq(key) { condstore = true }   // RFC 7162 §3.1: SEARCH MODSEQ enables CONDSTORE
         var hits: [(Int, StoredMessage)] = []
         let largestUID = m.messages.last?.uid.rawValue ?? 0
         let contentNeeded = Self.needsContent(key)
@@ -271,7 +288,10 @@ extension IMAPSession {
             (a.year, a.month, a.day) < (b.year, b.month, b.day) ? -1 : ((a.year, a.month, a.day) == (b.year, b.month, b.day) ? 0 : 1)
         }
         func sentDate() async throws -> SearchDate {
-            if let v = try await content().value("Date"), let d = RFC5322Date.parse(v) { return day(d) }
+            // The day as written in the Date field, in its own zone (RFC 9051 §6.4.4), not converted to UTC.
+            if let v = try await content().value("Date"), let d = RFC5322Date.writtenDay(v) {
+                return SearchDate(day: d.day, month: d.month, year: d.year)
+            }
             return day(m.internalDate)
         }
         switch key {

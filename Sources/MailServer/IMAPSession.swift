@@ -362,6 +362,7 @@ final class IMAPSession: @unchecked Sendable {
         case .fetch(let uid, let set, let attrs, let changedSince, let vanished):
             try await fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished, tag: tag, &out)
         case .store(let uid, let set, let op, let flags, let silent, let unchangedSince):
+            if unchangedSince != nil { condstore = true }   // RFC 7162 §3.1: a CONDSTORE enabling command
             try await storeFlags(uid: uid, set, op, flags, silent: silent, unchangedSince: unchangedSince, tag: tag, &out)
         case .copy(let uid, let set, let target), .move(let uid, let set, let target):
             let isMove: Bool
@@ -591,7 +592,9 @@ final class IMAPSession: @unchecked Sendable {
             case .uidValidity: return "UIDVALIDITY \(box.uidValidity.rawValue)"
             case .unseen: return "UNSEEN \(messages.filter { !$0.flags.contains(.seen) }.count)"
             case .size: return "SIZE \(messages.reduce(0) { $0 + $1.size })"
-            case .highestModSeq: return "HIGHESTMODSEQ \(box.highestModSeq.rawValue)"
+            case .highestModSeq:
+                condstore = true   // RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
+                return "HIGHESTMODSEQ \(box.highestModSeq.rawValue)"
             case .deleted: return "DELETED \(messages.filter { $0.flags.contains(.deleted) }.count)"
             }
         }

@@ -70,6 +70,14 @@ import Testing
                                                  AppendMessage(flags: [], internalDate: nil, data: Array("bye".utf8))]))
     }
 
+    /// Only a literal8 may carry NUL (RFC 9051 §4.3 CHAR8, RFC 3516 §4.2): an ordinary literal with one is refused.
+    @Test func nulOnlyInLiteral8() throws {
+        #expect(throws: IMAPParseError.self) { try parse("t APPEND INBOX {3}\r\na\u{0}b") }
+        #expect(throws: IMAPParseError.self) { try parse("t LOGIN {3}\r\na\u{0}b pw") }
+        let c = try parse("t APPEND INBOX ~{3}\r\na\u{0}b")
+        #expect(c.command == .append("INBOX", [AppendMessage(flags: [], internalDate: nil, data: [97, 0, 98])]))
+    }
+
     @Test(arguments: [
         "",
         "a1",

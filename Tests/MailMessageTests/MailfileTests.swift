@@ -77,6 +77,19 @@ import Testing
         #expect(TransferEncoding.decodeQuotedPrintable(Array("a=ZZb=3".utf8)) == Array("a=ZZb=3".utf8))
         #expect(TransferEncoding.decode(Array("x".utf8)[...], encoding: "x-uuencode") == nil)
     }
+
+    /// RFC 2045 §6.7: white space at the end of an encoded line is deleted (transport may have added it); white space
+    /// inside a line, and before a soft line break's "=", is kept; a soft break may itself be followed by white space.
+    @Test func quotedPrintableTrailingWhiteSpaceAndSoftBreaks() {
+        func qp(_ s: String) -> String { String(decoding: TransferEncoding.decodeQuotedPrintable(Array(s.utf8)), as: UTF8.self) }
+        #expect(qp("trailing \t \r\nnext") == "trailing\r\nnext")
+        #expect(qp("lf only  \nnext") == "lf only\nnext")
+        #expect(qp("at the end   ") == "at the end")
+        #expect(qp("kept \t=\r\nhere") == "kept \there")
+        #expect(qp("soft=  \r\nbreak") == "softbreak")
+        #expect(qp("two  spaces inside") == "two  spaces inside")
+        #expect(qp("encoded space=20\r\n") == "encoded space \r\n")
+    }
 }
 
 @Suite struct EncodedWordTests {
@@ -86,5 +99,15 @@ import Testing
         #expect(EncodedWords.decode("=?ISO-8859-1?Q?Caf=E9?= ok") == "Café ok")
         #expect(EncodedWords.decode("plain =?bogus") == "plain =?bogus")
         #expect(EncodedWords.decode("=?x-unknown?Q?abc?=") == "=?x-unknown?Q?abc?=")
+    }
+
+    /// SENTON and friends compare the day as written in the Date field, not its UTC day.
+    @Test func writtenDayKeepsTheFieldsOwnZone() throws {
+        let late = "Mon, 23 Nov 2026 23:30:00 -0800"
+        let day = try #require(RFC5322Date.writtenDay(late))
+        #expect(day == (2026, 11, 23))
+        #expect(RFC5322Date.parse(late) == Date(timeIntervalSince1970: 1_795_505_400))   // 24 Nov 07:30 UTC
+        #expect(RFC5322Date.writtenDay("Tue, 24 Nov 2026 00:10:00 +1300").map { [$0.year, $0.month, $0.day] } == [2026, 11, 24])
+        #expect(RFC5322Date.writtenDay("not a date") == nil)
     }
 }
