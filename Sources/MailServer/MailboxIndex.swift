@@ -96,7 +96,10 @@ final class MailboxIndex: Sendable {
             e.lastUse = s.clock
             defer { s.entries[mailbox] = e }
             if let snap = e.snapshot, e.loadedAt == e.changes, !verify { return .ready(snap) }
-            if let t = e.loading, !verify { return .wait(t, e.loadingChanges) }
+            // A load already under way is shared only when it started after the last announced change: one that
+            // started before it would answer with data older than a change this caller must see (a session that
+            // reads its own STORE back, or another session's that completed before this command).
+            if let t = e.loading, !verify, e.loadingChanges == e.changes { return .wait(t, e.loadingChanges) }
             let base = e.snapshot
             let task = Task { [store] () throws -> MailboxSnapshot in
                 let delta = try await store.mailboxChanges(mailbox: mailbox, since: base?.highestModSeq)

@@ -20,6 +20,12 @@ final class InProcessServer {
     let pool: NIOThreadPool
     let port: Int
     let dir: URL
+    var listeners: [TernServer.Listener] = []
+
+    /// The port a service listens on (0 when it does not).
+    func port(of service: TernConfiguration.Service) -> Int {
+        listeners.first { $0.service == service }?.address.port ?? 0
+    }
 
     static func start(_ tweak: (inout TernConfiguration) -> Void = { _ in }) async throws -> InProcessServer {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-srv-\(UUID().uuidString)")
@@ -47,7 +53,9 @@ final class InProcessServer {
                                     threadPool: pool, inlineLimit: SQLiteMailStore.inlineLimit)
         let server = TernServer(context: context, group: group)
         let listeners = try await server.start()
-        return InProcessServer(store: store, server: server, group: group, pool: pool, port: listeners[0].address.port!, dir: dir)
+        let started = InProcessServer(store: store, server: server, group: group, pool: pool, port: listeners[0].address.port!, dir: dir)
+        started.listeners = listeners
+        return started
     }
 
     init(store: SQLiteMailStore, server: TernServer, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, port: Int, dir: URL) {

@@ -1,0 +1,506 @@
+import Foundation
+import Glibc
+import Synchronization
+import TernConfig
+import Testing
+
+// A model-based concurrency test of the IMAP server (issue 18). Several clients, each on its own thread and socket,
+// work on one shared INBOX at random: APPEND, STORE of flags and keywords, FETCH, SEARCH, EXPUNGE, NOOP and SELECT.
+// Each keeps the mailbox as RFC 9051 lets it know it (sequence numbers, UIDs, flags, announced keywords), learnt only
+// from what the server sent, and every response is checked against that model, against the messages' true contents
+// (known from APPENDUID) and against the history of flag changes:
+// - an untagged EXPUNGE, EXISTS or FETCH names a sequence number the client has; a FETCH's UID is the one the client
+//   holds at that number; UIDs in the view only grow; no EXPUNGE arrives during FETCH, STORE or SEARCH;
+// - the ENVELOPE subject, the Subject header field and RFC822.SIZE of a UID are those of the message appended with it;
+// - a keyword appears in a FETCH only after FLAGS announced it;
+// - each client owns one keyword ($kN) and is its only writer: a FETCH or SEARCH reports it exactly as the client
+//   last stored it; another client's keyword is reported with a value it had at some moment during the FETCH (the
+//   last change completed before the FETCH was sent, or a change in flight meanwhile).
+
+/// A parsed IMAP value: atom, string (quoted or literal), NIL, or parenthesised list.
+indirect enum IMAPValue: Equatable {
+    case atom(String)
+    case string([UInt8])
+    case nilValue
+    case list([IMAPValue])
+
+    var text: String? {
+        switch self {
+        case .atom(let a): return a
+        case .string(let s): return String(decoding: s, as: UTF8.self)
+        default: return nil
+        }
+    }
+    var items: [IMAPValue] { if case .list(let l) = self { return l } else { return [] } }
+}
+
+/// One response line with its literals inlined: `parts` are the bytes between literals, `literals` their contents.
+struct IMAPResponseLine {
+    var bytes: [UInt8]     // the line with literals as {n} markers removed and replaced by index placeholders
+    var literals: [[UInt8]]
+    var text: String { String(decoding: bytes, as: UTF8.self) }
+}
+
+/// Parses the values of a response line after a prefix ("* 3 FETCH "), literals taken from `literals` in order.
+struct IMAPValueParser {
+    let b: [UInt8]
+    var i: Int
+    var literals: [[UInt8]]
+    var nextLiteral = 0
+
+    mutating func value() -> IMAPValue? {
+        while i < b.count, b[i] == 32 { i += 1 }
+        guard i < b.count else { return nil }
+        switch b[i] {
+        case UInt8(ascii: "("):
+            i += 1
+            var out: [IMAPValue] = []
+            while true {
+                while i < b.count, b[i] == 32 { i += 1 }
+                if i >= b.count { return nil }
+                if b[i] == UInt8(ascii: ")") { i += 1; return .list(out) }
+                guard let v = value() else { return nil }
+                out.append(v)
+            }
+        case UInt8(ascii: "\""):
+            i += 1
+            var s: [UInt8] = []
+            while i < b.count, b[i] != UInt8(ascii: "\"") {
+                if b[i] == UInt8(ascii: "\\"), i + 1 < b.count { i += 1 }
+                s.append(b[i]); i += 1
+            }
+            i += 1
+            return .string(s)
+        case 0:   // a literal's place (the reader replaced "{n}" with a NUL)
+            i += 1
+            defer { nextLiteral += 1 }
+            return nextLiteral < literals.count ? .string(literals[nextLiteral]) : nil
+        default:
+            let start = i
+            var depth = 0
+            while i < b.count {
+                let c = b[i]
+                if c == UInt8(ascii: "[") { depth += 1 } else if c == UInt8(ascii: "]") { depth -= 1 }
+                if depth == 0 && (c == 32 || c == UInt8(ascii: ")") || c == UInt8(ascii: "(")) { break }
+                i += 1
+            }
+            let atom = String(decoding: b[start..<i], as: UTF8.self)
+            return atom.uppercased() == "NIL" ? .nilValue : .atom(atom)
+        }
+    }
+}
+
+/// A blocking IMAP client for the test threads.
+final class ModelIMAPClient {
+    let fd: Int32
+    var buffer: [UInt8] = []
+    var tagCounter = 0
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var tv = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+        _ = try readResponseLine()   // greeting
+    }
+
+    deinit { close(fd) }
+
+    func fill() throws {
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        let n = recv(fd, &chunk, chunk.count, 0)
+        guard n > 0 else { throw POSIXError(.ECONNRESET) }
+        buffer += chunk[0..<n]
+    }
+
+    /// One response line; a literal's contents go to `literals` and its "{n}" becomes a NUL placeholder.
+    func readResponseLine() throws -> IMAPResponseLine {
+        var line: [UInt8] = []
+        var literals: [[UInt8]] = []
+        while true {
+            while buffer.firstIndex(of: 10) == nil { try fill() }
+            let nl = buffer.firstIndex(of: 10)!
+            var part = Array(buffer[..<nl])
+            buffer.removeFirst(nl + 1)
+            if part.last == 13 { part.removeLast() }
+            if part.last == UInt8(ascii: "}"), let open = part.lastIndex(of: UInt8(ascii: "{")),
+               let n = Int(String(decoding: part[(open + 1)..<(part.count - 1)], as: UTF8.self)) {
+                let isLiteral8 = open > 0 && part[open - 1] == UInt8(ascii: "~")
+                line += part[..<(isLiteral8 ? open - 1 : open)]
+                line.append(0)
+                while buffer.count < n { try fill() }
+                literals.append(Array(buffer[..<n]))
+                buffer.removeFirst(n)
+                continue
+            }
+            line += part
+            return IMAPResponseLine(bytes: line, literals: literals)
+        }
+    }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { return }
+            sent += n
+        }
+    }
+
+    /// Sends a command and returns the untagged lines and the tagged completion.
+    func command(_ text: String, literal: [UInt8]? = nil) throws -> (untagged: [IMAPResponseLine], tagged: String) {
+        tagCounter += 1
+        let tag = "m\(tagCounter)"
+        if let literal {
+            send("\(tag) \(text) {\(literal.count)+}\r\n")
+            literal.withUnsafeBytes { _ = Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+            send("\r\n")
+        } else {
+            send("\(tag) \(text)\r\n")
+        }
+        var untagged: [IMAPResponseLine] = []
+        while true {
+            let line = try readResponseLine()
+            if line.text.hasPrefix(tag + " ") { return (untagged, String(line.text.dropFirst(tag.count + 1))) }
+            untagged.append(line)
+        }
+    }
+}
+
+/// What every client shares: the true subjects and sizes by UID, and the history of each owned keyword.
+final class ModelTruth: Sendable {
+    struct Change { var value: Bool; var start: Int; var end: Int }
+    private struct State {
+        var clock = 0
+        var subjects: [UInt32: (subject: String, size: Int)] = [:]
+        /// (uid, owner) → changes of keyword $k<owner> on that message, in the owner's order.
+        var keywordHistory: [String: [Change]] = [:]
+        var observedSubjects: [(UInt32, String)] = []
+        /// When each message's owner began to expunge it: from then on a session may hold it as expunged-but-not-yet-
+        /// reported, with the flags it last knew (RFC 9051 §7.5.1 keeps its number until EXPUNGE may be sent).
+        var expungeStarted: [UInt32: Int] = [:]
+    }
+    private let state = Mutex(State())
+
+    func expunging(_ uid: UInt32) { state.withLock { s in s.clock += 1; s.expungeStarted[uid] = s.expungeStarted[uid] ?? s.clock } }
+    func mayBeExpunged(_ uid: UInt32, by end: Int) -> Bool { state.withLock { ($0.expungeStarted[uid] ?? Int.max) <= end } }
+
+    func tick() -> Int { state.withLock { $0.clock += 1; return $0.clock } }
+    func appended(uid: UInt32, subject: String, size: Int) { state.withLock { $0.subjects[uid] = (subject, size) } }
+    func message(_ uid: UInt32) -> (subject: String, size: Int)? { state.withLock { $0.subjects[uid] } }
+    func observe(uid: UInt32, subject: String) { state.withLock { $0.observedSubjects.append((uid, subject)) } }
+    func allObservations() -> [(UInt32, String)] { state.withLock { $0.observedSubjects } }
+
+    /// A keyword change about to be sent: in flight (it may show anywhere from now on) until `finished`.
+    func beginKeyword(uid: UInt32, owner: Int, value: Bool) -> Int {
+        state.withLock { s in
+            s.clock += 1
+            s.keywordHistory["\(uid)/\(owner)", default: []].append(Change(value: value, start: s.clock, end: Int.max))
+            return s.clock
+        }
+    }
+
+    /// The change begun at `start` was applied (`applied`) or changed nothing (then it is forgotten).
+    func finishKeyword(uid: UInt32, owner: Int, start: Int, applied: Bool) {
+        state.withLock { s in
+            s.clock += 1
+            let key = "\(uid)/\(owner)"
+            guard let i = s.keywordHistory[key]?.lastIndex(where: { $0.start == start }) else { return }
+            if applied { s.keywordHistory[key]![i].end = s.clock } else { s.keywordHistory[key]!.remove(at: i) }
+        }
+    }
+
+    /// The values keyword $k<owner> of `uid` may show in a response to a command that ran from `start` to `end`.
+    func allowedKeywordValues(uid: UInt32, owner: Int, start: Int, end: Int) -> Set<Bool> {
+        state.withLock { s in
+            let history = s.keywordHistory["\(uid)/\(owner)"] ?? []
+            var allowed: Set<Bool> = [history.last(where: { $0.end < start })?.value ?? false]
+            for c in history where c.start <= end && c.end >= start { allowed.insert(c.value) }
+            return allowed
+        }
+    }
+}
+
+/// One simulated client and its model of the selected mailbox.
+final class ModelClient {
+    struct Entry { var uid: UInt32?; var flags: Set<String> }
+    let id: Int
+    let client: ModelIMAPClient
+    let truth: ModelTruth
+    var view: [Entry] = []
+    var announced: Set<String> = []
+    /// The owned keyword's value on each UID as this client last stored it.
+    var mine: [UInt32: Bool] = [:]
+    var appendedUIDs: [UInt32] = []
+    /// UIDs this client stored on after they were expunged (the STORE changed nothing): their flags in a view that
+    /// still holds them are the last known, not checked against later stores.
+    var gone: Set<UInt32> = []
+    var mismatches: [String] = []
+    var rng: SplitMix
+    var keyword: String { "$k\(id)" }
+
+    init(id: Int, port: Int, truth: ModelTruth, seed: UInt64) throws {
+        self.id = id
+        self.truth = truth
+        self.rng = SplitMix(seed: seed)
+        client = try ModelIMAPClient(port: port)
+        let login = try client.command("LOGIN alice@example.test pw")
+        if !login.tagged.hasPrefix("OK") { mismatches.append("login: \(login.tagged)") }
+    }
+
+    func fail(_ what: String) { if mismatches.count < 50 { mismatches.append("client \(id): \(what)") } }
+
+    /// Applies untagged responses to the model, checking each; `during` is the command they came with.
+    func apply(_ lines: [IMAPResponseLine], during command: String, start: Int, end: Int, checkOthers: Bool) {
+        let mayExpunge = !["FETCH", "STORE", "SEARCH", "UID FETCH", "UID STORE", "UID SEARCH"].contains(command)
+        for line in lines {
+            let t = line.text
+            let words = t.split(separator: " ", maxSplits: 3).map(String.init)
+            guard words.count >= 2, words[0] == "*" else { fail("untagged line without *: \(t)"); continue }
+            if words[1] == "FLAGS" {
+                var p = IMAPValueParser(b: line.bytes, i: 8, literals: line.literals)
+                announced = Set((p.value()?.items ?? []).compactMap(\.text).map { $0.lowercased() })
+                continue
+            }
+            if words[1] == "OK" || words[1] == "SEARCH" || words[1] == "CAPABILITY" || words[1] == "LIST" { continue }
+            guard let n = Int(words[1]), words.count >= 3 else { continue }
+            switch words[2] {
+            case "EXISTS":
+                if n < view.count { fail("EXISTS \(n) below the \(view.count) messages known (during \(command))") }
+                while view.count < n { view.append(Entry(uid: nil, flags: [])) }
+            case "RECENT":
+                continue
+            case "EXPUNGE":
+                if !mayExpunge { fail("EXPUNGE during \(command)") }
+                guard n >= 1 && n <= view.count else { fail("EXPUNGE \(n) of \(view.count)"); continue }
+                view.remove(at: n - 1)
+            case "FETCH":
+                guard n >= 1 && n <= view.count else { fail("FETCH \(n) of \(view.count): \(t)"); continue }
+                let prefix = "* \(n) FETCH ".utf8.count
+                var p = IMAPValueParser(b: line.bytes, i: prefix, literals: line.literals)
+                guard let v = p.value() else { fail("unparseable FETCH: \(t)"); continue }
+                let before = mismatches.count
+                checkFetch(seq: n, items: v.items, start: start, end: end, checkOthers: checkOthers)
+                if mismatches.count > before, ProcessInfo.processInfo.environment["TERN_MODEL_DEBUG"] != nil {
+                    print("DEBUG client \(id) during \(command): \(t) | all: \(lines.map(\.text))")
+                }
+            default:
+                continue
+            }
+        }
+        // UIDs in the view only grow.
+        var last: UInt32 = 0
+        for e in view { if let u = e.uid { if u <= last { fail("UIDs not increasing in the view") }; last = u } }
+    }
+
+    func checkFetch(seq: Int, items: [IMAPValue], start: Int, end: Int, checkOthers: Bool) {
+        var k = 0
+        var uid: UInt32?
+        var flags: Set<String>?
+        var subjects: [String] = []
+        var size: Int?
+        while k + 1 < items.count {
+            let name = (items[k].text ?? "").uppercased()
+            let value = items[k + 1]
+            switch name {
+            case "UID": uid = value.text.flatMap { UInt32($0) }
+            case "FLAGS": flags = Set(value.items.compactMap(\.text))
+            case "RFC822.SIZE": size = value.text.flatMap { Int($0) }
+            case "ENVELOPE":
+                if value.items.count > 1, let s = value.items[1].text { subjects.append(s) }
+            default:
+                if name.hasPrefix("BODY[HEADER.FIELDS"), case .string(let bytes) = value {
+                    let text = String(decoding: bytes, as: UTF8.self)
+                    if let r = text.range(of: "Subject: ") {
+                        let rest = text[r.upperBound...]
+                        subjects.append(String(rest.prefix { !$0.isNewline }).trimmingCharacters(in: .whitespaces))
+                    }
+                }
+            }
+            k += 2
+        }
+        if let uid {
+            if let known = view[seq - 1].uid, known != uid { fail("FETCH \(seq): UID \(uid), the model has \(known)") }
+            view[seq - 1].uid = uid
+        }
+        guard let uid = uid ?? view[seq - 1].uid else { return }
+        if let flags {
+            for f in flags where !f.hasPrefix("\\") && !announced.contains(f.lowercased()) {
+                fail("keyword \(f) in FETCH before FLAGS announced it")
+            }
+            view[seq - 1].flags = flags
+            // The owned keyword: exactly as last stored by this client.
+            let expunged = truth.mayBeExpunged(uid, by: end)
+            if !gone.contains(uid), !expunged, let expected = mine[uid], expected != flags.contains(keyword) {
+                fail("UID \(uid): \(keyword) is \(flags.contains(keyword)), last stored \(expected)")
+            }
+            // Others' keywords: a value they had while this command ran. (Not for a plain FETCH of UID and FLAGS: it
+            // answers for an expunged message the view still holds with its last known flags.)
+            for owner in 0..<16 where owner != id && checkOthers && !expunged {
+                let allowed = truth.allowedKeywordValues(uid: uid, owner: owner, start: start, end: end)
+                if !allowed.contains(flags.contains("$k\(owner)")) {
+                    fail("UID \(uid): $k\(owner) is \(flags.contains("$k\(owner)")), allowed \(allowed) during [\(start), \(end)]")
+                }
+            }
+        }
+        for s in subjects {
+            if let m = truth.message(uid) {
+                if m.subject != s { fail("UID \(uid): subject \(s), appended as \(m.subject)") }
+            } else {
+                truth.observe(uid: uid, subject: s)
+            }
+        }
+        if let size, let m = truth.message(uid), m.size != size { fail("UID \(uid): RFC822.SIZE \(size), appended \(m.size)") }
+    }
+
+    @discardableResult
+    func run(_ command: String, literal: [UInt8]? = nil, checkOthers: Bool = true) throws -> (untagged: [IMAPResponseLine], tagged: String) {
+        let start = truth.tick()
+        let (untagged, tagged) = try client.command(command, literal: literal)
+        let end = truth.tick()
+        let verb = command.split(separator: " ").prefix(command.hasPrefix("UID ") ? 2 : 1).joined(separator: " ").uppercased()
+        apply(untagged, during: verb, start: start, end: end, checkOthers: checkOthers)
+        if !tagged.hasPrefix("OK") { fail("\(command.prefix(60)) → \(tagged)") }
+        return (untagged, tagged)
+    }
+
+    /// Fills in UIDs and flags of messages learnt of by EXISTS.
+    func learnUnknown() throws {
+        guard let first = view.firstIndex(where: { $0.uid == nil }) else { return }
+        try run("FETCH \(first + 1):\(view.count) (UID FLAGS)", checkOthers: false)
+    }
+
+    func select() throws {
+        view = []
+        try run("SELECT INBOX")
+        try learnUnknown()
+    }
+
+    func step() throws {
+        try learnUnknown()
+        let roll = rng.next(100)
+        if roll < 20 || view.isEmpty {
+            let n = appendedUIDs.count
+            let subject = "model \(id)-\(n)-\(rng.next(1_000_000))"
+            let body = String(repeating: "line \(id) \(n)\r\n", count: 1 + rng.next(20))
+            let message = Array("From: c\(id)@example.test\r\nSubject: \(subject)\r\n\r\n\(body)".utf8)
+            let tagged = try run("APPEND INBOX", literal: message).tagged
+            if let r = tagged.range(of: "APPENDUID "), let uid = tagged[r.upperBound...].split(separator: " ").dropFirst().first.flatMap({ UInt32($0.prefix { $0.isNumber }) }) {
+                truth.appended(uid: uid, subject: subject, size: message.count)
+                appendedUIDs.append(uid)
+            } else {
+                fail("APPEND without APPENDUID: \(tagged)")
+            }
+        } else if roll < 45 {
+            // Toggle the owned keyword on a message the view holds.
+            let seq = 1 + rng.next(view.count)
+            guard let uid = view[seq - 1].uid else { return }
+            let value = rng.next(2) == 0
+            let start = truth.beginKeyword(uid: uid, owner: id, value: value)
+            // While the STORE runs, its own answer may show either value.
+            let previous = mine.removeValue(forKey: uid)
+            let (untagged, _) = try run("UID STORE \(uid) \(value ? "+" : "-")FLAGS (\(keyword))")
+            let applied = untagged.contains { $0.text.contains(" FETCH (") && $0.text.contains("UID \(uid) ") && $0.text.contains(keyword) == value }
+            truth.finishKeyword(uid: uid, owner: id, start: start, applied: applied)
+            if applied {
+                // Applied: the STORE answered with the message's new flags.
+                mine[uid] = value
+            } else if (previous ?? false) != value {
+                // Nothing changed although the value differs: the message is gone.
+                gone.insert(uid)
+            } else {
+                mine[uid] = previous
+            }
+        } else if roll < 75 {
+            let a = 1 + rng.next(view.count), b = min(view.count, a + rng.next(5))
+            _ = try run("FETCH \(a):\(b) (UID FLAGS RFC822.SIZE ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        } else if roll < 83 {
+            let (untagged, _) = try run("SEARCH KEYWORD \(keyword)")
+            // Exactly the messages this client last marked with its own keyword (it is the keyword's only writer).
+            let found = Set(untagged.filter { $0.text.hasPrefix("* SEARCH") }.flatMap { $0.text.split(separator: " ").dropFirst(2).compactMap { Int($0) } })
+            for (i, e) in view.enumerated() {
+                guard let uid = e.uid, !gone.contains(uid), !truth.mayBeExpunged(uid, by: Int.max) else { continue }
+                if (mine[uid] ?? false) != found.contains(i + 1) { fail("SEARCH KEYWORD \(keyword): message \(i + 1) (UID \(uid)) \(found.contains(i + 1) ? "found" : "missing")") }
+            }
+        } else if roll < 90 {
+            // Delete one of this client's own messages.
+            guard let uid = appendedUIDs.randomElement(using: &rng) else { return }
+            truth.expunging(uid)
+            try run("UID STORE \(uid) +FLAGS.SILENT (\\Deleted)")
+            try run("EXPUNGE")
+        } else if roll < 97 {
+            try run("NOOP")
+        } else {
+            try select()
+        }
+    }
+}
+
+/// A small seeded generator: the same seed, the same run.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    mutating func next(_ bound: Int) -> Int { bound <= 0 ? 0 : Int(next() % UInt64(bound)) }
+}
+
+@Suite struct IMAPModelTests {
+    /// Clients and steps: `TERN_IMAP_MODEL_STEPS` raises the steps for a longer run (bench/imap-model).
+    static let clients = 10
+    static let steps = Int(ProcessInfo.processInfo.environment["TERN_IMAP_MODEL_STEPS"] ?? "") ?? 120
+    /// The run's seed (`TERN_IMAP_MODEL_SEED` repeats one; the thread interleaving still varies from run to run).
+    static let seed = UInt64(ProcessInfo.processInfo.environment["TERN_IMAP_MODEL_SEED"] ?? "") ?? 1
+
+    @Test func concurrentClientsAgreeWithTheModel() async throws {
+        let s = try await InProcessServer.start {
+            $0.listen[.imap] = [ListenAddress(host: "127.0.0.1", port: 0)]
+            $0.limits.maxConnectionsPerAddress = 1000
+        }
+        let port = s.port(of: .imap)
+        let truth = ModelTruth()
+        let results = Mutex<[String]>([])
+        let steps = Self.steps
+        var threads: [Thread] = []
+        let done = DispatchGroup()
+        for c in 0..<Self.clients {
+            done.enter()
+            let thread = Thread {
+                defer { done.leave() }
+                do {
+                    let client = try ModelClient(id: c, port: port, truth: truth, seed: Self.seed &+ UInt64(c + 1) * 7919)
+                    try client.select()
+                    for _ in 0..<steps { try client.step() }
+                    try client.run("NOOP")
+                    results.withLock { $0 += client.mismatches }
+                } catch {
+                    results.withLock { $0.append("client \(c): \(error)") }
+                }
+            }
+            threads.append(thread)
+            thread.start()
+        }
+        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
+            done.notify(queue: .global()) { k.resume() }
+        }
+        var problems = results.withLock { $0 }
+        // Subjects seen before their APPEND had answered: checked now that every APPEND has.
+        for (uid, subject) in truth.allObservations() {
+            if let m = truth.message(uid), m.subject != subject { problems.append("UID \(uid): subject \(subject), appended as \(m.subject)") }
+        }
+        for p in problems.prefix(20) { print("model mismatch: \(p)") }
+        #expect(problems.isEmpty, "\(problems.count) mismatches")
+        try await s.stop()
+    }
+}
