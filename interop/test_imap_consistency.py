@@ -3,6 +3,7 @@
 Each test is named for the defect it guards against."""
 import imaplib
 import socket
+import time
 
 from conftest import ALICE, BOB
 from ternlib import date_now
@@ -210,3 +211,65 @@ def test_nul_in_an_ordinary_literal_is_refused(tern):
     a.sock.sendall(b"n2 APPEND INBOX ~{5+}\r\na\x00b\r\n\r\n")
     reply = a.file.readline()
     assert reply.startswith(b"n2 OK"), reply
+
+
+def test_list_and_lsub_show_parents_that_do_not_exist(tern):
+    r = Raw(tern)
+    assert r.cmd("CREATE work/projects")[-1].split()[1] == b"OK"
+    r.cmd("SUBSCRIBE work/projects")
+    # RFC 3501 §6.3.9: LSUB with % reaches "work", not subscribed itself: \Noselect.
+    assert b'* LSUB (\\Noselect) "/" "work"' in r.cmd('LSUB "" %')
+    assert b'* LSUB () "/" "work/projects"' in r.cmd('LSUB "" *')
+    # A rev1 LIST shows the parent as \Noselect with children; RFC 5258 RECURSIVEMATCH tells of the subscribed child.
+    assert b'* LIST (\\Noselect \\HasChildren) "/" "work"' in r.cmd('LIST "" %')
+    assert b'* LIST (\\NonExistent \\HasChildren) "/" "work" ("CHILDINFO" ("SUBSCRIBED"))' in r.cmd('LIST (SUBSCRIBED RECURSIVEMATCH) "" %')
+    assert r.cmd('LIST (RECURSIVEMATCH) "" %')[-1].split()[1] == b"BAD"
+    # A subscribed mailbox that is deleted stays subscribed (RFC 9051 §6.3.7) and is listed as \NonExistent.
+    r.cmd("CREATE old")
+    r.cmd("SUBSCRIBE old")
+    r.cmd("DELETE old")
+    assert b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" "old"' in r.cmd('LIST (SUBSCRIBED) "" *')
+    # IMAP4rev2 says \NonExistent for the parent too.
+    r.cmd("ENABLE IMAP4rev2")
+    assert b'* LIST (\\NonExistent \\HasChildren) "/" "work"' in r.cmd('LIST "" %')
+
+
+def test_imap4rev2_answers_search_with_esearch_and_sends_no_recent(tern):
+    session = login(tern)
+    session.append("INBOX", None, None, message("rev2", ALICE, ALICE))
+    session.logout()
+    r = Raw(tern)
+    rev1 = r.cmd("SELECT INBOX")
+    assert b"* 0 RECENT" in rev1
+    assert b"* SEARCH 1" in r.cmd("SEARCH ALL")
+    r.cmd("ENABLE IMAP4rev2")
+    selected = r.cmd("SELECT INBOX")
+    assert not any(b"RECENT" in l for l in selected), selected
+    lines = r.cmd("SEARCH ALL")
+    assert lines[0] == f'* ESEARCH (TAG "r{r.n}") ALL 1'.encode(), lines
+    lines = r.cmd("UID SEARCH SUBJECT nothing-like-this")
+    assert lines[0] == f'* ESEARCH (TAG "r{r.n}") UID'.encode(), lines
+
+
+def test_per_user_connection_limit(make_tern):
+    """limits.max_connections_per_user: sessions beyond it get * BYE [LIMIT]; closing one makes room again."""
+    t = make_tern({"limits": {"max_connections_per_user": 3}})
+    sessions = [login(t) for _ in range(3)]
+    other = login(t, BOB)   # another account is not affected
+    r = socket.create_connection(("127.0.0.1", t.imap_port), timeout=10)
+    f = r.makefile("rb")
+    f.readline()
+    r.sendall(f'x LOGIN {ALICE} "{PASSWORD}"\r\n'.encode())
+    reply = f.readline()
+    assert reply.startswith(b"* BYE [LIMIT]"), reply
+    assert f.readline() == b"", "the connection stays open after BYE"
+    sessions.pop().logout()
+    for _ in range(50):   # the closed session's count is released when its connection ends
+        try:
+            sessions.append(login(t))
+            break
+        except imaplib.IMAP4.abort:
+            time.sleep(0.1)
+    assert len(sessions) == 3
+    for s in sessions + [other]:
+        s.logout()

@@ -400,7 +400,7 @@ public struct IMAPCommandParser {
     /// `list = "LIST" [SP list-select-opts] SP mailbox SP mbox-or-pat [SP list-return-opts]`
     mutating func list() throws(IMAPParseError) -> IMAPCommand {
         try sp()
-        var selectSubscribed = false, selectSpecialUse = false
+        var selectSubscribed = false, selectSpecialUse = false, recursiveMatch = false
         if peek == UInt8(ascii: "(") {
             i += 1
             while peek != UInt8(ascii: ")") {
@@ -408,12 +408,15 @@ public struct IMAPCommandParser {
                 switch try atom().uppercased() {
                 case "SUBSCRIBED": selectSubscribed = true
                 case "SPECIAL-USE": selectSpecialUse = true
-                case "RECURSIVEMATCH", "REMOTE": break
+                case "RECURSIVEMATCH": recursiveMatch = true
+                case "REMOTE": break
                 case let o: throw fail("Unknown LIST selection option \(o)")
                 }
             }
             i += 1
             try sp()
+            // RFC 5258 §3.1: RECURSIVEMATCH needs another selection option to apply to.
+            if recursiveMatch && !selectSubscribed && !selectSpecialUse { throw fail("RECURSIVEMATCH without a selection option") }
         }
         let ref = try listMailbox()
         try sp()
@@ -450,6 +453,7 @@ public struct IMAPCommandParser {
             i += 1
         }
         return .list(reference: ref, patterns: patterns, selectSubscribed: selectSubscribed, selectSpecialUse: selectSpecialUse,
+                     recursiveMatch: recursiveMatch,
                      returnSubscribed: rSub, returnChildren: rChildren, returnSpecialUse: rSpecial, returnStatus: rStatus)
     }
 

@@ -236,7 +236,7 @@ public enum IMAPCommand: Hashable, Sendable {
     case subscribe(String)
     case unsubscribe(String)
     /// `LIST [(selection)] reference pattern(s) [RETURN (...)]` (RFC 5258, RFC 5819)
-    case list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool,
+    case list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool, recursiveMatch: Bool,
               returnSubscribed: Bool, returnChildren: Bool, returnSpecialUse: Bool, returnStatus: [StatusItem])
     case lsub(reference: String, pattern: String)
     case namespace

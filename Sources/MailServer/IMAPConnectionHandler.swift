@@ -74,6 +74,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        session.ended()
         timeout?.cancel()
         idle.unregister(ObjectIdentifier(self))
         slot.release()

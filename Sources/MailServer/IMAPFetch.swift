@@ -231,6 +231,11 @@ extension IMAPSession {
             }
         }
         let numbers = hits.map { uid ? $0.1.uid.rawValue : UInt32($0.0) }
+        var returning = returning
+        // RFC 9051 §6.4.4: an IMAP4rev2 session gets ESEARCH, with ALL when no RETURN is given; RFC 4731 §3.1:
+        // RETURN () means ALL.
+        if returning == nil && rev2 { returning = [.all] }
+        if let r = returning, r.isEmpty { returning = [.all] }
         if let returning {
             var parts = ["(TAG \"\(tag)\")"]
             if uid { parts.append("UID") }
@@ -238,6 +243,8 @@ extension IMAPSession {
             if returning.contains(.max), let v = numbers.max() { parts.append("MAX \(v)") }
             if returning.contains(.count) { parts.append("COUNT \(numbers.count)") }
             if returning.contains(.all), !numbers.isEmpty { parts.append("ALL \(SequenceSet.compact(numbers))") }
+            // RFC 7162 §3.1.5: the highest MODSEQ of the messages found, when the search used MODSEQ.
+            if condstore, Self.usesModSeq(key), let h = hits.map(\.1.modSeq.rawValue).max() { parts.append("MODSEQ \(h)") }
             out.line("* ESEARCH \(parts.joined(separator: " "))")
         } else {
             var line = "* SEARCH" + numbers.map { " \($0)" }.joined()

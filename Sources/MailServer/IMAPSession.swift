@@ -136,6 +136,9 @@ final class IMAPSession: @unchecked Sendable {
     var utf8 = false
     /// The client enabled IMAP4rev2 (RFC 9051 §6.3.1): some responses differ from IMAP4rev1.
     var rev2 = false
+    /// The account this session counts against `limits.max_connections_per_user` once logged in, and whether the
+    /// connection has ended (the event loop ends it while a LOGIN may still be running on another thread).
+    private let accounting = Mutex<(account: AccountID?, ended: Bool)>((nil, false))
     var condstore = false
     /// QRESYNC enabled (RFC 7162): expunges are reported as VANISHED.
     var qresync = false
@@ -316,8 +319,8 @@ final class IMAPSession: @unchecked Sendable {
             }
             try await store.setSubscribed(account: a, name: name, { if case .subscribe = command { return true } else { return false } }())
             out.line("\(tag) OK \(command.name) completed")
-        case .list(let ref, let patterns, let selSub, let selSpecial, let rSub, _, let rSpecial, let rStatus):
-            try await list(reference: ref, patterns: patterns, selectSubscribed: selSub, selectSpecialUse: selSpecial,
+        case .list(let ref, let patterns, let selSub, let selSpecial, let recursive, let rSub, _, let rSpecial, let rStatus):
+            try await list(reference: ref, patterns: patterns, selectSubscribed: selSub, selectSpecialUse: selSpecial, recursiveMatch: recursive,
                            returnSubscribed: rSub || selSub, returnSpecialUse: true || rSpecial, status: rStatus, lsub: false, &out)
             out.line("\(tag) OK LIST completed")
         case .lsub(let ref, let pattern):
@@ -482,11 +485,34 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     func loggedIn(_ account: AccountID, _ address: EmailAddress, tag: String, _ out: inout IMAPOutput) {
+        let limit = server.config.limits.maxConnectionsPerUser
+        let sessions = server.userSessions
+        let counted = accounting.withLock { s -> Bool in
+            if s.account != nil { return true }
+            guard !s.ended, sessions.acquire(account, limit: limit) else { return false }
+            s.account = account
+            return true
+        }
+        guard counted else {
+            // RFC 5530 LIMIT: the account has as many sessions as it may.
+            out.line("* BYE [LIMIT] Too many connections for \(address.canonical): \(limit) (limits.max_connections_per_user)")
+            out.close = true
+            return
+        }
         state = .authenticated(account, address.canonical)
         out.line("\(tag) OK [CAPABILITY \(capabilities)] Logged in")
     }
 
     // MARK: mailboxes
+
+    /// The session ends: its account's session count goes down.
+    func ended() {
+        let sessions = server.userSessions
+        accounting.withLock { s in
+            if let a = s.account { sessions.release(a) }
+            s = (nil, true)
+        }
+    }
 
     func encodeName(_ name: String) -> String {
         let n = utf8 ? name : ModifiedUTF7.encode(name)
@@ -514,7 +540,8 @@ final class IMAPSession: @unchecked Sendable {
         for message in messages { for k in message.keywords { inUse.insert(k) } }
         m.keywords = inUse.sorted()
         out.line("* \(messages.count) EXISTS")
-        out.line("* 0 RECENT")
+        // RFC 9051 removed \Recent and the RECENT response; an IMAP4rev1 client still expects RECENT (RFC 3501).
+        if !rev2 { out.line("* 0 RECENT") }
         flagsLines(&out, m.keywords)
         if let firstUnseen = messages.firstIndex(where: { !$0.flags.contains(.seen) }) {
             out.line("* OK [UNSEEN \(firstUnseen + 1)] First unseen")
@@ -556,28 +583,29 @@ final class IMAPSession: @unchecked Sendable {
         return go(0, 0)
     }
 
-    func list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool, returnSubscribed: Bool,
-              returnSpecialUse: Bool, status: [StatusItem], lsub: Bool, _ out: inout IMAPOutput) async throws {
+    func list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool, recursiveMatch: Bool = false,
+              returnSubscribed: Bool, returnSpecialUse: Bool, status: [StatusItem], lsub: Bool, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
         if patterns == [""] {
             out.line("* \(lsub ? "LSUB" : "LIST") (\\Noselect) \"\(Self.delimiter)\" \"\"")
             return
         }
         let boxes = try await store.mailboxes(account: a)
-        let subscribed = Set(try await store.subscriptions(account: a))
-        let names = Set(boxes.map(\.name))
-        for box in boxes {
-            let full = box.name
-            guard patterns.contains(where: { Self.matches(full.uppercased() == "INBOX" ? "INBOX" : full, reference + $0) || (full == "INBOX" && Self.matches("INBOX", (reference + $0).uppercased())) }) else { continue }
-            if selectSubscribed && !subscribed.contains(full) { continue }
-            if selectSpecialUse && box.specialUse == nil { continue }
-            var attrs: [String] = []
-            let hasChildren = names.contains { $0.hasPrefix(full + Self.delimiter) }
-            if !lsub { attrs.append(hasChildren ? "\\HasChildren" : "\\HasNoChildren") }
-            if returnSpecialUse, let use = box.specialUse { attrs.append(use.rawValue) }
-            if (returnSubscribed || lsub) && subscribed.contains(full) && !lsub { attrs.append("\\Subscribed") }
-            out.line("* \(lsub ? "LSUB" : "LIST") (\(attrs.joined(separator: " "))) \"\(Self.delimiter)\" \(encodeName(full))")
-            if !status.isEmpty { out.line(try await statusLine(box, status)) }
+        let listing = MailboxListing(mailboxes: boxes, subscriptions: Set(try await store.subscriptions(account: a)), rev2: rev2)
+        // INBOX matches case-insensitively (RFC 9051 §5.1).
+        let matches: (String) -> Bool = { name in
+            patterns.contains { p in
+                Self.matches(name, reference + p) || (name == "INBOX" && Self.matches("INBOX", (reference + p).uppercased()))
+            }
+        }
+        let entries = lsub ? listing.lsub(matches: matches)
+            : listing.list(patterns: patterns, matches: matches, selectSubscribed: selectSubscribed, selectSpecialUse: selectSpecialUse,
+                           recursiveMatch: recursiveMatch, returnSubscribed: returnSubscribed, returnSpecialUse: returnSpecialUse)
+        for e in entries {
+            var line = "* \(lsub ? "LSUB" : "LIST") (\(e.attributes.joined(separator: " "))) \"\(Self.delimiter)\" \(encodeName(e.name))"
+            if !e.childInfo.isEmpty { line += " (\"CHILDINFO\" (\(e.childInfo.map { "\"\($0)\"" }.joined(separator: " "))))" }
+            out.line(line)
+            if !status.isEmpty, e.selectable, let box = boxes.first(where: { $0.name == e.name }) { out.line(try await statusLine(box, status)) }
         }
     }
 

@@ -28,6 +28,8 @@ public struct ServerContext: Sendable {
     let headers = HeaderCache()
     /// The latest message list of each mailbox in use, shared by the IMAP sessions that have it selected.
     let mailboxes: MailboxIndex
+    /// IMAP sessions logged in, per account (`limits.max_connections_per_user`).
+    let userSessions = UserSessions()
     /// Accounts in a POP3 transaction (one POP3 session per maildrop).
     let pop3Locks = POP3Locks()
     /// DKIM keys for signing submitted mail.

@@ -74,6 +74,8 @@ public struct TernConfiguration: Sendable {
         public var maxLineLength: Int
         public var maxConnections: Int
         public var maxConnectionsPerAddress: Int
+        /// Simultaneous IMAP sessions logged in to one account.
+        public var maxConnectionsPerUser: Int
         public var maxErrors: Int
         public var maxLoginFailures: Int
         public var commandTimeout: Duration

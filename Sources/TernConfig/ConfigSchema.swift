@@ -52,6 +52,8 @@ public enum ConfigSchema {
               doc: "Simultaneous connections per service; more are answered 421 and closed."),
         Field(path: "limits.max_connections_per_address", kind: .int(1...100_000), defaultValue: "50",
               doc: "Simultaneous connections from one client IP address; more are answered 421 4.7.0."),
+        Field(path: "limits.max_connections_per_user", kind: .int(1...100_000), defaultValue: "50",
+              doc: "Simultaneous IMAP sessions logged in to one account (Thunderbird opens up to 5, mbsync one per channel); a login beyond it gets * BYE [LIMIT] (RFC 5530)."),
         Field(path: "limits.max_errors", kind: .int(1...1000), defaultValue: "10",
               doc: "Client errors in one SMTP session before it is ended with 421."),
         Field(path: "limits.max_login_failures", kind: .int(1...100_000), defaultValue: "10",
@@ -233,7 +235,8 @@ public enum ConfigSchema {
         let limits = TernConfiguration.Limits(
             maxMessageSize: size("limits.max_message_size"), quota: size("limits.quota"), maxRecipients: int("limits.max_recipients"),
             maxLineLength: int("limits.max_line_length"), maxConnections: int("limits.max_connections"),
-            maxConnectionsPerAddress: int("limits.max_connections_per_address"), maxErrors: int("limits.max_errors"),
+            maxConnectionsPerAddress: int("limits.max_connections_per_address"),
+            maxConnectionsPerUser: int("limits.max_connections_per_user"), maxErrors: int("limits.max_errors"),
             maxLoginFailures: int("limits.max_login_failures"),
             commandTimeout: duration("limits.command_timeout"), dataTimeout: duration("limits.data_timeout"))
         let nameservers = strings("dns.nameservers")
