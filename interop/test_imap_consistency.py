@@ -240,7 +240,7 @@ def test_imap4rev2_answers_search_with_esearch_and_sends_no_recent(tern):
     session.logout()
     r = Raw(tern)
     rev1 = r.cmd("SELECT INBOX")
-    assert b"* 0 RECENT" in rev1
+    assert b"* 1 RECENT" in rev1
     assert b"* SEARCH 1" in r.cmd("SEARCH ALL")
     r.cmd("ENABLE IMAP4rev2")
     selected = r.cmd("SELECT INBOX")
@@ -273,3 +273,34 @@ def test_per_user_connection_limit(make_tern):
     assert len(sessions) == 3
     for s in sessions + [other]:
         s.logout()
+
+
+def test_recent_goes_to_the_first_session_only(tern):
+    """RFC 3501 §2.3.2: \\Recent is set in the first session to learn of a message; EXAMINE does not take it away."""
+    session = login(tern)
+    session.append("INBOX", None, None, message("recent one", ALICE, ALICE))
+    session.logout()
+    watcher, first, second = Raw(tern), Raw(tern), Raw(tern)
+    assert b"* 1 RECENT" in watcher.cmd("EXAMINE INBOX")
+    assert b"STATUS" in second.cmd("STATUS INBOX (RECENT)")[0] and b"RECENT 1" in second.cmd("STATUS INBOX (RECENT)")[0]
+    assert b"* 1 RECENT" in first.cmd("SELECT INBOX")
+    assert any(b"\\Recent" in l for l in first.cmd("FETCH 1 (FLAGS)"))
+    assert first.cmd("SEARCH RECENT")[0] == b"* SEARCH 1"
+    assert first.cmd("SEARCH NEW")[0] == b"* SEARCH 1"
+    assert b"* 0 RECENT" in second.cmd("SELECT INBOX")
+    assert not any(b"\\Recent" in l for l in second.cmd("FETCH 1 (FLAGS)"))
+    assert second.cmd("SEARCH OLD")[0] == b"* SEARCH 1"
+    # New mail while both have it selected: one of them gets it as recent, never both.
+    session = login(tern)
+    session.append("INBOX", None, None, message("recent two", ALICE, ALICE))
+    session.logout()
+    a, b = first.cmd("NOOP"), second.cmd("NOOP")
+    counts = [int(l.split()[1]) for l in a + b if l.endswith(b"RECENT")]
+    assert counts == [2, 0], (a, b)   # the first to hear of message 2 gets it; it keeps message 1
+    recent2 = [c for c in (first, second) if any(b"\\Recent" in l for l in c.cmd("FETCH 2 (FLAGS)"))]
+    assert len(recent2) == 1
+    # IMAP4rev2 sessions never see \Recent.
+    rev2 = Raw(tern)
+    rev2.cmd("ENABLE IMAP4rev2")
+    rev2.cmd("SELECT INBOX")
+    assert not any(b"Recent" in l for l in rev2.cmd("FETCH 1:* (FLAGS)"))

@@ -313,8 +313,9 @@ extension IMAPSession {
         case .undraft: return !m.flags.contains(.draft)
         case .unflagged: return !m.flags.contains(.flagged)
         case .unseen: return !m.flags.contains(.seen)
-        case .recent, .new: return false
-        case .old: return true
+        case .recent: return isRecent(m.uid)
+        case .new: return isRecent(m.uid) && !m.flags.contains(.seen)
+        case .old: return !isRecent(m.uid)
         case .keyword(let k): return m.keywords.contains { $0.lowercased() == k.lowercased() }
         case .unkeyword(let k): return !m.keywords.contains { $0.lowercased() == k.lowercased() }
         case .from(let s): return try await content().values("From").contains { contains($0, s) }

@@ -136,6 +136,19 @@ final class IMAPSession: @unchecked Sendable {
     var utf8 = false
     /// The client enabled IMAP4rev2 (RFC 9051 §6.3.1): some responses differ from IMAP4rev1.
     var rev2 = false
+    /// UIDs recent to this session (IMAP4rev1 \Recent, RFC 3501 §2.3.2): claimed at SELECT and as new mail arrives.
+    var recentUIDs: [Range<UInt32>] = []
+
+    func isRecent(_ uid: UID) -> Bool { !rev2 && recentUIDs.contains { $0.contains(uid.rawValue) } }
+
+    /// Claims the messages below `uidNext` no session has seen (only tells, for EXAMINE); returns how many of the
+    /// view's messages are recent to this session.
+    func claimRecent(_ m: SelectedMailbox, below uidNext: UID) async throws -> Int {
+        let first = try await store.claimRecent(mailbox: m.id, below: uidNext, claim: !m.readOnly)
+        if first.rawValue < uidNext.rawValue { recentUIDs.append(first.rawValue..<uidNext.rawValue) }
+        return m.messages.filter { isRecent($0.uid) }.count
+    }
+
     /// The account this session counts against `limits.max_connections_per_user` once logged in, and whether the
     /// connection has ended (the event loop ends it while a LOGIN may still be running on another thread).
     private let accounting = Mutex<(account: AccountID?, ended: Bool)>((nil, false))
@@ -541,7 +554,8 @@ final class IMAPSession: @unchecked Sendable {
         m.keywords = inUse.sorted()
         out.line("* \(messages.count) EXISTS")
         // RFC 9051 removed \Recent and the RECENT response; an IMAP4rev1 client still expects RECENT (RFC 3501).
-        if !rev2 { out.line("* 0 RECENT") }
+        recentUIDs = []
+        if !rev2 { out.line("* \(try await claimRecent(m, below: box.uidNext)) RECENT") }
         flagsLines(&out, m.keywords)
         if let firstUnseen = messages.firstIndex(where: { !$0.flags.contains(.seen) }) {
             out.line("* OK [UNSEEN \(firstUnseen + 1)] First unseen")
@@ -612,10 +626,11 @@ final class IMAPSession: @unchecked Sendable {
     func statusLine(_ box: MailboxInfo, _ items: [StatusItem]) async throws -> String {
         let needMessages = items.contains { [.unseen, .size, .deleted].contains($0) }
         let messages = needMessages ? try await server.mailboxes.snapshot(box.id, verify: true).messages : []
+        let recent = items.contains(.recent) ? try await store.unclaimedRecent(mailbox: box.id) : 0
         let values: [String] = items.map { item in
             switch item {
             case .messages: return "MESSAGES \(box.messages)"
-            case .recent: return "RECENT 0"
+            case .recent: return "RECENT \(recent)"
             case .uidNext: return "UIDNEXT \(box.uidNext.rawValue)"
             case .uidValidity: return "UIDVALIDITY \(box.uidValidity.rawValue)"
             case .unseen: return "UNSEEN \(messages.filter { !$0.flags.contains(.seen) }.count)"
@@ -663,7 +678,7 @@ final class IMAPSession: @unchecked Sendable {
             }
         }
         if !gone.isEmpty && !expunges {
-            holdExpunges(&out, &m, latest: latest)
+            try await holdExpunges(&out, &m, latest: latest)
             state = .selected(a, u, m)
             return
         }
@@ -682,16 +697,19 @@ final class IMAPSession: @unchecked Sendable {
             let c = new[index]
             out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
         }
-        if new.count != old.count - gone.count { out.line("* \(new.count) EXISTS") }
         m.messages = new
         m.highestModSeq = latest.highestModSeq
+        if new.count != old.count - gone.count {
+            out.line("* \(new.count) EXISTS")
+            if !rev2 && !appended.isEmpty { out.line("* \(try await claimRecent(m, below: latest.uidNext)) RECENT") }
+        }
         state = .selected(a, u, m)
     }
 
     /// The view brought up to date except for expunges, which may not be reported now: an expunged message keeps its
     /// sequence number (with its last known flags) until a command that may report it; the others take their current
     /// flags and keywords (announced with FETCH), and new messages are added after them (announced with EXISTS).
-    func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot) {
+    func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot) async throws {
         let old = m.messages, new = latest.messages
         var merged: [StoredMessage] = []
         merged.reserveCapacity(max(old.count, new.count))
@@ -716,9 +734,12 @@ final class IMAPSession: @unchecked Sendable {
             let c = merged[index]
             out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
         }
-        if merged.count != old.count { out.line("* \(merged.count) EXISTS") }
         m.messages = merged
         m.highestModSeq = latest.highestModSeq
+        if merged.count != old.count {
+            out.line("* \(merged.count) EXISTS")
+            if !rev2 { out.line("* \(try await claimRecent(m, below: latest.uidNext)) RECENT") }
+        }
     }
 
     /// FLAGS and PERMANENTFLAGS: the system flags, the keywords in use, and `\*` (any new keyword may be stored).
@@ -740,7 +761,7 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     func flagsItem(_ m: StoredMessage) -> String {
-        "FLAGS (\(Self.flagNames(m.flags, m.keywords).joined(separator: " ")))"
+        "FLAGS (\(((isRecent(m.uid) ? ["\\Recent"] : []) + Self.flagNames(m.flags, m.keywords)).joined(separator: " ")))"
     }
 
     static func flagNames(_ f: MessageFlags, _ keywords: [String]) -> [String] {

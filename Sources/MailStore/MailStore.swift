@@ -82,6 +82,13 @@ public protocol MessageStore: Sendable {
     /// Copies messages (the content is shared, not duplicated); with `move`, removes them from the source in the
     /// same transaction. Returns (source UID, new UID) pairs and the target's UIDVALIDITY (UIDPLUS, RFC 4315).
     func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity)
+    /// IMAP4rev1's \Recent (RFC 3501 §2.3.2): a message is recent to the first session that learns of it. Claims for
+    /// the calling session every UID below `uidNext` that no session has claimed, and returns the first UID claimed
+    /// (UIDs from it up to `uidNext` are this session's recent ones; it equals `uidNext` when none were left). With
+    /// `claim` false (EXAMINE) it only tells, and the messages stay recent for the next session.
+    func claimRecent(mailbox: MailboxID, below uidNext: UID, claim: Bool) async throws -> UID
+    /// Messages no session has claimed as recent yet (STATUS RECENT).
+    func unclaimedRecent(mailbox: MailboxID) async throws -> Int
     /// Messages' UIDs expunged after `modSeq` (QRESYNC VANISHED).
     func expunged(mailbox: MailboxID, since modSeq: ModSeq) async throws -> [UID]
     /// Called after every committed change to a mailbox (in this process), with the mailbox id.

@@ -32,6 +32,29 @@ extension SQLiteMailStore {
         }
     }
 
+    public func claimRecent(mailbox: MailboxID, below uidNext: UID, claim: Bool) async throws -> UID {
+        let next = Int64(uidNext.rawValue)
+        // Most SELECTs find nothing new: a read answers them without taking the writer.
+        let seen = try await read { db in try Int64.fetchOne(db, sql: "SELECT first_recent_uid FROM mailbox WHERE id = ?", arguments: [mailbox]) }
+        if (seen ?? next) >= next || !claim { return UID(UInt32(min(seen ?? next, next))) }
+        let first = try await write { db -> Int64 in
+            let old = try Int64.fetchOne(db, sql: "SELECT first_recent_uid FROM mailbox WHERE id = ?", arguments: [mailbox]) ?? next
+            if claim && next > old {
+                try db.execute(sql: "UPDATE mailbox SET first_recent_uid = ? WHERE id = ?", arguments: [next, mailbox])
+            }
+            return min(old, next)
+        }
+        return UID(UInt32(first))
+    }
+
+    public func unclaimedRecent(mailbox: MailboxID) async throws -> Int {
+        try await read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM mailbox_message WHERE mailbox_id = ?1 AND uid >= (SELECT first_recent_uid FROM mailbox WHERE id = ?1)
+                """, arguments: [mailbox]) ?? 0
+        }
+    }
+
     public func deleteMailbox(account: AccountID, name: String) async throws {
         guard name != "INBOX" else { throw StoreError.invalid("INBOX cannot be deleted") }
         let id = try await write { db -> MailboxID in

@@ -161,6 +161,12 @@ enum Schema {
         ALTER TABLE account ADD COLUMN last_uidvalidity INTEGER NOT NULL DEFAULT 0;
         UPDATE account SET last_uidvalidity = coalesce((SELECT max(uidvalidity) FROM mailbox WHERE account_id = account.id), 0);
         """,
+        // 7: IMAP4rev1's \Recent (RFC 3501 §2.3.2): UIDs from first_recent_uid on have not been seen by any session.
+        // Mailboxes that exist at the upgrade start with nothing recent.
+        """
+        ALTER TABLE mailbox ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
+        UPDATE mailbox SET first_recent_uid = uidnext;
+        """,
     ]
 
     /// The next id of `message` or `mailbox` rows: one more than any ever handed out (see migration 6).
