@@ -304,3 +304,27 @@ def test_recent_goes_to_the_first_session_only(tern):
     rev2.cmd("ENABLE IMAP4rev2")
     rev2.cmd("SELECT INBOX")
     assert not any(b"Recent" in l for l in rev2.cmd("FETCH 1:* (FLAGS)"))
+
+
+def test_envelope_source_route_and_groups(tern):
+    session = login(tern)
+    session.append("INBOX", None, None, b"From: a@example.test\r\nTo: <@relay1.example,@relay2.example:user@example.com>\r\n"
+                                        b"Cc: friends: b@example.test, \"C D\" <c@example.test>;\r\nSubject: route\r\n\r\nx\r\n")
+    session.logout()
+    r = Raw(tern)
+    r.cmd("SELECT INBOX")
+    env = r.cmd("FETCH 1 (ENVELOPE)")[0]
+    # RFC 3501 §7.4.2: (name adl mailbox host); a group is (NIL NIL name NIL) ... (NIL NIL NIL NIL).
+    assert b'((NIL "@relay1.example,@relay2.example" "user" "example.com"))' in env, env
+    assert b'((NIL NIL "friends" NIL)(NIL NIL "b" "example.test")("C D" NIL "c" "example.test")(NIL NIL NIL NIL))' in env, env
+
+
+def test_impossible_mailbox_names_get_no_not_bad(tern):
+    """A well-formed command naming a mailbox that cannot exist gets NO [CANNOT]; only a syntax error gets BAD."""
+    r = Raw(tern)
+    for name in ('"a*b"', '"a%b"', '"/lead"', '"a//b"'):
+        reply = r.cmd(f"CREATE {name}")[-1]
+        assert reply.split()[1:3] == [b"NO", b"[CANNOT]"], (name, reply)
+    assert r.cmd('CREATE "trail/"')[-1].split()[1] == b"OK"   # RFC 9051 §6.3.4: the trailing delimiter is dropped
+    assert b'"trail"' in b"".join(r.cmd('LIST "" trail'))
+    assert r.cmd("CREATE a b c")[-1].split()[1] == b"BAD"

@@ -8,7 +8,13 @@ public enum AddressList {
     }
 
     public static func parse(_ text: String) -> [Item] {
-        var items: [Item] = []
+        parseRouted(text).map(\.item)
+    }
+
+    /// The items with the obsolete source route of each mailbox (RFC 5322 §4.4 obs-route, `<@a,@b:local@domain>` gives
+    /// "@a,@b"), which IMAP's ENVELOPE reports as the address's adl (RFC 3501 §7.4.2).
+    public static func parseRouted(_ text: String) -> [(item: Item, route: String?)] {
+        var items: [(item: Item, route: String?)] = []
         var current = ""
         var inQuote = false, inAngle = false, commentDepth = 0
         var inGroup = false
@@ -17,7 +23,7 @@ public enum AddressList {
             let chunk = current.trimmingWhitespace()
             current = ""
             guard !chunk.isEmpty else { return }
-            if let m = mailbox(chunk) { items.append(m) }
+            if let m = routedMailbox(chunk) { items.append(m) }
         }
         for ch in text {
             if escaped { current.append(ch); escaped = false; continue }
@@ -39,23 +45,26 @@ public enum AddressList {
             case ">": inAngle = false; current.append(ch)
             case "," where !inAngle: flush()
             case ":" where !inAngle && !inGroup && !current.contains("@"):
-                items.append(.groupStart(unquote(stripComments(current)).trimmingWhitespace()))
+                items.append((.groupStart(unquote(stripComments(current)).trimmingWhitespace()), nil))
                 current = ""
                 inGroup = true
             case ";" where !inAngle && inGroup:
                 flush()
-                items.append(.groupEnd)
+                items.append((.groupEnd, nil))
                 inGroup = false
             default: current.append(ch)
             }
         }
         flush()
-        if inGroup { items.append(.groupEnd) }
+        if inGroup { items.append((.groupEnd, nil)) }
         return items
     }
 
-    static func mailbox(_ chunk: String) -> Item? {
+    static func mailbox(_ chunk: String) -> Item? { routedMailbox(chunk)?.item }
+
+    static func routedMailbox(_ chunk: String) -> (item: Item, route: String?)? {
         var name: String?
+        var route: String?
         var spec: String
         if let open = chunk.lastIndex(of: "<") {
             let close = chunk[open...].firstIndex(of: ">") ?? chunk.endIndex
@@ -63,7 +72,10 @@ public enum AddressList {
             let display = unquote(stripComments(String(chunk[..<open]))).trimmingWhitespace()
             name = display.isEmpty ? nil : display
             // An obsolete source route: <@a,@b:local@domain>
-            if spec.hasPrefix("@"), let colon = spec.firstIndex(of: ":") { spec = String(spec[spec.index(after: colon)...]) }
+            if spec.hasPrefix("@"), let colon = spec.firstIndex(of: ":") {
+                route = spec[..<colon].filter { !$0.isWhitespace }
+                spec = String(spec[spec.index(after: colon)...])
+            }
         } else {
             // `local@domain (Display Name)`: the comment is the name.
             if let open = chunk.firstIndex(of: "("), let close = chunk.lastIndex(of: ")"), open < close {
@@ -75,9 +87,9 @@ public enum AddressList {
         spec = spec.filter { $0 != " " && $0 != "\t" && $0 != "\r" && $0 != "\n" }
         guard !spec.isEmpty || name != nil else { return nil }
         if let at = spec.lastIndex(of: "@") {
-            return .mailbox(name: name, local: unquote(String(spec[..<at])), domain: String(spec[spec.index(after: at)...]))
+            return (.mailbox(name: name, local: unquote(String(spec[..<at])), domain: String(spec[spec.index(after: at)...])), route)
         }
-        return .mailbox(name: name, local: unquote(spec), domain: nil)
+        return (.mailbox(name: name, local: unquote(spec), domain: nil), route)
     }
 
     static func stripComments(_ s: String) -> String {

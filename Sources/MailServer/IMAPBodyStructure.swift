@@ -22,12 +22,13 @@ enum IMAPBodyStructure {
         func addresses(_ field: String) -> String? {
             let values = part.headers(field)
             guard !values.isEmpty else { return nil }
-            let items = values.flatMap { AddressList.parse($0) }
+            let items = values.flatMap { AddressList.parseRouted($0) }
             guard !items.isEmpty else { return nil }
-            return "(" + items.map { item -> String in
+            return "(" + items.map { item, route -> String in
                 switch item {
                 case .mailbox(let name, let local, let domain):
-                    return "(\(nstring(name)) NIL \(nstring(local)) \(nstring(domain)))"
+                    // RFC 3501 §7.4.2: name, source route (adl), mailbox, host.
+                    return "(\(nstring(name)) \(nstring(route)) \(nstring(local)) \(nstring(domain)))"
                 case .groupStart(let name):
                     return "(NIL NIL \(nstring(name)) NIL)"
                 case .groupEnd:

@@ -309,6 +309,7 @@ final class IMAPSession: @unchecked Sendable {
             let a = try requireAuth()
             let clean = name.hasSuffix(Self.delimiter) ? String(name.dropLast()) : name
             guard !clean.isEmpty, clean.uppercased() != "INBOX" else { throw IMAPFailure.no("[ALREADYEXISTS] Mailbox exists") }
+            if let why = Self.impossibleMailboxName(clean) { throw IMAPFailure.no("[CANNOT] \(why)") }
             if try await store.mailboxes(account: a).contains(where: { $0.name == clean }) {
                 throw IMAPFailure.no("[ALREADYEXISTS] Mailbox exists")
             }
@@ -321,6 +322,7 @@ final class IMAPSession: @unchecked Sendable {
             out.line("\(tag) OK DELETE completed")
         case .rename(let from, let to):
             let a = try requireAuth()
+            if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no("[CANNOT] \(why)") }
             try await store.renameMailbox(account: a, from: from, to: to)
             out.line("\(tag) OK RENAME completed")
         case .subscribe(let name), .unsubscribe(let name):
@@ -517,6 +519,20 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     // MARK: mailboxes
+
+    /// Longest mailbox name accepted, in octets of UTF-8 (Dovecot's limit is of the same order).
+    static let maxMailboxNameLength = 1000
+
+    /// Why a well-formed name cannot be a mailbox (answered NO [CANNOT], never BAD: the command itself was fine).
+    static func impossibleMailboxName(_ name: String) -> String? {
+        if name.utf8.count > maxMailboxNameLength { return "Mailbox name longer than \(maxMailboxNameLength) octets" }
+        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "Control characters in a mailbox name" }
+        if name.contains("*") || name.contains("%") { return "* and % are LIST wildcards, not mailbox name characters here" }
+        if name.split(separator: Character(delimiter), omittingEmptySubsequences: false).contains(where: \.isEmpty) {
+            return "Empty level in mailbox name (\(delimiter) at the start or twice in a row)"
+        }
+        return nil
+    }
 
     /// The session ends: its account's session count goes down.
     func ended() {

@@ -110,4 +110,12 @@ import Testing
         #expect(RFC5322Date.writtenDay("Tue, 24 Nov 2026 00:10:00 +1300").map { [$0.year, $0.month, $0.day] } == [2026, 11, 24])
         #expect(RFC5322Date.writtenDay("not a date") == nil)
     }
+
+    /// The obsolete source route (RFC 5322 §4.4) is kept for IMAP's ENVELOPE adl; the address itself is as without it.
+    @Test func sourceRoutes() {
+        let routed = AddressList.parseRouted("Joe <@a.example,@b.example:joe@c.example>, plain@d.example")
+        #expect(routed.map(\.route) == ["@a.example,@b.example", nil])
+        #expect(routed.map(\.item) == [.mailbox(name: "Joe", local: "joe", domain: "c.example"),
+                                       .mailbox(name: nil, local: "plain", domain: "d.example")])
+    }
 }
