@@ -2,6 +2,7 @@
 
 Each test is named for the defect it guards against."""
 import imaplib
+import re
 import socket
 import time
 
@@ -328,3 +329,28 @@ def test_impossible_mailbox_names_get_no_not_bad(tern):
     assert r.cmd('CREATE "trail/"')[-1].split()[1] == b"OK"   # RFC 9051 §6.3.4: the trailing delimiter is dropped
     assert b'"trail"' in b"".join(r.cmd('LIST "" trail'))
     assert r.cmd("CREATE a b c")[-1].split()[1] == b"BAD"
+
+
+def test_thread_references_loops_and_base_subjects(tern):
+    """RFC 5256: a References loop or self-reference neither hangs nor duplicates a message; base subjects drop Re:,
+    Fw:, [tags], (fwd) and decode encoded words."""
+    s = login(tern)
+
+    def add(mid, refs, subject, hour):
+        s.append("INBOX", None, None, (f"From: a@example.test\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 {hour}:00:00 +0000\r\n"
+                                       f"Message-ID: {mid}\r\n{refs}\r\nx\r\n").encode())
+    add("<a@x>", "References: <b@x>", "loop a", 10)
+    add("<b@x>", "References: <a@x>", "loop b", 11)
+    add("<c@x>", "References: <c@x>", "self", 12)
+    add("<d@x>", "References: <e@x> <d@x> <e@x>", "Re: [list] Fwd: Hello (fwd)", 13)
+    add("<f@x>", "", "=?UTF-8?B?UmU6IEhlbGxv?=", 14)
+    add("<g@x>", "", "Fw: hello", 15)
+    add("<h@x>", "", "Re: re: RE:  hello  ", 16)
+    s.select("INBOX")
+    typ, data = s.thread("REFERENCES", "UTF-8", "ALL")
+    numbers = [int(n) for n in re.findall(rb"\d+", data[0])]
+    assert sorted(numbers) == list(range(1, 8)), data   # every message once
+    assert s.sort("(SUBJECT)", "UTF-8", "ALL")[1] == [b"4 5 6 7 1 2 3"]
+    typ, data = s.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
+    assert data == [b"(1)(2)(3)(4 (5)(6)(7))"], data
+    s.logout()
