@@ -5,7 +5,8 @@ import TernConfig
 import Testing
 
 // A model-based concurrency test of the IMAP server (issue 18). Several clients, each on its own thread and socket,
-// work on one shared INBOX at random: APPEND, STORE of flags and keywords, FETCH, SEARCH, EXPUNGE, NOOP and SELECT.
+// work on one shared INBOX at random: APPEND, STORE of flags and keywords, FETCH, SEARCH, EXPUNGE, COPY and MOVE (to
+// Archive), IDLE, NOOP and SELECT.
 // Each keeps the mailbox as RFC 9051 lets it know it (sequence numbers, UIDs, flags, announced keywords), learnt only
 // from what the server sent, and every response is checked against that model, against the messages' true contents
 // (known from APPENDUID) and against the history of flag changes:
@@ -434,11 +435,48 @@ final class ModelClient {
             truth.expunging(uid)
             try run("UID STORE \(uid) +FLAGS.SILENT (\\Deleted)")
             try run("EXPUNGE")
-        } else if roll < 97 {
+        } else if roll < 93 {
             try run("NOOP")
+        } else if roll < 95 {
+            // MOVE one of this client's own messages to Archive (an expunge here), or COPY any message there.
+            if rng.next(2) == 0, let uid = appendedUIDs.randomElement(using: &rng) {
+                truth.expunging(uid)
+                try run("UID MOVE \(uid) Archive")
+            } else if let uid = view.randomElement(using: &rng)?.uid {
+                try run("UID COPY \(uid) Archive")
+            }
+        } else if roll < 98 {
+            try idle()
         } else {
             try select()
         }
+    }
+
+    /// IDLE for a moment: whatever the server reports meanwhile is checked like any untagged response.
+    func idle() throws {
+        let start = truth.tick()
+        client.tagCounter += 1
+        let tag = "m\(client.tagCounter)"
+        client.send("\(tag) IDLE\r\n")
+        var lines: [IMAPResponseLine] = []
+        let first = try client.readResponseLine()
+        guard first.text.hasPrefix("+") else { fail("IDLE answered \(first.text)"); return }
+        // Up to 50 ms of updates, then DONE.
+        var tv = timeval(tv_sec: 0, tv_usec: 50_000)
+        setsockopt(client.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        while let line = try? client.readResponseLine() { lines.append(line) }
+        tv = timeval(tv_sec: 20, tv_usec: 0)
+        setsockopt(client.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        client.send("DONE\r\n")
+        while true {
+            let line = try client.readResponseLine()
+            if line.text.hasPrefix(tag + " ") {
+                if !line.text.dropFirst(tag.count + 1).hasPrefix("OK") { fail("IDLE ended with \(line.text)") }
+                break
+            }
+            lines.append(line)
+        }
+        apply(lines, during: "IDLE", start: start, end: truth.tick(), checkOthers: true)
     }
 }
 
