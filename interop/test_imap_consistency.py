@@ -354,3 +354,19 @@ def test_thread_references_loops_and_base_subjects(tern):
     typ, data = s.thread("ORDEREDSUBJECT", "UTF-8", "ALL")
     assert data == [b"(1)(2)(3)(4 (5)(6)(7))"], data
     s.logout()
+
+
+def test_multiappend_is_all_or_none(tern):
+    """RFC 3502: if any message of a MULTIAPPEND cannot be appended, none is."""
+    r = Raw(tern)
+    r.n += 1
+    big = b"Subject: big\r\n\r\n" + b"x" * 100_000 + b"\r\n"
+    small = b"Subject: small\r\n\r\nsmall\r\n"
+    r.sock.sendall(b"m1 APPEND INBOX {%d+}\r\n" % len(big) + big + b' "31-Feb-2026 99:00:00 +0000" {%d+}\r\n' % len(small) + small + b"\r\n")
+    reply = r.file.readline()
+    assert reply.startswith(b"m1 BAD") or reply.startswith(b"m1 NO"), reply
+    assert b"MESSAGES 0" in r.cmd("STATUS INBOX (MESSAGES)")[0]
+    r.n += 1
+    r.sock.sendall(b"m2 APPEND INBOX {%d+}\r\n" % len(big) + big + b" {%d+}\r\n" % len(small) + small + b"\r\n")
+    reply = r.file.readline()
+    assert reply.startswith(b"m2 OK [APPENDUID") and reply.split()[4] == b"1:2]", reply

@@ -842,9 +842,13 @@ final class IMAPSession: @unchecked Sendable {
         guard dmy.count == 3, hms.count == 3, let day = Int(dmy[0]), let month = monthNames.firstIndex(where: { $0.lowercased() == dmy[1].lowercased() }),
               let year = Int(dmy[2]), let h = Int(hms[0]), let mi = Int(hms[1]), let se = Int(hms[2]),
               parts[2].count == 5, let zone = Int(parts[2].dropFirst()), let sign = parts[2].first, sign == "+" || sign == "-" else { return nil }
+        // RFC 9051 date-time: each field in range, and a day the month has (Calendar would roll 31-Feb over to March).
+        guard (1...31).contains(day), (0...23).contains(h), (0...59).contains(mi), (0...60).contains(se), zone % 100 < 60,
+              zone / 100 <= 23 else { return nil }
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC")!
-        guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: h, minute: mi, second: se)) else { return nil }
+        guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: h, minute: mi, second: se)),
+              cal.component(.day, from: base) == day else { return nil }
         let offset = (zone / 100 * 3600 + zone % 100 * 60) * (sign == "-" ? -1 : 1)
         return base.addingTimeInterval(TimeInterval(-offset))
     }
@@ -855,7 +859,8 @@ final class IMAPSession: @unchecked Sendable {
             throw IMAPFailure.no("[TRYCREATE] No such mailbox")
         }
         try await checkQuota(account: a, adding: messages.reduce(0) { $0 + $1.data.count })
-        var deliveries: [Delivery] = []
+        // Every message is checked before any is written (MULTIAPPEND: all or none).
+        var checked: [(flags: MessageFlags, keywords: [String], date: Date)] = []
         for m in messages {
             guard m.data.count <= server.config.limits.maxMessageSize else { throw IMAPFailure.no("[TOOBIG] Message too large") }
             let (flags, keywords) = try Self.parseFlags(m.flags)
@@ -864,6 +869,10 @@ final class IMAPSession: @unchecked Sendable {
                 guard let parsed = Self.parseInternalDate(d) else { throw IMAPFailure.bad("Invalid date-time \(d)") }
                 date = parsed
             }
+            checked.append((flags, keywords, date))
+        }
+        var deliveries: [Delivery] = []
+        for (m, (flags, keywords, date)) in zip(messages, checked) {
             let content: MessageContent
             if m.data.count > server.inlineLimit {
                 let key = BlobStore.newKey()
@@ -875,7 +884,14 @@ final class IMAPSession: @unchecked Sendable {
             deliveries.append(Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: []),
                                        targets: [DeliveryTarget(account: a, mailbox: box.name)], internalDate: date, flags: flags, keywords: keywords))
         }
-        let receipts = try await store.deliver(batch: deliveries)
+        // RFC 3502 §6.3.11: MULTIAPPEND appends all the messages or none.
+        let receipts: [DeliveryReceipt]
+        do {
+            receipts = try await store.deliverAll(deliveries)
+        } catch {
+            for d in deliveries { if case .blob(let key, _) = d.content { server.blobs.remove(key) } }
+            throw error
+        }
         if selected?.id == box.id { try await poll(&out, expunges: false) }
         let uids = receipts.compactMap { $0.placements.first?.uid.rawValue }
         out.line("\(tag) OK [APPENDUID \(box.uidValidity.rawValue) \(SequenceSet.compact(uids))] APPEND completed")

@@ -52,6 +52,8 @@ public protocol MessageStore: Sendable {
     func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt
     /// Stores several messages in the given order (UIDs ascend in that order), with the same durability.
     func deliver(batch: [Delivery]) async throws -> [DeliveryReceipt]
+    /// Stores all the messages or none, in one transaction (IMAP MULTIAPPEND, RFC 3502: "all or none").
+    func deliverAll(_ batch: [Delivery]) async throws -> [DeliveryReceipt]
     /// The same as `deliver(_:)` for callers that are not in an async context (NIO handlers): `completion` runs
     /// on a store thread once the message is durable or has failed.
     func deliver(_ delivery: Delivery, completion: @escaping @Sendable (Result<DeliveryReceipt, Error>) -> Void)

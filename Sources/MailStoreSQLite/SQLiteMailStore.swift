@@ -335,6 +335,18 @@ public final class SQLiteMailStore: MailStore, Sendable {
         try await committer.submit(batch: batch)
     }
 
+    public func deliverAll(_ batch: [Delivery]) async throws -> [DeliveryReceipt] {
+        guard !batch.isEmpty else { return [] }
+        // File renames become durable before the rows that name them, as in a group commit.
+        try blobs.syncDirectories(for: batch.compactMap { if case .blob(let key, _) = $0.content { return key } else { return nil } })
+        let now = clock.now
+        // One transaction: a failure rolls every message back.
+        let receipts = try await write { db in try batch.map { try GroupCommitter.insert(db, $0, now: now) } }
+        changes.notify(receipts.flatMap { $0.placements.map(\.mailbox) })
+        if batch.contains(where: { !$0.remoteRecipients.isEmpty }) { queueChanges.notify() }
+        return receipts
+    }
+
     public func mailboxes(account: AccountID) async throws -> [MailboxInfo] {
         try await read { db in
             try Row.fetchAll(db, sql: """

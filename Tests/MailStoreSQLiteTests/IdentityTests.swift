@@ -62,4 +62,23 @@ import Testing
             try await store.deleteMailbox(account: a, name: "Box")
         }
     }
+
+    /// MULTIAPPEND's store side (RFC 3502 §6.3.11): all the messages or none.
+    @Test func deliverAllIsAllOrNothing() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("here.test")
+        let a = try await store.addAccount(addr("a@here.test"), password: "pw")
+        func delivery(_ text: String, _ mailbox: String?) -> Delivery {
+            Delivery(content: .inline(Array(text.utf8)), envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                     targets: [DeliveryTarget(account: a, mailbox: mailbox)], internalDate: testDate)
+        }
+        await #expect(throws: (any Error).self) {
+            _ = try await store.deliverAll([delivery("Subject: 1\r\n\r\n1\r\n", nil), delivery("Subject: 2\r\n\r\n2\r\n", "No such box")])
+        }
+        let inbox = try await store.mailboxes(account: a)[0]
+        #expect(try await store.messages(mailbox: inbox.id).isEmpty)
+        let receipts = try await store.deliverAll([delivery("Subject: 1\r\n\r\n1\r\n", nil), delivery("Subject: 2\r\n\r\n2\r\n", nil)])
+        #expect(receipts.map { $0.placements[0].uid.rawValue } == [1, 2])
+    }
 }
