@@ -370,3 +370,18 @@ def test_multiappend_is_all_or_none(tern):
     r.sock.sendall(b"m2 APPEND INBOX {%d+}\r\n" % len(big) + big + b" {%d+}\r\n" % len(small) + small + b"\r\n")
     reply = r.file.readline()
     assert reply.startswith(b"m2 OK [APPENDUID") and reply.split()[4] == b"1:2]", reply
+
+
+def test_within_and_status_size(tern):
+    """WITHIN (RFC 5032) against the server's clock, and STATUS=SIZE (RFC 8438), both advertised."""
+    m = login(tern)
+    assert "WITHIN" in m.capabilities and "STATUS=SIZE" in m.capabilities
+    old, new = message("two days old", ALICE, ALICE), message("just now", ALICE, ALICE)
+    m.append("INBOX", None, imaplib.Time2Internaldate(time.time() - 2 * 86400), old)
+    m.append("INBOX", None, imaplib.Time2Internaldate(time.time()), new)
+    m.select("INBOX")
+    assert m.search(None, "YOUNGER", "3600")[1] == [b"2"]
+    assert m.search(None, "OLDER", "3600")[1] == [b"1"]
+    typ, data = m.status("INBOX", "(SIZE MESSAGES)")
+    assert f"SIZE {len(old) + len(new)}".encode() in data[0] and b"MESSAGES 2" in data[0], data
+    m.logout()

@@ -723,6 +723,12 @@ public struct IMAPCommandParser {
         case "SENTSINCE": return .sentSince(try date())
         case "LARGER": try sp(); return .larger(Int(try number()))
         case "SMALLER": try sp(); return .smaller(Int(try number()))
+        // RFC 5032: `older = "OLDER" SP nz-number`, `younger = "YOUNGER" SP nz-number`
+        case "YOUNGER", "OLDER":
+            try sp()
+            let n = Int(try number())
+            guard n > 0 else { throw fail("\(word) needs a positive number of seconds") }
+            return word == "YOUNGER" ? .younger(n) : .older(n)
         case "UID": try sp(); return .uid(try sequenceSet())
         case "NOT": try sp(); return .not(try searchKey(depth: depth + 1))
         case "OR":

@@ -132,6 +132,8 @@ public indirect enum SearchKey: Hashable, Sendable {
     case before(SearchDate), on(SearchDate), since(SearchDate)
     case sentBefore(SearchDate), sentOn(SearchDate), sentSince(SearchDate)
     case larger(Int), smaller(Int)
+    /// `YOUNGER n` / `OLDER n` (WITHIN, RFC 5032): INTERNALDATE within / more than n seconds before now.
+    case younger(Int), older(Int)
     case uid(SequenceSet)
     case sequence(SequenceSet)
     case not(SearchKey)

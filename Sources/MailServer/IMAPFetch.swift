@@ -335,6 +335,9 @@ extension IMAPSession {
         case .sentOn(let d): return compare(try await sentDate(), d) == 0
         case .sentSince(let d): return compare(try await sentDate(), d) >= 0
         case .larger(let n): return m.size > n
+        // RFC 5032 WITHIN: by INTERNALDATE against the server's clock.
+        case .younger(let n): return server.clock.now.timeIntervalSince(m.internalDate) <= Double(n)
+        case .older(let n): return server.clock.now.timeIntervalSince(m.internalDate) > Double(n)
         case .smaller(let n): return m.size < n
         case .uid(let set): return set.contains(m.uid.rawValue, largest: largestUID)
         case .sequence(let set): return set.contains(UInt32(seq), largest: UInt32(count))

@@ -174,7 +174,7 @@ final class IMAPSession: @unchecked Sendable {
 
     var capabilities: String {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
-                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
+                    "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "WITHIN", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }

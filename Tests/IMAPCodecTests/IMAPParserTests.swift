@@ -70,6 +70,14 @@ import Testing
                                                  AppendMessage(flags: [], internalDate: nil, data: Array("bye".utf8))]))
     }
 
+    /// WITHIN (RFC 5032): YOUNGER and OLDER take a positive number of seconds.
+    @Test func within() throws {
+        #expect(try parse("a SEARCH YOUNGER 3600").command == .search(uid: false, key: .younger(3600), returning: nil))
+        #expect(try parse("a SEARCH OLDER 60 UNSEEN").command == .search(uid: false, key: .and([.older(60), .unseen]), returning: nil))
+        #expect(throws: IMAPParseError.self) { try parse("a SEARCH YOUNGER 0") }
+        #expect(throws: IMAPParseError.self) { try parse("a SEARCH OLDER") }
+    }
+
     /// Only a literal8 may carry NUL (RFC 9051 §4.3 CHAR8, RFC 3516 §4.2): an ordinary literal with one is refused.
     @Test func nulOnlyInLiteral8() throws {
         #expect(throws: IMAPParseError.self) { try parse("t APPEND INBOX {3}\r\na\u{0}b") }
