@@ -707,19 +707,26 @@ final class IMAPSession: @unchecked Sendable {
             }
         }
         // The messages after the ones kept are new (UIDs only grow).
-        let appended = new.dropFirst(old.count - gone.count)
-        announceKeywords(&out, &m, changed.flatMap { new[$0].keywords } + appended.flatMap(\.keywords))
+        let appended = Array(new.dropFirst(old.count - gone.count))
+        try await report(&out, &m, view: new, changed: changed, added: appended, latest: latest)
+        state = .selected(a, u, m)
+    }
+
+    /// Takes `view` as the session's messages and tells the client: keywords it has not heard of, the flags of the
+    /// `changed` messages (indices in `view`), and EXISTS and RECENT when `added` messages came in.
+    func report(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, view: [StoredMessage], changed: [Int], added: [StoredMessage],
+                latest: MailboxSnapshot) async throws {
+        announceKeywords(&out, &m, changed.flatMap { view[$0].keywords } + added.flatMap(\.keywords))
         for index in changed {
-            let c = new[index]
+            let c = view[index]
             out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
         }
-        m.messages = new
+        m.messages = view
         m.highestModSeq = latest.highestModSeq
-        if new.count != old.count - gone.count {
-            out.line("* \(new.count) EXISTS")
-            if !rev2 && !appended.isEmpty { out.line("* \(try await claimRecent(m, below: latest.uidNext)) RECENT") }
+        if !added.isEmpty {
+            out.line("* \(view.count) EXISTS")
+            if !rev2 { out.line("* \(try await claimRecent(m, below: latest.uidNext)) RECENT") }
         }
-        state = .selected(a, u, m)
     }
 
     /// The view brought up to date except for expunges, which may not be reported now: an expunged message keeps its
@@ -745,17 +752,7 @@ final class IMAPSession: @unchecked Sendable {
         let newest = old.last?.uid.rawValue ?? 0
         let added = new.filter { $0.uid.rawValue > newest }
         merged += added
-        announceKeywords(&out, &m, changed.flatMap { merged[$0].keywords } + added.flatMap(\.keywords))
-        for index in changed {
-            let c = merged[index]
-            out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
-        }
-        m.messages = merged
-        m.highestModSeq = latest.highestModSeq
-        if merged.count != old.count {
-            out.line("* \(merged.count) EXISTS")
-            if !rev2 { out.line("* \(try await claimRecent(m, below: latest.uidNext)) RECENT") }
-        }
+        try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest)
     }
 
     /// FLAGS and PERMANENTFLAGS: the system flags, the keywords in use, and `\*` (any new keyword may be stored).

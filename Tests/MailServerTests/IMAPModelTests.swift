@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Synchronization
 import TernConfig
+import TernTestSupport
 import Testing
 
 // A model-based concurrency test of the IMAP server (issue 18). Several clients, each on its own thread and socket,
@@ -98,15 +99,8 @@ final class ModelIMAPClient {
     var tagCounter = 0
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var tv = timeval(tv_sec: 20, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard rc == 0 else { throw POSIXError(.ECONNREFUSED) }
+        guard let fd = Loopback.connect(port: port, timeout: 20) else { throw POSIXError(.ECONNREFUSED) }
+        self.fd = fd
         _ = try readResponseLine()   // greeting
     }
 

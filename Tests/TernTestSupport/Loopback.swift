@@ -1,0 +1,22 @@
+import Glibc
+
+/// Blocking TCP connections to a test server on 127.0.0.1, for the transcript and model tests' own protocol clients.
+public enum Loopback {
+    /// A connected socket with a receive timeout of `timeout` seconds (a silent server fails the test, never hangs
+    /// it), or nil when nothing accepts.
+    public static func connect(port: Int, timeout: Int = 10) -> Int32? {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return nil }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var tv = timeval(tv_sec: timeout, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else { close(fd); return nil }
+        return fd
+    }
+}
