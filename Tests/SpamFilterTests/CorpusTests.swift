@@ -12,14 +12,8 @@ import Testing
     static func fixtures(_ folder: String) -> [(features: MessageFeatures, received: Date?)] {
         Fixtures.files(in: "spam/" + folder).compactMap { url in
             guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
-            var bytes = Array(data)
-            // The corpus files start with an mbox "From " line; it is not part of the message.
-            if bytes.starts(with: Array("From ".utf8)), let nl = bytes.firstIndex(of: 10) { bytes.removeSubrange(...nl) }
-            var received: Date?
-            if let field = MIMEParser.parse(bytes).header("Received"), let semi = field.lastIndex(of: ";") {
-                received = RFC5322Date.parse(String(field[field.index(after: semi)...]))
-            }
-            return (MessageFeatures(message: bytes), received)
+            let message = CorpusMessage(fileContents: Array(data))
+            return (message.features, message.received)
         }
     }
 

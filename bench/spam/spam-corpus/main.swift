@@ -27,14 +27,8 @@ func files(_ corpus: URL, _ folder: String) -> [URL] {
 
 func sample(_ url: URL) -> Sample? {
     guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
-    var bytes = Array(data)
-    // The corpus files start with an mbox "From " line; it is not part of the message.
-    if bytes.starts(with: Array("From ".utf8)), let nl = bytes.firstIndex(of: 10) { bytes.removeSubrange(...nl) }
-    var received: Date?
-    if let field = MIMEParser.parse(bytes).header("Received"), let semi = field.lastIndex(of: ";") {
-        received = RFC5322Date.parse(String(field[field.index(after: semi)...]))
-    }
-    return Sample(features: MessageFeatures(message: bytes), received: received, name: url.lastPathComponent)
+    let message = CorpusMessage(fileContents: Array(data))
+    return Sample(features: message.features, received: message.received, name: url.lastPathComponent)
 }
 
 /// Every message with its label and whether it is held out (every third file by name).
