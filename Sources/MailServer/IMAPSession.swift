@@ -137,16 +137,16 @@ final class IMAPSession: @unchecked Sendable {
     /// The client enabled IMAP4rev2 (RFC 9051 §6.3.1): some responses differ from IMAP4rev1.
     var rev2 = false
     /// UIDs recent to this session (IMAP4rev1 \Recent, RFC 3501 §2.3.2): claimed at SELECT and as new mail arrives.
-    var recentUIDs: [Range<UInt32>] = []
+    var recentUIDs = UIDRanges()
 
-    func isRecent(_ uid: UID) -> Bool { !rev2 && recentUIDs.contains { $0.contains(uid.rawValue) } }
+    func isRecent(_ uid: UID) -> Bool { !rev2 && recentUIDs.contains(uid.rawValue) }
 
     /// Claims the messages below `uidNext` no session has seen (only tells, for EXAMINE); returns how many of the
     /// view's messages are recent to this session.
     func claimRecent(_ m: SelectedMailbox, below uidNext: UID) async throws -> Int {
         let first = try await store.claimRecent(mailbox: m.id, below: uidNext, claim: !m.readOnly)
-        if first.rawValue < uidNext.rawValue { recentUIDs.append(first.rawValue..<uidNext.rawValue) }
-        return m.messages.filter { isRecent($0.uid) }.count
+        if first.rawValue < uidNext.rawValue { recentUIDs.insert(first.rawValue..<uidNext.rawValue) }
+        return recentUIDs.count(in: m.messages.lazy.map(\.uid.rawValue))
     }
 
     /// The account this session counts against `limits.max_connections_per_user` once logged in, and whether the
@@ -570,7 +570,7 @@ final class IMAPSession: @unchecked Sendable {
         m.keywords = inUse.sorted()
         out.line("* \(messages.count) EXISTS")
         // RFC 9051 removed \Recent and the RECENT response; an IMAP4rev1 client still expects RECENT (RFC 3501).
-        recentUIDs = []
+        recentUIDs = UIDRanges()
         if !rev2 { out.line("* \(try await claimRecent(m, below: box.uidNext)) RECENT") }
         flagsLines(&out, m.keywords)
         if let firstUnseen = messages.firstIndex(where: { !$0.flags.contains(.seen) }) {
