@@ -658,7 +658,7 @@ public struct IMAPCommandParser {
             try sp()
             let cs = try astringText().uppercased()
             guard cs == "UTF-8" || cs == "US-ASCII" else {
-                throw IMAPParseError(tag: tag, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset \(cs)")
+                throw IMAPParseError(tag: tag, "Unsupported charset \(cs)", condition: .no, code: .badCharset(["UTF-8", "US-ASCII"]))
             }
             try sp()
         }
@@ -748,7 +748,7 @@ public struct IMAPCommandParser {
     /// The charset of SORT and THREAD (required there).
     mutating func charset() throws(IMAPParseError) {
         let cs = try astringText().uppercased()
-        guard cs == "UTF-8" || cs == "US-ASCII" else { throw IMAPParseError(tag: tag, "[BADCHARSET (UTF-8 US-ASCII)] Unsupported charset \(cs)") }
+        guard cs == "UTF-8" || cs == "US-ASCII" else { throw IMAPParseError(tag: tag, "Unsupported charset \(cs)", condition: .no, code: .badCharset(["UTF-8", "US-ASCII"])) }
         try sp()
     }
 

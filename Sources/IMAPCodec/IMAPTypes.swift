@@ -315,8 +315,13 @@ public enum IMAPCommand: Hashable, Sendable {
 public struct IMAPParseError: Error, Hashable, Sendable {
     public var tag: String?
     public var message: String
-    public init(tag: String?, _ message: String) {
+    /// BAD for a command that is not well-formed; NO for one that is but asks what cannot be (an unknown charset).
+    public var condition: IMAPCondition
+    public var code: IMAPResponseCode?
+    public init(tag: String?, _ message: String, condition: IMAPCondition = .bad, code: IMAPResponseCode? = nil) {
         self.tag = tag
         self.message = message
+        self.condition = condition
+        self.code = code
     }
 }

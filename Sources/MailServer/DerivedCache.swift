@@ -1,3 +1,4 @@
+import IMAPCodec
 import MailStore
 import Synchronization
 
@@ -45,13 +46,14 @@ final class DerivedCache<Value: Sendable>: Sendable {
     }
 }
 
-/// ENVELOPE, BODYSTRUCTURE and BODY of a message, encoded for the wire (a class: one reference to pass around).
+/// ENVELOPE, BODYSTRUCTURE and BODY of a message, encoded for the wire by IMAPResponseEncoder (a class: one
+/// reference to pass around).
 final class StructureEntry: Sendable {
-    let envelope: [UInt8]
-    let bodyStructure: [UInt8]
-    let body: [UInt8]
+    let envelope: IMAPEncodedItem
+    let bodyStructure: IMAPEncodedItem
+    let body: IMAPEncodedItem
 
-    init(envelope: [UInt8], bodyStructure: [UInt8], body: [UInt8]) {
+    init(envelope: IMAPEncodedItem, bodyStructure: IMAPEncodedItem, body: IMAPEncodedItem) {
         self.envelope = envelope
         self.bodyStructure = bodyStructure
         self.body = body
@@ -64,7 +66,7 @@ typealias HeaderCache = DerivedCache<[UInt8]>
 
 extension DerivedCache where Value == StructureEntry {
     convenience init() {
-        self.init(budget: 32 << 20) { $0.envelope.count + $0.bodyStructure.count + $0.body.count }
+        self.init(budget: 32 << 20) { $0.envelope.bytes.count + $0.bodyStructure.bytes.count + $0.body.bytes.count }
     }
 }
 

@@ -4,53 +4,33 @@ import MailMessage
 /// ENVELOPE, BODY and BODYSTRUCTURE (RFC 9051 §7.5.2) and body-part addressing for `BODY[1.2.TEXT]`, computed from
 /// the MIME tree of a message.
 enum IMAPBodyStructure {
-    /// `nstring`: NIL, a quoted string, or a literal when the text cannot be quoted.
-    static func nstring(_ s: String?) -> String {
-        guard let s else { return "NIL" }
-        return string(s)
-    }
-
-    static func string(_ s: String) -> String {
-        let bytes = Array(s.utf8)
-        if bytes.count < 1024 && bytes.allSatisfy({ $0 >= 0x20 && $0 < 0x7F }) {
-            return "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        }
-        return "{\(bytes.count)}\r\n" + s
-    }
-
-    static func envelope(_ part: MIMEPart) -> String {
-        func addresses(_ field: String) -> String? {
+    static func envelope(_ part: MIMEPart) -> IMAPEnvelope {
+        func addresses(_ field: String) -> [IMAPAddress]? {
             let values = part.headers(field)
             guard !values.isEmpty else { return nil }
             let items = values.flatMap { AddressList.parseRouted($0) }
             guard !items.isEmpty else { return nil }
-            return "(" + items.map { item, route -> String in
+            return items.map { item, route -> IMAPAddress in
                 switch item {
                 case .mailbox(let name, let local, let domain):
                     // RFC 3501 §7.4.2: name, source route (adl), mailbox, host.
-                    return "(\(nstring(name)) \(nstring(route)) \(nstring(local)) \(nstring(domain)))"
+                    return IMAPAddress(name: name, adl: route, mailbox: local, host: domain)
                 case .groupStart(let name):
-                    return "(NIL NIL \(nstring(name)) NIL)"
+                    return IMAPAddress(name: nil, adl: nil, mailbox: name, host: nil)
                 case .groupEnd:
-                    return "(NIL NIL NIL NIL)"
+                    return IMAPAddress(name: nil, adl: nil, mailbox: nil, host: nil)
                 }
-            }.joined() + ")"
+            }
         }
         let from = addresses("From")
-        let sender = addresses("Sender") ?? from
-        let replyTo = addresses("Reply-To") ?? from
-        let fields: [String] = [
-            nstring(part.header("Date")), nstring(part.header("Subject")),
-            from ?? "NIL", sender ?? "NIL", replyTo ?? "NIL",
-            addresses("To") ?? "NIL", addresses("Cc") ?? "NIL", addresses("Bcc") ?? "NIL",
-            nstring(part.header("In-Reply-To")), nstring(part.header("Message-ID")),
-        ]
-        return "(" + fields.joined(separator: " ") + ")"
+        return IMAPEnvelope(date: part.header("Date"), subject: part.header("Subject"), from: from,
+                            sender: addresses("Sender") ?? from, replyTo: addresses("Reply-To") ?? from,
+                            to: addresses("To"), cc: addresses("Cc"), bcc: addresses("Bcc"),
+                            inReplyTo: part.header("In-Reply-To"), messageID: part.header("Message-ID"))
     }
 
-    static func parameters(_ params: [(String, String)]) -> String {
-        guard !params.isEmpty else { return "NIL" }
-        return "(" + params.map { "\(string($0.0.uppercased())) \(string($0.1))" }.joined(separator: " ") + ")"
+    static func parameters(_ params: [(String, String)]) -> [IMAPParameter] {
+        params.map { IMAPParameter($0.0.uppercased(), $0.1) }
     }
 
     static func lines(_ bytes: [UInt8], _ part: MIMEPart) -> Int {
@@ -61,15 +41,11 @@ enum IMAPBodyStructure {
     }
 
     /// `body` / `body-type-1part` / `body-type-mpart`, with extension data when `extended` (BODYSTRUCTURE).
-    static func structure(_ bytes: [UInt8], _ part: MIMEPart, extended: Bool) -> String {
+    static func structure(_ bytes: [UInt8], _ part: MIMEPart, extended: Bool) -> IMAPBody {
         let ct = part.contentType
         if ct.isMultipart && !part.children.isEmpty {
-            var s = "(" + part.children.map { structure(bytes, $0, extended: extended) }.joined()
-            s += " " + string(ct.subtype.uppercased())
-            if extended {
-                s += " " + parameters(ct.parameters) + " " + extensionTail(part)
-            }
-            return s + ")"
+            return .multipart(parts: part.children.map { structure(bytes, $0, extended: extended) }, subtype: ct.subtype.uppercased(),
+                              extension: extended ? IMAPMultipartExtension(parameters: parameters(ct.parameters), tail: extensionTail(part)) : nil)
         }
         var type = ct, params = ct.parameters
         if ct.isMultipart {
@@ -77,36 +53,33 @@ enum IMAPBodyStructure {
             type = ContentType(type: "text", subtype: "plain")
             params = [("charset", "us-ascii")]
         }
-        var fields = [string(type.type.uppercased()), string(type.subtype.uppercased()), parameters(params),
-                      nstring(part.header("Content-ID")), nstring(part.header("Content-Description")),
-                      string(part.transferEncoding.uppercased()), String(part.end - part.bodyStart)]
+        var kind = IMAPSinglePart.Kind.basic
         if type.isMessage, let inner = part.message.first {
-            fields.append(envelope(inner))
-            fields.append(structure(bytes, inner, extended: extended))
-            fields.append(String(lines(bytes, part)))
+            kind = .message(envelope: envelope(inner), body: structure(bytes, inner, extended: extended), lines: lines(bytes, part))
         } else if type.type == "text" {
-            fields.append(String(lines(bytes, part)))
+            kind = .text(lines: lines(bytes, part))
         }
-        if extended {
-            fields.append(nstring(part.header("Content-MD5")))
-            fields.append(extensionTail(part))
-        }
-        return "(" + fields.joined(separator: " ") + ")"
+        return .single(IMAPSinglePart(type: type.type.uppercased(), subtype: type.subtype.uppercased(), parameters: parameters(params),
+                                      id: part.header("Content-ID"), description: part.header("Content-Description"),
+                                      encoding: part.transferEncoding.uppercased(), size: part.end - part.bodyStart, kind: kind,
+                                      extension: extended ? IMAPSinglePart.Extension(md5: part.header("Content-MD5"), tail: extensionTail(part)) : nil))
     }
 
     /// body-fld-dsp SP body-fld-lang SP body-fld-loc
-    static func extensionTail(_ part: MIMEPart) -> String {
-        var disposition = "NIL"
+    static func extensionTail(_ part: MIMEPart) -> IMAPBodyExtension {
+        var tail = IMAPBodyExtension(location: part.header("Content-Location"))
         if let d = part.header("Content-Disposition") {
             let (value, params) = MIMEParser.splitParameters(d)
-            if !value.isEmpty { disposition = "(\(string(value.lowercased())) \(parameters(params)))" }
+            if !value.isEmpty {
+                tail.dispositionKind = value.lowercased()
+                tail.dispositionParameters = parameters(params)
+            }
         }
-        var language = "NIL"
         if let l = part.header("Content-Language") {
             let tags = l.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            if tags.count == 1 { language = string(tags[0]) } else if tags.count > 1 { language = "(" + tags.map(string).joined(separator: " ") + ")" }
+            if !tags.isEmpty { tail.language = tags }
         }
-        return "\(disposition) \(language) \(nstring(part.header("Content-Location")))"
+        return tail
     }
 
     /// The part a section's part numbers point at (RFC 9051 §6.4.5); nil when there is no such part.

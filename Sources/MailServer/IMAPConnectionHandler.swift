@@ -63,12 +63,12 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         guard case .accepted = slot.open(context) else {
             closed = true
-            context.sayAndClose("* BYE Too many connections, try again later")
+            Self.byeAndClose(context, nil, "Too many connections, try again later")
             return
         }
         session = IMAPSession(server: server, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
         session.stream = ResponseStream(channel: context.channel)
-        context.send(Array((session.greeting + "\r\n").utf8))
+        context.send(IMAPResponseEncoder.encode(session.greeting))
         armTimeout(context: context)
     }
 
@@ -99,12 +99,13 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         while !busy && !closed, let event = framer.next(&inbound) {
             switch event {
             case .continuationNeeded:
-                context.send(Array("+ Ready for literal data\r\n".utf8))
+                context.send(IMAPResponseEncoder.encode(.continuation("Ready for literal data")))
             case .literalTooLarge(let tag, let size):
-                context.send(Array("\(tag ?? "*") NO [TOOBIG] Literal of \(size) octets is too large\r\n".utf8))
+                let status = IMAPStatus(.no, .tooBig, "Literal of \(size) octets is too large")
+                context.send(IMAPResponseEncoder.encode(tag.map { .tagged($0, status) } ?? .untagged(status)))
             case .fatal(let reason):
                 closed = true
-                context.sayAndClose("* BYE \(reason)")
+                Self.byeAndClose(context, nil, reason)
             case .command(let bytes):
                 handleCommand(bytes, context: context)
             }
@@ -122,11 +123,11 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
                 run(context: context) { session in
                     var out = IMAPOutput()
                     try? await session.poll(&out, expunges: true)
-                    out.line("\(tag) OK IDLE terminated")
+                    out.ok(tag, "IDLE terminated")
                     return out
                 }
             } else {
-                context.send(Array("\(tag) BAD Expected DONE\r\n".utf8))
+                context.send(IMAPResponseEncoder.encode(.tagged(tag, IMAPStatus(.bad, nil, "Expected DONE"))))
             }
             return
         }
@@ -135,12 +136,10 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             let line = String(decoding: bytes, as: UTF8.self)
             run(context: context) { session in
                 var out = IMAPOutput()
-                do { try await session.saslPlain(line, tag: tag, &out) } catch let IMAPSession.IMAPFailure.no(text) {
-                    out.line("\(tag) NO \(text)")
-                } catch let IMAPSession.IMAPFailure.bad(text) {
-                    out.line("\(tag) BAD \(text)")
+                do { try await session.saslPlain(line, tag: tag, &out) } catch let failure as IMAPSession.IMAPFailure {
+                    out.send(.tagged(tag, failure.status))
                 } catch {
-                    out.line("\(tag) NO Authentication failed")
+                    out.send(.tagged(tag, IMAPStatus(.no, .authenticationFailed, "Authentication failed")))
                 }
                 return out
             }
@@ -150,8 +149,11 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         do {
             parsed = try IMAPCommandParser.parse(bytes, utf8Mailboxes: session.utf8)
         } catch {
-            let text = error.message.hasPrefix("[") ? error.message : "Syntax error: \(error.message)"
-            context.send(Array("\(error.tag ?? "*") BAD \(text)\r\n".utf8))
+            // A command that is not well-formed gets BAD; one the parser can read but not serve (an unknown
+            // charset) gets NO with its code.
+            let status = error.code != nil ? IMAPStatus(error.condition, error.code, error.message)
+                : IMAPStatus(error.condition, nil, "Syntax error: \(error.message)")
+            context.send(IMAPResponseEncoder.encode(error.tag.map { .tagged($0, status) } ?? .untagged(status)))
             return
         }
         logger.trace("command", metadata: ["cmd": "\(parsed.command.name)"])
@@ -253,7 +255,12 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             guard !self.closed else { return }
             if self.busy { self.armTimeout(context: context); return }
             self.closed = true
-            context.sayAndClose("* BYE Autologout; idle for too long")
+            Self.byeAndClose(context, nil, "Autologout; idle for too long")
         }
+    }
+
+    static func byeAndClose(_ context: ChannelHandlerContext, _ code: IMAPResponseCode?, _ text: String) {
+        let bytes = IMAPResponseEncoder.encode(.untagged(IMAPStatus(.bye, code, text)))
+        context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in context.close(promise: nil) }
     }
 }

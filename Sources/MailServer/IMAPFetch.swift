@@ -49,7 +49,7 @@ extension IMAPSession {
             guard uid, qresync, let changedSince else { throw IMAPFailure.bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled") }
             let gone = try await store.expunged(mailbox: m.id, since: ModSeq(rawValue: changedSince)).map(\.rawValue)
                 .filter { set.contains($0, largest: UInt32.max) }
-            if !gone.isEmpty { out.line("* VANISHED (EARLIER) \(SequenceSet.compact(gone))") }
+            if !gone.isEmpty { out.send(.vanished(earlier: true, gone)) }
         }
         let plan = FetchPlan(attrs)
         let structures = server.structures, headers = server.headers
@@ -89,9 +89,9 @@ extension IMAPSession {
                 }
                 if plan.tree || (plan.structure && structure == nil) { tree = MIMEParser.parse(bytes) }
                 if plan.structure && structure == nil {
-                    let entry = StructureEntry(envelope: Array(IMAPBodyStructure.envelope(tree!).utf8),
-                                               bodyStructure: Array(IMAPBodyStructure.structure(bytes, tree!, extended: true).utf8),
-                                               body: Array(IMAPBodyStructure.structure(bytes, tree!, extended: false).utf8))
+                    let entry = StructureEntry(envelope: IMAPEncodedItem(.envelope(IMAPBodyStructure.envelope(tree!))),
+                                               bodyStructure: IMAPEncodedItem(.bodyStructure(IMAPBodyStructure.structure(bytes, tree!, extended: true))),
+                                               body: IMAPEncodedItem(.body(IMAPBodyStructure.structure(bytes, tree!, extended: false))))
                     structures.put(id, entry)
                     structure = entry
                 }
@@ -105,21 +105,18 @@ extension IMAPSession {
                 default: break
                 }
             }
-            out.ascii("* ")
-            out.decimal(seq)
-            out.ascii(" FETCH (")
-            var first = true
+            out.encoder.fetchStart(seq)
             for (i, a) in attrs.enumerated() {
-                if first { first = false } else { out.bytes.append(32) }
+                let item: IMAPFetchItem
                 switch a {
-                case .uid: out.ascii("UID "); out.decimal(Int(message.uid.rawValue))
-                case .flags: out.ascii(flagsItem(message))
-                case .internalDate: out.ascii("INTERNALDATE "); out.ascii(Self.internalDate(message.internalDate))
-                case .rfc822Size: out.ascii("RFC822.SIZE "); out.decimal(message.size)
-                case .modSeq: out.ascii("MODSEQ ("); out.decimal(Int(message.modSeq.rawValue)); out.ascii(")")
-                case .rfc822: out.ascii("RFC822 "); out.literal(parts!.bytes[...])
-                case .rfc822Header: out.ascii("RFC822.HEADER "); out.literal(header![...])
-                case .rfc822Text: out.ascii("RFC822.TEXT "); out.literal(parts!.body)
+                case .uid: item = .uid(message.uid.rawValue)
+                case .flags: item = flagsItem(message)
+                case .internalDate: item = .internalDate(message.internalDate)
+                case .rfc822Size: item = .rfc822Size(message.size)
+                case .modSeq: item = .modSeq(UInt64(message.modSeq.rawValue))
+                case .rfc822: item = .rfc822(parts!.bytes[...])
+                case .rfc822Header: item = .rfc822Header(header![...])
+                case .rfc822Text: item = .rfc822Text(parts!.body)
                 case .bodySection(let section, let partial, _):
                     // A part that does not exist is returned empty (as Dovecot and Cyrus do).
                     let data: ArraySlice<UInt8>
@@ -134,27 +131,23 @@ extension IMAPSession {
                     } else {
                         data = (IMAPBodyStructure.section(parts!.bytes, tree!, section) ?? [])[...]
                     }
-                    out.ascii("BODY[\(section)]")
-                    if let partial { out.ascii("<\(partial.lowerBound)>") }
-                    out.bytes.append(32)
-                    out.literal(Self.partial(data, partial))
-                case .envelope: out.ascii("ENVELOPE "); out.bytes += structure!.envelope
-                case .bodyStructure: out.ascii("BODYSTRUCTURE "); out.bytes += structure!.bodyStructure
-                case .body: out.ascii("BODY "); out.bytes += structure!.body
+                    item = .bodySection(section: "\(section)", origin: partial?.lowerBound, data: Self.partial(data, partial))
+                case .envelope: item = .encoded(structure!.envelope)
+                case .bodyStructure: item = .encoded(structure!.bodyStructure)
+                case .body: item = .encoded(structure!.body)
                 case .binary(let path, let partial, _):
-                    Self.binaryItem(path: path, partial: partial, sizeOnly: false, binaries[i]!, &out)
+                    item = .binary(part: path, origin: partial?.lowerBound, data: Self.partial(binaries[i]![...], partial))
                 case .binarySize(let path):
-                    Self.binaryItem(path: path, partial: nil, sizeOnly: true, binaries[i]!, &out)
+                    item = .binarySize(part: path, size: binaries[i]!.count)
                 }
+                out.encoder.fetchItem(item)
             }
             if setsSeen && !message.flags.contains(.seen) {
                 markSeen.append(message.uid)
             } else if condstore && !attrs.contains(.modSeq) && (changedSince != nil || attrs.contains(.flags)) {
-                out.ascii(" MODSEQ (")
-                out.decimal(Int(message.modSeq.rawValue))
-                out.ascii(")")
+                out.encoder.fetchItem(.modSeq(UInt64(message.modSeq.rawValue)))
             }
-            out.line(")")
+            out.encoder.fetchEnd()
             if out.bytes.count >= ResponseStream.chunk { try await out.flushIfLarge() }
         }
         if !markSeen.isEmpty {
@@ -165,40 +158,24 @@ extension IMAPSession {
                 for c in changed {
                     guard let seq = current.sequence(of: c.uid) else { continue }
                     current.messages[seq - 1] = c
-                    out.line("* \(seq) FETCH (\(uid ? "UID \(c.uid.rawValue) " : "")\(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
+                    out.send(.fetch(seq, (uid ? [.uid(c.uid.rawValue)] : []) + [flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
                 }
                 state = .selected(a, u, current)
             }
         }
-        out.line("\(tag) OK \(uid ? "UID " : "")FETCH completed")
+        out.ok(tag, uid ? "UID FETCH completed" : "FETCH completed")
     }
 
     /// The content `BINARY[part]` returns (RFC 3516): the part's body with its transfer encoding undone.
     static func binaryContent(path: [Int], _ tree: MIMEPart, _ parts: MessageParts) throws -> [UInt8] {
         guard let part = IMAPBodyStructure.locate(tree, path), !part.contentType.isMultipart else {
-            throw IMAPFailure.no("[UNKNOWN-CTE] No such leaf part")
+            throw IMAPFailure.no(.unknownCTE, "No such leaf part")
         }
         let body = path.isEmpty ? parts.body : parts.bytes[part.bodyStart..<part.end]
         guard let decoded = TransferEncoding.decode(body, encoding: part.transferEncoding) else {
-            throw IMAPFailure.no("[UNKNOWN-CTE] Unknown Content-Transfer-Encoding \(part.transferEncoding)")
+            throw IMAPFailure.no(.unknownCTE, "Unknown Content-Transfer-Encoding \(part.transferEncoding)")
         }
         return decoded
-    }
-
-    /// `BINARY[part]<partial>` or `BINARY.SIZE[part]` of decoded content.
-    static func binaryItem(path: [Int], partial: ClosedRange<Int>?, sizeOnly: Bool, _ decoded: [UInt8], _ out: inout IMAPOutput) {
-        let name = path.map(String.init).joined(separator: ".")
-        if sizeOnly {
-            out.ascii("BINARY.SIZE[\(name)] ")
-            out.decimal(decoded.count)
-            return
-        }
-        let slice = Self.partial(decoded[...], partial)
-        out.ascii("BINARY[\(name)]")
-        if let partial { out.ascii("<\(partial.lowerBound)>") }
-        // literal8 (~{n}) when the content has NUL, so that the client reads it as binary.
-        out.ascii(slice.contains(0) ? " ~" : " ")
-        out.literal(slice)
     }
 
     /// `<offset.length>` of a section (RFC 9051 §6.4.5): the octets from offset, at most length, clipped to the data.
@@ -236,22 +213,19 @@ extension IMAPSession {
         // RETURN () means ALL.
         if returning == nil && rev2 { returning = [.all] }
         if let r = returning, r.isEmpty { returning = [.all] }
+        // RFC 7162 §3.1.5: the highest MODSEQ of the messages found, when the search used MODSEQ.
+        let highest = condstore && Self.usesModSeq(key) ? hits.map(\.1.modSeq.rawValue).max().map(UInt64.init) : nil
         if let returning {
-            var parts = ["(TAG \"\(tag)\")"]
-            if uid { parts.append("UID") }
-            if returning.contains(.min), let v = numbers.min() { parts.append("MIN \(v)") }
-            if returning.contains(.max), let v = numbers.max() { parts.append("MAX \(v)") }
-            if returning.contains(.count) { parts.append("COUNT \(numbers.count)") }
-            if returning.contains(.all), !numbers.isEmpty { parts.append("ALL \(SequenceSet.compact(numbers))") }
-            // RFC 7162 §3.1.5: the highest MODSEQ of the messages found, when the search used MODSEQ.
-            if condstore, Self.usesModSeq(key), let h = hits.map(\.1.modSeq.rawValue).max() { parts.append("MODSEQ \(h)") }
-            out.line("* ESEARCH \(parts.joined(separator: " "))")
+            out.send(.esearch(IMAPESearch(tag: tag, uid: uid,
+                                          min: returning.contains(.min) ? numbers.min() : nil,
+                                          max: returning.contains(.max) ? numbers.max() : nil,
+                                          count: returning.contains(.count) ? numbers.count : nil,
+                                          all: returning.contains(.all) && !numbers.isEmpty ? numbers : nil,
+                                          modSeq: highest)))
         } else {
-            var line = "* SEARCH" + numbers.map { " \($0)" }.joined()
-            if condstore, Self.usesModSeq(key), let h = hits.map(\.1.modSeq.rawValue).max() { line += " (MODSEQ \(h))" }
-            out.line(line)
+            out.send(.search(numbers, modSeq: highest))
         }
-        out.line("\(tag) OK \(uid ? "UID " : "")SEARCH completed")
+        out.ok(tag, uid ? "UID SEARCH completed" : "SEARCH completed")
     }
 
     /// Whether a search key looks at headers or text (and so needs the message content).

@@ -7,7 +7,12 @@ import Synchronization
 
 /// What a command produced for the wire, and what the connection must do next.
 struct IMAPOutput {
-    var bytes: [UInt8] = []
+    /// Every response goes through the encoder (IMAPCodec): the session builds values, never bytes.
+    var encoder = IMAPResponseEncoder()
+    var bytes: [UInt8] {
+        get { encoder.bytes }
+        _modify { yield &encoder.bytes }
+    }
     var startTLS = false
     var close = false
     /// Enter IDLE: the continuation was written; wait for DONE.
@@ -25,29 +30,15 @@ struct IMAPOutput {
         try await stream?.sendIfLarge(&bytes)
     }
 
-    mutating func line(_ s: String) { bytes.append(contentsOf: s.utf8); bytes.append(13); bytes.append(10) }
-    mutating func ascii(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    mutating func send(_ response: IMAPResponse) { encoder.response(response) }
 
-    /// A non-negative number in decimal, without a String in between (FETCH writes several per message).
-    mutating func decimal(_ n: Int) {
-        guard n > 0 else { bytes.append(48); return }
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        var v = n
-        withUnsafeMutableBytes(of: &digits) { d in
-            while v > 0 { d[19 - count] = UInt8(48 + v % 10); v /= 10; count += 1 }
-            bytes.append(contentsOf: d[(20 - count)...])
-        }
+    /// The tagged OK that completes a command.
+    mutating func ok(_ tag: String, _ text: String) {
+        encoder.response(.tagged(tag, IMAPStatus(.ok, nil, text)))
     }
 
-    /// An IMAP literal: `{n}` CRLF and the octets.
-    mutating func literal(_ data: ArraySlice<UInt8>) {
-        bytes.append(123)
-        decimal(data.count)
-        bytes.append(contentsOf: [125, 13, 10])
-        bytes.append(contentsOf: data)
+    mutating func ok(_ tag: String, _ code: IMAPResponseCode?, _ text: String) {
+        encoder.response(.tagged(tag, IMAPStatus(.ok, code, text)))
     }
 }
 
@@ -172,7 +163,7 @@ final class IMAPSession: @unchecked Sendable {
 
     var loginAllowed: Bool { isTLS || isLoopback }
 
-    var capabilities: String {
+    var capabilities: [String] {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
                     "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "WITHIN", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES"]
@@ -180,10 +171,12 @@ final class IMAPSession: @unchecked Sendable {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
         }
-        return caps.joined(separator: " ")
+        return caps
     }
 
-    var greeting: String { "* OK [CAPABILITY \(capabilities)] \(server.config.hostname) Tern IMAP ready" }
+    var greeting: IMAPResponse {
+        .untagged(IMAPStatus(.ok, .capability(capabilities), "\(server.config.hostname) Tern IMAP ready"))
+    }
 
     var selected: SelectedMailbox? {
         if case .selected(_, _, let m) = state { return m }
@@ -204,35 +197,36 @@ final class IMAPSession: @unchecked Sendable {
 
     func handle(_ tagged: TaggedCommand) async -> IMAPOutput {
         var out = IMAPOutput()
+        out.encoder.utf8 = utf8
         out.stream = stream
         let tag = tagged.tag
         do {
             try await dispatch(tagged.command, tag: tag, &out)
         } catch let error as IMAPFailure {
-            switch error {
-            case .no(let text): out.line("\(tag) NO \(text)")
-            case .bad(let text): out.line("\(tag) BAD \(text)")
-            }
+            out.send(.tagged(tag, error.status))
         } catch let error as StoreError {
-            out.line("\(tag) NO \(Self.storeErrorCode(error))\(error)")
+            out.send(.tagged(tag, IMAPStatus(.no, Self.storeErrorCode(error), "\(error)")))
         } catch {
             server.logger.error("IMAP command failed", metadata: ["cmd": "\(tagged.command.name)", "error": "\(error)"])
-            out.line("\(tag) NO [SERVERBUG] Internal error")
+            out.send(.tagged(tag, IMAPStatus(.no, .serverBug, "Internal error")))
         }
         return out
     }
 
-    static func storeErrorCode(_ e: StoreError) -> String {
+    static func storeErrorCode(_ e: StoreError) -> IMAPResponseCode? {
         switch e {
-        case .notFound: return "[NONEXISTENT] "
-        case .alreadyExists: return "[ALREADYEXISTS] "
-        default: return ""
+        case .notFound: return .nonExistent
+        case .alreadyExists: return .alreadyExists
+        default: return nil
         }
     }
 
-    enum IMAPFailure: Error {
-        case no(String)
-        case bad(String)
+    /// A command that ends with NO (well-formed but not possible) or BAD (not well-formed), with its response code.
+    struct IMAPFailure: Error {
+        let status: IMAPStatus
+        static func no(_ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.no, nil, text)) }
+        static func no(_ code: IMAPResponseCode, _ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.no, code, text)) }
+        static func bad(_ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.bad, nil, text)) }
     }
 
     func requireAuth() throws -> AccountID {
@@ -261,15 +255,15 @@ final class IMAPSession: @unchecked Sendable {
             logout(tag: tag, &out)
         case .noop, .check:
             if selected != nil { try await poll(&out, expunges: true) }
-            out.line("\(tag) OK \(command.name) completed")
+            out.ok(tag, "\(command.name) completed")
         case .startTLS:
             guard server.tls != nil, !isTLS else { throw IMAPFailure.bad("STARTTLS not available") }
             guard case .notAuthenticated = state else { throw IMAPFailure.bad("Already authenticated") }
-            out.line("\(tag) OK Begin TLS negotiation now")
+            out.ok(tag, "Begin TLS negotiation now")
             out.startTLS = true
         case .id:
-            out.line("* ID (\"name\" \"Tern\" \"vendor\" \"Tern\")")
-            out.line("\(tag) OK ID completed")
+            out.send(.id([IMAPParameter("name", "Tern"), IMAPParameter("vendor", "Tern")]))
+            out.ok(tag, "ID completed")
         case .enable(let caps):
             var enabled: [String] = []
             for c in caps {
@@ -281,24 +275,24 @@ final class IMAPSession: @unchecked Sendable {
                 default: break
                 }
             }
-            out.line("* ENABLED" + enabled.map { " \($0)" }.joined())
-            out.line("\(tag) OK ENABLE completed")
+            out.send(.enabled(enabled))
+            out.ok(tag, "ENABLE completed")
         case .login(let user, let password):
             try await login(user: user, password: password, tag: tag, &out)
         case .authenticate(let mechanism, let initial):
             guard case .notAuthenticated = state else { throw IMAPFailure.bad("Already authenticated") }
-            guard mechanism == "PLAIN" else { throw IMAPFailure.no("[CANNOT] Unsupported mechanism") }
-            guard loginAllowed else { throw IMAPFailure.no("[PRIVACYREQUIRED] Use STARTTLS first") }
+            guard mechanism == "PLAIN" else { throw IMAPFailure.no(.cannot, "Unsupported mechanism") }
+            guard loginAllowed else { throw IMAPFailure.no(.privacyRequired, "Use STARTTLS first") }
             if let initial {
                 try await saslPlain(initial, tag: tag, &out)
             } else {
-                out.line("+ ")
+                out.send(.continuation(""))
                 out.saslContinuation = tag
             }
         case .namespace:
             _ = try requireAuth()
-            out.line("* NAMESPACE ((\"\" \"\(Self.delimiter)\")) NIL NIL")
-            out.line("\(tag) OK NAMESPACE completed")
+            out.send(.namespace(personal: [IMAPParameter("", Self.delimiter)]))
+            out.ok(tag, "NAMESPACE completed")
         case .select(let name, let cs, let qr), .examine(let name, let cs, let qr):
             let isExamine: Bool
             if case .examine = command { isExamine = true } else { isExamine = false }
@@ -308,52 +302,52 @@ final class IMAPSession: @unchecked Sendable {
         case .create(let name):
             let a = try requireAuth()
             let clean = name.hasSuffix(Self.delimiter) ? String(name.dropLast()) : name
-            guard !clean.isEmpty, clean.uppercased() != "INBOX" else { throw IMAPFailure.no("[ALREADYEXISTS] Mailbox exists") }
-            if let why = Self.impossibleMailboxName(clean) { throw IMAPFailure.no("[CANNOT] \(why)") }
+            guard !clean.isEmpty, clean.uppercased() != "INBOX" else { throw IMAPFailure.no(.alreadyExists, "Mailbox exists") }
+            if let why = Self.impossibleMailboxName(clean) { throw IMAPFailure.no(.cannot, "\(why)") }
             if try await store.mailboxes(account: a).contains(where: { $0.name == clean }) {
-                throw IMAPFailure.no("[ALREADYEXISTS] Mailbox exists")
+                throw IMAPFailure.no(.alreadyExists, "Mailbox exists")
             }
             _ = try await store.createMailbox(account: a, name: clean)
-            out.line("\(tag) OK CREATE completed")
+            out.ok(tag, "CREATE completed")
         case .delete(let name):
             let a = try requireAuth()
             if selected?.name == name { state = .authenticated(a, user) }
             try await store.deleteMailbox(account: a, name: name)
-            out.line("\(tag) OK DELETE completed")
+            out.ok(tag, "DELETE completed")
         case .rename(let from, let to):
             let a = try requireAuth()
-            if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no("[CANNOT] \(why)") }
+            if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no(.cannot, "\(why)") }
             try await store.renameMailbox(account: a, from: from, to: to)
-            out.line("\(tag) OK RENAME completed")
+            out.ok(tag, "RENAME completed")
         case .subscribe(let name), .unsubscribe(let name):
             let a = try requireAuth()
             if case .subscribe = command {
                 guard try await store.mailboxes(account: a).contains(where: { $0.name == name }) else {
-                    throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+                    throw IMAPFailure.no(.nonExistent, "No such mailbox")
                 }
             }
             try await store.setSubscribed(account: a, name: name, { if case .subscribe = command { return true } else { return false } }())
-            out.line("\(tag) OK \(command.name) completed")
+            out.ok(tag, "\(command.name) completed")
         case .list(let ref, let patterns, let selSub, let selSpecial, let recursive, let rSub, _, let rSpecial, let rStatus):
             try await list(reference: ref, patterns: patterns, selectSubscribed: selSub, selectSpecialUse: selSpecial, recursiveMatch: recursive,
                            returnSubscribed: rSub || selSub, returnSpecialUse: true || rSpecial, status: rStatus, lsub: false, &out)
-            out.line("\(tag) OK LIST completed")
+            out.ok(tag, "LIST completed")
         case .lsub(let ref, let pattern):
             try await list(reference: ref, patterns: [pattern], selectSubscribed: true, selectSpecialUse: false, returnSubscribed: false,
                            returnSpecialUse: false, status: [], lsub: true, &out)
-            out.line("\(tag) OK LSUB completed")
+            out.ok(tag, "LSUB completed")
         case .status(let name, let items):
             let a = try requireAuth()
             guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
-                throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+                throw IMAPFailure.no(.nonExistent, "No such mailbox")
             }
-            out.line(try await statusLine(box, items))
-            out.line("\(tag) OK STATUS completed")
+            out.send(try await statusResponse(box, items))
+            out.ok(tag, "STATUS completed")
         case .append(let name, let messages):
             try await append(name, messages, tag: tag, &out)
         case .idle:
             _ = try requireAuth()
-            out.line("+ idling")
+            out.send(.continuation("idling"))
             out.idle = true
         case .close, .unselect:
             let a = try requireAuth()
@@ -363,10 +357,10 @@ final class IMAPSession: @unchecked Sendable {
                 _ = try await store.expunge(mailbox: m.id, uids: deleted)
             }
             state = .authenticated(a, user)
-            out.line("\(tag) OK \(command.name) completed")
+            out.ok(tag, "\(command.name) completed")
         case .expunge, .uidExpunge:
             let m = try requireSelected()
-            guard !m.readOnly else { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
+            guard !m.readOnly else { throw IMAPFailure.no(.readOnly, "Mailbox is read-only") }
             var candidates = m.messages.filter { $0.flags.contains(.deleted) }
             if case .uidExpunge(let set) = command {
                 let chosen = Set(m.resolve(set, uid: true).map(\.message.uid))
@@ -374,7 +368,7 @@ final class IMAPSession: @unchecked Sendable {
             }
             _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid))
             try await poll(&out, expunges: true)
-            out.line("\(tag) OK \(command.name) completed")
+            out.ok(tag, "\(command.name) completed")
         case .search(let uid, let key, let returning):
             try await search(uid: uid, key: key, returning: returning, tag: tag, &out)
         case .fetch(let uid, let set, let attrs, let changedSince, let vanished):
@@ -393,30 +387,30 @@ final class IMAPSession: @unchecked Sendable {
         case .compress(let mechanism):
             _ = try requireAuth()
             guard mechanism == "DEFLATE" else { throw IMAPFailure.bad("Unknown compression mechanism \(mechanism)") }
-            guard !compressing else { throw IMAPFailure.no("[COMPRESSIONACTIVE] DEFLATE is already active") }
+            guard !compressing else { throw IMAPFailure.no(.compressionActive, "DEFLATE is already active") }
             compressing = true
-            out.line("\(tag) OK DEFLATE active")
+            out.ok(tag, "DEFLATE active")
             out.compress = true
         case .getQuotaRoot(let name):
             // RFC 9208: one quota root, "", covering all of the account's mailboxes.
             let a = try requireAuth()
             guard try await store.mailboxes(account: a).contains(where: { $0.name == name }) else {
-                throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+                throw IMAPFailure.no(.nonExistent, "No such mailbox")
             }
             let quota = server.config.limits.quota
             if quota > 0 {
-                out.line("* QUOTAROOT \(encodeName(name)) \"\"")
-                out.line("* QUOTA \"\" (STORAGE \(try await store.usage(account: a) / 1024) \(quota / 1024))")
+                out.send(.quotaRoot(mailbox: wireName(name), roots: [""]))
+                out.send(.quota(root: "", [IMAPQuotaResource("STORAGE", usage: Int(try await store.usage(account: a) / 1024), limit: quota / 1024)]))
             } else {
-                out.line("* QUOTAROOT \(encodeName(name))")
+                out.send(.quotaRoot(mailbox: wireName(name), roots: []))
             }
-            out.line("\(tag) OK GETQUOTAROOT completed")
+            out.ok(tag, "GETQUOTAROOT completed")
         case .getQuota(let root):
             let a = try requireAuth()
             let quota = server.config.limits.quota
-            guard root.isEmpty, quota > 0 else { throw IMAPFailure.no("[NONEXISTENT] No such quota root") }
-            out.line("* QUOTA \"\" (STORAGE \(try await store.usage(account: a) / 1024) \(quota / 1024))")
-            out.line("\(tag) OK GETQUOTA completed")
+            guard root.isEmpty, quota > 0 else { throw IMAPFailure.no(.nonExistent, "No such quota root") }
+            out.send(.quota(root: "", [IMAPQuotaResource("STORAGE", usage: Int(try await store.usage(account: a) / 1024), limit: quota / 1024)]))
+            out.ok(tag, "GETQUOTA completed")
         }
     }
 
@@ -439,7 +433,7 @@ final class IMAPSession: @unchecked Sendable {
         case .logout:
             logout(tag: tag, &out)
         case .noop where selected == nil:
-            out.line("\(tag) OK NOOP completed")
+            out.ok(tag, "NOOP completed")
         case .login(let user, let password):
             guard case .notAuthenticated = state, loginAllowed,
                   let (account, address) = PasswordCheck.cached(server, remoteAddress: remoteAddress, user: user, password: password)
@@ -452,13 +446,13 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     func capability(tag: String, _ out: inout IMAPOutput) {
-        out.line("* CAPABILITY \(capabilities)")
-        out.line("\(tag) OK CAPABILITY completed")
+        out.send(.capability(capabilities))
+        out.ok(tag, "CAPABILITY completed")
     }
 
     func logout(tag: String, _ out: inout IMAPOutput) {
-        out.line("* BYE \(server.config.hostname) logging out")
-        out.line("\(tag) OK LOGOUT completed")
+        out.send(.untagged(IMAPStatus(.bye, nil, "\(server.config.hostname) logging out")))
+        out.ok(tag, "LOGOUT completed")
         out.close = true
         state = .logout
     }
@@ -467,7 +461,7 @@ final class IMAPSession: @unchecked Sendable {
 
     func login(user: String, password: String, tag: String, _ out: inout IMAPOutput) async throws {
         guard case .notAuthenticated = state else { throw IMAPFailure.bad("Already authenticated") }
-        guard loginAllowed else { throw IMAPFailure.no("[PRIVACYREQUIRED] LOGIN is disabled until STARTTLS") }
+        guard loginAllowed else { throw IMAPFailure.no(.privacyRequired, "LOGIN is disabled until STARTTLS") }
         try await authenticate(user: user, password: password, tag: tag, &out)
     }
 
@@ -478,22 +472,22 @@ final class IMAPSession: @unchecked Sendable {
         let parts = Array(data).split(separator: 0, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw IMAPFailure.bad("Invalid PLAIN response") }
         let authz = String(decoding: parts[0], as: UTF8.self), user = String(decoding: parts[1], as: UTF8.self)
-        guard authz.isEmpty || authz.lowercased() == user.lowercased() else { throw IMAPFailure.no("[AUTHORIZATIONFAILED] Cannot act as another user") }
+        guard authz.isEmpty || authz.lowercased() == user.lowercased() else { throw IMAPFailure.no(.authorizationFailed, "Cannot act as another user") }
         try await authenticate(user: user, password: String(decoding: parts[2], as: UTF8.self), tag: tag, &out)
     }
 
     func authenticate(user: String, password: String, tag: String, _ out: inout IMAPOutput) async throws {
         switch try await PasswordCheck.check(server, service: "IMAP", remoteAddress: remoteAddress, user: user, password: password) {
         case .blocked:
-            throw IMAPFailure.no("[UNAVAILABLE] Too many failed logins from your address; try again later")
+            throw IMAPFailure.no(.unavailable, "Too many failed logins from your address; try again later")
         case .failed:
             // Each failure has cost the client a second; three end the session.
             failedLogins += 1
             if failedLogins >= 3 {
-                out.line("* BYE Too many failed logins")
+                out.send(.untagged(IMAPStatus(.bye, nil, "Too many failed logins")))
                 out.close = true
             }
-            throw IMAPFailure.no("[AUTHENTICATIONFAILED] Invalid credentials")
+            throw IMAPFailure.no(.authenticationFailed, "Invalid credentials")
         case .success(let account, let address):
             loggedIn(account, address, tag: tag, &out)
         }
@@ -510,12 +504,12 @@ final class IMAPSession: @unchecked Sendable {
         }
         guard counted else {
             // RFC 5530 LIMIT: the account has as many sessions as it may.
-            out.line("* BYE [LIMIT] Too many connections for \(address.canonical): \(limit) (limits.max_connections_per_user)")
+            out.send(.untagged(IMAPStatus(.bye, .limit, "Too many connections for \(address.canonical): \(limit) (limits.max_connections_per_user)")))
             out.close = true
             return
         }
         state = .authenticated(account, address.canonical)
-        out.line("\(tag) OK [CAPABILITY \(capabilities)] Logged in")
+        out.ok(tag, .capability(capabilities), "Logged in")
     }
 
     // MARK: mailboxes
@@ -543,23 +537,19 @@ final class IMAPSession: @unchecked Sendable {
         }
     }
 
-    func encodeName(_ name: String) -> String {
-        let n = utf8 ? name : ModifiedUTF7.encode(name)
-        return Self.quoted(n)
-    }
-
-    static func quoted(_ s: String) -> String {
-        "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    /// A mailbox name as the client sees it: modified UTF-7 (RFC 3501 §5.1.3) unless UTF-8 is enabled.
+    func wireName(_ name: String) -> String {
+        utf8 ? name : ModifiedUTF7.encode(name)
     }
 
     func select(_ name: String, readOnly: Bool, qresyncParameters: QResyncParameters?, tag: String, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
         // RFC 7162 §3.2.11: tell a QRESYNC client that the previous mailbox is closed before the new one's data.
-        if qresync && selected != nil { out.line("* OK [CLOSED] Previous mailbox is now closed") }
+        if qresync && selected != nil { out.send(.untagged(IMAPStatus(.ok, .closed, "Previous mailbox is now closed"))) }
         // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
         state = .authenticated(a, user)
         guard let (boxID, current) = try await store.mailboxState(account: a, name: name) else {
-            throw IMAPFailure.no("[NONEXISTENT] No such mailbox")
+            throw IMAPFailure.no(.nonExistent, "No such mailbox")
         }
         let box = try await server.mailboxes.snapshot(boxID, current: current)
         let messages = box.messages
@@ -568,31 +558,31 @@ final class IMAPSession: @unchecked Sendable {
         var inUse = Set<String>()
         for message in messages { for k in message.keywords { inUse.insert(k) } }
         m.keywords = inUse.sorted()
-        out.line("* \(messages.count) EXISTS")
+        out.send(.exists(messages.count))
         // RFC 9051 removed \Recent and the RECENT response; an IMAP4rev1 client still expects RECENT (RFC 3501).
         recentUIDs = UIDRanges()
-        if !rev2 { out.line("* \(try await claimRecent(m, below: box.uidNext)) RECENT") }
+        if !rev2 { out.send(.recent(try await claimRecent(m, below: box.uidNext))) }
         flagsLines(&out, m.keywords)
         if let firstUnseen = messages.firstIndex(where: { !$0.flags.contains(.seen) }) {
-            out.line("* OK [UNSEEN \(firstUnseen + 1)] First unseen")
+            out.send(.untagged(IMAPStatus(.ok, .unseen(firstUnseen + 1), "First unseen")))
         }
-        out.line("* OK [UIDVALIDITY \(box.uidValidity.rawValue)] UIDs valid")
-        out.line("* OK [UIDNEXT \(box.uidNext.rawValue)] Predicted next UID")
-        out.line("* OK [HIGHESTMODSEQ \(box.highestModSeq.rawValue)] Highest")
+        out.send(.untagged(IMAPStatus(.ok, .uidValidity(box.uidValidity.rawValue), "UIDs valid")))
+        out.send(.untagged(IMAPStatus(.ok, .uidNext(box.uidNext.rawValue), "Predicted next UID")))
+        out.send(.untagged(IMAPStatus(.ok, .highestModSeq(UInt64(box.highestModSeq.rawValue)), "Highest")))
         // RFC 9051 §6.3.2: an IMAP4rev2 client learns the mailbox's canonical name; a rev1 client would take the
         // untagged LIST for part of its next LIST's answer.
-        if rev2 { out.line("* LIST () \"\(Self.delimiter)\" \(encodeName(name))") }
+        if rev2 { out.send(.list(IMAPListItem(attributes: [], delimiter: Character(Self.delimiter), mailbox: wireName(name)))) }
         if let q = qresyncParameters, q.uidValidity == box.uidValidity.rawValue {
             // RFC 7162 §3.2.5.2: what changed since the client's last sync.
             var vanished = try await store.expunged(mailbox: boxID, since: ModSeq(rawValue: q.modSeq)).map(\.rawValue)
             if let known = q.knownUIDs { vanished = vanished.filter { known.contains($0, largest: UInt32.max) } }
-            if !vanished.isEmpty { out.line("* VANISHED (EARLIER) \(SequenceSet.compact(vanished))") }
+            if !vanished.isEmpty { out.send(.vanished(earlier: true, vanished)) }
             for (i, msg) in messages.enumerated() where msg.modSeq.rawValue > q.modSeq {
-                out.line("* \(i + 1) FETCH (UID \(msg.uid.rawValue) \(flagsItem(msg)) MODSEQ (\(msg.modSeq.rawValue)))")
+                out.send(.fetch(i + 1, [.uid(msg.uid.rawValue), flagsItem(msg), .modSeq(UInt64(msg.modSeq.rawValue))]))
             }
         }
         state = .selected(a, user, m)
-        out.line("\(tag) OK [\(readOnly ? "READ-ONLY" : "READ-WRITE")] \(readOnly ? "EXAMINE" : "SELECT") completed")
+        out.ok(tag, readOnly ? .readOnly : .readWrite, readOnly ? "EXAMINE completed" : "SELECT completed")
     }
 
     /// LIST pattern matching: `*` matches anything, `%` anything but the hierarchy delimiter.
@@ -617,7 +607,7 @@ final class IMAPSession: @unchecked Sendable {
               returnSubscribed: Bool, returnSpecialUse: Bool, status: [StatusItem], lsub: Bool, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
         if patterns == [""] {
-            out.line("* \(lsub ? "LSUB" : "LIST") (\\Noselect) \"\(Self.delimiter)\" \"\"")
+            out.send(.list(IMAPListItem(lsub: lsub, attributes: ["\\Noselect"], delimiter: Character(Self.delimiter), mailbox: "")))
             return
         }
         let boxes = try await store.mailboxes(account: a)
@@ -632,32 +622,33 @@ final class IMAPSession: @unchecked Sendable {
             : listing.list(patterns: patterns, matches: matches, selectSubscribed: selectSubscribed, selectSpecialUse: selectSpecialUse,
                            recursiveMatch: recursiveMatch, returnSubscribed: returnSubscribed, returnSpecialUse: returnSpecialUse)
         for e in entries {
-            var line = "* \(lsub ? "LSUB" : "LIST") (\(e.attributes.joined(separator: " "))) \"\(Self.delimiter)\" \(encodeName(e.name))"
-            if !e.childInfo.isEmpty { line += " (\"CHILDINFO\" (\(e.childInfo.map { "\"\($0)\"" }.joined(separator: " "))))" }
-            out.line(line)
-            if !status.isEmpty, e.selectable, let box = boxes.first(where: { $0.name == e.name }) { out.line(try await statusLine(box, status)) }
+            out.send(.list(IMAPListItem(lsub: lsub, attributes: e.attributes, delimiter: Character(Self.delimiter), mailbox: wireName(e.name),
+                                        childInfo: e.childInfo)))
+            if !status.isEmpty, e.selectable, let box = boxes.first(where: { $0.name == e.name }) { out.send(try await statusResponse(box, status)) }
         }
     }
 
-    func statusLine(_ box: MailboxInfo, _ items: [StatusItem]) async throws -> String {
+    func statusResponse(_ box: MailboxInfo, _ items: [StatusItem]) async throws -> IMAPResponse {
         let needMessages = items.contains { [.unseen, .size, .deleted].contains($0) }
         let messages = needMessages ? try await server.mailboxes.snapshot(box.id, verify: true).messages : []
         let recent = items.contains(.recent) ? try await store.unclaimedRecent(mailbox: box.id) : 0
-        let values: [String] = items.map { item in
+        let values: [IMAPParameterValue] = items.map { item in
+            let value: Int
             switch item {
-            case .messages: return "MESSAGES \(box.messages)"
-            case .recent: return "RECENT \(recent)"
-            case .uidNext: return "UIDNEXT \(box.uidNext.rawValue)"
-            case .uidValidity: return "UIDVALIDITY \(box.uidValidity.rawValue)"
-            case .unseen: return "UNSEEN \(messages.filter { !$0.flags.contains(.seen) }.count)"
-            case .size: return "SIZE \(messages.reduce(0) { $0 + $1.size })"
+            case .messages: value = box.messages
+            case .recent: value = recent
+            case .uidNext: value = Int(box.uidNext.rawValue)
+            case .uidValidity: value = Int(box.uidValidity.rawValue)
+            case .unseen: value = messages.filter { !$0.flags.contains(.seen) }.count
+            case .size: value = messages.reduce(0) { $0 + $1.size }
             case .highestModSeq:
                 condstore = true   // RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
-                return "HIGHESTMODSEQ \(box.highestModSeq.rawValue)"
-            case .deleted: return "DELETED \(messages.filter { $0.flags.contains(.deleted) }.count)"
+                value = Int(box.highestModSeq.rawValue)
+            case .deleted: value = messages.filter { $0.flags.contains(.deleted) }.count
             }
+            return IMAPParameterValue(item.rawValue, UInt64(value))
         }
-        return "* STATUS \(encodeName(box.name)) (\(values.joined(separator: " ")))"
+        return .status(mailbox: wireName(box.name), values)
     }
 
     // MARK: changes
@@ -700,10 +691,10 @@ final class IMAPSession: @unchecked Sendable {
         }
         if !gone.isEmpty {
             if qresync {
-                out.line("* VANISHED \(SequenceSet.compact(gone.map { old[$0].uid.rawValue }))")
+                out.send(.vanished(earlier: false, gone.map { old[$0].uid.rawValue }))
             } else {
                 // Highest first, so that each number is still valid when the client applies it.
-                for index in gone.reversed() { out.line("* \(index + 1) EXPUNGE") }
+                for index in gone.reversed() { out.send(.expunge(index + 1)) }
             }
         }
         // The messages after the ones kept are new (UIDs only grow).
@@ -719,13 +710,13 @@ final class IMAPSession: @unchecked Sendable {
         announceKeywords(&out, &m, changed.flatMap { view[$0].keywords } + added.flatMap(\.keywords))
         for index in changed {
             let c = view[index]
-            out.line("* \(index + 1) FETCH (UID \(c.uid.rawValue) \(flagsItem(c))\(condstore ? " MODSEQ (\(c.modSeq.rawValue))" : ""))")
+            out.send(.fetch(index + 1, [.uid(c.uid.rawValue), flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
         }
         m.messages = view
         m.highestModSeq = latest.highestModSeq
         if !added.isEmpty {
-            out.line("* \(view.count) EXISTS")
-            if !rev2 { out.line("* \(try await claimRecent(m, below: latest.uidNext)) RECENT") }
+            out.send(.exists(view.count))
+            if !rev2 { out.send(.recent(try await claimRecent(m, below: latest.uidNext))) }
         }
     }
 
@@ -757,9 +748,9 @@ final class IMAPSession: @unchecked Sendable {
 
     /// FLAGS and PERMANENTFLAGS: the system flags, the keywords in use, and `\*` (any new keyword may be stored).
     func flagsLines(_ out: inout IMAPOutput, _ keywords: [String]) {
-        let names = (["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + keywords).joined(separator: " ")
-        out.line("* FLAGS (\(names))")
-        out.line("* OK [PERMANENTFLAGS (\(names) \\*)] Flags permitted")
+        let names = ["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"] + keywords
+        out.send(.flags(names))
+        out.send(.untagged(IMAPStatus(.ok, .permanentFlags(names + ["\\*"]), "Flags permitted")))
     }
 
     /// Announces (FLAGS, PERMANENTFLAGS) the keywords among `candidates` this session has not yet told the client of;
@@ -773,8 +764,8 @@ final class IMAPSession: @unchecked Sendable {
         if added { flagsLines(&out, m.keywords) }
     }
 
-    func flagsItem(_ m: StoredMessage) -> String {
-        "FLAGS (\(((isRecent(m.uid) ? ["\\Recent"] : []) + Self.flagNames(m.flags, m.keywords)).joined(separator: " ")))"
+    func flagsItem(_ m: StoredMessage) -> IMAPFetchItem {
+        .flags((isRecent(m.uid) ? ["\\Recent"] : []) + Self.flagNames(m.flags, m.keywords))
     }
 
     static func flagNames(_ f: MessageFlags, _ keywords: [String]) -> [String] {
@@ -811,23 +802,11 @@ final class IMAPSession: @unchecked Sendable {
         let quota = server.config.limits.quota
         guard quota > 0 else { return }
         if try await store.usage(account: account) + Int64(bytes) > Int64(quota) {
-            throw IMAPFailure.no("[OVERQUOTA] Quota exceeded")
+            throw IMAPFailure.no(.overQuota, "Quota exceeded")
         }
     }
 
     // MARK: messages
-
-    static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
-    /// `date-time = DQUOTE date-day-fixed "-" date-month "-" date-year SP time SP zone DQUOTE`
-    static func internalDate(_ d: Date) -> String {
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = TimeZone(identifier: "UTC")!
-        let c = cal.dateComponents([.year, .month, .day, .hour, .minute, .second], from: d)
-        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let day = c.day! < 10 ? " \(c.day!)" : "\(c.day!)"
-        return "\"\(day)-\(monthNames[c.month! - 1])-\(c.year!) \(two(c.hour!)):\(two(c.minute!)):\(two(c.second!)) +0000\""
-    }
 
     static func parseInternalDate(_ s: String) -> Date? {
         // "17-Jul-1996 02:44:25 -0700"
@@ -836,7 +815,7 @@ final class IMAPSession: @unchecked Sendable {
         guard parts.count == 3 else { return nil }
         let dmy = parts[0].split(separator: "-")
         let hms = parts[1].split(separator: ":")
-        guard dmy.count == 3, hms.count == 3, let day = Int(dmy[0]), let month = monthNames.firstIndex(where: { $0.lowercased() == dmy[1].lowercased() }),
+        guard dmy.count == 3, hms.count == 3, let day = Int(dmy[0]), let month = IMAPResponseEncoder.monthNames.firstIndex(where: { $0.lowercased() == dmy[1].lowercased() }),
               let year = Int(dmy[2]), let h = Int(hms[0]), let mi = Int(hms[1]), let se = Int(hms[2]),
               parts[2].count == 5, let zone = Int(parts[2].dropFirst()), let sign = parts[2].first, sign == "+" || sign == "-" else { return nil }
         // RFC 9051 date-time: each field in range, and a day the month has (Calendar would roll 31-Feb over to March).
@@ -853,13 +832,13 @@ final class IMAPSession: @unchecked Sendable {
     func append(_ name: String, _ messages: [AppendMessage], tag: String, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
         guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
-            throw IMAPFailure.no("[TRYCREATE] No such mailbox")
+            throw IMAPFailure.no(.tryCreate, "No such mailbox")
         }
         try await checkQuota(account: a, adding: messages.reduce(0) { $0 + $1.data.count })
         // Every message is checked before any is written (MULTIAPPEND: all or none).
         var checked: [(flags: MessageFlags, keywords: [String], date: Date)] = []
         for m in messages {
-            guard m.data.count <= server.config.limits.maxMessageSize else { throw IMAPFailure.no("[TOOBIG] Message too large") }
+            guard m.data.count <= server.config.limits.maxMessageSize else { throw IMAPFailure.no(.tooBig, "Message too large") }
             let (flags, keywords) = try Self.parseFlags(m.flags)
             var date = server.clock.now
             if let d = m.internalDate {
@@ -891,13 +870,13 @@ final class IMAPSession: @unchecked Sendable {
         }
         if selected?.id == box.id { try await poll(&out, expunges: false) }
         let uids = receipts.compactMap { $0.placements.first?.uid.rawValue }
-        out.line("\(tag) OK [APPENDUID \(box.uidValidity.rawValue) \(SequenceSet.compact(uids))] APPEND completed")
+        out.ok(tag, .appendUID(validity: box.uidValidity.rawValue, uids: uids), "APPEND completed")
     }
 
     func storeFlags(uid: Bool, _ set: SequenceSet, _ op: StoreOperation, _ names: [String], silent: Bool, unchangedSince: Int64?,
                     tag: String, _ out: inout IMAPOutput) async throws {
         let m = try requireSelected()
-        guard !m.readOnly else { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
+        guard !m.readOnly else { throw IMAPFailure.no(.readOnly, "Mailbox is read-only") }
         let (flags, keywords) = try Self.parseFlags(names)
         let targets = m.resolve(set, uid: uid)
         let operation: FlagOperation = op == .add ? .add : (op == .remove ? .remove : .replace)
@@ -911,26 +890,26 @@ final class IMAPSession: @unchecked Sendable {
             current.messages[seq - 1] = c
             if !silent || unchangedSince != nil {
                 var items = [flagsItem(c)]
-                if uid { items.insert("UID \(c.uid.rawValue)", at: 0) }
-                if condstore || unchangedSince != nil { items.append("MODSEQ (\(c.modSeq.rawValue))") }
-                out.line("* \(seq) FETCH (\(items.joined(separator: " ")))")
+                if uid { items.insert(.uid(c.uid.rawValue), at: 0) }
+                if condstore || unchangedSince != nil { items.append(.modSeq(UInt64(c.modSeq.rawValue))) }
+                out.send(.fetch(seq, items))
             }
         }
         state = .selected(a, u, current)
         if failed.isEmpty {
-            out.line("\(tag) OK STORE completed")
+            out.ok(tag, "STORE completed")
         } else {
             let ids = failed.compactMap { uid ? $0.rawValue : current.sequence(of: $0).map(UInt32.init) }
-            out.line("\(tag) OK [MODIFIED \(SequenceSet.compact(ids))] Conditional STORE failed for some messages")
+            out.ok(tag, .modified(ids), "Conditional STORE failed for some messages")
         }
     }
 
     func copy(uid: Bool, _ set: SequenceSet, to target: String, move: Bool, tag: String, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
         let m = try requireSelected()
-        if move && m.readOnly { throw IMAPFailure.no("[READ-ONLY] Mailbox is read-only") }
+        if move && m.readOnly { throw IMAPFailure.no(.readOnly, "Mailbox is read-only") }
         guard let targetID = try await store.mailboxID(account: a, name: target) else {
-            throw IMAPFailure.no("[TRYCREATE] No such mailbox")
+            throw IMAPFailure.no(.tryCreate, "No such mailbox")
         }
         let chosen = m.resolve(set, uid: uid)
         if !move { try await checkQuota(account: a, adding: chosen.reduce(0) { $0 + $1.message.size }) }
@@ -941,13 +920,14 @@ final class IMAPSession: @unchecked Sendable {
             let store = self.store, logger = server.logger, ids = chosen.map(\.message.messageID)
             Task { await SpamTraining.train(store: store, account: a, messages: ids, spam: spam, logger: logger) }
         }
-        let code = pairs.isEmpty ? "" : "[COPYUID \(validity.rawValue) \(pairs.map { String($0.0.rawValue) }.joined(separator: ",")) \(pairs.map { String($0.1.rawValue) }.joined(separator: ","))] "
+        let code: IMAPResponseCode? = pairs.isEmpty ? nil
+            : .copyUID(validity: validity.rawValue, source: pairs.map(\.0.rawValue), destination: pairs.map(\.1.rawValue))
         if move {
-            if !code.isEmpty { out.line("* OK \(code)Moved") }
+            if let code { out.send(.untagged(IMAPStatus(.ok, code, "Moved"))) }
             try await poll(&out, expunges: true)
-            out.line("\(tag) OK MOVE completed")
+            out.ok(tag, "MOVE completed")
         } else {
-            out.line("\(tag) OK \(code)COPY completed")
+            out.ok(tag, code, "COPY completed")
         }
     }
 }

@@ -120,8 +120,8 @@ extension IMAPSession {
             }
             return a.seq < b.seq // RFC 5256 §3: ties by sequence number
         }
-        out.line("* SORT" + sorted.map { " \(uid ? $0.message.uid.rawValue : UInt32($0.seq))" }.joined())
-        out.line("\(tag) OK \(uid ? "UID " : "")SORT completed")
+        out.send(.sort(sorted.map { uid ? $0.message.uid.rawValue : UInt32($0.seq) }, modSeq: nil))
+        out.ok(tag, uid ? "UID SORT completed" : "SORT completed")
     }
 
     final class ThreadNode {
@@ -161,23 +161,11 @@ extension IMAPSession {
             roots = referencesThreads(infos)
         }
         roots.sort { ($0.date, $0.seq) < ($1.date, $1.seq) }
-        func number(_ n: ThreadNode) -> String { uid ? String(n.info!.message.uid.rawValue) : String(n.info!.seq) }
-        func format(_ node: ThreadNode) -> String {
-            var numbers: [String] = []
-            var n = node
-            while true {
-                if n.info != nil { numbers.append(number(n)) }
-                if n.children.count == 1 { n = n.children[0]; continue }
-                break
-            }
-            var s = numbers.joined(separator: " ")
-            if n.children.count > 1 {
-                s += (s.isEmpty ? "" : " ") + n.children.map { "(" + format($0) + ")" }.joined()
-            }
-            return s
+        func node(_ n: ThreadNode) -> IMAPThreadNode {
+            IMAPThreadNode(n.info.map { uid ? $0.message.uid.rawValue : UInt32($0.seq) }, n.children.map(node))
         }
-        out.line("* THREAD" + (roots.isEmpty ? "" : " ") + roots.map { "(" + format($0) + ")" }.joined())
-        out.line("\(tag) OK \(uid ? "UID " : "")THREAD completed")
+        out.send(.thread(roots.map(node)))
+        out.ok(tag, uid ? "UID THREAD completed" : "THREAD completed")
     }
 
     /// RFC 5256 §3 REFERENCES (the algorithm of Jamie Zawinski's threader).

@@ -119,6 +119,17 @@ import Testing
         }
     }
 
+    /// A well-formed command with a charset the server lacks is answered NO [BADCHARSET], not BAD (RFC 9051 §6.4.4).
+    @Test(arguments: ["a SEARCH CHARSET KOI8-R TEXT x", "a SORT (SUBJECT) KOI8-R ALL"])
+    func unknownCharsetIsNoBadCharset(_ line: String) {
+        do {
+            _ = try parse(line)
+            Issue.record("accepted")
+        } catch {
+            #expect(error.tag == "a" && error.condition == .no && error.code == .badCharset(["UTF-8", "US-ASCII"]))
+        }
+    }
+
     @Test func sequenceSets() {
         let s = SequenceSet(ranges: [.init(1, 3), .init(7, nil)])
         #expect(s.contains(2, largest: 10) && s.contains(10, largest: 10) && !s.contains(5, largest: 10))

@@ -55,20 +55,6 @@ import Testing
 }
 
 @Suite struct ResponseEncodingTests {
-    @Test func numbersAndLiterals() {
-        var out = IMAPOutput()
-        for n in [0, 7, 10, 4_294_967_295, Int(Int64.max)] {
-            out.bytes = []
-            out.decimal(n)
-            #expect(String(decoding: out.bytes, as: UTF8.self) == String(n))
-        }
-        out.bytes = []
-        out.ascii("BODY[] ")
-        out.literal(Array("a\r\nb".utf8)[...])
-        out.line(")")
-        #expect(String(decoding: out.bytes, as: UTF8.self) == "BODY[] {4}\r\na\r\nb)\r\n")
-    }
-
     @Test func fetchPlanAsksForNoMoreThanNeeded() {
         let headerOnly = FetchPlan([.uid, .flags, .bodySection(SectionSpec(text: .headerFields(["Subject"])), partial: nil, peek: true)])
         #expect(headerOnly.header && !headerOnly.content && !headerOnly.tree && !headerOnly.structure)
