@@ -385,3 +385,49 @@ def test_within_and_status_size(tern):
     typ, data = m.status("INBOX", "(SIZE MESSAGES)")
     assert f"SIZE {len(old) + len(new)}".encode() in data[0] and b"MESSAGES 2" in data[0], data
     m.logout()
+
+
+def test_objectid_savedate_and_preview(tern):
+    """OBJECTID (RFC 8474): a mailbox keeps its MAILBOXID across RENAME, a message its EMAILID across COPY and MOVE,
+    and ids of deleted mailboxes and messages are never seen again. SAVEDATE (RFC 8514): when the message was put in
+    this mailbox, not its arrival. PREVIEW (RFC 8970): the start of the text without markup."""
+    m = login(tern)
+    typ, data = m.create("Projects")
+    assert typ == "OK" and re.match(rb"\[MAILBOXID \((F\d+)\)\]", data[0]), data
+    projects_id = re.match(rb"\[MAILBOXID \((F\d+)\)\]", data[0]).group(1)
+    typ, data = m.status("Projects", "(MAILBOXID MESSAGES)")
+    assert data == [b'"Projects" (MAILBOXID (' + projects_id + b") MESSAGES 0)"], data
+    m.rename("Projects", "Work")
+    assert m.status("Work", "(MAILBOXID)")[1] == [b'"Work" (MAILBOXID (' + projects_id + b"))"]
+    assert b"* OK [MAILBOXID (" + projects_id + b")] Ok" in Raw(tern).cmd("SELECT Work")
+    html = (b"From: a@example.test\r\nSubject: preview me\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n"
+            b"--b\r\nContent-Type: text/html\r\n\r\n<p>Lunch <b>at</b> noon?</p>\r\n--b--\r\n")
+    # Arrived (INTERNALDATE) in 2020; saved now.
+    m.append("Work", None, '"01-Jan-2020 10:00:00 +0000"', html)
+    m.select("Work")
+    typ, data = m.fetch("1", "(EMAILID THREADID SAVEDATE INTERNALDATE PREVIEW)")
+    line = data[0]
+    email_id = re.search(rb"EMAILID \((M\d+)\)", line).group(1)
+    assert b"THREADID NIL" in line and b'INTERNALDATE " 1-Jan-2020 10:00:00 +0000"' in line, line
+    saved = re.search(rb'SAVEDATE ("[^"]+")', line).group(1)
+    assert time.mktime(imaplib.Internaldate2tuple(b"INTERNALDATE " + saved)) > time.mktime((2020, 1, 2, 0, 0, 0, 0, 0, 0)), line
+    assert b'PREVIEW "Lunch at noon?"' in line, line
+    # The saved date is searched apart from the arrival date.
+    assert m.search(None, "SAVEDSINCE", "2-Jan-2020")[1] == [b"1"]
+    assert m.search(None, "SINCE", "2-Jan-2020")[1] == [b""]
+    assert m.search(None, "SAVEDATESUPPORTED")[1] == [b"1"]
+    assert m.search(None, "EMAILID", email_id.decode())[1] == [b"1"]
+    # COPY and MOVE keep the EMAILID; the copy has a save date of its own.
+    m.copy("1", "INBOX")
+    m.select("INBOX")
+    typ, data = m.fetch("1", "(EMAILID)")
+    assert b"EMAILID (" + email_id + b")" in data[0], data
+    m.select("Work")
+    typ, data = m.uid("MOVE", "1", "Sent")
+    m.select("Sent")
+    assert m.search(None, "EMAILID", email_id.decode())[1] == [b"1"]
+    # A deleted mailbox's id is not handed to the next one made.
+    m.select("INBOX")
+    m.delete("Work")
+    typ, data = m.create("Work")
+    assert re.match(rb"\[MAILBOXID \((F\d+)\)\]", data[0]).group(1) != projects_id

@@ -534,6 +534,24 @@ public struct IMAPCommandParser {
         case "RFC822.HEADER": return [.rfc822Header]
         case "RFC822.TEXT": return [.rfc822Text]
         case "MODSEQ": return [.modSeq]
+        case "EMAILID": return [.emailID]
+        case "THREADID": return [.threadID]
+        case "SAVEDATE": return [.saveDate]
+        case "PREVIEW":
+            // RFC 8970 §3: PREVIEW or PREVIEW (LAZY).
+            if peek == 0x20, i + 1 < b.count, b[i + 1] == UInt8(ascii: "(") {
+                i += 2
+                var lazy = false
+                while peek != UInt8(ascii: ")") {
+                    if peek == 0x20 { i += 1; continue }
+                    let modifier = try atom().uppercased()
+                    guard modifier == "LAZY" else { throw fail("Unknown PREVIEW modifier \(modifier)") }
+                    lazy = true
+                }
+                i += 1
+                return [.preview(lazy: lazy)]
+            }
+            return [.preview(lazy: false)]
         case "BODY", "BODY.PEEK":
             guard peek == UInt8(ascii: "[") else {
                 if name == "BODY" { return [.body] }
@@ -740,6 +758,17 @@ public struct IMAPCommandParser {
             try sp()
             if peek == UInt8(ascii: "\"") { _ = try quoted(); try sp(); _ = try atom() ; try sp() }
             return .modSeq(try number())
+        case "EMAILID", "THREADID":
+            try sp()
+            let id = try atom()
+            guard id.utf8.count <= 255, id.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
+                throw fail("Invalid object id \(id)")
+            }
+            return word == "EMAILID" ? .emailID(id) : .threadID(id)
+        case "SAVEDBEFORE": return .savedBefore(try date())
+        case "SAVEDON": return .savedOn(try date())
+        case "SAVEDSINCE": return .savedSince(try date())
+        case "SAVEDATESUPPORTED": return .saveDateSupported
         default:
             throw fail("Unknown search key \(word)")
         }

@@ -196,6 +196,13 @@ public enum IMAPFetchItem: Hashable, Sendable {
     case envelope(IMAPEnvelope)
     case body(IMAPBody)
     case bodyStructure(IMAPBody)
+    /// OBJECTID (RFC 8474): the message's id and its thread's (nil: NIL, no thread id).
+    case emailID(String)
+    case threadID(String?)
+    /// SAVEDATE (RFC 8514): nil when unknown.
+    case saveDate(Date?)
+    /// PREVIEW (RFC 8970): nil when none can be made (LAZY).
+    case preview(String?)
     /// An ENVELOPE, BODY or BODYSTRUCTURE encoded earlier by `IMAPResponseEncoder` and kept in a cache.
     case encoded(IMAPEncodedItem)
 }
@@ -301,12 +308,18 @@ public enum IMAPResponse: Hashable, Sendable {
     case thread([IMAPThreadNode])
 }
 
-/// A STATUS item and its number.
+/// A STATUS item and its value: a number, or an object id (MAILBOXID, RFC 8474).
 public struct IMAPParameterValue: Hashable, Sendable {
     public var name: String
     public var value: UInt64
+    public var objectID: String?
     public init(_ name: String, _ value: UInt64) {
         self.name = name
         self.value = value
+    }
+    public init(_ name: String, objectID: String) {
+        self.name = name
+        self.value = 0
+        self.objectID = objectID
     }
 }

@@ -57,7 +57,10 @@ public struct IMAPResponseEncoder: Sendable {
             }
         case .status(let mailbox, let items):
             ascii("* STATUS "); string(mailbox); space()
-            list(items) { e, i in e.atom(i.name); e.space(); e.number(i.value) }
+            list(items) { e, i in
+                e.atom(i.name); e.space()
+                if let id = i.objectID { e.ascii("("); e.atom(id); e.ascii(")") } else { e.number(i.value) }
+            }
         case .search(let numbers, let modSeq):
             ascii("* SEARCH")
             for n in numbers { space(); number(UInt64(n)) }
@@ -224,6 +227,14 @@ public struct IMAPResponseEncoder: Sendable {
         case .envelope(let e): ascii("ENVELOPE "); envelope(e)
         case .body(let b): ascii("BODY "); body(b)
         case .bodyStructure(let b): ascii("BODYSTRUCTURE "); body(b)
+        case .emailID(let id): ascii("EMAILID ("); atom(id); ascii(")")
+        case .threadID(let id):
+            ascii("THREADID ")
+            if let id { ascii("("); atom(id); ascii(")") } else { ascii("NIL") }
+        case .saveDate(let d):
+            ascii("SAVEDATE ")
+            if let d { ascii("\""); ascii(Self.internalDate(d)); ascii("\"") } else { ascii("NIL") }
+        case .preview(let text): ascii("PREVIEW "); nstring(text)
         case .encoded(let e): bytes += e.bytes
         }
     }

@@ -290,7 +290,9 @@ public struct IMAPResponseParser {
             let name = try astring()
             try space()
             let items = try list { p throws(Failure) in
-                let n = try p.atom(); try p.space(); return IMAPParameterValue(n, try p.number())
+                let n = try p.atom(); try p.space()
+                if p.take("(") { let id = try p.atom(); try p.expect(")"); return IMAPParameterValue(n, objectID: id) }
+                return IMAPParameterValue(n, try p.number())
             }
             r = .status(mailbox: name, items)
         case "SEARCH", "SORT":
@@ -418,6 +420,18 @@ public struct IMAPResponseParser {
             guard let d = Self.parseDate(text) else { throw fail("bad date-time \(text)") }
             return .internalDate(d)
         case "RFC822.SIZE": try space(); return .rfc822Size(try int())
+        case "EMAILID": try expect(" ("); let id = try atom(); try expect(")"); return .emailID(id)
+        case "THREADID":
+            try space()
+            if take("NIL") { return .threadID(nil) }
+            try expect("("); let id = try atom(); try expect(")"); return .threadID(id)
+        case "SAVEDATE":
+            try space()
+            if take("NIL") { return .saveDate(nil) }
+            let text = try string()
+            guard let d = Self.parseDate(text) else { throw fail("bad date-time \(text)") }
+            return .saveDate(d)
+        case "PREVIEW": try space(); return .preview(try nstring())
         case "MODSEQ": try expect(" ("); let n = try number(); try expect(")"); return .modSeq(n)
         case "RFC822": try space(); return .rfc822(try stringBytes()[...])
         case "RFC822.HEADER": try space(); return .rfc822Header(try stringBytes()[...])

@@ -102,6 +102,13 @@ public enum FetchAttribute: Hashable, Sendable {
     case rfc822Header
     case rfc822Text
     case modSeq
+    /// OBJECTID (RFC 8474): the message's immutable id, and its thread's.
+    case emailID
+    case threadID
+    /// SAVEDATE (RFC 8514): when the message was saved into this mailbox.
+    case saveDate
+    /// PREVIEW (RFC 8970): up to 256 characters of the message's text; `lazy` lets the server answer NIL.
+    case preview(lazy: Bool)
 }
 
 /// `+FLAGS`, `-FLAGS` or `FLAGS`.
@@ -118,6 +125,8 @@ public enum StatusItem: String, Hashable, Sendable, CaseIterable {
     case size = "SIZE"
     case highestModSeq = "HIGHESTMODSEQ"
     case deleted = "DELETED"
+    /// OBJECTID (RFC 8474 §4.2).
+    case mailboxID = "MAILBOXID"
 }
 
 /// A SEARCH key (RFC 9051 §6.4.4).
@@ -140,6 +149,11 @@ public indirect enum SearchKey: Hashable, Sendable {
     case or(SearchKey, SearchKey)
     case and([SearchKey])
     case modSeq(Int64)
+    /// OBJECTID (RFC 8474 §5): `EMAILID id`, `THREADID id`.
+    case emailID(String), threadID(String)
+    /// SAVEDATE (RFC 8514 §4): by the date a message was saved into the mailbox.
+    case savedBefore(SearchDate), savedOn(SearchDate), savedSince(SearchDate)
+    case saveDateSupported
 }
 
 /// A date in SEARCH: day, month (1–12), year.

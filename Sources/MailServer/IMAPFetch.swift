@@ -139,6 +139,11 @@ extension IMAPSession {
                     item = .binary(part: path, origin: partial?.lowerBound, data: Self.partial(binaries[i]![...], partial))
                 case .binarySize(let path):
                     item = .binarySize(part: path, size: binaries[i]!.count)
+                case .emailID: item = .emailID(Self.emailObjectID(message.messageID))
+                // Tern keeps no thread ids (RFC 8474 §5.2 allows NIL).
+                case .threadID: item = .threadID(nil)
+                case .saveDate: item = .saveDate(message.savedDate)
+                case .preview: item = .preview(MessagePreview.text(parts!.bytes, tree!))
                 }
                 out.encoder.fetchItem(item)
             }
@@ -302,6 +307,12 @@ extension IMAPSession {
             return s.isEmpty ? !values.isEmpty : values.contains { contains($0, s) }
         case .body(let s): return TextSearch.contains(try await content().body, s)
         case .text(let s): return TextSearch.contains(try await content().bytes[...], s)
+        case .emailID(let id): return Self.emailObjectID(m.messageID) == id
+        case .threadID: return false
+        case .savedBefore(let d): return compare(day(m.savedDate), d) < 0
+        case .savedOn(let d): return compare(day(m.savedDate), d) == 0
+        case .savedSince(let d): return compare(day(m.savedDate), d) >= 0
+        case .saveDateSupported: return true   // every mailbox keeps save dates
         case .before(let d): return compare(day(m.internalDate), d) < 0
         case .on(let d): return compare(day(m.internalDate), d) == 0
         case .since(let d): return compare(day(m.internalDate), d) >= 0
@@ -386,7 +397,7 @@ struct FetchPlan {
             case .envelope, .bodyStructure, .body: structure = true
             case .rfc822Header: header = true
             case .rfc822, .rfc822Text: content = true
-            case .binary, .binarySize: content = true; tree = true
+            case .binary, .binarySize, .preview: content = true; tree = true
             case .bodySection(let section, _, _):
                 if !section.part.isEmpty {
                     content = true; tree = true
@@ -396,7 +407,7 @@ struct FetchPlan {
                     case .full, .text: content = true
                     }
                 }
-            case .uid, .flags, .internalDate, .rfc822Size, .modSeq: break
+            case .uid, .flags, .internalDate, .rfc822Size, .modSeq, .emailID, .threadID, .saveDate: break
             }
         }
     }

@@ -166,7 +166,7 @@ final class IMAPSession: @unchecked Sendable {
     var capabilities: [String] {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
                     "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "WITHIN", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
-                    "THREAD=REFERENCES"]
+                    "THREAD=REFERENCES", "OBJECTID", "SAVEDATE", "PREVIEW"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -307,8 +307,8 @@ final class IMAPSession: @unchecked Sendable {
             if try await store.mailboxes(account: a).contains(where: { $0.name == clean }) {
                 throw IMAPFailure.no(.alreadyExists, "Mailbox exists")
             }
-            _ = try await store.createMailbox(account: a, name: clean)
-            out.ok(tag, "CREATE completed")
+            let id = try await store.createMailbox(account: a, name: clean)
+            out.ok(tag, .mailboxID(Self.mailboxObjectID(id)), "CREATE completed")
         case .delete(let name):
             let a = try requireAuth()
             if selected?.name == name { state = .authenticated(a, user) }
@@ -537,6 +537,11 @@ final class IMAPSession: @unchecked Sendable {
         }
     }
 
+    /// OBJECTID (RFC 8474): ids the store never hands out twice (migration 6), so an id names one mailbox or one
+    /// message for ever; a message keeps its id when copied or moved (the copies share their content row).
+    static func mailboxObjectID(_ id: MailboxID) -> String { "F\(id)" }
+    static func emailObjectID(_ id: MessageID) -> String { "M\(id)" }
+
     /// A mailbox name as the client sees it: modified UTF-7 (RFC 3501 §5.1.3) unless UTF-8 is enabled.
     func wireName(_ name: String) -> String {
         utf8 ? name : ModifiedUTF7.encode(name)
@@ -569,6 +574,7 @@ final class IMAPSession: @unchecked Sendable {
         out.send(.untagged(IMAPStatus(.ok, .uidValidity(box.uidValidity.rawValue), "UIDs valid")))
         out.send(.untagged(IMAPStatus(.ok, .uidNext(box.uidNext.rawValue), "Predicted next UID")))
         out.send(.untagged(IMAPStatus(.ok, .highestModSeq(UInt64(box.highestModSeq.rawValue)), "Highest")))
+        out.send(.untagged(IMAPStatus(.ok, .mailboxID(Self.mailboxObjectID(boxID)), "Ok")))
         // RFC 9051 §6.3.2: an IMAP4rev2 client learns the mailbox's canonical name; a rev1 client would take the
         // untagged LIST for part of its next LIST's answer.
         if rev2 { out.send(.list(IMAPListItem(attributes: [], delimiter: Character(Self.delimiter), mailbox: wireName(name)))) }
@@ -645,6 +651,7 @@ final class IMAPSession: @unchecked Sendable {
                 condstore = true   // RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
                 value = Int(box.highestModSeq.rawValue)
             case .deleted: value = messages.filter { $0.flags.contains(.deleted) }.count
+            case .mailboxID: return IMAPParameterValue(item.rawValue, objectID: Self.mailboxObjectID(box.id))
             }
             return IMAPParameterValue(item.rawValue, UInt64(value))
         }

@@ -231,7 +231,11 @@ public struct StoredMessage: Sendable {
     public var flags: MessageFlags
     public var keywords: [String]
     public var modSeq: ModSeq
-    public init(mailbox: MailboxID, uid: UID, messageID: MessageID, size: Int, internalDate: Date, flags: MessageFlags, keywords: [String], modSeq: ModSeq) {
+    /// When the message was saved into this mailbox (RFC 8514): delivery, APPEND, COPY or MOVE.
+    public var savedDate: Date
+    public init(mailbox: MailboxID, uid: UID, messageID: MessageID, size: Int, internalDate: Date, flags: MessageFlags, keywords: [String], modSeq: ModSeq,
+                savedDate: Date? = nil) {
+        self.savedDate = savedDate ?? internalDate
         self.mailbox = mailbox
         self.uid = uid
         self.messageID = messageID

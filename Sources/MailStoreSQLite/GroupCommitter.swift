@@ -169,10 +169,10 @@ final class GroupCommitter: @unchecked Sendable {
             let mailbox: MailboxID = row["id"]
             let uid: Int64 = row["uid"], modseq: Int64 = row["highestmodseq"]
             try db.cachedStatement(sql: """
-                INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 """).execute(arguments: [mailbox, uid, messageID, modseq, delivery.flags.rawValue, keywords,
-                                 delivery.internalDate.timeIntervalSince1970])
+                                 delivery.internalDate.timeIntervalSince1970, now.timeIntervalSince1970])
             placements.append((mailbox, UID(UInt32(uid))))
         }
         if !delivery.remoteRecipients.isEmpty {

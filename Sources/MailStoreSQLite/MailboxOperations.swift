@@ -181,6 +181,7 @@ extension SQLiteMailStore {
     }
 
     public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
+        let now = clock.now.timeIntervalSince1970
         let result = try await write { db -> ([(UID, UID)], UIDValidity) in
             guard let validity = try Int64.fetchOne(db, sql: "SELECT uidvalidity FROM mailbox WHERE id = ?", arguments: [to]) else {
                 throw StoreError.notFound("target mailbox")
@@ -195,10 +196,10 @@ extension SQLiteMailStore {
                     """, arguments: [to])!
                 let newUID: Int64 = target["uid"]
                 try db.execute(sql: """
-                    INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date)
-                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [to, newUID, row["message_id"] as Int64, target["highestmodseq"] as Int64, row["flags"] as Int,
-                                     row["keywords"] as String, row["internal_date"] as Double])
+                                     row["keywords"] as String, row["internal_date"] as Double, now])
                 pairs.append((uid, UID(UInt32(newUID))))
             }
             if move { _ = try Self.expunge(db, mailbox: from, uids: pairs.map(\.0)) }
@@ -220,6 +221,6 @@ extension SQLiteMailStore {
         return StoredMessage(mailbox: row["mailbox_id"], uid: UID(UInt32(row["uid"] as Int64)), messageID: row["message_id"],
                              size: row["size"], internalDate: Date(timeIntervalSince1970: row["internal_date"]),
                              flags: MessageFlags(rawValue: row["flags"]), keywords: keywords.split(separator: " ").map(String.init),
-                             modSeq: ModSeq(rawValue: row["modseq"]))
+                             modSeq: ModSeq(rawValue: row["modseq"]), savedDate: Date(timeIntervalSince1970: row["saved"]))
     }
 }

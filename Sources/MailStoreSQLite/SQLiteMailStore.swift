@@ -383,7 +383,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     static func messages(_ db: Database, mailbox: MailboxID, since: ModSeq?) throws -> [StoredMessage] {
         var out: [StoredMessage] = []
         let columns = """
-            SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq
+            SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
             FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
             """
         let rows: RowCursor
@@ -398,7 +398,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
             out.append(StoredMessage(mailbox: mailbox, uid: UID(UInt32(row[0] as Int64)), messageID: row[1], size: row[2],
                                      internalDate: Date(timeIntervalSince1970: row[3]), flags: MessageFlags(rawValue: row[4]),
                                      keywords: keywords.isEmpty ? [] : keywords.split(separator: " ").map(String.init),
-                                     modSeq: ModSeq(rawValue: row[6])))
+                                     modSeq: ModSeq(rawValue: row[6]), savedDate: Date(timeIntervalSince1970: row[7])))
         }
         return out
     }

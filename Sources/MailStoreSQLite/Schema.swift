@@ -167,6 +167,12 @@ enum Schema {
         ALTER TABLE mailbox ADD COLUMN first_recent_uid INTEGER NOT NULL DEFAULT 1;
         UPDATE mailbox SET first_recent_uid = uidnext;
         """,
+        // 8: when a message was saved into its mailbox (RFC 8514 SAVEDATE): delivery, APPEND, COPY or MOVE. For messages
+        // that were there before, their arrival time is the best known.
+        """
+        ALTER TABLE mailbox_message ADD COLUMN saved REAL NOT NULL DEFAULT 0;
+        UPDATE mailbox_message SET saved = internal_date;
+        """,
     ]
 
     /// The next id of `message` or `mailbox` rows: one more than any ever handed out (see migration 6).

@@ -48,6 +48,22 @@ import Testing
         #expect(fast == [.flags, .internalDate, .rfc822Size])
     }
 
+    /// OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970) items and keys.
+    @Test func objectIDSaveDateAndPreview() throws {
+        guard case .fetch(_, _, let attrs, _, _) = try parse("t FETCH 1 (EMAILID THREADID SAVEDATE PREVIEW (LAZY) PREVIEW)").command else {
+            Issue.record("not fetch"); return
+        }
+        #expect(attrs == [.emailID, .threadID, .saveDate, .preview(lazy: true), .preview(lazy: false)])
+        #expect(try parse("t SEARCH EMAILID M12 SAVEDSINCE 2-Jan-2020 SAVEDATESUPPORTED").command
+                == .search(uid: false, key: .and([.emailID("M12"), .savedSince(SearchDate(day: 2, month: 1, year: 2020)), .saveDateSupported]), returning: nil))
+        #expect(try parse("t SEARCH THREADID T-1_a SAVEDBEFORE 1-Jan-2030 SAVEDON 5-Dec-2026").command
+                == .search(uid: false, key: .and([.threadID("T-1_a"), .savedBefore(SearchDate(day: 1, month: 1, year: 2030)),
+                                                 .savedOn(SearchDate(day: 5, month: 12, year: 2026))]), returning: nil))
+        #expect(try parse("t STATUS INBOX (MAILBOXID MESSAGES)").command == .status("INBOX", [.mailboxID, .messages]))
+        #expect(throws: IMAPParseError.self) { try parse("t SEARCH EMAILID a.b") }
+        #expect(throws: IMAPParseError.self) { try parse("t FETCH 1 (PREVIEW (FUZZY))") }
+    }
+
     @Test func store() throws {
         #expect(try parse("t STORE 1 +FLAGS.SILENT (\\Seen \\Flagged)").command
                 == .store(uid: false, .single(1), .add, flags: ["\\Seen", "\\Flagged"], silent: true, unchangedSince: nil))

@@ -26,6 +26,13 @@ import Testing
         #expect(wire(.continuation("idling")) == "+ idling\r\n")
     }
 
+    @Test func objectIDsAsRFC8474WritesThem() {
+        #expect(wire(.fetch(1, [.emailID("M6d99a"), .threadID(nil)])) == "* 1 FETCH (EMAILID (M6d99a) THREADID NIL)\r\n")
+        #expect(wire(.status(mailbox: "foo", [IMAPParameterValue("MAILBOXID", objectID: "F7")])) == "* STATUS \"foo\" (MAILBOXID (F7))\r\n")
+        #expect(wire(.tagged("3", IMAPStatus(.ok, .mailboxID("F2"), "Completed"))) == "3 OK [MAILBOXID (F2)] Completed\r\n")
+        #expect(wire(.fetch(2, [.saveDate(Date(timeIntervalSince1970: 0))])) == "* 2 FETCH (SAVEDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n")
+    }
+
     @Test func textCannotBreakTheLine() {
         // A text built from client input (a user name, a charset) must not end the line and start a forged response.
         #expect(wire(.tagged("a", IMAPStatus(.no, nil, "bad user x\r\n* OK [ALERT] owned"))) == "a NO bad user x  * OK [ALERT] owned\r\n")
@@ -155,6 +162,10 @@ import Testing
                 type: "TEXT", subtype: "PLAIN", parameters: [], id: nil, description: nil, encoding: "8BIT", size: 3, kind: .text(lines: 1),
                 extension: nil)))]),
             .fetch(3, [.binary(part: [1], origin: nil, data: [0, 1, 2][...]), .binarySize(part: [], size: 0)]),
+            .fetch(4, [.emailID("M6ee0"), .threadID(nil), .threadID("T1"), .saveDate(Date(timeIntervalSince1970: 1_700_000_000)),
+                       .saveDate(nil), .preview("Hello \"you\" — soon"), .preview(nil)]),
+            .status(mailbox: "Sent", [IMAPParameterValue("MAILBOXID", objectID: "F7"), IMAPParameterValue("MESSAGES", 2)]),
+            .tagged("c", IMAPStatus(.ok, .mailboxID("F9"), "CREATE completed")),
         ]
         for r in responses {
             for utf8 in [false, true] {
