@@ -431,3 +431,49 @@ def test_objectid_savedate_and_preview(tern):
     m.delete("Work")
     typ, data = m.create("Work")
     assert re.match(rb"\[MAILBOXID \((F\d+)\)\]", data[0]).group(1) != projects_id
+
+
+def test_searchres_esort_and_partial(tern):
+    """SEARCHRES (RFC 5182): SEARCH RETURN (SAVE) keeps a result for `$`; ESORT (RFC 5267) answers SORT RETURN with
+    ESEARCH in sort order; PARTIAL (RFC 9394) pages through SEARCH, SORT and FETCH results."""
+    m = login(tern)
+    for i in range(10):
+        m.append("INBOX", "(\\Flagged)" if i % 3 == 0 else None, None,
+                 f"Subject: page {i}\r\nDate: {date_now(-i * 60)}\r\n\r\nbody {i}\r\n".encode())
+    m.logout()
+    r = Raw(tern)
+    r.cmd("SELECT INBOX")
+    # SAVE alone: no ESEARCH, only OK; `$` then addresses the flagged messages (1, 4, 7, 10).
+    lines = r.cmd("SEARCH RETURN (SAVE) FLAGGED")
+    assert len(lines) == 1 and lines[0].split()[1] == b"OK", lines
+    lines = r.cmd("FETCH $ (FLAGS)")
+    assert [l.split()[1] for l in lines[:-1]] == [b"1", b"4", b"7", b"10"], lines
+    assert r.cmd("SEARCH $ SUBJECT page")[0] == b"* SEARCH 1 4 7 10"
+    # SAVE with MIN alone keeps only the lowest; the UIDs are kept, so `$` works with UID commands too.
+    r.cmd("UID SEARCH RETURN (SAVE MIN) FLAGGED")
+    assert r.cmd("UID FETCH $ (UID)")[0] == b"* 1 FETCH (UID 1)"
+    # An expunged message drops out of `$`.
+    r.cmd("SEARCH RETURN (SAVE) FLAGGED")
+    r.cmd("STORE 4 +FLAGS.SILENT (\\Deleted)")
+    r.cmd("EXPUNGE")
+    assert r.cmd("SEARCH $")[0] == b"* SEARCH 1 6 9"
+    # A SEARCH with SAVE that fails leaves `$` empty.
+    assert b"BAD" in r.cmd("SEARCH RETURN (SAVE) NOSUCHKEY")[-1]
+    assert r.cmd("SEARCH $")[0] == b"* SEARCH"
+    # ESORT: the order of the sort, MIN and MAX its first and last.
+    lines = r.cmd("SORT RETURN (MIN MAX COUNT ALL) (DATE) UTF-8 ALL")
+    tag = lines[-1].split()[0].decode()
+    assert lines[0] == f'* ESEARCH (TAG "{tag}") MIN 9 MAX 1 COUNT 9 ALL 9:1'.encode().replace(b"9:1", b"9,8,7,6,5,4,3,2,1"), lines
+    # PARTIAL: the last three of a SEARCH, the first two of a SORT, the last two messages of a FETCH.
+    lines = r.cmd("UID SEARCH RETURN (PARTIAL -1:-3) ALL")
+    tag = lines[-1].split()[0].decode()
+    assert lines[0] == f'* ESEARCH (TAG "{tag}") UID PARTIAL (-1:-3 8:10)'.encode(), lines
+    lines = r.cmd("SORT RETURN (PARTIAL 1:2) (REVERSE DATE) UTF-8 ALL")
+    tag = lines[-1].split()[0].decode()
+    assert lines[0] == f'* ESEARCH (TAG "{tag}") PARTIAL (1:2 1:2)'.encode(), lines
+    lines = r.cmd("UID FETCH 1:* (FLAGS) (PARTIAL -1:-2)")
+    assert [l.split()[1] for l in lines[:-1]] == [b"8", b"9"], lines
+    # A new SELECT forgets `$`.
+    r.cmd("SEARCH RETURN (SAVE) ALL")
+    r.cmd("SELECT INBOX")
+    assert r.cmd("SEARCH $")[0] == b"* SEARCH"

@@ -333,6 +333,12 @@ public struct IMAPCommandParser {
         case "SEARCH": return try search(uid: uid)
         case "SORT":
             try sp()
+            var returning: SearchReturn?
+            var partial: PartialRange?
+            if accept("RETURN") {
+                (returning, partial) = try returnOptions()
+                try sp()
+            }
             try expect("(")
             var criteria: [SortCriterion] = []
             var reverse = false
@@ -348,7 +354,7 @@ public struct IMAPCommandParser {
             guard !criteria.isEmpty, !reverse else { throw fail("SORT needs criteria") }
             try sp()
             try charset()
-            return .sort(uid: uid, criteria: criteria, key: try searchKeys())
+            return .sort(uid: uid, criteria: criteria, key: try searchKeys(), returning: returning, partial: partial)
         case "THREAD":
             try sp()
             let word = try atom().uppercased()
@@ -497,6 +503,7 @@ public struct IMAPCommandParser {
         }
         var changedSince: Int64?
         var vanished = false
+        var partial: PartialRange?
         if peek == 0x20 {
             i += 1
             try expect("(")
@@ -507,13 +514,16 @@ public struct IMAPCommandParser {
                     try sp()
                     changedSince = try number()
                 case "VANISHED": vanished = true
+                case "PARTIAL":
+                    try sp()
+                    partial = try partialRange()
                 case let m: throw fail("Unknown FETCH modifier \(m)")
                 }
             }
             i += 1
         }
         if uid && !attrs.contains(.uid) { attrs.insert(.uid, at: 0) }
-        return .fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished)
+        return .fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished, partial: partial)
     }
 
     mutating func fetchAttribute() throws(IMAPParseError) -> [FetchAttribute] {
@@ -652,26 +662,22 @@ public struct IMAPCommandParser {
 
     mutating func search(uid: Bool) throws(IMAPParseError) -> IMAPCommand {
         var returning: SearchReturn?
+        var partial: PartialRange?
         try sp()
         if accept("RETURN") {
+            (returning, partial) = try returnOptions()
             try sp()
-            try expect("(")
-            var r: SearchReturn = []
-            while peek != UInt8(ascii: ")") {
-                if peek == 0x20 { i += 1 }
-                switch try atom().uppercased() {
-                case "MIN": r.insert(.min)
-                case "MAX": r.insert(.max)
-                case "COUNT": r.insert(.count)
-                case "ALL": r.insert(.all)
-                case "SAVE": r.insert(.save)
-                case let o: throw fail("Unknown SEARCH return option \(o)")
-                }
-            }
-            i += 1
-            try sp()
-            returning = r.isEmpty ? .all : r
         }
+        do {
+            return try searchCriteria(uid: uid, returning: returning, partial: partial)
+        } catch {
+            var e = error
+            e.clearsSavedResult = returning?.contains(.save) == true
+            throw e
+        }
+    }
+
+    mutating func searchCriteria(uid: Bool, returning: SearchReturn?, partial: PartialRange?) throws(IMAPParseError) -> IMAPCommand {
         if accept("CHARSET") {
             try sp()
             let cs = try astringText().uppercased()
@@ -685,7 +691,42 @@ public struct IMAPCommandParser {
             i += 1
             keys.append(try searchKey(depth: 0))
         }
-        return .search(uid: uid, key: keys.count == 1 ? keys[0] : .and(keys), returning: returning)
+        return .search(uid: uid, key: keys.count == 1 ? keys[0] : .and(keys), returning: returning, partial: partial)
+    }
+
+    /// ` (MIN MAX COUNT ALL SAVE PARTIAL n:m)` after RETURN (RFC 4731, 5182, 5267, 9394); `()` means ALL.
+    mutating func returnOptions() throws(IMAPParseError) -> (SearchReturn, PartialRange?) {
+        try sp()
+        try expect("(")
+        var r: SearchReturn = []
+        var partial: PartialRange?
+        while peek != UInt8(ascii: ")") {
+            if peek == 0x20 { i += 1 }
+            switch try atom().uppercased() {
+            case "MIN": r.insert(.min)
+            case "MAX": r.insert(.max)
+            case "COUNT": r.insert(.count)
+            case "ALL": r.insert(.all)
+            case "SAVE": r.insert(.save)
+            case "PARTIAL":
+                try sp()
+                partial = try partialRange()
+            case let o: throw fail("Unknown return option \(o)")
+            }
+        }
+        i += 1
+        return (r.isEmpty && partial == nil ? .all : r, partial)
+    }
+
+    /// `partial-range = nz-number ":" nz-number / "-" nz-number ":" "-" nz-number` (RFC 9394 §4).
+    mutating func partialRange() throws(IMAPParseError) -> PartialRange {
+        let negative = peek == UInt8(ascii: "-")
+        if negative { i += 1 }
+        let a = Int(try nzNumber())
+        try expect(":")
+        if negative { try expect("-") }
+        let b = Int(try nzNumber())
+        return negative ? PartialRange(-a, -b) : PartialRange(a, b)
     }
 
     mutating func searchKey(depth: Int) throws(IMAPParseError) -> SearchKey {

@@ -244,11 +244,15 @@ public struct IMAPESearch: Hashable, Sendable {
     public var min: UInt32?
     public var max: UInt32?
     public var count: Int?
+    /// In the order of the result (ESORT keeps the sort order).
     public var all: [UInt32]?
     public var modSeq: UInt64?
+    /// PARTIAL (RFC 9394): the window asked for and the numbers in it (empty: NIL).
+    public var partial: IMAPPartialResult?
 
     public init(tag: String?, uid: Bool, min: UInt32? = nil, max: UInt32? = nil, count: Int? = nil, all: [UInt32]? = nil,
-                modSeq: UInt64? = nil) {
+                modSeq: UInt64? = nil, partial: IMAPPartialResult? = nil) {
+        self.partial = partial
         self.tag = tag
         self.uid = uid
         self.min = min
@@ -256,6 +260,15 @@ public struct IMAPESearch: Hashable, Sendable {
         self.count = count
         self.all = all
         self.modSeq = modSeq
+    }
+}
+
+public struct IMAPPartialResult: Hashable, Sendable {
+    public var range: PartialRange
+    public var numbers: [UInt32]
+    public init(range: PartialRange, numbers: [UInt32]) {
+        self.range = range
+        self.numbers = numbers
     }
 }
 

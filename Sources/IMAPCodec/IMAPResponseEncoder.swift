@@ -162,8 +162,13 @@ public struct IMAPResponseEncoder: Sendable {
         if let v = e.min { ascii(" MIN "); number(UInt64(v)) }
         if let v = e.max { ascii(" MAX "); number(UInt64(v)) }
         if let v = e.count { ascii(" COUNT "); number(UInt64(v)) }
-        if let v = e.all, !v.isEmpty { ascii(" ALL "); ascii(SequenceSet.compact(v)) }
+        if let v = e.all, !v.isEmpty { ascii(" ALL "); ascii(Self.orderedSet(v)) }
         if let v = e.modSeq { ascii(" MODSEQ "); number(v) }
+        if let p = e.partial {
+            ascii(" PARTIAL ("); ascii(p.range.description); space()
+            if p.numbers.isEmpty { ascii("NIL") } else { ascii(Self.orderedSet(p.numbers)) }
+            ascii(")")
+        }
     }
 
     mutating func thread(_ node: IMAPThreadNode) {

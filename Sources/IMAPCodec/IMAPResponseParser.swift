@@ -354,10 +354,26 @@ public struct IMAPResponseParser {
             case "COUNT": try space(); e.count = try int()
             case "ALL": try space(); e.all = try set()
             case "MODSEQ": try space(); e.modSeq = try number()
+            case "PARTIAL":
+                try expect(" (")
+                let range = try partialRange()
+                try space()
+                let numbers = take("NIL") ? [] : try set()
+                try expect(")")
+                e.partial = IMAPPartialResult(range: range, numbers: numbers)
             default: throw fail("unknown ESEARCH item \(name)")
             }
         }
         return e
+    }
+
+    mutating func partialRange() throws(Failure) -> PartialRange {
+        let negative = take("-")
+        let a = try int()
+        try expect(":")
+        if negative { try expect("-") }
+        let b = try int()
+        return negative ? PartialRange(-a, -b) : PartialRange(a, b)
     }
 
     /// `( ... )` of RFC 5256 §4, rebuilt as a tree: "1 2 (3)(4)" is 1, replied to by 2, which has the replies 3 and 4.

@@ -175,6 +175,31 @@ public struct SearchReturn: OptionSet, Hashable, Sendable {
     public static let save = SearchReturn(rawValue: 16)
 }
 
+/// `PARTIAL first:last` (RFC 9394): a window of a SEARCH or SORT result, or of the messages a FETCH addresses, by
+/// position: `1:100` the first hundred, `-1:-100` the last hundred.
+public struct PartialRange: Hashable, Sendable, CustomStringConvertible {
+    public var first: Int
+    public var last: Int
+    public init(_ first: Int, _ last: Int) {
+        self.first = first
+        self.last = last
+    }
+
+    public var description: String { "\(first):\(last)" }
+
+    /// The positions (0-based) the window covers in a result of `count` items, clipped to it.
+    public func indices(count: Int) -> Range<Int> {
+        let a = min(abs(first), abs(last)), b = max(abs(first), abs(last))
+        if first > 0 {
+            let lo = min(a - 1, count), hi = min(b, count)
+            return lo..<hi
+        }
+        // -1 is the last item.
+        let lo = max(count - b, 0), hi = max(count - a + 1, 0)
+        return lo..<hi
+    }
+}
+
 /// `QRESYNC (uidvalidity modseq [known-uids])` of SELECT/EXAMINE (RFC 7162 §3.2.5).
 public struct QResyncParameters: Hashable, Sendable {
     public var uidValidity: UInt32
@@ -265,15 +290,16 @@ public enum IMAPCommand: Hashable, Sendable {
     case expunge
     /// `UID EXPUNGE set` (UIDPLUS)
     case uidExpunge(SequenceSet)
-    case search(uid: Bool, key: SearchKey, returning: SearchReturn?)
-    case fetch(uid: Bool, SequenceSet, [FetchAttribute], changedSince: Int64?, vanished: Bool)
+    case search(uid: Bool, key: SearchKey, returning: SearchReturn?, partial: PartialRange? = nil)
+    case fetch(uid: Bool, SequenceSet, [FetchAttribute], changedSince: Int64?, vanished: Bool, partial: PartialRange? = nil)
     case store(uid: Bool, SequenceSet, StoreOperation, flags: [String], silent: Bool, unchangedSince: Int64?)
     case copy(uid: Bool, SequenceSet, String)
     case move(uid: Bool, SequenceSet, String)
     /// `ID (params)` (RFC 2971)
     case id([String: String])
     /// `SORT (criteria) charset search-key` (RFC 5256)
-    case sort(uid: Bool, criteria: [SortCriterion], key: SearchKey)
+    /// `returning`: ESORT (RFC 5267 §3) answers with ESEARCH.
+    case sort(uid: Bool, criteria: [SortCriterion], key: SearchKey, returning: SearchReturn? = nil, partial: PartialRange? = nil)
     /// `THREAD algorithm charset search-key` (RFC 5256)
     case thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey)
     case getQuotaRoot(String)
@@ -309,13 +335,13 @@ public enum IMAPCommand: Hashable, Sendable {
         case .unselect: return "UNSELECT"
         case .expunge: return "EXPUNGE"
         case .uidExpunge: return "UID EXPUNGE"
-        case .search(let uid, _, _): return uid ? "UID SEARCH" : "SEARCH"
-        case .fetch(let uid, _, _, _, _): return uid ? "UID FETCH" : "FETCH"
+        case .search(let uid, _, _, _): return uid ? "UID SEARCH" : "SEARCH"
+        case .fetch(let uid, _, _, _, _, _): return uid ? "UID FETCH" : "FETCH"
         case .store(let uid, _, _, _, _, _): return uid ? "UID STORE" : "STORE"
         case .copy(let uid, _, _): return uid ? "UID COPY" : "COPY"
         case .move(let uid, _, _): return uid ? "UID MOVE" : "MOVE"
         case .id: return "ID"
-        case .sort(let uid, _, _): return uid ? "UID SORT" : "SORT"
+        case .sort(let uid, _, _, _, _): return uid ? "UID SORT" : "SORT"
         case .thread(let uid, _, _): return uid ? "UID THREAD" : "THREAD"
         case .compress: return "COMPRESS"
         case .getQuotaRoot: return "GETQUOTAROOT"
@@ -332,6 +358,8 @@ public struct IMAPParseError: Error, Hashable, Sendable {
     /// BAD for a command that is not well-formed; NO for one that is but asks what cannot be (an unknown charset).
     public var condition: IMAPCondition
     public var code: IMAPResponseCode?
+    /// The command asked to SAVE its result (RFC 5182) before it failed: `$` must become empty.
+    public var clearsSavedResult = false
     public init(tag: String?, _ message: String, condition: IMAPCondition = .bad, code: IMAPResponseCode? = nil) {
         self.tag = tag
         self.message = message

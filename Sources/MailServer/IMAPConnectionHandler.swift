@@ -153,6 +153,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             // charset) gets NO with its code.
             let status = error.code != nil ? IMAPStatus(error.condition, error.code, error.message)
                 : IMAPStatus(error.condition, nil, "Syntax error: \(error.message)")
+            if error.clearsSavedResult { session.setSaved([]) }   // RFC 5182 §2.1
             context.send(IMAPResponseEncoder.encode(error.tag.map { .tagged($0, status) } ?? .untagged(status)))
             return
         }

@@ -36,14 +36,16 @@ struct MessageParts {
 }
 
 extension IMAPSession {
-    func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, vanished: Bool = false, tag: String,
-               _ out: inout IMAPOutput) async throws {
+    func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, vanished: Bool = false,
+               partial: PartialRange? = nil, tag: String, _ out: inout IMAPOutput) async throws {
         let m = try requireSelected()
         // RFC 7162 §3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE; from then on every FETCH response with FLAGS
         // carries MODSEQ too.
         if changedSince != nil || attrs.contains(.modSeq) { condstore = true }
         var targets = m.resolveIndices(set, uid: uid)
         if let changedSince { targets = targets.filter { m.messages[$0].modSeq.rawValue > changedSince } }
+        // RFC 9394 §3.3: a window of the addressed messages, by position (-1 the last).
+        if let partial { targets = Array(targets[partial.indices(count: targets.count)]) }
         if vanished {
             // RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) also reports UIDs expunged since n.
             guard uid, qresync, let changedSince else { throw IMAPFailure.bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled") }
@@ -193,8 +195,12 @@ extension IMAPSession {
 
     // MARK: search
 
-    func search(uid: Bool, key: SearchKey, returning: SearchReturn?, tag: String, _ out: inout IMAPOutput) async throws {
+    func search(uid: Bool, key: SearchKey, returning: SearchReturn?, partial: PartialRange? = nil, tag: String,
+                _ out: inout IMAPOutput) async throws {
+        // RFC 5182 §2.1: a SEARCH with SAVE that fails leaves `$` empty.
+        if returning?.contains(.save) == true { setSaved([]) }
         let m = try requireSelected()
+        let saved = Set(m.saved)
         if Self.usesModSeq(key) { condstore = true }   // RFC 7162 §3.1: SEARCH MODSEQ enables CONDSTORE
         var hits: [(Int, StoredMessage)] = []
         let largestUID = m.messages.last?.uid.rawValue ?? 0
@@ -208,29 +214,63 @@ extension IMAPSession {
                 }
                 cache = prefetched[message.messageID].map(MessageParts.init)
             }
-            if try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, parts: &cache) {
+            if try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: saved, parts: &cache) {
                 hits.append((i + 1, message))
             }
         }
-        let numbers = hits.map { uid ? $0.1.uid.rawValue : UInt32($0.0) }
+        answerResult(uid: uid, hits.map { (seq: $0.0, message: $0.1) }, returning: returning, partial: partial,
+                     usesModSeq: Self.usesModSeq(key), sort: false, tag: tag, &out)
+        out.ok(tag, uid ? "UID SEARCH completed" : "SEARCH completed")
+    }
+
+    /// What SEARCH and SORT send for their result (`hits` in result order): SEARCH or SORT for a plain command;
+    /// ESEARCH with MIN, MAX, COUNT, ALL and PARTIAL when RETURN was given (and always for SEARCH in an IMAP4rev2
+    /// session); the result saved as `$` with SAVE (RFC 5182), nothing sent when SAVE is all that was asked.
+    func answerResult(uid: Bool, _ hits: [(seq: Int, message: StoredMessage)], returning: SearchReturn?, partial: PartialRange?,
+                      usesModSeq: Bool, sort: Bool, tag: String, _ out: inout IMAPOutput) {
+        let numbers = hits.map { uid ? $0.message.uid.rawValue : UInt32($0.seq) }
         var returning = returning
         // RFC 9051 §6.4.4: an IMAP4rev2 session gets ESEARCH, with ALL when no RETURN is given; RFC 4731 §3.1:
         // RETURN () means ALL.
-        if returning == nil && rev2 { returning = [.all] }
-        if let r = returning, r.isEmpty { returning = [.all] }
-        // RFC 7162 §3.1.5: the highest MODSEQ of the messages found, when the search used MODSEQ.
-        let highest = condstore && Self.usesModSeq(key) ? hits.map(\.1.modSeq.rawValue).max().map(UInt64.init) : nil
-        if let returning {
-            out.send(.esearch(IMAPESearch(tag: tag, uid: uid,
-                                          min: returning.contains(.min) ? numbers.min() : nil,
-                                          max: returning.contains(.max) ? numbers.max() : nil,
-                                          count: returning.contains(.count) ? numbers.count : nil,
-                                          all: returning.contains(.all) && !numbers.isEmpty ? numbers : nil,
-                                          modSeq: highest)))
-        } else {
-            out.send(.search(numbers, modSeq: highest))
+        if returning == nil && rev2 && !sort { returning = [.all] }
+        if let r = returning, r.isEmpty, partial == nil { returning = [.all] }
+        let window = partial.map { hits.indices.clamped(to: $0.indices(count: hits.count)) }
+        if let r = returning, r.contains(.save) {
+            // RFC 5182 §2.1: with MIN or MAX alone, only those messages are saved; with PARTIAL, the window.
+            var chosen: [StoredMessage]
+            if let window {
+                chosen = hits[window].map(\.message)
+            } else if !r.contains(.all) && !r.contains(.count) && (r.contains(.min) || r.contains(.max)) {
+                chosen = []
+                if r.contains(.min), let first = sort ? hits.first : hits.min(by: { $0.seq < $1.seq }) { chosen.append(first.message) }
+                if r.contains(.max), let last = sort ? hits.last : hits.max(by: { $0.seq < $1.seq }) { chosen.append(last.message) }
+            } else {
+                chosen = hits.map(\.message)
+            }
+            setSaved(chosen.map(\.uid))
         }
-        out.ok(tag, uid ? "UID SEARCH completed" : "SEARCH completed")
+        // RFC 7162 §3.1.5: the highest MODSEQ of the messages found, when the search used MODSEQ.
+        let highest = condstore && usesModSeq ? hits.map(\.message.modSeq.rawValue).max().map(UInt64.init) : nil
+        guard let returning else {
+            out.send(sort ? .sort(numbers, modSeq: highest) : .search(numbers, modSeq: highest))
+            return
+        }
+        if returning == [.save] && partial == nil { return }   // RFC 5182 §2.1: no ESEARCH for SAVE alone
+        // For SORT (RFC 5267 §3.2) MIN and MAX are the first and last in sort order and ALL keeps that order.
+        out.send(.esearch(IMAPESearch(tag: tag, uid: uid,
+                                      min: returning.contains(.min) ? (sort ? numbers.first : numbers.min()) : nil,
+                                      max: returning.contains(.max) ? (sort ? numbers.last : numbers.max()) : nil,
+                                      count: returning.contains(.count) ? numbers.count : nil,
+                                      all: returning.contains(.all) && !numbers.isEmpty ? numbers : nil,
+                                      modSeq: highest,
+                                      partial: partial.map { IMAPPartialResult(range: $0, numbers: Array(numbers[window!])) })))
+    }
+
+    /// Sets `$` of the selected mailbox (RFC 5182).
+    func setSaved(_ uids: [UID]) {
+        guard case .selected(let a, let u, var m) = state else { return }
+        m.saved = uids.sorted()
+        state = .selected(a, u, m)
     }
 
     /// Whether a search key looks at headers or text (and so needs the message content).
@@ -254,7 +294,8 @@ extension IMAPSession {
         }
     }
 
-    func matches(_ key: SearchKey, _ m: StoredMessage, seq: Int, count: Int, largestUID: UInt32, parts: inout MessageParts?) async throws -> Bool {
+    func matches(_ key: SearchKey, _ m: StoredMessage, seq: Int, count: Int, largestUID: UInt32, saved: Set<UID> = [],
+                 parts: inout MessageParts?) async throws -> Bool {
         func content() async throws -> MessageParts {
             if let parts { return parts }
             let p = MessageParts(try await store.content(of: m.messageID))
@@ -324,14 +365,14 @@ extension IMAPSession {
         case .younger(let n): return server.clock.now.timeIntervalSince(m.internalDate) <= Double(n)
         case .older(let n): return server.clock.now.timeIntervalSince(m.internalDate) > Double(n)
         case .smaller(let n): return m.size < n
-        case .uid(let set): return set.contains(m.uid.rawValue, largest: largestUID)
-        case .sequence(let set): return set.contains(UInt32(seq), largest: UInt32(count))
-        case .not(let k): return !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, parts: &parts))
+        case .uid(let set): return set.isSaved ? saved.contains(m.uid) : set.contains(m.uid.rawValue, largest: largestUID)
+        case .sequence(let set): return set.isSaved ? saved.contains(m.uid) : set.contains(UInt32(seq), largest: UInt32(count))
+        case .not(let k): return !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts))
         case .or(let a, let b):
-            if try await matches(a, m, seq: seq, count: count, largestUID: largestUID, parts: &parts) { return true }
-            return try await matches(b, m, seq: seq, count: count, largestUID: largestUID, parts: &parts)
+            if try await matches(a, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts) { return true }
+            return try await matches(b, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts)
         case .and(let keys):
-            for k in keys where !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, parts: &parts)) { return false }
+            for k in keys where !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts)) { return false }
             return true
         case .modSeq(let n): return m.modSeq.rawValue >= n
         }

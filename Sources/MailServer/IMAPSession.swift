@@ -82,6 +82,9 @@ struct SelectedMailbox {
     /// The keywords this session has announced in FLAGS and PERMANENTFLAGS: a keyword appears in a FETCH response
     /// only after the client has been told it exists (RFC 9051 §7.3.5).
     var keywords: [String] = []
+    /// The result of the last SEARCH or SORT with RETURN (SAVE) (RFC 5182), `$` in later commands; kept as UIDs
+    /// in ascending order, so that messages expunged since simply drop out.
+    var saved: [UID] = []
 
     func sequence(of uid: UID) -> Int? {
         var lo = 0, hi = messages.count - 1
@@ -94,12 +97,48 @@ struct SelectedMailbox {
     }
 
     /// Indices into `messages` of the messages a sequence set addresses, in mailbox order (no copies of the messages).
+    /// The set's ranges are put in order and merged first, so a set of thousands of single numbers costs one walk,
+    /// not a scan of the set per message.
     func resolveIndices(_ set: SequenceSet, uid: Bool) -> [Int] {
         guard !messages.isEmpty else { return [] }
-        let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
         var out: [Int] = []
+        if set.isSaved {
+            // `$` (RFC 5182): the saved UIDs still in the view.
+            var j = 0
+            for (i, m) in messages.enumerated() {
+                while j < saved.count && saved[j] < m.uid { j += 1 }
+                if j == saved.count { break }
+                if saved[j] == m.uid { out.append(i) }
+            }
+            return out
+        }
+        let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
+        let ranges = Self.merged(set, largest: largest)
+        var r = 0
         messages.withUnsafeBufferPointer { all in
-            for i in all.indices where set.contains(uid ? all[i].uid.rawValue : UInt32(i + 1), largest: largest) { out.append(i) }
+            for i in all.indices {
+                let n = uid ? all[i].uid.rawValue : UInt32(i + 1)
+                while r < ranges.count && ranges[r].upperBound < n { r += 1 }
+                if r == ranges.count { break }
+                if ranges[r].contains(n) { out.append(i) }
+            }
+        }
+        return out
+    }
+
+    /// A set's ranges with `*` resolved, ascending and merged.
+    static func merged(_ set: SequenceSet, largest: UInt32) -> [ClosedRange<UInt32>] {
+        let ranges = set.ranges.map { r -> ClosedRange<UInt32> in
+            let a = r.from ?? largest, b = r.to ?? largest
+            return min(a, b)...max(a, b)
+        }.sorted { $0.lowerBound < $1.lowerBound }
+        var out: [ClosedRange<UInt32>] = []
+        for r in ranges {
+            if let last = out.last, r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound + 1 {
+                out[out.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
         }
         return out
     }
@@ -166,7 +205,8 @@ final class IMAPSession: @unchecked Sendable {
     var capabilities: [String] {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
                     "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "WITHIN", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
-                    "THREAD=REFERENCES", "OBJECTID", "SAVEDATE", "PREVIEW"]
+                    "THREAD=REFERENCES", "OBJECTID", "SAVEDATE", "PREVIEW", "SEARCHRES", "ESORT",
+                    "PARTIAL"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -369,10 +409,10 @@ final class IMAPSession: @unchecked Sendable {
             _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid))
             try await poll(&out, expunges: true)
             out.ok(tag, "\(command.name) completed")
-        case .search(let uid, let key, let returning):
-            try await search(uid: uid, key: key, returning: returning, tag: tag, &out)
-        case .fetch(let uid, let set, let attrs, let changedSince, let vanished):
-            try await fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished, tag: tag, &out)
+        case .search(let uid, let key, let returning, let partial):
+            try await search(uid: uid, key: key, returning: returning, partial: partial, tag: tag, &out)
+        case .fetch(let uid, let set, let attrs, let changedSince, let vanished, let partial):
+            try await fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished, partial: partial, tag: tag, &out)
         case .store(let uid, let set, let op, let flags, let silent, let unchangedSince):
             if unchangedSince != nil { condstore = true }   // RFC 7162 §3.1: a CONDSTORE enabling command
             try await storeFlags(uid: uid, set, op, flags, silent: silent, unchangedSince: unchangedSince, tag: tag, &out)
@@ -380,8 +420,8 @@ final class IMAPSession: @unchecked Sendable {
             let isMove: Bool
             if case .move = command { isMove = true } else { isMove = false }
             try await copy(uid: uid, set, to: target, move: isMove, tag: tag, &out)
-        case .sort(let uid, let criteria, let key):
-            try await sort(uid: uid, criteria: criteria, key: key, tag: tag, &out)
+        case .sort(let uid, let criteria, let key, let returning, let partial):
+            try await sort(uid: uid, criteria: criteria, key: key, returning: returning, partial: partial, tag: tag, &out)
         case .thread(let uid, let algorithm, let key):
             try await thread(uid: uid, algorithm: algorithm, key: key, tag: tag, &out)
         case .compress(let mechanism):

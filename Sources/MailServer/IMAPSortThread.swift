@@ -65,7 +65,7 @@ extension IMAPSession {
         var infos: [SortInfo] = []
         for (i, message) in m.messages.enumerated() {
             var cache: MessageParts?
-            guard try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, parts: &cache) else { continue }
+            guard try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: Set(m.saved), parts: &cache) else { continue }
             let parts: MessageParts
             if let cache { parts = cache } else { parts = MessageParts(try await store.content(of: message.messageID)) }
             func firstMailbox(_ field: String) -> (mailbox: String, display: String) {
@@ -96,7 +96,9 @@ extension IMAPSession {
         return infos
     }
 
-    func sort(uid: Bool, criteria: [SortCriterion], key: SearchKey, tag: String, _ out: inout IMAPOutput) async throws {
+    func sort(uid: Bool, criteria: [SortCriterion], key: SearchKey, returning: SearchReturn? = nil, partial: PartialRange? = nil,
+              tag: String, _ out: inout IMAPOutput) async throws {
+        if returning?.contains(.save) == true { setSaved([]) }
         let infos = try await sortInfo(uid: uid, key: key)
         func compare(_ a: SortInfo, _ b: SortInfo, _ c: SortCriterion) -> Int {
             let r: Int
@@ -120,7 +122,8 @@ extension IMAPSession {
             }
             return a.seq < b.seq // RFC 5256 §3: ties by sequence number
         }
-        out.send(.sort(sorted.map { uid ? $0.message.uid.rawValue : UInt32($0.seq) }, modSeq: nil))
+        answerResult(uid: uid, sorted.map { (seq: $0.seq, message: $0.message) }, returning: returning, partial: partial,
+                     usesModSeq: IMAPSession.usesModSeq(key), sort: true, tag: tag, &out)
         out.ok(tag, uid ? "UID SORT completed" : "SORT completed")
     }
 

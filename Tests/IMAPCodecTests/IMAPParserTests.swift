@@ -38,19 +38,19 @@ import Testing
 
     @Test func fetch() throws {
         let c = try parse("t UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From Subject)] BODY[1.2]<0.100> RFC822.SIZE) (CHANGEDSINCE 5)")
-        guard case .fetch(let uid, let set, let attrs, let changed, _) = c.command else { Issue.record("not fetch"); return }
+        guard case .fetch(let uid, let set, let attrs, let changed, _, _) = c.command else { Issue.record("not fetch"); return }
         #expect(uid)
         #expect(set == SequenceSet(ranges: [.init(1, nil)]))
         #expect(attrs == [.uid, .flags, .bodySection(SectionSpec(part: [], text: .headerFields(["From", "Subject"])), partial: nil, peek: true),
                           .bodySection(SectionSpec(part: [1, 2], text: .full), partial: 0...99, peek: false), .rfc822Size])
         #expect(changed == 5)
-        guard case .fetch(_, _, let fast, _, _) = try parse("t FETCH 2,4:6 FAST").command else { return }
+        guard case .fetch(_, _, let fast, _, _, _) = try parse("t FETCH 2,4:6 FAST").command else { return }
         #expect(fast == [.flags, .internalDate, .rfc822Size])
     }
 
     /// OBJECTID (RFC 8474), SAVEDATE (RFC 8514) and PREVIEW (RFC 8970) items and keys.
     @Test func objectIDSaveDateAndPreview() throws {
-        guard case .fetch(_, _, let attrs, _, _) = try parse("t FETCH 1 (EMAILID THREADID SAVEDATE PREVIEW (LAZY) PREVIEW)").command else {
+        guard case .fetch(_, _, let attrs, _, _, _) = try parse("t FETCH 1 (EMAILID THREADID SAVEDATE PREVIEW (LAZY) PREVIEW)").command else {
             Issue.record("not fetch"); return
         }
         #expect(attrs == [.emailID, .threadID, .saveDate, .preview(lazy: true), .preview(lazy: false)])
@@ -62,6 +62,37 @@ import Testing
         #expect(try parse("t STATUS INBOX (MAILBOXID MESSAGES)").command == .status("INBOX", [.mailboxID, .messages]))
         #expect(throws: IMAPParseError.self) { try parse("t SEARCH EMAILID a.b") }
         #expect(throws: IMAPParseError.self) { try parse("t FETCH 1 (PREVIEW (FUZZY))") }
+    }
+
+    /// SEARCHRES (RFC 5182), ESORT (RFC 5267) and PARTIAL (RFC 9394).
+    @Test func saveSortReturnAndPartial() throws {
+        #expect(try parse("t SEARCH RETURN (SAVE) FLAGGED").command == .search(uid: false, key: .flagged, returning: [.save]))
+        #expect(try parse("t UID SEARCH RETURN (COUNT PARTIAL -1:-100) UNSEEN").command
+                == .search(uid: true, key: .unseen, returning: [.count], partial: PartialRange(-1, -100)))
+        #expect(try parse("t SEARCH RETURN (PARTIAL 1:10) ALL").command == .search(uid: false, key: .all, returning: [], partial: PartialRange(1, 10)))
+        #expect(try parse("t SORT RETURN (MIN MAX ALL) (REVERSE DATE) UTF-8 ALL").command
+                == .sort(uid: false, criteria: [SortCriterion(.date, reverse: true)], key: .all, returning: [.min, .max, .all]))
+        guard case .fetch(_, let set, _, _, _, let partial) = try parse("t UID FETCH $ (FLAGS) (PARTIAL -1:-5)").command else {
+            Issue.record("not fetch"); return
+        }
+        #expect(set.isSaved && partial == PartialRange(-1, -5))
+        #expect(throws: IMAPParseError.self) { try parse("t SEARCH RETURN (PARTIAL -1:5) ALL") }
+        // A SEARCH with SAVE that fails must empty `$` (RFC 5182 §2.1): the error says so.
+        do { _ = try parse("t SEARCH RETURN (SAVE) NOSUCHKEY"); Issue.record("accepted") } catch { #expect(error.clearsSavedResult) }
+        do { _ = try parse("t SEARCH NOSUCHKEY"); Issue.record("accepted") } catch { #expect(!error.clearsSavedResult) }
+        #expect(throws: IMAPParseError.self) { try parse("t SEARCH RETURN (PARTIAL 0:5) ALL") }
+    }
+
+    @Test func partialWindows() {
+        #expect(PartialRange(1, 3).indices(count: 10) == 0..<3)
+        #expect(PartialRange(3, 1).indices(count: 10) == 0..<3)
+        #expect(PartialRange(8, 20).indices(count: 10) == 7..<10)
+        #expect(PartialRange(11, 20).indices(count: 10).isEmpty)
+        #expect(PartialRange(-1, -3).indices(count: 10) == 7..<10)
+        #expect(PartialRange(-3, -1).indices(count: 10) == 7..<10)
+        #expect(PartialRange(-5, -20).indices(count: 10) == 0..<6)
+        #expect(PartialRange(-11, -20).indices(count: 10).isEmpty)
+        #expect(PartialRange(-1, -1).indices(count: 0).isEmpty)
     }
 
     @Test func store() throws {

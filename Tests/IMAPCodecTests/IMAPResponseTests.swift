@@ -33,6 +33,14 @@ import Testing
         #expect(wire(.fetch(2, [.saveDate(Date(timeIntervalSince1970: 0))])) == "* 2 FETCH (SAVEDATE \" 1-Jan-1970 00:00:00 +0000\")\r\n")
     }
 
+    @Test func esearchForSortKeepsTheOrderAndPartialAsRFC9394() {
+        #expect(wire(.esearch(IMAPESearch(tag: "s", uid: false, all: [9, 3, 4, 5, 2]))) == "* ESEARCH (TAG \"s\") ALL 9,3:5,2\r\n")
+        #expect(wire(.esearch(IMAPESearch(tag: "p", uid: true, partial: IMAPPartialResult(range: PartialRange(-1, -3), numbers: [38, 39, 40]))))
+            == "* ESEARCH (TAG \"p\") UID PARTIAL (-1:-3 38:40)\r\n")
+        #expect(wire(.esearch(IMAPESearch(tag: "q", uid: false, partial: IMAPPartialResult(range: PartialRange(1, 10), numbers: []))))
+            == "* ESEARCH (TAG \"q\") PARTIAL (1:10 NIL)\r\n")
+    }
+
     @Test func textCannotBreakTheLine() {
         // A text built from client input (a user name, a charset) must not end the line and start a forged response.
         #expect(wire(.tagged("a", IMAPStatus(.no, nil, "bad user x\r\n* OK [ALERT] owned"))) == "a NO bad user x  * OK [ALERT] owned\r\n")
@@ -144,6 +152,9 @@ import Testing
             .esearch(IMAPESearch(tag: "A282", uid: false, min: 2, max: 47, count: 3, all: [2, 10, 11, 47])),
             .esearch(IMAPESearch(tag: "A283", uid: true, count: 0)),
             .esearch(IMAPESearch(tag: nil, uid: true, all: [1, 2, 3], modSeq: 9)),
+            .esearch(IMAPESearch(tag: "s", uid: false, min: 9, max: 2, all: [9, 3, 4, 5, 2])),
+            .esearch(IMAPESearch(tag: "p", uid: true, count: 40, partial: IMAPPartialResult(range: PartialRange(-1, -3), numbers: [38, 39, 40]))),
+            .esearch(IMAPESearch(tag: "q", uid: true, partial: IMAPPartialResult(range: PartialRange(1, 100), numbers: []))),
             .exists(23), .recent(5), .expunge(3),
             .vanished(earlier: true, [41, 43, 44, 45, 46]),
             .vanished(earlier: false, [405]),
