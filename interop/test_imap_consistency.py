@@ -477,3 +477,45 @@ def test_searchres_esort_and_partial(tern):
     r.cmd("SEARCH RETURN (SAVE) ALL")
     r.cmd("SELECT INBOX")
     assert r.cmd("SEARCH $")[0] == b"* SEARCH"
+
+
+def test_catenate_builds_a_message_from_parts_on_the_server(tern):
+    """CATENATE (RFC 4469): a client forwards an attachment without downloading it, by naming it with an IMAP URL."""
+    m = login(tern)
+    original = (b"From: a@example.test\r\nSubject: with attachment\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+                b"--b\r\nContent-Type: text/plain\r\n\r\nhello\r\n--b\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Transfer-Encoding: base64\r\n\r\nAAECAwQF\r\n--b--\r\n")
+    m.append("INBOX", None, None, original)
+    validity = m.status("INBOX", "(UIDVALIDITY)")[1][0].split()[-1].rstrip(b")").decode()
+    m.logout()
+    r = Raw(tern)
+    head = b"From: me@example.test\r\nSubject: forwarding\r\nContent-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\n"
+    mid = b"\r\n--z\r\n"
+    tail = b"\r\n--z--\r\n"
+    url_mime = f"/INBOX;UIDVALIDITY={validity}/;UID=1/;SECTION=2.MIME"
+    url_body = f"/INBOX/;UID=1/;SECTION=2"
+    command = (f"APPEND Drafts (\\Draft) CATENATE (TEXT {{{len(head)}+}}\r\n".encode() + head +
+               f' URL "{url_mime}" URL "{url_body}" TEXT {{{len(tail)}+}}\r\n'.encode() + tail + b")")
+    lines = r.cmd(command.decode("latin-1"))
+    assert lines[-1].split()[1] == b"OK" and b"APPENDUID" in lines[-1], lines
+    m = login(tern)
+    m.select("Drafts")
+    typ, data = m.fetch("1", "(FLAGS BODY.PEEK[])")
+    built = data[0][1]
+    part_mime = b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    assert built == head + part_mime + b"AAECAwQF" + tail, built
+    assert b"\\Draft" in data[0][0]
+    # The result is a message like any other: its attachment is part 1 of the new message... and readable as such.
+    typ, data = m.fetch("1", "(BINARY.PEEK[1])")
+    assert data[0][1] == bytes([0, 1, 2, 3, 4, 5]), data
+    # A URL that cannot be used: NO [BADURL], and nothing is appended (with MULTIAPPEND, none of the messages).
+    for url in (f"/INBOX;UIDVALIDITY={int(validity) + 1}/;UID=1", "/INBOX/;UID=99", "/Nowhere/;UID=1", "/INBOX/;UID=1/;SECTION=7",
+                "imap://bob%40example.test@mx.tern.test/INBOX/;UID=1", "not a url"):
+        lines = r.cmd(f'APPEND Drafts {{2+}}\r\nok CATENATE (URL "{url}")')
+        assert lines[-1].split()[1:3] == [b"NO", b"[BADURL"], (url, lines)
+    assert m.select("Drafts")[1] == [b"1"]
+    # An absolute URL naming this server and this user works too.
+    lines = r.cmd(f'APPEND Drafts CATENATE (URL "imap://alice%40example.test@mx.tern.test/INBOX/;UID=1/;SECTION=1")')
+    assert lines[-1].split()[1] == b"OK", lines
+    m.select("Drafts")
+    assert m.fetch("2", "(BODY.PEEK[])")[1][0][1] == b"hello"

@@ -480,6 +480,25 @@ public struct IMAPCommandParser {
                 date = String(decoding: try quoted(), as: UTF8.self)
                 try sp()
             }
+            if accept("CATENATE") {
+                // RFC 4469: CATENATE (TEXT literal / URL "url" ...)
+                try sp()
+                try expect("(")
+                var parts: [CatenatePart] = []
+                while peek != UInt8(ascii: ")") {
+                    if !parts.isEmpty { try sp() }
+                    guard parts.count < 100 else { throw fail("CATENATE has too many parts") }
+                    switch try atom().uppercased() {
+                    case "TEXT": try sp(); parts.append(.text(try literal()))
+                    case "URL": try sp(); parts.append(.url(String(decoding: try astring(), as: UTF8.self)))
+                    case let other: throw fail("Unknown CATENATE part \(other)")
+                    }
+                }
+                i += 1
+                guard !parts.isEmpty else { throw fail("CATENATE needs a part") }
+                messages.append(AppendMessage(flags: flags, internalDate: date, data: [], catenate: parts))
+                continue
+            }
             messages.append(AppendMessage(flags: flags, internalDate: date, data: try literal()))
         }
         guard !messages.isEmpty else { throw fail("APPEND needs a message literal") }

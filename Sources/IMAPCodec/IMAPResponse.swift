@@ -26,6 +26,8 @@ public enum IMAPResponseCode: Hashable, Sendable {
     case modified([UInt32])
     case badCharset([String])
     case mailboxID(String)
+    /// CATENATE (RFC 4469 §6): the URL that could not be used.
+    case badURL(String)
 
     static let atoms: [(IMAPResponseCode, String)] = [
         (.alert, "ALERT"), (.parse, "PARSE"), (.readOnly, "READ-ONLY"), (.readWrite, "READ-WRITE"), (.tryCreate, "TRYCREATE"),

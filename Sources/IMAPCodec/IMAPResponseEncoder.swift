@@ -135,6 +135,10 @@ public struct IMAPResponseEncoder: Sendable {
                 ascii("BADCHARSET")
                 if !charsets.isEmpty { space(); list(charsets) { e, c in e.string(c) } }
             case .mailboxID(let id): ascii("MAILBOXID ("); atom(id); ascii(")")
+            case .badURL(let url):
+                // url-resp-text: any text but "]" and line ends.
+                ascii("BADURL ")
+                for b in url.utf8 where b >= 0x20 && b != 0x7F && b != 93 { bytes.append(b) }
             default: break
             }
         }

@@ -227,6 +227,11 @@ public struct IMAPResponseParser {
             if take(" ") { return .badCharset(try list { p throws(Failure) in try p.astring() }) }
             return .badCharset([])
         case "MAILBOXID": try expect(" ("); let id = try atom(); try expect(")"); return .mailboxID(id)
+        case "BADURL":
+            try space()
+            let start = i
+            while let b = peek, b != 93, b != 13 { i += 1 }
+            return .badURL(String(decoding: bytes[start..<i], as: UTF8.self))
         default: throw fail("unknown response code \(name)")
         }
     }

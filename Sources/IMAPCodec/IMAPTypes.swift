@@ -1,3 +1,5 @@
+import Foundation
+
 /// A set of message numbers or UIDs: `1:3,7,10:*` (RFC 9051 §9 `sequence-set`).
 public struct SequenceSet: Hashable, Sendable, CustomStringConvertible {
     /// One range; `nil` bounds stand for `*` (the largest number in use).
@@ -234,10 +236,137 @@ public struct AppendMessage: Hashable, Sendable {
     /// `date-time` as written, such as `"17-Jul-1996 02:44:25 -0700"`.
     public var internalDate: String?
     public var data: [UInt8]
-    public init(flags: [String], internalDate: String?, data: [UInt8]) {
+    /// CATENATE (RFC 4469): the message is made of these parts, in order (`data` is then empty).
+    public var catenate: [CatenatePart]?
+    public init(flags: [String], internalDate: String?, data: [UInt8], catenate: [CatenatePart]? = nil) {
         self.flags = flags
         self.internalDate = internalDate
         self.data = data
+        self.catenate = catenate
+    }
+}
+
+/// A part of a CATENATE APPEND: text sent with the command, or an IMAP URL of a message (or a part of one) already on
+/// the server.
+public enum CatenatePart: Hashable, Sendable {
+    case text([UInt8])
+    case url(String)
+}
+
+/// An IMAP URL naming a message or a part of one (RFC 5092): `/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME`,
+/// or the same after `imap://[user@]host[:port]`. Only what CATENATE needs: no search URLs, no URLAUTH.
+public struct IMAPURL: Hashable, Sendable {
+    /// The host of an absolute URL (nil: relative to this server).
+    public var host: String?
+    public var user: String?
+    /// The mailbox name with its %-escapes undone (RFC 5092 §3: the name as IMAP writes it, modified UTF-7 or UTF-8).
+    public var mailbox: String
+    public var uidValidity: UInt32?
+    public var uid: UInt32
+    public var section: SectionSpec?
+    /// `;PARTIAL=offset[.length]`.
+    public var partialOffset: Int?
+    public var partialLength: Int?
+
+    public init(host: String? = nil, user: String? = nil, mailbox: String, uidValidity: UInt32? = nil, uid: UInt32,
+                section: SectionSpec? = nil) {
+        self.host = host
+        self.user = user
+        self.mailbox = mailbox
+        self.uidValidity = uidValidity
+        self.uid = uid
+        self.section = section
+    }
+
+    /// Nil when the text is not an IMAP URL of a message.
+    public static func parse(_ text: String) -> IMAPURL? {
+        var rest = Substring(text)
+        var host: String?, user: String?
+        if rest.lowercased().hasPrefix("imap://") {
+            rest = rest.dropFirst(7)
+            guard let slash = rest.firstIndex(of: "/") else { return nil }
+            var authority = rest[..<slash]
+            rest = rest[slash...]
+            if let at = authority.lastIndex(of: "@") {
+                let userPart = authority[..<at].split(separator: ";", maxSplits: 1).first ?? ""
+                user = percentDecode(userPart)
+                authority = authority[authority.index(after: at)...]
+            }
+            host = String(authority.split(separator: ":", maxSplits: 1).first ?? "").lowercased()
+            guard !(host ?? "").isEmpty else { return nil }
+        }
+        guard rest.hasPrefix("/") else { return nil }
+        rest = rest.dropFirst()
+        // mailbox [";UIDVALIDITY=n"] "/;UID=n" ["/;SECTION=s"] ["/;PARTIAL=o[.l]"]
+        let pieces = rest.components(separatedBy: "/;")
+        guard pieces.count >= 2 else { return nil }
+        var mailboxPart = Substring(pieces[0])
+        var validity: UInt32?
+        if let semi = mailboxPart.range(of: ";UIDVALIDITY=", options: .caseInsensitive) {
+            guard let v = UInt32(mailboxPart[semi.upperBound...]), v > 0 else { return nil }
+            validity = v
+            mailboxPart = mailboxPart[..<semi.lowerBound]
+        }
+        guard let mailbox = percentDecode(mailboxPart), !mailbox.isEmpty else { return nil }
+        var url: IMAPURL?
+        for (n, piece) in pieces.dropFirst().enumerated() {
+            guard let eq = piece.firstIndex(of: "=") else { return nil }
+            let key = piece[..<eq].uppercased(), value = String(piece[piece.index(after: eq)...])
+            switch (n, key) {
+            case (0, "UID"):
+                guard let uid = UInt32(value), uid > 0 else { return nil }
+                url = IMAPURL(host: host, user: user, mailbox: mailbox, uidValidity: validity, uid: uid)
+            case (_, "SECTION") where url != nil && url!.section == nil && url!.partialOffset == nil:
+                guard let decoded = percentDecode(Substring(value)), let section = parseSection(decoded) else { return nil }
+                url!.section = section
+            case (_, "PARTIAL") where url != nil && url!.partialOffset == nil:
+                let numbers = value.split(separator: ".", omittingEmptySubsequences: false)
+                guard numbers.count <= 2, let offset = Int(numbers[0]), offset >= 0 else { return nil }
+                url!.partialOffset = offset
+                if numbers.count == 2 {
+                    guard let length = Int(numbers[1]), length > 0 else { return nil }
+                    url!.partialLength = length
+                }
+            default:
+                return nil
+            }
+        }
+        return url
+    }
+
+    /// `1.2`, `1.2.MIME`, `HEADER`, `TEXT`, `3.HEADER`: the section forms a URL carries.
+    static func parseSection(_ s: String) -> SectionSpec? {
+        var spec = SectionSpec()
+        for (i, piece) in s.split(separator: ".", omittingEmptySubsequences: false).enumerated() {
+            if let n = Int(piece), n > 0, spec.text == .full {
+                spec.part.append(n)
+                continue
+            }
+            guard spec.text == .full else { return nil }
+            switch piece.uppercased() {
+            case "HEADER": spec.text = .header
+            case "TEXT": spec.text = .text
+            case "MIME" where i > 0: spec.text = .mime
+            default: return nil
+            }
+        }
+        return spec
+    }
+
+    static func percentDecode(_ s: Substring) -> String? {
+        var bytes: [UInt8] = []
+        var it = Array(s.utf8)[...]
+        while let c = it.first {
+            it = it.dropFirst()
+            if c == UInt8(ascii: "%") {
+                guard it.count >= 2, let v = UInt8(String(decoding: it.prefix(2), as: UTF8.self), radix: 16) else { return nil }
+                bytes.append(v)
+                it = it.dropFirst(2)
+            } else {
+                bytes.append(c)
+            }
+        }
+        return String(validating: bytes, as: UTF8.self)
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import IMAPCodec
 import MailCore
 import MailStore
+import MailMessage
 import NIOCore
 import Synchronization
 
@@ -206,7 +207,7 @@ final class IMAPSession: @unchecked Sendable {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
                     "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "WITHIN", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES", "OBJECTID", "SAVEDATE", "PREVIEW", "SEARCHRES", "ESORT",
-                    "PARTIAL"]
+                    "PARTIAL", "CATENATE"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -881,6 +882,12 @@ final class IMAPSession: @unchecked Sendable {
         guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
             throw IMAPFailure.no(.tryCreate, "No such mailbox")
         }
+        var messages = messages
+        for i in messages.indices {
+            guard let parts = messages[i].catenate else { continue }
+            messages[i].data = try await catenate(parts, account: a)
+            messages[i].catenate = nil
+        }
         try await checkQuota(account: a, adding: messages.reduce(0) { $0 + $1.data.count })
         // Every message is checked before any is written (MULTIAPPEND: all or none).
         var checked: [(flags: MessageFlags, keywords: [String], date: Date)] = []
@@ -918,6 +925,44 @@ final class IMAPSession: @unchecked Sendable {
         if selected?.id == box.id { try await poll(&out, expunges: false) }
         let uids = receipts.compactMap { $0.placements.first?.uid.rawValue }
         out.ok(tag, .appendUID(validity: box.uidValidity.rawValue, uids: uids), "APPEND completed")
+    }
+
+    /// The message a CATENATE APPEND builds (RFC 4469): its text parts and the messages or parts its URLs name, which
+    /// must be in this user's own mailboxes on this server. A URL that cannot be used ends the APPEND with
+    /// NO [BADURL url].
+    func catenate(_ parts: [CatenatePart], account a: AccountID) async throws -> [UInt8] {
+        var data: [UInt8] = []
+        let limit = server.config.limits.maxMessageSize
+        for part in parts {
+            switch part {
+            case .text(let text):
+                data += text
+            case .url(let text):
+                func bad(_ why: String) -> IMAPFailure { IMAPFailure.no(.badURL(text), why) }
+                guard let url = IMAPURL.parse(text) else { throw bad("Not an IMAP URL of a message") }
+                if let host = url.host, host != server.config.hostname.lowercased() { throw bad("The URL names another server") }
+                if let owner = url.user, owner.lowercased() != user.lowercased() { throw bad("The URL names another user's mailbox") }
+                let name = utf8 ? url.mailbox : (ModifiedUTF7.decode(url.mailbox) ?? url.mailbox)
+                guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else { throw bad("No such mailbox") }
+                if let validity = url.uidValidity, validity != box.uidValidity.rawValue { throw bad("UIDVALIDITY has changed") }
+                let messages = selected?.id == box.id ? selected!.messages : try await store.messages(mailbox: box.id)
+                guard let message = messages.first(where: { $0.uid.rawValue == url.uid }) else { throw bad("No such message") }
+                let bytes = try await store.content(of: message.messageID)
+                var piece = bytes[...]
+                if let section = url.section {
+                    guard let s = IMAPBodyStructure.section(bytes, MIMEParser.parse(bytes), section) else { throw bad("No such part") }
+                    piece = s[...]
+                }
+                if let offset = url.partialOffset {
+                    let lo = piece.startIndex + min(offset, piece.count)
+                    let hi = url.partialLength.map { min(lo + $0, piece.endIndex) } ?? piece.endIndex
+                    piece = piece[lo..<hi]
+                }
+                data += piece
+            }
+            guard data.count <= limit else { throw IMAPFailure.no(.tooBig, "Message too large") }
+        }
+        return data
     }
 
     func storeFlags(uid: Bool, _ set: SequenceSet, _ op: StoreOperation, _ names: [String], silent: Bool, unchangedSince: Int64?,

@@ -95,6 +95,28 @@ import Testing
         #expect(PartialRange(-1, -1).indices(count: 0).isEmpty)
     }
 
+    /// CATENATE (RFC 4469) parts and IMAP URLs (RFC 5092).
+    @Test func catenateAndURLs() throws {
+        let c = try parse("t APPEND Drafts (\\Draft) CATENATE (URL \"/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME\" TEXT {4+}\r\nabcd)")
+        #expect(c.command == .append("Drafts", [AppendMessage(flags: ["\\Draft"], internalDate: nil, data: [],
+                                                              catenate: [.url("/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME"), .text(Array("abcd".utf8))])]))
+        #expect(throws: IMAPParseError.self) { try parse("t APPEND Drafts CATENATE ()") }
+        #expect(throws: IMAPParseError.self) { try parse("t APPEND Drafts CATENATE (FILE \"x\")") }
+
+        #expect(IMAPURL.parse("/INBOX;UIDVALIDITY=385759045/;UID=20/;SECTION=1.MIME")
+                == IMAPURL(mailbox: "INBOX", uidValidity: 385759045, uid: 20, section: SectionSpec(part: [1], text: .mime)))
+        var partial = IMAPURL(host: "mx.example", user: "fred@example.test", mailbox: "Lists/M&AOQ-rz", uid: 7,
+                              section: SectionSpec(part: [], text: .header))
+        partial.partialOffset = 10
+        partial.partialLength = 20
+        #expect(IMAPURL.parse("imap://fred%40example.test;AUTH=*@MX.example:143/Lists%2FM&AOQ-rz/;UID=7/;SECTION=HEADER/;PARTIAL=10.20") == partial)
+        #expect(IMAPURL.parse("/Sent/;UID=3")?.section == nil)
+        for bad in ["INBOX/;UID=1", "/INBOX", "/INBOX/;UID=0", "/INBOX/;UID=x", "/INBOX/;SECTION=1/;UID=2", "/INBOX/;UID=1/;SECTION=MIME",
+                    "/INBOX/;UID=1/;PARTIAL=-1", "imap:///INBOX/;UID=1", "/%zz/;UID=1", "/INBOX;UIDVALIDITY=0/;UID=1"] {
+            #expect(IMAPURL.parse(bad) == nil, "\(bad)")
+        }
+    }
+
     @Test func store() throws {
         #expect(try parse("t STORE 1 +FLAGS.SILENT (\\Seen \\Flagged)").command
                 == .store(uid: false, .single(1), .add, flags: ["\\Seen", "\\Flagged"], silent: true, unchangedSince: nil))
