@@ -49,8 +49,11 @@ extension IMAPSession {
         if vanished {
             // RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) also reports UIDs expunged since n.
             guard uid, qresync, let changedSince else { throw IMAPFailure.bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled") }
+            // Messages this session still shows (expunged since its view was taken) are reported by the next NOOP or
+            // IDLE as VANISHED, not here.
+            let present = Set(m.messages.map(\.uid.rawValue))
             let gone = try await store.expunged(mailbox: m.id, since: ModSeq(rawValue: changedSince)).map(\.rawValue)
-                .filter { set.contains($0, largest: UInt32.max) }
+                .filter { set.contains($0, largest: UInt32.max) && !present.contains($0) }
             if !gone.isEmpty { out.send(.vanished(earlier: true, gone)) }
         }
         let plan = FetchPlan(attrs)

@@ -623,6 +623,11 @@ final class IMAPSession: @unchecked Sendable {
             // RFC 7162 §3.2.5.2: what changed since the client's last sync.
             var vanished = try await store.expunged(mailbox: boxID, since: ModSeq(rawValue: q.modSeq)).map(\.rawValue)
             if let known = q.knownUIDs { vanished = vanished.filter { known.contains($0, largest: UInt32.max) } }
+            // A message expunged after the snapshot this SELECT shows is still in it (and counted in EXISTS): it is
+            // reported as VANISHED when the session next takes in changes, not as expunged earlier. (UIDs are never
+            // reused, so a UID both in the snapshot and in the expunge log was expunged after the snapshot.)
+            let present = Set(messages.map(\.uid.rawValue))
+            vanished = vanished.filter { !present.contains($0) }
             if !vanished.isEmpty { out.send(.vanished(earlier: true, vanished)) }
             for (i, msg) in messages.enumerated() where msg.modSeq.rawValue > q.modSeq {
                 out.send(.fetch(i + 1, [.uid(msg.uid.rawValue), flagsItem(msg), .modSeq(UInt64(msg.modSeq.rawValue))]))

@@ -15,6 +15,10 @@ import Testing
 //   holds at that number; UIDs in the view only grow; no EXPUNGE arrives during FETCH, STORE or SEARCH;
 // - the ENVELOPE subject, the Subject header field and RFC822.SIZE of a UID are those of the message appended with it;
 // - a keyword appears in a FETCH only after FLAGS announced it;
+// - MODSEQ of a message never goes down; clients with QRESYNC enabled (every third) hear expunges as VANISHED, and
+//   when they select the mailbox again they resynchronise (SELECT ... (QRESYNC (validity modseq known-uids))): every
+//   message expunged before that SELECT is in its VANISHED (EARLIER), a vanished UID never shows again, and every
+//   message whose MODSEQ is above the client's is reported in the SELECT unless it changed after it (RFC 7162 §3.2.5);
 // - each client owns one keyword ($kN) and is its only writer: a FETCH or SEARCH reports it exactly as the client
 //   last stored it; another client's keyword is reported with a value it had at some moment during the FETCH (the
 //   last change completed before the FETCH was sent, or a change in flight meanwhile).
@@ -180,10 +184,17 @@ final class ModelTruth: Sendable {
         /// When each message's owner began to expunge it: from then on a session may hold it as expunged-but-not-yet-
         /// reported, with the flags it last knew (RFC 9051 §7.5.1 keeps its number until EXPUNGE may be sent).
         var expungeStarted: [UInt32: Int] = [:]
+        /// When the expunge of each message had completed (its EXPUNGE or MOVE answered).
+        var expungeDone: [UInt32: Int] = [:]
     }
     private let state = Mutex(State())
 
     func expunging(_ uid: UInt32) { state.withLock { s in s.clock += 1; s.expungeStarted[uid] = s.expungeStarted[uid] ?? s.clock } }
+    /// QRESYNC resynchronisations and live VANISHED responses seen (so the test can show it exercised them).
+    let qresyncEvents = Mutex((resyncs: 0, vanished: 0))
+
+    func expunged(_ uid: UInt32) { state.withLock { s in s.clock += 1; s.expungeDone[uid] = s.expungeDone[uid] ?? s.clock } }
+    func expungeCompleted(_ uid: UInt32, before time: Int) -> Bool { state.withLock { ($0.expungeDone[uid] ?? Int.max) < time } }
     func mayBeExpunged(_ uid: UInt32, by end: Int) -> Bool { state.withLock { ($0.expungeStarted[uid] ?? Int.max) <= end } }
 
     func tick() -> Int { state.withLock { $0.clock += 1; return $0.clock } }
@@ -238,15 +249,43 @@ final class ModelClient {
     var gone: Set<UInt32> = []
     var mismatches: [String] = []
     var rng: SplitMix
+    /// QRESYNC enabled (RFC 7162): expunges come as VANISHED, and SELECT resynchronises.
+    let qresync: Bool
+    /// The highest MODSEQ each message was reported with.
+    var modSeqs: [UInt32: UInt64] = [:]
+    /// What the last SELECT said, and the UIDs known after it: the state a QRESYNC SELECT starts from.
+    var uidValidity: UInt32?
+    var selectedModSeq: UInt64?
+    var knownAtSelect: [UInt32] = []
+    /// Collected from the responses of the command being run.
+    var vanishedEarlier: Set<UInt32> = []
+    var reportedUIDs: Set<UInt32> = []
+    var reportedHighest: UInt64?
+    var reportedValidity: UInt32?
     var keyword: String { "$k\(id)" }
 
     init(id: Int, port: Int, truth: ModelTruth, seed: UInt64) throws {
         self.id = id
         self.truth = truth
         self.rng = SplitMix(seed: seed)
+        qresync = id % 3 == 0
         client = try ModelIMAPClient(port: port)
         let login = try client.command("LOGIN alice@example.test pw")
         if !login.tagged.hasPrefix("OK") { mismatches.append("login: \(login.tagged)") }
+        if qresync {
+            let enabled = try client.command("ENABLE QRESYNC")
+            if !enabled.untagged.contains(where: { $0.text == "* ENABLED QRESYNC" }) { mismatches.append("ENABLE QRESYNC: \(enabled)") }
+        }
+    }
+
+    /// `1:3,7` expanded.
+    static func uids(_ set: Substring) -> [UInt32] {
+        set.split(separator: ",").flatMap { part -> [UInt32] in
+            let ends = part.split(separator: ":").compactMap { UInt32($0) }
+            guard let a = ends.first else { return [] }
+            let b = ends.count > 1 ? ends[1] : a
+            return Array(min(a, b)...max(a, b))
+        }
     }
 
     func fail(_ what: String) { if mismatches.count < 50 { mismatches.append("client \(id): \(what)") } }
@@ -263,7 +302,44 @@ final class ModelClient {
                 announced = Set((p.value()?.items ?? []).compactMap(\.text).map { $0.lowercased() })
                 continue
             }
-            if words[1] == "OK" || words[1] == "SEARCH" || words[1] == "CAPABILITY" || words[1] == "LIST" { continue }
+            if words[1] == "OK" {
+                if let r = t.range(of: "[HIGHESTMODSEQ ") { reportedHighest = UInt64(t[r.upperBound...].prefix { $0.isNumber }) }
+                if let r = t.range(of: "[UIDVALIDITY ") { reportedValidity = UInt32(t[r.upperBound...].prefix { $0.isNumber }) }
+                continue
+            }
+            if words[1] == "VANISHED" {
+                if !qresync { fail("VANISHED without QRESYNC: \(t)") }
+                if t.hasPrefix("* VANISHED (EARLIER) ") {
+                    vanishedEarlier.formUnion(Self.uids(t.dropFirst("* VANISHED (EARLIER) ".count)))
+                    continue
+                }
+                if !mayExpunge { fail("VANISHED during \(command)") }
+                let gone = Set(Self.uids(t.dropFirst("* VANISHED ".count)))
+                truth.qresyncEvents.withLock { $0.vanished += 1 }
+                let known = Set(view.compactMap(\.uid))
+                view.removeAll { $0.uid.map(gone.contains) ?? false }
+                // UIDs the client has not learnt yet (EXISTS told it of messages whose UIDs it has not fetched): the
+                // message is one of the unknown entries between the known UIDs around it; which one does not matter,
+                // the next FETCH of UIDs names the rest.
+                for uid in gone.sorted() where !known.contains(uid) {
+                    let slot = view.indices.first { i in
+                        guard view[i].uid == nil else { return false }
+                        let below = view[..<i].last(where: { $0.uid != nil })?.uid ?? 0
+                        let above = view[(i + 1)...].first(where: { $0.uid != nil })?.uid ?? UInt32.max
+                        return below < uid && uid < above
+                    }
+                    guard let i = slot else {
+                        fail("VANISHED \(uid): not a message this session has")
+                        if ProcessInfo.processInfo.environment["TERN_MODEL_DEBUG"] != nil {
+                            print("DEBUG client \(id) during \(command): \(lines.map(\.text)) known \(known.sorted().suffix(8))")
+                        }
+                        continue
+                    }
+                    view.remove(at: i)
+                }
+                continue
+            }
+            if words[1] == "SEARCH" || words[1] == "CAPABILITY" || words[1] == "LIST" { continue }
             guard let n = Int(words[1]), words.count >= 3 else { continue }
             switch words[2] {
             case "EXISTS":
@@ -272,6 +348,7 @@ final class ModelClient {
             case "RECENT":
                 continue
             case "EXPUNGE":
+                if qresync { fail("EXPUNGE to a QRESYNC session: \(t)") }
                 if !mayExpunge { fail("EXPUNGE during \(command)") }
                 guard n >= 1 && n <= view.count else { fail("EXPUNGE \(n) of \(view.count)"); continue }
                 view.remove(at: n - 1)
@@ -300,6 +377,7 @@ final class ModelClient {
         var flags: Set<String>?
         var subjects: [String] = []
         var size: Int?
+        var modSeq: UInt64?
         while k + 1 < items.count {
             let name = (items[k].text ?? "").uppercased()
             let value = items[k + 1]
@@ -307,6 +385,7 @@ final class ModelClient {
             case "UID": uid = value.text.flatMap { UInt32($0) }
             case "FLAGS": flags = Set(value.items.compactMap(\.text))
             case "RFC822.SIZE": size = value.text.flatMap { Int($0) }
+            case "MODSEQ": modSeq = value.items.first?.text.flatMap { UInt64($0) }
             case "ENVELOPE":
                 if value.items.count > 1, let s = value.items[1].text { subjects.append(s) }
             default:
@@ -325,6 +404,13 @@ final class ModelClient {
             view[seq - 1].uid = uid
         }
         guard let uid = uid ?? view[seq - 1].uid else { return }
+        reportedUIDs.insert(uid)
+        if let modSeq {
+            if let old = modSeqs[uid], modSeq < old { fail("UID \(uid): MODSEQ \(modSeq) after \(old)") }
+            modSeqs[uid] = max(modSeq, modSeqs[uid] ?? 0)
+        } else if qresync && flags != nil {
+            fail("UID \(uid): FETCH FLAGS without MODSEQ in a QRESYNC session")
+        }
         if let flags {
             for f in flags where !f.hasPrefix("\\") && !announced.contains(f.lowercased()) {
                 fail("keyword \(f) in FETCH before FLAGS announced it")
@@ -373,8 +459,46 @@ final class ModelClient {
 
     func select() throws {
         view = []
-        try run("SELECT INBOX")
+        vanishedEarlier = []
+        reportedUIDs = []
+        reportedHighest = nil
+        reportedValidity = nil
+        guard qresync, let validity = uidValidity, let modSeq = selectedModSeq, !knownAtSelect.isEmpty else {
+            try run("SELECT INBOX")
+            try learnUnknown()
+            remember()
+            return
+        }
+        // RFC 7162 §3.2.5: resynchronise from what the last SELECT left this client with.
+        let start = truth.tick()
+        try run("SELECT INBOX (QRESYNC (\(validity) \(modSeq) \(knownAtSelect.map(String.init).joined(separator: ","))))")
+        let vanished = vanishedEarlier, reported = reportedUIDs
+        truth.qresyncEvents.withLock { $0.resyncs += 1 }
+        guard reportedValidity == validity, let highest = reportedHighest else { fail("QRESYNC SELECT without UIDVALIDITY/HIGHESTMODSEQ"); return }
         try learnUnknown()
+        let (lines, _) = try run("UID FETCH 1:* (FLAGS MODSEQ)", checkOthers: false)
+        var now: [UInt32: UInt64] = [:]
+        for line in lines where line.text.contains(" FETCH (") {
+            let t = line.text
+            guard let u = t.range(of: "UID "), let uid = UInt32(t[u.upperBound...].prefix { $0.isNumber }),
+                  let m = t.range(of: "MODSEQ ("), let ms = UInt64(t[m.upperBound...].prefix { $0.isNumber }) else { continue }
+            now[uid] = ms
+        }
+        for uid in vanished where now[uid] != nil { fail("UID \(uid) in VANISHED (EARLIER) is still there") }
+        for uid in knownAtSelect where now[uid] == nil && !vanished.contains(uid) && truth.expungeCompleted(uid, before: start) {
+            fail("UID \(uid) expunged before the SELECT but not in its VANISHED (EARLIER)")
+        }
+        for (uid, ms) in now where ms > modSeq && !reported.contains(uid) && ms <= highest {
+            fail("UID \(uid) changed (MODSEQ \(ms) > \(modSeq)) before the SELECT (HIGHESTMODSEQ \(highest)) but was not reported")
+        }
+        remember()
+    }
+
+    /// The state a later QRESYNC SELECT starts from.
+    func remember() {
+        uidValidity = reportedValidity
+        selectedModSeq = reportedHighest
+        knownAtSelect = view.compactMap(\.uid)
     }
 
     func step() throws {
@@ -429,6 +553,7 @@ final class ModelClient {
             truth.expunging(uid)
             try run("UID STORE \(uid) +FLAGS.SILENT (\\Deleted)")
             try run("EXPUNGE")
+            truth.expunged(uid)
         } else if roll < 93 {
             try run("NOOP")
         } else if roll < 95 {
@@ -436,6 +561,7 @@ final class ModelClient {
             if rng.next(2) == 0, let uid = appendedUIDs.randomElement(using: &rng) {
                 truth.expunging(uid)
                 try run("UID MOVE \(uid) Archive")
+                truth.expunged(uid)
             } else if let uid = view.randomElement(using: &rng)?.uid {
                 try run("UID COPY \(uid) Archive")
             }
@@ -532,6 +658,9 @@ struct SplitMix: RandomNumberGenerator {
             if let m = truth.message(uid), m.subject != subject { problems.append("UID \(uid): subject \(subject), appended as \(m.subject)") }
         }
         for p in problems.prefix(20) { print("model mismatch: \(p)") }
+        // The QRESYNC clients did resynchronise and did hear expunges as VANISHED.
+        let events = truth.qresyncEvents.withLock { $0 }
+        #expect(events.resyncs > 0 && events.vanished > 0, "\(events)")
         #expect(problems.isEmpty, "\(problems.count) mismatches")
         try await s.stop()
     }

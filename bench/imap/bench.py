@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """IMAP benchmark: Tern against Dovecot, the same messages imported into both, the same client, one run.
 
-Rows: FETCH of all headers, FETCH BODYSTRUCTURE, SEARCH of body text, login-select-logout sessions per second, and
-memory per connection idling in IDLE. Both servers run on loopback on this machine; Dovecot is configured by this
+Rows: FETCH of all headers, FETCH BODYSTRUCTURE, SEARCH of body text, login-select-logout sessions per second,
+memory per connection idling in IDLE, and many clients on one mailbox at once (10 and 50), each running a mix of
+the commands a mail client sends: FETCH of flags, headers and whole messages, STORE, SEARCH, STATUS, NOOP, and APPEND
+of a message that it then expunges again (so every client sees the others' EXISTS and EXPUNGE). Both servers run on loopback on this machine; Dovecot is configured by this
 script (its own config file, not /etc/dovecot) with SHA512-CRYPT passwords, the common default, so that a login costs
 both servers a slow password hash. Results go to bench/RESULTS.md.
 """
@@ -119,6 +121,7 @@ class Client:
                 eol = buf.find(b"\r\n", found + 2)
                 if eol >= 0:
                     self.pos = eol + 2
+                    self.last = bytes(buf[found + 2:eol])
                     if not buf.startswith(b"OK", found + len(done)):
                         raise RuntimeError(bytes(buf[found:eol]))
                     return self.pos - start
@@ -286,6 +289,71 @@ def login_worker(job):
     return None
 
 
+def mixed_worker(job):
+    """One client of the concurrent row: `n` commands drawn from a mail client's mix, on the shared INBOX. Returns
+    (commands, failures, first failure)."""
+    port, user, n, seed, messages = job
+    rnd = random.Random(seed)
+    done = failures = 0
+    first = None
+    try:
+        c = Client(port)
+        c.cmd(f'LOGIN {user} "{PASSWORD}"')
+        c.cmd("SELECT INBOX")
+    except Exception as e:  # noqa: BLE001
+        return 0, n, repr(e)
+
+    def run(text):
+        nonlocal done, failures, first
+        try:
+            c.cmd(text)
+        except RuntimeError as e:
+            failures += 1
+            first = first or repr(e)
+        done += 1
+
+    while done < n:
+        r = rnd.random()
+        uid = rnd.randint(1, messages - 20)
+        if r < 0.25:
+            run(f"UID FETCH {uid}:{uid + 19} (FLAGS)")
+        elif r < 0.40:
+            run(f"UID FETCH {uid} (BODY.PEEK[HEADER.FIELDS (SUBJECT FROM DATE)])")
+        elif r < 0.50:
+            run(f"UID FETCH {uid} (BODY.PEEK[])")
+        elif r < 0.65:
+            run(f"UID STORE {uid} {rnd.choice('+-')}FLAGS.SILENT (\\Flagged)")
+        elif r < 0.75:
+            run(rnd.choice(("SEARCH UNSEEN", "SEARCH FLAGGED")))
+        elif r < 0.85:
+            run("NOOP")
+        elif r < 0.90:
+            run("STATUS INBOX (MESSAGES UNSEEN)")
+        else:
+            msg = f"From: load@bench.test\r\nSubject: load {seed} {done}\r\n\r\nbody\r\n"
+            run(f"APPEND INBOX {{{len(msg)}+}}\r\n{msg}")
+            m = re.search(rb"APPENDUID \d+ (\d+)", getattr(c, "last", b""))
+            if m:
+                run(f"UID STORE {m.group(1).decode()} +FLAGS.SILENT (\\Deleted)")
+                run(f"UID EXPUNGE {m.group(1).decode()}")
+    c.close()
+    return done, failures, first
+
+
+def concurrent(server, clients, per_client, messages):
+    """Commands per second with `clients` processes on one mailbox, and how many failed."""
+    with multiprocessing.get_context("fork").Pool(clients) as pool:
+        start = time.perf_counter()
+        results = pool.map(mixed_worker, [(server.port, server.user, per_client, 1000 + k, messages) for k in range(clients)])
+        elapsed = time.perf_counter() - start
+    commands = sum(r[0] for r in results)
+    failures = sum(r[1] for r in results)
+    first = next((r[2] for r in results if r[2]), None)
+    if first:
+        print(f"  first failure: {first}", flush=True)
+    return commands / elapsed, failures
+
+
 def best_of(n, f):
     times = []
     for _ in range(n):
@@ -320,6 +388,12 @@ def measure(server, args):
     results["logins_per_s"] = per_worker * 8 / elapsed
     print(f"  logins: {results['logins_per_s']:.0f}/s", flush=True)
 
+    # many clients on one mailbox at once
+    for clients in (10, 50):
+        rate, failures = concurrent(server, clients, args.mixed // clients, args.messages)
+        results[f"mixed{clients}"] = (rate, failures)
+        print(f"  {clients} clients: {rate:.0f} commands/s, {failures} failed", flush=True)
+
     # memory of connections idling in IDLE
     time.sleep(1)
     before = pss_kb(server.pids())
@@ -346,6 +420,7 @@ def main():
     ap.add_argument("--messages", type=int, default=10000)
     ap.add_argument("--logins", type=int, default=1000)
     ap.add_argument("--idle", type=int, default=5000)
+    ap.add_argument("--mixed", type=int, default=6000, help="commands in each concurrent row, shared by its clients")
     ap.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
     ap.add_argument("--only", choices=("Tern", "Dovecot"), help="measure one server and write no results (for development)")
     args = ap.parse_args()
@@ -392,6 +467,9 @@ def write_results(args, rows):
         f"| FETCH 1:* (BODYSTRUCTURE) | {t['bodystructure'] * 1000:.0f} ms | {d['bodystructure'] * 1000:.0f} ms | {d['bodystructure'] / t['bodystructure']:.2f} |",
         f"| SEARCH BODY (rare word) | {t['search'] * 1000:.0f} ms | {d['search'] * 1000:.0f} ms | {d['search'] / t['search']:.2f} |",
         f"| login-SELECT-logout sessions ({args.logins}, 8 client processes) | {t['logins_per_s']:.0f}/s | {d['logins_per_s']:.0f}/s | {t['logins_per_s'] / d['logins_per_s']:.2f} |",
+        *[f"| {n} clients on one mailbox, mixed commands ({args.mixed // n * n}: FETCH, STORE, SEARCH, APPEND+EXPUNGE, ...), commands/s "
+          f"(failed: Tern {t[f'mixed{n}'][1]}, Dovecot {d[f'mixed{n}'][1]}) | {t[f'mixed{n}'][0]:.0f}/s | {d[f'mixed{n}'][0]:.0f}/s | "
+          f"{t[f'mixed{n}'][0] / d[f'mixed{n}'][0]:.2f} |" for n in (10, 50)],
         f"| memory per connection in IDLE ({args.idle} connections, PSS) | {t['idle_kb']:.0f} KB | {d['idle_kb']:.0f} KB | {d['idle_kb'] / max(t['idle_kb'], 0.1):.2f} |",
         "",
     ]
