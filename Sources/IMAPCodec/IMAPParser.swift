@@ -339,22 +339,13 @@ public struct IMAPCommandParser {
                 (returning, partial) = try returnOptions()
                 try sp()
             }
-            try expect("(")
-            var criteria: [SortCriterion] = []
-            var reverse = false
-            while peek != UInt8(ascii: ")") {
-                if peek == 0x20 { i += 1 }
-                let word = try atom().uppercased()
-                if word == "REVERSE" { reverse = true; continue }
-                guard let key = SortCriterion.Key(rawValue: word) else { throw fail("Unknown sort criterion \(word)") }
-                criteria.append(SortCriterion(key, reverse: reverse))
-                reverse = false
+            do {
+                return try sortCriteria(uid: uid, returning: returning, partial: partial)
+            } catch {
+                var e = error
+                e.clearsSavedResult = returning?.contains(.save) == true   // RFC 5182 §2.1, as for SEARCH
+                throw e
             }
-            i += 1
-            guard !criteria.isEmpty, !reverse else { throw fail("SORT needs criteria") }
-            try sp()
-            try charset()
-            return .sort(uid: uid, criteria: criteria, key: try searchKeys(), returning: returning, partial: partial)
         case "THREAD":
             try sp()
             let word = try atom().uppercased()
@@ -735,6 +726,26 @@ public struct IMAPCommandParser {
         }
         i += 1
         return (r.isEmpty && partial == nil ? .all : r, partial)
+    }
+
+    /// `sort-criteria SP charset SP search-criteria` of SORT (RFC 5256 §3).
+    mutating func sortCriteria(uid: Bool, returning: SearchReturn?, partial: PartialRange?) throws(IMAPParseError) -> IMAPCommand {
+        try expect("(")
+        var criteria: [SortCriterion] = []
+        var reverse = false
+        while peek != UInt8(ascii: ")") {
+            if peek == 0x20 { i += 1 }
+            let word = try atom().uppercased()
+            if word == "REVERSE" { reverse = true; continue }
+            guard let key = SortCriterion.Key(rawValue: word) else { throw fail("Unknown sort criterion \(word)") }
+            criteria.append(SortCriterion(key, reverse: reverse))
+            reverse = false
+        }
+        i += 1
+        guard !criteria.isEmpty, !reverse else { throw fail("SORT needs criteria") }
+        try sp()
+        try charset()
+        return .sort(uid: uid, criteria: criteria, key: try searchKeys(), returning: returning, partial: partial)
     }
 
     /// `partial-range = nz-number ":" nz-number / "-" nz-number ":" "-" nz-number` (RFC 9394 §4).

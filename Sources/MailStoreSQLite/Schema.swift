@@ -173,6 +173,24 @@ enum Schema {
         ALTER TABLE mailbox_message ADD COLUMN saved REAL NOT NULL DEFAULT 0;
         UPDATE mailbox_message SET saved = internal_date;
         """,
+        // 9: each mailbox's message count, kept by triggers, so that listing mailboxes (STATUS, LIST, APPEND, COPY)
+        // does not count a large mailbox's rows each time (after any write, other connections read them from disk
+        // again); and an index of unreferenced content for the clean-up after expunges.
+        """
+        ALTER TABLE mailbox ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0;
+        UPDATE mailbox SET message_count = (SELECT count(*) FROM mailbox_message mm WHERE mm.mailbox_id = mailbox.id);
+        CREATE TRIGGER mailbox_message_count_insert AFTER INSERT ON mailbox_message BEGIN
+          UPDATE mailbox SET message_count = message_count + 1 WHERE id = NEW.mailbox_id; END;
+        CREATE TRIGGER mailbox_message_count_delete AFTER DELETE ON mailbox_message BEGIN
+          UPDATE mailbox SET message_count = message_count - 1 WHERE id = OLD.mailbox_id; END;
+        CREATE TRIGGER mailbox_message_count_move AFTER UPDATE OF mailbox_id ON mailbox_message
+          WHEN NEW.mailbox_id != OLD.mailbox_id BEGIN
+          UPDATE mailbox SET message_count = message_count - 1 WHERE id = OLD.mailbox_id;
+          UPDATE mailbox SET message_count = message_count + 1 WHERE id = NEW.mailbox_id; END;
+        -- Content no mailbox or queue entry references any more, found without reading the whole message table (the
+        -- clean-up after each expunge read every stored message before).
+        CREATE INDEX message_unreferenced ON message(id) WHERE refcount <= 0;
+        """,
     ]
 
     /// The next id of `message` or `mailbox` rows: one more than any ever handed out (see migration 6).

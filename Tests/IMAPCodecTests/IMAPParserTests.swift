@@ -80,6 +80,7 @@ import Testing
         // A SEARCH with SAVE that fails must empty `$` (RFC 5182 §2.1): the error says so.
         do { _ = try parse("t SEARCH RETURN (SAVE) NOSUCHKEY"); Issue.record("accepted") } catch { #expect(error.clearsSavedResult) }
         do { _ = try parse("t SEARCH NOSUCHKEY"); Issue.record("accepted") } catch { #expect(!error.clearsSavedResult) }
+        do { _ = try parse("t SORT RETURN (SAVE) (NOSUCH) UTF-8 ALL"); Issue.record("accepted") } catch { #expect(error.clearsSavedResult) }
         #expect(throws: IMAPParseError.self) { try parse("t SEARCH RETURN (PARTIAL 0:5) ALL") }
     }
 

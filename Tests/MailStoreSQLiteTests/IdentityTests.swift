@@ -82,3 +82,42 @@ import Testing
         #expect(receipts.map { $0.placements[0].uid.rawValue } == [1, 2])
     }
 }
+
+/// The message count a mailbox listing reports (kept by triggers since schema 9) is the number of its messages after
+/// every kind of change.
+@Suite struct MessageCountTests {
+    @Test func countsFollowEveryChange() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("here.test")
+        let a = try await store.addAccount(addr("a@here.test"), password: "pw")
+        _ = try await store.createMailbox(account: a, name: "Work")
+        func check(_ when: String) async throws {
+            for box in try await store.mailboxes(account: a) {
+                let real = try await store.messages(mailbox: box.id).count
+                #expect(box.messages == real, "\(box.name) after \(when)")
+            }
+        }
+        var uids: [UID] = []
+        for i in 0..<6 {
+            let r = try await store.deliver(Delivery(content: .inline(Array("Subject: \(i)\r\n\r\nx\r\n".utf8)),
+                                                     envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                                                     targets: [DeliveryTarget(account: a, mailbox: nil)], internalDate: testDate))
+            uids += r.placements.map(\.uid)
+        }
+        try await check("delivery")
+        let inbox = try #require(try await store.mailboxes(account: a).first { $0.name == "INBOX" })
+        let work = try #require(try await store.mailboxID(account: a, name: "Work"))
+        _ = try await store.copy(from: inbox.id, uids: Array(uids[0..<2]), to: work, move: false)
+        try await check("copy")
+        _ = try await store.copy(from: inbox.id, uids: [uids[2]], to: work, move: true)
+        try await check("move")
+        _ = try await store.expunge(mailbox: inbox.id, uids: [uids[3]])
+        try await check("expunge")
+        try await store.renameMailbox(account: a, from: "INBOX", to: "Old")
+        try await check("renaming INBOX")
+        try await store.deleteMailbox(account: a, name: "Work")
+        try await check("delete")
+        #expect(try await store.mailboxes(account: a).first { $0.name == "Old" }?.messages == 4)   // 6, less one moved and one expunged
+    }
+}

@@ -246,7 +246,7 @@ class Tern:
         listen[service] = ["127.0.0.1:0"]
         self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\n'
                                + "".join(f'{k} = {str(v).replace(chr(39), chr(34))}\n' for k, v in listen.items())
-                               + '[limits]\nmax_connections = 100000\nmax_connections_per_address = 100000\n[log]\nlevel = "warning"\n')
+                               + '[limits]\nmax_connections = 100000\nmax_connections_per_address = 100000\nmax_connections_per_user = 100000\n[log]\nlevel = "warning"\n')
         run = lambda *a: subprocess.run([binary, *a, "--config", str(self.config)], check=True, capture_output=True)
         run("domain", "add", "bench.test")
         run("user", "add", "bench@bench.test", "--password", PASSWORD)
