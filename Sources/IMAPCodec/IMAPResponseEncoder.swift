@@ -1,4 +1,5 @@
 import Foundation
+import MailCore
 
 /// Writes `IMAPResponse` values as the octets RFC 9051 §9 defines. Every rule about how a value goes on the wire is
 /// here, once: when a string is quoted and when it is a literal, how NIL and lists look, literal8 for BINARY, and
@@ -398,26 +399,11 @@ public struct IMAPResponseEncoder: Sendable {
         }
     }
 
-    public static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-
     /// `date-time` without its quotes, in UTC: ` 5-Dec-2026 14:07:52 +0000`.
     public static func internalDate(_ d: Date) -> String {
-        let seconds = Int64(d.timeIntervalSince1970.rounded(.down))
-        var days = seconds / 86400
-        var rest = seconds % 86400
-        if rest < 0 { rest += 86400; days -= 1 }
-        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        let h = rest / 3600, m = (rest % 3600) / 60, s = rest % 60
-        return "\(day < 10 ? " \(day)" : "\(day)")-\(monthNames[Int(month) - 1])-\(year) \(two(h)):\(two(m)):\(two(s)) +0000"
+        let c = CivilTime(unixSeconds: Int(d.timeIntervalSince1970.rounded(.down)))
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(c.day < 10 ? " \(c.day)" : "\(c.day)")-\(CivilTime.monthNames[c.month - 1])-\(c.year) "
+            + "\(two(c.hour)):\(two(c.minute)):\(two(c.second)) +0000"
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MailCore
 
 /// Reads server responses back into `IMAPResponse` values: what a client does. Tern's tests use it to check replies
 /// as values and to prove that every response the encoder writes parses back to what it was made from.
@@ -438,7 +439,7 @@ public struct IMAPResponseParser {
         case "INTERNALDATE":
             try space()
             let text = try string()
-            guard let d = Self.parseDate(text) else { throw fail("bad date-time \(text)") }
+            guard let d = IMAPDateTime.parse(text) else { throw fail("bad date-time \(text)") }
             return .internalDate(d)
         case "RFC822.SIZE": try space(); return .rfc822Size(try int())
         case "EMAILID": try expect(" ("); let id = try atom(); try expect(")"); return .emailID(id)
@@ -450,7 +451,7 @@ public struct IMAPResponseParser {
             try space()
             if take("NIL") { return .saveDate(nil) }
             let text = try string()
-            guard let d = Self.parseDate(text) else { throw fail("bad date-time \(text)") }
+            guard let d = IMAPDateTime.parse(text) else { throw fail("bad date-time \(text)") }
             return .saveDate(d)
         case "PREVIEW": try space(); return .preview(try nstring())
         case "MODSEQ": try expect(" ("); let n = try number(); try expect(")"); return .modSeq(n)
@@ -582,25 +583,25 @@ public struct IMAPResponseParser {
                                       encoding: encoding, size: size, kind: kind, extension: ext))
     }
 
-    /// `dd-Mon-yyyy hh:mm:ss +zzzz` (the day may be space-padded).
-    static func parseDate(_ s: String) -> Date? {
+}
+
+/// IMAP `date-time` (RFC 9051 §9): `dd-Mon-yyyy hh:mm:ss +zzzz`, the day possibly space-padded, the month name in any
+/// case. Every field must be in range and the day one the month has; nil otherwise.
+public enum IMAPDateTime {
+    public static func parse(_ s: String) -> Date? {
         let parts = s.trimmingCharacters(in: .whitespaces).split(separator: " ")
         guard parts.count == 3 else { return nil }
         let dmy = parts[0].split(separator: "-"), hms = parts[1].split(separator: ":")
         guard dmy.count == 3, hms.count == 3, let day = Int(dmy[0]), let year = Int(dmy[2]),
-              let month = IMAPResponseEncoder.monthNames.firstIndex(of: String(dmy[1])),
+              let month = CivilTime.monthNames.firstIndex(where: { $0.lowercased() == dmy[1].lowercased() }),
               let h = Int(hms[0]), let m = Int(hms[1]), let sec = Int(hms[2]),
-              parts[2].count == 5, let zone = Int(parts[2].dropFirst()) else { return nil }
-        // Days from civil (Howard Hinnant's algorithm).
-        let y = month + 1 <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let mp = (month + 1 + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        let days = era * 146_097 + doe - 719_468
-        var offset = (zone / 100) * 3600 + (zone % 100) * 60
-        if parts[2].first == "-" { offset = -offset }
+              parts[2].count == 5, let sign = parts[2].first, sign == "+" || sign == "-", let zone = Int(parts[2].dropFirst()),
+              (1...31).contains(day), (0...23).contains(h), (0...59).contains(m), (0...60).contains(sec),
+              zone % 100 < 60, zone / 100 <= 23 else { return nil }
+        let days = CivilTime.days(year: year, month: month + 1, day: day)
+        // 31-Feb would be 3-Mar: refuse a day the month does not have.
+        guard CivilTime(unixSeconds: days * 86400).day == day else { return nil }
+        let offset = (zone / 100 * 3600 + zone % 100 * 60) * (sign == "-" ? -1 : 1)
         return Date(timeIntervalSince1970: TimeInterval(days * 86400 + h * 3600 + m * 60 + sec - offset))
     }
 }

@@ -36,24 +36,10 @@ public enum TraceHeaders {
     /// RFC 5322 §3.3 date-time in UTC, such as `Tue, 24 Nov 2026 02:18:00 +0000`. Computed directly from the
     /// Unix time (civil-from-days), without a Calendar: it runs for every message received.
     public static func rfc5322Date(_ date: Date) -> String {
-        let t = Int(date.timeIntervalSince1970.rounded(.down))
-        let days = t >= 0 ? t / 86400 : (t - 86399) / 86400
-        let secs = t - days * 86400
-        let weekday = ((days % 7) + 11) % 7 // 1970-01-01 was a Thursday (index 4 from Sunday)
-        // Howard Hinnant's civil_from_days
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        let names = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
-        let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+        let c = CivilTime(unixSeconds: Int(date.timeIntervalSince1970.rounded(.down)))
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
-        return "\(names[weekday]), \(day) \(months[month - 1]) \(year) \(two(secs / 3600)):\(two(secs % 3600 / 60)):\(two(secs % 60)) +0000"
+        return "\(CivilTime.weekdayNames[c.weekday]), \(c.day) \(CivilTime.monthNames[c.month - 1]) \(c.year) "
+            + "\(two(c.hour)):\(two(c.minute)):\(two(c.second)) +0000"
     }
 
     /// Keeps client-supplied text from breaking the header: no CR, LF or other control characters.

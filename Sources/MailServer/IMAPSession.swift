@@ -861,27 +861,6 @@ final class IMAPSession: @unchecked Sendable {
 
     // MARK: messages
 
-    static func parseInternalDate(_ s: String) -> Date? {
-        // "17-Jul-1996 02:44:25 -0700"
-        let t = s.trimmingCharacters(in: .whitespaces)
-        let parts = t.split(separator: " ")
-        guard parts.count == 3 else { return nil }
-        let dmy = parts[0].split(separator: "-")
-        let hms = parts[1].split(separator: ":")
-        guard dmy.count == 3, hms.count == 3, let day = Int(dmy[0]), let month = IMAPResponseEncoder.monthNames.firstIndex(where: { $0.lowercased() == dmy[1].lowercased() }),
-              let year = Int(dmy[2]), let h = Int(hms[0]), let mi = Int(hms[1]), let se = Int(hms[2]),
-              parts[2].count == 5, let zone = Int(parts[2].dropFirst()), let sign = parts[2].first, sign == "+" || sign == "-" else { return nil }
-        // RFC 9051 date-time: each field in range, and a day the month has (Calendar would roll 31-Feb over to March).
-        guard (1...31).contains(day), (0...23).contains(h), (0...59).contains(mi), (0...60).contains(se), zone % 100 < 60,
-              zone / 100 <= 23 else { return nil }
-        var cal = Calendar(identifier: .gregorian)
-        cal.timeZone = TimeZone(identifier: "UTC")!
-        guard let base = cal.date(from: DateComponents(year: year, month: month + 1, day: day, hour: h, minute: mi, second: se)),
-              cal.component(.day, from: base) == day else { return nil }
-        let offset = (zone / 100 * 3600 + zone % 100 * 60) * (sign == "-" ? -1 : 1)
-        return base.addingTimeInterval(TimeInterval(-offset))
-    }
-
     func append(_ name: String, _ messages: [AppendMessage], tag: String, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
         guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else {
@@ -901,7 +880,7 @@ final class IMAPSession: @unchecked Sendable {
             let (flags, keywords) = try Self.parseFlags(m.flags)
             var date = server.clock.now
             if let d = m.internalDate {
-                guard let parsed = Self.parseInternalDate(d) else { throw IMAPFailure.bad("Invalid date-time \(d)") }
+                guard let parsed = IMAPDateTime.parse(d) else { throw IMAPFailure.bad("Invalid date-time \(d)") }
                 date = parsed
             }
             checked.append((flags, keywords, date))

@@ -1,4 +1,5 @@
 import Foundation
+import TernTestSupport
 import Testing
 @testable import IMAPCodec
 
@@ -81,12 +82,12 @@ import Testing
         #expect(IMAPResponseEncoder.internalDate(Date(timeIntervalSince1970: 0)) == " 1-Jan-1970 00:00:00 +0000")
         #expect(IMAPResponseEncoder.internalDate(Date(timeIntervalSince1970: 951_782_400)) == "29-Feb-2000 00:00:00 +0000")
         #expect(IMAPResponseEncoder.internalDate(Date(timeIntervalSince1970: -1)) == "31-Dec-1969 23:59:59 +0000")
-        #expect(IMAPResponseParser.parseDate("17-Jul-1996 02:44:25 -0700") == d)
-        #expect(IMAPResponseParser.parseDate(" 1-Jan-1970 00:00:00 +0000") == Date(timeIntervalSince1970: 0))
-        var rng = Generator(seed: 9)
+        #expect(IMAPDateTime.parse("17-Jul-1996 02:44:25 -0700") == d)
+        #expect(IMAPDateTime.parse(" 1-Jan-1970 00:00:00 +0000") == Date(timeIntervalSince1970: 0))
+        var rng = SplitMix(seed: 9)
         for _ in 0..<500 {
             let t = Date(timeIntervalSince1970: TimeInterval(Int64(rng.next() % 8_000_000_000) - 2_000_000_000))
-            #expect(IMAPResponseParser.parseDate(IMAPResponseEncoder.internalDate(t)) == t)
+            #expect(IMAPDateTime.parse(IMAPResponseEncoder.internalDate(t)) == t)
         }
     }
 
@@ -208,7 +209,7 @@ import Testing
     /// Random strings with every awkward character, in every string position of a response: each reads back
     /// exactly (NUL excepted, which no string may carry).
     @Test func randomStringsRoundTrip() throws {
-        var rng = Generator(seed: 18)
+        var rng = SplitMix(seed: 18)
         let alphabet: [String] = ["a", "Z", " ", "\"", "\\", "(", ")", "{", "}", "[", "]", "%", "*", "\r", "\n", "\r\n", "é", "☃", "~", "{3}", "NIL"]
         func randomString() -> String {
             (0..<Int(rng.next() % 12)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }.joined()
@@ -231,18 +232,5 @@ import Testing
                 }
             }
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so that a failure can be run again.
-struct Generator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -600,19 +600,6 @@ final class ModelClient {
     }
 }
 
-/// A small seeded generator: the same seed, the same run.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    mutating func next(_ bound: Int) -> Int { bound <= 0 ? 0 : Int(next() % UInt64(bound)) }
-}
 
 @Suite struct IMAPModelTests {
     /// Clients and steps: `TERN_IMAP_MODEL_STEPS` raises the steps for a longer run (bench/imap-model).

@@ -1,6 +1,7 @@
 import Foundation
 import IMAPCodec
 import MailStore
+import TernTestSupport
 import Testing
 @testable import MailServer
 
