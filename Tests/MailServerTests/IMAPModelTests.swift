@@ -6,8 +6,8 @@ import TernTestSupport
 import Testing
 
 // A model-based concurrency test of the IMAP server (issue 18). Several clients, each on its own thread and socket,
-// work on one shared INBOX at random: APPEND, STORE of flags and keywords, FETCH, SEARCH, EXPUNGE, COPY and MOVE (to
-// Archive), IDLE, NOOP and SELECT.
+// work at random on two shared mailboxes, INBOX and Archive (COPY and MOVE go from the selected one to the other;
+// SELECT picks one): APPEND, STORE of flags and keywords, FETCH, SEARCH, EXPUNGE, COPY, MOVE, IDLE, NOOP and SELECT.
 // Each keeps the mailbox as RFC 9051 lets it know it (sequence numbers, UIDs, flags, announced keywords), learnt only
 // from what the server sent, and every response is checked against that model, against the messages' true contents
 // (known from APPENDUID) and against the history of flag changes:
@@ -172,39 +172,49 @@ final class ModelIMAPClient {
     }
 }
 
-/// What every client shares: the true subjects and sizes by UID, and the history of each owned keyword.
+/// What every client shares, by message key (the mailbox's number << 32 | UID): the true subjects and sizes, and the history of each owned keyword.
 final class ModelTruth: Sendable {
     struct Change { var value: Bool; var start: Int; var end: Int }
     private struct State {
         var clock = 0
-        var subjects: [UInt32: (subject: String, size: Int)] = [:]
+        var subjects: [UInt64: (subject: String, size: Int)] = [:]
+        /// Copies (COPY, MOVE): their keywords start as the source's were, which no history here records.
+        var copies: Set<UInt64> = []
         /// (uid, owner) → changes of keyword $k<owner> on that message, in the owner's order.
         var keywordHistory: [String: [Change]] = [:]
-        var observedSubjects: [(UInt32, String)] = []
+        var observedSubjects: [(UInt64, String)] = []
         /// When each message's owner began to expunge it: from then on a session may hold it as expunged-but-not-yet-
         /// reported, with the flags it last knew (RFC 9051 §7.5.1 keeps its number until EXPUNGE may be sent).
-        var expungeStarted: [UInt32: Int] = [:]
+        var expungeStarted: [UInt64: Int] = [:]
         /// When the expunge of each message had completed (its EXPUNGE or MOVE answered).
-        var expungeDone: [UInt32: Int] = [:]
+        var expungeDone: [UInt64: Int] = [:]
     }
     private let state = Mutex(State())
 
-    func expunging(_ uid: UInt32) { state.withLock { s in s.clock += 1; s.expungeStarted[uid] = s.expungeStarted[uid] ?? s.clock } }
-    /// QRESYNC resynchronisations and live VANISHED responses seen (so the test can show it exercised them).
-    let qresyncEvents = Mutex((resyncs: 0, vanished: 0))
+    func expunging(_ uid: UInt64) { state.withLock { s in s.clock += 1; s.expungeStarted[uid] = s.expungeStarted[uid] ?? s.clock } }
+    /// QRESYNC resynchronisations, live VANISHED responses and SELECTs of the second mailbox (so the test can show it
+    /// exercised them).
+    let qresyncEvents = Mutex((resyncs: 0, vanished: 0, archiveSelects: 0))
 
-    func expunged(_ uid: UInt32) { state.withLock { s in s.clock += 1; s.expungeDone[uid] = s.expungeDone[uid] ?? s.clock } }
-    func expungeCompleted(_ uid: UInt32, before time: Int) -> Bool { state.withLock { ($0.expungeDone[uid] ?? Int.max) < time } }
-    func mayBeExpunged(_ uid: UInt32, by end: Int) -> Bool { state.withLock { ($0.expungeStarted[uid] ?? Int.max) <= end } }
+    func expunged(_ uid: UInt64) { state.withLock { s in s.clock += 1; s.expungeDone[uid] = s.expungeDone[uid] ?? s.clock } }
+    func expungeCompleted(_ uid: UInt64, before time: Int) -> Bool { state.withLock { ($0.expungeDone[uid] ?? Int.max) < time } }
+    func mayBeExpunged(_ uid: UInt64, by end: Int) -> Bool { state.withLock { ($0.expungeStarted[uid] ?? Int.max) <= end } }
 
     func tick() -> Int { state.withLock { $0.clock += 1; return $0.clock } }
-    func appended(uid: UInt32, subject: String, size: Int) { state.withLock { $0.subjects[uid] = (subject, size) } }
-    func message(_ uid: UInt32) -> (subject: String, size: Int)? { state.withLock { $0.subjects[uid] } }
-    func observe(uid: UInt32, subject: String) { state.withLock { $0.observedSubjects.append((uid, subject)) } }
-    func allObservations() -> [(UInt32, String)] { state.withLock { $0.observedSubjects } }
+    func appended(uid: UInt64, subject: String, size: Int) { state.withLock { $0.subjects[uid] = (subject, size) } }
+    func copied(_ key: UInt64, from source: UInt64) {
+        state.withLock { s in
+            if let m = s.subjects[source] { s.subjects[key] = m }
+            s.copies.insert(key)
+        }
+    }
+    func isCopy(_ key: UInt64) -> Bool { state.withLock { $0.copies.contains(key) } }
+    func message(_ uid: UInt64) -> (subject: String, size: Int)? { state.withLock { $0.subjects[uid] } }
+    func observe(uid: UInt64, subject: String) { state.withLock { $0.observedSubjects.append((uid, subject)) } }
+    func allObservations() -> [(UInt64, String)] { state.withLock { $0.observedSubjects } }
 
     /// A keyword change about to be sent: in flight (it may show anywhere from now on) until `finished`.
-    func beginKeyword(uid: UInt32, owner: Int, value: Bool) -> Int {
+    func beginKeyword(uid: UInt64, owner: Int, value: Bool) -> Int {
         state.withLock { s in
             s.clock += 1
             s.keywordHistory["\(uid)/\(owner)", default: []].append(Change(value: value, start: s.clock, end: Int.max))
@@ -213,7 +223,7 @@ final class ModelTruth: Sendable {
     }
 
     /// The change begun at `start` was applied (`applied`) or changed nothing (then it is forgotten).
-    func finishKeyword(uid: UInt32, owner: Int, start: Int, applied: Bool) {
+    func finishKeyword(uid: UInt64, owner: Int, start: Int, applied: Bool) {
         state.withLock { s in
             s.clock += 1
             let key = "\(uid)/\(owner)"
@@ -223,10 +233,17 @@ final class ModelTruth: Sendable {
     }
 
     /// The values keyword $k<owner> of `uid` may show in a response to a command that ran from `start` to `end`.
-    func allowedKeywordValues(uid: UInt32, owner: Int, start: Int, end: Int) -> Set<Bool> {
+    func allowedKeywordValues(uid: UInt64, owner: Int, start: Int, end: Int) -> Set<Bool> {
         state.withLock { s in
             let history = s.keywordHistory["\(uid)/\(owner)"] ?? []
-            var allowed: Set<Bool> = [history.last(where: { $0.end < start })?.value ?? false]
+            var allowed: Set<Bool> = []
+            if let last = history.last(where: { $0.end < start }) {
+                allowed.insert(last.value)
+            } else if s.copies.contains(uid) {
+                allowed = [false, true]   // as the source had it when copied
+            } else {
+                allowed.insert(false)
+            }
             for c in history where c.start <= end && c.end >= start { allowed.insert(c.value) }
             return allowed
         }
@@ -241,6 +258,35 @@ final class ModelClient {
     let truth: ModelTruth
     var view: [Entry] = []
     var announced: Set<String> = []
+    /// The selected mailbox (INBOX or Archive); MOVE and COPY go to the other.
+    var mailbox = "INBOX"
+    var other: String { mailbox == "INBOX" ? "Archive" : "INBOX" }
+    static let mailboxes = ["INBOX", "Archive"]
+    /// The key of a UID of the selected mailbox in the shared truth.
+    func key(_ uid: UInt32) -> UInt64 { key(uid, in: mailbox) }
+    func key(_ uid: UInt32, in box: String) -> UInt64 { UInt64(Self.mailboxes.firstIndex(of: box)!) << 32 | UInt64(uid) }
+    /// What this client knows of each mailbox while another is selected.
+    struct Saved {
+        var mine: [UInt32: Bool] = [:]
+        var appendedUIDs: [UInt32] = []
+        var gone: Set<UInt32> = []
+        var modSeqs: [UInt32: UInt64] = [:]
+        var uidValidity: UInt32?
+        var selectedModSeq: UInt64?
+        var knownAtSelect: [UInt32] = []
+    }
+    var saved: [String: Saved] = [:]
+
+    /// Keeps the selected mailbox's state and takes `box`'s.
+    func switchTo(_ box: String) {
+        guard box != mailbox else { return }
+        saved[mailbox] = Saved(mine: mine, appendedUIDs: appendedUIDs, gone: gone, modSeqs: modSeqs, uidValidity: uidValidity,
+                               selectedModSeq: selectedModSeq, knownAtSelect: knownAtSelect)
+        let s = saved[box] ?? Saved()
+        (mine, appendedUIDs, gone, modSeqs) = (s.mine, s.appendedUIDs, s.gone, s.modSeqs)
+        (uidValidity, selectedModSeq, knownAtSelect) = (s.uidValidity, s.selectedModSeq, s.knownAtSelect)
+        mailbox = box
+    }
     /// The owned keyword's value on each UID as this client last stored it.
     var mine: [UInt32: Bool] = [:]
     var appendedUIDs: [UInt32] = []
@@ -417,27 +463,27 @@ final class ModelClient {
             }
             view[seq - 1].flags = flags
             // The owned keyword: exactly as last stored by this client.
-            let expunged = truth.mayBeExpunged(uid, by: end)
+            let expunged = truth.mayBeExpunged(key(uid), by: end)
             if !gone.contains(uid), !expunged, let expected = mine[uid], expected != flags.contains(keyword) {
                 fail("UID \(uid): \(keyword) is \(flags.contains(keyword)), last stored \(expected)")
             }
             // Others' keywords: a value they had while this command ran. (Not for a plain FETCH of UID and FLAGS: it
             // answers for an expunged message the view still holds with its last known flags.)
             for owner in 0..<16 where owner != id && checkOthers && !expunged {
-                let allowed = truth.allowedKeywordValues(uid: uid, owner: owner, start: start, end: end)
+                let allowed = truth.allowedKeywordValues(uid: key(uid), owner: owner, start: start, end: end)
                 if !allowed.contains(flags.contains("$k\(owner)")) {
                     fail("UID \(uid): $k\(owner) is \(flags.contains("$k\(owner)")), allowed \(allowed) during [\(start), \(end)]")
                 }
             }
         }
         for s in subjects {
-            if let m = truth.message(uid) {
+            if let m = truth.message(key(uid)) {
                 if m.subject != s { fail("UID \(uid): subject \(s), appended as \(m.subject)") }
             } else {
-                truth.observe(uid: uid, subject: s)
+                truth.observe(uid: key(uid), subject: s)
             }
         }
-        if let size, let m = truth.message(uid), m.size != size { fail("UID \(uid): RFC822.SIZE \(size), appended \(m.size)") }
+        if let size, let m = truth.message(key(uid)), m.size != size { fail("UID \(uid): RFC822.SIZE \(size), appended \(m.size)") }
     }
 
     @discardableResult
@@ -457,21 +503,23 @@ final class ModelClient {
         try run("FETCH \(first + 1):\(view.count) (UID FLAGS)", checkOthers: false)
     }
 
-    func select() throws {
+    func select(_ box: String = "INBOX") throws {
+        switchTo(box)
+        if box != "INBOX" { truth.qresyncEvents.withLock { $0.archiveSelects += 1 } }
         view = []
         vanishedEarlier = []
         reportedUIDs = []
         reportedHighest = nil
         reportedValidity = nil
         guard qresync, let validity = uidValidity, let modSeq = selectedModSeq, !knownAtSelect.isEmpty else {
-            try run("SELECT INBOX")
+            try run("SELECT \(mailbox)")
             try learnUnknown()
             remember()
             return
         }
         // RFC 7162 §3.2.5: resynchronise from what the last SELECT left this client with.
         let start = truth.tick()
-        try run("SELECT INBOX (QRESYNC (\(validity) \(modSeq) \(knownAtSelect.map(String.init).joined(separator: ","))))")
+        try run("SELECT \(mailbox) (QRESYNC (\(validity) \(modSeq) \(knownAtSelect.map(String.init).joined(separator: ","))))")
         let vanished = vanishedEarlier, reported = reportedUIDs
         truth.qresyncEvents.withLock { $0.resyncs += 1 }
         guard reportedValidity == validity, let highest = reportedHighest else { fail("QRESYNC SELECT without UIDVALIDITY/HIGHESTMODSEQ"); return }
@@ -485,7 +533,7 @@ final class ModelClient {
             now[uid] = ms
         }
         for uid in vanished where now[uid] != nil { fail("UID \(uid) in VANISHED (EARLIER) is still there") }
-        for uid in knownAtSelect where now[uid] == nil && !vanished.contains(uid) && truth.expungeCompleted(uid, before: start) {
+        for uid in knownAtSelect where now[uid] == nil && !vanished.contains(uid) && truth.expungeCompleted(key(uid), before: start) {
             fail("UID \(uid) expunged before the SELECT but not in its VANISHED (EARLIER)")
         }
         for (uid, ms) in now where ms > modSeq && !reported.contains(uid) && ms <= highest {
@@ -509,9 +557,9 @@ final class ModelClient {
             let subject = "model \(id)-\(n)-\(rng.next(1_000_000))"
             let body = String(repeating: "line \(id) \(n)\r\n", count: 1 + rng.next(20))
             let message = Array("From: c\(id)@example.test\r\nSubject: \(subject)\r\n\r\n\(body)".utf8)
-            let tagged = try run("APPEND INBOX", literal: message).tagged
+            let tagged = try run("APPEND \(mailbox)", literal: message).tagged
             if let r = tagged.range(of: "APPENDUID "), let uid = tagged[r.upperBound...].split(separator: " ").dropFirst().first.flatMap({ UInt32($0.prefix { $0.isNumber }) }) {
-                truth.appended(uid: uid, subject: subject, size: message.count)
+                truth.appended(uid: key(uid), subject: subject, size: message.count)
                 appendedUIDs.append(uid)
             } else {
                 fail("APPEND without APPENDUID: \(tagged)")
@@ -521,12 +569,12 @@ final class ModelClient {
             let seq = 1 + rng.next(view.count)
             guard let uid = view[seq - 1].uid else { return }
             let value = rng.next(2) == 0
-            let start = truth.beginKeyword(uid: uid, owner: id, value: value)
+            let start = truth.beginKeyword(uid: key(uid), owner: id, value: value)
             // While the STORE runs, its own answer may show either value.
             let previous = mine.removeValue(forKey: uid)
             let (untagged, _) = try run("UID STORE \(uid) \(value ? "+" : "-")FLAGS (\(keyword))")
             let applied = untagged.contains { $0.text.contains(" FETCH (") && $0.text.contains("UID \(uid) ") && $0.text.contains(keyword) == value }
-            truth.finishKeyword(uid: uid, owner: id, start: start, applied: applied)
+            truth.finishKeyword(uid: key(uid), owner: id, start: start, applied: applied)
             if applied {
                 // Applied: the STORE answered with the message's new flags.
                 mine[uid] = value
@@ -544,31 +592,47 @@ final class ModelClient {
             // Exactly the messages this client last marked with its own keyword (it is the keyword's only writer).
             let found = Set(untagged.filter { $0.text.hasPrefix("* SEARCH") }.flatMap { $0.text.split(separator: " ").dropFirst(2).compactMap { Int($0) } })
             for (i, e) in view.enumerated() {
-                guard let uid = e.uid, !gone.contains(uid), !truth.mayBeExpunged(uid, by: Int.max) else { continue }
+                guard let uid = e.uid, !gone.contains(uid), !truth.mayBeExpunged(key(uid), by: Int.max) else { continue }
+                // A copy carries the keyword as its source had it until this client stores it on the copy itself.
+                if mine[uid] == nil && truth.isCopy(key(uid)) { continue }
                 if (mine[uid] ?? false) != found.contains(i + 1) { fail("SEARCH KEYWORD \(keyword): message \(i + 1) (UID \(uid)) \(found.contains(i + 1) ? "found" : "missing")") }
             }
         } else if roll < 90 {
             // Delete one of this client's own messages.
             guard let uid = appendedUIDs.randomElement(using: &rng) else { return }
-            truth.expunging(uid)
+            truth.expunging(key(uid))
             try run("UID STORE \(uid) +FLAGS.SILENT (\\Deleted)")
             try run("EXPUNGE")
-            truth.expunged(uid)
+            truth.expunged(key(uid))
         } else if roll < 93 {
             try run("NOOP")
         } else if roll < 95 {
             // MOVE one of this client's own messages to Archive (an expunge here), or COPY any message there.
             if rng.next(2) == 0, let uid = appendedUIDs.randomElement(using: &rng) {
-                truth.expunging(uid)
-                try run("UID MOVE \(uid) Archive")
-                truth.expunged(uid)
+                truth.expunging(key(uid))
+                let (untagged, _) = try run("UID MOVE \(uid) \(other)")
+                recordCopies(untagged.map(\.text))
+                truth.expunged(key(uid))
             } else if let uid = view.randomElement(using: &rng)?.uid {
-                try run("UID COPY \(uid) Archive")
+                let (_, tagged) = try run("UID COPY \(uid) \(other)")
+                recordCopies([tagged])
             }
         } else if roll < 98 {
             try idle()
         } else {
-            try select()
+            try select(rng.next(10) < 7 ? "INBOX" : "Archive")
+        }
+    }
+
+    /// COPYUID (RFC 4315) tells where copies went: they have their source's subject and size in the truth.
+    func recordCopies(_ lines: [String]) {
+        for line in lines {
+            guard let r = line.range(of: "[COPYUID ") else { continue }
+            let fields = line[r.upperBound...].prefix { $0 != "]" }.split(separator: " ")
+            guard fields.count == 3 else { fail("COPYUID: \(line)"); continue }
+            let sources = Self.uids(fields[1]), targets = Self.uids(fields[2])
+            guard sources.count == targets.count else { fail("COPYUID sets differ: \(line)"); continue }
+            for (src, dst) in zip(sources, targets) { truth.copied(key(dst, in: other), from: key(src)) }
         }
     }
 
@@ -641,13 +705,15 @@ final class ModelClient {
         }
         var problems = results.withLock { $0 }
         // Subjects seen before their APPEND had answered: checked now that every APPEND has.
-        for (uid, subject) in truth.allObservations() {
-            if let m = truth.message(uid), m.subject != subject { problems.append("UID \(uid): subject \(subject), appended as \(m.subject)") }
+        for (key, subject) in truth.allObservations() {
+            if let m = truth.message(key), m.subject != subject {
+                problems.append("\(ModelClient.mailboxes[Int(key >> 32)]) UID \(key & 0xFFFF_FFFF): subject \(subject), appended as \(m.subject)")
+            }
         }
         for p in problems.prefix(20) { print("model mismatch: \(p)") }
-        // The QRESYNC clients did resynchronise and did hear expunges as VANISHED.
+        // The QRESYNC clients did resynchronise and did hear expunges as VANISHED; clients worked in both mailboxes.
         let events = truth.qresyncEvents.withLock { $0 }
-        #expect(events.resyncs > 0 && events.vanished > 0, "\(events)")
+        #expect(events.resyncs > 0 && events.vanished > 0 && events.archiveSelects > 0, "\(events)")
         #expect(problems.isEmpty, "\(problems.count) mismatches")
         try await s.stop()
     }
