@@ -208,14 +208,30 @@ extension IMAPSession {
         var hits: [(Int, StoredMessage)] = []
         let largestUID = m.messages.last?.uid.rawValue ?? 0
         let contentNeeded = Self.needsContent(key)
+        // Keys on header fields alone (FROM, SUBJECT, HEADER, SENT*) are answered from the header cache that FETCH
+        // fills, reading only the messages it lacks; BODY and TEXT need the whole message.
+        let headersOnly = contentNeeded && !Self.needsBody(key)
+        let headerCache = server.headers
         var prefetched: [MessageID: [UInt8]] = [:]
         for (i, message) in m.messages.enumerated() {
             var cache: MessageParts?
             if contentNeeded {
                 if i % 200 == 0 {
-                    prefetched = try await store.contents(of: m.messages[i..<min(i + 200, m.messages.count)].map(\.messageID))
+                    var ids = m.messages[i..<min(i + 200, m.messages.count)].map(\.messageID)
+                    if headersOnly { ids = ids.filter { headerCache.get($0) == nil } }
+                    prefetched = ids.isEmpty ? [:] : try await store.contents(of: ids)
                 }
-                cache = prefetched[message.messageID].map(MessageParts.init)
+                if headersOnly, let header = headerCache.get(message.messageID) {
+                    cache = MessageParts(header)
+                } else if let bytes = prefetched[message.messageID] {
+                    let parts = MessageParts(bytes)
+                    if headersOnly {
+                        headerCache.put(message.messageID, Array(parts.header))
+                        cache = MessageParts(Array(parts.header))
+                    } else {
+                        cache = parts
+                    }
+                }
             }
             if try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: saved, parts: &cache) {
                 hits.append((i + 1, message))
@@ -287,6 +303,17 @@ extension IMAPSession {
         }
     }
 
+    /// Whether a search key looks at the body (BODY, TEXT), not only at header fields.
+    static func needsBody(_ key: SearchKey) -> Bool {
+        switch key {
+        case .body, .text: return true
+        case .and(let keys): return keys.contains(where: needsBody)
+        case .or(let a, let b): return needsBody(a) || needsBody(b)
+        case .not(let a): return needsBody(a)
+        default: return false
+        }
+    }
+
     static func usesModSeq(_ key: SearchKey) -> Bool {
         switch key {
         case .modSeq: return true
@@ -306,7 +333,8 @@ extension IMAPSession {
             return p
         }
         func contains(_ haystack: String, _ needle: String) -> Bool {
-            haystack.range(of: needle, options: [.caseInsensitive, .diacriticInsensitive]) != nil
+            // The same folding as BODY and TEXT (ASCII case at byte speed, Foundation's comparison for other text).
+            TextSearch.contains(Array(haystack.utf8)[...], needle)
         }
         func day(_ d: Date) -> SearchDate {
             var cal = Calendar(identifier: .gregorian)
