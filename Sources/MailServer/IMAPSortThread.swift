@@ -62,12 +62,32 @@ extension IMAPSession {
     func sortInfo(uid: Bool, key: SearchKey) async throws -> [SortInfo] {
         let m = try requireSelected()
         let largestUID = m.messages.last?.uid.rawValue ?? 0
+        let saved = Set(m.saved)
+        // SORT and THREAD read header fields only: from the header cache FETCH fills, reading the messages it lacks
+        // 200 at a time. (A search key on the body reads that message whole, in `matches`.)
+        let headerCache = server.headers
+        let bodyKey = Self.needsBody(key)
+        var prefetched: [MessageID: [UInt8]] = [:]
         var infos: [SortInfo] = []
         for (i, message) in m.messages.enumerated() {
-            var cache: MessageParts?
-            guard try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: Set(m.saved), parts: &cache) else { continue }
-            let parts: MessageParts
-            if let cache { parts = cache } else { parts = MessageParts(try await store.content(of: message.messageID)) }
+            if i % 200 == 0 {
+                let ids = m.messages[i..<min(i + 200, m.messages.count)].map(\.messageID).filter { headerCache.get($0) == nil }
+                prefetched = ids.isEmpty ? [:] : try await store.contents(of: ids)
+            }
+            var header = headerCache.get(message.messageID)
+            if header == nil {
+                var bytes = prefetched[message.messageID]
+                if bytes == nil {
+                    // Evicted from the cache since the batch was read, or expunged by another session meanwhile (its
+                    // content gone: it is left out).
+                    do { bytes = try await store.content(of: message.messageID) } catch StoreError.notFound { continue }
+                }
+                header = Array(MessageParts(bytes!).header)
+                headerCache.put(message.messageID, header!)
+            }
+            let parts = MessageParts(header!)
+            var cache: MessageParts? = bodyKey ? nil : parts
+            guard try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: saved, parts: &cache) else { continue }
             func firstMailbox(_ field: String) -> (mailbox: String, display: String) {
                 for item in parts.values(field).flatMap({ AddressList.parse($0) }) {
                     if case .mailbox(let name, let local, let domain) = item {
