@@ -339,13 +339,7 @@ public struct IMAPCommandParser {
                 (returning, partial) = try returnOptions()
                 try sp()
             }
-            do {
-                return try sortCriteria(uid: uid, returning: returning, partial: partial)
-            } catch {
-                var e = error
-                e.clearsSavedResult = returning?.contains(.save) == true   // RFC 5182 §2.1, as for SEARCH
-                throw e
-            }
+            return try afterReturn(returning) { p throws(IMAPParseError) in try p.sortCriteria(uid: uid, returning: returning, partial: partial) }
         case "THREAD":
             try sp()
             let word = try atom().uppercased()
@@ -678,8 +672,15 @@ public struct IMAPCommandParser {
             (returning, partial) = try returnOptions()
             try sp()
         }
+        return try afterReturn(returning) { p throws(IMAPParseError) in try p.searchCriteria(uid: uid, returning: returning, partial: partial) }
+    }
+
+    /// Parses the rest of a SEARCH or SORT; when that fails after `RETURN (SAVE ...)`, the error says `$` must become
+    /// empty (RFC 5182 §2.1).
+    mutating func afterReturn(_ returning: SearchReturn?,
+                              _ rest: (inout IMAPCommandParser) throws(IMAPParseError) -> IMAPCommand) throws(IMAPParseError) -> IMAPCommand {
         do {
-            return try searchCriteria(uid: uid, returning: returning, partial: partial)
+            return try rest(&self)
         } catch {
             var e = error
             e.clearsSavedResult = returning?.contains(.save) == true

@@ -1,5 +1,6 @@
 import Foundation
 import IMAPCodec
+import IMAPResponses
 import MailCore
 import MailMessage
 import MailStore
@@ -261,8 +262,8 @@ extension IMAPSession {
                 chosen = hits[window].map(\.message)
             } else if !r.contains(.all) && !r.contains(.count) && (r.contains(.min) || r.contains(.max)) {
                 chosen = []
-                if r.contains(.min), let first = sort ? hits.first : hits.min(by: { $0.seq < $1.seq }) { chosen.append(first.message) }
-                if r.contains(.max), let last = sort ? hits.last : hits.max(by: { $0.seq < $1.seq }) { chosen.append(last.message) }
+                if r.contains(.min), let first = hits.first { chosen.append(first.message) }
+                if r.contains(.max), let last = hits.last, hits.count > 1 || !r.contains(.min) { chosen.append(last.message) }
             } else {
                 chosen = hits.map(\.message)
             }
@@ -275,10 +276,11 @@ extension IMAPSession {
             return
         }
         if returning == [.save] && partial == nil { return }   // RFC 5182 §2.1: no ESEARCH for SAVE alone
-        // For SORT (RFC 5267 §3.2) MIN and MAX are the first and last in sort order and ALL keeps that order.
+        // MIN and MAX are the first and last of the result: SEARCH's is in mailbox order, SORT's in sort order
+        // (RFC 5267 §3.2), and ALL keeps that order.
         out.send(.esearch(IMAPESearch(tag: tag, uid: uid,
-                                      min: returning.contains(.min) ? (sort ? numbers.first : numbers.min()) : nil,
-                                      max: returning.contains(.max) ? (sort ? numbers.last : numbers.max()) : nil,
+                                      min: returning.contains(.min) ? numbers.first : nil,
+                                      max: returning.contains(.max) ? numbers.last : nil,
                                       count: returning.contains(.count) ? numbers.count : nil,
                                       all: returning.contains(.all) && !numbers.isEmpty ? numbers : nil,
                                       modSeq: highest,
