@@ -32,6 +32,8 @@ let package = Package(
         .target(name: "MailMessage", dependencies: ["MailCore"]),
         .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
+        // What an IMAP server sends: the response model, its encoder and a parser reading responses back.
+        .target(name: "IMAPResponses", dependencies: ["IMAPCodec", "MailCore"]),
         .target(name: "POP3Codec", dependencies: ["MailCore"]),
         .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "DKIM", dependencies: [
@@ -57,7 +59,7 @@ let package = Package(
         ]),
         .target(name: "DNSResolverLive", dependencies: ["MailCore", "MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "MailServer", dependencies: [
-            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
+            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "IMAPResponses", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -83,6 +85,7 @@ let package = Package(
         .testTarget(name: "SMTPCodecTests", dependencies: ["TernTestSupport", "SMTPCodec", "MailCore"]),
         .testTarget(name: "TernConfigTests", dependencies: ["TernTestSupport", "TernConfig"]),
         .testTarget(name: "IMAPCodecTests", dependencies: ["TernTestSupport", "IMAPCodec"]),
+        .testTarget(name: "IMAPResponsesTests", dependencies: ["TernTestSupport", "IMAPCodec", "IMAPResponses"]),
         .testTarget(name: "POP3CodecTests", dependencies: ["TernTestSupport", "POP3Codec"]),
         .testTarget(name: "SASLTests", dependencies: ["TernTestSupport", "SASL", "MailStore"]),
         .testTarget(name: "DKIMTests", dependencies: ["TernTestSupport", "DKIM", "MailMessage"]),
@@ -91,6 +94,6 @@ let package = Package(
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "MailServer", "MailMessage", "IMAPCodec", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

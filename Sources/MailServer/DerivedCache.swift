@@ -1,4 +1,5 @@
 import IMAPCodec
+import IMAPResponses
 import MailStore
 import Synchronization
 

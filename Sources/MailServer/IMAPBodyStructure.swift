@@ -1,4 +1,5 @@
 import IMAPCodec
+import IMAPResponses
 import MailMessage
 
 /// ENVELOPE, BODY and BODYSTRUCTURE (RFC 9051 §7.5.2) and body-part addressing for `BODY[1.2.TEXT]`, computed from

@@ -1,5 +1,6 @@
 import Foundation
 import IMAPCodec
+import IMAPResponses
 import Logging
 import MailStore
 import NIOCore

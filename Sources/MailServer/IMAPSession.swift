@@ -1,5 +1,6 @@
 import Foundation
 import IMAPCodec
+import IMAPResponses
 import MailCore
 import MailStore
 import MailMessage

@@ -1,4 +1,5 @@
 import IMAPCodec
+import IMAPResponses
 import Foundation
 import Testing
 @testable import MailServer

@@ -1,4 +1,5 @@
 import IMAPCodec
+import IMAPResponses
 import MailMessage
 import Testing
 @testable import MailServer

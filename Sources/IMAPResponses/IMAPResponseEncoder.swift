@@ -1,4 +1,5 @@
 import Foundation
+import IMAPCodec
 import MailCore
 
 /// Writes `IMAPResponse` values as the octets RFC 9051 §9 defines. Every rule about how a value goes on the wire is
@@ -320,7 +321,7 @@ public struct IMAPResponseEncoder: Sendable {
 
     /// An atom or flag name as given; characters an atom may not hold are dropped, so a response stays parseable.
     mutating func atom(_ s: String) {
-        for b in s.utf8 where b > 0x20 && b < 0x7F && b != 40 && b != 41 && b != 123 && b != 34 && b != 93 { bytes.append(b) }
+        for b in s.utf8 where IMAPResponseParser.isAtomChar(b) { bytes.append(b) }
     }
 
     mutating func atomList(_ atoms: [String]) {

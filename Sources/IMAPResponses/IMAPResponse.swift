@@ -1,44 +1,10 @@
 import Foundation
+import IMAPCodec
 
-// The responses an IMAP server sends (RFC 9051 §7 and the extensions Tern serves), as values. `IMAPResponseEncoder`
+// The responses an IMAP server sends (RFC 9051 §7 and the extensions Tern serves), as values; the conditions and
+// response codes they carry are in IMAPCodec (the command parser refuses with them too). `IMAPResponseEncoder`
 // turns them into bytes and `IMAPResponseParser` reads them back, so a reply can be built and checked without a
 // session or a socket.
-
-/// OK, NO, BAD, PREAUTH or BYE.
-public enum IMAPCondition: String, Hashable, Sendable {
-    case ok = "OK", no = "NO", bad = "BAD", preauth = "PREAUTH", bye = "BYE"
-}
-
-/// A response code: the bracketed part of a status response (RFC 9051 §7.1 and extensions).
-public enum IMAPResponseCode: Hashable, Sendable {
-    case alert, parse, readOnly, readWrite, tryCreate, closed, noModSeq, overQuota, tooBig, limit, cannot, nonExistent,
-         unavailable, serverBug, authenticationFailed, privacyRequired, alreadyExists, inUse, contactAdmin, noPerm,
-         clientBug, unknownCTE, expungeIssued, notSaved, authorizationFailed, compressionActive
-    case capability([String])
-    /// The flags, keywords and `\*` the client may store.
-    case permanentFlags([String])
-    case uidNext(UInt32)
-    case uidValidity(UInt32)
-    case unseen(Int)
-    case highestModSeq(UInt64)
-    case appendUID(validity: UInt32, uids: [UInt32])
-    case copyUID(validity: UInt32, source: [UInt32], destination: [UInt32])
-    case modified([UInt32])
-    case badCharset([String])
-    case mailboxID(String)
-    /// CATENATE (RFC 4469 §6): the URL that could not be used.
-    case badURL(String)
-
-    static let atoms: [(IMAPResponseCode, String)] = [
-        (.alert, "ALERT"), (.parse, "PARSE"), (.readOnly, "READ-ONLY"), (.readWrite, "READ-WRITE"), (.tryCreate, "TRYCREATE"),
-        (.closed, "CLOSED"), (.noModSeq, "NOMODSEQ"), (.overQuota, "OVERQUOTA"), (.tooBig, "TOOBIG"), (.limit, "LIMIT"),
-        (.cannot, "CANNOT"), (.nonExistent, "NONEXISTENT"), (.unavailable, "UNAVAILABLE"), (.serverBug, "SERVERBUG"),
-        (.authenticationFailed, "AUTHENTICATIONFAILED"), (.privacyRequired, "PRIVACYREQUIRED"), (.alreadyExists, "ALREADYEXISTS"),
-        (.inUse, "INUSE"), (.contactAdmin, "CONTACTADMIN"), (.noPerm, "NOPERM"), (.clientBug, "CLIENTBUG"),
-        (.unknownCTE, "UNKNOWN-CTE"), (.expungeIssued, "EXPUNGEISSUED"), (.notSaved, "NOTSAVED"),
-        (.authorizationFailed, "AUTHORIZATIONFAILED"), (.compressionActive, "COMPRESSIONACTIVE"),
-    ]
-}
 
 /// A status response's condition, optional code and human-readable text.
 public struct IMAPStatus: Hashable, Sendable {

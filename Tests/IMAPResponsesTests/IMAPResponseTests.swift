@@ -1,7 +1,8 @@
 import Foundation
 import TernTestSupport
 import Testing
-@testable import IMAPCodec
+import IMAPCodec
+@testable import IMAPResponses
 
 /// The response encoder, byte for byte, and the parser reading back everything it writes.
 @Suite struct IMAPResponseTests {

@@ -1,4 +1,5 @@
 import Foundation
+import IMAPCodec
 import MailCore
 
 /// Reads server responses back into `IMAPResponse` values: what a client does. Tern's tests use it to check replies
@@ -53,6 +54,7 @@ public struct IMAPResponseParser {
 
     mutating func crlf() throws(Failure) { try expect("\r\n") }
 
+    /// What the encoder writes as an atom and the parser reads as one: flag names (`\Seen`, `\*`) and keywords too.
     static func isAtomChar(_ b: UInt8) -> Bool {
         b > 0x20 && b < 0x7F && b != 40 && b != 41 && b != 123 && b != 34 && b != 93
     }
