@@ -335,11 +335,24 @@ public struct IMAPCommandParser {
             try sp()
             var returning: SearchReturn?
             var partial: PartialRange?
+            var update: [FetchAttribute] = []
             if accept("RETURN") {
-                (returning, partial) = try returnOptions()
+                (returning, partial, update) = try returnOptions()
                 try sp()
             }
-            return try afterReturn(returning) { p throws(IMAPParseError) in try p.sortCriteria(uid: uid, returning: returning, partial: partial) }
+            return try afterReturn(returning) { p throws(IMAPParseError) in
+                try p.sortCriteria(uid: uid, returning: returning, partial: partial, update: update)
+            }
+        case "CANCELUPDATE":
+            var tags: [String] = []
+            while peek == 0x20 {
+                i += 1
+                guard peek == UInt8(ascii: "\"") else { throw fail("CANCELUPDATE takes quoted tags") }
+                tags.append(String(decoding: try astring(), as: UTF8.self))
+            }
+            guard !tags.isEmpty else { throw fail("CANCELUPDATE needs a tag") }
+            return .cancelUpdate(tags)
+        case "NOTIFY": try sp(); return try notify()
         case "THREAD":
             try sp()
             let word = try atom().uppercased()
@@ -667,12 +680,15 @@ public struct IMAPCommandParser {
     mutating func search(uid: Bool) throws(IMAPParseError) -> IMAPCommand {
         var returning: SearchReturn?
         var partial: PartialRange?
+        var update: [FetchAttribute] = []
         try sp()
         if accept("RETURN") {
-            (returning, partial) = try returnOptions()
+            (returning, partial, update) = try returnOptions()
             try sp()
         }
-        return try afterReturn(returning) { p throws(IMAPParseError) in try p.searchCriteria(uid: uid, returning: returning, partial: partial) }
+        return try afterReturn(returning) { p throws(IMAPParseError) in
+            try p.searchCriteria(uid: uid, returning: returning, partial: partial, update: update)
+        }
     }
 
     /// Parses the rest of a SEARCH or SORT; when that fails after `RETURN (SAVE ...)`, the error says `$` must become
@@ -688,7 +704,8 @@ public struct IMAPCommandParser {
         }
     }
 
-    mutating func searchCriteria(uid: Bool, returning: SearchReturn?, partial: PartialRange?) throws(IMAPParseError) -> IMAPCommand {
+    mutating func searchCriteria(uid: Bool, returning: SearchReturn?, partial: PartialRange?,
+                                 update: [FetchAttribute] = []) throws(IMAPParseError) -> IMAPCommand {
         if accept("CHARSET") {
             try sp()
             let cs = try astringText().uppercased()
@@ -702,35 +719,67 @@ public struct IMAPCommandParser {
             i += 1
             keys.append(try searchKey(depth: 0))
         }
-        return .search(uid: uid, key: keys.count == 1 ? keys[0] : .and(keys), returning: returning, partial: partial)
+        return .search(uid: uid, key: keys.count == 1 ? keys[0] : .and(keys), returning: returning, partial: partial, update: update)
     }
 
-    /// ` (MIN MAX COUNT ALL SAVE PARTIAL n:m)` after RETURN (RFC 4731, 5182, 5267, 9394); `()` means ALL.
-    mutating func returnOptions() throws(IMAPParseError) -> (SearchReturn, PartialRange?) {
+    /// ` (MIN MAX COUNT ALL SAVE PARTIAL n:m CONTEXT UPDATE [(fetch-att ...)])` after RETURN (RFC 4731, 5182, 5267,
+    /// 5465 §7, 9394); `()` means ALL. Each option at most once; ALL and PARTIAL exclude each other.
+    mutating func returnOptions() throws(IMAPParseError) -> (SearchReturn, PartialRange?, [FetchAttribute]) {
         try sp()
         try expect("(")
         var r: SearchReturn = []
         var partial: PartialRange?
+        var update: [FetchAttribute] = []
         while peek != UInt8(ascii: ")") {
             if peek == 0x20 { i += 1 }
-            switch try atom().uppercased() {
-            case "MIN": r.insert(.min)
-            case "MAX": r.insert(.max)
-            case "COUNT": r.insert(.count)
-            case "ALL": r.insert(.all)
-            case "SAVE": r.insert(.save)
+            let name = try atom().uppercased()
+            let option: SearchReturn
+            switch name {
+            case "MIN": option = .min
+            case "MAX": option = .max
+            case "COUNT": option = .count
+            case "ALL": option = .all
+            case "SAVE": option = .save
+            case "CONTEXT": option = .context
+            case "UPDATE":
+                option = .update
+                if peek == 0x20, i + 1 < b.count, b[i + 1] == UInt8(ascii: "(") {
+                    i += 1
+                    update = try fetchAttributeList()
+                }
             case "PARTIAL":
+                guard partial == nil else { throw fail("PARTIAL given twice") }
                 try sp()
                 partial = try partialRange()
+                continue
             case let o: throw fail("Unknown return option \(o)")
             }
+            guard !r.contains(option) else { throw fail("Return option \(name) given twice") }
+            r.insert(option)
         }
         i += 1
-        return (r.isEmpty && partial == nil ? .all : r, partial)
+        if partial != nil && r.contains(.all) { throw fail("ALL and PARTIAL exclude each other") }
+        let onlyHints = r.subtracting([.context, .update]).isEmpty
+        // RETURN () and RETURN (CONTEXT) mean ALL; UPDATE alone asks for no initial result (RFC 5267 §4.1).
+        return (onlyHints && partial == nil && !r.contains(.update) ? r.union(.all) : r, partial, update)
+    }
+
+    /// `(fetch-att *(SP fetch-att))`: the FETCH items of UPDATE and of NOTIFY's MessageNew.
+    mutating func fetchAttributeList() throws(IMAPParseError) -> [FetchAttribute] {
+        try expect("(")
+        var attrs: [FetchAttribute] = []
+        while peek != UInt8(ascii: ")") {
+            if !attrs.isEmpty { try sp() }
+            attrs += try fetchAttribute()
+        }
+        i += 1
+        guard !attrs.isEmpty else { throw fail("Empty FETCH item list") }
+        return attrs
     }
 
     /// `sort-criteria SP charset SP search-criteria` of SORT (RFC 5256 §3).
-    mutating func sortCriteria(uid: Bool, returning: SearchReturn?, partial: PartialRange?) throws(IMAPParseError) -> IMAPCommand {
+    mutating func sortCriteria(uid: Bool, returning: SearchReturn?, partial: PartialRange?,
+                               update: [FetchAttribute] = []) throws(IMAPParseError) -> IMAPCommand {
         try expect("(")
         var criteria: [SortCriterion] = []
         var reverse = false
@@ -746,7 +795,100 @@ public struct IMAPCommandParser {
         guard !criteria.isEmpty, !reverse else { throw fail("SORT needs criteria") }
         try sp()
         try charset()
-        return .sort(uid: uid, criteria: criteria, key: try searchKeys(), returning: returning, partial: partial)
+        return .sort(uid: uid, criteria: criteria, key: try searchKeys(), returning: returning, partial: partial, update: update)
+    }
+
+    /// `NOTIFY SET [STATUS] event-groups` or `NOTIFY NONE` (RFC 5465 §8). Malformed groups, events that must come in
+    /// pairs (MessageNew with MessageExpunge; FlagChange with both), FETCH items outside `selected` and a second
+    /// `selected` filter are BAD; events Tern does not report are NO [BADEVENT (the ones it does)].
+    mutating func notify() throws(IMAPParseError) -> IMAPCommand {
+        let verb = try atom().uppercased()
+        if verb == "NONE" { return .notify(nil) }
+        guard verb == "SET" else { throw fail("NOTIFY SET or NOTIFY NONE") }
+        try sp()
+        var status = false
+        if peek != UInt8(ascii: "(") {
+            guard try atom().uppercased() == "STATUS" else { throw fail("Expected STATUS or an event group") }
+            status = true
+            try sp()
+        }
+        var groups: [NotifyGroup] = []
+        var unsupported = false
+        repeat {
+            if !groups.isEmpty { try sp() }
+            try expect("(")
+            let filter: NotifyGroup.Filter
+            switch try atom().uppercased() {
+            case "SELECTED": filter = .selected
+            case "SELECTED-DELAYED": filter = .selectedDelayed
+            case "INBOXES": filter = .inboxes
+            case "PERSONAL": filter = .personal
+            case "SUBSCRIBED": filter = .subscribed
+            case "SUBTREE": try sp(); filter = .subtree(try oneOrMoreMailboxes())
+            case "MAILBOXES": try sp(); filter = .mailboxes(try oneOrMoreMailboxes())
+            case let f: throw fail("Unknown NOTIFY filter \(f)")
+            }
+            try sp()
+            var events: NotifyEvents = []
+            var fetch: [FetchAttribute] = []
+            if peek == UInt8(ascii: "(") {
+                i += 1
+                var any = false
+                while peek != UInt8(ascii: ")") {
+                    if any { try sp() }
+                    any = true
+                    let name = try atom()
+                    switch name.lowercased() {
+                    case "messagenew":
+                        events.insert(.messageNew)
+                        if peek == 0x20, i + 1 < b.count, b[i + 1] == UInt8(ascii: "(") {
+                            i += 1
+                            guard filter.isSelected else { throw fail("FETCH items are for the selected mailbox only") }
+                            fetch = try fetchAttributeList()
+                        }
+                    case "messageexpunge": events.insert(.messageExpunge)
+                    case "flagchange": events.insert(.flagChange)
+                    case "mailboxname": events.insert(.mailboxName)
+                    case "subscriptionchange": events.insert(.subscriptionChange)
+                    case "annotationchange":
+                        // Message events, and they need MessageNew and MessageExpunge as FlagChange does.
+                        unsupported = true
+                        events.insert(.flagChange)
+                    default: unsupported = true
+                    }
+                }
+                i += 1
+                guard any else { throw fail("An empty event list; use NONE") }
+            } else {
+                guard try atom().uppercased() == "NONE" else { throw fail("Expected events or NONE") }
+            }
+            try expect(")")
+            if events.contains(.messageNew) != events.contains(.messageExpunge) {
+                throw fail("MessageNew and MessageExpunge go together")
+            }
+            if events.contains(.flagChange) && !events.contains(.messageNew) {
+                throw fail("FlagChange needs MessageNew and MessageExpunge")
+            }
+            if filter.isSelected && !events.isDisjoint(with: [.mailboxName, .subscriptionChange]) {
+                throw fail("Only message events apply to the selected mailbox")
+            }
+            if filter.isSelected && groups.contains(where: \.filter.isSelected) { throw fail("Only one selected filter") }
+            groups.append(NotifyGroup(filter: filter, events: events, fetch: fetch))
+        } while peek == 0x20
+        if unsupported {
+            throw IMAPParseError(tag: tag, "Unsupported NOTIFY event", condition: .no, code: .badEvent(NotifyEvents.names))
+        }
+        return .notify(NotifySet(status: status, groups: groups))
+    }
+
+    /// `one-or-more-mailbox = mailbox / "(" mailbox *(SP mailbox) ")"`.
+    mutating func oneOrMoreMailboxes() throws(IMAPParseError) -> [String] {
+        guard peek == UInt8(ascii: "(") else { return [try mailbox()] }
+        i += 1
+        var names = [try mailbox()]
+        while peek == 0x20 { i += 1; names.append(try mailbox()) }
+        try expect(")")
+        return names
     }
 
     /// `partial-range = nz-number ":" nz-number / "-" nz-number ":" "-" nz-number` (RFC 9394 §4).

@@ -10,7 +10,7 @@ public enum IMAPCondition: String, Hashable, Sendable {
 public enum IMAPResponseCode: Hashable, Sendable {
     case alert, parse, readOnly, readWrite, tryCreate, closed, noModSeq, overQuota, tooBig, limit, cannot, nonExistent,
          unavailable, serverBug, authenticationFailed, privacyRequired, alreadyExists, inUse, contactAdmin, noPerm,
-         clientBug, unknownCTE, expungeIssued, notSaved, authorizationFailed, compressionActive
+         clientBug, unknownCTE, expungeIssued, notSaved, authorizationFailed, compressionActive, notificationOverflow
     case capability([String])
     /// The flags, keywords and `\*` the client may store.
     case permanentFlags([String])
@@ -25,6 +25,10 @@ public enum IMAPResponseCode: Hashable, Sendable {
     case mailboxID(String)
     /// CATENATE (RFC 4469 §6): the URL that could not be used.
     case badURL(String)
+    /// NOTIFY (RFC 5465 §4): the events the server supports, when a client asked for one it does not.
+    case badEvent([String])
+    /// CONTEXT (RFC 5267 §4.2): the server will not keep the result of the search with this tag up to date.
+    case noUpdate(String)
 
     /// The codes that are a bare atom, with their names.
     public static let atoms: [(IMAPResponseCode, String)] = [
@@ -35,5 +39,6 @@ public enum IMAPResponseCode: Hashable, Sendable {
         (.inUse, "INUSE"), (.contactAdmin, "CONTACTADMIN"), (.noPerm, "NOPERM"), (.clientBug, "CLIENTBUG"),
         (.unknownCTE, "UNKNOWN-CTE"), (.expungeIssued, "EXPUNGEISSUED"), (.notSaved, "NOTSAVED"),
         (.authorizationFailed, "AUTHORIZATIONFAILED"), (.compressionActive, "COMPRESSIONACTIVE"),
+        (.notificationOverflow, "NOTIFICATIONOVERFLOW"),
     ]
 }

@@ -158,6 +158,47 @@ public indirect enum SearchKey: Hashable, Sendable {
     case saveDateSupported
 }
 
+/// `NOTIFY SET [STATUS] event-groups` (RFC 5465 §8).
+public struct NotifySet: Hashable, Sendable {
+    /// STATUS: answer with the current STATUS of every mailbox watched for message events.
+    public var status: Bool
+    public var groups: [NotifyGroup]
+    public init(status: Bool, groups: [NotifyGroup]) { self.status = status; self.groups = groups }
+}
+
+/// One `(filter-mailboxes events)` of NOTIFY.
+public struct NotifyGroup: Hashable, Sendable {
+    public enum Filter: Hashable, Sendable {
+        case selected, selectedDelayed, inboxes, personal, subscribed
+        case subtree([String]), mailboxes([String])
+        public var isSelected: Bool { self == .selected || self == .selectedDelayed }
+    }
+    public var filter: Filter
+    /// Empty for NONE.
+    public var events: NotifyEvents
+    /// The FETCH items sent with a new message in the selected mailbox (MessageNew (...)).
+    public var fetch: [FetchAttribute]
+    public init(filter: Filter, events: NotifyEvents, fetch: [FetchAttribute] = []) {
+        self.filter = filter
+        self.events = events
+        self.fetch = fetch
+    }
+}
+
+/// The events of RFC 5465 §5 that Tern reports.
+public struct NotifyEvents: OptionSet, Hashable, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+    public static let messageNew = NotifyEvents(rawValue: 1)
+    public static let messageExpunge = NotifyEvents(rawValue: 2)
+    public static let flagChange = NotifyEvents(rawValue: 4)
+    public static let mailboxName = NotifyEvents(rawValue: 8)
+    public static let subscriptionChange = NotifyEvents(rawValue: 16)
+    public static let message: NotifyEvents = [.messageNew, .messageExpunge, .flagChange]
+    /// Their names, for BADEVENT.
+    public static let names = ["MessageNew", "MessageExpunge", "FlagChange", "MailboxName", "SubscriptionChange"]
+}
+
 /// A date in SEARCH: day, month (1–12), year.
 public struct SearchDate: Hashable, Sendable {
     public var day: Int
@@ -175,6 +216,10 @@ public struct SearchReturn: OptionSet, Hashable, Sendable {
     public static let count = SearchReturn(rawValue: 4)
     public static let all = SearchReturn(rawValue: 8)
     public static let save = SearchReturn(rawValue: 16)
+    /// CONTEXT=SEARCH/SORT (RFC 5267 §4): keep the result up to date with ADDTO and REMOVEFROM.
+    public static let update = SearchReturn(rawValue: 32)
+    /// RFC 5267 §4: a hint that the search will be repeated; nothing changes in the answer.
+    public static let context = SearchReturn(rawValue: 64)
 }
 
 /// `PARTIAL first:last` (RFC 9394): a window of a SEARCH or SORT result, or of the messages a FETCH addresses, by
@@ -419,7 +464,8 @@ public enum IMAPCommand: Hashable, Sendable {
     case expunge
     /// `UID EXPUNGE set` (UIDPLUS)
     case uidExpunge(SequenceSet)
-    case search(uid: Bool, key: SearchKey, returning: SearchReturn?, partial: PartialRange? = nil)
+    /// `update`: the FETCH items of `RETURN (UPDATE (...))` (RFC 5465 §7), sent for new messages joining the result.
+    case search(uid: Bool, key: SearchKey, returning: SearchReturn?, partial: PartialRange? = nil, update: [FetchAttribute] = [])
     case fetch(uid: Bool, SequenceSet, [FetchAttribute], changedSince: Int64?, vanished: Bool, partial: PartialRange? = nil)
     case store(uid: Bool, SequenceSet, StoreOperation, flags: [String], silent: Bool, unchangedSince: Int64?)
     case copy(uid: Bool, SequenceSet, String)
@@ -428,7 +474,12 @@ public enum IMAPCommand: Hashable, Sendable {
     case id([String: String])
     /// `SORT (criteria) charset search-key` (RFC 5256)
     /// `returning`: ESORT (RFC 5267 §3) answers with ESEARCH.
-    case sort(uid: Bool, criteria: [SortCriterion], key: SearchKey, returning: SearchReturn? = nil, partial: PartialRange? = nil)
+    case sort(uid: Bool, criteria: [SortCriterion], key: SearchKey, returning: SearchReturn? = nil, partial: PartialRange? = nil,
+              update: [FetchAttribute] = [])
+    /// `CANCELUPDATE "tag" ...` (RFC 5267 §4.2)
+    case cancelUpdate([String])
+    /// `NOTIFY SET ...` or `NOTIFY NONE` (nil) (RFC 5465)
+    case notify(NotifySet?)
     /// `THREAD algorithm charset search-key` (RFC 5256)
     case thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey)
     case getQuotaRoot(String)
@@ -464,13 +515,15 @@ public enum IMAPCommand: Hashable, Sendable {
         case .unselect: return "UNSELECT"
         case .expunge: return "EXPUNGE"
         case .uidExpunge: return "UID EXPUNGE"
-        case .search(let uid, _, _, _): return uid ? "UID SEARCH" : "SEARCH"
+        case .cancelUpdate: return "CANCELUPDATE"
+        case .notify: return "NOTIFY"
+        case .search(let uid, _, _, _, _): return uid ? "UID SEARCH" : "SEARCH"
         case .fetch(let uid, _, _, _, _, _): return uid ? "UID FETCH" : "FETCH"
         case .store(let uid, _, _, _, _, _): return uid ? "UID STORE" : "STORE"
         case .copy(let uid, _, _): return uid ? "UID COPY" : "COPY"
         case .move(let uid, _, _): return uid ? "UID MOVE" : "MOVE"
         case .id: return "ID"
-        case .sort(let uid, _, _, _, _): return uid ? "UID SORT" : "SORT"
+        case .sort(let uid, _, _, _, _, _): return uid ? "UID SORT" : "SORT"
         case .thread(let uid, _, _): return uid ? "UID THREAD" : "THREAD"
         case .compress: return "COMPRESS"
         case .getQuotaRoot: return "GETQUOTAROOT"

@@ -217,10 +217,13 @@ public struct IMAPESearch: Hashable, Sendable {
     public var modSeq: UInt64?
     /// PARTIAL (RFC 9394): the window asked for and the numbers in it (empty: NIL).
     public var partial: IMAPPartialResult?
+    /// ADDTO and REMOVEFROM (RFC 5267 §4.3), applied by the client in this order.
+    public var updates: [IMAPContextUpdate]
 
     public init(tag: String?, uid: Bool, min: UInt32? = nil, max: UInt32? = nil, count: Int? = nil, all: [UInt32]? = nil,
-                modSeq: UInt64? = nil, partial: IMAPPartialResult? = nil) {
+                modSeq: UInt64? = nil, partial: IMAPPartialResult? = nil, updates: [IMAPContextUpdate] = []) {
         self.partial = partial
+        self.updates = updates
         self.tag = tag
         self.uid = uid
         self.min = min
@@ -228,6 +231,19 @@ public struct IMAPESearch: Hashable, Sendable {
         self.count = count
         self.all = all
         self.modSeq = modSeq
+    }
+}
+
+/// One change to a result kept up to date (CONTEXT=SEARCH/SORT): `numbers` join (ADDTO) or leave (REMOVEFROM) the
+/// result at consecutive positions from `position` (1-based; 0 for a SEARCH result, which is in mailbox order).
+public struct IMAPContextUpdate: Hashable, Sendable {
+    public var add: Bool
+    public var position: Int
+    public var numbers: [UInt32]
+    public init(add: Bool, position: Int, numbers: [UInt32]) {
+        self.add = add
+        self.position = position
+        self.numbers = numbers
     }
 }
 

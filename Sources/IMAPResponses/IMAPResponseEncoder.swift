@@ -137,6 +137,8 @@ public struct IMAPResponseEncoder: Sendable {
                 ascii("BADCHARSET")
                 if !charsets.isEmpty { space(); list(charsets) { e, c in e.string(c) } }
             case .mailboxID(let id): ascii("MAILBOXID ("); atom(id); ascii(")")
+            case .badEvent(let events): ascii("BADEVENT "); atomList(events)
+            case .noUpdate(let tag): ascii("NOUPDATE "); string(tag)
             case .badURL(let url):
                 // url-resp-text: any text but "]" and line ends.
                 ascii("BADURL ")
@@ -174,6 +176,10 @@ public struct IMAPResponseEncoder: Sendable {
             ascii(" PARTIAL ("); ascii(p.range.description); space()
             if p.numbers.isEmpty { ascii("NIL") } else { ascii(Self.orderedSet(p.numbers)) }
             ascii(")")
+        }
+        for u in e.updates where !u.numbers.isEmpty {
+            ascii(u.add ? " ADDTO (" : " REMOVEFROM ("); number(UInt64(u.position)); space()
+            ascii(Self.orderedSet(u.numbers)); ascii(")")
         }
     }
 

@@ -230,6 +230,8 @@ public struct IMAPResponseParser {
             if take(" ") { return .badCharset(try list { p throws(Failure) in try p.astring() }) }
             return .badCharset([])
         case "MAILBOXID": try expect(" ("); let id = try atom(); try expect(")"); return .mailboxID(id)
+        case "BADEVENT": try space(); return .badEvent(try atomList())
+        case "NOUPDATE": try space(); return .noUpdate(try string())
         case "BADURL":
             try space()
             let start = i
@@ -369,6 +371,15 @@ public struct IMAPResponseParser {
                 let numbers = take("NIL") ? [] : try set()
                 try expect(")")
                 e.partial = IMAPPartialResult(range: range, numbers: numbers)
+            case "ADDTO", "REMOVEFROM":
+                // One or more `position set` pairs; each becomes its own update.
+                try expect(" (")
+                repeat {
+                    let position = try int()
+                    try space()
+                    e.updates.append(IMAPContextUpdate(add: name == "ADDTO", position: position, numbers: try set()))
+                } while take(" ")
+                try expect(")")
             default: throw fail("unknown ESEARCH item \(name)")
             }
         }

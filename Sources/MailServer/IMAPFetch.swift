@@ -37,8 +37,9 @@ struct MessageParts {
 }
 
 extension IMAPSession {
+    /// FETCH; with `tag` nil, only the untagged FETCH responses (for a notification), and with `peek` no \Seen is set.
     func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, vanished: Bool = false,
-               partial: PartialRange? = nil, tag: String, _ out: inout IMAPOutput) async throws {
+               partial: PartialRange? = nil, peek: Bool = false, tag: String?, _ out: inout IMAPOutput) async throws {
         let m = try requireSelected()
         // RFC 7162 §3.1: FETCH MODSEQ and CHANGEDSINCE enable CONDSTORE; from then on every FETCH response with FLAGS
         // carries MODSEQ too.
@@ -59,7 +60,7 @@ extension IMAPSession {
         }
         let plan = FetchPlan(attrs)
         let structures = server.structures, headers = server.headers
-        let setsSeen = !m.readOnly && attrs.contains { a in
+        let setsSeen = !m.readOnly && !peek && attrs.contains { a in
             switch a {
             case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
             case .rfc822, .rfc822Text: return true
@@ -172,9 +173,10 @@ extension IMAPSession {
                     out.send(.fetch(seq, (uid ? [.uid(c.uid.rawValue)] : []) + [flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
                 }
                 state = .selected(a, u, current)
+                try await contextRefresh(&out, changed: changed.compactMap { current.sequence(of: $0.uid).map { $0 - 1 } }, added: 0, own: true)
             }
         }
-        out.ok(tag, uid ? "UID FETCH completed" : "FETCH completed")
+        if let tag { out.ok(tag, uid ? "UID FETCH completed" : "FETCH completed") }
     }
 
     /// The content `BINARY[part]` returns (RFC 3516): the part's body with its transfer encoding undone.
@@ -199,26 +201,41 @@ extension IMAPSession {
 
     // MARK: search
 
-    func search(uid: Bool, key: SearchKey, returning: SearchReturn?, partial: PartialRange? = nil, tag: String,
-                _ out: inout IMAPOutput) async throws {
+    func search(uid: Bool, key: SearchKey, returning: SearchReturn?, partial: PartialRange? = nil, update: [FetchAttribute] = [],
+                tag: String, _ out: inout IMAPOutput) async throws {
         // RFC 5182 §2.1: a SEARCH with SAVE that fails leaves `$` empty.
         if returning?.contains(.save) == true { setSaved([]) }
         let m = try requireSelected()
-        let saved = Set(m.saved)
         if Self.usesModSeq(key) { condstore = true }   // RFC 7162 §3.1: SEARCH MODSEQ enables CONDSTORE
-        var hits: [(Int, StoredMessage)] = []
+        let found = try await matchingIndices(key, in: m)
+        let hits = found.map { (seq: $0 + 1, message: m.messages[$0]) }
+        answerResult(uid: uid, hits, returning: returning, partial: partial,
+                     usesModSeq: Self.usesModSeq(key), sort: false, tag: tag, &out)
+        if returning?.contains(.update) == true {
+            keepUpdated(SearchContext(tag: tag, uid: uid, key: bind(key, m), sort: nil, fetch: update, result: hits.map(\.message.uid)), &out)
+        }
+        out.ok(tag, uid ? "UID SEARCH completed" : "SEARCH completed")
+    }
+
+    /// Indices into the view of the messages that match `key`, in mailbox order; only those among `candidates` when
+    /// given (indices in ascending order).
+    func matchingIndices(_ key: SearchKey, in m: SelectedMailbox, among candidates: [Int]? = nil) async throws -> [Int] {
+        let saved = Set(m.saved)
+        var hits: [Int] = []
         let largestUID = m.messages.last?.uid.rawValue ?? 0
         let contentNeeded = Self.needsContent(key)
         // Keys on header fields alone (FROM, SUBJECT, HEADER, SENT*) are answered from the header cache that FETCH
         // fills, reading only the messages it lacks; BODY and TEXT need the whole message.
         let headersOnly = contentNeeded && !Self.needsBody(key)
         let headerCache = server.headers
+        let indices = candidates ?? Array(m.messages.indices)
         var prefetched: [MessageID: [UInt8]] = [:]
-        for (i, message) in m.messages.enumerated() {
+        for (n, i) in indices.enumerated() {
+            let message = m.messages[i]
             var cache: MessageParts?
             if contentNeeded {
-                if i % 200 == 0 {
-                    var ids = m.messages[i..<min(i + 200, m.messages.count)].map(\.messageID)
+                if n % 200 == 0 {
+                    var ids = indices[n..<min(n + 200, indices.count)].map { m.messages[$0].messageID }
                     if headersOnly { ids = ids.filter { headerCache.get($0) == nil } }
                     prefetched = ids.isEmpty ? [:] : try await store.contents(of: ids)
                 }
@@ -234,13 +251,15 @@ extension IMAPSession {
                     }
                 }
             }
-            if try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: saved, parts: &cache) {
-                hits.append((i + 1, message))
+            do {
+                if try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: saved, parts: &cache) {
+                    hits.append(i)
+                }
+            } catch StoreError.notFound {
+                continue   // expunged by another session meanwhile, its content gone: it is left out
             }
         }
-        answerResult(uid: uid, hits.map { (seq: $0.0, message: $0.1) }, returning: returning, partial: partial,
-                     usesModSeq: Self.usesModSeq(key), sort: false, tag: tag, &out)
-        out.ok(tag, uid ? "UID SEARCH completed" : "SEARCH completed")
+        return hits
     }
 
     /// What SEARCH and SORT send for their result (`hits` in result order): SEARCH or SORT for a plain command;
@@ -275,7 +294,8 @@ extension IMAPSession {
             out.send(sort ? .sort(numbers, modSeq: highest) : .search(numbers, modSeq: highest))
             return
         }
-        if returning == [.save] && partial == nil { return }   // RFC 5182 §2.1: no ESEARCH for SAVE alone
+        // RFC 5182 §2.1: no ESEARCH for SAVE alone (CONTEXT is only a hint).
+        if returning.subtracting(.context) == [.save] && partial == nil { return }
         // MIN and MAX are the first and last of the result: SEARCH's is in mailbox order, SORT's in sort order
         // (RFC 5267 §3.2), and ALL keeps that order.
         out.send(.esearch(IMAPESearch(tag: tag, uid: uid,

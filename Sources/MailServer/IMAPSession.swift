@@ -87,6 +87,8 @@ struct SelectedMailbox {
     /// The result of the last SEARCH or SORT with RETURN (SAVE) (RFC 5182), `$` in later commands; kept as UIDs
     /// in ascending order, so that messages expunged since simply drop out.
     var saved: [UID] = []
+    /// Results kept up to date for the client (RETURN (UPDATE), RFC 5267 §4); they end with the selection.
+    var contexts: [SearchContext] = []
 
     func sequence(of uid: UID) -> Int? {
         var lo = 0, hi = messages.count - 1
@@ -208,7 +210,7 @@ final class IMAPSession: @unchecked Sendable {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
                     "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "WITHIN", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES", "OBJECTID", "SAVEDATE", "PREVIEW", "SEARCHRES", "ESORT",
-                    "PARTIAL", "CATENATE"]
+                    "PARTIAL", "CATENATE", "CONTEXT=SEARCH", "CONTEXT=SORT"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -282,6 +284,15 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     func dispatch(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
+        switch command {
+        case .search(_, _, let r?, _, _), .sort(_, _, _, let r?, _, _):
+            // RFC 5267 §4.2: a tag a result is kept up to date under may not be used again for another.
+            if r.contains(.update), selected?.contexts.contains(where: { $0.tag == tag }) == true {
+                throw IMAPFailure.bad("Tag reuse: a result is kept up to date under tag \(tag)")
+            }
+        default:
+            break
+        }
         switch command {
         case .search, .fetch, .store, .copy, .move, .sort, .thread:
             // What these answer is what the store holds now: another session's flag changes and new messages are
@@ -411,8 +422,8 @@ final class IMAPSession: @unchecked Sendable {
             _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid))
             try await poll(&out, expunges: true)
             out.ok(tag, "\(command.name) completed")
-        case .search(let uid, let key, let returning, let partial):
-            try await search(uid: uid, key: key, returning: returning, partial: partial, tag: tag, &out)
+        case .search(let uid, let key, let returning, let partial, let update):
+            try await search(uid: uid, key: key, returning: returning, partial: partial, update: update, tag: tag, &out)
         case .fetch(let uid, let set, let attrs, let changedSince, let vanished, let partial):
             try await fetch(uid: uid, set, attrs, changedSince: changedSince, vanished: vanished, partial: partial, tag: tag, &out)
         case .store(let uid, let set, let op, let flags, let silent, let unchangedSince):
@@ -422,8 +433,12 @@ final class IMAPSession: @unchecked Sendable {
             let isMove: Bool
             if case .move = command { isMove = true } else { isMove = false }
             try await copy(uid: uid, set, to: target, move: isMove, tag: tag, &out)
-        case .sort(let uid, let criteria, let key, let returning, let partial):
-            try await sort(uid: uid, criteria: criteria, key: key, returning: returning, partial: partial, tag: tag, &out)
+        case .sort(let uid, let criteria, let key, let returning, let partial, let update):
+            try await sort(uid: uid, criteria: criteria, key: key, returning: returning, partial: partial, update: update, tag: tag, &out)
+        case .cancelUpdate(let tags):
+            try cancelUpdate(tags, tag: tag, &out)
+        case .notify(let spec):
+            try await notify(spec, tag: tag, &out)
         case .thread(let uid, let algorithm, let key):
             try await thread(uid: uid, algorithm: algorithm, key: key, tag: tag, &out)
         case .compress(let mechanism):
@@ -714,7 +729,7 @@ final class IMAPSession: @unchecked Sendable {
     /// expunges may not be reported now (during FETCH, STORE or SEARCH, RFC 9051 §7.5.1) and some are pending, nothing
     /// is reported and the view stays as it is until a command that may report them. `verify`: ask the store even
     /// when no change was announced in this process (false only for IDLE wake-ups, which a change announced).
-    func poll(_ out: inout IMAPOutput, expunges: Bool, verify: Bool = true) async throws {
+    func poll(_ out: inout IMAPOutput, expunges: Bool, verify: Bool = true, own: Bool = false) async throws {
         guard case .selected(let a, let u, var m) = state else { return }
         let latest = try await server.mailboxes.snapshot(m.id, verify: verify)
         let old = m.messages, new = latest.messages
@@ -739,11 +754,13 @@ final class IMAPSession: @unchecked Sendable {
             }
         }
         if !gone.isEmpty && !expunges {
-            try await holdExpunges(&out, &m, latest: latest)
+            let (changedHeld, addedHeld) = try await holdExpunges(&out, &m, latest: latest)
             state = .selected(a, u, m)
+            try await contextRefresh(&out, changed: changedHeld, added: addedHeld, own: own)
             return
         }
         if !gone.isEmpty {
+            contextRemovals(&out, &m, gone: gone)
             if qresync {
                 out.send(.vanished(earlier: false, gone.map { old[$0].uid.rawValue }))
             } else {
@@ -755,6 +772,7 @@ final class IMAPSession: @unchecked Sendable {
         let appended = Array(new.dropFirst(old.count - gone.count))
         try await report(&out, &m, view: new, changed: changed, added: appended, latest: latest)
         state = .selected(a, u, m)
+        try await contextRefresh(&out, changed: changed, added: appended.count, own: own)
     }
 
     /// Takes `view` as the session's messages and tells the client: keywords it has not heard of, the flags of the
@@ -777,7 +795,8 @@ final class IMAPSession: @unchecked Sendable {
     /// The view brought up to date except for expunges, which may not be reported now: an expunged message keeps its
     /// sequence number (with its last known flags) until a command that may report it; the others take their current
     /// flags and keywords (announced with FETCH), and new messages are added after them (announced with EXISTS).
-    func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot) async throws {
+    /// Returns the indices of the messages whose flags changed and the number of new ones (at the end of the view).
+    func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot) async throws -> (changed: [Int], added: Int) {
         let old = m.messages, new = latest.messages
         var merged: [StoredMessage] = []
         merged.reserveCapacity(max(old.count, new.count))
@@ -798,6 +817,7 @@ final class IMAPSession: @unchecked Sendable {
         let added = new.filter { $0.uid.rawValue > newest }
         merged += added
         try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest)
+        return (changed, added.count)
     }
 
     /// FLAGS and PERMANENTFLAGS: the system flags, the keywords in use, and `\*` (any new keyword may be stored).
@@ -907,7 +927,7 @@ final class IMAPSession: @unchecked Sendable {
             for d in deliveries { if case .blob(let key, _) = d.content { server.blobs.remove(key) } }
             throw error
         }
-        if selected?.id == box.id { try await poll(&out, expunges: false) }
+        if selected?.id == box.id { try await poll(&out, expunges: false, own: true) }
         let uids = receipts.compactMap { $0.placements.first?.uid.rawValue }
         out.ok(tag, .appendUID(validity: box.uidValidity.rawValue, uids: uids), "APPEND completed")
     }
@@ -973,6 +993,7 @@ final class IMAPSession: @unchecked Sendable {
             }
         }
         state = .selected(a, u, current)
+        try await contextRefresh(&out, changed: changed.compactMap { current.sequence(of: $0.uid).map { $0 - 1 } }, added: 0, own: true)
         if failed.isEmpty {
             out.ok(tag, "STORE completed")
         } else {

@@ -60,8 +60,9 @@ enum BaseSubject {
 }
 
 extension IMAPSession {
-    func sortInfo(uid: Bool, key: SearchKey) async throws -> [SortInfo] {
-        let m = try requireSelected()
+    /// What SORT and THREAD need of the messages matching `key` (only those among `candidates`, ascending indices into
+    /// the view, when given).
+    func sortInfo(_ key: SearchKey, in m: SelectedMailbox, among candidates: [Int]? = nil) async throws -> [SortInfo] {
         let largestUID = m.messages.last?.uid.rawValue ?? 0
         let saved = Set(m.saved)
         // SORT and THREAD read header fields only: from the header cache FETCH fills, reading the messages it lacks
@@ -70,9 +71,11 @@ extension IMAPSession {
         let bodyKey = Self.needsBody(key)
         var prefetched: [MessageID: [UInt8]] = [:]
         var infos: [SortInfo] = []
-        for (i, message) in m.messages.enumerated() {
-            if i % 200 == 0 {
-                let ids = m.messages[i..<min(i + 200, m.messages.count)].map(\.messageID).filter { headerCache.get($0) == nil }
+        let indices = candidates ?? Array(m.messages.indices)
+        for (n, i) in indices.enumerated() {
+            let message = m.messages[i]
+            if n % 200 == 0 {
+                let ids = indices[n..<min(n + 200, indices.count)].map { m.messages[$0].messageID }.filter { headerCache.get($0) == nil }
                 prefetched = ids.isEmpty ? [:] : try await store.contents(of: ids)
             }
             var header = headerCache.get(message.messageID)
@@ -88,7 +91,11 @@ extension IMAPSession {
             }
             let parts = MessageParts(header!)
             var cache: MessageParts? = bodyKey ? nil : parts
-            guard try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: saved, parts: &cache) else { continue }
+            do {
+                guard try await matches(key, message, seq: i + 1, count: m.messages.count, largestUID: largestUID, saved: saved, parts: &cache) else { continue }
+            } catch StoreError.notFound {
+                continue
+            }
             func firstMailbox(_ field: String) -> (mailbox: String, display: String) {
                 for item in parts.values(field).flatMap({ AddressList.parse($0) }) {
                     if case .mailbox(let name, let local, let domain) = item {
@@ -118,9 +125,22 @@ extension IMAPSession {
     }
 
     func sort(uid: Bool, criteria: [SortCriterion], key: SearchKey, returning: SearchReturn? = nil, partial: PartialRange? = nil,
-              tag: String, _ out: inout IMAPOutput) async throws {
+              update: [FetchAttribute] = [], tag: String, _ out: inout IMAPOutput) async throws {
         if returning?.contains(.save) == true { setSaved([]) }
-        let infos = try await sortInfo(uid: uid, key: key)
+        let m = try requireSelected()
+        let sorted = try await sortInfo(key, in: m).sorted(by: Self.sortOrder(criteria))
+        answerResult(uid: uid, sorted.map { (seq: $0.seq, message: $0.message) }, returning: returning, partial: partial,
+                     usesModSeq: IMAPSession.usesModSeq(key), sort: true, tag: tag, &out)
+        if returning?.contains(.update) == true {
+            keepUpdated(SearchContext(tag: tag, uid: uid, key: bind(key, m), sort: criteria, fetch: update,
+                                      result: sorted.map(\.message.uid), infos: sorted), &out)
+        }
+        out.ok(tag, uid ? "UID SORT completed" : "SORT completed")
+    }
+
+    /// RFC 5256 §3: the order of SORT; ties go by sequence number, which is the order of UIDs (and stays true while
+    /// messages come and go, which a result kept up to date needs).
+    static func sortOrder(_ criteria: [SortCriterion]) -> (SortInfo, SortInfo) -> Bool {
         func compare(_ a: SortInfo, _ b: SortInfo, _ c: SortCriterion) -> Int {
             let r: Int
             switch c.key {
@@ -136,16 +156,13 @@ extension IMAPSession {
             }
             return c.reverse ? -r : r
         }
-        let sorted = infos.sorted { a, b in
+        return { a, b in
             for c in criteria {
                 let r = compare(a, b, c)
                 if r != 0 { return r < 0 }
             }
-            return a.seq < b.seq // RFC 5256 §3: ties by sequence number
+            return a.message.uid < b.message.uid
         }
-        answerResult(uid: uid, sorted.map { (seq: $0.seq, message: $0.message) }, returning: returning, partial: partial,
-                     usesModSeq: IMAPSession.usesModSeq(key), sort: true, tag: tag, &out)
-        out.ok(tag, uid ? "UID SORT completed" : "SORT completed")
     }
 
     final class ThreadNode {
@@ -165,7 +182,7 @@ extension IMAPSession {
     }
 
     func thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey, tag: String, _ out: inout IMAPOutput) async throws {
-        let infos = try await sortInfo(uid: uid, key: key)
+        let infos = try await sortInfo(key, in: try requireSelected())
         var roots: [ThreadNode] = []
         switch algorithm {
         case .orderedSubject:

@@ -84,6 +84,64 @@ import Testing
         #expect(throws: IMAPParseError.self) { try parse("t SEARCH RETURN (PARTIAL 0:5) ALL") }
     }
 
+    /// CONTEXT=SEARCH/SORT (RFC 5267 §4): UPDATE and CONTEXT return options, CANCELUPDATE; FETCH items with UPDATE
+    /// (RFC 5465 §7).
+    @Test func contextReturnOptionsAndCancelUpdate() throws {
+        #expect(try parse("B01 UID SEARCH RETURN (UPDATE COUNT) DELETED KEYWORD $Junk").command
+                == .search(uid: true, key: .and([.deleted, .keyword("$Junk")]), returning: [.update, .count]))
+        #expect(try parse("A01 SEARCH RETURN (CONTEXT COUNT) UNDELETED UNKEYWORD $Junk").command
+                == .search(uid: false, key: .and([.undeleted, .unkeyword("$Junk")]), returning: [.context, .count]))
+        // RETURN (CONTEXT) alone means ALL, as RETURN () does; UPDATE alone asks for no initial result.
+        #expect(try parse("t SEARCH RETURN (CONTEXT) ALL").command == .search(uid: false, key: .all, returning: [.context, .all]))
+        #expect(try parse("t SEARCH RETURN (UPDATE) ALL").command == .search(uid: false, key: .all, returning: [.update]))
+        #expect(try parse("B02 UID SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 KEYWORD $Junk").command
+                == .sort(uid: true, criteria: [SortCriterion(.subject)], key: .keyword("$Junk"), returning: [.update, .count]))
+        #expect(try parse("a00 SEARCH RETURN (COUNT UPDATE (UID BODY[HEADER.FIELDS (TO FROM SUBJECT)])) FROM \"boss\"").command
+                == .search(uid: false, key: .from("boss"), returning: [.count, .update],
+                           update: [.uid, .bodySection(SectionSpec(part: [], text: .headerFields(["TO", "FROM", "SUBJECT"])), partial: nil, peek: false)]))
+        #expect(try parse("B04 CANCELUPDATE \"B01\"").command == .cancelUpdate(["B01"]))
+        #expect(try parse("B05 CANCELUPDATE \"B01\" \"B02\"").command == .cancelUpdate(["B01", "B02"]))
+        #expect(throws: IMAPParseError.self) { try parse("t CANCELUPDATE") }
+        #expect(throws: IMAPParseError.self) { try parse("t CANCELUPDATE B01") }
+        #expect(throws: IMAPParseError.self) { try parse("t SEARCH RETURN (UPDATE UPDATE) ALL") }
+        #expect(throws: IMAPParseError.self) { try parse("t SEARCH RETURN (ALL PARTIAL 1:5) ALL") }
+        #expect(throws: IMAPParseError.self) { try parse("t SEARCH RETURN (UPDATE ()) ALL") }
+    }
+
+    /// NOTIFY (RFC 5465 §8): filters, events, FETCH items for the selected mailbox; BAD for what breaks the grammar or
+    /// its rules, NO [BADEVENT] listing the events Tern reports for one it does not.
+    @Test func notifyCommands() throws {
+        #expect(try parse("a NOTIFY NONE").command == .notify(nil))
+        let set = try parse("b notify set status (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists (MessageNew MessageExpunge))").command
+        #expect(set == .notify(NotifySet(status: true, groups: [
+            NotifyGroup(filter: .selected, events: [.messageNew, .messageExpunge],
+                        fetch: [.uid, .bodySection(SectionSpec(part: [], text: .headerFields(["from", "to", "subject"])), partial: nil, peek: true)]),
+            NotifyGroup(filter: .subtree(["Lists"]), events: [.messageNew, .messageExpunge]),
+        ])))
+        #expect(try parse("c NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange)) (personal (MailboxName SubscriptionChange)) (mailboxes (INBOX Sent) NONE) (inboxes (MessageNew MessageExpunge)) (subscribed (MailboxName))").command
+                == .notify(NotifySet(status: false, groups: [
+                    NotifyGroup(filter: .selectedDelayed, events: [.messageNew, .messageExpunge, .flagChange]),
+                    NotifyGroup(filter: .personal, events: [.mailboxName, .subscriptionChange]),
+                    NotifyGroup(filter: .mailboxes(["INBOX", "Sent"]), events: []),
+                    NotifyGroup(filter: .inboxes, events: [.messageNew, .messageExpunge]),
+                    NotifyGroup(filter: .subscribed, events: [.mailboxName]),
+                ])))
+        for bad in ["d NOTIFY SET (personal (MessageNew))",                 // MessageNew without MessageExpunge
+                    "d NOTIFY SET (personal (FlagChange))",                 // FlagChange without both
+                    "d NOTIFY SET (personal (MessageNew (UID) MessageExpunge))",   // FETCH items outside selected
+                    "d NOTIFY SET (selected (MailboxName))",                // a mailbox event for the selected mailbox
+                    "d NOTIFY SET (selected (MessageNew MessageExpunge)) (selected-delayed (MessageNew MessageExpunge))",
+                    "d NOTIFY SET (personal ())", "d NOTIFY SET", "d NOTIFY SET (everywhere (MailboxName))", "d NOTIFY MAYBE"] {
+            do { _ = try parse(bad); Issue.record("accepted: \(bad)") } catch { #expect(error.condition == .bad, "\(bad)") }
+        }
+        for unsupported in ["e NOTIFY SET (personal (MessageNew MessageExpunge AnnotationChange))", "e NOTIFY SET (personal (MailboxMetadataChange))",
+                            "e NOTIFY SET (personal (ServerMetadataChange))"] {
+            do { _ = try parse(unsupported); Issue.record("accepted: \(unsupported)") } catch {
+                #expect(error.condition == .no && error.code == .badEvent(NotifyEvents.names), "\(unsupported)")
+            }
+        }
+    }
+
     @Test func partialWindows() {
         #expect(PartialRange(1, 3).indices(count: 10) == 0..<3)
         #expect(PartialRange(3, 1).indices(count: 10) == 0..<3)

@@ -43,6 +43,21 @@ import IMAPCodec
             == "* ESEARCH (TAG \"q\") PARTIAL (1:10 NIL)\r\n")
     }
 
+    /// CONTEXT=SEARCH/SORT updates and the codes of CONTEXT and NOTIFY, as RFC 5267 §4 and RFC 5465 write them.
+    @Test func contextUpdatesAndNotifyCodes() {
+        #expect(wire(.esearch(IMAPESearch(tag: "B01", uid: true, updates: [IMAPContextUpdate(add: true, position: 0, numbers: [32768, 32769])])))
+            == "* ESEARCH (TAG \"B01\") UID ADDTO (0 32768:32769)\r\n")
+        #expect(wire(.esearch(IMAPESearch(tag: "C01", uid: true, updates: [IMAPContextUpdate(add: true, position: 1, numbers: [2733]),
+                                                                           IMAPContextUpdate(add: true, position: 1, numbers: [2731, 2732])])))
+            == "* ESEARCH (TAG \"C01\") UID ADDTO (1 2733) ADDTO (1 2731:2732)\r\n")
+        #expect(wire(.esearch(IMAPESearch(tag: "B01", uid: true, updates: [IMAPContextUpdate(add: false, position: 0, numbers: [32768])])))
+            == "* ESEARCH (TAG \"B01\") UID REMOVEFROM (0 32768)\r\n")
+        #expect(wire(.untagged(IMAPStatus(.no, .noUpdate("B02"), "Too many contexts"))) == "* NO [NOUPDATE \"B02\"] Too many contexts\r\n")
+        #expect(wire(.tagged("d", IMAPStatus(.no, .badEvent(["MessageNew", "MessageExpunge"]), "Unsupported")))
+            == "d NO [BADEVENT (MessageNew MessageExpunge)] Unsupported\r\n")
+        #expect(wire(.untagged(IMAPStatus(.ok, .notificationOverflow, "Too many"))) == "* OK [NOTIFICATIONOVERFLOW] Too many\r\n")
+    }
+
     @Test func textCannotBreakTheLine() {
         // A text built from client input (a user name, a charset) must not end the line and start a forged response.
         #expect(wire(.tagged("a", IMAPStatus(.no, nil, "bad user x\r\n* OK [ALERT] owned"))) == "a NO bad user x  * OK [ALERT] owned\r\n")
@@ -157,6 +172,11 @@ import IMAPCodec
             .esearch(IMAPESearch(tag: "s", uid: false, min: 9, max: 2, all: [9, 3, 4, 5, 2])),
             .esearch(IMAPESearch(tag: "p", uid: true, count: 40, partial: IMAPPartialResult(range: PartialRange(-1, -3), numbers: [38, 39, 40]))),
             .esearch(IMAPESearch(tag: "q", uid: true, partial: IMAPPartialResult(range: PartialRange(1, 100), numbers: []))),
+            .esearch(IMAPESearch(tag: "u", uid: false, updates: [IMAPContextUpdate(add: false, position: 3, numbers: [7]),
+                                                                 IMAPContextUpdate(add: true, position: 1, numbers: [9, 4, 5])])),
+            .untagged(IMAPStatus(.no, .noUpdate("B02"), "Too many contexts")),
+            .tagged("d", IMAPStatus(.no, .badEvent(["MessageNew", "MailboxName"]), "No")),
+            .untagged(IMAPStatus(.ok, .notificationOverflow, "Overflow")),
             .exists(23), .recent(5), .expunge(3),
             .vanished(earlier: true, [41, 43, 44, 45, 46]),
             .vanished(earlier: false, [405]),

@@ -21,7 +21,11 @@ import Testing
 //   message whose MODSEQ is above the client's is reported in the SELECT unless it changed after it (RFC 7162 §3.2.5);
 // - each client owns one keyword ($kN) and is its only writer: a FETCH or SEARCH reports it exactly as the client
 //   last stored it; another client's keyword is reported with a value it had at some moment during the FETCH (the
-//   last change completed before the FETCH was sent, or a change in flight meanwhile).
+//   last change completed before the FETCH was sent, or a change in flight meanwhile);
+// - four clients keep a SEARCH or SORT result up to date (RETURN (UPDATE), CONTEXT=SEARCH/SORT, RFC 5267 §4), by UID
+//   or by sequence number: they apply every ADDTO and REMOVEFROM at the positions given, a REMOVEFROM names what is in
+//   the result, no EXPUNGE comes for a message still in it, and after each command the result is exactly the messages
+//   of the client's view whose flags (as the client knows them) match, SORT's in the order of their subjects.
 
 /// A parsed IMAP value: atom, string (quoted or literal), NIL, or parenthesised list.
 indirect enum IMAPValue: Equatable {
@@ -194,7 +198,7 @@ final class ModelTruth: Sendable {
     func expunging(_ uid: UInt64) { state.withLock { s in s.clock += 1; s.expungeStarted[uid] = s.expungeStarted[uid] ?? s.clock } }
     /// QRESYNC resynchronisations, live VANISHED responses and SELECTs of the second mailbox (so the test can show it
     /// exercised them).
-    let qresyncEvents = Mutex((resyncs: 0, vanished: 0, archiveSelects: 0))
+    let qresyncEvents = Mutex((resyncs: 0, vanished: 0, archiveSelects: 0, contextUpdates: 0))
 
     func expunged(_ uid: UInt64) { state.withLock { s in s.clock += 1; s.expungeDone[uid] = s.expungeDone[uid] ?? s.clock } }
     func expungeCompleted(_ uid: UInt64, before time: Int) -> Bool { state.withLock { ($0.expungeDone[uid] ?? Int.max) < time } }
@@ -310,11 +314,21 @@ final class ModelClient {
     var reportedValidity: UInt32?
     var keyword: String { "$k\(id)" }
 
+    /// A result kept up to date (RFC 5267 §4): by UID or sequence number, SEARCH (mailbox order) or SORT (SUBJECT).
+    enum ContextKind { case uidSearch, uidSort, seqSearch, seqSort }
+    let contextKind: ContextKind?
+    var contextTag: String?
+    /// The result as the updates left it (UIDs or sequence numbers, in result order).
+    var context: [UInt32] = []
+    /// The result's search key matches either keyword.
+    var contextKeywords: [String] { [keyword, "$k\((id + 1) % 10)"] }
+
     init(id: Int, port: Int, truth: ModelTruth, seed: UInt64) throws {
         self.id = id
         self.truth = truth
         self.rng = SplitMix(seed: seed)
         qresync = id % 3 == 0
+        contextKind = [1: .uidSearch, 2: .uidSort, 5: .seqSearch, 7: .seqSort][id]
         client = try ModelIMAPClient(port: port)
         let login = try client.command("LOGIN alice@example.test pw")
         if !login.tagged.hasPrefix("OK") { mismatches.append("login: \(login.tagged)") }
@@ -385,6 +399,7 @@ final class ModelClient {
                 }
                 continue
             }
+            if words[1] == "ESEARCH" { applyESearch(t); continue }
             if words[1] == "SEARCH" || words[1] == "CAPABILITY" || words[1] == "LIST" { continue }
             guard let n = Int(words[1]), words.count >= 3 else { continue }
             switch words[2] {
@@ -397,6 +412,15 @@ final class ModelClient {
                 if qresync { fail("EXPUNGE to a QRESYNC session: \(t)") }
                 if !mayExpunge { fail("EXPUNGE during \(command)") }
                 guard n >= 1 && n <= view.count else { fail("EXPUNGE \(n) of \(view.count)"); continue }
+                if contextTag != nil {
+                    // RFC 5267 §4.3: the REMOVEFROM comes before the EXPUNGE.
+                    let byUID = contextKind == .uidSearch || contextKind == .uidSort
+                    if byUID, let u = view[n - 1].uid, context.contains(u) { fail("EXPUNGE \(n) (UID \(u)) still in the kept result") }
+                    if !byUID {
+                        if context.contains(UInt32(n)) { fail("EXPUNGE \(n) still in the kept result") }
+                        context = context.map { $0 > UInt32(n) ? $0 - 1 : $0 }
+                    }
+                }
                 view.remove(at: n - 1)
             case "FETCH":
                 guard n >= 1 && n <= view.count else { fail("FETCH \(n) of \(view.count): \(t)"); continue }
@@ -415,6 +439,99 @@ final class ModelClient {
         // UIDs in the view only grow.
         var last: UInt32 = 0
         for e in view { if let u = e.uid { if u <= last { fail("UIDs not increasing in the view") }; last = u } }
+    }
+
+    /// `* ESEARCH (TAG "t") [UID] ALL set | ADDTO (pos set ...) | REMOVEFROM (pos set ...)`, applied to the kept result.
+    func applyESearch(_ t: String) {
+        guard let tag = contextTag, t.hasPrefix("* ESEARCH (TAG \"\(tag)\")") else { fail("ESEARCH not for the kept result: \(t)"); return }
+        var rest = Substring(t.dropFirst("* ESEARCH (TAG \"\(tag)\")".count))
+        let byUID = contextKind == .uidSearch || contextKind == .uidSort
+        if rest.hasPrefix(" UID") != byUID { fail("ESEARCH UID indicator wrong: \(t)") }
+        if rest.hasPrefix(" UID") { rest = rest.dropFirst(4) }
+        let words = rest.replacingOccurrences(of: "(", with: " ").replacingOccurrences(of: ")", with: " ").split(separator: " ")
+        var k = 0
+        let sorted = contextKind == .uidSort || contextKind == .seqSort
+        while k < words.count {
+            let name = words[k]
+            k += 1
+            if name == "ALL" {
+                context = Self.numbers(words[k]); k += 1
+                continue
+            }
+            guard name == "ADDTO" || name == "REMOVEFROM" else { fail("unexpected ESEARCH item \(name): \(t)"); return }
+            truth.qresyncEvents.withLock { $0.contextUpdates += 1 }
+            // Pairs of position and set until the next item name.
+            while k + 1 < words.count, let position = Int(words[k]) {
+                let numbers = Self.numbers(words[k + 1])
+                k += 2
+                if sorted && position == 0 { fail("position 0 in a SORT update: \(t)") }
+                if !sorted && position != 0 { fail("SEARCH update at position \(position): \(t)") }
+                if name == "ADDTO" {
+                    if sorted {
+                        guard position - 1 <= context.count else { fail("ADDTO at \(position) of \(context.count): \(t)"); return }
+                        context.insert(contentsOf: numbers, at: position - 1)
+                    } else {
+                        for n in numbers where context.contains(n) { fail("ADDTO \(n) already in the result: \(t)") }
+                        context = (context + numbers).sorted()
+                    }
+                } else if sorted {
+                    guard position - 1 + numbers.count <= context.count,
+                          Array(context[(position - 1)..<(position - 1 + numbers.count)]) == numbers else {
+                        fail("REMOVEFROM \(position) \(numbers) does not match the result \(context): \(t)"); return
+                    }
+                    context.removeSubrange((position - 1)..<(position - 1 + numbers.count))
+                } else {
+                    for n in numbers where !context.contains(n) { fail("REMOVEFROM \(n) not in the result: \(t)") }
+                    context.removeAll { numbers.contains($0) }
+                }
+            }
+        }
+    }
+
+    /// `1:3,7` in the order written (a range in SORT order is ascending).
+    static func numbers(_ set: Substring) -> [UInt32] { uids(set) }
+
+    /// Starts keeping a result up to date (after each SELECT: the selection ends the last one).
+    func startContext() throws {
+        guard let kind = contextKind else { return }
+        context = []
+        let key = "OR KEYWORD \(contextKeywords[0]) KEYWORD \(contextKeywords[1])"
+        let command: String
+        switch kind {
+        case .uidSearch: command = "UID SEARCH RETURN (UPDATE ALL) \(key)"
+        case .seqSearch: command = "SEARCH RETURN (UPDATE ALL) \(key)"
+        case .uidSort: command = "UID SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 \(key)"
+        case .seqSort: command = "SORT RETURN (UPDATE ALL) (SUBJECT) UTF-8 \(key)"
+        }
+        contextTag = "m\(client.tagCounter + 1)"
+        try run(command)
+        try checkContext()
+    }
+
+    /// The kept result is exactly the view's messages whose flags match, in mailbox order or by subject.
+    func checkContext() throws {
+        guard contextTag != nil, view.allSatisfy({ $0.uid != nil }) else { return }
+        let byUID = contextKind == .uidSearch || contextKind == .uidSort
+        var uids: [UInt32] = []
+        for n in context {
+            if byUID { uids.append(n); continue }
+            guard n >= 1 && Int(n) <= view.count else { fail("kept result holds \(n) of \(view.count)"); return }
+            uids.append(view[Int(n) - 1].uid!)
+        }
+        let expected = view.filter { e in contextKeywords.contains { e.flags.contains($0) } }.map { $0.uid! }
+        if Set(uids) != Set(expected) || uids.count != expected.count {
+            fail("kept result \(uids.sorted()) but the view matches \(expected)")
+            return
+        }
+        if contextKind == .uidSort || contextKind == .seqSort {
+            let subjects = uids.map { truth.message(key($0))?.subject.lowercased() }
+            guard !subjects.contains(nil) else { return }
+            for i in uids.indices.dropFirst() where (subjects[i - 1]!, uids[i - 1]) > (subjects[i]!, uids[i]) {
+                fail("kept SORT result out of order at \(i): \(subjects[i - 1]!) before \(subjects[i]!)")
+            }
+        } else if uids != uids.sorted() {
+            fail("kept SEARCH result not in mailbox order: \(uids)")
+        }
     }
 
     func checkFetch(seq: Int, items: [IMAPValue], start: Int, end: Int, checkOthers: Bool) {
@@ -494,6 +611,7 @@ final class ModelClient {
         let verb = command.split(separator: " ").prefix(command.hasPrefix("UID ") ? 2 : 1).joined(separator: " ").uppercased()
         apply(untagged, during: verb, start: start, end: end, checkOthers: checkOthers)
         if !tagged.hasPrefix("OK") { fail("\(command.prefix(60)) → \(tagged)") }
+        try checkContext()
         return (untagged, tagged)
     }
 
@@ -512,9 +630,11 @@ final class ModelClient {
         reportedHighest = nil
         reportedValidity = nil
         guard qresync, let validity = uidValidity, let modSeq = selectedModSeq, !knownAtSelect.isEmpty else {
+            contextTag = nil
             try run("SELECT \(mailbox)")
             try learnUnknown()
             remember()
+            try startContext()
             return
         }
         // RFC 7162 §3.2.5: resynchronise from what the last SELECT left this client with.
@@ -661,6 +781,7 @@ final class ModelClient {
             lines.append(line)
         }
         apply(lines, during: "IDLE", start: start, end: truth.tick(), checkOthers: true)
+        try checkContext()
     }
 }
 
@@ -713,7 +834,7 @@ final class ModelClient {
         for p in problems.prefix(20) { print("model mismatch: \(p)") }
         // The QRESYNC clients did resynchronise and did hear expunges as VANISHED; clients worked in both mailboxes.
         let events = truth.qresyncEvents.withLock { $0 }
-        #expect(events.resyncs > 0 && events.vanished > 0 && events.archiveSelects > 0, "\(events)")
+        #expect(events.resyncs > 0 && events.vanished > 0 && events.archiveSelects > 0 && events.contextUpdates > 0, "\(events)")
         #expect(problems.isEmpty, "\(problems.count) mismatches")
         try await s.stop()
     }
