@@ -239,3 +239,153 @@ def test_too_many_results_get_noupdate(tern):
     lines = w.cmd("B02", "UID SORT RETURN (UPDATE COUNT) (SUBJECT) UTF-8 ALL")
     assert lines == [b'* ESEARCH (TAG "B02") UID COUNT 0', b'* NO [NOUPDATE "B02"] Too many results kept up to date; this one will not be',
                      b"B02 OK UID SORT completed"], lines
+
+
+# NOTIFY (RFC 5465)
+
+def test_notify_advertised_and_refused_as_the_rfc_says(tern):
+    w = Wire(tern)
+    assert b"NOTIFY" in w.cmd("c", "CAPABILITY")[0].split()
+    # Events that must come in pairs, FETCH items outside `selected`, two selected filters: BAD.
+    for bad in ("NOTIFY SET (personal (MessageNew))", "NOTIFY SET (personal (FlagChange))",
+                "NOTIFY SET (personal (MessageNew (UID) MessageExpunge))",
+                "NOTIFY SET (selected (MessageNew MessageExpunge)) (selected-delayed (MessageNew MessageExpunge))"):
+        assert w.cmd("b", bad)[-1].startswith(b"b BAD"), bad
+    # An event Tern does not report: NO [BADEVENT (the ones it does)].
+    lines = w.cmd("d", "NOTIFY SET (personal (MailboxMetadataChange))")
+    assert lines[-1].startswith(b"d NO [BADEVENT (MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange)]"), lines
+
+
+def test_notify_status_and_new_mail_without_a_command(tern):
+    """RFC 5465 §3.1: NOTIFY SET STATUS lists the watched mailboxes' state; afterwards new mail in a watched mailbox
+    comes as STATUS, and new mail in the selected one as EXISTS and the FETCH asked for, with no command running."""
+    other = session(tern)
+    for box in ("Lists/Lemonade", "Lists/Im2000", "misc"):
+        other.create(box)
+    other.append("Lists/Lemonade", None, None, message("first"))
+    w = Wire(tern)
+    lines = w.cmd("b", "NOTIFY SET STATUS (selected (MessageNew (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)]) MessageExpunge)) "
+                       "(subtree Lists (MessageNew MessageExpunge))")
+    assert lines[-1] == b"b OK NOTIFY completed", lines
+    status = sorted(l for l in lines if l.startswith(b"* STATUS"))
+    assert len(status) == 2 and re.match(rb'^\* STATUS "Lists/Im2000" \(MESSAGES 0 UIDNEXT 1 UIDVALIDITY \d+\)$', status[0]), status
+    assert re.match(rb'^\* STATUS "Lists/Lemonade" \(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \d+\)$', status[1]), status
+    w.cmd("c", "SELECT INBOX")
+    other.append("Lists/Lemonade", None, None, message("second"))
+    assert w.unsolicited(rb"^\* STATUS")[-1] == b'* STATUS "Lists/Lemonade" (MESSAGES 2 UIDNEXT 3)'
+    other.append("misc", None, None, message("unwatched"))
+    other.append("INBOX", None, None, message("hello"))
+    lines = w.unsolicited(rb"^\* 1 FETCH")
+    assert b"* 1 EXISTS" in lines and not any(b"misc" in l for l in lines), lines
+    assert re.match(rb"^\* 1 FETCH \(UID \d+ BODY\[HEADER.FIELDS \(SUBJECT\)\] \{\d+\}\r\nSubject: hello", lines[-1]), lines
+    # `selected`: another session's expunge comes at once, between commands.
+    other.select("INBOX")
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    assert w.unsolicited(rb"EXPUNGE")[-1] == b"* 1 EXPUNGE"
+    # The selected mailbox is reported as selected, never as STATUS; an unwatched one not at all.
+    assert not any(b"STATUS" in l for l in w.quiet())
+    # NOTIFY NONE: silence.
+    assert w.cmd("n", "NOTIFY NONE")[-1].startswith(b"n OK")
+    other.append("Lists/Lemonade", None, None, message("third"))
+    other.append("INBOX", None, None, message("unheard"))
+    assert w.quiet() == []
+    other.logout()
+
+
+def test_notify_selected_delayed_holds_expunges_and_flag_changes_follow_flagchange(tern):
+    other = session(tern)
+    for s in ("a", "b"):
+        other.append("INBOX", None, None, message(s))
+    other.select("INBOX")
+    w = Wire(tern)
+    w.cmd("s", "SELECT INBOX")
+    w.cmd("n", "NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange))")
+    other.store("2", "+FLAGS", "(\\Flagged)")
+    assert re.match(rb"^\* 2 FETCH \(UID \d+ FLAGS \(\\Flagged\)\)$", w.unsolicited(rb"FETCH")[-1])
+    other.store("1", "+FLAGS", "(\\Deleted)")
+    other.expunge()
+    lines = w.quiet()
+    assert not any(b"EXPUNGE" in l for l in lines), lines   # held until a command that may report it
+    assert b"* 1 EXPUNGE" in w.cmd("p", "NOOP")
+    # Without FlagChange, flag changes are not pushed.
+    w.cmd("n2", "NOTIFY SET (selected (MessageNew MessageExpunge))")
+    other.store("1", "+FLAGS", "(\\Seen)")
+    assert not any(b"FETCH" in l for l in w.quiet())
+    other.append("INBOX", None, None, message("c"))
+    assert w.unsolicited(rb"EXISTS")[-1] == b"* 2 EXISTS"
+    other.logout()
+
+
+def test_notify_without_selected_sends_nothing_between_commands(tern):
+    """No `selected` filter: nothing about the selected mailbox comes unasked (it is not reported as STATUS either);
+    a command still brings the session up to date."""
+    other = session(tern)
+    w = Wire(tern)
+    w.cmd("s", "SELECT INBOX")
+    w.cmd("n", "NOTIFY SET (personal (MessageNew MessageExpunge))")
+    other.append("INBOX", None, None, message("quiet"))
+    assert w.quiet() == []
+    assert b"* 1 EXISTS" in w.cmd("p", "NOOP")
+    other.logout()
+
+
+def test_notify_mailbox_names_and_subscriptions(tern):
+    """MailboxName and SubscriptionChange (RFC 5465 §5.4–5.5): LIST for each mailbox another session creates, renames
+    (with OLDNAME) or deletes (\\NonExistent), and for each subscription; none for the session's own changes; none for
+    another account's."""
+    other = session(tern)
+    w = Wire(tern)
+    w.cmd("n", "NOTIFY SET (personal (MailboxName SubscriptionChange))")
+    other.create("Projects")
+    assert re.match(rb'^\* LIST \(\\HasNoChildren\) "/" "?Projects"?$', w.unsolicited(rb"LIST")[-1])
+    other.rename("Projects", "Plans")
+    assert re.match(rb'^\* LIST \(\\HasNoChildren\) "/" "?Plans"? \("OLDNAME" \("?Projects"?\)\)$', w.unsolicited(rb"LIST")[-1])
+    other.subscribe("Plans")
+    assert re.match(rb'^\* LIST \(\\HasNoChildren \\Subscribed\) "/" "?Plans"?$', w.unsolicited(rb"LIST")[-1])
+    other.unsubscribe("Plans")
+    assert re.match(rb'^\* LIST \(\\HasNoChildren\) "/" "?Plans"?$', w.unsolicited(rb"LIST")[-1])
+    other.delete("Plans")
+    assert re.match(rb'^\* LIST \(\\NonExistent\) "/" "?Plans"?$', w.unsolicited(rb"LIST")[-1])
+    # A child: the new mailbox and its parent, which now has children.
+    other.create("Plans")
+    w.unsolicited(rb"LIST")
+    other.create("Plans/2027")
+    lines = w.unsolicited(rb"Plans/2027")
+    lines += w.quiet()
+    assert any(re.match(rb'^\* LIST \(\\HasChildren\) "/" "?Plans"?$', l) for l in lines), lines
+    # The session's own changes are not told back to it.
+    w.cmd("c", "CREATE Mine")
+    w.cmd("r", "RENAME Mine Ours")
+    w.cmd("u", "SUBSCRIBE Ours")
+    assert w.quiet() == []
+    # Another account's mailboxes are none of this session's business.
+    bob = session(tern, BOB)
+    bob.create("Bobs")
+    assert w.quiet() == []
+    bob.logout()
+    other.logout()
+
+
+def test_notify_reaches_a_session_in_idle_and_counts_with_condstore(tern):
+    """In IDLE the configured events come as they happen; with CONDSTORE a watched mailbox's STATUS carries
+    HIGHESTMODSEQ, and a flag change there is told with UIDVALIDITY and HIGHESTMODSEQ."""
+    other = session(tern)
+    other.create("Archive2")
+    other.append("Archive2", None, None, message("kept"))
+    w = Wire(tern)
+    w.cmd("e", "ENABLE CONDSTORE")
+    w.cmd("s", "SELECT INBOX")
+    w.cmd("n", "NOTIFY SET (selected (MessageNew MessageExpunge FlagChange)) (mailboxes Archive2 (MessageNew MessageExpunge FlagChange))")
+    w.sock.sendall(b"i IDLE\r\n")
+    assert w.line().startswith(b"+")
+    other.append("Archive2", None, None, message("more"))
+    assert re.match(rb'^\* STATUS "?Archive2"? \(MESSAGES 2 UIDNEXT 3 HIGHESTMODSEQ \d+\)$', w.unsolicited(rb"STATUS")[-1])
+    other.select("Archive2")
+    other.store("1", "+FLAGS", "(\\Flagged)")
+    assert re.match(rb'^\* STATUS "?Archive2"? \(UIDVALIDITY \d+ HIGHESTMODSEQ \d+\)$', w.unsolicited(rb"STATUS")[-1])
+    other.append("INBOX", None, None, message("in idle"))
+    assert b"* 1 EXISTS" in w.unsolicited(rb"EXISTS")
+    w.sock.sendall(b"DONE\r\n")
+    assert w.unsolicited(rb"^i ")[-1].startswith(b"i OK")
+    other.logout()

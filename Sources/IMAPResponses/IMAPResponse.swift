@@ -195,8 +195,12 @@ public struct IMAPListItem: Hashable, Sendable {
     public var mailbox: String
     /// CHILDINFO extended data (RFC 5258 §4): the selection options a child matched.
     public var childInfo: [String]
+    /// OLDNAME extended data (RFC 5465 §5.4): the name a renamed mailbox had.
+    public var oldName: String?
 
-    public init(lsub: Bool = false, attributes: [String], delimiter: Character?, mailbox: String, childInfo: [String] = []) {
+    public init(lsub: Bool = false, attributes: [String], delimiter: Character?, mailbox: String, childInfo: [String] = [],
+                oldName: String? = nil) {
+        self.oldName = oldName
         self.lsub = lsub
         self.attributes = attributes
         self.delimiter = delimiter

@@ -52,9 +52,17 @@ public struct IMAPResponseEncoder: Sendable {
             if let d = item.delimiter { string(String(d)) } else { ascii("NIL") }
             space()
             string(item.mailbox)
-            if !item.childInfo.isEmpty {
-                ascii(" (\"CHILDINFO\" ")
-                list(item.childInfo) { e, s in e.string(s) }
+            // Extended data (RFC 5258 §9 mbox-list-extended): tag and value pairs in one list.
+            if !item.childInfo.isEmpty || item.oldName != nil {
+                ascii(" (")
+                if !item.childInfo.isEmpty {
+                    ascii("\"CHILDINFO\" ")
+                    list(item.childInfo) { e, s in e.string(s) }
+                }
+                if let old = item.oldName {
+                    if !item.childInfo.isEmpty { space() }
+                    ascii("\"OLDNAME\" ("); string(old); ascii(")")
+                }
                 ascii(")")
             }
         case .status(let mailbox, let items):

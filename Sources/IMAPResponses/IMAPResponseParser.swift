@@ -286,15 +286,21 @@ public struct IMAPResponseParser {
             try space()
             let name = try astring()
             var childInfo: [String] = []
+            var oldName: String?
             if take(" (") {
-                let key = try astring()
-                guard key.uppercased() == "CHILDINFO" else { throw fail("unknown LIST extended item \(key)") }
-                try space()
-                childInfo = try list { p throws(Failure) in try p.astring() }
+                repeat {
+                    let key = try astring()
+                    try space()
+                    switch key.uppercased() {
+                    case "CHILDINFO": childInfo = try list { p throws(Failure) in try p.astring() }
+                    case "OLDNAME": try expect("("); oldName = try astring(); try expect(")")
+                    default: throw fail("unknown LIST extended item \(key)")
+                    }
+                } while take(" ")
                 try expect(")")
             }
             r = .list(IMAPListItem(lsub: word == "LSUB", attributes: attributes, delimiter: delimiter?.first, mailbox: name,
-                                   childInfo: childInfo))
+                                   childInfo: childInfo, oldName: oldName))
         case "STATUS":
             try space()
             let name = try astring()

@@ -8,24 +8,6 @@ import NIOPosix
 import NIOSSL
 import Synchronization
 
-/// Wakes IMAP sessions waiting in IDLE when their mailbox changes.
-final class IdleRegistry: Sendable {
-    private let waiters = Mutex<[ObjectIdentifier: (MailboxID, @Sendable () -> Void)]>([:])
-
-    func register(_ id: ObjectIdentifier, mailbox: MailboxID, wake: @escaping @Sendable () -> Void) {
-        waiters.withLock { $0[id] = (mailbox, wake) }
-    }
-
-    func unregister(_ id: ObjectIdentifier) {
-        _ = waiters.withLock { $0.removeValue(forKey: id) }
-    }
-
-    func changed(_ mailbox: MailboxID) {
-        let wakes = waiters.withLock { $0.values.filter { $0.0 == mailbox }.map(\.1) }
-        for w in wakes { w() }
-    }
-}
-
 /// One IMAP connection: frames commands, runs them on `IMAPSession` one at a time, writes the responses.
 final class IMAPConnectionHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
@@ -33,7 +15,11 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
 
     private let server: ServerContext
     private var slot: ConnectionSlot
-    private let idle: IdleRegistry
+    private let wakeups: IMAPWakeups
+    /// A change came while a command ran (or the client was not reading): report it when the connection is free.
+    private var wakePending = false
+    /// What the connection is registered to be woken for.
+    private var interest: IMAPWakeups.Interest?
     private var session: IMAPSession!
     private var framer: IMAPFramer
     private var inbound = ByteBuffer()
@@ -50,10 +36,10 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     static let idleTimeout: TimeAmount = .minutes(30)
     static let preAuthTimeout: TimeAmount = .minutes(1)
 
-    init(server: ServerContext, limiter: ConnectionLimiter, idle: IdleRegistry, isTLS: Bool) {
+    init(server: ServerContext, limiter: ConnectionLimiter, wakeups: IMAPWakeups, isTLS: Bool) {
         self.server = server
         slot = ConnectionSlot(limiter: limiter)
-        self.idle = idle
+        self.wakeups = wakeups
         self.isTLS = isTLS
         framer = IMAPFramer(maxAppendLiteral: server.config.limits.maxMessageSize)
         logger = server.logger
@@ -77,7 +63,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         closed = true
         session.ended()
         timeout?.cancel()
-        idle.unregister(ObjectIdentifier(self))
+        wakeups.unregister(ObjectIdentifier(self))
         slot.release()
         context.fireChannelInactive()
     }
@@ -119,7 +105,6 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         if let tag = idleTag {
             // In IDLE only DONE is expected (RFC 2177).
             idleTag = nil
-            idle.unregister(ObjectIdentifier(self))
             if String(decoding: bytes, as: UTF8.self).uppercased() == "DONE" {
                 run(context: context) { session in
                     var out = IMAPOutput()
@@ -215,39 +200,67 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             }
         }
         if let tag = out.saslContinuation { saslTag = tag }
-        if out.idle, let selected = session.selected {
-            idleTag = pendingIdleTag
-            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            let loop = context.eventLoop
-            idle.register(ObjectIdentifier(self), mailbox: selected.id) {
-                loop.execute {
-                    let (handler, context) = bound.value
-                    handler.idleWake(context: context)
-                }
-            }
-        } else if out.idle {
-            idleTag = pendingIdleTag
-        }
+        if out.idle { idleTag = pendingIdleTag }
+        registerWakeups(context: context)
         process(context: context)
+        if wakePending && !busy { wake(context: context) }
+    }
+
+    /// Registers for the changes the session waits for now (IDLE, NOTIFY), or for none.
+    private func registerWakeups(context: ChannelHandlerContext) {
+        let wanted = closed ? nil : session.wakeInterest(idle: idleTag != nil)
+        guard wanted != interest else { return }
+        interest = wanted
+        guard let wanted else {
+            wakeups.unregister(ObjectIdentifier(self))
+            return
+        }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let inbox = session.wakeInbox
+        wakeups.register(ObjectIdentifier(self), wanted) { event in
+            inbox.record(event)
+            loop.execute {
+                let (handler, context) = bound.value
+                handler.wake(context: context)
+            }
+        }
     }
 
     /// The tag of the IDLE command being run, answered when the client sends DONE.
     private var pendingIdleTag: String?
 
-    /// A change arrived while the client idles: report it at once.
-    private func idleWake(context: ChannelHandlerContext) {
-        guard idleTag != nil, !busy, !closed else { return }
+    /// A change arrived that the client waits for (in IDLE, or with NOTIFY at any time): report it now, or as soon as
+    /// the connection is free and the client reads what was sent before.
+    private func wake(context: ChannelHandlerContext) {
+        guard !closed else { return }
+        // While a command runs the session is the command's: look again when it is done.
+        guard !busy, saslTag == nil, context.channel.isWritable else {
+            wakePending = true
+            return
+        }
+        wakePending = false
+        guard idleTag != nil || session.notifying else { return }
         busy = true
         let session = self.session!
+        let inIdle = idleTag != nil
         context.runOffLoop({ () async -> IMAPOutput in
             var out = IMAPOutput()
-            try? await session.poll(&out, expunges: true, verify: false)
+            try? await session.pushChanges(&out, inIdle: inIdle)
             return out
         }) { out in
             self.busy = false
+            guard !self.closed else { return }
             context.send(out.bytes)
+            self.registerWakeups(context: context)
             self.process(context: context)
+            if self.wakePending && !self.busy { self.wake(context: context) }
         }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && wakePending && !busy { wake(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
 

@@ -187,6 +187,10 @@ final class IMAPSession: @unchecked Sendable {
     /// connection has ended (the event loop ends it while a LOGIN may still be running on another thread).
     private let accounting = Mutex<(account: AccountID?, ended: Bool)>((nil, false))
     var condstore = false
+    /// NOTIFY SET in force (RFC 5465), with what the client has been told.
+    var notifyState: NotifyState?
+    /// Changes the connection was woken for (IDLE, NOTIFY), not yet reported.
+    let wakeInbox = WakeInbox()
     /// QRESYNC enabled (RFC 7162): expunges are reported as VANISHED.
     var qresync = false
     var failedLogins = 0
@@ -210,7 +214,7 @@ final class IMAPSession: @unchecked Sendable {
         var caps = ["IMAP4rev1", "IMAP4rev2", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UIDPLUS", "MOVE",
                     "UNSELECT", "CHILDREN", "SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "CONDSTORE", "QRESYNC", "ESEARCH", "BINARY", "WITHIN", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "COMPRESS=DEFLATE", "SORT", "SORT=DISPLAY", "THREAD=ORDEREDSUBJECT",
                     "THREAD=REFERENCES", "OBJECTID", "SAVEDATE", "PREVIEW", "SEARCHRES", "ESORT",
-                    "PARTIAL", "CATENATE", "CONTEXT=SEARCH", "CONTEXT=SORT"]
+                    "PARTIAL", "CATENATE", "CONTEXT=SEARCH", "CONTEXT=SORT", "NOTIFY"]
         if case .notAuthenticated = state {
             if server.tls != nil && !isTLS { caps.append("STARTTLS") }
             if loginAllowed { caps.append("AUTH=PLAIN") } else { caps.append("LOGINDISABLED") }
@@ -361,16 +365,27 @@ final class IMAPSession: @unchecked Sendable {
                 throw IMAPFailure.no(.alreadyExists, "Mailbox exists")
             }
             let id = try await store.createMailbox(account: a, name: clean)
+            try await ownTreeChange(account: a) { n, boxes in n.mailboxes += boxes.filter { $0.id == id } }
             out.ok(tag, .mailboxID(Self.mailboxObjectID(id)), "CREATE completed")
         case .delete(let name):
             let a = try requireAuth()
             if selected?.name == name { state = .authenticated(a, user) }
             try await store.deleteMailbox(account: a, name: name)
+            try await ownTreeChange(account: a) { n, _ in n.mailboxes.removeAll { $0.name == name } }
             out.ok(tag, "DELETE completed")
         case .rename(let from, let to):
             let a = try requireAuth()
             if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no(.cannot, "\(why)") }
             try await store.renameMailbox(account: a, from: from, to: to)
+            try await ownTreeChange(account: a) { n, boxes in
+                if from == "INBOX" {
+                    n.mailboxes += boxes.filter { $0.name == to }
+                    return
+                }
+                for i in n.mailboxes.indices where n.mailboxes[i].name == from || n.mailboxes[i].name.hasPrefix(from + Self.delimiter) {
+                    n.mailboxes[i].name = to + n.mailboxes[i].name.dropFirst(from.count)
+                }
+            }
             out.ok(tag, "RENAME completed")
         case .subscribe(let name), .unsubscribe(let name):
             let a = try requireAuth()
@@ -379,7 +394,12 @@ final class IMAPSession: @unchecked Sendable {
                     throw IMAPFailure.no(.nonExistent, "No such mailbox")
                 }
             }
-            try await store.setSubscribed(account: a, name: name, { if case .subscribe = command { return true } else { return false } }())
+            let subscribe: Bool
+            if case .subscribe = command { subscribe = true } else { subscribe = false }
+            try await store.setSubscribed(account: a, name: name, subscribe)
+            try await ownTreeChange(account: a) { n, _ in
+                if subscribe { n.subscriptions.insert(name) } else { n.subscriptions.remove(name) }
+            }
             out.ok(tag, "\(command.name) completed")
         case .list(let ref, let patterns, let selSub, let selSpecial, let recursive, let rSub, _, let rSpecial, let rStatus):
             try await list(reference: ref, patterns: patterns, selectSubscribed: selSub, selectSpecialUse: selSpecial, recursiveMatch: recursive,
@@ -606,8 +626,11 @@ final class IMAPSession: @unchecked Sendable {
 
     func select(_ name: String, readOnly: Bool, qresyncParameters: QResyncParameters?, tag: String, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
-        // RFC 7162 §3.2.11: tell a QRESYNC client that the previous mailbox is closed before the new one's data.
-        if qresync && selected != nil { out.send(.untagged(IMAPStatus(.ok, .closed, "Previous mailbox is now closed"))) }
+        // RFC 7162 §3.2.11, RFC 9051 §7.1: tell the client where the previous mailbox's responses end and the new one's
+        // begin (QRESYNC and IMAP4rev2 clients, and NOTIFY ones, to whom changes may have been pushed just before).
+        if (qresync || rev2 || notifying) && selected != nil {
+            out.send(.untagged(IMAPStatus(.ok, .closed, "Previous mailbox is now closed")))
+        }
         // A failed SELECT leaves no mailbox selected (RFC 9051 §6.3.2).
         state = .authenticated(a, user)
         guard let (boxID, current) = try await store.mailboxState(account: a, name: name) else {
@@ -729,7 +752,9 @@ final class IMAPSession: @unchecked Sendable {
     /// expunges may not be reported now (during FETCH, STORE or SEARCH, RFC 9051 §7.5.1) and some are pending, nothing
     /// is reported and the view stays as it is until a command that may report them. `verify`: ask the store even
     /// when no change was announced in this process (false only for IDLE wake-ups, which a change announced).
-    func poll(_ out: inout IMAPOutput, expunges: Bool, verify: Bool = true, own: Bool = false) async throws {
+    /// `own`: the changes are this session's (its APPEND or MOVE): NOTIFY's FETCH of new messages is not sent for them.
+    /// `reportFlags` false: flag changes are taken in without FETCH (NOTIFY without FlagChange).
+    func poll(_ out: inout IMAPOutput, expunges: Bool, verify: Bool = true, own: Bool = false, reportFlags: Bool = true) async throws {
         guard case .selected(let a, let u, var m) = state else { return }
         let latest = try await server.mailboxes.snapshot(m.id, verify: verify)
         let old = m.messages, new = latest.messages
@@ -754,8 +779,9 @@ final class IMAPSession: @unchecked Sendable {
             }
         }
         if !gone.isEmpty && !expunges {
-            let (changedHeld, addedHeld) = try await holdExpunges(&out, &m, latest: latest)
+            let (changedHeld, addedHeld) = try await holdExpunges(&out, &m, latest: latest, reportFlags: reportFlags)
             state = .selected(a, u, m)
+            try await notifyNewMessages(&out, added: addedHeld, own: own)
             try await contextRefresh(&out, changed: changedHeld, added: addedHeld, own: own)
             return
         }
@@ -770,17 +796,18 @@ final class IMAPSession: @unchecked Sendable {
         }
         // The messages after the ones kept are new (UIDs only grow).
         let appended = Array(new.dropFirst(old.count - gone.count))
-        try await report(&out, &m, view: new, changed: changed, added: appended, latest: latest)
+        try await report(&out, &m, view: new, changed: changed, added: appended, latest: latest, reportFlags: reportFlags)
         state = .selected(a, u, m)
+        try await notifyNewMessages(&out, added: appended.count, own: own)
         try await contextRefresh(&out, changed: changed, added: appended.count, own: own)
     }
 
     /// Takes `view` as the session's messages and tells the client: keywords it has not heard of, the flags of the
     /// `changed` messages (indices in `view`), and EXISTS and RECENT when `added` messages came in.
     func report(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, view: [StoredMessage], changed: [Int], added: [StoredMessage],
-                latest: MailboxSnapshot) async throws {
+                latest: MailboxSnapshot, reportFlags: Bool = true) async throws {
         announceKeywords(&out, &m, changed.flatMap { view[$0].keywords } + added.flatMap(\.keywords))
-        for index in changed {
+        for index in changed where reportFlags {
             let c = view[index]
             out.send(.fetch(index + 1, [.uid(c.uid.rawValue), flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
         }
@@ -796,7 +823,8 @@ final class IMAPSession: @unchecked Sendable {
     /// sequence number (with its last known flags) until a command that may report it; the others take their current
     /// flags and keywords (announced with FETCH), and new messages are added after them (announced with EXISTS).
     /// Returns the indices of the messages whose flags changed and the number of new ones (at the end of the view).
-    func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot) async throws -> (changed: [Int], added: Int) {
+    func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot,
+                      reportFlags: Bool = true) async throws -> (changed: [Int], added: Int) {
         let old = m.messages, new = latest.messages
         var merged: [StoredMessage] = []
         merged.reserveCapacity(max(old.count, new.count))
@@ -816,7 +844,7 @@ final class IMAPSession: @unchecked Sendable {
         let newest = old.last?.uid.rawValue ?? 0
         let added = new.filter { $0.uid.rawValue > newest }
         merged += added
-        try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest)
+        try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest, reportFlags: reportFlags)
         return (changed, added.count)
     }
 

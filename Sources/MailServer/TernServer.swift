@@ -48,14 +48,15 @@ public final class TernServer: Sendable {
                     })
                 }
             }
-            let idle = IdleRegistry()
+            let wakeups = IMAPWakeups()
             let index = context.mailboxes
             // The shared view learns of the change before any session is woken to look at it.
-            context.store.observeChanges { index.markChanged($0); idle.changed($0) }
+            context.store.observeChanges { index.markChanged($0); wakeups.changed($0) }
+            context.store.observeMailboxTree { wakeups.treeChanged($0) }
             // Plain (STARTTLS/STLS) and implicit-TLS listeners of the mail access protocols.
             let access: [(TernConfiguration.Service, Bool, @Sendable (ConnectionLimiter, Bool) -> ChannelHandler)] = [
-                (.imap, false, { IMAPConnectionHandler(server: server, limiter: $0, idle: idle, isTLS: $1) }),
-                (.imaps, true, { IMAPConnectionHandler(server: server, limiter: $0, idle: idle, isTLS: $1) }),
+                (.imap, false, { IMAPConnectionHandler(server: server, limiter: $0, wakeups: wakeups, isTLS: $1) }),
+                (.imaps, true, { IMAPConnectionHandler(server: server, limiter: $0, wakeups: wakeups, isTLS: $1) }),
                 (.pop3, false, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
                 (.pop3s, true, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
             ]

@@ -95,6 +95,9 @@ public protocol MessageStore: Sendable {
     func expunged(mailbox: MailboxID, since modSeq: ModSeq) async throws -> [UID]
     /// Called after every committed change to a mailbox (in this process), with the mailbox id.
     func observeChanges(_ observer: @escaping @Sendable (MailboxID) -> Void)
+    /// Called after a mailbox of the account was created, deleted or renamed, or a subscription changed (in this
+    /// process), with the account.
+    func observeMailboxTree(_ observer: @escaping @Sendable (AccountID) -> Void)
     /// The full message content.
     func content(of message: MessageID) async throws -> [UInt8]
     /// Several messages' contents in one round trip (FETCH and SEARCH over many messages).

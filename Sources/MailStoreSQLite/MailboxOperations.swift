@@ -18,9 +18,26 @@ final class ChangeHub: Sendable {
     }
 }
 
+/// Observers of changes to accounts' mailbox lists and subscriptions (IMAP NOTIFY MailboxName, SubscriptionChange).
+final class TreeChangeHub: Sendable {
+    private let observers = Mutex<[@Sendable (AccountID) -> Void]>([])
+
+    func add(_ observer: @escaping @Sendable (AccountID) -> Void) {
+        observers.withLock { $0.append(observer) }
+    }
+
+    func notify(_ account: AccountID) {
+        for o in observers.withLock({ $0 }) { o(account) }
+    }
+}
+
 extension SQLiteMailStore {
     public func observeChanges(_ observer: @escaping @Sendable (MailboxID) -> Void) {
         changes.add(observer)
+    }
+
+    public func observeMailboxTree(_ observer: @escaping @Sendable (AccountID) -> Void) {
+        treeChanges.add(observer)
     }
 
     public func usage(account: AccountID) async throws -> Int64 {
@@ -65,13 +82,14 @@ extension SQLiteMailStore {
             return id
         }
         changes.notify([id])
+        treeChanges.notify(account)
         try await collectGarbage()
     }
 
     public func renameMailbox(account: AccountID, from: String, to: String) async throws {
         guard to != "INBOX", !to.isEmpty else { throw StoreError.invalid("cannot rename to \(to)") }
         let now = clock.now
-        try await write { db in
+        let emptied = try await write { db -> MailboxID? in
             guard try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, to]) == nil else {
                 throw StoreError.alreadyExists("mailbox \(to)")
             }
@@ -87,7 +105,7 @@ extension SQLiteMailStore {
                     """, arguments: [target, id])
                 try db.execute(sql: "UPDATE mailbox SET uidnext = (SELECT uidnext FROM mailbox WHERE id = ?1) WHERE id = ?2", arguments: [id, target])
                 try db.execute(sql: "UPDATE mailbox SET uidvalidity = uidvalidity + 1 WHERE id = ?", arguments: [id])
-                return
+                return id
             }
             try db.execute(sql: "UPDATE mailbox SET name = ? WHERE id = ?", arguments: [to, id])
             for child in try Row.fetchAll(db, sql: "SELECT id, name FROM mailbox WHERE account_id = ? AND name LIKE ? ESCAPE '\\'",
@@ -95,7 +113,11 @@ extension SQLiteMailStore {
                 let name: String = child["name"]
                 try db.execute(sql: "UPDATE mailbox SET name = ? WHERE id = ?", arguments: [to + name.dropFirst(from.count), child["id"] as Int64])
             }
+            return nil
         }
+        // Renaming INBOX empties it: sessions that have it selected must hear of that.
+        if let emptied { changes.notify([emptied]) }
+        treeChanges.notify(account)
     }
 
     static func likeEscaped(_ s: String) -> String {
@@ -109,6 +131,7 @@ extension SQLiteMailStore {
                 try db.execute(sql: "DELETE FROM subscription WHERE account_id = ? AND name = ?", arguments: [account, name])
             }
         }
+        treeChanges.notify(account)
     }
 
     public func subscriptions(account: AccountID) async throws -> [String] {

@@ -25,6 +25,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     let io: NIOThreadPool
     let directoryCache: DirectoryCache
     let changes = ChangeHub()
+    let treeChanges = TreeChangeHub()
     let queueChanges = QueueHub()
     /// The queue's bookkeeping writes, batched.
     let batcher: WriteBatcher
@@ -365,13 +366,15 @@ public final class SQLiteMailStore: MailStore, Sendable {
         guard !name.isEmpty, !name.contains("\0") else { throw StoreError.invalid("invalid mailbox name") }
         let canonical = name.uppercased() == "INBOX" ? "INBOX" : name
         let now = clock.now
-        return try await write { db in
+        let (id, created) = try await write { db -> (MailboxID, Bool) in
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, canonical]) {
-                return id
+                return (id, false)
             }
             try Schema.createMailbox(db, account: account, name: canonical, specialUse: nil, now: now)
-            return db.lastInsertedRowID
+            return (db.lastInsertedRowID, true)
         }
+        if created { treeChanges.notify(account) }
+        return id
     }
 
     public func messages(mailbox: MailboxID) async throws -> [StoredMessage] {

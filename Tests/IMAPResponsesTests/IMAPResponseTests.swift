@@ -56,6 +56,8 @@ import IMAPCodec
         #expect(wire(.tagged("d", IMAPStatus(.no, .badEvent(["MessageNew", "MessageExpunge"]), "Unsupported")))
             == "d NO [BADEVENT (MessageNew MessageExpunge)] Unsupported\r\n")
         #expect(wire(.untagged(IMAPStatus(.ok, .notificationOverflow, "Too many"))) == "* OK [NOTIFICATIONOVERFLOW] Too many\r\n")
+        #expect(wire(.list(IMAPListItem(attributes: [], delimiter: "/", mailbox: "NewMailbox", oldName: "OldMailbox")))
+            == "* LIST () \"/\" \"NewMailbox\" (\"OLDNAME\" (\"OldMailbox\"))\r\n")
     }
 
     @Test func textCannotBreakTheLine() {
@@ -177,6 +179,7 @@ import IMAPCodec
             .untagged(IMAPStatus(.no, .noUpdate("B02"), "Too many contexts")),
             .tagged("d", IMAPStatus(.no, .badEvent(["MessageNew", "MailboxName"]), "No")),
             .untagged(IMAPStatus(.ok, .notificationOverflow, "Overflow")),
+            .list(IMAPListItem(attributes: ["\\HasNoChildren"], delimiter: "/", mailbox: "b", childInfo: ["SUBSCRIBED"], oldName: "a")),
             .exists(23), .recent(5), .expunge(3),
             .vanished(earlier: true, [41, 43, 44, 45, 46]),
             .vanished(earlier: false, [405]),

@@ -22,6 +22,7 @@ import Testing
 // - each client owns one keyword ($kN) and is its only writer: a FETCH or SEARCH reports it exactly as the client
 //   last stored it; another client's keyword is reported with a value it had at some moment during the FETCH (the
 //   last change completed before the FETCH was sent, or a change in flight meanwhile);
+// - two clients use NOTIFY SET (selected-delayed ...) (RFC 5465): what it pushes between commands obeys the same rules;
 // - four clients keep a SEARCH or SORT result up to date (RETURN (UPDATE), CONTEXT=SEARCH/SORT, RFC 5267 §4), by UID
 //   or by sequence number: they apply every ADDTO and REMOVEFROM at the positions given, a REMOVEFROM names what is in
 //   the result, no EXPUNGE comes for a message still in it, and after each command the result is exactly the messages
@@ -169,7 +170,11 @@ final class ModelIMAPClient {
         }
         var untagged: [IMAPResponseLine] = []
         while true {
-            let line = try readResponseLine()
+            let line: IMAPResponseLine
+            do { line = try readResponseLine() } catch {
+                if ProcessInfo.processInfo.environment["TERN_MODEL_DEBUG"] != nil { print("DEBUG EOF during \(text.prefix(80)): \(untagged.suffix(5).map(\.text))") }
+                throw error
+            }
             if line.text.hasPrefix(tag + " ") { return (untagged, String(line.text.dropFirst(tag.count + 1))) }
             untagged.append(line)
         }
@@ -314,6 +319,11 @@ final class ModelClient {
     var reportedValidity: UInt32?
     var keyword: String { "$k\(id)" }
 
+    /// NOTIFY SET (selected-delayed ...) (RFC 5465): new messages and flag changes may come between commands (read with
+    /// the next command's responses); expunges still only where RFC 9051 allows them.
+    let notify: Bool
+    var hasSelected = false
+
     /// A result kept up to date (RFC 5267 §4): by UID or sequence number, SEARCH (mailbox order) or SORT (SUBJECT).
     enum ContextKind { case uidSearch, uidSort, seqSearch, seqSort }
     let contextKind: ContextKind?
@@ -329,12 +339,17 @@ final class ModelClient {
         self.rng = SplitMix(seed: seed)
         qresync = id % 3 == 0
         contextKind = [1: .uidSearch, 2: .uidSort, 5: .seqSearch, 7: .seqSort][id]
+        notify = id == 4 || id == 8
         client = try ModelIMAPClient(port: port)
         let login = try client.command("LOGIN alice@example.test pw")
         if !login.tagged.hasPrefix("OK") { mismatches.append("login: \(login.tagged)") }
         if qresync {
             let enabled = try client.command("ENABLE QRESYNC")
             if !enabled.untagged.contains(where: { $0.text == "* ENABLED QRESYNC" }) { mismatches.append("ENABLE QRESYNC: \(enabled)") }
+        }
+        if notify {
+            let set = try client.command("NOTIFY SET (selected-delayed (MessageNew MessageExpunge FlagChange))")
+            if !set.tagged.hasPrefix("OK") { mismatches.append("NOTIFY: \(set.tagged)") }
         }
     }
 
@@ -609,7 +624,9 @@ final class ModelClient {
         let (untagged, tagged) = try client.command(command, literal: literal)
         let end = truth.tick()
         let verb = command.split(separator: " ").prefix(command.hasPrefix("UID ") ? 2 : 1).joined(separator: " ").uppercased()
-        apply(untagged, during: verb, start: start, end: end, checkOthers: checkOthers)
+        // A NOTIFY client's responses may include what was pushed before the command began: others' keywords in them
+        // cannot be placed in time.
+        apply(untagged, during: verb, start: start, end: end, checkOthers: checkOthers && !notify)
         if !tagged.hasPrefix("OK") { fail("\(command.prefix(60)) → \(tagged)") }
         try checkContext()
         return (untagged, tagged)
@@ -622,6 +639,23 @@ final class ModelClient {
     }
 
     func select(_ box: String = "INBOX") throws {
+        if notify && hasSelected {
+            // Changes pushed before the SELECT was read are the old mailbox's: they end at OK [CLOSED].
+            let start = truth.tick()
+            let (untagged, tagged) = try client.command("SELECT \(box)")
+            let end = truth.tick()
+            let cut = untagged.firstIndex { $0.text.hasPrefix("* OK [CLOSED]") }
+            if cut == nil { fail("SELECT of another mailbox without OK [CLOSED]") }
+            apply(Array(untagged[..<(cut ?? 0)]), during: "SELECT", start: start, end: end, checkOthers: false)
+            switchTo(box)
+            view = []
+            apply(Array(untagged[(cut ?? 0)...]), during: "SELECT", start: start, end: end, checkOthers: false)
+            if !tagged.hasPrefix("OK") { fail("SELECT \(box) → \(tagged)") }
+            try learnUnknown()
+            remember()
+            return
+        }
+        hasSelected = true
         switchTo(box)
         if box != "INBOX" { truth.qresyncEvents.withLock { $0.archiveSelects += 1 } }
         view = []
@@ -763,7 +797,12 @@ final class ModelClient {
         let tag = "m\(client.tagCounter)"
         client.send("\(tag) IDLE\r\n")
         var lines: [IMAPResponseLine] = []
-        let first = try client.readResponseLine()
+        // With NOTIFY, changes pushed before the IDLE was read may come before its continuation.
+        var first = try client.readResponseLine()
+        while notify && first.text.hasPrefix("* ") {
+            lines.append(first)
+            first = try client.readResponseLine()
+        }
         guard first.text.hasPrefix("+") else { fail("IDLE answered \(first.text)"); return }
         // Up to 50 ms of updates, then DONE.
         var tv = timeval(tv_sec: 0, tv_usec: 50_000)
@@ -780,7 +819,7 @@ final class ModelClient {
             }
             lines.append(line)
         }
-        apply(lines, during: "IDLE", start: start, end: truth.tick(), checkOthers: true)
+        apply(lines, during: "IDLE", start: start, end: truth.tick(), checkOthers: !notify)
         try checkContext()
     }
 }

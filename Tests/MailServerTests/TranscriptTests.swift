@@ -48,7 +48,7 @@ final class InProcessServer {
         pool.start()
         let tls = try TLSMaterial.serverContext(certificate: nil, key: nil, dataDirectory: dir, hostname: "mx.test", now: clock.now)
         var logger = Logger(label: "test")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["TERN_TEST_LOG"] != nil ? .debug : .critical
         let context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger, clock: clock,
                                     threadPool: pool, inlineLimit: SQLiteMailStore.inlineLimit)
         let server = TernServer(context: context, group: group)

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import MailCore
 import MailStore
 import TernTestSupport
@@ -35,6 +36,31 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         #expect(try await store.account(addr("alice@EXAMPLE.test")) == id)
         await #expect(throws: StoreError.self) { try await store.addAccount(addr("alice@example.test"), password: "x") }
         await #expect(throws: StoreError.self) { try await store.addAccount(addr("bob@nowhere.test"), password: "x") }
+    }
+
+    /// NOTIFY's MailboxName and SubscriptionChange (RFC 5465) rest on these: every change to an account's mailbox list
+    /// or subscriptions tells the tree observers which account; renaming INBOX (which empties it) tells the content
+    /// observers too; a CREATE of a mailbox that exists changes nothing and tells no one.
+    @Test func mailboxTreeChangesAreAnnounced() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let alice = try await store.addAccount(addr("alice@example.test"), password: "pw")
+        let trees = Mutex<[AccountID]>([]), contents = Mutex<[MailboxID]>([])
+        store.observeMailboxTree { a in trees.withLock { $0.append(a) } }
+        store.observeChanges { m in contents.withLock { $0.append(m) } }
+        _ = try await store.createMailbox(account: alice, name: "Projects")
+        #expect(trees.withLock { $0 } == [alice])
+        _ = try await store.createMailbox(account: alice, name: "Projects")
+        try await store.renameMailbox(account: alice, from: "Projects", to: "Plans")
+        try await store.setSubscribed(account: alice, name: "Plans", true)
+        try await store.deleteMailbox(account: alice, name: "Plans")
+        #expect(trees.withLock { $0 } == [alice, alice, alice, alice])
+        let inbox = try await store.mailboxes(account: alice).first { $0.name == "INBOX" }!.id
+        contents.withLock { $0 = [] }
+        try await store.renameMailbox(account: alice, from: "INBOX", to: "Old mail")
+        #expect(contents.withLock { $0 } == [inbox])
+        #expect(trees.withLock { $0 }.count == 5)
     }
 
     @Test func passwords() async throws {
