@@ -131,6 +131,7 @@ def test_search_update_adds_and_removes_as_flags_change(tern):
     assert lines == [b'* ESEARCH (TAG "B01") UID COUNT 0', b"B01 OK UID SEARCH completed"], lines
     # A tag a result is kept under cannot be used again for another (the command has no effect).
     assert w.cmd("B01", "SORT RETURN (UPDATE) (ARRIVAL) UTF-8 FLAGGED")[-1].startswith(b"B01 BAD")
+    assert w.cmd("B01", "SEARCH ALL")[-1].startswith(b"B01 BAD")
     other.uid("STORE", f"{u2},{u3}", "+FLAGS", "(\\Deleted $Junk)")
     lines = w.cmd("n1", "NOOP")
     fetches = [i for i, l in enumerate(lines) if b" FETCH (" in l]

@@ -147,7 +147,7 @@ extension IMAPSession {
                 }
                 // Joining: each put at its final place, in ascending order of place; neighbours make one run.
                 let order = Self.sortOrder(c.sort!)
-                var joining = infos.filter { !inResult.contains($0.message.uid) }.sorted(by: order)
+                let joining = infos.filter { !inResult.contains($0.message.uid) }.sorted(by: order)
                 joined = joining.map(\.message.uid)
                 var merged: [SortInfo] = []
                 merged.reserveCapacity(c.infos.count + joining.count)
@@ -158,7 +158,6 @@ extension IMAPSession {
                     merged.append(info)
                 }
                 while k < joining.count { places.append(merged.count); merged.append(joining[k]); k += 1 }
-                joining.removeAll()
                 var r = 0
                 while r < places.count {
                     var e = r

@@ -289,9 +289,10 @@ final class IMAPSession: @unchecked Sendable {
 
     func dispatch(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
         switch command {
-        case .search(_, _, let r?, _, _), .sort(_, _, _, let r?, _, _):
-            // RFC 5267 §4.2: a tag a result is kept up to date under may not be used again for another.
-            if r.contains(.update), selected?.contexts.contains(where: { $0.tag == tag }) == true {
+        case .search, .sort:
+            // RFC 5267 §4.2: a tag a result is kept up to date under may not be used again for another search (its
+            // ESEARCH would be taken for an update).
+            if selected?.contexts.contains(where: { $0.tag == tag }) == true {
                 throw IMAPFailure.bad("Tag reuse: a result is kept up to date under tag \(tag)")
             }
         default:
