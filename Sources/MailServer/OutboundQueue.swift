@@ -63,6 +63,9 @@ public final class OutboundQueue: Sendable {
     /// Something was queued or finished: look again soon.
     public func wake() { signal.signal() }
 
+    /// Nothing is being delivered, completed or notified now (tests wait for this between scans).
+    var isIdle: Bool { state.withLock { $0.inFlight.isEmpty && $0.messagesBeingCompleted.isEmpty && $0.domains.isEmpty } }
+
     /// Look at the whole queue now (`tern queue retry` made messages due).
     public func rescan() {
         state.withLock { $0.rescanRequested = true }

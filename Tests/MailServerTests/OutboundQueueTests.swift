@@ -1,0 +1,170 @@
+import Foundation
+import Logging
+import MailCore
+import MailDNS
+import MailStore
+import MailStoreSQLite
+import NIOPosix
+import TernConfig
+import TernTestSupport
+import Testing
+@testable import MailServer
+
+/// The outbound queue on a manual clock, a DNS made of plain data and a scripted remote server: which recipients are
+/// tried when, what the retry schedule gives, when the sender hears of a delay, and the bounce once the queue gives
+/// up. The queue is driven scan by scan, as its run loop would, with the clock moved between scans.
+@Suite struct OutboundQueueTests {
+    final class Rig {
+        let clock: ManualClock
+        let store: SQLiteMailStore
+        let remote: ScriptedSMTPServer
+        let queue: OutboundQueue
+        let group: MultiThreadedEventLoopGroup
+        let dir: URL
+        let sender: AccountID
+        let start: Date
+
+        init(tweak: (inout TernConfiguration.Delivery) -> Void, dns: (inout StaticResolver) -> Void = { _ in },
+             rcptReply: @escaping @Sendable (String) -> String) async throws {
+            start = Date(timeIntervalSince1970: 2_000_000_000)
+            clock = ManualClock(start)
+            dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-queue-\(UUID().uuidString)")
+            store = try SQLiteMailStore(dataDirectory: dir, clock: clock)
+            try await store.addDomain("here.test")
+            sender = try await store.addAccount(try EmailAddress.parse("alice@here.test"), password: "pw")
+            remote = try ScriptedSMTPServer(rcptReply: rcptReply)
+            var config = TernConfiguration.embeddedDefault(dataDirectory: dir)
+            config.hostname = "mx.here.test"
+            config.delivery.remotePort = remote.port
+            tweak(&config.delivery)
+            var resolver = StaticResolver()
+            resolver.mx["remote.test"] = [MXRecord(preference: 10, exchange: "mx.remote.test")]
+            resolver.a["mx.remote.test"] = ["127.0.0.1"]
+            dns(&resolver)
+            group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            var logger = Logger(label: "queue-test")
+            logger.logLevel = .critical
+            queue = OutboundQueue(store: store, resolver: resolver, courier: try SMTPCourier(group: group, heloName: "mx.here.test"),
+                                  config: config, clock: clock, logger: logger)
+        }
+
+        func stop() async throws {
+            remote.stop()
+            try await group.shutdownGracefully()
+            try? FileManager.default.removeItem(at: dir)
+        }
+
+        /// Queues a message from alice to `recipients` now.
+        func enqueue(_ recipients: [String], id: String = "Q1") async throws {
+            let rcpts = recipients.map { StoredEnvelope.Recipient(address: $0) }
+            let envelope = StoredEnvelope(mailFrom: "alice@here.test", recipients: rcpts)
+            let content = Array("From: alice@here.test\r\nTo: someone@remote.test\r\nSubject: report\r\nMessage-ID: <q1@here.test>\r\n\r\nthe report\r\n".utf8)
+            _ = try await store.deliver(Delivery(content: .inline(content), envelope: envelope, targets: [], internalDate: clock.now,
+                                                 remoteRecipients: rcpts, queueID: id))
+        }
+
+        /// One pass of the queue, then waits (bounded) until everything it started has finished.
+        func scan() async throws {
+            _ = try await queue.scan(after: 0)
+            for _ in 0..<1000 {
+                if queue.isIdle { return }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            Issue.record("the queue did not settle")
+        }
+
+        func recipients() async throws -> [String: QueuedRecipient] {
+            guard let m = try await store.queuedMessage(queueID: "Q1") else { return [:] }
+            return Dictionary(uniqueKeysWithValues: m.recipients.map { ($0.address, $0) })
+        }
+
+        /// The sender's INBOX: the delay notices and bounces the queue wrote.
+        func senderMail() async throws -> [String] {
+            let inbox = try await store.mailboxes(account: sender)[0]
+            var out: [String] = []
+            for m in try await store.messages(mailbox: inbox.id) { out.append(String(decoding: try await store.content(of: m.messageID), as: UTF8.self)) }
+            return out
+        }
+
+        func at(_ seconds: TimeInterval) { clock.set(start.addingTimeInterval(seconds)) }
+    }
+
+    static func reply(_ address: String) -> String {
+        switch address {
+        case "ok@remote.test": return "250 2.1.5 OK"
+        case "gone@remote.test": return "550 5.1.1 No such user"
+        default: return "451 4.7.1 Try again later"
+        }
+    }
+
+    @Test func retriesOnTheScheduleTellsOfTheDelayAndBouncesWhenItGivesUp() async throws {
+        let rig = try await Rig(tweak: {
+            $0.retry = [.seconds(60), .seconds(300)]
+            $0.giveUpAfter = .seconds(1800)
+            $0.delayNotice = .seconds(600)
+        }, rcptReply: Self.reply)
+        try await rig.enqueue(["ok@remote.test", "later@remote.test", "gone@remote.test"])
+        try await rig.scan()
+        // First attempt: one delivered, one refused for good, one deferred by the first step of the schedule.
+        var r = try await rig.recipients()
+        #expect(r["ok@remote.test"]?.status == .delivered)
+        #expect(r["gone@remote.test"]?.status == .failed && r["gone@remote.test"]?.lastReply?.hasPrefix("550") == true)
+        #expect(r["later@remote.test"]?.status == .pending)
+        #expect(r["later@remote.test"]?.nextAttempt == rig.start.addingTimeInterval(60))
+        #expect(rig.remote.messages.count == 1)
+        #expect(try await rig.senderMail().isEmpty)   // no bounce while a recipient is still pending
+        // Not due yet: nothing is tried.
+        rig.at(59)
+        try await rig.scan()
+        #expect(rig.remote.recipientsAsked.filter { $0 == "later@remote.test" }.count == 1)
+        // Due: the second attempt, then the schedule's last step (300 s) from then on.
+        rig.at(60)
+        try await rig.scan()
+        r = try await rig.recipients()
+        #expect(rig.remote.recipientsAsked.filter { $0 == "later@remote.test" }.count == 2)
+        #expect(r["later@remote.test"]?.attempts == 2)
+        #expect(r["later@remote.test"]?.nextAttempt == rig.start.addingTimeInterval(360))
+        // Delivered and failed recipients are never tried again.
+        #expect(rig.remote.recipientsAsked.filter { $0 != "later@remote.test" } == ["ok@remote.test", "gone@remote.test"])
+        // Ten minutes in the queue: the sender is told, once, of the one recipient still waiting.
+        rig.at(600)
+        try await rig.scan()
+        var mail = try await rig.senderMail()
+        #expect(mail.count == 1)
+        #expect(mail.first?.contains("Action: delayed") == true && mail.first?.contains("later@remote.test") == true)
+        #expect(mail.first?.contains("gone@remote.test") == false)
+        #expect(r["later@remote.test"] != nil)
+        rig.at(1000)
+        try await rig.scan()
+        #expect(try await rig.senderMail().count == 1)
+        // Past give_up_after: the last attempt fails for good, and one bounce names both failed recipients.
+        rig.at(1800)
+        try await rig.scan()
+        try await rig.scan()
+        #expect(try await rig.store.queuedMessage(queueID: "Q1") == nil)
+        mail = try await rig.senderMail()
+        #expect(mail.count == 2)
+        let bounce = mail.last ?? ""
+        #expect(bounce.contains("Action: failed") && bounce.contains("later@remote.test") && bounce.contains("gone@remote.test"))
+        #expect(!bounce.contains("Final-Recipient: rfc822; ok@remote.test"))
+        #expect(rig.remote.messages.count == 1)
+        try await rig.stop()
+    }
+
+    @Test func routesThatFailForNowAreRetriedAndRoutesThatCannotBeAreBounced() async throws {
+        let rig = try await Rig(tweak: { $0.retry = [.seconds(120)] }, dns: {
+            $0.failing = ["flaky.test"]                                          // DNS times out: try again later
+            $0.mx["nomail.test"] = [MXRecord(preference: 0, exchange: ".")]      // null MX (RFC 7505): never
+        }, rcptReply: Self.reply)
+        try await rig.enqueue(["a@flaky.test", "b@nowhere.test", "c@nomail.test"])
+        try await rig.scan()
+        let r = try await rig.recipients()
+        #expect(r["a@flaky.test"]?.status == .pending)
+        #expect(r["a@flaky.test"]?.nextAttempt == rig.start.addingTimeInterval(120))
+        // NXDOMAIN and a null MX fail at once, without a connection anywhere.
+        #expect(r["b@nowhere.test"]?.status == .failed)
+        #expect(r["c@nomail.test"]?.status == .failed)
+        #expect(rig.remote.recipientsAsked.isEmpty)
+        try await rig.stop()
+    }
+}
