@@ -80,6 +80,8 @@ let package = Package(
 
         // What every test target shares: fixtures in Tests/Fixtures, the manual clock.
         .target(name: "TernTestSupport", dependencies: ["MailCore"], path: "Tests/TernTestSupport"),
+        // The store conformance suite: one set of cases over the store protocols, run against every backend.
+        .target(name: "StoreConformance", dependencies: ["TernTestSupport", "MailStore", "MailCore"], path: "Tests/StoreConformance"),
         .testTarget(name: "MailCoreTests", dependencies: ["TernTestSupport", "MailCore"]),
         .testTarget(name: "MailMessageTests", dependencies: ["TernTestSupport", "MailMessage"]),
         .testTarget(name: "SMTPCodecTests", dependencies: ["TernTestSupport", "SMTPCodec", "MailCore"]),
@@ -93,7 +95,7 @@ let package = Package(
         .testTarget(name: "MailAuthTests", dependencies: ["TernTestSupport", "MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
-        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "MailStoreSQLite", "MailStore", "MailCore"]),
+        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )
