@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -57,18 +58,21 @@ let package = Package(
         .target(name: "MailStoreSQLite", dependencies: [
             "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // The one place that names a store backend.
+        .target(name: "StoreFactory", dependencies: ["MailCore", "MailStore", "MailStoreSQLite", "TernConfig"]),
         .target(name: "DNSResolverLive", dependencies: ["MailCore", "MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         .target(name: "MailServer", dependencies: [
             "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "IMAPResponses", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CompressNIO", package: "compress-nio"),
         ] + nio),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "MailStoreSQLite", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
+            "MailCore", "MailMessage", "MailStore", "StoreFactory", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CSV", package: "CSV.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),

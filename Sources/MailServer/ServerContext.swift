@@ -12,14 +12,15 @@ import TernConfig
 public struct ServerContext: Sendable {
     public var config: TernConfiguration
     public var store: any MailStore
-    public var blobs: BlobStore
+    /// Where large contents go before they are stored (the store's).
+    public var blobs: BlobStore { store.blobs }
     public var tls: NIOSSLContext?
     public var logger: Logger
     /// The time of day for everything the sessions do (Received and Date fields, INTERNALDATE, throttling, checks).
     public var clock: any WallClock
     public var threadPool: NIOThreadPool
-    /// Messages up to this size are kept in memory and stored inline.
-    public var inlineLimit: Int
+    /// Messages up to this size are kept in memory and stored inline (the store's limit).
+    public var inlineLimit: Int { store.inlineLimit }
     /// Failed logins per client address, shared by every service.
     public var loginThrottle: LoginThrottle
     /// ENVELOPE / BODYSTRUCTURE of recently fetched messages.
@@ -43,16 +44,14 @@ public struct ServerContext: Sendable {
     /// Keys the fake SCRAM salts of unknown users (random per process).
     let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
-    public init(config: TernConfiguration, store: any MailStore, blobs: BlobStore, tls: NIOSSLContext?, logger: Logger,
-                clock: any WallClock, threadPool: NIOThreadPool, inlineLimit: Int) {
+    public init(config: TernConfiguration, store: any MailStore, tls: NIOSSLContext?, logger: Logger,
+                clock: any WallClock, threadPool: NIOThreadPool) {
         self.clock = clock
         self.config = config
         self.store = store
-        self.blobs = blobs
         self.tls = tls
         self.logger = logger
         self.threadPool = threadPool
-        self.inlineLimit = inlineLimit
         self.loginThrottle = LoginThrottle(maxFailures: config.limits.maxLoginFailures)
         self.mailboxes = MailboxIndex(store: store)
         self.keyring = DKIMKeyring(store: store, logger: logger)

@@ -126,4 +126,22 @@ public struct MailboxChanges: Sendable {
 
 public enum FlagOperation: Sendable { case add, remove, replace }
 
-public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore & DeliveryLogStore
+/// What the server and the admin commands need of a store beyond its data: where message contents too large to keep
+/// inline go, the time it records, and keeping it tidy. Every backend has these, so nothing outside a backend needs to
+/// name the backend's type.
+public protocol StoreHousekeeping: Sendable {
+    /// Contents up to this size are stored inline; larger ones are written to `blobs` first (streamed as they arrive)
+    /// and stored by key.
+    var inlineLimit: Int { get }
+    var blobs: BlobStore { get }
+    /// The clock the store records by (arrival, the queue's schedule, UIDVALIDITY).
+    var clock: any WallClock { get }
+    /// Removes contents no message refers to any more.
+    func collectGarbage() async throws
+    /// Removes what an interrupted write left behind (at start-up, before anything is written).
+    func cleanTemporaryFiles() throws
+    /// Removes stored contents no message refers to; returns how many.
+    func removeOrphanBlobs() async throws -> Int
+}
+
+public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore & DeliveryLogStore & StoreHousekeeping

@@ -12,6 +12,7 @@ import Synchronization
 public final class SQLiteMailStore: MailStore, Sendable {
     /// Messages up to this size live inline in the database; larger ones are files.
     public static let inlineLimit = 64 * 1024
+    public var inlineLimit: Int { Self.inlineLimit }
 
     public let dataDirectory: URL
     public let blobs: BlobStore

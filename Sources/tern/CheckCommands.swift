@@ -9,7 +9,7 @@ import MailCore
 import MailMessage
 import MailServer
 import MailStore
-import MailStoreSQLite
+import StoreFactory
 import NIOCore
 import SpamFilter
 import TernConfig
@@ -179,7 +179,7 @@ struct SpamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "spam", abstract: "The Bayesian spam filter's training.",
                                                     subcommands: [Train.self, Status.self])
 
-    static func account(_ user: String, _ store: SQLiteMailStore) async throws -> AccountID {
+    static func account(_ user: String, _ store: any MailStore) async throws -> AccountID {
         guard let account = try await store.account(try parseAddress(user)) else { throw ValidationError("no account \(user)") }
         return account
     }

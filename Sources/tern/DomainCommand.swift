@@ -5,7 +5,7 @@ import Foundation
 import MailAuth
 import MailCore
 import MailServer
-import MailStoreSQLite
+import StoreFactory
 import NIOPosix
 
 /// `tern check domain DOMAIN`: what the domain publishes for mail, grouped, with a verdict per item.
@@ -36,7 +36,7 @@ struct CheckDomain: AsyncParsableCommand {
         var selectors = self.selectors
         // Tern's own selectors for the domain, when this machine runs Tern for it.
         if FileManager.default.fileExists(atPath: config.dataDirectory.appendingPathComponent("tern.db").path),
-           let store = try? SQLiteMailStore(dataDirectory: config.dataDirectory, clock: SystemClock()),
+           let store = try? StoreFactory.open(config, clock: SystemClock()),
            let keys = try? await store.dkimKeys(domain: domain.lowercased()) {
             selectors += keys.map(\.selector).filter { !selectors.contains($0) }
         }

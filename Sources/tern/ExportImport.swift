@@ -3,7 +3,7 @@ import Foundation
 import MailCore
 import MailMessage
 import MailStore
-import MailStoreSQLite
+import StoreFactory
 
 enum MailFileFormat: String, ExpressibleByArgument, CaseIterable {
     case mbox, maildir
@@ -84,7 +84,7 @@ struct ExportCommand: AsyncParsableCommand {
                                  deleted: f.contains(.deleted), draft: f.contains(.draft))
     }
 
-    func exportMaildir(store: SQLiteMailStore, boxes: [MailboxInfo], root: URL) async throws {
+    func exportMaildir(store: any MailStore, boxes: [MailboxInfo], root: URL) async throws {
         for box in boxes {
             let dir = root.appendingPathComponent(Self.folder(for: box))
             for sub in ["cur", "new", "tmp"] {
@@ -99,7 +99,7 @@ struct ExportCommand: AsyncParsableCommand {
         }
     }
 
-    func exportMaildirTar(store: SQLiteMailStore, boxes: [MailboxInfo]) async throws {
+    func exportMaildirTar(store: any MailStore, boxes: [MailboxInfo]) async throws {
         let out = try Output(path: nil)
         let tar = TarWriter()
         let now = store.clock.now
@@ -214,14 +214,14 @@ struct ImportCommand: AsyncParsableCommand {
 
 /// Stores imported messages in ordered batches: UIDs ascend in the source's order, and each batch shares a commit.
 final class Importer {
-    let store: SQLiteMailStore
+    let store: any MailStore
     let account: AccountID
     let recipient: String
     private var batch: [Delivery] = []
     private var batchBytes = 0
     private(set) var imported = 0
 
-    init(store: SQLiteMailStore, account: AccountID, recipient: String) {
+    init(store: any MailStore, account: AccountID, recipient: String) {
         self.store = store
         self.account = account
         self.recipient = recipient
@@ -229,7 +229,7 @@ final class Importer {
 
     func add(_ bytes: [UInt8], mailbox: String, flags: MessageFlags, date: Date) async throws {
         let content: MessageContent
-        if bytes.count > SQLiteMailStore.inlineLimit {
+        if bytes.count > store.inlineLimit {
             let key = BlobStore.newKey()
             try store.blobs.write(bytes, key: key)
             content = .blob(key: key, size: bytes.count)

@@ -6,7 +6,7 @@ import MailDNS
 import MailMessage
 import MailStore
 import MailServer
-import MailStoreSQLite
+import StoreFactory
 import TernConfig
 
 /// Makes a new DKIM key pair of each algorithm for a domain (RSA-2048 and Ed25519), selectors named by date.
@@ -19,7 +19,7 @@ enum DKIMKeys {
     }
 
     /// Selectors `tYYYYMMDDr` (RSA) and `tYYYYMMDDe` (Ed25519); a second generation on one day gets a suffix.
-    static func generate(store: SQLiteMailStore, domain: String) async throws -> [DKIMKey] {
+    static func generate(store: any MailStore, domain: String) async throws -> [DKIMKey] {
         let now = store.clock.now
         let existing = Set(try await store.dkimKeys(domain: domain).map(\.selector))
         var made: [DKIMKey] = []
@@ -36,7 +36,7 @@ enum DKIMKeys {
     }
 
     /// The keys that sign the domain's mail.
-    static func active(store: SQLiteMailStore, domain: String) async throws -> [DKIMKey] {
+    static func active(store: any MailStore, domain: String) async throws -> [DKIMKey] {
         try DKIMKeyring.signingKeys(try await store.dkimKeys(domain: domain)) { _, error in throw error }[domain] ?? []
     }
 }

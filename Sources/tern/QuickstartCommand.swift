@@ -6,7 +6,7 @@ import MailAuth
 import MailCore
 import MailServer
 import MailStore
-import MailStoreSQLite
+import StoreFactory
 import NIOCore
 import NIOPosix
 import TernConfig
@@ -124,7 +124,7 @@ struct QuickstartCommand: AsyncParsableCommand {
             .write(to: configURL, atomically: true, encoding: .utf8)
         let configuration: TernConfiguration
         do { configuration = try TernConfiguration.load(path: configURL.path) } catch { throw ValidationError("the written config is invalid:\n\(error)") }
-        let store = try SQLiteMailStore(dataDirectory: configuration.dataDirectory, clock: SystemClock())
+        let store = try StoreFactory.open(configuration, clock: SystemClock())
         if !(try await store.domains().contains { $0.name == domain }) { try await store.addDomain(domain) }
         var keys = try await DKIMKeys.active(store: store, domain: domain)
         if keys.isEmpty { keys = try await DKIMKeys.generate(store: store, domain: domain) }

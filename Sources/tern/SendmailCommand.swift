@@ -5,7 +5,8 @@ import Logging
 import MailCore
 import MailMessage
 import MailServer
-import MailStoreSQLite
+import MailStore
+import StoreFactory
 import TernConfig
 
 /// `tern sendmail`: the /usr/sbin/sendmail interface that cron, scripts and web applications call. The message is read
@@ -91,7 +92,7 @@ struct SendmailCommand: AsyncParsableCommand {
         case .failure(let e): throw e
         }
         let config: TernConfiguration
-        let store: SQLiteMailStore
+        let store: any MailStore
         do {
             (config, store) = try options.openStore()
         } catch {
@@ -117,7 +118,7 @@ struct SendmailCommand: AsyncParsableCommand {
         do {
             _ = try await LocalSubmission.submit(prepared.message, mailFrom: sender, recipients: recipients,
                                                  origin: "\(login) (uid \(getuid()))", config: config, store: store,
-                                                 blobs: store.blobs, inlineLimit: SQLiteMailStore.inlineLimit, clock: store.clock,
+                                                 blobs: store.blobs, inlineLimit: store.inlineLimit, clock: store.clock,
                                                  logger: logger)
         } catch let f as LocalSubmission.Failure {
             switch f {

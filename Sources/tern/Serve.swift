@@ -7,7 +7,7 @@ import MailAuth
 import MailCore
 import MailServer
 import MailStore
-import MailStoreSQLite
+import StoreFactory
 import NIOCore
 import NIOPosix
 import TernConfig
@@ -31,7 +31,7 @@ struct Serve: AsyncParsableCommand {
 
         // The one clock of the whole server: the store, the sessions, the checks and the queue read the time from it.
         let clock = SystemClock()
-        let store = try SQLiteMailStore(dataDirectory: config.dataDirectory, clock: clock)
+        let store = try StoreFactory.open(config, clock: clock)
         // One server per data folder: two would both deliver the outbound queue (and clean each other's temp files).
         // The kernel drops the lock when the process ends, however it ends.
         let lock = open(config.dataDirectory.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -56,8 +56,7 @@ struct Serve: AsyncParsableCommand {
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
         let resolver = LiveResolver(config: config)
-        var context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger, clock: clock,
-                                    threadPool: threadPool, inlineLimit: SQLiteMailStore.inlineLimit)
+        var context = ServerContext(config: config, store: store, tls: tls, logger: logger, clock: clock, threadPool: threadPool)
         let suffixes = SuffixListFile.load(dataDirectory: config.dataDirectory, logger: logger)
         context.inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock)
         let server = TernServer(context: context, group: group)
@@ -187,7 +186,7 @@ enum FirstRun {
 
     static func file(_ data: URL) -> URL { data.appendingPathComponent("first-login.txt") }
 
-    static func prepare(store: SQLiteMailStore, dataDirectory: URL) async throws -> Login? {
+    static func prepare(store: any MailStore, dataDirectory: URL) async throws -> Login? {
         if let data = FileManager.default.contents(atPath: file(dataDirectory).path),
            let login = try? JSONDecoder().decode(Login.self, from: data) {
             return login

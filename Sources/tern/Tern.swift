@@ -3,7 +3,7 @@ import DNSResolverLive
 import Foundation
 import MailCore
 import MailStore
-import MailStoreSQLite
+import StoreFactory
 import TernConfig
 
 @main
@@ -36,9 +36,9 @@ struct ConfigOption: ParsableArguments {
     /// The DNS resolver with the config's nameservers.
     func resolver() throws -> LiveResolver { LiveResolver(config: try load()) }
 
-    func openStore() throws -> (TernConfiguration, SQLiteMailStore) {
+    func openStore() throws -> (TernConfiguration, any MailStore) {
         let cfg = try load()
-        return (cfg, try SQLiteMailStore(dataDirectory: cfg.dataDirectory, clock: SystemClock()))
+        return (cfg, try StoreFactory.open(cfg, clock: SystemClock()))
     }
 }
 

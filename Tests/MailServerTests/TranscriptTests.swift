@@ -49,8 +49,7 @@ final class InProcessServer {
         let tls = try TLSMaterial.serverContext(certificate: nil, key: nil, dataDirectory: dir, hostname: "mx.test", now: clock.now)
         var logger = Logger(label: "test")
         logger.logLevel = ProcessInfo.processInfo.environment["TERN_TEST_LOG"] != nil ? .debug : .critical
-        let context = ServerContext(config: config, store: store, blobs: store.blobs, tls: tls, logger: logger, clock: clock,
-                                    threadPool: pool, inlineLimit: SQLiteMailStore.inlineLimit)
+        let context = ServerContext(config: config, store: store, tls: tls, logger: logger, clock: clock, threadPool: pool)
         let server = TernServer(context: context, group: group)
         let listeners = try await server.start()
         let started = InProcessServer(store: store, server: server, group: group, pool: pool, port: listeners[0].address.port!, dir: dir)
