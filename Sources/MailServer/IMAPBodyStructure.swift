@@ -1,3 +1,4 @@
+import ServerCore
 import IMAPCodec
 import IMAPResponses
 import MailMessage

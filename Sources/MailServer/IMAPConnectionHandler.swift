@@ -1,3 +1,4 @@
+import ServerCore
 import Foundation
 import IMAPCodec
 import IMAPResponses
@@ -16,6 +17,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     private let server: ServerContext
     private var slot: ConnectionSlot
     private let wakeups: IMAPWakeups
+    private let caches: IMAPCaches
     /// A change came while a command ran (or the client was not reading): report it when the connection is free.
     private var wakePending = false
     /// What the connection is registered to be woken for.
@@ -36,7 +38,8 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     static let idleTimeout: TimeAmount = .minutes(30)
     static let preAuthTimeout: TimeAmount = .minutes(1)
 
-    init(server: ServerContext, limiter: ConnectionLimiter, wakeups: IMAPWakeups, isTLS: Bool) {
+    init(server: ServerContext, caches: IMAPCaches, limiter: ConnectionLimiter, wakeups: IMAPWakeups, isTLS: Bool) {
+        self.caches = caches
         self.server = server
         slot = ConnectionSlot(limiter: limiter)
         self.wakeups = wakeups
@@ -53,7 +56,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
             Self.byeAndClose(context, nil, "Too many connections, try again later")
             return
         }
-        session = IMAPSession(server: server, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
+        session = IMAPSession(server: server, caches: caches, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
         session.stream = ResponseStream(channel: context.channel)
         context.send(IMAPResponseEncoder.encode(session.greeting))
         armTimeout(context: context)

@@ -1,3 +1,4 @@
+import ServerCore
 import Foundation
 import IMAPCodec
 import IMAPResponses
@@ -59,7 +60,7 @@ extension IMAPSession {
             if !gone.isEmpty { out.send(.vanished(earlier: true, gone)) }
         }
         let plan = FetchPlan(attrs)
-        let structures = server.structures, headers = server.headers
+        let structures = caches.structures, headers = caches.headers
         let setsSeen = !m.readOnly && !peek && attrs.contains { a in
             switch a {
             case .bodySection(_, _, let peek), .binary(_, _, let peek): return !peek
@@ -227,7 +228,7 @@ extension IMAPSession {
         // Keys on header fields alone (FROM, SUBJECT, HEADER, SENT*) are answered from the header cache that FETCH
         // fills, reading only the messages it lacks; BODY and TEXT need the whole message.
         let headersOnly = contentNeeded && !Self.needsBody(key)
-        let headerCache = server.headers
+        let headerCache = caches.headers
         let indices = candidates ?? Array(m.messages.indices)
         var prefetched: [MessageID: [UInt8]] = [:]
         for (n, i) in indices.enumerated() {

@@ -1,3 +1,4 @@
+import ServerCore
 import MailStore
 
 /// What LIST and LSUB answer (RFC 9051 §6.3.9, RFC 3501 §6.3.8–9, RFC 5258 LIST-EXTENDED): pure, over the account's

@@ -1,3 +1,4 @@
+import ServerCore
 import Foundation
 import IMAPCodec
 import IMAPResponses
@@ -164,6 +165,7 @@ final class IMAPSession: @unchecked Sendable {
     }
 
     let server: ServerContext
+    let caches: IMAPCaches
     let isLoopback: Bool
     var isTLS: Bool
     var state: State = .notAuthenticated
@@ -199,7 +201,8 @@ final class IMAPSession: @unchecked Sendable {
 
     let remoteAddress: String
 
-    init(server: ServerContext, isTLS: Bool, isLoopback: Bool, remoteAddress: String) {
+    init(server: ServerContext, caches: IMAPCaches, isTLS: Bool, isLoopback: Bool, remoteAddress: String) {
+        self.caches = caches
         self.server = server
         self.isTLS = isTLS
         self.isLoopback = isLoopback

@@ -1,3 +1,4 @@
+import ServerCore
 import Foundation
 import IMAPCodec
 import IMAPResponses
@@ -67,7 +68,7 @@ extension IMAPSession {
         let saved = Set(m.saved)
         // SORT and THREAD read header fields only: from the header cache FETCH fills, reading the messages it lacks
         // 200 at a time. (A search key on the body reads that message whole, in `matches`.)
-        let headerCache = server.headers
+        let headerCache = caches.headers
         let bodyKey = Self.needsBody(key)
         var prefetched: [MessageID: [UInt8]] = [:]
         var infos: [SortInfo] = []

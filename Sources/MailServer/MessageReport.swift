@@ -1,3 +1,4 @@
+import ServerCore
 import Deliverability
 import Foundation
 import MailAuth

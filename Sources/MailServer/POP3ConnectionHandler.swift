@@ -1,3 +1,4 @@
+import ServerCore
 import Foundation
 import Logging
 import MailStore

@@ -1,22 +1,9 @@
+import ServerCore
 import Foundation
 import MailCore
 import MailStore
 import POP3Codec
 import Synchronization
-
-/// Accounts with a POP3 session in the transaction state: a second session gets `[IN-USE]` (RFC 2449 §8.1.2),
-/// because POP3 message numbers and deletions assume one client at a time.
-final class POP3Locks: Sendable {
-    private let held = Mutex<Set<AccountID>>([])
-
-    func acquire(_ account: AccountID) -> Bool {
-        held.withLock { $0.insert(account).inserted }
-    }
-
-    func release(_ account: AccountID) {
-        _ = held.withLock { $0.remove(account) }
-    }
-}
 
 /// What a POP3 command produced for the wire, and what the connection must do next.
 struct POP3Output {

@@ -1,3 +1,4 @@
+import ServerCore
 import Foundation
 import Logging
 import MailAuth
@@ -44,6 +45,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
 
     private let server: ServerContext
+    private let smtp: SMTPShared
     private var slot: ConnectionSlot
     private var machine: SMTPServerStateMachine
     private var framer: SMTPFramer
@@ -75,7 +77,8 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     /// Length of the Return-Path line at the start of the message (the Authentication-Results go below it).
     private var returnPathLength = 0
 
-    init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool, service: SMTPService = .mx) {
+    init(server: ServerContext, smtp: SMTPShared, limiter: ConnectionLimiter, isTLS: Bool, service: SMTPService = .mx) {
+        self.smtp = smtp
         self.server = server
         self.service = service
         slot = ConnectionSlot(limiter: limiter)
@@ -96,13 +99,13 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         let verdict = slot.open(context)
         logger[metadataKey: "remote"] = .string(slot.remoteAddress)
         if slot.isLoopback { machine.configuration.authRequiresTLS = false }
-        if service == .mx, server.relayNetworks.contains(where: { $0.contains(slot.remoteAddress) }) { isRelayClient = true }
+        if service == .mx, smtp.relayNetworks.contains(where: { $0.contains(slot.remoteAddress) }) { isRelayClient = true }
         switch verdict {
-        case .accepted where service == .mx && server.inbound != nil:
+        case .accepted where service == .mx && smtp.inbound != nil:
             // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
             logger.debug("connected")
             armTimeout(context: context)
-            let inbound = server.inbound!, address = slot.remoteAddress
+            let inbound = smtp.inbound!, address = slot.remoteAddress
             runAsync(context: context, { await inbound.connect(address) }) { handler, result, context in
                 guard case .success(let facts) = result else { return }
                 handler.client = facts
@@ -172,7 +175,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     if service == .submission, account != nil, machine.state == .ready {
                         return checkSender(path, command: command, context: context)
                     }
-                    if service == .mx, let inbound = server.inbound, let client, machine.state == .ready, machine.heloName != nil {
+                    if service == .mx, let inbound = smtp.inbound, let client, machine.state == .ready, machine.heloName != nil {
                         return checkClient(path, command: command, inbound: inbound, client: client, context: context)
                     }
                 }
@@ -431,7 +434,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext) {
         switch result {
         case .success(.local(let accounts)):
-            if let inbound = server.inbound, let client, service == .mx, case .transaction(let txn)? = machine.state.transactionState,
+            if let inbound = smtp.inbound, let client, service == .mx, case .transaction(let txn)? = machine.state.transactionState,
                let reply = inbound.recipient(client: client, sender: txn.reversePath.address?.description ?? "", recipient: address.description) {
                 logger.info("recipient greylisted", metadata: ["rcpt": "\(address)"])
                 return perform(machine.recipientRejected(reply), context: context)
@@ -445,7 +448,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                 resolved.append(.remote)
                 write(reply, context: context)
             }
-        case .success(.unknownUser) where server.inbound != nil && server.tester.isTester(address):
+        case .success(.unknownUser) where smtp.inbound != nil && smtp.tester.isTester(address):
             if let reply = machine.recipientAccepted() {
                 resolved.append(.tester)
                 write(reply, context: context)
@@ -527,7 +530,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             write(SMTPReply(451, "4.3.0", "Internal error", isClientFault: false), context: context)
             return
         }
-        if resolved.contains(where: \.isTester), let inbound = server.inbound { return test(txn, sink: sink, inbound: inbound, context: context) }
+        if resolved.contains(where: \.isTester), let inbound = smtp.inbound { return test(txn, sink: sink, inbound: inbound, context: context) }
         self.sink = nil
         busy = true
         var targets: [DeliveryTarget] = []
@@ -584,7 +587,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             }
         }
         let commit: @Sendable (MessageContent, String?) -> Void = { commitTo($0, finalTargets, events($1, nil, false)) }
-        if service == .mx, !isRelayClient, let inbound = server.inbound, let client, !client.exempt {
+        if service == .mx, !isRelayClient, let inbound = smtp.inbound, let client, !client.exempt {
             // Port 25 with checks: DKIM, DMARC and the spam score decide, then the header is rewritten and stored.
             let unsafeSink = UnsafeTransfer(sink)
             let spf = self.spf, helo = machine.heloName ?? "", logger = self.logger, returnPathLength = self.returnPathLength
@@ -629,7 +632,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             }
         } else if takesSubmittedMail {
             // Message-ID, Date and DKIM signatures are added off the event loop (signing and file copies block).
-            let keyring = server.keyring, hostname = server.config.hostname, logger = self.logger
+            let keyring = smtp.keyring, hostname = server.config.hostname, logger = self.logger
             let unsafeSink = UnsafeTransfer(sink)
             let mailFrom = envelope.mailFrom
             Task {
@@ -683,7 +686,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     private func test(_ txn: SMTPTransaction, sink: MessageSink, inbound: InboundChecks, context: ChannelHandlerContext) {
         busy = true
         self.sink = nil
-        let server = self.server, tester = server.tester, store = server.store, logger = self.logger, id = transactionID
+        let server = self.server, tester = smtp.tester, keyring = smtp.keyring, store = server.store, logger = self.logger, id = transactionID
         let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
         let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
         let isSubmission = takesSubmittedMail
@@ -694,7 +697,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         Task {
             let outcome: Result<String, Error>
             do {
-                let keys = await server.keyring.current()
+                let keys = await keyring.current()
                 var bytes = try await server.threadPool.runIfActive { try unsafeSink.value.head(max: Int.max) }
                 if isSubmission {
                     // Judged as it would leave: with the Message-ID, Date and DKIM signatures submission adds.

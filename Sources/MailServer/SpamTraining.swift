@@ -1,3 +1,4 @@
+import ServerCore
 import Logging
 import MailStore
 import SpamFilter

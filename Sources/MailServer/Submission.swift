@@ -1,3 +1,4 @@
+import ServerCore
 import DKIM
 import Foundation
 import Logging

@@ -4,7 +4,35 @@ import NIOSSL
 import Synchronization
 import NIOCore
 import NIOPosix
+import MailCore
+import MailAuth
+import ServerCore
 import TernConfig
+
+/// What the SMTP sessions share beyond the core: the signing keys, the port-25 checks, the mail tester and the
+/// networks allowed to relay.
+final class SMTPShared: Sendable {
+    let keyring: DKIMKeyring
+    /// The port-25 checks (SPF, DKIM, DMARC, blocklists…); nil: none (tests of the bare protocol).
+    let inbound: InboundChecks?
+    /// The mail tester (check@ at every local domain), used when `inbound` is set.
+    let tester: MailTester
+    /// Clients that may relay through port 25 without AUTH (`relay.networks`).
+    let relayNetworks: [IPNetwork]
+
+    init(context: ServerContext, inbound: InboundChecks?) {
+        keyring = DKIMKeyring(store: context.store, logger: context.logger)
+        self.inbound = inbound
+        tester = MailTester(config: context.config)
+        relayNetworks = context.config.relayNetworks.compactMap(IPNetwork.init)
+    }
+}
+
+/// What IMAP sessions share beyond the core: ENVELOPE/BODYSTRUCTURE and header blocks of recently fetched messages.
+final class IMAPCaches: Sendable {
+    let structures = StructureCache()
+    let headers = HeaderCache()
+}
 
 /// Binds the configured listeners and serves them until `stop()`.
 public final class TernServer: Sendable {
@@ -19,32 +47,36 @@ public final class TernServer: Sendable {
 
     let context: ServerContext
     let group: MultiThreadedEventLoopGroup
+    let smtp: SMTPShared
+    let imap = IMAPCaches()
     private let channels = Mutex<[Channel]>([])
 
-    public init(context: ServerContext, group: MultiThreadedEventLoopGroup) {
+    /// `inbound`: the port-25 checks (nil: none, for tests of the bare protocol).
+    public init(context: ServerContext, group: MultiThreadedEventLoopGroup, inbound: InboundChecks? = nil) {
         self.context = context
         self.group = group
+        smtp = SMTPShared(context: context, inbound: inbound)
     }
 
     /// Binds every listener of the services Tern serves so far. Fails (and binds nothing) if one cannot be bound.
     public func start() async throws -> [Listener] {
         var listeners: [Listener] = []
-        let server = context
+        let server = context, smtp = self.smtp, imap = self.imap
         do {
             for address in context.config.listen[.smtp] ?? [] {
                 listeners.append(try await bind(.smtp, address) { limiter in
-                    [SMTPSessionHandler(server: server, limiter: limiter, isTLS: false)]
+                    [SMTPSessionHandler(server: server, smtp: smtp, limiter: limiter, isTLS: false)]
                 })
             }
             for address in context.config.listen[.submission] ?? [] {
                 listeners.append(try await bind(.submission, address) { limiter in
-                    [SMTPSessionHandler(server: server, limiter: limiter, isTLS: false, service: .submission)]
+                    [SMTPSessionHandler(server: server, smtp: smtp, limiter: limiter, isTLS: false, service: .submission)]
                 })
             }
             if let tls = server.tls {
                 for address in context.config.listen[.submissions] ?? [] {
                     listeners.append(try await bind(.submissions, address) { limiter in
-                        [NIOSSLServerHandler(context: tls), SMTPSessionHandler(server: server, limiter: limiter, isTLS: true, service: .submission)]
+                        [NIOSSLServerHandler(context: tls), SMTPSessionHandler(server: server, smtp: smtp, limiter: limiter, isTLS: true, service: .submission)]
                     })
                 }
             }
@@ -55,8 +87,8 @@ public final class TernServer: Sendable {
             context.store.observeMailboxTree { wakeups.treeChanged($0) }
             // Plain (STARTTLS/STLS) and implicit-TLS listeners of the mail access protocols.
             let access: [(TernConfiguration.Service, Bool, @Sendable (ConnectionLimiter, Bool) -> ChannelHandler)] = [
-                (.imap, false, { IMAPConnectionHandler(server: server, limiter: $0, wakeups: wakeups, isTLS: $1) }),
-                (.imaps, true, { IMAPConnectionHandler(server: server, limiter: $0, wakeups: wakeups, isTLS: $1) }),
+                (.imap, false, { IMAPConnectionHandler(server: server, caches: imap, limiter: $0, wakeups: wakeups, isTLS: $1) }),
+                (.imaps, true, { IMAPConnectionHandler(server: server, caches: imap, limiter: $0, wakeups: wakeups, isTLS: $1) }),
                 (.pop3, false, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
                 (.pop3s, true, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
             ]

@@ -1,3 +1,4 @@
+import ServerCore
 import ArgumentParser
 import DNSResolverLive
 import Dispatch
@@ -56,10 +57,10 @@ struct Serve: AsyncParsableCommand {
         let threadPool = NIOThreadPool(numberOfThreads: max(2, System.coreCount))
         threadPool.start()
         let resolver = LiveResolver(config: config)
-        var context = ServerContext(config: config, store: store, tls: tls, logger: logger, clock: clock, threadPool: threadPool)
+        let context = ServerContext(config: config, store: store, tls: tls, logger: logger, clock: clock, threadPool: threadPool)
         let suffixes = SuffixListFile.load(dataDirectory: config.dataDirectory, logger: logger)
-        context.inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock)
-        let server = TernServer(context: context, group: group)
+        let inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock)
+        let server = TernServer(context: context, group: group, inbound: inbound)
         let listeners: [TernServer.Listener]
         do {
             listeners = try await server.start()

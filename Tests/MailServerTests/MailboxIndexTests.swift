@@ -1,3 +1,4 @@
+import ServerCore
 import Foundation
 import IMAPCodec
 import IMAPResponses

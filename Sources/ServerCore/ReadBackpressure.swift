@@ -2,13 +2,13 @@ import NIOCore
 
 /// Stops reading from a connection while a command runs and more than `limit` octets of pipelined input wait,
 /// and reads again once the session is idle: a client cannot make a session buffer without bound.
-struct ReadBackpressure {
-    let limit: Int
+public struct ReadBackpressure: Sendable {
+    public let limit: Int
     private var paused = false
 
-    init(limit: Int) { self.limit = limit }
+    public init(limit: Int) { self.limit = limit }
 
-    mutating func update(busy: Bool, buffered: Int, channel: Channel) {
+    public mutating func update(busy: Bool, buffered: Int, channel: Channel) {
         if busy, buffered > limit, !paused {
             paused = true
             channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }

@@ -3,16 +3,16 @@ import NIOCore
 
 /// COMPRESS=DEFLATE (RFC 4978): raw deflate (RFC 1951) on both directions of the connection, below the protocol
 /// handler. Every write is sync-flushed so that each response reaches the client at once.
-final class DeflateEncoder: ChannelOutboundHandler, RemovableChannelHandler {
-    typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+public final class DeflateEncoder: ChannelOutboundHandler, RemovableChannelHandler {
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
     private let compressor: ZlibCompressor
 
-    init() throws {
+    public init() throws {
         compressor = try ZlibCompressor(algorithm: .deflate)
     }
 
-    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         var input = unwrapOutboundIn(data)
         var output = context.channel.allocator.buffer(capacity: compressor.maxSize(from: input) + 64)
         do {
@@ -26,17 +26,17 @@ final class DeflateEncoder: ChannelOutboundHandler, RemovableChannelHandler {
 }
 
 /// The inflating half. A "zip bomb" is refused: one read may expand to at most `maxExpansion` octets.
-final class DeflateDecoder: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-    typealias InboundOut = ByteBuffer
-    static let maxExpansion = 16 << 20
+public final class DeflateDecoder: ChannelInboundHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+    public static let maxExpansion = 16 << 20
     private let decompressor: ZlibDecompressor
 
-    init() throws {
+    public init() throws {
         decompressor = try ZlibDecompressor(algorithm: .deflate)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var input = unwrapInboundIn(data)
         do {
             for chunk in try inflate(&input, allocator: context.channel.allocator) {
@@ -49,7 +49,7 @@ final class DeflateDecoder: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     /// Inflates everything readable in `input` (also used for bytes that arrived before the handler was added).
-    func inflate(_ input: inout ByteBuffer, allocator: ByteBufferAllocator) throws -> [ByteBuffer] {
+    public func inflate(_ input: inout ByteBuffer, allocator: ByteBufferAllocator) throws -> [ByteBuffer] {
         var chunks: [ByteBuffer] = []
         var total = 0
         while input.readableBytes > 0 {

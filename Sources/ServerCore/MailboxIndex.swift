@@ -5,14 +5,14 @@ import Synchronization
 /// One mailbox's messages as of one HIGHESTMODSEQ. Immutable, and shared by every session that has the mailbox
 /// selected: a thousand clients idling in one INBOX hold one copy of its message list, not a thousand (Swift arrays
 /// are copy-on-write, so a session's `messages` is the snapshot's own storage until the session changes it).
-final class MailboxSnapshot: Sendable {
-    let uidValidity: UIDValidity
-    let uidNext: UID
-    let highestModSeq: ModSeq
+public final class MailboxSnapshot: Sendable {
+    public let uidValidity: UIDValidity
+    public let uidNext: UID
+    public let highestModSeq: ModSeq
     /// In UID order.
-    let messages: [StoredMessage]
+    public let messages: [StoredMessage]
 
-    init(uidValidity: UIDValidity, uidNext: UID, highestModSeq: ModSeq, messages: [StoredMessage]) {
+    public init(uidValidity: UIDValidity, uidNext: UID, highestModSeq: ModSeq, messages: [StoredMessage]) {
         self.uidValidity = uidValidity
         self.uidNext = uidNext
         self.highestModSeq = highestModSeq
@@ -20,7 +20,7 @@ final class MailboxSnapshot: Sendable {
     }
 
     /// This snapshot brought up to date by a delta read after its modseq.
-    func applying(_ changes: MailboxChanges) -> MailboxSnapshot {
+    public func applying(_ changes: MailboxChanges) -> MailboxSnapshot {
         if changes.changed.isEmpty && changes.expunged.isEmpty && changes.highestModSeq == highestModSeq && changes.uidNext == uidNext {
             return self
         }
@@ -50,7 +50,7 @@ final class MailboxSnapshot: Sendable {
 /// delta once, and every other session woken by the same change shares that load. A change made by another process
 /// (an admin command) has no notification, so commands that must see it (SELECT, NOOP, STATUS) ask with `verify`,
 /// which costs one indexed row read when nothing changed.
-final class MailboxIndex: Sendable {
+public final class MailboxIndex: Sendable {
     private struct Entry {
         var snapshot: MailboxSnapshot?
         /// Bumped by every announced change; a snapshot is fresh when it was loaded after the last bump.
@@ -71,15 +71,15 @@ final class MailboxIndex: Sendable {
     private let state = Mutex(State())
     private let store: any MessageStore
     /// Messages kept in snapshots no session may be using (about 100 bytes each); least recently used go first.
-    let budget: Int
+    public let budget: Int
 
-    init(store: any MessageStore, budget: Int = 1_000_000) {
+    public init(store: any MessageStore, budget: Int = 1_000_000) {
         self.store = store
         self.budget = budget
     }
 
     /// A change to this mailbox was committed: the next `snapshot` call reads the delta.
-    func markChanged(_ mailbox: MailboxID) {
+    public func markChanged(_ mailbox: MailboxID) {
         state.withLock { s in
             guard s.entries[mailbox] != nil else { return }
             s.entries[mailbox]!.changes += 1
@@ -88,7 +88,7 @@ final class MailboxIndex: Sendable {
 
     /// The mailbox as it is now. Without `verify`, a snapshot no announced change has made stale is returned
     /// without asking the store.
-    func snapshot(_ mailbox: MailboxID, verify: Bool) async throws -> MailboxSnapshot {
+    public func snapshot(_ mailbox: MailboxID, verify: Bool) async throws -> MailboxSnapshot {
         enum Next { case ready(MailboxSnapshot), wait(Task<MailboxSnapshot, Error>, Int) }
         let next: Next = state.withLock { s in
             s.clock += 1
@@ -158,7 +158,7 @@ final class MailboxIndex: Sendable {
 
     /// The mailbox as of a state just read from the store with its id (SELECT, a POP3 login): the snapshot held when
     /// it matches that state, without a second read; otherwise brought up to date as `snapshot(_:verify:)` does.
-    func snapshot(_ mailbox: MailboxID, current: MailboxChanges) async throws -> MailboxSnapshot {
+    public func snapshot(_ mailbox: MailboxID, current: MailboxChanges) async throws -> MailboxSnapshot {
         let held: MailboxSnapshot? = state.withLock { s in
             guard let snap = s.entries[mailbox]?.snapshot, snap.uidValidity == current.uidValidity,
                   snap.highestModSeq == current.highestModSeq, snap.uidNext == current.uidNext else { return nil }

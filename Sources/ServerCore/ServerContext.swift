@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import MailAuth
 import MailCore
 import MailStore
 import NIOCore
@@ -8,7 +7,8 @@ import NIOPosix
 import NIOSSL
 import TernConfig
 
-/// What every session needs, passed explicitly: no global state.
+/// What every session of every protocol needs, passed explicitly: no global state. What one protocol alone shares
+/// (the SMTP checks and signing keys, IMAP's caches) lives with that protocol.
 public struct ServerContext: Sendable {
     public var config: TernConfiguration
     public var store: any MailStore
@@ -23,26 +23,14 @@ public struct ServerContext: Sendable {
     public var inlineLimit: Int { store.inlineLimit }
     /// Failed logins per client address, shared by every service.
     public var loginThrottle: LoginThrottle
-    /// ENVELOPE / BODYSTRUCTURE of recently fetched messages.
-    let structures = StructureCache()
-    /// Header blocks of recently fetched messages.
-    let headers = HeaderCache()
-    /// The latest message list of each mailbox in use, shared by the IMAP sessions that have it selected.
-    let mailboxes: MailboxIndex
+    /// The latest message list of each mailbox in use, shared by the IMAP and POP3 sessions that have it open.
+    public let mailboxes: MailboxIndex
     /// IMAP sessions logged in, per account (`limits.max_connections_per_user`).
-    let userSessions = UserSessions()
+    public let userSessions = UserSessions()
     /// Accounts in a POP3 transaction (one POP3 session per maildrop).
-    let pop3Locks = POP3Locks()
-    /// DKIM keys for signing submitted mail.
-    let keyring: DKIMKeyring
-    /// The port-25 checks (SPF, DKIM, DMARC, blocklists…); nil: none (tests of the bare protocol).
-    public var inbound: InboundChecks?
-    /// The mail tester (check@ at every local domain), used when `inbound` is set.
-    let tester: MailTester
-    /// Clients that may relay through port 25 without AUTH (`relay.networks`).
-    let relayNetworks: [IPNetwork]
+    public let pop3Locks = POP3Locks()
     /// Keys the fake SCRAM salts of unknown users (random per process).
-    let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
+    public let saslSecret: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
     public init(config: TernConfiguration, store: any MailStore, tls: NIOSSLContext?, logger: Logger,
                 clock: any WallClock, threadPool: NIOThreadPool) {
@@ -54,18 +42,15 @@ public struct ServerContext: Sendable {
         self.threadPool = threadPool
         self.loginThrottle = LoginThrottle(maxFailures: config.limits.maxLoginFailures)
         self.mailboxes = MailboxIndex(store: store)
-        self.keyring = DKIMKeyring(store: store, logger: logger)
-        self.tester = MailTester(config: config)
-        self.relayNetworks = config.relayNetworks.compactMap(IPNetwork.init)
     }
 }
 
 /// Short ids for sessions and messages, as seen in logs and Received headers.
-enum SessionID {
-    static let alphabet = Array("0123456789BCDFGHJKLMNPQRSTVWXZ".utf8)
+public enum SessionID {
+    public static let alphabet = Array("0123456789BCDFGHJKLMNPQRSTVWXZ".utf8)
 
     /// 12 characters from 30 (about 59 bits) out of one 64-bit random number: one getrandom call, not twelve.
-    static func make() -> String {
+    public static func make() -> String {
         var rng = SystemRandomNumberGenerator()
         var v = rng.next()
         var bytes = [UInt8](repeating: 0, count: 12)

@@ -13,7 +13,7 @@ public final class LoginThrottle: Sendable {
     private let entries = Mutex<[String: Entry]>([:])
     public let maxFailures: Int
     public let window: TimeInterval
-    static let maxTracked = 100_000
+    public static let maxTracked = 100_000
 
     public init(maxFailures: Int, window: TimeInterval = 15 * 60) {
         self.maxFailures = maxFailures
@@ -48,15 +48,15 @@ public final class LoginThrottle: Sendable {
 
 /// The password check every service shares (IMAP, POP3; submission next): the per-address block, the store's check,
 /// the failure record, and the second of delay after a failure that slows guessing down.
-enum PasswordCheck {
-    enum Outcome {
+public enum PasswordCheck: Sendable {
+    public enum Outcome: Sendable {
         case success(AccountID, EmailAddress)
         /// Too many failures from this address lately: refused without looking at the password.
         case blocked
         case failed
     }
 
-    static func check(_ server: ServerContext, service: String, remoteAddress: String, user: String, password: String) async throws -> Outcome {
+    public static func check(_ server: ServerContext, service: String, remoteAddress: String, user: String, password: String) async throws -> Outcome {
         let throttle = server.loginThrottle
         guard !throttle.isBlocked(remoteAddress, now: server.clock.now) else {
             server.logger.notice("\(service) login refused: too many failures from this address")
@@ -73,7 +73,7 @@ enum PasswordCheck {
     }
 
     /// A login answered from the store's verified-login cache alone, with no wait; nil: use `check`.
-    static func cached(_ server: ServerContext, remoteAddress: String, user: String, password: String) -> (AccountID, EmailAddress)? {
+    public static func cached(_ server: ServerContext, remoteAddress: String, user: String, password: String) -> (AccountID, EmailAddress)? {
         guard !server.loginThrottle.isBlocked(remoteAddress, now: server.clock.now), let address = try? EmailAddress.parse(user),
               let account = server.store.cachedLogin(address, password: password) else { return nil }
         server.loginThrottle.recordSuccess(remoteAddress)

@@ -5,52 +5,52 @@ import NIOSSL
 
 /// One connection's place under its listener's limits: the client's address, and whether it holds a slot. Every
 /// protocol handler (SMTP, IMAP, POP3) keeps one.
-struct ConnectionSlot {
-    let limiter: ConnectionLimiter
-    private(set) var remoteAddress = "unknown"
-    private(set) var acquired = false
+public struct ConnectionSlot: Sendable {
+    public let limiter: ConnectionLimiter
+    public private(set) var remoteAddress = "unknown"
+    public private(set) var acquired = false
 
-    init(limiter: ConnectionLimiter) {
+    public init(limiter: ConnectionLimiter) {
         self.limiter = limiter
     }
 
-    var isLoopback: Bool { remoteAddress.hasPrefix("127.") || remoteAddress == "::1" }
+    public var isLoopback: Bool { remoteAddress.hasPrefix("127.") || remoteAddress == "::1" }
 
     /// Notes the client's address and asks for a slot; on a refusal the caller answers and closes.
-    mutating func open(_ context: ChannelHandlerContext) -> ConnectionLimiter.Verdict {
+    public mutating func open(_ context: ChannelHandlerContext) -> ConnectionLimiter.Verdict {
         remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
         let verdict = limiter.acquire(remoteAddress)
         if case .accepted = verdict { acquired = true }
         return verdict
     }
 
-    mutating func release() {
+    public mutating func release() {
         if acquired { limiter.release(remoteAddress); acquired = false }
     }
 }
 
 extension ChannelHandlerContext {
     /// Writes a last line (`* BYE …`, `-ERR …`), then closes the connection.
-    func sayAndClose(_ line: String) {
+    public func sayAndClose(_ line: String) {
         let context = self
         writeAndFlush(NIOAny(ByteBuffer(string: line + "\r\n"))).whenComplete { _ in context.close(promise: nil) }
     }
 
     /// Writes response bytes now (nothing when there are none).
-    func send(_ bytes: [UInt8]) {
+    public func send(_ bytes: [UInt8]) {
         guard !bytes.isEmpty else { return }
         writeAndFlush(NIOAny(channel.allocator.buffer(bytes: bytes)), promise: nil)
     }
 
     /// Runs `work` off the event loop (a command that waits for the store) and hands its result to `done` back on
     /// the loop, where the handler's state may be touched.
-    func runOffLoop<Output: Sendable>(_ work: @escaping @Sendable () async -> Output, then done: @escaping (Output) -> Void) {
+    public func runOffLoop<Output: Sendable>(_ work: @escaping @Sendable () async -> Output, then done: @escaping (Output) -> Void) {
         let bound = NIOLoopBound(done, eventLoop: eventLoop)
         eventLoop.makeFutureWithTask(work).whenSuccess { bound.value($0) }
     }
 
     /// Calls `fire` on the loop after `delay` (an autologout timer), unless cancelled.
-    func schedule(after delay: TimeAmount, _ fire: @escaping () -> Void) -> Scheduled<Void> {
+    public func schedule(after delay: TimeAmount, _ fire: @escaping () -> Void) -> Scheduled<Void> {
         let bound = NIOLoopBound(fire, eventLoop: eventLoop)
         return eventLoop.scheduleTask(in: delay) { bound.value() }
     }
@@ -58,7 +58,7 @@ extension ChannelHandlerContext {
 
 /// Logs an error that ends a connection. A TLS peer that went away without close_notify is common and harmless
 /// (every reply was sent): debug level only.
-func logConnectionError(_ error: Error, _ logger: Logger) {
+public func logConnectionError(_ error: Error, _ logger: Logger) {
     if let e = error as? NIOSSLError, case .uncleanShutdown = e {
         logger.debug("TLS closed without close_notify")
         return
@@ -68,7 +68,7 @@ func logConnectionError(_ error: Error, _ logger: Logger) {
 
 extension Duration {
     /// In seconds, for dates and intervals.
-    var seconds: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    public var seconds: TimeInterval { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
     /// As NIO's time amount, for timers.
-    var timeAmount: TimeAmount { .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000) }
+    public var timeAmount: TimeAmount { .nanoseconds(components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000) }
 }

@@ -3,11 +3,11 @@ import Synchronization
 
 /// Counts open connections per client address and in total, so that one client cannot take every slot.
 /// Sessions logged in to each account, bounded per account.
-final class UserSessions: Sendable {
+public final class UserSessions: Sendable {
     private let counts = Mutex<[AccountID: Int]>([:])
 
     /// Counts a session for `account`; false when it already has `limit`.
-    func acquire(_ account: AccountID, limit: Int) -> Bool {
+    public func acquire(_ account: AccountID, limit: Int) -> Bool {
         counts.withLock { c in
             guard c[account, default: 0] < limit else { return false }
             c[account, default: 0] += 1
@@ -15,14 +15,14 @@ final class UserSessions: Sendable {
         }
     }
 
-    func release(_ account: AccountID) {
+    public func release(_ account: AccountID) {
         counts.withLock { c in
             let n = c[account, default: 1] - 1
             c[account] = n > 0 ? n : nil
         }
     }
 
-    func count(_ account: AccountID) -> Int { counts.withLock { $0[account, default: 0] } }
+    public func count(_ account: AccountID) -> Int { counts.withLock { $0[account, default: 0] } }
 }
 
 public final class ConnectionLimiter: Sendable {
