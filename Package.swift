@@ -64,7 +64,7 @@ let package = Package(
         // What every protocol's server shares: the context, connection limits and plumbing, TLS material, login
         // throttling, the shared mailbox views.
         .target(name: "ServerCore", dependencies: [
-            "MailCore", "MailStore", "TernConfig",
+            "MailCore", "MailStore", "TernConfig", "SpamFilter",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -72,8 +72,14 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CompressNIO", package: "compress-nio"),
         ] + nio),
+        // IMAP4rev1/rev2 and its extensions over ServerCore.
+        .target(name: "IMAPServer", dependencies: [
+            "ServerCore", "MailCore", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStore", "TernConfig", "SpamFilter",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ] + nio),
         .target(name: "MailServer", dependencies: [
-            "ServerCore",
+            "ServerCore", "IMAPServer",
             "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "IMAPResponses", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
@@ -112,6 +118,6 @@ let package = Package(
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPServer", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

@@ -7,6 +7,7 @@ import NIOPosix
 import MailCore
 import MailAuth
 import ServerCore
+import IMAPServer
 import TernConfig
 
 /// What the SMTP sessions share beyond the core: the signing keys, the port-25 checks, the mail tester and the
@@ -26,12 +27,6 @@ final class SMTPShared: Sendable {
         tester = MailTester(config: context.config)
         relayNetworks = context.config.relayNetworks.compactMap(IPNetwork.init)
     }
-}
-
-/// What IMAP sessions share beyond the core: ENVELOPE/BODYSTRUCTURE and header blocks of recently fetched messages.
-final class IMAPCaches: Sendable {
-    let structures = StructureCache()
-    let headers = HeaderCache()
 }
 
 /// Binds the configured listeners and serves them until `stop()`.

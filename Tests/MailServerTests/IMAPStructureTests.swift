@@ -2,6 +2,7 @@ import IMAPCodec
 import IMAPResponses
 import MailMessage
 import Testing
+@testable import IMAPServer
 @testable import MailServer
 
 @Suite struct IMAPStructureTests {

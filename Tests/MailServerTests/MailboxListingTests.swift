@@ -1,6 +1,7 @@
 import MailCore
 import MailStore
 import Testing
+@testable import IMAPServer
 @testable import MailServer
 
 /// LIST and LSUB as pure functions of the mailboxes and subscriptions (RFC 9051 §6.3.9, RFC 3501 §6.3.9, RFC 5258).

@@ -4,6 +4,7 @@ import IMAPResponses
 import MailStore
 import TernTestSupport
 import Testing
+@testable import IMAPServer
 @testable import MailServer
 
 @Suite struct UIDRangesTests {

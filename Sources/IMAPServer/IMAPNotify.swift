@@ -7,7 +7,8 @@ import Synchronization
 /// Wakes IMAP sessions that wait for changes: in IDLE (their selected mailbox) and with NOTIFY (RFC 5465: the mailboxes
 /// it watches, and their account's mailbox list). Each registration says what it is interested in, so a change wakes
 /// only the sessions it concerns.
-final class IMAPWakeups: Sendable {
+public final class IMAPWakeups: Sendable {
+    public init() {}
     struct Interest: Sendable, Equatable {
         var account: AccountID
         var mailboxes: Set<MailboxID>
@@ -27,12 +28,12 @@ final class IMAPWakeups: Sendable {
         _ = waiters.withLock { $0.removeValue(forKey: id) }
     }
 
-    func changed(_ mailbox: MailboxID) {
+    public func changed(_ mailbox: MailboxID) {
         let wakes = waiters.withLock { $0.values.filter { $0.0.mailboxes.contains(mailbox) }.map(\.1) }
         for w in wakes { w(.mailbox(mailbox)) }
     }
 
-    func treeChanged(_ account: AccountID) {
+    public func treeChanged(_ account: AccountID) {
         let wakes = waiters.withLock { $0.values.filter { $0.0.tree && $0.0.account == account }.map(\.1) }
         for w in wakes { w(.tree) }
     }

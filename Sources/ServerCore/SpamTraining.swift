@@ -1,4 +1,3 @@
-import ServerCore
 import Logging
 import MailStore
 import SpamFilter
@@ -6,19 +5,19 @@ import SpamFilter
 /// Teaches the Bayesian filter from what users do: a message moved or copied into the Junk mailbox is spam, one moved
 /// out of Junk (anywhere but Trash) is ham. Each is trained for the user and for the global counts; training the same
 /// message again the same way changes nothing, the other way moves its counts over.
-enum SpamTraining {
+public enum SpamTraining {
     /// At most this many messages are trained per command (a user emptying a huge Junk folder into INBOX trains on the
     /// first ones only); the octets read per message are capped like the filter's.
-    static let maxPerCommand = 500
+    public static let maxPerCommand = 500
 
     /// What a copy or move from `source` to `target` teaches, if anything: true spam, false ham.
-    static func lesson(source: SpecialUse?, target: SpecialUse?) -> Bool? {
+    public static func lesson(source: SpecialUse?, target: SpecialUse?) -> Bool? {
         if target == .junk && source != .junk { return true }
         if source == .junk && target != .junk && target != .trash { return false }
         return nil
     }
 
-    static func train(store: any MailStore, account: AccountID, messages: [MessageID], spam: Bool, logger: Logger) async {
+    public static func train(store: any MailStore, account: AccountID, messages: [MessageID], spam: Bool, logger: Logger) async {
         var trained = 0
         for id in messages.prefix(maxPerCommand) {
             do {
@@ -36,7 +35,7 @@ enum SpamTraining {
 
     /// The filter's probability for a message's tokens with `owner`'s counts plus the global ones (nil while too little
     /// has been trained, or when the counts cannot be read).
-    static func probability(store: any MailStore, owner: AccountID?, tokens: Set<String>) async -> Double? {
+    public static func probability(store: any MailStore, owner: AccountID?, tokens: Set<String>) async -> Double? {
         let ids = tokens.map(BayesClassifier.id)
         guard let counts = try? await store.bayesCounts(owner: owner, tokens: ids) else { return nil }
         var table: [Int64: TokenCounts] = [:]

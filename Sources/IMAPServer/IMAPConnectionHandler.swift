@@ -10,9 +10,9 @@ import NIOSSL
 import Synchronization
 
 /// One IMAP connection: frames commands, runs them on `IMAPSession` one at a time, writes the responses.
-final class IMAPConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+public final class IMAPConnectionHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     private let server: ServerContext
     private var slot: ConnectionSlot
@@ -38,7 +38,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
     static let idleTimeout: TimeAmount = .minutes(30)
     static let preAuthTimeout: TimeAmount = .minutes(1)
 
-    init(server: ServerContext, caches: IMAPCaches, limiter: ConnectionLimiter, wakeups: IMAPWakeups, isTLS: Bool) {
+    public init(server: ServerContext, caches: IMAPCaches, limiter: ConnectionLimiter, wakeups: IMAPWakeups, isTLS: Bool) {
         self.caches = caches
         self.server = server
         slot = ConnectionSlot(limiter: limiter)
@@ -50,7 +50,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         logger[metadataKey: "proto"] = "imap"
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    public func channelActive(context: ChannelHandlerContext) {
         guard case .accepted = slot.open(context) else {
             closed = true
             Self.byeAndClose(context, nil, "Too many connections, try again later")
@@ -62,7 +62,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         armTimeout(context: context)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closed = true
         session.ended()
         timeout?.cancel()
@@ -71,13 +71,13 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
         logConnectionError(error, logger)
         closed = true
         context.close(promise: nil)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         inbound.writeBuffer(&bytes)
@@ -261,7 +261,7 @@ final class IMAPConnectionHandler: ChannelInboundHandler {
         }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable && wakePending && !busy { wake(context: context) }
         context.fireChannelWritabilityChanged()
     }

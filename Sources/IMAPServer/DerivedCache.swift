@@ -77,3 +77,10 @@ extension DerivedCache where Value == [UInt8] {
         self.init(budget: 64 << 20) { $0.count }
     }
 }
+
+/// What IMAP sessions share beyond the core: ENVELOPE/BODYSTRUCTURE and header blocks of recently fetched messages.
+public final class IMAPCaches: Sendable {
+    public init() {}
+    let structures = StructureCache()
+    let headers = HeaderCache()
+}
