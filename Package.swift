@@ -78,8 +78,14 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
+        // POP3 (RFC 1939, 2449, 5034) over ServerCore.
+        .target(name: "POP3Server", dependencies: [
+            "ServerCore", "MailCore", "MailStore", "POP3Codec", "SASL", "TernConfig",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ] + nio),
         .target(name: "MailServer", dependencies: [
-            "ServerCore", "IMAPServer",
+            "ServerCore", "IMAPServer", "POP3Server",
             "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "IMAPResponses", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),

@@ -8,6 +8,7 @@ import MailCore
 import MailAuth
 import ServerCore
 import IMAPServer
+import POP3Server
 import TernConfig
 
 /// What the SMTP sessions share beyond the core: the signing keys, the port-25 checks, the mail tester and the

@@ -8,9 +8,9 @@ import POP3Codec
 
 /// One POP3 connection: splits lines, runs commands on `POP3Session` one at a time (pipelined commands wait, RFC 2449
 /// PIPELINING), writes the responses.
-final class POP3ConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+public final class POP3ConnectionHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
     private let server: ServerContext
     private var slot: ConnectionSlot
@@ -30,7 +30,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
     static let idleTimeout: TimeAmount = .minutes(10)
     static let preAuthTimeout: TimeAmount = .minutes(1)
 
-    init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
+    public init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
         self.server = server
         slot = ConnectionSlot(limiter: limiter)
         self.isTLS = isTLS
@@ -39,7 +39,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
         logger[metadataKey: "proto"] = "pop3"
     }
 
-    func channelActive(context: ChannelHandlerContext) {
+    public func channelActive(context: ChannelHandlerContext) {
         guard case .accepted = slot.open(context) else {
             closed = true
             context.sayAndClose("-ERR [SYS/TEMP] Too many connections, try again later")
@@ -51,7 +51,7 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
         armTimeout(context: context)
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closed = true
         timeout?.cancel()
         // A dropped connection deletes nothing (RFC 1939 §6): the lock goes, the deletion marks with it.
@@ -60,13 +60,13 @@ final class POP3ConnectionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
         logConnectionError(error, logger)
         closed = true
         context.close(promise: nil)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         let bytes = unwrapInboundIn(data)
         inbound.append(contentsOf: bytes.readableBytesView)
