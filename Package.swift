@@ -72,9 +72,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CompressNIO", package: "compress-nio"),
         ] + nio),
+        // What IMAP answers from, without I/O: the selected mailbox's view, UID ranges, BODYSTRUCTURE, LIST, SORT keys,
+        // message parts, the caches of derived data.
+        .target(name: "IMAPMailboxView", dependencies: ["MailCore", "MailMessage", "MailStore", "IMAPCodec", "IMAPResponses"]),
         // IMAP4rev1/rev2 and its extensions over ServerCore.
         .target(name: "IMAPServer", dependencies: [
-            "ServerCore", "MailCore", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStore", "TernConfig", "SpamFilter",
+            "ServerCore", "IMAPMailboxView", "MailCore", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStore", "TernConfig", "SpamFilter",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
@@ -124,6 +127,6 @@ let package = Package(
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPServer", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

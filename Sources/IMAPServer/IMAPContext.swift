@@ -1,27 +1,8 @@
+import IMAPMailboxView
 import ServerCore
 import IMAPCodec
 import IMAPResponses
 import MailStore
-
-/// A SEARCH or SORT result the client asked to keep up to date: `RETURN (UPDATE)` of CONTEXT=SEARCH and
-/// CONTEXT=SORT (RFC 5267 §4). The session tells the client of every change to the result with ESEARCH ADDTO and
-/// REMOVEFROM, tagged with the command's tag, until CANCELUPDATE or until the mailbox is closed.
-struct SearchContext {
-    let tag: String
-    let uid: Bool
-    /// The search key with sequence numbers and `$` replaced by the UIDs they meant when the command came: RFC 5267
-    /// §4.1 evaluates them once, so later expunges do not shift what they select.
-    let key: SearchKey
-    /// The SORT criteria; nil for SEARCH, whose result is in mailbox order.
-    let sort: [SortCriterion]?
-    /// FETCH items sent for a new message that joins the result (`UPDATE (...)`, RFC 5465 §7).
-    let fetch: [FetchAttribute]
-    /// The result as the client has it, in result order.
-    var result: [UID]
-    /// For SORT: what orders each message of `result` (in the same order). The SORT keys never change for a message
-    /// (its headers, size and arrival are fixed), so a message's place among the others never changes either.
-    var infos: [SortInfo] = []
-}
 
 extension IMAPSession {
     /// Results kept up to date at once per session (RFC 5267 §4.2 asks for at least one); beyond, NOUPDATE.

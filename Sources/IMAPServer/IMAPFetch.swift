@@ -1,3 +1,4 @@
+import IMAPMailboxView
 import ServerCore
 import Foundation
 import IMAPCodec
@@ -7,36 +8,6 @@ import MailMessage
 import MailStore
 
 /// The header block and body of a message, split at the first empty line.
-struct MessageParts {
-    let bytes: [UInt8]
-    let headerEnd: Int  // index just past the empty line (start of the body)
-
-    init(_ bytes: [UInt8]) {
-        self.bytes = bytes
-        headerEnd = RawHeader.end(bytes)
-    }
-
-    var header: ArraySlice<UInt8> { bytes[..<headerEnd] }
-    var body: ArraySlice<UInt8> { bytes[headerEnd...] }
-
-    /// Header fields with their raw lines (folding and line ends included).
-    var fields: [RawHeaderField] { RawHeader.fields(header) }
-
-    /// Unfolded value of the first field with this name.
-    func value(_ name: String) -> String? {
-        values(name).first
-    }
-
-    func values(_ name: String) -> [String] {
-        let lower = name.lowercased()
-        return fields.filter { $0.name.lowercased() == lower }.map { f in
-            let text = String(decoding: f.raw, as: UTF8.self)
-            let v = text[text.index(after: text.firstIndex(of: ":")!)...]
-            return v.replacingOccurrences(of: "\r\n", with: "").replacingOccurrences(of: "\n", with: "").trimmingCharacters(in: .whitespaces)
-        }
-    }
-}
-
 extension IMAPSession {
     /// FETCH; with `tag` nil, only the untagged FETCH responses (for a notification), and with `peek` no \Seen is set.
     func fetch(uid: Bool, _ set: SequenceSet, _ attrs: [FetchAttribute], changedSince: Int64?, vanished: Bool = false,
@@ -429,81 +400,6 @@ extension IMAPSession {
             for k in keys where !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts)) { return false }
             return true
         case .modSeq(let n): return m.modSeq.rawValue >= n
-        }
-    }
-}
-
-/// SEARCH BODY and TEXT: a case-insensitive substring test on the raw octets.
-enum TextSearch {
-    /// ASCII text (nearly every body as stored: 7-bit, quoted-printable or base64) is compared octet by octet with
-    /// ASCII case folding; anything else goes through Foundation's case- and diacritic-insensitive comparison.
-    static func contains(_ haystack: ArraySlice<UInt8>, _ needle: String) -> Bool {
-        let n = Array(needle.utf8)
-        guard !n.isEmpty else { return true }
-        if n.allSatisfy({ $0 < 128 }) && !haystack.contains(where: { $0 >= 128 }) {
-            return asciiContains(haystack, n.map(lower))
-        }
-        return String(decoding: haystack, as: UTF8.self).range(of: needle, options: [.caseInsensitive, .diacriticInsensitive]) != nil
-    }
-
-    @inline(__always) static func lower(_ b: UInt8) -> UInt8 { b &- 65 < 26 ? b | 0x20 : b }
-
-    /// `needle` is lower-case ASCII.
-    static func asciiContains(_ haystack: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard haystack.count >= needle.count else { return false }
-        return haystack.withUnsafeBufferPointer { h in
-            needle.withUnsafeBufferPointer { nd in
-                let first = nd[0], last = h.count - nd.count
-                var i = 0
-                while i <= last {
-                    if lower(h[i]) == first {
-                        var k = 1
-                        while k < nd.count && lower(h[i + k]) == nd[k] { k += 1 }
-                        if k == nd.count { return true }
-                    }
-                    i += 1
-                }
-                return false
-            }
-        }
-    }
-}
-
-
-/// What a FETCH needs per message, decided once from its attributes.
-struct FetchPlan {
-    /// The whole content (a body part, the text, the full message, BINARY).
-    var content = false
-    /// Only the header block (`BODY.PEEK[HEADER]`, `HEADER.FIELDS`, `RFC822.HEADER`), which a cache may have.
-    var header = false
-    /// ENVELOPE, BODYSTRUCTURE or BODY, which a cache may have.
-    var structure = false
-    /// The MIME tree (a numbered part, BINARY).
-    var tree = false
-
-    /// Whether a message's content must be read: the content itself is asked for, or a cache lacks what is.
-    func needsContent(structureCached: Bool, headerCached: Bool) -> Bool {
-        content || (structure && !structureCached) || (header && !headerCached)
-    }
-
-    init(_ attrs: [FetchAttribute]) {
-        for a in attrs {
-            switch a {
-            case .envelope, .bodyStructure, .body: structure = true
-            case .rfc822Header: header = true
-            case .rfc822, .rfc822Text: content = true
-            case .binary, .binarySize, .preview: content = true; tree = true
-            case .bodySection(let section, _, _):
-                if !section.part.isEmpty {
-                    content = true; tree = true
-                } else {
-                    switch section.text {
-                    case .header, .headerFields, .headerFieldsNot, .mime: header = true
-                    case .full, .text: content = true
-                    }
-                }
-            case .uid, .flags, .internalDate, .rfc822Size, .modSeq, .emailID, .threadID, .saveDate: break
-            }
         }
     }
 }

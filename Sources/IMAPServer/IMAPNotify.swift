@@ -1,3 +1,4 @@
+import IMAPMailboxView
 import ServerCore
 import IMAPCodec
 import IMAPResponses

@@ -1,3 +1,4 @@
+import IMAPMailboxView
 import ServerCore
 import Foundation
 import IMAPCodec
@@ -45,86 +46,6 @@ struct IMAPOutput {
     }
 }
 
-/// The mailbox a session has selected: the session's own view of message numbers, which changes only when the
-/// session reports EXISTS / EXPUNGE to its client (RFC 9051 §5.2).
-struct SelectedMailbox {
-    var id: MailboxID
-    var name: String
-    var readOnly: Bool
-    var uidValidity: UIDValidity
-    var messages: [StoredMessage]
-    var highestModSeq: ModSeq
-    /// The keywords this session has announced in FLAGS and PERMANENTFLAGS: a keyword appears in a FETCH response
-    /// only after the client has been told it exists (RFC 9051 §7.3.5).
-    var keywords: [String] = []
-    /// The result of the last SEARCH or SORT with RETURN (SAVE) (RFC 5182), `$` in later commands; kept as UIDs
-    /// in ascending order, so that messages expunged since simply drop out.
-    var saved: [UID] = []
-    /// Results kept up to date for the client (RETURN (UPDATE), RFC 5267 §4); they end with the selection.
-    var contexts: [SearchContext] = []
-
-    func sequence(of uid: UID) -> Int? {
-        var lo = 0, hi = messages.count - 1
-        while lo <= hi {
-            let mid = (lo + hi) / 2
-            if messages[mid].uid == uid { return mid + 1 }
-            if messages[mid].uid < uid { lo = mid + 1 } else { hi = mid - 1 }
-        }
-        return nil
-    }
-
-    /// Indices into `messages` of the messages a sequence set addresses, in mailbox order (no copies of the messages).
-    /// The set's ranges are put in order and merged first, so a set of thousands of single numbers costs one walk,
-    /// not a scan of the set per message.
-    func resolveIndices(_ set: SequenceSet, uid: Bool) -> [Int] {
-        guard !messages.isEmpty else { return [] }
-        var out: [Int] = []
-        if set.isSaved {
-            // `$` (RFC 5182): the saved UIDs still in the view.
-            var j = 0
-            for (i, m) in messages.enumerated() {
-                while j < saved.count && saved[j] < m.uid { j += 1 }
-                if j == saved.count { break }
-                if saved[j] == m.uid { out.append(i) }
-            }
-            return out
-        }
-        let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
-        let ranges = Self.merged(set, largest: largest)
-        var r = 0
-        messages.withUnsafeBufferPointer { all in
-            for i in all.indices {
-                let n = uid ? all[i].uid.rawValue : UInt32(i + 1)
-                while r < ranges.count && ranges[r].upperBound < n { r += 1 }
-                if r == ranges.count { break }
-                if ranges[r].contains(n) { out.append(i) }
-            }
-        }
-        return out
-    }
-
-    /// A set's ranges with `*` resolved, ascending and merged.
-    static func merged(_ set: SequenceSet, largest: UInt32) -> [ClosedRange<UInt32>] {
-        let ranges = set.ranges.map { r -> ClosedRange<UInt32> in
-            let a = r.from ?? largest, b = r.to ?? largest
-            return min(a, b)...max(a, b)
-        }.sorted { $0.lowerBound < $1.lowerBound }
-        var out: [ClosedRange<UInt32>] = []
-        for r in ranges {
-            if let last = out.last, r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound + 1 {
-                out[out.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
-            } else {
-                out.append(r)
-            }
-        }
-        return out
-    }
-
-    /// Messages addressed by a sequence set of message numbers or UIDs, in mailbox order.
-    func resolve(_ set: SequenceSet, uid: Bool) -> [(seq: Int, message: StoredMessage)] {
-        resolveIndices(set, uid: uid).map { ($0 + 1, messages[$0]) }
-    }
-}
 
 /// One IMAP session's state and command handling, independent of the network. Commands run one at a time
 /// (the connection handler reads no further command until one is answered).

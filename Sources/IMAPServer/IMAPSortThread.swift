@@ -1,64 +1,10 @@
+import IMAPMailboxView
 import ServerCore
 import Foundation
 import IMAPCodec
 import IMAPResponses
 import MailMessage
 import MailStore
-
-/// What SORT and THREAD need to know of a message (RFC 5256).
-struct SortInfo {
-    var seq: Int
-    var message: StoredMessage
-    var subject: String
-    var sentDate: Date
-    var from: String
-    var to: String
-    var cc: String
-    var displayFrom: String
-    var displayTo: String
-    var messageID: String?
-    var references: [String]
-}
-
-enum BaseSubject {
-    /// RFC 5256 §2.1: the subject without Re:/Fwd: prefixes, [blob]s and (fwd) trailers, whitespace collapsed.
-    static func extract(_ raw: String) -> String {
-        var s = EncodedWords.decode(raw).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }).joined(separator: " ")
-        var changed = true
-        while changed {
-            changed = false
-            while s.lowercased().hasSuffix("(fwd)") {
-                s = String(s.dropLast(5)).trimmingCharacters(in: .whitespaces)
-                changed = true
-            }
-            var inner = true
-            while inner {
-                inner = false
-                // subj-leader: *(subj-blob / subj-refwd)
-                let lower = s.lowercased()
-                for prefix in ["re", "fwd", "fw"] where lower.hasPrefix(prefix) {
-                    var rest = s.dropFirst(prefix.count).drop { $0 == " " || $0 == "\t" }
-                    if rest.first == "[", let close = rest.firstIndex(of: "]") { rest = rest[rest.index(after: close)...] }
-                    if rest.first == ":" {
-                        s = String(rest.dropFirst()).trimmingCharacters(in: .whitespaces)
-                        inner = true
-                        changed = true
-                        break
-                    }
-                }
-                if !inner, s.first == "[", let close = s.firstIndex(of: "]") {
-                    let rest = String(s[s.index(after: close)...]).trimmingCharacters(in: .whitespaces)
-                    if !rest.isEmpty { s = rest; inner = true; changed = true }
-                }
-            }
-            if s.lowercased().hasPrefix("[fwd:") && s.hasSuffix("]") {
-                s = String(s.dropFirst(5).dropLast()).trimmingCharacters(in: .whitespaces)
-                changed = true
-            }
-        }
-        return s
-    }
-}
 
 extension IMAPSession {
     /// What SORT and THREAD need of the messages matching `key` (only those among `candidates`, ascending indices into

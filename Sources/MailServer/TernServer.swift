@@ -1,3 +1,4 @@
+import IMAPMailboxView
 import Foundation
 import Logging
 import NIOSSL

@@ -2,6 +2,7 @@ import IMAPCodec
 import IMAPResponses
 import MailMessage
 import Testing
+@testable import IMAPMailboxView
 @testable import IMAPServer
 @testable import MailServer
 

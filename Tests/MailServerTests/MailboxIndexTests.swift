@@ -5,6 +5,7 @@ import IMAPResponses
 import MailMessage
 import MailStore
 import Testing
+@testable import IMAPMailboxView
 @testable import IMAPServer
 @testable import MailServer
 

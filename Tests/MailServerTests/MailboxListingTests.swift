@@ -1,6 +1,7 @@
 import MailCore
 import MailStore
 import Testing
+@testable import IMAPMailboxView
 @testable import IMAPServer
 @testable import MailServer
 

@@ -4,6 +4,7 @@ import IMAPResponses
 import MailStore
 import TernTestSupport
 import Testing
+@testable import IMAPMailboxView
 @testable import IMAPServer
 @testable import MailServer
 

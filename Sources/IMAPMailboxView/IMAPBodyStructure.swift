@@ -1,12 +1,11 @@
-import ServerCore
 import IMAPCodec
 import IMAPResponses
 import MailMessage
 
 /// ENVELOPE, BODY and BODYSTRUCTURE (RFC 9051 §7.5.2) and body-part addressing for `BODY[1.2.TEXT]`, computed from
 /// the MIME tree of a message.
-enum IMAPBodyStructure {
-    static func envelope(_ part: MIMEPart) -> IMAPEnvelope {
+public enum IMAPBodyStructure {
+    public static func envelope(_ part: MIMEPart) -> IMAPEnvelope {
         func addresses(_ field: String) -> [IMAPAddress]? {
             let values = part.headers(field)
             guard !values.isEmpty else { return nil }
@@ -31,11 +30,11 @@ enum IMAPBodyStructure {
                             inReplyTo: part.header("In-Reply-To"), messageID: part.header("Message-ID"))
     }
 
-    static func parameters(_ params: [(String, String)]) -> [IMAPParameter] {
+    public static func parameters(_ params: [(String, String)]) -> [IMAPParameter] {
         params.map { IMAPParameter($0.0.uppercased(), $0.1) }
     }
 
-    static func lines(_ bytes: [UInt8], _ part: MIMEPart) -> Int {
+    public static func lines(_ bytes: [UInt8], _ part: MIMEPart) -> Int {
         var n = 0
         for i in part.bodyStart..<part.end where bytes[i] == 10 { n += 1 }
         if part.end > part.bodyStart && bytes[part.end - 1] != 10 { n += 1 }
@@ -43,7 +42,7 @@ enum IMAPBodyStructure {
     }
 
     /// `body` / `body-type-1part` / `body-type-mpart`, with extension data when `extended` (BODYSTRUCTURE).
-    static func structure(_ bytes: [UInt8], _ part: MIMEPart, extended: Bool) -> IMAPBody {
+    public static func structure(_ bytes: [UInt8], _ part: MIMEPart, extended: Bool) -> IMAPBody {
         let ct = part.contentType
         if ct.isMultipart && !part.children.isEmpty {
             return .multipart(parts: part.children.map { structure(bytes, $0, extended: extended) }, subtype: ct.subtype.uppercased(),
@@ -68,7 +67,7 @@ enum IMAPBodyStructure {
     }
 
     /// body-fld-dsp SP body-fld-lang SP body-fld-loc
-    static func extensionTail(_ part: MIMEPart) -> IMAPBodyExtension {
+    public static func extensionTail(_ part: MIMEPart) -> IMAPBodyExtension {
         var tail = IMAPBodyExtension(location: part.header("Content-Location"))
         if let d = part.header("Content-Disposition") {
             let (value, params) = MIMEParser.splitParameters(d)
@@ -85,7 +84,7 @@ enum IMAPBodyStructure {
     }
 
     /// The part a section's part numbers point at (RFC 9051 §6.4.5); nil when there is no such part.
-    static func locate(_ root: MIMEPart, _ path: [Int]) -> MIMEPart? {
+    public static func locate(_ root: MIMEPart, _ path: [Int]) -> MIMEPart? {
         var part = root
         for n in path {
             // The parts of a message/rfc822 part are those of the message inside it.
@@ -102,7 +101,7 @@ enum IMAPBodyStructure {
     }
 
     /// The bytes of `BODY[section]`.
-    static func section(_ bytes: [UInt8], _ root: MIMEPart, _ spec: SectionSpec) -> [UInt8]? {
+    public static func section(_ bytes: [UInt8], _ root: MIMEPart, _ spec: SectionSpec) -> [UInt8]? {
         guard var part = locate(root, spec.part) else { return nil }
         switch spec.text {
         case .full:
@@ -130,7 +129,7 @@ enum IMAPBodyStructure {
 
     /// `HEADER.FIELDS (names)` or `HEADER.FIELDS.NOT (names)` of a header block: the chosen fields as they are
     /// (folding kept), then the empty line.
-    static func headerFields(_ header: ArraySlice<UInt8>, _ names: [String], exclude: Bool) -> [UInt8] {
+    public static func headerFields(_ header: ArraySlice<UInt8>, _ names: [String], exclude: Bool) -> [UInt8] {
         let wanted = Set(names.map { $0.lowercased() })
         var out: [UInt8] = []
         for f in MessageParts(Array(header)).fields where wanted.contains(f.name.lowercased()) != exclude { out += f.raw }

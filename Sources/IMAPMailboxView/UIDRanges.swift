@@ -1,10 +1,12 @@
 /// A set of UIDs kept as sorted, disjoint, non-adjacent ranges: the messages recent to a session. Claims come in
 /// ascending blocks (a mailbox's first unclaimed UID only grows), so a session that sees thousands of messages arrive
 /// one by one still holds one range, and a lookup is a binary search however many there are.
-struct UIDRanges: Sendable, Equatable {
-    private(set) var ranges: [Range<UInt32>] = []
+public struct UIDRanges: Sendable, Equatable {
+    public private(set) var ranges: [Range<UInt32>] = []
 
-    mutating func insert(_ range: Range<UInt32>) {
+    public init() {}
+
+    public mutating func insert(_ range: Range<UInt32>) {
         guard !range.isEmpty else { return }
         // Where the new range goes: after every range that ends before it starts.
         var i = firstIndex(endingAtOrAfter: range.lowerBound)
@@ -22,14 +24,14 @@ struct UIDRanges: Sendable, Equatable {
         }
     }
 
-    func contains(_ uid: UInt32) -> Bool {
+    public func contains(_ uid: UInt32) -> Bool {
         var i = firstIndex(endingAtOrAfter: uid)
         if i < ranges.count && ranges[i].upperBound == uid { i += 1 }   // ends just below it; the next starts above
         return i < ranges.count && ranges[i].contains(uid)
     }
 
     /// How many of `uids` (ascending) are in the set: one walk over both.
-    func count(in uids: some Sequence<UInt32>) -> Int {
+    public func count(in uids: some Sequence<UInt32>) -> Int {
         var n = 0, i = 0
         for uid in uids {
             while i < ranges.count && ranges[i].upperBound <= uid { i += 1 }

@@ -1,26 +1,32 @@
-import ServerCore
 import MailStore
 
 /// What LIST and LSUB answer (RFC 9051 §6.3.9, RFC 3501 §6.3.8–9, RFC 5258 LIST-EXTENDED): pure, over the account's
 /// mailboxes and subscriptions, so that every case can be tested without a session.
-struct MailboxListing {
-    struct Entry: Equatable {
-        var name: String
-        var attributes: [String]
+public struct MailboxListing {
+    public struct Entry: Equatable {
+        public var name: String
+        public var attributes: [String]
         /// RFC 5258 CHILDINFO: a descendant the pattern does not reach matches the selection (`"SUBSCRIBED"`).
-        var childInfo: [String] = []
+        public var childInfo: [String] = []
         /// The mailbox exists and may be selected (STATUS may be returned for it).
-        var selectable: Bool
+        public var selectable: Bool
     }
 
-    var mailboxes: [MailboxInfo]
-    var subscriptions: Set<String>
-    var delimiter: Character = "/"
+    public var mailboxes: [MailboxInfo]
+    public var subscriptions: Set<String>
+    public var delimiter: Character = "/"
     /// IMAP4rev2 names a name that does not exist `\NonExistent`; IMAP4rev1's word is `\Noselect`.
-    var rev2: Bool
+    public var rev2: Bool
+
+    public init(mailboxes: [MailboxInfo], subscriptions: Set<String>, delimiter: Character = "/", rev2: Bool) {
+        self.mailboxes = mailboxes
+        self.subscriptions = subscriptions
+        self.delimiter = delimiter
+        self.rev2 = rev2
+    }
 
     /// The names above `name` in the hierarchy ("a/b/c" → "a", "a/b").
-    func ancestors(_ name: String) -> [String] {
+    public func ancestors(_ name: String) -> [String] {
         var out: [String] = []
         var prefix = ""
         for part in name.split(separator: delimiter, omittingEmptySubsequences: false).dropLast() {
@@ -31,7 +37,7 @@ struct MailboxListing {
     }
 
     /// `LIST [(selection)] reference patterns [RETURN (...)]`.
-    func list(patterns: [String], matches: (String) -> Bool, selectSubscribed: Bool, selectSpecialUse: Bool, recursiveMatch: Bool,
+    public func list(patterns: [String], matches: (String) -> Bool, selectSubscribed: Bool, selectSpecialUse: Bool, recursiveMatch: Bool,
               returnSubscribed: Bool, returnSpecialUse: Bool) -> [Entry] {
         let byName = Dictionary(mailboxes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let existing = Set(byName.keys)
@@ -72,7 +78,7 @@ struct MailboxListing {
 
     /// `LSUB reference pattern` (IMAP4rev1): the subscribed names the pattern matches; a name above subscribed ones that
     /// is not itself subscribed, when a `%` stops the pattern at it, comes back `\Noselect` (RFC 3501 §6.3.9).
-    func lsub(matches: (String) -> Bool) -> [Entry] {
+    public func lsub(matches: (String) -> Bool) -> [Entry] {
         var out: [Entry] = []
         var names = subscriptions
         for n in subscriptions { names.formUnion(ancestors(n)) }
@@ -87,7 +93,7 @@ struct MailboxListing {
     }
 
     /// INBOX first, then by name.
-    static func order(_ a: String, _ b: String) -> Bool {
+    public static func order(_ a: String, _ b: String) -> Bool {
         if a == "INBOX" { return b != "INBOX" }
         if b == "INBOX" { return false }
         return a < b

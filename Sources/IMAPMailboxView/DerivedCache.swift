@@ -1,4 +1,3 @@
-import ServerCore
 import IMAPCodec
 import IMAPResponses
 import MailStore
@@ -7,7 +6,7 @@ import Synchronization
 /// What FETCH derives from a message's content, kept in memory for messages fetched recently. Message contents
 /// never change, so an entry is valid for as long as the message exists; each cache is bounded by its total size
 /// and drops the oldest entries first.
-final class DerivedCache<Value: Sendable>: Sendable {
+public final class DerivedCache<Value: Sendable>: Sendable {
     private struct State {
         var entries: [MessageID: (value: Value, cost: Int)] = [:]
         var order: [MessageID] = []
@@ -16,19 +15,19 @@ final class DerivedCache<Value: Sendable>: Sendable {
     }
 
     private let state = Mutex(State())
-    let budget: Int
+    public let budget: Int
     private let cost: @Sendable (Value) -> Int
 
-    init(budget: Int, cost: @escaping @Sendable (Value) -> Int) {
+    public init(budget: Int, cost: @escaping @Sendable (Value) -> Int) {
         self.budget = budget
         self.cost = cost
     }
 
-    func get(_ id: MessageID) -> Value? {
+    public func get(_ id: MessageID) -> Value? {
         state.withLock { $0.entries[id]?.value }
     }
 
-    func put(_ id: MessageID, _ value: Value) {
+    public func put(_ id: MessageID, _ value: Value) {
         let c = cost(value) + 64
         state.withLock { s in
             guard s.entries[id] == nil else { return }
@@ -50,21 +49,21 @@ final class DerivedCache<Value: Sendable>: Sendable {
 
 /// ENVELOPE, BODYSTRUCTURE and BODY of a message, encoded for the wire by IMAPResponseEncoder (a class: one
 /// reference to pass around).
-final class StructureEntry: Sendable {
-    let envelope: IMAPEncodedItem
-    let bodyStructure: IMAPEncodedItem
-    let body: IMAPEncodedItem
+public final class StructureEntry: Sendable {
+    public let envelope: IMAPEncodedItem
+    public let bodyStructure: IMAPEncodedItem
+    public let body: IMAPEncodedItem
 
-    init(envelope: IMAPEncodedItem, bodyStructure: IMAPEncodedItem, body: IMAPEncodedItem) {
+    public init(envelope: IMAPEncodedItem, bodyStructure: IMAPEncodedItem, body: IMAPEncodedItem) {
         self.envelope = envelope
         self.bodyStructure = bodyStructure
         self.body = body
     }
 }
 
-typealias StructureCache = DerivedCache<StructureEntry>
+public typealias StructureCache = DerivedCache<StructureEntry>
 /// The header block of a message (what `BODY.PEEK[HEADER]` and `HEADER.FIELDS` read: clients list a mailbox with them).
-typealias HeaderCache = DerivedCache<[UInt8]>
+public typealias HeaderCache = DerivedCache<[UInt8]>
 
 extension DerivedCache where Value == StructureEntry {
     convenience init() {
@@ -81,6 +80,6 @@ extension DerivedCache where Value == [UInt8] {
 /// What IMAP sessions share beyond the core: ENVELOPE/BODYSTRUCTURE and header blocks of recently fetched messages.
 public final class IMAPCaches: Sendable {
     public init() {}
-    let structures = StructureCache()
-    let headers = HeaderCache()
+    public let structures = StructureCache()
+    public let headers = HeaderCache()
 }

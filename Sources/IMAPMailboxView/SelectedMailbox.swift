@@ -1,0 +1,129 @@
+import Foundation
+import IMAPCodec
+import IMAPResponses
+import MailCore
+import MailMessage
+import MailStore
+
+/// The mailbox a session has selected: the session's own view of message numbers, which changes only when the
+/// session reports EXISTS / EXPUNGE to its client (RFC 9051 §5.2).
+public struct SelectedMailbox {
+    public var id: MailboxID
+    public var name: String
+    public var readOnly: Bool
+    public var uidValidity: UIDValidity
+    public var messages: [StoredMessage]
+    public var highestModSeq: ModSeq
+    /// The keywords this session has announced in FLAGS and PERMANENTFLAGS: a keyword appears in a FETCH response
+    /// only after the client has been told it exists (RFC 9051 §7.3.5).
+    public var keywords: [String] = []
+    /// The result of the last SEARCH or SORT with RETURN (SAVE) (RFC 5182), `$` in later commands; kept as UIDs
+    /// in ascending order, so that messages expunged since simply drop out.
+    public var saved: [UID] = []
+    /// Results kept up to date for the client (RETURN (UPDATE), RFC 5267 §4); they end with the selection.
+    public var contexts: [SearchContext] = []
+
+    public init(id: MailboxID, name: String, readOnly: Bool, uidValidity: UIDValidity, messages: [StoredMessage], highestModSeq: ModSeq,
+                keywords: [String] = [], saved: [UID] = []) {
+        self.id = id
+        self.name = name
+        self.readOnly = readOnly
+        self.uidValidity = uidValidity
+        self.messages = messages
+        self.highestModSeq = highestModSeq
+        self.keywords = keywords
+        self.saved = saved
+    }
+
+    public func sequence(of uid: UID) -> Int? {
+        var lo = 0, hi = messages.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if messages[mid].uid == uid { return mid + 1 }
+            if messages[mid].uid < uid { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return nil
+    }
+
+    /// Indices into `messages` of the messages a sequence set addresses, in mailbox order (no copies of the messages).
+    /// The set's ranges are put in order and merged first, so a set of thousands of single numbers costs one walk,
+    /// not a scan of the set per message.
+    public func resolveIndices(_ set: SequenceSet, uid: Bool) -> [Int] {
+        guard !messages.isEmpty else { return [] }
+        var out: [Int] = []
+        if set.isSaved {
+            // `$` (RFC 5182): the saved UIDs still in the view.
+            var j = 0
+            for (i, m) in messages.enumerated() {
+                while j < saved.count && saved[j] < m.uid { j += 1 }
+                if j == saved.count { break }
+                if saved[j] == m.uid { out.append(i) }
+            }
+            return out
+        }
+        let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
+        let ranges = Self.merged(set, largest: largest)
+        var r = 0
+        messages.withUnsafeBufferPointer { all in
+            for i in all.indices {
+                let n = uid ? all[i].uid.rawValue : UInt32(i + 1)
+                while r < ranges.count && ranges[r].upperBound < n { r += 1 }
+                if r == ranges.count { break }
+                if ranges[r].contains(n) { out.append(i) }
+            }
+        }
+        return out
+    }
+
+    /// A set's ranges with `*` resolved, ascending and merged.
+    public static func merged(_ set: SequenceSet, largest: UInt32) -> [ClosedRange<UInt32>] {
+        let ranges = set.ranges.map { r -> ClosedRange<UInt32> in
+            let a = r.from ?? largest, b = r.to ?? largest
+            return min(a, b)...max(a, b)
+        }.sorted { $0.lowerBound < $1.lowerBound }
+        var out: [ClosedRange<UInt32>] = []
+        for r in ranges {
+            if let last = out.last, r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound + 1 {
+                out[out.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
+        }
+        return out
+    }
+
+    /// Messages addressed by a sequence set of message numbers or UIDs, in mailbox order.
+    public func resolve(_ set: SequenceSet, uid: Bool) -> [(seq: Int, message: StoredMessage)] {
+        resolveIndices(set, uid: uid).map { ($0 + 1, messages[$0]) }
+    }
+}
+
+/// A SEARCH or SORT result the client asked to keep up to date: `RETURN (UPDATE)` of CONTEXT=SEARCH and
+/// CONTEXT=SORT (RFC 5267 §4). The session tells the client of every change to the result with ESEARCH ADDTO and
+/// REMOVEFROM, tagged with the command's tag, until CANCELUPDATE or until the mailbox is closed.
+public struct SearchContext {
+    public let tag: String
+    public let uid: Bool
+    /// The search key with sequence numbers and `$` replaced by the UIDs they meant when the command came: RFC 5267
+    /// §4.1 evaluates them once, so later expunges do not shift what they select.
+    public let key: SearchKey
+    /// The SORT criteria; nil for SEARCH, whose result is in mailbox order.
+    public let sort: [SortCriterion]?
+    /// FETCH items sent for a new message that joins the result (`UPDATE (...)`, RFC 5465 §7).
+    public let fetch: [FetchAttribute]
+    /// The result as the client has it, in result order.
+    public var result: [UID]
+    /// For SORT: what orders each message of `result` (in the same order). The SORT keys never change for a message
+    /// (its headers, size and arrival are fixed), so a message's place among the others never changes either.
+    public var infos: [SortInfo] = []
+
+    public init(tag: String, uid: Bool, key: SearchKey, sort: [SortCriterion]?, fetch: [FetchAttribute], result: [UID], infos: [SortInfo] = []) {
+        self.tag = tag
+        self.uid = uid
+        self.key = key
+        self.sort = sort
+        self.fetch = fetch
+        self.result = result
+        self.infos = infos
+    }
+}
