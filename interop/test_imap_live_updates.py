@@ -390,3 +390,56 @@ def test_notify_reaches_a_session_in_idle_and_counts_with_condstore(tern):
     w.sock.sendall(b"DONE\r\n")
     assert w.unsolicited(rb"^i ")[-1].startswith(b"i OK")
     other.logout()
+
+
+def test_idle_reports_a_change_made_just_before_it_began(tern):
+    """A message that arrives between two commands is reported as soon as IDLE begins, not at the next change."""
+    other = session(tern)
+    w = Wire(tern)
+    w.cmd("s", "SELECT INBOX")
+    w.cmd("n", "NOOP")
+    other.append("INBOX", None, None, message("between commands"))
+    w.sock.sendall(b"i IDLE\r\n")
+    assert b"* 1 EXISTS" in w.unsolicited(rb"EXISTS")
+    w.sock.sendall(b"DONE\r\n")
+    assert w.unsolicited(rb"^i ")[-1].startswith(b"i OK")
+    other.logout()
+
+
+def test_notify_without_flagchange_leaves_flag_changes_to_the_next_command(tern):
+    """NOTIFY without FlagChange: another session's flag change is not pushed, and the next NOOP still reports it."""
+    other = session(tern)
+    other.append("INBOX", None, None, message("to be read"))
+    other.select("INBOX")
+    w = Wire(tern)
+    w.cmd("s", "SELECT INBOX")
+    w.cmd("n", "NOTIFY SET (selected (MessageNew MessageExpunge))")
+    other.store("1", "+FLAGS", "(\\Seen)")
+    assert not any(b"FETCH" in l for l in w.quiet())
+    lines = w.cmd("p", "NOOP")
+    assert any(re.match(rb"^\* 1 FETCH \(UID \d+ FLAGS \(\\Seen\)\)$", l) for l in lines), lines
+    other.logout()
+
+
+def test_notify_rename_of_an_unwatched_parent_names_the_watched_child(tern):
+    """RENAME of a parent no filter covers: the watched child is still told of, with its old name."""
+    other = session(tern)
+    other.create("A")
+    other.create("A/x")
+    w = Wire(tern)
+    w.cmd("n", 'NOTIFY SET (mailboxes "A/x" (MailboxName))')
+    assert other.rename("A", "B")[0] == "OK"
+    assert re.match(rb'^\* LIST \([^)]*\) "/" "?B/x"? \("OLDNAME" \("?A/x"?\)\)$', w.unsolicited(rb"LIST")[-1])
+    other.logout()
+
+
+def test_notify_mail_delivered_right_after_a_mailbox_is_created_is_told(tern):
+    """A mailbox created under a `personal` filter and given a message at once: its STATUS counts the message."""
+    other = session(tern)
+    w = Wire(tern)
+    w.cmd("n", "NOTIFY SET (personal (MessageNew MessageExpunge MailboxName))")
+    other.create("Fresh")
+    other.append("Fresh", None, None, message("first in fresh"))
+    lines = w.unsolicited(rb'STATUS "?Fresh"? \(MESSAGES 1 ')
+    assert any(re.match(rb'^\* LIST \([^)]*\) "/" "?Fresh"?$', l) for l in lines), lines
+    other.logout()

@@ -214,10 +214,19 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
     private func registerWakeups(context: ChannelHandlerContext) {
         let wanted = closed ? nil : session.wakeInterest(idle: idleTag != nil)
         guard wanted != interest else { return }
+        let previous = interest
         interest = wanted
         guard let wanted else {
             wakeups.unregister(ObjectIdentifier(self))
             return
+        }
+        // What was not watched until now may have changed before this registration: look at it once.
+        let added = wanted.mailboxes.subtracting(previous?.mailboxes ?? [])
+        let treeAdded = wanted.tree && !(previous?.tree ?? false)
+        defer {
+            for id in added { session.wakeInbox.record(.mailbox(id)) }
+            if treeAdded { session.wakeInbox.record(.tree) }
+            if !added.isEmpty || treeAdded { wakePending = true }
         }
         let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
         let loop = context.eventLoop
@@ -249,9 +258,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         let session = self.session!
         let inIdle = idleTag != nil
         context.runOffLoop({ () async -> IMAPOutput in
-            var out = IMAPOutput()
-            try? await session.pushChanges(&out, inIdle: inIdle)
-            return out
+            await session.push(inIdle: inIdle)
         }) { out in
             self.busy = false
             guard !self.closed else { return }

@@ -172,26 +172,48 @@ extension IMAPSession {
         return boxes.isEmpty && !tree ? nil : IMAPWakeups.Interest(account: a, mailboxes: boxes, tree: tree)
     }
 
-    /// Reports what the session was woken for, with no command running (or in IDLE): the selected mailbox's changes
-    /// as the client asked (all of them in IDLE without NOTIFY), STATUS for other watched mailboxes, LIST for mailboxes
-    /// created, deleted or renamed and for subscriptions changed.
-    func pushChanges(_ out: inout IMAPOutput, inIdle: Bool) async throws {
+    /// Reports what the session was woken for, with no command running (or in IDLE): LIST for mailboxes created,
+    /// deleted or renamed and for subscriptions changed, STATUS for other watched mailboxes, then the selected
+    /// mailbox's changes as the client asked (all of them in IDLE without NOTIFY). Each step's responses are kept only
+    /// when the step completed (its state saved with them); a step that failed leaves its changes to be looked at again.
+    func push(inIdle: Bool) async -> IMAPOutput {
+        var out = IMAPOutput()
+        out.encoder.utf8 = utf8
         let (dirty, treeDirty) = wakeInbox.drain()
+        func step(_ work: (inout IMAPOutput) async throws -> Void, retry: () -> Void) async {
+            var part = IMAPOutput()
+            part.encoder.utf8 = utf8
+            do {
+                try await work(&part)
+                out.bytes += part.bytes
+            } catch {
+                retry()
+            }
+        }
+        if notifyState != nil, let a = account {
+            if treeDirty {
+                await step({ try await pushTreeChanges(&$0, account: a) }, retry: { wakeInbox.record(.tree) })
+            }
+            let others = dirty.filter { $0 != selected?.id && notifyState?.watched[$0] != nil }
+            if !others.isEmpty {
+                await step({ try await pushStatus(&$0, Set(others), account: a) },
+                           retry: { for id in others { wakeInbox.record(.mailbox(id)) } })
+            }
+        }
         if let m = selected, dirty.contains(m.id) {
+            let retry = { self.wakeInbox.record(.mailbox(m.id)) }
             if let n = notifyState {
                 if !n.selectedEvents.isEmpty {
                     // §5.1: `selected` may report expunges at any time; `selected-delayed` only where RFC 9051 lets a
                     // command (IDLE does).
-                    try await poll(&out, expunges: inIdle || !n.delayed, verify: false, reportFlags: n.selectedEvents.contains(.flagChange))
+                    await step({ try await poll(&$0, expunges: inIdle || !n.delayed, verify: false,
+                                                reportFlags: n.selectedEvents.contains(.flagChange)) }, retry: retry)
                 }
             } else if inIdle {
-                try await poll(&out, expunges: true, verify: false)
+                await step({ try await poll(&$0, expunges: true, verify: false) }, retry: retry)
             }
         }
-        guard notifyState != nil, let a = account else { return }
-        if treeDirty { try await pushTreeChanges(&out, account: a) }
-        let others = dirty.filter { $0 != selected?.id && notifyState?.watched[$0] != nil }
-        if !others.isEmpty { try await pushStatus(&out, others, account: a) }
+        return out
     }
 
     /// STATUS for watched mailboxes that changed (RFC 5465 §5.2–5.3): MESSAGES and UIDNEXT for new and expunged
@@ -244,10 +266,16 @@ extension IMAPSession {
         }
         var told: Set<String> = []
         // Renamed: one LIST for the mailbox renamed, none for children that moved with it.
-        let renamed = boxes.compactMap { b in old[b.id].flatMap { $0.name != b.name ? ($0.name, b.name) : nil } }
-        for (from, to) in renamed {
-            let moved = renamed.contains { p in p.0 != from && from.hasPrefix(p.0 + Self.delimiter) && to == p.1 + from.dropFirst(p.0.count) }
-            if !moved && (wants(to, .mailboxName) || wants(from, .mailboxName)) { send(to, attributes(to), oldName: from); told.insert(to) }
+        // Parents first, so that a child is left out only when its parent's LIST went out.
+        let renamed = boxes.compactMap { b in old[b.id].flatMap { $0.name != b.name ? ($0.name, b.name) : nil } }.sorted { $0.0.count < $1.0.count }
+        var toldRenames: [(String, String)] = []
+        for (from, to) in renamed where wants(to, .mailboxName) || wants(from, .mailboxName) {
+            let moved = toldRenames.contains { p in from.hasPrefix(p.0 + Self.delimiter) && to == p.1 + from.dropFirst(p.0.count) }
+            if !moved {
+                send(to, attributes(to), oldName: from)
+                told.insert(to)
+                toldRenames.append((from, to))
+            }
         }
         var parents: Set<String> = []
         for b in boxes where old[b.id] == nil {
@@ -274,8 +302,8 @@ extension IMAPSession {
         n.mailboxes = boxes
         n.subscriptions = subs
         n.resolve()
-        // A mailbox newly watched starts from what it holds now.
-        for b in boxes where n.watched[b.id] != nil && n.lastStatus[b.id] == nil { n.lastStatus[b.id] = b }
+        // A mailbox newly watched has no STATUS yet: the connection marks it changed when it starts watching it, and
+        // the next push tells its counts (so that mail delivered to it right after it was created is not missed).
         notifyState = n
     }
 

@@ -664,10 +664,11 @@ final class IMAPSession: @unchecked Sendable {
         // One merge walk over both UID-ordered lists.
         var gone: [Int] = []       // indices in `old`
         var changed: [Int] = []    // indices in `new`
+        var previous: [Int: StoredMessage] = [:]   // what the client was last told of each changed message
         var i = 0, j = 0
         while i < old.count {
             if j < new.count && new[j].uid == old[i].uid {
-                if new[j].flags != old[i].flags || new[j].keywords != old[i].keywords { changed.append(j) }
+                if new[j].flags != old[i].flags || new[j].keywords != old[i].keywords { changed.append(j); previous[j] = old[i] }
                 i += 1; j += 1
             } else if j < new.count && new[j].uid < old[i].uid {
                 j += 1
@@ -693,23 +694,31 @@ final class IMAPSession: @unchecked Sendable {
         }
         // The messages after the ones kept are new (UIDs only grow).
         let appended = Array(new.dropFirst(old.count - gone.count))
-        try await report(&out, &m, view: new, changed: changed, added: appended, latest: latest, reportFlags: reportFlags)
+        try await report(&out, &m, view: new, changed: changed, added: appended, latest: latest, reportFlags: reportFlags, previous: previous)
         state = .selected(a, u, m)
         try await notifyNewMessages(&out, added: appended.count, own: own)
-        try await contextRefresh(&out, changed: changed, added: appended.count, own: own)
+        try await contextRefresh(&out, changed: reportFlags ? changed : [], added: appended.count, own: own)
     }
 
     /// Takes `view` as the session's messages and tells the client: keywords it has not heard of, the flags of the
     /// `changed` messages (indices in `view`), and EXISTS and RECENT when `added` messages came in.
+    /// `reportFlags` false (NOTIFY without FlagChange): the changed messages keep what the client was last told
+    /// (`previous`), and the view's HIGHESTMODSEQ stays, so that the next command that reports changes reports them.
     func report(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, view: [StoredMessage], changed: [Int], added: [StoredMessage],
-                latest: MailboxSnapshot, reportFlags: Bool = true) async throws {
-        announceKeywords(&out, &m, changed.flatMap { view[$0].keywords } + added.flatMap(\.keywords))
-        for index in changed where reportFlags {
-            let c = view[index]
-            out.send(.fetch(index + 1, [.uid(c.uid.rawValue), flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
+                latest: MailboxSnapshot, reportFlags: Bool = true, previous: [Int: StoredMessage] = [:]) async throws {
+        var view = view
+        if reportFlags {
+            announceKeywords(&out, &m, changed.flatMap { view[$0].keywords } + added.flatMap(\.keywords))
+            for index in changed {
+                let c = view[index]
+                out.send(.fetch(index + 1, [.uid(c.uid.rawValue), flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
+            }
+        } else {
+            announceKeywords(&out, &m, added.flatMap(\.keywords))
+            for index in changed { if let p = previous[index] { view[index] = p } }
         }
         m.messages = view
-        m.highestModSeq = latest.highestModSeq
+        if reportFlags || changed.isEmpty { m.highestModSeq = latest.highestModSeq }
         if !added.isEmpty {
             out.send(.exists(view.count))
             if !rev2 { out.send(.recent(try await claimRecent(m, below: latest.uidNext))) }
@@ -726,11 +735,12 @@ final class IMAPSession: @unchecked Sendable {
         var merged: [StoredMessage] = []
         merged.reserveCapacity(max(old.count, new.count))
         var changed: [Int] = []   // indices in `merged`
+        var previous: [Int: StoredMessage] = [:]
         var j = 0
         for message in old {
             while j < new.count && new[j].uid < message.uid { j += 1 }
             if j < new.count && new[j].uid == message.uid {
-                if new[j].flags != message.flags || new[j].keywords != message.keywords { changed.append(merged.count) }
+                if new[j].flags != message.flags || new[j].keywords != message.keywords { previous[merged.count] = message; changed.append(merged.count) }
                 merged.append(new[j])
                 j += 1
             } else {
@@ -741,8 +751,8 @@ final class IMAPSession: @unchecked Sendable {
         let newest = old.last?.uid.rawValue ?? 0
         let added = new.filter { $0.uid.rawValue > newest }
         merged += added
-        try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest, reportFlags: reportFlags)
-        return (changed, added.count)
+        try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest, reportFlags: reportFlags, previous: previous)
+        return (reportFlags ? changed : [], added.count)
     }
 
     /// FLAGS and PERMANENTFLAGS: the system flags, the keywords in use, and `\*` (any new keyword may be stored).
