@@ -87,8 +87,17 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
+        // What happens to a message once accepted, apart from any protocol: the sink it is received into, submission
+        // signing, sender notices and the delivery log, the outbound queue and the SMTP client that empties it.
+        .target(name: "MailDelivery", dependencies: [
+            "ServerCore", "MailCore", "MailMessage", "SMTPCodec", "MailStore", "TernConfig", "MailDNS", "DKIM", "Deliverability",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "X509", package: "swift-certificates"),
+            .product(name: "SwiftASN1", package: "swift-asn1"),
+            .product(name: "Logging", package: "swift-log"),
+        ] + nio),
         .target(name: "MailServer", dependencies: [
-            "ServerCore", "IMAPServer", "POP3Server",
+            "ServerCore", "IMAPServer", "POP3Server", "MailDelivery",
             "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "IMAPResponses", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
@@ -97,9 +106,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "CompressNIO", package: "compress-nio"),
         ] + nio),
+        // What the admin commands do, apart from reading their arguments: DKIM keys and DNS records, the Public
+        // Suffix List file, message import, CSV and progress output, the first run's login.
+        .target(name: "TernAdmin", dependencies: [
+            "MailCore", "MailMessage", "MailStore", "MailDNS", "MailAuth", "DKIM", "TernConfig", "Deliverability", "MailDelivery",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "MailServer", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
+            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "MailDelivery", "MailServer", "TernAdmin", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CSV", package: "CSV.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -127,6 +142,6 @@ let package = Package(
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "MailDelivery", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

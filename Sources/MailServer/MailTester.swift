@@ -1,3 +1,4 @@
+import MailDelivery
 import ServerCore
 import Deliverability
 import DKIM

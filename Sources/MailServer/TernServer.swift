@@ -1,3 +1,4 @@
+import MailDelivery
 import IMAPMailboxView
 import Foundation
 import Logging

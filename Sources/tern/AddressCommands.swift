@@ -1,3 +1,4 @@
+import TernAdmin
 import ArgumentParser
 import CSV
 import Deliverability
@@ -265,44 +266,5 @@ final class CSVOut {
         try drain()
         try handle.synchronize()
         try handle.close()
-    }
-}
-
-/// A one-line progress bar on standard error.
-final class ProgressBar {
-    let total: Int
-    let enabled: Bool
-    var lastPercent = -1
-
-    init(total: Int, enabled: Bool) {
-        self.total = max(total, 1)
-        self.enabled = enabled
-    }
-
-    /// Lines in the file (rows, give or take quoted line breaks), counted fast for the bar's scale.
-    static func countLines(_ path: String) -> Int {
-        guard let h = FileHandle(forReadingAtPath: path) else { return 0 }
-        defer { try? h.close() }
-        var n = 0
-        while let chunk = try? h.read(upToCount: 1 << 20), !chunk.isEmpty {
-            n += chunk.reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
-        }
-        return max(n - 1, 0)
-    }
-
-    func update(_ done: Int) {
-        guard enabled else { return }
-        let percent = min(100, done * 100 / total)
-        guard percent != lastPercent else { return }
-        lastPercent = percent
-        let width = 40, filled = percent * width / 100
-        let line = "\r[" + String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled) + "] \(percent)%  \(done) rows"
-        FileHandle.standardError.write(Data(line.utf8))
-    }
-
-    func finish(_ done: Int) {
-        guard enabled else { return }
-        update(total)
-        FileHandle.standardError.write(Data("\n".utf8))
     }
 }

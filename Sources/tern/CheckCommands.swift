@@ -1,3 +1,4 @@
+import TernAdmin
 import ArgumentParser
 import AsyncHTTPClient
 import Deliverability
@@ -14,29 +15,6 @@ import NIOCore
 import SpamFilter
 import TernConfig
 
-/// The Public Suffix List in use: <data>/public_suffix_list.dat when `tern psl update` has fetched one, else the
-/// built-in copy.
-enum SuffixListFile {
-    static let fileName = "public_suffix_list.dat"
-    /// Fewer rules than this means the file is not a real list (an HTML error page, a truncated download).
-    static let minimumRules = 1000
-
-    static func load(dataDirectory: URL, logger: Logger? = nil) -> PublicSuffixList {
-        loadWithSource(dataDirectory: dataDirectory, logger: logger).list
-    }
-
-    /// The list, and the file it came from (nil: the built-in one).
-    static func loadWithSource(dataDirectory: URL, logger: Logger? = nil) -> (list: PublicSuffixList, file: URL?) {
-        let url = dataDirectory.appendingPathComponent(fileName)
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else { return (.builtIn, nil) }
-        let list = PublicSuffixList(text: text)
-        guard list.ruleCount >= minimumRules else {
-            logger?.warning("ignoring \(url.path): only \(list.ruleCount) rules; using the built-in Public Suffix List")
-            return (.builtIn, nil)
-        }
-        return (list, url)
-    }
-}
 
 struct PSLCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "psl", abstract: "The Public Suffix List DMARC uses.",
@@ -144,36 +122,6 @@ struct CheckCommand: AsyncParsableCommand {
     }
 }
 
-/// Reading a saved message: line ends as SMTP carries them, and what its trace fields say about how it arrived.
-enum MessageText {
-    /// Bare LF line ends (as files usually have them) made CRLF; CRLF left alone.
-    static func crlf(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count + bytes.count / 40)
-        var previous: UInt8 = 0
-        for b in bytes {
-            if b == 10 && previous != 13 { out.append(13) }
-            out.append(b)
-            previous = b
-        }
-        return out
-    }
-
-    /// The Return-Path address, and the client address and HELO name of the newest Received field that names one.
-    static func trace(_ message: [UInt8]) -> (returnPath: String?, ip: String?, helo: String?) {
-        let fields = RawHeader.fields(message[..<RawHeader.end(message)])
-        var returnPath: String?
-        if let rp = fields.first(where: { $0.name.caseInsensitiveCompare("Return-Path") == .orderedSame }) {
-            let v = String(decoding: rp.raw, as: UTF8.self)
-            if let lt = v.firstIndex(of: "<"), let gt = v[lt...].firstIndex(of: ">") { returnPath = String(v[v.index(after: lt)..<gt]) }
-        }
-        for f in fields where f.name.caseInsensitiveCompare("Received") == .orderedSame {
-            let hop = ReceivedPath.parse(f.unfoldedValue)
-            if let ip = hop.ip { return (returnPath, ip, hop.from) }
-        }
-        return (returnPath, nil, nil)
-    }
-}
 
 struct SpamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "spam", abstract: "The Bayesian spam filter's training.",

@@ -1,3 +1,4 @@
+import TernAdmin
 import ArgumentParser
 import Foundation
 import MailCore
@@ -212,68 +213,4 @@ struct ImportCommand: AsyncParsableCommand {
     }
 }
 
-/// Stores imported messages in ordered batches: UIDs ascend in the source's order, and each batch shares a commit.
-final class Importer {
-    let store: any MailStore
-    let account: AccountID
-    let recipient: String
-    private var batch: [Delivery] = []
-    private var batchBytes = 0
-    private(set) var imported = 0
 
-    init(store: any MailStore, account: AccountID, recipient: String) {
-        self.store = store
-        self.account = account
-        self.recipient = recipient
-    }
-
-    func add(_ bytes: [UInt8], mailbox: String, flags: MessageFlags, date: Date) async throws {
-        let content: MessageContent
-        if bytes.count > store.inlineLimit {
-            let key = BlobStore.newKey()
-            try store.blobs.write(bytes, key: key)
-            content = .blob(key: key, size: bytes.count)
-        } else {
-            content = .inline(bytes)
-            batchBytes += bytes.count
-        }
-        batch.append(Delivery(content: content, envelope: StoredEnvelope(mailFrom: "", recipients: [.init(address: recipient)]),
-                              targets: [DeliveryTarget(account: account, mailbox: mailbox)], internalDate: date, flags: flags))
-        if batch.count >= 256 || batchBytes > 8 << 20 { try await flush() }
-    }
-
-    func flush() async throws {
-        guard !batch.isEmpty else { return }
-        _ = try await store.deliver(batch: batch)
-        imported += batch.count
-        batch = []
-        batchBytes = 0
-    }
-}
-
-/// A progress bar on standard error, drawn only when it is a terminal.
-final class Progress {
-    let total: Int
-    let label: String
-    let enabled = isatty(STDERR_FILENO) == 1
-    private var lastDrawn = -1
-
-    init(total: Int, label: String) {
-        self.total = total
-        self.label = label
-    }
-
-    func update(_ done: Int) {
-        guard enabled, total > 0 else { return }
-        let percent = done * 100 / total
-        guard percent != lastDrawn else { return }
-        lastDrawn = percent
-        let width = 40, filled = width * done / total
-        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: width - filled)
-        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(done)/\(total)".utf8))
-    }
-
-    func finish() {
-        if enabled { FileHandle.standardError.write(Data("\n".utf8)) }
-    }
-}

@@ -1,3 +1,5 @@
+import TernAdmin
+import MailDelivery
 import ArgumentParser
 import DNSResolverLive
 import Deliverability

@@ -1,3 +1,4 @@
+import TernAdmin
 import ArgumentParser
 import DNSResolverLive
 import Foundation

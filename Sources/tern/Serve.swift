@@ -1,3 +1,5 @@
+import TernAdmin
+import MailDelivery
 import ServerCore
 import ArgumentParser
 import DNSResolverLive
@@ -174,40 +176,3 @@ final class ManagedAtomicFlag: @unchecked Sendable {
     }
 }
 
-/// The embedded default's first run: a domain, a user and a password to try, kept in `<data>/first-login.txt`
-/// (mode 0600) so the summary can show it on every start until the password is changed.
-enum FirstRun {
-    static let domain = "tern.test"
-    static let user = "me"
-
-    struct Login: Codable {
-        var address: String
-        var password: String
-    }
-
-    static func file(_ data: URL) -> URL { data.appendingPathComponent("first-login.txt") }
-
-    static func prepare(store: any MailStore, dataDirectory: URL) async throws -> Login? {
-        if let data = FileManager.default.contents(atPath: file(dataDirectory).path),
-           let login = try? JSONDecoder().decode(Login.self, from: data) {
-            return login
-        }
-        guard try await store.domains().isEmpty else { return nil }
-        try await store.addDomain(domain)
-        _ = try await DKIMKeys.generate(store: store, domain: domain)
-        let password = PasswordHash.generatePassword()
-        let address = EmailAddress(localPart: user, domain: domain)
-        _ = try await store.addAccount(address, password: password)
-        try await store.addAlias("postmaster@\(domain)", targets: [address])
-        let login = Login(address: address.canonical, password: password)
-        FileManager.default.createFile(atPath: file(dataDirectory).path, contents: try JSONEncoder().encode(login),
-                                       attributes: [.posixPermissions: 0o600])
-        return login
-    }
-
-    static func forget(address: String, dataDirectory: URL) {
-        guard let data = FileManager.default.contents(atPath: file(dataDirectory).path),
-              let login = try? JSONDecoder().decode(Login.self, from: data), login.address == address else { return }
-        try? FileManager.default.removeItem(at: file(dataDirectory))
-    }
-}

@@ -1,3 +1,4 @@
+import TernAdmin
 import ArgumentParser
 import Deliverability
 import Foundation

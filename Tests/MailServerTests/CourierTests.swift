@@ -1,6 +1,6 @@
 import Foundation
 import MailCore
-import MailServer
+import MailDelivery
 import NIOPosix
 import SMTPCodec
 import Testing

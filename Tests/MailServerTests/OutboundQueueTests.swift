@@ -8,6 +8,7 @@ import NIOPosix
 import TernConfig
 import TernTestSupport
 import Testing
+@testable import MailDelivery
 @testable import MailServer
 
 /// The outbound queue on a manual clock, a DNS made of plain data and a scripted remote server: which recipients are

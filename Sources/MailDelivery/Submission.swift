@@ -10,10 +10,10 @@ import Synchronization
 /// Every domain's DKIM keys, read from the store and kept for a minute (keys change rarely; `tern dkim generate`
 /// takes effect within that time).
 public final class DKIMKeyring: Sendable {
-    let store: any MailStore
-    let logger: Logger
+    public let store: any MailStore
+    public let logger: Logger
     private let cache = Mutex<(keys: [String: [DKIMKey]], loaded: ContinuousClock.Instant)?>(nil)
-    static let lifetime: TimeInterval = 60
+    public static let lifetime: TimeInterval = 60
 
     public init(store: any MailStore, logger: Logger) {
         self.store = store
@@ -21,7 +21,7 @@ public final class DKIMKeyring: Sendable {
     }
 
     /// The keys to sign with, by domain.
-    func current() async -> [String: [DKIMKey]] {
+    public func current() async -> [String: [DKIMKey]] {
         if let c = cache.withLock({ $0 }), c.loaded.duration(to: .now) < .seconds(Self.lifetime) { return c.keys }
         let keys: [String: [DKIMKey]]
         do {
@@ -59,12 +59,12 @@ public final class DKIMKeyring: Sendable {
 
 /// What a submitted message gets before it is stored and queued (RFC 6409 §8): Message-ID and Date when missing,
 /// then DKIM signatures of the author's domain over the whole result.
-enum SubmissionPreparation {
+public enum SubmissionPreparation {
     /// Header blocks longer than this are not parsed for signing (the message is sent unsigned).
-    static let maxHeader = 1 << 20
+    public static let maxHeader = 1 << 20
 
     /// Runs blocking work (reads a spool file, signs): call it off the event loop.
-    static func finish(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
+    public static func finish(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
                        now: Date, logger: Logger) throws -> (content: MessageContent, messageID: String?) {
         let (prefix, messageID) = try self.prefix(sink, keys: keys, hostname: hostname, queueID: queueID, mailFrom: mailFrom, now: now,
                                                   logger: logger)
@@ -73,7 +73,7 @@ enum SubmissionPreparation {
 
     /// What submission puts in front of the message (DKIM signatures, then a Message-ID and Date when missing), and the
     /// message's Message-ID; the sink is read, not finished.
-    static func prefix(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
+    public static func prefix(_ sink: MessageSink, keys: [String: [DKIMKey]], hostname: String, queueID: String, mailFrom: String,
                        now: Date, logger: Logger) throws -> (prefix: [UInt8], messageID: String?) {
         let head = try sink.head(max: maxHeader)
         let headerEnd = RawHeader.end(head)

@@ -81,7 +81,7 @@ public struct SMTPCourier: Sendable {
     }
 
     /// A connection error in a few words ("connection refused", "timed out after 30 s") instead of NIO's dump.
-    static func describe(_ error: any Error) -> String {
+    public static func describe(_ error: any Error) -> String {
         if let e = error as? NIOConnectionError, let first = e.connectionErrors.first { return describe(first.error) }
         if let e = error as? IOError { return String(cString: strerror(e.errnoCode)).lowercased() }
         if case ChannelError.connectTimeout(let t) = error { return "timed out after \(t.nanoseconds / 1_000_000_000) s" }
@@ -89,7 +89,7 @@ public struct SMTPCourier: Sendable {
     }
 
     /// Content as it goes on the wire after DATA: dot-stuffed, CRLF at the end, then ".".
-    static func dataPayload(_ content: [UInt8]) -> [UInt8] {
+    public static func dataPayload(_ content: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         var stuffer = DotStuffer()
         stuffer.append(content[...], to: &out)
@@ -98,7 +98,7 @@ public struct SMTPCourier: Sendable {
     }
 }
 
-enum CourierError: Error {
+public enum CourierError: Error {
     case closed
     case timeout
     case badReply(String)
@@ -106,17 +106,17 @@ enum CourierError: Error {
 
 /// One SMTP connection to a remote server, carrying messages one after another.
 public struct CourierSession {
-    let channel: any Channel
-    let heloName: String
-    let tls: NIOSSLContext
-    let serverName: String
-    var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
-    let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
-    let timeouts: (reply: TimeAmount, content: TimeAmount)
-    let peer: String
-    var transaction: SMTPClientTransaction?
-    var buffer = ByteBuffer()
-    var parser = SMTPReplyParser()
+    public let channel: any Channel
+    public let heloName: String
+    public let tls: NIOSSLContext
+    public let serverName: String
+    public var inbound: NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator
+    public let outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>
+    public let timeouts: (reply: TimeAmount, content: TimeAmount)
+    public let peer: String
+    public var transaction: SMTPClientTransaction?
+    public var buffer = ByteBuffer()
+    public var parser = SMTPReplyParser()
     /// The connection broke or the server ended the session.
     public private(set) var isBroken = false
     /// Messages sent on this connection so far.
@@ -127,7 +127,7 @@ public struct CourierSession {
     /// TLS is active on the connection.
     public var tlsActive: Bool { transaction?.tlsActive ?? false }
     /// The name sent in TLS SNI: the server's host name, none for an address (RFC 6066 §3).
-    var sniName: String? { AddressLiteral.isIPv4(serverName) || AddressLiteral.isIPv6(serverName) ? nil : serverName }
+    public var sniName: String? { AddressLiteral.isIPv4(serverName) || AddressLiteral.isIPv6(serverName) ? nil : serverName }
 
     /// Sends one message: the first one also runs the greeting, EHLO and STARTTLS.
     public mutating func send(_ message: SMTPClientTransaction.Message, content: [UInt8]) async -> CourierOutcome {
@@ -147,12 +147,12 @@ public struct CourierSession {
         }
     }
 
-    mutating func quit() async {
+    public mutating func quit() async {
         guard !isBroken else { return }
         try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
     }
 
-    mutating func run(content: [UInt8], pending: SMTPClientTransaction.Action?) async throws -> CourierOutcome {
+    public mutating func run(content: [UInt8], pending: SMTPClientTransaction.Action?) async throws -> CourierOutcome {
         var timeout = timeouts.reply
         var next = pending
         while true {
@@ -186,7 +186,7 @@ public struct CourierSession {
         }
     }
 
-    mutating func readReply(channel: any Channel, timeout: TimeAmount) async throws -> SMTPReply {
+    public mutating func readReply(channel: any Channel, timeout: TimeAmount) async throws -> SMTPReply {
         let deadline = NIODeadline.now() + timeout
         while true {
             while let lf = buffer.readableBytesView.firstIndex(of: 10) {

@@ -17,17 +17,17 @@ import TernConfig
 /// Restart-safe by construction: everything it knows is in the store, and a message leaves the queue only in the
 /// same transaction that stores its bounce (if one is owed).
 public final class OutboundQueue: Sendable {
-    let store: any MailStore
-    let resolver: any DNSResolver
-    let courier: SMTPCourier
-    let config: TernConfiguration
+    public let store: any MailStore
+    public let resolver: any DNSResolver
+    public let courier: SMTPCourier
+    public let config: TernConfiguration
     /// The time retries are scheduled by, and expiry and delay notices judged by.
-    let clock: any WallClock
-    let logger: Logger
+    public let clock: any WallClock
+    public let logger: Logger
     private let state = Mutex(State())
     private let signal = WakeSignal()
 
-    struct State {
+    public struct State {
         /// (queue row, domain) pairs being delivered now.
         var inFlight = Set<JobKey>()
         var domains: [String: DomainRun] = [:]
@@ -37,10 +37,10 @@ public final class OutboundQueue: Sendable {
         var rescanRequested = false
     }
 
-    struct JobKey: Hashable { var message: Int64; var domain: String }
+    public struct JobKey: Hashable { var message: Int64; var domain: String }
 
     /// One message's recipients at one domain.
-    struct Job: Sendable {
+    public struct Job: Sendable {
         var message: QueuedMessage
         var recipients: [QueuedRecipient]
         var domain: String
@@ -65,7 +65,7 @@ public final class OutboundQueue: Sendable {
     public func wake() { signal.signal() }
 
     /// Nothing is being delivered, completed or notified now (tests wait for this between scans).
-    var isIdle: Bool { state.withLock { $0.inFlight.isEmpty && $0.messagesBeingCompleted.isEmpty && $0.domains.isEmpty } }
+    public var isIdle: Bool { state.withLock { $0.inFlight.isEmpty && $0.messagesBeingCompleted.isEmpty && $0.domains.isEmpty } }
 
     /// Look at the whole queue now (`tern queue retry` made messages due).
     public func rescan() {
@@ -122,15 +122,15 @@ public final class OutboundQueue: Sendable {
         logger.info("queue runner stopped")
     }
 
-    static let scanBatch = 500
+    public static let scanBatch = 500
     /// Jobs handed to connections and not yet finished, at most (bounds memory: small contents travel with them).
-    static let maxInFlight = 2000
+    public static let maxInFlight = 2000
     /// While deliveries are in progress, due retries are looked for this often (seconds).
-    static let busyRescan: TimeInterval = 30
+    public static let busyRescan: TimeInterval = 30
 
     /// One pass over due messages with ids above `cursor`; returns whether the batch was full (more may be due) and
     /// the last id seen.
-    func scan(after cursor: Int64) async throws -> (Bool, Int64) {
+    public func scan(after cursor: Int64) async throws -> (Bool, Int64) {
         let now = clock.now
         let due = try await store.queuedMessages(dueBy: now, after: cursor, limit: Self.scanBatch)
         var lastID = cursor
@@ -168,7 +168,7 @@ public final class OutboundQueue: Sendable {
     // MARK: domains and connections
 
     /// A domain being delivered to: its route and the jobs waiting for a connection.
-    final class DomainRun: Sendable {
+    public final class DomainRun: Sendable {
         struct Inner {
             /// Waiting jobs from `head` on (taken from the front without moving the rest).
             var jobs: [Job] = []
@@ -217,7 +217,7 @@ public final class OutboundQueue: Sendable {
         func drain() -> [Job] { inner.withLock { s in defer { s.jobs = []; s.head = 0 }; return Array(s.jobs[s.head...]) } }
     }
 
-    func dispatch(domain: String, jobs: [Job]) {
+    public func dispatch(domain: String, jobs: [Job]) {
         let limit = config.delivery.connectionsPerDomain
         let (run, workers) = state.withLock { s -> (DomainRun, Int) in
             if let run = s.domains[domain], let n = run.add(jobs, maxWorkers: limit) { return (run, n) }
@@ -235,13 +235,13 @@ public final class OutboundQueue: Sendable {
         }
     }
 
-    func route(_ domain: String) async -> MailRoute {
+    public func route(_ domain: String) async -> MailRoute {
         var rng = SystemRandomNumberGenerator()
         return await RouteSelection.route(for: domain, resolver: resolver, random: &rng)
     }
 
     /// One connection worker: takes jobs of the domain and delivers them, over one connection while it lasts.
-    func work(_ run: DomainRun, route: MailRoute) async {
+    public func work(_ run: DomainRun, route: MailRoute) async {
         switch route {
         case .nullMX:
             while let job = run.take() {
@@ -264,7 +264,7 @@ public final class OutboundQueue: Sendable {
 
     /// Tries the route's addresses in order; once connected, carries further jobs of the run on the same connection.
     /// Returns the job to go on with (nil: the run has no more for this worker).
-    func deliver(_ first: Job, run: DomainRun, hosts: [RouteHost]) async -> Job? {
+    public func deliver(_ first: Job, run: DomainRun, hosts: [RouteHost]) async -> Job? {
         var lastError = "no mail exchanger could be reached"
         var lastHost: String?
         // The job that opens the next connection: the first one, or the one a server turned away before any transaction.
@@ -306,7 +306,7 @@ public final class OutboundQueue: Sendable {
 
     /// Sends one job on an open session and records what came of it. Returns the reason when the server turned the
     /// connection away before any transaction (the caller tries the next address with this job).
-    func send(_ job: Job, on session: inout CourierSession, remote: String, run: DomainRun) async -> String? {
+    public func send(_ job: Job, on session: inout CourierSession, remote: String, run: DomainRun) async -> String? {
         let content: [UInt8]
         do {
             if let prefetched = job.message.content {
@@ -345,11 +345,11 @@ public final class OutboundQueue: Sendable {
     // MARK: results
 
     /// The same outcome for every recipient of the job.
-    func finish(_ job: Job, all outcome: Outcome, reply: String, host: String?) async {
+    public func finish(_ job: Job, all outcome: Outcome, reply: String, host: String?) async {
         await record(job, job.recipients.map { ($0, outcome, reply) }, host: host)
     }
 
-    func finish(_ job: Job, results: [SMTPClientTransaction.RecipientResult], host: String, tls: Bool) async {
+    public func finish(_ job: Job, results: [SMTPClientTransaction.RecipientResult], host: String, tls: Bool) async {
         var list: [(QueuedRecipient, Outcome, String)] = []
         for (r, result) in zip(job.recipients, results) {
             let text = result.reply.oneLine
@@ -358,9 +358,9 @@ public final class OutboundQueue: Sendable {
         await record(job, list, host: host, tls: tls)
     }
 
-    enum Outcome { case delivered, failed, deferred }
+    public enum Outcome { case delivered, failed, deferred }
 
-    func record(_ job: Job, _ outcomes: [(QueuedRecipient, Outcome, String)], host: String?, tls: Bool = false) async {
+    public func record(_ job: Job, _ outcomes: [(QueuedRecipient, Outcome, String)], host: String?, tls: Bool = false) async {
         let now = clock.now
         let giveUp = job.message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
         var attempts: [DeliveryAttempt] = []
@@ -411,7 +411,7 @@ public final class OutboundQueue: Sendable {
 
     /// A message whose recipients all have a final result: bounce what failed (if the sender wants to know), then
     /// remove it from the queue — both in one transaction.
-    func complete(_ message: QueuedMessage) async {
+    public func complete(_ message: QueuedMessage) async {
         defer { _ = state.withLock { $0.messagesBeingCompleted.remove(message.id) } }
         let failed = message.recipients.filter { r in
             r.status == .failed && !(r.notify?.contains("NEVER") ?? false) && (r.notify == nil || r.notify!.contains("FAILURE"))
@@ -438,7 +438,7 @@ public final class OutboundQueue: Sendable {
         }
     }
 
-    func sendDelayNotice(_ message: QueuedMessage) async {
+    public func sendDelayNotice(_ message: QueuedMessage) async {
         defer { _ = state.withLock { $0.messagesBeingCompleted.remove(message.id) } }
         let giveUp = message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
         let waiting = message.recipients.filter { r in r.status == .pending && (r.notify?.contains("DELAY") ?? (r.notify == nil)) }
@@ -460,7 +460,7 @@ public final class OutboundQueue: Sendable {
     }
 
     /// The notification message for the sender (see SenderNotice).
-    func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus], _ kind: DeliveryEvent.Kind,
+    public func report(_ message: QueuedMessage, _ statuses: [DeliveryReport.RecipientStatus], _ kind: DeliveryEvent.Kind,
                 _ what: String) async -> Delivery {
         let now = clock.now
         var original = message.content ?? []
@@ -475,7 +475,7 @@ public final class OutboundQueue: Sendable {
 }
 
 /// A wake-up that is remembered when nobody waits, with a timeout for the waiter.
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Bool, Never>?
@@ -483,7 +483,7 @@ final class WakeSignal: Sendable {
     }
     private let state = Mutex(State())
 
-    func signal() {
+    public func signal() {
         let waiter = state.withLock { s -> CheckedContinuation<Bool, Never>? in
             if let w = s.waiter { s.waiter = nil; return w }
             s.pending = true
@@ -493,7 +493,7 @@ final class WakeSignal: Sendable {
     }
 
     /// True when signalled, false when the timeout passed.
-    func wait(timeout: TimeInterval) async -> Bool {
+    public func wait(timeout: TimeInterval) async -> Bool {
         await withCheckedContinuation { (c: CheckedContinuation<Bool, Never>) in
             let generation = state.withLock { s -> Int? in
                 if s.pending { s.pending = false; return nil }
@@ -518,7 +518,7 @@ final class WakeSignal: Sendable {
 
 extension SMTPReply {
     /// `550 5.1.1 text text` on one line, for logs, the queue and DSNs.
-    var oneLine: String {
+    public var oneLine: String {
         var s = "\(code.rawValue)"
         if let e = enhanced { s += " \(e)" }
         return s + " " + lines.joined(separator: " ")

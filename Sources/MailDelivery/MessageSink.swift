@@ -7,18 +7,18 @@ import NIOCore
 /// Collects one incoming message: in memory while it is small, in a temp file once it grows past the inline
 /// limit, so a large message never sits in memory whole. Stops storing (but keeps counting) once the size
 /// limit is passed, so the session can read to the end and answer 552.
-final class MessageSink {
-    let blobs: BlobStore
-    let inlineLimit: Int
-    let maxSize: Int
-    private(set) var size = 0
+public final class MessageSink {
+    public let blobs: BlobStore
+    public let inlineLimit: Int
+    public let maxSize: Int
+    public private(set) var size = 0
     fileprivate(set) var memory: [UInt8] = []
     fileprivate(set) var file: (url: URL, handle: FileHandle)?
-    private(set) var failure: Error?
+    public private(set) var failure: Error?
     /// Octets of the fields Tern put in front of what the client sent (trace fields).
-    let prefixLength: Int
+    public let prefixLength: Int
 
-    init(blobs: BlobStore, inlineLimit: Int, maxSize: Int, prefix: String) {
+    public init(blobs: BlobStore, inlineLimit: Int, maxSize: Int, prefix: String) {
         self.blobs = blobs
         self.inlineLimit = inlineLimit
         self.maxSize = maxSize
@@ -27,15 +27,15 @@ final class MessageSink {
         append(Array(prefix.utf8))
     }
 
-    var tooLarge: Bool { size > maxSize }
+    public var tooLarge: Bool { size > maxSize }
     /// The message has not spilled to a file (finishing it does no I/O).
-    var isInMemory: Bool { file == nil }
+    public var isInMemory: Bool { file == nil }
 
-    func append(_ buffer: ByteBuffer) {
+    public func append(_ buffer: ByteBuffer) {
         buffer.withUnsafeReadableBytes { append(UnsafeRawBufferPointer($0)) }
     }
 
-    func append(_ bytes: [UInt8]) {
+    public func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { append($0) }
     }
 
@@ -64,7 +64,7 @@ final class MessageSink {
     }
 
     /// Writes all of `raw` to `fd`, retrying short writes and EINTR.
-    static func write(_ raw: UnsafeRawBufferPointer, to fd: Int32) throws {
+    public static func write(_ raw: UnsafeRawBufferPointer, to fd: Int32) throws {
         var off = 0
         while off < raw.count {
             let n = Glibc.write(fd, raw.baseAddress! + off, raw.count - off)
@@ -76,7 +76,7 @@ final class MessageSink {
 
     /// The finished content: inline bytes, or the spool file fsync'd and renamed into the blob store.
     /// Runs blocking file work: call it off the event loop.
-    func finish() throws -> MessageContent {
+    public func finish() throws -> MessageContent {
         if let failure { throw failure }
         guard let file else { return .inline(memory) }
         let key = BlobStore.newKey()
@@ -86,7 +86,7 @@ final class MessageSink {
     }
 
     /// Throws away whatever was received (a refused message or a lost connection).
-    func discard() {
+    public func discard() {
         if let file {
             try? file.handle.close()
             unlink(file.url.path)
@@ -98,7 +98,7 @@ final class MessageSink {
 
 extension MessageSink {
     /// The first bytes of the message (up to `max`), from memory or the spool file.
-    func head(max: Int) throws -> [UInt8] {
+    public func head(max: Int) throws -> [UInt8] {
         guard let file else { return Array(memory.prefix(max)) }
         let fd = open(file.url.path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw FileSystemError(errno: errno, "open spool file") }
@@ -110,7 +110,7 @@ extension MessageSink {
     }
 
     /// Calls `body` with the message's bytes from `offset` on, in pieces.
-    func forEachChunk(from offset: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws {
+    public func forEachChunk(from offset: Int, _ body: (UnsafeRawBufferPointer) -> Void) throws {
         guard let file else {
             memory.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[Swift.min(offset, $0.count)...])) }
             return
@@ -131,13 +131,13 @@ extension MessageSink {
     }
 
     /// Finishes the message with `prefix` put in front of it (header fields added on submission).
-    func finish(prepending prefix: [UInt8]) throws -> MessageContent {
+    public func finish(prepending prefix: [UInt8]) throws -> MessageContent {
         try finish(editing: prefix.isEmpty ? [] : [MessageEdit(range: 0..<0, replacement: prefix)])
     }
 
     /// Finishes the message with byte ranges replaced (header fields removed, added). In memory that is a new array;
     /// a spooled message is rewritten into a new file: the edited head, then the rest copied as it was.
-    func finish(editing edits: [MessageEdit]) throws -> MessageContent {
+    public func finish(editing edits: [MessageEdit]) throws -> MessageContent {
         if let failure { throw failure }
         guard !edits.isEmpty else { return try finish() }
         let sorted = edits.sorted { $0.range.lowerBound < $1.range.lowerBound }
@@ -168,12 +168,17 @@ extension MessageSink {
 
 /// One change to a received message before it is stored: `range` (of the message as received) replaced by
 /// `replacement`; an empty range inserts.
-struct MessageEdit: Sendable {
-    var range: Range<Int>
-    var replacement: [UInt8]
+public struct MessageEdit: Sendable {
+    public var range: Range<Int>
+    public var replacement: [UInt8]
+
+    public init(range: Range<Int>, replacement: [UInt8]) {
+        self.range = range
+        self.replacement = replacement
+    }
 
     /// Applies sorted, non-overlapping edits to `bytes` (ranges past the end are clipped).
-    static func apply(_ edits: [MessageEdit], to bytes: [UInt8]) -> [UInt8] {
+    public static func apply(_ edits: [MessageEdit], to bytes: [UInt8]) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count + edits.reduce(0) { $0 + $1.replacement.count })
         var position = 0

@@ -93,7 +93,7 @@ extension SMTPCourier {
 
 extension CourierSession {
     /// Greeting, EHLO, STARTTLS, EHLO over TLS, filling in `r` as it goes.
-    mutating func probe(_ r: inout SMTPProbeResult, tls: NIOSSLContext,
+    public mutating func probe(_ r: inout SMTPProbeResult, tls: NIOSSLContext,
                         verify: @escaping NIOSSLCustomVerificationCallback) async throws {
         let greeting = try await readReply(channel: channel, timeout: timeouts.reply)
         r.greeting = "\(greeting.code.rawValue) " + (greeting.lines.first ?? "")

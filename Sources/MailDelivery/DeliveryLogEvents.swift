@@ -5,20 +5,20 @@ import MailMessage
 import MailStore
 
 /// The delivery-log lines the receiving side writes (the queue writes its own with each attempt).
-enum DeliveryLogEvents {
+public enum DeliveryLogEvents {
     /// The Message-ID field's value without angle brackets and spaces, when the message has one.
-    static func messageID(_ fields: [RawHeaderField]) -> String? {
+    public static func messageID(_ fields: [RawHeaderField]) -> String? {
         guard let value = fields.first(named: "Message-ID")?.unfoldedValue.filter({ !$0.isWhitespace && $0 != "<" && $0 != ">" })
         else { return nil }
         return value.isEmpty ? nil : String(value.prefix(500))
     }
 
-    static func messageID(head: [UInt8]) -> String? {
+    public static func messageID(head: [UInt8]) -> String? {
         messageID(RawHeader.fields(head[..<RawHeader.end(head)]))
     }
 
     /// received, then checked (when the checks ran), then stored (per local recipient) and queued (remote ones).
-    static func receipt(id: String, messageID: String?, received: String, checked: String?, local: [String], remote: [String],
+    public static func receipt(id: String, messageID: String?, received: String, checked: String?, local: [String], remote: [String],
                         junk: Bool, related: String? = nil, at: Date) -> [DeliveryEvent] {
         var events = [DeliveryEvent(at: at, queueID: id, messageID: messageID, kind: .received, detail: received, related: related)]
         if let checked { events.append(DeliveryEvent(at: at, queueID: id, kind: .checked, detail: checked)) }
@@ -37,9 +37,9 @@ enum DeliveryLogEvents {
 /// A message this server writes to a sender about one of theirs (a bounce, a delay notice, a tester report): stored
 /// with an empty Return-Path when the sender has a mailbox here, else queued, with a null MAIL FROM either way
 /// (RFC 3464 §2, RFC 3834 §3.3), under a queue id of its own that the delivery log links to the original.
-enum SenderNotice {
+public enum SenderNotice {
     /// `kind` and `sent` make the original's log line ("`sent` sent to <sender> as QUEUEID"); `received` the notice's own.
-    static func delivery(_ bytes: [UInt8], to sender: String, about original: String, kind: DeliveryEvent.Kind, sent: String,
+    public static func delivery(_ bytes: [UInt8], to sender: String, about original: String, kind: DeliveryEvent.Kind, sent: String,
                          received: String, logging: Bool, store: any MailStore, now: Date) async -> Delivery {
         let envelope = StoredEnvelope(mailFrom: "", recipients: [.init(address: sender)])
         var targets: [DeliveryTarget] = []
