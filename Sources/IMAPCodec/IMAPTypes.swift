@@ -34,19 +34,21 @@ public struct SequenceSet: Hashable, Sendable, CustomStringConvertible {
         }.joined(separator: ",")
     }
 
-    /// Compact form of a sorted list of numbers: `1:3,5,7:9`.
-    public static func compact(_ numbers: [UInt32]) -> String {
-        var out: [String] = []
-        var i = 0
-        let sorted = numbers.sorted()
-        while i < sorted.count {
-            var j = i
-            while j + 1 < sorted.count && sorted[j + 1] == sorted[j] + 1 { j += 1 }
-            out.append(i == j ? "\(sorted[i])" : "\(sorted[i]):\(sorted[j])")
-            i = j + 1
+    /// The set of exactly these numbers, consecutive ones as ranges (in any order; duplicates are fine).
+    public init(numbers: [UInt32]) {
+        var ranges: [Range] = []
+        for n in numbers.sorted() {
+            if let last = ranges.last, let to = last.to, n <= to &+ 1, to != .max || n == to {
+                ranges[ranges.count - 1].to = max(to, n)
+            } else {
+                ranges.append(Range(n, n))
+            }
         }
-        return out.joined(separator: ",")
+        self.init(ranges: ranges)
     }
+
+    /// Compact form of a list of numbers: `1:3,5,7:9`.
+    public static func compact(_ numbers: [UInt32]) -> String { SequenceSet(numbers: numbers).description }
 }
 
 /// A section of a message for `BODY[...]` (RFC 9051 §6.4.5).

@@ -34,7 +34,7 @@ extension IMAPSession {
     /// `key` with every sequence set (and `$`) replaced by the UIDs it addresses in the view `m` now.
     func bind(_ key: SearchKey, _ m: SelectedMailbox) -> SearchKey {
         func uids(_ list: [UID]) -> SearchKey {
-            .uid(SequenceSet(ranges: Self.ranges(list.map(\.rawValue)).map { SequenceSet.Range($0.lowerBound, $0.upperBound) }))
+            .uid(SequenceSet(numbers: list.map(\.rawValue)))
         }
         switch key {
         case .sequence(let set): return set.isSaved ? uids(m.saved) : uids(m.resolveIndices(set, uid: false).map { m.messages[$0].uid })
@@ -44,15 +44,6 @@ extension IMAPSession {
         case .and(let keys): return .and(keys.map { bind($0, m) })
         default: return key
         }
-    }
-
-    /// Ascending numbers as ranges of consecutive ones.
-    static func ranges(_ sorted: [UInt32]) -> [ClosedRange<UInt32>] {
-        var out: [ClosedRange<UInt32>] = []
-        for n in sorted {
-            if let last = out.last, last.upperBound &+ 1 == n { out[out.count - 1] = last.lowerBound...n } else { out.append(n...n) }
-        }
-        return out
     }
 
     /// Before expunges are reported (`gone`: indices in the view `m`, which still holds them): REMOVEFROM for every
@@ -161,7 +152,7 @@ extension IMAPSession {
         state = .selected(a, u, m)
         // RFC 5465 §7: EXISTS, then the new messages' FETCH, then the ESEARCH that adds them.
         for f in toFetch {
-            try await fetch(uid: true, SequenceSet(ranges: Self.ranges(f.uids.sorted()).map { .init($0.lowerBound, $0.upperBound) }),
+            try await fetch(uid: true, SequenceSet(numbers: f.uids),
                             f.attrs.contains(.uid) ? f.attrs : [.uid] + f.attrs, changedSince: nil, peek: true, tag: nil, &out)
         }
         for r in responses { out.send(.esearch(r)) }

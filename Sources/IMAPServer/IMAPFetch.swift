@@ -163,14 +163,6 @@ extension IMAPSession {
         return decoded
     }
 
-    /// `<offset.length>` of a section (RFC 9051 §6.4.5): the octets from offset, at most length, clipped to the data.
-    static func partial(_ data: ArraySlice<UInt8>, _ range: ClosedRange<Int>?) -> ArraySlice<UInt8> {
-        guard let range else { return data }
-        let lo = data.startIndex + min(range.lowerBound, data.count)
-        let hi = data.startIndex + min(range.upperBound + 1, data.count)
-        return data[lo..<hi]
-    }
-
     // MARK: search
 
     func search(uid: Bool, key: SearchKey, returning: SearchReturn?, partial: PartialRange? = nil, update: [FetchAttribute] = [],
@@ -286,120 +278,13 @@ extension IMAPSession {
         state = .selected(a, u, m)
     }
 
-    /// Whether a search key looks at headers or text (and so needs the message content).
-    static func needsContent(_ key: SearchKey) -> Bool {
-        switch key {
-        case .from, .to, .cc, .bcc, .subject, .header, .body, .text, .sentBefore, .sentOn, .sentSince: return true
-        case .and(let keys): return keys.contains(where: needsContent)
-        case .or(let a, let b): return needsContent(a) || needsContent(b)
-        case .not(let a): return needsContent(a)
-        default: return false
-        }
-    }
 
-    /// Whether a search key looks at the body (BODY, TEXT), not only at header fields.
-    static func needsBody(_ key: SearchKey) -> Bool {
-        switch key {
-        case .body, .text: return true
-        case .and(let keys): return keys.contains(where: needsBody)
-        case .or(let a, let b): return needsBody(a) || needsBody(b)
-        case .not(let a): return needsBody(a)
-        default: return false
-        }
-    }
 
-    static func usesModSeq(_ key: SearchKey) -> Bool {
-        switch key {
-        case .modSeq: return true
-        case .and(let keys): return keys.contains(where: usesModSeq)
-        case .or(let a, let b): return usesModSeq(a) || usesModSeq(b)
-        case .not(let a): return usesModSeq(a)
-        default: return false
-        }
-    }
 
     func matches(_ key: SearchKey, _ m: StoredMessage, seq: Int, count: Int, largestUID: UInt32, saved: Set<UID> = [],
                  parts: inout MessageParts?) async throws -> Bool {
-        func content() async throws -> MessageParts {
-            if let parts { return parts }
-            let p = MessageParts(try await store.content(of: m.messageID))
-            parts = p
-            return p
-        }
-        func contains(_ haystack: String, _ needle: String) -> Bool {
-            // The same folding as BODY and TEXT (ASCII case at byte speed, Foundation's comparison for other text).
-            TextSearch.contains(Array(haystack.utf8)[...], needle)
-        }
-        func day(_ d: Date) -> SearchDate {
-            var cal = Calendar(identifier: .gregorian)
-            cal.timeZone = TimeZone(identifier: "UTC")!
-            let c = cal.dateComponents([.year, .month, .day], from: d)
-            return SearchDate(day: c.day!, month: c.month!, year: c.year!)
-        }
-        func compare(_ a: SearchDate, _ b: SearchDate) -> Int {
-            (a.year, a.month, a.day) < (b.year, b.month, b.day) ? -1 : ((a.year, a.month, a.day) == (b.year, b.month, b.day) ? 0 : 1)
-        }
-        func sentDate() async throws -> SearchDate {
-            // The day as written in the Date field, in its own zone (RFC 9051 §6.4.4), not converted to UTC.
-            if let v = try await content().value("Date"), let d = RFC5322Date.writtenDay(v) {
-                return SearchDate(day: d.day, month: d.month, year: d.year)
-            }
-            return day(m.internalDate)
-        }
-        switch key {
-        case .all: return true
-        case .answered: return m.flags.contains(.answered)
-        case .deleted: return m.flags.contains(.deleted)
-        case .draft: return m.flags.contains(.draft)
-        case .flagged: return m.flags.contains(.flagged)
-        case .seen: return m.flags.contains(.seen)
-        case .unanswered: return !m.flags.contains(.answered)
-        case .undeleted: return !m.flags.contains(.deleted)
-        case .undraft: return !m.flags.contains(.draft)
-        case .unflagged: return !m.flags.contains(.flagged)
-        case .unseen: return !m.flags.contains(.seen)
-        case .recent: return isRecent(m.uid)
-        case .new: return isRecent(m.uid) && !m.flags.contains(.seen)
-        case .old: return !isRecent(m.uid)
-        case .keyword(let k): return m.keywords.contains { $0.lowercased() == k.lowercased() }
-        case .unkeyword(let k): return !m.keywords.contains { $0.lowercased() == k.lowercased() }
-        case .from(let s): return try await content().values("From").contains { contains($0, s) }
-        case .to(let s): return try await content().values("To").contains { contains($0, s) }
-        case .cc(let s): return try await content().values("Cc").contains { contains($0, s) }
-        case .bcc(let s): return try await content().values("Bcc").contains { contains($0, s) }
-        case .subject(let s): return try await content().values("Subject").contains { contains($0, s) }
-        case .header(let field, let s):
-            let values = try await content().values(field)
-            return s.isEmpty ? !values.isEmpty : values.contains { contains($0, s) }
-        case .body(let s): return TextSearch.contains(try await content().body, s)
-        case .text(let s): return TextSearch.contains(try await content().bytes[...], s)
-        case .emailID(let id): return Self.emailObjectID(m.messageID) == id
-        case .threadID: return false
-        case .savedBefore(let d): return compare(day(m.savedDate), d) < 0
-        case .savedOn(let d): return compare(day(m.savedDate), d) == 0
-        case .savedSince(let d): return compare(day(m.savedDate), d) >= 0
-        case .saveDateSupported: return true   // every mailbox keeps save dates
-        case .before(let d): return compare(day(m.internalDate), d) < 0
-        case .on(let d): return compare(day(m.internalDate), d) == 0
-        case .since(let d): return compare(day(m.internalDate), d) >= 0
-        case .sentBefore(let d): return compare(try await sentDate(), d) < 0
-        case .sentOn(let d): return compare(try await sentDate(), d) == 0
-        case .sentSince(let d): return compare(try await sentDate(), d) >= 0
-        case .larger(let n): return m.size > n
-        // RFC 5032 WITHIN: by INTERNALDATE against the server's clock.
-        case .younger(let n): return server.clock.now.timeIntervalSince(m.internalDate) <= Double(n)
-        case .older(let n): return server.clock.now.timeIntervalSince(m.internalDate) > Double(n)
-        case .smaller(let n): return m.size < n
-        case .uid(let set): return set.isSaved ? saved.contains(m.uid) : set.contains(m.uid.rawValue, largest: largestUID)
-        case .sequence(let set): return set.isSaved ? saved.contains(m.uid) : set.contains(UInt32(seq), largest: UInt32(count))
-        case .not(let k): return !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts))
-        case .or(let a, let b):
-            if try await matches(a, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts) { return true }
-            return try await matches(b, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts)
-        case .and(let keys):
-            for k in keys where !(try await matches(k, m, seq: seq, count: count, largestUID: largestUID, saved: saved, parts: &parts)) { return false }
-            return true
-        case .modSeq(let n): return m.modSeq.rawValue >= n
-        }
+        let store = self.store
+        return try await searchMatches(key, m, seq: seq, count: count, largestUID: largestUID, saved: saved, now: server.clock.now,
+                                       parts: &parts, recent: { self.isRecent($0) }, content: { try await store.content(of: m.messageID) })
     }
 }

@@ -49,7 +49,7 @@ struct IMAPOutput {
 
 /// One IMAP session's state and command handling, independent of the network. Commands run one at a time
 /// (the connection handler reads no further command until one is answered).
-final class IMAPSession: @unchecked Sendable {
+final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
     enum State {
         case notAuthenticated
         case authenticated(AccountID, String)
@@ -90,7 +90,6 @@ final class IMAPSession: @unchecked Sendable {
     var qresync = false
     var failedLogins = 0
     var compressing = false
-    static let delimiter = "/"
 
     let remoteAddress: String
 
@@ -488,19 +487,7 @@ final class IMAPSession: @unchecked Sendable {
 
     // MARK: mailboxes
 
-    /// Longest mailbox name accepted, in octets of UTF-8 (Dovecot's limit is of the same order).
-    static let maxMailboxNameLength = 1000
 
-    /// Why a well-formed name cannot be a mailbox (answered NO [CANNOT], never BAD: the command itself was fine).
-    static func impossibleMailboxName(_ name: String) -> String? {
-        if name.utf8.count > maxMailboxNameLength { return "Mailbox name longer than \(maxMailboxNameLength) octets" }
-        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "Control characters in a mailbox name" }
-        if name.contains("*") || name.contains("%") { return "* and % are LIST wildcards, not mailbox name characters here" }
-        if name.split(separator: Character(delimiter), omittingEmptySubsequences: false).contains(where: \.isEmpty) {
-            return "Empty level in mailbox name (\(delimiter) at the start or twice in a row)"
-        }
-        return nil
-    }
 
     /// The session ends: its account's session count goes down.
     func ended() {
@@ -511,10 +498,6 @@ final class IMAPSession: @unchecked Sendable {
         }
     }
 
-    /// OBJECTID (RFC 8474): ids the store never hands out twice (migration 6), so an id names one mailbox or one
-    /// message for ever; a message keeps its id when copied or moved (the copies share their content row).
-    static func mailboxObjectID(_ id: MailboxID) -> String { "F\(id)" }
-    static func emailObjectID(_ id: MessageID) -> String { "M\(id)" }
 
     /// A mailbox name as the client sees it: modified UTF-7 (RFC 3501 §5.1.3) unless UTF-8 is enabled.
     func wireName(_ name: String) -> String {
@@ -573,23 +556,6 @@ final class IMAPSession: @unchecked Sendable {
         out.ok(tag, readOnly ? .readOnly : .readWrite, readOnly ? "EXAMINE completed" : "SELECT completed")
     }
 
-    /// LIST pattern matching: `*` matches anything, `%` anything but the hierarchy delimiter.
-    static func matches(_ name: String, _ pattern: String) -> Bool {
-        let n = Array(name.unicodeScalars), p = Array(pattern.unicodeScalars)
-        var memo: [Int: Bool] = [:]
-        func go(_ i: Int, _ j: Int) -> Bool {
-            let key = i * (p.count + 1) + j
-            if let v = memo[key] { return v }
-            let r: Bool
-            if j == p.count { r = i == n.count }
-            else if p[j] == "*" { r = go(i, j + 1) || (i < n.count && go(i + 1, j)) }
-            else if p[j] == "%" { r = go(i, j + 1) || (i < n.count && n[i] != "/" && go(i + 1, j)) }
-            else { r = i < n.count && n[i] == p[j] && go(i + 1, j + 1) }
-            memo[key] = r
-            return r
-        }
-        return go(0, 0)
-    }
 
     func list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool, recursiveMatch: Bool = false,
               returnSubscribed: Bool, returnSpecialUse: Bool, status: [StatusItem], lsub: Bool, _ out: inout IMAPOutput) async throws {
@@ -777,15 +743,6 @@ final class IMAPSession: @unchecked Sendable {
         .flags((isRecent(m.uid) ? ["\\Recent"] : []) + Self.flagNames(m.flags, m.keywords))
     }
 
-    static func flagNames(_ f: MessageFlags, _ keywords: [String]) -> [String] {
-        var out: [String] = []
-        if f.contains(.answered) { out.append("\\Answered") }
-        if f.contains(.flagged) { out.append("\\Flagged") }
-        if f.contains(.deleted) { out.append("\\Deleted") }
-        if f.contains(.seen) { out.append("\\Seen") }
-        if f.contains(.draft) { out.append("\\Draft") }
-        return out + keywords
-    }
 
     static func parseFlags(_ names: [String]) throws -> (MessageFlags, [String]) {
         var flags: MessageFlags = []
