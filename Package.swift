@@ -64,7 +64,7 @@ let package = Package(
         // What every protocol's server shares: the context, connection limits and plumbing, TLS material, login
         // throttling, the shared mailbox views.
         .target(name: "ServerCore", dependencies: [
-            "MailCore", "MailStore", "TernConfig", "SpamFilter",
+            "MailCore", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "IMAPMailboxView", dependencies: ["MailCore", "MailMessage", "MailStore", "IMAPCodec", "IMAPResponses"]),
         // IMAP4rev1/rev2 and its extensions over ServerCore.
         .target(name: "IMAPServer", dependencies: [
-            "ServerCore", "IMAPMailboxView", "MailCore", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStore", "TernConfig", "SpamFilter",
+            "ServerCore", "Intake", "IMAPMailboxView", "MailCore", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStore", "TernConfig", "SpamFilter",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
@@ -87,34 +87,43 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
-        // What happens to a message once accepted, apart from any protocol: the sink it is received into, submission
-        // signing, sender notices and the delivery log, the outbound queue and the SMTP client that empties it.
+        // How every message gets in, without I/O of its own: checks, recipient resolution, routing, preparation
+        // (submission signing, the port-25 verdict), one durable commit and the reply; for SMTP, submission,
+        // `tern sendmail`, `tern import`, the mail tester and Tern's own notices. NIO-free: blocking work runs on
+        // what the caller passes in.
+        .target(name: "Intake", dependencies: [
+            "MailCore", "MailMessage", "MailStore", "TernConfig", "MailDNS", "MailAuth", "DKIM", "SpamFilter", "Deliverability",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // How a message leaves: the outbound queue and the SMTP client that empties it.
         .target(name: "MailDelivery", dependencies: [
-            "ServerCore", "MailCore", "MailMessage", "SMTPCodec", "MailStore", "TernConfig", "MailDNS", "DKIM", "Deliverability",
+            "ServerCore", "Intake", "MailCore", "MailMessage", "SMTPCodec", "MailStore", "TernConfig", "MailDNS", "DKIM", "Deliverability",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "X509", package: "swift-certificates"),
             .product(name: "SwiftASN1", package: "swift-asn1"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
-        .target(name: "MailServer", dependencies: [
-            "ServerCore", "IMAPServer", "POP3Server", "MailDelivery",
-            "MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "IMAPResponses", "POP3Codec", "MailStore", "TernConfig", "SASL", "MailDNS", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
+        // SMTP (RFC 5321) on port 25 and submission (RFC 6409, 8314) over ServerCore, handing messages to Intake.
+        .target(name: "SMTPServer", dependencies: [
+            "ServerCore", "Intake", "MailCore", "MailMessage", "SMTPCodec", "MailStore", "TernConfig", "SASL", "MailAuth",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            .product(name: "X509", package: "swift-certificates"),
-            .product(name: "SwiftASN1", package: "swift-asn1"),
-            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "CompressNIO", package: "compress-nio"),
+        ] + nio),
+        // The listeners of every protocol, assembled.
+        .target(name: "MailServer", dependencies: [
+            "ServerCore", "SMTPServer", "IMAPServer", "POP3Server", "IMAPMailboxView", "Intake", "MailDelivery", "MailCore", "MailAuth", "TernConfig",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
         ] + nio),
         // What the admin commands do, apart from reading their arguments: DKIM keys and DNS records, the Public
         // Suffix List file, message import, CSV and progress output, the first run's login.
         .target(name: "TernAdmin", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "MailDNS", "MailAuth", "DKIM", "TernConfig", "Deliverability", "MailDelivery",
+            "MailCore", "MailMessage", "MailStore", "MailDNS", "MailAuth", "DKIM", "TernConfig", "Deliverability", "Intake",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "MailDelivery", "MailServer", "TernAdmin", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
+            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "Intake", "MailDelivery", "MailServer", "TernAdmin", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CSV", package: "CSV.swift"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -142,6 +151,7 @@ let package = Package(
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
-        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "MailDelivery", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
+        .testTarget(name: "IntakeTests", dependencies: ["TernTestSupport", "Intake", "MailStoreSQLite", "MailStore", "MailCore", "MailDNS", "MailAuth", "MailMessage", "TernConfig"]),
+        .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "Intake", "SMTPServer", "MailDelivery", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

@@ -1,3 +1,4 @@
+import MailCore
 import IMAPMailboxView
 import ServerCore
 import Foundation

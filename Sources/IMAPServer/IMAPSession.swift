@@ -1,4 +1,5 @@
 import IMAPMailboxView
+import Intake
 import ServerCore
 import Foundation
 import IMAPCodec

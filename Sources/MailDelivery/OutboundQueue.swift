@@ -1,3 +1,4 @@
+import Intake
 import ServerCore
 import Foundation
 import Logging

@@ -1,4 +1,5 @@
-import MailDelivery
+import Intake
+import SMTPServer
 import IMAPMailboxView
 import Foundation
 import Logging
@@ -12,25 +13,6 @@ import ServerCore
 import IMAPServer
 import POP3Server
 import TernConfig
-
-/// What the SMTP sessions share beyond the core: the signing keys, the port-25 checks, the mail tester and the
-/// networks allowed to relay.
-final class SMTPShared: Sendable {
-    let keyring: DKIMKeyring
-    /// The port-25 checks (SPF, DKIM, DMARC, blocklists…); nil: none (tests of the bare protocol).
-    let inbound: InboundChecks?
-    /// The mail tester (check@ at every local domain), used when `inbound` is set.
-    let tester: MailTester
-    /// Clients that may relay through port 25 without AUTH (`relay.networks`).
-    let relayNetworks: [IPNetwork]
-
-    init(context: ServerContext, inbound: InboundChecks?) {
-        keyring = DKIMKeyring(store: context.store, logger: context.logger)
-        self.inbound = inbound
-        tester = MailTester(config: context.config)
-        relayNetworks = context.config.relayNetworks.compactMap(IPNetwork.init)
-    }
-}
 
 /// Binds the configured listeners and serves them until `stop()`.
 public final class TernServer: Sendable {
@@ -46,6 +28,8 @@ public final class TernServer: Sendable {
     let context: ServerContext
     let group: MultiThreadedEventLoopGroup
     let smtp: SMTPShared
+    /// Where every message received over SMTP goes.
+    public let intake: Intake
     let imap = IMAPCaches()
     private let channels = Mutex<[Channel]>([])
 
@@ -53,7 +37,8 @@ public final class TernServer: Sendable {
     public init(context: ServerContext, group: MultiThreadedEventLoopGroup, inbound: InboundChecks? = nil) {
         self.context = context
         self.group = group
-        smtp = SMTPShared(context: context, inbound: inbound)
+        intake = Intake(store: context.store, config: context.config, checks: inbound, work: context.threadPool, logger: context.logger)
+        smtp = SMTPShared(context: context, intake: intake)
     }
 
     /// Binds every listener of the services Tern serves so far. Fails (and binds nothing) if one cannot be bound.

@@ -1,3 +1,4 @@
+import MailCore
 import ServerCore
 import Foundation
 import Logging

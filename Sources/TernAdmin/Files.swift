@@ -1,7 +1,7 @@
 
 import DKIM
 import Deliverability
-import MailDelivery
+import Intake
 import Foundation
 import Logging
 import MailAuth

@@ -6,9 +6,9 @@ import DNSResolverLive
 import Foundation
 import Logging
 import MailAuth
+import Intake
 import MailCore
 import MailMessage
-import MailServer
 import MailStore
 import StoreFactory
 import NIOCore

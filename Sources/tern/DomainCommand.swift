@@ -6,7 +6,6 @@ import DNSResolverLive
 import Foundation
 import MailAuth
 import MailCore
-import MailServer
 import StoreFactory
 import NIOPosix
 

@@ -1,6 +1,7 @@
 import TernAdmin
 import ArgumentParser
 import Foundation
+import Intake
 import MailCore
 import MailMessage
 import MailStore

@@ -1,5 +1,4 @@
 import TernAdmin
-import MailDelivery
 import ArgumentParser
 import DKIM
 import Foundation
@@ -7,7 +6,6 @@ import MailCore
 import MailDNS
 import MailMessage
 import MailStore
-import MailServer
 import StoreFactory
 import TernConfig
 

@@ -6,7 +6,6 @@ import Deliverability
 import Foundation
 import MailAuth
 import MailCore
-import MailServer
 import MailStore
 import StoreFactory
 import NIOCore

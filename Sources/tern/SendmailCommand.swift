@@ -1,12 +1,11 @@
 import TernAdmin
-import MailDelivery
 import ArgumentParser
 import Foundation
 import Glibc
 import Logging
+import Intake
 import MailCore
 import MailMessage
-import MailServer
 import MailStore
 import StoreFactory
 import TernConfig
@@ -117,14 +116,15 @@ struct SendmailCommand: AsyncParsableCommand {
         guard !recipients.isEmpty else { throw SendmailExit.usage("no recipients (name them, or use -t)") }
         var logger = Logger(label: "tern.sendmail")
         logger.logLevel = .warning
+        let intake = Intake(store: store, config: config, checks: nil, work: InlineWork(), logger: logger)
         do {
             _ = try await LocalSubmission.submit(prepared.message, mailFrom: sender, recipients: recipients,
-                                                 origin: "\(login) (uid \(getuid()))", config: config, store: store,
-                                                 blobs: store.blobs, inlineLimit: store.inlineLimit, clock: store.clock,
+                                                 origin: "\(login) (uid \(getuid()))", intake: intake, now: store.clock.now,
                                                  logger: logger)
         } catch let f as LocalSubmission.Failure {
             switch f {
-            case .unknownUser: throw SendmailExit.noUser(f.description)
+            case .refused: throw SendmailExit.noUser(f.description)
+            case .deferred: throw SendmailExit.tempFail(f.description)
             case .tooLarge: throw SendmailExit.dataError(f.description)
             case .noRecipients: throw SendmailExit.usage(f.description)
             }

@@ -7,6 +7,7 @@ import Dispatch
 import Foundation
 import Logging
 import MailAuth
+import Intake
 import MailCore
 import MailServer
 import MailStore

@@ -8,6 +8,7 @@ import TernConfig
 import TernTestSupport
 import Testing
 @testable import MailServer
+@testable import Intake
 
 /// What depends on the time of day reads it from the injected clock: these tests move a manual clock and never
 /// read the machine's.

@@ -1,8 +1,8 @@
-import ServerCore
+
 import Foundation
 import Glibc
 import MailStore
-import NIOCore
+
 
 /// Collects one incoming message: in memory while it is small, in a temp file once it grows past the inline
 /// limit, so a large message never sits in memory whole. Stops storing (but keeps counting) once the size
@@ -31,15 +31,11 @@ public final class MessageSink {
     /// The message has not spilled to a file (finishing it does no I/O).
     public var isInMemory: Bool { file == nil }
 
-    public func append(_ buffer: ByteBuffer) {
-        buffer.withUnsafeReadableBytes { append(UnsafeRawBufferPointer($0)) }
-    }
-
     public func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { append($0) }
     }
 
-    private func append(_ raw: UnsafeRawBufferPointer) {
+    public func append(_ raw: UnsafeRawBufferPointer) {
         size += raw.count
         guard !tooLarge, failure == nil else { return }
         if file == nil, memory.count + raw.count <= inlineLimit {

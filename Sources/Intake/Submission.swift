@@ -1,4 +1,4 @@
-import ServerCore
+
 import DKIM
 import Foundation
 import Logging

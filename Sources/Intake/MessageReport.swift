@@ -1,5 +1,5 @@
-import MailDelivery
-import ServerCore
+
+
 import Deliverability
 import Foundation
 import MailAuth

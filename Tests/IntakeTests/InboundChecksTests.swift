@@ -5,7 +5,7 @@ import MailDNS
 import TernConfig
 import TernTestSupport
 import Testing
-@testable import MailServer
+@testable import Intake
 
 /// The checks port 25 runs before it accepts a message, on a DNS made of plain data and a manual clock: blocklists
 /// and allowlists, reverse DNS, SPF of the sender, and DMARC's verdict on the content.

@@ -1,4 +1,4 @@
-import MailDelivery
+import Intake
 import ServerCore
 import Foundation
 import Logging
@@ -15,24 +15,11 @@ import SpamFilter
 import TernConfig
 
 /// Which SMTP service a connection came in on.
-enum SMTPService: Sendable {
+public enum SMTPService: Sendable {
     /// Port 25: mail from other servers, for local recipients only.
     case mx
     /// Ports 587/465 (RFC 6409, RFC 8314): users' mail programs, after AUTH, to anywhere.
     case submission
-}
-
-/// Where an accepted recipient's copy goes.
-enum RecipientRoute: Sendable {
-    case local([AccountID])
-    case remote
-    /// The mail tester (check@): the sender gets a report, nothing is stored.
-    case tester
-    /// The tester's report for this recipient is on its way.
-    case reported
-
-    var isTester: Bool { if case .tester = self { return true } else { return false } }
-    var isTesterOrReported: Bool { switch self { case .tester, .reported: return true; default: return false } }
 }
 
 /// The receiving SMTP service (port 25): drives `SMTPServerStateMachine` with the bytes of one connection,
@@ -40,9 +27,9 @@ enum RecipientRoute: Sendable {
 ///
 /// While a question is out (a recipient lookup, a delivery) the handler reads no further commands: pipelined
 /// input waits in `inbound`, so replies keep their order (RFC 2920).
-final class SMTPSessionHandler: ChannelInboundHandler {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+public final class SMTPSessionHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
 
 
     private let server: ServerContext
@@ -66,7 +53,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     /// submitted (prepared and signed, not checked).
     private var isRelayClient = false
     /// Mail handled as submitted mail (Message-ID, Date, DKIM signatures; no Return-Path): submission, or a relay client.
-    private var takesSubmittedMail: Bool { service == .submission || isRelayClient }
+    private var takesSubmittedMail: Bool { source.takesSubmittedMail }
     /// The account that authenticated (submission): the sender must be one of its addresses.
     private var account: AccountID?
     private var timeout: Scheduled<Void>?
@@ -78,7 +65,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     /// Length of the Return-Path line at the start of the message (the Authentication-Results go below it).
     private var returnPathLength = 0
 
-    init(server: ServerContext, smtp: SMTPShared, limiter: ConnectionLimiter, isTLS: Bool, service: SMTPService = .mx) {
+    public init(server: ServerContext, smtp: SMTPShared, limiter: ConnectionLimiter, isTLS: Bool, service: SMTPService = .mx) {
         self.smtp = smtp
         self.server = server
         self.service = service
@@ -96,17 +83,17 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     // MARK: channel events
 
-    func channelActive(context: ChannelHandlerContext) {
+    public func channelActive(context: ChannelHandlerContext) {
         let verdict = slot.open(context)
         logger[metadataKey: "remote"] = .string(slot.remoteAddress)
         if slot.isLoopback { machine.configuration.authRequiresTLS = false }
         if service == .mx, smtp.relayNetworks.contains(where: { $0.contains(slot.remoteAddress) }) { isRelayClient = true }
         switch verdict {
-        case .accepted where service == .mx && smtp.inbound != nil:
+        case .accepted where service == .mx && smtp.intake.checks != nil:
             // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
             logger.debug("connected")
             armTimeout(context: context)
-            let inbound = smtp.inbound!, address = slot.remoteAddress
+            let inbound = smtp.intake.checks!, address = slot.remoteAddress
             runAsync(context: context, { await inbound.connect(address) }) { handler, result, context in
                 guard case .success(let facts) = result else { return }
                 handler.client = facts
@@ -127,7 +114,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
+    public func channelInactive(context: ChannelHandlerContext) {
         closed = true
         timeout?.cancel()
         sink?.discard()
@@ -137,7 +124,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         inbound.writeBuffer(&bytes)
@@ -145,7 +132,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         process(context: context)
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
+    public func errorCaught(context: ChannelHandlerContext, error: Error) {
         logConnectionError(error, logger)
         closed = true
         context.close(promise: nil)
@@ -176,7 +163,7 @@ final class SMTPSessionHandler: ChannelInboundHandler {
                     if service == .submission, account != nil, machine.state == .ready {
                         return checkSender(path, command: command, context: context)
                     }
-                    if service == .mx, let inbound = smtp.inbound, let client, machine.state == .ready, machine.heloName != nil {
+                    if service == .mx, let inbound = smtp.intake.checks, let client, machine.state == .ready, machine.heloName != nil {
                         return checkClient(path, command: command, inbound: inbound, client: client, context: context)
                     }
                 }
@@ -407,66 +394,41 @@ final class SMTPSessionHandler: ChannelInboundHandler {
 
     // MARK: recipients
 
+    /// Where this session's messages come from, for the intake pipeline's policy and preparation.
+    private var source: IntakeSource {
+        if service == .submission, let account { return .submission(account) }
+        return isRelayClient ? .relayClient : .mx
+    }
+
     private func checkRecipient(_ recipient: AcceptedRecipient, context: ChannelHandlerContext) {
-        let store = server.store
-        let address = recipient.address
-        let quota = Int64(server.config.limits.quota)
-        // The common case: the directory cache answers at once, on the event loop (with no quota to check).
-        if quota == 0, let cached = store.cachedResolution(address), !(recipient.forwardPath == .postmaster && cached == .notOurDomain) {
-            recipientChecked(.success(cached), address: address, context: context)
-            return
+        let intake = smtp.intake, address = recipient.address, isPostmaster = recipient.forwardPath == .postmaster
+        let policy = intake.policy(for: source)
+        var greylist: (client: ClientFacts, sender: String)?
+        if service == .mx, intake.checks != nil, let client, case .transaction(let txn)? = machine.state.transactionState {
+            greylist = (client, txn.reversePath.address?.description ?? "")
         }
-        let isPostmaster = recipient.forwardPath == .postmaster
-        runAsync(context: context, { () async throws -> RecipientResolution in
-            var resolution = try await store.resolve(address)
-            // <Postmaster> without a domain (RFC 5321 §4.5.1): the postmaster of the first domain served here.
-            if isPostmaster, resolution == .notOurDomain, let first = try await store.domains().first {
-                resolution = try await store.resolve(EmailAddress(localPart: "postmaster", domain: first.name))
-            }
-            if quota > 0, case .local(let accounts) = resolution {
-                for account in accounts where try await store.usage(account: account) >= quota { throw MailboxFull() }
-            }
-            return resolution
+        // The common case: the directory cache answers at once, on the event loop.
+        if let decision = intake.cachedRecipient(address, isPostmaster: isPostmaster, policy: policy, greylisting: greylist != nil) {
+            return recipientChecked(decision, address: address, context: context)
+        }
+        runAsync(context: context, { [greylist] in
+            await intake.recipient(address, isPostmaster: isPostmaster, policy: policy, greylist: greylist)
         }) { handler, result, context in
-            handler.recipientChecked(result, address: address, context: context)
+            guard case .success(let decision) = result else { return }
+            handler.recipientChecked(decision, address: address, context: context)
         }
     }
 
-    private func recipientChecked(_ result: Result<RecipientResolution, Error>, address: EmailAddress, context: ChannelHandlerContext) {
-        switch result {
-        case .success(.local(let accounts)):
-            if let inbound = smtp.inbound, let client, service == .mx, case .transaction(let txn)? = machine.state.transactionState,
-               let reply = inbound.recipient(client: client, sender: txn.reversePath.address?.description ?? "", recipient: address.description) {
-                logger.info("recipient greylisted", metadata: ["rcpt": "\(address)"])
-                return perform(machine.recipientRejected(reply), context: context)
-            }
+    private func recipientChecked(_ decision: RecipientDecision, address: EmailAddress, context: ChannelHandlerContext) {
+        switch decision {
+        case .accept(let route):
             if let reply = machine.recipientAccepted() {
-                resolved.append(.local(accounts))
+                resolved.append(route)
                 write(reply, context: context)
             }
-        case .success(.notOurDomain) where (service == .submission && machine.authenticatedAs != nil) || isRelayClient:
-            if let reply = machine.recipientAccepted() {
-                resolved.append(.remote)
-                write(reply, context: context)
-            }
-        case .success(.unknownUser) where smtp.inbound != nil && smtp.tester.isTester(address):
-            if let reply = machine.recipientAccepted() {
-                resolved.append(.tester)
-                write(reply, context: context)
-            }
-        case .success(.unknownUser):
-            logger.info("recipient rejected: unknown user", metadata: ["rcpt": "\(address)"])
-            perform(machine.recipientRejected(SMTPReply(550, "5.1.1", "<\(address)>: Recipient address rejected: User unknown")), context: context)
-        case .success(.notOurDomain):
-            logger.info("recipient rejected: relay denied", metadata: ["rcpt": "\(address)"])
-            perform(machine.recipientRejected(SMTPReply(550, "5.7.1", "<\(address)>: Relay access denied")), context: context)
-        case .failure(is MailboxFull):
-            logger.info("recipient refused: mailbox full", metadata: ["rcpt": "\(address)"])
-            // RFC 3463 4.2.2: a temporary failure, so the sender retries once space is freed.
-            perform(machine.recipientRejected(SMTPReply(452, "4.2.2", "<\(address)>: Mailbox full", isClientFault: false)), context: context)
-        case .failure(let error):
-            logger.error("recipient lookup failed", metadata: ["error": "\(error)"])
-            perform(machine.recipientRejected(SMTPReply(451, "4.3.0", "Temporary lookup failure, try again later", isClientFault: false)), context: context)
+        case .refuse(let reply):
+            logger.info("recipient refused", metadata: ["rcpt": "\(address)", "reply": "\(reply.code)"])
+            perform(machine.recipientRejected(reply), context: context)
         }
     }
 
@@ -531,143 +493,26 @@ final class SMTPSessionHandler: ChannelInboundHandler {
             write(SMTPReply(451, "4.3.0", "Internal error", isClientFault: false), context: context)
             return
         }
-        if resolved.contains(where: \.isTester), let inbound = smtp.inbound { return test(txn, sink: sink, inbound: inbound, context: context) }
         self.sink = nil
         busy = true
-        var targets: [DeliveryTarget] = []
-        var remote: [StoredEnvelope.Recipient] = []
-        for (i, route) in resolved.enumerated() {
-            switch route {
-            case .local(let accounts):
-                for a in accounts where !targets.contains(where: { $0.account == a }) { targets.append(DeliveryTarget(account: a)) }
-            case .remote:
-                remote.append(envelopeRecipient(txn.recipients[i]))
-            case .tester, .reported:
-                continue
-            }
-        }
-        let envelope = StoredEnvelope(
-            mailFrom: txn.reversePath.address?.description ?? "",
-            recipients: txn.recipients.indices.filter { !resolved[$0].isTesterOrReported }.map { envelopeRecipient(txn.recipients[$0]) },
+        let envelope = IntakeEnvelope(
+            mailFrom: txn.reversePath.address?.description ?? "", recipients: txn.recipients.map(envelopeRecipient),
             envelopeID: txn.parameters.envelopeID, dsnReturn: txn.parameters.dsnReturn?.rawValue,
             body: txn.parameters.body?.rawValue, smtputf8: txn.parameters.smtputf8)
-        let server = self.server
-        let store = server.store
-        let id = transactionID
-        let loop = context.eventLoop
-        // The time of arrival: INTERNALDATE, the delivery log's lines, and the Date/Message-ID submission adds.
-        let now = server.clock.now
-        // The delivery log: what arrived from whom, and where it went (written in the delivery's own commit).
-        let logging = server.config.keepsDeliveryLog
-        let received = logging ? receivedDetail(txn, size: sink.size) : ""
-        let localAddresses = resolved.indices.filter { if case .local = resolved[$0] { return true } else { return false } }
-            .map { txn.recipients[$0].address.description }
-        let remoteAddresses = remote.map(\.address)
-        let events: @Sendable (String?, String?, Bool) -> [DeliveryEvent] = { messageID, checked, junk in
-            guard logging else { return [] }
-            return DeliveryLogEvents.receipt(id: id, messageID: messageID, received: received, checked: checked,
-                                             local: localAddresses, remote: remoteAddresses, junk: junk, at: now)
-        }
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        let recipients = txn.recipients.count
-        let finish: @Sendable (Result<(DeliveryReceipt, Int), Error>) -> Void = { result in
+        let client = IntakeClient(address: slot.remoteAddress, helo: machine.heloName ?? "", facts: client, spf: spf)
+        let message = IncomingMessage(
+            source: source, envelope: envelope, routes: resolved, queueID: transactionID, arrived: server.clock.now, client: client,
+            received: server.config.keepsDeliveryLog ? receivedDetail(txn, size: sink.size) : nil,
+            returnPathLength: returnPathLength, logger: logger)
+        let loop = context.eventLoop, bound = NIOLoopBound((self, context), eventLoop: loop)
+        smtp.intake.receive(message, sink: sink) { outcome in
             loop.execute {
                 let (handler, context) = bound.value
-                handler.delivered(result, id: id, from: envelope.mailFrom, recipients: recipients, context: context)
-            }
-        }
-        let finalTargets = targets, remoteRecipients = remote
-        let commitTo: @Sendable (MessageContent, [DeliveryTarget], [DeliveryEvent]) -> Void = { content, targets, log in
-            store.deliver(Delivery(content: content, envelope: envelope, targets: targets, internalDate: now,
-                                   remoteRecipients: remoteRecipients, queueID: id, log: log)) { result in
-                if case .failure = result, case .blob(let key, _) = content {
-                    // Nothing references the file: remove it so a failed delivery leaves nothing behind.
-                    server.blobs.remove(key)
-                }
-                finish(result.map { ($0, content.size) })
-            }
-        }
-        let commit: @Sendable (MessageContent, String?) -> Void = { commitTo($0, finalTargets, events($1, nil, false)) }
-        if service == .mx, !isRelayClient, let inbound = smtp.inbound, let client, !client.exempt {
-            // Port 25 with checks: DKIM, DMARC and the spam score decide, then the header is rewritten and stored.
-            let unsafeSink = UnsafeTransfer(sink)
-            let spf = self.spf, helo = machine.heloName ?? "", logger = self.logger, returnPathLength = self.returnPathLength
-            let threadPool = server.threadPool
-            Task {
-                do {
-                    let read = try await threadPool.runIfActive { try inbound.read(unsafeSink.value) }
-                    var dkim = read.dkim
-                    let verdict = await inbound.content(client: client, spf: spf, helo: helo, mailFrom: envelope.mailFrom,
-                                                        head: read.head, fields: read.fields, dkim: &dkim, features: read.features,
-                                                        store: store,
-                                                        owner: finalTargets.count == 1 ? finalTargets[0].account : nil,
-                                                        now: inbound.clock.now)
-                    logger.info("checked", metadata: ["msg": "\(id)", "result": "\(verdict.summary)"])
-                    var targets = finalTargets, isJunk = false
-                    let messageID = logging ? DeliveryLogEvents.messageID(read.fields.map(\.field)) : nil
-                    switch verdict.action {
-                    case .reject(let reply):
-                        unsafeSink.value.discard()
-                        if logging {
-                            // received and checked (no recipient got it), then the refusal.
-                            let log = DeliveryLogEvents.receipt(id: id, messageID: messageID, received: received, checked: verdict.summary,
-                                                                local: [], remote: [], junk: false, at: now)
-                                + [DeliveryEvent(at: now, queueID: id, kind: .refused, detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))]
-                            do { try await store.log(log) } catch { logger.error("cannot write the delivery log", metadata: ["error": "\(error)"]) }
-                        }
-                        return finish(.failure(reply))
-                    case .junk:
-                        targets = targets.map { DeliveryTarget(account: $0.account, specialUse: .junk) }
-                        isJunk = true
-                    case .accept:
-                        break
-                    }
-                    let edits = verdict.removals.map { MessageEdit(range: $0, replacement: []) }
-                        + [MessageEdit(range: returnPathLength..<returnPathLength, replacement: Array(verdict.header.utf8))]
-                    let content = try await threadPool.runIfActive { try unsafeSink.value.finish(editing: edits) }
-                    commitTo(content, targets, events(messageID, verdict.summary, isJunk))
-                } catch {
-                    unsafeSink.value.discard()
-                    finish(.failure(error))
-                }
-            }
-        } else if takesSubmittedMail {
-            // Message-ID, Date and DKIM signatures are added off the event loop (signing and file copies block).
-            let keyring = smtp.keyring, hostname = server.config.hostname, logger = self.logger
-            let unsafeSink = UnsafeTransfer(sink)
-            let mailFrom = envelope.mailFrom
-            Task {
-                let keys = await keyring.current()
-                server.threadPool.submit { state in
-                    guard state == .active else { return finish(.failure(ChannelError.ioOnClosedChannel)) }
-                    do {
-                        let prepared = try SubmissionPreparation.finish(unsafeSink.value, keys: keys, hostname: hostname, queueID: id,
-                                                                        mailFrom: mailFrom, now: now, logger: logger)
-                        commit(prepared.content, prepared.messageID)
-                    } catch {
-                        unsafeSink.value.discard()
-                        finish(.failure(error))
-                    }
-                }
-            }
-        } else if sink.isInMemory {
-            // Small messages go straight to the writer thread: no file, no thread-pool hop.
-            do {
-                let messageID = logging ? DeliveryLogEvents.messageID(head: try sink.head(max: 64 * 1024)) : nil
-                commit(try sink.finish(), messageID)
-            } catch { finish(.failure(error)) }
-        } else {
-            // The spool file's fsync and rename are blocking: they run on the thread pool.
-            let unsafeSink = UnsafeTransfer(sink)
-            server.threadPool.submit { state in
-                guard state == .active else { return finish(.failure(ChannelError.ioOnClosedChannel)) }
-                do {
-                    let messageID = logging ? DeliveryLogEvents.messageID(head: try unsafeSink.value.head(max: 64 * 1024)) : nil
-                    commit(try unsafeSink.value.finish(), messageID)
-                } catch { finish(.failure(error)) }
+                handler.delivered(outcome, message, context: context)
             }
         }
     }
+
 
     /// The delivery log's "received" line: who sent it, how, and for how many.
     private func receivedDetail(_ txn: SMTPTransaction, size: Int) -> String {
@@ -682,107 +527,37 @@ final class SMTPSessionHandler: ChannelInboundHandler {
         return text
     }
 
-    /// A message for the mail tester: the report goes to the sender (committed before the reply to DATA), then the
-    /// message goes on to its other recipients, if any, as usual.
-    private func test(_ txn: SMTPTransaction, sink: MessageSink, inbound: InboundChecks, context: ChannelHandlerContext) {
-        busy = true
-        self.sink = nil
-        let server = self.server, tester = smtp.tester, keyring = smtp.keyring, store = server.store, logger = self.logger, id = transactionID
-        let mailFrom = txn.reversePath.address?.description ?? "", client = slot.remoteAddress, helo = machine.heloName ?? ""
-        let testerAddress = txn.recipients[resolved.firstIndex(where: \.isTester)!].address.description
-        let isSubmission = takesSubmittedMail
-        let received = server.config.keepsDeliveryLog ? receivedDetail(txn, size: sink.size) : nil
-        let unsafeSink = UnsafeTransfer(sink)
-        let loop = context.eventLoop
-        let bound = NIOLoopBound((self, context), eventLoop: loop)
-        Task {
-            let outcome: Result<String, Error>
-            do {
-                let keys = await keyring.current()
-                var bytes = try await server.threadPool.runIfActive { try unsafeSink.value.head(max: Int.max) }
-                if isSubmission {
-                    // Judged as it would leave: with the Message-ID, Date and DKIM signatures submission adds.
-                    let prefix = try await server.threadPool.runIfActive {
-                        try SubmissionPreparation.prefix(unsafeSink.value, keys: keys, hostname: server.config.hostname, queueID: id,
-                                                         mailFrom: mailFrom, now: server.clock.now, logger: logger).prefix
-                    }
-                    bytes = prefix + bytes
-                }
-                outcome = .success(try await tester.respond(to: bytes, testerAddress: testerAddress, mailFrom: mailFrom, client: client,
-                                                            helo: helo, queueID: id, received: received, inbound: inbound,
-                                                            store: store, keys: keys, logger: logger))
-            } catch {
-                outcome = .failure(error)
-            }
-            loop.execute {
-                let (handler, context) = bound.value
-                handler.tested(outcome, txn, sink: unsafeSink.value, context: context)
-            }
-        }
-    }
-
-    private func tested(_ outcome: Result<String, Error>, _ txn: SMTPTransaction, sink: MessageSink, context: ChannelHandlerContext) {
-        busy = false
-        switch outcome {
-        case .success(let text):
-            resolved = resolved.map { $0.isTester ? .reported : $0 }
-            if resolved.allSatisfy(\.isTesterOrReported) {
-                sink.discard()
-                machine.deliveryFinished()
-                resolved = []
-                if !closed { write(SMTPReply(250, "2.0.0", "Ok: \(text)"), context: context) }
-            } else {
-                self.sink = sink
-                return deliver(txn, context: context)
-            }
-        case .failure(let error):
-            logger.error("mail tester failed", metadata: ["error": "\(error)"])
-            sink.discard()
-            machine.deliveryFinished()
-            resolved = []
-            if !closed { write(SMTPReply(451, "4.3.0", "Temporary failure, try again later", isClientFault: false), context: context) }
-        }
-        if !closed { process(context: context) }
-    }
-
-    private func envelopeRecipient(_ r: AcceptedRecipient) -> StoredEnvelope.Recipient {
+    private func envelopeRecipient(_ r: AcceptedRecipient) -> IntakeEnvelope.Recipient {
         var notify: [String]?
         if let n = r.parameters.notify {
             notify = r.parameters.notifyNever ? ["NEVER"]
                 : [(DSNNotify.success, "SUCCESS"), (.failure, "FAILURE"), (.delay, "DELAY")].filter { n.contains($0.0) }.map(\.1)
         }
-        return StoredEnvelope.Recipient(address: r.address.description, notify: notify, originalRecipient: r.parameters.originalRecipient)
+        return IntakeEnvelope.Recipient(address: r.address.description, notify: notify, originalRecipient: r.parameters.originalRecipient)
     }
 
-    private func delivered(_ result: Result<(DeliveryReceipt, Int), Error>, id: String, from: String, recipients: Int,
-                           context: ChannelHandlerContext) {
+    private func delivered(_ outcome: IntakeOutcome, _ message: IncomingMessage, context: ChannelHandlerContext) {
         busy = false
         machine.deliveryFinished()
-        defer { resolved = [] }
-        switch result {
-        case .success(let (receipt, size)):
-            logger.info("delivered", metadata: ["msg": "\(id)", "from": "\(from)", "rcpts": "\(recipients)", "size": "\(size)",
-                                                "stored": "\(receipt.messageID)"])
-            if !closed {
-                let queued = resolved.contains { if case .remote = $0 { return true } else { return false } }
-                write(SMTPReply(250, "2.0.0", queued ? "Ok: queued as \(id)" : "Ok: stored as \(id)"), context: context)
-            }
-        case .failure(let refusal as SMTPReply):
+        resolved = []
+        let id = message.queueID, from = message.envelope.mailFrom
+        switch outcome {
+        case .committed(let receipt, _, let size, _):
+            logger.info("delivered", metadata: ["msg": "\(id)", "from": "\(from)", "rcpts": "\(message.envelope.recipients.count)",
+                                                "size": "\(size)", "stored": "\(receipt.messageID)"])
+        case .tested:
+            break
+        case .refused(let refusal):
             // Refused by the checks (DMARC policy, spam score).
             logger.notice("message refused", metadata: ["msg": "\(id)", "from": "\(from)", "reply": "\(refusal)"])
-            if !closed { write(refusal, context: context) }
-        case .failure(let error):
+        case .failed(let error):
             logger.error("delivery failed", metadata: ["msg": "\(id)", "error": "\(error)"])
-            let reply: SMTPReply
-            if let posix = error as? FileSystemError, posix.code == ENOSPC || posix.code == EDQUOT {
-                reply = SMTPReply(452, "4.3.1", "Insufficient system storage", isClientFault: false)
-            } else {
-                reply = SMTPReply(451, "4.3.0", "Temporary failure storing the message, try again later", isClientFault: false)
-            }
-            if !closed { write(reply, context: context) }
         }
-        if !closed { process(context: context) }
+        guard !closed else { return }
+        write(outcome.reply, context: context)
+        process(context: context)
     }
+
 
     private func dropSink() {
         sink?.discard()
@@ -827,20 +602,12 @@ final class SMTPSessionHandler: ChannelInboundHandler {
     }
 }
 
-struct MailboxFull: Error {}
-
 extension SASLStep {
     /// The same success under the account's canonical address.
     func withUser(_ user: String) -> SASLStep {
         if case .success = self { return .success(user: user) }
         return self
     }
-}
-
-/// Hands a non-Sendable value to exactly one other thread; the handler never touches it meanwhile.
-struct UnsafeTransfer<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
 }
 
 extension SMTPServerStateMachine.State {

@@ -1,5 +1,5 @@
-import MailDelivery
-import ServerCore
+
+
 import Deliverability
 import DKIM
 import Foundation
@@ -14,7 +14,7 @@ import TernConfig
 /// with the `tern check message` report of exactly what arrived (trace fields added here included). The reply is an
 /// automatic one (RFC 3834): sent with a null return path, marked Auto-Submitted, never to a null sender nor to mail
 /// that says it is automatic or bulk, and at most `tester.replies_per_hour` per sender address and per client address.
-final class MailTester: Sendable {
+public final class MailTester: Sendable {
     let localPart: String
     let perHour: Int
     let hostname: String

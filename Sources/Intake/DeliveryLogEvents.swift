@@ -1,4 +1,4 @@
-import ServerCore
+
 import Foundation
 import MailCore
 import MailMessage

@@ -1,5 +1,5 @@
-import MailDelivery
-import ServerCore
+
+
 import Deliverability
 import Foundation
 import MailAuth
@@ -7,19 +7,23 @@ import MailCore
 import MailDNS
 import MailMessage
 import MailStore
-import SMTPCodec
 import SpamFilter
 import Synchronization
 import TernConfig
 
 /// What is known about a client once it has connected to port 25.
-struct ClientFacts: Sendable {
-    var address: String
+public struct ClientFacts: Sendable {
+    public var address: String
     /// In `checks.exempt_networks`: nothing is checked.
-    var exempt = false
-    var iprev: IPRevOutcome?
-    var blocklisted: DNSListCheck.Listing?
-    var allowlisted: DNSListCheck.Listing?
+    public var exempt = false
+    public var iprev: IPRevOutcome?
+    public var blocklisted: DNSListCheck.Listing?
+    public var allowlisted: DNSListCheck.Listing?
+
+    public init(address: String, exempt: Bool = false) {
+        self.address = address
+        self.exempt = exempt
+    }
 }
 
 /// What the checks decided about one message at the end of DATA.
@@ -103,7 +107,7 @@ public final class InboundChecks: Sendable {
 
     // MARK: connect
 
-    func connect(_ address: String, honourExemptions: Bool = true) async -> ClientFacts {
+    public func connect(_ address: String, honourExemptions: Bool = true) async -> ClientFacts {
         var facts = ClientFacts(address: address)
         if honourExemptions, exempt.contains(where: { $0.contains(address) }) {
             facts.exempt = true
@@ -124,7 +128,7 @@ public final class InboundChecks: Sendable {
 
     /// SPF of the sender and of the HELO name, and a refusal when the client may not send (blocklisted, no reverse
     /// DNS, over its rate).
-    func mailFrom(client: ClientFacts, helo: String, sender: String, countRates: Bool = true) async -> (spf: SenderSPF?, refusal: SMTPReply?) {
+    public func mailFrom(client: ClientFacts, helo: String, sender: String, countRates: Bool = true) async -> (spf: SenderSPF?, refusal: SMTPReply?) {
         guard !client.exempt else { return (nil, nil) }
         if let listing = client.blocklisted {
             let why = listing.reason.map { ": \(Self.printable($0))" } ?? ""
