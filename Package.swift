@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Layer 0: pure values
@@ -109,11 +110,13 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
-        // The listeners of every protocol, assembled.
+        // The listeners of every protocol, assembled, and the long-running services (listeners, the outbound queue,
+        // log pruning) under one structured lifecycle with SIGTERM draining.
         .target(name: "MailServer", dependencies: [
-            "ServerCore", "SMTPServer", "IMAPServer", "POP3Server", "IMAPMailboxView", "Intake", "MailDelivery", "MailCore", "MailAuth", "TernConfig",
+            "ServerCore", "SMTPServer", "IMAPServer", "POP3Server", "IMAPMailboxView", "Intake", "MailDelivery", "MailCore", "MailAuth", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ] + nio),
         // What the admin commands do, apart from reading their arguments: DKIM keys and DNS records, the Public
         // Suffix List file, message import, CSV and progress output, the first run's login.
@@ -151,6 +154,7 @@ let package = Package(
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
+        .testTarget(name: "ServerCoreTests", dependencies: ["TernTestSupport", "ServerCore"]),
         .testTarget(name: "IntakeTests", dependencies: ["TernTestSupport", "Intake", "MailStoreSQLite", "MailStore", "MailCore", "MailDNS", "MailAuth", "MailMessage", "TernConfig"]),
         .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "Intake", "SMTPServer", "MailDelivery", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]

@@ -17,7 +17,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
     public typealias OutboundOut = ByteBuffer
 
     private let server: ServerContext
-    private var slot: ConnectionSlot
+    private let connection: Connection
     private let wakeups: IMAPWakeups
     private let caches: IMAPCaches
     /// A change came while a command ran (or the client was not reading): report it when the connection is free.
@@ -27,49 +27,49 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
     private var session: IMAPSession!
     private var framer: IMAPFramer
     private var inbound = ByteBuffer()
-    private var busy = false
+    private var busy = false {
+        didSet { connection.busy = busy }
+    }
     private var backpressure = ReadBackpressure(limit: 4 << 20)
     private var closed = false
     private var idleTag: String?
     private var saslTag: String?
-    private var timeout: Scheduled<Void>?
     private var logger: Logger
     private let isTLS: Bool
 
     /// RFC 9051 §5.4: an autologout timer of at least 30 minutes; clients in IDLE re-issue it within 29.
     static let idleTimeout: TimeAmount = .minutes(30)
-    static let preAuthTimeout: TimeAmount = .minutes(1)
+    public static let preAuthTimeout: TimeAmount = .minutes(1)
 
-    public init(server: ServerContext, caches: IMAPCaches, limiter: ConnectionLimiter, wakeups: IMAPWakeups, isTLS: Bool) {
+    public init(server: ServerContext, caches: IMAPCaches, connection: Connection, wakeups: IMAPWakeups, isTLS: Bool) {
         self.caches = caches
         self.server = server
-        slot = ConnectionSlot(limiter: limiter)
+        self.connection = connection
         self.wakeups = wakeups
         self.isTLS = isTLS
         framer = IMAPFramer(maxAppendLiteral: server.config.limits.maxMessageSize)
-        logger = server.logger
-        logger[metadataKey: "conn"] = .string(SessionID.make())
-        logger[metadataKey: "proto"] = "imap"
+        logger = connection.logger
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        guard case .accepted = slot.open(context) else {
-            closed = true
-            Self.byeAndClose(context, nil, "Too many connections, try again later")
-            return
-        }
-        session = IMAPSession(server: server, caches: caches, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
+        logger = connection.logger
+        session = IMAPSession(server: server, caches: caches, isTLS: isTLS, isLoopback: connection.isLoopback,
+                              remoteAddress: connection.remoteAddress)
         session.stream = ResponseStream(channel: context.channel)
         context.send(IMAPResponseEncoder.encode(session.greeting))
-        armTimeout(context: context)
     }
+
+    /// What the connection's lifecycle says for IMAP (RFC 9051 §7.1.5: BYE, then the server closes).
+    public static let farewells = Farewells(
+        tooManyFromAddress: "* BYE [UNAVAILABLE] Too many connections from your address, try again later",
+        tooManyTotal: "* BYE [UNAVAILABLE] Too many connections, try again later",
+        timeout: "* BYE Autologout; idle for too long",
+        shuttingDown: "* BYE [UNAVAILABLE] Server shutting down, try again later")
 
     public func channelInactive(context: ChannelHandlerContext) {
         closed = true
         session.ended()
-        timeout?.cancel()
         wakeups.unregister(ObjectIdentifier(self))
-        slot.release()
         context.fireChannelInactive()
     }
 
@@ -83,7 +83,6 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         inbound.writeBuffer(&bytes)
-        armTimeout(context: context)
         process(context: context)
     }
 
@@ -181,18 +180,13 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
             // Plaintext pipelined after STARTTLS is discarded (RFC 9051 §6.2.1).
             inbound.clear()
             session.isTLS = true
-            do {
-                try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
-            } catch {
-                context.close(promise: nil)
-                return
-            }
+            guard connection.startTLS(tls) else { return }
         }
         if out.compress {
             // The OK went out uncompressed; everything after it is deflated both ways.
             do {
                 let decoder = try DeflateDecoder()
-                try context.pipeline.syncOperations.addHandlers([decoder, try DeflateEncoder()], position: .before(self))
+                try connection.addTransport([decoder, try DeflateEncoder()])
                 var pending = inbound
                 inbound.clear()
                 for chunk in try decoder.inflate(&pending, allocator: context.channel.allocator) {
@@ -206,6 +200,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         }
         if let tag = out.saslContinuation { saslTag = tag }
         if out.idle { idleTag = pendingIdleTag }
+        connection.idleTimeout = session.account != nil ? Self.idleTimeout : Self.preAuthTimeout
         registerWakeups(context: context)
         process(context: context)
         if wakePending && !busy { wake(context: context) }
@@ -275,16 +270,6 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
-
-    private func armTimeout(context: ChannelHandlerContext) {
-        timeout?.cancel()
-        timeout = context.schedule(after: session?.account != nil ? Self.idleTimeout : Self.preAuthTimeout) {
-            guard !self.closed else { return }
-            if self.busy { self.armTimeout(context: context); return }
-            self.closed = true
-            Self.byeAndClose(context, nil, "Autologout; idle for too long")
-        }
-    }
 
     static func byeAndClose(_ context: ChannelHandlerContext, _ code: IMAPResponseCode?, _ text: String) {
         let bytes = IMAPResponseEncoder.encode(.untagged(IMAPStatus(.bye, code, text)))

@@ -31,12 +31,13 @@ public final class TernServer: Sendable {
     /// Where every message received over SMTP goes.
     public let intake: Intake
     let imap = IMAPCaches()
-    private let channels = Mutex<[Channel]>([])
+    let listeners: Listeners
 
     /// `inbound`: the port-25 checks (nil: none, for tests of the bare protocol).
     public init(context: ServerContext, group: MultiThreadedEventLoopGroup, inbound: InboundChecks? = nil) {
         self.context = context
         self.group = group
+        listeners = Listeners(group: group, logger: context.logger)
         intake = Intake(store: context.store, config: context.config, checks: inbound, work: context.threadPool, logger: context.logger)
         smtp = SMTPShared(context: context, intake: intake)
     }
@@ -45,75 +46,58 @@ public final class TernServer: Sendable {
     public func start() async throws -> [Listener] {
         var listeners: [Listener] = []
         let server = context, smtp = self.smtp, imap = self.imap
+        let wakeups = IMAPWakeups()
+        let index = context.mailboxes
+        // The shared view learns of the change before any session is woken to look at it.
+        context.store.observeChanges { index.markChanged($0); wakeups.changed($0) }
+        context.store.observeMailboxTree { wakeups.treeChanged($0) }
+        let smtpFarewells = SMTPSessionHandler.farewells(hostname: context.config.hostname)
+        let commandTimeout = context.config.limits.commandTimeout.timeAmount
+        // Each service: its farewells, whether TLS is implicit, its first idle timeout, its protocol handler.
+        let services: [(TernConfiguration.Service, Farewells, Bool, TimeAmount, @Sendable (Connection, Bool) -> ChannelHandler)] = [
+            (.smtp, smtpFarewells, false, commandTimeout, { SMTPSessionHandler(server: server, smtp: smtp, connection: $0, isTLS: $1) }),
+            (.submission, smtpFarewells, false, commandTimeout,
+             { SMTPSessionHandler(server: server, smtp: smtp, connection: $0, isTLS: $1, service: .submission) }),
+            (.submissions, smtpFarewells, true, commandTimeout,
+             { SMTPSessionHandler(server: server, smtp: smtp, connection: $0, isTLS: $1, service: .submission) }),
+            (.imap, IMAPConnectionHandler.farewells, false, IMAPConnectionHandler.preAuthTimeout,
+             { IMAPConnectionHandler(server: server, caches: imap, connection: $0, wakeups: wakeups, isTLS: $1) }),
+            (.imaps, IMAPConnectionHandler.farewells, true, IMAPConnectionHandler.preAuthTimeout,
+             { IMAPConnectionHandler(server: server, caches: imap, connection: $0, wakeups: wakeups, isTLS: $1) }),
+            (.pop3, POP3ConnectionHandler.farewells, false, POP3ConnectionHandler.preAuthTimeout,
+             { POP3ConnectionHandler(server: server, connection: $0, isTLS: $1) }),
+            (.pop3s, POP3ConnectionHandler.farewells, true, POP3ConnectionHandler.preAuthTimeout,
+             { POP3ConnectionHandler(server: server, connection: $0, isTLS: $1) }),
+        ]
+        let limits = context.config.limits
+        let proxyNetworks = context.config.proxy.trustedNetworks.compactMap(IPNetwork.init)
         do {
-            for address in context.config.listen[.smtp] ?? [] {
-                listeners.append(try await bind(.smtp, address) { limiter in
-                    [SMTPSessionHandler(server: server, smtp: smtp, limiter: limiter, isTLS: false)]
-                })
-            }
-            for address in context.config.listen[.submission] ?? [] {
-                listeners.append(try await bind(.submission, address) { limiter in
-                    [SMTPSessionHandler(server: server, smtp: smtp, limiter: limiter, isTLS: false, service: .submission)]
-                })
-            }
-            if let tls = server.tls {
-                for address in context.config.listen[.submissions] ?? [] {
-                    listeners.append(try await bind(.submissions, address) { limiter in
-                        [NIOSSLServerHandler(context: tls), SMTPSessionHandler(server: server, smtp: smtp, limiter: limiter, isTLS: true, service: .submission)]
-                    })
-                }
-            }
-            let wakeups = IMAPWakeups()
-            let index = context.mailboxes
-            // The shared view learns of the change before any session is woken to look at it.
-            context.store.observeChanges { index.markChanged($0); wakeups.changed($0) }
-            context.store.observeMailboxTree { wakeups.treeChanged($0) }
-            // Plain (STARTTLS/STLS) and implicit-TLS listeners of the mail access protocols.
-            let access: [(TernConfiguration.Service, Bool, @Sendable (ConnectionLimiter, Bool) -> ChannelHandler)] = [
-                (.imap, false, { IMAPConnectionHandler(server: server, caches: imap, limiter: $0, wakeups: wakeups, isTLS: $1) }),
-                (.imaps, true, { IMAPConnectionHandler(server: server, caches: imap, limiter: $0, wakeups: wakeups, isTLS: $1) }),
-                (.pop3, false, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
-                (.pop3s, true, { POP3ConnectionHandler(server: server, limiter: $0, isTLS: $1) }),
-            ]
-            for (service, implicitTLS, makeHandler) in access {
+            for (service, farewells, implicitTLS, idle, makeHandler) in services {
                 guard !implicitTLS || server.tls != nil else { continue }
+                var trusted: (@Sendable (String) -> Bool)?
+                if context.config.proxy.services.contains(service) {
+                    trusted = { address in proxyNetworks.contains { $0.contains(address) } }
+                }
+                let options = Listeners.Options(tls: implicitTLS ? server.tls : nil, proxyTrusted: trusted, farewells: farewells,
+                                                protocolName: service.rawValue, idleTimeout: idle)
                 for address in context.config.listen[service] ?? [] {
-                    listeners.append(try await bind(service, address) { limiter in
-                        var handlers: [ChannelHandler] = []
-                        if implicitTLS, let tls = server.tls { handlers.append(NIOSSLServerHandler(context: tls)) }
-                        handlers.append(makeHandler(limiter, implicitTLS))
-                        return handlers
-                    })
+                    let bound = try await self.listeners.bind(host: address.host, port: address.port, maxConnections: limits.maxConnections,
+                                                              maxPerAddress: limits.maxConnectionsPerAddress, options: options) {
+                        makeHandler($0, implicitTLS)
+                    }
+                    listeners.append(Listener(service: service, address: bound))
                 }
             }
         } catch {
-            await stop()
+            await self.listeners.stopAccepting()
             throw error
         }
         return listeners
     }
 
-    /// One listening socket; `handlers` makes each connection's pipeline. Connection limits are per listener.
-    private func bind(_ service: TernConfiguration.Service, _ address: ListenAddress,
-                      handlers: @escaping @Sendable (ConnectionLimiter) -> [ChannelHandler]) async throws -> Listener {
-        let limits = context.config.limits
-        let limiter = ConnectionLimiter(maxTotal: limits.maxConnections, maxPerAddress: limits.maxConnectionsPerAddress)
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 512)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandlers(handlers(limiter))
-                }
-            }
-            .bind(host: address.host, port: address.port).get()
-        channels.withLock { $0.append(channel) }
-        return Listener(service: service, address: channel.localAddress!)
-    }
-
-    public func stop() async {
-        let all = channels.withLock { c in defer { c = [] }; return c }
-        for channel in all { try? await channel.close() }
+    /// Stops taking connections, then ends those open between commands (each protocol says it is shutting down),
+    /// waiting up to `grace` for commands in progress (a message being stored gets its reply first).
+    public func stop(grace: Duration = .zero) async {
+        await listeners.shutdown(grace: grace)
     }
 }

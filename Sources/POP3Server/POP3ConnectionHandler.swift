@@ -14,50 +14,49 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
     public typealias OutboundOut = ByteBuffer
 
     private let server: ServerContext
-    private var slot: ConnectionSlot
+    private let connection: Connection
     private var session: POP3Session!
     private var framer = POP3LineFramer()
     private var inbound: [UInt8] = []
     private var consumed = 0
-    private var busy = false
+    private var busy = false {
+        didSet { connection.busy = busy }
+    }
     private var backpressure = ReadBackpressure(limit: 64 << 10)
     private var closed = false
     private var saslPending = false
-    private var timeout: Scheduled<Void>?
     private var logger: Logger
     private let isTLS: Bool
 
     /// RFC 1939 §3: an inactivity autologout timer of at least 10 minutes.
     static let idleTimeout: TimeAmount = .minutes(10)
-    static let preAuthTimeout: TimeAmount = .minutes(1)
+    public static let preAuthTimeout: TimeAmount = .minutes(1)
 
-    public init(server: ServerContext, limiter: ConnectionLimiter, isTLS: Bool) {
+    public init(server: ServerContext, connection: Connection, isTLS: Bool) {
         self.server = server
-        slot = ConnectionSlot(limiter: limiter)
+        self.connection = connection
         self.isTLS = isTLS
-        logger = server.logger
-        logger[metadataKey: "conn"] = .string(SessionID.make())
-        logger[metadataKey: "proto"] = "pop3"
+        logger = connection.logger
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        guard case .accepted = slot.open(context) else {
-            closed = true
-            context.sayAndClose("-ERR [SYS/TEMP] Too many connections, try again later")
-            return
-        }
-        session = POP3Session(server: server, isTLS: isTLS, isLoopback: slot.isLoopback, remoteAddress: slot.remoteAddress)
+        logger = connection.logger
+        session = POP3Session(server: server, isTLS: isTLS, isLoopback: connection.isLoopback, remoteAddress: connection.remoteAddress)
         session.stream = ResponseStream(channel: context.channel)
         context.send(Array((session.greeting + "\r\n").utf8))
-        armTimeout(context: context)
     }
+
+    /// What the connection's lifecycle says for POP3 (RFC 2449 §8.1.2: [SYS/TEMP] for a passing condition).
+    public static let farewells = Farewells(
+        tooManyFromAddress: "-ERR [SYS/TEMP] Too many connections from your address, try again later",
+        tooManyTotal: "-ERR [SYS/TEMP] Too many connections, try again later",
+        timeout: "-ERR Autologout; idle for too long",
+        shuttingDown: "-ERR [SYS/TEMP] Server shutting down, try again later")
 
     public func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        timeout?.cancel()
         // A dropped connection deletes nothing (RFC 1939 §6): the lock goes, the deletion marks with it.
         if let account = session?.lockedAccount { server.pop3Locks.release(account) }
-        slot.release()
         context.fireChannelInactive()
     }
 
@@ -71,7 +70,6 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
         guard !closed else { return }
         let bytes = unwrapInboundIn(data)
         inbound.append(contentsOf: bytes.readableBytesView)
-        armTimeout(context: context)
         process(context: context)
     }
 
@@ -152,25 +150,10 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
             inbound.removeAll()
             consumed = 0
             session.isTLS = true
-            do {
-                try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
-            } catch {
-                context.close(promise: nil)
-                return
-            }
+            guard connection.startTLS(tls) else { return }
         }
         if out.saslContinuation { saslPending = true }
+        connection.idleTimeout = session.lockedAccount != nil ? Self.idleTimeout : Self.preAuthTimeout
         process(context: context)
-    }
-
-
-    private func armTimeout(context: ChannelHandlerContext) {
-        timeout?.cancel()
-        timeout = context.schedule(after: session?.lockedAccount != nil ? Self.idleTimeout : Self.preAuthTimeout) {
-            guard !self.closed else { return }
-            if self.busy { self.armTimeout(context: context); return }
-            self.closed = true
-            context.sayAndClose("-ERR Autologout; idle for too long")
-        }
     }
 }

@@ -34,11 +34,13 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
 
     private let server: ServerContext
     private let smtp: SMTPShared
-    private var slot: ConnectionSlot
+    private let connection: Connection
     private var machine: SMTPServerStateMachine
     private var framer: SMTPFramer
     private var inbound = ByteBuffer()
-    private var busy = false
+    private var busy = false {
+        didSet { connection.busy = busy }
+    }
     private var backpressure = ReadBackpressure(limit: 1 << 20)
     private var closed = false
     private var needsFlush = false
@@ -56,7 +58,6 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
     private var takesSubmittedMail: Bool { source.takesSubmittedMail }
     /// The account that authenticated (submission): the sender must be one of its addresses.
     private var account: AccountID?
-    private var timeout: Scheduled<Void>?
     private var logger: Logger
     private var transactionID = ""
     /// Port 25 with checks on: what was learnt about the client at connect, and the SPF result of this transaction.
@@ -65,11 +66,11 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
     /// Length of the Return-Path line at the start of the message (the Authentication-Results go below it).
     private var returnPathLength = 0
 
-    public init(server: ServerContext, smtp: SMTPShared, limiter: ConnectionLimiter, isTLS: Bool, service: SMTPService = .mx) {
+    public init(server: ServerContext, smtp: SMTPShared, connection: Connection, isTLS: Bool, service: SMTPService = .mx) {
         self.smtp = smtp
         self.server = server
         self.service = service
-        slot = ConnectionSlot(limiter: limiter)
+        self.connection = connection
         let limits = server.config.limits
         machine = SMTPServerStateMachine(configuration: .init(
             hostname: server.config.hostname, maxMessageSize: limits.maxMessageSize, maxRecipients: limits.maxRecipients,
@@ -77,49 +78,42 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             authMechanisms: service == .submission ? SASLMechanismName.allCases.map(\.rawValue) : [],
             submission: service == .submission), isTLS: isTLS)
         framer = SMTPFramer(maxTextLine: limits.maxLineLength)
-        logger = server.logger
-        logger[metadataKey: "conn"] = .string(SessionID.make())
+        logger = connection.logger
     }
 
     // MARK: channel events
 
     public func channelActive(context: ChannelHandlerContext) {
-        let verdict = slot.open(context)
-        logger[metadataKey: "remote"] = .string(slot.remoteAddress)
-        if slot.isLoopback { machine.configuration.authRequiresTLS = false }
-        if service == .mx, smtp.relayNetworks.contains(where: { $0.contains(slot.remoteAddress) }) { isRelayClient = true }
-        switch verdict {
-        case .accepted where service == .mx && smtp.intake.checks != nil:
-            // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
-            logger.debug("connected")
-            armTimeout(context: context)
-            let inbound = smtp.intake.checks!, address = slot.remoteAddress
-            runAsync(context: context, { await inbound.connect(address) }) { handler, result, context in
-                guard case .success(let facts) = result else { return }
-                handler.client = facts
-                if let listing = facts.blocklisted { handler.logger.notice("client blocklisted", metadata: ["zone": "\(listing.zone)"]) }
-                handler.write(handler.machine.greeting, context: context)
-            }
-        case .accepted:
-            logger.debug("connected")
+        logger = connection.logger
+        if connection.isLoopback { machine.configuration.authRequiresTLS = false }
+        if service == .mx, smtp.relayNetworks.contains(where: { $0.contains(connection.remoteAddress) }) { isRelayClient = true }
+        logger.debug("connected")
+        guard service == .mx, let inbound = smtp.intake.checks else {
             write(machine.greeting, context: context)
-            flush(context: context)
-            armTimeout(context: context)
-        case .tooManyFromAddress:
-            logger.notice("refused: too many connections from this address")
-            replyAndClose(SMTPReply(421, "4.7.0", "\(server.config.hostname) Too many connections from your address, try again later"), context: context)
-        case .tooManyTotal:
-            logger.notice("refused: too many connections")
-            replyAndClose(SMTPReply(421, "4.3.2", "\(server.config.hostname) Too many connections, try again later"), context: context)
+            return flush(context: context)
         }
+        // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
+        let address = connection.remoteAddress
+        runAsync(context: context, { await inbound.connect(address) }) { handler, result, context in
+            guard case .success(let facts) = result else { return }
+            handler.client = facts
+            if let listing = facts.blocklisted { handler.logger.notice("client blocklisted", metadata: ["zone": "\(listing.zone)"]) }
+            handler.write(handler.machine.greeting, context: context)
+        }
+    }
+
+    /// What the connection's lifecycle says for SMTP (RFC 5321 §3.8, §4.5.3.2: 421 and close).
+    public static func farewells(hostname: String) -> Farewells {
+        Farewells(tooManyFromAddress: "421 4.7.0 \(hostname) Too many connections from your address, try again later",
+                  tooManyTotal: "421 4.3.2 \(hostname) Too many connections, try again later",
+                  timeout: "421 4.4.2 \(hostname) Error: timeout exceeded",
+                  shuttingDown: "421 4.3.2 \(hostname) Service shutting down, try again later")
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        timeout?.cancel()
         sink?.discard()
         sink = nil
-        slot.release()
         logger.debug("disconnected")
         context.fireChannelInactive()
     }
@@ -128,7 +122,6 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         inbound.writeBuffer(&bytes)
-        armTimeout(context: context)
         process(context: context)
     }
 
@@ -147,6 +140,9 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
         backpressure.update(busy: busy, buffered: inbound.readableBytes, channel: context.channel)
         flush(context: context)
+        // RFC 5321 §4.5.3.2: a command may take 5 minutes to come, a piece of content 3 (both configurable).
+        let limits = server.config.limits
+        connection.idleTimeout = (framer.mode == .command ? limits.commandTimeout : limits.dataTimeout).timeAmount
     }
 
     private func handle(_ event: SMTPFramer.Event, context: ChannelHandlerContext) {
@@ -206,14 +202,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             // RFC 3207 §4.2 and CVE-2011-0411: anything the client pipelined after STARTTLS was sent in the
             // clear and must not be taken as coming over TLS.
             inbound.clear()
-            if let tls = server.tls {
-                do {
-                    try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls), position: .first)
-                } catch {
-                    logger.error("cannot start TLS", metadata: ["error": "\(error)"])
-                    context.close(promise: nil)
-                }
-            }
+            if let tls = server.tls { _ = connection.startTLS(tls) }
         case .checkRecipient(let recipient, _):
             checkRecipient(recipient, context: context)
         case .startData(let reply):
@@ -239,7 +228,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         guard let name = SASLMechanismName(rawValue: mechanism) else {
             return perform(machine.countError(SMTPReply(504, "5.5.4", "Unrecognized authentication mechanism")), context: context)
         }
-        guard !server.loginThrottle.isBlocked(slot.remoteAddress, now: server.clock.now) else {
+        guard !server.loginThrottle.isBlocked(connection.remoteAddress, now: server.clock.now) else {
             logger.notice("AUTH refused: too many failures from this address")
             return write(SMTPReply(454, "4.7.0", "Too many failed logins from your address, try again later", isClientFault: false), context: context)
         }
@@ -276,12 +265,13 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         case .challenge(let bytes):
             write(SMTPReply(334, nil, [Data(bytes).base64EncodedString()]), context: context)
         case .checkPassword(let user, let password):
-            if let (account, address) = PasswordCheck.cached(server, remoteAddress: slot.remoteAddress, user: user, password: password) {
+            if let (account, address) = PasswordCheck.cached(server, remoteAddress: connection.remoteAddress, user: user, password: password) {
                 self.account = account
                 return saslStep(sasl!.passwordChecked(true).withUser(address.canonical), context: context)
             }
-            runAsync(context: context, { [server, slot] in
-                try await PasswordCheck.check(server, service: "SMTP", remoteAddress: slot.remoteAddress, user: user, password: password)
+            let remoteAddress = connection.remoteAddress
+            runAsync(context: context, { [server] in
+                try await PasswordCheck.check(server, service: "SMTP", remoteAddress: remoteAddress, user: user, password: password)
             }) { handler, result, context in
                 switch result {
                 case .success(.success(let account, let address)):
@@ -306,7 +296,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             }
         case .success(let user):
             sasl = nil
-            server.loginThrottle.recordSuccess(slot.remoteAddress)
+            server.loginThrottle.recordSuccess(connection.remoteAddress)
             let canonical = (try? EmailAddress.parse(user))?.canonical ?? user
             machine.authenticated(as: canonical)
             logger[metadataKey: "user"] = .string(canonical)
@@ -322,7 +312,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             let reply = SMTPReply(535, "5.7.8", "Authentication credentials invalid")
             // PLAIN and LOGIN failures were recorded and delayed by the password check; SCRAM's are done here.
             if scram {
-                server.loginThrottle.recordFailure(slot.remoteAddress, now: server.clock.now)
+                server.loginThrottle.recordFailure(connection.remoteAddress, now: server.clock.now)
                 logger.notice("SMTP login failed (SCRAM)")
                 runAsync(context: context, { try await Task.sleep(for: .seconds(1)) }) { handler, _, context in
                     handler.perform(handler.machine.countError(reply), context: context)
@@ -448,7 +438,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         let proto = TraceHeaders.protocolName(extended: machine.isExtended, tls: machine.isTLS,
                                                authenticated: machine.authenticatedAs != nil, utf8: txn.parameters.smtputf8)
         let single = txn.recipients.count == 1 ? txn.recipients[0].address.description : nil
-        let received = TraceHeaders.received(heloName: machine.heloName ?? "unknown", clientAddress: slot.remoteAddress, reverseName: nil,
+        let received = TraceHeaders.received(heloName: machine.heloName ?? "unknown", clientAddress: connection.remoteAddress, reverseName: nil,
                                              hostname: server.config.hostname, protocolName: proto, id: transactionID,
                                              tls: nil, singleRecipient: single, date: server.clock.now)
         let reversePath: String
@@ -499,7 +489,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             mailFrom: txn.reversePath.address?.description ?? "", recipients: txn.recipients.map(envelopeRecipient),
             envelopeID: txn.parameters.envelopeID, dsnReturn: txn.parameters.dsnReturn?.rawValue,
             body: txn.parameters.body?.rawValue, smtputf8: txn.parameters.smtputf8)
-        let client = IntakeClient(address: slot.remoteAddress, helo: machine.heloName ?? "", facts: client, spf: spf)
+        let client = IntakeClient(address: connection.remoteAddress, helo: machine.heloName ?? "", facts: client, spf: spf)
         let message = IncomingMessage(
             source: source, envelope: envelope, routes: resolved, queueID: transactionID, arrived: server.clock.now, client: client,
             received: server.config.keepsDeliveryLog ? receivedDetail(txn, size: sink.size) : nil,
@@ -518,8 +508,8 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
     private func receivedDetail(_ txn: SMTPTransaction, size: Int) -> String {
         let proto = TraceHeaders.protocolName(extended: machine.isExtended, tls: machine.isTLS,
                                                authenticated: machine.authenticatedAs != nil, utf8: txn.parameters.smtputf8)
-        let helo = machine.heloName ?? "unknown", literal = "[\(slot.remoteAddress)]"
-        var text = "from \(helo == literal || helo == "[IPv6:\(slot.remoteAddress)]" ? literal : helo + " " + literal) over \(service == .mx ? "SMTP" : "submission") (\(proto))"
+        let helo = machine.heloName ?? "unknown", literal = "[\(connection.remoteAddress)]"
+        var text = "from \(helo == literal || helo == "[IPv6:\(connection.remoteAddress)]" ? literal : helo + " " + literal) over \(service == .mx ? "SMTP" : "submission") (\(proto))"
         if isRelayClient { text += ", relay network" }
         if let user = machine.authenticatedAs { text += ", authenticated as \(user)" }
         let sender = txn.reversePath.address?.description ?? ""
@@ -584,21 +574,6 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         let buffer = context.channel.allocator.buffer(string: reply.encoded())
         needsFlush = false
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
-    }
-
-    private func armTimeout(context: ChannelHandlerContext) {
-        timeout?.cancel()
-        let limits = server.config.limits
-        let duration = framer.mode == .command ? limits.commandTimeout : limits.dataTimeout
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        timeout = context.eventLoop.scheduleTask(in: duration.timeAmount) {
-            let (handler, context) = bound.value
-            guard !handler.closed else { return }
-            if handler.busy { handler.armTimeout(context: context); return }
-            handler.logger.info("timeout")
-            // RFC 5321 §4.5.3.2: on timeout the server closes with 421.
-            handler.replyAndClose(SMTPReply(421, "4.4.2", "\(handler.server.config.hostname) Error: timeout exceeded"), context: context)
-        }
     }
 }
 

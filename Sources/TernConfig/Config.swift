@@ -47,9 +47,24 @@ public struct TernConfiguration: Sendable {
     public var tester = Tester()
     /// Clients that may relay through port 25 without AUTH (Postfix's mynetworks); their mail is treated as submitted.
     public var relayNetworks: [String] = []
+    /// Load balancers in front of Tern that send the PROXY protocol header (HAProxy's v1 or v2).
+    public var proxy = Proxy()
+    /// At SIGTERM: how long open sessions may take to finish the command they are in before they are closed.
+    public var shutdownGrace: Duration = .seconds(30)
     /// How long delivery-log events are kept; nil: no delivery log.
     public var deliveryLogRetention: Duration? = .seconds(30 * 86400)
     public var keepsDeliveryLog: Bool { deliveryLogRetention != nil }
+
+    public struct Proxy: Sendable {
+        /// Services whose listeners expect a PROXY header on every connection.
+        public var services: Set<Service> = []
+        /// The balancers' addresses (CIDR ranges): the only clients those listeners take.
+        public var trustedNetworks: [String] = []
+        public init(services: Set<Service> = [], trustedNetworks: [String] = []) {
+            self.services = services
+            self.trustedNetworks = trustedNetworks
+        }
+    }
 
     /// The mail tester (check@): mail to it gets a report back instead of being stored.
     public struct Tester: Sendable {

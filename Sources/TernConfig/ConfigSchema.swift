@@ -18,7 +18,7 @@ public enum ConfigSchema {
         public var doc: String
     }
 
-    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "relay", "checks", "greylisting", "spam", "tester", "log"]
+    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "relay", "proxy", "checks", "greylisting", "spam", "tester", "log"]
 
     public static let fields: [Field] = [
         Field(path: "hostname", kind: .hostname, defaultValue: "\"localhost\"",
@@ -62,6 +62,8 @@ public enum ConfigSchema {
               doc: "How long to wait for the next command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes)."),
         Field(path: "limits.data_timeout", kind: .duration, defaultValue: "\"10m\"",
               doc: "How long to wait for the next piece of message content (RFC 5321 §4.5.3.2.5: at least 3 minutes between blocks)."),
+        Field(path: "limits.shutdown_grace", kind: .duration, defaultValue: "\"30s\"",
+              doc: "At SIGTERM or SIGINT Tern stops taking connections and ends the open ones between commands (SMTP 421, IMAP BYE, POP3 -ERR); a command in progress, such as a message being stored, gets its reply first. Sessions still busy after this long are closed."),
         Field(path: "dns.nameservers", kind: .stringList, defaultValue: "[]",
               doc: "Up to three resolvers as IPv4 \"address\" or \"address:port\", tried in order. Empty: the system's (/etc/resolv.conf)."),
         Field(path: "delivery.remote_port", kind: .int(1...65535), defaultValue: "25",
@@ -76,6 +78,10 @@ public enum ConfigSchema {
               doc: "Tell the sender once when a message is still undelivered after this long (\"4h\" is usual); \"0\" never."),
         Field(path: "relay.networks", kind: .stringList, defaultValue: "[]",
               doc: "Client addresses (CIDR ranges) that may send mail to other domains through port 25 without AUTH, as Postfix's mynetworks: your own servers and devices (web applications, printers). Their mail skips the checks and is handled as submitted mail (Message-ID and Date added when missing, DKIM-signed for a local From domain). Empty: relaying needs AUTH on 587/465."),
+        Field(path: "proxy.services", kind: .stringList, defaultValue: "[]",
+              doc: "Services behind a load balancer that sends the PROXY protocol header (HAProxy's send-proxy or send-proxy-v2), such as [\"smtp\", \"imaps\"]: their listeners take connections only from proxy.trusted_networks, each starting with the header, and see the client it names (limits, checks, logs, Received). Empty: none."),
+        Field(path: "proxy.trusted_networks", kind: .stringList, defaultValue: "[]",
+              doc: "Addresses (CIDR ranges) of the load balancers allowed to send PROXY headers."),
         Field(path: "checks.spf", kind: .bool, defaultValue: "true",
               doc: "Check SPF (RFC 7208) of MAIL FROM and HELO on port 25; recorded in Authentication-Results, used by DMARC and the spam score."),
         Field(path: "checks.dkim", kind: .bool, defaultValue: "true",
@@ -279,6 +285,19 @@ public enum ConfigSchema {
                 fail("relay.networks", "\"\(n)\" is wider than /\(n.contains(":") ? 7 : 8): that would make an open relay")
             }
         }
+        var proxyServices: [TernConfiguration.Service] = []
+        for name in strings("proxy.services") {
+            if let service = TernConfiguration.Service(rawValue: name) { proxyServices.append(service) } else {
+                fail("proxy.services", "\"\(name)\" is not a service (\(TernConfiguration.Service.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+        }
+        let proxyNetworks = strings("proxy.trusted_networks")
+        for n in proxyNetworks where !ConfigSchema.isNetwork(n) {
+            fail("proxy.trusted_networks", "\"\(n)\" is not an address or CIDR range such as \"10.0.0.5/32\"")
+        }
+        if !proxyServices.isEmpty && proxyNetworks.isEmpty {
+            fail("proxy.trusted_networks", "proxy.services needs the balancers' addresses here; without them no connection would be taken")
+        }
         checks.requireReverseDNS = bool("checks.require_reverse_dns")
         checks.blocklists = strings("checks.blocklists")
         checks.allowlists = strings("checks.allowlists")
@@ -306,6 +325,8 @@ public enum ConfigSchema {
                                               tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
         configuration.checks = checks
         configuration.relayNetworks = relayNetworks
+        configuration.proxy = TernConfiguration.Proxy(services: Set(proxyServices), trustedNetworks: proxyNetworks)
+        configuration.shutdownGrace = duration("limits.shutdown_grace")
         let retention = duration("log.delivery_retention")
         configuration.deliveryLogRetention = retention == .zero ? nil : retention
         configuration.tester = TernConfiguration.Tester(localPart: testerAddress, repliesPerHour: int("tester.replies_per_hour"))

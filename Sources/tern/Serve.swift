@@ -73,20 +73,6 @@ struct Serve: AsyncParsableCommand {
         // The outbound queue: delivers what submission accepted for other domains, and the bounces.
         let courier = try SMTPCourier(group: group, heloName: config.hostname)
         let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, clock: clock, logger: logger)
-        let queueTask = Task { await queue.run() }
-        // The delivery log keeps log.delivery_retention: what is older goes, at start and every hour.
-        let pruneTask = Task {
-            guard let retention = config.deliveryLogRetention else { return }
-            while !Task.isCancelled {
-                do {
-                    let removed = try await store.pruneDeliveryLog(before: clock.now.addingTimeInterval(-Double(retention.components.seconds)))
-                    if removed > 0 { logger.info("delivery log pruned", metadata: ["events": "\(removed)"]) }
-                } catch {
-                    logger.error("cannot prune the delivery log", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: .seconds(3600))
-            }
-        }
         signal(SIGUSR1, SIG_IGN)
         let retrySignal = DispatchSource.makeSignalSource(signal: SIGUSR1, queue: DispatchQueue(label: "tern.queue-signal"))
         retrySignal.setEventHandler { queue.rescan() }
@@ -95,12 +81,9 @@ struct Serve: AsyncParsableCommand {
 
         printSummary(config: config, listeners: listeners, login: firstLogin, embedded: isEmbedded, domains: try await store.domains())
         logger.info("started", metadata: ["listeners": "\(listeners.map(\.description))"])
-
-        await waitForTermination()
-        logger.info("stopping")
-        queueTask.cancel()
-        pruneTask.cancel()
-        await server.stop()
+        // Until SIGTERM or SIGINT; then the listeners drain (limits.shutdown_grace) and the queue stops.
+        try await server.run(queue: queue, store: store, config: config, clock: clock, logger: logger)
+        logger.info("stopped")
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
     }
@@ -141,39 +124,8 @@ struct Serve: AsyncParsableCommand {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-func waitForTermination() async {
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let queue = DispatchQueue(label: "tern.signals")
-        let resumed = ManagedAtomicFlag()
-        var sources: [DispatchSourceSignal] = []
-        for sig in [SIGINT, SIGTERM] {
-            signal(sig, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler {
-                if resumed.setOnce() { continuation.resume() }
-            }
-            source.resume()
-            sources.append(source)
-        }
-        SignalSources.keep(sources)
-    }
-}
-
 /// Keeps the signal sources alive for the life of the process.
 enum SignalSources {
     nonisolated(unsafe) static var kept: [DispatchSourceSignal] = []
     static func keep(_ s: [DispatchSourceSignal]) { kept += s }
 }
-
-final class ManagedAtomicFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var set = false
-    func setOnce() -> Bool {
-        lock.lock(); defer { lock.unlock() }
-        if set { return false }
-        set = true
-        return true
-    }
-}
-

@@ -1,0 +1,215 @@
+import Foundation
+import Logging
+import MailCore
+import NIOCore
+import NIOSSL
+import Synchronization
+
+/// What a protocol says when the connection's lifecycle ends the connection for it: whole lines, without CRLF.
+public struct Farewells: Sendable {
+    public var tooManyFromAddress: String
+    public var tooManyTotal: String
+    /// The client said nothing for the idle timeout.
+    public var timeout: String
+    /// The server is stopping (SIGTERM): said between commands.
+    public var shuttingDown: String
+
+    public init(tooManyFromAddress: String, tooManyTotal: String, timeout: String, shuttingDown: String) {
+        self.tooManyFromAddress = tooManyFromAddress
+        self.tooManyTotal = tooManyTotal
+        self.timeout = timeout
+        self.shuttingDown = shuttingDown
+    }
+}
+
+/// One connection as its lifecycle (`ConnectionLifecycleHandler`) and its protocol handler share it. Lives on the
+/// connection's event loop; only handlers of that channel touch it.
+public final class Connection {
+    public let id = SessionID.make()
+    /// The client's address: from the socket, or from the PROXY header when a trusted balancer relayed it.
+    public internal(set) var remoteAddress = "unknown"
+    /// The balancer that relayed the connection (PROXY protocol), if any.
+    public internal(set) var proxy: String?
+    public var isLoopback: Bool { remoteAddress.hasPrefix("127.") || remoteAddress == "::1" }
+    /// The connection's logger, with its id, protocol and client address.
+    public internal(set) var logger: Logger
+    /// The protocol handler sets it while a command is being answered: the idle timeout waits for it, and a
+    /// shutdown closes the connection only between commands.
+    public var busy = false {
+        didSet { if oldValue && !busy { lifecycle?.becameIdle() } }
+    }
+    /// How long the client may stay silent now (before login, after it, inside DATA); a change restarts the timer.
+    public var idleTimeout: TimeAmount {
+        didSet { if idleTimeout != oldValue { lifecycle?.rearm() } }
+    }
+    weak var lifecycle: ConnectionLifecycleHandler?
+
+    public init(logger: Logger, protocolName: String, idleTimeout: TimeAmount) {
+        var logger = logger
+        logger[metadataKey: "conn"] = .string(id)
+        logger[metadataKey: "proto"] = .string(protocolName)
+        self.logger = logger
+        self.idleTimeout = idleTimeout
+    }
+
+    /// Puts transport handlers (TLS after STARTTLS, DEFLATE after COMPRESS) under the protocol and its lifecycle,
+    /// above those added before: what the lifecycle writes (a timeout's farewell) goes through them too.
+    public func addTransport(_ handlers: [ChannelHandler]) throws {
+        guard let lifecycle, let context = lifecycle.context else { throw ChannelError.ioOnClosedChannel }
+        try context.pipeline.syncOperations.addHandlers(handlers, position: .before(lifecycle))
+    }
+
+    /// STARTTLS/STLS, after the protocol's go-ahead went out in the clear: TLS under the protocol from the next octet
+    /// on. The caller has thrown away whatever the client pipelined in plaintext (RFC 3207 §4.2, CVE-2011-0411). False
+    /// (the connection closing) when TLS could not be started.
+    public func startTLS(_ tls: NIOSSLContext) -> Bool {
+        do {
+            try addTransport([NIOSSLServerHandler(context: tls)])
+            return true
+        } catch {
+            logger.error("cannot start TLS", metadata: ["error": "\(error)"])
+            lifecycle?.context?.close(promise: nil)
+            return false
+        }
+    }
+}
+
+/// The connections of every listener of a server, for draining them at shutdown.
+public final class ConnectionRegistry: Sendable {
+    struct Entry: Sendable {
+        var drain: @Sendable () -> Void
+        var channel: Channel
+    }
+    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+
+    public init() {}
+
+    public var count: Int { entries.withLock { $0.count } }
+
+    func add(_ id: ObjectIdentifier, _ entry: Entry) { entries.withLock { $0[id] = entry } }
+    func remove(_ id: ObjectIdentifier) { _ = entries.withLock { $0.removeValue(forKey: id) } }
+
+    /// Asks every connection to end between commands (each protocol says its farewell), waits up to `grace` for them
+    /// to go, then closes what is left. Returns how many had to be closed at the deadline.
+    public func drain(grace: Duration) async -> Int {
+        for e in entries.withLock({ Array($0.values) }) { e.drain() }
+        let deadline = ContinuousClock.now + grace
+        while count > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
+        let left = entries.withLock { Array($0.values) }
+        for e in left { e.channel.close(promise: nil) }
+        let closing = ContinuousClock.now + .seconds(2)
+        while count > 0, ContinuousClock.now < closing { try? await Task.sleep(for: .milliseconds(10)) }
+        return left.count
+    }
+}
+
+/// The part of every connection that is not the protocol: its place under the listener's limits (refused with the
+/// protocol's own words), the idle timeout, draining at shutdown, and the transport handlers' place. Sits right
+/// before the protocol handler, after implicit TLS, so that what it says is encrypted like everything else.
+public final class ConnectionLifecycleHandler: ChannelInboundHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = ByteBuffer
+
+    let connection: Connection
+    let limiter: ConnectionLimiter
+    let registry: ConnectionRegistry
+    let farewells: Farewells
+    private(set) var context: ChannelHandlerContext?
+    private var acquired = false
+    /// The protocol handler saw channelActive (and so must see channelInactive).
+    private var activated = false
+    private var closing = false
+    private var draining = false
+    private var timer: Scheduled<Void>?
+
+    public init(connection: Connection, limiter: ConnectionLimiter, registry: ConnectionRegistry, farewells: Farewells) {
+        self.connection = connection
+        self.limiter = limiter
+        self.registry = registry
+        self.farewells = farewells
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        connection.lifecycle = self
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        if connection.proxy == nil { connection.remoteAddress = context.remoteAddress?.ipAddress ?? "unknown" }
+        connection.logger[metadataKey: "remote"] = .string(connection.remoteAddress)
+        switch limiter.acquire(connection.remoteAddress) {
+        case .accepted:
+            acquired = true
+        case .tooManyFromAddress:
+            connection.logger.notice("refused: too many connections from this address")
+            return say(farewells.tooManyFromAddress, context: context)
+        case .tooManyTotal:
+            connection.logger.notice("refused: too many connections")
+            return say(farewells.tooManyTotal, context: context)
+        }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop), loop = context.eventLoop
+        registry.add(ObjectIdentifier(self), .init(drain: { loop.execute { bound.value.drain() } }, channel: context.channel))
+        activated = true
+        rearm()
+        context.fireChannelActive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard activated, !closing else { return }
+        rearm()
+        context.fireChannelRead(data)
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        closing = true
+        if acquired { limiter.release(connection.remoteAddress); acquired = false }
+        registry.remove(ObjectIdentifier(self))
+        if activated { context.fireChannelInactive() }
+    }
+
+    /// Restarts the idle timer (each read, and when the protocol changes the limit).
+    func rearm() {
+        timer?.cancel()
+        guard let context, activated, !closing else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleTask(in: connection.idleTimeout) { bound.value.timedOut() }
+    }
+
+    private func timedOut() {
+        guard let context, !closing else { return }
+        // A command still being answered is not the client's silence.
+        if connection.busy { return rearm() }
+        connection.logger.info("timeout")
+        say(farewells.timeout, context: context)
+    }
+
+    /// The server is stopping: end the connection now if no command runs, or once the running one is answered.
+    func drain() {
+        draining = true
+        becameIdle()
+    }
+
+    func becameIdle() {
+        guard draining, let context else { return }
+        // After the protocol has written the answer it is finishing (it clears `busy` first).
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            let handler = bound.value
+            guard let context = handler.context, !handler.closing, !handler.connection.busy else { return }
+            handler.connection.logger.info("closed for shutdown")
+            handler.say(handler.farewells.shuttingDown, context: context)
+        }
+    }
+
+    private func say(_ line: String, context: ChannelHandlerContext) {
+        closing = true
+        timer?.cancel()
+        context.writeAndFlush(NIOAny(ByteBuffer(string: line + "\r\n"))).whenComplete { _ in context.close(promise: nil) }
+    }
+}
