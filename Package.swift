@@ -136,8 +136,11 @@ let package = Package(
         // Measurements that are not tests: the spam filter on a labelled corpus (bench/spam).
         .executableTarget(name: "spam-corpus", dependencies: ["SpamFilter", "MailMessage"], path: "bench/spam/spam-corpus"),
 
-        // What every test target shares: fixtures in Tests/Fixtures, the manual clock.
-        .target(name: "TernTestSupport", dependencies: ["MailCore"], path: "Tests/TernTestSupport"),
+        // What every test target shares: fixtures in Tests/Fixtures, the manual clock, seeded randomness, loopback
+        // clients, a scripted remote SMTP server, and the real server in-process (`InProcessServer`).
+        .target(name: "TernTestSupport", dependencies: [
+            "MailCore", "MailStore", "MailStoreSQLite", "ServerCore", "MailServer", "TernConfig", .product(name: "Logging", package: "swift-log"),
+        ] + nio, path: "Tests/TernTestSupport"),
         // The store conformance suite: one set of cases over the store protocols, run against every backend.
         .target(name: "StoreConformance", dependencies: ["TernTestSupport", "MailStore", "MailCore"], path: "Tests/StoreConformance"),
         .testTarget(name: "MailCoreTests", dependencies: ["TernTestSupport", "MailCore"]),

@@ -127,3 +127,30 @@ public struct SearchContext {
         self.infos = infos
     }
 }
+
+extension SearchContext {
+    /// Puts `joining` into `infos` at their places (both sorted by `order`): the merged list, and the places taken
+    /// as runs of neighbours, ascending, each with the 1-based position of its first member (RFC 5267 §4.4's ADDTO
+    /// positions, neighbours in one update).
+    public static func merge(_ joining: [SortInfo], into infos: [SortInfo], order: (SortInfo, SortInfo) -> Bool)
+        -> (merged: [SortInfo], runs: [(position: Int, members: [SortInfo])]) {
+        var merged: [SortInfo] = []
+        merged.reserveCapacity(infos.count + joining.count)
+        var places: [Int] = []
+        var k = 0
+        for info in infos {
+            while k < joining.count && order(joining[k], info) { places.append(merged.count); merged.append(joining[k]); k += 1 }
+            merged.append(info)
+        }
+        while k < joining.count { places.append(merged.count); merged.append(joining[k]); k += 1 }
+        var runs: [(position: Int, members: [SortInfo])] = []
+        var r = 0
+        while r < places.count {
+            var e = r
+            while e + 1 < places.count && places[e + 1] == places[e] + 1 { e += 1 }
+            runs.append((places[r] + 1, (r...e).map { merged[places[$0]] }))
+            r = e + 1
+        }
+        return (merged, runs)
+    }
+}

@@ -285,14 +285,6 @@ extension IMAPSessionRules {
         case .modSeq(let n): return m.modSeq.rawValue >= n
         }
     }
-
-    /// `<offset.length>` of a section (RFC 9051 §6.4.5): the octets from offset, at most length, clipped to the data.
-    public static func partial(_ data: ArraySlice<UInt8>, _ range: ClosedRange<Int>?) -> ArraySlice<UInt8> {
-        guard let range else { return data }
-        let lo = data.startIndex + min(range.lowerBound, data.count)
-        let hi = data.startIndex + min(range.upperBound + 1, data.count)
-        return data[lo..<hi]
-    }
 }
 
 /// A message (or a missing one a reference names) in a REFERENCES thread (RFC 5256 §2.2).

@@ -19,6 +19,33 @@ public struct SortInfo {
     public var messageID: String?
     public var references: [String]
 
+    /// What SORT (RFC 5256, RFC 5957's DISPLAY) and THREAD read of a message: from its header fields.
+    public init(seq: Int, message: StoredMessage, header parts: MessageParts) {
+        func firstMailbox(_ field: String) -> (mailbox: String, display: String) {
+            for item in parts.values(field).flatMap({ AddressList.parse($0) }) {
+                if case .mailbox(let name, let local, let domain) = item {
+                    let addr = domain.map { "\(local)@\($0)" } ?? local
+                    return (local.lowercased(), EncodedWords.decode(name ?? addr).lowercased())
+                }
+            }
+            return ("", "")
+        }
+        let from = firstMailbox("From"), to = firstMailbox("To"), cc = firstMailbox("Cc")
+        let ids = { (text: String?) -> [String] in
+            guard let text else { return [] }
+            return text.split(separator: "<").compactMap { piece in
+                guard let close = piece.firstIndex(of: ">") else { return nil }
+                return "<" + piece[..<close] + ">"
+            }
+        }
+        var references = ids(parts.value("References"))
+        if references.isEmpty, let first = ids(parts.value("In-Reply-To")).first { references = [first] }
+        self.init(seq: seq, message: message, subject: BaseSubject.extract(parts.value("Subject") ?? "").lowercased(),
+                  sentDate: parts.value("Date").flatMap(RFC5322Date.parse) ?? message.internalDate, from: from.mailbox, to: to.mailbox,
+                  cc: cc.mailbox, displayFrom: from.display, displayTo: to.display, messageID: ids(parts.value("Message-ID")).first,
+                  references: references)
+    }
+
     public init(seq: Int, message: StoredMessage, subject: String, sentDate: Date, from: String, to: String, cc: String,
                 displayFrom: String, displayTo: String, messageID: String?, references: [String]) {
         self.seq = seq

@@ -83,65 +83,13 @@ extension IMAPSession {
         let n = m.messages.count
         let fresh = Set((n - added)..<n)
         let candidates = Array(Set(changed).union(fresh)).sorted()
-        let candidateSet = Set(candidates)
         guard !candidates.isEmpty else { return }
         var responses: [IMAPESearch] = []
         var toFetch: [(uids: [UInt32], attrs: [FetchAttribute])] = []
         for ci in m.contexts.indices {
             var c = m.contexts[ci]
-            let number = { (uid: UID) -> UInt32 in c.uid ? uid.rawValue : UInt32(m.sequence(of: uid) ?? 0) }
-            let inResult = Set(c.result)
-            var updates: [IMAPContextUpdate] = []
-            var joined: [UID] = []
-            if c.sort == nil {
-                let hits = Set(try await matchingIndices(c.key, in: m, among: candidates))
-                var leaving = Set<UID>()
-                for i in candidates {
-                    let uid = m.messages[i].uid
-                    if hits.contains(i) && !inResult.contains(uid) { joined.append(uid) }
-                    if !hits.contains(i) && inResult.contains(uid) { leaving.insert(uid) }
-                }
-                if !leaving.isEmpty {
-                    updates.append(IMAPContextUpdate(add: false, position: 0, numbers: c.result.filter(leaving.contains).map(number)))
-                }
-                if !joined.isEmpty { updates.append(IMAPContextUpdate(add: true, position: 0, numbers: joined.map(number))) }
-                c.result = c.result.filter { !leaving.contains($0) } + joined
-                c.result.sort()
-            } else {
-                let infos = try await sortInfo(c.key, in: m, among: candidates)
-                let matched = Set(infos.map(\.message.uid))
-                // Leaving: last first, so that each position is still right when the client applies it.
-                for p in c.result.indices.reversed() {
-                    let uid = c.result[p]
-                    guard let i = m.sequence(of: uid).map({ $0 - 1 }), candidateSet.contains(i), !matched.contains(uid) else { continue }
-                    updates.append(IMAPContextUpdate(add: false, position: p + 1, numbers: [number(uid)]))
-                    c.result.remove(at: p)
-                    c.infos.remove(at: p)
-                }
-                // Joining: each put at its final place, in ascending order of place; neighbours make one run.
-                let order = Self.sortOrder(c.sort!)
-                let joining = infos.filter { !inResult.contains($0.message.uid) }.sorted(by: order)
-                joined = joining.map(\.message.uid)
-                var merged: [SortInfo] = []
-                merged.reserveCapacity(c.infos.count + joining.count)
-                var places: [Int] = []
-                var k = 0
-                for info in c.infos {
-                    while k < joining.count && order(joining[k], info) { places.append(merged.count); merged.append(joining[k]); k += 1 }
-                    merged.append(info)
-                }
-                while k < joining.count { places.append(merged.count); merged.append(joining[k]); k += 1 }
-                var r = 0
-                while r < places.count {
-                    var e = r
-                    while e + 1 < places.count && places[e + 1] == places[e] + 1 { e += 1 }
-                    updates.append(IMAPContextUpdate(add: true, position: places[r] + 1,
-                                                     numbers: (r...e).map { number(merged[places[$0]].message.uid) }))
-                    r = e + 1
-                }
-                c.infos = merged
-                c.result = merged.map(\.message.uid)
-            }
+            let (updates, joined) = c.sort == nil ? try await refreshSearch(&c, in: m, candidates: candidates)
+                : try await refreshSort(&c, in: m, candidates: candidates)
             m.contexts[ci] = c
             if !own && !c.fetch.isEmpty {
                 let newOnes = joined.filter { fresh.contains((m.sequence(of: $0) ?? 0) - 1) }.map(\.rawValue)
@@ -156,5 +104,57 @@ extension IMAPSession {
                             f.attrs.contains(.uid) ? f.attrs : [.uid] + f.attrs, changedSince: nil, peek: true, tag: nil, &out)
         }
         for r in responses { out.send(.esearch(r)) }
+    }
+
+    /// A SEARCH result after the messages at `candidates` changed: REMOVEFROM, then ADDTO, in UID order.
+    private func refreshSearch(_ c: inout SearchContext, in m: SelectedMailbox, candidates: [Int]) async throws
+        -> (updates: [IMAPContextUpdate], joined: [UID]) {
+        let uidNumbers = c.uid
+        let number = { (uid: UID) -> UInt32 in uidNumbers ? uid.rawValue : UInt32(m.sequence(of: uid) ?? 0) }
+        let inResult = Set(c.result)
+        let hits = Set(try await matchingIndices(c.key, in: m, among: candidates))
+        var updates: [IMAPContextUpdate] = [], joined: [UID] = [], leaving = Set<UID>()
+        for i in candidates {
+            let uid = m.messages[i].uid
+            if hits.contains(i) && !inResult.contains(uid) { joined.append(uid) }
+            if !hits.contains(i) && inResult.contains(uid) { leaving.insert(uid) }
+        }
+        if !leaving.isEmpty {
+            updates.append(IMAPContextUpdate(add: false, position: 0, numbers: c.result.filter(leaving.contains).map(number)))
+        }
+        if !joined.isEmpty { updates.append(IMAPContextUpdate(add: true, position: 0, numbers: joined.map(number))) }
+        c.result = c.result.filter { !leaving.contains($0) } + joined
+        c.result.sort()
+        return (updates, joined)
+    }
+
+    /// A SORT result after the messages at `candidates` changed: REMOVEFROM with positions, then ADDTO at the places
+    /// the joining messages take.
+    private func refreshSort(_ c: inout SearchContext, in m: SelectedMailbox, candidates: [Int]) async throws
+        -> (updates: [IMAPContextUpdate], joined: [UID]) {
+        let uidNumbers = c.uid
+        let number = { (uid: UID) -> UInt32 in uidNumbers ? uid.rawValue : UInt32(m.sequence(of: uid) ?? 0) }
+        let inResult = Set(c.result), candidateSet = Set(candidates)
+        let infos = try await sortInfo(c.key, in: m, among: candidates)
+        let matched = Set(infos.map(\.message.uid))
+        var updates: [IMAPContextUpdate] = []
+        // Leaving: last first, so that each position is still right when the client applies it.
+        for p in c.result.indices.reversed() {
+            let uid = c.result[p]
+            guard let i = m.sequence(of: uid).map({ $0 - 1 }), candidateSet.contains(i), !matched.contains(uid) else { continue }
+            updates.append(IMAPContextUpdate(add: false, position: p + 1, numbers: [number(uid)]))
+            c.result.remove(at: p)
+            c.infos.remove(at: p)
+        }
+        // Joining: each put at its final place, in ascending order of place; neighbours make one run.
+        let order = Self.sortOrder(c.sort!)
+        let joining = infos.filter { !inResult.contains($0.message.uid) }.sorted(by: order)
+        let (merged, runs) = SearchContext.merge(joining, into: c.infos, order: order)
+        for run in runs {
+            updates.append(IMAPContextUpdate(add: true, position: run.position, numbers: run.members.map { number($0.message.uid) }))
+        }
+        c.infos = merged
+        c.result = merged.map(\.message.uid)
+        return (updates, joining.map(\.message.uid))
     }
 }

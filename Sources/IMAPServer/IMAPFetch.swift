@@ -20,16 +20,7 @@ extension IMAPSession {
         if let changedSince { targets = targets.filter { m.messages[$0].modSeq.rawValue > changedSince } }
         // RFC 9394 §3.3: a window of the addressed messages, by position (-1 the last).
         if let partial { targets = Array(targets[partial.indices(count: targets.count)]) }
-        if vanished {
-            // RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) also reports UIDs expunged since n.
-            guard uid, qresync, let changedSince else { throw IMAPFailure.bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled") }
-            // Messages this session still shows (expunged since its view was taken) are reported by the next NOOP or
-            // IDLE as VANISHED, not here.
-            let present = Set(m.messages.map(\.uid.rawValue))
-            let gone = try await store.expunged(mailbox: m.id, since: ModSeq(rawValue: changedSince)).map(\.rawValue)
-                .filter { set.contains($0, largest: UInt32.max) && !present.contains($0) }
-            if !gone.isEmpty { out.send(.vanished(earlier: true, gone)) }
-        }
+        if vanished { try await reportVanished(set, uid: uid, changedSince: changedSince, in: m, &out) }
         let plan = FetchPlan(attrs)
         let structures = caches.structures, headers = caches.headers
         let setsSeen = !m.readOnly && !peek && attrs.contains { a in
@@ -46,85 +37,23 @@ extension IMAPSession {
         var prefetched: [MessageID: [UInt8]] = [:]
         out.bytes.reserveCapacity(ResponseStream.chunk + 16 * 1024)
         for index in targets.indices {
-            let seq = targets[index] + 1
             let message = m.messages[targets[index]]
             let id = message.messageID
-            var parts: MessageParts?
-            var tree: MIMEPart?
-            var structure = plan.structure ? structures.get(id) : nil
-            var header = plan.header ? headers.get(id) : nil
-            if plan.needsContent(structureCached: structure != nil, headerCached: header != nil) {
+            var source = FetchSource(message: message, header: plan.header ? headers.get(id) : nil,
+                                     structure: plan.structure ? structures.get(id) : nil)
+            if plan.needsContent(structureCached: source.structure != nil, headerCached: source.header != nil) {
                 if prefetched[id] == nil {
                     // The next 200 messages that need their content, in one store round trip.
                     let upcoming = [id] + targets[(index + 1)..<max(index + 1, min(index + 200, targets.count))].map { m.messages[$0].messageID }.filter(needsContent)
                     prefetched = try await store.contents(of: upcoming)
                 }
                 guard let bytes = prefetched[id] else { continue }
-                let p = MessageParts(bytes)
-                parts = p
-                if plan.header && header == nil {
-                    header = Array(p.header)
-                    headers.put(id, header!)
-                }
-                if plan.tree || (plan.structure && structure == nil) { tree = MIMEParser.parse(bytes) }
-                if plan.structure && structure == nil {
-                    let entry = StructureEntry(envelope: IMAPEncodedItem(.envelope(IMAPBodyStructure.envelope(tree!))),
-                                               bodyStructure: IMAPEncodedItem(.bodyStructure(IMAPBodyStructure.structure(bytes, tree!, extended: true))),
-                                               body: IMAPEncodedItem(.body(IMAPBodyStructure.structure(bytes, tree!, extended: false))))
-                    structures.put(id, entry)
-                    structure = entry
-                }
+                source.read(bytes, plan: plan, structures: structures, headers: headers)
             }
-            // BINARY contents are decoded before a byte of this message's response is written: a part that cannot be
-            // decoded ends the command with NO, never in the middle of a FETCH response the client is parsing.
-            var binaries: [Int: [UInt8]] = [:]
+            let binaries = try source.binaries(attrs)
+            out.encoder.fetchStart(targets[index] + 1)
             for (i, a) in attrs.enumerated() {
-                switch a {
-                case .binary(let path, _, _), .binarySize(let path): binaries[i] = try Self.binaryContent(path: path, tree!, parts!)
-                default: break
-                }
-            }
-            out.encoder.fetchStart(seq)
-            for (i, a) in attrs.enumerated() {
-                let item: IMAPFetchItem
-                switch a {
-                case .uid: item = .uid(message.uid.rawValue)
-                case .flags: item = flagsItem(message)
-                case .internalDate: item = .internalDate(message.internalDate)
-                case .rfc822Size: item = .rfc822Size(message.size)
-                case .modSeq: item = .modSeq(UInt64(message.modSeq.rawValue))
-                case .rfc822: item = .rfc822(parts!.bytes[...])
-                case .rfc822Header: item = .rfc822Header(header![...])
-                case .rfc822Text: item = .rfc822Text(parts!.body)
-                case .bodySection(let section, let partial, _):
-                    // A part that does not exist is returned empty (as Dovecot and Cyrus do).
-                    let data: ArraySlice<UInt8>
-                    if section.part.isEmpty {
-                        switch section.text {
-                        case .full: data = parts!.bytes[...]
-                        case .text: data = parts!.body
-                        case .header, .mime: data = header![...]
-                        case .headerFields(let names): data = IMAPBodyStructure.headerFields(header![...], names, exclude: false)[...]
-                        case .headerFieldsNot(let names): data = IMAPBodyStructure.headerFields(header![...], names, exclude: true)[...]
-                        }
-                    } else {
-                        data = (IMAPBodyStructure.section(parts!.bytes, tree!, section) ?? [])[...]
-                    }
-                    item = .bodySection(section: "\(section)", origin: partial?.lowerBound, data: Self.partial(data, partial))
-                case .envelope: item = .encoded(structure!.envelope)
-                case .bodyStructure: item = .encoded(structure!.bodyStructure)
-                case .body: item = .encoded(structure!.body)
-                case .binary(let path, let partial, _):
-                    item = .binary(part: path, origin: partial?.lowerBound, data: Self.partial(binaries[i]![...], partial))
-                case .binarySize(let path):
-                    item = .binarySize(part: path, size: binaries[i]!.count)
-                case .emailID: item = .emailID(Self.emailObjectID(message.messageID))
-                // Tern keeps no thread ids (RFC 8474 §5.2 allows NIL).
-                case .threadID: item = .threadID(nil)
-                case .saveDate: item = .saveDate(message.savedDate)
-                case .preview: item = .preview(MessagePreview.text(parts!.bytes, tree!))
-                }
-                out.encoder.fetchItem(item)
+                out.encoder.fetchItem(source.item(a, binary: binaries[i]) { flagsItem(message) })
             }
             if setsSeen && !message.flags.contains(.seen) {
                 markSeen.append(message.uid)
@@ -134,33 +63,33 @@ extension IMAPSession {
             out.encoder.fetchEnd()
             if out.bytes.count >= ResponseStream.chunk { try await out.flushIfLarge() }
         }
-        if !markSeen.isEmpty {
-            // RFC 9051 §6.4.5: BODY[] sets \Seen; report the new flags.
-            let (changed, _) = try await store.storeFlags(mailbox: m.id, uids: markSeen, operation: .add, flags: .seen, keywords: [],
-                                                         unchangedSince: nil)
-            if case .selected(let a, let u, var current) = state {
-                for c in changed {
-                    guard let seq = current.sequence(of: c.uid) else { continue }
-                    current.messages[seq - 1] = c
-                    out.send(.fetch(seq, (uid ? [.uid(c.uid.rawValue)] : []) + [flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
-                }
-                state = .selected(a, u, current)
-                try await contextRefresh(&out, changed: changed.compactMap { current.sequence(of: $0.uid).map { $0 - 1 } }, added: 0, own: true)
-            }
-        }
+        if !markSeen.isEmpty { try await setSeen(markSeen, uid: uid, in: m, &out) }
         if let tag { out.ok(tag, uid ? "UID FETCH completed" : "FETCH completed") }
     }
 
-    /// The content `BINARY[part]` returns (RFC 3516): the part's body with its transfer encoding undone.
-    static func binaryContent(path: [Int], _ tree: MIMEPart, _ parts: MessageParts) throws -> [UInt8] {
-        guard let part = IMAPBodyStructure.locate(tree, path), !part.contentType.isMultipart else {
-            throw IMAPFailure.no(.unknownCTE, "No such leaf part")
+    /// RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) also reports UIDs expunged since n.
+    private func reportVanished(_ set: SequenceSet, uid: Bool, changedSince: Int64?, in m: SelectedMailbox, _ out: inout IMAPOutput) async throws {
+        guard uid, qresync, let changedSince else { throw IMAPFailure.bad("VANISHED needs UID FETCH with CHANGEDSINCE and QRESYNC enabled") }
+        // Messages this session still shows (expunged since its view was taken) are reported by the next NOOP or
+        // IDLE as VANISHED, not here.
+        let present = Set(m.messages.map(\.uid.rawValue))
+        let gone = try await store.expunged(mailbox: m.id, since: ModSeq(rawValue: changedSince)).map(\.rawValue)
+            .filter { set.contains($0, largest: UInt32.max) && !present.contains($0) }
+        if !gone.isEmpty { out.send(.vanished(earlier: true, gone)) }
+    }
+
+    /// RFC 9051 §6.4.5: BODY[] sets \Seen; the new flags are reported.
+    private func setSeen(_ uids: [UID], uid: Bool, in m: SelectedMailbox, _ out: inout IMAPOutput) async throws {
+        let (changed, _) = try await store.storeFlags(mailbox: m.id, uids: uids, operation: .add, flags: .seen, keywords: [],
+                                                     unchangedSince: nil)
+        guard case .selected(let a, let u, var current) = state else { return }
+        for c in changed {
+            guard let seq = current.sequence(of: c.uid) else { continue }
+            current.messages[seq - 1] = c
+            out.send(.fetch(seq, (uid ? [.uid(c.uid.rawValue)] : []) + [flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
         }
-        let body = path.isEmpty ? parts.body : parts.bytes[part.bodyStart..<part.end]
-        guard let decoded = TransferEncoding.decode(body, encoding: part.transferEncoding) else {
-            throw IMAPFailure.no(.unknownCTE, "Unknown Content-Transfer-Encoding \(part.transferEncoding)")
-        }
-        return decoded
+        state = .selected(a, u, current)
+        try await contextRefresh(&out, changed: changed.compactMap { current.sequence(of: $0.uid).map { $0 - 1 } }, added: 0, own: true)
     }
 
     // MARK: search

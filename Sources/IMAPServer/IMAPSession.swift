@@ -165,13 +165,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         }
     }
 
-    /// A command that ends with NO (well-formed but not possible) or BAD (not well-formed), with its response code.
-    struct IMAPFailure: Error {
-        let status: IMAPStatus
-        static func no(_ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.no, nil, text)) }
-        static func no(_ code: IMAPResponseCode, _ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.no, code, text)) }
-        static func bad(_ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.bad, nil, text)) }
-    }
+    typealias IMAPFailure = IMAPMailboxView.IMAPFailure
 
     func requireAuth() throws -> AccountID {
         guard let a = account else { throw IMAPFailure.bad("Log in first") }
@@ -203,6 +197,18 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             break
         }
         switch command {
+        case .capability, .logout, .noop, .check, .startTLS, .id, .enable, .login, .authenticate, .namespace, .idle, .compress:
+            try await sessionCommand(command, tag: tag, &out)
+        case .select, .examine, .create, .delete, .rename, .subscribe, .unsubscribe, .list, .lsub, .status, .append, .getQuotaRoot, .getQuota:
+            try await mailboxCommand(command, tag: tag, &out)
+        case .close, .unselect, .expunge, .uidExpunge, .search, .fetch, .store, .copy, .move, .sort, .cancelUpdate, .notify, .thread:
+            try await selectedCommand(command, tag: tag, &out)
+        }
+    }
+
+    /// Commands about the session itself: any state.
+    private func sessionCommand(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
+        switch command {
         case .capability:
             capability(tag: tag, &out)
         case .logout:
@@ -219,17 +225,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             out.send(.id([IMAPParameter("name", "Tern"), IMAPParameter("vendor", "Tern")]))
             out.ok(tag, "ID completed")
         case .enable(let caps):
-            var enabled: [String] = []
-            for c in caps {
-                switch c {
-                case "IMAP4REV2": utf8 = true; rev2 = true; enabled.append(c)
-                case "UTF8=ACCEPT": utf8 = true; enabled.append(c)
-                case "CONDSTORE": condstore = true; enabled.append(c)
-                case "QRESYNC": condstore = true; qresync = true; enabled.append(c)
-                default: break
-                }
-            }
-            out.send(.enabled(enabled))
+            out.send(.enabled(caps.filter(enable)))
             out.ok(tag, "ENABLE completed")
         case .login(let user, let password):
             try await login(user: user, password: password, tag: tag, &out)
@@ -247,23 +243,47 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             _ = try requireAuth()
             out.send(.namespace(personal: [IMAPParameter("", Self.delimiter)]))
             out.ok(tag, "NAMESPACE completed")
+        case .idle:
+            _ = try requireAuth()
+            out.send(.continuation("idling"))
+            out.idle = true
+        case .compress(let mechanism):
+            _ = try requireAuth()
+            guard mechanism == "DEFLATE" else { throw IMAPFailure.bad("Unknown compression mechanism \(mechanism)") }
+            guard !compressing else { throw IMAPFailure.no(.compressionActive, "DEFLATE is already active") }
+            compressing = true
+            out.ok(tag, "DEFLATE active")
+            out.compress = true
+        default:
+            throw IMAPFailure.bad("Unexpected command")
+        }
+    }
+
+    /// ENABLE of one extension (RFC 5161): true when it is one Tern has, now on for this session.
+    private func enable(_ capability: String) -> Bool {
+        switch capability {
+        case "IMAP4REV2": utf8 = true; rev2 = true
+        case "UTF8=ACCEPT": utf8 = true
+        case "CONDSTORE": condstore = true
+        case "QRESYNC": condstore = true; qresync = true
+        default: return false
+        }
+        return true
+    }
+
+    /// Commands on mailboxes by name: authenticated state.
+    private func mailboxCommand(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
+        switch command {
         case .select(let name, let cs, let qr), .examine(let name, let cs, let qr):
-            let isExamine: Bool
-            if case .examine = command { isExamine = true } else { isExamine = false }
             if cs { condstore = true }
             if qr != nil && !qresync { throw IMAPFailure.bad("ENABLE QRESYNC first") }
-            try await select(name, readOnly: isExamine, qresyncParameters: qr, tag: tag, &out)
-        case .create(let name):
-            let a = try requireAuth()
-            let clean = name.hasSuffix(Self.delimiter) ? String(name.dropLast()) : name
-            guard !clean.isEmpty, clean.uppercased() != "INBOX" else { throw IMAPFailure.no(.alreadyExists, "Mailbox exists") }
-            if let why = Self.impossibleMailboxName(clean) { throw IMAPFailure.no(.cannot, "\(why)") }
-            if try await store.mailboxes(account: a).contains(where: { $0.name == clean }) {
-                throw IMAPFailure.no(.alreadyExists, "Mailbox exists")
+            if case .examine = command {
+                try await select(name, readOnly: true, qresyncParameters: qr, tag: tag, &out)
+            } else {
+                try await select(name, readOnly: false, qresyncParameters: qr, tag: tag, &out)
             }
-            let id = try await store.createMailbox(account: a, name: clean)
-            try await ownTreeChange(account: a) { n, boxes in n.mailboxes += boxes.filter { $0.id == id } }
-            out.ok(tag, .mailboxID(Self.mailboxObjectID(id)), "CREATE completed")
+        case .create(let name):
+            try await create(name, tag: tag, &out)
         case .delete(let name):
             let a = try requireAuth()
             if selected?.name == name { state = .authenticated(a, user) }
@@ -271,33 +291,14 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             try await ownTreeChange(account: a) { n, _ in n.mailboxes.removeAll { $0.name == name } }
             out.ok(tag, "DELETE completed")
         case .rename(let from, let to):
-            let a = try requireAuth()
-            if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no(.cannot, "\(why)") }
-            try await store.renameMailbox(account: a, from: from, to: to)
-            try await ownTreeChange(account: a) { n, boxes in
-                if from == "INBOX" {
-                    n.mailboxes += boxes.filter { $0.name == to }
-                    return
-                }
-                for i in n.mailboxes.indices where n.mailboxes[i].name == from || n.mailboxes[i].name.hasPrefix(from + Self.delimiter) {
-                    n.mailboxes[i].name = to + n.mailboxes[i].name.dropFirst(from.count)
-                }
-            }
+            try await rename(from, to)
             out.ok(tag, "RENAME completed")
-        case .subscribe(let name), .unsubscribe(let name):
-            let a = try requireAuth()
-            if case .subscribe = command {
-                guard try await store.mailboxes(account: a).contains(where: { $0.name == name }) else {
-                    throw IMAPFailure.no(.nonExistent, "No such mailbox")
-                }
-            }
-            let subscribe: Bool
-            if case .subscribe = command { subscribe = true } else { subscribe = false }
-            try await store.setSubscribed(account: a, name: name, subscribe)
-            try await ownTreeChange(account: a) { n, _ in
-                if subscribe { n.subscriptions.insert(name) } else { n.subscriptions.remove(name) }
-            }
-            out.ok(tag, "\(command.name) completed")
+        case .subscribe(let name):
+            try await subscribe(name, true)
+            out.ok(tag, "SUBSCRIBE completed")
+        case .unsubscribe(let name):
+            try await subscribe(name, false)
+            out.ok(tag, "UNSUBSCRIBE completed")
         case .list(let ref, let patterns, let selSub, let selSpecial, let recursive, let rSub, _, let rSpecial, let rStatus):
             try await list(reference: ref, patterns: patterns, selectSubscribed: selSub, selectSpecialUse: selSpecial, recursiveMatch: recursive,
                            returnSubscribed: rSub || selSub, returnSpecialUse: true || rSpecial, status: rStatus, lsub: false, &out)
@@ -315,16 +316,80 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             out.ok(tag, "STATUS completed")
         case .append(let name, let messages):
             try await append(name, messages, tag: tag, &out)
-        case .idle:
-            _ = try requireAuth()
-            out.send(.continuation("idling"))
-            out.idle = true
+        case .getQuotaRoot(let name):
+            try await quota(root: nil, mailbox: name, &out)
+            out.ok(tag, "GETQUOTAROOT completed")
+        case .getQuota(let root):
+            try await quota(root: root, mailbox: nil, &out)
+            out.ok(tag, "GETQUOTA completed")
+        default:
+            throw IMAPFailure.bad("Unexpected command")
+        }
+    }
+
+    private func create(_ name: String, tag: String, _ out: inout IMAPOutput) async throws {
+        let a = try requireAuth()
+        let clean = name.hasSuffix(Self.delimiter) ? String(name.dropLast()) : name
+        guard !clean.isEmpty, clean.uppercased() != "INBOX" else { throw IMAPFailure.no(.alreadyExists, "Mailbox exists") }
+        if let why = Self.impossibleMailboxName(clean) { throw IMAPFailure.no(.cannot, "\(why)") }
+        if try await store.mailboxes(account: a).contains(where: { $0.name == clean }) {
+            throw IMAPFailure.no(.alreadyExists, "Mailbox exists")
+        }
+        let id = try await store.createMailbox(account: a, name: clean)
+        try await ownTreeChange(account: a) { n, boxes in n.mailboxes += boxes.filter { $0.id == id } }
+        out.ok(tag, .mailboxID(Self.mailboxObjectID(id)), "CREATE completed")
+    }
+
+    private func rename(_ from: String, _ to: String) async throws {
+        let a = try requireAuth()
+        if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no(.cannot, "\(why)") }
+        try await store.renameMailbox(account: a, from: from, to: to)
+        try await ownTreeChange(account: a) { n, boxes in
+            if from == "INBOX" {
+                n.mailboxes += boxes.filter { $0.name == to }
+                return
+            }
+            for i in n.mailboxes.indices where n.mailboxes[i].name == from || n.mailboxes[i].name.hasPrefix(from + Self.delimiter) {
+                n.mailboxes[i].name = to + n.mailboxes[i].name.dropFirst(from.count)
+            }
+        }
+    }
+
+    private func subscribe(_ name: String, _ subscribe: Bool) async throws {
+        let a = try requireAuth()
+        if subscribe, try await !store.mailboxes(account: a).contains(where: { $0.name == name }) {
+            throw IMAPFailure.no(.nonExistent, "No such mailbox")
+        }
+        try await store.setSubscribed(account: a, name: name, subscribe)
+        try await ownTreeChange(account: a) { n, _ in
+            if subscribe { n.subscriptions.insert(name) } else { n.subscriptions.remove(name) }
+        }
+    }
+
+    /// GETQUOTAROOT (`mailbox`) and GETQUOTA (`root`), RFC 9208: one quota root, "", over all the account's mailboxes.
+    private func quota(root: String?, mailbox: String?, _ out: inout IMAPOutput) async throws {
+        let a = try requireAuth()
+        let limit = server.config.limits.quota
+        if let mailbox {
+            guard try await store.mailboxes(account: a).contains(where: { $0.name == mailbox }) else {
+                throw IMAPFailure.no(.nonExistent, "No such mailbox")
+            }
+            out.send(.quotaRoot(mailbox: wireName(mailbox), roots: limit > 0 ? [""] : []))
+        } else if root?.isEmpty != true || limit == 0 {
+            throw IMAPFailure.no(.nonExistent, "No such quota root")
+        }
+        guard limit > 0 else { return }
+        out.send(.quota(root: "", [IMAPQuotaResource("STORAGE", usage: Int(try await store.usage(account: a) / 1024), limit: limit / 1024)]))
+    }
+
+    /// Commands on the selected mailbox's messages.
+    private func selectedCommand(_ command: IMAPCommand, tag: String, _ out: inout IMAPOutput) async throws {
+        switch command {
         case .close, .unselect:
             let a = try requireAuth()
             let m = try requireSelected()
             if case .close = command, !m.readOnly {
-                let deleted = m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid)
-                _ = try await store.expunge(mailbox: m.id, uids: deleted)
+                _ = try await store.expunge(mailbox: m.id, uids: m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid))
             }
             state = .authenticated(a, user)
             out.ok(tag, "\(command.name) completed")
@@ -346,10 +411,10 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         case .store(let uid, let set, let op, let flags, let silent, let unchangedSince):
             if unchangedSince != nil { condstore = true }   // RFC 7162 §3.1: a CONDSTORE enabling command
             try await storeFlags(uid: uid, set, op, flags, silent: silent, unchangedSince: unchangedSince, tag: tag, &out)
-        case .copy(let uid, let set, let target), .move(let uid, let set, let target):
-            let isMove: Bool
-            if case .move = command { isMove = true } else { isMove = false }
-            try await copy(uid: uid, set, to: target, move: isMove, tag: tag, &out)
+        case .copy(let uid, let set, let target):
+            try await copy(uid: uid, set, to: target, move: false, tag: tag, &out)
+        case .move(let uid, let set, let target):
+            try await copy(uid: uid, set, to: target, move: true, tag: tag, &out)
         case .sort(let uid, let criteria, let key, let returning, let partial, let update):
             try await sort(uid: uid, criteria: criteria, key: key, returning: returning, partial: partial, update: update, tag: tag, &out)
         case .cancelUpdate(let tags):
@@ -358,33 +423,8 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             try await notify(spec, tag: tag, &out)
         case .thread(let uid, let algorithm, let key):
             try await thread(uid: uid, algorithm: algorithm, key: key, tag: tag, &out)
-        case .compress(let mechanism):
-            _ = try requireAuth()
-            guard mechanism == "DEFLATE" else { throw IMAPFailure.bad("Unknown compression mechanism \(mechanism)") }
-            guard !compressing else { throw IMAPFailure.no(.compressionActive, "DEFLATE is already active") }
-            compressing = true
-            out.ok(tag, "DEFLATE active")
-            out.compress = true
-        case .getQuotaRoot(let name):
-            // RFC 9208: one quota root, "", covering all of the account's mailboxes.
-            let a = try requireAuth()
-            guard try await store.mailboxes(account: a).contains(where: { $0.name == name }) else {
-                throw IMAPFailure.no(.nonExistent, "No such mailbox")
-            }
-            let quota = server.config.limits.quota
-            if quota > 0 {
-                out.send(.quotaRoot(mailbox: wireName(name), roots: [""]))
-                out.send(.quota(root: "", [IMAPQuotaResource("STORAGE", usage: Int(try await store.usage(account: a) / 1024), limit: quota / 1024)]))
-            } else {
-                out.send(.quotaRoot(mailbox: wireName(name), roots: []))
-            }
-            out.ok(tag, "GETQUOTAROOT completed")
-        case .getQuota(let root):
-            let a = try requireAuth()
-            let quota = server.config.limits.quota
-            guard root.isEmpty, quota > 0 else { throw IMAPFailure.no(.nonExistent, "No such quota root") }
-            out.send(.quota(root: "", [IMAPQuotaResource("STORAGE", usage: Int(try await store.usage(account: a) / 1024), limit: quota / 1024)]))
-            out.ok(tag, "GETQUOTA completed")
+        default:
+            throw IMAPFailure.bad("Unexpected command")
         }
     }
 

@@ -43,30 +43,7 @@ extension IMAPSession {
             } catch StoreError.notFound {
                 continue
             }
-            func firstMailbox(_ field: String) -> (mailbox: String, display: String) {
-                for item in parts.values(field).flatMap({ AddressList.parse($0) }) {
-                    if case .mailbox(let name, let local, let domain) = item {
-                        let addr = domain.map { "\(local)@\($0)" } ?? local
-                        return (local.lowercased(), EncodedWords.decode(name ?? addr).lowercased())
-                    }
-                }
-                return ("", "")
-            }
-            let from = firstMailbox("From"), to = firstMailbox("To"), cc = firstMailbox("Cc")
-            let sent = parts.value("Date").flatMap(RFC5322Date.parse) ?? message.internalDate
-            let ids = { (text: String?) -> [String] in
-                guard let text else { return [] }
-                return text.split(separator: "<").compactMap { piece in
-                    guard let close = piece.firstIndex(of: ">") else { return nil }
-                    return "<" + piece[..<close] + ">"
-                }
-            }
-            var references = ids(parts.value("References"))
-            if references.isEmpty, let first = ids(parts.value("In-Reply-To")).first { references = [first] }
-            infos.append(SortInfo(seq: i + 1, message: message, subject: BaseSubject.extract(parts.value("Subject") ?? "").lowercased(),
-                                  sentDate: sent, from: from.mailbox, to: to.mailbox, cc: cc.mailbox,
-                                  displayFrom: from.display, displayTo: to.display,
-                                  messageID: ids(parts.value("Message-ID")).first, references: references))
+            infos.append(SortInfo(seq: i + 1, message: message, header: parts))
         }
         return infos
     }

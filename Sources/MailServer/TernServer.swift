@@ -31,7 +31,7 @@ public final class TernServer: Sendable {
     /// Where every message received over SMTP goes.
     public let intake: Intake
     let imap = IMAPCaches()
-    let listeners: Listeners
+    public let listeners: Listeners
 
     /// `inbound`: the port-25 checks (nil: none, for tests of the bare protocol).
     public init(context: ServerContext, group: MultiThreadedEventLoopGroup, inbound: InboundChecks? = nil) {

@@ -183,19 +183,7 @@ final class POP3Session: @unchecked Sendable {
                 out.saslContinuation = true
             }
         case (.retr(let n), .transaction(let drop)):
-            let i = try index(n, drop)
-            let content = try await load(i, drop)
-            out.ok("\(drop.messages[i].size) octets")
-            // A chunk at a time: the wire copy of a large message never exists whole beside it.
-            var stuffer = POP3Encoding.DotStuffer()
-            var offset = 0
-            while offset < content.count {
-                let end = min(offset + ResponseStream.chunk, content.count)
-                stuffer.append(content[offset..<end], to: &out.bytes)
-                try await out.flushIfLarge()
-                offset = end
-            }
-            stuffer.finish(&out.bytes)
+            try await retrieve(try index(n, drop), drop, &out)
         case (.top(let n, let lines), .transaction(let drop)):
             let i = try index(n, drop)
             let content = try await load(i, drop)
@@ -208,6 +196,22 @@ final class POP3Session: @unchecked Sendable {
         case (_, .update):
             throw POP3Failure("Session is ending")
         }
+    }
+
+    /// RETR: the message, dot-stuffed a chunk at a time, so that the wire copy of a large message never exists whole
+    /// beside it.
+    func retrieve(_ i: Int, _ drop: Maildrop, _ out: inout POP3Output) async throws {
+        let content = try await load(i, drop)
+        out.ok("\(drop.messages[i].size) octets")
+        var stuffer = POP3Encoding.DotStuffer()
+        var offset = 0
+        while offset < content.count {
+            let end = min(offset + ResponseStream.chunk, content.count)
+            stuffer.append(content[offset..<end], to: &out.bytes)
+            try await out.flushIfLarge()
+            offset = end
+        }
+        stuffer.finish(&out.bytes)
     }
 
     /// A message number that exists and is not marked deleted, as an index.

@@ -265,25 +265,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         case .challenge(let bytes):
             write(SMTPReply(334, nil, [Data(bytes).base64EncodedString()]), context: context)
         case .checkPassword(let user, let password):
-            if let (account, address) = PasswordCheck.cached(server, remoteAddress: connection.remoteAddress, user: user, password: password) {
-                self.account = account
-                return saslStep(sasl!.passwordChecked(true).withUser(address.canonical), context: context)
-            }
-            let remoteAddress = connection.remoteAddress
-            runAsync(context: context, { [server] in
-                try await PasswordCheck.check(server, service: "SMTP", remoteAddress: remoteAddress, user: user, password: password)
-            }) { handler, result, context in
-                switch result {
-                case .success(.success(let account, let address)):
-                    handler.account = account
-                    handler.saslStep(handler.sasl!.passwordChecked(true).withUser(address.canonical), context: context)
-                case .success(.blocked):
-                    handler.sasl = nil
-                    handler.write(SMTPReply(454, "4.7.0", "Too many failed logins from your address, try again later", isClientFault: false), context: context)
-                default:
-                    handler.saslStep(handler.sasl!.passwordChecked(false), context: context)
-                }
-            }
+            checkPassword(user: user, password: password, context: context)
         case .needCredentials(let user):
             runAsync(context: context, { [server] () async throws -> (AccountID, PasswordHash, String)? in
                 guard let address = try? EmailAddress.parse(user) else { return nil }
@@ -319,6 +301,30 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
                 }
             } else {
                 perform(machine.countError(reply), context: context)
+            }
+        }
+    }
+
+    /// PLAIN and LOGIN: the password, from the verified-login cache at once or checked off the loop (with the login
+    /// throttle's delay after a failure).
+    private func checkPassword(user: String, password: String, context: ChannelHandlerContext) {
+        if let (account, address) = PasswordCheck.cached(server, remoteAddress: connection.remoteAddress, user: user, password: password) {
+            self.account = account
+            return saslStep(sasl!.passwordChecked(true).withUser(address.canonical), context: context)
+        }
+        let remoteAddress = connection.remoteAddress
+        runAsync(context: context, { [server] in
+            try await PasswordCheck.check(server, service: "SMTP", remoteAddress: remoteAddress, user: user, password: password)
+        }) { handler, result, context in
+            switch result {
+            case .success(.success(let account, let address)):
+                handler.account = account
+                handler.saslStep(handler.sasl!.passwordChecked(true).withUser(address.canonical), context: context)
+            case .success(.blocked):
+                handler.sasl = nil
+                handler.write(SMTPReply(454, "4.7.0", "Too many failed logins from your address, try again later", isClientFault: false), context: context)
+            default:
+                handler.saslStep(handler.sasl!.passwordChecked(false), context: context)
             }
         }
     }

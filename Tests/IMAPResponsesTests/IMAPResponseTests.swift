@@ -142,67 +142,70 @@ import IMAPCodec
                                    kind: .message(envelope: envelope, body: .single(text), lines: 5), extension: nil)
         let body = IMAPBody.multipart(parts: [.single(text), .single(attachment), .single(inner)], subtype: "MIXED",
                                       extension: IMAPMultipartExtension(parameters: [IMAPParameter("BOUNDARY", "xx")], tail: IMAPBodyExtension()))
-        let responses: [IMAPResponse] = [
-            .tagged("a1", IMAPStatus(.ok, .readWrite, "SELECT completed")),
-            .tagged("a2", IMAPStatus(.no, .tryCreate, "No such mailbox")),
-            .tagged("a3", IMAPStatus(.bad, nil, "Syntax error")),
-            .tagged("a4", IMAPStatus(.ok, .capability(["IMAP4rev1", "IMAP4rev2", "AUTH=PLAIN"]), "Logged in")),
-            .tagged("a5", IMAPStatus(.ok, .modified([1, 2, 3, 9]), "Conditional STORE failed")),
-            .untagged(IMAPStatus(.ok, .highestModSeq(715_194_045_007), "Highest")),
-            .untagged(IMAPStatus(.ok, .uidValidity(3_857_529_045), "UIDs valid")),
-            .untagged(IMAPStatus(.ok, .uidNext(4392), "Predicted next UID")),
-            .untagged(IMAPStatus(.ok, .closed, "Previous mailbox is now closed")),
-            .untagged(IMAPStatus(.bye, nil, "Autologout")),
-            .untagged(IMAPStatus(.no, .unknownCTE, "")),
-            .continuation("Ready for literal data"),
-            .capability(["IMAP4rev1", "STARTTLS", "SORT=DISPLAY"]),
-            .enabled(["CONDSTORE", "QRESYNC"]),
-            .id([IMAPParameter("name", "Tern"), IMAPParameter("vendor", "Tern")]),
-            .id(nil),
-            .flags(["\\Answered", "\\Seen", "$Forwarded"]),
-            .list(IMAPListItem(attributes: ["\\HasNoChildren", "\\Sent"], delimiter: "/", mailbox: "Sent")),
-            .list(IMAPListItem(lsub: true, attributes: ["\\Noselect"], delimiter: "/", mailbox: "a/b", childInfo: [])),
-            .list(IMAPListItem(attributes: [], delimiter: "/", mailbox: "Foo", childInfo: ["SUBSCRIBED"])),
-            .status(mailbox: "INBOX", [IMAPParameterValue("MESSAGES", 231), IMAPParameterValue("UIDNEXT", 44292),
-                                       IMAPParameterValue("HIGHESTMODSEQ", 7_011_231_777)]),
-            .search([2, 84, 882], modSeq: nil),
-            .search([], modSeq: nil),
-            .search([7], modSeq: 917_162_500),
-            .esearch(IMAPESearch(tag: "A282", uid: false, min: 2, max: 47, count: 3, all: [2, 10, 11, 47])),
-            .esearch(IMAPESearch(tag: "A283", uid: true, count: 0)),
-            .esearch(IMAPESearch(tag: nil, uid: true, all: [1, 2, 3], modSeq: 9)),
-            .esearch(IMAPESearch(tag: "s", uid: false, min: 9, max: 2, all: [9, 3, 4, 5, 2])),
-            .esearch(IMAPESearch(tag: "p", uid: true, count: 40, partial: IMAPPartialResult(range: PartialRange(-1, -3), numbers: [38, 39, 40]))),
-            .esearch(IMAPESearch(tag: "q", uid: true, partial: IMAPPartialResult(range: PartialRange(1, 100), numbers: []))),
-            .esearch(IMAPESearch(tag: "u", uid: false, updates: [IMAPContextUpdate(add: false, position: 3, numbers: [7]),
-                                                                 IMAPContextUpdate(add: true, position: 1, numbers: [9, 4, 5])])),
-            .untagged(IMAPStatus(.no, .noUpdate("B02"), "Too many contexts")),
-            .tagged("d", IMAPStatus(.no, .badEvent(["MessageNew", "MailboxName"]), "No")),
-            .untagged(IMAPStatus(.ok, .notificationOverflow, "Overflow")),
-            .list(IMAPListItem(attributes: ["\\HasNoChildren"], delimiter: "/", mailbox: "b", childInfo: ["SUBSCRIBED"], oldName: "a")),
-            .exists(23), .recent(5), .expunge(3),
-            .vanished(earlier: true, [41, 43, 44, 45, 46]),
-            .vanished(earlier: false, [405]),
-            .namespace(personal: [IMAPParameter("", "/")]),
-            .quotaRoot(mailbox: "INBOX", roots: [""]),
-            .quotaRoot(mailbox: "INBOX", roots: []),
-            .quota(root: "", [IMAPQuotaResource("STORAGE", usage: 10, limit: 512)]),
-            .sort([2, 84, 882], modSeq: nil),
-            .fetch(12, [.uid(4827313), .flags(["\\Seen", "\\Recent"]), .internalDate(Date(timeIntervalSince1970: 837_596_665)),
-                        .rfc822Size(44827), .modSeq(12_111_230_047)]),
-            .fetch(1, [.bodySection(section: "HEADER.FIELDS (SUBJECT DATE)", origin: nil, data: Array("Subject: x\r\n\r\n".utf8)[...]),
-                       .bodySection(section: "1.2", origin: 100, data: Array("partial".utf8)[...]),
-                       .bodySection(section: "3", origin: nil, data: nil),
-                       .rfc822(Array("whole".utf8)[...]), .rfc822Header(Array("h: v\r\n\r\n".utf8)[...]), .rfc822Text(Array("t".utf8)[...])]),
-            .fetch(2, [.envelope(envelope), .bodyStructure(body), .body(.single(IMAPSinglePart(
-                type: "TEXT", subtype: "PLAIN", parameters: [], id: nil, description: nil, encoding: "8BIT", size: 3, kind: .text(lines: 1),
-                extension: nil)))]),
-            .fetch(3, [.binary(part: [1], origin: nil, data: [0, 1, 2][...]), .binarySize(part: [], size: 0)]),
-            .fetch(4, [.emailID("M6ee0"), .threadID(nil), .threadID("T1"), .saveDate(Date(timeIntervalSince1970: 1_700_000_000)),
-                       .saveDate(nil), .preview("Hello \"you\" — soon"), .preview(nil)]),
-            .status(mailbox: "Sent", [IMAPParameterValue("MAILBOXID", objectID: "F7"), IMAPParameterValue("MESSAGES", 2)]),
-            .tagged("c", IMAPStatus(.ok, .mailboxID("F9"), "CREATE completed")),
+        var responses: [IMAPResponse] = []
+        responses += [.tagged("a1", IMAPStatus(.ok, .readWrite, "SELECT completed"))] as [IMAPResponse]
+        responses += [.tagged("a2", IMAPStatus(.no, .tryCreate, "No such mailbox"))] as [IMAPResponse]
+        responses += [.tagged("a3", IMAPStatus(.bad, nil, "Syntax error"))] as [IMAPResponse]
+        responses += [.tagged("a4", IMAPStatus(.ok, .capability(["IMAP4rev1", "IMAP4rev2", "AUTH=PLAIN"]), "Logged in"))] as [IMAPResponse]
+        responses += [.tagged("a5", IMAPStatus(.ok, .modified([1, 2, 3, 9]), "Conditional STORE failed"))] as [IMAPResponse]
+        responses += [.untagged(IMAPStatus(.ok, .highestModSeq(715_194_045_007), "Highest"))] as [IMAPResponse]
+        responses += [.untagged(IMAPStatus(.ok, .uidValidity(3_857_529_045), "UIDs valid"))] as [IMAPResponse]
+        responses += [.untagged(IMAPStatus(.ok, .uidNext(4392), "Predicted next UID"))] as [IMAPResponse]
+        responses += [.untagged(IMAPStatus(.ok, .closed, "Previous mailbox is now closed"))] as [IMAPResponse]
+        responses += [.untagged(IMAPStatus(.bye, nil, "Autologout"))] as [IMAPResponse]
+        responses += [.untagged(IMAPStatus(.no, .unknownCTE, ""))] as [IMAPResponse]
+        responses += [.continuation("Ready for literal data")] as [IMAPResponse]
+        responses += [.capability(["IMAP4rev1", "STARTTLS", "SORT=DISPLAY"])] as [IMAPResponse]
+        responses += [.enabled(["CONDSTORE", "QRESYNC"])] as [IMAPResponse]
+        responses += [.id([IMAPParameter("name", "Tern"), IMAPParameter("vendor", "Tern")])] as [IMAPResponse]
+        responses += [.id(nil)] as [IMAPResponse]
+        responses += [.flags(["\\Answered", "\\Seen", "$Forwarded"])] as [IMAPResponse]
+        responses += [.list(IMAPListItem(attributes: ["\\HasNoChildren", "\\Sent"], delimiter: "/", mailbox: "Sent"))] as [IMAPResponse]
+        responses += [.list(IMAPListItem(lsub: true, attributes: ["\\Noselect"], delimiter: "/", mailbox: "a/b", childInfo: []))] as [IMAPResponse]
+        responses += [.list(IMAPListItem(attributes: [], delimiter: "/", mailbox: "Foo", childInfo: ["SUBSCRIBED"]))] as [IMAPResponse]
+        responses.append(.status(mailbox: "INBOX", [IMAPParameterValue("MESSAGES", 231), IMAPParameterValue("UIDNEXT", 44292),
+                                       IMAPParameterValue("HIGHESTMODSEQ", 7_011_231_777)]))
+        responses += [.search([2, 84, 882], modSeq: nil)] as [IMAPResponse]
+        responses += [.search([], modSeq: nil)] as [IMAPResponse]
+        responses += [.search([7], modSeq: 917_162_500)] as [IMAPResponse]
+        responses += [.esearch(IMAPESearch(tag: "A282", uid: false, min: 2, max: 47, count: 3, all: [2, 10, 11, 47]))] as [IMAPResponse]
+        responses += [.esearch(IMAPESearch(tag: "A283", uid: true, count: 0))] as [IMAPResponse]
+        responses += [.esearch(IMAPESearch(tag: nil, uid: true, all: [1, 2, 3], modSeq: 9))] as [IMAPResponse]
+        responses += [.esearch(IMAPESearch(tag: "s", uid: false, min: 9, max: 2, all: [9, 3, 4, 5, 2]))] as [IMAPResponse]
+        responses += [.esearch(IMAPESearch(tag: "p", uid: true, count: 40, partial: IMAPPartialResult(range: PartialRange(-1, -3), numbers: [38, 39, 40])))] as [IMAPResponse]
+        responses += [.esearch(IMAPESearch(tag: "q", uid: true, partial: IMAPPartialResult(range: PartialRange(1, 100), numbers: [])))] as [IMAPResponse]
+        responses.append(.esearch(IMAPESearch(tag: "u", uid: false, updates: [IMAPContextUpdate(add: false, position: 3, numbers: [7]),
+                                                                 IMAPContextUpdate(add: true, position: 1, numbers: [9, 4, 5])])))
+        responses += [.untagged(IMAPStatus(.no, .noUpdate("B02"), "Too many contexts"))] as [IMAPResponse]
+        responses += [.tagged("d", IMAPStatus(.no, .badEvent(["MessageNew", "MailboxName"]), "No"))] as [IMAPResponse]
+        responses += [.untagged(IMAPStatus(.ok, .notificationOverflow, "Overflow"))] as [IMAPResponse]
+        responses += [.list(IMAPListItem(attributes: ["\\HasNoChildren"], delimiter: "/", mailbox: "b", childInfo: ["SUBSCRIBED"], oldName: "a"))] as [IMAPResponse]
+        responses += [.exists(23), .recent(5), .expunge(3)] as [IMAPResponse]
+        responses += [.vanished(earlier: true, [41, 43, 44, 45, 46])] as [IMAPResponse]
+        responses += [.vanished(earlier: false, [405])] as [IMAPResponse]
+        responses += [.namespace(personal: [IMAPParameter("", "/")])] as [IMAPResponse]
+        responses += [.quotaRoot(mailbox: "INBOX", roots: [""])] as [IMAPResponse]
+        responses += [.quotaRoot(mailbox: "INBOX", roots: [])] as [IMAPResponse]
+        responses += [.quota(root: "", [IMAPQuotaResource("STORAGE", usage: 10, limit: 512)])] as [IMAPResponse]
+        responses += [.sort([2, 84, 882], modSeq: nil)] as [IMAPResponse]
+        responses.append(.fetch(12, [.uid(4827313), .flags(["\\Seen", "\\Recent"]), .internalDate(Date(timeIntervalSince1970: 837_596_665)),
+                        .rfc822Size(44827), .modSeq(12_111_230_047)]))
+        func bytes(_ text: String) -> ArraySlice<UInt8> { ArraySlice(text.utf8) }
+        let sections: [IMAPFetchItem] = [
+            .bodySection(section: "HEADER.FIELDS (SUBJECT DATE)", origin: nil, data: bytes("Subject: x\r\n\r\n")),
+            .bodySection(section: "1.2", origin: 100, data: bytes("partial")),
+            .bodySection(section: "3", origin: nil, data: nil),
         ]
+        let wholes: [IMAPFetchItem] = [.rfc822(bytes("whole")), .rfc822Header(bytes("h: v\r\n\r\n")), .rfc822Text(bytes("t"))]
+        responses.append(.fetch(1, sections + wholes))
+        responses.append(.fetch(2, [.envelope(envelope), .bodyStructure(body), .body(.single(IMAPSinglePart(
+                type: "TEXT", subtype: "PLAIN", parameters: [], id: nil, description: nil, encoding: "8BIT", size: 3, kind: .text(lines: 1),
+                extension: nil)))]))
+        responses += [.fetch(3, [.binary(part: [1], origin: nil, data: [0, 1, 2][...]), .binarySize(part: [], size: 0)])] as [IMAPResponse]
+        responses.append(.fetch(4, [.emailID("M6ee0"), .threadID(nil), .threadID("T1"), .saveDate(Date(timeIntervalSince1970: 1_700_000_000)),
+                       .saveDate(nil), .preview("Hello \"you\" — soon"), .preview(nil)]))
+        responses += [.status(mailbox: "Sent", [IMAPParameterValue("MAILBOXID", objectID: "F7"), IMAPParameterValue("MESSAGES", 2)])] as [IMAPResponse]
+        responses += [.tagged("c", IMAPStatus(.ok, .mailboxID("F9"), "CREATE completed"))] as [IMAPResponse]
         for r in responses {
             for utf8 in [false, true] {
                 let bytes = IMAPResponseEncoder.encode(r, utf8: utf8)

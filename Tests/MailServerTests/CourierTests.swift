@@ -3,6 +3,7 @@ import MailCore
 import MailDelivery
 import NIOPosix
 import SMTPCodec
+import TernTestSupport
 import Testing
 
 /// The courier against the real SMTP server on a loopback socket (STARTTLS offered, PIPELINING, SIZE).

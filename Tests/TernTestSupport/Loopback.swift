@@ -20,3 +20,37 @@ public enum Loopback {
         return fd
     }
 }
+
+/// A line-at-a-time client over a `Loopback` connection (CRLF or LF line ends), for protocol transcripts.
+public final class LoopbackLines {
+    public let fd: Int32
+    private var pending: [UInt8] = []
+
+    public init?(port: Int, timeout: Int = 10) {
+        guard let fd = Loopback.connect(port: port, timeout: timeout) else { return nil }
+        self.fd = fd
+    }
+
+    deinit { close(fd) }
+
+    /// Sends `text` with CRLF.
+    public func send(_ text: String) {
+        let bytes = Array((text.hasSuffix("\r\n") ? text : text + "\r\n").utf8)
+        _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// The next line without its line end; nil when the server closed the connection (or said nothing in time).
+    public func readLine() -> String? {
+        while true {
+            if let i = pending.firstIndex(of: 10) {
+                let line = pending[..<i]
+                pending.removeFirst(i + 1)
+                return String(decoding: line.last == 13 ? line.dropLast() : line, as: UTF8.self)
+            }
+            var buf = [UInt8](repeating: 0, count: 4096)
+            let n = recv(fd, &buf, buf.count, 0)
+            if n <= 0 { return nil }
+            pending += buf[0..<n]
+        }
+    }
+}

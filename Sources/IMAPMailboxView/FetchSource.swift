@@ -1,0 +1,122 @@
+import IMAPCodec
+import IMAPResponses
+import MailMessage
+import MailStore
+
+/// A command that ends with NO (well-formed but not possible) or BAD (not well-formed), with its response code.
+public struct IMAPFailure: Error {
+    public let status: IMAPStatus
+    public init(status: IMAPStatus) { self.status = status }
+    public static func no(_ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.no, nil, text)) }
+    public static func no(_ code: IMAPResponseCode, _ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.no, code, text)) }
+    public static func bad(_ text: String) -> IMAPFailure { IMAPFailure(status: IMAPStatus(.bad, nil, text)) }
+}
+
+/// What one message's FETCH response is made from: the message's row, and as much of its content, header block,
+/// MIME tree and cached structure as the attributes need (`FetchPlan`). Pure: the session reads, this answers.
+public struct FetchSource {
+    public var message: StoredMessage
+    public var parts: MessageParts?
+    public var tree: MIMEPart?
+    public var header: [UInt8]?
+    public var structure: StructureEntry?
+
+    public init(message: StoredMessage, header: [UInt8]?, structure: StructureEntry?) {
+        self.message = message
+        self.header = header
+        self.structure = structure
+    }
+
+    /// Takes the message's content in, filling what the caches lacked (and the caches with it).
+    public mutating func read(_ bytes: [UInt8], plan: FetchPlan, structures: StructureCache, headers: HeaderCache) {
+        let p = MessageParts(bytes)
+        parts = p
+        let id = message.messageID
+        if plan.header && header == nil {
+            header = Array(p.header)
+            headers.put(id, header!)
+        }
+        if plan.tree || (plan.structure && structure == nil) { tree = MIMEParser.parse(bytes) }
+        if plan.structure && structure == nil {
+            let entry = StructureEntry(envelope: IMAPEncodedItem(.envelope(IMAPBodyStructure.envelope(tree!))),
+                                       bodyStructure: IMAPEncodedItem(.bodyStructure(IMAPBodyStructure.structure(bytes, tree!, extended: true))),
+                                       body: IMAPEncodedItem(.body(IMAPBodyStructure.structure(bytes, tree!, extended: false))))
+            structures.put(id, entry)
+            structure = entry
+        }
+    }
+
+    /// The BINARY contents the attributes ask for, by attribute position: decoded before a byte of this message's
+    /// response is written, so that a part that cannot be decoded ends the command with NO, never in the middle of a
+    /// FETCH response the client is parsing.
+    public func binaries(_ attrs: [FetchAttribute]) throws -> [Int: [UInt8]] {
+        var out: [Int: [UInt8]] = [:]
+        for (i, a) in attrs.enumerated() {
+            switch a {
+            case .binary(let path, _, _), .binarySize(let path): out[i] = try Self.binaryContent(path: path, tree!, parts!)
+            default: break
+            }
+        }
+        return out
+    }
+
+    /// The content `BINARY[part]` returns (RFC 3516): the part's body with its transfer encoding undone.
+    public static func binaryContent(path: [Int], _ tree: MIMEPart, _ parts: MessageParts) throws -> [UInt8] {
+        guard let part = IMAPBodyStructure.locate(tree, path), !part.contentType.isMultipart else {
+            throw IMAPFailure.no(.unknownCTE, "No such leaf part")
+        }
+        let body = path.isEmpty ? parts.body : parts.bytes[part.bodyStart..<part.end]
+        guard let decoded = TransferEncoding.decode(body, encoding: part.transferEncoding) else {
+            throw IMAPFailure.no(.unknownCTE, "Unknown Content-Transfer-Encoding \(part.transferEncoding)")
+        }
+        return decoded
+    }
+
+    /// One item of the response; `binary` is what `binaries` decoded for it, `flags` the FLAGS item as the session
+    /// shows it (with \Recent).
+    public func item(_ a: FetchAttribute, binary: [UInt8]?, flags: () -> IMAPFetchItem) -> IMAPFetchItem {
+        switch a {
+        case .uid: return .uid(message.uid.rawValue)
+        case .flags: return flags()
+        case .internalDate: return .internalDate(message.internalDate)
+        case .rfc822Size: return .rfc822Size(message.size)
+        case .modSeq: return .modSeq(UInt64(message.modSeq.rawValue))
+        case .rfc822: return .rfc822(parts!.bytes[...])
+        case .rfc822Header: return .rfc822Header(header![...])
+        case .rfc822Text: return .rfc822Text(parts!.body)
+        case .bodySection(let section, let partial, _):
+            return .bodySection(section: "\(section)", origin: partial?.lowerBound, data: Self.partial(sectionData(section), partial))
+        case .envelope: return .encoded(structure!.envelope)
+        case .bodyStructure: return .encoded(structure!.bodyStructure)
+        case .body: return .encoded(structure!.body)
+        case .binary(let path, let partial, _):
+            return .binary(part: path, origin: partial?.lowerBound, data: Self.partial(binary![...], partial))
+        case .binarySize(let path): return .binarySize(part: path, size: binary!.count)
+        case .emailID: return .emailID("M\(message.messageID)")
+        // Tern keeps no thread ids (RFC 8474 §5.2 allows NIL).
+        case .threadID: return .threadID(nil)
+        case .saveDate: return .saveDate(message.savedDate)
+        case .preview: return .preview(MessagePreview.text(parts!.bytes, tree!))
+        }
+    }
+
+    /// `<offset.length>` of a section (RFC 9051 §6.4.5): the octets from offset, at most length, clipped to the data.
+    public static func partial(_ data: ArraySlice<UInt8>, _ range: ClosedRange<Int>?) -> ArraySlice<UInt8> {
+        guard let range else { return data }
+        let lo = data.startIndex + min(range.lowerBound, data.count)
+        let hi = data.startIndex + min(range.upperBound + 1, data.count)
+        return data[lo..<hi]
+    }
+
+    /// A BODY[section]'s data; a part that does not exist is returned empty (as Dovecot and Cyrus do).
+    func sectionData(_ section: SectionSpec) -> ArraySlice<UInt8> {
+        guard section.part.isEmpty else { return (IMAPBodyStructure.section(parts!.bytes, tree!, section) ?? [])[...] }
+        switch section.text {
+        case .full: return parts!.bytes[...]
+        case .text: return parts!.body
+        case .header, .mime: return header![...]
+        case .headerFields(let names): return IMAPBodyStructure.headerFields(header![...], names, exclude: false)[...]
+        case .headerFieldsNot(let names): return IMAPBodyStructure.headerFields(header![...], names, exclude: true)[...]
+        }
+    }
+}
