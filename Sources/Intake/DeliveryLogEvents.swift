@@ -13,8 +13,35 @@ public enum DeliveryLogEvents {
         return value.isEmpty ? nil : String(value.prefix(500))
     }
 
+    /// The same from the start of a message, found by one pass over the header's lines (no field list is built: this
+    /// runs for every message received).
     public static func messageID(head: [UInt8]) -> String? {
-        messageID(RawHeader.fields(head[..<RawHeader.end(head)]))
+        let name = Array("message-id:".utf8)
+        var i = 0
+        while i < head.count {
+            // `i` is at the start of a line.
+            if head[i] == 13 || head[i] == 10 { return nil }   // the empty line: end of the header
+            var matched = head.count - i > name.count
+            if matched {
+                for k in 0..<name.count where head[i + k] | (head[i + k] >= 65 && head[i + k] <= 90 ? 0x20 : 0) != name[k] {
+                    matched = false
+                    break
+                }
+            }
+            var end = i
+            while end < head.count && head[end] != 10 { end += 1 }
+            // Continuation lines (folded values) start with a space or a tab.
+            while matched, end + 1 < head.count, head[end + 1] == 32 || head[end + 1] == 9 {
+                end += 1
+                while end < head.count && head[end] != 10 { end += 1 }
+            }
+            if matched {
+                let value = head[(i + name.count)..<end].filter { $0 > 32 && $0 != 60 && $0 != 62 }
+                return value.isEmpty ? nil : String(decoding: value.prefix(500), as: UTF8.self)
+            }
+            i = end + 1
+        }
+        return nil
     }
 
     /// received, then checked (when the checks ran), then stored (per local recipient) and queued (remote ones).

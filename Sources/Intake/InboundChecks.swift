@@ -107,6 +107,12 @@ public final class InboundChecks: Sendable {
 
     // MARK: connect
 
+    /// The facts of a client in `checks.exempt_networks` (or `relay.networks`), known without a lookup; nil for any
+    /// other client.
+    public func exemptFacts(_ address: String) -> ClientFacts? {
+        exempt.contains(where: { $0.contains(address) }) ? ClientFacts(address: address, exempt: true) : nil
+    }
+
     public func connect(_ address: String, honourExemptions: Bool = true) async -> ClientFacts {
         var facts = ClientFacts(address: address)
         if honourExemptions, exempt.contains(where: { $0.contains(address) }) {

@@ -83,13 +83,21 @@ public final class Intake: Sendable {
 
     // MARK: step 1, recipients
 
-    /// The decision from the directory cache alone, when it has the answer and nothing else must be asked (no quota,
-    /// no greylisting): answered on the caller's thread.
-    public func cachedRecipient(_ address: EmailAddress, isPostmaster: Bool, policy: RecipientPolicy, greylisting: Bool) -> RecipientDecision? {
+    /// The decision from the directory cache alone, when it has the answer and no quota must be read: answered on
+    /// the caller's thread (greylisting, an in-memory table, included).
+    public func cachedRecipient(_ address: EmailAddress, isPostmaster: Bool, policy: RecipientPolicy,
+                                greylist: (client: ClientFacts, sender: String)? = nil) -> RecipientDecision? {
         guard config.limits.quota == 0, let cached = store.cachedResolution(address),
               !(isPostmaster && cached == .notOurDomain) else { return nil }
-        let decision = policy.decide(address, .success(cached))
-        if greylisting, case .accept(.local) = decision { return nil }
+        return greylisted(address, policy.decide(address, .success(cached)), greylist)
+    }
+
+    private func greylisted(_ address: EmailAddress, _ decision: RecipientDecision,
+                            _ greylist: (client: ClientFacts, sender: String)?) -> RecipientDecision {
+        if case .accept(.local) = decision, let checks, let greylist,
+           let reply = checks.recipient(client: greylist.client, sender: greylist.sender, recipient: address.description) {
+            return .refuse(reply)
+        }
         return decision
     }
 
@@ -112,12 +120,7 @@ public final class Intake: Sendable {
         } catch {
             resolution = .failure(error)
         }
-        let decision = policy.decide(address, resolution)
-        if case .accept(.local) = decision, let checks, let greylist,
-           let reply = checks.recipient(client: greylist.client, sender: greylist.sender, recipient: address.description) {
-            return .refuse(reply)
-        }
-        return decision
+        return greylisted(address, policy.decide(address, resolution), greylist)
     }
 
     // MARK: steps 2 to 5, the message

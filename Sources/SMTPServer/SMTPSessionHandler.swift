@@ -92,8 +92,14 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             write(machine.greeting, context: context)
             return flush(context: context)
         }
-        // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
         let address = connection.remoteAddress
+        if let exempt = inbound.exemptFacts(address) {
+            // This site's own programs: nothing to look up.
+            client = exempt
+            write(machine.greeting, context: context)
+            return flush(context: context)
+        }
+        // Reverse DNS and DNS lists are looked up before the greeting, so that MAIL FROM can be answered at once.
         runAsync(context: context, { await inbound.connect(address) }) { handler, result, context in
             guard case .success(let facts) = result else { return }
             handler.client = facts
@@ -159,7 +165,8 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
                     if service == .submission, account != nil, machine.state == .ready {
                         return checkSender(path, command: command, context: context)
                     }
-                    if service == .mx, let inbound = smtp.intake.checks, let client, machine.state == .ready, machine.heloName != nil {
+                    if service == .mx, let inbound = smtp.intake.checks, let client, !client.exempt, machine.state == .ready,
+                       machine.heloName != nil {
                         return checkClient(path, command: command, inbound: inbound, client: client, context: context)
                     }
                 }
@@ -404,7 +411,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             greylist = (client, txn.reversePath.address?.description ?? "")
         }
         // The common case: the directory cache answers at once, on the event loop.
-        if let decision = intake.cachedRecipient(address, isPostmaster: isPostmaster, policy: policy, greylisting: greylist != nil) {
+        if let decision = intake.cachedRecipient(address, isPostmaster: isPostmaster, policy: policy, greylist: greylist) {
             return recipientChecked(decision, address: address, context: context)
         }
         runAsync(context: context, { [greylist] in

@@ -121,6 +121,7 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
     private var closing = false
     private var draining = false
     private var timer: Scheduled<Void>?
+    private var lastActivity = NIODeadline.now()
 
     public init(connection: Connection, limiter: ConnectionLimiter, registry: ConnectionRegistry, farewells: Farewells) {
         self.connection = connection
@@ -160,7 +161,8 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard activated, !closing else { return }
-        rearm()
+        // A read only notes the time; the timer, when it fires, looks whether the client was silent long enough.
+        lastActivity = .now()
         context.fireChannelRead(data)
     }
 
@@ -173,16 +175,24 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
         if activated { context.fireChannelInactive() }
     }
 
-    /// Restarts the idle timer (each read, and when the protocol changes the limit).
+    /// Restarts the idle timer from now (at the start, and when the protocol changes the limit).
     func rearm() {
+        lastActivity = .now()
+        schedule(at: lastActivity + connection.idleTimeout)
+    }
+
+    private func schedule(at deadline: NIODeadline) {
         timer?.cancel()
         guard let context, activated, !closing else { return }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        timer = context.eventLoop.scheduleTask(in: connection.idleTimeout) { bound.value.timedOut() }
+        timer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.timedOut() }
     }
 
     private func timedOut() {
         guard let context, !closing else { return }
+        // The client spoke since the timer was set: wait for the rest of its time.
+        let due = lastActivity + connection.idleTimeout
+        if due > .now() { return schedule(at: due) }
         // A command still being answered is not the client's silence.
         if connection.busy { return rearm() }
         connection.logger.info("timeout")

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MailCore
 import MailDNS
+import MailMessage
 import MailStore
 import MailStoreSQLite
 import TernConfig
@@ -106,13 +107,14 @@ import Testing
             logger = l
         }
 
-        func intake(_ dns: ((inout StaticResolver) -> Void)? = nil) -> Intake {
+        func intake(greylisting: Bool = false, _ dns: ((inout StaticResolver) -> Void)? = nil) -> Intake {
             var checks: InboundChecks?
             if let dns {
                 var resolver = StaticResolver()
                 dns(&resolver)
                 var c = config
                 c.checks.spamFilter = false
+                c.checks.greylisting = greylisting
                 checks = InboundChecks(config: c, resolver: resolver, clock: ManualClock(PipelineTests.start))
             }
             return Intake(store: store, config: config, checks: checks, work: InlineWork(), logger: logger)
@@ -211,7 +213,7 @@ import Testing
         let bob = try EmailAddress.parse("bob@here.test")
         #expect(await intake.recipient(bob, isPostmaster: false, policy: policy) == .accept(.local([rig.bob])))
         // The cache may not answer while a quota is set: usage must be read.
-        #expect(intake.cachedRecipient(bob, isPostmaster: false, policy: policy, greylisting: false) == nil)
+        #expect(intake.cachedRecipient(bob, isPostmaster: false, policy: policy) == nil)
         let incoming = IncomingMessage(source: .mx, envelope: IntakeEnvelope(mailFrom: "s@remote.test", recipients: [.init(address: "bob@here.test")]),
                                        routes: [.local([rig.bob])], queueID: "F1", arrived: Self.start, received: nil, logger: rig.logger)
         guard case .committed = await rig.receive(intake, incoming, "Subject: big\r\n\r\n" + String(repeating: "x", count: 200) + "\r\n") else {
@@ -223,5 +225,47 @@ import Testing
         let outside = try EmailAddress.parse("postmaster@mx.here.test")
         guard case .refuse(let pm) = await intake.recipient(outside, isPostmaster: true, policy: policy) else { Issue.record("accepted"); return }
         #expect(pm.enhanced?.description == "5.1.1")
+    }
+
+    @Test func greylistingAppliesWhetherTheDirectoryCacheAnswersOrNot() async throws {
+        let rig = try await Rig()
+        defer { rig.stop() }
+        let intake = rig.intake(greylisting: true) { _ in }
+        let checks = try #require(intake.checks)
+        let client = await checks.connect("198.51.100.7")
+        let policy = intake.policy(for: .mx), alice = try EmailAddress.parse("alice@here.test")
+        let tuple = (client: client, sender: "a@remote.test")
+        // The first attempt of the triplet waits (the store is asked: the cache is empty).
+        #expect(intake.cachedRecipient(alice, isPostmaster: false, policy: policy, greylist: tuple) == nil)
+        guard case .refuse(let first) = await intake.recipient(alice, isPostmaster: false, policy: policy, greylist: tuple) else {
+            Issue.record("accepted"); return
+        }
+        #expect(first.code.rawValue == 451 && first.enhanced?.description == "4.7.1")
+        // Now the directory cache answers on the caller's thread, and the triplet still waits.
+        guard case .refuse(let cached)? = intake.cachedRecipient(alice, isPostmaster: false, policy: policy, greylist: tuple) else {
+            Issue.record("not refused from the cache"); return
+        }
+        #expect(cached.code.rawValue == 451)
+        // Without a greylist tuple (an exempt client, submission) the same address is accepted from the cache.
+        #expect(intake.cachedRecipient(alice, isPostmaster: false, policy: policy) == .accept(.local([rig.alice])))
+    }
+
+    @Test func theMessageIDIsFoundByTheHeaderScanAsByTheFieldParser() {
+        let heads = [
+            "Subject: x\r\nMessage-ID: <a.1@example.test>\r\n\r\nbody\r\n",
+            "message-id:<b@x>\r\nMessage-ID: <second@x>\r\n\r\n",
+            "Subject: folded\r\nMESSAGE-ID:\r\n <c.folded@example.test>\r\nTo: y\r\n\r\n",
+            "Subject: none\r\n\r\nMessage-ID: <in.the.body@x>\r\n",
+            "X-Message-ID: <not.this@x>\r\nSubject: y\r\n\r\n",
+            "Message-ID: <>\r\n\r\n",
+            "Message-ID: <no.body@x>",
+        ]
+        for text in heads {
+            let bytes = Array(text.utf8)
+            let parsed = DeliveryLogEvents.messageID(RawHeader.fields(bytes[..<RawHeader.end(bytes)]))
+            #expect(DeliveryLogEvents.messageID(head: bytes) == parsed, "\(text)")
+        }
+        #expect(DeliveryLogEvents.messageID(head: Array(heads[2].utf8)) == "c.folded@example.test")
+        #expect(DeliveryLogEvents.messageID(head: Array(heads[3].utf8)) == nil)
     }
 }
