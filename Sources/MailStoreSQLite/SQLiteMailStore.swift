@@ -10,8 +10,10 @@ import Synchronization
 /// One writer connection (SQLite allows one), many readers. Deliveries go through a group commit: those that
 /// arrive while a commit is running wait and share the next one, so many sessions pay for one fsync.
 public final class SQLiteMailStore: MailStore, Sendable {
-    /// Messages up to this size live inline in the database; larger ones are files.
-    public static let inlineLimit = 64 * 1024
+    /// Messages up to this size live inline in the database; larger ones are files. Most mail is below it, so most
+    /// deliveries cost one fsync (the WAL's, shared by a group commit) where a file would add its own and its
+    /// folder's; a receiving session holds at most this much in memory before it spills to a file.
+    public static let inlineLimit = 256 * 1024
     public var inlineLimit: Int { Self.inlineLimit }
 
     public let dataDirectory: URL
