@@ -49,6 +49,12 @@ int tern_dns_query(const char *name, int type, const char *const *servers, const
     return n;
 }
 
+int tern_dns_authentic(const unsigned char *answer, int length) {
+    ns_msg msg;
+    if (ns_initparse(answer, length, &msg) != 0) return -1;
+    return ns_msg_getflag(msg, ns_f_ad) ? 1 : 0;
+}
+
 int tern_dns_answer_count(const unsigned char *answer, int length) {
     ns_msg msg;
     if (ns_initparse(answer, length, &msg) != 0) return -1;

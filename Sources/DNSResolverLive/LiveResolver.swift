@@ -42,7 +42,7 @@ public final class LiveResolver: DNSResolver {
     }
 
     private enum CachedAnswer {
-        case records([Record])
+        case records([Record], authentic: Bool)
         case failure(DNSError)
     }
 
@@ -96,6 +96,19 @@ public final class LiveResolver: DNSResolver {
         try await lookup(name, .ns).map(\.text)
     }
 
+    public func isAuthentic(_ name: String, _ type: DNSRecordType) async -> Bool {
+        let lower = name.lowercased()
+        let key = CacheKey(name: lower.hasSuffix(".") ? String(lower.dropLast()) : lower, type: type)
+        if cache.withLock({ $0[key] }) == nil { _ = try? await lookup(name, type) }
+        guard let (answer, expires) = cache.withLock({ $0[key] }), expires > .now, case .records(_, let authentic) = answer else { return false }
+        return authentic
+    }
+
+    /// The AD bit of a DNS response (the header's flags), as glibc left it.
+    static func isAuthentic(answer: [UInt8]) -> Bool {
+        tern_dns_authentic(answer, Int32(answer.count)) == 1
+    }
+
     public func ptr(_ address: String) async throws(DNSError) -> [String] {
         guard let name = ReverseDNS.name(for: address) else { throw .permanent(address) }
         return try await lookup(name, .ptr).map(\.text)
@@ -106,21 +119,21 @@ public final class LiveResolver: DNSResolver {
         let key = CacheKey(name: name, type: type)
         if let (answer, expires) = cache.withLock({ $0[key] }), expires > .now {
             switch answer {
-            case .records(let r): return r
+            case .records(let r, _): return r
             case .failure(let e): throw e
             }
         }
         let (servers, timeout, attempts) = (self.nameservers, self.timeout, self.attempts)
-        let result: Result<[Record], DNSError>
+        let result: Result<(records: [Record], authentic: Bool), DNSError>
         do {
             result = try await pool.runIfActive { Self.query(name, type, servers: servers, timeout: timeout, attempts: attempts) }
         } catch {
             throw .temporary(name)
         }
         switch result {
-        case .success(let records):
+        case .success(let (records, authentic)):
             let ttl = min(max(records.map(\.ttl).min() ?? Self.negativeTTL, Self.minimumTTL), Self.maximumTTL)
-            remember(key, .records(records), ttl: ttl)
+            remember(key, .records(records, authentic: authentic), ttl: ttl)
             return records
         case .failure(let error):
             if !error.isTemporary { remember(key, .failure(error), ttl: Self.negativeTTL) }
@@ -137,7 +150,8 @@ public final class LiveResolver: DNSResolver {
 
     /// One blocking query and the parse of its answer section (records of the asked type only: a CNAME chain's
     /// intermediate records are skipped, its final records kept).
-    static func query(_ name: String, _ type: DNSRecordType, servers: [Nameserver], timeout: Int, attempts: Int) -> Result<[Record], DNSError> {
+    static func query(_ name: String, _ type: DNSRecordType, servers: [Nameserver], timeout: Int, attempts: Int)
+        -> Result<(records: [Record], authentic: Bool), DNSError> {
         var answer = [UInt8](repeating: 0, count: 65536)
         var status: Int32 = 0
         let used = Array(servers.prefix(3))
@@ -162,6 +176,7 @@ public final class LiveResolver: DNSResolver {
         }
         let count = tern_dns_answer_count(answer, length)
         guard count >= 0 else { return .failure(.permanent(name)) }
+        let authentic = isAuthentic(answer: Array(answer.prefix(Int(length))))
         var records: [Record] = []
         for i in 0..<count {
             var rrType: Int32 = 0, ttl: UInt32 = 0, offset: Int32 = 0, rdLength: Int32 = 0
@@ -203,7 +218,7 @@ public final class LiveResolver: DNSResolver {
             }
         }
         if records.isEmpty { return .failure(.noData(name)) }
-        return .success(records)
+        return .success((records, authentic))
     }
 
     static func expand(_ answer: [UInt8], _ length: Int32, _ offset: Int32) -> String? {

@@ -68,9 +68,17 @@ public protocol DNSResolver: Sendable {
     func ptr(_ address: String) async throws(DNSError) -> [String]
     /// The name servers of a zone (for `tern check domain`).
     func ns(_ name: String) async throws(DNSError) -> [String]
+    /// Whether DNSSEC validated the answer for `name` and `type` (RFC 4035 §3.2.3: the AD bit of a validating
+    /// resolver that /etc/resolv.conf trusts with `options trust-ad`, such as one on this host). DANE (RFC 7672 §2.2)
+    /// may act on TLSA records, and on the MX names that lead to them, only when this is true. Asked after the lookup
+    /// itself (a live resolver answers it from the same cached response); false when nothing is known.
+    func isAuthentic(_ name: String, _ type: DNSRecordType) async -> Bool
 }
 
 extension DNSResolver {
+    /// Resolvers that cannot tell (no validation on the path) never call an answer authentic.
+    public func isAuthentic(_ name: String, _ type: DNSRecordType) async -> Bool { false }
+
     /// Resolvers that have no NS data (the tests' fakes) answer "no records".
     public func ns(_ name: String) async throws(DNSError) -> [String] { throw .noData(name) }
 }

@@ -104,6 +104,8 @@ public struct StaticResolver: DNSResolver {
     public var ptr: [String: [String]] = [:]
     /// Names whose every lookup fails temporarily.
     public var failing: Set<String> = []
+    /// Names whose answers are DNSSEC-validated (all types); every other answer is not.
+    public var authentic: Set<String> = []
 
     public init() {}
 
@@ -120,4 +122,8 @@ public struct StaticResolver: DNSResolver {
     public func aaaa(_ name: String) async throws(DNSError) -> [String] { try lookup(aaaa, name) }
     public func txt(_ name: String) async throws(DNSError) -> [String] { try lookup(txt, name) }
     public func ptr(_ address: String) async throws(DNSError) -> [String] { try lookup(ptr, address) }
+    public func isAuthentic(_ name: String, _ type: DNSRecordType) async -> Bool {
+        let key = name.lowercased()
+        return authentic.contains(key) && !failing.contains(key)
+    }
 }

@@ -22,6 +22,10 @@ enum {
 int tern_dns_query(const char *name, int type, const char *const *servers, const int *ports, int server_count,
                    int timeout_seconds, int attempts, unsigned char *answer, int answer_size, int *status);
 
+/* 1 when the answer's AD bit is set (RFC 4035 §3.2.3: the resolver validated it with DNSSEC), 0 when not, -1 if the
+   message is malformed. glibc passes the bit on only from resolvers /etc/resolv.conf trusts (`options trust-ad`). */
+int tern_dns_authentic(const unsigned char *answer, int length);
+
 /* The number of records in the answer section, or -1 if the message is malformed. */
 int tern_dns_answer_count(const unsigned char *answer, int length);
 
