@@ -217,6 +217,16 @@ def test_bad_input(tern):
     assert cmd(b"a1 FROBNICATE").startswith(b"a1 BAD")
     assert cmd(b"a2 FETCH 1:x FLAGS").startswith(b"a2 BAD")
     assert cmd(b"a3 SELECT INBOX").startswith(b"a3 BAD")  # not logged in
+    # Before login a whole command is at most 8 KiB: a 20 KB line ends the session.
+    assert cmd(b"a4 SEARCH " + b"(" * 10000 + b"ALL" + b")" * 10000).startswith(b"* BYE")
+    sock = socket.create_connection(("127.0.0.1", tern.imap_port), timeout=10)
+    f = sock.makefile("rb")
+    f.readline()
+    assert cmd(b"l1 LOGIN " + ALICE.encode() + b" secret-password-1").startswith(b"l1 OK")
+    assert cmd(b"l2 SELECT INBOX").split(b"\r\n")[0]
+    while not f.readline().startswith(b"l2 OK"):
+        pass
+    # Logged in, the same line is read, and the nesting limit refuses it.
     assert cmd(b"a4 SEARCH " + b"(" * 10000 + b"ALL" + b")" * 10000).startswith(b"a4 BAD")
     sock.sendall(b"a5 LOGIN {100000000}\r\n")
     assert f.readline().startswith(b"a5 NO [TOOBIG]")

@@ -202,3 +202,36 @@ def test_sigterm_ends_sessions_between_commands_and_loses_nothing(make_tern):
     _, found = imap.search(None, "SUBJECT", '"at the last moment"')
     assert (len(found[0].split()) == 1) == last.startswith("250"), (last, found)
     imap.logout()
+
+
+def test_a_client_trickling_bytes_is_cut_off_by_the_record_deadline(make_tern):
+    tern = make_tern({"limits": {"command_timeout": "2s", "data_timeout": "2s"}})
+    for stage in ("command", "data"):
+        c = Line(tern.smtp_port)
+        assert c.line().startswith("220 ")
+        if stage == "data":
+            for cmd in ("HELO client.test", "MAIL FROM:<a@remote.test>", f"RCPT TO:<{ALICE}>", "DATA"):
+                c.send(cmd)
+                c.line()
+        # One octet every half second: each read would restart an idle timer, so only a deadline on the whole
+        # line (from its first octet) ends this.
+        start = time.time()
+        text = b"EHLO slow.client.test" if stage == "command" else b"Subject: trickled" + b"x" * 100
+        answer = None
+        for octet in text:
+            try:
+                c.sock.sendall(bytes([octet]))
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            c.sock.settimeout(0.5)
+            try:
+                chunk = c.sock.recv(4096)
+            except socket.timeout:
+                continue
+            c.buf += chunk
+            answer = c.buf.decode(errors="replace")
+            break
+        elapsed = time.time() - start
+        assert answer is not None and re.match(r"421 4\.4\.2 \S+ Error: timeout exceeded", answer), (stage, answer)
+        assert 1.5 < elapsed < 15, (stage, elapsed)
+        assert tern.messages(ALICE) == []

@@ -5,7 +5,9 @@ import NIOCore
 /// needs more bytes and never consumes a partial command.
 ///
 /// Limits: a line is at most `maxLine` octets; a literal at most `maxLiteral` octets, or `maxAppendLiteral` in an
-/// APPEND (a message). A synchronizing literal over the limit is refused before the client sends it; a
+/// APPEND (a message). Until the session is `authenticated`, a whole command, its lines and literals together, is at
+/// most `preAuthMaxCommand` octets (as Dovecot's login processes allow a few KB): nobody holds the server's memory
+/// before logging in. A synchronizing literal over the limit is refused before the client sends it; a
 /// non-synchronizing one (LITERAL+) over the limit cannot be refused in band, so the connection is dropped.
 public struct IMAPFramer: Sendable {
     public enum Event: Equatable, Sendable {
@@ -23,6 +25,14 @@ public struct IMAPFramer: Sendable {
     public let maxLiteral: Int
     public let maxAppendLiteral: Int
     public let maxCommand: Int
+    /// The session has logged in: the full limits apply (set by the connection after each command).
+    public var authenticated = false
+    /// Before login, the most a whole command may hold (LOGIN or AUTHENTICATE with their literals fit easily).
+    public static let preAuthMaxCommand = 8 * 1024
+    /// Records received whole so far: lines, and 64 KiB of a literal. The connection gives each record a deadline from
+    /// its first octet, so a client trickling bytes cannot hold it for ever.
+    public private(set) var records = 0
+    private var literalOctets = 0
     private var command: [UInt8] = []
     private var literalRemaining = 0
     /// After a fatal event the framer yields nothing more: the session ends.
@@ -52,22 +62,26 @@ public struct IMAPFramer: Sendable {
                 let n = min(literalRemaining, buffer.readableBytes)
                 command.append(contentsOf: buffer.readBytes(length: n)!)
                 literalRemaining -= n
+                records += (literalOctets + n) / 65536 - literalOctets / 65536
+                literalOctets += n
                 if literalRemaining > 0 { return nil }
                 continue
             }
             let view = buffer.readableBytesView
+            let lineLimit = authenticated ? maxLine : Self.preAuthMaxCommand - command.count
             guard let lf = view.firstIndex(of: UInt8(ascii: "\n")) else {
-                if view.count > maxLine { return .fatal("Line too long") }
+                if view.count > lineLimit { return .fatal("Line too long") }
                 return nil
             }
             let lineLength = lf - view.startIndex
-            if lineLength > maxLine { return .fatal("Line too long") }
+            if lineLength > lineLimit { return .fatal("Line too long") }
             var line = Array(view[view.startIndex..<lf])
             buffer.moveReaderIndex(to: lf + 1)
+            records += 1
             if line.last == UInt8(ascii: "\r") { line.removeLast() }
             if let (size, synchronizing) = Self.literalAnnouncement(line) {
-                let limit = isAppend(command + line) ? maxAppendLiteral : maxLiteral
-                if size > limit || command.count + line.count + size > maxCommand {
+                let limit = !authenticated ? Self.preAuthMaxCommand : isAppend(command + line) ? maxAppendLiteral : maxLiteral
+                if size > limit || command.count + line.count + size > (authenticated ? maxCommand : Self.preAuthMaxCommand) {
                     if synchronizing {
                         let tag = Self.tag(of: command.isEmpty ? line : command)
                         command = []

@@ -39,6 +39,16 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
 
     /// RFC 9051 §5.4: an autologout timer of at least 30 minutes; clients in IDLE re-issue it within 29.
     static let idleTimeout: TimeAmount = .minutes(30)
+    /// After login, a command line or 64 KiB of a literal within this long of its first octet.
+    static let recordDeadline: TimeAmount = .minutes(5)
+
+    /// Limits and timers follow the login: short and small before it.
+    private func loggedInChanged() {
+        let loggedIn = session.account != nil
+        framer.authenticated = loggedIn
+        connection.idleTimeout = loggedIn ? Self.idleTimeout : Self.preAuthTimeout
+        connection.recordDeadline = loggedIn ? Self.recordDeadline : Self.preAuthTimeout
+    }
     public static let preAuthTimeout: TimeAmount = .minutes(1)
 
     public init(server: ServerContext, caches: IMAPCaches, connection: Connection, wakeups: IMAPWakeups, isTLS: Bool) {
@@ -102,6 +112,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
             }
         }
         if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
+        connection.records = framer.records
         backpressure.update(busy: busy, buffered: inbound.readableBytes, channel: context.channel)
     }
 
@@ -151,6 +162,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         if case .idle = parsed.command { pendingIdleTag = parsed.tag }
         if let out = session.answerAtOnce(parsed) {
             context.send(out.bytes)
+            loggedInChanged()
             if out.close {
                 closed = true
                 context.close(promise: nil)
@@ -200,7 +212,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         }
         if let tag = out.saslContinuation { saslTag = tag }
         if out.idle { idleTag = pendingIdleTag }
-        connection.idleTimeout = session.account != nil ? Self.idleTimeout : Self.preAuthTimeout
+        loggedInChanged()
         registerWakeups(context: context)
         process(context: context)
         if wakePending && !busy { wake(context: context) }

@@ -75,6 +75,7 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
 
     private func process(context: ChannelHandlerContext) {
         while !busy && !closed, let event = framer.next(&inbound, from: &consumed) {
+            connection.records += 1
             switch event {
             case .tooLong:
                 closed = true
@@ -154,6 +155,8 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
         }
         if out.saslContinuation { saslPending = true }
         connection.idleTimeout = session.lockedAccount != nil ? Self.idleTimeout : Self.preAuthTimeout
+        // A command line within this long of its first octet, however slowly its octets come.
+        connection.recordDeadline = Self.preAuthTimeout
         process(context: context)
     }
 }

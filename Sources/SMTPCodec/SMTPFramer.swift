@@ -48,6 +48,10 @@ public struct SMTPFramer: Sendable {
 
     public private(set) var mode: Mode = .command
     public private(set) var dataProblems: DataProblems = []
+    /// Records received whole so far: command lines, lines of DATA content, 64 KiB of a BDAT chunk. The connection
+    /// gives each record a deadline from its first octet, so a client trickling bytes cannot hold it for ever.
+    public private(set) var records = 0
+    private var bdatOctets = 0
     public let maxCommandLine: Int
     public let maxTextLine: Int
     private var discardingLongLine = false
@@ -74,6 +78,15 @@ public struct SMTPFramer: Sendable {
     }
 
     public mutating func next(_ buffer: inout ByteBuffer) -> Event? {
+        let event = nextEvent(&buffer)
+        switch event {
+        case .line, .lineTooLong, .dataEnd, .bdatEnd: records += 1
+        default: break
+        }
+        return event
+    }
+
+    private mutating func nextEvent(_ buffer: inout ByteBuffer) -> Event? {
         if pendingEnd { pendingEnd = false; return .dataEnd }
         switch mode {
         case .command:
@@ -87,6 +100,8 @@ public struct SMTPFramer: Sendable {
             let n = min(remaining, buffer.readableBytes)
             let chunk = buffer.readSlice(length: n)!
             mode = .bdat(remaining: remaining - n)
+            records += (bdatOctets + n) / 65536 - bdatOctets / 65536
+            bdatOctets += n
             return .bdatChunk(chunk)
         case .data:
             return nextData(&buffer)
@@ -135,6 +150,8 @@ public struct SMTPFramer: Sendable {
             var state = dataState
             var problems = dataProblems
             var length = lineLength
+            var lines = 0
+            defer { records += lines }
             let maxLine = maxTextLine
             var i = 0
             var runStart = 0 // start of a run of bytes copied verbatim
@@ -205,6 +222,7 @@ public struct SMTPFramer: Sendable {
                 case .sawCR:
                     if c == lf {
                         state = .lineStart
+                        lines += 1
                         i += 1
                     } else {
                         problems.insert(.bareCR)

@@ -148,7 +148,11 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         flush(context: context)
         // RFC 5321 §4.5.3.2: a command may take 5 minutes to come, a piece of content 3 (both configurable).
         let limits = server.config.limits
-        connection.idleTimeout = (framer.mode == .command ? limits.commandTimeout : limits.dataTimeout).timeAmount
+        let timeout = (framer.mode == .command ? limits.commandTimeout : limits.dataTimeout).timeAmount
+        connection.idleTimeout = timeout
+        // Each command line and each line of content within that time too, however slowly its octets come.
+        connection.recordDeadline = timeout
+        connection.records = framer.records
     }
 
     private func handle(_ event: SMTPFramer.Event, context: ChannelHandlerContext) {

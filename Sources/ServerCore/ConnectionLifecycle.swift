@@ -42,14 +42,23 @@ public final class Connection {
     public var idleTimeout: TimeAmount {
         didSet { if idleTimeout != oldValue { lifecycle?.rearm() } }
     }
+    /// How long one record (a command line, a line of message content, 64 KiB of a literal) may take to arrive from its
+    /// first octet, as Postfix's `smtpd_per_record_deadline`: a client trickling a byte every few seconds keeps the
+    /// idle timer from firing but not this one. The protocol counts records (its framer's `records`).
+    public var recordDeadline: TimeAmount
+    /// Records the protocol has received whole; a change ends the current record's deadline.
+    public var records = 0 {
+        didSet { if records != oldValue { lifecycle?.recordCompleted() } }
+    }
     weak var lifecycle: ConnectionLifecycleHandler?
 
-    public init(logger: Logger, protocolName: String, idleTimeout: TimeAmount) {
+    public init(logger: Logger, protocolName: String, idleTimeout: TimeAmount, recordDeadline: TimeAmount? = nil) {
         var logger = logger
         logger[metadataKey: "conn"] = .string(id)
         logger[metadataKey: "proto"] = .string(protocolName)
         self.logger = logger
         self.idleTimeout = idleTimeout
+        self.recordDeadline = recordDeadline ?? idleTimeout
     }
 
     /// Puts transport handlers (TLS after STARTTLS, DEFLATE after COMPRESS) under the protocol and its lifecycle,
@@ -121,7 +130,10 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
     private var closing = false
     private var draining = false
     private var timer: Scheduled<Void>?
+    private var timerDeadline: NIODeadline?
     private var lastActivity = NIODeadline.now()
+    /// When the first octet of the record being received came; nil between records.
+    private var recordStart: NIODeadline?
 
     public init(connection: Connection, limiter: ConnectionLimiter, registry: ConnectionRegistry, farewells: Farewells) {
         self.connection = connection
@@ -163,6 +175,13 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
         guard activated, !closing else { return }
         // A read only notes the time; the timer, when it fires, looks whether the client was silent long enough.
         lastActivity = .now()
+        if recordStart == nil {
+            // The first octet of a record: its deadline may come before the idle timer.
+            recordStart = lastActivity
+            if let timerDeadline, lastActivity + connection.recordDeadline < timerDeadline {
+                schedule(at: lastActivity + connection.recordDeadline)
+            }
+        }
         context.fireChannelRead(data)
     }
 
@@ -185,13 +204,22 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
         timer?.cancel()
         guard let context, activated, !closing else { return }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timerDeadline = deadline
         timer = context.eventLoop.scheduleTask(deadline: deadline) { bound.value.timedOut() }
+    }
+
+    /// A whole record arrived: the next one's deadline starts with its first octet. (Octets of it that came with the
+    /// end of this one start it at the next read: a little lenient, never unbounded.)
+    func recordCompleted() {
+        recordStart = nil
     }
 
     private func timedOut() {
         guard let context, !closing else { return }
-        // The client spoke since the timer was set: wait for the rest of its time.
-        let due = lastActivity + connection.idleTimeout
+        timerDeadline = nil
+        // The client spoke since the timer was set, and no record is overdue: wait for the rest of its time.
+        var due = lastActivity + connection.idleTimeout
+        if let recordStart, !connection.busy { due = min(due, recordStart + connection.recordDeadline) }
         if due > .now() { return schedule(at: due) }
         // A command still being answered is not the client's silence.
         if connection.busy { return rearm() }
@@ -206,6 +234,8 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
     }
 
     func becameIdle() {
+        // A record the client pipelined while the command ran gets its full time from now.
+        if recordStart != nil { recordStart = .now() }
         guard draining, let context else { return }
         // After the protocol has written the answer it is finishing (it clears `busy` first).
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)

@@ -288,11 +288,45 @@ import Testing
     }
 
     @Test func limits() {
-        let small = IMAPFramer(maxLine: 100, maxLiteral: 10, maxAppendLiteral: 1000)
+        var small = IMAPFramer(maxLine: 100, maxLiteral: 10, maxAppendLiteral: 1000)
+        small.authenticated = true
         #expect(run("a LOGIN {50}\r\n", step: 100, framer: small) == [.literalTooLarge(tag: "a", size: 50)])
         #expect(run("a APPEND INBOX {50}\r\n", step: 100, framer: small) == [.continuationNeeded])
         #expect(run("a APPEND INBOX {5000}\r\n", step: 100, framer: small) == [.literalTooLarge(tag: "a", size: 5000)])
         #expect(run("a LOGIN {50+}\r\n", step: 100, framer: small) == [.fatal("Literal of 50 octets exceeds the limit")])
         #expect(run(String(repeating: "x", count: 200), step: 50, framer: small) == [.fatal("Line too long")])
+    }
+
+    /// Before login a whole command is at most a few KB: literals, APPEND's included, and lines (RFC 9051 leaves the
+    /// bound to the server; Dovecot's login processes keep 4 KB).
+    @Test func beforeLoginACommandIsSmall() {
+        let framer = IMAPFramer()   // not authenticated: a session starts so
+        #expect(run("a LOGIN {5}\r\nalice {8}\r\npassword\r\n", step: 7, framer: framer)
+                == [.continuationNeeded, .continuationNeeded, .command(Array("a LOGIN {5}\r\nalice {8}\r\npassword".utf8))])
+        #expect(run("a APPEND INBOX {65000}\r\n", step: 100, framer: framer) == [.literalTooLarge(tag: "a", size: 65000)])
+        #expect(run("a LOGIN {65000+}\r\n", step: 100, framer: framer) == [.fatal("Literal of 65000 octets exceeds the limit")])
+        // Literals that are small one by one may not add up past the bound either.
+        let chunk = String(repeating: "x", count: 3000)
+        let pieces = "a LOGIN {3000+}\r\n\(chunk) {3000+}\r\n\(chunk) {3000+}\r\n"
+        #expect(run(pieces, step: 512, framer: framer) == [.fatal("Literal of 3000 octets exceeds the limit")])
+        #expect(run(String(repeating: "x", count: IMAPFramer.preAuthMaxCommand + 1), step: 1000, framer: framer) == [.fatal("Line too long")])
+        // Once logged in, the same APPEND is announced and waited for.
+        var authenticated = IMAPFramer()
+        authenticated.authenticated = true
+        #expect(run("a APPEND INBOX {65000}\r\n", step: 100, framer: authenticated) == [.continuationNeeded])
+    }
+
+    /// Records, on which the connection's per-record deadline rests: lines, and 64 KiB of a literal.
+    @Test func recordsAreLinesAndPiecesOfLiterals() {
+        var f = IMAPFramer()
+        f.authenticated = true
+        var buffer = ByteBuffer()
+        buffer.writeString("a NOOP\r\nb APPEND INBOX {200000+}\r\n")
+        buffer.writeBytes([UInt8](repeating: 0x41, count: 200_000))
+        buffer.writeString("\r\n")
+        var events: [IMAPFramer.Event] = []
+        while let e = f.next(&buffer) { events.append(e) }
+        #expect(events.count == 2)
+        #expect(f.records == 2 + 3 + 1)   // two lines, three full 64 KiB of the literal, the line after it
     }
 }

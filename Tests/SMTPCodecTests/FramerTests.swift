@@ -121,3 +121,31 @@ func frame(_ input: [UInt8], step: Int, startInData: Bool = true, maxLine: Int =
         #expect(b.readableBytes == 4)
     }
 }
+
+/// The records the framer counts, on which the connection's per-record deadline rests: whole command lines, whole
+/// lines of content, 64 KiB of a BDAT chunk; never a part of one, whatever pieces the bytes come in.
+@Suite struct FramerRecordTests {
+    @Test(arguments: [1, 7, 4096])
+    func wholeLinesAndChunksAreCounted(step: Int) {
+        var f = SMTPFramer()
+        var buffer = ByteBuffer()
+        func feed(_ bytes: [UInt8]) -> Int {
+            var i = 0
+            while i < bytes.count {
+                buffer.writeBytes(bytes[i..<min(i + step, bytes.count)])
+                i += step
+                while let event = f.next(&buffer) {
+                    if case .line(let l) = event, l == Array("DATA".utf8) { f.startData() }
+                    if case .line(let l) = event, l.starts(with: Array("BDAT".utf8)) { f.startBDAT(size: 200_000) }
+                }
+            }
+            return f.records
+        }
+        #expect(feed(Array("EHLO client.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n".utf8)) == 4)
+        #expect(feed(Array("Subject: x\r\n\r\nline 1\r\n".utf8)) == 7)
+        #expect(feed(Array("part of a line".utf8)) == 7)
+        #expect(feed(Array(" ends here\r\n.\r\n".utf8)) == 9)   // the line, then the final dot
+        #expect(feed(Array("BDAT 200000 LAST\r\n".utf8)) == 10)
+        #expect(feed([UInt8](repeating: 0x41, count: 200_000)) == 10 + 3 + 1)   // three full 64 KiB, then the chunk's end
+    }
+}

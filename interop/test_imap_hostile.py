@@ -1,0 +1,72 @@
+"""IMAP under hostile input before login: nobody holds the server's memory without an account."""
+import imaplib
+import socket
+import time
+
+from conftest import ALICE
+
+PASSWORD = "secret-password-1"
+
+
+def rss_kb(pid):
+    return int([l for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS")][0].split()[1])
+
+
+def read_until_closed(sock, timeout=10):
+    """Everything the server sends until it closes the connection (or `timeout` passes)."""
+    sock.settimeout(timeout)
+    data = b""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            break
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def test_unauthenticated_literals_are_bounded(tern):
+    before = rss_kb(tern.proc.pid)
+    # Five connections each announce literal after literal (LITERAL+, so nothing waits for a go-ahead), as an attacker
+    # building one huge LOGIN would: each is cut off after a few KB, with BYE.
+    socks = []
+    for _ in range(5):
+        s = socket.create_connection(("127.0.0.1", tern.imap_port), 10)
+        assert s.recv(4096).startswith(b"* OK")
+        socks.append(s)
+    piece = b"x" * 4000
+    for s in socks:
+        try:
+            s.sendall(b"a LOGIN {4000+}\r\n" + piece)
+            for _ in range(200):   # 800 KB more per connection if the server took it
+                s.sendall(b" {4000+}\r\n" + piece)
+        except (BrokenPipeError, ConnectionResetError):
+            pass   # the server already hung up
+    for s in socks:
+        answer = read_until_closed(s)
+        assert b"* BYE" in answer, answer[:200]
+        s.close()
+    grown = rss_kb(tern.proc.pid) - before
+    assert grown < 20_000, f"memory grew by {grown} kB for 5 unauthenticated connections"
+
+    # A synchronizing literal too big before login is refused before it is sent; the session goes on.
+    s = socket.create_connection(("127.0.0.1", tern.imap_port), 10)
+    s.recv(4096)
+    s.sendall(b"a APPEND INBOX {65000}\r\n")
+    s.settimeout(10)
+    line = s.recv(4096)
+    assert line.startswith(b"a NO [TOOBIG]"), line
+    s.sendall(b"b NOOP\r\n")
+    assert s.recv(4096).startswith(b"b OK"), "the session goes on after the refusal"
+    s.close()
+
+    # After login the same APPEND is taken: the bound is for strangers only.
+    imap = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    imap.login(ALICE, PASSWORD)
+    message = b"Subject: big\r\n\r\n" + (b"y" * 78 + b"\r\n") * 1000
+    typ, _ = imap.append("INBOX", None, None, message)
+    assert typ == "OK"
+    imap.logout()
