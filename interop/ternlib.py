@@ -38,10 +38,13 @@ class Tern:
         self.stderr_path = self.dir / "stderr.log"
 
     def write_config(self):
-        lines = [f'hostname = "{self.hostname}"', 'data = "data"', "", "[listen]"]
+        lines = [f'hostname = "{self.hostname}"', 'data = "data"']
+        # Top-level keys (settings under ""), before any table.
+        lines += [f'{k} = "{v}"' for k, v in self.settings.get("", {}).items()]
+        lines += ["", "[listen]"]
         lines += [f'{s} = ["{a}"]' for s, a in self.listen.items()]
         for table, values in self.settings.items():
-            if not values:
+            if not values or table == "":
                 continue
             lines.append(f"[{table}]")
             for k, v in values.items():

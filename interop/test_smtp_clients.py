@@ -185,3 +185,23 @@ def test_internationalised_domain_in_both_forms(tern):
                           mail_options=["SMTPUTF8"]) == {}
     stored = tern.messages("info@xn--mller-kva.test")
     assert [b"a-label" in stored[0], b"u-label" in stored[1]] == [True, True]
+
+
+def test_postmaster_is_always_taken(make_tern):
+    """RFC 5321 §4.5.1: <Postmaster> and postmaster@ every served domain take mail, with no account of that name: the
+    domain's oldest account gets it (alice, made first), or the config's `postmaster`."""
+    tern = make_tern()
+    with smtplib.SMTP("127.0.0.1", tern.smtp_port) as s:
+        s.ehlo("client.test")
+        s.mail("someone@remote.test")
+        assert s.rcpt("<Postmaster>")[0] == 250
+        assert s.rcpt("PostMaster@example.test")[0] == 250
+        assert s.rcpt("webmaster@example.test")[0] == 550     # other unknown names are still refused
+        assert s.data(b"Subject: for the postmaster\r\n\r\nhello\r\n")[0] == 250
+    assert [m for m in tern.messages(ALICE) if b"for the postmaster" in m], "alice, the oldest account, gets it"
+    assert not [m for m in tern.messages(BOB) if b"for the postmaster" in m]
+
+    other = make_tern({"": {"postmaster": BOB}}, name="configured")
+    with smtplib.SMTP("127.0.0.1", other.smtp_port) as s:
+        s.sendmail("someone@remote.test", ["postmaster@example.test"], b"Subject: to the configured one\r\n\r\nhi\r\n")
+    assert [m for m in other.messages(BOB) if b"to the configured one" in m]

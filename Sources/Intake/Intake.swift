@@ -4,6 +4,7 @@ import Logging
 import MailCore
 import MailMessage
 import MailStore
+import Synchronization
 import TernConfig
 
 /// The SMTP client a message came from, as the port-25 checks and the mail tester need it.
@@ -66,6 +67,8 @@ public final class Intake: Sendable {
     /// The mail tester (check@ at every local domain), answered when `checks` is set.
     public let tester: MailTester
     public let work: any BlockingWork
+    /// Each domain's postmaster fallback, with when it was looked up.
+    private let postmasters = Mutex<[String: (AccountID?, Date)]>([:])
 
     public init(store: any MailStore, config: TernConfiguration, checks: InboundChecks?, work: any BlockingWork, logger: Logger) {
         self.store = store
@@ -88,7 +91,8 @@ public final class Intake: Sendable {
     public func cachedRecipient(_ address: EmailAddress, isPostmaster: Bool, policy: RecipientPolicy,
                                 greylist: (client: ClientFacts, sender: String)? = nil) -> RecipientDecision? {
         guard config.limits.quota == 0, let cached = store.cachedResolution(address),
-              !(isPostmaster && cached == .notOurDomain) else { return nil }
+              !(isPostmaster && cached == .notOurDomain),
+              !(cached == .unknownUser && address.localPart.lowercased() == "postmaster") else { return nil }
         return greylisted(address, policy.decide(address, .success(cached)), greylist)
     }
 
@@ -103,16 +107,22 @@ public final class Intake: Sendable {
 
     /// Resolves one recipient: the directory (aliases, catch-all, sub-addressing), `<Postmaster>` without a domain,
     /// the quota, then greylisting for port 25 (`client` with the sender).
-    public func recipient(_ address: EmailAddress, isPostmaster: Bool, policy: RecipientPolicy,
+    public func recipient(_ given: EmailAddress, isPostmaster: Bool, policy: RecipientPolicy,
                           greylist: (client: ClientFacts, sender: String)? = nil) async -> RecipientDecision {
+        // "Postmaster" in any case is the postmaster (RFC 5321 §4.5.1), whatever case the directory keeps.
+        let address = given.localPart.lowercased() == "postmaster" ? EmailAddress(localPart: "postmaster", domain: given.domain) : given
         let store = self.store, quota = Int64(config.limits.quota)
         let resolution: Result<RecipientResolution, Error>
         do {
             var r = try await store.resolve(address)
+            var domain = address.domain
             // <Postmaster> without a domain (RFC 5321 §4.5.1): the postmaster of the first domain served here.
             if isPostmaster, r == .notOurDomain, let first = try await store.domains().first {
+                domain = first.name
                 r = try await store.resolve(EmailAddress(localPart: "postmaster", domain: first.name))
             }
+            // RFC 5321 §4.5.1: postmaster@ every served domain takes mail, with or without an account of that name.
+            if r == .unknownUser, address.localPart.lowercased() == "postmaster" { r = try await postmaster(of: domain) }
             if quota > 0, case .local(let accounts) = r {
                 for account in accounts where try await store.usage(account: account) >= quota { throw MailboxFull() }
             }
@@ -121,6 +131,22 @@ public final class Intake: Sendable {
             resolution = .failure(error)
         }
         return greylisted(address, policy.decide(address, resolution), greylist)
+    }
+
+    /// Where postmaster@`domain` goes when the domain has no account or alias of that name: the config's
+    /// `postmaster`, or else the domain's oldest account (remembered for a minute: the lookup lists the accounts).
+    private func postmaster(of domain: String) async throws -> RecipientResolution {
+        if let configured = config.postmaster, case .local(let accounts) = try await store.resolve(configured) { return .local(accounts) }
+        let now = store.clock.now
+        if let (account, at) = postmasters.withLock({ $0[domain.lowercased()] }), now.timeIntervalSince(at) < 60 {
+            return account.map { .local([$0]) } ?? .unknownUser
+        }
+        let oldest = try await store.accounts(domain: domain).min { ($0.created, $0.id) < ($1.created, $1.id) }?.id
+        postmasters.withLock { table in
+            if table.count > 10_000 { table.removeAll() }
+            table[domain.lowercased()] = (oldest, now)
+        }
+        return oldest.map { .local([$0]) } ?? .unknownUser
     }
 
     // MARK: steps 2 to 5, the message

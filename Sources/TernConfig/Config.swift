@@ -47,6 +47,9 @@ public struct TernConfiguration: Sendable {
     public var tester = Tester()
     /// Clients that may relay through port 25 without AUTH (Postfix's mynetworks); their mail is treated as submitted.
     public var relayNetworks: [String] = []
+    /// Where mail for postmaster@ a served domain goes when the domain has no account or alias of that name (RFC 5321
+    /// §4.5.1 requires it to be taken); nil: the domain's oldest account.
+    public var postmaster: EmailAddress?
     /// Load balancers in front of Tern that send the PROXY protocol header (HAProxy's v1 or v2).
     public var proxy = Proxy()
     /// At SIGTERM: how long open sessions may take to finish the command they are in before they are closed.

@@ -25,6 +25,8 @@ public enum ConfigSchema {
               doc: "The server's own host name: greeting, Received headers, HELO when sending. Should have an A/AAAA record and match the PTR of the server's address."),
         Field(path: "data", kind: .path, defaultValue: "\"tern-data\"",
               doc: "Folder for the database, message files, TLS material and the queue. Relative paths are taken from the config file's folder."),
+        Field(path: "postmaster", kind: .string, defaultValue: "\"\"",
+              doc: "A local address that receives mail for postmaster@ every served domain that has no account or alias of that name, and for the bare <Postmaster> (RFC 5321 §4.5.1 requires that mail be taken). Empty: the domain's oldest account."),
         Field(path: "listen.smtp", kind: .listenList, defaultValue: "[\"127.0.0.1:2525\"]",
               doc: "Incoming mail from other servers (MTA). In production: [\"0.0.0.0:25\", \"[::]:25\"]."),
         Field(path: "listen.submission", kind: .listenList, defaultValue: "[\"127.0.0.1:1587\"]",
@@ -319,12 +321,18 @@ public enum ConfigSchema {
         if !testerAddress.isEmpty && (try? EmailAddress.parse("\(testerAddress)@example.com")) == nil {
             fail("tester.address", "\"\(testerAddress)\" is not a local part")
         }
+        let postmasterText = string("postmaster")
+        var postmaster: EmailAddress?
+        if !postmasterText.isEmpty {
+            if let a = try? EmailAddress.parse(postmasterText) { postmaster = a } else { fail("postmaster", "\"\(postmasterText)\" is not an address") }
+        }
         let data = overrideData ?? path("data") ?? baseDirectory.appendingPathComponent("tern-data")
         if !issues.isEmpty { throw ConfigErrors(issues: issues) }
         var configuration = TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
                                               tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
         configuration.checks = checks
         configuration.relayNetworks = relayNetworks
+        configuration.postmaster = postmaster
         configuration.proxy = TernConfiguration.Proxy(services: Set(proxyServices), trustedNetworks: proxyNetworks)
         configuration.shutdownGrace = duration("limits.shutdown_grace")
         let retention = duration("log.delivery_retention")

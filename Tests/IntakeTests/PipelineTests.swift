@@ -221,10 +221,6 @@ import Testing
         }
         guard case .refuse(let reply) = await intake.recipient(bob, isPostmaster: false, policy: policy) else { Issue.record("accepted"); return }
         #expect(reply.code.rawValue == 452 && reply.enhanced?.description == "4.2.2")
-        // <Postmaster> at a domain not served here reaches the first domain's postmaster (here: unknown, so refused for good).
-        let outside = try EmailAddress.parse("postmaster@mx.here.test")
-        guard case .refuse(let pm) = await intake.recipient(outside, isPostmaster: true, policy: policy) else { Issue.record("accepted"); return }
-        #expect(pm.enhanced?.description == "5.1.1")
     }
 
     @Test func greylistingAppliesWhetherTheDirectoryCacheAnswersOrNot() async throws {
@@ -267,5 +263,32 @@ import Testing
         }
         #expect(DeliveryLogEvents.messageID(head: Array(heads[2].utf8)) == "c.folded@example.test")
         #expect(DeliveryLogEvents.messageID(head: Array(heads[3].utf8)) == nil)
+    }
+
+    @Test func postmasterIsAlwaysTaken() async throws {
+        let rig = try await Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        let policy = intake.policy(for: .mx)
+        // No account or alias of that name: the domain's oldest account (alice), in any case of the name, and the
+        // bare <Postmaster> (which the state machine names at the server's host name, not a served domain).
+        for text in ["postmaster@here.test", "PostMaster@HERE.test"] {
+            #expect(await intake.recipient(try EmailAddress.parse(text), isPostmaster: false, policy: policy) == .accept(.local([rig.alice])))
+        }
+        #expect(await intake.recipient(try EmailAddress.parse("postmaster@mx.here.test"), isPostmaster: true, policy: policy)
+                == .accept(.local([rig.alice])))
+        // Other unknown names are still refused.
+        guard case .refuse = await intake.recipient(try EmailAddress.parse("webmaster@here.test"), isPostmaster: false, policy: policy) else {
+            Issue.record("accepted"); return
+        }
+        // The config's `postmaster` when set; an alias of that name before either.
+        var config = rig.config
+        config.postmaster = try EmailAddress.parse("bob@here.test")
+        let configured = Intake(store: rig.store, config: config, checks: nil, work: InlineWork(), logger: rig.logger)
+        #expect(await configured.recipient(try EmailAddress.parse("postmaster@here.test"), isPostmaster: false, policy: policy)
+                == .accept(.local([rig.bob])))
+        try await rig.store.addAlias("postmaster@here.test", targets: [try EmailAddress.parse("alice@here.test")])
+        #expect(await configured.recipient(try EmailAddress.parse("POSTMASTER@here.test"), isPostmaster: false, policy: policy)
+                == .accept(.local([rig.alice])))
     }
 }

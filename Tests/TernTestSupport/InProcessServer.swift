@@ -23,6 +23,9 @@ public final class InProcessServer {
     public private(set) var listeners: [TernServer.Listener] = []
 
     /// The port a service listens on (0 when it does not).
+    /// The server's open connections, for draining.
+    public var connections: ConnectionRegistry { server.listeners.registry }
+
     public func port(of service: TernConfiguration.Service) -> Int {
         listeners.first { $0.service == service }?.address.port ?? 0
     }
