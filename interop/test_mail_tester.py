@@ -116,11 +116,16 @@ def test_report_matches_pyspf_and_dkimpy(setup):
     good = sign(message("all good"), private)
     code, text = send(t, GOOD_IP, good)
     assert code == 250 and "report sent to <alice@good.test>" in text, (code, text)
-    # Unauthorized address and a body changed after signing: SPF and DKIM fail, so DMARC fails; p=reject would refuse
-    # this message, but the tester reports on it instead.
-    bad = sign(message("all bad"), private).replace(b"is my mail", b"is our mail")
+    # Unauthorized address but a good signature: SPF fails, DKIM passes (so the sender is shown to be good.test's and
+    # gets the report).
+    bad = sign(message("spf fails"), private)
     code, text = send(t, OTHER_IP, bad)
     assert code == 250 and "report sent" in text, (code, text)
+    # Unauthorized address and a body changed after signing: nothing shows the sender is who it says, so no report goes
+    # to it (a forged sender must not get signed mail from us), and nothing else is stored.
+    forged = sign(message("all bad"), private).replace(b"is my mail", b"is our mail")
+    code, text = send(t, OTHER_IP, forged)
+    assert code == 250 and "no report sent (sender not verified: neither SPF nor DKIM passes for good.test)" in text, (code, text)
     # Unsigned from the authorized address: SPF carries DMARC.
     plain = message("unsigned")
     assert send(t, GOOD_IP, plain)[0] == 250
@@ -128,7 +133,7 @@ def test_report_matches_pyspf_and_dkimpy(setup):
     got = reports(t)
     assert len(got) == 3
     expected = [reference(good, GOOD_IP, resolver), reference(bad, OTHER_IP, resolver), reference(plain, GOOD_IP, resolver)]
-    assert expected[0] == ("pass", "pass", "pass") and expected[1] == ("fail", "fail", "fail"), expected
+    assert expected[0] == ("pass", "pass", "pass") and expected[1] == ("fail", "pass", "pass"), expected
     for report, want in zip(got, expected):
         assert report["From"].addresses[0].addr_spec == TESTER and report["Auto-Submitted"] == "auto-replied"
         body = report.get_body(("plain",)).get_content()
@@ -153,7 +158,9 @@ def test_report_matches_pyspf_and_dkimpy(setup):
     assert "mail tester report on" in out and "stored     <alice@good.test> in INBOX" in out, out
 
     body = got[1].get_body(("plain",)).get_content()
-    assert "SPF fails" in body and "DMARC fails" in body and "what to fix first" in body, body
+    assert "SPF fails" in body and "what to fix first" in body, body
+    # The report's Subject carries no text of the tested message.
+    assert all(re.fullmatch(r"Mail check: [\d.]+/10", r["Subject"]) for r in got), [r["Subject"] for r in got]
 
 
 def test_no_report_for_automatic_mail_or_past_the_limit(setup):

@@ -285,7 +285,8 @@ public final class Intake: Sendable {
             } + bytes
         }
         let testerAddress = zip(m.envelope.recipients, m.routes).first { $0.1.isTester }!.0.address
-        return try await tester.respond(to: bytes, testerAddress: testerAddress, mailFrom: mailFrom, client: m.client?.address ?? "",
+        return try await tester.respond(to: bytes, testerAddress: testerAddress, mailFrom: mailFrom, senderVerified: m.source != .mx,
+                                        client: m.client?.address ?? "",
                                         helo: m.client?.helo ?? "", queueID: id, received: m.received, inbound: checks,
                                         store: store, keys: keys, logger: logger)
     }

@@ -55,8 +55,11 @@ public final class MailTester: Sendable {
     /// Answers one message to the tester (`bytes` as it arrived, trace fields included): the report goes to the sender,
     /// committed with the delivery-log lines (`received`: the message's own "received" line; nil: no log). Returns the
     /// text for the reply to DATA.
-    func respond(to bytes: [UInt8], testerAddress: String, mailFrom: String, client: String, helo: String, queueID id: String,
-                 received: String?, inbound: InboundChecks, store: any MailStore, keys: [String: [DKIMKey]],
+    /// `senderVerified`: the sender is known (authenticated submission, a relay network, a program on this host);
+    /// otherwise a report goes out only when SPF or DKIM passes for the sender's domain, so that a forged sender
+    /// cannot turn the tester into a reflector of signed mail.
+    func respond(to bytes: [UInt8], testerAddress: String, mailFrom: String, senderVerified: Bool, client: String, helo: String,
+                 queueID id: String, received: String?, inbound: InboundChecks, store: any MailStore, keys: [String: [DKIMKey]],
                  logger: Logger) async throws -> String {
         let fields = RawHeader.fields(bytes[..<RawHeader.end(bytes)])
         let now = inbound.clock.now
@@ -73,6 +76,14 @@ public final class MailTester: Sendable {
             return "checked; no report sent (\(why))"
         }
         let checks = await inbound.evaluate(message: bytes, clientAddress: client, helo: helo, mailFrom: mailFrom, store: store)
+        if !senderVerified, let why = Self.unverified(checks, mailFrom: mailFrom) {
+            logger.notice("mail tester: no report", metadata: ["msg": "\(id)", "from": "\(mailFrom)", "why": "\(why)"])
+            if received != nil {
+                log.append(DeliveryEvent(at: now, queueID: id, kind: .tested, detail: "for <\(testerAddress)>: no report sent (\(why))"))
+                try await store.log(log)
+            }
+            return "checked; no report sent (\(why))"
+        }
         let report = MessageReport(checks: checks, message: bytes)
         let score = String(format: "%.1f", report.score)
         var delivery = await SenderNotice.delivery(
@@ -83,6 +94,18 @@ public final class MailTester: Sendable {
         _ = try await store.deliver(delivery)
         logger.info("mail tester: report sent", metadata: ["msg": "\(id)", "to": "\(mailFrom)", "queue": "\(delivery.queueID)", "score": "\(score)"])
         return "checked; report sent to <\(mailFrom)> as \(delivery.queueID)"
+    }
+
+    /// Why the sender's address is not shown to be the sender's own (nil when SPF passes for it, or a DKIM signature
+    /// of its domain or a parent domain passes).
+    static func unverified(_ checks: CheckReport, mailFrom: String) -> String? {
+        let domain = mailFrom.split(separator: "@").last.map { $0.lowercased() } ?? ""
+        if checks.spf?.result == .pass { return nil }
+        let signed = checks.dkim.contains { o in
+            let d = o.domain.lowercased()
+            return o.result == .pass && !d.isEmpty && (domain == d || domain.hasSuffix("." + d))
+        }
+        return signed ? nil : "sender not verified: neither SPF nor DKIM passes for \(domain)"
     }
 
     /// The reply: the report as text, then the header of what arrived (text/rfc822-headers, RFC 6522), DKIM-signed
