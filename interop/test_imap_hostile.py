@@ -70,3 +70,28 @@ def test_unauthenticated_literals_are_bounded(tern):
     typ, _ = imap.append("INBOX", None, None, message)
     assert typ == "OK"
     imap.logout()
+
+
+def test_a_flood_of_idle_strangers_does_not_lock_out_users(make_tern):
+    """20 connections from 20 addresses (127.0.0.x) fill IMAP's limit and say nothing; users still get in: the
+    stranger that waited longest makes room each time, and logged-in sessions are never the ones to go."""
+    tern = make_tern({"limits": {"max_connections": 20}})
+    user = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+    user.login(ALICE, PASSWORD)
+    strangers = []
+    for i in range(19):
+        s = socket.create_connection(("127.0.0.1", tern.imap_port), 10, source_address=(f"127.0.0.{10 + i}", 0))
+        assert s.recv(4096).startswith(b"* OK")
+        strangers.append(s)
+    for attempt in range(3):
+        other = imaplib.IMAP4("127.0.0.1", tern.imap_port)
+        other.login(ALICE, PASSWORD)
+        assert other.select("INBOX")[0] == "OK"
+        other.logout()
+    # The first strangers were told why they had to go.
+    assert b"* BYE [UNAVAILABLE] Too many connections" in read_until_closed(strangers[0], timeout=5)
+    # The session logged in before the flood is still served.
+    assert user.noop()[0] == "OK"
+    user.logout()
+    for s in strangers:
+        s.close()

@@ -46,6 +46,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
     private func loggedInChanged() {
         let loggedIn = session.account != nil
         framer.authenticated = loggedIn
+        connection.trusted = loggedIn
         connection.idleTimeout = loggedIn ? Self.idleTimeout : Self.preAuthTimeout
         connection.recordDeadline = loggedIn ? Self.recordDeadline : Self.preAuthTimeout
     }

@@ -155,6 +155,7 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
         }
         if out.saslContinuation { saslPending = true }
         connection.idleTimeout = session.lockedAccount != nil ? Self.idleTimeout : Self.preAuthTimeout
+        connection.trusted = session.lockedAccount != nil
         // A command line within this long of its first octet, however slowly its octets come.
         connection.recordDeadline = Self.preAuthTimeout
         process(context: context)

@@ -153,6 +153,8 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         // Each command line and each line of content within that time too, however slowly its octets come.
         connection.recordDeadline = timeout
         connection.records = framer.records
+        // Logged in (submission), or a transaction under way (port 25): not the first to go when the listener is full.
+        connection.trusted = machine.authenticatedAs != nil || machine.state.transactionState != nil
     }
 
     private func handle(_ event: SMTPFramer.Event, context: ChannelHandlerContext) {

@@ -50,6 +50,12 @@ public final class Connection {
     public var records = 0 {
         didSet { if records != oldValue { lifecycle?.recordCompleted() } }
     }
+    /// The client has shown it is a real one (logged in; on port 25, a transaction under way). When a listener is full,
+    /// the connection that has waited longest without this goes to make room (as Dovecot's login processes and
+    /// postscreen drop pre-login connections first), never a trusted one.
+    public var trusted = false {
+        didSet { if trusted != oldValue { lifecycle?.trustChanged(trusted) } }
+    }
     weak var lifecycle: ConnectionLifecycleHandler?
 
     public init(logger: Logger, protocolName: String, idleTimeout: TimeAmount, recordDeadline: TimeAmount? = nil) {
@@ -87,24 +93,54 @@ public final class Connection {
 public final class ConnectionRegistry: Sendable {
     struct Entry: Sendable {
         var drain: @Sendable () -> Void
+        /// Ends the connection to make room for a new one (from any thread).
+        var evict: @Sendable () -> Void
         var channel: Channel
+        /// The listener's limiter: room is made on the listener that is full.
+        var listener: ObjectIdentifier
+        var opened: UInt64
+        var trusted = false
+        var evicted = false
     }
-    private let entries = Mutex<[ObjectIdentifier: Entry]>([:])
+    private let entries = Mutex<(table: [ObjectIdentifier: Entry], opened: UInt64)>(([:], 0))
 
     public init() {}
 
-    public var count: Int { entries.withLock { $0.count } }
+    public var count: Int { entries.withLock { $0.table.count } }
 
-    func add(_ id: ObjectIdentifier, _ entry: Entry) { entries.withLock { $0[id] = entry } }
-    func remove(_ id: ObjectIdentifier) { _ = entries.withLock { $0.removeValue(forKey: id) } }
+    func add(_ id: ObjectIdentifier, _ entry: Entry) {
+        entries.withLock { e in
+            var entry = entry
+            e.opened += 1
+            entry.opened = e.opened
+            e.table[id] = entry
+        }
+    }
+
+    func remove(_ id: ObjectIdentifier) { _ = entries.withLock { $0.table.removeValue(forKey: id) } }
+
+    func setTrusted(_ id: ObjectIdentifier, _ trusted: Bool) { entries.withLock { $0.table[id]?.trusted = trusted } }
+
+    /// Tells the connection of `listener` that has waited longest without being trusted to go; false when every
+    /// connection there is trusted (then the new one is refused).
+    func evictOldestUntrusted(listener: ObjectIdentifier) -> Bool {
+        let chosen: Entry? = entries.withLock { e in
+            guard let (id, entry) = e.table.filter({ $0.value.listener == listener && !$0.value.trusted && !$0.value.evicted })
+                .min(by: { $0.value.opened < $1.value.opened }) else { return nil }
+            e.table[id]?.evicted = true
+            return entry
+        }
+        chosen?.evict()
+        return chosen != nil
+    }
 
     /// Asks every connection to end between commands (each protocol says its farewell), waits up to `grace` for them
     /// to go, then closes what is left. Returns how many had to be closed at the deadline.
     public func drain(grace: Duration) async -> Int {
-        for e in entries.withLock({ Array($0.values) }) { e.drain() }
+        for e in entries.withLock({ Array($0.table.values) }) { e.drain() }
         let deadline = ContinuousClock.now + grace
         while count > 0, ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-        let left = entries.withLock { Array($0.values) }
+        let left = entries.withLock { Array($0.table.values) }
         for e in left { e.channel.close(promise: nil) }
         let closing = ContinuousClock.now + .seconds(2)
         while count > 0, ContinuousClock.now < closing { try? await Task.sleep(for: .milliseconds(10)) }
@@ -161,11 +197,18 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
             connection.logger.notice("refused: too many connections from this address")
             return say(farewells.tooManyFromAddress, context: context)
         case .tooManyTotal:
-            connection.logger.notice("refused: too many connections")
-            return say(farewells.tooManyTotal, context: context)
+            // Full: the connection that waited longest without logging in goes, and this one comes in.
+            guard registry.evictOldestUntrusted(listener: ObjectIdentifier(limiter)),
+                  case .accepted = limiter.acquire(connection.remoteAddress, force: true) else {
+                connection.logger.notice("refused: too many connections")
+                return say(farewells.tooManyTotal, context: context)
+            }
+            acquired = true
         }
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop), loop = context.eventLoop
-        registry.add(ObjectIdentifier(self), .init(drain: { loop.execute { bound.value.drain() } }, channel: context.channel))
+        registry.add(ObjectIdentifier(self), .init(drain: { loop.execute { bound.value.drain() } },
+                                                   evict: { loop.execute { bound.value.evict() } },
+                                                   channel: context.channel, listener: ObjectIdentifier(limiter), opened: 0))
         activated = true
         rearm()
         context.fireChannelActive()
@@ -225,6 +268,17 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
         if connection.busy { return rearm() }
         connection.logger.info("timeout")
         say(farewells.timeout, context: context)
+    }
+
+    func trustChanged(_ trusted: Bool) {
+        registry.setTrusted(ObjectIdentifier(self), trusted)
+    }
+
+    /// Room is needed on this listener and this connection has waited longest without logging in.
+    private func evict() {
+        guard let context, !closing else { return }
+        connection.logger.notice("closed to make room: too many connections")
+        say(farewells.tooManyTotal, context: context)
     }
 
     /// The server is stopping: end the connection now if no command runs, or once the running one is answered.

@@ -54,4 +54,53 @@ import Testing
         #expect(LoopbackLines(port: port) == nil)
         #expect(registry.count == 0)
     }
+
+    @Test func aFullListenerMakesRoomByClosingTheLongestWaitingStranger() async throws {
+        let s = try await InProcessServer.start { $0.limits.maxConnections = 2 }
+        do {
+            // A client in a transaction (trusted), then an idle stranger: the listener is full.
+            let busy = try #require(LoopbackLines(port: s.port))
+            #expect(busy.readLine()?.hasPrefix("220 ") == true)
+            busy.send("HELO client.test")
+            #expect(busy.readLine()?.hasPrefix("250") == true)
+            busy.send("MAIL FROM:<a@remote.test>")
+            #expect(busy.readLine()?.hasPrefix("250") == true)
+            let idle = try #require(LoopbackLines(port: s.port))
+            #expect(idle.readLine()?.hasPrefix("220 ") == true)
+            // A newcomer gets in; the stranger that waited longest goes, the client in its transaction stays.
+            let newcomer = try #require(LoopbackLines(port: s.port))
+            #expect(newcomer.readLine()?.hasPrefix("220 ") == true)
+            #expect(idle.readLine() == "421 4.3.2 mx.test Too many connections, try again later")
+            #expect(idle.readLine() == nil)
+            busy.send("RCPT TO:<alice@example.test>")
+            #expect(busy.readLine()?.hasPrefix("250") == true)
+            // When every connection is trusted, nobody is pushed out: the next one is refused.
+            newcomer.send("HELO other.test")
+            #expect(newcomer.readLine()?.hasPrefix("250") == true)
+            newcomer.send("MAIL FROM:<b@remote.test>")
+            #expect(newcomer.readLine()?.hasPrefix("250") == true)
+            var refused = false
+            for _ in 0..<50 where !refused {
+                // The stranger's slot is given back when its connection has closed: until then a third is refused too.
+                let late = try #require(LoopbackLines(port: s.port))
+                let line = late.readLine()
+                if line == "421 4.3.2 mx.test Too many connections, try again later" { refused = true } else { try await Task.sleep(for: .milliseconds(20)) }
+            }
+            #expect(refused)
+        }
+        try await s.stop()
+    }
+
+    @Test func ipv6ClientsAreCountedByTheirSlash64() {
+        #expect(ConnectionLimiter.key("2001:db8:1:2:aaaa::1") == ConnectionLimiter.key("2001:db8:1:2:bbbb:cccc:dddd:eeee"))
+        #expect(ConnectionLimiter.key("2001:db8:1:2::1") == "2001:db8:1:2::/64")
+        #expect(ConnectionLimiter.key("2001:db8:1:3::1") != ConnectionLimiter.key("2001:db8:1:2::1"))
+        #expect(ConnectionLimiter.key("::ffff:192.0.2.7") == "192.0.2.7")
+        #expect(ConnectionLimiter.key("192.0.2.7") == "192.0.2.7")
+        let limiter = ConnectionLimiter(maxTotal: 10, maxPerAddress: 2)
+        #expect(limiter.acquire("2001:db8:1:2::1") == .accepted)
+        #expect(limiter.acquire("2001:db8:1:2::2") == .accepted)
+        #expect(limiter.acquire("2001:db8:1:2::3") == .tooManyFromAddress)
+        #expect(limiter.acquire("2001:db8:1:9::3") == .accepted)
+    }
 }
