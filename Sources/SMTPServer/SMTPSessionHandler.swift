@@ -128,6 +128,10 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         guard !closed else { return }
         var bytes = unwrapInboundIn(data)
         inbound.writeBuffer(&bytes)
+        // A batch waiting for its turn takes these bytes along: a flood gets one batch a turn, however much it sends.
+        if processScheduled {
+            return backpressure.update(busy: true, buffered: inbound.readableBytes, channel: context.channel)
+        }
         process(context: context)
     }
 
@@ -139,12 +143,26 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
 
     // MARK: processing
 
+    /// Pipelined command lines handled in one turn of the event loop before the other connections get theirs.
+    static let commandsPerTurn = 32
+
     private func process(context: ChannelHandlerContext) {
-        while !busy && !closed, let event = framer.next(&inbound) {
+        var commands = 0
+        while !busy && !closed {
+            // A client that does not read its replies gets no more of them: the work one connection queues is
+            // bounded by the channel's write buffer (resumed in channelWritabilityChanged).
+            guard context.channel.isWritable else { break }
+            if commands >= Self.commandsPerTurn {
+                processLater(context: context)
+                break
+            }
+            guard let event = framer.next(&inbound) else { break }
+            if case .line = event { commands += 1 }
             handle(event, context: context)
         }
         if inbound.readerIndex > 65536 { inbound.discardReadBytes() }
-        backpressure.update(busy: busy, buffered: inbound.readableBytes, channel: context.channel)
+        backpressure.update(busy: busy || processScheduled || !context.channel.isWritable, buffered: inbound.readableBytes,
+                            channel: context.channel)
         flush(context: context)
         // RFC 5321 §4.5.3.2: a command may take 5 minutes to come, a piece of content 3 (both configurable).
         let limits = server.config.limits
@@ -155,6 +173,28 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         connection.records = framer.records
         // Logged in (submission), or a transaction under way (port 25): not the first to go when the listener is full.
         connection.trusted = machine.authenticatedAs != nil || machine.state.transactionState != nil
+    }
+
+    private var processScheduled = false
+
+    /// The rest of a pipelined batch, after the event loop has served the other connections.
+    private func processLater(context: ChannelHandlerContext) {
+        guard !processScheduled else { return }
+        processScheduled = true
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        // A timer, not `execute`: the event loop runs tasks queued by running tasks in the same pass (thousands of
+        // them before it looks at the sockets again), while a timer waits for the next pass, after the other
+        // connections' input.
+        context.eventLoop.scheduleTask(in: .microseconds(20)) {
+            let (handler, context) = bound.value
+            handler.processScheduled = false
+            if !handler.closed { handler.process(context: context) }
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable && !closed && !processScheduled { process(context: context) }
+        context.fireChannelWritabilityChanged()
     }
 
     private func handle(_ event: SMTPFramer.Event, context: ChannelHandlerContext) {
