@@ -95,3 +95,54 @@ def test_a_flood_of_idle_strangers_does_not_lock_out_users(make_tern):
     user.logout()
     for s in strangers:
         s.close()
+
+
+def test_parallel_wrong_logins_are_counted_when_they_start(make_tern):
+    """20 wrong logins at once from one address: only max_login_failures (5) are checked, the rest refused unchecked;
+    every log line about them names the client, and a user name holding a line feed cannot forge a log line."""
+    import threading
+    tern = make_tern({"limits": {"max_login_failures": 5}, "log": {"level": "info"}})
+    answers = []
+
+    def guess(i):
+        c = SourceIMAP4(tern.imap_port, "127.0.0.5")
+        try:
+            c.login(ALICE, f"wrong-{i}")
+            answers.append("ok")
+        except imaplib.IMAP4.error as e:
+            answers.append(str(e))
+        finally:
+            c.shutdown()
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(answers) == 20 and "ok" not in answers
+    # A name with a line feed, sent as a literal, from the same client.
+    s = socket.create_connection(("127.0.0.1", tern.imap_port), 10, source_address=("127.0.0.5", 0))
+    s.recv(4096)
+    name = b"x\nJan 01 forged: login ok for root"
+    s.sendall(b"a LOGIN {%d+}\r\n" % len(name) + name + b" pw\r\n")
+    s.settimeout(15)
+    s.recv(4096)
+    s.close()
+    time.sleep(0.5)
+    log = tern.stderr_path.read_text()
+    failed = [l for l in log.splitlines() if "login failed" in l]
+    refused = [l for l in log.splitlines() if "login refused" in l]
+    assert len(failed) == 5, log[-3000:]
+    assert len(refused) >= 16, log[-3000:]
+    assert all("remote=127.0.0.5" in l for l in failed + refused), log[-3000:]
+    assert not any(l.startswith("Jan 01 forged") for l in log.splitlines()), "a forged log line"
+    assert "\\x0AJan 01 forged" in log
+
+
+class SourceIMAP4(imaplib.IMAP4):
+    def __init__(self, port, source):
+        self.source = source
+        super().__init__("127.0.0.1", port)
+
+    def _create_socket(self, timeout=None):
+        return socket.create_connection((self.host, self.port), timeout or 30, source_address=(self.source, 0))

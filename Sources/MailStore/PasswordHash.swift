@@ -9,6 +9,9 @@ import Foundation
 public struct PasswordHash: Sendable, Hashable {
     /// PBKDF2 rounds. RFC 7677 §4 asks for at least 4096; Tern uses more, which costs a few milliseconds per login.
     public static let defaultIterations = 10_000
+    /// Checked against when there is no such account, so that a name the server does not know costs what a wrong
+    /// password does (no timing tells them apart).
+    public static let unknownUser = make(password: "no such account", salt: Array("tern-unknown-user".utf8), iterations: defaultIterations)
 
     public var iterations: Int
     public var salt: [UInt8]

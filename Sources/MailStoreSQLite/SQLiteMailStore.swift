@@ -208,7 +208,11 @@ public final class SQLiteMailStore: MailStore, Sendable {
         let account = try await read { db -> AccountID? in
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT a.id, a.password FROM account a JOIN domain d ON d.id = a.domain_id WHERE a.localpart = ? AND d.name = ?
-                """, arguments: [local, domain]), let hash = PasswordHash(encoded: row["password"]) else { return nil }
+                """, arguments: [local, domain]), let hash = PasswordHash(encoded: row["password"]) else {
+                // No such account: the same hash work as a wrong password, so timing does not tell them apart.
+                _ = PasswordHash.unknownUser.verify(password)
+                return nil
+            }
             return hash.verify(password) ? row["id"] : nil
         }
         if let account { verifiedLogins.remember(user, password, account: account, generation: generation) }

@@ -51,6 +51,8 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
     let service: SMTPService
     /// The SASL exchange in progress (lines are its responses, not commands).
     private var sasl: SASLServer?
+    /// The account a SCRAM exchange names, counted by the login throttle until it succeeds.
+    private var scramUser: String?
     /// Port 25 client in `relay.networks`: it may send to other domains without AUTH, and its mail is treated as
     /// submitted (prepared and signed, not checked).
     private var isRelayClient = false
@@ -320,6 +322,14 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         case .checkPassword(let user, let password):
             checkPassword(user: user, password: password, context: context)
         case .needCredentials(let user):
+            // SCRAM: the attempt counts from here (PLAIN and LOGIN count theirs in the password check).
+            let name = (try? EmailAddress.parse(user))?.canonical ?? user
+            guard server.loginThrottle.begin(connection.remoteAddress, user: name, now: server.clock.now) else {
+                sasl = nil
+                logger.notice("AUTH refused: too many failures", metadata: ["user": "\(loggable(user))"])
+                return write(SMTPReply(454, "4.7.0", "Too many failed logins, try again later", isClientFault: false), context: context)
+            }
+            scramUser = name
             runAsync(context: context, { [server] () async throws -> (AccountID, PasswordHash, String)? in
                 guard let address = try? EmailAddress.parse(user) else { return nil }
                 return try await server.store.credentials(address).map { ($0.0, $0.1, address.canonical) }
@@ -331,7 +341,8 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             }
         case .success(let user):
             sasl = nil
-            server.loginThrottle.recordSuccess(connection.remoteAddress)
+            if let name = scramUser { server.loginThrottle.succeeded(connection.remoteAddress, user: name) }
+            scramUser = nil
             let canonical = (try? EmailAddress.parse(user))?.canonical ?? user
             machine.authenticated(as: canonical)
             logger[metadataKey: "user"] = .string(canonical)
@@ -347,8 +358,9 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             let reply = SMTPReply(535, "5.7.8", "Authentication credentials invalid")
             // PLAIN and LOGIN failures were recorded and delayed by the password check; SCRAM's are done here.
             if scram {
-                server.loginThrottle.recordFailure(connection.remoteAddress, now: server.clock.now)
-                logger.notice("SMTP login failed (SCRAM)")
+                // The attempt counted since the client named the account stays counted.
+                logger.notice("SMTP login failed (SCRAM)", metadata: ["user": "\(loggable(scramUser ?? ""))"])
+                scramUser = nil
                 runAsync(context: context, { try await Task.sleep(for: .seconds(1)) }) { handler, _, context in
                     handler.perform(handler.machine.countError(reply), context: context)
                 }

@@ -28,7 +28,7 @@ let ehloKeywords = """
 @Suite(.serialized) struct TranscriptTests {
     @Test func deliveryAndRejections() async throws {
         let s = try await InProcessServer.start()
-        let mismatch = try s.play("""
+        let mismatch = await s.play("""
             S: 220 mx.test ESMTP Tern
             C: EHLO client.test
             S: 250-mx.test greets client.test
@@ -60,7 +60,7 @@ let ehloKeywords = """
 
     @Test func pipelinedTransactionKeepsReplyOrder() async throws {
         let s = try await InProcessServer.start()
-        let mismatch = try s.play("""
+        let mismatch = await s.play("""
             S: 220
             C: EHLO c\\r\\nMAIL FROM:<a@remote.test>\\r\\nRCPT TO:<nobody@example.test>\\r\\nRCPT TO:<alice@example.test>\\r\\nDATA
             S: 250-mx.test
@@ -83,7 +83,7 @@ let ehloKeywords = """
     @Test func lineLimitAndErrors() async throws {
         let s = try await InProcessServer.start { $0.limits.maxErrors = 3 }
         let long = String(repeating: "x", count: 3000)
-        let mismatch = try s.play("""
+        let mismatch = await s.play("""
             S: 220
             C: NOOP \(long)
             S: 500 5.5.2 Line too long

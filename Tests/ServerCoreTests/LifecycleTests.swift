@@ -14,23 +14,23 @@ import Testing
         }
         do {
             var first: LoopbackLines? = try #require(LoopbackLines(port: s.port))
-            #expect(first?.readLine()?.hasPrefix("220 mx.test ") == true)
+            #expect(await first?.line()?.hasPrefix("220 mx.test ") == true)
             let second = try #require(LoopbackLines(port: s.port))
-            #expect(second.readLine() == "421 4.7.0 mx.test Too many connections from your address, try again later")
-            #expect(second.readLine() == nil)
+            #expect(await second.line() == "421 4.7.0 mx.test Too many connections from your address, try again later")
+            #expect(await second.line() == nil)
             // Each listener counts its own connections: POP3 answers as POP3 does.
             let pop = try #require(LoopbackLines(port: s.port(of: .pop3)))
-            #expect(pop.readLine()?.hasPrefix("+OK") == true)
+            #expect(await pop.line()?.hasPrefix("+OK") == true)
             let pop2 = try #require(LoopbackLines(port: s.port(of: .pop3)))
-            #expect(pop2.readLine() == "-ERR [SYS/TEMP] Too many connections from your address, try again later")
+            #expect(await pop2.line() == "-ERR [SYS/TEMP] Too many connections from your address, try again later")
             // The slot is given back when the connection ends.
             first?.send("QUIT")
-            #expect(first?.readLine()?.hasPrefix("221") == true)
+            #expect(await first?.line()?.hasPrefix("221") == true)
             first = nil
             var greeted = false
             for _ in 0..<50 where !greeted {
                 let again = try #require(LoopbackLines(port: s.port))
-                greeted = again.readLine()?.hasPrefix("220 ") == true
+                greeted = await again.line()?.hasPrefix("220 ") == true
                 if !greeted { try await Task.sleep(for: .milliseconds(20)) }
             }
             #expect(greeted)
@@ -42,15 +42,15 @@ import Testing
         let s = try await InProcessServer.start()
         let registry = s.connections
         let idle = try #require(LoopbackLines(port: s.port))
-        #expect(idle.readLine()?.hasPrefix("220 ") == true)
+        #expect(await idle.line()?.hasPrefix("220 ") == true)
         idle.send("EHLO client.test")
-        while let line = idle.readLine(), line.hasPrefix("250-") {}
+        while let line = await idle.line(), line.hasPrefix("250-") {}
         idle.send("MAIL FROM:<a@remote.test>")
-        #expect(idle.readLine()?.hasPrefix("250") == true)
+        #expect(await idle.line()?.hasPrefix("250") == true)
         let port = s.port
         try await s.stop(grace: .seconds(10))
-        #expect(idle.readLine() == "421 4.3.2 mx.test Service shutting down, try again later")
-        #expect(idle.readLine() == nil)
+        #expect(await idle.line() == "421 4.3.2 mx.test Service shutting down, try again later")
+        #expect(await idle.line() == nil)
         #expect(LoopbackLines(port: port) == nil)
         #expect(registry.count == 0)
     }
@@ -60,30 +60,30 @@ import Testing
         do {
             // A client in a transaction (trusted), then an idle stranger: the listener is full.
             let busy = try #require(LoopbackLines(port: s.port))
-            #expect(busy.readLine()?.hasPrefix("220 ") == true)
+            #expect(await busy.line()?.hasPrefix("220 ") == true)
             busy.send("HELO client.test")
-            #expect(busy.readLine()?.hasPrefix("250") == true)
+            #expect(await busy.line()?.hasPrefix("250") == true)
             busy.send("MAIL FROM:<a@remote.test>")
-            #expect(busy.readLine()?.hasPrefix("250") == true)
+            #expect(await busy.line()?.hasPrefix("250") == true)
             let idle = try #require(LoopbackLines(port: s.port))
-            #expect(idle.readLine()?.hasPrefix("220 ") == true)
+            #expect(await idle.line()?.hasPrefix("220 ") == true)
             // A newcomer gets in; the stranger that waited longest goes, the client in its transaction stays.
             let newcomer = try #require(LoopbackLines(port: s.port))
-            #expect(newcomer.readLine()?.hasPrefix("220 ") == true)
-            #expect(idle.readLine() == "421 4.3.2 mx.test Too many connections, try again later")
-            #expect(idle.readLine() == nil)
+            #expect(await newcomer.line()?.hasPrefix("220 ") == true)
+            #expect(await idle.line() == "421 4.3.2 mx.test Too many connections, try again later")
+            #expect(await idle.line() == nil)
             busy.send("RCPT TO:<alice@example.test>")
-            #expect(busy.readLine()?.hasPrefix("250") == true)
+            #expect(await busy.line()?.hasPrefix("250") == true)
             // When every connection is trusted, nobody is pushed out: the next one is refused.
             newcomer.send("HELO other.test")
-            #expect(newcomer.readLine()?.hasPrefix("250") == true)
+            #expect(await newcomer.line()?.hasPrefix("250") == true)
             newcomer.send("MAIL FROM:<b@remote.test>")
-            #expect(newcomer.readLine()?.hasPrefix("250") == true)
+            #expect(await newcomer.line()?.hasPrefix("250") == true)
             var refused = false
             for _ in 0..<50 where !refused {
                 // The stranger's slot is given back when its connection has closed: until then a third is refused too.
                 let late = try #require(LoopbackLines(port: s.port))
-                let line = late.readLine()
+                let line = await late.line()
                 if line == "421 4.3.2 mx.test Too many connections, try again later" { refused = true } else { try await Task.sleep(for: .milliseconds(20)) }
             }
             #expect(refused)

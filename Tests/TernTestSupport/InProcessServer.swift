@@ -79,8 +79,16 @@ public final class InProcessServer {
         return out
     }
 
-    /// Plays a transcript; returns a description of the first mismatch, or nil.
-    public func play(_ transcript: String) throws -> String? {
+    /// Plays a transcript; returns a description of the first mismatch, or nil. The client's blocking reads run on a
+    /// thread of their own, not on the cooperative threads the server may need to answer.
+    public func play(_ transcript: String) async -> String? {
+        let port = self.port
+        return await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: Self.play(transcript, port: port)) }
+        }
+    }
+
+    static func play(_ transcript: String, port: Int) -> String? {
         guard let client = LoopbackLines(port: port) else { return "connect failed" }
         for raw in transcript.split(separator: "\n", omittingEmptySubsequences: true) {
             let line = raw.trimmingCharacters(in: .whitespaces)

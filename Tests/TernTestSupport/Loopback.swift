@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Blocking TCP connections to a test server on 127.0.0.1, for the transcript and model tests' own protocol clients.
@@ -21,8 +22,11 @@ public enum Loopback {
     }
 }
 
-/// A line-at-a-time client over a `Loopback` connection (CRLF or LF line ends), for protocol transcripts.
-public final class LoopbackLines {
+/// A line-at-a-time client over a `Loopback` connection (CRLF or LF line ends), for protocol transcripts. Its reads
+/// block: async tests call `line()`, which waits on a thread of its own, never on one of Swift's few cooperative
+/// threads (the server answers some commands on those: a test blocking them all would wait for itself). Used by one
+/// task at a time.
+public final class LoopbackLines: @unchecked Sendable {
     public let fd: Int32
     private var pending: [UInt8] = []
 
@@ -37,6 +41,13 @@ public final class LoopbackLines {
     public func send(_ text: String) {
         let bytes = Array((text.hasSuffix("\r\n") ? text : text + "\r\n").utf8)
         _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) }
+    }
+
+    /// `readLine`, waited for off the cooperative threads.
+    public func line() async -> String? {
+        await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: self.readLine()) }
+        }
     }
 
     /// The next line without its line end; nil when the server closed the connection (or said nothing in time).
