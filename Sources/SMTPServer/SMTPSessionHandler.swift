@@ -122,6 +122,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         closed = true
         sink?.discard()
         sink = nil
+        endScram(success: false)   // an exchange the client walked away from
         logger.debug("disconnected")
         context.fireChannelInactive()
     }
@@ -301,14 +302,23 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         saslStep(step, context: context)
     }
 
+    /// A SCRAM attempt the login throttle counted is over.
+    private func endScram(success: Bool) {
+        guard let name = scramUser else { return }
+        scramUser = nil
+        server.loginThrottle.finished(connection.remoteAddress, user: name, success: success, now: server.clock.now)
+    }
+
     private func saslResponse(_ line: [UInt8], context: ChannelHandlerContext) {
         let text = String(decoding: line, as: UTF8.self)
         if text == "*" {
             sasl = nil
+            endScram(success: false)
             return perform(machine.countError(SMTPReply(501, "5.7.0", "Authentication cancelled")), context: context)
         }
         guard let data = Data(base64Encoded: text) else {
             sasl = nil
+            endScram(success: false)
             return perform(machine.countError(SMTPReply(501, "5.5.2", "Invalid base64 in the response")), context: context)
         }
         let step = sasl!.respond(Array(data))
@@ -324,7 +334,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         case .needCredentials(let user):
             // SCRAM: the attempt counts from here (PLAIN and LOGIN count theirs in the password check).
             let name = (try? EmailAddress.parse(user))?.canonical ?? user
-            guard server.loginThrottle.begin(connection.remoteAddress, user: name, now: server.clock.now) else {
+            guard server.loginThrottle.begin(connection.remoteAddress, user: name, now: server.clock.now) == .proceed else {
                 sasl = nil
                 logger.notice("AUTH refused: too many failures", metadata: ["user": "\(loggable(user))"])
                 return write(SMTPReply(454, "4.7.0", "Too many failed logins, try again later", isClientFault: false), context: context)
@@ -341,8 +351,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             }
         case .success(let user):
             sasl = nil
-            if let name = scramUser { server.loginThrottle.succeeded(connection.remoteAddress, user: name) }
-            scramUser = nil
+            endScram(success: true)
             let canonical = (try? EmailAddress.parse(user))?.canonical ?? user
             machine.authenticated(as: canonical)
             logger[metadataKey: "user"] = .string(canonical)
@@ -350,6 +359,8 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             write(SMTPReply(235, "2.7.0", "Authentication successful"), context: context)
         case .failure(let malformed):
             let scram = sasl?.mechanism == .scramSHA256
+            let scramName = scramUser
+            endScram(success: false)
             sasl = nil
             account = nil
             if malformed {
@@ -358,9 +369,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             let reply = SMTPReply(535, "5.7.8", "Authentication credentials invalid")
             // PLAIN and LOGIN failures were recorded and delayed by the password check; SCRAM's are done here.
             if scram {
-                // The attempt counted since the client named the account stays counted.
-                logger.notice("SMTP login failed (SCRAM)", metadata: ["user": "\(loggable(scramUser ?? ""))"])
-                scramUser = nil
+                logger.notice("SMTP login failed (SCRAM)", metadata: ["user": "\(loggable(scramName ?? ""))"])
                 runAsync(context: context, { try await Task.sleep(for: .seconds(1)) }) { handler, _, context in
                     handler.perform(handler.machine.countError(reply), context: context)
                 }

@@ -4,16 +4,25 @@ import MailCore
 import MailStore
 import Synchronization
 
-/// Login attempts per client (IPv4 address or IPv6 /64) and per account name, counted when they start: after
-/// `maxFailures` within `window` from one client (attempts still being checked included, so fifty in parallel are not
-/// all checked), or `maxAccountFailures` for one account from anywhere, no login is checked until the window has
-/// passed, so password guessing stalls. A successful login forgives its own attempt and its account's failures, never
-/// the client's other failures (logging in to one's own account does not reset a guessing run at another's).
+/// Login attempts per client (IPv4 address or IPv6 /64) and per account name: after `maxFailures` failures within
+/// `window` from one client, or `maxAccountFailures` for one account from anywhere, no login is checked until the
+/// window has passed, so password guessing stalls. Attempts count while they are being checked: once failures and
+/// checks under way reach the limit, a new attempt waits for one to finish (fifty guesses at once are not all checked,
+/// while sixteen good logins at once all succeed). A success forgives its own account's failures, never the client's
+/// failures at other accounts (logging in to one's own account does not reset a guessing run at another's).
 public final class LoginThrottle: Sendable {
     private struct Entry {
-        /// Failed attempts and attempts still being checked.
-        var attempts: Int
+        var failures = 0
+        var inFlight = 0
         var windowStart: Date
+    }
+    public enum Admission: Sendable, Equatable {
+        /// Check the password (then call `finished`).
+        case proceed
+        /// Too many failures: refuse unchecked.
+        case blocked
+        /// Enough checks under way to reach the limit if they fail: ask again shortly.
+        case wait
     }
     private let entries = Mutex<[String: Entry]>([:])
     public let maxFailures: Int
@@ -34,46 +43,45 @@ public final class LoginThrottle: Sendable {
         return keys
     }
 
+    private func current(_ e: inout [String: Entry], _ key: String, _ now: Date) -> Entry {
+        if let entry = e[key], now.timeIntervalSince(entry.windowStart) <= window || entry.inFlight > 0 { return entry }
+        return Entry(windowStart: now)
+    }
+
     /// Whether a login from `address` (for `user`, when known) would be refused now.
     public func isBlocked(_ address: String, user: String? = nil, now: Date) -> Bool {
-        entries.withLock { e in
-            keys(address, user).contains { key, limit in
-                guard let entry = e[key], now.timeIntervalSince(entry.windowStart) <= window else { return false }
-                return entry.attempts >= limit
-            }
-        }
+        entries.withLock { e in keys(address, user).contains { key, limit in current(&e, key, now).failures >= limit } }
     }
 
-    /// Starts an attempt: false (refuse it unchecked) when the client or the account is over its limit; otherwise the
-    /// attempt counts until `succeeded` forgives it.
-    public func begin(_ address: String, user: String?, now: Date) -> Bool {
+    /// Asks to check a password now; after `.proceed`, `finished` must follow.
+    public func begin(_ address: String, user: String?, now: Date) -> Admission {
         entries.withLock { e in
-            if e.count >= Self.maxTracked { e = e.filter { now.timeIntervalSince($0.value.windowStart) <= window } }
+            if e.count >= Self.maxTracked { e = e.filter { now.timeIntervalSince($0.value.windowStart) <= window || $0.value.inFlight > 0 } }
             let keys = keys(address, user)
+            for (key, limit) in keys where current(&e, key, now).failures >= limit { return .blocked }
             for (key, limit) in keys {
-                if let entry = e[key], now.timeIntervalSince(entry.windowStart) <= window, entry.attempts >= limit { return false }
+                let entry = current(&e, key, now)
+                if entry.failures + entry.inFlight >= limit { return .wait }
             }
             for (key, _) in keys {
-                if var entry = e[key], now.timeIntervalSince(entry.windowStart) <= window {
-                    entry.attempts += 1
-                    e[key] = entry
-                } else {
-                    e[key] = Entry(attempts: 1, windowStart: now)
-                }
+                var entry = current(&e, key, now)
+                entry.inFlight += 1
+                e[key] = entry
             }
-            return true
+            return .proceed
         }
     }
 
-    /// The attempt `begin` counted succeeded: it no longer counts, and `user`'s failures are forgiven.
-    public func succeeded(_ address: String, user: String?) {
+    /// The attempt `begin` admitted is over: a failure counts for the client and the account; a success forgives the
+    /// account's failures (never the client's).
+    public func finished(_ address: String, user: String?, success: Bool, now: Date) {
         entries.withLock { e in
-            let ip = "ip:" + ConnectionLimiter.key(address)
-            if var entry = e[ip] {
-                entry.attempts -= 1
-                e[ip] = entry.attempts > 0 ? entry : nil
+            for (key, _) in keys(address, user) {
+                var entry = current(&e, key, now)
+                entry.inFlight = max(0, entry.inFlight - 1)
+                if !success { entry.failures += 1 } else if key.hasPrefix("user:") { entry.failures = 0 }
+                e[key] = entry.failures == 0 && entry.inFlight == 0 ? nil : entry
             }
-            if let user, !user.isEmpty { e["user:" + user.lowercased()] = nil }
         }
     }
 }
@@ -110,17 +118,32 @@ public enum PasswordCheck: Sendable {
         let throttle = server.loginThrottle
         let metadata: Logger.Metadata = ["remote": "\(remoteAddress)", "user": "\(loggable(user))"]
         let account = (try? EmailAddress.parse(user))?.canonical ?? user
-        guard throttle.begin(remoteAddress, user: account, now: server.clock.now) else {
+        // Wait while enough checks from this client or for this account are under way to reach the limit.
+        var admission = throttle.begin(remoteAddress, user: account, now: server.clock.now)
+        let waitUntil = ContinuousClock.now + .seconds(30)
+        while admission == .wait, ContinuousClock.now < waitUntil {
+            try? await Task.sleep(for: .milliseconds(50))
+            admission = throttle.begin(remoteAddress, user: account, now: server.clock.now)
+        }
+        guard admission == .proceed else {
             server.logger.notice("\(service) login refused: too many failures", metadata: metadata)
             return .blocked
         }
         // The store does the same work for a name it does not know as for a wrong password (no timing tells them apart).
         let address = try? EmailAddress.parse(user)
-        if let address, let id = try await server.store.verifyPassword(address, password: password) {
-            throttle.succeeded(remoteAddress, user: account)
+        var found: AccountID?
+        do {
+            if let address { found = try await server.store.verifyPassword(address, password: password) }
+        } catch {
+            throttle.finished(remoteAddress, user: account, success: true, now: server.clock.now)   // not the client's fault
+            throw error
+        }
+        if let address, let id = found {
+            throttle.finished(remoteAddress, user: account, success: true, now: server.clock.now)
             return .success(id, address)
         }
         if address == nil { _ = PasswordHash.unknownUser.verify(password) }
+        throttle.finished(remoteAddress, user: account, success: false, now: server.clock.now)
         server.logger.notice("\(service) login failed", metadata: metadata)
         try? await Task.sleep(for: .seconds(1))
         return .failed

@@ -59,7 +59,7 @@ public enum ConfigSchema {
         Field(path: "limits.max_errors", kind: .int(1...1000), defaultValue: "10",
               doc: "Client errors in one SMTP session before it is ended with 421."),
         Field(path: "limits.max_login_failures", kind: .int(1...100_000), defaultValue: "10",
-              doc: "Failed logins from one client address (IPv6: its /64) within 15 minutes after which its logins are refused unchecked until the 15 minutes have passed (three times as many, at least 30, for one account from anywhere). Attempts count when they start; a success forgives only itself and its own account."),
+              doc: "Failed logins from one client address (IPv6: its /64) within 15 minutes after which its logins are refused unchecked until the 15 minutes have passed (three times as many, at least 30, for one account from anywhere). Checks under way count with the failures (further attempts wait for them); a success forgives only its own account's failures."),
         Field(path: "limits.command_timeout", kind: .duration, defaultValue: "\"5m\"",
               doc: "How long to wait for the next SMTP command (RFC 5321 §4.5.3.2.7 asks for at least 5 minutes), and the most one command line may take from its first octet to its end, however slowly its octets come (Postfix's smtpd_per_record_deadline)."),
         Field(path: "limits.data_timeout", kind: .duration, defaultValue: "\"10m\"",

@@ -52,7 +52,10 @@ import Testing
     @Test func loginThrottleWindow() {
         let clock = ManualClock()
         let throttle = LoginThrottle(maxFailures: 3, window: 900)
-        for _ in 0..<3 { #expect(throttle.begin("192.0.2.9", user: "a@example.test", now: clock.now)) }
+        for _ in 0..<3 {
+            #expect(throttle.begin("192.0.2.9", user: "a@example.test", now: clock.now) == .proceed)
+            throttle.finished("192.0.2.9", user: "a@example.test", success: false, now: clock.now)
+        }
         #expect(throttle.isBlocked("192.0.2.9", now: clock.now))
         clock.advance(by: 901)
         #expect(!throttle.isBlocked("192.0.2.9", now: clock.now))
