@@ -292,3 +292,27 @@ def test_pipelined_floods_neither_starve_others_nor_fill_memory(tern):
     assert elapsed < 60, f"a normal session took {elapsed:.1f} s beside the floods"
     assert grown < 100_000, f"memory grew by {grown} kB"
     assert any(b"through the flood" in m for m in tern.messages(ALICE))
+
+
+@pytest.mark.parametrize("content", [b"\r.\r", b"\r.\r\n", b"\r.\n", b"\n.\r\n"])
+def test_bdat_with_bare_line_ends_is_refused(tern, content):
+    """SMTP smuggling through BDAT (RFC 5321 §2.3.8): bare CR or LF in BDAT content is refused as in DATA, so that
+    such a message is never stored, queued, DKIM-signed or relayed."""
+    def envelope():
+        assert c.cmd(b"EHLO client")[0] == 250
+        assert c.cmd(b"MAIL FROM:<sender@remote.test>")[0] == 250
+        assert c.cmd(b"RCPT TO:<" + ALICE.encode() + b">")[0] == 250
+
+    c = tern.connect()
+    envelope()
+    body = b"Subject: smuggle\r\n\r\nfirst" + content + b"MAIL FROM:<evil@remote.test>\r\n"
+    c.send(b"BDAT %d LAST\r\n" % len(body) + body)
+    code, text = c.reply()
+    assert code == 554 and text.startswith(b"5.6.0"), (code, text)
+    assert c.cmd(b"NOOP")[0] == 250
+    assert tern.messages(ALICE) == []
+    # A clean BDAT message on the same session is taken.
+    envelope()
+    good = b"Subject: clean\r\n\r\nline\r\n"
+    c.send(b"BDAT %d LAST\r\n" % len(good) + good)
+    assert c.reply()[0] == 250

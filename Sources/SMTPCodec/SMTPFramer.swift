@@ -52,6 +52,7 @@ public struct SMTPFramer: Sendable {
     /// gives each record a deadline from its first octet, so a client trickling bytes cannot hold it for ever.
     public private(set) var records = 0
     private var bdatOctets = 0
+    private var bdatLastWasCR = false
     public let maxCommandLine: Int
     public let maxTextLine: Int
     private var discardingLongLine = false
@@ -72,9 +73,36 @@ public struct SMTPFramer: Sendable {
         lineLength = 0
     }
 
-    /// Switch to reading a BDAT chunk of `size` octets (right after the BDAT command line).
-    public mutating func startBDAT(size: Int) {
+    /// Switch to reading a BDAT chunk of `size` octets (right after the BDAT command line). `first`: the message's first
+    /// chunk (its content checks start afresh; they run on across its chunks).
+    public mutating func startBDAT(size: Int, first: Bool = false) {
         mode = .bdat(remaining: size)
+        if first {
+            dataProblems = []
+            bdatLastWasCR = false
+        }
+    }
+
+    /// The BDAT message's last chunk is complete: a CR at its very end is a bare CR too.
+    public mutating func finishBDATMessage() {
+        if bdatLastWasCR { dataProblems.insert(.bareCR) }
+        bdatLastWasCR = false
+    }
+
+    /// RFC 5321 §2.3.8 holds for BDAT content as for DATA: CR and LF only as CRLF (else the message could smuggle a
+    /// line end a later hop reads differently). Scans a chunk, carrying a final CR to the next.
+    private mutating func checkLineEnds(_ chunk: ByteBuffer) {
+        guard !dataProblems.contains(.bareCR) || !dataProblems.contains(.bareLF) else { return }
+        var lastWasCR = bdatLastWasCR, problems = dataProblems
+        chunk.withUnsafeReadableBytes { raw in
+            for c in raw {
+                if lastWasCR && c != 10 { problems.insert(.bareCR) }
+                if c == 10 && !lastWasCR { problems.insert(.bareLF) }
+                lastWasCR = c == 13
+            }
+        }
+        bdatLastWasCR = lastWasCR
+        dataProblems = problems
     }
 
     public mutating func next(_ buffer: inout ByteBuffer) -> Event? {
@@ -99,6 +127,7 @@ public struct SMTPFramer: Sendable {
             guard buffer.readableBytes > 0 else { return nil }
             let n = min(remaining, buffer.readableBytes)
             let chunk = buffer.readSlice(length: n)!
+            checkLineEnds(chunk)
             mode = .bdat(remaining: remaining - n)
             records += (bdatOctets + n) / 65536 - bdatOctets / 65536
             bdatOctets += n

@@ -235,9 +235,16 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         case .bdatEnd:
             let last = bdatChunk?.last ?? true
             bdatChunk = nil
+            if last { framer.finishBDATMessage() }
             let (reply, txn) = machine.bdatChunkEnded(last: last)
             if let reply { write(reply, context: context) }
-            if let txn {
+            if let txn, framer.dataProblems.contains(.bareCR) || framer.dataProblems.contains(.bareLF) {
+                // RFC 5321 §2.3.8, as for DATA: a message with a bare CR or LF is refused, never relayed or signed.
+                machine.deliveryFinished()
+                dropSink()
+                logger.info("message refused", metadata: ["reply": "554"])
+                write(SMTPReply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)"), context: context)
+            } else if let txn {
                 deliver(txn, context: context)
             } else if !machine.state.isReceivingContent {
                 dropSink()
@@ -266,7 +273,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             write(reply, context: context)
             framer.startData()
         case .readBDATChunk(let size, let last, let accept):
-            framer.startBDAT(size: size)
+            framer.startBDAT(size: size, first: sink == nil)
             bdatChunk = (last, accept)
             if accept {
                 if sink == nil { sink = makeSink() }

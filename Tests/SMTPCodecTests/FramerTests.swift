@@ -149,3 +149,35 @@ func frame(_ input: [UInt8], step: Int, startInData: Bool = true, maxLine: Int =
         #expect(feed([UInt8](repeating: 0x41, count: 200_000)) == 10 + 3 + 1)   // three full 64 KiB, then the chunk's end
     }
 }
+
+/// BDAT content is held to RFC 5321 §2.3.8 as DATA is: CR and LF only as CRLF, across chunk boundaries too.
+@Suite struct BDATLineEndTests {
+    func problems(_ chunks: [String]) -> SMTPFramer.DataProblems {
+        var f = SMTPFramer()
+        for (i, chunk) in chunks.enumerated() {
+            let bytes = Array(chunk.utf8)
+            f.startBDAT(size: bytes.count, first: i == 0)
+            var buffer = ByteBuffer(bytes: bytes)
+            while let event = f.next(&buffer) { if event == .bdatEnd { break } }
+            if case .bdat(let remaining) = f.mode, remaining == 0 { _ = f.next(&buffer) }
+        }
+        f.finishBDATMessage()
+        return f.dataProblems
+    }
+
+    @Test func bareLineEndsAreFoundInAndAcrossChunks() {
+        #expect(problems(["Subject: x\r\n\r\nbody\r\n"]).isEmpty)
+        #expect(problems(["Subject: x\r", "\n\r\nbody\r\n"]).isEmpty)                 // CRLF split between chunks
+        #expect(problems(["Subject: x\r\n\r\nsmuggled\r.\r\nMAIL FROM:<x@y>\r\n"]).contains(.bareCR))
+        #expect(problems(["Subject: x\r\n\r\n\n.\r\n"]).contains(.bareLF))
+        #expect(problems(["Subject: x\r\n\r\nends in CR\r"]).contains(.bareCR))        // a CR at the very end
+        // A new message starts afresh.
+        var f = SMTPFramer()
+        var b = ByteBuffer(bytes: Array("a\nb".utf8))
+        f.startBDAT(size: 3, first: true)
+        while f.next(&b) != nil {}
+        #expect(f.dataProblems.contains(.bareLF))
+        f.startBDAT(size: 0, first: true)
+        #expect(f.dataProblems.isEmpty)
+    }
+}
