@@ -103,6 +103,9 @@ public struct MessageReport: Sendable {
     }
 
     /// The report for people: sections for the path, the header, the checks and the score.
+    /// The report as text for a terminal or a mail body. Everything in it that came from the message (fields, names in
+    /// the Received path) has its control characters written as `\xNN`: a crafted header must not rewrite the
+    /// admin's terminal (ESC sequences) or forge lines of the report (CR, bare LF).
     public func render() -> String {
         var out = "Received path (oldest first)\n"
         if hops.isEmpty {
@@ -140,7 +143,7 @@ public struct MessageReport: Sendable {
                 out += "  \(String(format: "-%.1f", d.points))  \(d.what)\n        fix: \(d.fix)\n"
             }
         }
-        return out
+        return Self.printable(out)
     }
 
     /// The receiving checks, one line each, and the Authentication-Results field the server would add.
@@ -178,4 +181,25 @@ public struct MessageReport: Sendable {
         out += r.authenticationResults.replacingOccurrences(of: "\r\n", with: "\n")
         return out
     }
+}
+
+extension MessageReport {
+    /// `text` with every control character but the report's own line ends and tabs written as `\xNN`.
+    static func printable(_ text: String) -> String {
+        var out = ""
+        out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            if (v < 0x20 && v != 0x0A && v != 0x09) || v == 0x7F || (0x80...0x9F).contains(v) {
+                out += "\\x" + String(v, radix: 16, uppercase: true).leftPadded(2)
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

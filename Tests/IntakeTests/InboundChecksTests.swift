@@ -88,4 +88,14 @@ import Testing
         let fine = await inbound.evaluate(message: message("a@remote.test"), clientAddress: "192.0.2.10", helo: "x.test", mailFrom: "a@remote.test")
         #expect(fine.dmarc?.result == .pass && fine.action == "accept")
     }
+
+    @Test func theReportNeverCarriesControlBytesFromTheMessage() async {
+        let inbound = Self.checks { _ in }
+        let message = Array(("Received: from evil\u{1B}]2;pwned\u{07}.test ([192.0.2.1]) by mx.here.test; Tue, 18 May 2033 03:33:20 +0000\r\n"
+                             + "From: <a@remote.test>\r\nSubject: \u{1B}[2Jcleared\r\nDate: Tue, 18 May 2033 03:33:20 +0000\r\n\r\nhi\r\n").utf8)
+        let checks = await inbound.evaluate(message: message, clientAddress: "192.0.2.1", helo: "x.test", mailFrom: "a@remote.test")
+        let text = MessageReport(checks: checks, message: message).render()
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 || $0.value == 0x0D })
+        #expect(text.contains("\\x1B"), "the escaped byte is shown")
+    }
 }
