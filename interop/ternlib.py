@@ -2,6 +2,7 @@
 import base64
 import datetime
 import email.utils
+import imaplib
 import os
 import re
 import signal
@@ -290,3 +291,15 @@ def rsa_key(tmp):
     subprocess.run(["openssl", "genrsa", "-traditional", "-out", str(key), "2048"], check=True, capture_output=True)
     der = subprocess.run(["openssl", "rsa", "-in", str(key), "-pubout", "-outform", "DER"], check=True, capture_output=True).stdout
     return key.read_bytes(), base64.b64encode(der).decode()
+
+
+class SourceIMAP(imaplib.IMAP4):
+    """imaplib connecting to 127.0.0.1 from a chosen loopback address (another client, as the server or a balancer in
+    front of it will see it)."""
+
+    def __init__(self, port, source):
+        self.source = source
+        super().__init__("127.0.0.1", port)
+
+    def _create_socket(self, timeout=None):
+        return socket.create_connection((self.host, self.port), timeout or 30, source_address=(self.source, 0))

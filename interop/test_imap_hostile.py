@@ -4,6 +4,7 @@ import socket
 import time
 
 from conftest import ALICE
+from ternlib import SourceIMAP
 
 PASSWORD = "secret-password-1"
 
@@ -105,7 +106,7 @@ def test_parallel_wrong_logins_are_counted_when_they_start(make_tern):
     answers = []
 
     def guess(i):
-        c = SourceIMAP4(tern.imap_port, "127.0.0.5")
+        c = SourceIMAP(tern.imap_port, "127.0.0.5")
         try:
             c.login(ALICE, f"wrong-{i}")
             answers.append("ok")
@@ -137,12 +138,3 @@ def test_parallel_wrong_logins_are_counted_when_they_start(make_tern):
     assert all("remote=127.0.0.5" in l for l in failed + refused), log[-3000:]
     assert not any(l.startswith("Jan 01 forged") for l in log.splitlines()), "a forged log line"
     assert "\\x0AJan 01 forged" in log
-
-
-class SourceIMAP4(imaplib.IMAP4):
-    def __init__(self, port, source):
-        self.source = source
-        super().__init__("127.0.0.1", port)
-
-    def _create_socket(self, timeout=None):
-        return socket.create_connection((self.host, self.port), timeout or 30, source_address=(self.source, 0))

@@ -11,25 +11,9 @@ import time
 import pytest
 
 from conftest import ALICE, BOB
+from ternlib import SourceIMAP, free_udp_port
 
 PASSWORD = "secret-password-1"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class SourceIMAP(imaplib.IMAP4):
-    """imaplib connecting from a chosen loopback address (another client, as the balancer will report it)."""
-
-    def __init__(self, host, port, source):
-        self.source = source
-        super().__init__(host, port)
-
-    def _create_socket(self, timeout=None):
-        return socket.create_connection((self.host, self.port), timeout or 10, source_address=(self.source, 0))
 
 
 class Line:
@@ -99,13 +83,13 @@ def test_haproxy_relays_the_real_client_to_smtp_and_imap(make_tern, haproxy):
     tern = make_tern({"proxy": {"services": ["smtp", "imap"], "trusted_networks": ["127.0.0.1/32"]},
                       "checks": {"exempt_networks": ["127.0.0.0/8"]},
                       "limits": {"max_connections_per_address": 2}})
-    smtp_front, imap_front = free_port(), free_port()
+    smtp_front, imap_front = free_udp_port(), free_udp_port()
     haproxy([(smtp_front, tern.smtp_port, "send-proxy"), (imap_front, tern.imap_port, "send-proxy-v2")])
 
     # SMTP through HAProxy (PROXY v1) from 127.0.0.7: the Received field names that client, not the balancer.
     with smtplib.SMTP("127.0.0.1", smtp_front, source_address=("127.0.0.7", 0), timeout=10) as s:
         s.sendmail("someone@remote.test", [ALICE], b"Subject: through the balancer\r\n\r\nhello\r\n")
-    imap = SourceIMAP("127.0.0.1", imap_front, "127.0.0.8")
+    imap = SourceIMAP(imap_front, "127.0.0.8")
     imap.login(ALICE, PASSWORD)
     imap.select("INBOX")
     _, data = imap.fetch("1", "(BODY.PEEK[HEADER.FIELDS (RECEIVED)])")
@@ -114,11 +98,11 @@ def test_haproxy_relays_the_real_client_to_smtp_and_imap(make_tern, haproxy):
 
     # Limits count the real client (every TCP connection comes from HAProxy at 127.0.0.1): 127.0.0.8 holds one
     # session, may open a second, not a third; 127.0.0.9 is another client and gets in.
-    second = SourceIMAP("127.0.0.1", imap_front, "127.0.0.8")
+    second = SourceIMAP(imap_front, "127.0.0.8")
     third = Line(imap_front, source="127.0.0.8")
     assert third.line() == "* BYE [UNAVAILABLE] Too many connections from your address, try again later"
     assert third.closed()
-    other = SourceIMAP("127.0.0.1", imap_front, "127.0.0.9")
+    other = SourceIMAP(imap_front, "127.0.0.9")
     other.login(BOB, PASSWORD)
     for c in (imap, second, other):
         c.logout()

@@ -27,8 +27,10 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
     private var session: IMAPSession!
     private var framer: IMAPFramer
     private var inbound = ByteBuffer()
-    private var busy = false {
-        didSet { connection.busy = busy }
+    /// A command is being answered (kept on the connection, where its lifecycle reads it).
+    private var busy: Bool {
+        get { connection.busy }
+        set { connection.busy = newValue }
     }
     private var backpressure = ReadBackpressure(limit: 4 << 20)
     private var closed = false

@@ -156,24 +156,25 @@ public final class Intake: Sendable {
     /// from here on: finished into the store or discarded.
     public func receive(_ message: IncomingMessage, sink: MessageSink, completion: @escaping @Sendable (IntakeOutcome) -> Void) {
         let transfer = SinkTransfer(sink)
-        guard message.routes.contains(where: \.isTester), let checks else {
+        let plan = RoutingPlan(envelope: message.envelope, routes: message.routes)
+        guard let testerAddress = plan.testerAddress, let checks else {
             return commit(message, transfer, completion: completion)
         }
         Task {
             let text: String
             do {
-                text = try await test(message, transfer, checks: checks)
+                text = try await test(message, transfer, testerAddress: testerAddress, checks: checks)
             } catch {
                 message.logger.error("mail tester failed", metadata: ["error": "\(error)"])
                 transfer.sink.discard()
                 return completion(.failed(error))
             }
-            var rest = message
-            rest.routes = message.routes.map { $0.isTester ? .reported : $0 }
-            guard rest.routes.contains(where: { !$0.isTesterOrReported }) else {
+            guard plan.hasOtherRecipients else {
                 transfer.sink.discard()
                 return completion(.tested(text))
             }
+            var rest = message
+            rest.routes = message.routes.map { $0.isTester ? .reported : $0 }
             commit(rest, transfer, completion: completion)
         }
     }
@@ -273,7 +274,7 @@ public final class Intake: Sendable {
     }
 
     /// The mail tester: the report goes to the sender, committed before the reply. Returns the reply's text.
-    private func test(_ m: IncomingMessage, _ transfer: SinkTransfer, checks: InboundChecks) async throws -> String {
+    private func test(_ m: IncomingMessage, _ transfer: SinkTransfer, testerAddress: String, checks: InboundChecks) async throws -> String {
         let keys = await keyring.current()
         let hostname = config.hostname, id = m.queueID, mailFrom = m.envelope.mailFrom, logger = m.logger, now = m.arrived
         var bytes = try await work.run { try transfer.sink.head(max: Int.max) }
@@ -284,7 +285,6 @@ public final class Intake: Sendable {
                                                  now: now, logger: logger).prefix
             } + bytes
         }
-        let testerAddress = zip(m.envelope.recipients, m.routes).first { $0.1.isTester }!.0.address
         return try await tester.respond(to: bytes, testerAddress: testerAddress, mailFrom: mailFrom, senderVerified: m.source != .mx,
                                         client: m.client?.address ?? "",
                                         helo: m.client?.helo ?? "", queueID: id, received: m.received, inbound: checks,

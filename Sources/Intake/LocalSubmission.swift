@@ -64,12 +64,12 @@ public enum LocalSubmission {
             : nil
         let incoming = IncomingMessage(source: source, envelope: envelope, routes: routes, queueID: id, arrived: now,
                                        received: logLine, logger: logger)
+        let plan = RoutingPlan(envelope: envelope, routes: routes)
         let outcome = await withCheckedContinuation { continuation in
             intake.receive(incoming, sink: sink) { continuation.resume(returning: $0) }
         }
         switch outcome {
         case .committed(_, let queueID, _, _), .tested(let queueID):
-            let plan = RoutingPlan(envelope: envelope, routes: routes)
             return Receipt(queueID: queueID, local: plan.targets.count, remote: plan.remote.count)
         case .refused(let reply): throw Failure.refused(mailFrom, reply)
         case .failed(let error): throw error

@@ -27,11 +27,6 @@ public final class MailTester: Sendable {
         hostname = config.hostname
     }
 
-    /// The address is the tester's (at a domain already known to be local).
-    func isTester(_ address: EmailAddress) -> Bool {
-        !localPart.isEmpty && address.localPart.lowercased() == localPart
-    }
-
     /// Why no reply is owed, or nil when one is.
     func refusal(header: [RawHeaderField], mailFrom: String, client: String, now: Date) -> String? {
         if mailFrom.isEmpty { return "null sender" }

@@ -3,6 +3,7 @@
 import Deliverability
 import Foundation
 import MailAuth
+import MailCore
 import MailMessage
 
 /// Everything `tern check message` (and the check@ mail tester) says about one message: the path it took, its header's
@@ -143,7 +144,7 @@ public struct MessageReport: Sendable {
                 out += "  \(String(format: "-%.1f", d.points))  \(d.what)\n        fix: \(d.fix)\n"
             }
         }
-        return Self.printable(out)
+        return out.escapingControls(keeping: [0x0A, 0x09])
     }
 
     /// The receiving checks, one line each, and the Authentication-Results field the server would add.
@@ -181,25 +182,4 @@ public struct MessageReport: Sendable {
         out += r.authenticationResults.replacingOccurrences(of: "\r\n", with: "\n")
         return out
     }
-}
-
-extension MessageReport {
-    /// `text` with every control character but the report's own line ends and tabs written as `\xNN`.
-    static func printable(_ text: String) -> String {
-        var out = ""
-        out.unicodeScalars.reserveCapacity(text.unicodeScalars.count)
-        for scalar in text.unicodeScalars {
-            let v = scalar.value
-            if (v < 0x20 && v != 0x0A && v != 0x09) || v == 0x7F || (0x80...0x9F).contains(v) {
-                out += "\\x" + String(v, radix: 16, uppercase: true).leftPadded(2)
-            } else {
-                out.unicodeScalars.append(scalar)
-            }
-        }
-        return out
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }

@@ -19,8 +19,10 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
     private var framer = POP3LineFramer()
     private var inbound: [UInt8] = []
     private var consumed = 0
-    private var busy = false {
-        didSet { connection.busy = busy }
+    /// A command is being answered (kept on the connection, where its lifecycle reads it).
+    private var busy: Bool {
+        get { connection.busy }
+        set { connection.busy = newValue }
     }
     private var backpressure = ReadBackpressure(limit: 64 << 10)
     private var closed = false

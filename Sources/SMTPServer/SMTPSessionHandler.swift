@@ -38,8 +38,10 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
     private var machine: SMTPServerStateMachine
     private var framer: SMTPFramer
     private var inbound = ByteBuffer()
-    private var busy = false {
-        didSet { connection.busy = busy }
+    /// A command is being answered (kept on the connection, where its lifecycle reads it).
+    private var busy: Bool {
+        get { connection.busy }
+        set { connection.busy = newValue }
     }
     private var backpressure = ReadBackpressure(limit: 1 << 20)
     private var closed = false
@@ -146,6 +148,10 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
 
     // MARK: processing
 
+    /// RFC 5321 §2.3.8: CR and LF only as CRLF, in DATA and BDAT alike. Accepting bare ones opens the door to SMTP
+    /// smuggling.
+    static let bareLineEnd = SMTPReply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)")
+
     /// Pipelined command lines handled in one turn of the event loop before the other connections get theirs.
     static let commandsPerTurn = 32
 
@@ -243,7 +249,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
                 machine.deliveryFinished()
                 dropSink()
                 logger.info("message refused", metadata: ["reply": "554"])
-                write(SMTPReply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)"), context: context)
+                write(Self.bareLineEnd, context: context)
             } else if let txn {
                 deliver(txn, context: context)
             } else if !machine.state.isReceivingContent {
@@ -547,7 +553,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             problem = SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size of \(server.config.limits.maxMessageSize) octets")
         } else if problems.contains(.bareLF) || problems.contains(.bareCR) {
             // RFC 5321 §2.3.8: CR and LF only as CRLF. Accepting bare ones opens the door to SMTP smuggling.
-            problem = SMTPReply(554, "5.6.0", "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 section 2.3.8)")
+            problem = Self.bareLineEnd
         } else if problems.contains(.nul) {
             problem = SMTPReply(554, "5.6.0", "Message contains NUL characters")
         } else if problems.contains(.longLine) {

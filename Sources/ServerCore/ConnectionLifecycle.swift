@@ -98,7 +98,8 @@ public final class ConnectionRegistry: Sendable {
         var channel: Channel
         /// The listener's limiter: room is made on the listener that is full.
         var listener: ObjectIdentifier
-        var opened: UInt64
+        /// Set by the registry: the order connections came in.
+        var opened: UInt64 = 0
         var trusted = false
         var evicted = false
     }
@@ -208,7 +209,7 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop), loop = context.eventLoop
         registry.add(ObjectIdentifier(self), .init(drain: { loop.execute { bound.value.drain() } },
                                                    evict: { loop.execute { bound.value.evict() } },
-                                                   channel: context.channel, listener: ObjectIdentifier(limiter), opened: 0))
+                                                   channel: context.channel, listener: ObjectIdentifier(limiter)))
         activated = true
         rearm()
         context.fireChannelActive()
@@ -304,6 +305,6 @@ public final class ConnectionLifecycleHandler: ChannelInboundHandler {
     private func say(_ line: String, context: ChannelHandlerContext) {
         closing = true
         timer?.cancel()
-        context.writeAndFlush(NIOAny(ByteBuffer(string: line + "\r\n"))).whenComplete { _ in context.close(promise: nil) }
+        context.sayAndClose(line)
     }
 }

@@ -3,32 +3,6 @@ import Logging
 import NIOCore
 import NIOSSL
 
-/// One connection's place under its listener's limits: the client's address, and whether it holds a slot. Every
-/// protocol handler (SMTP, IMAP, POP3) keeps one.
-public struct ConnectionSlot: Sendable {
-    public let limiter: ConnectionLimiter
-    public private(set) var remoteAddress = "unknown"
-    public private(set) var acquired = false
-
-    public init(limiter: ConnectionLimiter) {
-        self.limiter = limiter
-    }
-
-    public var isLoopback: Bool { remoteAddress.hasPrefix("127.") || remoteAddress == "::1" }
-
-    /// Notes the client's address and asks for a slot; on a refusal the caller answers and closes.
-    public mutating func open(_ context: ChannelHandlerContext) -> ConnectionLimiter.Verdict {
-        remoteAddress = context.remoteAddress?.ipAddress ?? "unknown"
-        let verdict = limiter.acquire(remoteAddress)
-        if case .accepted = verdict { acquired = true }
-        return verdict
-    }
-
-    public mutating func release() {
-        if acquired { limiter.release(remoteAddress); acquired = false }
-    }
-}
-
 extension ChannelHandlerContext {
     /// Writes a last line (`* BYE …`, `-ERR …`), then closes the connection.
     public func sayAndClose(_ line: String) {
@@ -47,12 +21,6 @@ extension ChannelHandlerContext {
     public func runOffLoop<Output: Sendable>(_ work: @escaping @Sendable () async -> Output, then done: @escaping (Output) -> Void) {
         let bound = NIOLoopBound(done, eventLoop: eventLoop)
         eventLoop.makeFutureWithTask(work).whenSuccess { bound.value($0) }
-    }
-
-    /// Calls `fire` on the loop after `delay` (an autologout timer), unless cancelled.
-    public func schedule(after delay: TimeAmount, _ fire: @escaping () -> Void) -> Scheduled<Void> {
-        let bound = NIOLoopBound(fire, eventLoop: eventLoop)
-        return eventLoop.scheduleTask(in: delay) { bound.value() }
     }
 }
 

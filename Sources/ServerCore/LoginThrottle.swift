@@ -43,14 +43,14 @@ public final class LoginThrottle: Sendable {
         return keys
     }
 
-    private func current(_ e: inout [String: Entry], _ key: String, _ now: Date) -> Entry {
+    private func current(_ e: [String: Entry], _ key: String, _ now: Date) -> Entry {
         if let entry = e[key], now.timeIntervalSince(entry.windowStart) <= window || entry.inFlight > 0 { return entry }
         return Entry(windowStart: now)
     }
 
     /// Whether a login from `address` (for `user`, when known) would be refused now.
     public func isBlocked(_ address: String, user: String? = nil, now: Date) -> Bool {
-        entries.withLock { e in keys(address, user).contains { key, limit in current(&e, key, now).failures >= limit } }
+        entries.withLock { e in keys(address, user).contains { key, limit in current(e, key, now).failures >= limit } }
     }
 
     /// Asks to check a password now; after `.proceed`, `finished` must follow.
@@ -58,13 +58,13 @@ public final class LoginThrottle: Sendable {
         entries.withLock { e in
             if e.count >= Self.maxTracked { e = e.filter { now.timeIntervalSince($0.value.windowStart) <= window || $0.value.inFlight > 0 } }
             let keys = keys(address, user)
-            for (key, limit) in keys where current(&e, key, now).failures >= limit { return .blocked }
+            for (key, limit) in keys where current(e, key, now).failures >= limit { return .blocked }
             for (key, limit) in keys {
-                let entry = current(&e, key, now)
+                let entry = current(e, key, now)
                 if entry.failures + entry.inFlight >= limit { return .wait }
             }
             for (key, _) in keys {
-                var entry = current(&e, key, now)
+                var entry = current(e, key, now)
                 entry.inFlight += 1
                 e[key] = entry
             }
@@ -77,31 +77,13 @@ public final class LoginThrottle: Sendable {
     public func finished(_ address: String, user: String?, success: Bool, now: Date) {
         entries.withLock { e in
             for (key, _) in keys(address, user) {
-                var entry = current(&e, key, now)
+                var entry = current(e, key, now)
                 entry.inFlight = max(0, entry.inFlight - 1)
                 if !success { entry.failures += 1 } else if key.hasPrefix("user:") { entry.failures = 0 }
                 e[key] = entry.failures == 0 && entry.inFlight == 0 ? nil : entry
             }
         }
     }
-}
-
-/// Text from a client made safe for a log line: control characters (a CR or LF would start a forged line, an ESC
-/// rewrite the admin's terminal) are written as `\xNN`, and the length is bounded.
-public func loggable(_ text: String) -> String {
-    var out = ""
-    for scalar in text.unicodeScalars.prefix(256) {
-        if scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value) {
-            out += "\\x" + String(scalar.value, radix: 16, uppercase: true).leftPadded(2)
-        } else {
-            out.unicodeScalars.append(scalar)
-        }
-    }
-    return out
-}
-
-extension String {
-    func leftPadded(_ n: Int) -> String { count >= n ? self : String(repeating: "0", count: n - count) + self }
 }
 
 /// The password check every service shares (IMAP, POP3; submission next): the per-address block, the store's check,

@@ -1,3 +1,5 @@
+import Glibc
+
 /// The PROXY protocol (HAProxy's specification, versions 1 and 2): a load balancer in front of Tern starts each
 /// connection with a header naming the real client, so that limits, checks, logs and Received fields see the client
 /// rather than the balancer. Pure: fed the first octets of a connection, it says whether they hold a whole header.
@@ -90,67 +92,23 @@ public enum ProxyProtocol {
         return n
     }
 
-    /// The address as NIO prints it (dotted quad; IPv6 in its compressed form), or nil when it is not one.
+    /// The address as NIO prints it (dotted quad; IPv6 as glibc's inet_ntop writes it, RFC 5952), or nil when it is
+    /// not one.
     static func canonical(_ s: String, v4: Bool) -> String? {
         if v4 {
             let parts = s.split(separator: ".", omittingEmptySubsequences: false)
             guard parts.count == 4, parts.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) && Int($0)! <= 255 }) else { return nil }
             return parts.map { String(Int($0)!) }.joined(separator: ".")
         }
-        guard let bytes = parseIPv6(s) else { return nil }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard s.count <= 45, inet_pton(AF_INET6, s, &bytes) == 1 else { return nil }
         return ipv6(bytes[...])
     }
 
-    static func parseIPv6(_ s: String) -> [UInt8]? {
-        guard s.count <= 45, s.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }) else { return nil }
-        let halves = s.components(separatedBy: "::")
-        guard halves.count <= 2 else { return nil }
-        func groups(_ part: String) -> [UInt16]? {
-            if part.isEmpty { return [] }
-            var out: [UInt16] = []
-            let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
-            for (i, p) in pieces.enumerated() {
-                if i == pieces.count - 1, p.contains(".") {
-                    guard let v4 = canonical(String(p), v4: true) else { return nil }
-                    let o = v4.split(separator: ".").map { UInt16($0)! }
-                    out += [o[0] << 8 | o[1], o[2] << 8 | o[3]]
-                } else {
-                    guard (1...4).contains(p.count), let g = UInt16(p, radix: 16) else { return nil }
-                    out.append(g)
-                }
-            }
-            return out
-        }
-        guard let head = groups(halves[0]), let tail = halves.count == 2 ? groups(halves[1]) : [] else { return nil }
-        let all: [UInt16]
-        if halves.count == 2 {
-            guard head.count + tail.count <= 7 else { return nil }
-            all = head + Array(repeating: 0, count: 8 - head.count - tail.count) + tail
-        } else {
-            guard head.count == 8 else { return nil }
-            all = head
-        }
-        return all.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }
-    }
-
-    /// RFC 5952 text of a 16-octet address (the longest run of two or more zero groups as "::", lower case).
+    /// The text of a 16-octet address, as the socket layer writes peers' addresses.
     static func ipv6(_ b: ArraySlice<UInt8>) -> String {
-        let a = Array(b)
-        let groups = (0..<8).map { UInt16(a[2 * $0]) << 8 | UInt16(a[2 * $0 + 1]) }
-        if groups[0...4].allSatisfy({ $0 == 0 }) && groups[5] == 0xFFFF {
-            return "::ffff:" + a[12...].map(String.init).joined(separator: ".")
-        }
-        var best = (start: -1, length: 0), i = 0
-        while i < 8 {
-            if groups[i] == 0 {
-                var j = i
-                while j < 8 && groups[j] == 0 { j += 1 }
-                if j - i > best.length && j - i >= 2 { best = (i, j - i) }
-                i = j
-            } else { i += 1 }
-        }
-        let hex = groups.map { String($0, radix: 16) }
-        guard best.start >= 0 else { return hex.joined(separator: ":") }
-        return hex[..<best.start].joined(separator: ":") + "::" + hex[(best.start + best.length)...].joined(separator: ":")
+        var text = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let bytes = Array(b)
+        return inet_ntop(AF_INET6, bytes, &text, socklen_t(text.count)) != nil ? String(cString: text) : ""
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MailCore
 import TernTestSupport
 import Testing
 @testable import ServerCore
