@@ -308,6 +308,37 @@ def test_check_message_command(tmp_path, zone):
     assert score <= 10 - 3 - 2.5 - 1.5 - 1, out
 
 
+
+def test_check_message_reads_mbox_files(tmp_path, zone):
+    """An mbox file (a leading From line, several messages) is checked message by message; control bytes from a
+    crafted header reach the terminal as \\xNN, never raw."""
+    t = server(tmp_path, zone)
+    t.stop()
+    signed = zone.sign(message("alice@good.test", "first"), algorithm="ed").replace(b"\r\n", b"\n")
+    crafted = (b"Received: from evil\x1b]0;owned\x07 (host.evil.test [127.0.0.9])\n\tby mx.example.test; Tue, 24 Nov 2026 10:00:05 +0000\n"
+               b"From: Mallory <alice@good.test>\nTo: bob@example.test\nSubject: \x1b]0;owned\x07 hi\x00\n"
+               b"Date: Tue, 24 Nov 2026 10:00:00 GMT\nMessage-ID: <m2@good.test>\n\nFrom the body, quoted\n")
+    mbox = (b"From alice@good.test Tue Nov 24 10:00:00 2026\n" + signed + b"\n"
+            + b"From alice@good.test Tue Nov 24 10:01:00 2026\n" + crafted.replace(b"\nFrom the", b"\n>From the") + b"\n")
+    path = tmp_path / "two.mbox"
+    path.write_bytes(mbox)
+    r = t.run("check", "message", str(path), "--ip", GOOD_IP, "--helo", "mx.good.test", "--mail-from", "alice@good.test")
+    out = r.stdout
+    text = out.decode()
+    assert "=== message 1 of 2" in text and "=== message 2 of 2" in text, text
+    first, second = text.split("=== message 2 of 2")
+    # The From line is not taken for a header field: the first message's signature still verifies.
+    assert "dkim       pass  d=good.test s=ed" in first and "dmarc      pass" in first, first
+    assert "dkim       none" in second or "no DKIM signature" in second, second
+    assert b"\x1b" not in out and b"\x07" not in out and b"\x00" not in out, out
+    assert "evil\\x1B]0;owned\\x07" in second, second
+    # A single-message mbox file is one message, its From line dropped.
+    one = tmp_path / "one.mbox"
+    one.write_bytes(b"From alice@good.test Tue Nov 24 10:00:00 2026\n" + signed)
+    text = t.run("check", "message", str(one), "--ip", GOOD_IP, "--helo", "mx.good.test", "--mail-from", "alice@good.test").stdout.decode()
+    assert "=== message" not in text and "dkim       pass  d=good.test s=ed" in text, text
+    assert "From alice@good.test Tue" not in text, text
+
 def test_psl_update(tmp_path):
     t = Tern(tmp_path / "psl")
     builtin = t.run("psl", "show", "a.b.example.co.uk").stdout.decode()

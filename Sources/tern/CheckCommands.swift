@@ -93,7 +93,8 @@ struct CheckCommand: AsyncParsableCommand {
                 with the configured nameservers.
                 """)
         @OptionGroup var options: ConfigOption
-        @Argument(help: "The message file (RFC 5322), or - for standard input.") var file: String
+        @Argument(help: "The message file (RFC 5322) or an mbox file of one or more messages, or - for standard input.")
+        var file: String
         @Option(help: "The client's IP address.") var ip: String?
         @Option(help: "The HELO/EHLO name the client gave.") var helo: String?
         @Option(name: .customLong("mail-from"), help: "The envelope sender (MAIL FROM); \"\" for a null sender.") var mailFrom: String?
@@ -107,17 +108,39 @@ struct CheckCommand: AsyncParsableCommand {
                 guard let d = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
                 data = d
             }
-            let message = MessageText.crlf(Array(data))
-            let trace = MessageText.trace(message)
-            guard let address = ip ?? trace.ip else {
-                throw ValidationError("no client address: give --ip (the message has no Received field naming one)")
-            }
+            let messages = Self.messages(in: Array(data))
             let resolver = LiveResolver(config: config)
             let checks = InboundChecks(config: config, resolver: resolver,
                                        suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory), clock: SystemClock())
-            let report = await checks.evaluate(message: message, clientAddress: address, helo: helo ?? trace.helo ?? "",
-                                               mailFrom: mailFrom ?? trace.returnPath ?? "", store: store)
-            print(MessageReport(checks: report, message: message).render(), terminator: "")
+            var unchecked = 0
+            for (n, message) in messages.enumerated() {
+                if messages.count > 1 { print("\(n == 0 ? "" : "\n")=== message \(n + 1) of \(messages.count)") }
+                let trace = MessageText.trace(message)
+                guard let address = ip ?? trace.ip else {
+                    let why = "no client address: give --ip (the message has no Received field naming one)"
+                    if messages.count == 1 { throw ValidationError(why) }
+                    print(why)
+                    unchecked += 1
+                    continue
+                }
+                let report = await checks.evaluate(message: message, clientAddress: address, helo: helo ?? trace.helo ?? "",
+                                                   mailFrom: mailFrom ?? trace.returnPath ?? "", store: store)
+                print(MessageReport(checks: report, message: message).render(), terminator: "")
+            }
+            if unchecked > 0 {
+                FileHandle.standardError.write(Data("\(unchecked) of \(messages.count) messages not checked\n".utf8))
+                throw ExitCode(1)
+            }
+        }
+
+        /// The messages of a file: an mbox (it starts with a "From " line) holds one or more, anything else is one
+        /// message. Line ends become CRLF as on the wire.
+        static func messages(in bytes: [UInt8]) -> [[UInt8]] {
+            if bytes.starts(with: Array("From ".utf8)) {
+                let split = Mbox.messages(in: bytes)
+                if !split.isEmpty { return split }
+            }
+            return [MessageText.crlf(bytes)]
         }
     }
 }
