@@ -119,25 +119,60 @@ public final class Listeners: Sendable {
                      handler: @escaping @Sendable (Connection) -> ChannelHandler) async throws -> SocketAddress {
         let limiter = ConnectionLimiter(maxTotal: maxConnections, maxPerAddress: maxPerAddress)
         let registry = self.registry, logger = self.logger
-        let channel = try await ServerBootstrap(group: group)
-            .serverChannelOption(ChannelOptions.backlog, value: 512)
-            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let connection = Connection(logger: logger, protocolName: options.protocolName, idleTimeout: options.idleTimeout)
-                    var handlers: [ChannelHandler] = []
-                    if let trusted = options.proxyTrusted { handlers.append(ProxyProtocolDecoder(connection: connection, trusted: trusted)) }
-                    if let tls = options.tls { handlers.append(NIOSSLServerHandler(context: tls)) }
-                    handlers.append(ConnectionLifecycleHandler(connection: connection, limiter: limiter, registry: registry,
-                                                               farewells: options.farewells))
-                    handlers.append(handler(connection))
-                    try channel.pipeline.syncOperations.addHandlers(handlers)
+        let channel: any Channel
+        do {
+            channel = try await ServerBootstrap(group: group)
+                .serverChannelOption(ChannelOptions.backlog, value: 512)
+                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let connection = Connection(logger: logger, protocolName: options.protocolName, idleTimeout: options.idleTimeout)
+                        var handlers: [ChannelHandler] = []
+                        if let trusted = options.proxyTrusted { handlers.append(ProxyProtocolDecoder(connection: connection, trusted: trusted)) }
+                        if let tls = options.tls { handlers.append(NIOSSLServerHandler(context: tls)) }
+                        handlers.append(ConnectionLifecycleHandler(connection: connection, limiter: limiter, registry: registry,
+                                                                   farewells: options.farewells))
+                        handlers.append(handler(connection))
+                        try channel.pipeline.syncOperations.addHandlers(handlers)
+                    }
                 }
-            }
-            .bind(host: host, port: port).get()
+                .bind(host: host, port: port).get()
+        } catch {
+            throw BindFailure(service: options.protocolName, host: host, port: port, error: error)
+        }
         channels.withLock { $0.append(channel) }
         return channel.localAddress!
+    }
+
+    /// A listener that could not be opened, said as an admin reads it: "SMTP listener 127.0.0.1:2525: address already
+    /// in use".
+    public struct BindFailure: Error, CustomStringConvertible {
+        public var service: String
+        public var host: String
+        public var port: Int
+        public var errno: Int32?
+        public var detail: String
+
+        init(service: String, host: String, port: Int, error: any Error) {
+            self.service = service
+            self.host = host
+            self.port = port
+            self.errno = (error as? IOError)?.errnoCode
+            detail = "\(error)"
+        }
+
+        public var description: String {
+            let name = ["smtp": "SMTP", "imap": "IMAP", "imaps": "IMAPS", "pop3": "POP3", "pop3s": "POP3S"][service] ?? service
+            let address = host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+            let why = switch errno {
+            case EADDRINUSE: "address already in use (another program listens there)"
+            case EACCES: "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+            case EADDRNOTAVAIL: "no such address on this machine"
+            default: detail
+            }
+            return "\(name) listener \(address): \(why)"
+        }
     }
 
     /// Closes the listening sockets: no new connection is taken; those open go on.

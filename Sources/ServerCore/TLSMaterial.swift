@@ -9,12 +9,35 @@ import X509
 public enum TLSMaterial {
     public static func serverContext(certificate: URL?, key: URL?, dataDirectory: URL, hostname: String, now: Date) throws -> NIOSSLContext {
         let (certPath, keyPath) = try paths(certificate: certificate, key: key, dataDirectory: dataDirectory, hostname: hostname, now: now)
-        let chain = try NIOSSLCertificate.fromPEMFile(certPath.path)
-        let privateKey = try NIOSSLPrivateKey(file: keyPath.path, format: .pem)
+        let chain: [NIOSSLCertificate]
+        do { chain = try NIOSSLCertificate.fromPEMFile(certPath.path) } catch {
+            throw MaterialError(what: "TLS certificate", path: certPath.path, expected: "a PEM certificate chain", error: error)
+        }
+        guard !chain.isEmpty else {
+            throw MaterialError(what: "TLS certificate", path: certPath.path, expected: "a PEM certificate chain", error: nil)
+        }
+        let privateKey: NIOSSLPrivateKey
+        do { privateKey = try NIOSSLPrivateKey(file: keyPath.path, format: .pem) } catch {
+            throw MaterialError(what: "TLS key", path: keyPath.path, expected: "a PEM private key", error: error)
+        }
         var config = TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) },
                                                               privateKey: .privateKey(privateKey))
         config.minimumTLSVersion = .tlsv12
         return try NIOSSLContext(configuration: config)
+    }
+
+    /// A certificate or key file that cannot be used, said with its path: "TLS certificate /etc/x.pem: cannot be read
+    /// as a PEM certificate chain".
+    public struct MaterialError: Error, CustomStringConvertible {
+        public var what: String
+        public var path: String
+        public var expected: String
+        var error: (any Error)?
+
+        public var description: String {
+            let reason = FileManager.default.isReadableFile(atPath: path) ? "cannot be read as \(expected)" : "cannot be read (missing, or no permission)"
+            return "\(what) \(path): \(reason)\(error.map { " (\($0))" } ?? "")"
+        }
     }
 
     public static func paths(certificate: URL?, key: URL?, dataDirectory: URL, hostname: String, now: Date) throws -> (URL, URL) {

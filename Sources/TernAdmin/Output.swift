@@ -50,3 +50,10 @@ public final class ProgressBar {
         FileHandle.standardError.write(Data("\n".utf8))
     }
 }
+
+/// A command that could not do its work for a reason outside its arguments (a port taken, a file unreadable): said
+/// without the usage text, exit status 1.
+public struct CommandFailure: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -82,6 +82,27 @@ public struct TernConfiguration: Sendable {
 
     public enum Service: String, CaseIterable, Sendable {
         case smtp, submission, submissions, imap, imaps, pop3, pop3s
+
+        /// The port the service has on the Internet (RFC 5321, 6409, 8314, 9051, 1939).
+        public var standardPort: Int {
+            switch self {
+            case .smtp: 25
+            case .submission: 587
+            case .submissions: 465
+            case .imap: 143
+            case .imaps: 993
+            case .pop3: 110
+            case .pop3s: 995
+            }
+        }
+    }
+
+    /// Every listener of every service moved to `base` + the service's standard port, on the same addresses
+    /// (`tern serve --ports BASE`): a second installation beside another mail server, ports out of the way.
+    public mutating func movePorts(to base: Int) {
+        for (service, addresses) in listen {
+            listen[service] = addresses.map { ListenAddress(host: $0.host, port: base + service.standardPort) }
+        }
     }
 
     public struct Limits: Sendable {

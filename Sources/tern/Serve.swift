@@ -22,9 +22,16 @@ struct Serve: AsyncParsableCommand {
         discussion: "Without --config: the embedded default (data in ./tern-data, SMTP on 127.0.0.1:2525), with a domain and a user made on first run.")
 
     @OptionGroup var options: ConfigOption
+    @Option(help: "Move every listener to BASE + its standard port (SMTP BASE+25, submission BASE+587, IMAP BASE+143, ...), beside another mail server.")
+    var ports: Int?
+
+    func validate() throws {
+        if let ports, ports < 1 || ports + 995 > 65535 { throw ValidationError("--ports BASE: BASE + 995 (IMAPS) must be a port, 1 to 64540") }
+    }
 
     func run() async throws {
-        let config = try options.load()
+        var config = try options.load()
+        if let ports { config.movePorts(to: ports) }
         let isEmbedded = options.config == nil
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
@@ -40,7 +47,7 @@ struct Serve: AsyncParsableCommand {
         // The kernel drops the lock when the process ends, however it ends.
         let lock = open(config.dataDirectory.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
-            throw ValidationError("another `tern serve` is running on \(config.dataDirectory.path)")
+            throw CommandFailure("another `tern serve` is running on \(config.dataDirectory.path)")
         }
         // The lock file names this process, so `tern queue retry` can wake its queue (SIGUSR1).
         let pid = Array("\(getpid())\n".utf8)
@@ -68,7 +75,8 @@ struct Serve: AsyncParsableCommand {
         do {
             listeners = try await server.start()
         } catch {
-            throw ValidationError("cannot listen: \(error)")
+            let how = options.config.map { "the [listen] table of \($0)" } ?? "the [listen] table of a config file (tern config example)"
+            throw CommandFailure("\(error)\nChoose other ports: tern serve --ports 3000 (SMTP on 3025, submission 3587, IMAP 3143, ...), or \(how).")
         }
         // The outbound queue: delivers what submission accepted for other domains, and the bounces.
         let courier = try SMTPCourier(group: group, heloName: config.hostname)

@@ -30,7 +30,9 @@ struct ConfigOption: ParsableArguments {
         do {
             return try TernConfiguration.load(path: config)
         } catch {
-            throw ValidationError("invalid config:\n\(error)")
+            // Each problem with its file, line and key; no usage text: the command line was right. 78: EX_CONFIG.
+            FileHandle.standardError.write(Data("Error: invalid config:\n\(error)\n".utf8))
+            throw ExitCode(78)
         }
     }
 
