@@ -3,14 +3,20 @@ failing with what they mean and how to fix them, none stopping the set-up), then
 DKIM keys it made, the DNS zone, client settings and systemd unit it printed; the server it configured starts, and the
 printed password logs in over IMAP (imaplib). A second run changes nothing."""
 import imaplib
+import os
+import pwd
 import re
+import shutil
 import signal
 import socketserver
 import subprocess
 import threading
+import tempfile
 import time
 
 from ternlib import TERN, DNSServer, tls_context
+
+SERVICE_USER = "ternqstest"
 
 
 def test_quickstart(tmp_path):
@@ -24,7 +30,11 @@ def test_quickstart(tmp_path):
                                "--host-record=mail.good.test,127.0.0.2", "--ptr-record=2.0.0.127.in-addr.arpa,mail.good.test"],
                     txt=[("1.0.0.127.bl.test", "listed for the test")], probe="mail.example.test")
     config = tmp_path / "srv" / "tern.toml"
-    args = [TERN, "quickstart", "example.test", "--config", str(config), "--loopback",
+    # The data folder where a service user can reach it (pytest's tmp_path sits below a folder only root may enter).
+    open_dir = tempfile.mkdtemp(prefix="tern-qs-", dir="/tmp")
+    os.chmod(open_dir, 0o755)
+    data = os.path.join(open_dir, "data")
+    args = [TERN, "quickstart", "example.test", "--config", str(config), "--loopback", "--data", data, "--user", SERVICE_USER,
             "--nameserver", f"127.0.0.1:{dns.port}", "--blocklist", "bl.test", "--port25-probe", "127.0.0.1:1"]
     proc = None
     try:
@@ -50,6 +60,14 @@ def test_quickstart(tmp_path):
         text = config.read_text()
         assert 'hostname = "mail.example.test"' in text and 'smtp = ["127.0.0.1:0"]' in text and 'blocklists = ["bl.test"]' in text
 
+        if os.geteuid() == 0:
+            # As root: a system user made for the server (no login shell), written to the config, given the data folder.
+            account = pwd.getpwnam(SERVICE_USER)
+            assert account.pw_shell == "/usr/sbin/nologin" and f"created the system user {SERVICE_USER}" in out, out
+            assert f'user = "{SERVICE_USER}"' in text, text
+            for root, dirs, files in os.walk(data):
+                for name in [root] + [os.path.join(root, f) for f in files]:
+                    assert os.stat(name).st_uid == account.pw_uid, name
         # The config passes tern's own check, and the server it describes starts; the printed password logs in.
         assert subprocess.run([TERN, "config", "check", str(config)], capture_output=True).returncode == 0
         log = open(tmp_path / "serve.log", "wb")
@@ -59,6 +77,9 @@ def test_quickstart(tmp_path):
             assert time.time() < deadline and proc.poll() is None, (tmp_path / "serve.log").read_text()
             time.sleep(0.05)
         summary = (tmp_path / "serve.log").read_text()
+        if os.geteuid() == 0:
+            status = open(f"/proc/{proc.pid}/status").read()
+            assert f"Uid:\t{account.pw_uid}\t{account.pw_uid}" in status, status
         imap_port = int(re.search(r"^\s+imap\s+127\.0\.0\.1:(\d+)", summary, re.M).group(1))
         with imaplib.IMAP4("127.0.0.1", imap_port) as m:
             m.starttls(ssl_context=tls_context())
@@ -83,6 +104,7 @@ def test_quickstart(tmp_path):
         threading.Thread(target=smtp.serve_forever, daemon=True).start()
         try:
             good = subprocess.run([TERN, "quickstart", "good.test", "--config", str(tmp_path / "good" / "tern.toml"), "--loopback",
+                                   "--user", SERVICE_USER, "--data", os.path.join(open_dir, "good"),
                                    "--ipv4", "127.0.0.2", "--nameserver", f"127.0.0.1:{dns.port}", "--blocklist", "bl.test",
                                    "--port25-probe", f"127.0.0.1:{smtp.server_address[1]}"], capture_output=True, timeout=120)
         finally:
@@ -97,3 +119,6 @@ def test_quickstart(tmp_path):
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=15)
         dns.stop()
+        shutil.rmtree(open_dir, ignore_errors=True)
+        if os.geteuid() == 0:
+            subprocess.run(["userdel", SERVICE_USER], capture_output=True)

@@ -43,7 +43,27 @@ public final class TernServer: Sendable {
     }
 
     /// Binds every listener of the services Tern serves so far. Fails (and binds nothing) if one cannot be bound.
-    public func start() async throws -> [Listener] {
+    /// A socket for every configured listener, bound but not yet listening: `tern serve` opens them while it may
+    /// still be root, then drops root and passes them to `start`.
+    public static func openSockets(_ config: TernConfiguration) throws -> [Listeners.BoundSocket] {
+        var sockets: [Listeners.BoundSocket] = []
+        do {
+            for service in TernConfiguration.Service.allCases {
+                for address in config.listen[service] ?? [] {
+                    sockets.append(try Listeners.openSocket(service: service.rawValue, host: address.host, port: address.port))
+                }
+            }
+        } catch {
+            sockets.forEach { $0.close() }
+            throw error
+        }
+        return sockets
+    }
+
+    /// Serves every configured listener, on `sockets` from `openSockets` where given (else it binds them itself).
+    public func start(sockets: [Listeners.BoundSocket] = []) async throws -> [Listener] {
+        var unused = sockets
+        defer { unused.forEach { $0.close() } }
         var listeners: [Listener] = []
         let server = context, smtp = self.smtp, imap = self.imap
         let wakeups = IMAPWakeups()
@@ -81,7 +101,10 @@ public final class TernServer: Sendable {
                 let options = Listeners.Options(tls: implicitTLS ? server.tls : nil, proxyTrusted: trusted, farewells: farewells,
                                                 protocolName: service.rawValue, idleTimeout: idle)
                 for address in context.config.listen[service] ?? [] {
-                    let bound = try await self.listeners.bind(host: address.host, port: address.port, maxConnections: limits.maxConnections,
+                    let given = unused.firstIndex { $0.service == service.rawValue && $0.host == address.host && $0.port == address.port }
+                    let socket = try given.map { unused.remove(at: $0) }
+                        ?? Listeners.openSocket(service: service.rawValue, host: address.host, port: address.port)
+                    let bound = try await self.listeners.bind(socket: socket, maxConnections: limits.maxConnections,
                                                               maxPerAddress: limits.maxConnectionsPerAddress, options: options) {
                         makeHandler($0, implicitTLS)
                     }

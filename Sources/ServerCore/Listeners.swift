@@ -113,18 +113,57 @@ public final class Listeners: Sendable {
         self.logger = logger
     }
 
+    /// A socket bound to a listener's address but not yet listening: opened while the process may still be root
+    /// (ports below 1024), served after it has dropped root. Nothing can connect before `bind(socket:)` listens.
+    public struct BoundSocket: Sendable {
+        public let service: String
+        public let host: String
+        /// The port asked for (0: any free one).
+        public let port: Int
+        let descriptor: CInt
+
+        /// Gives the socket back when it will not be served.
+        public func close() { _ = Glibc.close(descriptor) }
+    }
+
+    /// Binds a socket for `service` to host:port, as root may have to.
+    public static func openSocket(service: String, host: String, port: Int) throws -> BoundSocket {
+        do {
+            let address = try SocketAddress.makeAddressResolvingHost(host, port: port)
+            let fd = socket(CInt(address.protocol.rawValue), CInt(SOCK_STREAM.rawValue) | CInt(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { throw IOError(errnoCode: errno, reason: "socket") }
+            var on: CInt = 1
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, socklen_t(MemoryLayout<CInt>.size))
+            if address.protocol == .inet6 { _ = setsockopt(fd, CInt(IPPROTO_IPV6), IPV6_V6ONLY, &on, socklen_t(MemoryLayout<CInt>.size)) }
+            let bound = address.withSockAddr { Glibc.bind(fd, $0, socklen_t($1)) }
+            guard bound == 0 else {
+                let code = errno
+                _ = Glibc.close(fd)
+                throw IOError(errnoCode: code, reason: "bind")
+            }
+            return BoundSocket(service: service, host: host, port: port, descriptor: fd)
+        } catch {
+            throw BindFailure(service: service, host: host, port: port, error: error)
+        }
+    }
+
     /// Binds one listening socket; `handler` makes each connection's protocol handler. Connection limits are per
     /// listener. Returns the address bound (with the real port when 0 was asked).
     public func bind(host: String, port: Int, maxConnections: Int, maxPerAddress: Int, options: Options,
+                     handler: @escaping @Sendable (Connection) -> ChannelHandler) async throws -> SocketAddress {
+        let socket = try Self.openSocket(service: options.protocolName, host: host, port: port)
+        return try await bind(socket: socket, maxConnections: maxConnections, maxPerAddress: maxPerAddress, options: options, handler: handler)
+    }
+
+    /// Listens on a socket `openSocket` bound and serves it.
+    public func bind(socket: BoundSocket, maxConnections: Int, maxPerAddress: Int, options: Options,
                      handler: @escaping @Sendable (Connection) -> ChannelHandler) async throws -> SocketAddress {
         let limiter = ConnectionLimiter(maxTotal: maxConnections, maxPerAddress: maxPerAddress)
         let registry = self.registry, logger = self.logger
         let channel: any Channel
         do {
             channel = try await ServerBootstrap(group: group)
-                .serverChannelOption(ChannelOptions.backlog, value: 512)
-                .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
-                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let connection = Connection(logger: logger, protocolName: options.protocolName, idleTimeout: options.idleTimeout)
@@ -137,10 +176,13 @@ public final class Listeners: Sendable {
                         try channel.pipeline.syncOperations.addHandlers(handlers)
                     }
                 }
-                .bind(host: host, port: port).get()
+                .withBoundSocket(socket.descriptor).get()
         } catch {
-            throw BindFailure(service: options.protocolName, host: host, port: port, error: error)
+            socket.close()
+            throw BindFailure(service: socket.service, host: socket.host, port: socket.port, error: error)
         }
+        // NIO listens with a backlog of 128; a burst of connections (a flood, a benchmark) wants more.
+        _ = listen(socket.descriptor, 512)
         channels.withLock { $0.append(channel) }
         return channel.localAddress!
     }

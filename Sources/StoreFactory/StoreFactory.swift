@@ -35,7 +35,7 @@ public struct DataFolderError: Error, CustomStringConvertible {
     }
 
     /// The folder exists and may be written, or can be made: else why not, naming the part of the path at fault.
-    static func check(_ folder: URL) throws {
+    public static func check(_ folder: URL) throws {
         var isDir: ObjCBool = false
         if FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir) {
             guard isDir.boolValue else { throw DataFolderError(path: folder.path, reason: "not a directory") }

@@ -50,6 +50,9 @@ public struct TernConfiguration: Sendable {
     /// Where mail for postmaster@ a served domain goes when the domain has no account or alias of that name (RFC 5321
     /// §4.5.1 requires it to be taken); nil: the domain's oldest account.
     public var postmaster: EmailAddress?
+    /// The system user (and group) `tern serve` and the admin commands run as when started as root: the ports are
+    /// bound, the data folder given to this user, then root is dropped. nil: stay as started.
+    public var runAs: (user: String, group: String?)?
     /// Load balancers in front of Tern that send the PROXY protocol header (HAProxy's v1 or v2).
     public var proxy = Proxy()
     /// At SIGTERM: how long open sessions may take to finish the command they are in before they are closed.

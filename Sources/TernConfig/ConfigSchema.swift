@@ -27,6 +27,9 @@ public enum ConfigSchema {
               doc: "Folder for the database, message files, TLS material and the queue. Relative paths are taken from the config file's folder."),
         Field(path: "postmaster", kind: .string, defaultValue: "\"\"",
               doc: "A local address that receives mail for postmaster@ every served domain that has no account or alias of that name, and for the bare <Postmaster> (RFC 5321 §4.5.1 requires that mail be taken). Empty: the domain's oldest account."),
+        Field(path: "user", kind: .string, defaultValue: "\"\"",
+              doc: "Started as root, tern binds its ports, gives the data folder to this system user and drops root before it reads any network input (admin commands run as root drop to it too). Empty: tern stays the user it was started as (and warns when that is root)."),
+        Field(path: "group", kind: .string, defaultValue: "\"\"", doc: "The group for `user`. Empty: the user's own group."),
         Field(path: "listen.smtp", kind: .listenList, defaultValue: "[\"127.0.0.1:2525\"]",
               doc: "Incoming mail from other servers (MTA). In production: [\"0.0.0.0:25\", \"[::]:25\"]."),
         Field(path: "listen.submission", kind: .listenList, defaultValue: "[\"127.0.0.1:1587\"]",
@@ -326,6 +329,8 @@ public enum ConfigSchema {
         if !postmasterText.isEmpty {
             if let a = try? EmailAddress.parse(postmasterText) { postmaster = a } else { fail("postmaster", "\"\(postmasterText)\" is not an address") }
         }
+        let runAsUser = string("user"), runAsGroup = string("group")
+        if runAsUser.isEmpty && !runAsGroup.isEmpty { fail("group", "group goes with user: set user too") }
         let data = overrideData ?? path("data") ?? baseDirectory.appendingPathComponent("tern-data")
         if !issues.isEmpty { throw ConfigErrors(issues: issues) }
         var configuration = TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
@@ -333,6 +338,7 @@ public enum ConfigSchema {
         configuration.checks = checks
         configuration.relayNetworks = relayNetworks
         configuration.postmaster = postmaster
+        if !runAsUser.isEmpty { configuration.runAs = (runAsUser, runAsGroup.isEmpty ? nil : runAsGroup) }
         configuration.proxy = TernConfiguration.Proxy(services: Set(proxyServices), trustedNetworks: proxyNetworks)
         configuration.shutdownGrace = duration("limits.shutdown_grace")
         let retention = duration("log.delivery_retention")

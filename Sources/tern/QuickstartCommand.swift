@@ -38,6 +38,8 @@ struct QuickstartCommand: AsyncParsableCommand {
     @Flag(help: "Listen on 127.0.0.1 with ports chosen at start (a trial on this machine) instead of the standard ports on every address.")
     var loopback = false
     @Flag(help: "Overwrite an existing config file.") var force = false
+    @Option(help: "Run as root: the system user tern serve drops to (created when missing), written to the config as user.")
+    var user = "tern"
 
     struct Finding {
         var ok: Bool
@@ -120,12 +122,14 @@ struct QuickstartCommand: AsyncParsableCommand {
 
         // 2. The config, the data folder, the domain, its keys and the postmaster.
         try FileManager.default.createDirectory(at: configURL.deletingLastPathComponent(), withIntermediateDirectories: true)
+        // As root: a system user for the server, which tern serve drops to after binding its ports.
+        let serviceUser = geteuid() == 0 ? try Self.systemUser(user, home: dataURL) : nil
         try Self.configText(host: host, data: dataURL, configDirectory: configURL.deletingLastPathComponent(), loopback: loopback,
-                            nameservers: nameservers, blocklists: blocklists)
+                            nameservers: nameservers, blocklists: blocklists, user: serviceUser)
             .write(to: configURL, atomically: true, encoding: .utf8)
         let configuration: TernConfiguration
         do { configuration = try TernConfiguration.load(path: configURL.path) } catch { throw ValidationError("the written config is invalid:\n\(error)") }
-        let store = try StoreFactory.open(configuration, clock: SystemClock())
+        let store = try ConfigOption.parse(["--config", configURL.path]).openStore().1
         if !(try await store.domains().contains { $0.name == domain }) { try await store.addDomain(domain) }
         var keys = try await DKIMKeys.active(store: store, domain: domain)
         if keys.isEmpty { keys = try await DKIMKeys.generate(store: store, domain: domain) }
@@ -214,12 +218,28 @@ struct QuickstartCommand: AsyncParsableCommand {
         return "/usr/local/bin/tern"
     }
 
-    static func configText(host: String, data: URL, configDirectory: URL, loopback: Bool, nameservers: [String], blocklists: [String]) -> String {
+    /// The system user `name`, made with useradd when missing (a system account with its own group, no login shell).
+    static func systemUser(_ name: String, home: URL) throws -> String {
+        if (try? ServiceAccount.lookup(user: name, group: nil)) != nil { return name }
+        let useradd = Process()
+        useradd.executableURL = URL(fileURLWithPath: "/usr/sbin/useradd")
+        useradd.arguments = ["--system", "--user-group", "--no-create-home", "--home-dir", home.path, "--shell", "/usr/sbin/nologin", name]
+        try useradd.run()
+        useradd.waitUntilExit()
+        guard useradd.terminationStatus == 0 else { throw CommandFailure("useradd \(name) failed (status \(useradd.terminationStatus))") }
+        print("created the system user \(name)")
+        return name
+    }
+
+    static func configText(host: String, data: URL, configDirectory: URL, loopback: Bool, nameservers: [String], blocklists: [String],
+                           user: String?) -> String {
         func list(_ items: [String]) -> String { "[" + items.map { "\"\($0)\"" }.joined(separator: ", ") + "]" }
         func listen(_ port: Int) -> String { loopback ? list(["127.0.0.1:0"]) : list(["0.0.0.0:\(port)", "[::]:\(port)"]) }
         let dataPath = data.path.hasPrefix(configDirectory.path + "/") ? String(data.path.dropFirst(configDirectory.path.count + 1)) : data.path
         var out = "# Written by tern quickstart; every setting and its default: tern config example.\n"
-        out += "hostname = \"\(host)\"\ndata = \"\(dataPath)\"\n\n[listen]\n"
+        out += "hostname = \"\(host)\"\ndata = \"\(dataPath)\"\n"
+        if let user { out += "# Started as root, tern serve binds its ports and then runs as this user.\nuser = \"\(user)\"\n" }
+        out += "\n[listen]\n"
         for (service, port) in [("smtp", 25), ("submission", 587), ("submissions", 465), ("imap", 143), ("imaps", 993), ("pop3", 110), ("pop3s", 995)] {
             out += "\(service) = \(listen(port))\n"
         }

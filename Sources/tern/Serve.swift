@@ -29,20 +29,31 @@ struct Serve: AsyncParsableCommand {
         if let ports, ports < 1 || ports + 995 > 65535 { throw ValidationError("--ports BASE: BASE + 995 (IMAPS) must be a port, 1 to 64540") }
     }
 
-    func run() async throws {
+    /// What `tern serve` does first, possibly as root: the config, logging, the lock, the ports bound, the data folder
+    /// given to the service user and root dropped. `main` runs it on the main thread before the async runtime parks
+    /// that thread (a thread that has ended keeps its credentials, and `ps` and /proc show the first thread's).
+    struct Prepared: @unchecked Sendable {
+        var config: TernConfiguration
+        var logger: Logger
+        var sockets: [Listeners.BoundSocket]
+    }
+    nonisolated(unsafe) static var prepared: Prepared?
+
+    func prepare() throws -> Prepared {
         var config = try options.load()
         if let ports { config.movePorts(to: ports) }
-        let isEmbedded = options.config == nil
+        let level = Logger.Level(rawValue: config.logLevel) ?? .info
         LoggingSystem.bootstrap { label in
             var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = Logger.Level(rawValue: config.logLevel) ?? .info
+            handler.logLevel = level
             return handler
         }
         let logger = Logger(label: "tern")
-
-        // The one clock of the whole server: the store, the sessions, the checks and the queue read the time from it.
-        let clock = SystemClock()
-        let store = try StoreFactory.open(config, clock: clock)
+        umask(0o077)
+        // The ports first, while the process may still be root (below 1024); then root is dropped for good, before
+        // the store is opened or a connection read.
+        let account = try ServiceAccount.forConfig(config) { logger.warning("\($0)") }
+        try DataFolderError.check(config.dataDirectory)
         // One server per data folder: two would both deliver the outbound queue (and clean each other's temp files).
         // The kernel drops the lock when the process ends, however it ends.
         let lock = open(config.dataDirectory.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -53,6 +64,27 @@ struct Serve: AsyncParsableCommand {
         let pid = Array("\(getpid())\n".utf8)
         _ = ftruncate(lock, 0)
         _ = pid.withUnsafeBytes { pwrite(lock, $0.baseAddress, $0.count, 0) }
+        let sockets: [Listeners.BoundSocket]
+        do { sockets = try TernServer.openSockets(config) } catch { throw listenFailure(error) }
+        if let account {
+            try account.own(config.dataDirectory)
+            try account.become()
+            do { try DataFolderError.check(config.dataDirectory) } catch {
+                throw CommandFailure("\(error)\nas user \(account.name): every folder above the data folder must let that user in")
+            }
+            logger.info("dropped root", metadata: ["user": "\(account.name)", "uid": "\(account.uid)", "gid": "\(account.gid)"])
+        }
+        return Prepared(config: config, logger: logger, sockets: sockets)
+    }
+
+    func run() async throws {
+        let prepared = try Self.prepared ?? prepare()
+        let (config, logger, sockets) = (prepared.config, prepared.logger, prepared.sockets)
+        let isEmbedded = options.config == nil
+
+        // The one clock of the whole server: the store, the sessions, the checks and the queue read the time from it.
+        let clock = SystemClock()
+        let store = try StoreFactory.open(config, clock: clock)
         // Nothing in tmp/ was ever acknowledged; a blob no row names was never acknowledged either.
         try store.cleanTemporaryFiles()
         let orphans = try await store.removeOrphanBlobs()
@@ -72,12 +104,7 @@ struct Serve: AsyncParsableCommand {
         let inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock)
         let server = TernServer(context: context, group: group, inbound: inbound)
         let listeners: [TernServer.Listener]
-        do {
-            listeners = try await server.start()
-        } catch {
-            let how = options.config.map { "the [listen] table of \($0)" } ?? "the [listen] table of a config file (tern config example)"
-            throw CommandFailure("\(error)\nChoose other ports: tern serve --ports 3000 (SMTP on 3025, submission 3587, IMAP 3143, ...), or \(how).")
-        }
+        do { listeners = try await server.start(sockets: sockets) } catch { throw listenFailure(error) }
         // The outbound queue: delivers what submission accepted for other domains, and the bounces.
         let courier = try SMTPCourier(group: group, heloName: config.hostname)
         let queue = OutboundQueue(store: store, resolver: resolver, courier: courier, config: config, clock: clock, logger: logger)
@@ -94,6 +121,12 @@ struct Serve: AsyncParsableCommand {
         logger.info("stopped")
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()
+    }
+
+    /// A listener that cannot be opened, with how to choose other ports.
+    func listenFailure(_ error: any Error) -> CommandFailure {
+        let how = options.config.map { "the [listen] table of \($0)" } ?? "the [listen] table of a config file (tern config example)"
+        return CommandFailure("\(error)\nChoose other ports: tern serve --ports 3000 (SMTP on 3025, submission 3587, IMAP 3143, ...), or \(how).")
     }
 
     func printSummary(config: TernConfiguration, listeners: [TernServer.Listener], login: FirstRun.Login?, embedded: Bool,

@@ -7,7 +7,32 @@ import MailStore
 import StoreFactory
 import TernConfig
 
+/// Parses the command line; `tern serve`'s root work runs here on the main thread (see Serve.prepare), the rest
+/// in the async runtime.
 @main
+enum Main {
+    static func main() {
+        nonisolated(unsafe) let command: any ParsableCommand
+        do {
+            command = try Tern.parseAsRoot()
+            if let serve = command as? Serve { Serve.prepared = try serve.prepare() }
+        } catch { Tern.exit(withError: error) }
+        Task {
+            do {
+                if let async = command as? any AsyncParsableCommand {
+                    nonisolated(unsafe) var c = async
+                    try await c.run()
+                } else {
+                    var c = command
+                    try c.run()
+                }
+                Tern.exit()
+            } catch { Tern.exit(withError: error) }
+        }
+        dispatchMain()
+    }
+}
+
 struct Tern: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tern",
@@ -39,8 +64,15 @@ struct ConfigOption: ParsableArguments {
     /// The DNS resolver with the config's nameservers.
     func resolver() throws -> LiveResolver { LiveResolver(config: try load()) }
 
+    /// The store; started as root with `user` set, the command first becomes that user (as doveadm does), so that
+    /// every file in the data folder keeps the server's owner.
     func openStore() throws -> (TernConfiguration, any MailStore) {
         let cfg = try load()
+        umask(0o077)
+        if let account = try ServiceAccount.forConfig(cfg, warn: { _ in }) {
+            try account.own(cfg.dataDirectory)
+            try account.become()
+        }
         return (cfg, try StoreFactory.open(cfg, clock: SystemClock()))
     }
 }
