@@ -99,6 +99,9 @@ public struct RoutingPlan: Sendable, Hashable {
     public var targets: [DeliveryTarget]
     /// Recipients for the outbound queue, with their DSN parameters.
     public var remote: [StoredEnvelope.Recipient]
+    /// Local recipients that asked for NOTIFY=SUCCESS (and a sender to tell): the commit queues their "delivered"
+    /// notice (RFC 3461 §5.2.1).
+    public var deliveredNotices: [StoredEnvelope.Recipient]
     /// The envelope kept with the message: every recipient but the tester's.
     public var envelope: StoredEnvelope
     /// For the delivery log: the addresses stored here and those queued.
@@ -112,11 +115,13 @@ public struct RoutingPlan: Sendable, Hashable {
     public init(envelope e: IntakeEnvelope, routes: [RecipientRoute]) {
         precondition(e.recipients.count == routes.count, "one route per recipient")
         var targets: [DeliveryTarget] = [], remote: [StoredEnvelope.Recipient] = [], local: [String] = []
+        var notices: [StoredEnvelope.Recipient] = []
         var tester: String?
         for (r, route) in zip(e.recipients, routes) {
             switch route {
             case .local(let accounts):
                 local.append(r.address)
+                if !e.mailFrom.isEmpty, r.notify?.contains("SUCCESS") == true { notices.append(r) }
                 for a in accounts where !targets.contains(where: { $0.account == a }) { targets.append(DeliveryTarget(account: a)) }
             case .remote:
                 remote.append(r)
@@ -128,6 +133,7 @@ public struct RoutingPlan: Sendable, Hashable {
         }
         self.targets = targets
         self.remote = remote
+        deliveredNotices = notices
         localAddresses = local
         testerAddress = tester
         hasOtherRecipients = routes.contains { !$0.isTesterOrReported }
@@ -172,8 +178,10 @@ public enum IntakeCommit {
             DeliveryLogEvents.receipt(id: queueID, messageID: prepared.messageID, received: $0, checked: prepared.checked,
                                       local: plan.localAddresses, remote: plan.remoteAddresses, junk: prepared.junk, at: now)
         } ?? []
-        return Delivery(content: prepared.content, envelope: plan.envelope, targets: targets, internalDate: now,
-                        remoteRecipients: plan.remote, queueID: queueID, log: log)
+        var delivery = Delivery(content: prepared.content, envelope: plan.envelope, targets: targets, internalDate: now,
+                                remoteRecipients: plan.remote, queueID: queueID, log: log)
+        delivery.deliveredNotices = plan.deliveredNotices
+        return delivery
     }
 }
 

@@ -323,13 +323,16 @@ public final class OutboundQueue: Sendable {
         let firstOnConnection = session.messagesSent == 0
         let message = SMTPClientTransaction.Message(
             mailFrom: job.message.envelope.mailFrom, recipients: job.recipients.map(\.address), size: content.count,
-            eightBit: content.contains { $0 >= 0x80 }, needsSMTPUTF8: job.message.envelope.smtputf8)
+            eightBit: content.contains { $0 >= 0x80 }, needsSMTPUTF8: job.message.envelope.smtputf8,
+            dsn: SMTPClientTransaction.DSNRequest(
+                envelopeID: job.message.envelope.envelopeID, ret: job.message.envelope.dsnReturn,
+                recipients: job.recipients.map { .init(notify: $0.notify, originalRecipient: $0.originalRecipient) }))
         switch await session.send(message, content: content) {
         case .results(let results):
             // The bookkeeping (a batched database write) runs beside the next message on this connection instead of
             // before it; the job stays in flight until it is recorded.
-            let tls = session.tlsActive
-            Task { await self.finish(job, results: results, host: remote, tls: tls) }
+            let tls = session.tlsActive, dsn = session.transaction?.capabilities.dsn ?? false
+            Task { await self.finish(job, results: results, host: remote, tls: tls, nextHopDSN: dsn) }
         case .refused(let reply, let permanent):
             if !permanent && firstOnConnection { return reply.oneLine }
             await finish(job, all: permanent ? .failed : .deferred, reply: reply.oneLine, host: remote)
@@ -350,18 +353,22 @@ public final class OutboundQueue: Sendable {
         await record(job, job.recipients.map { ($0, outcome, reply) }, host: host)
     }
 
-    public func finish(_ job: Job, results: [SMTPClientTransaction.RecipientResult], host: String, tls: Bool) async {
+    /// `nextHopDSN`: the server offered DSN, so the recipients it took went with their NOTIFY, ORCPT, ENVID and RET
+    /// (RFC 3461 §5.2.2) and their notices are its to send.
+    public func finish(_ job: Job, results: [SMTPClientTransaction.RecipientResult], host: String, tls: Bool,
+                       nextHopDSN: Bool = false) async {
         var list: [(QueuedRecipient, Outcome, String)] = []
         for (r, result) in zip(job.recipients, results) {
             let text = result.reply.oneLine
             list.append((r, result.delivered ? .delivered : result.permanent ? .failed : .deferred, text))
         }
-        await record(job, list, host: host, tls: tls)
+        await record(job, list, host: host, tls: tls, nextHopDSN: nextHopDSN)
     }
 
     public enum Outcome { case delivered, failed, deferred }
 
-    public func record(_ job: Job, _ outcomes: [(QueuedRecipient, Outcome, String)], host: String?, tls: Bool = false) async {
+    public func record(_ job: Job, _ outcomes: [(QueuedRecipient, Outcome, String)], host: String?, tls: Bool = false,
+                       nextHopDSN: Bool = false) async {
         let now = clock.now
         let giveUp = job.message.created.addingTimeInterval(config.delivery.giveUpAfter.seconds)
         var attempts: [DeliveryAttempt] = []
@@ -377,7 +384,8 @@ public final class OutboundQueue: Sendable {
                 meta["tls"] = "\(tls)"
                 logger.info("delivered", metadata: meta)
                 attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .delivered, reply: reply, remoteHost: host,
-                                                event: event(.delivered, r, reply + (tls ? " (TLS)" : " (no TLS)"))))
+                                                event: event(.delivered, r, reply + (tls ? " (TLS)" : " (no TLS)")),
+                                                notifyPassedOn: nextHopDSN && r.notify != nil))
             case .failed:
                 logger.info("bounced", metadata: meta)
                 attempts.append(DeliveryAttempt(recipientID: r.id, outcome: .failed, reply: reply, remoteHost: host, event: event(.failed, r, reply)))
@@ -410,29 +418,41 @@ public final class OutboundQueue: Sendable {
         _ = state.withLock { $0.inFlight.remove(job.key) }
     }
 
-    /// A message whose recipients all have a final result: bounce what failed (if the sender wants to know), then
-    /// remove it from the queue — both in one transaction.
+    /// A message whose recipients all have a final result: tell the sender what failed and, where NOTIFY=SUCCESS
+    /// asked for it, what was delivered (RFC 3461), then remove it from the queue — both in one transaction.
     public func complete(_ message: QueuedMessage) async {
         defer { _ = state.withLock { $0.messagesBeingCompleted.remove(message.id) } }
-        let failed = message.recipients.filter { r in
-            r.status == .failed && !(r.notify?.contains("NEVER") ?? false) && (r.notify == nil || r.notify!.contains("FAILURE"))
+        let reported = message.recipients.filter { r in
+            switch r.status {
+            case .failed: !(r.notify?.contains("NEVER") ?? false) && (r.notify == nil || r.notify!.contains("FAILURE"))
+            // A recipient the next hop took with its DSN request has no NOTIFY left (that server notifies).
+            case .delivered: r.notify?.contains("SUCCESS") ?? false
+            case .pending: false
+            }
         }
         var notification: Delivery?
-        if !failed.isEmpty && !message.envelope.mailFrom.isEmpty {
-            let statuses = failed.map { r -> DeliveryReport.RecipientStatus in
-                let reply = r.lastReply ?? "550 5.0.0 Delivery failed"
+        if !reported.isEmpty && !message.envelope.mailFrom.isEmpty {
+            let statuses = reported.map { r -> DeliveryReport.RecipientStatus in
+                let failed = r.status == .failed
+                let reply = r.lastReply ?? (failed ? "550 5.0.0 Delivery failed" : "250 2.0.0 Ok")
                 return DeliveryReport.RecipientStatus(
-                    address: r.address, originalRecipient: r.originalRecipient, action: .failed,
+                    address: r.address, originalRecipient: r.originalRecipient,
+                    action: failed ? .failed : r.remoteHost == nil ? .delivered : .relayed,
                     status: DeliveryReport.status(fromReply: reply, permanent: true), diagnostic: reply,
                     remoteMTA: r.remoteHost.map { $0.split(separator: "[").first.map(String.init) ?? $0 }, lastAttempt: r.lastAttempt)
             }
-            notification = await report(message, statuses, .bounced, "delivery status notification (failed: "
-                                        + failed.map { "<\($0.address)>" }.joined(separator: ", ") + ")")
+            let failures = reported.filter { $0.status == .failed }.map { "<\($0.address)>" }
+            let successes = reported.filter { $0.status == .delivered }.map { "<\($0.address)>" }
+            let what = [failures.isEmpty ? nil : "failed: " + failures.joined(separator: ", "),
+                        successes.isEmpty ? nil : "delivered: " + successes.joined(separator: ", ")].compactMap { $0 }
+            notification = await report(message, statuses, failures.isEmpty ? .notified : .bounced,
+                                        "delivery status notification (" + what.joined(separator: "; ") + ")")
         }
         do {
             try await store.completeQueued(id: message.id, notification: notification)
             if notification != nil {
-                logger.info("bounce sent", metadata: ["queue": "\(message.queueID)", "to": "\(message.envelope.mailFrom)", "rcpts": "\(failed.count)"])
+                logger.info("delivery status notification sent", metadata: ["queue": "\(message.queueID)", "to": "\(message.envelope.mailFrom)",
+                                                                             "rcpts": "\(reported.count)"])
             }
         } catch {
             logger.error("cannot complete queued message", metadata: ["queue": "\(message.queueID)", "error": "\(error)"])
@@ -468,7 +488,7 @@ public final class OutboundQueue: Sendable {
         if message.content == nil { original = (try? await store.content(of: message.messageID)) ?? [] }
         let bytes = DeliveryReport.make(reportingMTA: config.hostname, postmaster: "MAILER-DAEMON@\(config.hostname)", to: message.envelope.mailFrom,
                                         recipients: statuses, original: original, queueID: message.queueID, envelopeID: message.envelope.envelopeID,
-                                        arrival: message.created, returnHeadersOnly: message.envelope.dsnReturn == "HDRS", now: now)
+                                        arrival: message.created, returnFull: message.envelope.dsnReturn.map { $0 == "FULL" }, now: now)
         return await SenderNotice.delivery(bytes, to: message.envelope.mailFrom, about: message.queueID, kind: kind, sent: what,
                                            received: "\(what) about \(message.queueID), from MAILER-DAEMON@\(config.hostname)",
                                            logging: config.keepsDeliveryLog, store: store, now: now)

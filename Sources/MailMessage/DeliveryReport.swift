@@ -5,6 +5,10 @@ import Foundation
 public enum DeliveryReport {
     public enum Action: String, Sendable {
         case failed, delayed, delivered
+        /// Handed to a next hop that does not offer DSN (RFC 3461 §5.2.3): no further notice will come.
+        case relayed
+
+        var isSuccess: Bool { self == .delivered || self == .relayed }
     }
 
     public struct RecipientStatus: Sendable {
@@ -50,12 +54,15 @@ public enum DeliveryReport {
     /// The whole notification message (CRLF line ends).
     /// - Parameters:
     ///   - original: the original message as queued (its header is returned, or all of it).
-    ///   - returnHeadersOnly: RET=HDRS was asked for.
+    ///   - returnFull: RET=FULL (true) or RET=HDRS (false) was asked for; nil: no RET.
     public static func make(reportingMTA: String, postmaster: String, to sender: String, recipients: [RecipientStatus], original: [UInt8],
-                            queueID: String, envelopeID: String?, arrival: Date, returnHeadersOnly: Bool, now: Date) -> [UInt8] {
+                            queueID: String, envelopeID: String?, arrival: Date, returnFull: Bool?, now: Date) -> [UInt8] {
         let boundary = "\(queueID).\(Int(now.timeIntervalSince1970))/\(reportingMTA)"
         let delayed = recipients.allSatisfy { $0.action == .delayed }
-        let subject = delayed ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender"
+        let success = recipients.allSatisfy { $0.action.isSuccess }
+        let subject = delayed ? "Delayed Mail (still being retried)"
+            : success ? "Successful Mail Delivery Report"
+            : recipients.contains(where: \.action.isSuccess) ? "Delivery Status Notification" : "Undelivered Mail Returned to Sender"
         var out = ""
         out += "From: Mail Delivery System <\(postmaster)>\r\n"
         out += "To: <\(sender)>\r\n"
@@ -74,13 +81,17 @@ public enum DeliveryReport {
         if delayed {
             out += "Your message could not be delivered yet to the recipients below. It is still in the queue, and delivery\r\n"
             out += "will be tried again; you do not need to send it again. You will be told if it finally fails.\r\n\r\n"
+        } else if success {
+            out += "Your message was delivered as you asked to be told (NOTIFY=SUCCESS). \"delivered\": it is in the\r\n"
+            out += "recipient's mailbox; \"relayed\": it was handed to a server that sends no such notices.\r\n\r\n"
         } else {
             out += "Your message could not be delivered to one or more recipients. It is attached below.\r\n"
             out += "The reason for each recipient follows; the remote server's own words are quoted.\r\n\r\n"
         }
         for r in recipients {
             let via = r.remoteMTA.map { "host \($0) said: " } ?? ""
-            out += "<\(sanitize(r.address))>: \(via)\(sanitize(r.diagnostic))\r\n"
+            let action = success || !r.action.isSuccess ? "" : "\(r.action.rawValue): "
+            out += "<\(sanitize(r.address))>: \(action)\(via)\(sanitize(r.diagnostic))\r\n"
             if let until = r.willRetryUntil { out += "    (will keep trying until \(TraceHeaders.rfc5322Date(until)))\r\n" }
         }
         out += "\r\n"
@@ -107,9 +118,12 @@ public enum DeliveryReport {
         // 3: the original (RFC 3462 text/rfc822-headers, or message/rfc822)
         var bytes = Array(out.utf8)
         let headerEnd = RawHeader.end(original)
-        let full = !returnHeadersOnly && original.count <= returnFullLimit && !delayed
+        // RFC 3461 §4.3: RET=FULL asks for the whole message in any notice, RET=HDRS for the header; without RET, a
+        // failure returns the message (up to returnFullLimit) and a success notice only the header.
+        let full = original.count <= returnFullLimit && !delayed && (returnFull ?? !success)
         if full {
-            bytes += Array("--\(boundary)\r\nContent-Description: Undelivered Message\r\nContent-Type: message/rfc822\r\n\r\n".utf8)
+            let what = success ? "Delivered Message" : "Undelivered Message"
+            bytes += Array("--\(boundary)\r\nContent-Description: \(what)\r\nContent-Type: message/rfc822\r\n\r\n".utf8)
             bytes += original
             if original.last != 10 { bytes += [13, 10] }
         } else {

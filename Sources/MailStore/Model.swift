@@ -180,6 +180,11 @@ public struct Delivery: Sendable {
     public var keywords: [String]
     /// Recipients elsewhere: the message also enters the outbound queue under `queueID`, in the same commit.
     public var remoteRecipients: [StoredEnvelope.Recipient]
+    /// Local recipients stored by this commit that asked for NOTIFY=SUCCESS (RFC 3461): they enter the queue as
+    /// already delivered, in the same commit, and the queue sends the sender the "delivered" notice.
+    public var deliveredNotices: [StoredEnvelope.Recipient] = []
+    /// The message enters the outbound queue.
+    public var isQueued: Bool { !remoteRecipients.isEmpty || !deliveredNotices.isEmpty }
     public var queueID: String
     /// Delivery-log lines written in the same commit.
     public var log: [DeliveryEvent]

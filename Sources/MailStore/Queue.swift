@@ -81,8 +81,13 @@ public struct DeliveryAttempt: Sendable {
     public var remoteHost: String?
     /// The delivery-log line for this attempt, written with its result.
     public var event: DeliveryEvent?
-    public init(recipientID: Int64, outcome: Outcome, reply: String, remoteHost: String?, event: DeliveryEvent? = nil) {
+    /// The next hop took the recipient with its DSN request (it offered DSN, RFC 3461 §5.2.2): notices about it are
+    /// that server's to send from now on, so its NOTIFY is cleared here.
+    public var notifyPassedOn: Bool
+    public init(recipientID: Int64, outcome: Outcome, reply: String, remoteHost: String?, event: DeliveryEvent? = nil,
+                notifyPassedOn: Bool = false) {
         self.event = event
+        self.notifyPassedOn = notifyPassedOn
         self.recipientID = recipientID
         self.outcome = outcome
         self.reply = reply
@@ -171,6 +176,8 @@ public struct BayesCounts: Sendable {
 public struct DeliveryEvent: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case received, checked, refused, stored, queued, tested, delivered, deferred, failed, bounced, delayed, expired, deleted
+        /// A success notice (NOTIFY=SUCCESS) was sent to the sender.
+        case notified
     }
     public var at: Date
     /// The id this server gave the message when it arrived (logs, Received field, queue).

@@ -136,7 +136,7 @@ final class GroupCommitter: @unchecked Sendable {
         }
         let touched = results.flatMap { (try? $0.get())?.placements.map(\.mailbox) ?? [] }
         if !touched.isEmpty { onCommit(touched) }
-        if zip(deliveries, results).contains(where: { d, r in !d.remoteRecipients.isEmpty && (try? r.get()) != nil }) { onQueued() }
+        if zip(deliveries, results).contains(where: { d, r in d.isQueued && (try? r.get()) != nil }) { onQueued() }
     }
 
     static func insert(_ db: Database, _ delivery: Delivery, now: Date) throws -> DeliveryReceipt {
@@ -175,7 +175,7 @@ final class GroupCommitter: @unchecked Sendable {
                                  delivery.internalDate.timeIntervalSince1970, now.timeIntervalSince1970])
             placements.append((mailbox, UID(UInt32(uid))))
         }
-        if !delivery.remoteRecipients.isEmpty {
+        if delivery.isQueued {
             try QueueSQL.insert(db, messageID: messageID, delivery: delivery, now: now)
         }
         return DeliveryReceipt(messageID: messageID, placements: placements)

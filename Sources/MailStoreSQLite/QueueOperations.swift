@@ -17,7 +17,7 @@ enum QueueSQL {
     static func insert(_ db: Database, messageID: MessageID, delivery: Delivery, now date: Date) throws {
         let now = date.timeIntervalSince1970
         let queueID = delivery.queueID.isEmpty ? BlobStore.newKey() : delivery.queueID
-        try db.cachedStatement(sql: "INSERT INTO queue(queue_id, message_id, created) VALUES (?, ?, ?)")
+        try db.cachedStatement(sql: "INSERT INTO queue(id, queue_id, message_id, created) VALUES (\(Schema.nextIDSQL("queue")), ?, ?, ?)")
             .execute(arguments: [queueID, messageID, now])
         let row = db.lastInsertedRowID
         let statement = try db.cachedStatement(sql: """
@@ -26,6 +26,14 @@ enum QueueSQL {
         for r in delivery.remoteRecipients {
             let domain = r.address.split(separator: "@").last.map { $0.lowercased() } ?? ""
             try statement.execute(arguments: [row, r.address, domain, r.notify?.joined(separator: ","), r.originalRecipient, now])
+        }
+        let delivered = try db.cachedStatement(sql: """
+            INSERT INTO queue_recipient(queue_id, address, domain, notify, orcpt, next_attempt, status, attempts, last_attempt, last_reply)
+            VALUES (?, ?, ?, ?, ?, ?, 1, 1, ?, '250 2.0.0 Delivered to the mailbox')
+            """)
+        for r in delivery.deliveredNotices {
+            let domain = r.address.split(separator: "@").last.map { $0.lowercased() } ?? ""
+            try delivered.execute(arguments: [row, r.address, domain, r.notify?.joined(separator: ","), r.originalRecipient, now, now])
         }
     }
 
@@ -103,7 +111,7 @@ extension SQLiteMailStore {
         let (result, keys) = try await batcher.write { db -> (QueuedMessage?, [String]) in
             let statement = try db.cachedStatement(sql: """
                 UPDATE queue_recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_attempt = ?, last_reply = ?,
-                  remote_host = coalesce(?, remote_host)
+                  remote_host = coalesce(?, remote_host), notify = CASE WHEN ? THEN NULL ELSE notify END
                 WHERE id = ? AND status = 0
                 """)
             for a in attempts {
@@ -113,7 +121,7 @@ extension SQLiteMailStore {
                 case .failed: status = .failed; next = now
                 case .deferred(let until): status = .pending; next = until.timeIntervalSince1970
                 }
-                try statement.execute(arguments: [status.rawValue, next, now, a.reply, a.remoteHost, a.recipientID])
+                try statement.execute(arguments: [status.rawValue, next, now, a.reply, a.remoteHost, a.notifyPassedOn, a.recipientID])
             }
             try DeliveryLogSQL.insert(db, attempts.compactMap(\.event))
             let counts = try Row.fetchOne(db.cachedStatement(sql: """
@@ -155,7 +163,7 @@ extension SQLiteMailStore {
             let (changed, freed) = try change(db)
             guard changed, let notification else { return (freed, false, []) }
             let placements = try GroupCommitter.insert(db, notification, now: now).placements.map(\.mailbox)
-            return (freed, !notification.remoteRecipients.isEmpty, placements)
+            return (freed, notification.isQueued, placements)
         }
         for key in freed { blobs.remove(key) }
         if !touched.isEmpty { changes.notify(touched) }

@@ -351,7 +351,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
         // One transaction: a failure rolls every message back.
         let receipts = try await write { db in try batch.map { try GroupCommitter.insert(db, $0, now: now) } }
         changes.notify(receipts.flatMap { $0.placements.map(\.mailbox) })
-        if batch.contains(where: { !$0.remoteRecipients.isEmpty }) { queueChanges.notify() }
+        if batch.contains(where: \.isQueued) { queueChanges.notify() }
         return receipts
     }
 

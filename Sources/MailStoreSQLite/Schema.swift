@@ -191,9 +191,16 @@ enum Schema {
         -- clean-up after each expunge read every stored message before).
         CREATE INDEX message_unreferenced ON message(id) WHERE refcount <= 0;
         """,
+        // 10: queue rows take their ids from `id_sequence` too: the queue runner wakes to scan above the newest id it
+        // has seen, and a reused id (the last row removed, a new one inserted) was below it and waited for a full scan.
+        """
+        INSERT INTO id_sequence(name, last) VALUES ('queue', coalesce((SELECT max(id) FROM queue), 0));
+        CREATE TRIGGER queue_id_sequence AFTER INSERT ON queue BEGIN
+          UPDATE id_sequence SET last = max(last, NEW.id) WHERE name = 'queue'; END;
+        """,
     ]
 
-    /// The next id of `message` or `mailbox` rows: one more than any ever handed out (see migration 6).
+    /// The next id of `message`, `mailbox` or `queue` rows: one more than any ever handed out (see migrations 6, 10).
     static func nextIDSQL(_ table: String) -> String { "(SELECT last + 1 FROM id_sequence WHERE name = '\(table)')" }
 
     static var currentVersion: Int { migrations.count }

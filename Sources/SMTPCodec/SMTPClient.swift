@@ -98,12 +98,38 @@ public struct SMTPClientTransaction: Sendable {
         public var eightBit: Bool
         /// The envelope or headers need SMTPUTF8 (RFC 6531).
         public var needsSMTPUTF8: Bool
-        public init(mailFrom: String, recipients: [String], size: Int, eightBit: Bool, needsSMTPUTF8: Bool) {
+        /// The sender's DSN request (RFC 3461), passed on when the server offers DSN.
+        public var dsn: DSNRequest?
+        public init(mailFrom: String, recipients: [String], size: Int, eightBit: Bool, needsSMTPUTF8: Bool, dsn: DSNRequest? = nil) {
+            self.dsn = dsn
             self.mailFrom = mailFrom
             self.recipients = recipients
             self.size = size
             self.eightBit = eightBit
             self.needsSMTPUTF8 = needsSMTPUTF8
+        }
+    }
+
+    /// RET and ENVID of MAIL, NOTIFY and ORCPT of each RCPT (in the order of `recipients`), as the client gave them.
+    public struct DSNRequest: Sendable {
+        public struct Recipient: Sendable {
+            /// NEVER, or some of SUCCESS, FAILURE, DELAY; nil: none given.
+            public var notify: [String]?
+            /// `addr-type;address`, decoded.
+            public var originalRecipient: String?
+            public init(notify: [String]?, originalRecipient: String?) {
+                self.notify = notify
+                self.originalRecipient = originalRecipient
+            }
+        }
+        public var envelopeID: String?
+        /// FULL or HDRS.
+        public var ret: String?
+        public var recipients: [Recipient]
+        public init(envelopeID: String?, ret: String?, recipients: [Recipient]) {
+            self.envelopeID = envelopeID
+            self.ret = ret
+            self.recipients = recipients
         }
     }
 
@@ -210,7 +236,7 @@ public struct SMTPClientTransaction: Sendable {
             }
             guard reply.code.isPositive else { return fail(reply, inTransaction: true) }
             state = .rcpt(0)
-            return .send(["RCPT TO:<\(message.recipients[0])>"])
+            return .send([rcptCommand(0)])
         case .rcpt(let i):
             rcptReplies.append(reply)
             let next = i + 1
@@ -222,7 +248,7 @@ public struct SMTPClientTransaction: Sendable {
             }
             if next < message.recipients.count {
                 state = .rcpt(next)
-                return .send(["RCPT TO:<\(message.recipients[next])>"])
+                return .send([rcptCommand(next)])
             }
             guard rcptReplies.contains(where: { $0.code.isPositive }) else { return finish(contentReply: nil) }
             state = .data
@@ -268,12 +294,28 @@ public struct SMTPClientTransaction: Sendable {
         if capabilities.size != nil { params += " SIZE=\(message.size)" }
         if message.eightBit && capabilities.eightBitMIME { params += " BODY=8BITMIME" }
         if message.needsSMTPUTF8 { params += " SMTPUTF8" }
+        if capabilities.dsn, let dsn = message.dsn {
+            if let ret = dsn.ret { params += " RET=\(ret)" }
+            if let id = dsn.envelopeID { params += " ENVID=\(XText.encode(id))" }
+        }
         let mail = "MAIL FROM:<\(message.mailFrom)>\(params)"
         state = .mail
         if capabilities.pipelining {
-            return .send([mail] + message.recipients.map { "RCPT TO:<\($0)>" } + ["DATA"])
+            return .send([mail] + message.recipients.indices.map(rcptCommand) + ["DATA"])
         }
         return .send([mail])
+    }
+
+    /// RCPT TO for the i-th recipient, with its NOTIFY and ORCPT when the server offers DSN (RFC 3461 §4).
+    func rcptCommand(_ i: Int) -> String {
+        var line = "RCPT TO:<\(message.recipients[i])>"
+        guard capabilities.dsn, let dsn = message.dsn, i < dsn.recipients.count else { return line }
+        let r = dsn.recipients[i]
+        if let notify = r.notify, !notify.isEmpty { line += " NOTIFY=\(notify.joined(separator: ","))" }
+        if let o = r.originalRecipient, let semi = o.firstIndex(of: ";") {
+            line += " ORCPT=\(o[..<semi]);\(XText.encode(String(o[o.index(after: semi)...])))"
+        }
+        return line
     }
 
     /// `inTransaction`: the failure concerns this message only; unless the server is closing (421) the session may carry

@@ -17,7 +17,7 @@ import Testing
             reportingMTA: "mx.a.test", postmaster: "MAILER-DAEMON@mx.a.test", to: "a@a.test",
             recipients: [.init(address: "b@b.test", originalRecipient: "rfc822;B@b.test", action: .failed, status: "5.1.1",
                                diagnostic: "550 5.1.1 User unknown", remoteMTA: "mx.b.test", lastAttempt: Date(timeIntervalSince1970: 0))],
-            original: original, queueID: "Q1", envelopeID: "env-1", arrival: Date(timeIntervalSince1970: 0), returnHeadersOnly: false,
+            original: original, queueID: "Q1", envelopeID: "env-1", arrival: Date(timeIntervalSince1970: 0), returnFull: nil,
             now: Date(timeIntervalSince1970: 3600))
         let top = MIMEParser.parse(bytes)
         #expect(top.contentType.type == "multipart" && top.contentType.subtype == "report")
@@ -33,7 +33,7 @@ import Testing
 
         let headersOnly = DeliveryReport.make(reportingMTA: "mx.a.test", postmaster: "m@mx.a.test", to: "a@a.test",
                                               recipients: [.init(address: "b@b.test", action: .failed, status: "5.0.0", diagnostic: "x")],
-                                              original: original, queueID: "Q2", envelopeID: nil, arrival: Date(timeIntervalSince1970: 0), returnHeadersOnly: true,
+                                              original: original, queueID: "Q2", envelopeID: nil, arrival: Date(timeIntervalSince1970: 0), returnFull: false,
                                               now: Date(timeIntervalSince1970: 3600))
         let parsed = MIMEParser.parse(headersOnly)
         #expect(parsed.children.last?.contentType.subtype == "rfc822-headers")

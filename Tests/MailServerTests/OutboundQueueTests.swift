@@ -56,9 +56,11 @@ import Testing
         }
 
         /// Queues a message from alice to `recipients` now.
-        func enqueue(_ recipients: [String], id: String = "Q1") async throws {
-            let rcpts = recipients.map { StoredEnvelope.Recipient(address: $0) }
-            let envelope = StoredEnvelope(mailFrom: "alice@here.test", recipients: rcpts)
+        func enqueue(_ recipients: [String], id: String = "Q1", notify: [String]? = nil, ret: String? = nil) async throws {
+            let rcpts = recipients.map { StoredEnvelope.Recipient(address: $0, notify: notify) }
+            var envelope = StoredEnvelope(mailFrom: "alice@here.test", recipients: rcpts)
+            envelope.dsnReturn = ret
+            envelope.envelopeID = notify == nil ? nil : "env-\(id)"
             let content = Array("From: alice@here.test\r\nTo: someone@remote.test\r\nSubject: report\r\nMessage-ID: <q1@here.test>\r\n\r\nthe report\r\n".utf8)
             _ = try await store.deliver(Delivery(content: .inline(content), envelope: envelope, targets: [], internalDate: clock.now,
                                                  remoteRecipients: rcpts, queueID: id))
@@ -96,6 +98,39 @@ import Testing
         case "gone@remote.test": return "550 5.1.1 No such user"
         default: return "451 4.7.1 Try again later"
         }
+    }
+
+    /// NOTIFY=SUCCESS to a next hop without DSN: the sender gets a "relayed" notice (RFC 3461 §5.2.3) with the
+    /// ENVID and, without RET=FULL, only the header; a failed recipient of the same message shares the notice.
+    @Test func successNoticeWhenTheNextHopHasNoDSN() async throws {
+        let rig = try await Rig(tweak: { _ in }, rcptReply: Self.reply)
+        try await rig.enqueue(["ok@remote.test", "gone@remote.test"], notify: ["SUCCESS", "FAILURE"])
+        try await rig.scan()
+        #expect(try await rig.store.queuedMessage(queueID: "Q1") == nil)
+        let mail = try await rig.senderMail()
+        #expect(mail.count == 1)
+        let notice = mail.first ?? ""
+        #expect(notice.contains("Subject: Delivery Status Notification"))
+        #expect(notice.contains("Final-Recipient: rfc822; ok@remote.test\r\nAction: relayed\r\nStatus: 2.0.0\r\nRemote-MTA: dns; mx.remote.test"))
+        #expect(notice.contains("Final-Recipient: rfc822; gone@remote.test\r\nAction: failed\r\nStatus: 5.1.1"))
+        #expect(notice.contains("Original-Envelope-Id: env-Q1"))
+        // A failure in the notice returns the message (no RET given).
+        #expect(notice.contains("Content-Type: message/rfc822"))
+        try await rig.stop()
+    }
+
+    @Test func successNoticeAloneCarriesTheHeaderUnlessRetFull() async throws {
+        let rig = try await Rig(tweak: { _ in }, rcptReply: Self.reply)
+        try await rig.enqueue(["ok@remote.test"], id: "Q1", notify: ["SUCCESS"])
+        try await rig.enqueue(["ok@remote.test"], id: "Q2", notify: ["SUCCESS"], ret: "FULL")
+        try await rig.enqueue(["ok@remote.test"], id: "Q3", notify: ["FAILURE"])
+        try await rig.scan()
+        let mail = try await rig.senderMail().sorted { $0.contains("env-Q1") && !$1.contains("env-Q1") }
+        #expect(mail.count == 2)   // none for Q3: it asked only for failures
+        #expect(mail.allSatisfy { $0.contains("Subject: Successful Mail Delivery Report") && $0.contains("Action: relayed") })
+        #expect(mail.first { $0.contains("env-Q1") }?.contains("Content-Type: text/rfc822-headers") == true)
+        #expect(mail.first { $0.contains("env-Q2") }?.contains("Content-Type: message/rfc822") == true)
+        try await rig.stop()
     }
 
     @Test func retriesOnTheScheduleTellsOfTheDelayAndBouncesWhenItGivesUp() async throws {

@@ -41,6 +41,29 @@ import Testing
     let message = SMTPClientTransaction.Message(mailFrom: "alice@a.test", recipients: ["bob@b.test", "nobody@b.test"], size: 1200,
                                                 eightBit: true, needsSMTPUTF8: false)
 
+    /// RFC 3461 §5.2.2: the DSN request travels on to a server that offers DSN (RET, ENVID as xtext; NOTIFY, ORCPT),
+    /// and is left off for one that does not (it would refuse unknown parameters).
+    @Test func dsnParametersGoOnlyToAServerThatOffersDSN() {
+        var m = message
+        m.dsn = .init(envelopeID: "id 1+x", ret: "HDRS", recipients: [.init(notify: ["SUCCESS", "FAILURE"], originalRecipient: "rfc822;Bob@b.test"),
+                                                                       .init(notify: nil, originalRecipient: nil)])
+        var t = SMTPClientTransaction(message: m, heloName: "mx.a.test", useTLS: false)
+        _ = t.receive(reply("220 mx.b.test ESMTP"))
+        #expect(t.receive(reply("250-mx.b.test", "250-PIPELINING", "250 DSN")) ==
+                .send(["MAIL FROM:<alice@a.test> RET=HDRS ENVID=id+201+2Bx", "RCPT TO:<bob@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@b.test",
+                       "RCPT TO:<nobody@b.test>", "DATA"]))
+        var plain = SMTPClientTransaction(message: m, heloName: "mx.a.test", useTLS: false)
+        _ = plain.receive(reply("220 mx.b.test ESMTP"))
+        #expect(plain.receive(reply("250-mx.b.test", "250 PIPELINING")) ==
+                .send(["MAIL FROM:<alice@a.test>", "RCPT TO:<bob@b.test>", "RCPT TO:<nobody@b.test>", "DATA"]))
+        // Without PIPELINING each RCPT carries its own parameters too.
+        var step = SMTPClientTransaction(message: m, heloName: "mx.a.test", useTLS: false)
+        _ = step.receive(reply("220 mx.b.test ESMTP"))
+        #expect(step.receive(reply("250-mx.b.test", "250 DSN")) == .send(["MAIL FROM:<alice@a.test> RET=HDRS ENVID=id+201+2Bx"]))
+        #expect(step.receive(reply("250 ok")) == .send(["RCPT TO:<bob@b.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;Bob@b.test"]))
+        #expect(step.receive(reply("250 ok")) == .send(["RCPT TO:<nobody@b.test>"]))
+    }
+
     @Test func pipelinedTransactionWithTLSAndOneRefusedRecipient() {
         var t = SMTPClientTransaction(message: message, heloName: "mx.a.test")
         #expect(t.receive(reply("220 mx.b.test ESMTP")) == .send(["EHLO mx.a.test"]))

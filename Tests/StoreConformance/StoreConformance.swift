@@ -209,6 +209,21 @@ public enum StoreConformance {
         if done.recipients.map(\.status).sorted(by: { $0.rawValue < $1.rawValue }) != [.delivered, .failed] { problems.append("final statuses \(done.recipients.map(\.status))") }
         try await store.completeQueued(id: done.id, notification: nil)
         if try await store.queuedMessage(queueID: "QC1") != nil { problems.append("a completed message stays in the queue") }
+        // The queue was left empty: a new message still gets a higher id (the runner scans above the newest it saw).
+        var next = Delivery(content: .inline(message(2)), envelope: envelope, targets: [], internalDate: later, remoteRecipients: rcpts, queueID: "QC2")
+        _ = try await store.deliver(next)
+        if let q2 = try await store.queuedMessage(queueID: "QC2"), q2.id <= done.id { problems.append("queue id \(q2.id) reused after \(done.id)") }
+        // A local recipient that asked for NOTIFY=SUCCESS enters the queue already delivered, for its notice.
+        next = Delivery(content: .inline(message(3)), envelope: envelope, targets: [], internalDate: later, queueID: "QC3")
+        next.deliveredNotices = [.init(address: "alice@example.test", notify: ["SUCCESS"])]
+        _ = try await store.deliver(next)
+        let notice = try await store.queuedMessage(queueID: "QC3")
+        if notice?.isFinished != true || notice?.recipients.first?.status != .delivered || notice?.recipients.first?.notify != ["SUCCESS"] {
+            problems.append("a delivered-notice recipient is queued as \(String(describing: notice?.recipients))")
+        }
+        if try await !store.queuedMessages(dueBy: later, after: 0, limit: 10).contains(where: { $0.queueID == "QC3" }) {
+            problems.append("a message waiting only for its success notice is not listed for the runner")
+        }
         return problems
     }
 
