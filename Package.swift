@@ -37,7 +37,7 @@ let package = Package(
         // What an IMAP server sends: the response model, its encoder and a parser reading responses back.
         .target(name: "IMAPResponses", dependencies: ["IMAPCodec", "MailCore"]),
         .target(name: "POP3Codec", dependencies: ["MailCore"]),
-        .target(name: "TernConfig", dependencies: ["MailCore", .product(name: "TOMLKit", package: "TOMLKit")]),
+        .target(name: "TernConfig", dependencies: ["MailCore", "MailDNS", .product(name: "TOMLKit", package: "TOMLKit")]),
         .target(name: "DKIM", dependencies: [
             "MailMessage",
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "_CryptoExtras", package: "swift-crypto"),

@@ -95,7 +95,7 @@ class Tern:
             text = (self.dir / "stdout.log").read_text(errors="replace")
             if "Stop with" in text:
                 for service in self.SERVICES:
-                    m = re.search(rf"^\s+{service}\s+[\d.]+:(\d+)", text, re.M)
+                    m = re.search(rf"^\s+{service}\s+(?:[\d.]+|\[[0-9a-f:]+\]):(\d+)", text, re.M)
                     setattr(self, f"{service}_port", int(m.group(1)) if m else None)
                 return self
             if self.proc.poll() is not None:

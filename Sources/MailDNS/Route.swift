@@ -29,20 +29,51 @@ extension RouteHost {
     public func isImplicitMX(of domain: String) -> Bool { preference == 0 && name == domain.lowercased() }
 }
 
+/// Which address families outbound mail uses, and which comes first.
+public enum AddressPreference: String, Sendable, CaseIterable {
+    /// Both, IPv6 first and the families alternating (RFC 8305 §4): a host whose first IPv6 address fails gets its
+    /// IPv4 address next, not its second IPv6 one.
+    case ipv6
+    /// Both, alternating, IPv4 first.
+    case ipv4
+    case ipv6Only = "ipv6-only"
+    case ipv4Only = "ipv4-only"
+
+    /// A host's addresses in the order they are tried.
+    public func order(v4: [String], v6: [String]) -> [String] {
+        switch self {
+        case .ipv6Only: return v6
+        case .ipv4Only: return v4
+        case .ipv6: return Self.interleave(v6, v4)
+        case .ipv4: return Self.interleave(v4, v6)
+        }
+    }
+
+    static func interleave(_ first: [String], _ second: [String]) -> [String] {
+        var out: [String] = []
+        for i in 0..<max(first.count, second.count) {
+            if i < first.count { out.append(first[i]) }
+            if i < second.count { out.append(second[i]) }
+        }
+        return out
+    }
+}
+
 public enum RouteSelection {
     /// Chooses the route for mail to `domain` (an A-label domain name).
     ///
     /// - MX records in preference order; equal preferences in random order (RFC 5321 §5.1).
     /// - A single MX with the root name "." as exchange is a null MX (RFC 7505 §3): no mail.
     /// - No MX records at all (NODATA): the domain itself, from its A/AAAA records ("implicit MX").
-    /// - Each host's addresses: IPv6 first when `preferIPv6`, else IPv4 first; a host without addresses is skipped.
+    /// - Each host's addresses in the order `addresses` gives (by default IPv6 and IPv4 alternating, IPv6 first); a host
+    ///   without addresses is skipped.
     ///   When every host failed temporarily the whole route is temporary; when none has addresses, there is no route.
     /// RFC 7505: an MX whose exchange is the root name.
     public static func isNullMX(_ records: [MXRecord]) -> Bool {
         records.contains { $0.exchange == "" || $0.exchange == "." }
     }
 
-    public static func route(for domain: String, resolver: some DNSResolver, preferIPv6: Bool = false,
+    public static func route(for domain: String, resolver: some DNSResolver, addresses families: AddressPreference = .ipv6,
                              random: inout some RandomNumberGenerator) async -> MailRoute {
         let name = domain.lowercased()
         let records: [MXRecord]
@@ -78,9 +109,13 @@ public enum RouteSelection {
         for (host, preference) in candidates {
             var v4: [String] = [], v6: [String] = []
             var failures = 0
-            do { v4 = try await resolver.a(host) } catch { if error.isTemporary { failures += 1 } }
-            do { v6 = try await resolver.aaaa(host) } catch { if error.isTemporary { failures += 1 } }
-            let addresses = preferIPv6 ? v6 + v4 : v4 + v6
+            if families != .ipv6Only {
+                do { v4 = try await resolver.a(host) } catch { if error.isTemporary { failures += 1 } }
+            }
+            if families != .ipv4Only {
+                do { v6 = try await resolver.aaaa(host) } catch { if error.isTemporary { failures += 1 } }
+            }
+            let addresses = families.order(v4: v4, v6: v6)
             if addresses.isEmpty {
                 if failures > 0 { temporary += 1 }
                 continue

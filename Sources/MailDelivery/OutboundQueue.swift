@@ -238,7 +238,7 @@ public final class OutboundQueue: Sendable {
 
     public func route(_ domain: String) async -> MailRoute {
         var rng = SystemRandomNumberGenerator()
-        return await RouteSelection.route(for: domain, resolver: resolver, random: &rng)
+        return await RouteSelection.route(for: domain, resolver: resolver, addresses: config.delivery.addresses, random: &rng)
     }
 
     /// One connection worker: takes jobs of the domain and delivers them, over one connection while it lasts.

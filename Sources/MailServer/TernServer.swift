@@ -19,9 +19,10 @@ public final class TernServer: Sendable {
     public struct Listener: Sendable {
         public var service: TernConfiguration.Service
         public var address: SocketAddress
-        /// `host:port` as bound (with the real port when 0 was configured).
+        /// `host:port` (`[v6]:port`) as bound, with the real port when 0 was configured.
         public var description: String {
-            "\(address.ipAddress ?? "?"):\(address.port ?? 0)"
+            let ip = address.ipAddress ?? "?"
+            return ip.contains(":") ? "[\(ip)]:\(address.port ?? 0)" : "\(ip):\(address.port ?? 0)"
         }
     }
 

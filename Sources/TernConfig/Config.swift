@@ -1,5 +1,6 @@
 import Foundation
 import MailCore
+import MailDNS
 import TOMLKit
 
 /// An address and port to listen on, such as `0.0.0.0:25` or `[::1]:587`.
@@ -159,6 +160,8 @@ public struct TernConfiguration: Sendable {
         public var connectionsPerDomain: Int
         /// Tell the sender once a message has waited this long (nil: never).
         public var delayNotice: Duration?
+        /// The address families of outbound connections and their order.
+        public var addresses: AddressPreference = .ipv6
         public init(remotePort: Int = 25, retry: [Duration] = [.seconds(60)], giveUpAfter: Duration = .seconds(5 * 86400),
                     connectionsPerDomain: Int = 10, delayNotice: Duration? = nil) {
             self.remotePort = remotePort

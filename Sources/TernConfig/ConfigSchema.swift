@@ -1,5 +1,6 @@
 import Foundation
 import MailCore
+import MailDNS
 import TOMLKit
 
 /// Every config key with its type, default and documentation. Validation, defaults and `tern config example`
@@ -81,6 +82,8 @@ public enum ConfigSchema {
               doc: "Simultaneous connections to one destination domain (Postfix's default is also 20); each carries message after message."),
         Field(path: "delivery.delay_notice", kind: .duration, defaultValue: "\"0\"",
               doc: "Tell the sender once when a message is still undelivered after this long (\"4h\" is usual); \"0\" never."),
+        Field(path: "delivery.address_preference", kind: .string, defaultValue: "\"ipv6\"",
+              doc: "Outbound connections: \"ipv6\" tries each mail exchanger's IPv6 and IPv4 addresses alternating, IPv6 first (RFC 8305); \"ipv4\" the same with IPv4 first; \"ipv4-only\" or \"ipv6-only\" one family (as Postfix's inet_protocols), for a host whose IPv6 has no reverse DNS, say."),
         Field(path: "relay.networks", kind: .stringList, defaultValue: "[]",
               doc: "Client addresses (CIDR ranges) that may send mail to other domains through port 25 without AUTH, as Postfix's mynetworks: your own servers and devices (web applications, printers). Their mail skips the checks and is handled as submitted mail (Message-ID and Date added when missing, DKIM-signed for a local From domain). Empty: relaying needs AUTH on 587/465."),
         Field(path: "proxy.services", kind: .stringList, defaultValue: "[]",
@@ -264,10 +267,14 @@ public enum ConfigSchema {
         }
         if retry.isEmpty { fail("delivery.retry", "needs at least one delay") }
         let notice = duration("delivery.delay_notice")
-        let delivery = TernConfiguration.Delivery(remotePort: int("delivery.remote_port"), retry: retry,
+        var delivery = TernConfiguration.Delivery(remotePort: int("delivery.remote_port"), retry: retry,
                                                   giveUpAfter: duration("delivery.give_up_after"),
                                                   connectionsPerDomain: int("delivery.connections_per_domain"),
                                                   delayNotice: notice == .zero ? nil : notice)
+        let preference = string("delivery.address_preference")
+        if let p = AddressPreference(rawValue: preference) { delivery.addresses = p } else {
+            fail("delivery.address_preference", "\"\(preference)\" is not one of \(AddressPreference.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         let level = string("log.level")
         if !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
             fail("log.level", "\"\(level)\" is not one of trace, debug, info, notice, warning, error, critical")

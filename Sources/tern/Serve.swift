@@ -152,9 +152,9 @@ struct Serve: AsyncParsableCommand {
         if let login {
             out += "  login       \(login.address)  password \(login.password)\n"
             if let smtp = listeners.first(where: { $0.service == .smtp }) {
-                out += "Try it:\n  swaks --server \(smtp.address.ipAddress ?? "127.0.0.1"):\(smtp.address.port ?? 0) --to \(login.address)\n"
+                out += "Try it:\n  swaks --server \(smtp.description) --to \(login.address)\n"
                 if let sub = listeners.first(where: { $0.service == .submission }) {
-                    out += "  swaks --server \(sub.address.ipAddress ?? "127.0.0.1"):\(sub.address.port ?? 0) --auth-user \(login.address) --auth-password \(login.password) --from \(login.address) --to \(login.address)\n"
+                    out += "  swaks --server \(sub.description) --auth-user \(login.address) --auth-password \(login.password) --from \(login.address) --to \(login.address)\n"
                 }
                 out += "  tern export \(login.address) --format mbox\n"
             }

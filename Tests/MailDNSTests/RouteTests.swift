@@ -29,9 +29,9 @@ struct SeededGenerator: RandomNumberGenerator {
         return r
     }
 
-    func route(_ domain: String, seed: UInt64 = 1, preferIPv6: Bool = false) async -> MailRoute {
+    func route(_ domain: String, seed: UInt64 = 1, addresses: AddressPreference = .ipv6) async -> MailRoute {
         var rng = SeededGenerator(state: seed)
-        return await RouteSelection.route(for: domain, resolver: dns, preferIPv6: preferIPv6, random: &rng)
+        return await RouteSelection.route(for: domain, resolver: dns, addresses: addresses, random: &rng)
     }
 
     @Test func mxInPreferenceOrderWithRandomOrderAmongEquals() async {
@@ -44,8 +44,31 @@ struct SeededGenerator: RandomNumberGenerator {
             firsts.insert(hosts[0].name)
         }
         #expect(firsts.count == 2)  // both equal-preference hosts come first sometimes
-        guard case .hosts(let v6first) = await route("b.test", preferIPv6: true) else { return }
+        guard case .hosts(let v6first) = await route("b.test") else { return }
         #expect(v6first.first { $0.name == "mx2.b.test" }?.addresses == ["2001:db8::2", "192.0.2.2"])
+    }
+
+    /// RFC 8305 §4: the families alternate, so one unreachable family costs one attempt, not all of its addresses.
+    @Test func addressFamiliesAlternateInTheChosenOrder() async {
+        var r = StaticResolver()
+        r.a["many.test"] = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+        r.aaaa["many.test"] = ["2001:db8::1", "2001:db8::2"]
+        r.a["v4.test"] = ["192.0.2.9"]
+        func addresses(_ domain: String, _ p: AddressPreference) async -> [String]? {
+            var rng = SeededGenerator(state: 1)
+            guard case .hosts(let hosts) = await RouteSelection.route(for: domain, resolver: r, addresses: p, random: &rng) else { return nil }
+            return hosts.first?.addresses
+        }
+        #expect(await addresses("many.test", .ipv6) == ["2001:db8::1", "192.0.2.1", "2001:db8::2", "192.0.2.2", "192.0.2.3"])
+        #expect(await addresses("many.test", .ipv4) == ["192.0.2.1", "2001:db8::1", "192.0.2.2", "2001:db8::2", "192.0.2.3"])
+        #expect(await addresses("many.test", .ipv4Only) == ["192.0.2.1", "192.0.2.2", "192.0.2.3"])
+        #expect(await addresses("many.test", .ipv6Only) == ["2001:db8::1", "2001:db8::2"])
+        // A host with no address of the allowed family is no route at all.
+        #expect(await addresses("v4.test", .ipv6) == ["192.0.2.9"])
+        var rng1 = SeededGenerator(state: 1)
+        guard case .noRoute = await RouteSelection.route(for: "v4.test", resolver: r, addresses: .ipv6Only, random: &rng1) else {
+            Issue.record("an IPv4-only domain has no route over IPv6 only"); return
+        }
     }
 
     @Test func noMXFallsBackToTheDomainsAddress() async {

@@ -3,9 +3,11 @@ import MailMessage
 import SpamFilter
 
 // The spam filter measured on a labelled corpus (the SpamAssassin public corpus's layout: folders easy_ham/, hard_ham/
-// and spam/ of raw messages). Two thirds of each folder train the Bayesian classifier; the other third (every third
-// file by name, never seen in training) is scored with the default threshold, each message as of the newest Received
-// field on it (the "now" the date rules would have seen). Prints what was caught and the false positives.
+// and spam/ of raw messages), as it meets mail on a server: trained on the past, scoring what comes later. Each class
+// is put in the order its messages were received (the newest Received field); the older two thirds train the Bayesian
+// classifier and the newest third, never seen in training, is scored with the default threshold, each message as of
+// the time it was received (the "now" the date rules would have seen). Prints what was caught and the false positives,
+// trained and untrained (the rules alone, as on a fresh install).
 //
 //   swift run -c release spam-corpus CORPUS_FOLDER [--fit] [--debug]
 //
@@ -31,13 +33,17 @@ func sample(_ url: URL) -> Sample? {
     return Sample(features: message.features, received: message.received, name: url.lastPathComponent)
 }
 
-/// Every message with its label and whether it is held out (every third file by name).
+/// Every message with its label and whether it is held out: the newest third of its class by time received (a message
+/// without a readable Received date goes by its Date, else counts as old; ties keep the file order).
 func labelled(_ corpus: URL, includeHeldOut: Bool = true) -> [(sample: Sample, spam: Bool, heldOut: Bool)] {
     var out: [(Sample, Bool, Bool)] = []
     for (isSpam, list) in [(false, files(corpus, "easy_ham") + files(corpus, "hard_ham")), (true, files(corpus, "spam"))] {
-        for (i, url) in list.enumerated() where includeHeldOut || i % 3 != 2 {
-            if let s = sample(url) { out.append((s, isSpam, i % 3 == 2)) }
-        }
+        let samples = list.compactMap(sample).enumerated().sorted { a, b in
+            let (x, y) = (a.element.received ?? a.element.features.date ?? .distantPast, b.element.received ?? b.element.features.date ?? .distantPast)
+            return x != y ? x < y : a.offset < b.offset
+        }.map(\.element)
+        let firstHeldOut = samples.count - samples.count / 3
+        for (i, s) in samples.enumerated() where includeHeldOut || i < firstHeldOut { out.append((s, isSpam, i >= firstHeldOut)) }
     }
     return out
 }
@@ -62,14 +68,20 @@ func evaluate(_ corpus: URL, debug: Bool) -> Bool {
     func report(_ s: Sample) -> SpamReport {
         SpamScorer.score(s.features, bayes: bayes.probability(s.features.tokens), now: s.received)
     }
+    // Untrained: the rules alone, as a fresh install scores.
+    let rulesOnlyFP = testHam.filter { SpamScorer.score($0.features, bayes: nil, now: $0.received).score >= threshold }.count
+    let rulesOnlyCaught = testSpam.filter { SpamScorer.score($0.features, bayes: nil, now: $0.received).score >= threshold }.count
     let falsePositives = testHam.filter { report($0).score >= threshold }.count
     let caught = testSpam.filter { report($0).score >= threshold }.count
     let fpRate = Double(falsePositives) / Double(testHam.count)
     let recall = Double(caught) / Double(testSpam.count)
     let precision = Double(caught) / Double(max(1, caught + falsePositives))
     print("corpus \(corpus.path): trained \(bayes.hamMessages) ham + \(bayes.spamMessages) spam; tested \(testHam.count) ham, \(testSpam.count) spam")
-    print(String(format: "  false positives %d (%.2f%%), spam caught %d (recall %.2f%%), precision %.2f%%",
-                 falsePositives, fpRate * 100, caught, recall * 100, precision * 100))
+    print(String(format: "  untrained (rules only): spam caught %d of %d (%.1f%%), ham marked spam %d of %d (%.2f%%)",
+                 rulesOnlyCaught, testSpam.count, Double(rulesOnlyCaught) / Double(testSpam.count) * 100,
+                 rulesOnlyFP, testHam.count, Double(rulesOnlyFP) / Double(testHam.count) * 100))
+    print(String(format: "  trained: spam caught %d of %d (%.1f%%), ham marked spam %d of %d (%.2f%%), precision %.2f%%",
+                 caught, testSpam.count, recall * 100, falsePositives, testHam.count, fpRate * 100, precision * 100))
     if debug {
         for s in testSpam {
             let r = report(s)
@@ -80,9 +92,12 @@ func evaluate(_ corpus: URL, debug: Bool) -> Bool {
             if r.score >= 2 { print("high ham \(s.name): \(r.score) \(r.bayes ?? -1) \(r.hits.map(\.name)) \(s.features.subject ?? "")") }
         }
     }
-    // Goals (issue 6): false positives under 0.5% and spam recall over 95%.
-    let met = fpRate < 0.005 && recall > 0.95
-    print(met ? "  goals met (false positives < 0.5%, recall > 95%)" : "  goals NOT met (false positives < 0.5%, recall > 95%)")
+    // Goals (issue 20): on later mail, at least 95% of spam caught with at most 0.1% of ham marked spam; untrained, at
+    // least 60% caught.
+    let rulesRecall = Double(rulesOnlyCaught) / Double(testSpam.count)
+    let met = fpRate <= 0.001 && recall >= 0.95 && rulesRecall >= 0.6
+    print(met ? "  goals met (trained >= 95% caught, <= 0.1% ham; untrained >= 60%)"
+              : "  goals NOT met (trained >= 95% caught, <= 0.1% ham; untrained >= 60%)")
     return met
 }
 
