@@ -32,6 +32,18 @@ public struct MessageFeatures: Sendable {
     /// Names of the HTML tags used, and the MIME types and transfer encodings of the parts (structure, for the tokens).
     var htmlTags: Set<String> = []
     var partKinds: Set<String> = []
+    /// HTML that hides some of its text (see HTMLText.strip).
+    public var hiddenHTMLText = false
+    /// Images in the HTML, and attachments that are images.
+    public var images = 0
+    /// The charsets of the text parts, lower-cased.
+    public var charsets: Set<String> = []
+    /// The header as the sender's program wrote it: X-Mailer/User-Agent, Message-ID, To, Reply-To (for the rules).
+    public var mailer: String?
+    public var messageID: String?
+    public var to: String?
+    public var replyTo: String?
+    public var mimeVersion = false
 
     /// Text beyond this many characters is not read (SpamAssassin also looks only at the start of big messages).
     public static let maxText = 200_000
@@ -40,6 +52,15 @@ public struct MessageFeatures: Sendable {
         let root = MIMEParser.parse(bytes)
         if let s = root.header("Subject") { subject = EncodedWords.decode(s) }
         if let f = root.header("From") { from = EncodedWords.decode(f) }
+        // The charsets of RFC 2047 encoded words in Subject and From ("=?gb2312?B?…?=") count with the parts' own.
+        for raw in [root.header("Subject"), root.header("From")].compactMap({ $0 }) {
+            var rest = raw[...]
+            while let start = rest.range(of: "=?") {
+                let name = rest[start.upperBound...].prefix { $0 != "?" && !$0.isWhitespace }
+                if !name.isEmpty, name.count < 40 { charsets.insert(name.lowercased()) }
+                rest = rest[start.upperBound...]
+            }
+        }
         if let d = root.header("Date") {
             hasDate = true
             date = RFC5322Date.parse(d)
@@ -58,10 +79,18 @@ public struct MessageFeatures: Sendable {
         }
         rawHeaderBytes = (subject ?? "").contains("\u{FFFD}") || (from ?? "").contains("\u{FFFD}")
         hasMessageID = root.header("Message-ID") != nil
+        messageID = root.header("Message-ID")
+        mailer = root.header("X-Mailer") ?? root.header("User-Agent")
+        to = root.headers("To").joined(separator: ", ")
+        replyTo = root.header("Reply-To")
+        mimeVersion = root.header("MIME-Version") != nil
         var html = ""
         collect(root, bytes, &html)
         if !html.isEmpty {
-            let (visible, anchors, tags) = HTMLText.strip(html)
+            var hidden = false
+            let (visible, anchors, tags) = HTMLText.strip(html, hidden: &hidden)
+            hiddenHTMLText = hidden
+            images += min(html.lowercased().components(separatedBy: "<img").count - 1, 100)
             text += (text.isEmpty ? "" : "\n") + visible
             links += anchors
             htmlTags = tags
@@ -122,7 +151,11 @@ public struct MessageFeatures: Sendable {
             return
         }
         partKinds.insert("\(part.contentType.type)/\(part.contentType.subtype) \(part.transferEncoding.lowercased())")
-        if let cs = part.contentType.parameter("charset") { partKinds.insert("charset " + cs.lowercased()) }
+        if let cs = part.contentType.parameter("charset") {
+            partKinds.insert("charset " + cs.lowercased())
+            charsets.insert(cs.lowercased())
+        }
+        if part.contentType.type == "image" { images += 1 }
         guard part.contentType.type == "text", part.header("Content-Disposition")?.lowercased().hasPrefix("attachment") != true else { return }
         let raw = bytes[part.bodyStart..<min(part.end, bytes.count, part.bodyStart + Self.maxText * 2)]
         let decoded = TransferEncoding.decode(raw, encoding: part.transferEncoding) ?? Array(raw)
@@ -141,6 +174,13 @@ public struct MessageFeatures: Sendable {
 /// HTML to visible text, with the links and their anchor texts.
 enum HTMLText {
     static func strip(_ html: String) -> (String, [(href: String, text: String)], Set<String>) {
+        var hidden = false
+        return strip(html, hidden: &hidden)
+    }
+
+    /// `hidden`: some text is made invisible (white or tiny fonts, display:none), a trick to feed filters words the
+    /// reader never sees.
+    static func strip(_ html: String, hidden: inout Bool) -> (String, [(href: String, text: String)], Set<String>) {
         var tags = Set<String>()
         var out = ""
         var links: [(String, String)] = []
@@ -156,6 +196,14 @@ enum HTMLText {
                 let closing = lower.hasPrefix("/")
                 let name = String(lower.drop { $0 == "/" }.prefix { $0.isLetter || $0.isNumber })
                 if !name.isEmpty && tags.count < 100 { tags.insert(name) }
+                if !hidden, !closing, name == "font" || name == "span" || name == "div" || name == "p" || name == "td" {
+                    let t = lower.replacingOccurrences(of: " ", with: "")
+                    if t.contains("color=\"#ffffff\"") || t.contains("color=#ffffff") || t.contains("color=\"white\"") || t.contains("color=white")
+                        || t.contains("size=\"0\"") || t.contains("size=0") || t.contains("display:none") || t.contains("visibility:hidden")
+                        || t.contains("font-size:0") || t.contains("font-size:1px") || t.contains("color:#ffffff") || t.contains("color:white") {
+                        hidden = true
+                    }
+                }
                 if let s = skipping {
                     if closing && name == s { skipping = nil }
                 } else if !closing && (name == "style" || name == "script") {

@@ -71,7 +71,7 @@ import Testing
         let f = MessageFeatures(message: msg)
         let names = Set(SpamScorer.score(f, bayes: nil, now: nil).hits.map(\.name))
         for expected in ["DATE_TZ_ABSURD", "ADVANCE_FEE", "MILLIONS", "MONEY_AMOUNTS", "CLAIMS_NOT_SPAM", "BULK_REMOVE",
-                         "SUBJ_EXCLAIM", "SUBJ_CAPS_WORDS", "DEAR_SOMEONE", "OPT_OUT_WORDING", "LOANS"] where SpamScorer.weights[expected] != 0 {
+                         "SUBJ_EXCLAIM", "SUBJ_CAPS_WORDS", "DEAR_SOMEONE", "OPT_OUT_WORDING", "LOANS"] where SpamScorer.rulesOnlyWeights[expected] != 0 {
             #expect(names.contains(expected), "\(expected) did not fire")
         }
         #expect(!names.contains("HEADER_8BIT") && !names.contains("MISSING_MID") && !names.contains("DATE_IN_PAST"))
@@ -100,12 +100,19 @@ import Testing
 
             """.utf8)
         let f = MessageFeatures(message: msg)
-        let report = SpamScorer.score(f, bayes: nil, now: RFC5322Date.parse("Tue, 24 Nov 2026 12:00:00 +0000"))
-        let names = Set(report.hits.map(\.name))
-        #expect(names == ["MISSING_DATE", "MISSING_MID", "SUBJ_ALL_CAPS", "HTML_ONLY", "LINK_TEXT_MISMATCH", "URL_NUMERIC_IP"])
-        #expect(abs(report.score - names.reduce(0) { $0 + SpamScorer.weights[$1]! }) < 0.05)
+        let now = RFC5322Date.parse("Tue, 24 Nov 2026 12:00:00 +0000")
+        // Every rule that fires, each given one point (a rule with 0 points is left out of a report).
+        let one = Dictionary(uniqueKeysWithValues: SpamScorer.weights.keys.map { ($0, 1.0) })
+        let names = Set(SpamScorer.score(f, bayes: nil, now: now, weights: one).hits.map(\.name))
+        #expect(names == ["MISSING_DATE", "MISSING_MID", "SUBJ_ALL_CAPS", "HTML_ONLY", "LINK_TEXT_MISMATCH", "URL_NUMERIC_IP", "TO_UNDISCLOSED",
+                         "HTML_NO_MIME_VERSION"])
+        // Untrained, the rules-only points apply; with a probability, the other set and a Bayesian band.
+        let report = SpamScorer.score(f, bayes: nil, now: now)
+        #expect(abs(report.score - names.reduce(0) { $0 + SpamScorer.rulesOnlyWeights[$1]! }) < 0.05)
+        let trained = SpamScorer.score(f, bayes: 0.5, now: now)
+        #expect(abs(trained.score - names.reduce(SpamScorer.weights["BAYES_40"]!) { $0 + SpamScorer.weights[$1]! }) < 0.05)
         #expect(f.text.contains("Click https://www.bank.example/login"))
-        let clean = MessageFeatures(message: Array("From: a@b.example\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@b>\r\nSubject: Lunch\r\n\r\nSee you at noon.\r\n".utf8))
+        let clean = MessageFeatures(message: Array("From: Ann <a@b.example>\r\nTo: Bob <bob@b.example>\r\nDate: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <1@b>\r\nSubject: Lunch\r\n\r\nSee you at noon.\r\n".utf8))
         // Judged an hour after its Date: nothing fires. (The time is the message's own, never the machine's.)
         #expect(SpamScorer.score(clean, bayes: nil, now: clean.date!.addingTimeInterval(3600)).hits.isEmpty)
         #expect(clean.tokens.contains("s:lunch") && clean.tokens.contains("noon") && clean.tokens.contains("fd:b.example"))

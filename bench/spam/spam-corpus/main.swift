@@ -101,22 +101,53 @@ func evaluate(_ corpus: URL, debug: Bool) -> Bool {
     return met
 }
 
-/// The rules that are fitted, with their points as first set by hand.
-let handSet: [String: Double] = [
-    "MISSING_FROM": 1.5, "MISSING_DATE": 1.0, "INVALID_DATE": 1.0, "DATE_IN_FUTURE": 1.5, "DATE_TZ_ABSURD": 1.5, "DATE_IN_PAST": 1.0,
-    "HEADER_8BIT": 1.0, "MISSING_MID": 0.5, "SUBJ_ALL_CAPS": 1.5, "EMPTY_SUBJECT": 0.5, "MISSING_SUBJECT": 0.5,
-    "HTML_ONLY": 1.0, "LINK_TEXT_MISMATCH": 2.0, "URL_NUMERIC_IP": 1.5,
-    "BULK_REMOVE": 1.0, "CLAIMS_NOT_SPAM": 1.0, "CLAIMS_OPT_IN": 1.0, "MONEY_AMOUNTS": 1.0, "MILLIONS": 1.0,
-    "ADVANCE_FEE": 1.0, "CLICK_HERE": 0.5, "ACT_NOW": 1.0, "GUARANTEED": 1.0, "FREE_OFFER": 1.0,
-    "MONEY_FROM_HOME": 1.0, "TOLL_FREE": 0.5, "OPT_OUT_WORDING": 1.0, "DEAR_SOMEONE": 1.0, "LOANS": 1.0, "SUBJ_EXCLAIM": 0.5, "SUBJ_CAPS_WORDS": 0.5,
-    "BAYES_99": 5.5, "BAYES_95": 5.0, "BAYES_90": 3.5, "BAYES_80": 3.5, "BAYES_60": 2.0, "BAYES_40": 0,
-    "BAYES_20": -0.5, "BAYES_05": -1.0, "BAYES_01": -2.0, "BAYES_00": -3.0,
-]
+/// The rules that are fitted, with their points as first set by hand (the pull of the fit goes towards these).
+let handSet: [String: Double] = {
+    var set: [String: Double] = [
+        "MISSING_FROM": 1.5, "MISSING_DATE": 1.0, "INVALID_DATE": 1.0, "DATE_IN_FUTURE": 1.5, "DATE_TZ_ABSURD": 1.5, "DATE_IN_PAST": 1.0,
+        "HEADER_8BIT": 1.0, "MISSING_MID": 0.5, "SUBJ_ALL_CAPS": 1.5, "EMPTY_SUBJECT": 0.5, "MISSING_SUBJECT": 0.5,
+        "HTML_ONLY": 1.0, "LINK_TEXT_MISMATCH": 2.0, "URL_NUMERIC_IP": 1.5, "MONEY_AMOUNTS": 1.0, "SUBJ_EXCLAIM": 0.5, "SUBJ_CAPS_WORDS": 0.5,
+        "BAYES_99": 5.5, "BAYES_95": 5.0, "BAYES_90": 3.5, "BAYES_80": 3.5, "BAYES_60": 2.0, "BAYES_40": 0,
+        "BAYES_20": -0.5, "BAYES_05": -1.0, "BAYES_01": -2.0, "BAYES_00": -3.0,
+    ]
+    for rule in SpamScorer.phraseRules where set[rule.name] == nil { set[rule.name] = 1.0 }
+    for rule in SpamScorer.structureRules { set[rule.name] = 1.0 }
+    return set
+}()
 
-/// Fits the points as SpamAssassin fits its scores: each training message gets a Bayesian probability from a
-/// classifier trained on the other training folds (so that it is not scored by what it taught), then the points are
-/// moved to minimise a hinge loss around the 5.0 threshold, with a false positive costing `hamCost` times a missed
-/// spam and a pull towards the hand-set points for rules that fire rarely.
+/// Moves the points of `keys` to minimise a hinge loss around the 5.0 threshold over `rows` (the rules each message
+/// fired, and whether it is spam): a false positive costs `hamCost` missed spam, and a pull towards the hand-set points
+/// keeps rules that seldom fire near them.
+func fitPoints(_ rows: [([String], Bool)], keys: [String], hamCost: Double) -> [String: Double] {
+    var prior = SpamScorer.weights
+    for (name, points) in handSet { prior[name] = points }
+    var w = prior
+    let env = ProcessInfo.processInfo.environment
+    let threshold = 5.0, margin = Double(env["FIT_MARGIN"] ?? "") ?? 0.5, pull = 0.002, rate = 0.002
+    for _ in 0..<8000 {
+        var gradient: [String: Double] = [:]
+        for (names, spam) in rows {
+            let s = names.reduce(0) { $0 + w[$1]! }
+            if spam, s < threshold + margin { for n in names { gradient[n, default: 0] -= 1 } }
+            if !spam, s > threshold - margin { for n in names { gradient[n, default: 0] += hamCost } }
+        }
+        for n in keys {
+            w[n]! -= rate * (gradient[n, default: 0] / Double(rows.count) * 100 + pull * (w[n]! - prior[n]!) * 100)
+            if !n.hasPrefix("BAYES_") { w[n] = max(0, w[n]!) }
+        }
+        // Bands stay in order: a higher probability never scores less.
+        var previous = -Double.infinity
+        for b in SpamScorer.bayesBands.map(\.name).reversed() where w[b] != nil {
+            w[b] = max(w[b]!, previous)
+            previous = w[b]!
+        }
+    }
+    return w
+}
+
+/// Fits both score sets as SpamAssassin fits its scores, on the training part only: with the classifier (each training
+/// message gets a Bayesian probability from a classifier trained on the other training folds, so that it is not
+/// scored by what it taught) and without it (the rules alone, as a fresh install scores).
 func fit(_ corpus: URL, debug: Bool) {
     let folds = 10
     let training = labelled(corpus, includeHeldOut: false).map { ($0.sample, $0.spam) }
@@ -126,47 +157,30 @@ func fit(_ corpus: URL, debug: Bool) {
         for (i, (s, spam)) in training.enumerated() where i % folds != fold { bayes.train(s.features.tokens, spam: spam) }
         for (i, (s, _)) in training.enumerated() where i % folds == fold { probability[i] = bayes.probability(s.features.tokens) }
     }
-    let unit = Dictionary(uniqueKeysWithValues: SpamScorer.weights.keys.map { ($0, 1.0) })
-    let rows: [([String], Bool)] = training.enumerated().map { i, t in
-        (SpamScorer.score(t.0.features, bayes: probability[i], now: t.0.received, weights: unit).hits.map(\.name), t.1)
-    }
-    var prior = SpamScorer.weights
-    for (name, points) in handSet { prior[name] = points }
-    var w = prior
-    let threshold = 5.0, margin = 1.0, hamCost = 8.0, pull = 0.002, rate = 0.002
-    for _ in 0..<8000 {
-        var gradient: [String: Double] = [:]
+    let unit = Dictionary((Array(SpamScorer.weights.keys) + Array(handSet.keys)).map { ($0, 1.0) }, uniquingKeysWith: { a, _ in a })
+    for (label, withBayes) in [("with the classifier (weights)", true), ("rules only (rulesOnlyWeights)", false)] {
+        let rows: [([String], Bool)] = training.enumerated().map { i, t in
+            (SpamScorer.score(t.0.features, bayes: withBayes ? probability[i] : nil, now: t.0.received, weights: unit).hits.map(\.name), t.1)
+        }
+        let keys = handSet.keys.filter { withBayes || !$0.hasPrefix("BAYES_") }
+        let env = ProcessInfo.processInfo.environment
+        let w = fitPoints(rows, keys: keys, hamCost: withBayes ? Double(env["FIT_HAMCOST"] ?? "") ?? 8 : 16)
+        var fp = 0, caught = 0, hams = 0, spams = 0
         for (names, spam) in rows {
             let s = names.reduce(0) { $0 + w[$1]! }
-            if spam, s < threshold + margin { for n in names { gradient[n, default: 0] -= 1 } }
-            if !spam, s > threshold - margin { for n in names { gradient[n, default: 0] += hamCost } }
+            if spam { spams += 1; if s >= 5 { caught += 1 } } else { hams += 1; if s >= 5 { fp += 1 } }
         }
-        for n in handSet.keys {
-            w[n]! -= rate * (gradient[n, default: 0] / Double(rows.count) * 100 + pull * (w[n]! - prior[n]!) * 100)
-            if !n.hasPrefix("BAYES_") { w[n] = max(0, w[n]!) }
-        }
-        // Bands stay in order: a higher probability never scores less.
-        var previous = -Double.infinity
-        for b in SpamScorer.bayesBands.map(\.name).reversed() {
-            w[b] = max(w[b]!, previous)
-            previous = w[b]!
-        }
-    }
-    var fp = 0, caught = 0, hams = 0, spams = 0
-    for (names, spam) in rows {
-        let s = names.reduce(0) { $0 + w[$1]! }
-        if spam { spams += 1; if s >= threshold { caught += 1 } } else { hams += 1; if s >= threshold { fp += 1 } }
-    }
-    print("fitted on \(hams) ham + \(spams) spam: training false positives \(fp), recall \(caught)/\(spams)")
-    if debug {
-        for (i, (names, spam)) in rows.enumerated() {
-            let s = names.reduce(0) { $0 + w[$1]! }
-            if spam ? s < threshold : s >= threshold - 1 {
-                print("\(spam ? "missed spam" : "high ham") \(training[i].0.name): \(String(format: "%.1f", s)) \(names) \(training[i].0.features.subject ?? "")")
+        print("\(label): fitted on \(hams) ham + \(spams) spam: training false positives \(fp), recall \(caught)/\(spams)")
+        if debug {
+            for (i, (names, spam)) in rows.enumerated() {
+                let s = names.reduce(0) { $0 + w[$1]! }
+                if spam ? s < 5 : s >= 4 {
+                    print("\(spam ? "missed spam" : "high ham") \(training[i].0.name): \(String(format: "%.1f", s)) \(names) \(training[i].0.features.subject ?? "")")
+                }
             }
         }
+        print("  " + keys.sorted().map { String(format: "\"%@\": %.1f", $0 as NSString, (w[$0]! * 10).rounded() / 10) }.joined(separator: ", "))
     }
-    for n in handSet.keys.sorted() { print(String(format: "  \"%@\": %.1f,", n as NSString, (w[n]! * 10).rounded() / 10)) }
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
