@@ -121,7 +121,7 @@ let package = Package(
         // What the admin commands do, apart from reading their arguments: DKIM keys and DNS records, the Public
         // Suffix List file, message import, CSV and progress output, the first run's login.
         .target(name: "TernAdmin", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "MailDNS", "MailAuth", "DKIM", "TernConfig", "Deliverability", "Intake",
+            "MailCore", "MailMessage", "MailStore", "MailDNS", "MailAuth", "DKIM", "TernConfig", "Deliverability", "Intake", "SpamFilter",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Layer 3: the executable

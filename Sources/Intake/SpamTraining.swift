@@ -35,11 +35,21 @@ public enum SpamTraining {
 
     /// The filter's probability for a message's tokens with `owner`'s counts plus the global ones (nil while too little
     /// has been trained, or when the counts cannot be read).
-    public static func probability(store: any MailStore, owner: AccountID?, tokens: Set<String>) async -> Double? {
+    /// `leavingOut`: the message itself was trained (true as spam, false as ham) and its own counts are taken back out,
+    /// so that it is judged as if the filter had never seen it (`tern spam evaluate`).
+    public static func probability(store: any MailStore, owner: AccountID?, tokens: Set<String>, leavingOut: Bool? = nil) async -> Double? {
         let ids = tokens.map(BayesClassifier.id)
         guard let counts = try? await store.bayesCounts(owner: owner, tokens: ids) else { return nil }
         var table: [Int64: TokenCounts] = [:]
-        for (t, c) in counts.tokens { table[t] = TokenCounts(spam: c.spam, ham: c.ham) }
-        return BayesClassifier.probability(tokens: ids, counts: table, trainedSpam: counts.spamMessages, trainedHam: counts.hamMessages)
+        let spamBack = leavingOut == true ? 1 : 0, hamBack = leavingOut == false ? 1 : 0
+        for (t, c) in counts.tokens { table[t] = TokenCounts(spam: max(0, c.spam - spamBack), ham: max(0, c.ham - hamBack)) }
+        return BayesClassifier.probability(tokens: ids, counts: table, trainedSpam: counts.spamMessages - spamBack,
+                                           trainedHam: counts.hamMessages - hamBack)
+    }
+
+    /// The key a saved message (a file, or one message of an mbox) is trained under: its size and a hash of its
+    /// content, so that the same message trains once however often it is given.
+    public static func fileKey(_ message: [UInt8]) -> String {
+        "f:\(message.count):\(BayesClassifier.id(String(decoding: message, as: UTF8.self)))"
     }
 }

@@ -157,6 +157,8 @@ public protocol BayesStore: Sendable {
     func trainBayes(owner: AccountID?, key: String, tokens: [Int64], spam: Bool) async throws -> Bool
     /// The counts of `tokens` and the trained totals, for `owner` plus the global ones added together.
     func bayesCounts(owner: AccountID?, tokens: [Int64]) async throws -> BayesCounts
+    /// How the message `key` was trained for `owner` (nil: global): true spam, false ham, nil not at all.
+    func bayesTraining(owner: AccountID?, key: String) async throws -> Bool?
 }
 
 public struct BayesCounts: Sendable {

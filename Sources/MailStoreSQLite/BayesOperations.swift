@@ -27,6 +27,12 @@ extension SQLiteMailStore {
         }
     }
 
+    public func bayesTraining(owner: AccountID?, key: String) async throws -> Bool? {
+        try await read { db in
+            try Bool.fetchOne(db, sql: "SELECT spam FROM bayes_trained WHERE owner = ? AND message_key = ?", arguments: [owner ?? 0, key])
+        }
+    }
+
     public func bayesCounts(owner: AccountID?, tokens: [Int64]) async throws -> BayesCounts {
         let owners: [Int64] = owner.map { [0, $0] } ?? [0]
         let unique = Array(Set(tokens))

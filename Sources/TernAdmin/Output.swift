@@ -57,3 +57,22 @@ public struct CommandFailure: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
+
+/// Prints a value as JSON the way the check commands do: indented, keys sorted.
+public func printJSON(_ value: some Encodable) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+public func choosePassword(_ given: String?, fromStdin: Bool) throws -> (String, Bool) {
+    if fromStdin {
+        guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw CommandFailure("no password on standard input") }
+        return (line, false)
+    }
+    if let given {
+        guard !given.isEmpty else { throw CommandFailure("the password is empty") }
+        return (given, false)
+    }
+    return (PasswordHash.generatePassword(), true)
+}

@@ -148,7 +148,7 @@ struct CheckCommand: AsyncParsableCommand {
 
 struct SpamCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "spam", abstract: "The Bayesian spam filter's training.",
-                                                    subcommands: [Train.self, Status.self])
+                                                    subcommands: [Train.self, Evaluate.self, Status.self])
 
     static func account(_ user: String, _ store: any MailStore) async throws -> AccountID {
         guard let account = try await store.account(try parseAddress(user)) else { throw ValidationError("no account \(user)") }
@@ -174,46 +174,50 @@ struct SpamCommand: AsyncParsableCommand {
 
     struct Train: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Train the filter on saved messages (as sa-learn does): files, or folders of them (Maildir included).",
-            discussion: "Without --user the global counts, which every account's scoring adds to its own, are trained. Files starting with an mbox \"From \" line are read as one message.")
+            abstract: "Train the filter on saved messages (as sa-learn does): files or folders of them (Maildir included), one message a file or mbox files.",
+            discussion: "Without --user the global counts, which every account's scoring adds to its own, are trained. A message trained again the same way changes nothing; the other way moves its counts over.")
         @OptionGroup var options: ConfigOption
         @Option(help: "Train this account's own counts instead of the global ones.") var user: String?
-        @Flag(help: "The messages are spam.") var spam = false
-        @Flag(help: "The messages are not spam.") var ham = false
-        @Argument(help: "Message files or folders.") var paths: [String]
+        @Option(help: "Good mail: a file or folder (repeatable).") var ham: [String] = []
+        @Option(help: "Spam: a file or folder (repeatable).") var spam: [String] = []
 
         func validate() throws {
-            guard spam != ham else { throw ValidationError("give exactly one of --spam and --ham") }
+            guard !ham.isEmpty || !spam.isEmpty else { throw ValidationError("give --ham and/or --spam with files or folders") }
         }
 
         func run() async throws {
             let (_, store) = try options.openStore()
             var owner: AccountID?
             if let user { owner = try await SpamCommand.account(user, store) }
-            var files: [URL] = []
-            for p in paths {
-                var isDir: ObjCBool = false
-                guard FileManager.default.fileExists(atPath: p, isDirectory: &isDir) else { throw ValidationError("\(p) does not exist") }
-                if isDir.boolValue {
-                    let e = FileManager.default.enumerator(at: URL(fileURLWithPath: p), includingPropertiesForKeys: [.isRegularFileKey])
-                    while let u = e?.nextObject() as? URL {
-                        if (try? u.resourceValues(forKeys: [.isRegularFileKey]).isRegularFile) == true, !u.lastPathComponent.hasPrefix(".") { files.append(u) }
-                    }
-                } else {
-                    files.append(URL(fileURLWithPath: p))
-                }
-            }
-            var trained = 0
-            for url in files.sorted(by: { $0.path < $1.path }) {
-                guard var bytes = FileManager.default.contents(atPath: url.path).map(Array.init) else { continue }
-                if bytes.starts(with: Array("From ".utf8)), let nl = bytes.firstIndex(of: 10) { bytes.removeSubrange(...nl) }
-                let message = MessageText.crlf(Array(bytes.prefix(1 << 20)))
-                let tokens = MessageFeatures(message: message).tokens.map(BayesClassifier.id)
-                let key = "f:\(message.count):\(BayesClassifier.id(String(decoding: message, as: UTF8.self)))"
-                if try await store.trainBayes(owner: owner, key: key, tokens: tokens, spam: spam) { trained += 1 }
-            }
+            let (trained, read) = try await SpamCorpus.train(store: store, owner: owner, ham: ham, spam: spam)
             let counts = try await store.bayesCounts(owner: owner, tokens: [])
-            print("trained \(trained) of \(files.count) messages as \(spam ? "spam" : "ham"); the \(user.map { "counts of \($0) (with the global ones)" } ?? "global counts") now hold \(counts.spamMessages) spam and \(counts.hamMessages) ham")
+            print("trained \(trained) of \(read) messages; the \(user.map { "counts of \($0) (with the global ones)" } ?? "global counts") now hold \(counts.spamMessages) spam and \(counts.hamMessages) ham")
+        }
+    }
+
+    struct Evaluate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Score saved messages as port 25 would, and print how many the filter gets right.",
+            discussion: "Each message is scored with the rules and the installation's global counts, and marked spam from checks.junk_score, as the server does. A message the counts were trained on is scored with its own counts taken out, so no message is judged by what it taught. Prints: spam caught X of N (P%), ham marked spam Y of M (Q%).")
+        @OptionGroup var options: ConfigOption
+        @Option(help: "Good mail: a file or folder (repeatable).") var ham: [String] = []
+        @Option(help: "Spam: a file or folder (repeatable).") var spam: [String] = []
+        @Flag(help: "List each message wrongly judged, with its score and rules.") var verbose = false
+
+        func validate() throws {
+            guard !ham.isEmpty || !spam.isEmpty else { throw ValidationError("give --ham and/or --spam with files or folders") }
+        }
+
+        func run() async throws {
+            let (config, store) = try options.openStore()
+            let junk = config.checks.junkScore
+            let result = try await SpamCorpus.evaluate(store: store, config: config, ham: ham, spam: spam) { path, isSpam, report in
+                guard verbose, (report.score >= junk) != isSpam else { return }
+                print("\(isSpam ? "missed spam" : "ham marked spam") \(path): \(report.score) \(report.hits.map(\.name).joined(separator: ","))")
+            }
+            print(result.summary)
+            if result.rulesOnly > 0 { print("(\(result.rulesOnly) scored by the rules alone: the filter has too little training)") }
+            if result.leftOut > 0 { print("(\(result.leftOut) had been trained on: scored with their own counts taken out)") }
         }
     }
 }

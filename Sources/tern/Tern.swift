@@ -84,13 +84,6 @@ extension LiveResolver {
     }
 }
 
-/// Prints a value as JSON the way the check commands do: indented, keys sorted.
-func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    print(String(decoding: try encoder.encode(value), as: UTF8.self))
-}
-
 func parseAddress(_ text: String) throws -> EmailAddress {
     do { return try EmailAddress.parse(text) } catch { throw ValidationError("\"\(text)\" is not a valid address: \(error)") }
 }
@@ -222,18 +215,6 @@ struct UserCommand: AsyncParsableCommand {
             if generated { print("password: \(pw)") }
         }
     }
-}
-
-func choosePassword(_ given: String?, fromStdin: Bool) throws -> (String, Bool) {
-    if fromStdin {
-        guard let line = readLine(strippingNewline: true), !line.isEmpty else { throw ValidationError("no password on standard input") }
-        return (line, false)
-    }
-    if let given {
-        guard !given.isEmpty else { throw ValidationError("the password is empty") }
-        return (given, false)
-    }
-    return (PasswordHash.generatePassword(), true)
 }
 
 struct AliasCommand: AsyncParsableCommand {
