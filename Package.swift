@@ -162,3 +162,13 @@ let package = Package(
         .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "Intake", "SMTPServer", "MailDelivery", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )
+
+// libFuzzer targets for the parsers fed by the network or by mail (scripts/fuzz builds them with
+// TERN_FUZZ=1 and -sanitize=fuzzer,address; they are not part of the normal build).
+if Context.environment["TERN_FUZZ"] != nil {
+    package.targets.append(.executableTarget(
+        name: "TernFuzz",
+        dependencies: ["MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "SASL", "DKIM", "MailAuth", "MailDNS",
+                       "DNSResolverLive", "TernConfig", .product(name: "NIOCore", package: "swift-nio")],
+        path: "Fuzz/TernFuzz"))
+}

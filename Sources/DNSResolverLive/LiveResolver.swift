@@ -174,9 +174,15 @@ public final class LiveResolver: DNSResolver {
             default: return .failure(.temporary(name))
             }
         }
+        return parse(Array(answer.prefix(Int(length))), type, name: name)
+    }
+
+    /// The records of the asked type in a DNS answer message (pure: the network is `query`'s business).
+    static func parse(_ answer: [UInt8], _ type: DNSRecordType, name: String) -> Result<(records: [Record], authentic: Bool), DNSError> {
+        let length = Int32(answer.count)
         let count = tern_dns_answer_count(answer, length)
         guard count >= 0 else { return .failure(.permanent(name)) }
-        let authentic = isAuthentic(answer: Array(answer.prefix(Int(length))))
+        let authentic = isAuthentic(answer: answer)
         var records: [Record] = []
         for i in 0..<count {
             var rrType: Int32 = 0, ttl: UInt32 = 0, offset: Int32 = 0, rdLength: Int32 = 0

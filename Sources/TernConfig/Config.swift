@@ -198,6 +198,23 @@ extension TernConfiguration {
                                 overrideData: dataDirectory)
     }
 
+    /// A table header without a name ("[" then the end of the line, or a character no key starts with): toml++ (under
+    /// TOMLKit) stops on an assertion for some of these instead of reporting them, so they are caught here first
+    /// (found by the config fuzz target).
+    static func headerProblem(_ text: String) -> (Int, String)? {
+        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            var rest = line.drop { $0 == " " || $0 == "\t" }
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst()
+            if rest.first == "[" { rest = rest.dropFirst() }
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            guard let c = rest.first, c.isASCII, c.isLetter || c.isNumber || c == "_" || c == "-" || c == "\"" || c == "'" else {
+                return (number + 1, "a table header needs a name, such as [listen]")
+            }
+        }
+        return nil
+    }
+
     /// Loads and validates a TOML config file. All problems are reported together, each with its line.
     public static func load(path: String) throws(ConfigErrors) -> TernConfiguration {
         let text: String
@@ -211,6 +228,9 @@ extension TernConfiguration {
     }
 
     public static func parse(_ text: String, file: String, baseDirectory: URL) throws(ConfigErrors) -> TernConfiguration {
+        if let (line, problem) = headerProblem(text) {
+            throw ConfigErrors(issues: [ConfigIssue(file: file, line: line, message: "TOML syntax: \(problem)")])
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)

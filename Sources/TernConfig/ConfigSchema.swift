@@ -161,14 +161,16 @@ public enum ConfigSchema {
 
     // MARK: building
 
+    /// Every field's default as a TOML value, parsed once (TOMLKit keeps a small allocation of each parse for ever).
+    nonisolated(unsafe) static let defaultValues: [String: TOMLValueConvertible] = {
+        let table = try! TOMLTable(string: fields.map { "\"\($0.path)\" = \($0.defaultValue)" }.joined(separator: "\n"))
+        return Dictionary(uniqueKeysWithValues: fields.map { ($0.path, table[$0.path]!) })
+    }()
+
     static func build(values: [String: TOMLValueConvertible], locate: (String) -> Int?, file: String, baseDirectory: URL,
                       overrideData: URL? = nil) throws(ConfigErrors) -> TernConfiguration {
         var issues: [ConfigIssue] = []
-        var defaultsTable: [String: TOMLValueConvertible] = [:]
-        for f in fields {
-            let t = try! TOMLTable(string: "v = \(f.defaultValue)")
-            defaultsTable[f.path] = t["v"]
-        }
+        let defaultsTable = defaultValues
         func value(_ path: String) -> TOMLValueConvertible { values[path] ?? defaultsTable[path]! }
         func fail(_ path: String, _ message: String) {
             issues.append(ConfigIssue(file: file, line: locate(path), message: "\(path): \(message)"))

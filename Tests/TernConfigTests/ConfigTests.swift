@@ -38,6 +38,19 @@ import Testing
         #expect(c.nameservers == ["127.0.0.1:5353"])
     }
 
+    /// Found by the config fuzz target: toml++ stopped the process on an assertion for a table header without a name.
+    @Test func tableHeaderWithoutANameIsAnError() {
+        for text in ["hostname = \"mx.example.test\"\n[\nmax_connections = 3\n", "[[ ]]\n", "  [=x]\n"] {
+            do {
+                _ = try TernConfiguration.parse(text, file: "t.toml", baseDirectory: base)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.issues.first?.message == "TOML syntax: a table header needs a name, such as [listen]")
+            }
+        }
+        #expect(TernConfiguration.headerProblem("[listen]\n[[x]]\n [\"quoted\"]\n")?.0 == nil)
+    }
+
     @Test func errorsCarryLines() {
         let text = """
             hostname = "bad host"
