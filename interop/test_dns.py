@@ -32,7 +32,8 @@ def test_route_follows_mx_preference_and_addresses(tmp_path, dnsmasq):
     lines = r.stdout.decode().splitlines()
     assert lines[0] == "mail for b.test goes to, in order:", lines
     assert lines[1].split() == ["mx1.b.test", "MX", "10", "127.0.0.3"]
-    assert lines[2].split()[:4] == ["mx2.b.test", "MX", "20", "127.0.0.4"] and "::1" in lines[2]
+    # IPv6 and IPv4 alternate, IPv6 first (RFC 8305 §4; delivery.address_preference).
+    assert lines[2].split()[:5] == ["mx2.b.test", "MX", "20", "::1", "127.0.0.4"], lines
 
 
 def test_route_without_mx_uses_the_domain_address(tmp_path, dnsmasq):
