@@ -156,6 +156,17 @@ def imap_date(date_value):
     return f"{moment.day}-{month}-{moment.year}"
 
 
+def wait_for(predicate, what, timeout=30):
+    """Polls `predicate` until it returns something true (which is returned), failing after `timeout` seconds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def free_udp_port():
     """A port on 127.0.0.1 that nothing uses now for UDP or TCP (a test's DNS server listens on both)."""
     while True:

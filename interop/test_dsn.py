@@ -2,6 +2,7 @@
 smtplib) are honoured by Tern's queue, with Python's aiosmtpd as the next hop — once as a server without DSN (Tern
 sends the "relayed" notice itself), once offering DSN (the parameters travel on and Tern sends nothing) — and for a
 local mailbox (a "delivered" notice)."""
+import contextlib
 import email
 import smtplib
 import socket
@@ -12,7 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP as AioSMTP
 
 from conftest import ALICE
-from ternlib import DNSServer, Tern
+from ternlib import DNSServer, Tern, wait_for
 
 PASSWORD = "secret-password-1"
 FRIEND = "friend@remote.test"
@@ -72,12 +73,18 @@ def dns(tmp_path):
     d.stop()
 
 
-def start(tmp_path, dns, port):
+@contextlib.contextmanager
+def served(tmp_path, dns, offer_dsn):
+    """aiosmtpd as the next hop and a Tern that delivers to it: (the hop's handler, Tern); both stopped after."""
+    sink, hop, port = next_hop(offer_dsn)
     t = Tern(tmp_path / "t", {"dns": {"nameservers": [f"127.0.0.1:{dns.port}"]}, "delivery": {"remote_port": port}})
-    if not (t.dir / "data").exists():
+    try:
         t.add_domain("example.test")
         t.add_user(ALICE, PASSWORD)
-    return t.start()
+        yield sink, t.start()
+    finally:
+        t.stop()
+        hop.stop()
 
 
 def submit(t, to, mail_options, rcpt_options, subject, body="The body of the message.\r\n"):
@@ -85,16 +92,6 @@ def submit(t, to, mail_options, rcpt_options, subject, body="The body of the mes
     with smtplib.SMTP("127.0.0.1", t.submission_port, timeout=30) as s:
         s.login(ALICE, PASSWORD)
         assert s.sendmail(ALICE, [to], msg.encode(), mail_options=mail_options, rcpt_options=rcpt_options) == {}
-
-
-def wait(predicate, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def notices(t):
@@ -110,17 +107,15 @@ def status_fields(notice):
 
 
 def test_relayed_notice_from_a_next_hop_without_dsn_and_delivered_notice_locally(tmp_path, dns):
-    sink, hop, port = next_hop(offer_dsn=False)
-    t = start(tmp_path, dns, port)
-    try:
+    with served(tmp_path, dns, offer_dsn=False) as (sink, t):
         submit(t, FRIEND, ["RET=HDRS", "ENVID=trip+2D1"], ["NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;Friend@remote.test"], "relayed-1")
-        wait(lambda: sink.envelopes, "the next hop to receive the message")
+        wait_for(lambda: sink.envelopes, "the next hop to receive the message")
         # The next hop offered no DSN: nothing of the request went to it.
         env = sink.envelopes[0]
         assert env.rcpt_tos == [FRIEND] and not any("NOTIFY" in o or "ORCPT" in o for o in env.rcpt_options), env.rcpt_options
         assert not any("RET" in o or "ENVID" in o for o in env.mail_options), env.mail_options
         # So Tern tells the sender itself: "relayed", with the ENVID (xtext decoded), the ORCPT, the header only (RET=HDRS).
-        notice = wait(lambda: notices(t), "the relayed notice")[0]
+        notice = wait_for(lambda: notices(t), "the relayed notice")[0]
         recipients, per_message = status_fields(notice)
         assert per_message["Original-Envelope-Id"] == "trip-1", per_message
         assert recipients[0]["Action"] == "relayed" and recipients[0]["Final-Recipient"] == f"rfc822; {FRIEND}", recipients
@@ -132,7 +127,7 @@ def test_relayed_notice_from_a_next_hop_without_dsn_and_delivered_notice_locally
 
         # A local recipient with NOTIFY=SUCCESS and RET=FULL: "delivered", the whole message returned.
         submit(t, ALICE, ["RET=FULL"], ["NOTIFY=SUCCESS"], "local-1", body="Local body, returned whole.\r\n")
-        delivered = wait(lambda: [n for n in notices(t) if "local-1" in n.as_string()], "the delivered notice")[0]
+        delivered = wait_for(lambda: [n for n in notices(t) if "local-1" in n.as_string()], "the delivered notice")[0]
         recipients, _ = status_fields(delivered)
         assert [r["Action"] for r in recipients] == ["delivered"] and "Remote-MTA" not in recipients[0], recipients
         returned = next(p for p in delivered.walk() if p.get_content_type() == "message/rfc822")
@@ -140,29 +135,21 @@ def test_relayed_notice_from_a_next_hop_without_dsn_and_delivered_notice_locally
         # Default NOTIFY (failure only): no notice for a success.
         submit(t, ALICE, [], [], "quiet-1")
         submit(t, FRIEND, [], ["NOTIFY=FAILURE"], "quiet-2")
-        wait(lambda: len(sink.envelopes) == 2, "the second relayed message")
-        wait(lambda: "the queue is empty" in t.run("queue", "list").stdout.decode(), "the queue to empty")
+        wait_for(lambda: len(sink.envelopes) == 2, "the second relayed message")
+        wait_for(lambda: "the queue is empty" in t.run("queue", "list").stdout.decode(), "the queue to empty")
         assert len(notices(t)) == 2
         assert "notified" in t.run("trace", "relayed-1@example.test").stdout.decode()
-    finally:
-        t.stop()
-        hop.stop()
 
 
 def test_parameters_travel_to_a_next_hop_that_offers_dsn(tmp_path, dns):
-    sink, hop, port = next_hop(offer_dsn=True)
-    t = start(tmp_path, dns, port)
-    try:
+    with served(tmp_path, dns, offer_dsn=True) as (sink, t):
         submit(t, FRIEND, ["RET=FULL", "ENVID=trip+2D2"], ["NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;Friend@remote.test"], "passed-1")
-        wait(lambda: sink.envelopes, "the next hop to receive the message")
+        wait_for(lambda: sink.envelopes, "the next hop to receive the message")
         env = sink.envelopes[0]
         # aiosmtpd upper-cases the parameters it keeps.
         assert "RET=FULL" in env.mail_options and "ENVID=TRIP-2" in env.mail_options, env.mail_options
         assert "NOTIFY=SUCCESS,DELAY" in env.rcpt_options and "ORCPT=RFC822;FRIEND@REMOTE.TEST" in env.rcpt_options, env.rcpt_options
         # The next hop now owes the notices; Tern sends none and the queue empties.
-        wait(lambda: "the queue is empty" in t.run("queue", "list").stdout.decode(), "the queue to empty")
+        wait_for(lambda: "the queue is empty" in t.run("queue", "list").stdout.decode(), "the queue to empty")
         time.sleep(0.5)
         assert notices(t) == []
-    finally:
-        t.stop()
-        hop.stop()

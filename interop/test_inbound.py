@@ -401,18 +401,22 @@ def test_spam_score_header_junk_and_reject(tmp_path, zone):
         t.stop()
 
 
+def write_corpus(folder, count, text):
+    """`count` message files in a new `folder`, the i-th one `text(i)`."""
+    folder.mkdir()
+    for i in range(count):
+        (folder / f"{i}.eml").write_text(text(i))
+
+
 def test_bayes_training_from_files_and_imap_moves(tmp_path, zone):
     import imaplib
     t = server(tmp_path, zone)
     t.stop()
     spam_dir, ham_dir = tmp_path / "spam", tmp_path / "ham"
-    spam_dir.mkdir()
-    ham_dir.mkdir()
-    for i in range(110):
-        (spam_dir / f"{i}.eml").write_text(f"From: win{i}@lottery.example\nSubject: jackpot winner {i}\nDate: Tue, 24 Nov 2026 10:00:00 +0000\n"
-                                           f"Message-ID: <s{i}@x>\n\nClaim your casino jackpot prize now, lottery winner {i}!\n")
-        (ham_dir / f"{i}.eml").write_text(f"From: colleague{i}@example.org\nSubject: project meeting {i}\nDate: Tue, 24 Nov 2026 10:00:00 +0000\n"
-                                          f"Message-ID: <h{i}@x>\n\nThe agenda for the project meeting is attached, see you on Thursday {i}.\n")
+    write_corpus(spam_dir, 110, lambda i: f"From: win{i}@lottery.example\nSubject: jackpot winner {i}\nDate: Tue, 24 Nov 2026 10:00:00 +0000\n"
+                                          f"Message-ID: <s{i}@x>\n\nClaim your casino jackpot prize now, lottery winner {i}!\n")
+    write_corpus(ham_dir, 110, lambda i: f"From: colleague{i}@example.org\nSubject: project meeting {i}\nDate: Tue, 24 Nov 2026 10:00:00 +0000\n"
+                                         f"Message-ID: <h{i}@x>\n\nThe agenda for the project meeting is attached, see you on Thursday {i}.\n")
     out = t.run("spam", "train", "--spam", str(spam_dir)).stdout.decode()
     assert "trained 110 of 110 messages" in out, out
     # Training the same files again changes nothing.
@@ -426,13 +430,10 @@ def test_bayes_training_from_files_and_imap_moves(tmp_path, zone):
     assert "global: 110 spam, 110 ham" in t.run("spam", "status").stdout.decode()
     # Evaluation of mail the counts never saw (other numbers, other wording), scored as port 25 would.
     new_spam, new_ham = tmp_path / "new-spam", tmp_path / "new-ham"
-    new_spam.mkdir()
-    new_ham.mkdir()
-    for i in range(20):
-        (new_spam / f"{i}.eml").write_text(f"From: prize{i}@casino.example\nTo: you@example.test\nSubject: casino jackpot for you {i}\n"
-                                           f"Date: Tue, 24 Nov 2026 10:00:00 +0000\nMessage-ID: <n{i}@x>\n\nYour lottery prize: claim the jackpot now {i}!\n")
-        (new_ham / f"{i}.eml").write_text(f"From: Colleague <c{i}@example.org>\nTo: you@example.test\nSubject: meeting notes {i}\n"
-                                          f"Date: Tue, 24 Nov 2026 10:00:00 +0000\nMessage-ID: <m{i}@x>\n\nNotes from the project meeting on Thursday {i}.\n")
+    write_corpus(new_spam, 20, lambda i: f"From: prize{i}@casino.example\nTo: you@example.test\nSubject: casino jackpot for you {i}\n"
+                                         f"Date: Tue, 24 Nov 2026 10:00:00 +0000\nMessage-ID: <n{i}@x>\n\nYour lottery prize: claim the jackpot now {i}!\n")
+    write_corpus(new_ham, 20, lambda i: f"From: Colleague <c{i}@example.org>\nTo: you@example.test\nSubject: meeting notes {i}\n"
+                                        f"Date: Tue, 24 Nov 2026 10:00:00 +0000\nMessage-ID: <m{i}@x>\n\nNotes from the project meeting on Thursday {i}.\n")
     out = t.run("spam", "evaluate", "--spam", str(new_spam), "--ham", str(new_ham)).stdout.decode()
     assert "spam caught 20 of 20 (100.0%), ham marked spam 0 of 20 (0.0%)" in out and "trained on" not in out, out
     # The training files themselves: each scored with its own counts taken out (never judged by what it taught).

@@ -3,13 +3,13 @@ exchanger that has only an AAAA record, SPF ip6 at the receiver, the client writ
 Received, DNS blocklists queried by the address's nibbles under ip6.arpa order (RFC 5782 §2.4), and greylisting that
 takes the client's /64."""
 import imaplib
+import os
 import smtplib
 import socket
-import time
 
 import pytest
 
-from ternlib import DNSServer, Tern, tls_context
+from ternlib import DNSServer, Tern, tls_context, wait_for
 
 PASSWORD = "secret-password-1"
 # ::1 as a DNS list name: 32 nibbles, least significant first (RFC 5782 §2.4).
@@ -28,22 +28,8 @@ def has_ipv6_loopback():
 pytestmark = pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback")
 
 
-class SMTP6(smtplib.SMTP):
-    """smtplib over IPv6 (its default connection already handles AF_INET6 through getaddrinfo)."""
-
-
-def wait_for(predicate, what, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def test_ipv6_delivery_spf_received_and_blocklist(tmp_path):
-    port = 25 if __import__("os").geteuid() == 0 else 2526
+    port = 25 if os.geteuid() == 0 else 2526
     dns = DNSServer(tmp_path, ["--local=/test/", "--mx-host=b.test,mx.b.test,10", "--host-record=mx.b.test,::1",
                                "--host-record=mx.a.test,::1", "--host-record=probe.test,127.0.0.1", f"--address=/{NIBBLES_OF_LOOPBACK}.bl6.test/127.0.0.2"],
                     txt=[("a.test", "v=spf1 ip6:::1 -all"), (f"{NIBBLES_OF_LOOPBACK}.bl6.test", "listed over IPv6")],

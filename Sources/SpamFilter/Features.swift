@@ -9,7 +9,7 @@ public struct MessageFeatures: Sendable {
     public var from: String?
     public var hasDate = false
     public var date: Date?
-    public var hasMessageID = false
+    public var hasMessageID: Bool { messageID != nil }
     /// The Date's zone as written: "+hhmm"/"-hhmm", or else its last word ("GMT", "EST").
     var dateZone: String?
     /// The Date's zone is not a real one (hours past 14 or minutes past 59), as in "-1900".
@@ -78,7 +78,6 @@ public struct MessageFeatures: Sendable {
             subjectCapsWords = s.split(whereSeparator: { !$0.isLetter }).filter { $0.count >= 3 && $0.allSatisfy(\.isUppercase) }.count
         }
         rawHeaderBytes = (subject ?? "").contains("\u{FFFD}") || (from ?? "").contains("\u{FFFD}")
-        hasMessageID = root.header("Message-ID") != nil
         messageID = root.header("Message-ID")
         mailer = root.header("X-Mailer") ?? root.header("User-Agent")
         to = root.headers("To").joined(separator: ", ")
@@ -87,10 +86,10 @@ public struct MessageFeatures: Sendable {
         var html = ""
         collect(root, bytes, &html)
         if !html.isEmpty {
-            var hidden = false
-            let (visible, anchors, tags) = HTMLText.strip(html, hidden: &hidden)
-            hiddenHTMLText = hidden
-            images += min(html.lowercased().components(separatedBy: "<img").count - 1, 100)
+            var signals = HTMLText.Signals()
+            let (visible, anchors, tags) = HTMLText.strip(html, signals: &signals)
+            hiddenHTMLText = signals.hidden
+            images += signals.images
             text += (text.isEmpty ? "" : "\n") + visible
             links += anchors
             htmlTags = tags
@@ -173,14 +172,14 @@ public struct MessageFeatures: Sendable {
 
 /// HTML to visible text, with the links and their anchor texts.
 enum HTMLText {
-    static func strip(_ html: String) -> (String, [(href: String, text: String)], Set<String>) {
+    /// What the tags say besides the text: some text is made invisible (white or tiny fonts, display:none, a trick to
+    /// feed filters words the reader never sees), and how many images there are (at most 100 counted).
+    struct Signals {
         var hidden = false
-        return strip(html, hidden: &hidden)
+        var images = 0
     }
 
-    /// `hidden`: some text is made invisible (white or tiny fonts, display:none), a trick to feed filters words the
-    /// reader never sees.
-    static func strip(_ html: String, hidden: inout Bool) -> (String, [(href: String, text: String)], Set<String>) {
+    static func strip(_ html: String, signals: inout Signals) -> (String, [(href: String, text: String)], Set<String>) {
         var tags = Set<String>()
         var out = ""
         var links: [(String, String)] = []
@@ -196,12 +195,13 @@ enum HTMLText {
                 let closing = lower.hasPrefix("/")
                 let name = String(lower.drop { $0 == "/" }.prefix { $0.isLetter || $0.isNumber })
                 if !name.isEmpty && tags.count < 100 { tags.insert(name) }
-                if !hidden, !closing, name == "font" || name == "span" || name == "div" || name == "p" || name == "td" {
+                if name == "img", !closing, signals.images < 100 { signals.images += 1 }
+                if !signals.hidden, !closing, name == "font" || name == "span" || name == "div" || name == "p" || name == "td" {
                     let t = lower.replacingOccurrences(of: " ", with: "")
                     if t.contains("color=\"#ffffff\"") || t.contains("color=#ffffff") || t.contains("color=\"white\"") || t.contains("color=white")
                         || t.contains("size=\"0\"") || t.contains("size=0") || t.contains("display:none") || t.contains("visibility:hidden")
                         || t.contains("font-size:0") || t.contains("font-size:1px") || t.contains("color:#ffffff") || t.contains("color:white") {
-                        hidden = true
+                        signals.hidden = true
                     }
                 }
                 if let s = skipping {
@@ -454,13 +454,13 @@ enum Tokenizer {
     /// The shapes of fields that bulk-mail software writes in its own way: the Message-ID, the Date's form and zone,
     /// the recipients, Reply-To against From. Each becomes a token, so the classifier learns which shapes go with spam.
     static func headerShapes(_ root: MIMEPart, _ f: MessageFeatures, _ out: inout Set<String>) {
-        if let mid = root.header("Message-ID") {
+        if let mid = f.messageID {
             let id = mid.trimmingCharacters(in: CharacterSet(charactersIn: "<> \t"))
             if let at = id.lastIndex(of: "@") {
                 out.insert("mid:" + shape(id[..<at].prefix(60)))
                 // The Message-ID's shape with the mail program that claims to have written it: forged mailers give
                 // themselves away by IDs their program never makes.
-                let mailer = (root.header("X-Mailer") ?? root.header("User-Agent") ?? "none").lowercased()
+                let mailer = (f.mailer ?? "none").lowercased()
                     .split(whereSeparator: { !$0.isLetter }).first.map(String.init) ?? "none"
                 out.insert("mm:\(mailer):" + shape(id[..<at].prefix(60)))
                 out.insert("midd:" + id[id.index(after: at)...].lowercased().filter { $0 != ">" }.split(separator: ".").suffix(2).joined(separator: "."))
@@ -472,13 +472,13 @@ enum Tokenizer {
             out.insert("tz:" + (f.dateZone ?? ""))
             out.insert("date:" + shape(Substring(d.prefix(40))))
         }
-        let to = root.headers("To").joined(separator: ",")
+        let to = f.to ?? ""
         let cc = root.headers("Cc").joined(separator: ",")
         let recipients = (to + "," + cc).split(separator: ",").filter { $0.contains("@") }.count
         out.insert("rcpts:" + band(recipients, [1, 2, 5]))
         if to.isEmpty { out.insert("to:none") }
         if to.lowercased().contains("undisclosed") { out.insert("to:undisclosed") }
-        if let from = f.from, let rt = root.header("Reply-To") {
+        if let from = f.from, let rt = f.replyTo {
             func domain(_ s: String) -> String { s.lowercased().split(separator: "@").last.map { String($0.prefix { $0 != ">" && !$0.isWhitespace }) } ?? "" }
             out.insert(domain(from) == domain(rt) ? "rt:same" : "rt:other")
         }

@@ -17,8 +17,6 @@ public enum StoreFactory {
         } catch StoreError.schemaTooNew(let found, let supported) {
             throw DataFolderError(path: folder.appendingPathComponent("tern.db").path,
                                   reason: "written by a newer Tern (schema version \(found); this tern reads up to \(supported)): run that version or a later one")
-        } catch let error as DataFolderError {
-            throw error
         } catch {
             throw DataFolderError(path: folder.path, reason: "cannot open the store: \(error)")
         }

@@ -50,6 +50,16 @@ public enum MessageText {
         return out
     }
 
+    /// The messages of a saved file, CRLF line ends: an mbox (it starts with a "From " line) gives each of its
+    /// messages, anything else is one message.
+    public static func messages(in bytes: [UInt8]) -> [[UInt8]] {
+        if bytes.starts(with: Array("From ".utf8)) {
+            let split = Mbox.messages(in: bytes)
+            if !split.isEmpty { return split }
+        }
+        return [crlf(bytes)]
+    }
+
     /// The Return-Path address, and the client address and HELO name of the newest Received field that names one.
     public static func trace(_ message: [UInt8]) -> (returnPath: String?, ip: String?, helo: String?) {
         let fields = RawHeader.fields(message[..<RawHeader.end(message)])

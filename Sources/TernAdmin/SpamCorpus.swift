@@ -28,13 +28,10 @@ public enum SpamCorpus {
         return files.sorted { $0.path < $1.path }
     }
 
-    /// The messages of one file, CRLF line ends: an mbox (it starts with a "From " line) gives each of its messages,
-    /// anything else is one message.
+    /// The messages of one file (see MessageText.messages), each cut to what the filter reads.
     public static func messages(in url: URL) -> [[UInt8]] {
         guard let data = FileManager.default.contents(atPath: url.path) else { return [] }
-        let bytes = Array(data)
-        let list = bytes.starts(with: Array("From ".utf8)) ? Mbox.messages(in: bytes) : [MessageText.crlf(bytes)]
-        return list.map { Array($0.prefix(maxMessage)) }
+        return MessageText.messages(in: Array(data)).map { Array($0.prefix(maxMessage)) }
     }
 
     /// Trains every message under `ham` and `spam` into `owner`'s counts (nil: the global ones); returns how many

@@ -108,7 +108,7 @@ struct CheckCommand: AsyncParsableCommand {
                 guard let d = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
                 data = d
             }
-            let messages = Self.messages(in: Array(data))
+            let messages = MessageText.messages(in: Array(data))
             let resolver = LiveResolver(config: config)
             let checks = InboundChecks(config: config, resolver: resolver,
                                        suffixes: SuffixListFile.load(dataDirectory: config.dataDirectory), clock: SystemClock())
@@ -131,16 +131,6 @@ struct CheckCommand: AsyncParsableCommand {
                 FileHandle.standardError.write(Data("\(unchecked) of \(messages.count) messages not checked\n".utf8))
                 throw ExitCode(1)
             }
-        }
-
-        /// The messages of a file: an mbox (it starts with a "From " line) holds one or more, anything else is one
-        /// message. Line ends become CRLF as on the wire.
-        static func messages(in bytes: [UInt8]) -> [[UInt8]] {
-            if bytes.starts(with: Array("From ".utf8)) {
-                let split = Mbox.messages(in: bytes)
-                if !split.isEmpty { return split }
-            }
-            return [MessageText.crlf(bytes)]
         }
     }
 }
