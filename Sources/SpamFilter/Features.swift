@@ -377,7 +377,40 @@ enum Tokenizer {
         if f.hasHTMLPart && !f.hasTextPart { out.insert("x:html-only") }
         headerShapes(root, f, &out)
         textShapes(f, &out)
+        traceTokens(root, &out)
         return out
+    }
+
+    /// The path the message took, from its Received fields (as SpamBayes reads them): the domains of the hosts that
+    /// handed it on and their /24 networks, a relay that could not name the sender ("unknown") or found its name
+    /// forged, and the protocols used (plain SMTP where every modern mailer speaks ESMTP). A server's own hops are the
+    /// same on every message and so tell the classifier nothing; the hops before it are what differ.
+    static func traceTokens(_ root: MIMEPart, _ out: inout Set<String>) {
+        for field in root.fields.prefix(200).filter({ $0.name.lowercased() == "received" }).prefix(8) {
+            let value = field.value.lowercased()
+            let parts = value.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" || $0 == "(" || $0 == ")" })
+            for (i, part) in parts.enumerated() {
+                if part.hasPrefix("["), let ip = IPv4Prefix(part.dropFirst().prefix { $0 != "]" }) {
+                    out.insert("rip:" + ip)
+                } else if (part == "with" || part == "by" || part == "from"), i + 1 < parts.count {
+                    let next = parts[i + 1]
+                    if part == "with" {
+                        if next.count <= 12 { out.insert("rw:" + next) }
+                    } else if next.contains("."), next.contains(where: \.isLetter), !next.hasPrefix("[") {
+                        out.insert("rh:" + next.split(separator: ".").suffix(2).joined(separator: "."))
+                    }
+                }
+            }
+            if value.contains("unknown") { out.insert("r:unknown") }
+            if value.contains("may be forged") { out.insert("r:forged") }
+        }
+    }
+
+    /// The first three octets of a dotted IPv4 address ("a.b.c"), or nil.
+    static func IPv4Prefix(_ s: Substring) -> String? {
+        let octets = s.split(separator: ".", omittingEmptySubsequences: false)
+        guard octets.count == 4, octets.allSatisfy({ !$0.isEmpty && $0.count <= 3 && $0.allSatisfy(\.isNumber) }) else { return nil }
+        return octets.prefix(3).joined(separator: ".")
     }
 
     static func band(_ n: Int, _ limits: [Int]) -> String {

@@ -202,13 +202,14 @@ extension TernConfiguration {
     /// TOMLKit) stops on an assertion for some of these instead of reporting them, so they are caught here first
     /// (found by the config fuzz target).
     static func headerProblem(_ text: String) -> (Int, String)? {
-        for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            var rest = line.drop { $0 == " " || $0 == "\t" }
-            guard rest.first == "[" else { continue }
+        for (number, line) in Array(text.utf8).split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            var rest = line.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard rest.first == UInt8(ascii: "[") else { continue }
             rest = rest.dropFirst()
-            if rest.first == "[" { rest = rest.dropFirst() }
-            rest = rest.drop { $0 == " " || $0 == "\t" }
-            guard let c = rest.first, c.isASCII, c.isLetter || c.isNumber || c == "_" || c == "-" || c == "\"" || c == "'" else {
+            if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst() }
+            rest = rest.drop { $0 == UInt8(ascii: " ") || $0 == UInt8(ascii: "\t") }
+            guard let c = rest.first, c < 0x80, Character(Unicode.Scalar(c)).isLetter || Character(Unicode.Scalar(c)).isNumber
+                    || "_-\"'".utf8.contains(c) else {
                 return (number + 1, "a table header needs a name, such as [listen]")
             }
         }
@@ -279,15 +280,21 @@ struct SourceLocator {
     var lines: [String: Int] = [:]
 
     init(text: String) {
+        // Over the octets: a config is ASCII where it matters (TOML's whitespace is space and tab), and splitting
+        // Characters is slow on large files (the config fuzz target spent half its time here).
+        func trimmed(_ s: ArraySlice<UInt8>) -> ArraySlice<UInt8> {
+            let blank = { (b: UInt8) in b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") || b == UInt8(ascii: "\r") }
+            guard let first = s.firstIndex(where: { !blank($0) }), let last = s.lastIndex(where: { !blank($0) }) else { return [] }
+            return s[first...last]
+        }
         var table = ""
-        for (n, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
-            let line = raw.trimmingCharacters(in: .whitespaces)
-            if line.hasPrefix("[") && !line.hasPrefix("[[") {
-                let name = line.dropFirst().prefix { $0 != "]" }.trimmingCharacters(in: .whitespaces)
-                table = name
+        for (n, raw) in Array(text.utf8).split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            let line = trimmed(raw)
+            if line.first == UInt8(ascii: "["), line.dropFirst().first != UInt8(ascii: "[") {
+                table = String(decoding: trimmed(line.dropFirst().prefix { $0 != UInt8(ascii: "]") }), as: UTF8.self)
                 lines[table] = lines[table] ?? n + 1
-            } else if let eq = line.firstIndex(of: "="), !line.hasPrefix("#") {
-                let key = line[..<eq].trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "\"", with: "")
+            } else if let eq = line.firstIndex(of: UInt8(ascii: "=")), line.first != UInt8(ascii: "#") {
+                let key = String(decoding: trimmed(line[..<eq]).filter { $0 != UInt8(ascii: "\"") }, as: UTF8.self)
                 let path = table.isEmpty ? key : "\(table).\(key)"
                 lines[path] = lines[path] ?? n + 1
             }

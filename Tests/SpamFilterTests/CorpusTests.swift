@@ -117,4 +117,23 @@ import Testing
         #expect(SpamScorer.score(clean, bayes: nil, now: clean.date!.addingTimeInterval(3600)).hits.isEmpty)
         #expect(clean.tokens.contains("s:lunch") && clean.tokens.contains("noon") && clean.tokens.contains("fd:b.example"))
     }
+
+    @Test func receivedFieldsBecomeTokens() {
+        let msg = Array("""
+            Received: from mx.example.net (mx.example.net [198.51.100.20])\r
+            \tby mail.example.org (Postfix) with ESMTP id 1DE8; Tue, 17 Sep 2002 19:22:32 +0800\r
+            Received: from relay.bulk.example.com (unknown [203.0.113.133] (may be forged)) by mx.example.net\r
+            \twith SMTP id g8HB; Tue, 17 Sep 2002 19:20:00 +0800\r
+            Received: from [10.0.0.1] by nowhere with HTTP\r
+            From: a@b.example\r
+            Subject: hello\r
+            \r
+            text\r
+
+            """.utf8)
+        let tokens = MessageFeatures(message: msg).tokens.filter { $0.hasPrefix("r") && $0.contains(":") && !$0.hasPrefix("rcpts:") }
+        // Hosts by their last two labels (never a bracketed address), /24 networks, protocols, and a relay's doubts.
+        #expect(tokens == ["rh:example.net", "rh:example.org", "rh:example.com", "rip:198.51.100", "rip:203.0.113", "rip:10.0.0",
+                           "rw:esmtp", "rw:smtp", "rw:http", "r:unknown", "r:forged"])
+    }
 }
