@@ -27,6 +27,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/yaslab/CSV.swift.git", from: "2.5.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Layer 0: pure values
@@ -58,6 +59,13 @@ let package = Package(
         // Layer 2: the embedded backend and the network
         .target(name: "MailStoreSQLite", dependencies: [
             "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        // The store on PostgreSQL, for several nodes sharing one installation (issue 21; in slices, not yet in the config).
+        .target(name: "MailStorePostgres", dependencies: [
+            "MailCore", "MailStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // The one place that names a store backend.
         .target(name: "StoreFactory", dependencies: ["MailCore", "MailStore", "MailStoreSQLite", "TernConfig"]),
@@ -157,6 +165,10 @@ let package = Package(
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
+        .testTarget(name: "MailStorePostgresTests", dependencies: [
+            "TernTestSupport", "StoreConformance", "MailStorePostgres", "MailStore", "MailCore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
         .testTarget(name: "ServerCoreTests", dependencies: ["TernTestSupport", "ServerCore", "MailCore"]),
         .testTarget(name: "IntakeTests", dependencies: ["TernTestSupport", "Intake", "MailStoreSQLite", "MailStore", "MailCore", "MailDNS", "MailAuth", "MailMessage", "TernConfig"]),
         .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "Intake", "SMTPServer", "MailDelivery", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),

@@ -231,7 +231,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
 
     public func addAlias(_ source: String, targets: [EmailAddress]) async throws {
         guard !targets.isEmpty else { throw StoreError.invalid("an alias needs at least one target address") }
-        let (local, domain) = try Self.splitAliasSource(source)
+        let (local, domain) = try DirectoryRules.splitAliasSource(source)
         let targetText = targets.map(\.canonical).joined(separator: "\n")
         try await changeDirectory { db in
             guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
@@ -254,7 +254,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     public func removeAlias(_ source: String) async throws {
-        let (local, domain) = try Self.splitAliasSource(source)
+        let (local, domain) = try DirectoryRules.splitAliasSource(source)
         try await changeDirectory { db in
             try db.execute(sql: "DELETE FROM alias WHERE localpart = ? AND domain_id = (SELECT id FROM domain WHERE name = ?)",
                            arguments: [local, domain])
@@ -274,14 +274,6 @@ public final class SQLiteMailStore: MailStore, Sendable {
         }
     }
 
-    static func splitAliasSource(_ source: String) throws -> (String, String) {
-        guard let at = source.lastIndex(of: "@") else { throw StoreError.invalid("alias \(source) must be local@domain or @domain") }
-        let local = String(source[..<at]).lowercased()
-        let domain = Domain.canonical(try Domain.validate(String(source[source.index(after: at)...])))
-        if !local.isEmpty { _ = try EmailAddress.parse(source) }
-        return (local, domain)
-    }
-
     /// Resolution order (as Postfix's virtual maps): exact alias, account, then without `+tag`, then the
     /// domain's catch-all. Aliases may point at aliases, up to 10 levels.
     public func resolve(_ address: EmailAddress) async throws -> RecipientResolution {
@@ -299,9 +291,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
         guard let domainID = try Int64.fetchOne(db, sql: "SELECT id FROM domain WHERE name = ?", arguments: [domain]) else {
             return .notOurDomain
         }
-        var candidates = [local]
-        if let plus = local.firstIndex(of: "+"), plus != local.startIndex { candidates.append(String(local[..<plus])) }
-        for candidate in candidates {
+        for candidate in DirectoryRules.candidates(local) {
             if let targets = try String.fetchOne(db, sql: "SELECT targets FROM alias WHERE domain_id = ? AND localpart = ?",
                                                  arguments: [domainID, candidate]) {
                 return try expand(db, targets, depth: depth)
@@ -319,7 +309,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     }
 
     static func expand(_ db: Database, _ targets: String, depth: Int) throws -> RecipientResolution {
-        guard depth < 10 else { return .unknownUser }
+        guard depth < DirectoryRules.maximumAliasDepth else { return .unknownUser }
         var accounts: [AccountID] = []
         for target in targets.split(separator: "\n") {
             guard let at = target.lastIndex(of: "@") else { continue }

@@ -216,6 +216,62 @@ extension TernConfiguration {
         return nil
     }
 
+    /// An array with "}" where a value or "]" should come (`x = [1, }`): toml++ stops on an assertion there too
+    /// (found by the config fuzz target). Walks the values' brackets, skipping strings and comments.
+    static func arrayProblem(_ text: String) -> (Int, String)? {
+        let bytes = Array(text.utf8)
+        var stack: [UInt8] = []          // "[" of arrays and "{" of inline tables inside a value
+        var line = 1, i = 0
+        var expectingValue = false       // inside an array, after "[" or ","
+        var atLineStart = true
+        func skipString(_ quote: UInt8) {
+            let triple = i + 2 < bytes.count && bytes[i + 1] == quote && bytes[i + 2] == quote
+            i += triple ? 3 : 1
+            while i < bytes.count {
+                let b = bytes[i]
+                if b == UInt8(ascii: "\n") { line += 1; if !triple { return } }
+                if quote == UInt8(ascii: "\""), b == UInt8(ascii: "\\") { i += 2; continue }
+                if b == quote {
+                    if !triple { i += 1; return }
+                    if i + 2 < bytes.count, bytes[i + 1] == quote, bytes[i + 2] == quote { i += 3; return }
+                }
+                i += 1
+            }
+        }
+        while i < bytes.count {
+            let b = bytes[i]
+            switch b {
+            case UInt8(ascii: "\n"):
+                line += 1; atLineStart = stack.isEmpty; i += 1; continue
+            case UInt8(ascii: " "), UInt8(ascii: "\t"), UInt8(ascii: "\r"):
+                i += 1; continue
+            case UInt8(ascii: "#"):
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\n") { i += 1 }
+                continue
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                skipString(b); expectingValue = false; atLineStart = false; continue
+            default: break
+            }
+            if atLineStart, b == UInt8(ascii: "[") {
+                // A table header: its own line, not a value.
+                while i < bytes.count, bytes[i] != UInt8(ascii: "\n") { i += 1 }
+                continue
+            }
+            atLineStart = false
+            if expectingValue, b == UInt8(ascii: "}") { return (line, "an array needs a value or \"]\" here, not \"}\"") }
+            expectingValue = false
+            switch b {
+            case UInt8(ascii: "["): stack.append(b); expectingValue = true
+            case UInt8(ascii: "{"): stack.append(b)
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): _ = stack.popLast()
+            case UInt8(ascii: ","): expectingValue = stack.last == UInt8(ascii: "[")
+            default: break
+            }
+            i += 1
+        }
+        return nil
+    }
+
     /// Loads and validates a TOML config file. All problems are reported together, each with its line.
     public static func load(path: String) throws(ConfigErrors) -> TernConfiguration {
         let text: String
@@ -229,7 +285,7 @@ extension TernConfiguration {
     }
 
     public static func parse(_ text: String, file: String, baseDirectory: URL) throws(ConfigErrors) -> TernConfiguration {
-        if let (line, problem) = headerProblem(text) {
+        if let (line, problem) = headerProblem(text) ?? arrayProblem(text) {
             throw ConfigErrors(issues: [ConfigIssue(file: file, line: line, message: "TOML syntax: \(problem)")])
         }
         let table: TOMLTable

@@ -51,6 +51,24 @@ import Testing
         #expect(TernConfiguration.headerProblem("[listen]\n[[x]]\n [\"quoted\"]\n")?.0 == nil)
     }
 
+    /// Found by the config fuzz target: toml++ stopped the process on an assertion for "}" where an array needs a value.
+    @Test func closingBraceInAnArrayIsAnError() {
+        for (text, line) in [("y = [}", 1), ("hostname = \"x\"\ny=[\"\",\"\",}", 2), ("y = [1,\n # note\n }", 3), ("y = [[1, }, ]", 1),
+                             ("t = { a = [ , } }", 1)] {
+            do {
+                _ = try TernConfiguration.parse(text, file: "t.toml", baseDirectory: base)
+                Issue.record("accepted \(text)")
+            } catch {
+                #expect(error.issues.first?.message == "TOML syntax: an array needs a value or \"]\" here, not \"}\"", "\(text)")
+                #expect(error.issues.first?.line == line, "\(text)")
+            }
+        }
+        // Braces inside strings and comments, inline tables in arrays, and headers are not arrays' business.
+        for text in ["y = [\"}\", '}', \"\"\"\n}\"\"\"]", "y = [ # }\n 1 ]", "y = [{a = 1}, {b = [2]}]", "[[x]]\nz = 1", "y = [1, 2, ]"] {
+            #expect(TernConfiguration.arrayProblem(text) == nil, "\(text)")
+        }
+    }
+
     @Test func errorsCarryLines() {
         let text = """
             hostname = "bad host"

@@ -1,0 +1,87 @@
+import Foundation
+import Logging
+import MailCore
+import MailStore
+import PostgresNIO
+
+/// The store on PostgreSQL, for installations that outgrow one machine: several Tern nodes share one database and so
+/// one installation (issue 21). Built in slices; this one holds the directory (domains, accounts, aliases, recipient
+/// resolution) and the schema its rows live in. It is not yet offered in the config: the message store, the queue and
+/// the rest follow, each run through the same conformance suite as the SQLite backend.
+public final class PostgresMailStore: Sendable {
+    public let clock: any WallClock
+    let client: PostgresClient
+    let logger: Logger
+    /// Runs the client's connection pool until `close()`.
+    private let runner: Task<Void, Never>
+
+    /// Connects to the database `url` names (see `PostgresURL`), brings its schema up to date and returns the store.
+    /// Throws `StoreError.schemaTooNew` for a database a newer Tern wrote.
+    public static func open(url: String, password: String? = nil, clock: any WallClock,
+                            logger: Logger = Logger(label: "tern.postgres")) async throws -> PostgresMailStore {
+        let store = PostgresMailStore(configuration: try PostgresURL.parse(url, password: password).configuration, clock: clock, logger: logger)
+        do {
+            try await PostgresSchema.migrate(store.client, logger: logger)
+        } catch {
+            store.close()
+            throw error
+        }
+        return store
+    }
+
+    init(configuration: PostgresClient.Configuration, clock: any WallClock, logger: Logger) {
+        self.clock = clock
+        self.logger = logger
+        let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.client = client
+        runner = Task { await client.run() }
+    }
+
+    /// Closes every connection; the store is unusable afterwards.
+    public func close() {
+        runner.cancel()
+    }
+
+    deinit {
+        runner.cancel()
+    }
+
+    /// Rows of one query, each decoded as `type`.
+    func all<each T: PostgresDecodable>(_ query: PostgresQuery, on db: PostgresConnection? = nil,
+                                        as type: (repeat each T).Type) async throws -> [(repeat each T)] {
+        let rows = if let db { try await db.query(query, logger: logger) } else { try await client.query(query, logger: logger) }
+        var out: [(repeat each T)] = []
+        for try await row in rows.decode((repeat each T).self) { out.append(row) }
+        return out
+    }
+
+    /// The first column of the first row, or nil.
+    func one<T: PostgresDecodable>(_ query: PostgresQuery, on db: PostgresConnection? = nil, as type: T.Type) async throws -> T? {
+        try await all(query, on: db, as: T.self).first
+    }
+
+    /// Runs a statement; returns how many rows it returned (a statement that changes rows says how many with
+    /// `RETURNING 1`).
+    @discardableResult
+    func execute(_ query: PostgresQuery, on db: PostgresConnection) async throws -> Int {
+        var count = 0
+        for try await _ in try await db.query(query, logger: logger) { count += 1 }
+        return count
+    }
+
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws (with its own error,
+    /// not the client's wrapper, so that callers see the StoreError they would see from any backend).
+    func transaction<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
+        try await Self.transaction(client, logger: logger, body)
+    }
+
+    static func transaction<R: Sendable>(_ client: PostgresClient, logger: Logger,
+                                         _ body: (PostgresConnection) async throws -> R) async throws -> R {
+        do {
+            return try await client.withTransaction(logger: logger) { db in try await body(db) }
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError { throw inner }
+            throw error
+        }
+    }
+}

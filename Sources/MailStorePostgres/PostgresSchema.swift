@@ -1,0 +1,165 @@
+import Logging
+import MailStore
+import PostgresNIO
+
+/// Numbered schema migrations for PostgreSQL, applied at start under an advisory lock (several nodes may start at
+/// once). The version lives in `schema_version`; a database newer than this binary is refused rather than misread.
+///
+/// The tables follow the SQLite backend's (MailStoreSQLite/Schema.swift) as they stand after its migrations, in
+/// PostgreSQL's terms: ids from sequences (never handed out twice), times as seconds since 1970 (double precision, as
+/// SQLite stores them, so that a migration between the two keeps them exactly), the counters SQLite keeps by triggers
+/// kept by triggers here too. Until `store = "postgres://…"` is offered in the config (issue 21), migration 1 may
+/// still change; from then on only new migrations are added.
+enum PostgresSchema {
+    /// Each migration is a list of statements (the extended protocol runs one at a time).
+    static let migrations: [[PostgresQuery]] = [
+        // 1: domains, accounts, aliases, mailboxes, subscriptions and the messages they hold.
+        [
+            """
+            CREATE TABLE domain(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              name text NOT NULL UNIQUE,
+              created double precision NOT NULL)
+            """,
+            """
+            CREATE TABLE account(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              domain_id bigint NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+              localpart text NOT NULL,
+              password text NOT NULL,
+              created double precision NOT NULL,
+              last_uidvalidity bigint NOT NULL DEFAULT 0,
+              UNIQUE(domain_id, localpart))
+            """,
+            // localpart '' is the domain's catch-all; targets are newline-separated addresses.
+            """
+            CREATE TABLE alias(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              domain_id bigint NOT NULL REFERENCES domain(id) ON DELETE CASCADE,
+              localpart text NOT NULL,
+              targets text NOT NULL,
+              UNIQUE(domain_id, localpart))
+            """,
+            """
+            CREATE TABLE mailbox(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              account_id bigint NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+              name text NOT NULL,
+              special_use text,
+              uidvalidity bigint NOT NULL,
+              uidnext bigint NOT NULL DEFAULT 1,
+              highestmodseq bigint NOT NULL DEFAULT 1,
+              first_recent_uid bigint NOT NULL DEFAULT 1,
+              message_count bigint NOT NULL DEFAULT 0,
+              UNIQUE(account_id, name))
+            """,
+            // By name: a subscription may name a mailbox that does not exist (RFC 9051 §6.3.7).
+            """
+            CREATE TABLE subscription(
+              account_id bigint NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+              name text NOT NULL,
+              PRIMARY KEY(account_id, name))
+            """,
+            // One row per stored message, however many mailboxes (and queue entries) hold it: refcount counts them.
+            """
+            CREATE TABLE message(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              size bigint NOT NULL,
+              content bytea,
+              received double precision NOT NULL,
+              envelope text NOT NULL,
+              refcount bigint NOT NULL DEFAULT 0)
+            """,
+            "CREATE INDEX message_unreferenced ON message(id) WHERE refcount <= 0",
+            """
+            CREATE TABLE mailbox_message(
+              mailbox_id bigint NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+              uid bigint NOT NULL,
+              message_id bigint NOT NULL REFERENCES message(id),
+              modseq bigint NOT NULL,
+              flags bigint NOT NULL DEFAULT 0,
+              keywords text NOT NULL DEFAULT '',
+              internal_date double precision NOT NULL,
+              saved double precision NOT NULL,
+              PRIMARY KEY(mailbox_id, uid))
+            """,
+            "CREATE INDEX mailbox_message_modseq ON mailbox_message(mailbox_id, modseq)",
+            "CREATE INDEX mailbox_message_message ON mailbox_message(message_id)",
+            // Expunged UIDs with the modseq of their expunge, for QRESYNC VANISHED (RFC 7162 §3.2.10).
+            """
+            CREATE TABLE expunged(
+              mailbox_id bigint NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+              uid bigint NOT NULL,
+              modseq bigint NOT NULL,
+              PRIMARY KEY(mailbox_id, uid))
+            """,
+            // The message's reference count and the mailbox's message count follow mailbox_message.
+            """
+            CREATE FUNCTION mailbox_message_counts() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP = 'INSERT' THEN
+                UPDATE message SET refcount = refcount + 1 WHERE id = NEW.message_id;
+                UPDATE mailbox SET message_count = message_count + 1 WHERE id = NEW.mailbox_id;
+              ELSIF TG_OP = 'DELETE' THEN
+                UPDATE message SET refcount = refcount - 1 WHERE id = OLD.message_id;
+                UPDATE mailbox SET message_count = message_count - 1 WHERE id = OLD.mailbox_id;
+              ELSIF NEW.mailbox_id <> OLD.mailbox_id THEN
+                UPDATE mailbox SET message_count = message_count - 1 WHERE id = OLD.mailbox_id;
+                UPDATE mailbox SET message_count = message_count + 1 WHERE id = NEW.mailbox_id;
+              END IF;
+              RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER mailbox_message_counts AFTER INSERT OR DELETE OR UPDATE OF mailbox_id ON mailbox_message
+              FOR EACH ROW EXECUTE FUNCTION mailbox_message_counts()
+            """,
+        ],
+    ]
+
+    static var currentVersion: Int { migrations.count }
+
+    /// Brings the database to `currentVersion`. Nodes starting together take turns on an advisory lock; each
+    /// migration and its version number commit together.
+    static func migrate(_ client: PostgresClient, logger: Logger) async throws {
+        try await PostgresMailStore.transaction(client, logger: logger) { db in
+            // A lock held until this transaction ends: one migrating node at a time.
+            try await db.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
+            try await db.query("CREATE TABLE IF NOT EXISTS schema_version(version integer NOT NULL)", logger: logger)
+            var version = 0
+            for try await v in try await db.query("SELECT version FROM schema_version", logger: logger).decode(Int.self) { version = v }
+            guard version <= currentVersion else { throw StoreError.schemaTooNew(found: version, supported: currentVersion) }
+            guard version < currentVersion else { return }
+            for n in version..<currentVersion {
+                for statement in migrations[n] { try await db.query(statement, logger: logger) }
+            }
+            try await db.query("DELETE FROM schema_version", logger: logger)
+            try await db.query("INSERT INTO schema_version(version) VALUES (\(currentVersion))", logger: logger)
+        }
+    }
+
+    /// The advisory lock key of schema migrations ("tern" in ASCII).
+    static let migrationLock: Int64 = 0x7465_726E
+
+    /// Creates a mailbox. UIDVALIDITY: seconds since 1970, above every value this account's mailboxes ever had (deleted
+    /// ones included), so that a client never pairs old UIDs with a new mailbox of the same name.
+    static func createMailbox(_ db: PostgresConnection, account: Int64, name: String, specialUse: SpecialUse?, now: Double,
+                              logger: Logger) async throws -> Int64 {
+        let seconds = Int64(now) & 0xFFFF_FFFF
+        // The account's row lock orders concurrent creations in one account.
+        let rows = try await db.query("""
+            UPDATE account SET last_uidvalidity = greatest(\(seconds), last_uidvalidity + 1,
+              coalesce((SELECT max(uidvalidity) + 1 FROM mailbox WHERE account_id = \(account)), 0))
+            WHERE id = \(account) RETURNING last_uidvalidity
+            """, logger: logger)
+        var validity: Int64?
+        for try await v in rows.decode(Int64.self) { validity = v }
+        guard let validity else { throw StoreError.notFound("account \(account)") }
+        let use = specialUse?.rawValue
+        for try await id in try await db.query("""
+            INSERT INTO mailbox(account_id, name, special_use, uidvalidity) VALUES (\(account), \(name), \(use), \(validity))
+            RETURNING id
+            """, logger: logger).decode(Int64.self) { return id }
+        throw StoreError.invalid("mailbox \(name) was not created")
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+import Logging
+import MailCore
+import MailStore
+import PostgresNIO
+import StoreConformance
+import TernTestSupport
+import Testing
+@testable import MailStorePostgres
+
+/// The server the tests use: `scripts/test` starts a throwaway cluster (scripts/pg-test-cluster) and names it in
+/// TERN_TEST_POSTGRES. Without it these tests do not run (and `scripts/test` sets TERN_REQUIRE_POSTGRES, so that
+/// there they fail instead of being skipped).
+enum TestServer {
+    static let url = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES"]
+    static var available: Bool { url != nil || ProcessInfo.processInfo.environment["TERN_REQUIRE_POSTGRES"] != nil }
+
+    /// A new, empty database on the test server (each test its own); returns its URL.
+    static func newDatabase() async throws -> String {
+        guard let url else { throw StoreError.invalid("TERN_TEST_POSTGRES is not set: run scripts/test, or start scripts/pg-test-cluster") }
+        let base = try PostgresURL.parse(url)
+        let client = PostgresClient(configuration: base.configuration)
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await client.run() }
+            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
+            group.cancelAll()
+        }
+        var parts = URLComponents(string: url)!
+        parts.path = "/" + name
+        return parts.string!
+    }
+}
+
+@Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
+struct PostgresDirectoryConformanceTests {
+    @Test(arguments: DirectoryConformance.cases) func conforms(_ c: DirectoryConformance.Case) async throws {
+        let url = try await TestServer.newDatabase()
+        let box = StoreBox()
+        defer { box.store?.close() }
+        let problems = try await c.run { clock in
+            let store = try await PostgresMailStore.open(url: url, clock: clock)
+            box.store = store
+            return store
+        }
+        #expect(problems.isEmpty, "\(c.name): \(problems)")
+    }
+}
+
+@Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
+struct PostgresSchemaTests {
+    /// Several nodes starting at once on a new database: one migrates, the others wait and find it done.
+    @Test func concurrentStartsMigrateOnce() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let stores = try await withThrowingTaskGroup(of: PostgresMailStore.self) { group in
+            for _ in 0..<4 { group.addTask { try await PostgresMailStore.open(url: url, clock: clock) } }
+            var all: [PostgresMailStore] = []
+            for try await s in group { all.append(s) }
+            return all
+        }
+        defer { stores.forEach { $0.close() } }
+        let versions = try await stores[0].all("SELECT version FROM schema_version", as: Int.self)
+        #expect(versions == [PostgresSchema.currentVersion])
+        // The directory works through any of them and is the same through all.
+        try await stores[1].addDomain("example.test")
+        #expect(try await stores[2].domains().map(\.name) == ["example.test"])
+    }
+
+    /// A database a newer Tern wrote is refused, never misread.
+    @Test func refusesNewerSchema() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let store = try await PostgresMailStore.open(url: url, clock: clock)
+        try await store.transaction { db in
+            try await store.execute("UPDATE schema_version SET version = \(PostgresSchema.currentVersion + 1)", on: db)
+        }
+        store.close()
+        await #expect(throws: StoreError.schemaTooNew(found: PostgresSchema.currentVersion + 1, supported: PostgresSchema.currentVersion)) {
+            let again = try await PostgresMailStore.open(url: url, clock: clock)
+            again.close()
+        }
+    }
+
+    /// UIDVALIDITY of a mailbox made again after its deletion is above the old one's, even in the same second.
+    @Test func uidValidityNeverRepeats() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let store = try await PostgresMailStore.open(url: url, clock: clock)
+        defer { store.close() }
+        try await store.addDomain("example.test")
+        let account = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
+        let validities = try await store.all("SELECT uidvalidity FROM mailbox WHERE account_id = \(account) ORDER BY id", as: Int64.self)
+        // INBOX and the five special-use mailboxes, made in the same second: each above the one before.
+        #expect(validities.count == 1 + SpecialUse.allCases.count)
+        #expect(validities == validities.sorted() && Set(validities).count == validities.count && validities[0] == 2_000_000_000)
+    }
+}
+
+@Suite struct PostgresURLTests {
+    @Test func parsesWhatTheConfigHolds() throws {
+        let tcp = try PostgresURL.parse("postgres://tern:s3cret@db.example.test:6432/mail?sslmode=require")
+        #expect(tcp == PostgresURL(user: "tern", password: "s3cret", host: "db.example.test", port: 6432, database: "mail",
+                                   socketFolder: nil, sslMode: "require"))
+        // The password from elsewhere (a file, the environment) wins over one in the URL; the port defaults to 5432.
+        let plain = try PostgresURL.parse("postgresql://tern@127.0.0.1/tern", password: "from-file")
+        #expect(plain.password == "from-file" && plain.port == 5432 && plain.sslMode == "prefer")
+        let socket = try PostgresURL.parse("postgres://tern@/tern?host=/run/postgresql")
+        #expect(socket.socketFolder == "/run/postgresql")
+        for bad in ["mysql://tern@host/db", "postgres://host/db", "postgres://tern@host/", "postgres://tern@host/db?sslmode=verify-full",
+                    "postgres://tern@/db"] {
+            #expect(throws: StoreError.self, "\(bad)") { try PostgresURL.parse(bad) }
+        }
+    }
+}
+
+/// Holds the store a factory made, so that the test can close it.
+final class StoreBox: @unchecked Sendable {
+    var store: PostgresMailStore?
+}
