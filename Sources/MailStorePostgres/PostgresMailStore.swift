@@ -5,11 +5,20 @@ import MailStore
 import PostgresNIO
 
 /// The store on PostgreSQL, for installations that outgrow one machine: several Tern nodes share one database and so
-/// one installation (issue 21). Built in slices; this one holds the directory (domains, accounts, aliases, recipient
-/// resolution) and the schema its rows live in. It is not yet offered in the config: the message store, the queue and
-/// the rest follow, each run through the same conformance suite as the SQLite backend.
+/// one installation (issue 21). Every store protocol, run through the same conformance suites as the SQLite backend.
+/// Message contents live in the database (above the inline limit in chunks), so that a node keeps nothing of its own
+/// but the spool where a session writes a large message as it arrives. Not yet offered in the config: what several
+/// nodes need of each other (change notices between nodes, queue leases) comes next.
 public final class PostgresMailStore: Sendable {
+    /// Contents up to this size are written with their message row; larger ones are spooled to a file while they
+    /// arrive, then copied into the database in chunks.
+    public static let inlineLimit = 256 * 1024
     public let clock: any WallClock
+    /// The spool: large contents on their way in (`Delivery.content` `.blob`), removed once in the database.
+    public let blobs: BlobStore
+    let changes = Observers<MailboxID>()
+    let treeChanges = Observers<AccountID>()
+    let queueChanges = Signal()
     let client: PostgresClient
     let logger: Logger
     /// Runs the client's connection pool until `close()`.
@@ -17,9 +26,12 @@ public final class PostgresMailStore: Sendable {
 
     /// Connects to the database `url` names (see `PostgresURL`), brings its schema up to date and returns the store.
     /// Throws `StoreError.schemaTooNew` for a database a newer Tern wrote.
-    public static func open(url: String, password: String? = nil, clock: any WallClock,
+    /// `spool` is a local folder for contents on their way in.
+    public static func open(url: String, password: String? = nil, spool: URL, clock: any WallClock,
                             logger: Logger = Logger(label: "tern.postgres")) async throws -> PostgresMailStore {
-        let store = PostgresMailStore(configuration: try PostgresURL.parse(url, password: password).configuration, clock: clock, logger: logger)
+        let blobs = try BlobStore(root: spool.appendingPathComponent("incoming"), tmp: spool.appendingPathComponent("tmp"))
+        let store = PostgresMailStore(configuration: try PostgresURL.parse(url, password: password).configuration, blobs: blobs,
+                                      clock: clock, logger: logger)
         do {
             try await PostgresSchema.migrate(store.client, logger: logger)
         } catch {
@@ -29,8 +41,9 @@ public final class PostgresMailStore: Sendable {
         return store
     }
 
-    init(configuration: PostgresClient.Configuration, clock: any WallClock, logger: Logger) {
+    init(configuration: PostgresClient.Configuration, blobs: BlobStore, clock: any WallClock, logger: Logger) {
         self.clock = clock
+        self.blobs = blobs
         self.logger = logger
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         self.client = client
@@ -52,6 +65,14 @@ public final class PostgresMailStore: Sendable {
         let rows = if let db { try await db.query(query, logger: logger) } else { try await client.query(query, logger: logger) }
         var out: [(repeat each T)] = []
         for try await row in rows.decode((repeat each T).self) { out.append(row) }
+        return out
+    }
+
+    /// The first column of every row.
+    func column<T: PostgresDecodable>(_ query: PostgresQuery, on db: PostgresConnection? = nil, as type: T.Type) async throws -> [T] {
+        let rows = if let db { try await db.query(query, logger: logger) } else { try await client.query(query, logger: logger) }
+        var out: [T] = []
+        for try await value in rows.decode(T.self) { out.append(value) }
         return out
     }
 

@@ -115,6 +115,103 @@ enum PostgresSchema {
               FOR EACH ROW EXECUTE FUNCTION mailbox_message_counts()
             """,
         ],
+        // 2: contents above the inline limit in chunks, the outbound queue, DKIM keys, the Bayesian filter's counts
+        // and the delivery log.
+        [
+            // A content too large to keep in its message row, in pieces of at most 1 MiB (written and read a piece at a
+            // time: a large message never sits whole in memory on its way in).
+            """
+            CREATE TABLE message_chunk(
+              message_id bigint NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+              seq integer NOT NULL,
+              data bytea NOT NULL,
+              PRIMARY KEY(message_id, seq))
+            """,
+            // A queued message holds a reference to its content, like a mailbox entry does.
+            """
+            CREATE TABLE queue(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              queue_id text NOT NULL UNIQUE,
+              message_id bigint NOT NULL REFERENCES message(id),
+              created double precision NOT NULL,
+              delay_notified boolean NOT NULL DEFAULT false)
+            """,
+            // status: 0 pending, 1 delivered, 2 failed.
+            """
+            CREATE TABLE queue_recipient(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              queue_id bigint NOT NULL REFERENCES queue(id) ON DELETE CASCADE,
+              address text NOT NULL,
+              domain text NOT NULL,
+              notify text,
+              orcpt text,
+              status integer NOT NULL DEFAULT 0,
+              attempts integer NOT NULL DEFAULT 0,
+              next_attempt double precision NOT NULL,
+              last_attempt double precision,
+              last_reply text,
+              remote_host text)
+            """,
+            "CREATE INDEX queue_recipient_queue ON queue_recipient(queue_id)",
+            "CREATE INDEX queue_recipient_due ON queue_recipient(next_attempt) WHERE status = 0",
+            """
+            CREATE FUNCTION queue_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP = 'INSERT' THEN
+                UPDATE message SET refcount = refcount + 1 WHERE id = NEW.message_id;
+              ELSE
+                UPDATE message SET refcount = refcount - 1 WHERE id = OLD.message_id;
+              END IF;
+              RETURN NULL;
+            END $$
+            """,
+            "CREATE TRIGGER queue_refs AFTER INSERT OR DELETE ON queue FOR EACH ROW EXECUTE FUNCTION queue_refs()",
+            """
+            CREATE TABLE dkim_key(
+              domain text NOT NULL,
+              selector text NOT NULL,
+              algorithm text NOT NULL,
+              private_key text NOT NULL,
+              created double precision NOT NULL,
+              PRIMARY KEY(domain, selector))
+            """,
+            // owner 0 is the global set.
+            """
+            CREATE TABLE bayes_token(
+              owner bigint NOT NULL,
+              token bigint NOT NULL,
+              spam bigint NOT NULL DEFAULT 0,
+              ham bigint NOT NULL DEFAULT 0,
+              PRIMARY KEY(owner, token))
+            """,
+            """
+            CREATE TABLE bayes_total(
+              owner bigint PRIMARY KEY,
+              spam bigint NOT NULL DEFAULT 0,
+              ham bigint NOT NULL DEFAULT 0)
+            """,
+            """
+            CREATE TABLE bayes_trained(
+              owner bigint NOT NULL,
+              message_key text NOT NULL,
+              spam boolean NOT NULL,
+              PRIMARY KEY(owner, message_key))
+            """,
+            """
+            CREATE TABLE delivery_log(
+              id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+              at double precision NOT NULL,
+              queue_id text NOT NULL,
+              message_id text,
+              kind text NOT NULL,
+              detail text NOT NULL,
+              related text)
+            """,
+            "CREATE INDEX delivery_log_queue ON delivery_log(queue_id)",
+            "CREATE INDEX delivery_log_related ON delivery_log(related) WHERE related IS NOT NULL",
+            "CREATE INDEX delivery_log_message ON delivery_log(message_id) WHERE message_id IS NOT NULL",
+            "CREATE INDEX delivery_log_at ON delivery_log(at)",
+        ],
     ]
 
     static var currentVersion: Int { migrations.count }

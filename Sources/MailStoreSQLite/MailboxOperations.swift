@@ -4,33 +4,6 @@ import MailCore
 import MailStore
 import Synchronization
 
-/// Observers of committed mailbox changes (IMAP sessions waiting in IDLE, for instance).
-final class ChangeHub: Sendable {
-    private let observers = Mutex<[@Sendable (MailboxID) -> Void]>([])
-
-    func add(_ observer: @escaping @Sendable (MailboxID) -> Void) {
-        observers.withLock { $0.append(observer) }
-    }
-
-    func notify(_ mailboxes: some Sequence<MailboxID>) {
-        let list = observers.withLock { $0 }
-        for m in Set(mailboxes) { for o in list { o(m) } }
-    }
-}
-
-/// Observers of changes to accounts' mailbox lists and subscriptions (IMAP NOTIFY MailboxName, SubscriptionChange).
-final class TreeChangeHub: Sendable {
-    private let observers = Mutex<[@Sendable (AccountID) -> Void]>([])
-
-    func add(_ observer: @escaping @Sendable (AccountID) -> Void) {
-        observers.withLock { $0.append(observer) }
-    }
-
-    func notify(_ account: AccountID) {
-        for o in observers.withLock({ $0 }) { o(account) }
-    }
-}
-
 extension SQLiteMailStore {
     public func observeChanges(_ observer: @escaping @Sendable (MailboxID) -> Void) {
         changes.add(observer)

@@ -3,12 +3,6 @@ import GRDB
 import MailStore
 import Synchronization
 
-final class QueueHub: Sendable {
-    private let observers = Mutex<[@Sendable () -> Void]>([])
-    func add(_ observer: @escaping @Sendable () -> Void) { observers.withLock { $0.append(observer) } }
-    func notify() { for o in observers.withLock({ $0 }) { o() } }
-}
-
 enum QueueSQL {
     /// Inline contents up to this size come with the queue listing (one read fewer per delivery).
     static let prefetchLimit = 32 * 1024
@@ -173,15 +167,13 @@ extension SQLiteMailStore {
     public func retryQueued(queueID: String?) async throws -> Int {
         let now = clock.now.timeIntervalSince1970
         return try await write { db in
-            if let queueID {
-                try db.execute(sql: """
-                    UPDATE queue_recipient SET next_attempt = ? WHERE status = 0 AND queue_id = (SELECT id FROM queue WHERE queue_id = ?)
-                    """, arguments: [now, queueID])
-            } else {
-                try db.execute(sql: "UPDATE queue_recipient SET next_attempt = ? WHERE status = 0", arguments: [now])
-            }
-            return try Int.fetchOne(db, sql: "SELECT count(DISTINCT queue_id) FROM queue_recipient WHERE status = 0 AND next_attempt = ?",
-                                    arguments: [now]) ?? 0
+            // The messages made due: those with a pending recipient (one message, or all).
+            let filter = queueID == nil ? "" : " AND queue_id = (SELECT id FROM queue WHERE queue_id = ?)"
+            let arguments: StatementArguments = queueID.map { [$0] } ?? []
+            let count = try Int.fetchOne(db, sql: "SELECT count(DISTINCT queue_id) FROM queue_recipient WHERE status = 0" + filter,
+                                         arguments: arguments) ?? 0
+            try db.execute(sql: "UPDATE queue_recipient SET next_attempt = ? WHERE status = 0" + filter, arguments: [now] + arguments)
+            return count
         }
     }
 

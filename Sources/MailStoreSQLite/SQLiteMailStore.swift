@@ -27,9 +27,9 @@ public final class SQLiteMailStore: MailStore, Sendable {
     /// block every cooperative thread (a deadlock seen with 8 IMAP logins at once). Blocking here is harmless.
     let io: NIOThreadPool
     let directoryCache: DirectoryCache
-    let changes = ChangeHub()
-    let treeChanges = TreeChangeHub()
-    let queueChanges = QueueHub()
+    let changes = Observers<MailboxID>()
+    let treeChanges = Observers<AccountID>()
+    let queueChanges = Signal()
     /// The queue's bookkeeping writes, batched.
     let batcher: WriteBatcher
     let verifiedLogins = VerifiedLogins()

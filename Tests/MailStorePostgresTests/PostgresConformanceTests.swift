@@ -15,6 +15,11 @@ enum TestServer {
     static let url = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES"]
     static var available: Bool { url != nil || ProcessInfo.processInfo.environment["TERN_REQUIRE_POSTGRES"] != nil }
 
+    /// A new folder for a store's spool.
+    static func spool() -> URL {
+        FileManager.default.temporaryDirectory.appendingPathComponent("tern-pg-spool-\(UUID().uuidString)")
+    }
+
     /// A new, empty database on the test server (each test its own); returns its URL.
     static func newDatabase() async throws -> String {
         guard let url else { throw StoreError.invalid("TERN_TEST_POSTGRES is not set: run scripts/test, or start scripts/pg-test-cluster") }
@@ -39,7 +44,23 @@ struct PostgresDirectoryConformanceTests {
         let box = StoreBox()
         defer { box.store?.close() }
         let problems = try await c.run { clock in
-            let store = try await PostgresMailStore.open(url: url, clock: clock)
+            let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+            box.store = store
+            return store
+        }
+        #expect(problems.isEmpty, "\(c.name): \(problems)")
+    }
+}
+
+/// The store conformance suite (Tests/StoreConformance), the same cases as on SQLite.
+@Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
+struct PostgresStoreConformanceTests {
+    @Test(arguments: StoreConformance.cases) func conforms(_ c: StoreConformance.Case) async throws {
+        let url = try await TestServer.newDatabase()
+        let box = StoreBox()
+        defer { box.store?.close() }
+        let problems = try await c.run { clock in
+            let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
             box.store = store
             return store
         }
@@ -54,13 +75,13 @@ struct PostgresSchemaTests {
         let url = try await TestServer.newDatabase()
         let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
         let stores = try await withThrowingTaskGroup(of: PostgresMailStore.self) { group in
-            for _ in 0..<4 { group.addTask { try await PostgresMailStore.open(url: url, clock: clock) } }
+            for _ in 0..<4 { group.addTask { try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock) } }
             var all: [PostgresMailStore] = []
             for try await s in group { all.append(s) }
             return all
         }
         defer { stores.forEach { $0.close() } }
-        let versions = try await stores[0].all("SELECT version FROM schema_version", as: Int.self)
+        let versions: [Int] = try await stores[0].column("SELECT version FROM schema_version", as: Int.self)
         #expect(versions == [PostgresSchema.currentVersion])
         // The directory works through any of them and is the same through all.
         try await stores[1].addDomain("example.test")
@@ -71,13 +92,13 @@ struct PostgresSchemaTests {
     @Test func refusesNewerSchema() async throws {
         let url = try await TestServer.newDatabase()
         let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let store = try await PostgresMailStore.open(url: url, clock: clock)
+        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
         try await store.transaction { db in
             try await store.execute("UPDATE schema_version SET version = \(PostgresSchema.currentVersion + 1)", on: db)
         }
         store.close()
         await #expect(throws: StoreError.schemaTooNew(found: PostgresSchema.currentVersion + 1, supported: PostgresSchema.currentVersion)) {
-            let again = try await PostgresMailStore.open(url: url, clock: clock)
+            let again = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
             again.close()
         }
     }
@@ -86,11 +107,11 @@ struct PostgresSchemaTests {
     @Test func uidValidityNeverRepeats() async throws {
         let url = try await TestServer.newDatabase()
         let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let store = try await PostgresMailStore.open(url: url, clock: clock)
+        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
         defer { store.close() }
         try await store.addDomain("example.test")
         let account = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
-        let validities = try await store.all("SELECT uidvalidity FROM mailbox WHERE account_id = \(account) ORDER BY id", as: Int64.self)
+        let validities = try await store.column("SELECT uidvalidity FROM mailbox WHERE account_id = \(account) ORDER BY id", as: Int64.self)
         // INBOX and the five special-use mailboxes, made in the same second: each above the one before.
         #expect(validities.count == 1 + SpecialUse.allCases.count)
         #expect(validities == validities.sorted() && Set(validities).count == validities.count && validities[0] == 2_000_000_000)

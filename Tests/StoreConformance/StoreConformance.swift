@@ -31,6 +31,15 @@ public enum StoreConformance {
         Case(name: "a mailbox deleted and created again is a new mailbox", body: mailboxIdentity),
         Case(name: "outbound queue: due times, attempts, completion", body: queue),
         Case(name: "delivery log: kept in order, pruned by age", body: deliveryLog),
+        Case(name: "large contents: spooled, stored and read back whole", body: largeContent),
+        Case(name: "rename: children follow, INBOX's messages move and INBOX stays", body: rename),
+        Case(name: "subscriptions and the mailbox tree, with observers told", body: subscriptionsAndObservers),
+        Case(name: "\\Recent: claimed once, by the first session", body: recent),
+        Case(name: "MULTIAPPEND: all or none", body: allOrNone),
+        Case(name: "targets: special-use mailboxes, duplicates stored once", body: targets),
+        Case(name: "queue: retry, delete, delay notices and bounces in one commit", body: queueControls),
+        Case(name: "DKIM keys and Bayes counts", body: keysAndBayes),
+        Case(name: "garbage: content kept while referenced, gone after", body: garbage),
     ]
 
     // MARK: helpers
@@ -240,5 +249,259 @@ public enum StoreConformance {
         if pruned != 3 { problems.append("pruned \(pruned) events, not the 3 older than an hour") }
         if try await store.deliveryLog(id: "L1").map(\.kind) != [.deleted] { problems.append("pruning removed the wrong events") }
         return problems
+    }
+
+    static func largeContent(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        // Above the inline limit: written to the spool as a session would, then delivered by key.
+        var big = Array("From: a@remote.test\r\nSubject: big\r\n\r\n".utf8)
+        for i in 0..<(store.inlineLimit / 50 + 40_000) { big += Array("line \(i) of a large message, padded out to length\r\n".utf8) }
+        let (tmp, handle) = try store.blobs.makeTempFile()
+        try handle.write(contentsOf: big)
+        let key = BlobStore.newKey()
+        try store.blobs.commit(tempFile: tmp, handle: handle, key: key)
+        let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [.init(address: "alice@example.test")])
+        let receipt = try await store.deliver(Delivery(content: .blob(key: key, size: big.count), envelope: envelope,
+                                                       targets: [DeliveryTarget(account: a)], internalDate: clock.now))
+        let small = try await deliver(store, a, 7, at: clock.now)
+        if try await store.content(of: receipt.messageID) != big { problems.append("a large content read back differs") }
+        let listed = try await store.messages(mailbox: inbox)
+        if listed.first?.size != big.count { problems.append("a large message listed with size \(String(describing: listed.first?.size)), not \(big.count)") }
+        let both = try await store.contents(of: listed.map(\.messageID))
+        if both[receipt.messageID] != big || both[listed.first { $0.uid == small }!.messageID] != message(7) {
+            problems.append("contents(of:) of a large and a small message differ from what was stored")
+        }
+        if try await store.usage(account: a) != Int64(big.count + message(7).count) { problems.append("usage does not count the large message") }
+        return problems
+    }
+
+    static func rename(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        _ = try await store.createMailbox(account: a, name: "Work")
+        _ = try await store.createMailbox(account: a, name: "Work/2026")
+        _ = try await store.createMailbox(account: a, name: "Workshop")
+        _ = try await deliver(store, a, 1, at: clock.now, mailbox: "Work/2026")
+        try await store.renameMailbox(account: a, from: "Work", to: "Jobs")
+        let names = Set(try await store.mailboxes(account: a).map(\.name))
+        if !names.isSuperset(of: ["Jobs", "Jobs/2026", "Workshop"]) || names.contains("Work") || names.contains("Work/2026") {
+            problems.append("after renaming Work to Jobs: \(names.sorted())")
+        }
+        if let child = try await store.mailboxState(account: a, name: "Jobs/2026"), try await store.messages(mailbox: child.id).count != 1 {
+            problems.append("a renamed child lost its message")
+        }
+        await expect(StoreError.self, "renaming onto an existing mailbox", &problems) { try await store.renameMailbox(account: a, from: "Jobs", to: "Workshop") }
+        await expect(StoreError.self, "renaming a missing mailbox", &problems) { try await store.renameMailbox(account: a, from: "Nothing", to: "Else") }
+        // INBOX: its messages go to the new mailbox, INBOX stays, empty, under a new UIDVALIDITY.
+        let before = try await store.mailboxes(account: a).first { $0.id == inbox }!
+        _ = try await deliver(store, a, 2, at: clock.now)
+        _ = try await deliver(store, a, 3, at: clock.now)
+        try await store.renameMailbox(account: a, from: "INBOX", to: "Old mail")
+        guard let old = try await store.mailboxState(account: a, name: "Old mail") else { return problems + ["renaming INBOX made no mailbox"] }
+        if try await store.messages(mailbox: old.id).count != 2 { problems.append("INBOX's messages did not move") }
+        let after = try await store.mailboxes(account: a).first { $0.id == inbox }
+        if after == nil || after!.messages != 0 || after!.uidValidity == before.uidValidity { problems.append("INBOX after its rename: \(String(describing: after))") }
+        if old.state.uidNext.rawValue < 3 { problems.append("the mailbox made from INBOX starts below INBOX's UIDNEXT") }
+        let uid = try await deliver(store, a, 4, at: clock.now)
+        if uid.rawValue <= 2 { problems.append("INBOX reuses UID \(uid) after its rename") }
+        return problems
+    }
+
+    static func subscriptionsAndObservers(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let trees = Recorder<AccountID>(), boxes = Recorder<MailboxID>()
+        store.observeMailboxTree { trees.add($0) }
+        store.observeChanges { boxes.add($0) }
+        let subscribed = try await store.subscriptions(account: a)
+        if !subscribed.contains("INBOX") { problems.append("a new account's INBOX is not subscribed: \(subscribed)") }
+        try await store.setSubscribed(account: a, name: "Not yet made", true)
+        try await store.setSubscribed(account: a, name: "Not yet made", true)
+        if try await store.subscriptions(account: a).filter({ $0 == "Not yet made" }).count != 1 { problems.append("a subscription listed twice or not at all") }
+        try await store.setSubscribed(account: a, name: "Not yet made", false)
+        if try await store.subscriptions(account: a).contains("Not yet made") { problems.append("an unsubscribed name still listed") }
+        let made = try await store.createMailbox(account: a, name: "Fresh")
+        if try await store.createMailbox(account: a, name: "Fresh") != made { problems.append("creating an existing mailbox made another") }
+        if try await store.createMailbox(account: a, name: "inbox") != inbox { problems.append("\"inbox\" is not INBOX") }
+        _ = try await deliver(store, a, 1, at: clock.now)
+        try await store.deleteMailbox(account: a, name: "Fresh")
+        await expect(StoreError.self, "deleting INBOX", &problems) { try await store.deleteMailbox(account: a, name: "INBOX") }
+        if !trees.values.contains(a) { problems.append("mailbox tree observers not told") }
+        if !boxes.values.contains(inbox) || !boxes.values.contains(made) { problems.append("change observers told of \(boxes.values), not INBOX and the deleted mailbox") }
+        return problems
+    }
+
+    static func recent(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        for i in 0..<3 { _ = try await deliver(store, a, i, at: clock.now) }
+        let next = try await store.mailboxChanges(mailbox: inbox, since: nil).uidNext
+        if try await store.unclaimedRecent(mailbox: inbox) != 3 { problems.append("STATUS RECENT \(try await store.unclaimedRecent(mailbox: inbox)), not 3") }
+        // EXAMINE tells without claiming; then two sessions SELECT at once: exactly one gets the three.
+        if try await store.claimRecent(mailbox: inbox, below: next, claim: false) != UID(1) { problems.append("EXAMINE does not see the recent ones") }
+        let firsts = try await withThrowingTaskGroup(of: UID.self) { group in
+            for _ in 0..<4 { group.addTask { try await store.claimRecent(mailbox: inbox, below: next, claim: true) } }
+            var all: [UID] = []
+            for try await f in group { all.append(f) }
+            return all
+        }
+        if firsts.filter({ $0 == UID(1) }).count != 1 || firsts.filter({ $0 == next }).count != 3 { problems.append("concurrent claims gave \(firsts)") }
+        if try await store.unclaimedRecent(mailbox: inbox) != 0 { problems.append("recent messages left after a claim") }
+        return problems
+    }
+
+    static func allOrNone(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [])
+        let good = Delivery(content: .inline(message(1)), envelope: envelope, targets: [DeliveryTarget(account: a)], internalDate: clock.now)
+        let bad = Delivery(content: .inline(message(2)), envelope: envelope, targets: [DeliveryTarget(account: a, mailbox: "No such")],
+                           internalDate: clock.now)
+        do {
+            _ = try await store.deliverAll([good, bad])
+            problems.append("a batch with a missing mailbox was stored")
+        } catch {}
+        if try await !store.messages(mailbox: inbox).isEmpty { problems.append("part of a failed batch was stored") }
+        let receipts = try await store.deliverAll([good, good])
+        let uids = receipts.map { $0.placements[0].1 }
+        if uids.count != 2 || uids[0] >= uids[1] { problems.append("a batch's UIDs \(uids) do not ascend in its order") }
+        return problems
+    }
+
+    static func targets(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let junk = try await store.mailboxes(account: a).first { $0.specialUse == .junk }!
+        let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [])
+        var d = Delivery(content: .inline(message(1)), envelope: envelope,
+                         targets: [DeliveryTarget(account: a, specialUse: .junk), DeliveryTarget(account: a), DeliveryTarget(account: a)],
+                         internalDate: clock.now)
+        d.flags = .seen
+        d.keywords = ["$Junk"]
+        let receipt = try await store.deliver(d)
+        if Set(receipt.placements.map(\.0)) != [junk.id, inbox] || receipt.placements.count != 2 { problems.append("placements \(receipt.placements)") }
+        let stored = try await store.messages(mailbox: junk.id).first
+        if stored?.flags != .seen || stored?.keywords != ["$Junk"] || stored?.internalDate != clock.now { problems.append("stored as \(String(describing: stored))") }
+        return problems
+    }
+
+    static func queueControls(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let queued = Recorder<Int>()
+        store.observeQueue { queued.add(1) }
+        let start = clock.now
+        let rcpt = StoredEnvelope.Recipient(address: "x@remote.test", notify: ["FAILURE", "DELAY"], originalRecipient: "rfc822;x@remote.test")
+        let envelope = StoredEnvelope(mailFrom: "alice@example.test", recipients: [rcpt])
+        for id in ["QA", "QB"] {
+            _ = try await store.deliver(Delivery(content: .inline(message(1)), envelope: envelope, targets: [], internalDate: start,
+                                                 remoteRecipients: [rcpt], queueID: id))
+        }
+        if queued.values.isEmpty { problems.append("queue observers not told") }
+        guard let qa = try await store.queuedMessage(queueID: "QA") else { return ["QA not queued"] }
+        if qa.recipients.first?.notify != ["FAILURE", "DELAY"] || qa.recipients.first?.originalRecipient != "rfc822;x@remote.test"
+            || qa.envelope.mailFrom != "alice@example.test" || qa.size != message(1).count {
+            problems.append("queued as \(qa)")
+        }
+        let due = try await store.queuedMessages(dueBy: start, after: 0, limit: 10)
+        if due.first?.content != message(1) { problems.append("a small queued message comes without its content") }
+        if try await store.queuedMessages(dueBy: start, after: qa.id, limit: 10).map(\.queueID) != ["QB"] { problems.append("after: does not skip") }
+        let later = start.addingTimeInterval(3600)
+        _ = try await store.recordAttempts([DeliveryAttempt(recipientID: qa.recipients[0].id, outcome: .deferred(until: later), reply: "451", remoteHost: nil)],
+                                           completing: qa.id)
+        if try await store.retryQueued(queueID: "QA") != 1 { problems.append("retry of one message did not count one") }
+        if try await !store.queuedMessages(dueBy: start, after: 0, limit: 10).contains(where: { $0.queueID == "QA" }) { problems.append("retried message not due") }
+        if try await store.retryQueued(queueID: nil) != 2 { problems.append("retry of all did not count two") }
+        // A delay notice and the mark that it was sent: one commit, once.
+        let notice = Delivery(content: .inline(message(9)), envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                              targets: [DeliveryTarget(account: a)], internalDate: start)
+        try await store.noteDelay(id: qa.id, notification: notice)
+        try await store.noteDelay(id: qa.id, notification: notice)
+        if try await store.messages(mailbox: inbox).count != 1 { problems.append("a delay notice stored \(try await store.messages(mailbox: inbox).count) times") }
+        if try await store.queuedMessage(queueID: "QA")?.delayNotified != true { problems.append("the delay notice was not marked") }
+        // A bounce replaces the message in one commit; completing it again stores nothing more.
+        _ = try await store.recordAttempts([DeliveryAttempt(recipientID: qa.recipients[0].id, outcome: .failed, reply: "550 no", remoteHost: "mx")],
+                                           completing: qa.id)
+        try await store.completeQueued(id: qa.id, notification: notice)
+        try await store.completeQueued(id: qa.id, notification: notice)
+        if try await store.messages(mailbox: inbox).count != 2 { problems.append("a bounce stored other than once") }
+        if try await store.queuedMessage(queueID: "QA") != nil { problems.append("a bounced message stays queued") }
+        if try await !store.deleteQueued(queueID: "QB") { problems.append("deleting a queued message said there was none") }
+        if try await store.deleteQueued(queueID: "QB") { problems.append("deleting it again said it was there") }
+        if try await store.nextQueueAttempt() != nil { problems.append("an empty queue has a next attempt") }
+        return problems
+    }
+
+    static func keysAndBayes(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, _) = try await account(store)
+        let k1 = DKIMKeyRecord(domain: "example.test", selector: "s1", algorithm: "ed25519-sha256", privateKey: "PEM1", created: clock.now)
+        let k2 = DKIMKeyRecord(domain: "example.test", selector: "s2", algorithm: "rsa-sha256", privateKey: "PEM2", created: clock.now.addingTimeInterval(60))
+        let k3 = DKIMKeyRecord(domain: "other.test", selector: "s1", algorithm: "rsa-sha256", privateKey: "PEM3", created: clock.now)
+        for k in [k1, k2, k3] { try await store.addDKIMKey(k) }
+        await expect(StoreError.self, "adding a selector twice", &problems) { try await store.addDKIMKey(k1) }
+        if try await store.dkimKeys(domain: "example.test") != [k2, k1] { problems.append("a domain's keys, newest first: \(try await store.dkimKeys(domain: "example.test"))") }
+        if try await store.dkimKeys(domain: nil).count != 3 { problems.append("every domain's keys not listed") }
+        try await store.removeDKIMKey(domain: "example.test", selector: "s1")
+        await expect(StoreError.self, "removing a missing key", &problems) { try await store.removeDKIMKey(domain: "example.test", selector: "s1") }
+        // Bayes: trained once per message and way; retraining the other way moves the counts over.
+        if try await !store.trainBayes(owner: nil, key: "m1", tokens: [1, 2, 2, 3], spam: true) { problems.append("first training changed nothing") }
+        if try await store.trainBayes(owner: nil, key: "m1", tokens: [1, 2, 3], spam: true) { problems.append("training twice the same way changed something") }
+        _ = try await store.trainBayes(owner: a, key: "m2", tokens: [2, 4], spam: false)
+        var counts = try await store.bayesCounts(owner: a, tokens: [1, 2, 4, 9])
+        if counts.spamMessages != 1 || counts.hamMessages != 1 || counts.tokens[2]?.spam != 1 || counts.tokens[2]?.ham != 1
+            || counts.tokens[9] != nil || counts.tokens[1]?.spam != 1 {
+            problems.append("counts for the account plus global: \(counts.spamMessages)/\(counts.hamMessages) \(counts.tokens)")
+        }
+        if try await store.bayesCounts(owner: nil, tokens: [4]).tokens[4] != nil { problems.append("an account's counts leak into the global ones") }
+        if try await !store.trainBayes(owner: nil, key: "m1", tokens: [1, 2, 3], spam: false) { problems.append("retraining the other way changed nothing") }
+        counts = try await store.bayesCounts(owner: nil, tokens: [1])
+        if counts.spamMessages != 0 || counts.hamMessages != 1 || counts.tokens[1]?.spam != 0 || counts.tokens[1]?.ham != 1 {
+            problems.append("after retraining as ham: \(counts.spamMessages)/\(counts.hamMessages) \(counts.tokens)")
+        }
+        let global = try await store.bayesTraining(owner: nil, key: "m1"), own = try await store.bayesTraining(owner: a, key: "m1")
+        if global != false || own != nil {
+            problems.append("how m1 was trained is misreported")
+        }
+        return problems
+    }
+
+    static func garbage(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let other = try await store.createMailbox(account: a, name: "Other")
+        let uid = try await deliver(store, a, 1, at: clock.now)
+        let id = try await store.messages(mailbox: inbox)[0].messageID
+        _ = try await store.copy(from: inbox, uids: [uid], to: other, move: false)
+        _ = try await store.expunge(mailbox: inbox, uids: [uid])
+        try await store.collectGarbage()
+        if try await store.content(of: id) != message(1) { problems.append("content removed while a copy still refers to it") }
+        let copy = try await store.messages(mailbox: other)[0].uid
+        _ = try await store.expunge(mailbox: other, uids: [copy])
+        try await store.collectGarbage()
+        if try await store.contents(of: [id])[id] != nil { problems.append("content kept after its last reference went") }
+        return problems
+    }
+}
+
+/// Collects what observers were told (observers run on store threads).
+final class Recorder<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [Value] = []
+    func add(_ v: Value) { lock.lock(); list.append(v); lock.unlock() }
+    var values: [Value] { lock.lock(); defer { lock.unlock() }; return list }
+}
+
+extension StoreConformance {
+    /// Runs `body` and reports it unless it throws an error of type `type`.
+    static func expect<E: Error>(_ type: E.Type, _ what: String, _ problems: inout [String], _ body: () async throws -> Void) async {
+        do {
+            try await body()
+            problems.append("\(what): no error")
+        } catch is E {
+        } catch {
+            problems.append("\(what): \(error)")
+        }
     }
 }

@@ -1,0 +1,409 @@
+import Foundation
+import MailCore
+import MailStore
+import PostgresNIO
+
+/// Mailboxes and messages on PostgreSQL. Each change is one transaction; a mailbox's row is locked by the change that
+/// takes its next UID or MODSEQ, so that UIDs are handed out in commit order (a client never sees UID n+1 before n),
+/// and changes that lock several mailboxes lock them in id order (no deadlock between two deliveries).
+extension PostgresMailStore: MessageStore {
+    public func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt {
+        try await deliverAll([delivery])[0]
+    }
+
+    public func deliver(_ delivery: Delivery, completion: @escaping @Sendable (Result<DeliveryReceipt, Error>) -> Void) {
+        Task {
+            do { completion(.success(try await deliver(delivery))) } catch { completion(.failure(error)) }
+        }
+    }
+
+    /// In order, each in its own transaction (UIDs ascend in that order); PostgreSQL flushes the commits of concurrent
+    /// sessions together, as SQLite's group commit does.
+    public func deliver(batch: [Delivery]) async throws -> [DeliveryReceipt] {
+        var receipts: [DeliveryReceipt] = []
+        for delivery in batch { receipts.append(try await deliver(delivery)) }
+        return receipts
+    }
+
+    public func deliverAll(_ batch: [Delivery]) async throws -> [DeliveryReceipt] {
+        guard !batch.isEmpty else { return [] }
+        let now = clock.now.timeIntervalSince1970
+        let receipts = try await transaction { db in
+            var receipts: [DeliveryReceipt] = []
+            for delivery in batch { receipts.append(try await insert(db, delivery, now: now)) }
+            return receipts
+        }
+        // The spooled files are in the database now.
+        for case .blob(let key, _) in batch.map(\.content) { blobs.remove(key) }
+        changes.notify(receipts.flatMap { $0.placements.map(\.mailbox) })
+        if batch.contains(where: \.isQueued) { queueChanges.notify() }
+        return receipts
+    }
+
+    /// One message into its mailboxes, its log lines and the queue, inside the caller's transaction.
+    func insert(_ db: PostgresConnection, _ delivery: Delivery, now: Double) async throws -> DeliveryReceipt {
+        let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
+        let size = Int64(delivery.content.size)
+        let inline: Data? = if case .inline(let bytes) = delivery.content { Data(bytes) } else { nil }
+        guard let messageID = try await one("""
+            INSERT INTO message(size, content, received, envelope) VALUES (\(size), \(inline), \(now), \(envelope)) RETURNING id
+            """, on: db, as: Int64.self) else { throw StoreError.invalid("message row not written") }
+        if case .blob(let key, _) = delivery.content { try await writeChunks(db, messageID: messageID, file: blobs.url(for: key)) }
+        try await insertLog(db, delivery.log)
+        var seenTargets = Set<DeliveryTarget>()
+        var targets: [(DeliveryTarget, String)] = []
+        for target in delivery.targets where seenTargets.insert(target).inserted {
+            var name = target.mailbox ?? "INBOX"
+            if let use = target.specialUse?.rawValue {
+                name = try await one("SELECT name FROM mailbox WHERE account_id = \(target.account) AND special_use = \(use) ORDER BY id LIMIT 1",
+                                     on: db, as: String.self) ?? "INBOX"
+            }
+            targets.append((target, name))
+        }
+        // Every target mailbox locked first, in id order.
+        for (target, name) in targets.sorted(by: { ($0.0.account, $0.1) < ($1.0.account, $1.1) }) {
+            _ = try await one("SELECT id FROM mailbox WHERE account_id = \(target.account) AND name = \(name) FOR UPDATE", on: db, as: Int64.self)
+        }
+        var placements: [(MailboxID, UID)] = []
+        let keywords = delivery.keywords.joined(separator: " ")
+        let flags = Int64(delivery.flags.rawValue), internalDate = delivery.internalDate.timeIntervalSince1970
+        for (target, name) in targets {
+            guard let (mailbox, uid, modseq) = try await all("""
+                UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                WHERE account_id = \(target.account) AND name = \(name) RETURNING id, uidnext - 1, highestmodseq
+                """, on: db, as: (Int64, Int64, Int64).self).first else {
+                throw StoreError.notFound("mailbox \(name) of account \(target.account)")
+            }
+            try await execute("""
+                INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
+                VALUES (\(mailbox), \(uid), \(messageID), \(modseq), \(flags), \(keywords), \(internalDate), \(now))
+                """, on: db)
+            placements.append((mailbox, UID(UInt32(uid))))
+        }
+        if delivery.isQueued { try await insertQueued(db, messageID: messageID, delivery: delivery, now: now) }
+        return DeliveryReceipt(messageID: messageID, placements: placements)
+    }
+
+    /// A spooled file into `message_chunk`, a piece at a time.
+    func writeChunks(_ db: PostgresConnection, messageID: Int64, file: URL) async throws {
+        guard let handle = FileHandle(forReadingAtPath: file.path) else { throw StoreError.notFound("spooled content \(file.path)") }
+        defer { try? handle.close() }
+        var seq: Int32 = 0
+        while let piece = try handle.read(upToCount: Self.chunkSize), !piece.isEmpty {
+            try await execute("INSERT INTO message_chunk(message_id, seq, data) VALUES (\(messageID), \(seq), \(piece))", on: db)
+            seq += 1
+        }
+    }
+
+    static let chunkSize = 1 << 20
+
+    public func mailboxes(account: AccountID) async throws -> [MailboxInfo] {
+        try await all("""
+            SELECT id, name, special_use, uidvalidity, uidnext, highestmodseq, message_count
+            FROM mailbox WHERE account_id = \(account) ORDER BY (name = 'INBOX') DESC, name
+            """, as: (Int64, String, String?, Int64, Int64, Int64, Int64).self).map {
+            MailboxInfo(id: $0.0, name: $0.1, specialUse: $0.2.flatMap(SpecialUse.init), uidValidity: UIDValidity(rawValue: UInt32($0.3)),
+                        uidNext: UID(UInt32($0.4)), highestModSeq: ModSeq(rawValue: $0.5), messages: Int($0.6))
+        }
+    }
+
+    public func createMailbox(account: AccountID, name: String) async throws -> MailboxID {
+        guard !name.isEmpty, !name.contains("\0") else { throw StoreError.invalid("invalid mailbox name") }
+        let canonical = name.uppercased() == "INBOX" ? "INBOX" : name
+        let now = clock.now.timeIntervalSince1970
+        let (id, created) = try await transaction { db -> (MailboxID, Bool) in
+            // The account's row first: two sessions creating the same name take turns.
+            _ = try await one("SELECT id FROM account WHERE id = \(account) FOR UPDATE", on: db, as: Int64.self)
+            if let id = try await one("SELECT id FROM mailbox WHERE account_id = \(account) AND name = \(canonical)", on: db, as: Int64.self) {
+                return (id, false)
+            }
+            return (try await PostgresSchema.createMailbox(db, account: account, name: canonical, specialUse: nil, now: now, logger: logger), true)
+        }
+        if created { treeChanges.notify(account) }
+        return id
+    }
+
+    public func messages(mailbox: MailboxID) async throws -> [StoredMessage] {
+        try await messages(nil, mailbox: mailbox, since: nil)
+    }
+
+    /// Messages of a mailbox in UID order, all or those changed after `since`.
+    func messages(_ db: PostgresConnection?, mailbox: MailboxID, since: ModSeq?) async throws -> [StoredMessage] {
+        let after = since?.rawValue ?? -1
+        return try await all("""
+            SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
+            FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
+            WHERE mm.mailbox_id = \(mailbox) AND mm.modseq > \(after) ORDER BY mm.uid
+            """, on: db, as: MessageRow.self).map { Self.storedMessage($0, mailbox: mailbox) }
+    }
+
+    /// uid, message_id, size, internal_date, flags, keywords, modseq, saved.
+    typealias MessageRow = (Int64, Int64, Int64, Double, Int64, String, Int64, Double)
+
+    static func storedMessage(_ row: MessageRow, mailbox: MailboxID) -> StoredMessage {
+        let keywords = row.5.isEmpty ? [] : row.5.split(separator: " ").map(String.init)
+        return StoredMessage(mailbox: mailbox, uid: UID(UInt32(row.0)), messageID: row.1, size: Int(row.2),
+                             internalDate: Date(timeIntervalSince1970: row.3), flags: MessageFlags(rawValue: Int(row.4)), keywords: keywords,
+                             modSeq: ModSeq(rawValue: row.6), savedDate: Date(timeIntervalSince1970: row.7))
+    }
+
+    public func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)? {
+        guard let row = try await all("""
+            SELECT id, uidvalidity, uidnext, highestmodseq FROM mailbox WHERE account_id = \(account) AND name = \(name)
+            """, as: (Int64, Int64, Int64, Int64).self).first else { return nil }
+        return (row.0, MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.1)), uidNext: UID(UInt32(row.2)),
+                                      highestModSeq: ModSeq(rawValue: row.3), changed: [], expunged: []))
+    }
+
+    public func mailboxChanges(mailbox: MailboxID, since: ModSeq?) async throws -> MailboxChanges {
+        // One snapshot for the state and the delta (REPEATABLE READ), as SQLite's read transaction gives.
+        try await transaction { db in
+            try await execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", on: db)
+            guard let row = try await all("SELECT uidvalidity, uidnext, highestmodseq FROM mailbox WHERE id = \(mailbox)",
+                                          on: db, as: (Int64, Int64, Int64).self).first else { throw StoreError.notFound("mailbox") }
+            let highest = ModSeq(rawValue: row.2)
+            var changes = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.0)), uidNext: UID(UInt32(row.1)),
+                                         highestModSeq: highest, changed: [], expunged: [])
+            guard since.map({ $0 < highest }) ?? true else { return changes }
+            changes.changed = try await messages(db, mailbox: mailbox, since: since)
+            if let since {
+                changes.expunged = try await column("""
+                    SELECT uid FROM expunged WHERE mailbox_id = \(mailbox) AND modseq > \(since.rawValue) ORDER BY uid
+                    """, on: db, as: Int64.self).map { UID(UInt32($0)) }
+            }
+            return changes
+        }
+    }
+
+    public func deleteMailbox(account: AccountID, name: String) async throws {
+        guard name != "INBOX" else { throw StoreError.invalid("INBOX cannot be deleted") }
+        let id = try await transaction { db -> MailboxID in
+            guard let id = try await one("DELETE FROM mailbox WHERE account_id = \(account) AND name = \(name) RETURNING id",
+                                         on: db, as: Int64.self) else { throw StoreError.notFound("mailbox \(name)") }
+            return id
+        }
+        changes.notify(id)
+        treeChanges.notify(account)
+        try await collectGarbage()
+    }
+
+    public func usage(account: AccountID) async throws -> Int64 {
+        try await one("""
+            SELECT coalesce(sum(m.size), 0)::bigint FROM mailbox_message mm JOIN mailbox b ON b.id = mm.mailbox_id
+            JOIN message m ON m.id = mm.message_id WHERE b.account_id = \(account)
+            """, as: Int64.self) ?? 0
+    }
+
+    public func renameMailbox(account: AccountID, from: String, to: String) async throws {
+        guard to != "INBOX", !to.isEmpty else { throw StoreError.invalid("cannot rename to \(to)") }
+        let now = clock.now.timeIntervalSince1970
+        let emptied = try await transaction { db -> MailboxID? in
+            _ = try await one("SELECT id FROM account WHERE id = \(account) FOR UPDATE", on: db, as: Int64.self)
+            guard try await one("SELECT id FROM mailbox WHERE account_id = \(account) AND name = \(to)", on: db, as: Int64.self) == nil else {
+                throw StoreError.alreadyExists("mailbox \(to)")
+            }
+            guard let id = try await one("SELECT id FROM mailbox WHERE account_id = \(account) AND name = \(from) FOR UPDATE",
+                                         on: db, as: Int64.self) else { throw StoreError.notFound("mailbox \(from)") }
+            if from == "INBOX" {
+                // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays, empty.
+                let target = try await PostgresSchema.createMailbox(db, account: account, name: to, specialUse: nil, now: now, logger: logger)
+                try await execute("UPDATE mailbox_message SET mailbox_id = \(target) WHERE mailbox_id = \(id)", on: db)
+                try await execute("UPDATE mailbox SET uidnext = (SELECT uidnext FROM mailbox WHERE id = \(id)) WHERE id = \(target)", on: db)
+                try await execute("UPDATE mailbox SET uidvalidity = uidvalidity + 1 WHERE id = \(id)", on: db)
+                return id
+            }
+            // The mailbox and its children (`a` → `b` renames `a/x` → `b/x`).
+            // Lengths in characters, as PostgreSQL's substr and left count them.
+            let prefix = from + "/", length = Int32(from.unicodeScalars.count), prefixLength = Int32(prefix.unicodeScalars.count)
+            try await execute("""
+                UPDATE mailbox SET name = \(to) || substr(name, \(length) + 1)
+                WHERE account_id = \(account) AND (id = \(id) OR left(name, \(prefixLength)) = \(prefix))
+                """, on: db)
+            return nil
+        }
+        if let emptied { changes.notify(emptied) }
+        treeChanges.notify(account)
+    }
+
+    public func setSubscribed(account: AccountID, name: String, _ subscribed: Bool) async throws {
+        try await transaction { db in
+            if subscribed {
+                try await execute("INSERT INTO subscription(account_id, name) VALUES (\(account), \(name)) ON CONFLICT DO NOTHING", on: db)
+            } else {
+                try await execute("DELETE FROM subscription WHERE account_id = \(account) AND name = \(name)", on: db)
+            }
+        }
+        treeChanges.notify(account)
+    }
+
+    public func subscriptions(account: AccountID) async throws -> [String] {
+        try await column("SELECT name FROM subscription WHERE account_id = \(account) ORDER BY name", as: String.self)
+    }
+
+    public func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
+                           unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID]) {
+        let result = try await transaction { db -> ([StoredMessage], [UID]) in
+            _ = try await one("SELECT id FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self)
+            let wanted = uids.map { Int64($0.rawValue) }
+            var current: [Int64: StoredMessage] = [:]
+            for m in try await all("""
+                SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
+                FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
+                WHERE mm.mailbox_id = \(mailbox) AND mm.uid = ANY(\(wanted))
+                """, on: db, as: MessageRow.self) {
+                current[m.0] = Self.storedMessage(m, mailbox: mailbox)
+            }
+            var changed: [StoredMessage] = []
+            var failed: [UID] = []
+            for uid in uids {
+                guard var message = current[Int64(uid.rawValue)] else { continue }
+                if let unchangedSince, message.modSeq > unchangedSince { failed.append(uid); continue }
+                var newFlags = message.flags
+                var newKeywords = message.keywords
+                switch operation {
+                case .add:
+                    newFlags.formUnion(flags)
+                    for k in keywords where !newKeywords.contains(k) { newKeywords.append(k) }
+                case .remove:
+                    newFlags.subtract(flags)
+                    newKeywords.removeAll { keywords.contains($0) }
+                case .replace:
+                    newFlags = flags
+                    newKeywords = keywords
+                }
+                guard newFlags != message.flags || newKeywords != message.keywords else { continue }
+                guard let modseq = try await one("UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq",
+                                                 on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
+                let text = newKeywords.joined(separator: " ")
+                try await execute("""
+                    UPDATE mailbox_message SET flags = \(Int64(newFlags.rawValue)), keywords = \(text), modseq = \(modseq)
+                    WHERE mailbox_id = \(mailbox) AND uid = \(Int64(uid.rawValue))
+                    """, on: db)
+                message.flags = newFlags
+                message.keywords = newKeywords
+                message.modSeq = ModSeq(rawValue: modseq)
+                changed.append(message)
+            }
+            return (changed, failed)
+        }
+        if !result.0.isEmpty { changes.notify(mailbox) }
+        return result
+    }
+
+    public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
+        let removed = try await transaction { db in try await expunge(db, mailbox: mailbox, uids: uids) }
+        if !removed.isEmpty {
+            changes.notify(mailbox)
+            try await collectGarbage()
+        }
+        return removed
+    }
+
+    /// Removes the UIDs and records them for QRESYNC, all under one new MODSEQ (inside the caller's transaction).
+    func expunge(_ db: PostgresConnection, mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
+        guard !uids.isEmpty else { return [] }
+        guard let modseq = try await one("UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq",
+                                         on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
+        let wanted = uids.map { Int64($0.rawValue) }
+        let removed = try await column("""
+            DELETE FROM mailbox_message WHERE mailbox_id = \(mailbox) AND uid = ANY(\(wanted)) RETURNING uid
+            """, on: db, as: Int64.self)
+        try await execute("""
+            INSERT INTO expunged(mailbox_id, uid, modseq) SELECT \(mailbox), u, \(modseq) FROM unnest(\(removed)::bigint[]) AS u
+            ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
+            """, on: db)
+        let gone = Set(removed)
+        return uids.filter { gone.contains(Int64($0.rawValue)) }
+    }
+
+    public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
+        let now = clock.now.timeIntervalSince1970
+        let result = try await transaction { db -> ([(UID, UID)], UIDValidity) in
+            let locked = try await all("SELECT id, uidvalidity FROM mailbox WHERE id IN (\(from), \(to)) ORDER BY id FOR UPDATE",
+                                       on: db, as: (Int64, Int64).self)
+            guard let validity = locked.first(where: { $0.0 == to })?.1 else { throw StoreError.notFound("target mailbox") }
+            let wanted = uids.map { Int64($0.rawValue) }
+            var rows: [Int64: (Int64, Int64, String, Double)] = [:]
+            for r in try await all("""
+                SELECT uid, message_id, flags, keywords, internal_date FROM mailbox_message WHERE mailbox_id = \(from) AND uid = ANY(\(wanted))
+                """, on: db, as: (Int64, Int64, Int64, String, Double).self) {
+                rows[r.0] = (r.1, r.2, r.3, r.4)
+            }
+            var pairs: [(UID, UID)] = []
+            for uid in uids {
+                guard let (messageID, flags, keywords, internalDate) = rows[Int64(uid.rawValue)] else { continue }
+                guard let (newUID, modseq) = try await all("""
+                    UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = \(to)
+                    RETURNING uidnext - 1, highestmodseq
+                    """, on: db, as: (Int64, Int64).self).first else { throw StoreError.notFound("target mailbox") }
+                try await execute("""
+                    INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
+                    VALUES (\(to), \(newUID), \(messageID), \(modseq), \(flags), \(keywords), \(internalDate), \(now))
+                    """, on: db)
+                pairs.append((uid, UID(UInt32(newUID))))
+            }
+            if move { _ = try await expunge(db, mailbox: from, uids: pairs.map(\.0)) }
+            return (pairs, UIDValidity(rawValue: UInt32(validity)))
+        }
+        changes.notify(move ? [from, to] : [to])
+        return result
+    }
+
+    public func claimRecent(mailbox: MailboxID, below uidNext: UID, claim: Bool) async throws -> UID {
+        let next = Int64(uidNext.rawValue)
+        guard claim else {
+            let seen = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox)", as: Int64.self) ?? next
+            return UID(UInt32(min(seen, next)))
+        }
+        let old = try await transaction { db in
+            let old = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self) ?? next
+            if next > old { try await execute("UPDATE mailbox SET first_recent_uid = \(next) WHERE id = \(mailbox)", on: db) }
+            return old
+        }
+        return UID(UInt32(min(old, next)))
+    }
+
+    public func unclaimedRecent(mailbox: MailboxID) async throws -> Int {
+        Int(try await one("""
+            SELECT count(*) FROM mailbox_message WHERE mailbox_id = \(mailbox) AND uid >= (SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox))
+            """, as: Int64.self) ?? 0)
+    }
+
+    public func expunged(mailbox: MailboxID, since modSeq: ModSeq) async throws -> [UID] {
+        try await column("SELECT uid FROM expunged WHERE mailbox_id = \(mailbox) AND modseq > \(modSeq.rawValue) ORDER BY uid", as: Int64.self).map { UID(UInt32($0)) }
+    }
+
+    public func observeChanges(_ observer: @escaping @Sendable (MailboxID) -> Void) {
+        changes.add(observer)
+    }
+
+    public func observeMailboxTree(_ observer: @escaping @Sendable (AccountID) -> Void) {
+        treeChanges.add(observer)
+    }
+
+    public func content(of message: MessageID) async throws -> [UInt8] {
+        guard let found = try await contents(of: [message])[message] else { throw StoreError.notFound("message \(message)") }
+        return found
+    }
+
+    public func contents(of messages: [MessageID]) async throws -> [MessageID: [UInt8]] {
+        guard !messages.isEmpty else { return [:] }
+        var result: [MessageID: [UInt8]] = [:]
+        for (id, inline) in try await all("SELECT id, content FROM message WHERE id = ANY(\(messages))", as: (Int64, Data?).self) {
+            result[id] = inline.map(Array.init) ?? []
+        }
+        // Contents kept in chunks, put together in order.
+        let chunked = result.filter { $0.value.isEmpty }.map(\.key)
+        if !chunked.isEmpty {
+            for (id, data) in try await all("""
+                SELECT message_id, data FROM message_chunk WHERE message_id = ANY(\(chunked)) ORDER BY message_id, seq
+                """, as: (Int64, Data).self) {
+                result[id, default: []].append(contentsOf: data)
+            }
+        }
+        return result
+    }
+
+    /// Contents live in the database, never in a file a reader could stream.
+    public func contentFile(of message: MessageID) async throws -> URL? { nil }
+}
