@@ -68,7 +68,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The one place that names a store backend.
-        .target(name: "StoreFactory", dependencies: ["MailCore", "MailStore", "MailStoreSQLite", "TernConfig"]),
+        .target(name: "StoreFactory", dependencies: ["MailCore", "MailStore", "MailStoreSQLite", "MailStorePostgres", "TernConfig"]),
         .target(name: "DNSResolverLive", dependencies: ["MailCore", "MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         // What every protocol's server shares: the context, connection limits and plumbing, TLS material, login
         // throttling, the shared mailbox views.

@@ -138,6 +138,7 @@ public final class OutboundQueue: Sendable {
         var byDomain: [String: [Job]] = [:]
         var toComplete: [QueuedMessage] = []
         var delayed: [QueuedMessage] = []
+        var unused: [Int64] = []
         state.withLock { s in
             for m in due {
                 lastID = max(lastID, m.id)
@@ -150,7 +151,9 @@ public final class OutboundQueue: Sendable {
                     delayed.append(m)
                 }
                 if s.inFlight.count >= Self.maxInFlight {
+                    // Not tried now: its leases go back, so that the next scan (here or on another node) takes it.
                     s.leftBehind = true
+                    unused += m.recipients.filter { $0.status == .pending && $0.nextAttempt <= now }.map(\.id)
                     continue
                 }
                 let pending = m.recipients.filter { $0.status == .pending && $0.nextAttempt <= now }
@@ -160,6 +163,7 @@ public final class OutboundQueue: Sendable {
                 }
             }
         }
+        if !unused.isEmpty { try await store.releaseLeases(unused) }
         for m in toComplete { Task { await self.complete(m) } }
         for m in delayed { Task { await self.sendDelayNotice(m) } }
         for (domain, jobs) in byDomain { dispatch(domain: domain, jobs: jobs) }

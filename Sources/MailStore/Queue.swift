@@ -95,12 +95,34 @@ public struct DeliveryAttempt: Sendable {
     }
 }
 
+/// How long a queue runner holds the recipients it took for delivery (`QueueStore.queuedMessages(dueBy:...)`): longer
+/// than any delivery attempt may take (RFC 5321 §4.5.3.2 allows 10 minutes for the end of DATA alone).
+public enum QueueLease {
+    public static let duration: TimeInterval = 15 * 60
+
+    /// A scanned message as its scanner may see it: due are only the recipients this scan leased (`mine`); any other
+    /// pending recipient due by `dueBy` is held elsewhere and shows its lease's end (known, or a full lease from now).
+    public static func showing(_ message: QueuedMessage, dueBy: Date, mine: Set<Int64>, elsewhere: [Int64: Double]) -> QueuedMessage {
+        var m = message
+        for i in m.recipients.indices where m.recipients[i].status == .pending && m.recipients[i].nextAttempt <= dueBy
+            && !mine.contains(m.recipients[i].id) {
+            m.recipients[i].nextAttempt = elsewhere[m.recipients[i].id].map { Date(timeIntervalSince1970: $0) } ?? dueBy.addingTimeInterval(duration)
+        }
+        return m
+    }
+}
+
 /// The outbound queue: messages accepted for remote recipients, kept until each recipient has a final result.
 /// Messages enter it through `deliver` (a `Delivery` with remote recipients), in the same commit as any local copies.
 public protocol QueueStore: Sendable {
     /// Queued messages (row id above `after`) with a pending recipient due by `dueBy`, or with no pending recipient left
     /// (finished but not yet removed, as after a crash), with small contents at hand for delivery; every queued message
     /// (without contents: a listing) when `dueBy` is nil. In row order.
+    ///
+    /// With `dueBy`, the due recipients returned are leased to the caller until `dueBy` + `QueueLease.duration`: no
+    /// other call (another queue runner, another node) gets them until then, or until `recordAttempts` records their
+    /// result. In what other calls get, a recipient leased elsewhere shows its lease's end as its next attempt. A
+    /// runner that dies mid-delivery leaves its lease to expire, and then another runner takes the recipient over.
     func queuedMessages(dueBy: Date?, after: Int64, limit: Int) async throws -> [QueuedMessage]
     func queuedMessage(queueID: String) async throws -> QueuedMessage?
     /// Records attempts' results (attempt counts, last reply, next try or final status) for recipients of one queued
@@ -117,7 +139,9 @@ public protocol QueueStore: Sendable {
     func retryQueued(queueID: String?) async throws -> Int
     /// Drops a queued message without notifying anyone; false when there is none.
     func deleteQueued(queueID: String) async throws -> Bool
-    /// When the earliest pending recipient is due.
+    /// Gives back leased recipients the caller took but will not try now (they are due again at once for any runner).
+    func releaseLeases(_ recipientIDs: [Int64]) async throws
+    /// When the earliest pending recipient is due (for a leased one: when its lease ends).
     func nextQueueAttempt() async throws -> Date?
     /// Called after a commit that added to the queue (in this process).
     func observeQueue(_ observer: @escaping @Sendable () -> Void)

@@ -23,6 +23,9 @@ public final class PostgresMailStore: Sendable {
     let logger: Logger
     /// Runs the client's connection pool until `close()`.
     private let runner: Task<Void, Never>
+    /// Listens for the changes other nodes commit (and this one's, which its observers hear twice: harmless, as an
+    /// observer only looks again) until `close()`.
+    private let listener = ListenerTask()
 
     /// Connects to the database `url` names (see `PostgresURL`), brings its schema up to date and returns the store.
     /// Throws `StoreError.schemaTooNew` for a database a newer Tern wrote.
@@ -38,6 +41,7 @@ public final class PostgresMailStore: Sendable {
             store.close()
             throw error
         }
+        store.listener.start { [weak store] in await store?.listenForChanges() }
         return store
     }
 
@@ -50,13 +54,70 @@ public final class PostgresMailStore: Sendable {
         runner = Task { await client.run() }
     }
 
+    /// What went wrong with the database in words an admin can act on (PostgresNIO keeps its errors' details out of
+    /// their plain description, to keep secrets out of logs; the server's message and the connection error are safe).
+    public static func explain(_ error: Error) -> String {
+        if let e = error as? PSQLError {
+            if let message = e.serverInfo?[.message] {
+                return "the server said: \(message)" + (e.serverInfo?[.sqlState].map { " (SQLSTATE \($0))" } ?? "")
+            }
+            if let underlying = e.underlying { return "\(underlying)" }
+            return "\(e.code)"
+        }
+        return "\(error)"
+    }
+
     /// Closes every connection; the store is unusable afterwards.
     public func close() {
+        listener.cancel()
         runner.cancel()
     }
 
     deinit {
+        listener.cancel()
         runner.cancel()
+    }
+
+    /// Holds one connection listening on `tern_changes` and tells this process's observers what other nodes changed;
+    /// reconnects (after 1, 2, 4… up to 30 seconds) when the connection is lost, and then tells every observer to
+    /// look again, since notices sent meanwhile are lost.
+    func listenForChanges() async {
+        var delay = 1.0
+        var first = true
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { db in
+                    try await db.listen(on: "tern_changes") { notices in
+                        delay = 1
+                        if !first { try await self.resync() }
+                        first = false
+                        for try await notice in notices { self.dispatch(notice.payload) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("lost the database's change notices; reconnecting", metadata: ["error": "\(Self.explain(error))"])
+            }
+            try? await Task.sleep(for: .seconds(delay))
+            delay = min(delay * 2, 30)
+        }
+    }
+
+    func dispatch(_ payload: String) {
+        let parts = payload.split(separator: " ")
+        switch (parts.first, parts.count > 1 ? Int64(parts[1]) : nil) {
+        case ("m", let id?): changes.notify(id)
+        case ("t", let id?): treeChanges.notify(id)
+        case ("q", _): queueChanges.notify()
+        default: break
+        }
+    }
+
+    /// After a gap in the notices: every mailbox and mailbox list may have changed, and the queue too.
+    func resync() async throws {
+        changes.notify(try await column("SELECT id FROM mailbox", as: Int64.self))
+        treeChanges.notify(try await column("SELECT id FROM account", as: Int64.self))
+        queueChanges.notify()
     }
 
     /// Rows of one query, each decoded as `type`.
@@ -104,5 +165,24 @@ public final class PostgresMailStore: Sendable {
             if let inner = error.closureError { throw inner }
             throw error
         }
+    }
+}
+
+/// The listening task, started once the store exists (it needs the store) and cancelled with it.
+final class ListenerTask: @unchecked Sendable {
+    private let lock = NSLock()
+    private var task: Task<Void, Never>?
+    private var cancelled = false
+
+    func start(_ body: @escaping @Sendable () async -> Void) {
+        lock.lock(); defer { lock.unlock() }
+        guard !cancelled, task == nil else { return }
+        task = Task { await body() }
+    }
+
+    func cancel() {
+        lock.lock(); defer { lock.unlock() }
+        cancelled = true
+        task?.cancel()
     }
 }

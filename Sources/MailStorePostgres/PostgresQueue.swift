@@ -69,20 +69,39 @@ extension PostgresMailStore: QueueStore {
         }
     }
 
+    /// With `dueBy`: the due recipients nobody holds are leased in one statement, skipping rows another node's scan
+    /// has locked at that moment (FOR UPDATE SKIP LOCKED), so that two nodes scanning together split the work.
     public func queuedMessages(dueBy: Date?, after: Int64, limit: Int) async throws -> [QueuedMessage] {
-        let ids: [Int64]
-        if let dueBy {
-            let due = dueBy.timeIntervalSince1970
-            ids = try await column("""
+        guard let dueBy else {
+            let ids = try await column("SELECT id FROM queue WHERE id > \(after) ORDER BY id LIMIT \(Int64(limit))", as: Int64.self)
+            return try await queued(nil, ids: ids, withContent: false)
+        }
+        let due = dueBy.timeIntervalSince1970, until = due + QueueLease.duration, token = BlobStore.newKey()
+        return try await transaction { db in
+            let ids = try await column("""
                 SELECT q.id FROM queue q WHERE q.id > \(after) AND (
-                  EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0 AND r.next_attempt <= \(due))
+                  EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0 AND r.next_attempt <= \(due)
+                          AND coalesce(r.leased_until, 0) <= \(due))
                   OR NOT EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0))
                 ORDER BY q.id LIMIT \(Int64(limit))
-                """, as: Int64.self)
-        } else {
-            ids = try await column("SELECT id FROM queue WHERE id > \(after) ORDER BY id LIMIT \(Int64(limit))", as: Int64.self)
+                """, on: db, as: Int64.self)
+            guard !ids.isEmpty else { return [] }
+            let mine = Set(try await column("""
+                UPDATE queue_recipient SET leased_until = \(until), leased_by = \(token)
+                WHERE id IN (SELECT id FROM queue_recipient WHERE queue_id = ANY(\(ids)) AND status = 0 AND next_attempt <= \(due)
+                             AND coalesce(leased_until, 0) <= \(due) FOR UPDATE SKIP LOCKED)
+                RETURNING id
+                """, on: db, as: Int64.self))
+            var elsewhere: [Int64: Double] = [:]
+            for (id, leased) in try await all("""
+                SELECT id, leased_until FROM queue_recipient WHERE queue_id = ANY(\(ids)) AND status = 0 AND leased_until > \(due)
+                """, on: db, as: (Int64, Double).self) {
+                elsewhere[id] = leased
+            }
+            // Due for this caller: exactly what it leased. A recipient another scan holds (or is taking at this moment,
+            // not yet committed) shows that lease's end.
+            return try await queued(db, ids: ids, withContent: true).map { QueueLease.showing($0, dueBy: dueBy, mine: mine, elsewhere: elsewhere) }
         }
-        return try await queued(nil, ids: ids, withContent: dueBy != nil)
     }
 
     public func queuedMessage(queueID: String) async throws -> QueuedMessage? {
@@ -103,7 +122,7 @@ extension PostgresMailStore: QueueStore {
                 try await execute("""
                     UPDATE queue_recipient SET status = \(Int32(status.rawValue)), attempts = attempts + 1, next_attempt = \(next),
                       last_attempt = \(now), last_reply = \(a.reply), remote_host = coalesce(\(a.remoteHost), remote_host),
-                      notify = CASE WHEN \(a.notifyPassedOn) THEN NULL ELSE notify END
+                      notify = CASE WHEN \(a.notifyPassedOn) THEN NULL ELSE notify END, leased_until = NULL, leased_by = NULL
                     WHERE id = \(a.recipientID) AND status = 0
                     """, on: db)
             }
@@ -161,8 +180,15 @@ extension PostgresMailStore: QueueStore {
         try await transaction { db in try await removeQueued(db, queueID: queueID) }
     }
 
+    public func releaseLeases(_ recipientIDs: [Int64]) async throws {
+        guard !recipientIDs.isEmpty else { return }
+        try await transaction { db in
+            try await execute("UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE id = ANY(\(recipientIDs))", on: db)
+        }
+    }
+
     public func nextQueueAttempt() async throws -> Date? {
-        try await one("SELECT min(next_attempt) FROM queue_recipient WHERE status = 0", as: Double?.self)?.map { Date(timeIntervalSince1970: $0) }
+        try await one("SELECT min(greatest(next_attempt, coalesce(leased_until, 0))) FROM queue_recipient WHERE status = 0", as: Double?.self)?.map { Date(timeIntervalSince1970: $0) }
     }
 
     public func observeQueue(_ observer: @escaping @Sendable () -> Void) {

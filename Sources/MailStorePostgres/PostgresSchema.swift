@@ -150,7 +150,9 @@ enum PostgresSchema {
               next_attempt double precision NOT NULL,
               last_attempt double precision,
               last_reply text,
-              remote_host text)
+              remote_host text,
+              leased_until double precision,
+              leased_by text)
             """,
             "CREATE INDEX queue_recipient_queue ON queue_recipient(queue_id)",
             "CREATE INDEX queue_recipient_due ON queue_recipient(next_attempt) WHERE status = 0",
@@ -211,6 +213,59 @@ enum PostgresSchema {
             "CREATE INDEX delivery_log_related ON delivery_log(related) WHERE related IS NOT NULL",
             "CREATE INDEX delivery_log_message ON delivery_log(message_id) WHERE message_id IS NOT NULL",
             "CREATE INDEX delivery_log_at ON delivery_log(at)",
+        ],
+        // 3: every node hears of every other node's changes (LISTEN/NOTIFY on tern_changes, sent at commit, one notice per
+        // payload and transaction): "m ID" a mailbox's messages or flags, "t ID" an account's mailbox list or
+        // subscriptions, "q" the outbound queue.
+        [
+            """
+            CREATE FUNCTION notify_mailbox_message() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP <> 'INSERT' THEN PERFORM pg_notify('tern_changes', 'm ' || OLD.mailbox_id); END IF;
+              IF TG_OP <> 'DELETE' THEN PERFORM pg_notify('tern_changes', 'm ' || NEW.mailbox_id); END IF;
+              RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER notify_mailbox_message AFTER INSERT OR UPDATE OR DELETE ON mailbox_message
+              FOR EACH ROW EXECUTE FUNCTION notify_mailbox_message()
+            """,
+            // A mailbox made, removed or renamed changes its account's tree; any change to its row (UIDVALIDITY,
+            // MODSEQ of an expunge) concerns its sessions.
+            """
+            CREATE FUNCTION notify_mailbox() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF TG_OP = 'INSERT' THEN PERFORM pg_notify('tern_changes', 't ' || NEW.account_id);
+              ELSIF TG_OP = 'DELETE' THEN
+                PERFORM pg_notify('tern_changes', 't ' || OLD.account_id);
+                PERFORM pg_notify('tern_changes', 'm ' || OLD.id);
+              ELSE
+                IF NEW.name <> OLD.name THEN PERFORM pg_notify('tern_changes', 't ' || NEW.account_id); END IF;
+                PERFORM pg_notify('tern_changes', 'm ' || NEW.id);
+              END IF;
+              RETURN NULL;
+            END $$
+            """,
+            "CREATE TRIGGER notify_mailbox AFTER INSERT OR UPDATE OR DELETE ON mailbox FOR EACH ROW EXECUTE FUNCTION notify_mailbox()",
+            """
+            CREATE FUNCTION notify_subscription() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_notify('tern_changes', 't ' || coalesce(NEW.account_id, OLD.account_id));
+              RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER notify_subscription AFTER INSERT OR DELETE ON subscription
+              FOR EACH ROW EXECUTE FUNCTION notify_subscription()
+            """,
+            """
+            CREATE FUNCTION notify_queue() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_notify('tern_changes', 'q');
+              RETURN NULL;
+            END $$
+            """,
+            "CREATE TRIGGER notify_queue AFTER INSERT ON queue FOR EACH ROW EXECUTE FUNCTION notify_queue()",
         ],
     ]
 

@@ -35,6 +35,13 @@ public struct PostgresURL: Sendable, Equatable {
                            database: database, socketFolder: socket, sslMode: sslMode)
     }
 
+    /// The URL as it may be shown (in logs and errors): the password left out.
+    public static func redacted(_ text: String) -> String {
+        guard var parts = URLComponents(string: text), parts.password != nil else { return text }
+        parts.password = nil
+        return parts.string ?? text
+    }
+
     var configuration: PostgresClient.Configuration {
         var config: PostgresClient.Configuration
         if let socketFolder {

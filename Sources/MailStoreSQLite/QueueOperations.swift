@@ -85,14 +85,32 @@ extension SQLiteMailStore {
     }
 
     public func queuedMessages(dueBy: Date?, after: Int64, limit: Int) async throws -> [QueuedMessage] {
-        try await read { db in
-            if let dueBy {
-                return try QueueSQL.messages(db, where: """
-                    q.id > ? AND (EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0 AND r.next_attempt <= ?)
-                       OR NOT EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0))
-                    """, arguments: [after, dueBy.timeIntervalSince1970], limit: limit, withContent: true)
-            }
-            return try QueueSQL.messages(db, where: "q.id > ?", arguments: [after], limit: limit)
+        guard let dueBy else { return try await read { db in try QueueSQL.messages(db, where: "q.id > ?", arguments: [after], limit: limit) } }
+        let due = dueBy.timeIntervalSince1970, token = BlobStore.newKey()
+        return try await write { db in
+            // The messages with a due recipient nobody holds, or with no pending recipient left; then their due
+            // recipients leased to this call.
+            let ids = try Int64.fetchAll(db, sql: """
+                SELECT q.id FROM queue q WHERE q.id > ?1 AND (
+                  EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0 AND r.next_attempt <= ?2
+                          AND coalesce(r.leased_until, 0) <= ?2)
+                  OR NOT EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0))
+                ORDER BY q.id LIMIT ?3
+                """, arguments: [after, due, limit])
+            guard !ids.isEmpty else { return [] }
+            let marks = ids.map { _ in "?" }.joined(separator: ",")
+            let mine = Set(try Int64.fetchAll(db, sql: """
+                UPDATE queue_recipient SET leased_until = ?, leased_by = ?
+                WHERE queue_id IN (\(marks)) AND status = 0 AND next_attempt <= ? AND coalesce(leased_until, 0) <= ?
+                RETURNING id
+                """, arguments: StatementArguments([due + QueueLease.duration, token] as [DatabaseValueConvertible]) + StatementArguments(ids)
+                    + StatementArguments([due, due])))
+            let held = try Row.fetchAll(db, sql: """
+                SELECT id, leased_until FROM queue_recipient WHERE queue_id IN (\(marks)) AND status = 0 AND leased_until > ?
+                """, arguments: StatementArguments(ids) + StatementArguments([due]))
+            let elsewhere = Dictionary(uniqueKeysWithValues: held.map { ($0["id"] as Int64, $0["leased_until"] as Double) })
+            return try QueueSQL.messages(db, where: "q.id IN (\(marks))", arguments: StatementArguments(ids), limit: ids.count,
+                                         withContent: true).map { QueueLease.showing($0, dueBy: dueBy, mine: mine, elsewhere: elsewhere) }
         }
     }
 
@@ -105,7 +123,7 @@ extension SQLiteMailStore {
         let (result, keys) = try await batcher.write { db -> (QueuedMessage?, [String]) in
             let statement = try db.cachedStatement(sql: """
                 UPDATE queue_recipient SET status = ?, attempts = attempts + 1, next_attempt = ?, last_attempt = ?, last_reply = ?,
-                  remote_host = coalesce(?, remote_host), notify = CASE WHEN ? THEN NULL ELSE notify END
+                  remote_host = coalesce(?, remote_host), notify = CASE WHEN ? THEN NULL ELSE notify END, leased_until = NULL, leased_by = NULL
                 WHERE id = ? AND status = 0
                 """)
             for a in attempts {
@@ -183,9 +201,18 @@ extension SQLiteMailStore {
         return removed.removed
     }
 
+    public func releaseLeases(_ recipientIDs: [Int64]) async throws {
+        guard !recipientIDs.isEmpty else { return }
+        try await write { db in
+            try db.execute(sql: "UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE id IN (\(recipientIDs.map { _ in "?" }.joined(separator: ",")))",
+                           arguments: StatementArguments(recipientIDs))
+        }
+    }
+
     public func nextQueueAttempt() async throws -> Date? {
         try await read { db in
-            try Double.fetchOne(db, sql: "SELECT min(next_attempt) FROM queue_recipient WHERE status = 0").map { Date(timeIntervalSince1970: $0) }
+            try Double.fetchOne(db, sql: "SELECT min(max(next_attempt, coalesce(leased_until, 0))) FROM queue_recipient WHERE status = 0")
+                .map { Date(timeIntervalSince1970: $0) }
         }
     }
 

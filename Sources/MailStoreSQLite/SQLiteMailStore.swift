@@ -488,6 +488,8 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func cleanTemporaryFiles() throws {
         let files = (try? FileManager.default.contentsOfDirectory(at: blobs.tmp, includingPropertiesForKeys: nil)) ?? []
         for f in files { try? FileManager.default.removeItem(at: f) }
+        // The embedded store has one queue runner, this process's: leases of an earlier run died with it.
+        try pool.write { db in try db.execute(sql: "UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE leased_until IS NOT NULL") }
     }
 
     /// Blob files no message row references (written, then the process died before the commit).

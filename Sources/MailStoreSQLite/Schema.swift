@@ -198,6 +198,12 @@ enum Schema {
         CREATE TRIGGER queue_id_sequence AFTER INSERT ON queue BEGIN
           UPDATE id_sequence SET last = max(last, NEW.id) WHERE name = 'queue'; END;
         """,
+        // 11: leases on due recipients (QueueStore.queuedMessages): the runner that took a recipient for delivery and
+        // until when. Several runners (several nodes on a shared store) never get the same recipient at once.
+        """
+        ALTER TABLE queue_recipient ADD COLUMN leased_until REAL;
+        ALTER TABLE queue_recipient ADD COLUMN leased_by TEXT;
+        """,
     ]
 
     /// The next id of `message`, `mailbox` or `queue` rows: one more than any ever handed out (see migrations 6, 10).

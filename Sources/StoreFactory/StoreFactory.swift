@@ -1,17 +1,19 @@
 import Foundation
 import MailCore
 import MailStore
+import MailStorePostgres
 import MailStoreSQLite
 import TernConfig
 
 /// Makes the installation's store from its configuration: the one place that names a backend. Everything else —
 /// the server, the admin commands — holds `any MailStore`.
 public enum StoreFactory {
-    /// The store the configuration names: today the embedded SQLite store in `data_directory` (a PostgreSQL backend
-    /// joins here, issue 21).
-    public static func open(_ config: TernConfiguration, clock: any WallClock) throws -> any MailStore {
+    /// The store the configuration names: the embedded SQLite store in the data folder, or the PostgreSQL database
+    /// of `store` (the data folder then holds only the spool of messages on their way in, and the TLS material).
+    public static func open(_ config: TernConfiguration, clock: any WallClock) async throws -> any MailStore {
         let folder = config.dataDirectory
         try DataFolderError.check(folder)
+        if let url = config.store { return try await openPostgres(url, config: config, clock: clock) }
         do {
             return try SQLiteMailStore(dataDirectory: folder, clock: clock)
         } catch StoreError.schemaTooNew(let found, let supported) {
@@ -21,6 +23,36 @@ public enum StoreFactory {
             throw DataFolderError(path: folder.path, reason: "cannot open the store: \(error)")
         }
     }
+
+    static func openPostgres(_ url: String, config: TernConfiguration, clock: any WallClock) async throws -> any MailStore {
+        let shown = PostgresURL.redacted(url)
+        var password: String?
+        if let file = config.storePasswordFile {
+            guard let text = try? String(contentsOf: file, encoding: .utf8) else {
+                throw StoreOpenError(store: shown, reason: "cannot read store_password_file \(file.path)")
+            }
+            password = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        } else if let fromEnvironment = ProcessInfo.processInfo.environment["TERN_STORE_PASSWORD"] {
+            password = fromEnvironment
+        }
+        do {
+            return try await PostgresMailStore.open(url: url, password: password, spool: config.dataDirectory.appendingPathComponent("spool"),
+                                                    clock: clock)
+        } catch StoreError.schemaTooNew(let found, let supported) {
+            throw StoreOpenError(store: shown, reason: "written by a newer Tern (schema version \(found); this tern reads up to \(supported)): run that version or a later one")
+        } catch let error as StoreError {
+            throw StoreOpenError(store: shown, reason: "\(error)")
+        } catch {
+            throw StoreOpenError(store: shown, reason: "cannot use the database: \(PostgresMailStore.explain(error))")
+        }
+    }
+}
+
+/// A database the store cannot use, said with its URL (without the password) and why.
+public struct StoreOpenError: Error, CustomStringConvertible {
+    public var store: String
+    public var reason: String
+    public var description: String { "store \(store): \(reason)" }
 }
 
 /// A data folder the store cannot use, said with its path and what to do.

@@ -51,6 +51,10 @@ public struct TernConfiguration: Sendable {
     /// Where mail for postmaster@ a served domain goes when the domain has no account or alias of that name (RFC 5321
     /// §4.5.1 requires it to be taken); nil: the domain's oldest account.
     public var postmaster: EmailAddress?
+    /// A PostgreSQL database's URL (`store`), or nil for the embedded store in the data folder.
+    public var store: String?
+    /// The file with the store's database password (`store_password_file`).
+    public var storePasswordFile: URL?
     /// The system user (and group) `tern serve` and the admin commands run as when started as root: the ports are
     /// bound, the data folder given to this user, then root is dropped. nil: stay as started.
     public var runAs: (user: String, group: String?)?

@@ -26,6 +26,10 @@ public enum ConfigSchema {
               doc: "The server's own host name: greeting, Received headers, HELO when sending. Should have an A/AAAA record and match the PTR of the server's address."),
         Field(path: "data", kind: .path, defaultValue: "\"tern-data\"",
               doc: "Folder for the database, message files, TLS material and the queue. Relative paths are taken from the config file's folder."),
+        Field(path: "store", kind: .string, defaultValue: "\"\"",
+              doc: "Where mail and accounts are kept. Empty: the embedded store in the data folder (SQLite and files). \"postgres://USER@HOST:PORT/DATABASE\" (?sslmode=disable|prefer|require, ?host=/run/postgresql for a Unix socket): a PostgreSQL database, which several tern nodes may share. The password goes in store_password_file or the environment variable TERN_STORE_PASSWORD rather than here."),
+        Field(path: "store_password_file", kind: .path, defaultValue: "\"\"",
+              doc: "A file holding the password of the store's database user (its first line). Empty: TERN_STORE_PASSWORD from the environment, or the password in the store URL, or none."),
         Field(path: "postmaster", kind: .string, defaultValue: "\"\"",
               doc: "A local address that receives mail for postmaster@ every served domain that has no account or alias of that name, and for the bare <Postmaster> (RFC 5321 §4.5.1 requires that mail be taken). Empty: the domain's oldest account."),
         Field(path: "user", kind: .string, defaultValue: "\"\"",
@@ -341,12 +345,18 @@ public enum ConfigSchema {
         let runAsUser = string("user"), runAsGroup = string("group")
         if runAsUser.isEmpty && !runAsGroup.isEmpty { fail("group", "group goes with user: set user too") }
         let data = overrideData ?? path("data") ?? baseDirectory.appendingPathComponent("tern-data")
+        let store = string("store")
+        if !store.isEmpty && !(store.hasPrefix("postgres://") || store.hasPrefix("postgresql://")) {
+            fail("store", "\"\(store)\" is not a postgres:// URL (leave it empty for the embedded store)")
+        }
         if !issues.isEmpty { throw ConfigErrors(issues: issues) }
         var configuration = TernConfiguration(hostname: hostname, dataDirectory: data, listen: listen, tlsCertificate: certificate,
                                               tlsKey: key, limits: limits, nameservers: nameservers, delivery: delivery, logLevel: level)
         configuration.checks = checks
         configuration.relayNetworks = relayNetworks
         configuration.postmaster = postmaster
+        configuration.store = store.isEmpty ? nil : store
+        configuration.storePasswordFile = path("store_password_file")
         if !runAsUser.isEmpty { configuration.runAs = (runAsUser, runAsGroup.isEmpty ? nil : runAsGroup) }
         configuration.proxy = TernConfiguration.Proxy(services: Set(proxyServices), trustedNetworks: proxyNetworks)
         configuration.shutdownGrace = duration("limits.shutdown_grace")

@@ -100,7 +100,7 @@ struct CheckCommand: AsyncParsableCommand {
         @Option(name: .customLong("mail-from"), help: "The envelope sender (MAIL FROM); \"\" for a null sender.") var mailFrom: String?
 
         func run() async throws {
-            let (config, store) = try options.openStore()
+            let (config, store) = try await options.openStore()
             let data: Data
             if file == "-" {
                 data = FileHandle.standardInput.readDataToEndOfFile()
@@ -151,7 +151,7 @@ struct SpamCommand: AsyncParsableCommand {
         @Option(help: "An account: its own counts.") var user: String?
 
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             let global = try await store.bayesCounts(owner: nil, tokens: [])
             print("global: \(global.spamMessages) spam, \(global.hamMessages) ham")
             if let user {
@@ -176,7 +176,7 @@ struct SpamCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             var owner: AccountID?
             if let user { owner = try await SpamCommand.account(user, store) }
             let (trained, read) = try await SpamCorpus.train(store: store, owner: owner, ham: ham, spam: spam)
@@ -199,7 +199,7 @@ struct SpamCommand: AsyncParsableCommand {
         }
 
         func run() async throws {
-            let (config, store) = try options.openStore()
+            let (config, store) = try await options.openStore()
             let junk = config.checks.junkScore
             let result = try await SpamCorpus.evaluate(store: store, config: config, ham: ham, spam: spam) { path, isSpam, report in
                 guard verbose, (report.score >= junk) != isSpam else { return }

@@ -37,7 +37,7 @@ struct CheckDomain: AsyncParsableCommand {
         var selectors = self.selectors
         // Tern's own selectors for the domain, when this machine runs Tern for it.
         if FileManager.default.fileExists(atPath: config.dataDirectory.appendingPathComponent("tern.db").path),
-           let store = try? options.openStore().1,
+           let store = try? await options.openStore().1,
            let keys = try? await store.dkimKeys(domain: domain.lowercased()) {
             selectors += keys.map(\.selector).filter { !selectors.contains($0) }
         }

@@ -40,7 +40,7 @@ struct ExportCommand: AsyncParsableCommand {
     @Option(help: "File (mbox) or directory (maildir) to write; default: standard output.") var output: String?
 
     func run() async throws {
-        let (_, store) = try options.openStore()
+        let (_, store) = try await options.openStore()
         let addr = try parseAddress(address)
         guard let account = try await store.account(addr) else { throw ValidationError("no account \(addr.canonical)") }
         var boxes = try await store.mailboxes(account: account)
@@ -140,7 +140,7 @@ struct ImportCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (_, store) = try options.openStore()
+        let (_, store) = try await options.openStore()
         let addr = try parseAddress(address)
         guard let account = try await store.account(addr) else { throw ValidationError("no account \(addr.canonical)") }
         var isDir: ObjCBool = false

@@ -21,7 +21,7 @@ struct DKIMCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var domain: String
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             let domain = Domain.canonical(domain)
             guard try await store.domains().contains(where: { $0.name == domain }) else {
                 throw ValidationError("\(domain) is not a domain of this server (tern domain add \(domain))")
@@ -37,7 +37,7 @@ struct DKIMCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var domain: String?
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             for r in try await store.dkimKeys(domain: domain.map { Domain.canonical($0) }) {
                 print("\(r.domain)\t\(r.selector)\t\(r.algorithm)\tcreated \(ISO8601DateFormatter().string(from: r.created))")
             }
@@ -57,7 +57,7 @@ struct DNSRecordsCommand: AsyncParsableCommand {
     @Option(help: "The server's public IPv6 address.") var ipv6: String?
 
     func run() async throws {
-        let (config, store) = try options.openStore()
+        let (config, store) = try await options.openStore()
         let domain = Domain.canonical(domain)
         guard try await store.domains().contains(where: { $0.name == domain }) else {
             throw ValidationError("\(domain) is not a domain of this server (tern domain add \(domain))")
@@ -92,7 +92,7 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Flag(help: "Machine-readable output (JSON lines).") var json = false
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             let messages = try await store.queuedMessages(dueBy: nil, after: 0, limit: 1_000_000)
             if messages.isEmpty && !json { print("the queue is empty"); return }
             for m in messages {
@@ -126,7 +126,7 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var id: String
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             guard let m = try await store.queuedMessage(queueID: id) else { throw ValidationError("no queued message \(id)") }
             print("queue id     \(m.queueID)")
             print("from         <\(m.envelope.mailFrom)>")
@@ -153,7 +153,7 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument(help: "A queue id; all messages when omitted.") var id: String?
         func run() async throws {
-            let (config, store) = try options.openStore()
+            let (config, store) = try await options.openStore()
             let n = try await store.retryQueued(queueID: id)
             // Wake the running server's queue, as postqueue -f does Postfix's; without one the next start sends them.
             // The pid is trusted only while its lock is held: a stale pid may belong to another process by now.
@@ -176,7 +176,7 @@ struct QueueCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var id: String
         func run() async throws {
-            let (config, store) = try options.openStore()
+            let (config, store) = try await options.openStore()
             guard try await store.deleteQueued(queueID: id) else { throw ValidationError("no queued message \(id)") }
             if config.keepsDeliveryLog {
                 try await store.log([DeliveryEvent(at: store.clock.now, queueID: id, kind: .deleted, detail: "removed from the queue by tern queue delete; no bounce sent")])

@@ -129,7 +129,7 @@ struct QuickstartCommand: AsyncParsableCommand {
             .write(to: configURL, atomically: true, encoding: .utf8)
         let configuration: TernConfiguration
         do { configuration = try TernConfiguration.load(path: configURL.path) } catch { throw ValidationError("the written config is invalid:\n\(error)") }
-        let store = try ConfigOption.parse(["--config", configURL.path]).openStore().1
+        let store = try await ConfigOption.parse(["--config", configURL.path]).openStore().1
         if !(try await store.domains().contains { $0.name == domain }) { try await store.addDomain(domain) }
         var keys = try await DKIMKeys.active(store: store, domain: domain)
         if keys.isEmpty { keys = try await DKIMKeys.generate(store: store, domain: domain) }

@@ -95,7 +95,7 @@ struct SendmailCommand: AsyncParsableCommand {
         let config: TernConfiguration
         let store: any MailStore
         do {
-            (config, store) = try options.openStore()
+            (config, store) = try await options.openStore()
         } catch {
             throw SendmailExit.cantCreate("cannot open the mail store: \(error)")
         }

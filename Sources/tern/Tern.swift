@@ -66,14 +66,14 @@ struct ConfigOption: ParsableArguments {
 
     /// The store; started as root with `user` set, the command first becomes that user (as doveadm does), so that
     /// every file in the data folder keeps the server's owner.
-    func openStore() throws -> (TernConfiguration, any MailStore) {
+    func openStore() async throws -> (TernConfiguration, any MailStore) {
         let cfg = try load()
         umask(0o077)
         if let account = try ServiceAccount.forConfig(cfg, warn: { _ in }) {
             try account.own(cfg.dataDirectory)
             try account.become()
         }
-        return (cfg, try StoreFactory.open(cfg, clock: SystemClock()))
+        return (cfg, try await StoreFactory.open(cfg, clock: SystemClock()))
     }
 }
 
@@ -122,7 +122,7 @@ struct DomainCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var domain: String
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             try await store.addDomain(domain)
             let name = Domain.canonical(domain)
             print("added domain \(name)")
@@ -136,7 +136,7 @@ struct DomainCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List domains.")
         @OptionGroup var options: ConfigOption
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             for d in try await store.domains() {
                 let unicode = IDNA.toUnicode(d.name)
                 print("\(d.name)\(unicode == d.name ? "" : " (\(unicode))")\t\(d.accounts) accounts\t\(d.aliases) aliases")
@@ -149,7 +149,7 @@ struct DomainCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var domain: String
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             try await store.removeDomain(domain)
             print("removed domain \(Domain.canonical(domain))")
         }
@@ -167,7 +167,7 @@ struct UserCommand: AsyncParsableCommand {
         @Option(help: "The password (prefer --password-stdin: arguments show in the process list).") var password: String?
         @Flag(help: "Read the password from standard input.") var passwordStdin = false
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             let (pw, generated) = try choosePassword(password, fromStdin: passwordStdin)
             let addr = try parseAddress(address)
             _ = try await store.addAccount(addr, password: pw)
@@ -181,7 +181,7 @@ struct UserCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var domain: String?
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             for a in try await store.accounts(domain: domain) {
                 print("\(a.address)\t\(a.messages) messages\t\(a.bytes) bytes")
             }
@@ -193,7 +193,7 @@ struct UserCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var address: String
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             try await store.removeAccount(try parseAddress(address))
             print("removed user \(address)")
         }
@@ -206,7 +206,7 @@ struct UserCommand: AsyncParsableCommand {
         @Option var password: String?
         @Flag(help: "Read the password from standard input.") var passwordStdin = false
         func run() async throws {
-            let (cfg, store) = try options.openStore()
+            let (cfg, store) = try await options.openStore()
             let (pw, generated) = try choosePassword(password, fromStdin: passwordStdin)
             let addr = try parseAddress(address)
             try await store.setPassword(addr, password: pw)
@@ -229,7 +229,7 @@ struct AliasCommand: AsyncParsableCommand {
         @Argument var source: String
         @Argument var targets: [String]
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             try await store.addAlias(source, targets: try targets.map(parseAddress))
             print("alias \(source.lowercased()) -> \(targets.joined(separator: ", "))")
         }
@@ -240,7 +240,7 @@ struct AliasCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var domain: String?
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             for a in try await store.aliases(domain: domain) {
                 print("\(a.source)\t\(a.targets.joined(separator: ", "))")
             }
@@ -252,7 +252,7 @@ struct AliasCommand: AsyncParsableCommand {
         @OptionGroup var options: ConfigOption
         @Argument var source: String
         func run() async throws {
-            let (_, store) = try options.openStore()
+            let (_, store) = try await options.openStore()
             try await store.removeAlias(source)
             print("removed alias \(source.lowercased())")
         }

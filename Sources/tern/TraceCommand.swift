@@ -24,7 +24,7 @@ struct TraceCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let (config, store) = try options.openStore()
+        let (config, store) = try await options.openStore()
         if !config.keepsDeliveryLog {
             FileHandle.standardError.write(Data("note: log.delivery_retention is 0, so no new events are logged\n".utf8))
         }

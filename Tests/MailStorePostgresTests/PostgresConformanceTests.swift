@@ -139,3 +139,96 @@ struct PostgresSchemaTests {
 final class StoreBox: @unchecked Sendable {
     var store: PostgresMailStore?
 }
+
+/// Two stores on one database are two nodes of one installation: what one commits, the other's observers hear.
+@Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
+struct PostgresNodesTests {
+    /// Waits up to `seconds` for `condition`.
+    func eventually(_ seconds: Double = 5, _ condition: () -> Bool) async throws -> Bool {
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        while ContinuousClock.now < deadline {
+            if condition() { return true }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return condition()
+    }
+
+    @Test func changesReachTheOtherNode() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { a.close(); b.close() }
+        let mailboxes = Seen<Int64>(), trees = Seen<Int64>(), queue = Seen<Int>()
+        b.observeChanges { mailboxes.add($0) }
+        b.observeMailboxTree { trees.add($0) }
+        b.observeQueue { queue.add(1) }
+        try await a.addDomain("example.test")
+        let account = try await a.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
+        let inbox = try await a.mailboxes(account: account).first { $0.name == "INBOX" }!.id
+        #expect(try await eventually { trees.contains(account) }, "B heard of A's new account's mailboxes")
+        // A delivery on A reaches B's observers; so do a flag change and an expunge.
+        let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [.init(address: "alice@example.test")])
+        let receipt = try await a.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nx\r\n".utf8)), envelope: envelope,
+                                                   targets: [DeliveryTarget(account: account)], internalDate: clock.now))
+        #expect(try await eventually { mailboxes.contains(inbox) }, "B heard of the delivery")
+        #expect(try await b.messages(mailbox: inbox).map(\.uid) == [receipt.placements[0].1])
+        mailboxes.clear()
+        _ = try await a.storeFlags(mailbox: inbox, uids: [receipt.placements[0].1], operation: .add, flags: .seen, keywords: [], unchangedSince: nil)
+        #expect(try await eventually { mailboxes.contains(inbox) }, "B heard of the flag change")
+        trees.clear()
+        _ = try await a.createMailbox(account: account, name: "Projects")
+        #expect(try await eventually { trees.contains(account) }, "B heard of the new mailbox")
+        trees.clear()
+        try await a.renameMailbox(account: account, from: "Projects", to: "Done")
+        #expect(try await eventually { trees.contains(account) }, "B heard of the rename")
+        let rcpt = StoredEnvelope.Recipient(address: "x@remote.test")
+        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: y\r\n\r\ny\r\n".utf8)), envelope: envelope, targets: [],
+                                         internalDate: clock.now, remoteRecipients: [rcpt], queueID: "Q1"))
+        #expect(try await eventually { !queue.isEmpty }, "B's queue runner heard of the queued message")
+    }
+
+    /// When B's listening connection is cut, B reconnects and tells every observer to look again (notices sent
+    /// meanwhile are lost), then hears new changes as before.
+    @Test func listenerReconnectsAndResyncs() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { a.close(); b.close() }
+        try await a.addDomain("example.test")
+        let account = try await a.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
+        let inbox = try await a.mailboxes(account: account).first { $0.name == "INBOX" }!.id
+        let mailboxes = Seen<Int64>()
+        b.observeChanges { mailboxes.add($0) }
+        var listening: Int64 = 0
+        for _ in 0..<250 where listening != 2 {
+            listening = try await a.column("""
+                SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()
+                """, as: Int64.self).first ?? 0
+            if listening != 2 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(listening == 2, "both nodes listen")
+        // Cut every listening connection; B's comes back on its own.
+        _ = try await a.column("""
+            SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()
+            """, as: Bool.self)
+        #expect(try await eventually(10) { mailboxes.contains(inbox) }, "B told its observers to look again after reconnecting")
+        mailboxes.clear()
+        let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [.init(address: "alice@example.test")])
+        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nx\r\n".utf8)), envelope: envelope,
+                                         targets: [DeliveryTarget(account: account)], internalDate: clock.now))
+        #expect(try await eventually(10) { mailboxes.contains(inbox) }, "B hears new changes after reconnecting")
+    }
+}
+
+/// What observers were told, from any thread.
+final class Seen<Value: Hashable & Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var list: [Value] = []
+    func add(_ v: Value) { lock.lock(); list.append(v); lock.unlock() }
+    func contains(_ v: Value) -> Bool { lock.lock(); defer { lock.unlock() }; return list.contains(v) }
+    var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return list.isEmpty }
+    var values: [Value] { lock.lock(); defer { lock.unlock() }; return list }
+    func clear() { lock.lock(); list.removeAll(); lock.unlock() }
+}

@@ -40,6 +40,7 @@ public enum StoreConformance {
         Case(name: "queue: retry, delete, delay notices and bounces in one commit", body: queueControls),
         Case(name: "DKIM keys and Bayes counts", body: keysAndBayes),
         Case(name: "garbage: content kept while referenced, gone after", body: garbage),
+        Case(name: "queue leases: concurrent runners split the due recipients; a lease ends", body: leases),
     ]
 
     // MARK: helpers
@@ -406,7 +407,7 @@ public enum StoreConformance {
         }
         let due = try await store.queuedMessages(dueBy: start, after: 0, limit: 10)
         if due.first?.content != message(1) { problems.append("a small queued message comes without its content") }
-        if try await store.queuedMessages(dueBy: start, after: qa.id, limit: 10).map(\.queueID) != ["QB"] { problems.append("after: does not skip") }
+        if try await store.queuedMessages(dueBy: nil, after: qa.id, limit: 10).map(\.queueID) != ["QB"] { problems.append("after: does not skip") }
         let later = start.addingTimeInterval(3600)
         _ = try await store.recordAttempts([DeliveryAttempt(recipientID: qa.recipients[0].id, outcome: .deferred(until: later), reply: "451", remoteHost: nil)],
                                            completing: qa.id)
@@ -481,6 +482,50 @@ public enum StoreConformance {
         _ = try await store.expunge(mailbox: other, uids: [copy])
         try await store.collectGarbage()
         if try await store.contents(of: [id])[id] != nil { problems.append("content kept after its last reference went") }
+        return problems
+    }
+}
+
+extension StoreConformance {
+    static func leases(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        _ = try await account(store)
+        let now = clock.now
+        let envelope = StoredEnvelope(mailFrom: "alice@example.test", recipients: [])
+        let two: [StoredEnvelope.Recipient] = [.init(address: "x@a.test"), .init(address: "y@b.test")]
+        _ = try await store.deliver(Delivery(content: .inline(message(1)), envelope: envelope, targets: [], internalDate: now,
+                                             remoteRecipients: two, queueID: "QL1"))
+        _ = try await store.deliver(Delivery(content: .inline(message(2)), envelope: envelope, targets: [], internalDate: now,
+                                             remoteRecipients: [.init(address: "z@c.test")], queueID: "QL2"))
+        func due(_ messages: [QueuedMessage], at t: Date) -> [Int64] {
+            messages.flatMap { $0.recipients.filter { $0.status == .pending && $0.nextAttempt <= t }.map(\.id) }
+        }
+        // Eight runners scan at once: each due recipient goes to exactly one of them.
+        let taken = try await withThrowingTaskGroup(of: [Int64].self) { group in
+            for _ in 0..<8 { group.addTask { due(try await store.queuedMessages(dueBy: now, after: 0, limit: 10), at: now) } }
+            var all: [Int64] = []
+            for try await part in group { all += part }
+            return all
+        }
+        if taken.count != 3 || Set(taken).count != 3 { problems.append("concurrent scans took recipients \(taken.sorted()), not each of 3 once") }
+        let leaseEnd = now.addingTimeInterval(QueueLease.duration)
+        if try await !due(store.queuedMessages(dueBy: now, after: 0, limit: 10), at: now).isEmpty { problems.append("a held recipient is due for another runner") }
+        if try await store.nextQueueAttempt() != leaseEnd { problems.append("next attempt \(String(describing: try await store.nextQueueAttempt())), not the lease's end") }
+        // A runner gives back one it will not try now: due at once for the next scan, the others still held.
+        try await store.releaseLeases([taken[0]])
+        if try await due(store.queuedMessages(dueBy: now, after: 0, limit: 10), at: now) != [taken[0]] { problems.append("a released recipient is not due again alone") }
+        // The runner that held them died: when the lease ends, another takes them over.
+        clock.set(leaseEnd.addingTimeInterval(1))
+        let again = try await store.queuedMessages(dueBy: clock.now, after: 0, limit: 10)
+        if Set(due(again, at: clock.now)) != Set(taken) { problems.append("after the lease ended, due again: \(due(again, at: clock.now))") }
+        // A result frees the recipient: deferred, it is due at its new time for any runner.
+        guard let q1 = again.first(where: { $0.queueID == "QL1" }) else { return problems + ["QL1 missing"] }
+        let retry = clock.now.addingTimeInterval(60)
+        _ = try await store.recordAttempts(q1.recipients.map { DeliveryAttempt(recipientID: $0.id, outcome: .deferred(until: retry), reply: "451", remoteHost: nil) },
+                                           completing: q1.id)
+        clock.set(retry)
+        let later = try await store.queuedMessages(dueBy: retry, after: 0, limit: 10)
+        if Set(due(later, at: retry)) != Set(q1.recipients.map(\.id)) { problems.append("deferred recipients not due for a new runner at their time") }
         return problems
     }
 }
