@@ -1,6 +1,8 @@
 import TernAdmin
 import ArgumentParser
-import AsyncHTTPClient
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import Deliverability
 import DNSResolverLive
 import Foundation
@@ -47,20 +49,20 @@ struct PSLCommand: AsyncParsableCommand {
         }
 
         static func fetch(_ url: String) async throws -> String {
-            let client = HTTPClient(eventLoopGroupProvider: .singleton)
-            do {
-                var request = HTTPClientRequest(url: url)
-                request.headers.add(name: "User-Agent", value: "Tern mail server (psl update)")
-                let response = try await client.execute(request, timeout: .seconds(60))
-                guard response.status == .ok else { throw ValidationError("\(url): HTTP \(response.status.code)") }
-                let body = try await response.body.collect(upTo: 16 << 20)
-                try await client.shutdown()
-                return String(buffer: body)
-            } catch {
-                try? await client.shutdown()
-                if error is ValidationError { throw error }
-                throw ValidationError("cannot fetch \(url): \(error)")
+            guard let target = URL(string: url), ["http", "https"].contains(target.scheme?.lowercased() ?? "") else {
+                throw ValidationError("\(url) is not an http(s) URL")
             }
+            var request = URLRequest(url: target, timeoutInterval: 60)
+            request.setValue("Tern mail server (psl update)", forHTTPHeaderField: "User-Agent")
+            let (body, response): (Data, URLResponse)
+            do {
+                (body, response) = try await URLSession.shared.data(for: request)
+            } catch {
+                throw ValidationError("cannot fetch \(url): \(error.localizedDescription)")
+            }
+            if let http = response as? HTTPURLResponse, http.statusCode != 200 { throw ValidationError("\(url): HTTP \(http.statusCode)") }
+            guard body.count <= 16 << 20 else { throw ValidationError("\(url): larger than 16 MiB, not a Public Suffix List") }
+            return String(decoding: body, as: UTF8.self)
         }
     }
 

@@ -1,0 +1,159 @@
+"""Two `tern serve` nodes on one PostgreSQL database serve one installation (issue 21): what one node accepts, the
+other's IMAP sessions see at once, and UIDs stay strictly increasing with both delivering to one mailbox.
+
+The database server is the throwaway cluster scripts/test starts (TERN_TEST_POSTGRES); each test makes its own
+database on it."""
+import imaplib
+import os
+import re
+import smtplib
+import socket
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from email.message import EmailMessage
+
+import pytest
+
+from conftest import ALICE, BOB, DOMAIN
+from ternlib import Tern, wait_for
+
+PASSWORD = "secret-password-1"
+SERVER = os.environ.get("TERN_TEST_POSTGRES")
+
+
+@pytest.fixture
+def database():
+    if not SERVER:
+        if os.environ.get("TERN_REQUIRE_POSTGRES"):
+            pytest.fail("TERN_TEST_POSTGRES is not set")
+        pytest.skip("needs TERN_TEST_POSTGRES (scripts/test starts a PostgreSQL server)")
+    name = "i_" + uuid.uuid4().hex
+    subprocess.run(["psql", SERVER, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return re.sub(r"/[^/?]+(\?|$)", f"/{name}\\1", SERVER, count=1)
+
+
+@pytest.fixture
+def nodes(tmp_path, database):
+    """Node A (where the domain and accounts were added) and node B, both serving from the same database."""
+    servers = []
+    for name in ("a", "b"):
+        t = Tern(tmp_path / name, {"": {"store": database}})
+        if name == "a":
+            t.add_domain(DOMAIN)
+            t.add_user(ALICE)
+            t.add_user(BOB)
+        servers.append(t.start())
+    yield servers
+    for t in servers:
+        t.stop()
+
+
+def message(subject):
+    m = EmailMessage()
+    m["From"] = BOB
+    m["To"] = ALICE
+    m["Subject"] = subject
+    m.set_content(f"{subject}\n")
+    return m
+
+
+class Idler:
+    """An IMAP session in IDLE on INBOX (Python's imaplib has no IDLE before 3.14: the command is sent by hand)."""
+
+    def __init__(self, port):
+        self.imap = imaplib.IMAP4("127.0.0.1", port)
+        self.imap.login(ALICE, PASSWORD)
+        typ, data = self.imap.select("INBOX")
+        self.exists = int(data[0])
+        self.imap.send(b"i1 IDLE\r\n")
+        assert self.imap.readline().startswith(b"+")
+        self.imap.sock.settimeout(0.05)
+
+    def wait_exists(self, n, timeout):
+        """Seconds until `* n EXISTS` arrives (None when it does not within `timeout`)."""
+        start = time.monotonic()
+        buffered = b""
+        while time.monotonic() - start < timeout:
+            try:
+                chunk = self.imap.sock.recv(4096)
+            except socket.timeout:
+                continue
+            assert chunk, "the IMAP connection closed"
+            buffered += chunk
+            if re.search(rb"^\* %d EXISTS\r$" % n, buffered, re.M):
+                return time.monotonic() - start
+        return None
+
+    def close(self):
+        self.imap.sock.settimeout(5)
+        self.imap.send(b"DONE\r\n")
+        while not self.imap.readline().startswith(b"i1 "):
+            pass
+        self.imap.logout()
+
+
+def test_a_message_accepted_by_one_node_reaches_idle_on_the_other(nodes):
+    a, b = nodes
+    idler = Idler(b.imap_port)
+    latencies = []
+    with smtplib.SMTP("127.0.0.1", a.smtp_port) as smtp:
+        for i in range(3):
+            smtp.send_message(message(f"across nodes {i}"))  # returns after the 250
+            latency = idler.wait_exists(idler.exists + i + 1, timeout=10)
+            assert latency is not None, f"node B's IDLE did not see message {i} accepted by node A"
+            latencies.append(latency)
+    idler.close()
+    # The issue's bound, on the median of three so that one scheduling hiccup on a loaded machine does not decide it.
+    assert statistics.median(latencies) <= 1.0, f"seconds from A's 250 to B's EXISTS: {latencies}"
+    # And the message is the same whichever node reads it.
+    for node in (a, b):
+        imap = imaplib.IMAP4("127.0.0.1", node.imap_port)
+        imap.login(ALICE, PASSWORD)
+        imap.select("INBOX", readonly=True)
+        typ, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        subjects = [part[1].decode().strip() for part in data if isinstance(part, tuple)]
+        assert subjects == [f"Subject: across nodes {i}" for i in range(3)]
+        imap.logout()
+
+
+def test_both_nodes_delivering_to_one_mailbox_give_increasing_uids_and_lose_nothing(nodes):
+    a, b = nodes
+    per_sender, senders_per_node = 250, 4
+    errors = []
+
+    def send(port, tag):
+        try:
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+                for i in range(per_sender):
+                    smtp.send_message(message(f"{tag}-{i}"))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(f"{tag}: {e!r}")
+
+    threads = [threading.Thread(target=send, args=(node.smtp_port, f"{name}{s}"))
+               for node, name in ((a, "a"), (b, "b")) for s in range(senders_per_node)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    total = 2 * senders_per_node * per_sender
+    imap = imaplib.IMAP4("127.0.0.1", b.imap_port)
+    imap.login(ALICE, PASSWORD)
+    typ, data = imap.select("INBOX", readonly=True)
+    assert int(data[0]) == total
+    typ, data = imap.fetch("1:*", "(UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    rows = [(int(re.search(rb"UID (\d+)", part[0]).group(1)), part[1].decode().split(":", 1)[1].strip())
+            for part in data if isinstance(part, tuple)]
+    uids = [u for u, _ in rows]
+    assert uids == sorted(uids) and len(set(uids)) == total, "UIDs not strictly increasing in sequence order"
+    # Every message once: each sender's subjects, none missing, none twice.
+    expected = {f"{name}{s}-{i}" for name in "ab" for s in range(senders_per_node) for i in range(per_sender)}
+    assert sorted(s for _, s in rows) == sorted(expected)
+    typ, data = imap.status("INBOX", "(UIDNEXT)")
+    assert int(re.search(rb"UIDNEXT (\d+)", data[0]).group(1)) > max(uids)
+    imap.logout()
+    # Node A, reading the same database, agrees.
+    wait_for(lambda: len(a.messages(ALICE)) == total, "node A to list every message")
