@@ -157,3 +157,79 @@ def test_both_nodes_delivering_to_one_mailbox_give_increasing_uids_and_lose_noth
     imap.logout()
     # Node A, reading the same database, agrees.
     wait_for(lambda: len(a.messages(ALICE)) == total, "node A to list every message")
+
+
+def test_a_database_outage_under_load_loses_no_accepted_message(tmp_path, database):
+    """PostgreSQL stopped for 10 s while four clients send: every message that got a 250 is stored, the others got a
+    temporary failure; IMAP says NO [UNAVAILABLE] and POP3 -ERR [SYS/TEMP] meanwhile; the node serves again by itself."""
+    cluster = os.environ.get("TERN_TEST_POSTGRES_DIR")
+    if not cluster:
+        pytest.skip("needs TERN_TEST_POSTGRES_DIR (scripts/test's cluster) to stop the server")
+    node = Tern(tmp_path / "node", {"": {"store": database}})
+    node.add_domain(DOMAIN)
+    node.add_user(ALICE)
+    node.start()
+    accepted, refused, stop = [], [], threading.Event()
+
+    def sender(n):
+        i = 0
+        while not stop.is_set():
+            subject = f"load-{n}-{i}"
+            i += 1
+            try:
+                with smtplib.SMTP("127.0.0.1", node.smtp_port, timeout=90) as smtp:
+                    smtp.send_message(message(subject))
+                accepted.append(subject)
+            except (smtplib.SMTPException, OSError) as e:
+                refused.append((subject, repr(e)))
+                time.sleep(0.2)
+
+    imap = imaplib.IMAP4("127.0.0.1", node.imap_port)
+    imap.login(ALICE, PASSWORD)
+    imap.select("INBOX")
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(3)
+        subprocess.run(["scripts/pg-test-cluster", "pause", cluster], check=True)
+        time.sleep(1)
+        typ, data = imap.uid("SEARCH", "ALL")
+        assert typ == "NO" and b"[UNAVAILABLE]" in data[0], (typ, data)
+        pop = poplib_error(node.pop3_port)
+        assert pop.startswith(b"-ERR [SYS/TEMP]"), pop
+        time.sleep(9)
+        subprocess.run(["scripts/pg-test-cluster", "resume", cluster], check=True)
+        resumed = time.monotonic()
+        # Served again without a restart: new messages are accepted.
+        count = len(accepted)
+        wait_for(lambda: len(accepted) > count + 4, "messages accepted after the database came back", timeout=90)
+        recovery = time.monotonic() - resumed
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert refused, "the outage refused nothing: was the database stopped?"
+    assert all(("451" in why or "Disconnected" in why or "timed out" in why) for _, why in refused), refused[:5]
+    typ, data = imap.uid("SEARCH", "ALL")
+    assert typ == "OK"
+    typ, data = imap.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    stored = [part[1].decode().split(":", 1)[1].strip() for part in data if isinstance(part, tuple)]
+    missing = set(accepted) - set(stored)
+    assert not missing, f"{len(missing)} messages got a 250 and were lost: {sorted(missing)[:5]}"
+    imap.logout()
+    node.stop()
+    print(f"accepted {len(accepted)}, refused {len(refused)}, serving {recovery:.1f} s after the database came back")
+
+
+def poplib_error(port):
+    """What POP3 answers to a login while the store is down (the PASS line's reply)."""
+    import poplib
+    pop = poplib.POP3("127.0.0.1", port, timeout=60)
+    pop.user(ALICE)
+    try:
+        return pop.pass_(PASSWORD)
+    except poplib.error_proto as e:
+        return e.args[0]
+    finally:
+        pop.close()

@@ -150,6 +150,10 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             out.send(.tagged(tag, error.status))
         } catch let error as StoreError {
             out.send(.tagged(tag, IMAPStatus(.no, Self.storeErrorCode(error), "\(error)")))
+        } catch let error as StoreUnavailable {
+            // RFC 5530 §3: UNAVAILABLE, a temporary failure of a subsystem the server needs.
+            server.logger.warning("IMAP command failed", metadata: ["cmd": "\(tagged.command.name)", "error": "\(error)"])
+            out.send(.tagged(tag, IMAPStatus(.no, .unavailable, "The mail store is unavailable, try again later")))
         } catch {
             server.logger.error("IMAP command failed", metadata: ["cmd": "\(tagged.command.name)", "error": "\(error)"])
             out.send(.tagged(tag, IMAPStatus(.no, .serverBug, "Internal error")))

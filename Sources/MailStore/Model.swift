@@ -268,3 +268,12 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
         }
     }
 }
+
+/// The store cannot be reached or did not answer in time (a database server down, failing over or overloaded): a
+/// passing condition. Protocols answer it as such (SMTP 451 4.3.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]) and
+/// the client tries again later; nothing is accepted that was not stored.
+public struct StoreUnavailable: Error, CustomStringConvertible {
+    public var reason: String
+    public init(_ reason: String) { self.reason = reason }
+    public var description: String { "the mail store is unavailable: \(reason)" }
+}

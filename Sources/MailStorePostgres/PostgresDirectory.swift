@@ -8,7 +8,7 @@ extension PostgresMailStore: Directory {
     public func addDomain(_ name: String) async throws {
         let domain = Domain.canonical(try Domain.validate(name, allowUTF8: true))
         let now = clock.now.timeIntervalSince1970
-        try await transaction { db in
+        try await transaction { [self] db in
             let added = try await execute("""
                 INSERT INTO domain(name, created) VALUES (\(domain), \(now)) ON CONFLICT (name) DO NOTHING RETURNING 1
                 """, on: db)
@@ -18,7 +18,7 @@ extension PostgresMailStore: Directory {
 
     public func removeDomain(_ name: String) async throws {
         let domain = Domain.canonical(name)
-        try await transaction { db in
+        try await transaction { [self] db in
             guard try await execute("DELETE FROM domain WHERE name = \(domain) RETURNING 1", on: db) > 0 else {
                 throw StoreError.notFound("domain \(domain)")
             }
@@ -40,7 +40,7 @@ extension PostgresMailStore: Directory {
         let hash = PasswordHash.make(password: password).encoded
         let local = address.localPart.lowercased(), domain = address.normalizedDomain
         let now = clock.now.timeIntervalSince1970
-        return try await transaction { db in
+        return try await transaction { [self] db in
             // The domain's row locked: an alias of the same name cannot be added meanwhile.
             guard let domainID = try await one("SELECT id FROM domain WHERE name = \(domain) FOR UPDATE", on: db, as: Int64.self) else {
                 throw StoreError.notFound("domain \(domain) (add it first with `tern domain add \(domain)`)")
@@ -65,7 +65,7 @@ extension PostgresMailStore: Directory {
 
     public func removeAccount(_ address: EmailAddress) async throws {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        try await transaction { db in
+        try await transaction { [self] db in
             guard try await execute("""
                 DELETE FROM account WHERE localpart = \(local) AND domain_id = (SELECT id FROM domain WHERE name = \(domain)) RETURNING 1
                 """, on: db) > 0 else { throw StoreError.notFound("account \(local)@\(domain)") }
@@ -75,7 +75,7 @@ extension PostgresMailStore: Directory {
     public func setPassword(_ address: EmailAddress, password: String) async throws {
         let hash = PasswordHash.make(password: password).encoded
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        try await transaction { db in
+        try await transaction { [self] db in
             guard try await execute("""
                 UPDATE account SET password = \(hash)
                 WHERE localpart = \(local) AND domain_id = (SELECT id FROM domain WHERE name = \(domain)) RETURNING 1
@@ -125,7 +125,7 @@ extension PostgresMailStore: Directory {
         guard !targets.isEmpty else { throw StoreError.invalid("an alias needs at least one target address") }
         let (local, domain) = try DirectoryRules.splitAliasSource(source)
         let targetText = targets.map(\.canonical).joined(separator: "\n")
-        try await transaction { db in
+        try await transaction { [self] db in
             guard let domainID = try await one("SELECT id FROM domain WHERE name = \(domain) FOR UPDATE", on: db, as: Int64.self) else {
                 throw StoreError.notFound("domain \(domain)")
             }
@@ -148,7 +148,7 @@ extension PostgresMailStore: Directory {
 
     public func removeAlias(_ source: String) async throws {
         let (local, domain) = try DirectoryRules.splitAliasSource(source)
-        try await transaction { db in
+        try await transaction { [self] db in
             guard try await execute("""
                 DELETE FROM alias WHERE localpart = \(local) AND domain_id = (SELECT id FROM domain WHERE name = \(domain)) RETURNING 1
                 """, on: db) > 0 else { throw StoreError.notFound("alias \(source)") }
@@ -169,7 +169,7 @@ extension PostgresMailStore: Directory {
     /// catch-all; aliases may point at aliases (`DirectoryRules`). Read in one transaction, so that a change made
     /// meanwhile is seen whole or not at all.
     public func resolve(_ address: EmailAddress) async throws -> RecipientResolution {
-        try await transaction { db in
+        try await transaction { [self] db in
             try await resolve(db, address.localPart.lowercased(), address.normalizedDomain, depth: 0)
         }
     }

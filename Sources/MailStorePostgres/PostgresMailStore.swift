@@ -3,6 +3,7 @@ import Logging
 import MailCore
 import MailStore
 import PostgresNIO
+import Synchronization
 
 /// The store on PostgreSQL, for installations that outgrow one machine: several Tern nodes share one database and so
 /// one installation (issue 21). Every store protocol, run through the same conformance suites as the SQLite backend.
@@ -26,6 +27,10 @@ public final class PostgresMailStore: Sendable {
     /// Listens for the changes other nodes commit (and this one's, which its observers hear twice: harmless, as an
     /// observer only looks again) until `close()`.
     private let listener = ListenerTask()
+    /// False while the listening connection is lost (the database is down or unreachable, as far as this node can
+    /// tell): operations then give up after `outageDeadline` instead of `deadline`, so that clients hear a temporary
+    /// failure at once rather than after a long wait.
+    let reachable = Mutex(true)
 
     /// Connects to the database `url` names (see `PostgresURL`), brings its schema up to date and returns the store.
     /// Throws `StoreError.schemaTooNew` for a database a newer Tern wrote.
@@ -89,6 +94,7 @@ public final class PostgresMailStore: Sendable {
                 try await client.withConnection { db in
                     try await db.listen(on: "tern_changes") { notices in
                         delay = 1
+                        self.reachable.withLock { $0 = true }
                         if !first { try await self.resync() }
                         first = false
                         for try await notice in notices { self.dispatch(notice.payload) }
@@ -96,6 +102,7 @@ public final class PostgresMailStore: Sendable {
                 }
             } catch {
                 if Task.isCancelled { return }
+                reachable.withLock { $0 = false }
                 logger.warning("lost the database's change notices; reconnecting", metadata: ["error": "\(Self.explain(error))"])
             }
             try? await Task.sleep(for: .seconds(delay))
@@ -120,21 +127,22 @@ public final class PostgresMailStore: Sendable {
         queueChanges.notify()
     }
 
-    /// Rows of one query, each decoded as `type`.
+    /// Rows of one query, each decoded as `type` (on the transaction's connection, or on any within the deadline).
     func all<each T: PostgresDecodable>(_ query: PostgresQuery, on db: PostgresConnection? = nil,
                                         as type: (repeat each T).Type) async throws -> [(repeat each T)] {
-        let rows = if let db { try await db.query(query, logger: logger) } else { try await client.query(query, logger: logger) }
-        var out: [(repeat each T)] = []
-        for try await row in rows.decode((repeat each T).self) { out.append(row) }
-        return out
+        try await rows(query, on: db).map { try $0.decode((repeat each T).self) }
     }
 
     /// The first column of every row.
     func column<T: PostgresDecodable>(_ query: PostgresQuery, on db: PostgresConnection? = nil, as type: T.Type) async throws -> [T] {
-        let rows = if let db { try await db.query(query, logger: logger) } else { try await client.query(query, logger: logger) }
-        var out: [T] = []
-        for try await value in rows.decode(T.self) { out.append(value) }
-        return out
+        try await rows(query, on: db).map { try $0.decode(T.self) }
+    }
+
+    /// The rows of one query, read whole.
+    func rows(_ query: PostgresQuery, on db: PostgresConnection?) async throws -> [PostgresRow] {
+        if let db { return try await db.query(query, logger: logger).collect() }
+        let (client, logger) = (self.client, self.logger)
+        return try await bounded { try await client.query(query, logger: logger).collect() }
     }
 
     /// The first column of the first row, or nil.
@@ -153,8 +161,50 @@ public final class PostgresMailStore: Sendable {
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws (with its own error,
     /// not the client's wrapper, so that callers see the StoreError they would see from any backend).
-    func transaction<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R {
-        try await Self.transaction(client, logger: logger, body)
+    func transaction<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        let (client, logger) = (self.client, self.logger)
+        return try await bounded { try await Self.transaction(client, logger: logger, body) }
+    }
+
+    /// How long one store operation may take, waiting for a connection included, before it is answered as
+    /// unavailable (SMTP 451, IMAP NO [UNAVAILABLE]): well inside every client's timeout.
+    static let deadline: Duration = .seconds(20)
+    static let outageDeadline: Duration = .seconds(3)
+
+    /// Runs `body` within `deadline`; a lost or unreachable database becomes `StoreUnavailable`. The caller is answered
+    /// when the deadline passes even if `body` does not end then (a query on a connection that died without a word,
+    /// a wait for a connection that cannot be made): `body` is cancelled and left to finish on its own.
+    func bounded<R: Sendable>(_ body: @escaping @Sendable () async throws -> R) async throws -> R {
+        let limit = reachable.withLock { $0 } ? Self.deadline : Self.outageDeadline
+        let answer = Answer<R>()
+        let work = Task {
+            do { answer.give(.success(try await body())) } catch { answer.give(.failure(error)) }
+        }
+        let timer = Task {
+            try? await Task.sleep(for: limit)
+            if answer.give(.failure(StoreUnavailable("the database did not answer within \(limit)"))) { work.cancel() }
+        }
+        defer { timer.cancel() }
+        do {
+            return try await withTaskCancellationHandler {
+                try await answer.value()
+            } onCancel: {
+                work.cancel()
+                answer.give(.failure(CancellationError()))
+            }
+        } catch let error where Self.isOutage(error) {
+            throw StoreUnavailable(Self.explain(error))
+        }
+    }
+
+    /// Errors that say the database cannot be reached or is going away (not that a statement was wrong).
+    static func isOutage(_ error: Error) -> Bool {
+        if error is StoreUnavailable { return false }
+        if String(reflecting: type(of: error)).contains("ConnectionPoolError") { return true }
+        guard let e = error as? PSQLError else { return false }
+        guard let state = e.serverInfo?[.sqlState] else { return true }   // no answer from a server: the connection
+        // Connection exceptions (08), the server shutting down or starting (57P0x), too many connections (53300).
+        return state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
     }
 
     static func transaction<R: Sendable>(_ client: PostgresClient, logger: Logger,
@@ -184,5 +234,38 @@ final class ListenerTask: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         cancelled = true
         task?.cancel()
+    }
+}
+
+/// The first result given, for one waiter (`PostgresMailStore.bounded`).
+final class Answer<R: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<R, Error>?
+    private var waiter: CheckedContinuation<R, Error>?
+
+    /// Records `result` unless one was given before; returns whether it was the first.
+    @discardableResult
+    func give(_ result: Result<R, Error>) -> Bool {
+        lock.lock()
+        guard self.result == nil else { lock.unlock(); return false }
+        self.result = result
+        let waiter = self.waiter
+        self.waiter = nil
+        lock.unlock()
+        waiter?.resume(with: result)
+        return true
+    }
+
+    func value() async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            lock.lock()
+            if let result {
+                lock.unlock()
+                continuation.resume(with: result)
+            } else {
+                waiter = continuation
+                lock.unlock()
+            }
+        }
     }
 }

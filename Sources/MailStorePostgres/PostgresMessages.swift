@@ -28,7 +28,7 @@ extension PostgresMailStore: MessageStore {
     public func deliverAll(_ batch: [Delivery]) async throws -> [DeliveryReceipt] {
         guard !batch.isEmpty else { return [] }
         let now = clock.now.timeIntervalSince1970
-        let receipts = try await transaction { db in
+        let receipts = try await transaction { [self] db in
             var receipts: [DeliveryReceipt] = []
             for delivery in batch { receipts.append(try await insert(db, delivery, now: now)) }
             return receipts
@@ -111,7 +111,7 @@ extension PostgresMailStore: MessageStore {
         guard !name.isEmpty, !name.contains("\0") else { throw StoreError.invalid("invalid mailbox name") }
         let canonical = name.uppercased() == "INBOX" ? "INBOX" : name
         let now = clock.now.timeIntervalSince1970
-        let (id, created) = try await transaction { db -> (MailboxID, Bool) in
+        let (id, created) = try await transaction { [self] db -> (MailboxID, Bool) in
             // The account's row first: two sessions creating the same name take turns.
             _ = try await one("SELECT id FROM account WHERE id = \(account) FOR UPDATE", on: db, as: Int64.self)
             if let id = try await one("SELECT id FROM mailbox WHERE account_id = \(account) AND name = \(canonical)", on: db, as: Int64.self) {
@@ -157,7 +157,7 @@ extension PostgresMailStore: MessageStore {
 
     public func mailboxChanges(mailbox: MailboxID, since: ModSeq?) async throws -> MailboxChanges {
         // One snapshot for the state and the delta (REPEATABLE READ), as SQLite's read transaction gives.
-        try await transaction { db in
+        try await transaction { [self] db in
             try await execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", on: db)
             guard let row = try await all("SELECT uidvalidity, uidnext, highestmodseq FROM mailbox WHERE id = \(mailbox)",
                                           on: db, as: (Int64, Int64, Int64).self).first else { throw StoreError.notFound("mailbox") }
@@ -177,7 +177,7 @@ extension PostgresMailStore: MessageStore {
 
     public func deleteMailbox(account: AccountID, name: String) async throws {
         guard name != "INBOX" else { throw StoreError.invalid("INBOX cannot be deleted") }
-        let id = try await transaction { db -> MailboxID in
+        let id = try await transaction { [self] db -> MailboxID in
             guard let id = try await one("DELETE FROM mailbox WHERE account_id = \(account) AND name = \(name) RETURNING id",
                                          on: db, as: Int64.self) else { throw StoreError.notFound("mailbox \(name)") }
             return id
@@ -197,7 +197,7 @@ extension PostgresMailStore: MessageStore {
     public func renameMailbox(account: AccountID, from: String, to: String) async throws {
         guard to != "INBOX", !to.isEmpty else { throw StoreError.invalid("cannot rename to \(to)") }
         let now = clock.now.timeIntervalSince1970
-        let emptied = try await transaction { db -> MailboxID? in
+        let emptied = try await transaction { [self] db -> MailboxID? in
             _ = try await one("SELECT id FROM account WHERE id = \(account) FOR UPDATE", on: db, as: Int64.self)
             guard try await one("SELECT id FROM mailbox WHERE account_id = \(account) AND name = \(to)", on: db, as: Int64.self) == nil else {
                 throw StoreError.alreadyExists("mailbox \(to)")
@@ -226,7 +226,7 @@ extension PostgresMailStore: MessageStore {
     }
 
     public func setSubscribed(account: AccountID, name: String, _ subscribed: Bool) async throws {
-        try await transaction { db in
+        try await transaction { [self] db in
             if subscribed {
                 try await execute("INSERT INTO subscription(account_id, name) VALUES (\(account), \(name)) ON CONFLICT DO NOTHING", on: db)
             } else {
@@ -242,7 +242,7 @@ extension PostgresMailStore: MessageStore {
 
     public func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
                            unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID]) {
-        let result = try await transaction { db -> ([StoredMessage], [UID]) in
+        let result = try await transaction { [self] db -> ([StoredMessage], [UID]) in
             _ = try await one("SELECT id FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self)
             let wanted = uids.map { Int64($0.rawValue) }
             var current: [Int64: StoredMessage] = [:]
@@ -291,7 +291,7 @@ extension PostgresMailStore: MessageStore {
     }
 
     public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
-        let removed = try await transaction { db in try await expunge(db, mailbox: mailbox, uids: uids) }
+        let removed = try await transaction { [self] db in try await expunge(db, mailbox: mailbox, uids: uids) }
         if !removed.isEmpty {
             changes.notify(mailbox)
             try await collectGarbage()
@@ -318,7 +318,7 @@ extension PostgresMailStore: MessageStore {
 
     public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
         let now = clock.now.timeIntervalSince1970
-        let result = try await transaction { db -> ([(UID, UID)], UIDValidity) in
+        let result = try await transaction { [self] db -> ([(UID, UID)], UIDValidity) in
             let locked = try await all("SELECT id, uidvalidity FROM mailbox WHERE id IN (\(from), \(to)) ORDER BY id FOR UPDATE",
                                        on: db, as: (Int64, Int64).self)
             guard let validity = locked.first(where: { $0.0 == to })?.1 else { throw StoreError.notFound("target mailbox") }
@@ -355,7 +355,7 @@ extension PostgresMailStore: MessageStore {
             let seen = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox)", as: Int64.self) ?? next
             return UID(UInt32(min(seen, next)))
         }
-        let old = try await transaction { db in
+        let old = try await transaction { [self] db in
             let old = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self) ?? next
             if next > old { try await execute("UPDATE mailbox SET first_recent_uid = \(next) WHERE id = \(mailbox)", on: db) }
             return old

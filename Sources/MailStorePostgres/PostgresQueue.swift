@@ -77,7 +77,7 @@ extension PostgresMailStore: QueueStore {
             return try await queued(nil, ids: ids, withContent: false)
         }
         let due = dueBy.timeIntervalSince1970, until = due + QueueLease.duration, token = BlobStore.newKey()
-        return try await transaction { db in
+        return try await transaction { [self] db in
             let ids = try await column("""
                 SELECT q.id FROM queue q WHERE q.id > \(after) AND (
                   EXISTS (SELECT 1 FROM queue_recipient r WHERE r.queue_id = q.id AND r.status = 0 AND r.next_attempt <= \(due)
@@ -111,7 +111,7 @@ extension PostgresMailStore: QueueStore {
 
     public func recordAttempts(_ attempts: [DeliveryAttempt], completing message: Int64) async throws -> QueuedMessage? {
         let now = clock.now.timeIntervalSince1970
-        return try await transaction { db -> QueuedMessage? in
+        return try await transaction { [self] db -> QueuedMessage? in
             for a in attempts {
                 let status: QueuedRecipient.Status, next: Double
                 switch a.outcome {
@@ -141,19 +141,19 @@ extension PostgresMailStore: QueueStore {
     }
 
     public func completeQueued(id: Int64, notification: Delivery?) async throws {
-        try await committedChange(notification) { db in try await removeQueued(db, id: id) }
+        try await committedChange(notification) { [self] db in try await removeQueued(db, id: id) }
     }
 
     public func noteDelay(id: Int64, notification: Delivery) async throws {
-        try await committedChange(notification) { db in
+        try await committedChange(notification) { [self] db in
             try await execute("UPDATE queue SET delay_notified = true WHERE id = \(id) AND NOT delay_notified RETURNING 1", on: db) > 0
         }
     }
 
     /// Runs `change` and, when it changed something, stores `notification` in the same transaction.
-    private func committedChange(_ notification: Delivery?, _ change: (PostgresConnection) async throws -> Bool) async throws {
+    private func committedChange(_ notification: Delivery?, _ change: @escaping @Sendable (PostgresConnection) async throws -> Bool) async throws {
         let now = clock.now.timeIntervalSince1970
-        let touched = try await transaction { db -> [MailboxID]? in
+        let touched = try await transaction { [self] db -> [MailboxID]? in
             guard try await change(db), let notification else { return nil }
             return try await insert(db, notification, now: now).placements.map(\.mailbox)
         }
@@ -165,7 +165,7 @@ extension PostgresMailStore: QueueStore {
 
     public func retryQueued(queueID: String?) async throws -> Int {
         let now = clock.now.timeIntervalSince1970
-        return Int(try await transaction { db in
+        return Int(try await transaction { [self] db in
             try await one("""
                 WITH made_due AS (
                   UPDATE queue_recipient SET next_attempt = \(now)
@@ -177,12 +177,12 @@ extension PostgresMailStore: QueueStore {
     }
 
     public func deleteQueued(queueID: String) async throws -> Bool {
-        try await transaction { db in try await removeQueued(db, queueID: queueID) }
+        try await transaction { [self] db in try await removeQueued(db, queueID: queueID) }
     }
 
     public func releaseLeases(_ recipientIDs: [Int64]) async throws {
         guard !recipientIDs.isEmpty else { return }
-        try await transaction { db in
+        try await transaction { [self] db in
             try await execute("UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE id = ANY(\(recipientIDs))", on: db)
         }
     }
@@ -198,7 +198,7 @@ extension PostgresMailStore: QueueStore {
 
 extension PostgresMailStore: DKIMKeyStore {
     public func addDKIMKey(_ key: DKIMKeyRecord) async throws {
-        try await transaction { db in
+        try await transaction { [self] db in
             guard try await execute("""
                 INSERT INTO dkim_key(domain, selector, algorithm, private_key, created)
                 VALUES (\(key.domain), \(key.selector), \(key.algorithm), \(key.privateKey), \(key.created.timeIntervalSince1970))
@@ -217,7 +217,7 @@ extension PostgresMailStore: DKIMKeyStore {
     }
 
     public func removeDKIMKey(domain: String, selector: String) async throws {
-        try await transaction { db in
+        try await transaction { [self] db in
             guard try await execute("DELETE FROM dkim_key WHERE domain = \(domain) AND selector = \(selector) RETURNING 1", on: db) > 0 else {
                 throw StoreError.notFound("DKIM selector \(selector) of \(domain)")
             }
@@ -229,7 +229,7 @@ extension PostgresMailStore: BayesStore {
     public func trainBayes(owner: AccountID?, key: String, tokens: [Int64], spam: Bool) async throws -> Bool {
         let id = owner ?? 0
         let unique = Array(Set(tokens))
-        return try await transaction { db in
+        return try await transaction { [self] db in
             // The owner's totals row, made if need be and locked: one training of an owner at a time.
             try await execute("INSERT INTO bayes_total(owner) VALUES (\(id)) ON CONFLICT DO NOTHING", on: db)
             _ = try await one("SELECT owner FROM bayes_total WHERE owner = \(id) FOR UPDATE", on: db, as: Int64.self)
@@ -292,7 +292,7 @@ extension PostgresMailStore: DeliveryLogStore {
 
     public func log(_ events: [DeliveryEvent]) async throws {
         guard !events.isEmpty else { return }
-        try await transaction { db in try await insertLog(db, events) }
+        try await transaction { [self] db in try await insertLog(db, events) }
     }
 
     public func deliveryLog(id: String) async throws -> [DeliveryEvent] {
@@ -314,7 +314,7 @@ extension PostgresMailStore: DeliveryLogStore {
 
     public func pruneDeliveryLog(before date: Date) async throws -> Int {
         let cutoff = date.timeIntervalSince1970
-        return try await transaction { db in try await execute("DELETE FROM delivery_log WHERE at < \(cutoff) RETURNING 1", on: db) }
+        return try await transaction { [self] db in try await execute("DELETE FROM delivery_log WHERE at < \(cutoff) RETURNING 1", on: db) }
     }
 }
 
@@ -323,7 +323,7 @@ extension PostgresMailStore: StoreHousekeeping {
 
     /// Removes messages no mailbox or queue entry refers to any more (their chunks go with them).
     public func collectGarbage() async throws {
-        try await transaction { db in try await execute("DELETE FROM message WHERE refcount <= 0", on: db) }
+        try await transaction { [self] db in try await execute("DELETE FROM message WHERE refcount <= 0", on: db) }
     }
 
     /// Removes what sessions that died mid-message left in the spool (nothing there was ever acknowledged).

@@ -396,8 +396,9 @@ public enum ConfigSchema {
             guard let n = Int(number.dropLast()), n >= 0 else { return nil }
             return .milliseconds(n)
         }
-        guard let n = Int(number), n >= 0 else { return nil }
-        return .seconds(n * factor)
+        // Too large to count is not a duration (found by the config fuzz target: "99999999999999999d" overflowed).
+        guard let n = Int(number), n >= 0, case let (seconds, false) = n.multipliedReportingOverflow(by: factor) else { return nil }
+        return .seconds(seconds)
     }
 
     /// `"50M"`, `"512K"`, `"1G"` or a plain number, in octets (binary multiples).
@@ -406,8 +407,8 @@ public enum ConfigSchema {
         guard let unit = t.last else { return nil }
         let multipliers: [Character: Int] = ["K": 1024, "M": 1024 * 1024, "G": 1024 * 1024 * 1024]
         if let m = multipliers[unit] {
-            guard let n = Int(t.dropLast()), n > 0 else { return nil }
-            return n * m
+            guard let n = Int(t.dropLast()), n > 0, case let (size, false) = n.multipliedReportingOverflow(by: m) else { return nil }
+            return size
         }
         guard let n = Int(t), n > 0 else { return nil }
         return n

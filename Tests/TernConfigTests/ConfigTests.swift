@@ -51,6 +51,14 @@ import Testing
         #expect(TernConfiguration.headerProblem("[listen]\n[[x]]\n [\"quoted\"]\n")?.0 == nil)
     }
 
+    /// Found by the config fuzz target's long run: a duration or size too large to count overflowed (a trap).
+    @Test func hugeDurationsAndSizesAreErrorsNotTraps() {
+        #expect(ConfigSchema.parseDuration("99999999999999999d") == nil)
+        #expect(ConfigSchema.parseDuration("9223372036854775807s") == .seconds(Int.max))
+        #expect(ConfigSchema.parseSize("99999999999999999G") == nil)
+        #expect(ConfigSchema.parseDuration("5d") == .seconds(432_000) && ConfigSchema.parseSize("2K") == 2048)
+    }
+
     /// Found by the config fuzz target: toml++ stopped the process on an assertion for "}" where an array needs a value.
     @Test func closingBraceInAnArrayIsAnError() {
         for (text, line) in [("y = [}", 1), ("hostname = \"x\"\ny=[\"\",\"\",}", 2), ("y = [1,\n # note\n }", 3), ("y = [[1, }, ]", 1),
