@@ -124,7 +124,27 @@ public struct MailboxChanges: Sendable {
     }
 }
 
-public enum FlagOperation: Sendable { case add, remove, replace }
+public enum FlagOperation: Sendable {
+    case add, remove, replace
+
+    /// The flags and keywords a message has after this operation with `flags` and `keywords` (STORE's arithmetic, the
+    /// same in every backend).
+    public func apply(_ flags: MessageFlags, _ keywords: [String], to old: (MessageFlags, [String])) -> (MessageFlags, [String]) {
+        var (newFlags, newKeywords) = old
+        switch self {
+        case .add:
+            newFlags.formUnion(flags)
+            for k in keywords where !newKeywords.contains(k) { newKeywords.append(k) }
+        case .remove:
+            newFlags.subtract(flags)
+            newKeywords.removeAll { keywords.contains($0) }
+        case .replace:
+            newFlags = flags
+            newKeywords = keywords
+        }
+        return (newFlags, newKeywords)
+    }
+}
 
 /// What the server and the admin commands need of a store beyond its data: where message contents too large to keep
 /// inline go, the time it records, and keeping it tidy. Every backend has these, so nothing outside a backend needs to

@@ -74,7 +74,17 @@ public struct DeliveryAttempt: Sendable {
         case failed
         /// Try again at this time.
         case deferred(until: Date)
+
+        /// The recipient's status after this outcome, and when it is next due (`now` for a final result).
+        public func recorded(now: Double) -> (status: QueuedRecipient.Status, next: Double) {
+            switch self {
+            case .delivered: (.delivered, now)
+            case .failed: (.failed, now)
+            case .deferred(let until): (.pending, until.timeIntervalSince1970)
+            }
+        }
     }
+
     public var recipientID: Int64
     public var outcome: Outcome
     public var reply: String

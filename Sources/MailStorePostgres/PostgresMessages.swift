@@ -258,19 +258,7 @@ extension PostgresMailStore: MessageStore {
             for uid in uids {
                 guard var message = current[Int64(uid.rawValue)] else { continue }
                 if let unchangedSince, message.modSeq > unchangedSince { failed.append(uid); continue }
-                var newFlags = message.flags
-                var newKeywords = message.keywords
-                switch operation {
-                case .add:
-                    newFlags.formUnion(flags)
-                    for k in keywords where !newKeywords.contains(k) { newKeywords.append(k) }
-                case .remove:
-                    newFlags.subtract(flags)
-                    newKeywords.removeAll { keywords.contains($0) }
-                case .replace:
-                    newFlags = flags
-                    newKeywords = keywords
-                }
+                let (newFlags, newKeywords) = operation.apply(flags, keywords, to: (message.flags, message.keywords))
                 guard newFlags != message.flags || newKeywords != message.keywords else { continue }
                 guard let modseq = try await one("UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq",
                                                  on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }

@@ -113,12 +113,7 @@ extension PostgresMailStore: QueueStore {
         let now = clock.now.timeIntervalSince1970
         return try await transaction { [self] db -> QueuedMessage? in
             for a in attempts {
-                let status: QueuedRecipient.Status, next: Double
-                switch a.outcome {
-                case .delivered: status = .delivered; next = now
-                case .failed: status = .failed; next = now
-                case .deferred(let until): status = .pending; next = until.timeIntervalSince1970
-                }
+                let (status, next) = a.outcome.recorded(now: now)
                 try await execute("""
                     UPDATE queue_recipient SET status = \(Int32(status.rawValue)), attempts = attempts + 1, next_attempt = \(next),
                       last_attempt = \(now), last_reply = \(a.reply), remote_host = coalesce(\(a.remoteHost), remote_host),

@@ -122,19 +122,7 @@ extension SQLiteMailStore {
                     """, arguments: [mailbox, Int64(uid.rawValue)]) else { continue }
                 var message = Self.storedMessage(row)
                 if let unchangedSince, message.modSeq > unchangedSince { failed.append(uid); continue }
-                var newFlags = message.flags
-                var newKeywords = message.keywords
-                switch operation {
-                case .add:
-                    newFlags.formUnion(flags)
-                    for k in keywords where !newKeywords.contains(k) { newKeywords.append(k) }
-                case .remove:
-                    newFlags.subtract(flags)
-                    newKeywords.removeAll { keywords.contains($0) }
-                case .replace:
-                    newFlags = flags
-                    newKeywords = keywords
-                }
+                let (newFlags, newKeywords) = operation.apply(flags, keywords, to: (message.flags, message.keywords))
                 guard newFlags != message.flags || newKeywords != message.keywords else { continue }
                 let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
                                                 arguments: [mailbox])!

@@ -127,12 +127,7 @@ extension SQLiteMailStore {
                 WHERE id = ? AND status = 0
                 """)
             for a in attempts {
-                let status: QueuedRecipient.Status, next: Double
-                switch a.outcome {
-                case .delivered: status = .delivered; next = now
-                case .failed: status = .failed; next = now
-                case .deferred(let until): status = .pending; next = until.timeIntervalSince1970
-                }
+                let (status, next) = a.outcome.recorded(now: now)
                 try statement.execute(arguments: [status.rawValue, next, now, a.reply, a.remoteHost, a.notifyPassedOn, a.recipientID])
             }
             try DeliveryLogSQL.insert(db, attempts.compactMap(\.event))

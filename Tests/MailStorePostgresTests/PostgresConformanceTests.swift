@@ -20,6 +20,17 @@ enum TestServer {
         FileManager.default.temporaryDirectory.appendingPathComponent("tern-pg-spool-\(UUID().uuidString)")
     }
 
+    /// Makes stores on a new database for one conformance case; the box keeps the store so that the test can close it.
+    static func storeFactory() async throws -> (@Sendable (ManualClock) async throws -> PostgresMailStore, StoreBox) {
+        let url = try await newDatabase()
+        let box = StoreBox()
+        return ({ clock in
+            let store = try await PostgresMailStore.open(url: url, spool: spool(), clock: clock)
+            box.store = store
+            return store
+        }, box)
+    }
+
     /// A new, empty database on the test server (each test its own); returns its URL.
     static func newDatabase() async throws -> String {
         guard let url else { throw StoreError.invalid("TERN_TEST_POSTGRES is not set: run scripts/test, or start scripts/pg-test-cluster") }
@@ -40,14 +51,9 @@ enum TestServer {
 @Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
 struct PostgresDirectoryConformanceTests {
     @Test(arguments: DirectoryConformance.cases) func conforms(_ c: DirectoryConformance.Case) async throws {
-        let url = try await TestServer.newDatabase()
-        let box = StoreBox()
+        let (make, box) = try await TestServer.storeFactory()
         defer { box.store?.close() }
-        let problems = try await c.run { clock in
-            let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
-            box.store = store
-            return store
-        }
+        let problems = try await c.run { try await make($0) }
         #expect(problems.isEmpty, "\(c.name): \(problems)")
     }
 }
@@ -56,14 +62,9 @@ struct PostgresDirectoryConformanceTests {
 @Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
 struct PostgresStoreConformanceTests {
     @Test(arguments: StoreConformance.cases) func conforms(_ c: StoreConformance.Case) async throws {
-        let url = try await TestServer.newDatabase()
-        let box = StoreBox()
+        let (make, box) = try await TestServer.storeFactory()
         defer { box.store?.close() }
-        let problems = try await c.run { clock in
-            let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
-            box.store = store
-            return store
-        }
+        let problems = try await c.run { try await make($0) }
         #expect(problems.isEmpty, "\(c.name): \(problems)")
     }
 }
@@ -159,7 +160,7 @@ struct PostgresNodesTests {
         let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
         let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
         defer { a.close(); b.close() }
-        let mailboxes = Seen<Int64>(), trees = Seen<Int64>(), queue = Seen<Int>()
+        let mailboxes = Recorder<Int64>(), trees = Recorder<Int64>(), queue = Recorder<Int>()
         b.observeChanges { mailboxes.add($0) }
         b.observeMailboxTree { trees.add($0) }
         b.observeQueue { queue.add(1) }
@@ -199,7 +200,7 @@ struct PostgresNodesTests {
         try await a.addDomain("example.test")
         let account = try await a.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
         let inbox = try await a.mailboxes(account: account).first { $0.name == "INBOX" }!.id
-        let mailboxes = Seen<Int64>()
+        let mailboxes = Recorder<Int64>()
         b.observeChanges { mailboxes.add($0) }
         var listening: Int64 = 0
         for _ in 0..<250 where listening != 2 {
@@ -220,15 +221,4 @@ struct PostgresNodesTests {
                                          targets: [DeliveryTarget(account: account)], internalDate: clock.now))
         #expect(try await eventually(10) { mailboxes.contains(inbox) }, "B hears new changes after reconnecting")
     }
-}
-
-/// What observers were told, from any thread.
-final class Seen<Value: Hashable & Sendable>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var list: [Value] = []
-    func add(_ v: Value) { lock.lock(); list.append(v); lock.unlock() }
-    func contains(_ v: Value) -> Bool { lock.lock(); defer { lock.unlock() }; return list.contains(v) }
-    var isEmpty: Bool { lock.lock(); defer { lock.unlock() }; return list.isEmpty }
-    var values: [Value] { lock.lock(); defer { lock.unlock() }; return list }
-    func clear() { lock.lock(); list.removeAll(); lock.unlock() }
 }

@@ -29,23 +29,11 @@ public enum DirectoryConformance {
 
     static func address(_ s: String) throws -> EmailAddress { try EmailAddress.parse(s) }
 
-    /// Runs `body` and reports it unless it throws `expected`.
-    static func expectError(_ expected: (StoreError) -> Bool, _ what: String, _ problems: inout [String],
-                            _ body: () async throws -> Void) async {
-        do {
-            try await body()
-            problems.append("\(what): no error")
-        } catch let e as StoreError where expected(e) {
-        } catch {
-            problems.append("\(what): \(error)")
-        }
-    }
-
     static func domains(_ d: any Directory, _ clock: ManualClock) async throws -> [String] {
         var problems: [String] = []
         try await d.addDomain("Example.TEST")
         try await d.addDomain("other.test")
-        await expectError({ if case .alreadyExists = $0 { true } else { false } }, "adding a domain twice (any case)", &problems) {
+        await expectStoreError("adding a domain twice (any case)", &problems, matching: { if case .alreadyExists = $0 { true } else { false } }) {
             try await d.addDomain("example.test")
         }
         do {
@@ -64,7 +52,7 @@ public enum DirectoryConformance {
         if try await d.account(try address("alice@example.test")) != nil { problems.append("an account outlived its domain") }
         if try await !d.aliases(domain: nil).isEmpty { problems.append("an alias outlived its domain") }
         if try await d.resolve(try address("alice@example.test")) != .notOurDomain { problems.append("a removed domain still resolves") }
-        await expectError({ if case .notFound = $0 { true } else { false } }, "removing a missing domain", &problems) {
+        await expectStoreError("removing a missing domain", &problems, matching: { if case .notFound = $0 { true } else { false } }) {
             try await d.removeDomain("example.test")
         }
         return problems
@@ -73,11 +61,11 @@ public enum DirectoryConformance {
     static func accounts(_ d: any Directory, _ clock: ManualClock) async throws -> [String] {
         var problems: [String] = []
         try await d.addDomain("example.test")
-        await expectError({ if case .notFound = $0 { true } else { false } }, "an account in a domain not served", &problems) {
+        await expectStoreError("an account in a domain not served", &problems, matching: { if case .notFound = $0 { true } else { false } }) {
             _ = try await d.addAccount(try address("bob@elsewhere.test"), password: "pw")
         }
         let alice = try await d.addAccount(try address("Alice@Example.test"), password: "first secret")
-        await expectError({ if case .alreadyExists = $0 { true } else { false } }, "adding an account twice", &problems) {
+        await expectStoreError("adding an account twice", &problems, matching: { if case .alreadyExists = $0 { true } else { false } }) {
             _ = try await d.addAccount(try address("alice@example.test"), password: "pw")
         }
         if try await d.account(try address("ALICE@example.test")) != alice { problems.append("account lookup is not case-insensitive") }
@@ -92,7 +80,7 @@ public enum DirectoryConformance {
         } else {
             problems.append("no credentials for an account")
         }
-        await expectError({ if case .notFound = $0 { true } else { false } }, "setting a missing account's password", &problems) {
+        await expectStoreError("setting a missing account's password", &problems, matching: { if case .notFound = $0 { true } else { false } }) {
             try await d.setPassword(try address("nobody@example.test"), password: "x")
         }
         let bob = try await d.addAccount(try address("bob@example.test"), password: "pw")
@@ -105,7 +93,7 @@ public enum DirectoryConformance {
         try await d.removeAccount(try address("alice@example.test"))
         if try await d.account(try address("alice@example.test")) != nil { problems.append("removed account still found") }
         if try await d.resolve(try address("alice@example.test")) != .unknownUser { problems.append("removed account still resolves") }
-        await expectError({ if case .notFound = $0 { true } else { false } }, "removing a missing account", &problems) {
+        await expectStoreError("removing a missing account", &problems, matching: { if case .notFound = $0 { true } else { false } }) {
             try await d.removeAccount(try address("alice@example.test"))
         }
         // A new account of the same name is a new account.
@@ -148,13 +136,13 @@ public enum DirectoryConformance {
         // An alias is replaced by adding it again; it cannot take an account's name, nor an account an alias's.
         try await d.addAlias("team@example.test", targets: [try address("alice@example.test")])
         if try await d.resolve(try address("team@example.test")) != .local([alice]) { problems.append("re-adding an alias did not replace its targets") }
-        await expectError({ if case .alreadyExists = $0 { true } else { false } }, "an alias named as an account", &problems) {
+        await expectStoreError("an alias named as an account", &problems, matching: { if case .alreadyExists = $0 { true } else { false } }) {
             try await d.addAlias("alice@example.test", targets: [try address("bob@second.test")])
         }
-        await expectError({ if case .alreadyExists = $0 { true } else { false } }, "an account named as an alias", &problems) {
+        await expectStoreError("an account named as an alias", &problems, matching: { if case .alreadyExists = $0 { true } else { false } }) {
             _ = try await d.addAccount(try address("team@example.test"), password: "pw")
         }
-        await expectError({ if case .invalid = $0 { true } else { false } }, "an alias to a domain not served", &problems) {
+        await expectStoreError("an alias to a domain not served", &problems, matching: { if case .invalid = $0 { true } else { false } }) {
             try await d.addAlias("out@example.test", targets: [try address("someone@elsewhere.test")])
         }
         let listed = try await d.aliases(domain: "example.test").map(\.source)
@@ -165,7 +153,7 @@ public enum DirectoryConformance {
         }
         try await d.removeAlias("team@example.test")
         if try await d.resolve(try address("team@example.test")) != .local([bob]) { problems.append("a removed alias still resolves (not to the catch-all)") }
-        await expectError({ if case .notFound = $0 { true } else { false } }, "removing a missing alias", &problems) {
+        await expectStoreError("removing a missing alias", &problems, matching: { if case .notFound = $0 { true } else { false } }) {
             try await d.removeAlias("team@example.test")
         }
         return problems
