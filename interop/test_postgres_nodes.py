@@ -159,6 +159,100 @@ def test_both_nodes_delivering_to_one_mailbox_give_increasing_uids_and_lose_noth
     wait_for(lambda: len(a.messages(ALICE)) == total, "node A to list every message")
 
 
+def test_greylisting_and_rate_limits_are_one_installation_across_nodes(tmp_path, database):
+    """A triplet greylisted by node A is known to node B (B says so and lets the retry through after the delay), and the
+    rate limit counts the client's messages on both nodes together."""
+    from test_inbound import GOOD_IP, RCPT, Zone, message as signed_message, send
+    zone = Zone(tmp_path)
+    servers = []
+    try:
+        for name in ("a", "b"):
+            t = Tern(tmp_path / name, {"": {"store": database}, "dns": {"nameservers": [f"127.0.0.1:{zone.port}"]},
+                                       "greylisting": {"enabled": True, "delay": "2s"}, "checks": {"rate_per_client": 3}},
+                     hostname="mx.example.test")
+            if name == "a":
+                t.add_domain("example.test")
+                t.add_user(RCPT, PASSWORD)
+            servers.append(t.start())
+        a, b = servers
+        raw = signed_message("alice@good.test", "greylisted on A")
+        code, text = send(a, GOOD_IP, "alice@good.test", raw)
+        assert code == 451 and "Greylisted" in text, (code, text)
+        # B has the triplet A saw: still waiting (at most the delay), not a new wait of its own.
+        code, text = send(b, GOOD_IP, "alice@good.test", raw)
+        assert code == 451 and re.search(r"try again in [12] seconds", text), (code, text)
+        time.sleep(2.2)
+        assert send(b, GOOD_IP, "alice@good.test", raw)[0] == 250
+        # Three MAIL FROMs so far, one on A and two on B: the fourth, on A, is over the limit of 3 an hour.
+        code, text = send(a, GOOD_IP, "alice@good.test", raw)
+        assert code == 451 and "Too many messages" in text, (code, text)
+        assert len(a.messages(RCPT)) == 1
+    finally:
+        for t in servers:
+            t.stop()
+        zone.stop()
+
+
+def test_kill9_of_a_node_while_the_queue_delivers(tmp_path, database):
+    """Both nodes deliver one shared queue to a next hop (aiosmtpd, counting what it receives); node A is killed with
+    -9 midway. Node B takes A's leased recipients over once A's lease (delivery.lease, 10 s here) runs out: every
+    message arrives, and at most the one A had in flight (one connection per node) arrives twice."""
+    import asyncio
+    from collections import Counter
+    from aiosmtpd.controller import Controller
+    from ternlib import DNSServer
+
+    class Receiver:
+        def __init__(self):
+            self.subjects = []
+
+        async def handle_DATA(self, server, session, envelope):
+            await asyncio.sleep(0.01)  # about 100 messages a second, so that the kill lands midway
+            self.subjects.append(re.search(rb"^Subject: (.*?)\r?$", envelope.content, re.M).group(1).decode())
+            return "250 2.0.0 Ok: taken"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    receiver = Receiver()
+    hop = Controller(receiver, hostname="127.0.0.1", port=port)
+    dns = DNSServer(tmp_path, ["--local=/test/", "--mx-host=remote.test,mx.remote.test,10", "--host-record=mx.remote.test,127.0.0.1"],
+                    probe="mx.remote.test")
+    settings = {"": {"store": database}, "dns": {"nameservers": [f"127.0.0.1:{dns.port}"]},
+                "delivery": {"remote_port": port, "lease": "10s", "connections_per_domain": 1, "retry": ["1s"]}}
+    a, b = Tern(tmp_path / "a", settings), Tern(tmp_path / "b", settings)
+    n = 300
+    try:
+        a.add_domain(DOMAIN)
+        a.add_user(ALICE)
+        a.start()
+        # The next hop is down while the messages are queued: every one is deferred, then due again after a second.
+        with smtplib.SMTP("127.0.0.1", a.submission_port, timeout=60) as smtp:
+            smtp.login(ALICE, PASSWORD)
+            for i in range(n):
+                smtp.sendmail(ALICE, ["friend@remote.test"],
+                              f"From: {ALICE}\r\nTo: friend@remote.test\r\nSubject: queued {i}\r\n\r\nbody {i}\r\n".encode())
+        b.start()
+        hop.start()
+        wait_for(lambda: len(receiver.subjects) >= 40, "the first messages at the next hop", timeout=60)
+        a.kill9()
+        killed_at = len(receiver.subjects)
+        wait_for(lambda: len(set(receiver.subjects)) == n, f"all {n} messages at the next hop", timeout=90)
+        time.sleep(2)  # anything sent twice would have arrived by now
+        assert killed_at < n, "the queue was delivered before the kill"
+        twice = {subject: c for subject, c in Counter(receiver.subjects).items() if c > 1}
+        assert len(twice) <= 1 and all(c == 2 for c in twice.values()), f"sent more than once: {twice}"
+        assert sorted(set(receiver.subjects)) == sorted(f"queued {i}" for i in range(n))
+        wait_for(lambda: "the queue is empty" in b.run("queue", "list").stdout.decode(), "node B to empty the queue")
+        print(f"{killed_at} of {n} at the next hop when node A was killed; sent twice: {sorted(twice) or 'none'}")
+    finally:
+        hop.stop()
+        for t in (a, b):
+            if t.proc:
+                t.stop()
+        dns.stop()
+
+
 def test_a_database_outage_under_load_loses_no_accepted_message(tmp_path, database):
     """PostgreSQL stopped for 10 s while four clients send: every message that got a 250 is stored, the others got a
     temporary failure; IMAP says NO [UNAVAILABLE] and POP3 -ERR [SYS/TEMP] meanwhile; the node serves again by itself."""

@@ -79,20 +79,23 @@ public struct CheckReport: Sendable {
 }
 
 /// The port-25 checks (issue 6): at connect (reverse DNS, DNS block/allowlists), at MAIL FROM (SPF, rate limits),
-/// at RCPT (greylisting) and at the end of DATA (DKIM, DMARC, spam score). Pure policy over a DNS resolver and two
-/// bounded in-memory tables; the SMTP handler calls it and turns its answers into replies.
+/// at RCPT (greylisting) and at the end of DATA (DKIM, DMARC, spam score). Pure policy over a DNS resolver and the
+/// store's policy state (rate counters and greylisting: in memory for SQLite, shared by every node on PostgreSQL); the
+/// SMTP handler calls it and turns its answers into replies.
 public final class InboundChecks: Sendable {
     let settings: TernConfiguration.Checks
     let resolver: any DNSResolver
     let suffixes: PublicSuffixList
     let hostname: String
     let exempt: [IPNetwork]
-    let rates: RateLimiter
-    let greylist: Greylist
+    /// Rate counters and greylisting triplets.
+    let state: any PolicyStateStore
+    let greylistRule: GreylistRule
     /// The time rate limits, greylisting, DKIM expiry, SPF's %{t} and the date rules are judged at.
     let clock: any WallClock
 
-    public init(config: TernConfiguration, resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn, clock: any WallClock) {
+    public init(config: TernConfiguration, resolver: any DNSResolver, suffixes: PublicSuffixList = .builtIn, clock: any WallClock,
+                state: any PolicyStateStore = MemoryPolicyState()) {
         settings = config.checks
         self.clock = clock
         self.resolver = resolver
@@ -100,9 +103,8 @@ public final class InboundChecks: Sendable {
         hostname = config.hostname
         // A relay network's clients send as this site's own programs do: their mail is not checked either.
         exempt = (config.checks.exemptNetworks + config.relayNetworks).compactMap(IPNetwork.init)
-        rates = RateLimiter()
-        greylist = Greylist(delay: config.checks.greylistDelay, window: config.checks.greylistWindow,
-                            remember: config.checks.greylistRemember)
+        self.state = state
+        greylistRule = Self.greylistRule(config.checks)
     }
 
     // MARK: connect
@@ -146,10 +148,10 @@ public final class InboundChecks: Sendable {
             }
             return (nil, SMTPReply(550, "5.7.25", "Reverse DNS validation failed for [\(client.address)]: \(iprev.reason)"))
         }
-        if countRates, settings.ratePerClient > 0, !rates.take("c:" + RateLimiter.clientKey(client.address), limit: settings.ratePerClient, now: clock.now) {
+        if countRates, settings.ratePerClient > 0, await !take("c:" + Self.clientKey(client.address), limit: settings.ratePerClient) {
             return (nil, SMTPReply(451, "4.7.1", "Too many messages from [\(client.address)], try again later", isClientFault: false))
         }
-        if countRates, settings.ratePerSender > 0, !sender.isEmpty, !rates.take("s:" + sender.lowercased(), limit: settings.ratePerSender, now: clock.now) {
+        if countRates, settings.ratePerSender > 0, !sender.isEmpty, await !take("s:" + sender.lowercased(), limit: settings.ratePerSender) {
             return (nil, SMTPReply(451, "4.7.1", "Too many messages from <\(sender)>, try again later", isClientFault: false))
         }
         guard settings.spf else { return (nil, nil) }
@@ -164,15 +166,55 @@ public final class InboundChecks: Sendable {
 
     // MARK: RCPT TO
 
-    /// Greylisting: a temporary refusal for a triplet not seen (long enough) before.
-    func recipient(client: ClientFacts, sender: String, recipient: String) -> SMTPReply? {
-        guard settings.greylisting, !client.exempt, client.allowlisted == nil else { return nil }
-        let key = "\(RateLimiter.clientKey(client.address))|\(sender.lowercased())|\(recipient.lowercased())"
-        switch greylist.check(key, now: clock.now) {
+    /// Greylisting: a temporary refusal for a triplet not seen (long enough) before. When the state cannot be read
+    /// (the database is unreachable) the recipient is not greylisted: the delivery itself then fails temporarily.
+    func recipient(client: ClientFacts, sender: String, recipient: String) async -> SMTPReply? {
+        guard greylistingApplies(client) else { return nil }
+        let verdict = (try? await state.greylist(Self.triplet(client, sender, recipient), rule: greylistRule, now: clock.now)) ?? .pass
+        return Self.reply(verdict)
+    }
+
+    /// Greylisting's answer without waiting, when it does not apply or its state is in this process's memory; nil
+    /// when it must be asked of the store (`recipient`, async).
+    func recipientWithoutWaiting(client: ClientFacts, sender: String, recipient: String) -> ImmediateCheck? {
+        guard greylistingApplies(client) else { return ImmediateCheck(refusal: nil) }
+        guard let memory = state.memoryPolicyState else { return nil }
+        return ImmediateCheck(refusal: Self.reply(memory.greylistNow(Self.triplet(client, sender, recipient), rule: greylistRule, now: clock.now)))
+    }
+
+    private func greylistingApplies(_ client: ClientFacts) -> Bool {
+        settings.greylisting && !client.exempt && client.allowlisted == nil
+    }
+
+    private static func triplet(_ client: ClientFacts, _ sender: String, _ recipient: String) -> String {
+        "\(clientKey(client.address))|\(sender.lowercased())|\(recipient.lowercased())"
+    }
+
+    private static func reply(_ verdict: GreylistVerdict) -> SMTPReply? {
+        switch verdict {
         case .pass: return nil
         case .wait(let seconds):
             return SMTPReply(451, "4.7.1", "Greylisted, please try again in \(seconds) seconds", isClientFault: false)
         }
+    }
+
+    /// Counts a message against a rate limit; a store that cannot be read lets it through.
+    private func take(_ key: String, limit: Int) async -> Bool {
+        let now = clock.now
+        if let memory = state.memoryPolicyState { return memory.takeRateNow(key, limit: limit, now: now) }
+        return (try? await state.takeRate(key, limit: limit, now: now)) ?? true
+    }
+
+    public static func greylistRule(_ checks: TernConfiguration.Checks) -> GreylistRule {
+        GreylistRule(delay: TimeInterval(checks.greylistDelay.components.seconds), window: TimeInterval(checks.greylistWindow.components.seconds),
+                     remember: TimeInterval(checks.greylistRemember.components.seconds))
+    }
+
+    /// The client part of a key: the address, or its /64 for IPv6 (one host usually has a whole /64).
+    static func clientKey(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        guard let net = IPNetwork(address + "/64") else { return address }
+        return net.description
     }
 
     // MARK: end of DATA
@@ -349,87 +391,7 @@ extension InboundChecks {
     }
 }
 
-/// Messages per hour per key, in fixed one-hour windows (the previous window's count weighs in proportionally, so the
-/// limit holds across a window boundary). At most `capacity` keys; the oldest windows go first.
-final class RateLimiter: Sendable {
-    private struct Counter { var window: Int; var current: Int; var previous: Int }
-    private let table = Mutex<[String: Counter]>([:])
-    let capacity: Int
-
-    init(capacity: Int = 100_000) { self.capacity = capacity }
-
-    /// Counts one message for `key`; false when that would exceed `limit` in the last hour.
-    func take(_ key: String, limit: Int, now: Date) -> Bool {
-        let t = now.timeIntervalSince1970
-        let window = Int(t / 3600)
-        let elapsed = t / 3600 - Double(window)
-        return table.withLock { table in
-            var c = table[key] ?? Counter(window: window, current: 0, previous: 0)
-            if c.window != window {
-                c.previous = c.window == window - 1 ? c.current : 0
-                c.current = 0
-                c.window = window
-            }
-            let estimate = Double(c.previous) * (1 - elapsed) + Double(c.current)
-            guard estimate + 1 <= Double(limit) else { table[key] = c; return false }
-            c.current += 1
-            if table.count >= capacity, table[key] == nil {
-                table = table.filter { $0.value.window >= window - 1 }
-                if table.count >= capacity { return true }  // full of active keys: do not track more
-            }
-            table[key] = c
-            return true
-        }
-    }
-
-    /// The client part of a key: the address, or its /64 for IPv6 (one host usually has a whole /64).
-    static func clientKey(_ address: String) -> String {
-        guard address.contains(":") else { return address }
-        guard let net = IPNetwork(address + "/64") else { return address }
-        return net.description
-    }
-}
-
-/// Greylisting triplets (first seen, passed), bounded in count.
-final class Greylist: Sendable {
-    enum Verdict: Equatable { case pass, wait(seconds: Int) }
-    private struct Entry { var first: Date; var passedUntil: Date? }
-    private let table = Mutex<[String: Entry]>([:])
-    let delay: TimeInterval, window: TimeInterval, remember: TimeInterval
-    let capacity: Int
-
-    init(delay: Duration, window: Duration, remember: Duration, capacity: Int = 200_000) {
-        self.delay = TimeInterval(delay.components.seconds)
-        self.window = TimeInterval(window.components.seconds)
-        self.remember = TimeInterval(remember.components.seconds)
-        self.capacity = capacity
-    }
-
-    func check(_ key: String, now: Date) -> Verdict {
-        table.withLock { table in
-            if var e = table[key] {
-                if let until = e.passedUntil, now < until {
-                    e.passedUntil = now.addingTimeInterval(remember)
-                    table[key] = e
-                    return .pass
-                }
-                let age = now.timeIntervalSince(e.first)
-                if e.passedUntil == nil, age >= delay, age <= window {
-                    e.passedUntil = now.addingTimeInterval(remember)
-                    table[key] = e
-                    return .pass
-                }
-                if e.passedUntil == nil, age < delay { return .wait(seconds: Int((delay - age).rounded(.up))) }
-            }
-            if table.count >= capacity {
-                table = table.filter { _, e in
-                    if let until = e.passedUntil { return until > now }
-                    return now.timeIntervalSince(e.first) <= window
-                }
-                if table.count >= capacity { return .pass }  // never block mail because the table is full
-            }
-            table[key] = Entry(first: now, passedUntil: nil)
-            return .wait(seconds: Int(delay.rounded(.up)))
-        }
-    }
+/// An answer given without waiting; `refusal` nil: no objection.
+struct ImmediateCheck {
+    var refusal: SMTPReply?
 }

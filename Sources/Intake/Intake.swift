@@ -93,13 +93,17 @@ public final class Intake: Sendable {
         guard config.limits.quota == 0, let cached = store.cachedResolution(address),
               !(isPostmaster && cached == .notOurDomain),
               !(cached == .unknownUser && address.localPart.lowercased() == "postmaster") else { return nil }
-        return greylisted(address, policy.decide(address, .success(cached)), greylist)
+        let decision = policy.decide(address, .success(cached))
+        guard case .accept(.local) = decision, let checks, let greylist else { return decision }
+        guard let answer = checks.recipientWithoutWaiting(client: greylist.client, sender: greylist.sender,
+                                                          recipient: address.description) else { return nil }
+        return answer.refusal.map { .refuse($0) } ?? decision
     }
 
     private func greylisted(_ address: EmailAddress, _ decision: RecipientDecision,
-                            _ greylist: (client: ClientFacts, sender: String)?) -> RecipientDecision {
+                            _ greylist: (client: ClientFacts, sender: String)?) async -> RecipientDecision {
         if case .accept(.local) = decision, let checks, let greylist,
-           let reply = checks.recipient(client: greylist.client, sender: greylist.sender, recipient: address.description) {
+           let reply = await checks.recipient(client: greylist.client, sender: greylist.sender, recipient: address.description) {
             return .refuse(reply)
         }
         return decision
@@ -130,7 +134,7 @@ public final class Intake: Sendable {
         } catch {
             resolution = .failure(error)
         }
-        return greylisted(address, policy.decide(address, resolution), greylist)
+        return await greylisted(address, policy.decide(address, resolution), greylist)
     }
 
     /// Where postmaster@`domain` goes when the domain has no account or alias of that name: the config's

@@ -1,4 +1,5 @@
 import Foundation
+import Intake
 import Logging
 import MailCore
 import MailDelivery
@@ -36,30 +37,60 @@ public struct QueueService: Service {
     }
 }
 
-/// Keeps the delivery log to `log.delivery_retention`: at start and every hour.
-public struct DeliveryLogPruner: Service {
+/// The installation's upkeep, every hour: the delivery log kept to `log.delivery_retention`, and the rate counters
+/// and greylisting triplets that no longer count forgotten. Run by one node of an installation at a time: each round
+/// first claims the job in the store (on PostgreSQL every node shares the claim; a node that dies leaves it to the
+/// others when its claim runs out).
+public struct Housekeeping: Service {
     public let store: any MailStore
-    public let retention: Duration
+    public let config: TernConfiguration
     public let clock: any WallClock
     public let logger: Logger
+    /// This node's name in the claim (unique per process).
+    public let node: String
+    public static let interval: TimeInterval = 3600
+    static let job = "housekeeping"
 
-    public init(store: any MailStore, retention: Duration, clock: any WallClock, logger: Logger) {
+    public init(store: any MailStore, config: TernConfiguration, clock: any WallClock, logger: Logger, node: String) {
         self.store = store
-        self.retention = retention
+        self.config = config
         self.clock = clock
         self.logger = logger
+        self.node = node
+    }
+
+    /// What one round did: nil when another node holds the job.
+    public struct Round: Sendable, Equatable {
+        public var deliveryEvents = 0
+        public var policyEntries = 0
+    }
+
+    /// One round: claims the job for a little under an interval (the next round of the same node takes it again) and
+    /// does the work when the claim is this node's.
+    public func runOnce() async throws -> Round? {
+        let now = clock.now
+        guard try await store.claimJob(Self.job, holder: node, until: now.addingTimeInterval(Self.interval - 60), now: now) else {
+            return nil
+        }
+        var round = Round()
+        if let retention = config.deliveryLogRetention {
+            round.deliveryEvents = try await store.pruneDeliveryLog(before: now.addingTimeInterval(-retention.seconds))
+        }
+        round.policyEntries = try await store.prunePolicyState(rule: InboundChecks.greylistRule(config.checks), now: now)
+        return round
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 do {
-                    let removed = try await store.pruneDeliveryLog(before: clock.now.addingTimeInterval(-retention.seconds))
-                    if removed > 0 { logger.info("delivery log pruned", metadata: ["events": "\(removed)"]) }
+                    if let round = try await runOnce(), round.deliveryEvents > 0 {
+                        logger.info("delivery log pruned", metadata: ["events": "\(round.deliveryEvents)"])
+                    }
                 } catch {
-                    logger.error("cannot prune the delivery log", metadata: ["error": "\(error)"])
+                    logger.error("housekeeping failed", metadata: ["error": "\(error)"])
                 }
-                try? await Task.sleep(for: .seconds(3600))
+                try? await Task.sleep(for: .seconds(Self.interval))
             }
         }
     }
@@ -69,11 +100,9 @@ extension TernServer {
     /// Runs the services of a started server until SIGTERM or SIGINT, then shuts them down in reverse order: the
     /// listeners drain first (no new mail comes in), then log pruning and the outbound queue stop.
     public func run(queue: OutboundQueue, store: any MailStore, config: TernConfiguration, clock: any WallClock,
-                    logger: Logger) async throws {
+                    logger: Logger, node: String) async throws {
         var services: [any Service] = [QueueService(queue: queue)]
-        if let retention = config.deliveryLogRetention {
-            services.append(DeliveryLogPruner(store: store, retention: retention, clock: clock, logger: logger))
-        }
+        services.append(Housekeeping(store: store, config: config, clock: clock, logger: logger, node: node))
         services.append(ListenerService(server: self, grace: config.shutdownGrace))
         let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()

@@ -164,4 +164,4 @@ public protocol StoreHousekeeping: Sendable {
     func removeOrphanBlobs() async throws -> Int
 }
 
-public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore & DeliveryLogStore & StoreHousekeeping
+public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore & DeliveryLogStore & StoreHousekeeping & PolicyStateStore

@@ -106,13 +106,15 @@ public struct DeliveryAttempt: Sendable {
 }
 
 /// How long a queue runner holds the recipients it took for delivery (`QueueStore.queuedMessages(dueBy:...)`): longer
-/// than any delivery attempt may take (RFC 5321 §4.5.3.2 allows 10 minutes for the end of DATA alone).
+/// than any delivery attempt may take (RFC 5321 §4.5.3.2 allows 10 minutes for the end of DATA alone). The default;
+/// a store is opened with the config's `delivery.lease`.
 public enum QueueLease {
     public static let duration: TimeInterval = 15 * 60
 
     /// A scanned message as its scanner may see it: due are only the recipients this scan leased (`mine`); any other
     /// pending recipient due by `dueBy` is held elsewhere and shows its lease's end (known, or a full lease from now).
-    public static func showing(_ message: QueuedMessage, dueBy: Date, mine: Set<Int64>, elsewhere: [Int64: Double]) -> QueuedMessage {
+    public static func showing(_ message: QueuedMessage, dueBy: Date, mine: Set<Int64>, elsewhere: [Int64: Double],
+                               duration: TimeInterval) -> QueuedMessage {
         var m = message
         for i in m.recipients.indices where m.recipients[i].status == .pending && m.recipients[i].nextAttempt <= dueBy
             && !mine.contains(m.recipients[i].id) {
@@ -129,7 +131,7 @@ public protocol QueueStore: Sendable {
     /// (finished but not yet removed, as after a crash), with small contents at hand for delivery; every queued message
     /// (without contents: a listing) when `dueBy` is nil. In row order.
     ///
-    /// With `dueBy`, the due recipients returned are leased to the caller until `dueBy` + `QueueLease.duration`: no
+    /// With `dueBy`, the due recipients returned are leased to the caller until `dueBy` + the store's lease: no
     /// other call (another queue runner, another node) gets them until then, or until `recordAttempts` records their
     /// result. In what other calls get, a recipient leased elsewhere shows its lease's end as its next attempt. A
     /// runner that dies mid-delivery leaves its lease to expire, and then another runner takes the recipient over.

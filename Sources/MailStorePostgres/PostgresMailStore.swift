@@ -15,6 +15,8 @@ public final class PostgresMailStore: Sendable {
     /// arrive, then copied into the database in chunks.
     public static let inlineLimit = 256 * 1024
     public let clock: any WallClock
+    /// How long a queue scan holds the recipients it takes (`delivery.lease`).
+    public let queueLease: TimeInterval
     /// The spool: large contents on their way in (`Delivery.content` `.blob`), removed once in the database.
     public let blobs: BlobStore
     let changes = Observers<MailboxID>()
@@ -36,10 +38,11 @@ public final class PostgresMailStore: Sendable {
     /// Throws `StoreError.schemaTooNew` for a database a newer Tern wrote.
     /// `spool` is a local folder for contents on their way in.
     public static func open(url: String, password: String? = nil, spool: URL, clock: any WallClock,
+                            queueLease: TimeInterval = QueueLease.duration,
                             logger: Logger = Logger(label: "tern.postgres")) async throws -> PostgresMailStore {
         let blobs = try BlobStore(root: spool.appendingPathComponent("incoming"), tmp: spool.appendingPathComponent("tmp"))
         let store = PostgresMailStore(configuration: try PostgresURL.parse(url, password: password).configuration, blobs: blobs,
-                                      clock: clock, logger: logger)
+                                      clock: clock, queueLease: queueLease, logger: logger)
         do {
             try await PostgresSchema.migrate(store.client, logger: logger)
         } catch {
@@ -50,8 +53,9 @@ public final class PostgresMailStore: Sendable {
         return store
     }
 
-    init(configuration: PostgresClient.Configuration, blobs: BlobStore, clock: any WallClock, logger: Logger) {
+    init(configuration: PostgresClient.Configuration, blobs: BlobStore, clock: any WallClock, queueLease: TimeInterval, logger: Logger) {
         self.clock = clock
+        self.queueLease = queueLease
         self.blobs = blobs
         self.logger = logger
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)

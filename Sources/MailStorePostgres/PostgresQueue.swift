@@ -76,7 +76,7 @@ extension PostgresMailStore: QueueStore {
             let ids = try await column("SELECT id FROM queue WHERE id > \(after) ORDER BY id LIMIT \(Int64(limit))", as: Int64.self)
             return try await queued(nil, ids: ids, withContent: false)
         }
-        let due = dueBy.timeIntervalSince1970, until = due + QueueLease.duration, token = BlobStore.newKey()
+        let due = dueBy.timeIntervalSince1970, until = due + queueLease, token = BlobStore.newKey()
         return try await transaction { [self] db in
             let ids = try await column("""
                 SELECT q.id FROM queue q WHERE q.id > \(after) AND (
@@ -100,7 +100,7 @@ extension PostgresMailStore: QueueStore {
             }
             // Due for this caller: exactly what it leased. A recipient another scan holds (or is taking at this moment,
             // not yet committed) shows that lease's end.
-            return try await queued(db, ids: ids, withContent: true).map { QueueLease.showing($0, dueBy: dueBy, mine: mine, elsewhere: elsewhere) }
+            return try await queued(db, ids: ids, withContent: true).map { QueueLease.showing($0, dueBy: dueBy, mine: mine, elsewhere: elsewhere, duration: queueLease) }
         }
     }
 

@@ -267,6 +267,28 @@ enum PostgresSchema {
             """,
             "CREATE TRIGGER notify_queue AFTER INSERT ON queue FOR EACH ROW EXECUTE FUNCTION notify_queue()",
         ],
+        // 4: what the port-25 checks remember (shared by every node) and which node runs each background job.
+        [
+            """
+            CREATE TABLE rate_counter(
+              key text PRIMARY KEY,
+              window_hour bigint NOT NULL,
+              current bigint NOT NULL,
+              previous bigint NOT NULL)
+            """,
+            """
+            CREATE TABLE greylist(
+              key text PRIMARY KEY,
+              first_seen double precision NOT NULL,
+              passed_until double precision)
+            """,
+            """
+            CREATE TABLE job_claim(
+              name text PRIMARY KEY,
+              holder text NOT NULL,
+              until double precision NOT NULL)
+            """,
+        ],
     ]
 
     static var currentVersion: Int { migrations.count }

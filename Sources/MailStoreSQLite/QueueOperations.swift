@@ -86,7 +86,7 @@ extension SQLiteMailStore {
 
     public func queuedMessages(dueBy: Date?, after: Int64, limit: Int) async throws -> [QueuedMessage] {
         guard let dueBy else { return try await read { db in try QueueSQL.messages(db, where: "q.id > ?", arguments: [after], limit: limit) } }
-        let due = dueBy.timeIntervalSince1970, token = BlobStore.newKey()
+        let due = dueBy.timeIntervalSince1970, token = BlobStore.newKey(), lease = queueLease
         return try await write { db in
             // The messages with a due recipient nobody holds, or with no pending recipient left; then their due
             // recipients leased to this call.
@@ -103,14 +103,14 @@ extension SQLiteMailStore {
                 UPDATE queue_recipient SET leased_until = ?, leased_by = ?
                 WHERE queue_id IN (\(marks)) AND status = 0 AND next_attempt <= ? AND coalesce(leased_until, 0) <= ?
                 RETURNING id
-                """, arguments: StatementArguments([due + QueueLease.duration, token] as [DatabaseValueConvertible]) + StatementArguments(ids)
+                """, arguments: StatementArguments([due + lease, token] as [DatabaseValueConvertible]) + StatementArguments(ids)
                     + StatementArguments([due, due])))
             let held = try Row.fetchAll(db, sql: """
                 SELECT id, leased_until FROM queue_recipient WHERE queue_id IN (\(marks)) AND status = 0 AND leased_until > ?
                 """, arguments: StatementArguments(ids) + StatementArguments([due]))
             let elsewhere = Dictionary(uniqueKeysWithValues: held.map { ($0["id"] as Int64, $0["leased_until"] as Double) })
             return try QueueSQL.messages(db, where: "q.id IN (\(marks))", arguments: StatementArguments(ids), limit: ids.count,
-                                         withContent: true).map { QueueLease.showing($0, dueBy: dueBy, mine: mine, elsewhere: elsewhere) }
+                                         withContent: true).map { QueueLease.showing($0, dueBy: dueBy, mine: mine, elsewhere: elsewhere, duration: lease) }
         }
     }
 

@@ -33,9 +33,16 @@ public final class SQLiteMailStore: MailStore, Sendable {
     /// The queue's bookkeeping writes, batched.
     let batcher: WriteBatcher
     let verifiedLogins = VerifiedLogins()
+    /// Rate counters, greylisting and job claims: one process serves a SQLite installation, so its memory is the
+    /// installation's (lost at a restart, as Postfix's postscreen cache is when not persisted).
+    let policy = MemoryPolicyState()
 
-    public init(dataDirectory: URL, clock: any WallClock) throws {
+    /// How long a queue scan holds the recipients it takes (`delivery.lease`).
+    public let queueLease: TimeInterval
+
+    public init(dataDirectory: URL, clock: any WallClock, queueLease: TimeInterval = QueueLease.duration) throws {
         self.dataDirectory = dataDirectory
+        self.queueLease = queueLease
         self.clock = clock
         try FileManager.default.createDirectory(at: dataDirectory, withIntermediateDirectories: true)
         blobs = try BlobStore(root: dataDirectory.appendingPathComponent("blobs"), tmp: dataDirectory.appendingPathComponent("tmp"))
@@ -510,5 +517,19 @@ public final class SQLiteMailStore: MailStore, Sendable {
         let orphans = try await orphanBlobKeys()
         for key in orphans { blobs.remove(key) }
         return orphans.count
+    }
+}
+
+extension SQLiteMailStore {
+    public var memoryPolicyState: MemoryPolicyState? { policy }
+    public func takeRate(_ key: String, limit: Int, now: Date) async throws -> Bool { policy.takeRateNow(key, limit: limit, now: now) }
+    public func greylist(_ key: String, rule: GreylistRule, now: Date) async throws -> GreylistVerdict {
+        policy.greylistNow(key, rule: rule, now: now)
+    }
+    public func claimJob(_ name: String, holder: String, until: Date, now: Date) async throws -> Bool {
+        try await policy.claimJob(name, holder: holder, until: until, now: now)
+    }
+    public func prunePolicyState(rule: GreylistRule, now: Date) async throws -> Int {
+        try await policy.prunePolicyState(rule: rule, now: now)
     }
 }

@@ -15,7 +15,7 @@ public enum StoreFactory {
         try DataFolderError.check(folder)
         if let url = config.store { return try await openPostgres(url, config: config, clock: clock) }
         do {
-            return try SQLiteMailStore(dataDirectory: folder, clock: clock)
+            return try SQLiteMailStore(dataDirectory: folder, clock: clock, queueLease: TimeInterval(config.delivery.lease.components.seconds))
         } catch StoreError.schemaTooNew(let found, let supported) {
             throw DataFolderError(path: folder.appendingPathComponent("tern.db").path,
                                   reason: "written by a newer Tern (schema version \(found); this tern reads up to \(supported)): run that version or a later one")
@@ -37,7 +37,7 @@ public enum StoreFactory {
         }
         do {
             return try await PostgresMailStore.open(url: url, password: password, spool: config.dataDirectory.appendingPathComponent("spool"),
-                                                    clock: clock)
+                                                    clock: clock, queueLease: TimeInterval(config.delivery.lease.components.seconds))
         } catch StoreError.schemaTooNew(let found, let supported) {
             throw StoreOpenError(store: shown, reason: "written by a newer Tern (schema version \(found); this tern reads up to \(supported)): run that version or a later one")
         } catch let error as StoreError {

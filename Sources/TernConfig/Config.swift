@@ -166,6 +166,8 @@ public struct TernConfiguration: Sendable {
         public var delayNotice: Duration?
         /// The address families of outbound connections and their order.
         public var addresses: AddressPreference = .ipv6
+        /// How long a queue runner holds the recipients it took (QueueLease).
+        public var lease: Duration = .seconds(15 * 60)
         public init(remotePort: Int = 25, retry: [Duration] = [.seconds(60)], giveUpAfter: Duration = .seconds(5 * 86400),
                     connectionsPerDomain: Int = 10, delayNotice: Duration? = nil) {
             self.remotePort = remotePort

@@ -101,7 +101,7 @@ struct Serve: AsyncParsableCommand {
         let resolver = LiveResolver(config: config)
         let context = ServerContext(config: config, store: store, tls: tls, logger: logger, clock: clock, threadPool: threadPool)
         let suffixes = SuffixListFile.load(dataDirectory: config.dataDirectory, logger: logger)
-        let inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock)
+        let inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock, state: store)
         let server = TernServer(context: context, group: group, inbound: inbound)
         let listeners: [TernServer.Listener]
         do { listeners = try await server.start(sockets: sockets) } catch { throw listenFailure(error) }
@@ -117,7 +117,9 @@ struct Serve: AsyncParsableCommand {
         printSummary(config: config, listeners: listeners, login: firstLogin, embedded: isEmbedded, domains: try await store.domains())
         logger.info("started", metadata: ["listeners": "\(listeners.map(\.description))"])
         // Until SIGTERM or SIGINT; then the listeners drain (limits.shutdown_grace) and the queue stops.
-        try await server.run(queue: queue, store: store, config: config, clock: clock, logger: logger)
+        // This process's name where nodes of one installation take turns (background jobs).
+        let node = "\(ProcessInfo.processInfo.hostName) pid \(ProcessInfo.processInfo.processIdentifier) \(UUID().uuidString.prefix(8))"
+        try await server.run(queue: queue, store: store, config: config, clock: clock, logger: logger, node: node)
         logger.info("stopped")
         try? await threadPool.shutdownGracefully()
         try? await group.shutdownGracefully()

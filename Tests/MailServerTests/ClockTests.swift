@@ -20,7 +20,7 @@ import Testing
         return InboundChecks(config: config, resolver: StaticResolver(), clock: clock)
     }
 
-    @Test func greylistingWaitsOnTheInjectedClock() {
+    @Test func greylistingWaitsOnTheInjectedClock() async {
         let clock = ManualClock()
         let inbound = checks(clock) {
             $0.checks.greylisting = true
@@ -28,14 +28,14 @@ import Testing
             $0.checks.greylistWindow = .seconds(3600)
         }
         let client = ClientFacts(address: "192.0.2.7")
-        let first = inbound.recipient(client: client, sender: "a@remote.test", recipient: "b@here.test")
+        let first = await inbound.recipient(client: client, sender: "a@remote.test", recipient: "b@here.test")
         #expect(first?.code.rawValue == 451)
         clock.advance(by: 299)
-        #expect(inbound.recipient(client: client, sender: "a@remote.test", recipient: "b@here.test")?.code.rawValue == 451)
+        #expect(await inbound.recipient(client: client, sender: "a@remote.test", recipient: "b@here.test")?.code.rawValue == 451)
         clock.advance(by: 2)
-        #expect(inbound.recipient(client: client, sender: "a@remote.test", recipient: "b@here.test") == nil)
+        #expect(await inbound.recipient(client: client, sender: "a@remote.test", recipient: "b@here.test") == nil)
         // Another triplet starts its own wait.
-        #expect(inbound.recipient(client: client, sender: "c@remote.test", recipient: "b@here.test")?.code.rawValue == 451)
+        #expect(await inbound.recipient(client: client, sender: "c@remote.test", recipient: "b@here.test")?.code.rawValue == 451)
     }
 
     @Test func rateLimitWindowFollowsTheClock() async {
@@ -81,5 +81,31 @@ import Testing
         #expect(try await store.nextQueueAttempt() == clock.now)
         #expect(try await store.queuedMessages(dueBy: start, after: 0, limit: 10).isEmpty)
         #expect(try await store.queuedMessages(dueBy: clock.now, after: 0, limit: 10).count == 1)
+    }
+
+    /// The hourly upkeep runs on one node at a time: the node holding the claim prunes the delivery log (to its
+    /// retention, by the injected clock) and the greylisting triplets that no longer count; another node skips the
+    /// round until the claim runs out.
+    @Test func housekeepingPrunesOnOneNodeAtATime() async throws {
+        let start = Date(timeIntervalSince1970: 2_000_000_000)
+        let clock = ManualClock(start)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-house-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let store = try SQLiteMailStore(dataDirectory: dir, clock: clock)
+        var config = TernConfiguration.embeddedDefault(dataDirectory: dir)
+        config.deliveryLogRetention = .seconds(30 * 86400)
+        try await store.log([DeliveryEvent(at: start, queueID: "OLD", kind: .received, detail: "x"),
+                             DeliveryEvent(at: start.addingTimeInterval(20 * 86400), queueID: "NEW", kind: .received, detail: "y")])
+        _ = try await store.greylist("192.0.2.1|a@remote.test|b@here.test", rule: InboundChecks.greylistRule(config.checks), now: start)
+        clock.set(start.addingTimeInterval(31 * 86400))
+        let a = Housekeeping(store: store, config: config, clock: clock, logger: .init(label: "test"), node: "A")
+        let b = Housekeeping(store: store, config: config, clock: clock, logger: .init(label: "test"), node: "B")
+        #expect(try await a.runOnce() == Housekeeping.Round(deliveryEvents: 1, policyEntries: 1))
+        #expect(try await store.deliveryLog(id: "OLD").isEmpty)
+        #expect(try await store.deliveryLog(id: "NEW").count == 1)
+        #expect(try await b.runOnce() == nil, "B ran while A held the job")
+        #expect(try await a.runOnce() != nil, "A's next round")
+        clock.advance(by: Housekeeping.interval)
+        #expect(try await b.runOnce() != nil, "B took over after A's claim ran out")
     }
 }

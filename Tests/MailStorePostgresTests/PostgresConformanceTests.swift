@@ -189,6 +189,29 @@ struct PostgresNodesTests {
         #expect(try await eventually { !queue.isEmpty }, "B's queue runner heard of the queued message")
     }
 
+    /// Greylisting, rate counters and job claims made through node A hold on node B: one installation, one state.
+    @Test func policyStateIsSharedByTheNodes() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_001_600))
+        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { a.close(); b.close() }
+        let rule = GreylistRule(delay: 60, window: 3600, remember: 86400)
+        let key = "192.0.2.1|a@remote.test|alice@example.test"
+        #expect(try await a.greylist(key, rule: rule, now: clock.now) == .wait(seconds: 60))
+        #expect(try await b.greylist(key, rule: rule, now: clock.now.addingTimeInterval(30)) == .wait(seconds: 30), "B knows A saw it")
+        #expect(try await b.greylist(key, rule: rule, now: clock.now.addingTimeInterval(61)) == .pass)
+        #expect(try await a.greylist(key, rule: rule, now: clock.now.addingTimeInterval(62)) == .pass, "A knows it passed on B")
+        // A limit of 3 an hour: two on A, one on B, and the fourth is refused on either.
+        for store in [a, a, b] { #expect(try await store.takeRate("c:192.0.2.1", limit: 3, now: clock.now)) }
+        #expect(try await !b.takeRate("c:192.0.2.1", limit: 3, now: clock.now))
+        #expect(try await !a.takeRate("c:192.0.2.1", limit: 3, now: clock.now))
+        // One node runs the installation's jobs.
+        #expect(try await a.claimJob("housekeeping", holder: "A", until: clock.now.addingTimeInterval(3540), now: clock.now))
+        #expect(try await !b.claimJob("housekeeping", holder: "B", until: clock.now.addingTimeInterval(3540), now: clock.now))
+        #expect(a.memoryPolicyState == nil && b.memoryPolicyState == nil, "on PostgreSQL the state is never a node's own")
+    }
+
     /// When B's listening connection is cut, B reconnects and tells every observer to look again (notices sent
     /// meanwhile are lost), then hears new changes as before.
     @Test func listenerReconnectsAndResyncs() async throws {

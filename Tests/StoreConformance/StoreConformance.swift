@@ -41,6 +41,9 @@ public enum StoreConformance {
         Case(name: "DKIM keys and Bayes counts", body: keysAndBayes),
         Case(name: "garbage: content kept while referenced, gone after", body: garbage),
         Case(name: "queue leases: concurrent runners split the due recipients; a lease ends", body: leases),
+        Case(name: "rate limits: an hour's count, concurrent takers never exceed it, the next hour weighs the last", body: rates),
+        Case(name: "greylisting: wait, pass after the delay within the window, remembered, pruned", body: greylisting),
+        Case(name: "job claims: one holder at a time; another after the claim ends", body: jobClaims),
     ]
 
     // MARK: helpers
@@ -526,6 +529,102 @@ extension StoreConformance {
         clock.set(retry)
         let later = try await store.queuedMessages(dueBy: retry, after: 0, limit: 10)
         if Set(due(later, at: retry)) != Set(q1.recipients.map(\.id)) { problems.append("deferred recipients not due for a new runner at their time") }
+        return problems
+    }
+}
+
+extension StoreConformance {
+    static func rates(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        // At the start of an hour window (2_000_001_600 is a multiple of 3600), so that the test stays inside it.
+        clock.set(Date(timeIntervalSince1970: 2_000_001_600))
+        let now = clock.now
+        // 16 concurrent takers, 80 tries, a limit of 25: exactly 25 allowed.
+        let allowed = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<16 {
+                group.addTask {
+                    var n = 0
+                    for _ in 0..<5 where try await store.takeRate("c:192.0.2.1", limit: 25, now: now) { n += 1 }
+                    return n
+                }
+            }
+            var total = 0
+            for try await n in group { total += n }
+            return total
+        }
+        if allowed != 25 { problems.append("concurrent takers got \(allowed) of a limit of 25") }
+        if try await !store.takeRate("c:192.0.2.2", limit: 25, now: now) { problems.append("another key shares the count") }
+        // Half an hour into the next window: the full previous window weighs half (12.5), so 12 more are allowed.
+        let next = Date(timeIntervalSince1970: (2_000_001_600 / 3600 + 1) * 3600 + 1800)
+        var later = 0
+        for _ in 0..<20 where try await store.takeRate("c:192.0.2.1", limit: 25, now: next) { later += 1 }
+        if later != 12 { problems.append("half an hour into the next window \(later) allowed, not 12") }
+        // Two windows on, nothing of the first counts.
+        let far = next.addingTimeInterval(7200)
+        var fresh = 0
+        for _ in 0..<30 where try await store.takeRate("c:192.0.2.1", limit: 25, now: far) { fresh += 1 }
+        if fresh != 25 { problems.append("two hours later \(fresh) allowed, not 25") }
+        return problems
+    }
+
+    static func greylisting(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let rule = GreylistRule(delay: 300, window: 4 * 3600, remember: 30 * 86400)
+        let t0 = clock.now, key = "192.0.2.1|a@remote.test|alice@example.test"
+        func check(_ at: TimeInterval, _ expected: GreylistVerdict, _ what: String) async throws {
+            let v = try await store.greylist(key, rule: rule, now: t0.addingTimeInterval(at))
+            if v != expected { problems.append("\(what): \(v), not \(expected)") }
+        }
+        try await check(0, .wait(seconds: 300), "first attempt")
+        try await check(100, .wait(seconds: 200), "retry too early")
+        try await check(301, .pass, "retry after the delay")
+        try await check(20 * 86400, .pass, "twenty days later (remembered)")
+        if try await store.greylist("192.0.2.9|a@remote.test|alice@example.test", rule: rule, now: t0.addingTimeInterval(301)) != .wait(seconds: 300) {
+            problems.append("another client shares the triplet")
+        }
+        // A triplet that came back only after its window starts again.
+        let late = "192.0.2.2|b@remote.test|alice@example.test"
+        _ = try await store.greylist(late, rule: rule, now: t0)
+        if try await store.greylist(late, rule: rule, now: t0.addingTimeInterval(5 * 3600)) != .wait(seconds: 300) {
+            problems.append("a retry after the window passed")
+        }
+        // Concurrent first attempts of one triplet: all wait, and one retry after the delay passes.
+        let race = "192.0.2.3|c@remote.test|alice@example.test"
+        let verdicts = try await withThrowingTaskGroup(of: GreylistVerdict.self) { group in
+            for _ in 0..<8 { group.addTask { try await store.greylist(race, rule: rule, now: t0) } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        if verdicts.contains(.pass) { problems.append("a concurrent first attempt passed") }
+        if try await store.greylist(race, rule: rule, now: t0.addingTimeInterval(300)) != .pass { problems.append("the raced triplet does not pass after the delay") }
+        // Pruning at 40 days: the passed triplet (remembered until 50 days) stays; the waiting ones (window over) go,
+        // and so do rate windows from long ago.
+        _ = try await store.takeRate("c:192.0.2.1", limit: 5, now: t0)
+        let pruned = try await store.prunePolicyState(rule: rule, now: t0.addingTimeInterval(40 * 86400))
+        if pruned != 4 { problems.append("pruned \(pruned) entries, not 4 (three triplets and a rate window)") }
+        try await check(40 * 86400 + 1, .pass, "the remembered triplet after pruning")
+        return problems
+    }
+
+    static func jobClaims(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let now = clock.now, until = now.addingTimeInterval(3540)
+        // Eight nodes claim at once: exactly one gets it.
+        let winners = try await withThrowingTaskGroup(of: String?.self) { group in
+            for n in 0..<8 { group.addTask { try await store.claimJob("housekeeping", holder: "node \(n)", until: until, now: now) ? "node \(n)" : nil } }
+            return try await group.reduce(into: [String]()) { if let w = $1 { $0.append(w) } }
+        }
+        guard winners.count == 1, let holder = winners.first else { return ["\(winners.count) nodes got the claim"] }
+        if try await !store.claimJob("housekeeping", holder: holder, until: until.addingTimeInterval(3600), now: now.addingTimeInterval(60)) {
+            problems.append("the holder cannot extend its claim")
+        }
+        if try await store.claimJob("housekeeping", holder: "other", until: until, now: until.addingTimeInterval(1)) {
+            problems.append("another node took an extended claim")
+        }
+        if try await !store.claimJob("pruning", holder: "other", until: until, now: now) { problems.append("a claim on another job was refused") }
+        // The holder died: after its claim ends, another node takes over.
+        if try await !store.claimJob("housekeeping", holder: "other", until: until.addingTimeInterval(7200), now: until.addingTimeInterval(3601)) {
+            problems.append("no other node could take the job after the claim ended")
+        }
         return problems
     }
 }
