@@ -164,7 +164,7 @@ let package = Package(
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailStorePostgresTests", dependencies: [
-            "TernTestSupport", "StoreConformance", "MailStorePostgres", "MailStore", "MailCore",
+            "TernTestSupport", "StoreConformance", "MailStorePostgres", "MailStoreSQLite", "MailStore", "MailCore",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
         .testTarget(name: "ServerCoreTests", dependencies: ["TernTestSupport", "ServerCore", "MailCore"]),

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import MailCore
 import MailStore
 import MailStorePostgres
@@ -24,7 +25,38 @@ public enum StoreFactory {
         }
     }
 
-    static func openPostgres(_ url: String, config: TernConfiguration, clock: any WallClock) async throws -> any MailStore {
+    /// A store named on the command line (`tern migrate`): `sqlite:PATH` (a data folder, made if need be) or a
+    /// `postgres://` URL (its password as for `store`). A data folder is locked as `tern serve` locks it, so that no
+    /// server runs on it meanwhile.
+    public static func open(location: String, config: TernConfiguration, clock: any WallClock) async throws -> any MailStore & StoreTransfer {
+        if location.hasPrefix("postgres://") || location.hasPrefix("postgresql://") {
+            var settings = config
+            settings.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("tern-migrate-\(UUID().uuidString)")
+            return try await openPostgres(location, config: settings, clock: clock)
+        }
+        guard location.hasPrefix("sqlite:"), location.count > 7 else {
+            throw StoreOpenError(store: location, reason: "not a store: name a data folder as sqlite:PATH or a database as postgres://USER@HOST/DATABASE")
+        }
+        let folder = URL(fileURLWithPath: String(location.dropFirst(7)))
+        try DataFolderError.check(folder)
+        let lock = Glibc.open(folder.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
+            throw StoreOpenError(store: location, reason: "a `tern serve` is running on \(folder.path): stop it first")
+        }
+        // The lock stays until the process ends.
+        do {
+            return try SQLiteMailStore(dataDirectory: folder, clock: clock, queueLease: TimeInterval(config.delivery.lease.components.seconds))
+        } catch {
+            throw StoreOpenError(store: location, reason: "\(error)")
+        }
+    }
+
+    /// A store location as it may be shown: a database URL without its password.
+    public static func shown(_ location: String) -> String {
+        location.hasPrefix("postgres") ? PostgresURL.redacted(location) : location
+    }
+
+    static func openPostgres(_ url: String, config: TernConfiguration, clock: any WallClock) async throws -> PostgresMailStore {
         let shown = PostgresURL.redacted(url)
         var password: String?
         if let file = config.storePasswordFile {

@@ -51,30 +51,6 @@ struct CheckAddress: AsyncParsableCommand {
     }
 }
 
-struct AddressJSON: Encodable {
-    var input: String
-    var valid: Bool
-    var normalized: String?
-    var ascii: String?
-    var smtputf8: Bool
-    var problem: String?
-    var kind: String?
-    var notes: [String]
-    var domain: String?
-
-    init(_ v: AddressVerdict, _ route: MailRoute?) {
-        input = v.input
-        valid = v.isValid
-        normalized = v.normalized
-        ascii = v.ascii
-        smtputf8 = v.smtputf8
-        problem = v.problem
-        kind = v.problemKind
-        notes = v.notes
-        domain = v.asciiDomain.flatMap { d in route?.summary(for: d) }
-    }
-}
-
 /// Domain lookups for address lists: each domain once (a bounded cache), with the configured nameservers.
 actor DomainLookups {
     let resolver: LiveResolver
@@ -208,63 +184,5 @@ struct CheckAddresses: AsyncParsableCommand {
         print("\(rows) rows read in \(String(format: "%.1f", seconds)) s: \(kept) kept (\(normalized) normalised), \(rows - kept) removed")
         for (kind, n) in reasons.sorted(by: { $0.value > $1.value }) { print(String(format: "  %9d  ", n) + kind) }
         print("kept:    \(cleanPath)\nremoved: \(removedPath)")
-    }
-}
-
-/// A 128-bit hash of a duplicate key: a million distinct addresses cost 16 MB (plus the set's overhead), not their text.
-struct AddressDigest: Hashable {
-    var high: UInt64, low: UInt64
-    init(_ key: String) {
-        // FNV-1a twice with different offsets is enough against accidental collisions at this size (2^-64 per pair).
-        var h1: UInt64 = 0xcbf2_9ce4_8422_2325, h2: UInt64 = 0x8422_2325_cbf2_9ce4
-        for b in key.utf8 {
-            h1 = (h1 ^ UInt64(b)) &* 0x100_0000_01b3
-            h2 = (h2 ^ UInt64(b)) &* 0x0000_0100_0000_01b3 &+ 0x9e37_79b9_7f4a_7c15
-        }
-        high = h1
-        low = h2
-    }
-}
-
-/// RFC 4180 output, buffered. (CSV.swift's writer writes one byte per stream call, too slow for a million rows.)
-final class CSVOut {
-    let handle: FileHandle
-    var buffer: [UInt8] = []
-
-    init(path: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
-            throw ValidationError("cannot write \(path)")
-        }
-        handle = h
-        buffer.reserveCapacity(1 << 16)
-    }
-
-    func write(_ fields: [String]) throws {
-        for (i, f) in fields.enumerated() {
-            if i > 0 { buffer.append(UInt8(ascii: ",")) }
-            if f.utf8.contains(where: { $0 == UInt8(ascii: ",") || $0 == UInt8(ascii: "\"") || $0 == 10 || $0 == 13 }) {
-                buffer.append(UInt8(ascii: "\""))
-                for b in f.utf8 {
-                    if b == UInt8(ascii: "\"") { buffer.append(b) }
-                    buffer.append(b)
-                }
-                buffer.append(UInt8(ascii: "\""))
-            } else {
-                buffer.append(contentsOf: f.utf8)
-            }
-        }
-        buffer.append(10)
-        if buffer.count >= 1 << 16 { try drain() }
-    }
-
-    func drain() throws {
-        try handle.write(contentsOf: buffer)
-        buffer.removeAll(keepingCapacity: true)
-    }
-
-    func close() throws {
-        try drain()
-        try handle.synchronize()
-        try handle.close()
     }
 }

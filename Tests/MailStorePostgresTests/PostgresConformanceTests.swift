@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MailCore
 import MailStore
+import MailStoreSQLite
 import PostgresNIO
 import StoreConformance
 import TernTestSupport
@@ -243,5 +244,36 @@ struct PostgresNodesTests {
         _ = try await a.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nx\r\n".utf8)), envelope: envelope,
                                          targets: [DeliveryTarget(account: account)], internalDate: clock.now))
         #expect(try await eventually(10) { mailboxes.contains(inbox) }, "B hears new changes after reconnecting")
+    }
+}
+
+/// `tern migrate` SQLite -> PostgreSQL -> SQLite: every table and every content the same in all three, ids included;
+/// the PostgreSQL copy then serves new mail after the copied ids and UIDs.
+@Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES"))
+struct PostgresMigrationTests {
+    @Test func sqliteToPostgresAndBack() async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tern-pgmig-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let first = try SQLiteMailStore(dataDirectory: root.appendingPathComponent("first"), clock: clock)
+        try await MigrationFixture.populate(first, clock: clock)
+        let pg = try await PostgresMailStore.open(url: try await TestServer.newDatabase(), spool: TestServer.spool(), clock: clock)
+        defer { pg.close() }
+        try await StoreMigration.copy(from: first, to: pg)
+        let last = try SQLiteMailStore(dataDirectory: root.appendingPathComponent("last"), clock: clock)
+        try await StoreMigration.copy(from: pg, to: last)
+        let original = try await MigrationFixture.snapshot(first)
+        #expect(original == (try await MigrationFixture.snapshot(pg)), "SQLite -> PostgreSQL")
+        #expect(original == (try await MigrationFixture.snapshot(last)), "SQLite -> PostgreSQL -> SQLite")
+        // The PostgreSQL copy as a server would use it.
+        let alice = try #require(try await pg.verifyPassword(try EmailAddress.parse("alice@example.test"), password: "pw-alice"))
+        let inbox = try #require(try await pg.mailboxes(account: alice).first { $0.name == "INBOX" })
+        let receipt = try await pg.deliver(Delivery(content: .inline(Array("Subject: new\r\n\r\nnew\r\n".utf8)),
+                                                    envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                                                    targets: [DeliveryTarget(account: alice)], internalDate: clock.now))
+        #expect(receipt.placements[0].1 == inbox.uidNext)
+        #expect(receipt.messageID > (original["message"] ?? []).compactMap { $0.first?.integer }.max() ?? 0)
+        #expect(try await pg.addAccount(try EmailAddress.parse("carol@example.test"), password: "pw") > alice)
+        #expect(try await pg.queuedMessage(queueID: "QMIG1")?.recipients.count == 2)
     }
 }

@@ -1,0 +1,90 @@
+import Foundation
+import MailStore
+import PostgresNIO
+
+/// `tern migrate` on the PostgreSQL side: rows read and written as they are, ids included (identity columns take the
+/// copied ids with OVERRIDING SYSTEM VALUE, and their sequences are moved past them at the end). Contents above the
+/// inline limit are stored in chunks, as on delivery; the reference and message counts are counted again by their
+/// triggers as rows arrive.
+extension PostgresMailStore: StoreTransfer {
+    public func transferRows(_ table: TransferTable, after: [TransferValue]?, limit: Int) async throws -> [[TransferValue]] {
+        var binds = PostgresBindings()
+        var conditions: [String] = []
+        // Text compared octet by octet, as SQLite does, whatever the database's collation.
+        let key = table.keyIndexes.map { table.columns[$0].kind == .text ? "\(table.columns[$0].name) COLLATE \"C\"" : table.columns[$0].name }
+            .joined(separator: ", ")
+        if let after {
+            conditions.append("(\(key)) > (\(after.indices.map { "$\($0 + 1)" }.joined(separator: ", ")))")
+            for (value, index) in zip(after, table.keyIndexes) { try Self.bind(value, kind: table.columns[index].kind, into: &binds) }
+        }
+        if let filter = table.filter { conditions.append(filter) }
+        let sql = "SELECT \(table.columns.map(\.name).joined(separator: ", ")) FROM \(table.name)"
+            + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY \(key) LIMIT \(limit)"
+        return try await rows(PostgresQuery(unsafeSQL: sql, binds: binds), on: nil).map { row in
+            try zip(row, table.columns).map { cell, column in try Self.transferValue(cell, column.kind) }
+        }
+    }
+
+    public func insertTransferRows(_ table: TransferTable, _ rows: [[TransferValue]]) async throws {
+        let isMessage = table.name == "message"
+        let names = table.columns.map(\.name) + (isMessage ? ["content"] : [])
+        let sql = "INSERT INTO \(table.name)(\(names.joined(separator: ", ")))"
+            + (table.hasGeneratedID ? " OVERRIDING SYSTEM VALUE" : "")
+            + " VALUES (\(names.indices.map { "$\($0 + 1)" }.joined(separator: ", ")))"
+        let kinds = table.columns.map(\.kind)
+        let inline = Self.inlineLimit, chunk = Self.chunkSize
+        try await transaction { [self] db in
+            for row in rows {
+                var binds = PostgresBindings()
+                for (value, kind) in zip(row, kinds) { try Self.bind(value, kind: kind, into: &binds) }
+                var chunked: [UInt8]?
+                if isMessage {
+                    guard case .blob(let content) = row.last else { throw StoreError.invalid("message row without its content") }
+                    if content.count > inline { chunked = content; binds.appendNull() } else { try binds.append(ByteBuffer(bytes: content)) }
+                }
+                try await execute(PostgresQuery(unsafeSQL: sql, binds: binds), on: db)
+                if let content = chunked, let id = row.first?.integer {
+                    for (seq, start) in stride(from: 0, to: content.count, by: chunk).enumerated() {
+                        let piece = ByteBuffer(bytes: content[start..<min(start + chunk, content.count)])
+                        try await execute("INSERT INTO message_chunk(message_id, seq, data) VALUES (\(id), \(Int32(seq)), \(piece))", on: db)
+                    }
+                }
+            }
+        }
+    }
+
+    public func finishTransfer() async throws {
+        try await transaction { [self] db in
+            for table in TransferTable.all where table.hasGeneratedID {
+                try await execute(PostgresQuery(unsafeSQL: """
+                    SELECT setval(pg_get_serial_sequence('\(table.name)', 'id'), coalesce(max(id), 0) + 1, false) FROM \(table.name)
+                    """), on: db)
+            }
+        }
+    }
+
+    static func bind(_ value: TransferValue, kind: TransferTable.Kind, into binds: inout PostgresBindings) throws {
+        switch (value, kind) {
+        case (.null, _): binds.appendNull()
+        case (.integer(let v), .boolean): try binds.append(v != 0)
+        case (.integer(let v), .real): try binds.append(Double(v))
+        case (.integer(let v), _): try binds.append(v)
+        case (.real(let v), .integer): try binds.append(Int64(v))
+        case (.real(let v), _): try binds.append(v)
+        case (.text(let v), _): try binds.append(v)
+        case (.blob(let v), _): try binds.append(ByteBuffer(bytes: v))
+        }
+    }
+
+    static func transferValue(_ cell: PostgresCell, _ kind: TransferTable.Kind) throws -> TransferValue {
+        guard cell.bytes != nil else { return .null }
+        switch kind {
+        case .integer: return .integer(try cell.decode(Int64.self))
+        case .boolean: return .integer(try cell.decode(Bool.self) ? 1 : 0)
+        case .real: return .real(try cell.decode(Double.self))
+        case .text: return .text(try cell.decode(String.self))
+        case .blob: return .blob(Array(buffer: try cell.decode(ByteBuffer.self)))
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import GRDB
+import MailStore
+
+/// `tern migrate` on the SQLite side: rows read and written as they are, ids included. Contents above the inline
+/// limit go to message files as they do on delivery; `message_id_sequence` and the other id triggers follow the
+/// copied ids, and the reference and message counts are counted again by their triggers as rows arrive.
+extension SQLiteMailStore: StoreTransfer {
+    public func transferRows(_ table: TransferTable, after: [TransferValue]?, limit: Int) async throws -> [[TransferValue]] {
+        var conditions: [String] = []
+        var arguments: [DatabaseValue] = []
+        if let after {
+            conditions.append("(\(table.key.joined(separator: ", "))) > (\(after.map { _ in "?" }.joined(separator: ", ")))")
+            arguments += after.map(Self.databaseValue)
+        }
+        if let filter = table.filter { conditions.append(filter) }
+        let sql = "SELECT \(table.columns.map(\.name).joined(separator: ", ")) FROM \(table.name)"
+            + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY \(table.key.joined(separator: ", ")) LIMIT \(limit)"
+        let bound = arguments
+        return try await read { db in
+            try Row.fetchAll(db, sql: sql, arguments: StatementArguments(bound)).map { row in
+                table.columns.indices.map { Self.transferValue(row[$0] as DatabaseValue, table.columns[$0].kind) }
+            }
+        }
+    }
+
+    public func insertTransferRows(_ table: TransferTable, _ rows: [[TransferValue]]) async throws {
+        var names = table.columns.map(\.name)
+        var rows = rows
+        if table.name == "message" {
+            // The content (the last value): inline, or in a message file written (and fsync'd) before the commit.
+            names += ["content", "blob_key"]
+            var written: [String] = []
+            for i in rows.indices {
+                guard case .blob(let content) = rows[i].removeLast() else { throw StoreError.invalid("message row without its content") }
+                if content.count > inlineLimit {
+                    let key = BlobStore.newKey()
+                    try blobs.write(content, key: key)
+                    written.append(key)
+                    rows[i] += [.null, .text(key)]
+                } else {
+                    rows[i] += [.blob(content), .null]
+                }
+            }
+            try blobs.syncDirectories(for: written)
+        }
+        let sql = "INSERT INTO \(table.name)(\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
+        let copied = rows
+        try await write { db in
+            let statement = try db.makeStatement(sql: sql)
+            for row in copied { try statement.execute(arguments: StatementArguments(row.map(Self.databaseValue))) }
+        }
+    }
+
+    public func finishTransfer() async throws {
+        // The directory changed under every process's cache.
+        try directoryCache.bump()
+        verifiedLogins.clear()
+    }
+
+    static func databaseValue(_ value: TransferValue) -> DatabaseValue {
+        switch value {
+        case .null: return .null
+        case .integer(let v): return v.databaseValue
+        case .real(let v): return v.databaseValue
+        case .text(let v): return v.databaseValue
+        case .blob(let v): return Data(v).databaseValue
+        }
+    }
+
+    static func transferValue(_ value: DatabaseValue, _ kind: TransferTable.Kind) -> TransferValue {
+        switch value.storage {
+        case .null: return .null
+        case .int64(let v): return kind == .real ? .real(Double(v)) : .integer(v)
+        case .double(let v): return kind == .real ? .real(v) : .integer(Int64(v))
+        case .string(let v): return .text(v)
+        case .blob(let v): return .blob(Array(v))
+        }
+    }
+}
