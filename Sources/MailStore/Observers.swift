@@ -30,3 +30,37 @@ public final class Signal: Sendable {
 
     public func notify() { for o in list.withLock({ $0 }) { o() } }
 }
+
+/// Recipient resolutions kept in memory for a store whose directory changes are announced to it (`bump`): a lookup
+/// answers only from the generation it was computed in, so an answer read before a change is never kept after it.
+public final class ResolutionCache: Sendable {
+    private struct State {
+        var generation = 0
+        var entries: [String: RecipientResolution] = [:]
+    }
+    private let state = Mutex(State())
+    public static let maxEntries = 50_000
+
+    public init() {}
+
+    public var generation: Int { state.withLock { $0.generation } }
+
+    public func lookup(_ key: String) -> RecipientResolution? { state.withLock { $0.entries[key] } }
+
+    /// Keeps `resolution` when the directory has not changed since `generation` was read (before the lookup began).
+    public func store(_ key: String, _ resolution: RecipientResolution, computedAt generation: Int) {
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.entries.count >= Self.maxEntries { s.entries.removeAll(keepingCapacity: true) }
+            s.entries[key] = resolution
+        }
+    }
+
+    /// The directory changed: forget every answer.
+    public func bump() {
+        state.withLock { s in
+            s.generation += 1
+            s.entries.removeAll(keepingCapacity: true)
+        }
+    }
+}

@@ -8,7 +8,7 @@ extension PostgresMailStore: Directory {
     public func addDomain(_ name: String) async throws {
         let domain = Domain.canonical(try Domain.validate(name, allowUTF8: true))
         let now = clock.now.timeIntervalSince1970
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             let added = try await execute("""
                 INSERT INTO domain(name, created) VALUES (\(domain), \(now)) ON CONFLICT (name) DO NOTHING RETURNING 1
                 """, on: db)
@@ -18,7 +18,7 @@ extension PostgresMailStore: Directory {
 
     public func removeDomain(_ name: String) async throws {
         let domain = Domain.canonical(name)
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             guard try await execute("DELETE FROM domain WHERE name = \(domain) RETURNING 1", on: db) > 0 else {
                 throw StoreError.notFound("domain \(domain)")
             }
@@ -40,7 +40,7 @@ extension PostgresMailStore: Directory {
         let hash = PasswordHash.make(password: password).encoded
         let local = address.localPart.lowercased(), domain = address.normalizedDomain
         let now = clock.now.timeIntervalSince1970
-        return try await transaction { [self] db in
+        return try await changingDirectory { [self] db in
             // The domain's row locked: an alias of the same name cannot be added meanwhile.
             guard let domainID = try await one("SELECT id FROM domain WHERE name = \(domain) FOR UPDATE", on: db, as: Int64.self) else {
                 throw StoreError.notFound("domain \(domain) (add it first with `tern domain add \(domain)`)")
@@ -65,7 +65,7 @@ extension PostgresMailStore: Directory {
 
     public func removeAccount(_ address: EmailAddress) async throws {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             guard try await execute("""
                 DELETE FROM account WHERE localpart = \(local) AND domain_id = (SELECT id FROM domain WHERE name = \(domain)) RETURNING 1
                 """, on: db) > 0 else { throw StoreError.notFound("account \(local)@\(domain)") }
@@ -75,7 +75,7 @@ extension PostgresMailStore: Directory {
     public func setPassword(_ address: EmailAddress, password: String) async throws {
         let hash = PasswordHash.make(password: password).encoded
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             guard try await execute("""
                 UPDATE account SET password = \(hash)
                 WHERE localpart = \(local) AND domain_id = (SELECT id FROM domain WHERE name = \(domain)) RETURNING 1
@@ -105,13 +105,24 @@ extension PostgresMailStore: Directory {
     }
 
     public func verifyPassword(_ address: EmailAddress, password: String) async throws -> AccountID? {
+        let generation = directoryGeneration
+        if let account = verifiedLogins.check(address.canonical, password, generation: generation) { return account }
         guard let (account, hash) = try await credentials(address) else {
             // No such account: the same hash work as a wrong password, so timing does not tell them apart.
             _ = PasswordHash.unknownUser.verify(password)
             return nil
         }
-        return hash.verify(password) ? account : nil
+        guard hash.verify(password) else { return nil }
+        verifiedLogins.remember(address.canonical, password, account: account, generation: generation)
+        return account
     }
+
+    public func cachedLogin(_ address: EmailAddress, password: String) -> AccountID? {
+        verifiedLogins.check(address.canonical, password, generation: directoryGeneration)
+    }
+
+    /// The directory's generation on this node; nil (nothing cached is trusted) while its change notices are lost.
+    var directoryGeneration: Int? { reachable.withLock { $0 } ? resolutions.generation : nil }
 
     public func credentials(_ address: EmailAddress) async throws -> (AccountID, PasswordHash)? {
         let (local, domain) = (address.localPart.lowercased(), address.normalizedDomain)
@@ -125,7 +136,7 @@ extension PostgresMailStore: Directory {
         guard !targets.isEmpty else { throw StoreError.invalid("an alias needs at least one target address") }
         let (local, domain) = try DirectoryRules.splitAliasSource(source)
         let targetText = targets.map(\.canonical).joined(separator: "\n")
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             guard let domainID = try await one("SELECT id FROM domain WHERE name = \(domain) FOR UPDATE", on: db, as: Int64.self) else {
                 throw StoreError.notFound("domain \(domain)")
             }
@@ -148,7 +159,7 @@ extension PostgresMailStore: Directory {
 
     public func removeAlias(_ source: String) async throws {
         let (local, domain) = try DirectoryRules.splitAliasSource(source)
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             guard try await execute("""
                 DELETE FROM alias WHERE localpart = \(local) AND domain_id = (SELECT id FROM domain WHERE name = \(domain)) RETURNING 1
                 """, on: db) > 0 else { throw StoreError.notFound("alias \(source)") }
@@ -169,9 +180,18 @@ extension PostgresMailStore: Directory {
     /// catch-all; aliases may point at aliases (`DirectoryRules`). Read in one transaction, so that a change made
     /// meanwhile is seen whole or not at all.
     public func resolve(_ address: EmailAddress) async throws -> RecipientResolution {
-        try await transaction { [self] db in
+        let generation = resolutions.generation
+        let result = try await transaction { [self] db in
             try await resolve(db, address.localPart.lowercased(), address.normalizedDomain, depth: 0)
         }
+        if reachable.withLock({ $0 }) { resolutions.store(address.canonical, result, computedAt: generation) }
+        return result
+    }
+
+    /// The answer `resolve` gave before, while this node hears the database's change notices.
+    public func cachedResolution(_ address: EmailAddress) -> RecipientResolution? {
+        guard reachable.withLock({ $0 }) else { return nil }
+        return resolutions.lookup(address.canonical)
     }
 
     func resolve(_ db: PostgresConnection, _ local: String, _ domain: String, depth: Int) async throws -> RecipientResolution {
@@ -202,5 +222,16 @@ extension PostgresMailStore: Directory {
             if case .local(let ids) = r { accounts.append(contentsOf: ids.filter { !accounts.contains($0) }) }
         }
         return accounts.isEmpty ? .unknownUser : .local(accounts)
+    }
+
+    /// A change to domains, accounts or aliases: this node forgets its resolutions at once (the others when the
+    /// commit's notice reaches them).
+    func changingDirectory<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        defer { resolutions.bump() }
+        let node = self.node
+        return try await transaction { db in
+            _ = try await db.query("SELECT set_config('tern.node', \(node), true)", logger: self.logger)
+            return try await body(db)
+        }
     }
 }

@@ -22,6 +22,13 @@ public final class PostgresMailStore: Sendable {
     let changes = Observers<MailboxID>()
     let treeChanges = Observers<AccountID>()
     let queueChanges = Signal()
+    /// Recipient resolutions, forgotten at every directory notice (from any node) and whenever notices may have been
+    /// missed; not used while the listening connection is lost.
+    let resolutions = ResolutionCache()
+    /// Logins verified recently (the slow hash skipped), under the same rule.
+    let verifiedLogins = VerifiedLogins<Int>()
+    /// This store's name in the directory notices it causes.
+    let node = BlobStore.newKey()
     let client: PostgresClient
     let logger: Logger
     /// Runs the client's connection pool until `close()`.
@@ -116,6 +123,11 @@ public final class PostgresMailStore: Sendable {
 
     func dispatch(_ payload: String) {
         let parts = payload.split(separator: " ")
+        if parts.first == "d" {
+            // A directory change; this node forgot its answers already when the change was its own.
+            if parts.count < 2 || parts[1] != node { resolutions.bump() }
+            return
+        }
         switch (parts.first, parts.count > 1 ? Int64(parts[1]) : nil) {
         case ("m", let id?): changes.notify(id)
         case ("t", let id?): treeChanges.notify(id)
@@ -126,6 +138,7 @@ public final class PostgresMailStore: Sendable {
 
     /// After a gap in the notices: every mailbox and mailbox list may have changed, and the queue too.
     func resync() async throws {
+        resolutions.bump()
         changes.notify(try await column("SELECT id FROM mailbox", as: Int64.self))
         treeChanges.notify(try await column("SELECT id FROM account", as: Int64.self))
         queueChanges.notify()

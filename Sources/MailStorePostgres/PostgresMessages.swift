@@ -28,16 +28,63 @@ extension PostgresMailStore: MessageStore {
     public func deliverAll(_ batch: [Delivery]) async throws -> [DeliveryReceipt] {
         guard !batch.isEmpty else { return [] }
         let now = clock.now.timeIntervalSince1970
-        let receipts = try await transaction { [self] db in
-            var receipts: [DeliveryReceipt] = []
-            for delivery in batch { receipts.append(try await insert(db, delivery, now: now)) }
-            return receipts
+        let receipts: [DeliveryReceipt]
+        if batch.count == 1, let receipt = try await deliverInOneStatement(batch[0], now: now) {
+            receipts = [receipt]
+        } else {
+            receipts = try await transaction { [self] db in
+                var receipts: [DeliveryReceipt] = []
+                for delivery in batch { receipts.append(try await insert(db, delivery, now: now)) }
+                return receipts
+            }
         }
         // The spooled files are in the database now.
         for case .blob(let key, _) in batch.map(\.content) { blobs.remove(key) }
         changes.notify(receipts.flatMap { $0.placements.map(\.mailbox) })
         if batch.contains(where: \.isQueued) { queueChanges.notify() }
         return receipts
+    }
+
+    /// The usual delivery — a message of inline size to one mailbox named by its name, nothing queued — as one
+    /// statement, so one round trip and one implicit transaction: the mailbox row updated first (its lock taken, its
+    /// next UID and MODSEQ handed out), then the message, its placement and its log lines, none of them when the mailbox
+    /// does not exist. Nil when the delivery is not of that kind (`insert` in a transaction does it).
+    func deliverInOneStatement(_ delivery: Delivery, now: Double) async throws -> DeliveryReceipt? {
+        guard case .inline(let bytes) = delivery.content, !delivery.isQueued, let target = delivery.targets.first,
+              delivery.targets.allSatisfy({ $0 == target }), target.specialUse == nil else { return nil }
+        let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
+        let name = target.mailbox ?? "INBOX", account = target.account
+        let (size, content) = (Int64(bytes.count), ByteBuffer(bytes: bytes))
+        let flags = Int64(delivery.flags.rawValue), keywords = delivery.keywords.joined(separator: " ")
+        let internalDate = delivery.internalDate.timeIntervalSince1970
+        let log = delivery.log
+        let at = log.map { $0.at.timeIntervalSince1970 }, queueIDs = log.map(\.queueID), kinds = log.map(\.kind.rawValue)
+        let details = log.map { String($0.detail.prefix(2000)) }
+        let messageIDs = log.map { $0.messageID ?? "" }, hasMessageID = log.map { $0.messageID != nil }
+        let related = log.map { $0.related ?? "" }, hasRelated = log.map { $0.related != nil }
+        let rows = try await all("""
+            WITH box AS (
+              UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+              WHERE account_id = \(account) AND name = \(name) RETURNING id, uidnext - 1 AS uid, highestmodseq
+            ), msg AS (
+              INSERT INTO message(size, content, received, envelope)
+              SELECT \(size), \(content), \(now), \(envelope) WHERE EXISTS (SELECT 1 FROM box) RETURNING id
+            ), placed AS (
+              INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
+              SELECT box.id, box.uid, msg.id, box.highestmodseq, \(flags), \(keywords), \(internalDate), \(now) FROM box, msg
+              RETURNING mailbox_id, uid, message_id
+            ), logged AS (
+              INSERT INTO delivery_log(at, queue_id, message_id, kind, detail, related)
+              SELECT e.at, e.queue_id, CASE WHEN e.has_mid THEN e.mid END, e.kind, e.detail, CASE WHEN e.has_rel THEN e.rel END
+              FROM unnest(\(at)::double precision[], \(queueIDs)::text[], \(messageIDs)::text[], \(hasMessageID)::boolean[],
+                          \(kinds)::text[], \(details)::text[], \(related)::text[], \(hasRelated)::boolean[])
+                AS e(at, queue_id, mid, has_mid, kind, detail, rel, has_rel)
+              WHERE EXISTS (SELECT 1 FROM box)
+            )
+            SELECT message_id, mailbox_id, uid FROM placed
+            """, as: (Int64, Int64, Int64).self)
+        guard let (messageID, mailbox, uid) = rows.first else { throw StoreError.notFound("mailbox \(name) of account \(account)") }
+        return DeliveryReceipt(messageID: messageID, placements: [(mailbox, UID(UInt32(uid)))])
     }
 
     /// One message into its mailboxes, its log lines and the queue, inside the caller's transaction.

@@ -289,6 +289,24 @@ enum PostgresSchema {
               until double precision NOT NULL)
             """,
         ],
+        // 5: a notice when domains, accounts (names, passwords) or aliases change, so that every node's cache of
+        // recipient resolutions and verified logins forgets its answers. It names the node that made the change
+        // (`tern.node`, set in the transaction), which has already forgotten.
+        [
+            """
+            CREATE FUNCTION notify_directory() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              PERFORM pg_notify('tern_changes', 'd ' || coalesce(current_setting('tern.node', true), ''));
+              RETURN NULL;
+            END $$
+            """,
+            "CREATE TRIGGER notify_domain AFTER INSERT OR UPDATE OR DELETE ON domain FOR EACH STATEMENT EXECUTE FUNCTION notify_directory()",
+            """
+            CREATE TRIGGER notify_account AFTER INSERT OR DELETE OR UPDATE OF domain_id, localpart, password ON account
+              FOR EACH STATEMENT EXECUTE FUNCTION notify_directory()
+            """,
+            "CREATE TRIGGER notify_alias AFTER INSERT OR UPDATE OR DELETE ON alias FOR EACH STATEMENT EXECUTE FUNCTION notify_directory()",
+        ],
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -55,6 +55,7 @@ extension PostgresMailStore: StoreTransfer {
     }
 
     public func finishTransfer() async throws {
+        resolutions.bump()
         try await transaction { [self] db in
             for table in TransferTable.all where table.hasGeneratedID {
                 try await execute(PostgresQuery(unsafeSQL: """

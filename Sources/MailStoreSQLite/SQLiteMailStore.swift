@@ -32,7 +32,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     let queueChanges = Signal()
     /// The queue's bookkeeping writes, batched.
     let batcher: WriteBatcher
-    let verifiedLogins = VerifiedLogins()
+    let verifiedLogins = VerifiedLogins<DirectoryCache.Generation>()
     /// Rate counters, greylisting and job claims: one process serves a SQLite installation, so its memory is the
     /// installation's (lost at a restart, as Postfix's postscreen cache is when not persisted).
     let policy = MemoryPolicyState()

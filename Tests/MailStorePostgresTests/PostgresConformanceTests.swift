@@ -190,6 +190,34 @@ struct PostgresNodesTests {
         #expect(try await eventually { !queue.isEmpty }, "B's queue runner heard of the queued message")
     }
 
+    /// Each node answers RCPT from its cache of resolutions, and forgets them when the directory changes on any node
+    /// (at once on the node that made the change, within a second on the others).
+    @Test func resolutionsFollowDirectoryChangesOnEveryNode() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { a.close(); b.close() }
+        try await a.addDomain("example.test")
+        let alice = try EmailAddress.parse("alice@example.test"), bob = try EmailAddress.parse("bob@example.test")
+        let id = try await a.addAccount(alice, password: "pw")
+        // Wait for B to hear of both changes (the domain's notice and the account's) before it answers from its cache.
+        #expect(try await eventually { b.resolutions.generation >= 2 })
+        #expect(try await b.resolve(bob) == .unknownUser)
+        #expect(try await b.resolve(alice) == .local([id]))
+        #expect(b.cachedResolution(bob) == .unknownUser && b.cachedResolution(alice) == .local([id]))
+        let bobID = try await a.addAccount(bob, password: "pw")
+        #expect(try await eventually { b.cachedResolution(bob) == nil }, "B forgot bob's old answer")
+        #expect(try await b.resolve(bob) == .local([bobID]))
+        // The node that makes a change forgets at once.
+        #expect(try await a.resolve(bob) == .local([bobID]))
+        try await a.removeAccount(bob)
+        #expect(a.cachedResolution(bob) == nil)
+        #expect(try await a.resolve(bob) == .unknownUser)
+        #expect(try await eventually { b.cachedResolution(bob) == nil })
+        #expect(try await b.resolve(bob) == .unknownUser)
+    }
+
     /// Greylisting, rate counters and job claims made through node A hold on node B: one installation, one state.
     @Test func policyStateIsSharedByTheNodes() async throws {
         let url = try await TestServer.newDatabase()

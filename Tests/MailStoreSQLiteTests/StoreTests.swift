@@ -286,7 +286,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
     @Test func entriesExpireAndBelongToOneGeneration() async throws {
         let g1 = DirectoryCache.Generation(inode: 1, seconds: 1, nanoseconds: 1)
         let g2 = DirectoryCache.Generation(inode: 2, seconds: 1, nanoseconds: 1)
-        let logins = VerifiedLogins(lifetime: .milliseconds(200))
+        let logins = VerifiedLogins<DirectoryCache.Generation>(lifetime: .milliseconds(200))
         #expect(logins.check("u@d", "pw", generation: g1) == nil)
         logins.remember("u@d", "pw", account: 7, generation: g1)
         #expect(logins.check("u@d", "pw", generation: g1) == 7)
@@ -300,7 +300,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         #expect(logins.check("u@d", "pw", generation: g2) == 7)
         try await Task.sleep(for: .milliseconds(300))
         #expect(logins.check("u@d", "pw", generation: g2) == nil)   // expired
-        let off = VerifiedLogins(lifetime: .zero)
+        let off = VerifiedLogins<DirectoryCache.Generation>(lifetime: .zero)
         off.remember("u@d", "pw", account: 7, generation: g1)
         #expect(off.check("u@d", "pw", generation: g1) == nil)
     }

@@ -25,6 +25,7 @@ public enum DirectoryConformance {
         Case(name: "accounts: created with their mailboxes, passwords checked and changed", body: accounts),
         Case(name: "aliases: exact, sub-address, catch-all, chains and loops resolve as Postfix's virtual maps", body: aliases),
         Case(name: "concurrent adds of one address: exactly one succeeds", body: concurrentAdds),
+        Case(name: "caches: resolutions and verified logins answered again until the directory changes", body: caches),
     ]
 
     static func address(_ s: String) throws -> EmailAddress { try EmailAddress.parse(s) }
@@ -156,6 +157,36 @@ public enum DirectoryConformance {
         await expectStoreError("removing a missing alias", &problems, matching: { if case .notFound = $0 { true } else { false } }) {
             try await d.removeAlias("team@example.test")
         }
+        return problems
+    }
+
+    /// What a backend answers from memory (RCPT without a round trip, a repeated login without the slow hash) must
+    /// never outlive a change: a new password, a new account or alias, a removed account.
+    static func caches(_ d: any Directory, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        try await d.addDomain("example.test")
+        let alice = try address("alice@example.test"), bob = try address("bob@example.test")
+        let id = try await d.addAccount(alice, password: "first-pw")
+        if try await d.verifyPassword(alice, password: "first-pw") != id { problems.append("the right password was refused") }
+        if d.cachedLogin(alice, password: "first-pw") != id { problems.append("a verified login is not remembered") }
+        if d.cachedLogin(alice, password: "wrong-pw") != nil { problems.append("a wrong password answered from memory") }
+        try await d.setPassword(alice, password: "second-pw")
+        if d.cachedLogin(alice, password: "first-pw") != nil { problems.append("the old password still logs in after a change") }
+        if try await d.verifyPassword(alice, password: "first-pw") != nil { problems.append("the old password verified after a change") }
+        // As RCPT does: memory first, then the directory.
+        if d.cachedResolution(bob) != nil { problems.append("bob answered from memory before any lookup") }
+        if try await d.resolve(bob) != .unknownUser { problems.append("bob resolved before he exists") }
+        if d.cachedResolution(bob) != .unknownUser { problems.append("a resolution is not remembered") }
+        let bobID = try await d.addAccount(bob, password: "pw")
+        if let cached = d.cachedResolution(bob), cached != .local([bobID]) { problems.append("a stale resolution after adding bob: \(cached)") }
+        if try await d.resolve(bob) != .local([bobID]) { problems.append("bob does not resolve after he was added") }
+        try await d.addAlias("info@example.test", targets: [alice])
+        _ = try await d.resolve(try address("info@example.test"))
+        try await d.removeAccount(alice)
+        if let cached = d.cachedResolution(try address("info@example.test")), cached != .unknownUser {
+            problems.append("an alias to a removed account still resolves from memory: \(cached)")
+        }
+        if d.cachedLogin(alice, password: "second-pw") != nil { problems.append("a removed account still logs in from memory") }
         return problems
     }
 

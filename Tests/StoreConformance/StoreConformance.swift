@@ -387,6 +387,33 @@ public enum StoreConformance {
         if Set(receipt.placements.map(\.0)) != [junk.id, inbox] || receipt.placements.count != 2 { problems.append("placements \(receipt.placements)") }
         let stored = try await store.messages(mailbox: junk.id).first
         if stored?.flags != .seen || stored?.keywords != ["$Junk"] || stored?.internalDate != clock.now { problems.append("stored as \(String(describing: stored))") }
+        // One target with flags, keywords and log lines (the common delivery), then one to a mailbox that does not exist:
+        // refused whole, nothing stored or logged.
+        var one = Delivery(content: .inline(message(2)), envelope: envelope, targets: [DeliveryTarget(account: a, mailbox: "INBOX")],
+                           internalDate: clock.now.addingTimeInterval(-60))
+        one.flags = [.flagged]
+        one.keywords = ["work"]
+        one.log = [DeliveryEvent(at: clock.now, queueID: "QT1", messageID: "m2@remote.test", kind: .received, detail: "from a"),
+                   DeliveryEvent(at: clock.now, queueID: "QT1", kind: .stored, detail: "INBOX")]
+        let placed = try await store.deliver(one)
+        let m2 = try await store.messages(mailbox: inbox).last
+        if placed.placements.map(\.0) != [inbox] || m2?.uid != placed.placements.first?.1 || m2?.flags != [.flagged] || m2?.keywords != ["work"]
+            || m2?.internalDate != clock.now.addingTimeInterval(-60) {
+            problems.append("one-target delivery stored as \(String(describing: m2))")
+        }
+        if try await store.content(of: placed.messageID) != message(2) { problems.append("one-target delivery's content differs") }
+        let logged = try await store.deliveryLog(id: "m2@remote.test")
+        if logged.map(\.kind) != [.received, .stored] || logged.first?.messageID != "m2@remote.test" || logged.last?.messageID != nil {
+            problems.append("one-target delivery's log \(logged)")
+        }
+        var missing = Delivery(content: .inline(message(3)), envelope: envelope, targets: [DeliveryTarget(account: a, mailbox: "Nowhere")],
+                               internalDate: clock.now)
+        missing.log = [DeliveryEvent(at: clock.now, queueID: "QT2", kind: .stored, detail: "Nowhere")]
+        await expectStoreError("delivery to a mailbox that does not exist", &problems) { _ = try await store.deliver(missing) }
+        if try await !store.deliveryLog(id: "QT2").isEmpty { problems.append("a refused delivery left log lines") }
+        if try await store.mailboxState(account: a, name: "INBOX")?.state.uidNext != UID(rawValue: m2!.uid.rawValue + 1) {
+            problems.append("a refused delivery moved INBOX's next UID")
+        }
         return problems
     }
 

@@ -1,6 +1,5 @@
 import Crypto
 import Foundation
-import MailStore
 import Synchronization
 
 /// Passwords verified recently, so that a client that logs in again and again (mail clients open a connection per
@@ -9,9 +8,10 @@ import Synchronization
 ///
 /// What is kept is never the password: an HMAC-SHA-256 of it under a random key made at start and held only in
 /// memory, for at most `lifetime`. Any change to the directory (a new password, a removed account, by this process
-/// or an admin command) empties it, through the same generation file as the recipient cache. A wrong password is
+/// or an admin command) empties it, through the same generation as the recipient cache (`Generation`: SQLite's
+/// generation file, PostgreSQL's count of directory notices). A wrong password is
 /// never cached: it always costs the full hash.
-final class VerifiedLogins: Sendable {
+public final class VerifiedLogins<Generation: Equatable & Sendable>: Sendable {
     private struct Entry {
         var tag: [UInt8]
         var account: AccountID
@@ -19,16 +19,16 @@ final class VerifiedLogins: Sendable {
     }
 
     private struct State {
-        var generation: DirectoryCache.Generation?
+        var generation: Generation?
         var entries: [String: Entry] = [:]
     }
 
-    static let maxEntries = 50_000
-    let lifetime: Duration
+    public static var maxEntries: Int { 50_000 }
+    public let lifetime: Duration
     private let key = SymmetricKey(size: .bits256)
     private let state = Mutex(State())
 
-    init(lifetime: Duration = .seconds(600)) {
+    public init(lifetime: Duration = .seconds(600)) {
         self.lifetime = lifetime
     }
 
@@ -40,7 +40,7 @@ final class VerifiedLogins: Sendable {
     }
 
     /// The account, when this user logged in with this password within `lifetime` and nothing changed since.
-    func check(_ user: String, _ password: String, generation: DirectoryCache.Generation?) -> AccountID? {
+    public func check(_ user: String, _ password: String, generation: Generation?) -> AccountID? {
         guard let generation, lifetime > .zero else { return nil }
         let candidate = tag(user, password)
         return state.withLock { s in
@@ -57,7 +57,7 @@ final class VerifiedLogins: Sendable {
     }
 
     /// Remembers a successful check made while `generation` was current.
-    func remember(_ user: String, _ password: String, account: AccountID, generation: DirectoryCache.Generation?) {
+    public func remember(_ user: String, _ password: String, account: AccountID, generation: Generation?) {
         guard let generation, lifetime > .zero else { return }
         let entry = Entry(tag: tag(user, password), account: account, expires: .now + lifetime)
         state.withLock { s in
@@ -68,7 +68,7 @@ final class VerifiedLogins: Sendable {
         }
     }
 
-    func clear() {
+    public func clear() {
         state.withLock { $0.entries.removeAll() }
     }
 }
