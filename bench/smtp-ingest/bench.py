@@ -3,7 +3,9 @@
 
 Everything runs on this machine, on loopback. Postfix is configured by this script (its own main.cf and master.cf,
 written to /etc/postfix, which the bench machine dedicates to it), listening on 127.0.0.1:2526 and delivering to
-~bench/Maildir. Tern uses a fresh data folder on the same disk. Results go to bench/RESULTS.md.
+~bench/Maildir. Tern uses a fresh data folder on the same disk, and (with --postgres, the default) also a throwaway
+PostgreSQL cluster (scripts/pg-test-cluster, fsync and synchronous_commit on) with one node, then two nodes on the same
+database each taking half the sessions. Results go to bench/RESULTS.md.
 """
 import argparse
 import datetime
@@ -110,15 +112,18 @@ def clear_postfix_maildir():
 # --- Tern ----------------------------------------------------------------------------------------
 
 class TernProc:
-    def __init__(self, binary, work):
+    def __init__(self, binary, work, store=None, setup=True):
         self.binary = binary
         self.work = Path(work)
+        self.work.mkdir(parents=True, exist_ok=True)
         self.config = self.work / "tern.toml"
         self.config.write_text(
-            'hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = ["127.0.0.1:0"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\n'
+            'hostname = "tern.bench.test"\ndata = "data"\n' + (f'store = "{store}"\n' if store else "") +
+            '[listen]\nsmtp = ["127.0.0.1:0"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\nsubmission = []\nsubmissions = []\n'
             '[limits]\nmax_connections_per_address = 1000\n[log]\nlevel = "warning"\n')
-        sh(binary, "domain", "add", "bench.test", "--config", str(self.config))
-        sh(binary, "user", "add", RCPT, "--password", "bench-password", "--config", str(self.config))
+        if setup:
+            sh(binary, "domain", "add", "bench.test", "--config", str(self.config))
+            sh(binary, "user", "add", RCPT, "--password", "bench-password", "--config", str(self.config))
         self.out = open(self.work / "stdout.log", "wb")
         self.proc = subprocess.Popen([binary, "serve", "--config", str(self.config)], stdout=self.out,
                                      stderr=open(self.work / "stderr.log", "wb"))
@@ -153,6 +158,38 @@ def smtp_source(port, sessions, messages, size):
     return elapsed
 
 
+def smtp_source_split(ports, sessions, messages, size):
+    """Several servers at once (nodes of one installation), each sent its share of the sessions and messages."""
+    start = time.monotonic()
+    share = len(ports)
+    procs = [subprocess.Popen(["smtp-source", "-s", str(max(1, sessions // share)), "-m", str(messages // share), "-l", str(size),
+                               "-f", SENDER, "-t", RCPT, "-M", "client.test", f"127.0.0.1:{port}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for port in ports]
+    for p in procs:
+        _, err = p.communicate()
+        if p.returncode != 0:
+            raise RuntimeError(f"smtp-source failed: {err}")
+    return time.monotonic() - start
+
+
+class PostgresCluster:
+    """A throwaway PostgreSQL cluster (scripts/pg-test-cluster) with one database per use."""
+
+    def __init__(self):
+        # Its own folder: the server runs as the postgres user, who may not enter the bench's private work folder.
+        self.dir = Path(tempfile.mkdtemp(prefix="tern-bench-pg-", dir="/var/tmp"))
+        if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
+            sh("apt-get", "install", "-y", "-q", "postgresql")
+        self.url = sh(str(ROOT / "scripts" / "pg-test-cluster"), "start", str(self.dir)).stdout.strip()
+
+    def database(self, name):
+        sh("psql", self.url, "-q", "-c", f"CREATE DATABASE {name}")
+        return re.sub(r"/[^/]+$", f"/{name}", self.url)
+
+    def stop(self):
+        sh(str(ROOT / "scripts" / "pg-test-cluster"), "stop", str(self.dir), check=False)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--tern", required=True)
@@ -160,6 +197,7 @@ def main():
     ap.add_argument("--sizes", default="2048,102400")
     ap.add_argument("--sessions", default="1,10,50")
     ap.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
+    ap.add_argument("--no-postgres", dest="postgres", action="store_false", help="skip the PostgreSQL columns")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     sessions_list = [int(x) for x in args.sessions.split(",")]
@@ -170,6 +208,12 @@ def main():
     wait_port(SINK_PORT)
     work = tempfile.mkdtemp(prefix="tern-bench-", dir="/var/tmp")
     tern = TernProc(args.tern, work)
+    cluster = pg = pg2 = None
+    if args.postgres:
+        cluster = PostgresCluster()
+        url = cluster.database("bench")
+        pg = TernProc(args.tern, Path(work) / "pg-a", store=url)
+        pg2 = TernProc(args.tern, Path(work) / "pg-b", store=url, setup=False)
     rows = []
     try:
         for size in sizes:
@@ -179,6 +223,15 @@ def main():
                 before = tern.stored()
                 t_tern = smtp_source(tern.port, sessions, n, size)
                 assert tern.stored() - before == n, "Tern did not store every message"
+                t_pg = t_pg2 = None
+                if pg:
+                    before = pg.stored()
+                    t_pg = smtp_source(pg.port, sessions, n, size)
+                    assert pg.stored() - before == n, "Tern on PostgreSQL did not store every message"
+                    if sessions > 1:
+                        before = pg.stored()
+                        t_pg2 = smtp_source_split([pg.port, pg2.port], sessions, n, size)
+                        assert pg.stored() - before == n, "two Tern nodes did not store every message"
                 # Postfix: acceptance (queue file fsync'd), then until every message is in the Maildir.
                 clear_postfix_maildir()
                 start = time.monotonic()
@@ -193,12 +246,19 @@ def main():
                 assert postfix_maildir_count() == n, f"Postfix delivered {postfix_maildir_count()} of {n}"
                 t_sink = smtp_source(SINK_PORT, sessions, n, size)
                 row = dict(size=size, sessions=sessions, n=n, tern=n / t_tern, pf_accept=n / t_pf_accept,
-                           pf_deliver=n / t_pf_deliver, sink=n / t_sink)
+                           pf_deliver=n / t_pf_deliver, sink=n / t_sink,
+                           pg=n / t_pg if t_pg else None, pg2=n / t_pg2 if t_pg2 else None)
                 rows.append(row)
-                print(f"{size:>7} B  {sessions:>2} sessions  tern {row['tern']:8.0f}/s  postfix accept {row['pf_accept']:8.0f}/s"
+                pgtext = f"  postgres {row['pg']:8.0f}/s  2 nodes {row['pg2'] or 0:8.0f}/s" if pg else ""
+                print(f"{size:>7} B  {sessions:>2} sessions  tern {row['tern']:8.0f}/s{pgtext}  postfix accept {row['pf_accept']:8.0f}/s"
                       f"  postfix delivered {row['pf_deliver']:8.0f}/s  smtp-sink {row['sink']:8.0f}/s", flush=True)
     finally:
         tern.stop()
+        for t in (pg, pg2):
+            if t:
+                t.stop()
+        if cluster:
+            cluster.stop()
         sink.terminate()
         sh("postfix", "stop", check=False)
         shutil.rmtree(work, ignore_errors=True)
@@ -226,6 +286,16 @@ def write_results(path, rows, messages):
     for r in rows:
         lines.append(f"| {r['size'] // 1024} KB | {r['sessions']} | {r['tern']:.0f} | {r['pf_accept']:.0f} | {r['pf_deliver']:.0f} | "
                      f"{r['sink']:.0f} | {r['tern'] / r['pf_accept']:.2f} | {r['tern'] / r['pf_deliver']:.2f} | {r['tern'] / r['sink']:.2f} |")
+    if any(r.get("pg") for r in rows):
+        lines += ["", "The same rows with Tern's store on PostgreSQL (a throwaway cluster on this machine, `synchronous_commit` and "
+                  "`fsync` on: `250` means the commit is durable): one node, and two nodes on the same database, each sent half "
+                  "the sessions and messages at once.", "",
+                  "| size | sessions | Tern PostgreSQL msg/s | two nodes msg/s | PostgreSQL / Postfix accept | PostgreSQL / Tern SQLite |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for r in rows:
+            two = f"{r['pg2']:.0f}" if r.get("pg2") else ""
+            lines.append(f"| {r['size'] // 1024} KB | {r['sessions']} | {r['pg']:.0f} | {two} | {r['pg'] / r['pf_accept']:.2f} | "
+                         f"{r['pg'] / r['tern']:.2f} |")
     section = "\n".join(lines) + "\n"
     write_section(path, "smtp-ingest", section)
 
