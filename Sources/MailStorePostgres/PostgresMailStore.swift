@@ -27,6 +27,8 @@ public final class PostgresMailStore: Sendable {
     let resolutions = ResolutionCache()
     /// Logins verified recently (the slow hash skipped), under the same rule.
     let verifiedLogins = VerifiedLogins<Int>()
+    /// Deliveries that share a transaction.
+    let committer = PostgresCommitter()
     /// This store's name in the directory notices it causes.
     let node = BlobStore.newKey()
     let client: PostgresClient

@@ -7,8 +7,59 @@ import PostgresNIO
 /// takes its next UID or MODSEQ, so that UIDs are handed out in commit order (a client never sees UID n+1 before n),
 /// and changes that lock several mailboxes lock them in id order (no deadlock between two deliveries).
 extension PostgresMailStore: MessageStore {
+    /// A delivery of inline size shares a transaction with those arriving meanwhile (`PostgresCommitter`); a large
+    /// one (its chunks written in the transaction) has its own.
     public func deliver(_ delivery: Delivery) async throws -> DeliveryReceipt {
-        try await deliverAll([delivery])[0]
+        guard case .inline = delivery.content else { return try await deliverAll([delivery])[0] }
+        return try await committer.submit(delivery) { [self] batch in await commitTogether(batch) }
+    }
+
+    /// One transaction for the batch, each delivery answered on its own: one to a mailbox that is gone fails alone.
+    /// When the transaction fails as a whole (a deadlock with another node's batch, say), each is tried again in a
+    /// transaction of its own — unless the database is unreachable, which every one of them would find too.
+    func commitTogether(_ batch: [Delivery]) async -> [Result<DeliveryReceipt, Error>] {
+        // Alone, the usual delivery is one statement without BEGIN and COMMIT around it.
+        if batch.count == 1 {
+            do { return [.success(try await deliverAll(batch)[0])] } catch { return [.failure(error)] }
+        }
+        let now = clock.now.timeIntervalSince1970
+        // The same lock order in every batch: by first target.
+        let order = batch.indices.sorted { a, b in
+            let (x, y) = (batch[a].targets.first, batch[b].targets.first)
+            return (x?.account ?? 0, x?.mailbox ?? "") < (y?.account ?? 0, y?.mailbox ?? "")
+        }
+        do {
+            let results = try await transaction { [self] db in
+                var results = [Result<DeliveryReceipt, Error>](repeating: .failure(StoreError.invalid("not delivered")), count: batch.count)
+                for i in order {
+                    let oneStatement: DeliveryReceipt?
+                    do {
+                        oneStatement = try await deliverInOneStatement(batch[i], now: now, on: db)
+                    } catch let error as StoreError {
+                        // A missing mailbox, found before this delivery wrote anything: the others go on.
+                        results[i] = .failure(error)
+                        continue
+                    }
+                    // Any error of the general path leaves the transaction to be rolled back (below).
+                    if let oneStatement { results[i] = .success(oneStatement); continue }
+                    results[i] = .success(try await insert(db, batch[i], now: now))
+                }
+                return results
+            }
+            let receipts = results.compactMap { try? $0.get() }
+            changes.notify(receipts.flatMap { $0.placements.map(\.mailbox) })
+            if batch.contains(where: \.isQueued) { queueChanges.notify() }
+            return results
+        } catch let error as StoreUnavailable {
+            return batch.map { _ in .failure(error) }
+        } catch {
+            if batch.count == 1 { return [.failure(error)] }
+            var results: [Result<DeliveryReceipt, Error>] = []
+            for delivery in batch {
+                do { results.append(.success(try await deliverAll([delivery])[0])) } catch { results.append(.failure(error)) }
+            }
+            return results
+        }
     }
 
     public func deliver(_ delivery: Delivery, completion: @escaping @Sendable (Result<DeliveryReceipt, Error>) -> Void) {
@@ -49,7 +100,7 @@ extension PostgresMailStore: MessageStore {
     /// statement, so one round trip and one implicit transaction: the mailbox row updated first (its lock taken, its
     /// next UID and MODSEQ handed out), then the message, its placement and its log lines, none of them when the mailbox
     /// does not exist. Nil when the delivery is not of that kind (`insert` in a transaction does it).
-    func deliverInOneStatement(_ delivery: Delivery, now: Double) async throws -> DeliveryReceipt? {
+    func deliverInOneStatement(_ delivery: Delivery, now: Double, on db: PostgresConnection? = nil) async throws -> DeliveryReceipt? {
         guard case .inline(let bytes) = delivery.content, !delivery.isQueued, let target = delivery.targets.first,
               delivery.targets.allSatisfy({ $0 == target }), target.specialUse == nil else { return nil }
         let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
@@ -82,7 +133,7 @@ extension PostgresMailStore: MessageStore {
               WHERE EXISTS (SELECT 1 FROM box)
             )
             SELECT message_id, mailbox_id, uid FROM placed
-            """, as: (Int64, Int64, Int64).self)
+            """, on: db, as: (Int64, Int64, Int64).self)
         guard let (messageID, mailbox, uid) = rows.first else { throw StoreError.notFound("mailbox \(name) of account \(account)") }
         return DeliveryReceipt(messageID: messageID, placements: [(mailbox, UID(UInt32(uid)))])
     }

@@ -44,6 +44,7 @@ public enum StoreConformance {
         Case(name: "rate limits: an hour's count, concurrent takers never exceed it, the next hour weighs the last", body: rates),
         Case(name: "greylisting: wait, pass after the delay within the window, remembered, pruned", body: greylisting),
         Case(name: "job claims: one holder at a time; another after the claim ends", body: jobClaims),
+        Case(name: "concurrent deliveries: one to a missing mailbox fails alone", body: failureAmongConcurrent),
     ]
 
     // MARK: helpers
@@ -629,6 +630,32 @@ extension StoreConformance {
         let pruned = try await store.prunePolicyState(rule: rule, now: t0.addingTimeInterval(40 * 86400))
         if pruned != 4 { problems.append("pruned \(pruned) entries, not 4 (three triplets and a rate window)") }
         try await check(40 * 86400 + 1, .pass, "the remembered triplet after pruning")
+        return problems
+    }
+
+    static func failureAmongConcurrent(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let now = clock.now
+        let outcomes = try await withThrowingTaskGroup(of: (Int, UID?).self) { group in
+            for i in 0..<24 {
+                group.addTask {
+                    let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [.init(address: "alice@example.test")])
+                    var d = Delivery(content: .inline(message(i)), envelope: envelope,
+                                     targets: [DeliveryTarget(account: a, mailbox: i == 7 ? "Nowhere" : nil)], internalDate: now)
+                    d.log = [DeliveryEvent(at: now, queueID: "QC\(i)", kind: .stored, detail: "x")]
+                    do { return (i, try await store.deliver(d).placements.first?.1) } catch { return (i, nil) }
+                }
+            }
+            return try await group.reduce(into: [Int: UID?]()) { $0[$1.0] = $1.1 }
+        }
+        let failed = outcomes.filter { $0.value == nil }.map(\.key)
+        if failed != [7] { problems.append("failed deliveries \(failed.sorted()), not [7]") }
+        let stored = try await store.messages(mailbox: inbox).map(\.uid)
+        let given = outcomes.compactMap { $0.value }
+        if Set(stored) != Set(given) || stored.count != 23 { problems.append("stored UIDs \(stored) against given \(given.sorted())") }
+        if try await !store.deliveryLog(id: "QC7").isEmpty { problems.append("the failed delivery left log lines") }
+        if try await store.deliveryLog(id: "QC8").count != 1 { problems.append("a delivery beside the failed one lost its log line") }
         return problems
     }
 
