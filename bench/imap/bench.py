@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 from results import write_section  # noqa: E402
+from pgcluster import PostgresCluster  # noqa: E402
 PASSWORD = "bench-password"
 RARE = "zyxwvutsrq"
 WORDS = ("the of and to in is that for it as was with be by on not he this are or his from at which but have an they "
@@ -237,14 +238,14 @@ mail_max_userip_connections = 100000
 
 
 class Tern:
-    def __init__(self, binary, work, corpus, service="imap"):
-        self.dir = work / "tern"
+    def __init__(self, binary, work, corpus, service="imap", store=None):
+        self.dir = work / ("tern-pg" if store else "tern")
         self.dir.mkdir(parents=True)
         self.binary = binary
         self.config = self.dir / "tern.toml"
         listen = {"smtp": [], "imap": [], "imaps": [], "pop3": [], "pop3s": []}
         listen[service] = ["127.0.0.1:0"]
-        self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\n'
+        self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n' + (f'store = "{store}"\n' if store else "") + '[listen]\n'
                                + "".join(f'{k} = {str(v).replace(chr(39), chr(34))}\n' for k, v in listen.items())
                                + '[limits]\nmax_connections = 100000\nmax_connections_per_address = 100000\nmax_connections_per_user = 100000\n[log]\nlevel = "warning"\n')
         run = lambda *a: subprocess.run([binary, *a, "--config", str(self.config)], check=True, capture_output=True)
@@ -422,7 +423,8 @@ def main():
     ap.add_argument("--idle", type=int, default=5000)
     ap.add_argument("--mixed", type=int, default=6000, help="commands in each concurrent row, shared by its clients")
     ap.add_argument("--results", default=str(ROOT / "bench" / "RESULTS.md"))
-    ap.add_argument("--only", choices=("Tern", "Dovecot"), help="measure one server and write no results (for development)")
+    ap.add_argument("--only", choices=("Tern", "Tern-PostgreSQL", "Dovecot"), help="measure one server and write no results (for development)")
+    ap.add_argument("--no-postgres", dest="postgres", action="store_false", help="skip Tern on PostgreSQL")
     args = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
@@ -435,16 +437,25 @@ def main():
     corpus = work / "corpus"
     make_corpus(corpus, args.messages)
     rows = {}
-    for name, cls in (("Tern", lambda: Tern(args.tern, work, corpus)), ("Dovecot", lambda: Dovecot(work, corpus))):
-        if args.only and name != args.only:
-            continue
-        print(f"{name}: starting", flush=True)
-        server = cls()
-        try:
-            rows[name] = measure(server, args)
-            print(name, rows[name], flush=True)
-        finally:
-            server.stop()
+    cluster = PostgresCluster() if args.postgres and args.only in (None, "Tern-PostgreSQL") else None
+    servers = [("Tern", lambda: Tern(args.tern, work, corpus))]
+    if cluster:
+        servers.append(("Tern-PostgreSQL", lambda: Tern(args.tern, work, corpus, store=cluster.database("imapbench"))))
+    servers.append(("Dovecot", lambda: Dovecot(work, corpus)))
+    try:
+        for name, cls in servers:
+            if args.only and name != args.only:
+                continue
+            print(f"{name}: starting", flush=True)
+            server = cls()
+            try:
+                rows[name] = measure(server, args)
+                print(name, rows[name], flush=True)
+            finally:
+                server.stop()
+    finally:
+        if cluster:
+            cluster.stop()
     if not args.only:
         write_results(args, rows)
     shutil.rmtree(work, ignore_errors=True)
@@ -473,6 +484,23 @@ def write_results(args, rows):
         f"| memory per connection in IDLE ({args.idle} connections, PSS) | {t['idle_kb']:.0f} KB | {d['idle_kb']:.0f} KB | {d['idle_kb'] / max(t['idle_kb'], 0.1):.2f} |",
         "",
     ]
+    pg = rows.get("Tern-PostgreSQL")
+    if pg:
+        lines += [
+            "Tern with its store on PostgreSQL (a throwaway cluster on this machine, durable commits), the same rows; the "
+            "goal is at least half the speed of the SQLite store on every row.",
+            "",
+            "| row | Tern PostgreSQL | Tern SQLite | PostgreSQL speed / SQLite |",
+            "|---|---:|---:|---:|",
+            *[f"| {label} | {pg[key] * 1000:.0f} ms | {t[key] * 1000:.0f} ms | {t[key] / pg[key]:.2f} |"
+              for label, key in (("FETCH 1:* (BODY.PEEK[HEADER])", "headers"), ("FETCH 1:* (BODYSTRUCTURE)", "bodystructure"),
+                                 ("SEARCH BODY (rare word)", "search"))],
+            f"| login-SELECT-logout sessions | {pg['logins_per_s']:.0f}/s | {t['logins_per_s']:.0f}/s | {pg['logins_per_s'] / t['logins_per_s']:.2f} |",
+            *[f"| {n} clients on one mailbox, mixed commands (failed: {pg[f'mixed{n}'][1]}) | {pg[f'mixed{n}'][0]:.0f}/s | "
+              f"{t[f'mixed{n}'][0]:.0f}/s | {pg[f'mixed{n}'][0] / t[f'mixed{n}'][0]:.2f} |" for n in (10, 50)],
+            f"| memory per connection in IDLE | {pg['idle_kb']:.0f} KB | {t['idle_kb']:.0f} KB | {max(t['idle_kb'], 0.1) / max(pg['idle_kb'], 0.1):.2f} |",
+            "",
+        ]
     section = "\n".join(lines)
     write_section(args.results, "imap", section)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 from results import write_section  # noqa: E402
+from pgcluster import PostgresCluster  # noqa: E402
 PF_PORT, SINK_PORT = 2526, 2527
 RCPT, SENDER = "bench@bench.test", "sender@client.test"
 
@@ -170,24 +171,6 @@ def smtp_source_split(ports, sessions, messages, size):
         if p.returncode != 0:
             raise RuntimeError(f"smtp-source failed: {err}")
     return time.monotonic() - start
-
-
-class PostgresCluster:
-    """A throwaway PostgreSQL cluster (scripts/pg-test-cluster) with one database per use."""
-
-    def __init__(self):
-        # Its own folder: the server runs as the postgres user, who may not enter the bench's private work folder.
-        self.dir = Path(tempfile.mkdtemp(prefix="tern-bench-pg-", dir="/var/tmp"))
-        if not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")):
-            sh("apt-get", "install", "-y", "-q", "postgresql")
-        self.url = sh(str(ROOT / "scripts" / "pg-test-cluster"), "start", str(self.dir)).stdout.strip()
-
-    def database(self, name):
-        sh("psql", self.url, "-q", "-c", f"CREATE DATABASE {name}")
-        return re.sub(r"/[^/]+$", f"/{name}", self.url)
-
-    def stop(self):
-        sh(str(ROOT / "scripts" / "pg-test-cluster"), "stop", str(self.dir), check=False)
 
 
 def main():
