@@ -29,8 +29,8 @@ public final class OutboundQueue: Sendable {
     private let signal = WakeSignal()
 
     public struct State {
-        /// (queue row, domain) pairs being delivered now.
-        var inFlight = Set<JobKey>()
+        /// (queue row, domain) pairs being delivered now (or waiting for a connection), with their leased recipients.
+        var inFlight: [JobKey: [Int64]] = [:]
         var domains: [String: DomainRun] = [:]
         var messagesBeingCompleted = Set<Int64>()
         /// A scan left due messages behind because `maxInFlight` was reached.
@@ -86,6 +86,7 @@ public final class OutboundQueue: Sendable {
         var fromStart = true
         // Elapsed time, not the time of day: a clock set back must not stop the rescans.
         var lastFullScan = ContinuousClock.now
+        var lastRenewal = ContinuousClock.now
         while !Task.isCancelled {
             if fromStart { lastFullScan = .now }
             var cursor: Int64 = fromStart ? 0 : newest
@@ -103,6 +104,10 @@ public final class OutboundQueue: Sendable {
             while !Task.isCancelled {
                 // Scans are at most 50 a second, however often arrivals wake the runner.
                 try? await Task.sleep(for: .milliseconds(20))
+                if lastRenewal.duration(to: .now) >= .seconds(store.queueLease / 3) {
+                    lastRenewal = .now
+                    await renewLeases()
+                }
                 if await signal.wait(timeout: 0.25) {
                     fromStart = state.withLock { s in defer { s.rescanRequested = false }; return s.rescanRequested }
                     break
@@ -121,6 +126,26 @@ public final class OutboundQueue: Sendable {
             }
         }
         logger.info("queue runner stopped")
+    }
+
+    /// Holds what this runner took for another lease: jobs waiting for a connection to a slow domain may outlast the
+    /// lease they were taken with, and must not be taken over (and sent twice) by another node meanwhile.
+    func renewLeases() async {
+        let held = state.withLock { s in s.inFlight.values.flatMap { $0 } }
+        guard !held.isEmpty else { return }
+        let until = clock.now.addingTimeInterval(store.queueLease)
+        do {
+            var kept = 0
+            for start in stride(from: 0, to: held.count, by: 1000) {
+                kept += try await store.renewLeases(Array(held[start..<min(start + 1000, held.count)]), until: until).count
+            }
+            if kept < held.count {
+                logger.debug("recipients no longer held by this runner (finished, or taken over after a lease ran out)",
+                              metadata: ["count": "\(held.count - kept)"])
+            }
+        } catch {
+            logger.error("cannot renew queue leases", metadata: ["error": "\(error)"])
+        }
     }
 
     public static let scanBatch = 500
@@ -159,7 +184,10 @@ public final class OutboundQueue: Sendable {
                 let pending = m.recipients.filter { $0.status == .pending && $0.nextAttempt <= now }
                 for (domain, rcpts) in Dictionary(grouping: pending, by: \.domain) {
                     let job = Job(message: m, recipients: rcpts, domain: domain)
-                    if s.inFlight.insert(job.key).inserted { byDomain[domain, default: []].append(job) }
+                    if s.inFlight[job.key] == nil {
+                        s.inFlight[job.key] = rcpts.map(\.id)
+                        byDomain[domain, default: []].append(job)
+                    }
                 }
             }
         }
@@ -419,7 +447,7 @@ public final class OutboundQueue: Sendable {
         } catch {
             logger.error("cannot record delivery results", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
         }
-        _ = state.withLock { $0.inFlight.remove(job.key) }
+        _ = state.withLock { $0.inFlight.removeValue(forKey: job.key) }
     }
 
     /// A message whose recipients all have a final result: tell the sender what failed and, where NOTIFY=SUCCESS

@@ -153,6 +153,11 @@ public protocol QueueStore: Sendable {
     func deleteQueued(queueID: String) async throws -> Bool
     /// Gives back leased recipients the caller took but will not try now (they are due again at once for any runner).
     func releaseLeases(_ recipientIDs: [Int64]) async throws
+    /// Holds the caller's leased recipients until `until` (a runner whose work outlasts a lease keeps what it took);
+    /// returns those still its own (not finished, not taken over by another runner after the lease ran out).
+    func renewLeases(_ recipientIDs: [Int64], until: Date) async throws -> [Int64]
+    /// How long a scan holds the recipients it takes (`delivery.lease`).
+    var queueLease: TimeInterval { get }
     /// When the earliest pending recipient is due (for a leased one: when its lease ends).
     func nextQueueAttempt() async throws -> Date?
     /// Called after a commit that added to the queue (in this process).

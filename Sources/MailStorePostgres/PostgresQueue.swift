@@ -76,7 +76,7 @@ extension PostgresMailStore: QueueStore {
             let ids = try await column("SELECT id FROM queue WHERE id > \(after) ORDER BY id LIMIT \(Int64(limit))", as: Int64.self)
             return try await queued(nil, ids: ids, withContent: false)
         }
-        let due = dueBy.timeIntervalSince1970, until = due + queueLease, token = BlobStore.newKey()
+        let due = dueBy.timeIntervalSince1970, until = due + queueLease, token = node
         return try await transaction { [self] db in
             let ids = try await column("""
                 SELECT q.id FROM queue q WHERE q.id > \(after) AND (
@@ -179,6 +179,18 @@ extension PostgresMailStore: QueueStore {
         guard !recipientIDs.isEmpty else { return }
         try await transaction { [self] db in
             try await execute("UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE id = ANY(\(recipientIDs))", on: db)
+        }
+    }
+
+    /// Only leases this node holds (`leased_by`): one that ran out and was taken by another node stays theirs.
+    public func renewLeases(_ recipientIDs: [Int64], until: Date) async throws -> [Int64] {
+        guard !recipientIDs.isEmpty else { return [] }
+        let (end, holder) = (until.timeIntervalSince1970, node)
+        return try await transaction { [self] db in
+            try await column("""
+                UPDATE queue_recipient SET leased_until = \(end)
+                WHERE id = ANY(\(recipientIDs)) AND status = 0 AND leased_by = \(holder) RETURNING id
+                """, on: db, as: Int64.self)
         }
     }
 

@@ -204,6 +204,18 @@ extension SQLiteMailStore {
         }
     }
 
+    /// One process serves a SQLite store: every recipient still leased is this runner's.
+    public func renewLeases(_ recipientIDs: [Int64], until: Date) async throws -> [Int64] {
+        guard !recipientIDs.isEmpty else { return [] }
+        let end = until.timeIntervalSince1970
+        return try await write { db in
+            try Int64.fetchAll(db, sql: """
+                UPDATE queue_recipient SET leased_until = ? WHERE status = 0 AND leased_until IS NOT NULL
+                  AND id IN (\(recipientIDs.map { _ in "?" }.joined(separator: ","))) RETURNING id
+                """, arguments: StatementArguments([end]) + StatementArguments(recipientIDs))
+        }
+    }
+
     public func nextQueueAttempt() async throws -> Date? {
         try await read { db in
             try Double.fetchOne(db, sql: "SELECT min(max(next_attempt, coalesce(leased_until, 0))) FROM queue_recipient WHERE status = 0")

@@ -45,6 +45,7 @@ public enum StoreConformance {
         Case(name: "greylisting: wait, pass after the delay within the window, remembered, pruned", body: greylisting),
         Case(name: "job claims: one holder at a time; another after the claim ends", body: jobClaims),
         Case(name: "concurrent deliveries: one to a missing mailbox fails alone", body: failureAmongConcurrent),
+        Case(name: "queue leases renewed by their runner hold past the first lease; finished ones are not renewed", body: leaseRenewal),
     ]
 
     // MARK: helpers
@@ -656,6 +657,29 @@ extension StoreConformance {
         if Set(stored) != Set(given) || stored.count != 23 { problems.append("stored UIDs \(stored) against given \(given.sorted())") }
         if try await !store.deliveryLog(id: "QC7").isEmpty { problems.append("the failed delivery left log lines") }
         if try await store.deliveryLog(id: "QC8").count != 1 { problems.append("a delivery beside the failed one lost its log line") }
+        return problems
+    }
+
+    static func leaseRenewal(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        _ = try await account(store)
+        let start = clock.now, lease = store.queueLease
+        _ = try await store.deliver(Delivery(content: .inline(message(1)), envelope: StoredEnvelope(mailFrom: "alice@example.test", recipients: []),
+                                             targets: [], internalDate: start,
+                                             remoteRecipients: [.init(address: "x@a.test"), .init(address: "y@b.test")], queueID: "QR1"))
+        func due(at t: Date) async throws -> [Int64] {
+            try await store.queuedMessages(dueBy: t, after: 0, limit: 10)
+                .flatMap { $0.recipients.filter { $0.status == .pending && $0.nextAttempt <= t }.map(\.id) }
+        }
+        let held = try await due(at: start)
+        guard held.count == 2 else { return ["the first scan took \(held)"] }
+        let renewedAt = start.addingTimeInterval(lease / 2)
+        if Set(try await store.renewLeases(held, until: renewedAt.addingTimeInterval(lease))) != Set(held) { problems.append("a held lease was not renewed") }
+        if try await !due(at: start.addingTimeInterval(lease + 1)).isEmpty { problems.append("renewed recipients were taken after the first lease") }
+        let q = try await store.queuedMessages(dueBy: nil, after: 0, limit: 10)[0]
+        _ = try await store.recordAttempts([DeliveryAttempt(recipientID: held[0], outcome: .delivered, reply: "250", remoteHost: nil)], completing: q.id)
+        if try await store.renewLeases(held, until: renewedAt.addingTimeInterval(2 * lease)) != [held[1]] { problems.append("a delivered recipient was renewed") }
+        if try await due(at: renewedAt.addingTimeInterval(2 * lease + 1)) != [held[1]] { problems.append("after the renewal ran out, not due again") }
         return problems
     }
 
