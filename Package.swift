@@ -63,6 +63,7 @@ let package = Package(
         .target(name: "MailStorePostgres", dependencies: [
             "MailCore", "MailStore",
             .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),

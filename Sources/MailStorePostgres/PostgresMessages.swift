@@ -105,7 +105,7 @@ extension PostgresMailStore: MessageStore {
               delivery.targets.allSatisfy({ $0 == target }), target.specialUse == nil else { return nil }
         let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
         let name = target.mailbox ?? "INBOX", account = target.account
-        let (size, content) = (Int64(bytes.count), ByteBuffer(bytes: bytes))
+        let (size, content, hash) = (Int64(bytes.count), ByteBuffer(bytes: bytes), Self.hash(bytes))
         let flags = Int64(delivery.flags.rawValue), keywords = delivery.keywords.joined(separator: " ")
         let internalDate = delivery.internalDate.timeIntervalSince1970
         let log = delivery.log
@@ -117,9 +117,12 @@ extension PostgresMailStore: MessageStore {
             WITH box AS (
               UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
               WHERE account_id = \(account) AND name = \(name) RETURNING id, uidnext - 1 AS uid, highestmodseq
+            ), stored AS (
+              INSERT INTO content(hash, size, data, refs) SELECT \(hash), \(size), \(content), 1 WHERE EXISTS (SELECT 1 FROM box)
+              ON CONFLICT (hash) DO UPDATE SET refs = content.refs + 1 RETURNING hash
             ), msg AS (
-              INSERT INTO message(size, content, received, envelope)
-              SELECT \(size), \(content), \(now), \(envelope) WHERE EXISTS (SELECT 1 FROM box) RETURNING id
+              INSERT INTO message(size, content_hash, received, envelope)
+              SELECT \(size), stored.hash, \(now), \(envelope) FROM stored RETURNING id
             ), placed AS (
               INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
               SELECT box.id, box.uid, msg.id, box.highestmodseq, \(flags), \(keywords), \(internalDate), \(now) FROM box, msg
@@ -142,11 +145,14 @@ extension PostgresMailStore: MessageStore {
     func insert(_ db: PostgresConnection, _ delivery: Delivery, now: Double) async throws -> DeliveryReceipt {
         let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
         let size = Int64(delivery.content.size)
-        let inline: Data? = if case .inline(let bytes) = delivery.content { Data(bytes) } else { nil }
+        let hash: Data
+        switch delivery.content {
+        case .inline(let bytes): hash = try await storeContent(db, bytes: bytes, size: bytes.count)
+        case .blob(let key, let size): hash = try await storeContent(db, file: blobs.url(for: key), size: size)
+        }
         guard let messageID = try await one("""
-            INSERT INTO message(size, content, received, envelope) VALUES (\(size), \(inline), \(now), \(envelope)) RETURNING id
+            INSERT INTO message(size, content_hash, received, envelope) VALUES (\(size), \(hash), \(now), \(envelope)) RETURNING id
             """, on: db, as: Int64.self) else { throw StoreError.invalid("message row not written") }
-        if case .blob(let key, _) = delivery.content { try await writeChunks(db, messageID: messageID, file: blobs.url(for: key)) }
         try await insertLog(db, delivery.log)
         var seenTargets = Set<DeliveryTarget>()
         var targets: [(DeliveryTarget, String)] = []
@@ -181,19 +187,6 @@ extension PostgresMailStore: MessageStore {
         if delivery.isQueued { try await insertQueued(db, messageID: messageID, delivery: delivery, now: now) }
         return DeliveryReceipt(messageID: messageID, placements: placements)
     }
-
-    /// A spooled file into `message_chunk`, a piece at a time.
-    func writeChunks(_ db: PostgresConnection, messageID: Int64, file: URL) async throws {
-        guard let handle = FileHandle(forReadingAtPath: file.path) else { throw StoreError.notFound("spooled content \(file.path)") }
-        defer { try? handle.close() }
-        var seq: Int32 = 0
-        while let piece = try handle.read(upToCount: Self.chunkSize), !piece.isEmpty {
-            try await execute("INSERT INTO message_chunk(message_id, seq, data) VALUES (\(messageID), \(seq), \(piece))", on: db)
-            seq += 1
-        }
-    }
-
-    static let chunkSize = 1 << 20
 
     public func mailboxes(account: AccountID) async throws -> [MailboxInfo] {
         try await all("""
@@ -475,17 +468,21 @@ extension PostgresMailStore: MessageStore {
     public func contents(of messages: [MessageID]) async throws -> [MessageID: [UInt8]] {
         guard !messages.isEmpty else { return [:] }
         var result: [MessageID: [UInt8]] = [:]
-        for (id, inline) in try await all("SELECT id, content FROM message WHERE id = ANY(\(messages))", as: (Int64, Data?).self) {
-            result[id] = inline.map(Array.init) ?? []
+        var chunked: [Data: [MessageID]] = [:]
+        for (id, hash, inline) in try await all("""
+            SELECT m.id, c.hash, c.data FROM message m JOIN content c ON c.hash = m.content_hash WHERE m.id = ANY(\(messages))
+            """, as: (Int64, Data, Data?).self) {
+            if let inline { result[id] = Array(inline) } else { result[id] = []; chunked[hash, default: []].append(id) }
         }
         // Contents kept in chunks, put together in order.
-        let chunked = result.filter { $0.value.isEmpty }.map(\.key)
         if !chunked.isEmpty {
-            for (id, data) in try await all("""
-                SELECT message_id, data FROM message_chunk WHERE message_id = ANY(\(chunked)) ORDER BY message_id, seq
-                """, as: (Int64, Data).self) {
-                result[id, default: []].append(contentsOf: data)
+            var pieces: [Data: [UInt8]] = [:]
+            for (hash, data) in try await all("""
+                SELECT hash, data FROM content_chunk WHERE hash = ANY(\(chunked.keys.map { ByteBuffer(bytes: $0) })) ORDER BY hash, seq
+                """, as: (Data, Data).self) {
+                pieces[hash, default: []].append(contentsOf: data)
             }
+            for (hash, ids) in chunked { for id in ids { result[id] = pieces[hash] ?? [] } }
         }
         return result
     }

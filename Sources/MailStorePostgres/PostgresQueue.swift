@@ -48,8 +48,9 @@ extension PostgresMailStore: QueueStore {
         let limit = withContent ? Self.prefetchLimit : -1
         let rows = try await all("""
             SELECT q.id, q.queue_id, q.message_id, q.created, q.delay_notified, m.size, m.envelope,
-              CASE WHEN m.size <= \(limit) THEN m.content END
-            FROM queue q JOIN message m ON m.id = q.message_id WHERE q.id = ANY(\(ids)) ORDER BY q.id
+              CASE WHEN m.size <= \(limit) THEN c.data END
+            FROM queue q JOIN message m ON m.id = q.message_id JOIN content c ON c.hash = m.content_hash
+            WHERE q.id = ANY(\(ids)) ORDER BY q.id
             """, on: db, as: (Int64, String, Int64, Double, Bool, Int64, String, Data?).self)
         var byQueue: [Int64: [QueuedRecipient]] = [:]
         for r in try await all("""

@@ -307,6 +307,55 @@ enum PostgresSchema {
             """,
             "CREATE TRIGGER notify_alias AFTER INSERT OR UPDATE OR DELETE ON alias FOR EACH STATEMENT EXECUTE FUNCTION notify_directory()",
         ],
+        // 6: contents stored once, by their SHA-256: the same message delivered to many accounts in separate
+        // transactions (a list server's copies, a newsletter) takes its space once. A message row names its content;
+        // `refs` counts the message rows that do, and the last one to go takes the content (and its chunks) with it.
+        [
+            """
+            CREATE TABLE content(
+              hash bytea PRIMARY KEY,
+              size bigint NOT NULL,
+              data bytea,
+              refs bigint NOT NULL DEFAULT 0)
+            """,
+            """
+            CREATE TABLE content_chunk(
+              hash bytea NOT NULL REFERENCES content(hash) ON DELETE CASCADE,
+              seq integer NOT NULL,
+              data bytea NOT NULL,
+              PRIMARY KEY(hash, seq))
+            """,
+            "ALTER TABLE message ADD COLUMN content_hash bytea",
+            "UPDATE message SET content_hash = sha256(content) WHERE content IS NOT NULL",
+            """
+            UPDATE message m SET content_hash = (SELECT sha256(string_agg(c.data, ''::bytea ORDER BY c.seq)) FROM message_chunk c
+              WHERE c.message_id = m.id) WHERE content IS NULL
+            """,
+            """
+            INSERT INTO content(hash, size, data)
+              SELECT DISTINCT ON (content_hash) content_hash, size, content FROM message ORDER BY content_hash
+            """,
+            """
+            INSERT INTO content_chunk(hash, seq, data)
+              SELECT DISTINCT ON (m.content_hash, c.seq) m.content_hash, c.seq, c.data
+              FROM message m JOIN message_chunk c ON c.message_id = m.id ORDER BY m.content_hash, c.seq
+            """,
+            "UPDATE content SET refs = (SELECT count(*) FROM message m WHERE m.content_hash = content.hash)",
+            "ALTER TABLE message DROP COLUMN content",
+            "DROP TABLE message_chunk",
+            "ALTER TABLE message ALTER COLUMN content_hash SET NOT NULL",
+            "ALTER TABLE message ADD FOREIGN KEY (content_hash) REFERENCES content(hash)",
+            "CREATE INDEX message_content ON message(content_hash)",
+            """
+            CREATE FUNCTION message_content_refs() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              UPDATE content SET refs = refs - 1 WHERE hash = OLD.content_hash;
+              DELETE FROM content WHERE hash = OLD.content_hash AND refs <= 0;
+              RETURN NULL;
+            END $$
+            """,
+            "CREATE TRIGGER message_content_refs AFTER DELETE ON message FOR EACH ROW EXECUTE FUNCTION message_content_refs()",
+        ],
     ]
 
     static var currentVersion: Int { migrations.count }

@@ -28,28 +28,21 @@ extension PostgresMailStore: StoreTransfer {
 
     public func insertTransferRows(_ table: TransferTable, _ rows: [[TransferValue]]) async throws {
         let isMessage = table.name == "message"
-        let names = table.columns.map(\.name) + (isMessage ? ["content"] : [])
+        let names = table.columns.map(\.name) + (isMessage ? ["content_hash"] : [])
         let sql = "INSERT INTO \(table.name)(\(names.joined(separator: ", ")))"
             + (table.hasGeneratedID ? " OVERRIDING SYSTEM VALUE" : "")
             + " VALUES (\(names.indices.map { "$\($0 + 1)" }.joined(separator: ", ")))"
         let kinds = table.columns.map(\.kind)
-        let inline = Self.inlineLimit, chunk = Self.chunkSize
         try await transaction { [self] db in
             for row in rows {
                 var binds = PostgresBindings()
                 for (value, kind) in zip(row, kinds) { try Self.bind(value, kind: kind, into: &binds) }
-                var chunked: [UInt8]?
                 if isMessage {
+                    // The content (the last value), stored once per hash as on delivery.
                     guard case .blob(let content) = row.last else { throw StoreError.invalid("message row without its content") }
-                    if content.count > inline { chunked = content; binds.appendNull() } else { try binds.append(ByteBuffer(bytes: content)) }
+                    try binds.append(try await storeContent(db, bytes: content, size: content.count))
                 }
                 try await execute(PostgresQuery(unsafeSQL: sql, binds: binds), on: db)
-                if let content = chunked, let id = row.first?.integer {
-                    for (seq, start) in stride(from: 0, to: content.count, by: chunk).enumerated() {
-                        let piece = ByteBuffer(bytes: content[start..<min(start + chunk, content.count)])
-                        try await execute("INSERT INTO message_chunk(message_id, seq, data) VALUES (\(id), \(Int32(seq)), \(piece))", on: db)
-                    }
-                }
             }
         }
     }

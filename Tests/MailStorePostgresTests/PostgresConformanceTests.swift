@@ -105,6 +105,81 @@ struct PostgresSchemaTests {
         }
     }
 
+    /// Migration 6 moves contents written before it (inline, and in per-message chunks) into the shared content table:
+    /// every message reads back the same, identical contents are kept once.
+    @Test func contentsMoveToTheSharedTable() async throws {
+        let url = try await TestServer.newDatabase()
+        let client = PostgresClient(configuration: try PostgresURL.parse(url).configuration)
+        let logger = Logger(label: "test")
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask { await client.run() }
+            try await PostgresMailStore.transaction(client, logger: logger) { db in
+                try await db.query("CREATE TABLE schema_version(version integer NOT NULL)", logger: logger)
+                for migration in PostgresSchema.migrations[0..<5] { for statement in migration { try await db.query(statement, logger: logger) } }
+                try await db.query("INSERT INTO schema_version(version) VALUES (5)", logger: logger)
+                for (id, content) in [(Int64(1), "hello"), (2, "hello")] {
+                    try await db.query("""
+                        INSERT INTO message(id, size, content, received, envelope, refcount) OVERRIDING SYSTEM VALUE
+                        VALUES (\(id), 5, \(ByteBuffer(string: content)), 0, '{}', 1)
+                        """, logger: logger)
+                }
+                try await db.query("""
+                    INSERT INTO message(id, size, content, received, envelope, refcount) OVERRIDING SYSTEM VALUE VALUES (3, 6, NULL, 0, '{}', 1)
+                    """, logger: logger)
+                for (seq, piece) in [(Int32(0), "abc"), (1, "def")] {
+                    try await db.query("INSERT INTO message_chunk(message_id, seq, data) VALUES (3, \(seq), \(ByteBuffer(string: piece)))", logger: logger)
+                }
+            }
+            group.cancelAll()
+        }
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { store.close() }
+        let contents = try await store.contents(of: [1, 2, 3])
+        #expect(contents[1] == Array("hello".utf8) && contents[2] == Array("hello".utf8) && contents[3] == Array("abcdef".utf8))
+        #expect(try await store.column("SELECT refs FROM content ORDER BY refs", as: Int64.self) == [1, 2])
+    }
+
+    /// The same content delivered in separate transactions is stored once, large or small, and goes with its last message.
+    @Test func contentsAreStoredOncePerHash() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { store.close() }
+        try await store.addDomain("example.test")
+        let alice = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
+        let bob = try await store.addAccount(try EmailAddress.parse("bob@example.test"), password: "pw")
+        let small = Array("Subject: list mail\r\n\r\nthe same to everyone\r\n".utf8)
+        let large = small + Array(repeating: UInt8(ascii: "x"), count: 3 << 20)
+        let envelope = StoredEnvelope(mailFrom: "list@remote.test", recipients: [])
+        for account in [alice, bob, alice] {
+            _ = try await store.deliver(Delivery(content: .inline(small), envelope: envelope, targets: [DeliveryTarget(account: account)],
+                                                 internalDate: clock.now))
+            let (tmp, handle) = try store.blobs.makeTempFile()
+            try handle.write(contentsOf: large)
+            let key = BlobStore.newKey()
+            try store.blobs.commit(tempFile: tmp, handle: handle, key: key)
+            _ = try await store.deliver(Delivery(content: .blob(key: key, size: large.count), envelope: envelope,
+                                                 targets: [DeliveryTarget(account: account)], internalDate: clock.now))
+        }
+        #expect(try await store.column("SELECT refs FROM content ORDER BY size", as: Int64.self) == [3, 3])
+        #expect(try await store.one("SELECT count(*) FROM content_chunk", as: Int64.self) == 4)
+        let inbox = try #require(try await store.mailboxes(account: alice).first { $0.name == "INBOX" }).id
+        let stored = try await store.messages(mailbox: inbox)
+        #expect(stored.count == 4)
+        for m in stored { #expect([small, large].contains(try await store.content(of: m.messageID))) }
+        // Every copy gone: the contents and their chunks go too.
+        for account in [alice, bob] {
+            let box = try #require(try await store.mailboxes(account: account).first { $0.name == "INBOX" }).id
+            let uids = try await store.messages(mailbox: box).map(\.uid)
+            _ = try await store.storeFlags(mailbox: box, uids: uids, operation: .add, flags: .deleted, keywords: [], unchangedSince: nil)
+            _ = try await store.expunge(mailbox: box, uids: uids)
+        }
+        try await store.collectGarbage()
+        #expect(try await store.one("SELECT count(*) FROM content", as: Int64.self) == 0)
+        #expect(try await store.one("SELECT count(*) FROM content_chunk", as: Int64.self) == 0)
+    }
+
     /// UIDVALIDITY of a mailbox made again after its deletion is above the old one's, even in the same second.
     @Test func uidValidityNeverRepeats() async throws {
         let url = try await TestServer.newDatabase()
