@@ -87,6 +87,8 @@ public final class OutboundQueue: Sendable {
         // Elapsed time, not the time of day: a clock set back must not stop the rescans.
         var lastFullScan = ContinuousClock.now
         var lastRenewal = ContinuousClock.now
+        var lastPoll = ContinuousClock.now - .seconds(10)
+        var knownNext = Date.distantPast
         while !Task.isCancelled {
             if fromStart { lastFullScan = .now }
             var cursor: Int64 = fromStart ? 0 : newest
@@ -112,7 +114,12 @@ public final class OutboundQueue: Sendable {
                     fromStart = state.withLock { s in defer { s.rescanRequested = false }; return s.rescanRequested }
                     break
                 }
-                let next = (try? await store.nextQueueAttempt()) ?? .distantFuture
+                // The earliest due time, read again at most once a second while it lies ahead (a shared store is not
+                // asked four times a second by every idle node); a wake-up above reads it at once.
+                if knownNext > clock.now, lastPoll.duration(to: .now) < .seconds(1) { continue }
+                lastPoll = .now
+                knownNext = (try? await store.nextQueueAttempt()) ?? .distantFuture
+                let next = knownNext
                 guard next <= clock.now else { continue }
                 let (busy, refill) = state.withLock { s -> (Bool, Bool) in
                     let refill = s.leftBehind && s.inFlight.count < Self.maxInFlight / 2

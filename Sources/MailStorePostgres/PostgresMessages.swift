@@ -247,8 +247,14 @@ extension PostgresMailStore: MessageStore {
     }
 
     public func mailboxChanges(mailbox: MailboxID, since: ModSeq?) async throws -> MailboxChanges {
+        // Nothing changed since `since` (a NOOP, a check before FETCH): one read of the mailbox row answers that.
+        if let since, let row = try await all("SELECT uidvalidity, uidnext, highestmodseq FROM mailbox WHERE id = \(mailbox)",
+                                               as: (Int64, Int64, Int64).self).first, row.2 <= since.rawValue {
+            return MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.0)), uidNext: UID(UInt32(row.1)),
+                                  highestModSeq: ModSeq(rawValue: row.2), changed: [], expunged: [])
+        }
         // One snapshot for the state and the delta (REPEATABLE READ), as SQLite's read transaction gives.
-        try await transaction { [self] db in
+        return try await transaction { [self] db in
             try await execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", on: db)
             guard let row = try await all("SELECT uidvalidity, uidnext, highestmodseq FROM mailbox WHERE id = \(mailbox)",
                                           on: db, as: (Int64, Int64, Int64).self).first else { throw StoreError.notFound("mailbox") }
