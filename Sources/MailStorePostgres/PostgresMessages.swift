@@ -440,6 +440,10 @@ extension PostgresMailStore: MessageStore {
             let seen = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox)", as: Int64.self) ?? next
             return UID(UInt32(min(seen, next)))
         }
+        // Nothing new since the last session claimed (first_recent_uid only grows): no write, no flush.
+        if let seen = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox)", as: Int64.self), seen >= next {
+            return uidNext
+        }
         let old = try await transaction { [self] db in
             let old = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self) ?? next
             if next > old { try await execute("UPDATE mailbox SET first_recent_uid = \(next) WHERE id = \(mailbox)", on: db) }
