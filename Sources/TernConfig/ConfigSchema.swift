@@ -85,7 +85,7 @@ public enum ConfigSchema {
         Field(path: "delivery.connections_per_domain", kind: .int(1...1000), defaultValue: "20",
               doc: "Simultaneous connections to one destination domain (Postfix's default is also 20); each carries message after message."),
         Field(path: "delivery.lease", kind: .duration, defaultValue: "\"15m\"",
-              doc: "How long a node holds the queued recipients it has taken for delivery. Nodes sharing a PostgreSQL store send each message once; when a node dies mid-delivery, another takes its recipients over after this. Must be longer than any delivery attempt (RFC 5321 allows 10 minutes for the end of DATA alone), or a slow attempt's recipients may be sent twice."),
+              doc: "How long a node holds the queued recipients it has taken for delivery (it renews what it still holds every third of this). Nodes sharing a PostgreSQL store send each message once; when a node dies mid-delivery, another takes its recipients over after this."),
         Field(path: "delivery.delay_notice", kind: .duration, defaultValue: "\"0\"",
               doc: "Tell the sender once when a message is still undelivered after this long (\"4h\" is usual); \"0\" never."),
         Field(path: "delivery.address_preference", kind: .string, defaultValue: "\"ipv6\"",
