@@ -93,6 +93,15 @@ public struct Housekeeping: Service {
                 try? await Task.sleep(for: .seconds(Self.interval))
             }
         }
+        // Stopping: the claim ends now, so another node need not wait out the hour.
+        _ = try? await releaseClaim()
+    }
+
+    /// Ends this node's claim on the job (a claim held by another node is left alone).
+    @discardableResult
+    public func releaseClaim() async throws -> Bool {
+        let now = clock.now
+        return try await store.claimJob(Self.job, holder: node, until: now, now: now)
     }
 }
 

@@ -107,5 +107,8 @@ import Testing
         #expect(try await a.runOnce() != nil, "A's next round")
         clock.advance(by: Housekeeping.interval)
         #expect(try await b.runOnce() != nil, "B took over after A's claim ran out")
+        // B stops (SIGTERM): A need not wait for B's claim to run out.
+        try await b.releaseClaim()
+        #expect(try await a.runOnce() != nil, "A took over at once after B let go")
     }
 }
