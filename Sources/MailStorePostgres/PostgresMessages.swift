@@ -357,18 +357,24 @@ extension PostgresMailStore: MessageStore {
                 if let unchangedSince, message.modSeq > unchangedSince { failed.append(uid); continue }
                 let (newFlags, newKeywords) = operation.apply(flags, keywords, to: (message.flags, message.keywords))
                 guard newFlags != message.flags || newKeywords != message.keywords else { continue }
-                guard let modseq = try await one("UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq",
-                                                 on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
-                let text = newKeywords.joined(separator: " ")
-                try await execute("""
-                    UPDATE mailbox_message SET flags = \(Int64(newFlags.rawValue)), keywords = \(text), modseq = \(modseq)
-                    WHERE mailbox_id = \(mailbox) AND uid = \(Int64(uid.rawValue))
-                    """, on: db)
                 message.flags = newFlags
                 message.keywords = newKeywords
-                message.modSeq = ModSeq(rawValue: modseq)
                 changed.append(message)
             }
+            guard !changed.isEmpty else { return (changed, failed) }
+            // Each changed message its own MODSEQ, in order, taken from the mailbox at once; then one statement for all.
+            let count = Int64(changed.count)
+            guard let last = try await one("UPDATE mailbox SET highestmodseq = highestmodseq + \(count) WHERE id = \(mailbox) RETURNING highestmodseq",
+                                           on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
+            for i in changed.indices { changed[i].modSeq = ModSeq(rawValue: last - count + 1 + Int64(i)) }
+            let uidList = changed.map { Int64($0.uid.rawValue) }, flagList = changed.map { Int64($0.flags.rawValue) }
+            let keywordList = changed.map { $0.keywords.joined(separator: " ") }, modseqs = changed.map { Int64($0.modSeq.rawValue) }
+            try await execute("""
+                UPDATE mailbox_message mm SET flags = u.flags, keywords = u.keywords, modseq = u.modseq
+                FROM unnest(\(uidList)::bigint[], \(flagList)::bigint[], \(keywordList)::text[], \(modseqs)::bigint[])
+                  AS u(uid, flags, keywords, modseq)
+                WHERE mm.mailbox_id = \(mailbox) AND mm.uid = u.uid
+                """, on: db)
             return (changed, failed)
         }
         if !result.0.isEmpty { changes.notify(mailbox) }
