@@ -420,18 +420,35 @@ extension PostgresMailStore: MessageStore {
                 """, on: db, as: (Int64, Int64, Int64, String, Double).self) {
                 rows[r.0] = (r.1, r.2, r.3, r.4)
             }
+            // In the order given: each copy the next UID and its own MODSEQ, all taken from the target at once, then
+            // written by one statement (a COPY of 10,000 messages was 20,000 round trips).
+            let found = uids.filter { rows[Int64($0.rawValue)] != nil }
             var pairs: [(UID, UID)] = []
-            for uid in uids {
-                guard let (messageID, flags, keywords, internalDate) = rows[Int64(uid.rawValue)] else { continue }
-                guard let (newUID, modseq) = try await all("""
-                    UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = \(to)
-                    RETURNING uidnext - 1, highestmodseq
+            if !found.isEmpty {
+                let count = Int64(found.count)
+                guard let (next, highest) = try await all("""
+                    UPDATE mailbox SET uidnext = uidnext + \(count), highestmodseq = highestmodseq + \(count) WHERE id = \(to)
+                    RETURNING uidnext, highestmodseq
                     """, on: db, as: (Int64, Int64).self).first else { throw StoreError.notFound("target mailbox") }
+                let (firstUID, firstModSeq) = (next - count, highest - count + 1)
+                var newUIDs: [Int64] = [], messageIDs: [Int64] = [], modseqs: [Int64] = [], flagList: [Int64] = []
+                var keywordList: [String] = [], dates: [Double] = []
+                for (i, uid) in found.enumerated() {
+                    let (messageID, flags, keywords, internalDate) = rows[Int64(uid.rawValue)]!
+                    newUIDs.append(firstUID + Int64(i))
+                    messageIDs.append(messageID)
+                    modseqs.append(firstModSeq + Int64(i))
+                    flagList.append(flags)
+                    keywordList.append(keywords)
+                    dates.append(internalDate)
+                    pairs.append((uid, UID(UInt32(firstUID + Int64(i)))))
+                }
                 try await execute("""
                     INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
-                    VALUES (\(to), \(newUID), \(messageID), \(modseq), \(flags), \(keywords), \(internalDate), \(now))
+                    SELECT \(to), u.uid, u.message_id, u.modseq, u.flags, u.keywords, u.internal_date, \(now)
+                    FROM unnest(\(newUIDs)::bigint[], \(messageIDs)::bigint[], \(modseqs)::bigint[], \(flagList)::bigint[],
+                                \(keywordList)::text[], \(dates)::double precision[]) AS u(uid, message_id, modseq, flags, keywords, internal_date)
                     """, on: db)
-                pairs.append((uid, UID(UInt32(newUID))))
             }
             if move { _ = try await expunge(db, mailbox: from, uids: pairs.map(\.0)) }
             return (pairs, UIDValidity(rawValue: UInt32(validity)))
