@@ -1,5 +1,6 @@
 import Foundation
 import MailStore
+import PostgresNIO
 import Synchronization
 
 /// Group commit for PostgreSQL, as SQLite's GroupCommitter: deliveries that arrive while a commit is running wait and
@@ -64,6 +65,78 @@ final class PostgresCommitter: Sendable {
             guard !batch.isEmpty else { return }
             let results = await commit(batch.map(\.delivery))
             for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
+        }
+    }
+}
+
+/// Group commit for the other writes sessions make (STORE, EXPUNGE, COPY and MOVE): changes that arrive while a
+/// transaction is running share the next one, so many sessions changing one mailbox do not queue one by one for its
+/// row lock, each holding it through its own flush. Each change runs as it would alone, in arrival order; when the
+/// shared transaction fails (one change's error, or a deadlock with another node), it is rolled back whole and every
+/// change runs again in a transaction of its own, so each caller gets its own answer.
+final class PostgresWriteBatcher: Sendable {
+    /// One change: runs its body on the shared connection and returns what to do once committed (answer the caller).
+    typealias Work = @Sendable (PostgresConnection) async throws -> @Sendable () -> Void
+    private struct Waiting {
+        let work: Work
+        /// Runs the change in a transaction of its own and answers the caller (success or failure).
+        let alone: @Sendable () async -> Void
+        let fail: @Sendable (Error) -> Void
+    }
+    private struct State {
+        var waiting: [Waiting] = []
+        var running = false
+    }
+    private let state = Mutex(State())
+    static let maxBatch = 64
+
+    /// Runs `body` in a transaction shared with the changes waiting at the same time.
+    func run<R: Sendable>(_ store: PostgresMailStore, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
+            let waiting = Waiting(
+                work: { db in
+                    let value = try await body(db)
+                    return { continuation.resume(returning: value) }
+                },
+                alone: {
+                    do { continuation.resume(returning: try await store.transaction(body)) } catch { continuation.resume(throwing: error) }
+                },
+                fail: { continuation.resume(throwing: $0) })
+            let start = state.withLock { s -> Bool in
+                s.waiting.append(waiting)
+                guard !s.running else { return false }
+                s.running = true
+                return true
+            }
+            if start { Task { await self.drain(store) } }
+        }
+    }
+
+    private func drain(_ store: PostgresMailStore) async {
+        while true {
+            let batch = state.withLock { s -> [Waiting] in
+                let batch = Array(s.waiting.prefix(Self.maxBatch))
+                s.waiting.removeFirst(batch.count)
+                if batch.isEmpty { s.running = false }
+                return batch
+            }
+            guard !batch.isEmpty else { return }
+            if batch.count == 1 {
+                await batch[0].alone()
+                continue
+            }
+            do {
+                let answers = try await store.transaction { db in
+                    var answers: [@Sendable () -> Void] = []
+                    for w in batch { answers.append(try await w.work(db)) }
+                    return answers
+                }
+                answers.forEach { $0() }
+            } catch let error as StoreUnavailable {
+                batch.forEach { $0.fail(error) }
+            } catch {
+                for w in batch { await w.alone() }
+            }
         }
     }
 }

@@ -29,6 +29,8 @@ public final class PostgresMailStore: Sendable {
     let verifiedLogins = VerifiedLogins<Int>()
     /// Deliveries that share a transaction.
     let committer = PostgresCommitter()
+    /// Sessions' other writes (STORE, EXPUNGE, COPY, MOVE) that share a transaction.
+    let writes = PostgresWriteBatcher()
     /// This store's name in the directory notices it causes.
     let node = BlobStore.newKey()
     let client: PostgresClient

@@ -339,7 +339,7 @@ extension PostgresMailStore: MessageStore {
 
     public func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
                            unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID]) {
-        let result = try await transaction { [self] db -> ([StoredMessage], [UID]) in
+        let result = try await writes.run(self) { [self] db -> ([StoredMessage], [UID]) in
             _ = try await one("SELECT id FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self)
             let wanted = uids.map { Int64($0.rawValue) }
             var current: [Int64: StoredMessage] = [:]
@@ -382,7 +382,7 @@ extension PostgresMailStore: MessageStore {
     }
 
     public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
-        let removed = try await transaction { [self] db in try await expunge(db, mailbox: mailbox, uids: uids) }
+        let removed = try await writes.run(self) { [self] db in try await expunge(db, mailbox: mailbox, uids: uids) }
         if !removed.isEmpty {
             changes.notify(mailbox)
             try await collectGarbage()
@@ -409,7 +409,7 @@ extension PostgresMailStore: MessageStore {
 
     public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
         let now = clock.now.timeIntervalSince1970
-        let result = try await transaction { [self] db -> ([(UID, UID)], UIDValidity) in
+        let result = try await writes.run(self) { [self] db -> ([(UID, UID)], UIDValidity) in
             let locked = try await all("SELECT id, uidvalidity FROM mailbox WHERE id IN (\(from), \(to)) ORDER BY id FOR UPDATE",
                                        on: db, as: (Int64, Int64).self)
             guard let validity = locked.first(where: { $0.0 == to })?.1 else { throw StoreError.notFound("target mailbox") }

@@ -45,6 +45,7 @@ public enum StoreConformance {
         Case(name: "greylisting: wait, pass after the delay within the window, remembered, pruned", body: greylisting),
         Case(name: "job claims: one holder at a time; another after the claim ends", body: jobClaims),
         Case(name: "concurrent deliveries: one to a missing mailbox fails alone", body: failureAmongConcurrent),
+        Case(name: "concurrent STOREs, COPYs and EXPUNGEs on one mailbox: every change once, each its own MODSEQ; a failing one alone", body: concurrentWrites),
         Case(name: "queue leases renewed by their runner hold past the first lease; finished ones are not renewed", body: leaseRenewal),
     ]
 
@@ -657,6 +658,54 @@ extension StoreConformance {
         if Set(stored) != Set(given) || stored.count != 23 { problems.append("stored UIDs \(stored) against given \(given.sorted())") }
         if try await !store.deliveryLog(id: "QC7").isEmpty { problems.append("the failed delivery left log lines") }
         if try await store.deliveryLog(id: "QC8").count != 1 { problems.append("a delivery beside the failed one lost its log line") }
+        return problems
+    }
+
+    static func concurrentWrites(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let archive = try await store.createMailbox(account: a, name: "Kept")
+        var delivered: [UID] = []
+        for n in 0..<30 { delivered.append(try await deliver(store, a, n, at: clock.now)) }
+        let uids = delivered
+        let before = try await store.mailboxChanges(mailbox: inbox, since: nil).highestModSeq
+        let errors = try await withThrowingTaskGroup(of: String?.self) { group in
+            for i in 0..<20 {
+                group.addTask {
+                    do {
+                        _ = try await store.storeFlags(mailbox: inbox, uids: [uids[i]], operation: .add, flags: .seen, keywords: ["k\(i)"], unchangedSince: nil)
+                    } catch { return "STORE \(i): \(error)" }
+                    return nil
+                }
+            }
+            for i in 20..<25 {
+                group.addTask {
+                    do { _ = try await store.copy(from: inbox, uids: [uids[i]], to: archive, move: false) } catch { return "COPY \(i): \(error)" }
+                    return nil
+                }
+            }
+            group.addTask {
+                do { _ = try await store.expunge(mailbox: inbox, uids: [uids[29]]) } catch { return "EXPUNGE: \(error)" }
+                return nil
+            }
+            // A copy into a mailbox that does not exist fails, and alone.
+            group.addTask {
+                do {
+                    _ = try await store.copy(from: inbox, uids: [uids[25]], to: 987_654_321, move: false)
+                    return "a COPY to a missing mailbox succeeded"
+                } catch { return nil }
+            }
+            return try await group.reduce(into: [String]()) { if let e = $1 { $0.append(e) } }
+        }
+        problems += errors
+        let after = try await store.mailboxChanges(mailbox: inbox, since: nil)
+        let changed = after.changed.filter { $0.modSeq > before }
+        if Set(changed.map(\.uid)) != Set(uids[0..<20]) { problems.append("changed after the STOREs: \(changed.map(\.uid))") }
+        if Set(changed.map(\.modSeq)).count != changed.count { problems.append("two STOREs share a MODSEQ") }
+        if after.highestModSeq <= changed.map(\.modSeq).max() ?? before { problems.append("HIGHESTMODSEQ not above every change (the expunge's)") }
+        for m in changed where !(m.flags.contains(.seen) && m.keywords.count == 1) { problems.append("UID \(m.uid) has \(m.flags) \(m.keywords)") }
+        if after.changed.contains(where: { $0.uid == uids[29] }) { problems.append("the expunged message is still there") }
+        if try await store.messages(mailbox: archive).count != 5 { problems.append("copies: \(try await store.messages(mailbox: archive).map(\.uid))") }
         return problems
     }
 
