@@ -52,7 +52,18 @@ def same_tree(a, b):
 
 
 def test_sqlite_to_postgres_and_back_keeps_what_clients_know(tmp_path, database):  # noqa: F811
+    servers = []
+    try:
+        migrate_and_compare(tmp_path, database, servers)
+    finally:
+        for t in servers:
+            if t.proc:
+                t.stop()
+
+
+def migrate_and_compare(tmp_path, database, servers):
     first = Tern(tmp_path / "first")
+    servers.append(first)
     first.add_domain(DOMAIN)
     first.add_user(ALICE)
     first.start()
@@ -86,6 +97,7 @@ def test_sqlite_to_postgres_and_back_keeps_what_clients_know(tmp_path, database)
     r = first.run("migrate", "--from", f"sqlite:{first.dir / 'data'}", "--to", database)
     assert b"copied" in r.stdout, r.stdout
     node = Tern(tmp_path / "node", {"": {"store": database}})
+    servers.append(node)
     node.start()
     assert mailbox_state(node.imap_port) == before
     same_tree(exported, exports(node, tmp_path / "export-node"))
@@ -97,6 +109,7 @@ def test_sqlite_to_postgres_and_back_keeps_what_clients_know(tmp_path, database)
 
     # PostgreSQL -> a new SQLite data folder, and a server on it.
     last = Tern(tmp_path / "last")
+    servers.append(last)
     node.run("migrate", "--from", database, "--to", f"sqlite:{last.dir / 'data'}")
     last.start()
     assert mailbox_state(last.imap_port) == before
