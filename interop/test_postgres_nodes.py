@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from email.message import EmailMessage
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from ternlib import Tern, wait_for
 
 PASSWORD = "secret-password-1"
 SERVER = os.environ.get("TERN_TEST_POSTGRES")
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 @pytest.fixture
@@ -263,6 +265,18 @@ def test_a_database_outage_under_load_loses_no_accepted_message(tmp_path, databa
     node.add_domain(DOMAIN)
     node.add_user(ALICE)
     node.start()
+    paused = []
+    try:
+        outage_under_load(node, cluster, paused)
+    finally:
+        # Whatever failed, the shared cluster runs again for the tests after this one, and the node stops.
+        if paused:
+            subprocess.run([str(SCRIPTS / "pg-test-cluster"), "resume", cluster], check=False)
+        if node.proc:
+            node.stop()
+
+
+def outage_under_load(node, cluster, paused):
     accepted, refused, stop = [], [], threading.Event()
 
     def sender(n):
@@ -286,14 +300,16 @@ def test_a_database_outage_under_load_loses_no_accepted_message(tmp_path, databa
         t.start()
     try:
         time.sleep(3)
-        subprocess.run(["scripts/pg-test-cluster", "pause", cluster], check=True)
+        paused.append(True)
+        subprocess.run([str(SCRIPTS / "pg-test-cluster"), "pause", cluster], check=True)
         time.sleep(1)
         typ, data = imap.uid("SEARCH", "ALL")
         assert typ == "NO" and b"[UNAVAILABLE]" in data[0], (typ, data)
         pop = poplib_error(node.pop3_port)
         assert pop.startswith(b"-ERR [SYS/TEMP]"), pop
         time.sleep(9)
-        subprocess.run(["scripts/pg-test-cluster", "resume", cluster], check=True)
+        subprocess.run([str(SCRIPTS / "pg-test-cluster"), "resume", cluster], check=True)
+        paused.clear()
         resumed = time.monotonic()
         # Served again without a restart: new messages are accepted.
         count = len(accepted)
@@ -312,7 +328,6 @@ def test_a_database_outage_under_load_loses_no_accepted_message(tmp_path, databa
     missing = set(accepted) - set(stored)
     assert not missing, f"{len(missing)} messages got a 250 and were lost: {sorted(missing)[:5]}"
     imap.logout()
-    node.stop()
     print(f"accepted {len(accepted)}, refused {len(refused)}, serving {recovery:.1f} s after the database came back")
 
 
