@@ -331,6 +331,8 @@ enum PostgresSchema {
             UPDATE message m SET content_hash = (SELECT sha256(string_agg(c.data, ''::bytea ORDER BY c.seq)) FROM message_chunk c
               WHERE c.message_id = m.id) WHERE content IS NULL
             """,
+            // A row with neither (it read as empty) keeps reading as empty.
+            "UPDATE message SET content_hash = sha256(''::bytea), content = ''::bytea WHERE content_hash IS NULL",
             """
             INSERT INTO content(hash, size, data)
               SELECT DISTINCT ON (content_hash) content_hash, size, content FROM message ORDER BY content_hash
