@@ -60,15 +60,22 @@ let package = Package(
             "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // The store on PostgreSQL, for several nodes sharing one installation (issue 21; in slices, not yet in the config).
+        // Where the PostgreSQL database is and its tables' numbered migrations; the store's operations on it are above.
+        .target(name: "PostgresDatabase", dependencies: [
+            "MailStore",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "MailStorePostgres", dependencies: [
-            "MailCore", "MailStore",
+            "MailCore", "MailStore", "PostgresDatabase",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The one place that names a store backend.
-        .target(name: "StoreFactory", dependencies: ["MailCore", "MailStore", "MailStoreSQLite", "MailStorePostgres", "TernConfig"]),
+        .target(name: "StoreFactory", dependencies: ["MailCore", "MailStore", "MailStoreSQLite", "MailStorePostgres", "PostgresDatabase", "TernConfig"]),
         .target(name: "DNSResolverLive", dependencies: ["MailCore", "MailDNS", "CResolv", .product(name: "NIOPosix", package: "swift-nio")]),
         // What every protocol's server shares: the context, connection limits and plumbing, TLS material, login
         // throttling, the shared mailbox views.
@@ -165,7 +172,7 @@ let package = Package(
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
         .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
         .testTarget(name: "MailStorePostgresTests", dependencies: [
-            "TernTestSupport", "StoreConformance", "MailStorePostgres", "MailStoreSQLite", "MailStore", "MailCore",
+            "TernTestSupport", "StoreConformance", "MailStorePostgres", "PostgresDatabase", "MailStoreSQLite", "MailStore", "MailCore",
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
         .testTarget(name: "ServerCoreTests", dependencies: ["TernTestSupport", "ServerCore", "MailCore"]),

@@ -1,6 +1,7 @@
 import Foundation
 import MailCore
 import MailStore
+import Logging
 import PostgresNIO
 
 /// Domains, accounts and aliases on PostgreSQL, following the same rules as the SQLite backend (`DirectoryRules`).
@@ -54,9 +55,9 @@ extension PostgresMailStore: Directory {
                 """, on: db, as: Int64.self) else {
                 throw StoreError.alreadyExists("account \(local)@\(domain)")
             }
-            _ = try await PostgresSchema.createMailbox(db, account: account, name: "INBOX", specialUse: nil, now: now, logger: logger)
+            _ = try await Self.createMailbox(db, account: account, name: "INBOX", specialUse: nil, now: now, logger: logger)
             for role in SpecialUse.allCases {
-                _ = try await PostgresSchema.createMailbox(db, account: account, name: role.defaultName, specialUse: role, now: now, logger: logger)
+                _ = try await Self.createMailbox(db, account: account, name: role.defaultName, specialUse: role, now: now, logger: logger)
             }
             try await execute("INSERT INTO subscription(account_id, name) SELECT account_id, name FROM mailbox WHERE account_id = \(account)", on: db)
             return account
@@ -233,5 +234,27 @@ extension PostgresMailStore: Directory {
             _ = try await db.query("SELECT set_config('tern.node', \(node), true)", logger: self.logger)
             return try await body(db)
         }
+    }
+
+    /// Creates a mailbox. UIDVALIDITY: seconds since 1970, above every value this account's mailboxes ever had (deleted
+    /// ones included), so that a client never pairs old UIDs with a new mailbox of the same name.
+    static func createMailbox(_ db: PostgresConnection, account: Int64, name: String, specialUse: SpecialUse?, now: Double,
+                              logger: Logger) async throws -> Int64 {
+        let seconds = Int64(now) & 0xFFFF_FFFF
+        // The account's row lock orders concurrent creations in one account.
+        let rows = try await db.query("""
+            UPDATE account SET last_uidvalidity = greatest(\(seconds), last_uidvalidity + 1,
+              coalesce((SELECT max(uidvalidity) + 1 FROM mailbox WHERE account_id = \(account)), 0))
+            WHERE id = \(account) RETURNING last_uidvalidity
+            """, logger: logger)
+        var validity: Int64?
+        for try await v in rows.decode(Int64.self) { validity = v }
+        guard let validity else { throw StoreError.notFound("account \(account)") }
+        let use = specialUse?.rawValue
+        for try await id in try await db.query("""
+            INSERT INTO mailbox(account_id, name, special_use, uidvalidity) VALUES (\(account), \(name), \(use), \(validity))
+            RETURNING id
+            """, logger: logger).decode(Int64.self) { return id }
+        throw StoreError.invalid("mailbox \(name) was not created")
     }
 }

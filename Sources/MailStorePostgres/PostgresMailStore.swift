@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import MailCore
 import MailStore
+import PostgresDatabase
 import PostgresNIO
 import Synchronization
 
@@ -184,7 +185,7 @@ public final class PostgresMailStore: Sendable {
     /// not the client's wrapper, so that callers see the StoreError they would see from any backend).
     func transaction<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         let (client, logger) = (self.client, self.logger)
-        return try await bounded { try await Self.transaction(client, logger: logger, body) }
+        return try await bounded { try await client.inTransaction(logger: logger, body) }
     }
 
     /// How long one store operation may take, waiting for a connection included, before it is answered as
@@ -226,16 +227,6 @@ public final class PostgresMailStore: Sendable {
         guard let state = e.serverInfo?[.sqlState] else { return true }   // no answer from a server: the connection
         // Connection exceptions (08), the server shutting down or starting (57P0x), too many connections (53300).
         return state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
-    }
-
-    static func transaction<R: Sendable>(_ client: PostgresClient, logger: Logger,
-                                         _ body: (PostgresConnection) async throws -> R) async throws -> R {
-        do {
-            return try await client.withTransaction(logger: logger) { db in try await body(db) }
-        } catch let error as PostgresTransactionError {
-            if let inner = error.closureError { throw inner }
-            throw error
-        }
     }
 }
 

@@ -208,7 +208,7 @@ extension PostgresMailStore: MessageStore {
             if let id = try await one("SELECT id FROM mailbox WHERE account_id = \(account) AND name = \(canonical)", on: db, as: Int64.self) {
                 return (id, false)
             }
-            return (try await PostgresSchema.createMailbox(db, account: account, name: canonical, specialUse: nil, now: now, logger: logger), true)
+            return (try await Self.createMailbox(db, account: account, name: canonical, specialUse: nil, now: now, logger: logger), true)
         }
         if created { treeChanges.notify(account) }
         return id
@@ -303,7 +303,7 @@ extension PostgresMailStore: MessageStore {
                                          on: db, as: Int64.self) else { throw StoreError.notFound("mailbox \(from)") }
             if from == "INBOX" {
                 // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays, empty.
-                let target = try await PostgresSchema.createMailbox(db, account: account, name: to, specialUse: nil, now: now, logger: logger)
+                let target = try await Self.createMailbox(db, account: account, name: to, specialUse: nil, now: now, logger: logger)
                 try await execute("UPDATE mailbox_message SET mailbox_id = \(target) WHERE mailbox_id = \(id)", on: db)
                 try await execute("UPDATE mailbox SET uidnext = (SELECT uidnext FROM mailbox WHERE id = \(id)) WHERE id = \(target)", on: db)
                 try await execute("UPDATE mailbox SET uidvalidity = uidvalidity + 1 WHERE id = \(id)", on: db)

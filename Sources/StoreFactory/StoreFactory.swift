@@ -3,6 +3,7 @@ import Glibc
 import MailCore
 import MailStore
 import MailStorePostgres
+import PostgresDatabase
 import MailStoreSQLite
 import TernConfig
 

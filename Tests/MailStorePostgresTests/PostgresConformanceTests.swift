@@ -3,6 +3,7 @@ import Logging
 import MailCore
 import MailStore
 import MailStoreSQLite
+@testable import PostgresDatabase
 import PostgresNIO
 import StoreConformance
 import TernTestSupport
@@ -113,7 +114,7 @@ struct PostgresSchemaTests {
         let logger = Logger(label: "test")
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { await client.run() }
-            try await PostgresMailStore.transaction(client, logger: logger) { db in
+            try await client.inTransaction(logger: logger) { db in
                 try await db.query("CREATE TABLE schema_version(version integer NOT NULL)", logger: logger)
                 for migration in PostgresSchema.migrations[0..<5] { for statement in migration { try await db.query(statement, logger: logger) } }
                 try await db.query("INSERT INTO schema_version(version) VALUES (5)", logger: logger)

@@ -2,6 +2,9 @@ import Logging
 import MailStore
 import PostgresNIO
 
+/// The PostgreSQL database's shape, apart from what the store does with it: where it is (PostgresURL), its tables and
+/// their numbered migrations.
+///
 /// Numbered schema migrations for PostgreSQL, applied at start under an advisory lock (several nodes may start at
 /// once). The version lives in `schema_version`; a database newer than this binary is refused rather than misread.
 ///
@@ -10,9 +13,9 @@ import PostgresNIO
 /// SQLite stores them, so that a migration between the two keeps them exactly), the counters SQLite keeps by triggers
 /// kept by triggers here too. Until `store = "postgres://…"` is offered in the config (issue 21), migration 1 may
 /// still change; from then on only new migrations are added.
-enum PostgresSchema {
+public enum PostgresSchema {
     /// Each migration is a list of statements (the extended protocol runs one at a time).
-    static let migrations: [[PostgresQuery]] = [
+    public static let migrations: [[PostgresQuery]] = [
         // 1: domains, accounts, aliases, mailboxes, subscriptions and the messages they hold.
         [
             """
@@ -360,12 +363,12 @@ enum PostgresSchema {
         ],
     ]
 
-    static var currentVersion: Int { migrations.count }
+    public static var currentVersion: Int { migrations.count }
 
     /// Brings the database to `currentVersion`. Nodes starting together take turns on an advisory lock; each
     /// migration and its version number commit together.
-    static func migrate(_ client: PostgresClient, logger: Logger) async throws {
-        try await PostgresMailStore.transaction(client, logger: logger) { db in
+    public static func migrate(_ client: PostgresClient, logger: Logger) async throws {
+        try await client.inTransaction(logger: logger) { db in
             // A lock held until this transaction ends: one migrating node at a time.
             try await db.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
             try await db.query("CREATE TABLE IF NOT EXISTS schema_version(version integer NOT NULL)", logger: logger)
@@ -382,27 +385,18 @@ enum PostgresSchema {
     }
 
     /// The advisory lock key of schema migrations ("tern" in ASCII).
-    static let migrationLock: Int64 = 0x7465_726E
+    public static let migrationLock: Int64 = 0x7465_726E
+}
 
-    /// Creates a mailbox. UIDVALIDITY: seconds since 1970, above every value this account's mailboxes ever had (deleted
-    /// ones included), so that a client never pairs old UIDs with a new mailbox of the same name.
-    static func createMailbox(_ db: PostgresConnection, account: Int64, name: String, specialUse: SpecialUse?, now: Double,
-                              logger: Logger) async throws -> Int64 {
-        let seconds = Int64(now) & 0xFFFF_FFFF
-        // The account's row lock orders concurrent creations in one account.
-        let rows = try await db.query("""
-            UPDATE account SET last_uidvalidity = greatest(\(seconds), last_uidvalidity + 1,
-              coalesce((SELECT max(uidvalidity) + 1 FROM mailbox WHERE account_id = \(account)), 0))
-            WHERE id = \(account) RETURNING last_uidvalidity
-            """, logger: logger)
-        var validity: Int64?
-        for try await v in rows.decode(Int64.self) { validity = v }
-        guard let validity else { throw StoreError.notFound("account \(account)") }
-        let use = specialUse?.rawValue
-        for try await id in try await db.query("""
-            INSERT INTO mailbox(account_id, name, special_use, uidvalidity) VALUES (\(account), \(name), \(use), \(validity))
-            RETURNING id
-            """, logger: logger).decode(Int64.self) { return id }
-        throw StoreError.invalid("mailbox \(name) was not created")
+extension PostgresClient {
+    /// Runs `body` in a transaction: committed when it returns, rolled back when it throws (with its own error, not
+    /// the client's wrapper, so that callers see the StoreError they would see from any backend).
+    public func inTransaction<R: Sendable>(logger: Logger, _ body: (PostgresConnection) async throws -> R) async throws -> R {
+        do {
+            return try await withTransaction(logger: logger) { db in try await body(db) }
+        } catch let error as PostgresTransactionError {
+            if let inner = error.closureError { throw inner }
+            throw error
+        }
     }
 }

@@ -42,7 +42,7 @@ public struct PostgresURL: Sendable, Equatable {
         return parts.string ?? text
     }
 
-    var configuration: PostgresClient.Configuration {
+    public var configuration: PostgresClient.Configuration {
         var config: PostgresClient.Configuration
         if let socketFolder {
             config = .init(unixSocketPath: "\(socketFolder)/.s.PGSQL.\(port)", username: user, password: password, database: database)
