@@ -200,9 +200,7 @@ public final class InboundChecks: Sendable {
 
     /// Counts a message against a rate limit; a store that cannot be read lets it through.
     private func take(_ key: String, limit: Int) async -> Bool {
-        let now = clock.now
-        if let memory = state.memoryPolicyState { return memory.takeRateNow(key, limit: limit, now: now) }
-        return (try? await state.takeRate(key, limit: limit, now: now)) ?? true
+        (try? await state.takeRate(key, limit: limit, now: clock.now)) ?? true
     }
 
     public static func greylistRule(_ checks: TernConfiguration.Checks) -> GreylistRule {

@@ -3,6 +3,52 @@ import MailStore
 import PostgresNIO
 import Synchronization
 
+/// What waits for the next shared transaction, and whether one is being run: the part both batchers below share.
+final class BatchQueue<Element: Sendable>: Sendable {
+    private let state = Mutex<(waiting: [Element], running: Bool)>(([], false))
+    let maxBatch: Int
+
+    init(maxBatch: Int) { self.maxBatch = maxBatch }
+
+    /// The caller runs the next transaction itself when none is running (true).
+    func lead() -> Bool {
+        state.withLock { s in
+            guard !s.running else { return false }
+            s.running = true
+            return true
+        }
+    }
+
+    /// Adds `element`; true when no transaction is running and the caller must start one.
+    func enqueue(_ element: Element) -> Bool {
+        state.withLock { s in
+            s.waiting.append(element)
+            guard !s.running else { return false }
+            s.running = true
+            return true
+        }
+    }
+
+    /// The next batch (at most `max`), taken out of the queue; empty (and no longer running) when nothing waits and
+    /// `stopWhenEmpty`.
+    func take(max: Int? = nil, stopWhenEmpty: Bool = true) -> [Element] {
+        state.withLock { s in
+            let batch = Array(s.waiting.prefix(max ?? maxBatch))
+            s.waiting.removeFirst(batch.count)
+            if batch.isEmpty, stopWhenEmpty { s.running = false }
+            return batch
+        }
+    }
+
+    /// After a transaction the caller ran itself: true when more wait (running stays on, for a drain to take them).
+    func more() -> Bool {
+        state.withLock { s in
+            if s.waiting.isEmpty { s.running = false }
+            return !s.waiting.isEmpty
+        }
+    }
+}
+
 /// Group commit for PostgreSQL, as SQLite's GroupCommitter: deliveries that arrive while a commit is running wait and
 /// share the next transaction, so many sessions pay for one commit (one WAL flush) and — above all when they deliver
 /// to one mailbox — do not queue one by one for that mailbox's row lock, each holding it through its own flush.
@@ -11,57 +57,28 @@ final class PostgresCommitter: Sendable {
         let delivery: Delivery
         let continuation: CheckedContinuation<DeliveryReceipt, Error>
     }
-    private struct State {
-        var waiting: [Waiting] = []
-        var running = false
-    }
-    private let state = Mutex(State())
-    /// Deliveries per transaction at most.
-    static let maxBatch = 64
+    /// Deliveries per transaction at most: 64.
+    private let queue = BatchQueue<Waiting>(maxBatch: 64)
 
     /// Waits for `delivery`'s commit. `commit` stores a batch in one transaction and answers each delivery. When no
     /// commit is running, the caller's own task runs it (with whatever else waits): a lone session pays no hop.
     func submit(_ delivery: Delivery, commit: @escaping @Sendable ([Delivery]) async -> [Result<DeliveryReceipt, Error>]) async throws -> DeliveryReceipt {
-        let leads = state.withLock { s -> Bool in
-            guard !s.running else { return false }
-            s.running = true
-            return true
-        }
-        if leads {
-            let others = state.withLock { s -> [Waiting] in
-                let taken = Array(s.waiting.prefix(Self.maxBatch - 1))
-                s.waiting.removeFirst(taken.count)
-                return taken
-            }
+        if queue.lead() {
+            let others = queue.take(max: queue.maxBatch - 1, stopWhenEmpty: false)
             let results = await commit([delivery] + others.map(\.delivery))
             for (waiting, result) in zip(others, results.dropFirst()) { waiting.continuation.resume(with: result) }
             // Those that came meanwhile are committed by a task of their own; this caller has its answer.
-            let more = state.withLock { s -> Bool in
-                if s.waiting.isEmpty { s.running = false }
-                return !s.waiting.isEmpty
-            }
-            if more { Task { await self.drain(commit) } }
+            if queue.more() { Task { await self.drain(commit) } }
             return try results[0].get()
         }
         return try await withCheckedThrowingContinuation { continuation in
-            let start = state.withLock { s -> Bool in
-                s.waiting.append(Waiting(delivery: delivery, continuation: continuation))
-                guard !s.running else { return false }
-                s.running = true
-                return true
-            }
-            if start { Task { await self.drain(commit) } }
+            if queue.enqueue(Waiting(delivery: delivery, continuation: continuation)) { Task { await self.drain(commit) } }
         }
     }
 
     private func drain(_ commit: @Sendable ([Delivery]) async -> [Result<DeliveryReceipt, Error>]) async {
         while true {
-            let batch = state.withLock { s -> [Waiting] in
-                let batch = Array(s.waiting.prefix(Self.maxBatch))
-                s.waiting.removeFirst(batch.count)
-                if batch.isEmpty { s.running = false }
-                return batch
-            }
+            let batch = queue.take()
             guard !batch.isEmpty else { return }
             let results = await commit(batch.map(\.delivery))
             for (waiting, result) in zip(batch, results) { waiting.continuation.resume(with: result) }
@@ -83,12 +100,7 @@ final class PostgresWriteBatcher: Sendable {
         let alone: @Sendable () async -> Void
         let fail: @Sendable (Error) -> Void
     }
-    private struct State {
-        var waiting: [Waiting] = []
-        var running = false
-    }
-    private let state = Mutex(State())
-    static let maxBatch = 64
+    private let queue = BatchQueue<Waiting>(maxBatch: 64)
 
     /// Runs `body` in a transaction shared with the changes waiting at the same time.
     func run<R: Sendable>(_ store: PostgresMailStore, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
@@ -102,24 +114,13 @@ final class PostgresWriteBatcher: Sendable {
                     do { continuation.resume(returning: try await store.transaction(body)) } catch { continuation.resume(throwing: error) }
                 },
                 fail: { continuation.resume(throwing: $0) })
-            let start = state.withLock { s -> Bool in
-                s.waiting.append(waiting)
-                guard !s.running else { return false }
-                s.running = true
-                return true
-            }
-            if start { Task { await self.drain(store) } }
+            if queue.enqueue(waiting) { Task { await self.drain(store) } }
         }
     }
 
     private func drain(_ store: PostgresMailStore) async {
         while true {
-            let batch = state.withLock { s -> [Waiting] in
-                let batch = Array(s.waiting.prefix(Self.maxBatch))
-                s.waiting.removeFirst(batch.count)
-                if batch.isEmpty { s.running = false }
-                return batch
-            }
+            let batch = queue.take()
             guard !batch.isEmpty else { return }
             if batch.count == 1 {
                 await batch[0].alone()

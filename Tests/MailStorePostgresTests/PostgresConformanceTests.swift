@@ -33,6 +33,15 @@ enum TestServer {
         }, box)
     }
 
+    /// Two nodes (stores) on a new database, sharing a manual clock set to `seconds` since 1970.
+    static func twoNodes(at seconds: TimeInterval) async throws -> (PostgresMailStore, PostgresMailStore, ManualClock) {
+        let url = try await newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: seconds))
+        let a = try await PostgresMailStore.open(url: url, spool: spool(), clock: clock)
+        let b = try await PostgresMailStore.open(url: url, spool: spool(), clock: clock)
+        return (a, b, clock)
+    }
+
     /// A new, empty database on the test server (each test its own); returns its URL.
     static func newDatabase() async throws -> String {
         guard let url else { throw StoreError.invalid("TERN_TEST_POSTGRES is not set: run scripts/test, or start scripts/pg-test-cluster") }
@@ -236,10 +245,7 @@ struct PostgresNodesTests {
     }
 
     @Test func changesReachTheOtherNode() async throws {
-        let url = try await TestServer.newDatabase()
-        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
-        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
         defer { a.close(); b.close() }
         let mailboxes = Recorder<Int64>(), trees = Recorder<Int64>(), queue = Recorder<Int>()
         b.observeChanges { mailboxes.add($0) }
@@ -273,10 +279,7 @@ struct PostgresNodesTests {
     /// Each node answers RCPT from its cache of resolutions, and forgets them when the directory changes on any node
     /// (at once on the node that made the change, within a second on the others).
     @Test func resolutionsFollowDirectoryChangesOnEveryNode() async throws {
-        let url = try await TestServer.newDatabase()
-        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
-        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
         defer { a.close(); b.close() }
         try await a.addDomain("example.test")
         let alice = try EmailAddress.parse("alice@example.test"), bob = try EmailAddress.parse("bob@example.test")
@@ -300,10 +303,7 @@ struct PostgresNodesTests {
 
     /// Greylisting, rate counters and job claims made through node A hold on node B: one installation, one state.
     @Test func policyStateIsSharedByTheNodes() async throws {
-        let url = try await TestServer.newDatabase()
-        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_001_600))
-        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
-        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_001_600)
         defer { a.close(); b.close() }
         let rule = GreylistRule(delay: 60, window: 3600, remember: 86400)
         let key = "192.0.2.1|a@remote.test|alice@example.test"
@@ -324,10 +324,7 @@ struct PostgresNodesTests {
     /// When B's listening connection is cut, B reconnects and tells every observer to look again (notices sent
     /// meanwhile are lost), then hears new changes as before.
     @Test func listenerReconnectsAndResyncs() async throws {
-        let url = try await TestServer.newDatabase()
-        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let a = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
-        let b = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
         defer { a.close(); b.close() }
         try await a.addDomain("example.test")
         let account = try await a.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
