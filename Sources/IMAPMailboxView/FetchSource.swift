@@ -100,6 +100,39 @@ public struct FetchSource {
         }
     }
 
+    /// For a message streamed out in pieces (a large one): the item `a` names and the range of the content its
+    /// literal holds, when `a` is the message or its text (RFC822, RFC822.TEXT, BODY[], BODY[TEXT], with a partial
+    /// range); nil for every other attribute. `bodyStart` is where the text begins (just past the empty line).
+    public static func streamed(_ a: FetchAttribute, size: Int, bodyStart: Int) -> (item: IMAPFetchItem, range: Range<Int>)? {
+        switch a {
+        case .rfc822: return (.rfc822([]), 0..<size)
+        case .rfc822Text: return (.rfc822Text([]), bodyStart..<size)
+        case .bodySection(let section, let partial, _) where section.part.isEmpty:
+            let whole: Range<Int>
+            switch section.text {
+            case .full: whole = 0..<size
+            case .text: whole = bodyStart..<size
+            default: return nil
+            }
+            var range = whole
+            if let partial {
+                range = whole.lowerBound + min(partial.lowerBound, whole.count)..<whole.lowerBound + min(partial.upperBound + 1, whole.count)
+            }
+            return (.bodySection(section: "\(section)", origin: partial?.lowerBound, data: nil), range)
+        default: return nil
+        }
+    }
+
+    /// Where the text of a message begins, from the first `head` octets of its `size`; nil when the head does not
+    /// show it yet (read more).
+    public static func bodyStart(head: [UInt8], size: Int) -> Int? {
+        let end = RawHeader.end(head)
+        // RawHeader.end gives the head's length both when the empty line ends it and when there is none in it.
+        if end < head.count || head.count >= size { return end }
+        let tail = head.suffix(3)
+        return tail.count >= 2 && (tail.suffix(2) == [10, 10] || tail == [10, 13, 10]) ? end : nil
+    }
+
     /// `<offset.length>` of a section (RFC 9051 §6.4.5): the octets from offset, at most length, clipped to the data.
     public static func partial(_ data: ArraySlice<UInt8>, _ range: ClosedRange<Int>?) -> ArraySlice<UInt8> {
         guard let range else { return data }

@@ -83,6 +83,12 @@ public struct FetchPlan {
     /// The MIME tree (a numbered part, BINARY).
     public var tree = false
 
+    /// Whether a large message can be streamed from its content rather than read whole: its content items are
+    /// the message or its text (no part, no BINARY, no preview), and any structure asked for is cached.
+    public func streamable(structureCached: Bool) -> Bool {
+        !tree && (!structure || structureCached)
+    }
+
     /// Whether a message's content must be read: the content itself is asked for, or a cache lacks what is.
     public func needsContent(structureCached: Bool, headerCached: Bool) -> Bool {
         content || (structure && !structureCached) || (header && !headerCached)

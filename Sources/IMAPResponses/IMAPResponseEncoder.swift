@@ -223,11 +223,42 @@ public struct IMAPResponseEncoder: Sendable {
         fetchItemsWritten = nil
     }
 
-    public mutating func fetchItem(_ item: IMAPFetchItem) {
+    /// The start of a FETCH item whose literal follows in pieces (`literalPiece`): a large message streamed out.
+    /// `item` names it (RFC822, RFC822.TEXT or a BODY section, its data ignored); `count` is the literal's size.
+    public mutating func fetchItemStreamed(_ item: IMAPFetchItem, count: Int) {
+        fetchSeparator()
+        switch item {
+        case .rfc822: ascii("RFC822 ")
+        case .rfc822Text: ascii("RFC822.TEXT ")
+        case .bodySection(let section, let origin, _):
+            ascii("BODY["); ascii(section); ascii("]")
+            if let origin { ascii("<"); number(UInt64(origin)); ascii(">") }
+            space()
+        default: preconditionFailure("only message text is streamed")
+        }
+        bytes.append(123)
+        number(UInt64(count))
+        bytes.append(contentsOf: [125, 13, 10])
+    }
+
+    /// Octets of a literal begun with `fetchItemStreamed`; NUL goes out as 0x80, as in `literal`.
+    public mutating func literalPiece(_ data: [UInt8]) {
+        if data.contains(0) {
+            bytes.append(contentsOf: data.lazy.map { $0 == 0 ? 0x80 : $0 })
+        } else {
+            bytes.append(contentsOf: data)
+        }
+    }
+
+    private mutating func fetchSeparator() {
         if let n = fetchItemsWritten {
             if n > 0 { space() }
             fetchItemsWritten = n + 1
         }
+    }
+
+    public mutating func fetchItem(_ item: IMAPFetchItem) {
+        fetchSeparator()
         switch item {
         case .uid(let n): ascii("UID "); number(UInt64(n))
         case .flags(let flags): ascii("FLAGS "); atomList(flags)

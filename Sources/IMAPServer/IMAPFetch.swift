@@ -30,8 +30,9 @@ extension IMAPSession {
             default: return false
             }
         }
-        func needsContent(_ id: MessageID) -> Bool {
-            plan.needsContent(structureCached: structures.get(id) != nil, headerCached: headers.get(id) != nil)
+        func batched(_ message: StoredMessage) -> Bool {
+            message.size <= ContentPieces.streamAbove
+                && plan.needsContent(structureCached: structures.get(message.messageID) != nil, headerCached: headers.get(message.messageID) != nil)
         }
         var markSeen: [UID] = []
         var prefetched: [MessageID: [UInt8]] = [:]
@@ -41,18 +42,38 @@ extension IMAPSession {
             let id = message.messageID
             var source = FetchSource(message: message, header: plan.header ? headers.get(id) : nil,
                                      structure: plan.structure ? structures.get(id) : nil)
+            var large: (reader: any ContentReader, bodyStart: Int)?
             if plan.needsContent(structureCached: source.structure != nil, headerCached: source.header != nil) {
-                if prefetched[id] == nil {
-                    // The next 200 messages that need their content, in one store round trip.
-                    let upcoming = [id] + targets[(index + 1)..<max(index + 1, min(index + 200, targets.count))].map { m.messages[$0].messageID }.filter(needsContent)
-                    prefetched = try await store.contents(of: upcoming)
+                if message.size > ContentPieces.streamAbove {
+                    // A large message on its own, never in a batch: streamed when the attributes allow it.
+                    do {
+                        large = try await openLarge(message, plan: plan, &source)
+                    } catch StoreError.notFound {
+                        continue
+                    }
+                } else {
+                    if prefetched[id] == nil {
+                        // The next messages that need their content (at most 200, and ContentPieces.batchBytes), in
+                        // one store round trip.
+                        var upcoming = [id], bytes = message.size
+                        for t in targets[(index + 1)..<min(index + 200, targets.count)] where batched(m.messages[t]) {
+                            bytes += m.messages[t].size
+                            if bytes > ContentPieces.batchBytes { break }
+                            upcoming.append(m.messages[t].messageID)
+                        }
+                        prefetched = try await store.contents(of: upcoming)
+                    }
+                    guard let bytes = prefetched[id] else { continue }
+                    source.read(bytes, plan: plan, structures: structures, headers: headers)
                 }
-                guard let bytes = prefetched[id] else { continue }
-                source.read(bytes, plan: plan, structures: structures, headers: headers)
             }
             let binaries = try source.binaries(attrs)
             out.encoder.fetchStart(targets[index] + 1)
             for (i, a) in attrs.enumerated() {
+                if let large, let (item, range) = FetchSource.streamed(a, size: large.reader.size, bodyStart: large.bodyStart) {
+                    try await stream(item, range, from: large.reader, &out)
+                    continue
+                }
                 out.encoder.fetchItem(source.item(a, binary: binaries[i]) { flagsItem(message) })
             }
             if setsSeen && !message.flags.contains(.seen) {
@@ -65,6 +86,53 @@ extension IMAPSession {
         }
         if !markSeen.isEmpty { try await setSeen(markSeen, uid: uid, in: m, &out) }
         if let tag { out.ok(tag, uid ? "UID FETCH completed" : "FETCH completed") }
+    }
+
+    /// Opens a large message's content. When the attributes allow streaming, returns the reader and where the text
+    /// begins (the header block read from the head, into the cache); otherwise reads the whole message into
+    /// `source` (one message at a time) and returns nil.
+    private func openLarge(_ message: StoredMessage, plan: FetchPlan, _ source: inout FetchSource) async throws -> (reader: any ContentReader, bodyStart: Int)? {
+        let reader = try await store.openContent(of: message.messageID)
+        if plan.streamable(structureCached: source.structure != nil), let (header, bodyStart) = try await Self.head(of: reader) {
+            if plan.header && source.header == nil {
+                source.header = header
+                caches.headers.put(message.messageID, header)
+            }
+            return (reader, bodyStart)
+        }
+        var whole: [UInt8] = []
+        whole.reserveCapacity(reader.size)
+        try await reader.pieces { whole += $0 }
+        source.read(whole, plan: plan, structures: caches.structures, headers: caches.headers)
+        return nil
+    }
+
+    /// The header block of a large message and where its text begins, read from the head of its content (64 KiB at
+    /// a time, at most 1 MiB); nil when no empty line ends the header within that.
+    static func head(of reader: any ContentReader) async throws -> (header: [UInt8], bodyStart: Int)? {
+        var head: [UInt8] = []
+        while head.count < min(reader.size, ContentPieces.streamAbove) {
+            let piece = try await reader.read(head.count..<head.count + 64 * 1024)
+            guard !piece.isEmpty else { throw StoreError.notFound("content ends at \(head.count) of \(reader.size)") }
+            head += piece
+            if let bodyStart = FetchSource.bodyStart(head: head, size: reader.size) { return (Array(head[..<bodyStart]), bodyStart) }
+        }
+        return nil
+    }
+
+    /// One item of a FETCH response whose literal is read from the content and sent a piece at a time. The literal's
+    /// size is announced first: a content that goes missing half-way cannot be answered any more, so the session
+    /// ends (`IMAPStreamBroken`).
+    private func stream(_ item: IMAPFetchItem, _ range: Range<Int>, from reader: any ContentReader, _ out: inout IMAPOutput) async throws {
+        out.encoder.fetchItemStreamed(item, count: range.count)
+        do {
+            try await reader.pieces(range) { piece in
+                out.encoder.literalPiece(piece)
+                try await out.flushIfLarge()
+            }
+        } catch {
+            throw IMAPStreamBroken(reason: "\(error)")
+        }
     }
 
     /// RFC 7162 §3.2.6: UID FETCH ... (CHANGEDSINCE n VANISHED) also reports UIDs expunged since n.
@@ -127,10 +195,18 @@ extension IMAPSession {
             let message = m.messages[i]
             var cache: MessageParts?
             if contentNeeded {
-                if n % 200 == 0 {
-                    var ids = indices[n..<min(n + 200, indices.count)].map { m.messages[$0].messageID }
-                    if headersOnly { ids = ids.filter { headerCache.get($0) == nil } }
-                    prefetched = ids.isEmpty ? [:] : try await store.contents(of: ids)
+                if prefetched[message.messageID] == nil && !(headersOnly && headerCache.get(message.messageID) != nil) {
+                    // This message and the next ones that need their content: at most 200, and at most
+                    // ContentPieces.batchBytes unless the first alone is larger.
+                    var ids: [MessageID] = [], bytes = 0
+                    for j in indices[n..<min(n + 200, indices.count)] {
+                        let next = m.messages[j]
+                        if headersOnly && headerCache.get(next.messageID) != nil { continue }
+                        if !ids.isEmpty && bytes + next.size > ContentPieces.batchBytes { break }
+                        ids.append(next.messageID)
+                        bytes += next.size
+                    }
+                    prefetched = try await store.contents(of: ids)
                 }
                 if headersOnly, let header = headerCache.get(message.messageID) {
                     cache = MessageParts(header)

@@ -11,6 +11,11 @@ import NIOCore
 import Synchronization
 
 /// What a command produced for the wire, and what the connection must do next.
+/// A literal announced with its size could not be finished (the content went, or the store failed half-way).
+struct IMAPStreamBroken: Error {
+    let reason: String
+}
+
 struct IMAPOutput {
     /// Every response goes through the encoder (IMAPCodec): the session builds values, never bytes.
     var encoder = IMAPResponseEncoder()
@@ -150,6 +155,10 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             out.send(.tagged(tag, error.status))
         } catch let error as StoreError {
             out.send(.tagged(tag, IMAPStatus(.no, Self.storeErrorCode(error), "\(error)")))
+        } catch let error as IMAPStreamBroken {
+            // Half a literal is on the wire: no response can follow it, so the connection ends.
+            server.logger.warning("IMAP response broken off", metadata: ["cmd": "\(tagged.command.name)", "error": "\(error.reason)"])
+            out.close = true
         } catch let error as StoreUnavailable {
             // RFC 5530 §3: UNAVAILABLE, a temporary failure of a subsystem the server needs.
             server.logger.warning("IMAP command failed", metadata: ["cmd": "\(tagged.command.name)", "error": "\(error)"])

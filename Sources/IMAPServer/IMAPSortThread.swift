@@ -21,11 +21,31 @@ extension IMAPSession {
         let indices = candidates ?? Array(m.messages.indices)
         for (n, i) in indices.enumerated() {
             let message = m.messages[i]
-            if n % 200 == 0 {
-                let ids = indices[n..<min(n + 200, indices.count)].map { m.messages[$0].messageID }.filter { headerCache.get($0) == nil }
-                prefetched = ids.isEmpty ? [:] : try await store.contents(of: ids)
-            }
             var header = headerCache.get(message.messageID)
+            if header == nil, message.size <= ContentPieces.streamAbove, prefetched[message.messageID] == nil {
+                // This message and the next ones the cache lacks: at most 200 and ContentPieces.batchBytes. Large
+                // messages are left out (their header is read from their head below).
+                var ids: [MessageID] = [], bytes = 0
+                for j in indices[n..<min(n + 200, indices.count)] {
+                    let next = m.messages[j]
+                    guard headerCache.get(next.messageID) == nil, next.size <= ContentPieces.streamAbove else { continue }
+                    if bytes + next.size > ContentPieces.batchBytes { break }
+                    ids.append(next.messageID)
+                    bytes += next.size
+                }
+                prefetched = try await store.contents(of: ids)
+            }
+            if header == nil, message.size > ContentPieces.streamAbove {
+                do {
+                    let reader = try await store.openContent(of: message.messageID)
+                    if let head = try await Self.head(of: reader) {
+                        header = head.header
+                    } else {
+                        header = try await reader.read(0..<ContentPieces.streamAbove)
+                    }
+                    headerCache.put(message.messageID, header!)
+                } catch StoreError.notFound { continue }
+            }
             if header == nil {
                 var bytes = prefetched[message.messageID]
                 if bytes == nil {

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import MailCore
 
 /// Domains, accounts and aliases: who receives mail here.
@@ -102,8 +103,94 @@ public protocol MessageStore: Sendable {
     func content(of message: MessageID) async throws -> [UInt8]
     /// Several messages' contents in one round trip (FETCH and SEARCH over many messages).
     func contents(of messages: [MessageID]) async throws -> [MessageID: [UInt8]]
-    /// Where the content lives when it is a file (for streaming large messages); nil for inline content.
-    func contentFile(of message: MessageID) async throws -> URL?
+    /// The content opened for reading in pieces: a large message is streamed out (FETCH, RETR, export) without
+    /// ever being held whole. A reader opened before the message is expunged reads on where the backend can (a file
+    /// stays readable while open); otherwise a later piece throws `StoreError.notFound`.
+    func openContent(of message: MessageID) async throws -> any ContentReader
+}
+
+/// A message's content, read a range at a time.
+public protocol ContentReader: Sendable {
+    var size: Int { get }
+    /// The octets of `range`, clamped to the content.
+    func read(_ range: Range<Int>) async throws -> [UInt8]
+}
+
+extension ContentReader {
+    /// Hands `range` (the whole content when nil) to `body` in pieces of at most `pieceSize` octets, in order.
+    public func pieces(_ range: Range<Int>? = nil, pieceSize: Int = ContentPieces.size,
+                       _ body: ([UInt8]) async throws -> Void) async throws {
+        let range = (range ?? 0..<size).clamped(to: 0..<size)
+        var at = range.lowerBound
+        while at < range.upperBound {
+            let piece = try await read(at..<min(at + pieceSize, range.upperBound))
+            guard !piece.isEmpty else { throw StoreError.notFound("content ends at \(at) of \(size)") }
+            try await body(piece)
+            at += piece.count
+        }
+    }
+}
+
+public enum ContentPieces {
+    /// How much of a large content is read at a time.
+    public static let size = 256 * 1024
+    /// Contents above this size are streamed by the protocols instead of being read whole (and are never read ahead
+    /// in batches).
+    public static let streamAbove = 1 << 20
+    /// The most that batched reads (FETCH, SEARCH, RETR read-ahead) hold at once.
+    public static let batchBytes = 8 << 20
+}
+
+/// A content held in memory (inline contents are small).
+public struct InMemoryContent: ContentReader {
+    public let bytes: [UInt8]
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public var size: Int { bytes.count }
+    public func read(_ range: Range<Int>) async throws -> [UInt8] {
+        Array(bytes[range.clamped(to: 0..<bytes.count)])
+    }
+}
+
+/// A content in a file, read with pread on a descriptor opened once: the file may be unlinked meanwhile (an expunge
+/// and the clean-up after it) and stays readable until the reader goes.
+public final class FileContent: ContentReader {
+    public let size: Int
+    private let fd: Int32
+
+    public init(path: String) throws {
+        fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { throw StoreError.notFound("content file \(path)") }
+            throw FileSystemError(errno: errno, "open \(path)")
+        }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else {
+            let e = errno
+            close(fd)
+            throw FileSystemError(errno: e, "stat \(path)")
+        }
+        size = Int(st.st_size)
+    }
+
+    deinit { close(fd) }
+
+    public func read(_ range: Range<Int>) async throws -> [UInt8] {
+        let range = range.clamped(to: 0..<size)
+        guard !range.isEmpty else { return [] }
+        var out = [UInt8](repeating: 0, count: range.count)
+        var done = 0
+        try out.withUnsafeMutableBytes { raw in
+            while done < range.count {
+                let n = pread(fd, raw.baseAddress! + done, range.count - done, off_t(range.lowerBound + done))
+                if n < 0 && errno == EINTR { continue }
+                guard n >= 0 else { throw FileSystemError(errno: errno, "read") }
+                if n == 0 { break }
+                done += n
+            }
+        }
+        if done < out.count { out.removeLast(out.count - done) }
+        return out
+    }
 }
 
 /// What `mailboxChanges(mailbox:since:)` returns.

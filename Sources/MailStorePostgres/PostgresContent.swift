@@ -48,3 +48,30 @@ extension PostgresMailStore {
 
     static let chunkSize = 1 << 20
 }
+
+/// A content kept in chunks (`content_chunk`), read by the chunks a range covers. Between reads the content may go
+/// (its last message expunged): a later read then throws `StoreError.notFound`.
+struct PostgresChunkedContent: ContentReader {
+    let store: PostgresMailStore
+    let hash: Data
+    let size: Int
+
+    func read(_ range: Range<Int>) async throws -> [UInt8] {
+        let range = range.clamped(to: 0..<size)
+        guard !range.isEmpty else { return [] }
+        let chunk = PostgresMailStore.chunkSize
+        let first = range.lowerBound / chunk, last = (range.upperBound - 1) / chunk
+        let rows = try await store.all("""
+            SELECT seq, data FROM content_chunk WHERE hash = \(hash) AND seq BETWEEN \(Int32(first)) AND \(Int32(last)) ORDER BY seq
+            """, as: (Int32, Data).self)
+        guard rows.count == last - first + 1 else { throw StoreError.notFound("content \(hash.map { String($0, radix: 16) }.joined())") }
+        var out: [UInt8] = []
+        out.reserveCapacity(range.count)
+        for (seq, data) in rows {
+            let start = Int(seq) * chunk
+            let lo = max(range.lowerBound - start, 0), hi = min(range.upperBound - start, data.count)
+            if lo < hi { out.append(contentsOf: data[data.startIndex + lo..<data.startIndex + hi]) }
+        }
+        return out
+    }
+}

@@ -520,6 +520,12 @@ extension PostgresMailStore: MessageStore {
         return result
     }
 
-    /// Contents live in the database, never in a file a reader could stream.
-    public func contentFile(of message: MessageID) async throws -> URL? { nil }
+    /// An inline content in memory; a chunked one read a chunk range at a time.
+    public func openContent(of message: MessageID) async throws -> any ContentReader {
+        guard let (hash, size, inline) = try await all("""
+            SELECT c.hash, c.size, c.data FROM message m JOIN content c ON c.hash = m.content_hash WHERE m.id = \(message)
+            """, as: (Data, Int64, Data?).self).first else { throw StoreError.notFound("message \(message)") }
+        if let inline { return InMemoryContent(Array(inline)) }
+        return PostgresChunkedContent(store: self, hash: hash, size: Int(size))
+    }
 }

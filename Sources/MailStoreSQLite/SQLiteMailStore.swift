@@ -473,11 +473,17 @@ public final class SQLiteMailStore: MailStore, Sendable {
         return result
     }
 
-    public func contentFile(of message: MessageID) async throws -> URL? {
-        let key = try await read { db in
-            try String.fetchOne(db, sql: "SELECT blob_key FROM message WHERE id = ?", arguments: [message])
+    public func openContent(of message: MessageID) async throws -> any ContentReader {
+        // Inline contents are small (the inline limit); a file is opened once and read a piece at a time.
+        let (key, inline) = try await read { db -> (String?, Data?) in
+            guard let row = try Row.fetchOne(db, sql: "SELECT blob_key, CASE WHEN blob_key IS NULL THEN content END AS content FROM message WHERE id = ?",
+                                             arguments: [message]) else {
+                throw StoreError.notFound("message \(message)")
+            }
+            return (row["blob_key"], row["content"])
         }
-        return key.map(blobs.url(for:))
+        if let key { return try FileContent(path: blobs.url(for: key).path) }
+        return InMemoryContent(Array(inline ?? Data()))
     }
 
     /// Removes messages no mailbox references any more, and their files.

@@ -186,9 +186,9 @@ final class POP3Session: @unchecked Sendable {
             try await retrieve(try index(n, drop), drop, &out)
         case (.top(let n, let lines), .transaction(let drop)):
             let i = try index(n, drop)
-            let content = try await load(i, drop)
+            let top = try await top(i, lines: lines, drop)
             out.ok("Top of message follows")
-            POP3Encoding.appendMultiline(POP3Encoding.top(content[...], lines: lines), to: &out.bytes)
+            POP3Encoding.appendMultiline(top, to: &out.bytes)
         case (_, .authorization):
             throw POP3Failure("Log in first")
         case (_, .transaction):
@@ -201,6 +201,25 @@ final class POP3Session: @unchecked Sendable {
     /// RETR: the message, dot-stuffed a chunk at a time, so that the wire copy of a large message never exists whole
     /// beside it.
     func retrieve(_ i: Int, _ drop: Maildrop, _ out: inout POP3Output) async throws {
+        if drop.messages[i].size > ContentPieces.streamAbove {
+            // A large message is read a piece at a time as it is sent, never whole.
+            let reader = try await open(i, drop)
+            out.ok("\(drop.messages[i].size) octets")
+            var stuffer = POP3Encoding.DotStuffer()
+            do {
+                try await reader.pieces { piece in
+                    stuffer.append(piece[...], to: &out.bytes)
+                    try await out.flushIfLarge()
+                }
+            } catch {
+                // Half the message is on the wire: nothing can follow it but the end of the connection.
+                server.logger.warning("POP3 RETR broken off", metadata: ["error": "\(error)"])
+                out.close = true
+                return
+            }
+            stuffer.finish(&out.bytes)
+            return
+        }
         let content = try await load(i, drop)
         out.ok("\(drop.messages[i].size) octets")
         var stuffer = POP3Encoding.DotStuffer()
@@ -221,6 +240,30 @@ final class POP3Session: @unchecked Sendable {
         return n - 1
     }
 
+    /// TOP: the header and the first `lines` lines of the body; of a large message only as much as they need.
+    func top(_ i: Int, lines: Int, _ drop: Maildrop) async throws -> ArraySlice<UInt8> {
+        guard drop.messages[i].size > ContentPieces.streamAbove else {
+            return POP3Encoding.top(try await load(i, drop)[...], lines: lines)
+        }
+        let reader = try await open(i, drop)
+        var head: [UInt8] = []
+        while head.count < reader.size {
+            head += try await reader.read(head.count..<head.count + 64 * 1024)
+            // Complete once the cut falls before the end of what was read (then it follows a whole line).
+            let cut = POP3Encoding.top(head[...], lines: lines)
+            if cut.count < head.count { return cut }
+        }
+        return head[...]
+    }
+
+    func open(_ i: Int, _ drop: Maildrop) async throws -> any ContentReader {
+        do {
+            return try await server.store.openContent(of: drop.messages[i].messageID)
+        } catch StoreError.notFound {
+            throw POP3Failure("Message was removed by another session")
+        }
+    }
+
     /// A message's content, with the messages after it read ahead in the same store round trip.
     func load(_ index: Int, _ drop: Maildrop) async throws -> [UInt8] {
         let id = drop.messages[index].messageID
@@ -231,7 +274,7 @@ final class POP3Session: @unchecked Sendable {
         while next < drop.messages.count && ids.count < Self.readAheadMessages {
             let m = drop.messages[next]
             next += 1
-            guard !drop.deleted.contains(next - 1) else { continue }
+            guard !drop.deleted.contains(next - 1), m.size <= ContentPieces.streamAbove else { continue }
             bytes += m.size
             if bytes > Self.readAheadBytes { break }
             ids.append(m.messageID)

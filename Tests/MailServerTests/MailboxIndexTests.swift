@@ -70,6 +70,45 @@ import Testing
         #expect(text.content && !text.tree)
     }
 
+    @Test func largeMessagesStreamOnlyTheMessageOrItsText() throws {
+        // Streamable: whole message and text items, with a cached structure; not a part, BINARY or preview.
+        #expect(FetchPlan([.rfc822Size, .bodySection(SectionSpec(text: .full), partial: nil, peek: true)]).streamable(structureCached: false))
+        #expect(FetchPlan([.bodyStructure, .rfc822]).streamable(structureCached: true))
+        #expect(!FetchPlan([.bodyStructure, .rfc822]).streamable(structureCached: false))
+        #expect(!FetchPlan([.bodySection(SectionSpec(part: [1], text: .full), partial: nil, peek: true)]).streamable(structureCached: true))
+        #expect(!FetchPlan([.binary(part: [1], partial: nil, peek: true)]).streamable(structureCached: true))
+
+        // The range each streamed item sends, from a 1,000-octet message whose text begins at 100.
+        func streamed(_ a: FetchAttribute) -> (String, Range<Int>)? {
+            guard let (item, range) = FetchSource.streamed(a, size: 1000, bodyStart: 100) else { return nil }
+            var e = IMAPResponseEncoder()
+            e.fetchItemStreamed(item, count: range.count)
+            return (String(decoding: e.bytes, as: UTF8.self), range)
+        }
+        #expect(streamed(.rfc822)! == ("RFC822 {1000}\r\n", 0..<1000))
+        #expect(streamed(.rfc822Text)! == ("RFC822.TEXT {900}\r\n", 100..<1000))
+        #expect(streamed(.bodySection(SectionSpec(text: .full), partial: nil, peek: true))! == ("BODY[] {1000}\r\n", 0..<1000))
+        #expect(streamed(.bodySection(SectionSpec(text: .text), partial: 10...19, peek: true))! == ("BODY[TEXT]<10> {10}\r\n", 110..<120))
+        // RFC 9051 §6.4.5: a partial range past the end gives what there is, or nothing.
+        #expect(streamed(.bodySection(SectionSpec(text: .full), partial: 995...1004, peek: false))! == ("BODY[]<995> {5}\r\n", 995..<1000))
+        #expect(streamed(.bodySection(SectionSpec(text: .full), partial: 2000...2009, peek: false))! == ("BODY[]<2000> {0}\r\n", 1000..<1000))
+        #expect(streamed(.bodySection(SectionSpec(text: .header), partial: nil, peek: true)) == nil)
+        #expect(streamed(.rfc822Size) == nil)
+        // Pieces of a literal keep its size: NUL goes out as 0x80, as a whole literal does.
+        var e = IMAPResponseEncoder()
+        e.literalPiece([65, 0, 66])
+        #expect(e.bytes == [65, 0x80, 66])
+
+        // Where the text begins, from the head of a message: known once the empty line is in it.
+        let message = Array("Subject: x\r\nFrom: y\r\n\r\nbody".utf8)
+        #expect(FetchSource.bodyStart(head: Array(message[..<12]), size: message.count) == nil)
+        #expect(FetchSource.bodyStart(head: Array(message[..<23]), size: message.count) == 23)
+        #expect(FetchSource.bodyStart(head: message, size: message.count) == 23)
+        #expect(FetchSource.bodyStart(head: Array("a: b\n\nc".utf8), size: 100) == 6)
+        // A message without an empty line is all header once the whole of it has been read.
+        #expect(FetchSource.bodyStart(head: Array("a: b\r\n".utf8), size: 6) == 6)
+    }
+
     @Test func sentDates() {
         // RFC 5322 §3.3 with obsolete forms: two-digit years, comments, missing seconds, zones.
         #expect(RFC5322Date.parse("Tue, 24 Nov 2026 10:00:00 +0000")?.timeIntervalSince1970 == 1_795_514_400)

@@ -167,14 +167,19 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         try store.blobs.write(big, key: key)
         let r = try await store.deliver(Delivery(content: .blob(key: key, size: big.count),
                                                  envelope: StoredEnvelope(mailFrom: "", recipients: []), targets: [DeliveryTarget(account: a)], internalDate: testDate))
-        #expect(try await store.contentFile(of: r.messageID)?.lastPathComponent == key)
         #expect(try await store.content(of: r.messageID) == big)
+        let reader = try await store.openContent(of: r.messageID)
+        #expect(reader.size == big.count)
+        #expect(try await reader.read(199_990..<300_000) == Array(big[199_990...]))
         #expect(try await store.orphanBlobKeys().isEmpty)
         try store.blobs.write([1, 2, 3], key: "orphan-1")
         #expect(try await store.orphanBlobKeys() == ["orphan-1"])
         #expect(try await store.removeOrphanBlobs() == 1)
         try await store.removeAccount(addr("alice@example.test"))
         #expect(!FileManager.default.fileExists(atPath: store.blobs.url(for: key).path))
+        // A reader opened before the message went reads on (an IMAP session streaming it out finishes its literal).
+        #expect(try await reader.read(0..<3) == Array(big[0..<3]))
+        await #expect(throws: StoreError.self) { try await store.openContent(of: r.messageID) }
     }
 
     @Test func concurrentDeliveriesShareCommitsAndKeepUIDsUnique() async throws {

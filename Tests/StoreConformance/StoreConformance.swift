@@ -280,6 +280,19 @@ public enum StoreConformance {
             problems.append("contents(of:) of a large and a small message differ from what was stored")
         }
         if try await store.usage(account: a) != Int64(big.count + message(7).count) { problems.append("usage does not count the large message") }
+        // Read in pieces, as FETCH and RETR stream a large message: every range, across the backend's own chunk
+        // boundaries (1 MiB on PostgreSQL) and past the end, gives exactly those octets.
+        let reader = try await store.openContent(of: receipt.messageID)
+        if reader.size != big.count { problems.append("a reader reports size \(reader.size), not \(big.count)") }
+        for range in [0..<10, (1 << 20) - 5..<(1 << 20) + 5, 100..<(2 << 20) + 1, big.count - 3..<big.count + 100, big.count..<big.count + 1] {
+            let expected = Array(big[range.clamped(to: 0..<big.count)])
+            if try await reader.read(range) != expected { problems.append("a large content's range \(range) reads back differently") }
+        }
+        var streamed: [UInt8] = [], pieces = 0
+        try await reader.pieces(pieceSize: 300_000) { streamed += $0; pieces += 1 }
+        if streamed != big || pieces != (big.count + 299_999) / 300_000 { problems.append("a large content streamed in \(pieces) pieces differs") }
+        let smallReader = try await store.openContent(of: listed.first { $0.uid == small }!.messageID)
+        if try await smallReader.read(0..<1_000_000) != message(7) { problems.append("a small content read through a reader differs") }
         return problems
     }
 
