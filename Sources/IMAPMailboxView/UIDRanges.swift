@@ -1,3 +1,5 @@
+import MailStore
+
 /// A set of UIDs kept as sorted, disjoint, non-adjacent ranges: the messages recent to a session. Claims come in
 /// ascending blocks (a mailbox's first unclaimed UID only grows), so a session that sees thousands of messages arrive
 /// one by one still holds one range, and a lookup is a binary search however many there are.
@@ -30,15 +32,23 @@ public struct UIDRanges: Sendable, Equatable {
         return i < ranges.count && ranges[i].contains(uid)
     }
 
-    /// How many of `uids` (ascending) are in the set: one walk over both.
-    public func count(in uids: some Sequence<UInt32>) -> Int {
-        var n = 0, i = 0
-        for uid in uids {
-            while i < ranges.count && ranges[i].upperBound <= uid { i += 1 }
-            if i == ranges.count { break }
-            if ranges[i].contains(uid) { n += 1 }
+    /// How many of `uids` (ascending) are in the set.
+    public func count(in uids: [UInt32]) -> Int { countSorted(uids) { $0 } }
+
+    /// How many of `messages` (a mailbox view, in ascending UID order) are in the set. Two binary searches per range,
+    /// not a walk over the mailbox: a session asks at every new message, and a mailbox may hold 100,000.
+    public func count(in messages: [StoredMessage]) -> Int { countSorted(messages) { $0.uid.rawValue } }
+
+    private func countSorted<C: RandomAccessCollection>(_ sorted: C, _ uid: (C.Element) -> UInt32) -> Int where C.Index == Int {
+        func firstIndex(atLeast bound: UInt32) -> Int {
+            var lo = sorted.startIndex, hi = sorted.endIndex
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if uid(sorted[mid]) < bound { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
         }
-        return n
+        return ranges.reduce(0) { $0 + firstIndex(atLeast: $1.upperBound) - firstIndex(atLeast: $1.lowerBound) }
     }
 
     /// The index of the first range whose upper bound is at least `bound` (ranges.count if none).

@@ -81,7 +81,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
     func claimRecent(_ m: SelectedMailbox, below uidNext: UID) async throws -> Int {
         let first = try await store.claimRecent(mailbox: m.id, below: uidNext, claim: !m.readOnly)
         if first.rawValue < uidNext.rawValue { recentUIDs.insert(first.rawValue..<uidNext.rawValue) }
-        return recentUIDs.count(in: m.messages.lazy.map(\.uid.rawValue))
+        return recentUIDs.count(in: m.messages)
     }
 
     /// The account this session counts against `limits.max_connections_per_user` once logged in, and whether the
@@ -752,24 +752,27 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
     func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot,
                       reportFlags: Bool = true) async throws -> (changed: [Int], added: Int) {
         let old = m.messages, new = latest.messages
-        var merged: [StoredMessage] = []
-        merged.reserveCapacity(max(old.count, new.count))
+        // The view as it is, patched where the latest snapshot has a newer row (a walk by index over both: no copy of
+        // the list unless something changed, as every command of a session that holds expunges comes here).
+        var merged = old
         var changed: [Int] = []   // indices in `merged`
         var previous: [Int: StoredMessage] = [:]
         var j = 0
-        for message in old {
-            while j < new.count && new[j].uid < message.uid { j += 1 }
-            if j < new.count && new[j].uid == message.uid {
-                if new[j].flags != message.flags || new[j].keywords != message.keywords { previous[merged.count] = message; changed.append(merged.count) }
-                merged.append(new[j])
-                j += 1
-            } else {
-                merged.append(message)
+        for i in old.indices {
+            let uid = old[i].uid
+            while j < new.count && new[j].uid < uid { j += 1 }
+            guard j < new.count && new[j].uid == uid else { continue }
+            if new[j].modSeq != old[i].modSeq {
+                if new[j].flags != old[i].flags || new[j].keywords != old[i].keywords { previous[i] = old[i]; changed.append(i) }
+                merged[i] = new[j]
             }
+            j += 1
         }
         // UIDs only grow: what the view has not seen comes after everything in it.
         let newest = old.last?.uid.rawValue ?? 0
-        let added = new.filter { $0.uid.rawValue > newest }
+        var firstAdded = new.count
+        while firstAdded > 0 && new[firstAdded - 1].uid.rawValue > newest { firstAdded -= 1 }
+        let added = Array(new[firstAdded...])
         merged += added
         try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest, reportFlags: reportFlags, previous: previous)
         return (reportFlags ? changed : [], added.count)

@@ -4,6 +4,7 @@ import IMAPCodec
 import IMAPResponses
 import MailMessage
 import MailStore
+import TernTestSupport
 import Testing
 @testable import IMAPMailboxView
 @testable import IMAPServer
@@ -18,6 +19,30 @@ import Testing
     func snapshot(_ messages: [StoredMessage], modSeq: Int64) -> MailboxSnapshot {
         MailboxSnapshot(uidValidity: UIDValidity(rawValue: 7), uidNext: UID((messages.last?.uid.rawValue ?? 0) + 1),
                         highestModSeq: ModSeq(rawValue: modSeq), messages: messages)
+    }
+
+    @Test func randomDeltasAgreeWithAModel() {
+        // A mailbox as a UID -> modseq map; each delta expunges some, changes some and adds new UIDs above the rest.
+        var rng = SplitMix(seed: 21)
+        for _ in 0..<100 {
+            var model: [UInt32: Int64] = [:]
+            for uid in UInt32(1)...60 where rng.next() % 3 != 0 { model[uid] = 1 }
+            var snap = snapshot(model.keys.sorted().map { msg($0) }, modSeq: 1)
+            var next = UInt32(61), modSeq: Int64 = 1
+            for _ in 0..<10 {
+                modSeq += 1
+                let present = model.keys.sorted()
+                let expunged = present.filter { _ in rng.next() % 6 == 0 }
+                for uid in expunged { model[uid] = nil }
+                var changed = model.keys.filter { _ in rng.next() % 5 == 0 }.sorted()
+                for _ in 0..<(rng.next() % 4) { changed.append(next); next += 1 }
+                for uid in changed { model[uid] = modSeq }
+                snap = snap.applying(MailboxChanges(uidValidity: snap.uidValidity, uidNext: UID(next), highestModSeq: ModSeq(rawValue: modSeq),
+                                                    changed: changed.map { msg($0, modSeq: modSeq) }, expunged: expunged.map { UID($0) }))
+                #expect(snap.messages.map(\.uid.rawValue) == model.keys.sorted())
+                #expect(snap.messages.map(\.modSeq.rawValue) == model.keys.sorted().map { model[$0]! })
+            }
+        }
     }
 
     @Test func unchangedDeltaKeepsTheSameSnapshot() {

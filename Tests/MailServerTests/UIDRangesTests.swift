@@ -33,6 +33,9 @@ import Testing
             for uid in UInt32(0)..<120 { #expect(set.contains(uid) == model.contains(uid), "\(uid) in \(set.ranges)") }
             let probe = (UInt32(0)..<120).filter { _ in rng.next() % 3 == 0 }
             #expect(set.count(in: probe) == probe.filter(model.contains).count)
+            let messages = probe.map { StoredMessage(mailbox: 1, uid: UID($0), messageID: Int64($0), size: 1, internalDate: Date(timeIntervalSince1970: 0),
+                                                     flags: [], keywords: [], modSeq: ModSeq(rawValue: 1)) }
+            #expect(set.count(in: messages) == probe.filter(model.contains).count)
         }
         var top = UIDRanges()
         top.insert((UInt32.max - 2)..<UInt32.max)
