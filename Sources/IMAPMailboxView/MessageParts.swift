@@ -43,8 +43,10 @@ public enum TextSearch {
     public static func contains(_ haystack: ArraySlice<UInt8>, _ needle: String) -> Bool {
         let n = Array(needle.utf8)
         guard !n.isEmpty else { return true }
-        if n.allSatisfy({ $0 < 128 }) && !haystack.contains(where: { $0 >= 128 }) {
-            return asciiContains(haystack, n.map(lower))
+        if n.allSatisfy({ $0 < 128 }) {
+            // One pass: an ASCII match found is a match either way; a miss is final when the haystack is ASCII.
+            let (found, sawNonASCII) = asciiScan(haystack, n.map(lower))
+            if found || !sawNonASCII { return found }
         }
         return String(decoding: haystack, as: UTF8.self).range(of: needle, options: [.caseInsensitive, .diacriticInsensitive]) != nil
     }
@@ -53,20 +55,31 @@ public enum TextSearch {
 
     /// `needle` is lower-case ASCII.
     public static func asciiContains(_ haystack: ArraySlice<UInt8>, _ needle: [UInt8]) -> Bool {
-        guard haystack.count >= needle.count else { return false }
-        return haystack.withUnsafeBufferPointer { h in
+        asciiScan(haystack, needle).found
+    }
+
+    /// Whether `needle` (lower-case ASCII) occurs with ASCII case folding, and, when it does not, whether the haystack
+    /// holds any octet above 127 (then a Unicode comparison has the last word).
+    static func asciiScan(_ haystack: ArraySlice<UInt8>, _ needle: [UInt8]) -> (found: Bool, sawNonASCII: Bool) {
+        haystack.withUnsafeBufferPointer { h in
             needle.withUnsafeBufferPointer { nd in
-                let first = nd[0], last = h.count - nd.count
+                var any: UInt8 = 0
                 var i = 0
-                while i <= last {
-                    if lower(h[i]) == first {
-                        var k = 1
-                        while k < nd.count && lower(h[i + k]) == nd[k] { k += 1 }
-                        if k == nd.count { return true }
+                if h.count >= nd.count {
+                    let first = nd[0], last = h.count - nd.count
+                    while i <= last {
+                        let b = h[i]
+                        any |= b
+                        if lower(b) == first {
+                            var k = 1
+                            while k < nd.count && lower(h[i + k]) == nd[k] { k += 1 }
+                            if k == nd.count { return (true, false) }
+                        }
+                        i += 1
                     }
-                    i += 1
                 }
-                return false
+                while i < h.count { any |= h[i]; i += 1 }
+                return (false, any >= 128)
             }
         }
     }

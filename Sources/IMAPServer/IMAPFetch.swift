@@ -191,22 +191,40 @@ extension IMAPSession {
         let headerCache = caches.headers
         let indices = candidates ?? Array(m.messages.indices)
         var prefetched: [MessageID: [UInt8]] = [:]
+        /// The messages from position `start` on that need their content: at most 200, and at most
+        /// ContentPieces.batchBytes unless the first alone is larger; `end` is the position after them.
+        func batch(from start: Int) -> (ids: [MessageID], end: Int) {
+            var ids: [MessageID] = [], bytes = 0
+            for n in start..<min(start + 200, indices.count) {
+                let next = m.messages[indices[n]]
+                if headersOnly && headerCache.get(next.messageID) != nil { continue }
+                if !ids.isEmpty && bytes + next.size > ContentPieces.batchBytes { return (ids, n) }
+                ids.append(next.messageID)
+                bytes += next.size
+            }
+            return (ids, min(start + 200, indices.count))
+        }
+        // The next batch is read while this one is searched (the store's work and the search overlap).
+        var ahead: (start: Int, read: Task<[MessageID: [UInt8]], Error>)?
+        defer { ahead?.read.cancel() }
+        let store = self.store
         for (n, i) in indices.enumerated() {
             let message = m.messages[i]
             var cache: MessageParts?
             if contentNeeded {
                 if prefetched[message.messageID] == nil && !(headersOnly && headerCache.get(message.messageID) != nil) {
-                    // This message and the next ones that need their content: at most 200, and at most
-                    // ContentPieces.batchBytes unless the first alone is larger.
-                    var ids: [MessageID] = [], bytes = 0
-                    for j in indices[n..<min(n + 200, indices.count)] {
-                        let next = m.messages[j]
-                        if headersOnly && headerCache.get(next.messageID) != nil { continue }
-                        if !ids.isEmpty && bytes + next.size > ContentPieces.batchBytes { break }
-                        ids.append(next.messageID)
-                        bytes += next.size
+                    let (ids, end) = batch(from: n)
+                    if let a = ahead, a.start == n {
+                        prefetched = try await a.read.value
+                    } else {
+                        ahead?.read.cancel()
+                        prefetched = try await store.contents(of: ids)
                     }
-                    prefetched = try await store.contents(of: ids)
+                    ahead = nil
+                    if end < indices.count {
+                        let next = batch(from: end).ids
+                        if !next.isEmpty { ahead = (end, Task { try await store.contents(of: next) }) }
+                    }
                 }
                 if headersOnly, let header = headerCache.get(message.messageID) {
                     cache = MessageParts(header)

@@ -78,8 +78,12 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
 
     /// Claims the messages below `uidNext` no session has seen (only tells, for EXAMINE); returns how many of the
     /// view's messages are recent to this session.
-    func claimRecent(_ m: SelectedMailbox, below uidNext: UID) async throws -> Int {
-        let first = try await store.claimRecent(mailbox: m.id, below: uidNext, claim: !m.readOnly)
+    func claimRecent(_ m: SelectedMailbox, below uidNext: UID, known: UID? = nil) async throws -> Int {
+        // `known`: the mailbox's first unclaimed UID as read with its state; when every message below uidNext was
+        // claimed already (first_recent_uid only grows), there is nothing to ask the store.
+        let first = if let known, known >= uidNext { uidNext } else {
+            try await store.claimRecent(mailbox: m.id, below: uidNext, claim: !m.readOnly)
+        }
         if first.rawValue < uidNext.rawValue { recentUIDs.insert(first.rawValue..<uidNext.rawValue) }
         return recentUIDs.count(in: m.messages)
     }
@@ -580,7 +584,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         out.send(.exists(messages.count))
         // RFC 9051 removed \Recent and the RECENT response; an IMAP4rev1 client still expects RECENT (RFC 3501).
         recentUIDs = UIDRanges()
-        if !rev2 { out.send(.recent(try await claimRecent(m, below: box.uidNext))) }
+        if !rev2 { out.send(.recent(try await claimRecent(m, below: box.uidNext, known: current.firstRecent))) }
         flagsLines(&out, m.keywords)
         if let firstUnseen = messages.firstIndex(where: { !$0.flags.contains(.seen) }) {
             out.send(.untagged(IMAPStatus(.ok, .unseen(firstUnseen + 1), "First unseen")))

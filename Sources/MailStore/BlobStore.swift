@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// Message contents as immutable files under `blobs/<2 hex>/<key>`.
 ///
@@ -94,4 +95,51 @@ public struct FileSystemError: Error, CustomStringConvertible {
         self.operation = operation
     }
     public var description: String { "\(operation): \(String(cString: strerror(code)))" }
+}
+
+/// Message contents recently read, kept in memory up to a total size, oldest dropped first. For a store whose
+/// contents live across the network (PostgreSQL), this is what the kernel's page cache is to the embedded store's
+/// files. A message's content never changes and a message id is never reused, so an entry needs no invalidation.
+public final class ContentCache: Sendable {
+    private struct State {
+        var entries: [MessageID: [UInt8]] = [:]
+        var order: [MessageID] = []
+        var head = 0
+        var bytes = 0
+    }
+
+    private let state = Mutex(State())
+    public let budget: Int
+    /// Contents larger than this are never kept (they are streamed, or read whole only rarely).
+    public let largest: Int
+
+    public init(budget: Int = 128 << 20, largest: Int = 256 << 10) {
+        self.budget = budget
+        self.largest = largest
+    }
+
+    public func get(_ id: MessageID) -> [UInt8]? {
+        state.withLock { $0.entries[id] }
+    }
+
+    public func put(_ id: MessageID, _ content: [UInt8]) {
+        guard content.count <= largest else { return }
+        state.withLock { s in
+            guard s.entries[id] == nil else { return }
+            s.entries[id] = content
+            s.order.append(id)
+            s.bytes += content.count + 64
+            while s.bytes > budget, s.head < s.order.count {
+                let old = s.order[s.head]
+                s.head += 1
+                if let e = s.entries.removeValue(forKey: old) { s.bytes -= e.count + 64 }
+            }
+            if s.head > 4096 && s.head * 2 > s.order.count {
+                s.order.removeFirst(s.head)
+                s.head = 0
+            }
+        }
+    }
+
+    public var size: Int { state.withLock { $0.bytes } }
 }

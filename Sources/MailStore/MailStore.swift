@@ -202,6 +202,9 @@ public struct MailboxChanges: Sendable {
     public var changed: [StoredMessage]
     /// UIDs expunged after the given modseq (empty when none was given).
     public var expunged: [UID]
+    /// The first UID no session has claimed as \Recent, when the backend read it with the rest (a SELECT then needs
+    /// no second read to learn that there is nothing to claim).
+    public var firstRecent: UID?
     public init(uidValidity: UIDValidity, uidNext: UID, highestModSeq: ModSeq, changed: [StoredMessage], expunged: [UID]) {
         self.uidValidity = uidValidity
         self.uidNext = uidNext

@@ -28,6 +28,8 @@ public final class PostgresMailStore: Sendable {
     let resolutions = ResolutionCache()
     /// Logins verified recently (the slow hash skipped), under the same rule.
     let verifiedLogins = VerifiedLogins<Int>()
+    /// Contents read recently (FETCH, SEARCH BODY and RETR read them again and again), bounded.
+    let contentCache = ContentCache()
     /// Deliveries that share a transaction.
     let committer = PostgresCommitter()
     /// Sessions' other writes (STORE, EXPUNGE, COPY, MOVE) that share a transaction.

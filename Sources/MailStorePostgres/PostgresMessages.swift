@@ -240,10 +240,12 @@ extension PostgresMailStore: MessageStore {
 
     public func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)? {
         guard let row = try await all("""
-            SELECT id, uidvalidity, uidnext, highestmodseq FROM mailbox WHERE account_id = \(account) AND name = \(name)
-            """, as: (Int64, Int64, Int64, Int64).self).first else { return nil }
-        return (row.0, MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.1)), uidNext: UID(UInt32(row.2)),
-                                      highestModSeq: ModSeq(rawValue: row.3), changed: [], expunged: []))
+            SELECT id, uidvalidity, uidnext, highestmodseq, first_recent_uid FROM mailbox WHERE account_id = \(account) AND name = \(name)
+            """, as: (Int64, Int64, Int64, Int64, Int64).self).first else { return nil }
+        var state = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.1)), uidNext: UID(UInt32(row.2)),
+                                   highestModSeq: ModSeq(rawValue: row.3), changed: [], expunged: [])
+        state.firstRecent = UID(UInt32(row.4))
+        return (row.0, state)
     }
 
     public func mailboxChanges(mailbox: MailboxID, since: ModSeq?) async throws -> MailboxChanges {
@@ -501,11 +503,25 @@ extension PostgresMailStore: MessageStore {
     public func contents(of messages: [MessageID]) async throws -> [MessageID: [UInt8]] {
         guard !messages.isEmpty else { return [:] }
         var result: [MessageID: [UInt8]] = [:]
+        var cached: [MessageID: [UInt8]] = [:]
+        for id in messages { if let c = contentCache.get(id) { cached[id] = c } }
         var chunked: [Data: [MessageID]] = [:]
-        for (id, hash, inline) in try await all("""
-            SELECT m.id, c.hash, c.data FROM message m JOIN content c ON c.hash = m.content_hash WHERE m.id = ANY(\(messages))
-            """, as: (Int64, Data, Data?).self) {
-            if let inline { result[id] = Array(inline) } else { result[id] = []; chunked[hash, default: []].append(id) }
+        // Every message is looked up (one that is gone gives nothing, cached or not); the data comes only for those
+        // not in the cache, decoded as ByteBuffer (a view of the row, no copy) and copied once into the result.
+        for (id, hash, inline, isChunked) in try await all("""
+            SELECT m.id, c.hash, CASE WHEN m.id = ANY(\(Array(cached.keys))) THEN NULL ELSE c.data END, c.data IS NULL
+            FROM message m JOIN content c ON c.hash = m.content_hash WHERE m.id = ANY(\(messages))
+            """, as: (Int64, Data, ByteBuffer?, Bool).self) {
+            if let c = cached[id] {
+                result[id] = c
+            } else if let inline {
+                let bytes = Array(inline.readableBytesView)
+                result[id] = bytes
+                contentCache.put(id, bytes)
+            } else if isChunked {
+                result[id] = []
+                chunked[hash, default: []].append(id)
+            }
         }
         // Contents kept in chunks, put together in order.
         if !chunked.isEmpty {

@@ -418,10 +418,12 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)? {
         try await read { db in
             guard let row = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT id, uidvalidity, uidnext, highestmodseq FROM mailbox WHERE account_id = ? AND name = ?
+                SELECT id, uidvalidity, uidnext, highestmodseq, first_recent_uid FROM mailbox WHERE account_id = ? AND name = ?
                 """), arguments: [account, name]) else { return nil }
-            return (row[0], MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row[1] as Int64)), uidNext: UID(UInt32(row[2] as Int64)),
-                                           highestModSeq: ModSeq(rawValue: row[3]), changed: [], expunged: []))
+            var state = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row[1] as Int64)), uidNext: UID(UInt32(row[2] as Int64)),
+                                       highestModSeq: ModSeq(rawValue: row[3]), changed: [], expunged: [])
+            state.firstRecent = UID(UInt32(row[4] as Int64))
+            return (row[0], state)
         }
     }
 

@@ -361,6 +361,20 @@ public enum PostgresSchema {
             """,
             "CREATE TRIGGER message_content_refs AFTER DELETE ON message FOR EACH ROW EXECUTE FUNCTION message_content_refs()",
         ],
+        // 7: contents compressed with LZ4 instead of PostgreSQL's default pglz: reading mail back (FETCH, SEARCH
+        // BODY, RETR) decompresses every content, and LZ4 does it at about twice the speed for nearly the same space.
+        // Applies to contents stored from now on; a server built without LZ4 keeps pglz.
+        [
+            """
+            DO $$
+            BEGIN
+              ALTER TABLE content ALTER COLUMN data SET COMPRESSION lz4;
+              ALTER TABLE content_chunk ALTER COLUMN data SET COMPRESSION lz4;
+            EXCEPTION WHEN feature_not_supported THEN
+              RAISE NOTICE 'LZ4 not available: contents stay compressed with pglz';
+            END $$
+            """,
+        ],
     ]
 
     public static var currentVersion: Int { migrations.count }

@@ -360,6 +360,10 @@ public enum StoreConformance {
         if try await store.unclaimedRecent(mailbox: inbox) != 3 { problems.append("STATUS RECENT \(try await store.unclaimedRecent(mailbox: inbox)), not 3") }
         // EXAMINE tells without claiming; then two sessions SELECT at once: exactly one gets the three.
         if try await store.claimRecent(mailbox: inbox, below: next, claim: false) != UID(1) { problems.append("EXAMINE does not see the recent ones") }
+        // The state SELECT reads may tell the first unclaimed UID; when it does, it is the store's.
+        if let known = try await store.mailboxState(account: a, name: "INBOX")?.state.firstRecent, known != UID(1) {
+            problems.append("the mailbox state tells \(known) as the first unclaimed UID, not 1")
+        }
         let firsts = try await withThrowingTaskGroup(of: UID.self) { group in
             for _ in 0..<4 { group.addTask { try await store.claimRecent(mailbox: inbox, below: next, claim: true) } }
             var all: [UID] = []
@@ -368,6 +372,9 @@ public enum StoreConformance {
         }
         if firsts.filter({ $0 == UID(1) }).count != 1 || firsts.filter({ $0 == next }).count != 3 { problems.append("concurrent claims gave \(firsts)") }
         if try await store.unclaimedRecent(mailbox: inbox) != 0 { problems.append("recent messages left after a claim") }
+        if let known = try await store.mailboxState(account: a, name: "INBOX")?.state.firstRecent, known != next {
+            problems.append("after the claim the mailbox state tells \(known) as the first unclaimed UID, not \(next)")
+        }
         return problems
     }
 
