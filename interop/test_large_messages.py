@@ -109,3 +109,53 @@ def test_large_message_is_streamed_out(server):
     _, top, _ = pop.top(1, 3)
     assert b"\r\n".join(top) + b"\r\n" == whole[:text_start] + b"".join(body.split(b"\r\n")[i] + b"\r\n" for i in range(3))
     pop.quit()
+
+
+def test_large_message_is_streamed_to_the_next_hop(tmp_path):
+    """A large message submitted for a remote recipient goes out of the queue a piece at a time: the server's peak memory
+    while it delivers does not grow with the message (aiosmtpd as the next hop, dnsmasq for its MX)."""
+    import socket
+    import time
+    from aiosmtpd.controller import Controller
+    from ternlib import DNSServer, wait_for
+
+    class Receiver:
+        def __init__(self):
+            self.contents = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.contents.append(envelope.content)
+            return "250 2.0.0 Ok: taken"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    receiver = Receiver()
+    hop = Controller(receiver, hostname="127.0.0.1", port=port, data_size_limit=100_000_000)
+    dns = DNSServer(tmp_path, ["--local=/test/", "--mx-host=remote.test,mx.remote.test,10", "--host-record=mx.remote.test,127.0.0.1"],
+                    probe="mx.remote.test")
+    t = Tern(tmp_path / "tern", {"dns": {"nameservers": [f"127.0.0.1:{dns.port}"]},
+                                 "delivery": {"remote_port": port, "retry": ["1s"]}})
+    try:
+        t.add_domain(DOMAIN)
+        t.add_user(ALICE)
+        t.start()
+        header, body = big_message()
+        header = header.replace(f"To: {ALICE}".encode(), b"To: friend@remote.test").replace(f"From: {BOB}".encode(), f"From: {ALICE}".encode())
+        # The next hop is down while the message is queued: the first attempt is deferred, the next one delivers it.
+        with smtplib.SMTP("127.0.0.1", t.submission_port, timeout=120) as smtp:
+            smtp.login(ALICE, PASSWORD)
+            smtp.sendmail(ALICE, ["friend@remote.test"], header + body)
+        time.sleep(1.5)
+        reset_peak(t.proc.pid)
+        base = peak_kb(t.proc.pid)
+        hop.start()
+        wait_for(lambda: receiver.contents, "the message at the next hop", timeout=60)
+        grown = peak_kb(t.proc.pid) - base
+        got = receiver.contents[0]
+        assert got.endswith(body) and b"DKIM-Signature:" in got and len(got) > SIZE
+        assert grown < 12_000, f"the server's peak memory grew by {grown} kB while relaying a {len(got)}-octet message"
+    finally:
+        hop.stop()
+        t.stop()
+        dns.stop()

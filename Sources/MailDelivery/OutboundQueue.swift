@@ -347,12 +347,17 @@ public final class OutboundQueue: Sendable {
     /// Sends one job on an open session and records what came of it. Returns the reason when the server turned the
     /// connection away before any transaction (the caller tries the next address with this job).
     public func send(_ job: Job, on session: inout CourierSession, remote: String, run: DomainRun) async -> String? {
-        let content: [UInt8]
+        let content: any ContentReader
+        var eightBit = false
         do {
             if let prefetched = job.message.content {
-                content = prefetched
+                content = InMemoryContent(prefetched)
+                eightBit = prefetched.contains { $0 >= 0x80 }
             } else {
-                content = try await store.content(of: job.message.messageID)
+                // Read a piece at a time, as it is sent (a large message is never whole in memory), after one pass
+                // that looks for 8-bit octets.
+                content = try await store.openContent(of: job.message.messageID)
+                eightBit = try await Self.hasEightBit(content)
             }
         } catch {
             logger.error("cannot read queued message", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
@@ -361,8 +366,8 @@ public final class OutboundQueue: Sendable {
         }
         let firstOnConnection = session.messagesSent == 0
         let message = SMTPClientTransaction.Message(
-            mailFrom: job.message.envelope.mailFrom, recipients: job.recipients.map(\.address), size: content.count,
-            eightBit: content.contains { $0 >= 0x80 }, needsSMTPUTF8: job.message.envelope.smtputf8,
+            mailFrom: job.message.envelope.mailFrom, recipients: job.recipients.map(\.address), size: content.size,
+            eightBit: eightBit, needsSMTPUTF8: job.message.envelope.smtputf8,
             dsn: SMTPClientTransaction.DSNRequest(
                 envelopeID: job.message.envelope.envelopeID, ret: job.message.envelope.dsnReturn,
                 recipients: job.recipients.map { .init(notify: $0.notify, originalRecipient: $0.originalRecipient) }))
@@ -383,6 +388,17 @@ public final class OutboundQueue: Sendable {
             if again.requeued <= 1 { run.putBack(again) } else { await finish(job, all: .deferred, reply: "451 4.4.2 \(why)", host: remote) }
         }
         return nil
+    }
+
+    /// Whether the content holds an octet above 127, read until the first one.
+    static func hasEightBit(_ content: any ContentReader) async throws -> Bool {
+        struct Found: Error {}
+        do {
+            try await content.pieces { piece in if piece.contains(where: { $0 >= 0x80 }) { throw Found() } }
+            return false
+        } catch is Found {
+            return true
+        }
     }
 
     // MARK: results

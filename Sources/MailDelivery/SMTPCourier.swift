@@ -1,6 +1,7 @@
 import ServerCore
 import Foundation
 import MailCore
+import MailStore
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -131,6 +132,11 @@ public struct CourierSession {
 
     /// Sends one message: the first one also runs the greeting, EHLO and STARTTLS.
     public mutating func send(_ message: SMTPClientTransaction.Message, content: [UInt8]) async -> CourierOutcome {
+        await send(message, content: InMemoryContent(content))
+    }
+
+    /// Sends one message read from `content` a piece at a time (a large message is never whole in memory).
+    public mutating func send(_ message: SMTPClientTransaction.Message, content: any ContentReader) async -> CourierOutcome {
         guard canSendMore else { return .connectionFailed("connection to \(peer) cannot be reused") }
         messagesSent += 1
         do {
@@ -152,7 +158,7 @@ public struct CourierSession {
         try? await outbound.write(ByteBuffer(string: "QUIT\r\n"))
     }
 
-    public mutating func run(content: [UInt8], pending: SMTPClientTransaction.Action?) async throws -> CourierOutcome {
+    public mutating func run(content: any ContentReader, pending: SMTPClientTransaction.Action?) async throws -> CourierOutcome {
         var timeout = timeouts.reply
         var next = pending
         while true {
@@ -175,7 +181,16 @@ public struct CourierSession {
                 try await channel.pipeline.addHandler(handler, position: .first)
                 next = transaction!.tlsEstablished()
             case .sendContent:
-                try await outbound.write(ByteBuffer(bytes: SMTPCourier.dataPayload(content)))
+                // Dot-stuffed a piece at a time; each write waits while the connection is not writable.
+                let writer = outbound
+                var stuffer = DotStuffer(), wire: [UInt8] = []
+                try await content.pieces { piece in
+                    stuffer.append(piece[...], to: &wire)
+                    try await writer.write(ByteBuffer(bytes: wire))
+                    wire.removeAll(keepingCapacity: true)
+                }
+                stuffer.finish(&wire)
+                try await writer.write(ByteBuffer(bytes: wire))
                 timeout = timeouts.content
             case .finished(let results):
                 return .results(results)
