@@ -249,29 +249,31 @@ extension PostgresMailStore: MessageStore {
     }
 
     public func mailboxChanges(mailbox: MailboxID, since: ModSeq?) async throws -> MailboxChanges {
-        // Nothing changed since `since` (a NOOP, a check before FETCH): one read of the mailbox row answers that.
-        if let since, let row = try await all("SELECT uidvalidity, uidnext, highestmodseq FROM mailbox WHERE id = \(mailbox)",
-                                               as: (Int64, Int64, Int64).self).first, row.2 <= since.rawValue {
-            return MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.0)), uidNext: UID(UInt32(row.1)),
-                                  highestModSeq: ModSeq(rawValue: row.2), changed: [], expunged: [])
-        }
-        // One snapshot for the state and the delta (REPEATABLE READ), as SQLite's read transaction gives.
-        return try await transaction { [self] db in
-            try await execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY", on: db)
-            guard let row = try await all("SELECT uidvalidity, uidnext, highestmodseq FROM mailbox WHERE id = \(mailbox)",
-                                          on: db, as: (Int64, Int64, Int64).self).first else { throw StoreError.notFound("mailbox") }
-            let highest = ModSeq(rawValue: row.2)
-            var changes = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.0)), uidNext: UID(UInt32(row.1)),
-                                         highestModSeq: highest, changed: [], expunged: [])
-            guard since.map({ $0 < highest }) ?? true else { return changes }
-            changes.changed = try await messages(db, mailbox: mailbox, since: since)
-            if let since {
-                changes.expunged = try await column("""
-                    SELECT uid FROM expunged WHERE mailbox_id = \(mailbox) AND modseq > \(since.rawValue) ORDER BY uid
-                    """, on: db, as: Int64.self).map { UID(UInt32($0)) }
+        // One statement, so one snapshot (READ COMMITTED gives each statement its own, as SQLite's read transaction
+        // gives one): the mailbox's state (kind 0), the messages added or changed after `since` (1) and the UIDs
+        // expunged after it (2), in one round trip. Nothing changed (a NOOP, the check before a FETCH): the state row
+        // alone, both lists read from their (mailbox, modseq) indexes.
+        let after = since?.rawValue ?? -1
+        let rows = try await all("""
+            SELECT 1 AS kind, mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
+              FROM mailbox_message mm JOIN message m ON m.id = mm.message_id WHERE mm.mailbox_id = \(mailbox) AND mm.modseq > \(after)
+            UNION ALL
+            SELECT 0, uidvalidity, uidnext, 0, 0, 0, '', highestmodseq, 0 FROM mailbox WHERE id = \(mailbox)
+            UNION ALL
+            SELECT 2, uid, 0, 0, 0, 0, '', modseq, 0 FROM expunged WHERE \(since != nil) AND mailbox_id = \(mailbox) AND modseq > \(after)
+            ORDER BY 1, 2
+            """, as: (Int32, Int64, Int64, Int64, Double, Int64, String, Int64, Double).self)
+        guard let state = rows.first(where: { $0.0 == 0 }) else { throw StoreError.notFound("mailbox") }
+        var changes = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(state.1)), uidNext: UID(UInt32(state.2)),
+                                     highestModSeq: ModSeq(rawValue: state.7), changed: [], expunged: [])
+        for row in rows {
+            switch row.0 {
+            case 1: changes.changed.append(Self.storedMessage((row.1, row.2, row.3, row.4, row.5, row.6, row.7, row.8), mailbox: mailbox))
+            case 2: changes.expunged.append(UID(UInt32(row.1)))
+            default: break
             }
-            return changes
         }
+        return changes
     }
 
     public func deleteMailbox(account: AccountID, name: String) async throws {
@@ -469,11 +471,13 @@ extension PostgresMailStore: MessageStore {
         if let seen = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox)", as: Int64.self), seen >= next {
             return uidNext
         }
-        let old = try await transaction { [self] db in
-            let old = try await one("SELECT first_recent_uid FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self) ?? next
-            if next > old { try await execute("UPDATE mailbox SET first_recent_uid = \(next) WHERE id = \(mailbox)", on: db) }
-            return old
-        }
+        // One statement: the row is locked and read again after any concurrent claim committed (READ COMMITTED's
+        // re-check of a locked row), so exactly one of several sessions claiming at once gets the old value.
+        let old = try await one("""
+            UPDATE mailbox m SET first_recent_uid = \(next)
+            FROM (SELECT first_recent_uid AS old FROM mailbox WHERE id = \(mailbox) FOR UPDATE) o
+            WHERE m.id = \(mailbox) AND o.old < \(next) RETURNING o.old
+            """, as: Int64.self) ?? next
         return UID(UInt32(min(old, next)))
     }
 

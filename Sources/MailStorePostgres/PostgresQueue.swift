@@ -331,7 +331,7 @@ extension PostgresMailStore: StoreHousekeeping {
 
     /// Removes messages no mailbox or queue entry refers to any more (their chunks go with them).
     public func collectGarbage() async throws {
-        try await transaction { [self] db in try await execute("DELETE FROM message WHERE refcount <= 0", on: db) }
+        _ = try await column("DELETE FROM message WHERE refcount <= 0 RETURNING id", as: Int64.self)
     }
 
     /// Removes what sessions that died mid-message left in the spool (nothing there was ever acknowledged).

@@ -375,6 +375,11 @@ public enum PostgresSchema {
             END $$
             """,
         ],
+        // 8: the UIDs expunged after a modseq are read at every check for changes: by their own index, not by a walk
+        // over every expunge the mailbox ever had.
+        [
+            "CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq)",
+        ],
     ]
 
     public static var currentVersion: Int { migrations.count }
