@@ -159,3 +159,48 @@ def test_large_message_is_streamed_to_the_next_hop(tmp_path):
         hop.stop()
         t.stop()
         dns.stop()
+
+
+def test_large_append_is_spooled(server):
+    """An APPEND literal above 1 MiB goes to a spool file as it arrives: the server's peak memory does not grow with
+    the message; MULTIAPPEND with LITERAL+ spools each message; what is stored is byte for byte what was sent."""
+    import socket
+    header, body = big_message()
+    message = header + body
+    pid = server.proc.pid
+    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    imap.login(ALICE, PASSWORD)
+    reset_peak(pid)
+    base = peak_kb(pid)
+    typ, _ = imap.append("INBOX", "(\\Flagged)", None, message)
+    grown = peak_kb(pid) - base
+    assert typ == "OK"
+    assert grown < 12_000, f"the server's peak memory grew by {grown} kB during a {len(message)}-octet APPEND"
+    imap.select("INBOX")
+    typ, data = imap.fetch("1", "(FLAGS BODY.PEEK[])")
+    assert data[0][1] == message and b"\\Flagged" in data[0][0]
+    imap.logout()
+
+    # MULTIAPPEND (RFC 3502) with non-synchronizing literals: two spooled messages and a small one, all or none.
+    two = [message[:2_000_000] + b"\r\n", b"From: x@remote.test\r\nSubject: small\r\n\r\nsmall\r\n", message[:3_000_000] + b"\r\n"]
+    with socket.create_connection(("127.0.0.1", server.imap_port), timeout=60) as s:
+        f = s.makefile("rb")
+        f.readline()
+        s.sendall(f'a LOGIN "{ALICE}" "{PASSWORD}"\r\n'.encode())
+        while not f.readline().startswith(b"a "):
+            pass
+        command = b"b APPEND INBOX"
+        s.sendall(command)
+        for m in two:
+            s.sendall(b" {%d+}\r\n" % len(m) + m)
+        s.sendall(b"\r\n")
+        line = f.readline()
+        while not line.startswith(b"b "):
+            line = f.readline()
+        assert line.startswith(b"b OK"), line
+    imap = imaplib.IMAP4("127.0.0.1", server.imap_port)
+    imap.login(ALICE, PASSWORD)
+    imap.select("INBOX")
+    typ, data = imap.fetch("2:4", "(BODY.PEEK[])")
+    assert [d[1] for d in data if isinstance(d, tuple)] == two
+    imap.logout()

@@ -19,6 +19,11 @@ public struct IMAPFramer: Sendable {
         case literalTooLarge(tag: String?, size: Int)
         /// A non-synchronizing literal over the limit, or a line over `maxLine`: end the session with BYE.
         case fatal(String)
+        /// An APPEND literal larger than `spoolAbove` begins: its octets come as `spoolData` events to be written
+        /// to a spool file, never held in memory, and the command carries `spoolMarker(n)` in its place (n counts the
+        /// command's spooled literals from 0). `continuation`: send `+` first (a synchronizing literal).
+        case spoolStart(size: Int, continuation: Bool)
+        case spoolData(ByteBuffer)
     }
 
     public let maxLine: Int
@@ -35,6 +40,17 @@ public struct IMAPFramer: Sendable {
     private var literalOctets = 0
     private var command: [UInt8] = []
     private var literalRemaining = 0
+    /// The literal being read goes out as `spoolData` instead of into `command`.
+    private var spooling = false
+    private var spooledInCommand = 0
+    private var spooledOctets = 0
+    /// APPEND literals above this size are spooled (`spoolStart`); nil: every literal is held in the command.
+    public var spoolAbove: Int?
+    /// Stands for a spooled literal in the command: a value the client cannot guess (the connection sets it at random).
+    public var spoolToken: [UInt8] = []
+
+    /// What the command holds in place of its `n`th spooled literal.
+    public func spoolMarker(_ n: Int) -> [UInt8] { spoolToken + Array(":\(n)".utf8) }
     /// After a fatal event the framer yields nothing more: the session ends.
     private var failed = false
 
@@ -60,10 +76,15 @@ public struct IMAPFramer: Sendable {
             if literalRemaining > 0 {
                 guard buffer.readableBytes > 0 else { return nil }
                 let n = min(literalRemaining, buffer.readableBytes)
-                command.append(contentsOf: buffer.readBytes(length: n)!)
                 literalRemaining -= n
                 records += (literalOctets + n) / 65536 - literalOctets / 65536
                 literalOctets += n
+                if spooling {
+                    let piece = buffer.readSlice(length: n)!
+                    if literalRemaining == 0 { spooling = false }
+                    return .spoolData(piece)
+                }
+                command.append(contentsOf: buffer.readBytes(length: n)!)
                 if literalRemaining > 0 { return nil }
                 continue
             }
@@ -81,13 +102,26 @@ public struct IMAPFramer: Sendable {
             if line.last == UInt8(ascii: "\r") { line.removeLast() }
             if let (size, synchronizing) = Self.literalAnnouncement(line) {
                 let limit = !authenticated ? Self.preAuthMaxCommand : isAppend(command + line) ? maxAppendLiteral : maxLiteral
-                if size > limit || command.count + line.count + size > (authenticated ? maxCommand : Self.preAuthMaxCommand) {
+                if size > limit || command.count + spooledOctets + line.count + size > (authenticated ? maxCommand : Self.preAuthMaxCommand) {
                     if synchronizing {
                         let tag = Self.tag(of: command.isEmpty ? line : command)
                         command = []
+                        spooledInCommand = 0
+                        spooledOctets = 0
                         return .literalTooLarge(tag: tag, size: size)
                     }
                     return .fatal("Literal of \(size) octets exceeds the limit")
+                }
+                if authenticated, let spoolAbove, size > spoolAbove, !spoolToken.isEmpty, isAppend(command + line) {
+                    // The literal's place in the command holds a marker of the same syntax: `{n}` and the marker.
+                    let marker = spoolMarker(spooledInCommand)
+                    spooledInCommand += 1
+                    spooledOctets += size
+                    command.append(contentsOf: line[..<line.lastIndex(of: UInt8(ascii: "{"))!])
+                    command.append(contentsOf: Array("{\(marker.count)}\r\n".utf8) + marker)
+                    literalRemaining = size
+                    spooling = true
+                    return .spoolStart(size: size, continuation: synchronizing)
                 }
                 command.append(contentsOf: line)
                 command.append(contentsOf: [13, 10])
@@ -98,6 +132,8 @@ public struct IMAPFramer: Sendable {
             command.append(contentsOf: line)
             let done = command
             command = []
+            spooledInCommand = 0
+            spooledOctets = 0
             return .command(done)
         }
     }

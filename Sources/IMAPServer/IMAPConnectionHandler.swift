@@ -4,6 +4,7 @@ import ServerCore
 import Foundation
 import IMAPCodec
 import IMAPResponses
+import Intake
 import Logging
 import MailStore
 import NIOCore
@@ -26,6 +27,9 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
     private var interest: IMAPWakeups.Interest?
     private var session: IMAPSession!
     private var framer: IMAPFramer
+    /// The spool files of the command being read: its APPEND literals above ContentPieces.streamAbove, written as
+    /// they arrive and never held in memory.
+    private var spools: [MessageSink] = []
     private var inbound = ByteBuffer()
     /// A command is being answered (kept on the connection, where its lifecycle reads it).
     private var busy: Bool {
@@ -61,6 +65,8 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         self.wakeups = wakeups
         self.isTLS = isTLS
         framer = IMAPFramer(maxAppendLiteral: server.config.limits.maxMessageSize)
+        framer.spoolAbove = ContentPieces.streamAbove
+        framer.spoolToken = Array("\u{1}spool-\(BlobStore.newKey())".utf8)
         logger = connection.logger
     }
 
@@ -81,6 +87,8 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        for sink in spools { sink.discard() }
+        spools = []
         session.ended()
         wakeups.unregister(ObjectIdentifier(self))
         context.fireChannelInactive()
@@ -104,13 +112,26 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
             switch event {
             case .continuationNeeded:
                 context.send(IMAPResponseEncoder.encode(.continuation("Ready for literal data")))
+            case .spoolStart(let size, let continuation):
+                spools.append(MessageSink(blobs: server.blobs, inlineLimit: 0, maxSize: size, prefix: ""))
+                if continuation { context.send(IMAPResponseEncoder.encode(.continuation("Ready for literal data"))) }
+            case .spoolData(let piece):
+                piece.withUnsafeReadableBytes { spools.last?.append($0) }
             case .literalTooLarge(let tag, let size):
+                for sink in spools { sink.discard() }
+                spools = []
                 let status = IMAPStatus(.no, .tooBig, "Literal of \(size) octets is too large")
                 context.send(IMAPResponseEncoder.encode(tag.map { .tagged($0, status) } ?? .untagged(status)))
             case .fatal(let reason):
                 closed = true
                 Self.byeAndClose(context, nil, reason)
             case .command(let bytes):
+                // The session takes this command's spool files (and removes what it leaves of them when the
+                // command ends); any left by a command it never ran go now.
+                for sink in session.spools { sink.discard() }
+                session.spools = spools
+                session.spoolToken = framer.spoolToken
+                spools = []
                 handleCommand(bytes, context: context)
             }
         }

@@ -147,12 +147,26 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
 
     /// Set by the connection handler.
     var stream: ResponseStream?
+    /// The current command's APPEND literals that went to spool files, and the token the command names them by.
+    var spools: [MessageSink] = []
+    var spoolToken: [UInt8] = []
+
+    /// The spool file a message literal of the command stands for (the framer's marker), or nil for literal data.
+    func spooled(_ data: [UInt8]) -> MessageSink? {
+        guard !spoolToken.isEmpty, data.count > spoolToken.count + 1, data.starts(with: spoolToken),
+              let n = Int(String(decoding: data[(spoolToken.count + 1)...], as: UTF8.self)), spools.indices.contains(n) else { return nil }
+        return spools[n]
+    }
 
     func handle(_ tagged: TaggedCommand) async -> IMAPOutput {
         var out = IMAPOutput()
         out.encoder.utf8 = utf8
         out.stream = stream
         let tag = tagged.tag
+        defer {
+            for sink in spools { sink.discard() }
+            spools = []
+        }
         do {
             try await dispatch(tagged.command, tag: tag, &out)
         } catch let error as IMAPFailure {
@@ -846,11 +860,14 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             messages[i].data = try await catenate(parts, account: a)
             messages[i].catenate = nil
         }
-        try await checkQuota(account: a, adding: messages.reduce(0) { $0 + $1.data.count })
+        // A literal above ContentPieces.streamAbove arrived in a spool file (the data names it).
+        let sinks = messages.map { spooled($0.data) }
+        func size(_ i: Int) -> Int { sinks[i]?.size ?? messages[i].data.count }
+        try await checkQuota(account: a, adding: messages.indices.reduce(0) { $0 + size($1) })
         // Every message is checked before any is written (MULTIAPPEND: all or none).
         var checked: [(flags: MessageFlags, keywords: [String], date: Date)] = []
-        for m in messages {
-            guard m.data.count <= server.config.limits.maxMessageSize else { throw IMAPFailure.no(.tooBig, "Message too large") }
+        for (i, m) in messages.enumerated() {
+            guard size(i) <= server.config.limits.maxMessageSize else { throw IMAPFailure.no(.tooBig, "Message too large") }
             let (flags, keywords) = try Self.parseFlags(m.flags)
             var date = server.clock.now
             if let d = m.internalDate {
@@ -860,9 +877,11 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             checked.append((flags, keywords, date))
         }
         var deliveries: [Delivery] = []
-        for (m, (flags, keywords, date)) in zip(messages, checked) {
+        for (i, (m, (flags, keywords, date))) in zip(messages, checked).enumerated() {
             let content: MessageContent
-            if m.data.count > server.inlineLimit {
+            if let sink = sinks[i] {
+                content = try sink.finish()   // fsync'd and moved into the blob store, off the event loop
+            } else if m.data.count > server.inlineLimit {
                 let key = BlobStore.newKey()
                 try server.blobs.write(m.data, key: key)
                 content = .blob(key: key, size: m.data.count)
@@ -894,7 +913,12 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         for part in parts {
             switch part {
             case .text(let text):
-                data += text
+                if let sink = spooled(text) {
+                    // CATENATE puts the message together in memory (it is bounded by the message size limit).
+                    try sink.forEachChunk(from: 0) { data.append(contentsOf: $0) }
+                } else {
+                    data += text
+                }
             case .url(let text):
                 func bad(_ why: String) -> IMAPFailure { IMAPFailure.no(.badURL(text), why) }
                 guard let url = IMAPURL.parse(text) else { throw bad("Not an IMAP URL of a message") }

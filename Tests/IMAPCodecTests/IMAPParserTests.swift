@@ -297,6 +297,39 @@ import Testing
         #expect(run(String(repeating: "x", count: 200), step: 50, framer: small) == [.fatal("Line too long")])
     }
 
+    /// A large APPEND literal goes out in pieces to be spooled, and the command names it by a marker the client
+    /// cannot guess; small literals, other commands and sessions not logged in are never spooled.
+    @Test(arguments: [1, 7, 1000])
+    func largeAppendLiteralsAreSpooled(step: Int) {
+        var framer = IMAPFramer(maxAppendLiteral: 1000)
+        framer.authenticated = true
+        framer.spoolAbove = 10
+        framer.spoolToken = Array("T".utf8)
+        let body = "0123456789abcdefghij"
+        let events = run("a APPEND INBOX (\\Seen) {20}\r\n\(body) {3}\r\nabc {20+}\r\n\(body)\r\nb NOOP\r\n", step: step, framer: framer)
+        // Pieces as they came, put together.
+        var spooled: [[UInt8]] = [], shape: [String] = []
+        for e in events {
+            switch e {
+            case .spoolStart(let size, let continuation): spooled.append([]); shape.append("start \(size) \(continuation)")
+            case .spoolData(let piece): spooled[spooled.count - 1] += Array(piece.readableBytesView)
+            default: shape.append("\(e)")
+            }
+        }
+        #expect(shape == ["start 20 true", "continuationNeeded", "start 20 false",
+                          "\(IMAPFramer.Event.command(Array("a APPEND INBOX (\\Seen) {3}\r\nT:0 {3}\r\nabc {3}\r\nT:1".utf8)))",
+                          "\(IMAPFramer.Event.command(Array("b NOOP".utf8)))"])
+        #expect(spooled == [Array(body.utf8), Array(body.utf8)])
+        #expect(framer.spoolMarker(1) == Array("T:1".utf8))
+        // A large literal of another command is held (and bounded by maxLiteral), not spooled.
+        #expect(run("a LOGIN {20}\r\n", step: step, framer: framer) == [.continuationNeeded])
+        // Before login nothing is spooled: the literal is held within the pre-login bound, or refused beyond it.
+        var anonymous = framer
+        anonymous.authenticated = false
+        #expect(run("a APPEND INBOX {20}\r\n", step: step, framer: anonymous) == [.continuationNeeded])
+        #expect(run("a APPEND INBOX {9000}\r\n", step: step, framer: anonymous) == [.literalTooLarge(tag: "a", size: 9000)])
+    }
+
     /// Before login a whole command is at most a few KB: literals, APPEND's included, and lines (RFC 9051 leaves the
     /// bound to the server; Dovecot's login processes keep 4 KB).
     @Test func beforeLoginACommandIsSmall() {
