@@ -32,6 +32,8 @@ let package = Package(
         // Layer 0: pure values
         .target(name: "MailCore"),
         .target(name: "MailMessage", dependencies: ["MailCore"]),
+        // Sieve mail filters (RFC 5228): the language, pure, without I/O.
+        .target(name: "Sieve"),
         .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         // What an IMAP server sends: the response model, its encoder and a parser reading responses back.
@@ -159,6 +161,7 @@ let package = Package(
         .target(name: "StoreConformance", dependencies: ["TernTestSupport", "MailStore", "MailCore"], path: "Tests/StoreConformance"),
         .testTarget(name: "MailCoreTests", dependencies: ["TernTestSupport", "MailCore"]),
         .testTarget(name: "MailMessageTests", dependencies: ["TernTestSupport", "MailMessage"]),
+        .testTarget(name: "SieveTests", dependencies: ["Sieve"]),
         .testTarget(name: "SMTPCodecTests", dependencies: ["TernTestSupport", "SMTPCodec", "MailCore"]),
         .testTarget(name: "TernConfigTests", dependencies: ["TernTestSupport", "TernConfig"]),
         .testTarget(name: "IMAPCodecTests", dependencies: ["TernTestSupport", "IMAPCodec"]),
