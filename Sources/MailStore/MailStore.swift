@@ -254,4 +254,4 @@ public protocol StoreHousekeeping: Sendable {
     func removeOrphanBlobs() async throws -> Int
 }
 
-public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore & DeliveryLogStore & StoreHousekeeping & PolicyStateStore
+public typealias MailStore = Directory & MessageStore & QueueStore & DKIMKeyStore & BayesStore & DeliveryLogStore & StoreHousekeeping & PolicyStateStore & SieveScriptStore

@@ -75,6 +75,8 @@ public struct TransferTable: Sendable, Hashable, CustomStringConvertible {
                                   ("highestmodseq", .integer, false), ("first_recent_uid", .integer, false)],
                       key: ["id"], generatedID: true),
         TransferTable("subscription", [("account_id", .integer, false), ("name", .text, false)], key: ["account_id", "name"]),
+        TransferTable("sieve_script", [("account_id", .integer, false), ("name", .text, false), ("content", .text, false),
+                                       ("active", .boolean, false)], key: ["account_id", "name"]),
         TransferTable("message", [("id", .integer, false), ("size", .integer, false), ("received", .real, false),
                                   ("envelope", .text, false)], key: ["id"], filter: "refcount > 0", generatedID: true),
         TransferTable("mailbox_message", [("mailbox_id", .integer, false), ("uid", .integer, false), ("message_id", .integer, false),

@@ -204,6 +204,16 @@ enum Schema {
         ALTER TABLE queue_recipient ADD COLUMN leased_until REAL;
         ALTER TABLE queue_recipient ADD COLUMN leased_by TEXT;
         """,
+        // 12: each account's Sieve scripts, at most one active.
+        """
+        CREATE TABLE sieve_script(
+          account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+          name TEXT NOT NULL,
+          content TEXT NOT NULL,
+          active INTEGER NOT NULL DEFAULT 0,
+          PRIMARY KEY(account_id, name));
+        CREATE UNIQUE INDEX sieve_script_active ON sieve_script(account_id) WHERE active;
+        """,
     ]
 
     /// The next id of `message`, `mailbox` or `queue` rows: one more than any ever handed out (see migrations 6, 10).

@@ -380,6 +380,18 @@ public enum PostgresSchema {
         [
             "CREATE INDEX expunged_modseq ON expunged(mailbox_id, modseq)",
         ],
+        // 9: each account's Sieve scripts, at most one active.
+        [
+            """
+            CREATE TABLE sieve_script(
+              account_id bigint NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+              name text NOT NULL,
+              content text NOT NULL,
+              active boolean NOT NULL DEFAULT false,
+              PRIMARY KEY(account_id, name))
+            """,
+            "CREATE UNIQUE INDEX sieve_script_active ON sieve_script(account_id) WHERE active",
+        ],
     ]
 
     public static var currentVersion: Int { migrations.count }

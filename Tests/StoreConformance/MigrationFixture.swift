@@ -17,6 +17,9 @@ public enum MigrationFixture {
         try await store.addAlias("@other.test", targets: [try EmailAddress.parse("bob@other.test")])
         let projects = try await store.createMailbox(account: alice, name: "Projects")
         try await store.setSubscribed(account: alice, name: "Gone", true)
+        try await store.putScript(account: alice, name: "sort", content: "require \"fileinto\";\r\nfileinto \"Projects\";\r\n")
+        try await store.putScript(account: alice, name: "spare", content: "keep;")
+        try await store.activateScript(account: alice, name: "sort")
         let inbox = try await store.mailboxes(account: alice).first { $0.name == "INBOX" }!.id
         let envelope = StoredEnvelope(mailFrom: "sender@remote.test", recipients: [.init(address: "alice@example.test")])
         var uids: [UID] = []

@@ -47,7 +47,55 @@ public enum StoreConformance {
         Case(name: "concurrent deliveries: one to a missing mailbox fails alone", body: failureAmongConcurrent),
         Case(name: "concurrent STOREs, COPYs and EXPUNGEs on one mailbox: every change once, each its own MODSEQ; a failing one alone", body: concurrentWrites),
         Case(name: "queue leases renewed by their runner hold past the first lease; finished ones are not renewed", body: leaseRenewal),
+        Case(name: "Sieve scripts: one active at a time, the active one kept, renamed with its state, gone with the account", body: sieveScripts),
     ]
+
+    static func sieveScripts(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, _) = try await account(store)
+        let (b, _) = try await account(store, "bob")
+        try await store.putScript(account: a, name: "main", content: "keep;")
+        try await store.putScript(account: a, name: "vacation", content: "discard; # été")
+        try await store.putScript(account: b, name: "main", content: "stop;")
+        if try await store.scripts(account: a) != [SieveScriptInfo(name: "main", active: false, size: 5), SieveScriptInfo(name: "vacation", active: false, size: 16)] {
+            problems.append("listing \(try await store.scripts(account: a))")
+        }
+        if try await store.activeScript(account: a) != nil { problems.append("a script active before any was activated") }
+        try await store.activateScript(account: a, name: "main")
+        try await store.activateScript(account: a, name: "vacation")
+        if try await store.scripts(account: a).filter(\.active).map(\.name) != ["vacation"] { problems.append("not exactly the last activated script active") }
+        if try await store.activeScript(account: b) != nil { problems.append("another account's script became active") }
+        // Replacing the active script keeps it active, with the new text.
+        try await store.putScript(account: a, name: "vacation", content: "keep; keep;")
+        if try await store.activeScript(account: a) != "keep; keep;" { problems.append("the active script's new text not served") }
+        do {
+            try await store.deleteScript(account: a, name: "vacation")
+            problems.append("the active script was deleted")
+        } catch StoreError.invalid {}
+        do {
+            try await store.renameScript(account: a, from: "vacation", to: "main")
+            problems.append("renamed onto an existing script")
+        } catch StoreError.alreadyExists {}
+        try await store.renameScript(account: a, from: "vacation", to: "away")
+        if try await store.scripts(account: a).filter(\.active).map(\.name) != ["away"] { problems.append("the active script lost its state in a rename") }
+        do {
+            try await store.activateScript(account: a, name: "missing")
+            problems.append("a missing script was activated")
+        } catch StoreError.notFound {}
+        if try await store.activeScript(account: a) != "keep; keep;" { problems.append("a failed activation changed the active script") }
+        try await store.activateScript(account: a, name: nil)
+        if try await store.activeScript(account: a) != nil { problems.append("deactivating left a script active") }
+        try await store.deleteScript(account: a, name: "away")
+        let away = try await store.script(account: a, name: "away"), main = try await store.script(account: a, name: "main")
+        if away != nil || main != "keep;" { problems.append("delete removed the wrong script") }
+        try await store.removeAccount(try EmailAddress.parse("alice@example.test"))
+        _ = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "x")
+        if let again = try await store.account(try EmailAddress.parse("alice@example.test")), try await !store.scripts(account: again).isEmpty {
+            problems.append("scripts outlived their account")
+        }
+        if try await store.script(account: b, name: "main") != "stop;" { problems.append("another account's script changed") }
+        return problems
+    }
 
     // MARK: helpers
 

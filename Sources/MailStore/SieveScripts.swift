@@ -1,0 +1,30 @@
+/// Each account's Sieve scripts (RFC 5228) by name, at most one of them active (RFC 5804's model, which ManageSieve
+/// and `tern sieve` present). The store keeps text; checking it is the Sieve module's.
+public protocol SieveScriptStore: Sendable {
+    /// Stores `content` under `name`, replacing a script of that name (an active one stays active).
+    func putScript(account: AccountID, name: String, content: String) async throws
+    /// The account's scripts in name order.
+    func scripts(account: AccountID) async throws -> [SieveScriptInfo]
+    /// A script's text, or nil when there is none of that name.
+    func script(account: AccountID, name: String) async throws -> String?
+    /// Makes `name` the active script (the others inactive); nil deactivates every script. Throws notFound for a name
+    /// the account has no script of.
+    func activateScript(account: AccountID, name: String?) async throws
+    /// Removes a script; the active one cannot be removed (RFC 5804 §2.10: deactivate it first).
+    func deleteScript(account: AccountID, name: String) async throws
+    /// Renames a script (an active one stays active); the new name must be free.
+    func renameScript(account: AccountID, from: String, to: String) async throws
+    /// The text of the active script, if the account has one (what delivery runs).
+    func activeScript(account: AccountID) async throws -> String?
+}
+
+public struct SieveScriptInfo: Sendable, Hashable {
+    public var name: String
+    public var active: Bool
+    public var size: Int
+    public init(name: String, active: Bool, size: Int) {
+        self.name = name
+        self.active = active
+        self.size = size
+    }
+}

@@ -1,0 +1,61 @@
+import MailStore
+import PostgresNIO
+
+/// Sieve scripts in `sieve_script` (schema 9): one row per script, the unique partial index keeps one active.
+extension PostgresMailStore: SieveScriptStore {
+    public func putScript(account: AccountID, name: String, content: String) async throws {
+        _ = try await column("""
+            INSERT INTO sieve_script(account_id, name, content) VALUES (\(account), \(name), \(content))
+            ON CONFLICT (account_id, name) DO UPDATE SET content = excluded.content RETURNING 1
+            """, as: Int32.self)
+    }
+
+    public func scripts(account: AccountID) async throws -> [SieveScriptInfo] {
+        try await all("SELECT name, active, octet_length(content)::bigint FROM sieve_script WHERE account_id = \(account) ORDER BY name",
+                      as: (String, Bool, Int64).self).map { SieveScriptInfo(name: $0.0, active: $0.1, size: Int($0.2)) }
+    }
+
+    public func script(account: AccountID, name: String) async throws -> String? {
+        try await one("SELECT content FROM sieve_script WHERE account_id = \(account) AND name = \(name)", as: String.self)
+    }
+
+    public func activateScript(account: AccountID, name: String?) async throws {
+        try await transaction { [self] db in
+            if let name {
+                guard try await one("SELECT 1 FROM sieve_script WHERE account_id = \(account) AND name = \(name) FOR UPDATE", on: db, as: Int32.self) != nil else {
+                    throw StoreError.notFound("script \(name)")
+                }
+            }
+            try await execute("UPDATE sieve_script SET active = false WHERE account_id = \(account) AND active", on: db)
+            if let name {
+                try await execute("UPDATE sieve_script SET active = true WHERE account_id = \(account) AND name = \(name)", on: db)
+            }
+        }
+    }
+
+    public func deleteScript(account: AccountID, name: String) async throws {
+        try await transaction { [self] db in
+            guard let active = try await one("SELECT active FROM sieve_script WHERE account_id = \(account) AND name = \(name) FOR UPDATE",
+                                             on: db, as: Bool.self) else { throw StoreError.notFound("script \(name)") }
+            guard !active else { throw StoreError.invalid("script \(name) is active") }
+            try await execute("DELETE FROM sieve_script WHERE account_id = \(account) AND name = \(name)", on: db)
+        }
+    }
+
+    public func renameScript(account: AccountID, from: String, to: String) async throws {
+        try await transaction { [self] db in
+            guard try await one("SELECT 1 FROM sieve_script WHERE account_id = \(account) AND name = \(from) FOR UPDATE", on: db, as: Int32.self) != nil else {
+                throw StoreError.notFound("script \(from)")
+            }
+            let taken = try await one("SELECT 1 FROM sieve_script WHERE account_id = \(account) AND name = \(to)", on: db, as: Int32.self) != nil
+            guard from == to || !taken else {
+                throw StoreError.alreadyExists("script \(to)")
+            }
+            try await execute("UPDATE sieve_script SET name = \(to) WHERE account_id = \(account) AND name = \(from)", on: db)
+        }
+    }
+
+    public func activeScript(account: AccountID) async throws -> String? {
+        try await one("SELECT content FROM sieve_script WHERE account_id = \(account) AND active", as: String.self)
+    }
+}

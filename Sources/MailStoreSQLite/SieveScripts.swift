@@ -1,0 +1,69 @@
+import GRDB
+import MailStore
+
+/// Sieve scripts in `sieve_script` (schema 12): one row per script, the unique partial index keeps one active.
+extension SQLiteMailStore {
+    public func putScript(account: AccountID, name: String, content: String) async throws {
+        try await write { db in
+            try db.execute(sql: """
+                INSERT INTO sieve_script(account_id, name, content) VALUES (?, ?, ?)
+                ON CONFLICT(account_id, name) DO UPDATE SET content = excluded.content
+                """, arguments: [account, name, content])
+        }
+    }
+
+    public func scripts(account: AccountID) async throws -> [SieveScriptInfo] {
+        try await read { db in
+            try Row.fetchAll(db, sql: "SELECT name, active, length(CAST(content AS BLOB)) AS size FROM sieve_script WHERE account_id = ? ORDER BY name",
+                             arguments: [account]).map { SieveScriptInfo(name: $0["name"], active: $0["active"], size: $0["size"]) }
+        }
+    }
+
+    public func script(account: AccountID, name: String) async throws -> String? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT content FROM sieve_script WHERE account_id = ? AND name = ?", arguments: [account, name])
+        }
+    }
+
+    public func activateScript(account: AccountID, name: String?) async throws {
+        try await write { db in
+            if let name {
+                guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sieve_script WHERE account_id = ? AND name = ?", arguments: [account, name]) != nil else {
+                    throw StoreError.notFound("script \(name)")
+                }
+            }
+            try db.execute(sql: "UPDATE sieve_script SET active = 0 WHERE account_id = ? AND active", arguments: [account])
+            if let name {
+                try db.execute(sql: "UPDATE sieve_script SET active = 1 WHERE account_id = ? AND name = ?", arguments: [account, name])
+            }
+        }
+    }
+
+    public func deleteScript(account: AccountID, name: String) async throws {
+        try await write { db in
+            guard let active = try Bool.fetchOne(db, sql: "SELECT active FROM sieve_script WHERE account_id = ? AND name = ?",
+                                                 arguments: [account, name]) else { throw StoreError.notFound("script \(name)") }
+            guard !active else { throw StoreError.invalid("script \(name) is active") }
+            try db.execute(sql: "DELETE FROM sieve_script WHERE account_id = ? AND name = ?", arguments: [account, name])
+        }
+    }
+
+    public func renameScript(account: AccountID, from: String, to: String) async throws {
+        try await write { db in
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sieve_script WHERE account_id = ? AND name = ?", arguments: [account, from]) != nil else {
+                throw StoreError.notFound("script \(from)")
+            }
+            let taken = try Bool.fetchOne(db, sql: "SELECT 1 FROM sieve_script WHERE account_id = ? AND name = ?", arguments: [account, to]) != nil
+            guard from == to || !taken else {
+                throw StoreError.alreadyExists("script \(to)")
+            }
+            try db.execute(sql: "UPDATE sieve_script SET name = ? WHERE account_id = ? AND name = ?", arguments: [to, account, from])
+        }
+    }
+
+    public func activeScript(account: AccountID) async throws -> String? {
+        try await read { db in
+            try String.fetchOne(db, sql: "SELECT content FROM sieve_script WHERE account_id = ? AND active", arguments: [account])
+        }
+    }
+}
