@@ -1,6 +1,7 @@
 """`tern migrate` (issue 21): a whole installation from the embedded SQLite store to PostgreSQL and back. Mail clients
 must not notice: every mailbox keeps its UIDVALIDITY, UIDs, MODSEQs, flags and subscriptions (read with imapclient,
 CONDSTORE), and `tern export` gives byte-identical mbox and Maildir output at every step."""
+import os
 import filecmp
 import smtplib
 import subprocess
@@ -94,8 +95,13 @@ def migrate_and_compare(tmp_path, database, servers):
     first.stop()
 
     # SQLite -> PostgreSQL, then a server on the database.
+    import glob
+    import tempfile
+    spools = set(glob.glob(os.path.join(tempfile.gettempdir(), "tern-migrate-*")))
     r = first.run("migrate", "--from", f"sqlite:{first.dir / 'data'}", "--to", database)
     assert b"copied" in r.stdout, r.stdout
+    # The spool folder the PostgreSQL side was given (nothing is spooled in a migration) does not stay behind.
+    assert set(glob.glob(os.path.join(tempfile.gettempdir(), "tern-migrate-*"))) == spools
     node = Tern(tmp_path / "node", {"": {"store": database}})
     servers.append(node)
     node.start()

@@ -26,6 +26,15 @@ public enum StoreFactory {
         }
     }
 
+    /// Removes the spool folder `open(location:)` made for a PostgreSQL store (in the temporary folder: a migration
+    /// spools nothing, so it is empty); a data folder is left alone.
+    public static func removeMigrationSpool(of store: any MailStore) {
+        let folder = store.blobs.root.deletingLastPathComponent().deletingLastPathComponent()
+        guard folder.lastPathComponent.hasPrefix("tern-migrate-"),
+              folder.deletingLastPathComponent().standardizedFileURL == FileManager.default.temporaryDirectory.standardizedFileURL else { return }
+        try? FileManager.default.removeItem(at: folder)
+    }
+
     /// A store named on the command line (`tern migrate`): `sqlite:PATH` (a data folder, made if need be) or a
     /// `postgres://` URL (its password as for `store`). A data folder is locked as `tern serve` locks it, so that no
     /// server runs on it meanwhile.

@@ -29,6 +29,7 @@ struct MigrateCommand: AsyncParsableCommand {
             if interactive { FileHandle.standardError.write(Data("\r\(table): \(rows) rows".utf8)) }
         }
         if interactive { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        for store in [source, destination] { StoreFactory.removeMigrationSpool(of: store) }
         for (table, rows) in counts { print("\(table)\t\(rows)") }
         print("copied \(counts.reduce(0) { $0 + $1.rows }) rows from \(StoreFactory.shown(from)) to \(StoreFactory.shown(to))")
     }
