@@ -190,6 +190,6 @@ if Context.environment["TERN_FUZZ"] != nil {
     package.targets.append(.executableTarget(
         name: "TernFuzz",
         dependencies: ["MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "SASL", "DKIM", "MailAuth", "MailDNS",
-                       "DNSResolverLive", "TernConfig", .product(name: "NIOCore", package: "swift-nio")],
+                       "DNSResolverLive", "TernConfig", "Sieve", .product(name: "NIOCore", package: "swift-nio")],
         path: "Fuzz/TernFuzz"))
 }

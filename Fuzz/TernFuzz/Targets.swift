@@ -11,6 +11,7 @@ import NIOCore
 @testable import POP3Codec
 @testable import SASL
 @testable import SMTPCodec
+@testable import Sieve
 @testable import TernConfig
 
 /// One parser fed by the network or by mail, given arbitrary bytes. A target must never crash, hang or leak,
@@ -53,8 +54,27 @@ enum FuzzTargets {
                     _ = try? IMAPCommandParser.parse(command, utf8Mailboxes: true)
                 }
             }
+            // Logged in, with large APPEND literals spooled (their pieces handed out, a marker left in the command).
+            var spooling = IMAPFramer(maxLine: 8192, maxLiteral: 8192, maxAppendLiteral: 65_536)
+            spooling.authenticated = true
+            spooling.spoolAbove = 16
+            spooling.spoolToken = Array("T".utf8)
+            var again = ByteBuffer(bytes: bytes)
+            steps = 0
+            while steps < 10_000, let event = spooling.next(&again) {
+                steps += 1
+                if case .command(let command) = event { _ = try? IMAPCommandParser.parse(command) }
+            }
             _ = IMAPURL.parse(String(decoding: bytes, as: UTF8.self))
             _ = ModifiedUTF7.decode(String(decoding: bytes, as: UTF8.self))
+        },
+        // Sieve scripts (ManageSieve PUTSCRIPT, tern sieve put): parsed, checked, and run against a message when valid.
+        "sieve": { bytes in
+            guard let commands = try? SieveParser.parse(String(decoding: bytes, as: UTF8.self)),
+                  (try? SieveValidator.validate(commands)) != nil else { return }
+            let message = SieveMessage(bytes: Array("From: A <a@b.example>\r\nTo: c@d.example\r\nSubject: =?UTF-8?Q?x=C3=A9?=\r\n\r\nbody\r\n".utf8),
+                                       envelopeFrom: "a@b.example", envelopeTo: "c@d.example")
+            _ = SieveInterpreter.run(commands, message: message)
         },
         "pop3-command": { bytes in
             for line in bytes.split(separator: 10) { _ = try? POP3CommandParser.parse(Array(line)) }
