@@ -143,7 +143,7 @@ let package = Package(
         ]),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "Intake", "MailDelivery", "MailServer", "TernAdmin", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability",
+            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "Intake", "MailDelivery", "MailServer", "TernAdmin", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability", "Sieve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CSV", package: "CSV.swift"),
             .product(name: "Logging", package: "swift-log"),

@@ -51,74 +51,15 @@ struct ExportCommand: AsyncParsableCommand {
         switch format {
         case .mbox:
             let out = try Output(path: output)
-            for box in boxes {
-                for m in try await store.messages(mailbox: box.id) {
-                    let content = try await store.content(of: m.messageID)
-                    out.write(Mbox.entry(message: content, sender: envelopeSender(content), date: m.internalDate))
-                }
-            }
+            try await MailboxExport.mbox(store, boxes, write: out.write)
         case .maildir:
             if let output {
-                try await exportMaildir(store: store, boxes: boxes, root: URL(fileURLWithPath: output))
+                try await MailboxExport.maildir(store, boxes, root: URL(fileURLWithPath: output))
             } else {
-                try await exportMaildirTar(store: store, boxes: boxes)
+                let out = try Output(path: nil)
+                try await MailboxExport.maildirTar(store, boxes, write: out.write)
             }
         }
-    }
-
-    /// The Return-Path Tern wrote at delivery, for the mbox From line.
-    func envelopeSender(_ content: [UInt8]) -> String {
-        let head = String(decoding: content.prefix(512), as: UTF8.self)
-        guard head.hasPrefix("Return-Path: <"), let end = head.firstIndex(of: ">") else { return "MAILER-DAEMON" }
-        let s = head[head.index(head.startIndex, offsetBy: 14)..<end]
-        return s.isEmpty ? "MAILER-DAEMON" : String(s)
-    }
-
-    /// Maildir++ layout: INBOX is the top folder, others are `.Name` folders.
-    static func folder(for box: MailboxInfo) -> String {
-        box.name == "INBOX" ? "" : "." + box.name.replacingOccurrences(of: "/", with: ".")
-    }
-
-    static func fileName(_ m: StoredMessage, box: MailboxInfo) -> String {
-        let f = m.flags
-        return "\(Int(m.internalDate.timeIntervalSince1970)).U\(box.uidValidity.rawValue)_\(m.uid.rawValue).tern,S=\(m.size)"
-            + Maildir.infoSuffix(seen: f.contains(.seen), answered: f.contains(.answered), flagged: f.contains(.flagged),
-                                 deleted: f.contains(.deleted), draft: f.contains(.draft))
-    }
-
-    func exportMaildir(store: any MailStore, boxes: [MailboxInfo], root: URL) async throws {
-        for box in boxes {
-            let dir = root.appendingPathComponent(Self.folder(for: box))
-            for sub in ["cur", "new", "tmp"] {
-                try FileManager.default.createDirectory(at: dir.appendingPathComponent(sub), withIntermediateDirectories: true)
-            }
-            for m in try await store.messages(mailbox: box.id) {
-                let content = try await store.content(of: m.messageID)
-                let url = dir.appendingPathComponent("cur").appendingPathComponent(Self.fileName(m, box: box))
-                try Data(content).write(to: url)
-                try FileManager.default.setAttributes([.modificationDate: m.internalDate], ofItemAtPath: url.path)
-            }
-        }
-    }
-
-    func exportMaildirTar(store: any MailStore, boxes: [MailboxInfo]) async throws {
-        let out = try Output(path: nil)
-        let tar = TarWriter()
-        let now = store.clock.now
-        for box in boxes {
-            let dir = Self.folder(for: box).isEmpty ? "Maildir" : "Maildir/\(Self.folder(for: box))"
-            for sub in ["", "/cur", "/new", "/tmp"] {
-                out.write(tar.header(path: "\(dir)\(sub)/", size: 0, mode: 0o700, isDirectory: true, mtime: now))
-            }
-            for m in try await store.messages(mailbox: box.id) {
-                let content = try await store.content(of: m.messageID)
-                out.write(tar.header(path: "\(dir)/cur/\(Self.fileName(m, box: box))", size: content.count, mode: 0o600,
-                                     isDirectory: false, mtime: m.internalDate))
-                out.write(content)
-                out.write(tar.padding(for: content.count))
-            }
-        }
-        out.write(tar.trailer)
     }
 }
 

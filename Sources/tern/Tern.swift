@@ -41,7 +41,7 @@ struct Tern: AsyncParsableCommand {
         subcommands: [Serve.self, ConfigCommand.self, DomainCommand.self, UserCommand.self, AliasCommand.self,
                       ExportCommand.self, ImportCommand.self, RouteCommand.self, QueueCommand.self, DKIMCommand.self,
                       DNSRecordsCommand.self, CheckCommand.self, PSLCommand.self, SpamCommand.self, TraceCommand.self, QuickstartCommand.self,
-                      SendmailCommand.self, MigrateCommand.self],
+                      SendmailCommand.self, MigrateCommand.self, SieveCommand.self],
         defaultSubcommand: Serve.self)
 }
 
