@@ -169,6 +169,21 @@ public final class PostgresMailStore: Sendable {
         return try await bounded { try await client.query(query, logger: logger).collect() }
     }
 
+    /// The rows of a prepared statement (PostgreSQL parses and plans it once per connection, not at every call).
+    func prepared<S: PostgresPreparedStatement>(_ statement: S, on db: PostgresConnection?) async throws -> [S.Row] where S.Row: Sendable {
+        if let db {
+            var out: [S.Row] = []
+            for try await row in try await db.execute(statement, logger: logger) { out.append(row) }
+            return out
+        }
+        let (client, logger) = (self.client, self.logger)
+        return try await bounded {
+            var out: [S.Row] = []
+            for try await row in try await client.execute(statement, logger: logger) { out.append(row) }
+            return out
+        }
+    }
+
     /// The first column of the first row, or nil.
     func one<T: PostgresDecodable>(_ query: PostgresQuery, on db: PostgresConnection? = nil, as type: T.Type) async throws -> T? {
         try await all(query, on: db, as: T.self).first

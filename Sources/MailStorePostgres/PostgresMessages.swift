@@ -113,30 +113,10 @@ extension PostgresMailStore: MessageStore {
         let details = log.map { String($0.detail.prefix(2000)) }
         let messageIDs = log.map { $0.messageID ?? "" }, hasMessageID = log.map { $0.messageID != nil }
         let related = log.map { $0.related ?? "" }, hasRelated = log.map { $0.related != nil }
-        let rows = try await all("""
-            WITH box AS (
-              UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
-              WHERE account_id = \(account) AND name = \(name) RETURNING id, uidnext - 1 AS uid, highestmodseq
-            ), stored AS (
-              INSERT INTO content(hash, size, data, refs) SELECT \(hash), \(size), \(content), 1 WHERE EXISTS (SELECT 1 FROM box)
-              ON CONFLICT (hash) DO UPDATE SET refs = content.refs + 1 RETURNING hash
-            ), msg AS (
-              INSERT INTO message(size, content_hash, received, envelope)
-              SELECT \(size), stored.hash, \(now), \(envelope) FROM stored RETURNING id
-            ), placed AS (
-              INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
-              SELECT box.id, box.uid, msg.id, box.highestmodseq, \(flags), \(keywords), \(internalDate), \(now) FROM box, msg
-              RETURNING mailbox_id, uid, message_id
-            ), logged AS (
-              INSERT INTO delivery_log(at, queue_id, message_id, kind, detail, related)
-              SELECT e.at, e.queue_id, CASE WHEN e.has_mid THEN e.mid END, e.kind, e.detail, CASE WHEN e.has_rel THEN e.rel END
-              FROM unnest(\(at)::double precision[], \(queueIDs)::text[], \(messageIDs)::text[], \(hasMessageID)::boolean[],
-                          \(kinds)::text[], \(details)::text[], \(related)::text[], \(hasRelated)::boolean[])
-                AS e(at, queue_id, mid, has_mid, kind, detail, rel, has_rel)
-              WHERE EXISTS (SELECT 1 FROM box)
-            )
-            SELECT message_id, mailbox_id, uid FROM placed
-            """, on: db, as: (Int64, Int64, Int64).self)
+        let rows = try await prepared(DeliverStatement(
+            account: account, name: name, hash: hash, size: size, content: content, now: now, envelope: envelope, flags: flags,
+            keywords: keywords, internalDate: internalDate, at: at, queueIDs: queueIDs, messageIDs: messageIDs,
+            hasMessageID: hasMessageID, kinds: kinds, details: details, related: related, hasRelated: hasRelated), on: db)
         guard let (messageID, mailbox, uid) = rows.first else { throw StoreError.notFound("mailbox \(name) of account \(account)") }
         return DeliveryReceipt(messageID: messageID, placements: [(mailbox, UID(UInt32(uid)))])
     }
@@ -548,4 +528,49 @@ extension PostgresMailStore: MessageStore {
         if let inline { return InMemoryContent(Array(inline)) }
         return PostgresChunkedContent(store: self, hash: hash, size: Int(size))
     }
+}
+
+/// The usual delivery as one prepared statement (see `deliverInOneStatement`): parsed and planned once per connection,
+/// where a statement sent as text costs PostgreSQL a parse and a plan of its five parts at every message.
+struct DeliverStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH box AS (
+          UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+          WHERE account_id = $1 AND name = $2 RETURNING id, uidnext - 1 AS uid, highestmodseq
+        ), stored AS (
+          INSERT INTO content(hash, size, data, refs) SELECT $3, $4, $5, 1 WHERE EXISTS (SELECT 1 FROM box)
+          ON CONFLICT (hash) DO UPDATE SET refs = content.refs + 1 RETURNING hash
+        ), msg AS (
+          INSERT INTO message(size, content_hash, received, envelope)
+          SELECT $4, stored.hash, $6, $7 FROM stored RETURNING id
+        ), placed AS (
+          INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
+          SELECT box.id, box.uid, msg.id, box.highestmodseq, $8, $9, $10, $6 FROM box, msg
+          RETURNING mailbox_id, uid, message_id
+        ), logged AS (
+          INSERT INTO delivery_log(at, queue_id, message_id, kind, detail, related)
+          SELECT e.at, e.queue_id, CASE WHEN e.has_mid THEN e.mid END, e.kind, e.detail, CASE WHEN e.has_rel THEN e.rel END
+          FROM unnest($11::double precision[], $12::text[], $13::text[], $14::boolean[], $15::text[], $16::text[], $17::text[],
+                      $18::boolean[]) AS e(at, queue_id, mid, has_mid, kind, detail, rel, has_rel)
+          WHERE EXISTS (SELECT 1 FROM box)
+        )
+        SELECT message_id, mailbox_id, uid FROM placed
+        """
+    typealias Row = (Int64, Int64, Int64)
+
+    var account: Int64, name: String, hash: Data, size: Int64, content: ByteBuffer, now: Double, envelope: String
+    var flags: Int64, keywords: String, internalDate: Double
+    var at: [Double], queueIDs: [String], messageIDs: [String], hasMessageID: [Bool], kinds: [String], details: [String]
+    var related: [String], hasRelated: [Bool]
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 18)
+        b.append(account); b.append(name); try b.append(hash); b.append(size); b.append(content); b.append(now); b.append(envelope)
+        b.append(flags); b.append(keywords); b.append(internalDate)
+        try b.append(at); try b.append(queueIDs); try b.append(messageIDs); try b.append(hasMessageID); try b.append(kinds)
+        try b.append(details); try b.append(related); try b.append(hasRelated)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }
