@@ -219,9 +219,7 @@ extension PostgresMailStore: MessageStore {
     }
 
     public func mailboxState(account: AccountID, name: String) async throws -> (id: MailboxID, state: MailboxChanges)? {
-        guard let row = try await all("""
-            SELECT id, uidvalidity, uidnext, highestmodseq, first_recent_uid FROM mailbox WHERE account_id = \(account) AND name = \(name)
-            """, as: (Int64, Int64, Int64, Int64, Int64).self).first else { return nil }
+        guard let row = try await prepared(MailboxStateStatement(account: account, name: name), on: nil).first else { return nil }
         var state = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(row.1)), uidNext: UID(UInt32(row.2)),
                                    highestModSeq: ModSeq(rawValue: row.3), changed: [], expunged: [])
         state.firstRecent = UID(UInt32(row.4))
@@ -233,16 +231,7 @@ extension PostgresMailStore: MessageStore {
         // gives one): the mailbox's state (kind 0), the messages added or changed after `since` (1) and the UIDs
         // expunged after it (2), in one round trip. Nothing changed (a NOOP, the check before a FETCH): the state row
         // alone, both lists read from their (mailbox, modseq) indexes.
-        let after = since?.rawValue ?? -1
-        let rows = try await all("""
-            SELECT 1 AS kind, mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
-              FROM mailbox_message mm JOIN message m ON m.id = mm.message_id WHERE mm.mailbox_id = \(mailbox) AND mm.modseq > \(after)
-            UNION ALL
-            SELECT 0, uidvalidity, uidnext, 0, 0, 0, '', highestmodseq, 0 FROM mailbox WHERE id = \(mailbox)
-            UNION ALL
-            SELECT 2, uid, 0, 0, 0, 0, '', modseq, 0 FROM expunged WHERE \(since != nil) AND mailbox_id = \(mailbox) AND modseq > \(after)
-            ORDER BY 1, 2
-            """, as: (Int32, Int64, Int64, Int64, Double, Int64, String, Int64, Double).self)
+        let rows = try await prepared(ChangesStatement(mailbox: mailbox, after: since?.rawValue ?? -1, withExpunged: since != nil), on: nil)
         guard let state = rows.first(where: { $0.0 == 0 }) else { throw StoreError.notFound("mailbox") }
         var changes = MailboxChanges(uidValidity: UIDValidity(rawValue: UInt32(state.1)), uidNext: UID(UInt32(state.2)),
                                      highestModSeq: ModSeq(rawValue: state.7), changed: [], expunged: [])
@@ -569,6 +558,45 @@ struct DeliverStatement: PostgresPreparedStatement {
         b.append(flags); b.append(keywords); b.append(internalDate)
         try b.append(at); try b.append(queueIDs); try b.append(messageIDs); try b.append(hasMessageID); try b.append(kinds)
         try b.append(details); try b.append(related); try b.append(hasRelated)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// A mailbox's changes since a modseq in one statement (see `mailboxChanges`), prepared: every IMAP command that may
+/// report changes asks it.
+struct ChangesStatement: PostgresPreparedStatement {
+    static let sql = """
+        SELECT 1 AS kind, mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
+          FROM mailbox_message mm JOIN message m ON m.id = mm.message_id WHERE mm.mailbox_id = $1 AND mm.modseq > $2
+        UNION ALL
+        SELECT 0, uidvalidity, uidnext, 0, 0, 0, '', highestmodseq, 0 FROM mailbox WHERE id = $1
+        UNION ALL
+        SELECT 2, uid, 0, 0, 0, 0, '', modseq, 0 FROM expunged WHERE $3 AND mailbox_id = $1 AND modseq > $2
+        ORDER BY 1, 2
+        """
+    typealias Row = (Int32, Int64, Int64, Int64, Double, Int64, String, Int64, Double)
+    var mailbox: Int64, after: Int64, withExpunged: Bool
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 3)
+        b.append(mailbox); b.append(after); b.append(withExpunged)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// A mailbox's state by name, what SELECT reads first (prepared: every login-SELECT asks it).
+struct MailboxStateStatement: PostgresPreparedStatement {
+    static let sql = "SELECT id, uidvalidity, uidnext, highestmodseq, first_recent_uid FROM mailbox WHERE account_id = $1 AND name = $2"
+    typealias Row = (Int64, Int64, Int64, Int64, Int64)
+    var account: Int64, name: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 2)
+        b.append(account); b.append(name)
         return b
     }
 
