@@ -51,6 +51,12 @@ public struct IMAPFramer: Sendable {
 
     /// What the command holds in place of its `n`th spooled literal.
     public func spoolMarker(_ n: Int) -> [UInt8] { spoolToken + Array(":\(n)".utf8) }
+
+    /// Which spooled literal `data` stands for (`spoolMarker` read back), or nil when it is literal data.
+    public static func spoolIndex(_ data: [UInt8], token: [UInt8]) -> Int? {
+        guard !token.isEmpty, data.count > token.count + 1, data.starts(with: token), data[token.count] == UInt8(ascii: ":") else { return nil }
+        return Int(String(decoding: data[(token.count + 1)...], as: UTF8.self))
+    }
     /// After a fatal event the framer yields nothing more: the session ends.
     private var failed = false
 

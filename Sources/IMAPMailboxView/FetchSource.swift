@@ -123,6 +123,34 @@ public struct FetchSource {
         }
     }
 
+    /// The header block of a large message and where its text begins, read from the head of its content (64 KiB at
+    /// a time, at most 1 MiB); nil when no empty line ends the header within that.
+    public static func head(of reader: any ContentReader) async throws -> (header: [UInt8], bodyStart: Int)? {
+        var head: [UInt8] = []
+        while head.count < min(reader.size, ContentPieces.streamAbove) {
+            let piece = try await reader.read(head.count..<head.count + 64 * 1024)
+            guard !piece.isEmpty else { throw StoreError.notFound("content ends at \(head.count) of \(reader.size)") }
+            head += piece
+            if let bodyStart = FetchSource.bodyStart(head: head, size: reader.size) { return (Array(head[..<bodyStart]), bodyStart) }
+        }
+        return nil
+    }
+
+    /// The part of a message an IMAP URL names (RFC 5092: a section, then a partial range); nil for no such part.
+    public static func urlPiece(_ bytes: [UInt8], _ url: IMAPURL) -> ArraySlice<UInt8>? {
+        var piece = bytes[...]
+        if let section = url.section {
+            guard let s = IMAPBodyStructure.section(bytes, MIMEParser.parse(bytes), section) else { return nil }
+            piece = s[...]
+        }
+        if let offset = url.partialOffset {
+            let lo = piece.startIndex + min(offset, piece.count)
+            let hi = url.partialLength.map { min(lo + $0, piece.endIndex) } ?? piece.endIndex
+            piece = piece[lo..<hi]
+        }
+        return piece
+    }
+
     /// Where the text of a message begins, from the first `head` octets of its `size`; nil when the head does not
     /// show it yet (read more).
     public static func bodyStart(head: [UInt8], size: Int) -> Int? {

@@ -1,5 +1,6 @@
 import Foundation
 import IMAPCodec
+import IMAPResponses
 import MailCore
 import MailMessage
 import MailStore
@@ -301,5 +302,67 @@ public final class ThreadNode {
         var p: ThreadNode? = other
         while let n = p { if n === self { return true }; p = n.parent }
         return false
+    }
+}
+
+extension IMAPSessionRules {
+    /// Flag names from STORE or APPEND: the system flags (\Recent ignored; an unknown one is BAD) and keywords.
+    public static func parseFlags(_ names: [String]) throws -> (MessageFlags, [String]) {
+        var flags: MessageFlags = []
+        var keywords: [String] = []
+        for n in names {
+            switch n.lowercased() {
+            case "\\seen": flags.insert(.seen)
+            case "\\answered": flags.insert(.answered)
+            case "\\flagged": flags.insert(.flagged)
+            case "\\deleted": flags.insert(.deleted)
+            case "\\draft": flags.insert(.draft)
+            case "\\recent": break
+            default:
+                guard !n.hasPrefix("\\") else { throw IMAPFailure.bad("Unknown system flag \(n)") }
+                if !keywords.contains(n) { keywords.append(n) }
+            }
+        }
+        return (flags, keywords)
+    }
+}
+
+extension IMAPSessionRules {
+    /// STATUS items of a mailbox (RFC 9051 §6.3.11); `messages` its messages when UNSEEN, SIZE or DELETED is asked,
+    /// `recent` its unclaimed \Recent count.
+    public static func statusValues(_ box: MailboxInfo, _ items: [StatusItem], messages: [StoredMessage], recent: Int) -> [IMAPParameterValue] {
+        items.map { item in
+            let value: Int
+            switch item {
+            case .messages: value = box.messages
+            case .recent: value = recent
+            case .uidNext: value = Int(box.uidNext.rawValue)
+            case .uidValidity: value = Int(box.uidValidity.rawValue)
+            case .unseen: value = messages.filter { !$0.flags.contains(.seen) }.count
+            case .size: value = messages.reduce(0) { $0 + $1.size }
+            case .highestModSeq: value = Int(box.highestModSeq.rawValue)
+            case .deleted: value = messages.filter { $0.flags.contains(.deleted) }.count
+            case .mailboxID: return IMAPParameterValue(item.rawValue, objectID: mailboxObjectID(box.id))
+            }
+            return IMAPParameterValue(item.rawValue, UInt64(value))
+        }
+    }
+
+    public static func storeErrorCode(_ e: StoreError) -> IMAPResponseCode? {
+        switch e {
+        case .notFound: return .nonExistent
+        case .alreadyExists: return .alreadyExists
+        default: return nil
+        }
+    }
+}
+
+extension IMAPSessionRules {
+    /// Why a URL in CATENATE may not be used by this user on this server (RFC 4469 §5): another server or another
+    /// user's mailbox; nil when it may.
+    public static func foreign(_ url: IMAPURL, hostname: String, user: String) -> String? {
+        if let host = url.host, host != hostname.lowercased() { return "The URL names another server" }
+        if let owner = url.user, owner.lowercased() != user.lowercased() { return "The URL names another user's mailbox" }
+        return nil
     }
 }

@@ -306,7 +306,6 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         context.fireChannelWritabilityChanged()
     }
 
-
     static func byeAndClose(_ context: ChannelHandlerContext, _ code: IMAPResponseCode?, _ text: String) {
         let bytes = IMAPResponseEncoder.encode(.untagged(IMAPStatus(.bye, code, text)))
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in context.close(promise: nil) }

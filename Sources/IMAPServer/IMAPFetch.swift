@@ -55,13 +55,8 @@ extension IMAPSession {
                     if prefetched[id] == nil {
                         // The next messages that need their content (at most 200, and ContentPieces.batchBytes), in
                         // one store round trip.
-                        var upcoming = [id], bytes = message.size
-                        for t in targets[(index + 1)..<min(index + 200, targets.count)] where batched(m.messages[t]) {
-                            bytes += m.messages[t].size
-                            if bytes > ContentPieces.batchBytes { break }
-                            upcoming.append(m.messages[t].messageID)
-                        }
-                        prefetched = try await store.contents(of: upcoming)
+                        let upcoming = targets[index..<min(index + 200, targets.count)].lazy.map { m.messages[$0] }
+                        prefetched = try await store.contents(of: ContentPieces.batch(upcoming) { $0.messageID == id || batched($0) }.ids)
                     }
                     guard let bytes = prefetched[id] else { continue }
                     source.read(bytes, plan: plan, structures: structures, headers: headers)
@@ -93,7 +88,7 @@ extension IMAPSession {
     /// `source` (one message at a time) and returns nil.
     private func openLarge(_ message: StoredMessage, plan: FetchPlan, _ source: inout FetchSource) async throws -> (reader: any ContentReader, bodyStart: Int)? {
         let reader = try await store.openContent(of: message.messageID)
-        if plan.streamable(structureCached: source.structure != nil), let (header, bodyStart) = try await Self.head(of: reader) {
+        if plan.streamable(structureCached: source.structure != nil), let (header, bodyStart) = try await FetchSource.head(of: reader) {
             if plan.header && source.header == nil {
                 source.header = header
                 caches.headers.put(message.messageID, header)
@@ -104,19 +99,6 @@ extension IMAPSession {
         whole.reserveCapacity(reader.size)
         try await reader.pieces { whole += $0 }
         source.read(whole, plan: plan, structures: caches.structures, headers: caches.headers)
-        return nil
-    }
-
-    /// The header block of a large message and where its text begins, read from the head of its content (64 KiB at
-    /// a time, at most 1 MiB); nil when no empty line ends the header within that.
-    static func head(of reader: any ContentReader) async throws -> (header: [UInt8], bodyStart: Int)? {
-        var head: [UInt8] = []
-        while head.count < min(reader.size, ContentPieces.streamAbove) {
-            let piece = try await reader.read(head.count..<head.count + 64 * 1024)
-            guard !piece.isEmpty else { throw StoreError.notFound("content ends at \(head.count) of \(reader.size)") }
-            head += piece
-            if let bodyStart = FetchSource.bodyStart(head: head, size: reader.size) { return (Array(head[..<bodyStart]), bodyStart) }
-        }
         return nil
     }
 
@@ -194,15 +176,10 @@ extension IMAPSession {
         /// The messages from position `start` on that need their content: at most 200, and at most
         /// ContentPieces.batchBytes unless the first alone is larger; `end` is the position after them.
         func batch(from start: Int) -> (ids: [MessageID], end: Int) {
-            var ids: [MessageID] = [], bytes = 0
-            for n in start..<min(start + 200, indices.count) {
-                let next = m.messages[indices[n]]
-                if headersOnly && headerCache.get(next.messageID) != nil { continue }
-                if !ids.isEmpty && bytes + next.size > ContentPieces.batchBytes { return (ids, n) }
-                ids.append(next.messageID)
-                bytes += next.size
+            let (ids, examined) = ContentPieces.batch(indices[start..<min(start + 200, indices.count)].lazy.map { m.messages[$0] }) {
+                !(headersOnly && headerCache.get($0.messageID) != nil)
             }
-            return (ids, min(start + 200, indices.count))
+            return (ids, start + examined)
         }
         // The next batch is read while this one is searched (the store's work and the search overlap).
         var ahead: (start: Int, read: Task<[MessageID: [UInt8]], Error>)?
@@ -300,9 +277,6 @@ extension IMAPSession {
         m.saved = uids.sorted()
         state = .selected(a, u, m)
     }
-
-
-
 
     func matches(_ key: SearchKey, _ m: StoredMessage, seq: Int, count: Int, largestUID: UInt32, saved: Set<UID> = [],
                  parts: inout MessageParts?) async throws -> Bool {

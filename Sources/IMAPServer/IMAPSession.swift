@@ -10,12 +10,12 @@ import MailMessage
 import NIOCore
 import Synchronization
 
-/// What a command produced for the wire, and what the connection must do next.
 /// A literal announced with its size could not be finished (the content went, or the store failed half-way).
 struct IMAPStreamBroken: Error {
     let reason: String
 }
 
+/// What a command produced for the wire, and what the connection must do next.
 struct IMAPOutput {
     /// Every response goes through the encoder (IMAPCodec): the session builds values, never bytes.
     var encoder = IMAPResponseEncoder()
@@ -51,7 +51,6 @@ struct IMAPOutput {
         encoder.response(.tagged(tag, IMAPStatus(.ok, code, text)))
     }
 }
-
 
 /// One IMAP session's state and command handling, independent of the network. Commands run one at a time
 /// (the connection handler reads no further command until one is answered).
@@ -153,9 +152,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
 
     /// The spool file a message literal of the command stands for (the framer's marker), or nil for literal data.
     func spooled(_ data: [UInt8]) -> MessageSink? {
-        guard !spoolToken.isEmpty, data.count > spoolToken.count + 1, data.starts(with: spoolToken),
-              let n = Int(String(decoding: data[(spoolToken.count + 1)...], as: UTF8.self)), spools.indices.contains(n) else { return nil }
-        return spools[n]
+        IMAPFramer.spoolIndex(data, token: spoolToken).flatMap { spools.indices.contains($0) ? spools[$0] : nil }
     }
 
     func handle(_ tagged: TaggedCommand) async -> IMAPOutput {
@@ -186,14 +183,6 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             out.send(.tagged(tag, IMAPStatus(.no, .serverBug, "Internal error")))
         }
         return out
-    }
-
-    static func storeErrorCode(_ e: StoreError) -> IMAPResponseCode? {
-        switch e {
-        case .notFound: return .nonExistent
-        case .alreadyExists: return .alreadyExists
-        default: return nil
-        }
     }
 
     typealias IMAPFailure = IMAPMailboxView.IMAPFailure
@@ -559,8 +548,6 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
 
     // MARK: mailboxes
 
-
-
     /// The session ends: its account's session count goes down.
     func ended() {
         let sessions = server.userSessions
@@ -569,7 +556,6 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             s = (nil, true)
         }
     }
-
 
     /// A mailbox name as the client sees it: modified UTF-7 (RFC 3501 §5.1.3) unless UTF-8 is enabled.
     func wireName(_ name: String) -> String {
@@ -592,9 +578,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         let messages = box.messages
         var m = SelectedMailbox(id: boxID, name: name, readOnly: readOnly, uidValidity: box.uidValidity, messages: messages,
                                 highestModSeq: box.highestModSeq)
-        var inUse = Set<String>()
-        for message in messages { for k in message.keywords { inUse.insert(k) } }
-        m.keywords = inUse.sorted()
+        m.keywords = Set(messages.flatMap(\.keywords)).sorted()
         out.send(.exists(messages.count))
         // RFC 9051 removed \Recent and the RECENT response; an IMAP4rev1 client still expects RECENT (RFC 3501).
         recentUIDs = UIDRanges()
@@ -628,7 +612,6 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         out.ok(tag, readOnly ? .readOnly : .readWrite, readOnly ? "EXAMINE completed" : "SELECT completed")
     }
 
-
     func list(reference: String, patterns: [String], selectSubscribed: Bool, selectSpecialUse: Bool, recursiveMatch: Bool = false,
               returnSubscribed: Bool, returnSpecialUse: Bool, status: [StatusItem], lsub: Bool, _ out: inout IMAPOutput) async throws {
         let a = try requireAuth()
@@ -658,23 +641,8 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         let needMessages = items.contains { [.unseen, .size, .deleted].contains($0) }
         let messages = needMessages ? try await server.mailboxes.snapshot(box.id, verify: true).messages : []
         let recent = items.contains(.recent) ? try await store.unclaimedRecent(mailbox: box.id) : 0
-        let values: [IMAPParameterValue] = items.map { item in
-            let value: Int
-            switch item {
-            case .messages: value = box.messages
-            case .recent: value = recent
-            case .uidNext: value = Int(box.uidNext.rawValue)
-            case .uidValidity: value = Int(box.uidValidity.rawValue)
-            case .unseen: value = messages.filter { !$0.flags.contains(.seen) }.count
-            case .size: value = messages.reduce(0) { $0 + $1.size }
-            case .highestModSeq:
-                condstore = true   // RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
-                value = Int(box.highestModSeq.rawValue)
-            case .deleted: value = messages.filter { $0.flags.contains(.deleted) }.count
-            case .mailboxID: return IMAPParameterValue(item.rawValue, objectID: Self.mailboxObjectID(box.id))
-            }
-            return IMAPParameterValue(item.rawValue, UInt64(value))
-        }
+        if items.contains(.highestModSeq) { condstore = true }   // RFC 7162 §3.1: STATUS HIGHESTMODSEQ enables CONDSTORE
+        let values = Self.statusValues(box, items, messages: messages, recent: recent)
         return .status(mailbox: wireName(box.name), values)
     }
 
@@ -699,21 +667,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             state = .selected(a, u, m)
             return
         }
-        // One merge walk over both UID-ordered lists.
-        var gone: [Int] = []       // indices in `old`
-        var changed: [Int] = []    // indices in `new`
-        var previous: [Int: StoredMessage] = [:]   // what the client was last told of each changed message
-        var i = 0, j = 0
-        while i < old.count {
-            if j < new.count && new[j].uid == old[i].uid {
-                if new[j].flags != old[i].flags || new[j].keywords != old[i].keywords { changed.append(j); previous[j] = old[i] }
-                i += 1; j += 1
-            } else if j < new.count && new[j].uid < old[i].uid {
-                j += 1
-            } else {
-                gone.append(i); i += 1
-            }
-        }
+        let (gone, changed, previous) = ViewDelta.compare(old: old, new: new)
         if !gone.isEmpty && !expunges {
             let (changedHeld, addedHeld) = try await holdExpunges(&out, &m, latest: latest, reportFlags: reportFlags)
             state = .selected(a, u, m)
@@ -769,29 +723,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
     /// Returns the indices of the messages whose flags changed and the number of new ones (at the end of the view).
     func holdExpunges(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, latest: MailboxSnapshot,
                       reportFlags: Bool = true) async throws -> (changed: [Int], added: Int) {
-        let old = m.messages, new = latest.messages
-        // The view as it is, patched where the latest snapshot has a newer row (a walk by index over both: no copy of
-        // the list unless something changed, as every command of a session that holds expunges comes here).
-        var merged = old
-        var changed: [Int] = []   // indices in `merged`
-        var previous: [Int: StoredMessage] = [:]
-        var j = 0
-        for i in old.indices {
-            let uid = old[i].uid
-            while j < new.count && new[j].uid < uid { j += 1 }
-            guard j < new.count && new[j].uid == uid else { continue }
-            if new[j].modSeq != old[i].modSeq {
-                if new[j].flags != old[i].flags || new[j].keywords != old[i].keywords { previous[i] = old[i]; changed.append(i) }
-                merged[i] = new[j]
-            }
-            j += 1
-        }
-        // UIDs only grow: what the view has not seen comes after everything in it.
-        let newest = old.last?.uid.rawValue ?? 0
-        var firstAdded = new.count
-        while firstAdded > 0 && new[firstAdded - 1].uid.rawValue > newest { firstAdded -= 1 }
-        let added = Array(new[firstAdded...])
-        merged += added
+        let (merged, changed, previous, added) = ViewDelta.holding(old: m.messages, new: latest.messages)
         try await report(&out, &m, view: merged, changed: changed, added: added, latest: latest, reportFlags: reportFlags, previous: previous)
         return (reportFlags ? changed : [], added.count)
     }
@@ -816,26 +748,6 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
 
     func flagsItem(_ m: StoredMessage) -> IMAPFetchItem {
         .flags((isRecent(m.uid) ? ["\\Recent"] : []) + Self.flagNames(m.flags, m.keywords))
-    }
-
-
-    static func parseFlags(_ names: [String]) throws -> (MessageFlags, [String]) {
-        var flags: MessageFlags = []
-        var keywords: [String] = []
-        for n in names {
-            switch n.lowercased() {
-            case "\\seen": flags.insert(.seen)
-            case "\\answered": flags.insert(.answered)
-            case "\\flagged": flags.insert(.flagged)
-            case "\\deleted": flags.insert(.deleted)
-            case "\\draft": flags.insert(.draft)
-            case "\\recent": break
-            default:
-                guard !n.hasPrefix("\\") else { throw IMAPFailure.bad("Unknown system flag \(n)") }
-                if !keywords.contains(n) { keywords.append(n) }
-            }
-        }
-        return (flags, keywords)
     }
 
     /// RFC 9208 §4.1: refuse what would take the account over its quota.
@@ -922,24 +834,13 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             case .url(let text):
                 func bad(_ why: String) -> IMAPFailure { IMAPFailure.no(.badURL(text), why) }
                 guard let url = IMAPURL.parse(text) else { throw bad("Not an IMAP URL of a message") }
-                if let host = url.host, host != server.config.hostname.lowercased() { throw bad("The URL names another server") }
-                if let owner = url.user, owner.lowercased() != user.lowercased() { throw bad("The URL names another user's mailbox") }
+                if let why = Self.foreign(url, hostname: server.config.hostname, user: user) { throw bad(why) }
                 let name = utf8 ? url.mailbox : (ModifiedUTF7.decode(url.mailbox) ?? url.mailbox)
                 guard let box = try await store.mailboxes(account: a).first(where: { $0.name == name }) else { throw bad("No such mailbox") }
                 if let validity = url.uidValidity, validity != box.uidValidity.rawValue { throw bad("UIDVALIDITY has changed") }
                 let messages = selected?.id == box.id ? selected!.messages : try await store.messages(mailbox: box.id)
                 guard let message = messages.first(where: { $0.uid.rawValue == url.uid }) else { throw bad("No such message") }
-                let bytes = try await store.content(of: message.messageID)
-                var piece = bytes[...]
-                if let section = url.section {
-                    guard let s = IMAPBodyStructure.section(bytes, MIMEParser.parse(bytes), section) else { throw bad("No such part") }
-                    piece = s[...]
-                }
-                if let offset = url.partialOffset {
-                    let lo = piece.startIndex + min(offset, piece.count)
-                    let hi = url.partialLength.map { min(lo + $0, piece.endIndex) } ?? piece.endIndex
-                    piece = piece[lo..<hi]
-                }
+                guard let piece = FetchSource.urlPiece(try await store.content(of: message.messageID), url) else { throw bad("No such part") }
                 data += piece
             }
             guard data.count <= limit else { throw IMAPFailure.no(.tooBig, "Message too large") }

@@ -25,20 +25,15 @@ extension IMAPSession {
             if header == nil, message.size <= ContentPieces.streamAbove, prefetched[message.messageID] == nil {
                 // This message and the next ones the cache lacks: at most 200 and ContentPieces.batchBytes. Large
                 // messages are left out (their header is read from their head below).
-                var ids: [MessageID] = [], bytes = 0
-                for j in indices[n..<min(n + 200, indices.count)] {
-                    let next = m.messages[j]
-                    guard headerCache.get(next.messageID) == nil, next.size <= ContentPieces.streamAbove else { continue }
-                    if bytes + next.size > ContentPieces.batchBytes { break }
-                    ids.append(next.messageID)
-                    bytes += next.size
-                }
-                prefetched = try await store.contents(of: ids)
+                let upcoming = indices[n..<min(n + 200, indices.count)].lazy.map { m.messages[$0] }
+                prefetched = try await store.contents(of: ContentPieces.batch(upcoming) {
+                    headerCache.get($0.messageID) == nil && $0.size <= ContentPieces.streamAbove
+                }.ids)
             }
             if header == nil, message.size > ContentPieces.streamAbove {
                 do {
                     let reader = try await store.openContent(of: message.messageID)
-                    if let head = try await Self.head(of: reader) {
+                    if let head = try await FetchSource.head(of: reader) {
                         header = head.header
                     } else {
                         header = try await reader.read(0..<ContentPieces.streamAbove)
@@ -81,8 +76,6 @@ extension IMAPSession {
         }
         out.ok(tag, uid ? "UID SORT completed" : "SORT completed")
     }
-
-
 
     func thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey, tag: String, _ out: inout IMAPOutput) async throws {
         let infos = try await sortInfo(key, in: try requireSelected())

@@ -139,6 +139,21 @@ public enum ContentPieces {
     public static let streamAbove = 1 << 20
     /// The most that batched reads (FETCH, SEARCH, RETR read-ahead) hold at once.
     public static let batchBytes = 8 << 20
+
+    /// What one batched read takes of `candidates` (in order): those `wanted`, until one more would take the batch
+    /// past `batchBytes` (the first is always taken). `examined`: how many candidates were gone through.
+    public static func batch(_ candidates: some Sequence<StoredMessage>, wanted: (StoredMessage) -> Bool) -> (ids: [MessageID], examined: Int) {
+        var ids: [MessageID] = [], bytes = 0, examined = 0
+        for m in candidates {
+            if wanted(m) {
+                if !ids.isEmpty && bytes + m.size > batchBytes { break }
+                ids.append(m.messageID)
+                bytes += m.size
+            }
+            examined += 1
+        }
+        return (ids, examined)
+    }
 }
 
 /// A content held in memory (inline contents are small).
