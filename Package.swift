@@ -110,7 +110,7 @@ let package = Package(
         // `tern sendmail`, `tern import`, the mail tester and Tern's own notices. NIO-free: blocking work runs on
         // what the caller passes in.
         .target(name: "Intake", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "TernConfig", "MailDNS", "MailAuth", "DKIM", "SpamFilter", "Deliverability",
+            "MailCore", "MailMessage", "MailStore", "TernConfig", "MailDNS", "MailAuth", "DKIM", "SpamFilter", "Deliverability", "Sieve",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // How a message leaves: the outbound queue and the SMTP client that empties it.

@@ -69,6 +69,8 @@ public final class Intake: Sendable {
     public let work: any BlockingWork
     /// Each domain's postmaster fallback, with when it was looked up.
     private let postmasters = Mutex<[String: (AccountID?, Date)]>([:])
+    /// Sieve scripts parsed once, by their text.
+    let compiledScripts = CompiledScripts()
 
     public init(store: any MailStore, config: TernConfiguration, checks: InboundChecks?, work: any BlockingWork, logger: Logger) {
         self.store = store
@@ -187,7 +189,13 @@ public final class Intake: Sendable {
     private func commit(_ m: IncomingMessage, _ transfer: SinkTransfer, completion: @escaping @Sendable (IntakeOutcome) -> Void) {
         let plan = RoutingPlan(envelope: m.envelope, routes: m.routes)
         let store = self.store, logging = m.received != nil
-        let write: @Sendable (Prepared) -> Void = { prepared in
+        let write: @Sendable (Prepared) -> Void = { [self] prepared in
+            // Step 3b: the recipients' Sieve scripts, when any has one (known from the store's cache, usually).
+            let base = prepared.junk ? plan.intoJunk().targets : plan.targets
+            if !base.isEmpty, store.cachedActiveScripts(accounts: base.map(\.account))?.isEmpty != true {
+                Task { await commitFiltered(m, plan, prepared, base: base, completion: completion) }
+                return
+            }
             let delivery = IntakeCommit.delivery(plan: plan, prepared: prepared, queueID: m.queueID, now: m.arrived, received: m.received)
             store.deliver(delivery) { result in
                 switch result {

@@ -106,6 +106,8 @@ public struct RoutingPlan: Sendable, Hashable {
     public var envelope: StoredEnvelope
     /// For the delivery log: the addresses stored here and those queued.
     public var localAddresses: [String]
+    /// The accounts each of `localAddresses` reaches.
+    public var localAccounts: [[AccountID]]
     public var remoteAddresses: [String] { remote.map(\.address) }
     /// The first recipient that is the mail tester, if any.
     public var testerAddress: String?
@@ -115,12 +117,14 @@ public struct RoutingPlan: Sendable, Hashable {
     public init(envelope e: IntakeEnvelope, routes: [RecipientRoute]) {
         precondition(e.recipients.count == routes.count, "one route per recipient")
         var targets: [DeliveryTarget] = [], remote: [StoredEnvelope.Recipient] = [], local: [String] = []
+        var localAccounts: [[AccountID]] = []
         var notices: [StoredEnvelope.Recipient] = []
         var tester: String?
         for (r, route) in zip(e.recipients, routes) {
             switch route {
             case .local(let accounts):
                 local.append(r.address)
+                localAccounts.append(accounts)
                 if !e.mailFrom.isEmpty, r.notify?.contains("SUCCESS") == true { notices.append(r) }
                 for a in accounts where !targets.contains(where: { $0.account == a }) { targets.append(DeliveryTarget(account: a)) }
             case .remote:
@@ -135,6 +139,7 @@ public struct RoutingPlan: Sendable, Hashable {
         self.remote = remote
         deliveredNotices = notices
         localAddresses = local
+        self.localAccounts = localAccounts
         testerAddress = tester
         hasOtherRecipients = routes.contains { !$0.isTesterOrReported }
         envelope = StoredEnvelope(mailFrom: e.mailFrom,

@@ -210,10 +210,16 @@ public struct DeliveryTarget: Sendable, Hashable {
     public var mailbox: String?
     /// When set, the account's mailbox with this special use (RFC 6154), whatever its name; INBOX when it has none.
     public var specialUse: SpecialUse?
-    public init(account: AccountID, mailbox: String? = nil, specialUse: SpecialUse? = nil) {
+    /// The flags and keywords this copy gets; nil: the delivery's (a Sieve script's imap4flags set them per mailbox).
+    public var flags: MessageFlags?
+    public var keywords: [String]?
+    public init(account: AccountID, mailbox: String? = nil, specialUse: SpecialUse? = nil, flags: MessageFlags? = nil,
+                keywords: [String]? = nil) {
         self.account = account
         self.mailbox = mailbox
         self.specialUse = specialUse
+        self.flags = flags
+        self.keywords = keywords
     }
 }
 

@@ -37,6 +37,8 @@ public final class ResolutionCache: Sendable {
     private struct State {
         var generation = 0
         var entries: [String: RecipientResolution] = [:]
+        /// Each account's active Sieve script (nil: none), kept by the same rule.
+        var scripts: [AccountID: String?] = [:]
     }
     private let state = Mutex(State())
     public static let maxEntries = 50_000
@@ -56,11 +58,23 @@ public final class ResolutionCache: Sendable {
         }
     }
 
-    /// The directory changed: forget every answer.
+    /// An account's active script as cached: nil when unknown, .some(nil) when it has none.
+    public func script(_ account: AccountID) -> String?? { state.withLock { $0.scripts[account] } }
+
+    public func storeScript(_ account: AccountID, _ script: String?, computedAt generation: Int) {
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.scripts.count >= Self.maxEntries { s.scripts.removeAll(keepingCapacity: true) }
+            s.scripts[account] = .some(script)
+        }
+    }
+
+    /// The directory (or a Sieve script) changed: forget every answer.
     public func bump() {
         state.withLock { s in
             s.generation += 1
             s.entries.removeAll(keepingCapacity: true)
+            s.scripts.removeAll(keepingCapacity: true)
         }
     }
 }

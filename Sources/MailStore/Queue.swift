@@ -221,6 +221,8 @@ public struct DeliveryEvent: Sendable, Equatable {
         case received, checked, refused, stored, queued, tested, delivered, deferred, failed, bounced, delayed, expired, deleted
         /// A success notice (NOTIFY=SUCCESS) was sent to the sender.
         case notified
+        /// What a recipient's Sieve script did with the message (filed, redirected, discarded, or its error).
+        case filtered
     }
     public var at: Date
     /// The id this server gave the message when it arrived (logs, Received field, queue).

@@ -16,6 +16,11 @@ public protocol SieveScriptStore: Sendable {
     func renameScript(account: AccountID, from: String, to: String) async throws
     /// The text of the active script, if the account has one (what delivery runs).
     func activeScript(account: AccountID) async throws -> String?
+    /// The active scripts of `accounts` (an account without one is absent): what delivery runs. Answered from the
+    /// store's cache while it is current (a change to any script, by any process or node, empties it).
+    func activeScripts(accounts: [AccountID]) async throws -> [AccountID: String]
+    /// The same from the cache alone, without waiting: nil unless it holds the answer for every account.
+    func cachedActiveScripts(accounts: [AccountID]) -> [AccountID: String]?
 }
 
 public struct SieveScriptInfo: Sendable, Hashable {

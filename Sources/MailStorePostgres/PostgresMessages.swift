@@ -102,7 +102,8 @@ extension PostgresMailStore: MessageStore {
     /// does not exist. Nil when the delivery is not of that kind (`insert` in a transaction does it).
     func deliverInOneStatement(_ delivery: Delivery, now: Double, on db: PostgresConnection? = nil) async throws -> DeliveryReceipt? {
         guard case .inline(let bytes) = delivery.content, !delivery.isQueued, let target = delivery.targets.first,
-              delivery.targets.allSatisfy({ $0 == target }), target.specialUse == nil else { return nil }
+              delivery.targets.allSatisfy({ $0 == target }), target.specialUse == nil,
+              target.flags == nil, target.keywords == nil else { return nil }
         let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
         let name = target.mailbox ?? "INBOX", account = target.account
         let (size, content, hash) = (Int64(bytes.count), ByteBuffer(bytes: bytes), Self.hash(bytes))
@@ -158,6 +159,8 @@ extension PostgresMailStore: MessageStore {
                 """, on: db, as: (Int64, Int64, Int64).self).first else {
                 throw StoreError.notFound("mailbox \(name) of account \(target.account)")
             }
+            let (flags, keywords) = (target.flags.map { Int64($0.rawValue) } ?? flags,
+                                     target.keywords.map { $0.joined(separator: " ") } ?? keywords)
             try await execute("""
                 INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
                 VALUES (\(mailbox), \(uid), \(messageID), \(modseq), \(flags), \(keywords), \(internalDate), \(now))

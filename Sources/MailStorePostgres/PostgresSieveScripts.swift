@@ -1,13 +1,16 @@
 import MailStore
 import PostgresNIO
 
-/// Sieve scripts in `sieve_script` (schema 9): one row per script, the unique partial index keeps one active.
+/// Sieve scripts in `sieve_script` (schema 9): one row per script, the unique partial index keeps one active. A change
+/// is announced like a directory change (schema 10's trigger), so every node's cache of active scripts forgets.
 extension PostgresMailStore: SieveScriptStore {
     public func putScript(account: AccountID, name: String, content: String) async throws {
-        _ = try await column("""
-            INSERT INTO sieve_script(account_id, name, content) VALUES (\(account), \(name), \(content))
-            ON CONFLICT (account_id, name) DO UPDATE SET content = excluded.content RETURNING 1
-            """, as: Int32.self)
+        _ = try await changingDirectory { [self] db in
+            try await execute("""
+                INSERT INTO sieve_script(account_id, name, content) VALUES (\(account), \(name), \(content))
+                ON CONFLICT (account_id, name) DO UPDATE SET content = excluded.content
+                """, on: db)
+        }
     }
 
     public func scripts(account: AccountID) async throws -> [SieveScriptInfo] {
@@ -20,7 +23,7 @@ extension PostgresMailStore: SieveScriptStore {
     }
 
     public func activateScript(account: AccountID, name: String?) async throws {
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             if let name {
                 guard try await one("SELECT 1 FROM sieve_script WHERE account_id = \(account) AND name = \(name) FOR UPDATE", on: db, as: Int32.self) != nil else {
                     throw StoreError.notFound("script \(name)")
@@ -34,7 +37,7 @@ extension PostgresMailStore: SieveScriptStore {
     }
 
     public func deleteScript(account: AccountID, name: String) async throws {
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             guard let active = try await one("SELECT active FROM sieve_script WHERE account_id = \(account) AND name = \(name) FOR UPDATE",
                                              on: db, as: Bool.self) else { throw StoreError.notFound("script \(name)") }
             guard !active else { throw StoreError.invalid("script \(name) is active") }
@@ -43,7 +46,7 @@ extension PostgresMailStore: SieveScriptStore {
     }
 
     public func renameScript(account: AccountID, from: String, to: String) async throws {
-        try await transaction { [self] db in
+        try await changingDirectory { [self] db in
             guard try await one("SELECT 1 FROM sieve_script WHERE account_id = \(account) AND name = \(from) FOR UPDATE", on: db, as: Int32.self) != nil else {
                 throw StoreError.notFound("script \(from)")
             }
@@ -57,5 +60,27 @@ extension PostgresMailStore: SieveScriptStore {
 
     public func activeScript(account: AccountID) async throws -> String? {
         try await one("SELECT content FROM sieve_script WHERE account_id = \(account) AND active", as: String.self)
+    }
+
+    public func activeScripts(accounts: [AccountID]) async throws -> [AccountID: String] {
+        if let cached = cachedActiveScripts(accounts: accounts) { return cached }
+        let generation = directoryGeneration
+        let wanted = Array(Set(accounts))
+        var found: [AccountID: String] = [:]
+        for (account, content) in try await all("""
+            SELECT account_id, content FROM sieve_script WHERE account_id = ANY(\(wanted)) AND active
+            """, as: (Int64, String).self) { found[account] = content }
+        if let generation { for account in wanted { resolutions.storeScript(account, found[account], computedAt: generation) } }
+        return found
+    }
+
+    public func cachedActiveScripts(accounts: [AccountID]) -> [AccountID: String]? {
+        guard directoryGeneration != nil else { return nil }
+        var found: [AccountID: String] = [:]
+        for account in accounts {
+            guard let script = resolutions.script(account) else { return nil }
+            found[account] = script
+        }
+        return found
     }
 }

@@ -18,6 +18,8 @@ final class DirectoryCache: Sendable {
     private struct State {
         var generation: Generation?
         var entries: [String: RecipientResolution] = [:]
+        /// Each account's active Sieve script (nil: none); a script change replaces the generation file too.
+        var scripts: [AccountID: String?] = [:]
     }
 
     static let maxEntries = 50_000
@@ -40,10 +42,34 @@ final class DirectoryCache: Sendable {
         return state.withLock { s in
             guard let generation, generation == s.generation else {
                 s.entries.removeAll(keepingCapacity: true)
+                s.scripts.removeAll(keepingCapacity: true)
                 s.generation = generation
                 return nil
             }
             return s.entries[key]
+        }
+    }
+
+    /// An account's active script as cached: nil when unknown, .some(nil) when it has none.
+    func script(_ account: AccountID) -> String?? {
+        let generation = currentGeneration()
+        return state.withLock { s in
+            guard let generation, generation == s.generation else {
+                s.entries.removeAll(keepingCapacity: true)
+                s.scripts.removeAll(keepingCapacity: true)
+                s.generation = generation
+                return nil
+            }
+            return s.scripts[account]
+        }
+    }
+
+    func storeScript(_ account: AccountID, _ script: String?, computedAt generation: Generation?) {
+        guard let generation else { return }
+        state.withLock { s in
+            guard s.generation == generation, currentGeneration() == generation else { return }
+            if s.scripts.count >= Self.maxEntries { s.scripts.removeAll(keepingCapacity: true) }
+            s.scripts[account] = .some(script)
         }
     }
 
@@ -64,6 +90,6 @@ final class DirectoryCache: Sendable {
         var rng = SystemRandomNumberGenerator()
         try Data("\(rng.next())\n".utf8).write(to: tmp)
         guard rename(tmp.path, file.path) == 0 else { throw FileSystemError(errno: errno, "rename \(file.path)") }
-        state.withLock { $0.entries.removeAll(); $0.generation = nil }
+        state.withLock { $0.entries.removeAll(); $0.scripts.removeAll(); $0.generation = nil }
     }
 }

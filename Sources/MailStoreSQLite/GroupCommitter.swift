@@ -171,7 +171,8 @@ final class GroupCommitter: @unchecked Sendable {
             try db.cachedStatement(sql: """
                 INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                """).execute(arguments: [mailbox, uid, messageID, modseq, delivery.flags.rawValue, keywords,
+                """).execute(arguments: [mailbox, uid, messageID, modseq, (target.flags ?? delivery.flags).rawValue,
+                                 target.keywords.map { $0.joined(separator: " ") } ?? keywords,
                                  delivery.internalDate.timeIntervalSince1970, now.timeIntervalSince1970])
             placements.append((mailbox, UID(UInt32(uid))))
         }

@@ -1,7 +1,9 @@
 import GRDB
 import MailStore
 
-/// Sieve scripts in `sieve_script` (schema 12): one row per script, the unique partial index keeps one active.
+/// Sieve scripts in `sieve_script` (schema 12): one row per script, the unique partial index keeps one active. Every
+/// change replaces the directory's generation file, so the active scripts cached for delivery (here and in a server
+/// running beside an admin command) are read again.
 extension SQLiteMailStore {
     public func putScript(account: AccountID, name: String, content: String) async throws {
         try await write { db in
@@ -10,6 +12,8 @@ extension SQLiteMailStore {
                 ON CONFLICT(account_id, name) DO UPDATE SET content = excluded.content
                 """, arguments: [account, name, content])
         }
+        // Delivery's cache of active scripts (in this process and in the server) starts again.
+        try directoryCache.bump()
     }
 
     public func scripts(account: AccountID) async throws -> [SieveScriptInfo] {
@@ -37,6 +41,8 @@ extension SQLiteMailStore {
                 try db.execute(sql: "UPDATE sieve_script SET active = 1 WHERE account_id = ? AND name = ?", arguments: [account, name])
             }
         }
+        // Delivery's cache of active scripts (in this process and in the server) starts again.
+        try directoryCache.bump()
     }
 
     public func deleteScript(account: AccountID, name: String) async throws {
@@ -46,6 +52,8 @@ extension SQLiteMailStore {
             guard !active else { throw StoreError.invalid("script \(name) is active") }
             try db.execute(sql: "DELETE FROM sieve_script WHERE account_id = ? AND name = ?", arguments: [account, name])
         }
+        // Delivery's cache of active scripts (in this process and in the server) starts again.
+        try directoryCache.bump()
     }
 
     public func renameScript(account: AccountID, from: String, to: String) async throws {
@@ -59,11 +67,38 @@ extension SQLiteMailStore {
             }
             try db.execute(sql: "UPDATE sieve_script SET name = ? WHERE account_id = ? AND name = ?", arguments: [to, account, from])
         }
+        // Delivery's cache of active scripts (in this process and in the server) starts again.
+        try directoryCache.bump()
     }
 
     public func activeScript(account: AccountID) async throws -> String? {
         try await read { db in
             try String.fetchOne(db, sql: "SELECT content FROM sieve_script WHERE account_id = ? AND active", arguments: [account])
         }
+    }
+
+    public func activeScripts(accounts: [AccountID]) async throws -> [AccountID: String] {
+        if let cached = cachedActiveScripts(accounts: accounts) { return cached }
+        let generation = directoryCache.currentGeneration()
+        let wanted = Set(accounts)
+        let found = try await read { db in
+            var found: [AccountID: String] = [:]
+            for account in wanted {
+                found[account] = try String.fetchOne(db.cachedStatement(sql: "SELECT content FROM sieve_script WHERE account_id = ? AND active"),
+                                                     arguments: [account])
+            }
+            return found
+        }
+        for account in wanted { directoryCache.storeScript(account, found[account], computedAt: generation) }
+        return found
+    }
+
+    public func cachedActiveScripts(accounts: [AccountID]) -> [AccountID: String]? {
+        var found: [AccountID: String] = [:]
+        for account in accounts {
+            guard let script = directoryCache.script(account) else { return nil }
+            found[account] = script
+        }
+        return found
     }
 }

@@ -392,6 +392,11 @@ public enum PostgresSchema {
             """,
             "CREATE UNIQUE INDEX sieve_script_active ON sieve_script(account_id) WHERE active",
         ],
+        // 10: a change to a Sieve script is announced as a directory change: every node's cache of the active scripts
+        // delivery runs forgets them.
+        [
+            "CREATE TRIGGER notify_sieve_script AFTER INSERT OR UPDATE OR DELETE ON sieve_script FOR EACH STATEMENT EXECUTE FUNCTION notify_directory()",
+        ],
     ]
 
     public static var currentVersion: Int { migrations.count }

@@ -48,6 +48,11 @@ public enum SieveAction: Hashable, Sendable {
 public struct SieveResult: Hashable, Sendable {
     public var actions: [SieveAction]
     public var error: SieveError?
+
+    public init(actions: [SieveAction], error: SieveError? = nil) {
+        self.actions = actions
+        self.error = error
+    }
 }
 
 /// Bounds on what one run may do.

@@ -1,5 +1,5 @@
 /// Sieve scripts (RFC 5228) as text: the lexer and parser of §8, with line and column for every error. Pure: no I/O,
-/// no knowledge of what the commands mean (that is `SieveCompiler`'s).
+/// no knowledge of what the commands mean (that is `SieveValidator`'s and `SieveInterpreter`'s).
 
 /// A place in a script: 1-based line and column (columns count Unicode scalars).
 public struct SievePosition: Hashable, Sendable, CustomStringConvertible {

@@ -299,6 +299,19 @@ struct PostgresNodesTests {
         #expect(try await a.resolve(bob) == .unknownUser)
         #expect(try await eventually { b.cachedResolution(bob) == nil })
         #expect(try await b.resolve(bob) == .unknownUser)
+
+        // Active Sieve scripts are cached by the same rule: a change on A reaches B's cache (schema 10's trigger).
+        let aliceID = try #require(try await a.account(alice))
+        #expect(try await b.activeScripts(accounts: [aliceID]) == [:])
+        #expect(b.cachedActiveScripts(accounts: [aliceID]) == [:])
+        try await a.putScript(account: aliceID, name: "s", content: "discard;")
+        try await a.activateScript(account: aliceID, name: "s")
+        #expect(a.cachedActiveScripts(accounts: [aliceID]) == nil)
+        #expect(try await eventually { b.cachedActiveScripts(accounts: [aliceID]) == nil }, "B forgot alice's script")
+        #expect(try await b.activeScripts(accounts: [aliceID]) == [aliceID: "discard;"])
+        try await a.activateScript(account: aliceID, name: nil)
+        #expect(try await eventually { b.cachedActiveScripts(accounts: [aliceID]) == nil })
+        #expect(try await b.activeScripts(accounts: [aliceID]) == [:])
     }
 
     /// Greylisting, rate counters and job claims made through node A hold on node B: one installation, one state.

@@ -131,6 +131,25 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         #expect(server.cachedResolution(alice) == nil)
     }
 
+    /// `tern sieve activate` in another process: the server's cache of active scripts forgets at once.
+    @Test func activeScriptsFollowChangesFromAnotherProcess() async throws {
+        let (server, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let admin = try SQLiteMailStore(dataDirectory: dir, clock: ManualClock())
+        try await admin.addDomain("example.test")
+        let id = try await admin.addAccount(addr("alice@example.test"), password: "x")
+        #expect(try await server.activeScripts(accounts: [id]) == [:])
+        #expect(server.cachedActiveScripts(accounts: [id]) == [:])
+        try await admin.putScript(account: id, name: "s", content: "discard;")
+        try await admin.activateScript(account: id, name: "s")
+        #expect(server.cachedActiveScripts(accounts: [id]) == nil)
+        #expect(try await server.activeScripts(accounts: [id]) == [id: "discard;"])
+        #expect(server.cachedActiveScripts(accounts: [id]) == [id: "discard;"])
+        try await admin.activateScript(account: id, name: nil)
+        #expect(server.cachedActiveScripts(accounts: [id]) == nil)
+        #expect(try await server.activeScripts(accounts: [id]) == [:])
+    }
+
     @Test func oneCopyForManyMailboxes() async throws {
         let (store, dir) = try tempStore()
         defer { try? FileManager.default.removeItem(at: dir) }

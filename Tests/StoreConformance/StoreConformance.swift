@@ -48,7 +48,45 @@ public enum StoreConformance {
         Case(name: "concurrent STOREs, COPYs and EXPUNGEs on one mailbox: every change once, each its own MODSEQ; a failing one alone", body: concurrentWrites),
         Case(name: "queue leases renewed by their runner hold past the first lease; finished ones are not renewed", body: leaseRenewal),
         Case(name: "Sieve scripts: one active at a time, the active one kept, renamed with its state, gone with the account", body: sieveScripts),
+        Case(name: "active scripts for delivery: cached, every change seen at the next read; flags per target", body: activeScripts),
     ]
+
+    static func activeScripts(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store, "alice")
+        let (b, _) = try await account(store, "bob")
+        func expect(_ wanted: [AccountID: String], _ what: String) async throws {
+            if try await store.activeScripts(accounts: [a, b, a]) != wanted { problems.append("activeScripts after \(what)") }
+            // Read once, the answer is the cache's (for every account asked) and the same.
+            if let cached = store.cachedActiveScripts(accounts: [a, b]), cached != wanted { problems.append("cached scripts after \(what)") }
+        }
+        try await expect([:], "none")
+        try await store.putScript(account: a, name: "one", content: "keep;")
+        try await expect([:], "a script put, none active")
+        try await store.activateScript(account: a, name: "one")
+        try await expect([a: "keep;"], "activation")
+        try await store.putScript(account: a, name: "one", content: "discard;")
+        try await expect([a: "discard;"], "the active script replaced")
+        try await store.putScript(account: b, name: "x", content: "stop;")
+        try await store.activateScript(account: b, name: "x")
+        try await expect([a: "discard;", b: "stop;"], "a second account's activation")
+        try await store.renameScript(account: b, from: "x", to: "y")
+        try await expect([a: "discard;", b: "stop;"], "a rename")
+        try await store.activateScript(account: a, name: nil)
+        try await expect([b: "stop;"], "deactivation")
+        if store.cachedActiveScripts(accounts: [a, b]) == nil { problems.append("nothing cached after a read") }
+
+        // One delivery may give each target its own flags (a script's imap4flags), others the delivery's.
+        let receipt = try await store.deliver(Delivery(
+            content: .inline(message(1)), envelope: StoredEnvelope(mailFrom: "", recipients: []),
+            targets: [DeliveryTarget(account: a, flags: [.flagged], keywords: ["$label1"]), DeliveryTarget(account: b)],
+            internalDate: clock.now, flags: [.seen]))
+        let stored = try await store.messages(mailbox: inbox)
+        if stored.map(\.flags) != [[.flagged]] || stored.map(\.keywords) != [["$label1"]] { problems.append("per-target flags: \(stored)") }
+        let bobs = try await store.messages(mailbox: receipt.placements[1].mailbox)
+        if bobs.map(\.flags) != [[.seen]] || bobs.map(\.keywords) != [[]] { problems.append("the delivery's flags: \(bobs)") }
+        return problems
+    }
 
     static func sieveScripts(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
         var problems: [String] = []

@@ -1,0 +1,302 @@
+import Foundation
+import MailCore
+import MailMessage
+import MailStore
+import Sieve
+import Synchronization
+
+// Step 3b of the intake pipeline, filters: each local account's active Sieve script (RFC 5228) decides where that
+// account's copy goes, after the checks and before the commit, so that the commit writes what the scripts decided and
+// a 250 means their results are durable. Accounts without a script keep the plan's targets untouched.
+
+/// One account's script run: the envelope recipient that reached the account (what `envelope :to` sees) and what the
+/// script decided.
+public struct FilterRun: Sendable, Hashable {
+    public var account: AccountID
+    public var recipient: String
+    public var result: SieveResult
+
+    public init(account: AccountID, recipient: String, result: SieveResult) {
+        self.account = account
+        self.recipient = recipient
+        self.result = result
+    }
+}
+
+/// What the scripts decided, as the commit needs it (pure).
+public struct FilterPlan: Sendable, Hashable {
+    public struct Mailbox: Sendable, Hashable {
+        public var account: AccountID
+        public var name: String
+    }
+
+    public struct Redirect: Sendable, Hashable {
+        /// The recipient whose script redirects (named in the copy's Delivered-To field).
+        public var from: String
+        public var to: String
+    }
+
+    /// Where the message is stored: the plan's targets for accounts without a script, the scripts' mailboxes for the
+    /// others (none for an account whose script discarded it).
+    public var targets: [DeliveryTarget]
+    /// Mailboxes `fileinto :create` names that do not exist yet: created before the commit.
+    public var creates: [Mailbox]
+    /// Copies for the outbound queue, one per (recipient, address).
+    public var redirects: [Redirect]
+    /// One line per account whose script ran, for the delivery log and `tern trace`.
+    public var notes: [String]
+    /// The accounts whose scripts ran.
+    public var filtered: [AccountID]
+
+    /// `base`: the plan's targets (INBOX, or Junk for a message the checks judged spam: a script's keep files it there
+    /// too). `mailboxes`: each scripted account's mailbox names. `looping`: recipients a redirect would send the message
+    /// back through (its header already names them in a Delivered-To field): their redirects keep the message instead.
+    public init(base: [DeliveryTarget], runs: [FilterRun], mailboxes: [AccountID: Set<String>], looping: Set<String> = []) {
+        var targets: [DeliveryTarget] = [], creates: [Mailbox] = [], redirects: [Redirect] = [], notes: [String] = []
+        var filtered: [AccountID] = []
+        func add(_ t: DeliveryTarget) { if !targets.contains(t) { targets.append(t) } }
+        for target in base {
+            guard let run = runs.first(where: { $0.account == target.account }) else {
+                add(target)
+                continue
+            }
+            var done: [String] = []
+            let names = mailboxes[target.account] ?? []
+            for action in run.result.actions {
+                switch action {
+                case .keep:
+                    add(target)
+                    done.append(target.specialUse == .junk ? "kept in Junk" : "kept in INBOX")
+                case .fileinto(let name, let create):
+                    let existing = name.uppercased() == "INBOX" ? "INBOX" : names.contains(name) ? name : nil
+                    if let existing {
+                        add(DeliveryTarget(account: target.account, mailbox: existing))
+                        done.append("filed into \"\(existing)\"")
+                    } else if create {
+                        let mailbox = Mailbox(account: target.account, name: name)
+                        if !creates.contains(mailbox) { creates.append(mailbox) }
+                        add(DeliveryTarget(account: target.account, mailbox: name))
+                        done.append("filed into \"\(name)\" (created)")
+                    } else {
+                        // RFC 5490 §3.2 leaves it to the server: filing into a mailbox that does not exist keeps the
+                        // message, so that a typing error in a script loses nothing.
+                        add(target)
+                        done.append("kept in INBOX: no mailbox \"\(name)\"")
+                    }
+                case .redirect(let address):
+                    if looping.contains(run.recipient.lowercased()) {
+                        add(target)
+                        done.append("kept in INBOX: redirect to <\(address)> would loop")
+                    } else {
+                        let r = Redirect(from: run.recipient, to: address)
+                        if !redirects.contains(r) { redirects.append(r) }
+                        done.append("redirected to <\(address)>")
+                    }
+                case .discard:
+                    done.append("discarded")
+                }
+            }
+            // A discard cancels the implicit keep and adds no action of its own (RFC 5228 §4.4).
+            if done.isEmpty { done.append("discarded") }
+            filtered.append(run.account)
+            if let error = run.result.error { done.append("script error at \(error)") }
+            notes.append("<\(run.recipient)>: " + done.joined(separator: "; "))
+        }
+        self.targets = targets
+        self.creates = creates
+        self.redirects = redirects
+        self.notes = notes
+        self.filtered = filtered
+    }
+
+    /// The addresses named in the header's Delivered-To fields (lower-cased): a redirect by one of them would loop. More
+    /// than `maxHops` such fields is a loop whoever redirects (`everyone`).
+    public static func deliveredTo(_ fields: [(name: String, value: String)], maxHops: Int = 20) -> (addresses: Set<String>, everyone: Bool) {
+        let values = fields.filter { $0.name.lowercased() == "delivered-to" }.map { $0.value.trimmingCharacters(in: .whitespaces).lowercased() }
+        return (Set(values.map { $0.hasPrefix("<") && $0.hasSuffix(">") ? String($0.dropFirst().dropLast()) : $0 }), values.count > maxHops)
+    }
+}
+
+/// Compiled scripts by their text, so that a script is parsed once and not at every delivery (bounded).
+final class CompiledScripts: Sendable {
+    private let cache = Mutex<[String: Result<[SieveCommand], SieveError>]>([:])
+    static let maxEntries = 1_000
+
+    func compiled(_ text: String) -> Result<[SieveCommand], SieveError> {
+        if let hit = cache.withLock({ $0[text] }) { return hit }
+        let result = Result { () throws(SieveError) -> [SieveCommand] in
+            let commands = try SieveParser.parse(text)
+            try SieveValidator.validate(commands)
+            return commands
+        }
+        cache.withLock { c in
+            if c.count >= Self.maxEntries { c.removeAll() }
+            c[text] = result
+        }
+        return result
+    }
+}
+
+extension IntakeCommit {
+    /// The deliveries of a filtered message, all committed in one transaction: the message for its mailboxes and queued
+    /// recipients (absent when the scripts left it nowhere), then one copy per redirect, queued under an id of its own
+    /// with a Delivered-To field naming the redirecting recipient (the loop check of the next hop) and without the
+    /// Return-Path this server added. `redirected(from:)` gives a redirect copy's content. When nothing is stored or
+    /// queued (every script discarded the message), no delivery is made and `log` holds the lines to write.
+    public static func filtered(plan: RoutingPlan, prepared: Prepared, filter: FilterPlan, queueID: String, now: Date, received: String?,
+                                redirected: (String) throws -> MessageContent,
+                                newID: () -> String) rethrows -> (deliveries: [Delivery], log: [DeliveryEvent]) {
+        var main = delivery(plan: plan, prepared: prepared, queueID: queueID, now: now, received: received)
+        main.targets = filter.targets
+        if received != nil {
+            // The receipt's "stored" line says where each recipient's copy went; the filters' lines say the rest.
+            main.log.removeAll { $0.kind == .stored }
+            // Recipients with an account that ran no script (an alias may reach both kinds).
+            let unfiltered = zip(plan.localAddresses, plan.localAccounts).filter { !$0.1.allSatisfy(filter.filtered.contains) }.map(\.0)
+            if !unfiltered.isEmpty {
+                main.log.append(DeliveryEvent(at: now, queueID: queueID, kind: .stored, detail: unfiltered.map { "<\($0)>" }.joined(separator: ", ")
+                                              + (prepared.junk ? " in Junk" : " in INBOX")))
+            }
+            main.log += filter.notes.map { DeliveryEvent(at: now, queueID: queueID, kind: .filtered, detail: $0) }
+        }
+        var deliveries: [Delivery] = []
+        for r in filter.redirects {
+            let id = newID()
+            var envelope = plan.envelope
+            envelope.recipients = [.init(address: r.to)]
+            envelope.envelopeID = nil
+            let log = received == nil ? [] : [
+                DeliveryEvent(at: now, queueID: queueID, kind: .filtered, detail: "redirected by <\(r.from)> to <\(r.to)> as \(id)"),
+                DeliveryEvent(at: now, queueID: id, kind: .queued, detail: "for <\(r.to)>", related: queueID),
+            ]
+            deliveries.append(Delivery(content: try redirected(r.from), envelope: envelope, targets: [], internalDate: now,
+                                       remoteRecipients: envelope.recipients, queueID: id, log: log))
+        }
+        if !main.targets.isEmpty || main.isQueued {
+            deliveries.insert(main, at: 0)
+        } else if !deliveries.isEmpty {
+            // Stored nowhere and queued for nobody: the message's own lines go with the first redirect.
+            deliveries[0].log = main.log + deliveries[0].log
+        } else {
+            return ([], main.log)
+        }
+        return (deliveries, [])
+    }
+}
+
+extension Intake {
+    /// Steps 3b and 4 for a message some of whose recipients have an active script: the scripts run on its header,
+    /// the mailboxes `fileinto :create` names are made, and the message, its redirected copies and the log lines are
+    /// committed in one transaction. A script that fails keeps the message (in INBOX, or Junk for spam).
+    func commitFiltered(_ m: IncomingMessage, _ plan: RoutingPlan, _ prepared: Prepared, base: [DeliveryTarget],
+                        completion: @escaping @Sendable (IntakeOutcome) -> Void) async {
+        let store = self.store, content = prepared.content
+        var made: [String] = []   // blob files written for redirected copies
+        do {
+            let scripts = try await store.activeScripts(accounts: base.map(\.account))
+            let head: [UInt8]
+            switch content {
+            case .inline(let bytes): head = bytes
+            case .blob(let key, _):
+                let url = store.blobs.url(for: key)
+                head = try await work.run { try Self.readPrefix(url, max: Self.headerReadLimit) }
+            }
+            let fields = SieveMessage(bytes: head, envelopeFrom: "", envelopeTo: "").fields
+            var recipientOf: [AccountID: String] = [:]
+            for (r, route) in zip(m.envelope.recipients, m.routes) {
+                if case .local(let accounts) = route { for a in accounts where recipientOf[a] == nil { recipientOf[a] = r.address } }
+            }
+            var runs: [FilterRun] = []
+            for target in base {
+                guard let text = scripts[target.account] else { continue }
+                let recipient = recipientOf[target.account] ?? ""
+                let message = SieveMessage(fields: fields, size: content.size, envelopeFrom: m.envelope.mailFrom, envelopeTo: recipient)
+                let result: SieveResult
+                switch compiledScripts.compiled(text) {
+                case .success(let commands): result = SieveInterpreter.run(commands, message: message)
+                case .failure(let error): result = SieveResult(actions: [.keep], error: error)
+                }
+                if let error = result.error {
+                    m.logger.warning("sieve script failed, message kept", metadata: ["msg": "\(m.queueID)", "rcpt": "\(recipient)", "error": "\(error)"])
+                }
+                runs.append(FilterRun(account: target.account, recipient: recipient, result: result))
+            }
+            var mailboxes: [AccountID: Set<String>] = [:]
+            for run in runs where run.result.actions.contains(where: { if case .fileinto = $0 { true } else { false } }) {
+                mailboxes[run.account] = Set(try await store.mailboxes(account: run.account).map(\.name))
+            }
+            let trace = FilterPlan.deliveredTo(fields)
+            let filter = FilterPlan(base: base, runs: runs, mailboxes: mailboxes,
+                                    looping: trace.everyone ? Set(runs.map { $0.recipient.lowercased() }) : trace.addresses)
+            for mailbox in filter.creates { _ = try await store.createMailbox(account: mailbox.account, name: mailbox.name) }
+            let blobs = store.blobs, skip = m.returnPathLength
+            let (deliveries, log, copies) = try await work.run {
+                var copies: [String] = []
+                do {
+                    let (deliveries, log) = try IntakeCommit.filtered(
+                        plan: plan, prepared: prepared, filter: filter, queueID: m.queueID, now: m.arrived, received: m.received,
+                        redirected: { from in
+                            let copy = try Self.redirectCopy(content, from: from, skip: skip, blobs: blobs)
+                            if case .blob(let key, _) = copy { copies.append(key) }
+                            return copy
+                        }, newID: SessionID.make)
+                    return (deliveries, log, copies)
+                } catch {
+                    for key in copies { blobs.remove(key) }
+                    throw error
+                }
+            }
+            made = copies
+            let keptMain = deliveries.first?.queueID == m.queueID
+            var receipt = DeliveryReceipt(messageID: 0, placements: [])
+            if deliveries.isEmpty {
+                if !log.isEmpty { try await store.log(log) }
+            } else {
+                let receipts = try await store.deliverAll(deliveries)
+                if keptMain { receipt = receipts[0] }
+            }
+            // Every script discarded or redirected it: the received file is referenced by nothing.
+            if !keptMain, case .blob(let key, _) = content { store.blobs.remove(key) }
+            completion(.committed(receipt, queueID: m.queueID, size: content.size, queued: !plan.remote.isEmpty || !filter.redirects.isEmpty))
+        } catch {
+            if case .blob(let key, _) = content { store.blobs.remove(key) }
+            for key in made { store.blobs.remove(key) }
+            completion(.failed(error))
+        }
+    }
+
+    /// How much of a stored message's start the scripts read for its header.
+    static let headerReadLimit = 256 << 10
+
+    static func readPrefix(_ url: URL, max: Int) throws -> [UInt8] {
+        let handle = try FileHandle(forReadingFrom: url)
+        defer { try? handle.close() }
+        return Array(try handle.read(upToCount: max) ?? Data())
+    }
+
+    /// A redirected copy: a Delivered-To field naming the recipient whose script sent it on, then the message without
+    /// the `skip` octets of Return-Path at its start (a message leaving carries none: RFC 5321 §4.4). A stored file is
+    /// copied a piece at a time into a new one, fsync'd.
+    static func redirectCopy(_ content: MessageContent, from: String, skip: Int, blobs: BlobStore) throws -> MessageContent {
+        let field = Array("Delivered-To: \(from)\r\n".utf8)
+        switch content {
+        case .inline(let bytes):
+            return .inline(field + bytes[min(skip, bytes.count)...])
+        case .blob(let key, let size):
+            let source = try FileHandle(forReadingFrom: blobs.url(for: key))
+            defer { try? source.close() }
+            try source.seek(toOffset: UInt64(skip))
+            let (url, handle) = try blobs.makeTempFile()
+            do {
+                try handle.write(contentsOf: field)
+                while let piece = try source.read(upToCount: 1 << 20), !piece.isEmpty { try handle.write(contentsOf: piece) }
+                let copy = BlobStore.newKey()
+                try blobs.commit(tempFile: url, handle: handle, key: copy)
+                return .blob(key: copy, size: field.count + size - skip)
+            } catch {
+                try? FileManager.default.removeItem(at: url)
+                throw error
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import Foundation
+import Logging
+import MailCore
+import MailStore
+import MailStoreSQLite
+import Sieve
+import Testing
+@testable import Intake
+
+/// Step 3b, filters: each recipient's active Sieve script decides where its copy goes, in the commit that gives the 250.
+@Suite struct FilteringTests {
+    static let start = PipelineTests.start
+    let alice = AccountID(1), bob = AccountID(2)
+
+    func run(_ account: AccountID, _ recipient: String, _ actions: [SieveAction], error: SieveError? = nil) -> FilterRun {
+        FilterRun(account: account, recipient: recipient, result: SieveResult(actions: actions, error: error))
+    }
+
+    @Test func thePlanFilesKeepsRedirectsAndDiscardsPerAccount() {
+        let base = [DeliveryTarget(account: alice), DeliveryTarget(account: bob)]
+        // alice files into a mailbox she has and one she has not (kept in INBOX instead), bob's script discards.
+        var plan = FilterPlan(base: base, runs: [
+            run(alice, "alice@here.test", [.fileinto(mailbox: "Lists", create: false), .fileinto(mailbox: "Nowhere", create: false)]),
+            run(bob, "bob@here.test", []),
+        ], mailboxes: [alice: ["INBOX", "Lists"], bob: ["INBOX"]])
+        #expect(plan.targets == [DeliveryTarget(account: alice, mailbox: "Lists"), DeliveryTarget(account: alice)])
+        #expect(plan.creates.isEmpty && plan.redirects.isEmpty)
+        #expect(plan.notes == ["<alice@here.test>: filed into \"Lists\"; kept in INBOX: no mailbox \"Nowhere\"", "<bob@here.test>: discarded"])
+        #expect(plan.filtered == [alice, bob])
+
+        // An account without a script keeps the plan's target; :create names the mailbox to make; a redirect is a copy.
+        plan = FilterPlan(base: base, runs: [
+            run(alice, "alice@here.test", [.fileinto(mailbox: "New/Sub", create: true), .redirect(address: "x@far.test"), .keep]),
+        ], mailboxes: [alice: ["INBOX"]])
+        #expect(plan.targets == [DeliveryTarget(account: alice, mailbox: "New/Sub"), DeliveryTarget(account: alice), DeliveryTarget(account: bob)])
+        #expect(plan.creates == [FilterPlan.Mailbox(account: alice, name: "New/Sub")])
+        #expect(plan.redirects == [FilterPlan.Redirect(from: "alice@here.test", to: "x@far.test")])
+
+        // A redirect that would loop keeps the message; so does a failed script (its actions are the implicit keep).
+        plan = FilterPlan(base: base, runs: [
+            run(alice, "Alice@here.test", [.redirect(address: "x@far.test")]),
+            run(bob, "bob@here.test", [.keep], error: SieveError(SievePosition(line: 3, column: 5), "more than 4 redirects")),
+        ], mailboxes: [:], looping: ["alice@here.test"])
+        #expect(plan.targets == base && plan.redirects.isEmpty)
+        #expect(plan.notes[0].contains("would loop") && plan.notes[1].contains("script error at line 3, column 5: more than 4 redirects"))
+
+        // Spam: the checks' Junk target is where a keep files it; "INBOX" by name is INBOX in any case.
+        let junk = [DeliveryTarget(account: alice, specialUse: .junk)]
+        plan = FilterPlan(base: junk, runs: [run(alice, "alice@here.test", [.keep, .fileinto(mailbox: "inbox", create: false)])],
+                          mailboxes: [alice: ["INBOX"]])
+        #expect(plan.targets == [DeliveryTarget(account: alice, specialUse: .junk), DeliveryTarget(account: alice, mailbox: "INBOX")])
+    }
+
+    @Test func loopsAreFoundInTheDeliveredToFields() {
+        let fields = [(name: "Delivered-To", value: " <Alice@Here.test>"), (name: "delivered-to", value: "bob@here.test"), (name: "To", value: "c@x")]
+        let found = FilterPlan.deliveredTo(fields)
+        #expect(found.addresses == ["alice@here.test", "bob@here.test"] && !found.everyone)
+        #expect(FilterPlan.deliveredTo(Array(repeating: (name: "Delivered-To", value: "z@z"), count: 21)).everyone)
+    }
+
+    @Test func redirectsAreCopiesQueuedInTheSameCommitAndADiscardStoresNothing() throws {
+        let envelope = IntakeEnvelope(mailFrom: "s@remote.test", recipients: [.init(address: "alice@here.test")], envelopeID: "E1")
+        let plan = RoutingPlan(envelope: envelope, routes: [.local([alice])])
+        let bytes = Array("Return-Path: <s@remote.test>\r\nSubject: x\r\n\r\nhi\r\n".utf8)
+        let prepared = Prepared(content: .inline(bytes), messageID: "m@x")
+        let filter = FilterPlan(base: plan.targets, runs: [run(alice, "alice@here.test", [.redirect(address: "x@far.test"), .keep])],
+                                mailboxes: [:])
+        var ids = ["R1"]
+        let (deliveries, log) = try IntakeCommit.filtered(
+            plan: plan, prepared: prepared, filter: filter, queueID: "Q1", now: Self.start, received: "from x",
+            redirected: { from in try Intake.redirectCopy(.inline(bytes), from: from, skip: 30, blobs: BlobStore(root: URL(fileURLWithPath: "/nonexistent"), tmp: URL(fileURLWithPath: "/nonexistent"))) },
+            newID: { ids.removeFirst() })
+        #expect(log.isEmpty && deliveries.count == 2)
+        #expect(deliveries[0].queueID == "Q1" && deliveries[0].targets == [DeliveryTarget(account: alice)] && !deliveries[0].isQueued)
+        #expect(deliveries[0].log.map(\.kind) == [.received, .filtered])
+        #expect(deliveries[0].log.last?.detail == "<alice@here.test>: redirected to <x@far.test>; kept in INBOX")
+        let copy = deliveries[1]
+        #expect(copy.queueID == "R1" && copy.targets.isEmpty && copy.remoteRecipients.map(\.address) == ["x@far.test"])
+        #expect(copy.envelope.mailFrom == "s@remote.test" && copy.envelope.envelopeID == nil)
+        guard case .inline(let redirected) = copy.content else { Issue.record("not inline"); return }
+        #expect(String(decoding: redirected, as: UTF8.self) == "Delivered-To: alice@here.test\r\nSubject: x\r\n\r\nhi\r\n")
+        // The original's line names the copy; the copy's own links back to it.
+        #expect(copy.log.map(\.queueID) == ["Q1", "R1"] && copy.log.map(\.kind) == [.filtered, .queued] && copy.log[1].related == "Q1")
+        #expect(copy.log[0].detail == "redirected by <alice@here.test> to <x@far.test> as R1")
+
+        // Discarded by the only recipient: no delivery at all, only the log lines.
+        let discard = FilterPlan(base: plan.targets, runs: [run(alice, "alice@here.test", [])], mailboxes: [:])
+        let nothing = IntakeCommit.filtered(plan: plan, prepared: prepared, filter: discard, queueID: "Q2", now: Self.start, received: "from x",
+                                            redirected: { _ in .inline([]) }, newID: { "-" })
+        #expect(nothing.deliveries.isEmpty && nothing.log.map(\.kind) == [.received, .filtered])
+        #expect(nothing.log.last?.detail == "<alice@here.test>: discarded")
+    }
+
+    // MARK: whole, on a real store
+
+    static let script = """
+        require ["fileinto", "mailbox"];
+        if header :contains "subject" "[list]" { fileinto :create "Lists"; stop; }
+        if address :is "from" "boss@remote.test" { redirect "phone@far.test"; keep; }
+        if header :is "subject" "junk" { discard; }
+        if header :is "subject" "many" {
+          redirect "a@far.test"; redirect "b@far.test"; redirect "c@far.test"; redirect "d@far.test"; redirect "e@far.test";
+        }
+        """
+
+    func message(_ rig: PipelineTests.Rig, id: String, to recipients: [String] = ["team@here.test"]) -> IncomingMessage {
+        let routes: [RecipientRoute] = recipients.map { $0 == "team@here.test" ? .local([rig.alice, rig.bob]) : .local([rig.alice]) }
+        return IncomingMessage(source: .mx, envelope: IntakeEnvelope(mailFrom: "s@remote.test", recipients: recipients.map { .init(address: $0) }),
+                               routes: routes, queueID: id, arrived: Self.start, received: "from x.test",
+                               returnPathLength: "Return-Path: <s@remote.test>\r\n".utf8.count, logger: rig.logger)
+    }
+
+    func mailbox(_ rig: PipelineTests.Rig, _ account: AccountID, _ name: String) async throws -> [String] {
+        guard let box = try await rig.store.mailboxes(account: account).first(where: { $0.name == name }) else { return [] }
+        var out: [String] = []
+        for m in try await rig.store.messages(mailbox: box.id) {
+            out.append(String(decoding: try await rig.store.content(of: m.messageID), as: UTF8.self))
+        }
+        return out
+    }
+
+    func redirected(_ rig: PipelineTests.Rig, _ id: String) async throws -> [(to: String, content: String)] {
+        var out: [(String, String)] = []
+        for line in try await rig.store.deliveryLog(id: id) where line.kind == .filtered && line.detail.hasPrefix("redirected by") {
+            let copyID = String(line.detail.split(separator: " ").last!)
+            let queued = try #require(try await rig.store.queuedMessage(queueID: copyID))
+            out.append((queued.recipients.map(\.address).joined(separator: ","), String(decoding: try await rig.store.content(of: queued.messageID), as: UTF8.self)))
+        }
+        return out
+    }
+
+    @Test func eachRecipientsScriptRunsAtDeliveryInTheSameCommit() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "main", content: Self.script)
+        try await rig.store.activateScript(account: rig.alice, name: "main")
+
+        // To alice and bob (the team alias): alice's copy goes where her script says, bob's (no script) into INBOX.
+        var outcome = await rig.receive(intake, message(rig, id: "L1"), "From: <x@remote.test>\r\nSubject: [list] news\r\n\r\nhi\r\n")
+        guard case .committed = outcome else { Issue.record("\(outcome)"); return }
+        #expect(try await mailbox(rig, rig.alice, "Lists").count == 1)
+        #expect(try await mailbox(rig, rig.alice, "INBOX").isEmpty)
+        #expect(try await mailbox(rig, rig.bob, "INBOX").count == 1)
+        let log = try await rig.store.deliveryLog(id: "L1")
+        #expect(log.contains { $0.kind == .filtered && $0.detail == "<team@here.test>: filed into \"Lists\" (created)" })
+        // bob's copy (no script) is the usual "stored" line.
+        #expect(log.contains { $0.kind == .stored && $0.detail == "<team@here.test> in INBOX" })
+
+        // Discarded for alice alone: nothing stored, a 250 all the same, and the log says why.
+        outcome = await rig.receive(intake, message(rig, id: "D1", to: ["alice@here.test"]), "From: <x@remote.test>\r\nSubject: junk\r\n\r\nx\r\n")
+        guard case .committed(_, _, _, let queued) = outcome, !queued else { Issue.record("\(outcome)"); return }
+        #expect(outcome.reply.code.rawValue == 250)
+        #expect(try await mailbox(rig, rig.alice, "INBOX").isEmpty)
+        #expect(try await rig.store.deliveryLog(id: "D1").map(\.detail).contains("<alice@here.test>: discarded"))
+
+        // Redirected (and kept): the copy is queued with a Delivered-To field and without this server's Return-Path.
+        outcome = await rig.receive(intake, message(rig, id: "B1", to: ["alice@here.test"]), "From: Boss <boss@remote.test>\r\nSubject: call me\r\n\r\nnow\r\n")
+        guard case .committed(_, _, _, true) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 1)
+        let copies = try await redirected(rig, "B1")
+        #expect(copies.count == 1 && copies.first?.to == "phone@far.test")
+        #expect(copies.first?.content == "Delivered-To: alice@here.test\r\nFrom: Boss <boss@remote.test>\r\nSubject: call me\r\n\r\nnow\r\n")
+
+        // Already through alice once (her Delivered-To is in it): not redirected again, kept.
+        _ = await rig.receive(intake, message(rig, id: "B2", to: ["alice@here.test"]),
+                              "Delivered-To: alice@here.test\r\nFrom: boss@remote.test\r\nSubject: again\r\n\r\nnow\r\n")
+        #expect(try await redirected(rig, "B2").isEmpty)
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 2)
+
+        // A script that fails at run time (a fifth redirect) keeps the message, whatever it had done before.
+        _ = await rig.receive(intake, message(rig, id: "M1", to: ["alice@here.test"]), "From: x@remote.test\r\nSubject: many\r\n\r\nx\r\n")
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 3)
+        #expect(try await redirected(rig, "M1").isEmpty)
+        #expect(try await rig.store.deliveryLog(id: "M1").contains { $0.kind == .filtered && $0.detail.contains("script error at") })
+
+        // A new script (or none) takes effect at the next message: the store's cache of active scripts forgets.
+        try await rig.store.putScript(account: rig.alice, name: "main", content: "discard;")
+        _ = await rig.receive(intake, message(rig, id: "N1", to: ["alice@here.test"]), "Subject: y\r\n\r\ny\r\n")
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 3)
+        try await rig.store.activateScript(account: rig.alice, name: nil)
+        _ = await rig.receive(intake, message(rig, id: "N2", to: ["alice@here.test"]), "Subject: y\r\n\r\ny\r\n")
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 4)
+    }
+
+    @Test func aStoredFileIsFilteredAndRedirectedAPieceAtATime() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "s", content: #"require "fileinto"; redirect "far@far.test"; fileinto "Archive";"#)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        _ = try await rig.store.createMailbox(account: rig.alice, name: "Archive")
+        // Above the inline limit: the message is a file, and so is its redirected copy.
+        let body = String(repeating: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567\r\n", count: 5_000)
+        let text = "From: x@remote.test\r\nSubject: big\r\n\r\n" + body
+        #expect(text.utf8.count > rig.store.inlineLimit)
+        let outcome = await rig.receive(intake, message(rig, id: "F1", to: ["alice@here.test"]), text)
+        guard case .committed(_, _, _, true) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(try await mailbox(rig, rig.alice, "Archive") == ["Return-Path: <s@remote.test>\r\n" + text])
+        #expect(try await mailbox(rig, rig.alice, "INBOX").isEmpty)
+        let copies = try await redirected(rig, "F1")
+        #expect(copies.count == 1 && copies.first?.content == "Delivered-To: alice@here.test\r\n" + text)
+    }
+}
