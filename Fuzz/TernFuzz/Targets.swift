@@ -70,11 +70,14 @@ enum FuzzTargets {
         },
         // Sieve scripts (ManageSieve PUTSCRIPT, tern sieve put): parsed, checked, and run against a message when valid.
         "sieve": { bytes in
-            guard let commands = try? SieveParser.parse(String(decoding: bytes, as: UTF8.self)),
-                  (try? SieveValidator.validate(commands)) != nil else { return }
-            let message = SieveMessage(bytes: Array("From: A <a@b.example>\r\nTo: c@d.example\r\nSubject: =?UTF-8?Q?x=C3=A9?=\r\n\r\nbody\r\n".utf8),
-                                       envelopeFrom: "a@b.example", envelopeTo: "c@d.example")
-            _ = SieveInterpreter.run(commands, message: message)
+            guard let script = try? SieveScript.compile(String(decoding: bytes, as: UTF8.self)) else { return }
+            let message = SieveMessage(bytes: Array(("From: A <a@b.example>\r\nTo: c@d.example\r\nSubject: =?UTF-8?Q?x=C3=A9?=\r\n"
+                                                     + "Date: Sat, 5 Dec 2026 10:00:00 +0100\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+                                                     + "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n--b--\r\n").utf8),
+                                       envelopeFrom: "a+tag@b.example", envelopeTo: "c@d.example")
+            let environment = SieveEnvironment(now: Date(timeIntervalSince1970: 2_000_000_000), items: ["name": "Tern"], mailboxes: ["INBOX", "a"],
+                                               spamScore: 3, spamPercent: 25)
+            _ = SieveInterpreter.run(script, message: message, environment: environment)
         },
         "pop3-command": { bytes in
             for line in bytes.split(separator: 10) { _ = try? POP3CommandParser.parse(Array(line)) }

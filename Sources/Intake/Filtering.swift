@@ -64,23 +64,23 @@ public struct FilterPlan: Sendable, Hashable {
             let names = mailboxes[target.account] ?? []
             for action in run.result.actions {
                 switch action {
-                case .keep:
-                    add(target)
+                case .keep(let flags):
+                    add(Self.flagged(target, flags))
                     done.append(target.specialUse == .junk ? "kept in Junk" : "kept in INBOX")
-                case .fileinto(let name, let create):
+                case .fileinto(let name, let create, let flags):
                     let existing = name.uppercased() == "INBOX" ? "INBOX" : names.contains(name) ? name : nil
                     if let existing {
-                        add(DeliveryTarget(account: target.account, mailbox: existing))
+                        add(Self.flagged(DeliveryTarget(account: target.account, mailbox: existing), flags))
                         done.append("filed into \"\(existing)\"")
                     } else if create {
                         let mailbox = Mailbox(account: target.account, name: name)
                         if !creates.contains(mailbox) { creates.append(mailbox) }
-                        add(DeliveryTarget(account: target.account, mailbox: name))
+                        add(Self.flagged(DeliveryTarget(account: target.account, mailbox: name), flags))
                         done.append("filed into \"\(name)\" (created)")
                     } else {
                         // RFC 5490 §3.2 leaves it to the server: filing into a mailbox that does not exist keeps the
                         // message, so that a typing error in a script loses nothing.
-                        add(target)
+                        add(Self.flagged(target, flags))
                         done.append("kept in INBOX: no mailbox \"\(name)\"")
                     }
                 case .redirect(let address):
@@ -109,6 +109,27 @@ public struct FilterPlan: Sendable, Hashable {
         self.filtered = filtered
     }
 
+    /// A target with the flags and keywords a script's imap4flags gave it (RFC 5232): the five system flags by name
+    /// (\\Recent is the server's own and is dropped), keywords that are IMAP atoms.
+    static func flagged(_ target: DeliveryTarget, _ names: [String]?) -> DeliveryTarget {
+        guard let names else { return target }
+        var t = target
+        var flags: MessageFlags = [], keywords: [String] = []
+        let system: [String: MessageFlags] = ["\\seen": .seen, "\\answered": .answered, "\\flagged": .flagged, "\\deleted": .deleted, "\\draft": .draft]
+        for name in names {
+            if let f = system[name.lowercased()] {
+                flags.insert(f)
+            } else if !name.hasPrefix("\\"), name.utf8.count <= 100,
+                      name.unicodeScalars.allSatisfy({ $0.value > 32 && $0.value < 127 && !"(){%*\"\\]".unicodeScalars.contains($0) }),
+                      !keywords.contains(where: { $0.lowercased() == name.lowercased() }) {
+                keywords.append(name)
+            }
+        }
+        t.flags = flags
+        t.keywords = keywords
+        return t
+    }
+
     /// The addresses named in the header's Delivered-To fields (lower-cased): a redirect by one of them would loop. More
     /// than `maxHops` such fields is a loop whoever redirects (`everyone`).
     public static func deliveredTo(_ fields: [(name: String, value: String)], maxHops: Int = 20) -> (addresses: Set<String>, everyone: Bool) {
@@ -119,16 +140,12 @@ public struct FilterPlan: Sendable, Hashable {
 
 /// Compiled scripts by their text, so that a script is parsed once and not at every delivery (bounded).
 final class CompiledScripts: Sendable {
-    private let cache = Mutex<[String: Result<[SieveCommand], SieveError>]>([:])
+    private let cache = Mutex<[String: Result<SieveScript, SieveError>]>([:])
     static let maxEntries = 1_000
 
-    func compiled(_ text: String) -> Result<[SieveCommand], SieveError> {
+    func compiled(_ text: String) -> Result<SieveScript, SieveError> {
         if let hit = cache.withLock({ $0[text] }) { return hit }
-        let result = Result { () throws(SieveError) -> [SieveCommand] in
-            let commands = try SieveParser.parse(text)
-            try SieveValidator.validate(commands)
-            return commands
-        }
+        let result = Result { () throws(SieveError) -> SieveScript in try SieveScript.compile(text) }
         cache.withLock { c in
             if c.count >= Self.maxEntries { c.removeAll() }
             c[text] = result
@@ -194,14 +211,33 @@ extension Intake {
         var made: [String] = []   // blob files written for redirected copies
         do {
             let scripts = try await store.activeScripts(accounts: base.map(\.account))
+            let compiled = scripts.mapValues { compiledScripts.compiled($0) }
+            // The header, or as much of the message as the body test reads (bounded).
+            let readsBody = compiled.values.contains { (try? $0.get())?.readsBody == true }
+            let limit = readsBody ? Self.bodyReadLimit : Self.headerReadLimit
             let head: [UInt8]
             switch content {
-            case .inline(let bytes): head = bytes
+            case .inline(let bytes): head = Array(bytes.prefix(limit))
             case .blob(let key, _):
                 let url = store.blobs.url(for: key)
-                head = try await work.run { try Self.readPrefix(url, max: Self.headerReadLimit) }
+                head = try await work.run { try Self.readPrefix(url, max: limit) }
             }
-            let fields = SieveMessage(bytes: head, envelopeFrom: "", envelopeTo: "").fields
+            let parsed = SieveMessage(bytes: head, envelopeFrom: "", envelopeTo: "")
+            let fields = parsed.fields
+            var mailboxes: [AccountID: Set<String>] = [:]
+            for (account, script) in compiled where (try? script.get())?.required.contains("mailbox") == true {
+                mailboxes[account] = Set(try await store.mailboxes(account: account).map(\.name))
+            }
+            var environment = SieveEnvironment(now: m.arrived, zoneOffset: TimeZone.current.secondsFromGMT(for: m.arrived), items: [
+                "domain": config.hostname.split(separator: ".").dropFirst().joined(separator: "."), "host": config.hostname,
+                "location": "MDA", "name": "Tern", "phase": "during", "version": "1",
+            ])
+            if let client = m.client { environment.items["remote-ip"] = client.address }
+            if let iprev = m.client?.facts?.iprev, iprev.result == .pass, let name = iprev.name { environment.items["remote-host"] = name }
+            if let percent = prepared.spamPercent {
+                environment.spamPercent = percent
+                environment.spamScore = 1 + Int((Double(percent) * 9 / 100).rounded())
+            }
             var recipientOf: [AccountID: String] = [:]
             for (r, route) in zip(m.envelope.recipients, m.routes) {
                 if case .local(let accounts) = route { for a in accounts where recipientOf[a] == nil { recipientOf[a] = r.address } }
@@ -210,10 +246,12 @@ extension Intake {
             for target in base {
                 guard let text = scripts[target.account] else { continue }
                 let recipient = recipientOf[target.account] ?? ""
-                let message = SieveMessage(fields: fields, size: content.size, envelopeFrom: m.envelope.mailFrom, envelopeTo: recipient)
+                let message = SieveMessage(fields: fields, size: content.size, envelopeFrom: m.envelope.mailFrom, envelopeTo: recipient,
+                                           bytes: readsBody ? head : nil)
+                environment.mailboxes = mailboxes[target.account]
                 let result: SieveResult
-                switch compiledScripts.compiled(text) {
-                case .success(let commands): result = SieveInterpreter.run(commands, message: message)
+                switch compiled[target.account] ?? compiledScripts.compiled(text) {
+                case .success(let script): result = SieveInterpreter.run(script, message: message, environment: environment)
                 case .failure(let error): result = SieveResult(actions: [.keep], error: error)
                 }
                 if let error = result.error {
@@ -221,8 +259,7 @@ extension Intake {
                 }
                 runs.append(FilterRun(account: target.account, recipient: recipient, result: result))
             }
-            var mailboxes: [AccountID: Set<String>] = [:]
-            for run in runs where run.result.actions.contains(where: { if case .fileinto = $0 { true } else { false } }) {
+            for run in runs where mailboxes[run.account] == nil && run.result.actions.contains(where: { if case .fileinto = $0 { true } else { false } }) {
                 mailboxes[run.account] = Set(try await store.mailboxes(account: run.account).map(\.name))
             }
             let trace = FilterPlan.deliveredTo(fields)
@@ -265,8 +302,9 @@ extension Intake {
         }
     }
 
-    /// How much of a stored message's start the scripts read for its header.
+    /// How much of a stored message's start the scripts read for its header, and for the body test.
     static let headerReadLimit = 256 << 10
+    static let bodyReadLimit = 4 << 20
 
     static func readPrefix(_ url: URL, max: Int) throws -> [UInt8] {
         let handle = try FileHandle(forReadingFrom: url)

@@ -281,7 +281,11 @@ public final class Intake: Sendable {
             let edits = verdict.removals.map { MessageEdit(range: $0, replacement: []) }
                 + [MessageEdit(range: at..<at, replacement: Array(verdict.header.utf8))]
             let content = try await work.run { try transfer.sink.finish(editing: edits) }
-            return .success(Prepared(content: content, messageID: messageID, checked: verdict.summary, junk: verdict.action == .junk))
+            var prepared = Prepared(content: content, messageID: messageID, checked: verdict.summary, junk: verdict.action == .junk)
+            if let spam = verdict.spam, checks.settings.junkScore > 0, spam.score.isFinite {
+                prepared.spamPercent = Int((min(max(spam.score / (2 * checks.settings.junkScore), 0), 1) * 100).rounded())
+            }
+            return .success(prepared)
         }
     }
 

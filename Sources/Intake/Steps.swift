@@ -164,6 +164,8 @@ public struct Prepared: Sendable {
     public var checked: String?
     /// The checks sent it to Junk.
     public var junk: Bool
+    /// The spam score as a percentage (the junk threshold is 50), for Sieve's spamtest; nil: not scored.
+    public var spamPercent: Int?
 
     public init(content: MessageContent, messageID: String?, checked: String? = nil, junk: Bool = false) {
         self.content = content

@@ -28,6 +28,12 @@ public enum RFC5322Date {
                        offset: offset)
     }
 
+    /// The date with the zone it was written in (seconds east of UTC), as Sieve's date test and :originalzone need.
+    public static func parseWithZone(_ text: String) -> (Date, Int)? {
+        guard let w = written(text), let date = parse(text) else { return nil }
+        return (date, w.offset)
+    }
+
     public static func parse(_ text: String) -> Date? {
         guard let w = written(text) else { return nil }
         var cal = Calendar(identifier: .gregorian)

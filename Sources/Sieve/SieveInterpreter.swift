@@ -1,22 +1,68 @@
+import Foundation
 import MailMessage
 
-/// What a script reads of a message (RFC 5228 §2.5): its header fields (unfolded, RFC 2047 words decoded), its size
-/// and its envelope. Built once per message and recipient; pure data.
+/// A script ready to run: parsed, validated, its encoded characters decoded (RFC 5228 §2.4.2.4), and what it requires.
+public struct SieveScript: Sendable, Hashable {
+    public var commands: [SieveCommand]
+    /// What the script requires, and the capabilities its ihave tests enable.
+    public var required: Set<String>
+
+    public static func compile(_ text: String, limits: SieveLimits = SieveLimits()) throws(SieveError) -> SieveScript {
+        var commands = try SieveParser.parse(text, limits: limits)
+        let required = try SieveValidator.walk(commands).enabled
+        if required.contains("encoded-character") { commands = try commands.map { c throws(SieveError) in try decoded(c) } }
+        return SieveScript(commands: commands, required: required)
+    }
+
+    /// Whether the script reads the message's body (the caller then passes its bytes).
+    public var readsBody: Bool { required.contains("body") }
+
+    private static func decoded(_ c: SieveCommand) throws(SieveError) -> SieveCommand {
+        var c = c
+        c.arguments = try c.arguments.map { a throws(SieveError) in try decoded(a) }
+        c.tests = try c.tests.map { t throws(SieveError) in try decoded(t) }
+        c.block = try c.block.map { b throws(SieveError) in try b.map { x throws(SieveError) in try decoded(x) } }
+        return c
+    }
+
+    private static func decoded(_ t: SieveTest) throws(SieveError) -> SieveTest {
+        var t = t
+        t.arguments = try t.arguments.map { a throws(SieveError) in try decoded(a) }
+        t.tests = try t.tests.map { x throws(SieveError) in try decoded(x) }
+        return t
+    }
+
+    private static func decoded(_ a: SieveArgument) throws(SieveError) -> SieveArgument {
+        guard case .strings(let list, let p) = a else { return a }
+        var out: [String] = []
+        for s in list {
+            guard let d = SieveVariables.decodeEncoded(s) else { throw SieveError(p, "encoded character outside Unicode") }
+            out.append(d)
+        }
+        return .strings(out, p)
+    }
+}
+
+/// What a script reads of a message (RFC 5228 §2.5): its header fields (unfolded, RFC 2047 words decoded), its size,
+/// its envelope, and its bytes when the script tests the body. Built once per message and recipient; pure data.
 public struct SieveMessage: Sendable {
     public var fields: [(name: String, value: String)]
     public var size: Int
     /// The envelope sender (empty for the null sender `<>`) and the recipient this delivery is for.
     public var envelopeFrom: String
     public var envelopeTo: String
+    /// The message (or its first part, when long) for the body test; nil: the body is not known.
+    public var bytes: [UInt8]?
 
-    public init(fields: [(name: String, value: String)], size: Int, envelopeFrom: String, envelopeTo: String) {
+    public init(fields: [(name: String, value: String)], size: Int, envelopeFrom: String, envelopeTo: String, bytes: [UInt8]? = nil) {
         self.fields = fields
         self.size = size
         self.envelopeFrom = envelopeFrom
         self.envelopeTo = envelopeTo
+        self.bytes = bytes
     }
 
-    /// From a message's bytes (only its header block is read).
+    /// From a message's bytes (its header block parsed; the bytes kept for the body test).
     public init(bytes: [UInt8], envelopeFrom: String, envelopeTo: String) {
         let header = bytes[..<RawHeader.end(bytes)]
         fields = RawHeader.fields(header).map { f in
@@ -25,6 +71,7 @@ public struct SieveMessage: Sendable {
         size = bytes.count
         self.envelopeFrom = envelopeFrom
         self.envelopeTo = envelopeTo
+        self.bytes = bytes
     }
 
     func values(_ name: String) -> [String] {
@@ -33,13 +80,41 @@ public struct SieveMessage: Sendable {
     }
 }
 
-/// What a script decided for one message, in the order it decided it (RFC 5228 §4): where the message goes.
+/// What the script may know of where it runs: the time, the server's zone, the environment items (RFC 5183), the
+/// user's mailboxes (RFC 5490 mailboxexists) and the spam checks' score (RFC 5235).
+public struct SieveEnvironment: Sendable {
+    public var now: Date
+    /// Seconds east of UTC of the server's zone (currentdate and date without :zone).
+    public var zoneOffset: Int
+    /// RFC 5183 items by name: domain, host, location, name, phase, remote-host, remote-ip, version.
+    public var items: [String: String]
+    /// The user's mailbox names; nil: not known (mailboxexists is then false).
+    public var mailboxes: Set<String>?
+    /// spamtest's value, 1 to 10 (0: not tested), and spamtestplus's percentage.
+    public var spamScore: Int?
+    public var spamPercent: Int?
+
+    public init(now: Date = Date(timeIntervalSince1970: 0), zoneOffset: Int = 0, items: [String: String] = [:], mailboxes: Set<String>? = nil,
+                spamScore: Int? = nil, spamPercent: Int? = nil) {
+        self.now = now
+        self.zoneOffset = zoneOffset
+        self.items = items
+        self.mailboxes = mailboxes
+        self.spamScore = spamScore
+        self.spamPercent = spamPercent
+    }
+}
+
+/// What a script decided for one message, in the order it decided it (RFC 5228 §4): where the message goes. `flags`
+/// are the IMAP flags and keywords of RFC 5232 when the script uses imap4flags (nil: it does not).
 public enum SieveAction: Hashable, Sendable {
     /// File into INBOX (an explicit `keep`, or the implicit keep).
-    case keep
-    case fileinto(mailbox: String, create: Bool)
+    case keep(flags: [String]? = nil)
+    case fileinto(mailbox: String, create: Bool, flags: [String]? = nil)
     case redirect(address: String)
     case discard
+
+    public static let keep = SieveAction.keep(flags: nil)
 }
 
 /// The outcome of running a script: its actions, and the runtime error that ended it early, if one did. A failed
@@ -62,37 +137,53 @@ public struct SieveRunLimits: Sendable {
     public init() {}
 }
 
-/// Runs a validated script (RFC 5228 core: keep, discard, fileinto, redirect, stop, if/elsif/else; the address,
-/// envelope, header, exists, size, not, allof, anyof, true and false tests with :is, :contains and :matches under
-/// i;ascii-casemap and i;octet).
+/// Runs a compiled script: the RFC 5228 core and the extensions `SieveValidator.capabilities` lists.
 public struct SieveInterpreter {
     let message: SieveMessage
+    let environment: SieveEnvironment
     let limits: SieveRunLimits
+    let required: Set<String>
     private var actions: [SieveAction] = []
     private var cancelKeep = false
     private var redirects = 0
     private var stopped = false
+    private var variables: [String: String] = [:]
+    private var matchValues: [String] = []
+    /// imap4flags' internal variable (RFC 5232 §3).
+    private var flags: [String] = []
 
-    public static func run(_ script: [SieveCommand], message: SieveMessage, limits: SieveRunLimits = SieveRunLimits()) -> SieveResult {
-        var me = SieveInterpreter(message: message, limits: limits)
+    public static func run(_ script: SieveScript, message: SieveMessage, environment: SieveEnvironment = SieveEnvironment(),
+                           limits: SieveRunLimits = SieveRunLimits()) -> SieveResult {
+        var me = SieveInterpreter(message: message, environment: environment, limits: limits, required: script.required)
         do {
-            try me.block(script)
+            try me.block(script.commands)
         } catch {
             return SieveResult(actions: [.keep], error: error)
         }
-        if !me.cancelKeep && !me.actions.contains(.keep) { me.actions.append(.keep) }
+        let imapFlags = me.required.contains("imap4flags")
+        if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(.keep(flags: imapFlags ? me.flags : nil)) }
         return SieveResult(actions: me.actions, error: nil)
     }
 
-    private init(message: SieveMessage, limits: SieveRunLimits) {
+    private init(message: SieveMessage, environment: SieveEnvironment, limits: SieveRunLimits, required: Set<String>) {
         self.message = message
+        self.environment = environment
         self.limits = limits
+        self.required = required
     }
+
+    /// A string argument as the script means it: variables expanded when the script requires them.
+    private func str(_ s: String) -> String {
+        required.contains("variables") ? SieveVariables.expand(s, variables: variables, matches: matchValues) : s
+    }
+
+    private func strs(_ list: [String]) -> [String] { list.map(str) }
 
     private mutating func block(_ commands: [SieveCommand]) throws(SieveError) {
         var chainTaken = false   // an if or elsif of the current chain ran its block
         for c in commands {
             guard !stopped else { return }
+            let args = Args(c.arguments)
             switch c.name {
             case "require":
                 continue
@@ -109,195 +200,200 @@ public struct SieveInterpreter {
             case "stop":
                 stopped = true
             case "keep":
-                try add(.keep, c)
+                try add(.keep(flags: actionFlags(args)), c)
                 cancelKeep = true
             case "discard":
                 cancelKeep = true
             case "fileinto":
-                let (tags, strings) = Self.split(c.arguments)
                 // RFC 5228 §4.1: filing into INBOX is a keep.
-                let name = strings[0][0]
-                try add(name.uppercased() == "INBOX" ? .keep : .fileinto(mailbox: name, create: tags.contains("create")), c)
-                if !tags.contains("copy") { cancelKeep = true }
+                let name = str(args.strings(0)[0]), flags = actionFlags(args)
+                try add(name.uppercased() == "INBOX" ? .keep(flags: flags) : .fileinto(mailbox: name, create: args.tags["create"] != nil, flags: flags), c)
+                if args.tags["copy"] == nil { cancelKeep = true }
             case "redirect":
-                let (tags, strings) = Self.split(c.arguments)
                 redirects += 1
                 guard redirects <= limits.redirects else { throw SieveError(c.position, "more than \(limits.redirects) redirects") }
-                try add(.redirect(address: strings[0][0]), c)
-                if !tags.contains("copy") { cancelKeep = true }
+                try add(.redirect(address: str(args.strings(0)[0])), c)
+                if args.tags["copy"] == nil { cancelKeep = true }
+            case "set":
+                let name = args.strings(0)[0].lowercased()
+                guard variables[name] != nil || variables.count < SieveVariables.maxCount else {
+                    throw SieveError(c.position, "more than \(SieveVariables.maxCount) variables")
+                }
+                variables[name] = SieveVariables.modify(str(args.strings(1)[0]), Set(args.tags.keys))
+            case "setflag", "addflag", "removeflag":
+                let given = Self.flagList(strs(args.strings(args.positional.count - 1)))
+                let variable = args.positional.count == 2 ? args.strings(0)[0].lowercased() : nil
+                var current = variable.map { Self.flagList([variables[$0] ?? ""]) } ?? flags
+                switch c.name {
+                case "setflag": current = given
+                case "addflag": current = Self.flagList(current + given)
+                default: current.removeAll { f in given.contains { $0.lowercased() == f.lowercased() } }
+                }
+                if let variable { variables[variable] = SieveVariables.clip(current.joined(separator: " ")) } else { flags = current }
+            case "error":
+                throw SieveError(c.position, "error: " + str(args.strings(0)[0]))
             default:
                 throw SieveError(c.position, "unknown command \(c.name)")
             }
         }
     }
 
-    /// Records an action once (RFC 5228 §4.1, §4.2: the same mailbox or address twice is one action).
+    /// The flags a keep or fileinto stores: its :flags, else the internal variable (nil without imap4flags).
+    private func actionFlags(_ args: Args) -> [String]? {
+        guard required.contains("imap4flags") else { return nil }
+        return args.tagStrings("flags").map { Self.flagList(strs($0)) } ?? flags
+    }
+
+    /// Flags from strings that may each hold several, separated by spaces; each once, whatever its case (RFC 5232 §3).
+    static func flagList(_ strings: [String]) -> [String] {
+        var out: [String] = []
+        for s in strings {
+            for f in s.split(separator: " ") where !out.contains(where: { $0.lowercased() == f.lowercased() }) { out.append(String(f)) }
+        }
+        return out
+    }
+
+    /// Records an action once (RFC 5228 §4.1, §4.2: the same mailbox or address twice is one action; with imap4flags
+    /// the later flags win).
     private mutating func add(_ action: SieveAction, _ c: SieveCommand) throws(SieveError) {
-        guard !actions.contains(action) else { return }
+        if let i = actions.firstIndex(where: { $0.sameTarget(action) }) {
+            actions[i] = action
+            return
+        }
         guard actions.count < limits.actions else { throw SieveError(c.position, "more than \(limits.actions) actions") }
         actions.append(action)
     }
 
-    static func split(_ arguments: [SieveArgument]) -> (tags: [String], strings: [[String]]) {
-        var tags: [String] = [], strings: [[String]] = []
-        for a in arguments {
-            switch a {
-            case .tag(let t, _): tags.append(t)
-            case .strings(let s, _): strings.append(s)
-            case .number: break
-            }
-        }
-        return (tags, strings)
-    }
-
-    private func test(_ t: SieveTest) throws(SieveError) -> Bool {
+    private mutating func test(_ t: SieveTest) throws(SieveError) -> Bool {
+        let args = Args(t.arguments)
         switch t.name {
         case "true": return true
         case "false": return false
         case "not": return !(try test(t.tests[0]))
         case "allof":
-            for inner in t.tests {
-                if !(try test(inner)) { return false }
-            }
+            for inner in t.tests where !(try test(inner)) { return false }
             return true
         case "anyof":
-            for inner in t.tests {
-                if try test(inner) { return true }
-            }
+            for inner in t.tests where try test(inner) { return true }
             return false
         case "exists":
-            let names = Self.split(t.arguments).strings[0]
-            return names.allSatisfy { !message.values($0).isEmpty }
+            return strs(args.strings(0)).allSatisfy { !message.values($0).isEmpty }
         case "size":
-            var over = false, limit: UInt64 = 0
-            for a in t.arguments {
-                if case .tag(let tag, _) = a { over = tag == "over" }
-                if case .number(let n, _) = a { limit = n }
-            }
-            return over ? UInt64(message.size) > limit : UInt64(message.size) < limit
-        case "header", "address", "envelope":
-            let m = Match(t.arguments)
+            let limit = args.number(0)
+            return args.tags["over"] != nil ? UInt64(message.size) > limit : UInt64(message.size) < limit
+        case "header":
+            return compare(args, values: strs(args.strings(0)).flatMap { indexed(message.values($0), args) }, keys: args.strings(1))
+        case "address":
             var values: [String] = []
-            for name in m.strings[0] {
-                switch t.name {
-                case "header":
-                    values += message.values(name)
-                case "address":
-                    for value in message.values(name) {
-                        for case .mailbox(_, let local, let domain) in AddressList.parse(value) {
-                            values.append(m.part(local: local, domain: domain))
-                        }
+            for name in strs(args.strings(0)) {
+                for value in indexed(message.values(name), args) {
+                    for case .mailbox(_, let local, let domain) in AddressList.parse(value) {
+                        if let part = Self.part(args, local: local, domain: domain) { values.append(part) }
                     }
-                default:
-                    // RFC 5228 §5.4: "from" is the envelope sender, "to" the recipient; the null sender is "".
-                    let address = name.lowercased() == "from" ? message.envelopeFrom : name.lowercased() == "to" ? message.envelopeTo : nil
-                    guard let address else { continue }
-                    if address.isEmpty { values.append(""); continue }
-                    let at = address.lastIndex(of: "@")
-                    let local = at.map { String(address[..<$0]) } ?? address
-                    let domain = at.map { String(address[address.index(after: $0)...]) }
-                    values.append(m.part(local: local, domain: domain))
                 }
             }
-            return values.contains { v in m.strings[1].contains { m.matches(v, $0) } }
+            return compare(args, values: values, keys: args.strings(1))
+        case "envelope":
+            var values: [String] = []
+            for name in strs(args.strings(0)) {
+                // RFC 5228 §5.4: "from" is the envelope sender, "to" the recipient; the null sender is "".
+                let address = name.lowercased() == "from" ? message.envelopeFrom : name.lowercased() == "to" ? message.envelopeTo : nil
+                guard let address else { continue }
+                if address.isEmpty { values.append(""); continue }
+                let at = address.lastIndex(of: "@")
+                let local = at.map { String(address[..<$0]) } ?? address
+                if let part = Self.part(args, local: local, domain: at.map { String(address[address.index(after: $0)...]) }) { values.append(part) }
+            }
+            return compare(args, values: values, keys: args.strings(1))
+        case "string":
+            let sources = strs(args.strings(0))
+            // RFC 5229 §5: :count counts the non-empty strings.
+            return compare(args, values: Match(args).type == "count" ? sources.filter { !$0.isEmpty } : sources, keys: args.strings(1))
+        case "hasflag":
+            let current = args.positional.count == 2
+                ? Self.flagList(strs(args.strings(0)).map { variables[$0.lowercased()] ?? "" }) : flags
+            return compare(args, values: current, keys: Self.flagList(args.strings(args.positional.count - 1)))
+        case "body":
+            return compare(args, values: SieveBody.texts(message.bytes, raw: args.tags["raw"] != nil,
+                                                         types: args.tagStrings("content").map(strs) ?? (args.tags["raw"] == nil ? ["text"] : nil)),
+                           keys: args.strings(0))
+        case "date", "currentdate":
+            let isDate = t.name == "date"
+            var zone = environment.zoneOffset
+            if let given = args.tagStrings("zone")?.first {
+                guard let z = SieveDates.offset(str(given)) else { return false }
+                zone = z
+            }
+            let part = str(args.strings(isDate ? 1 : 0)[0])
+            var values: [String] = []
+            if isDate {
+                for value in indexed(message.values(str(args.strings(0)[0])), args) {
+                    guard let (date, written) = RFC5322Date.parseWithZone(value) else { continue }
+                    if let v = SieveDates.part(part, of: date, offset: args.tags["originalzone"] != nil ? written : zone) { values.append(v) }
+                }
+                // RFC 5260 §4: without :index, the first field only.
+                if args.tags["index"] == nil { values = Array(values.prefix(1)) }
+            } else if let v = SieveDates.part(part, of: environment.now, offset: zone) {
+                values = [v]
+            }
+            return compare(args, values: values, keys: args.strings(isDate ? 2 : 1))
+        case "environment":
+            guard let value = environment.items[str(args.strings(0)[0]).lowercased()] else { return false }
+            return compare(args, values: [value], keys: args.strings(1))
+        case "ihave":
+            return args.strings(0).allSatisfy { SieveValidator.capabilities.contains($0.lowercased()) }
+        case "mailboxexists":
+            guard let boxes = environment.mailboxes else { return false }
+            return strs(args.strings(0)).allSatisfy { $0.uppercased() == "INBOX" || boxes.contains($0) }
+        case "spamtest":
+            let percent = args.tags["percent"] != nil
+            let value = percent ? environment.spamPercent.map { String(min(100, max(0, $0))) } : environment.spamScore.map { String(min(10, max(0, $0))) }
+            return compare(args, values: [value ?? "0"], keys: args.strings(0))
         default:
             throw SieveError(t.position, "unknown test \(t.name)")
         }
     }
+
+    /// Compares values with the keys (expanded) under the test's match type and comparator; a successful :matches or
+    /// :regex sets the match variables (RFC 5229 §3.2).
+    private mutating func compare(_ args: Args, values: [String], keys: [String]) -> Bool {
+        let match = Match(args)
+        let wantCaptures = required.contains("variables") && (match.type == "matches" || match.type == "regex")
+        let (found, captured) = match.test(values, strs(keys), wantCaptures: wantCaptures)
+        if found, let captured { matchValues = captured.map(SieveVariables.clip) }
+        return found
+    }
+
+    /// :index N (from the end with :last) picks one of a field's occurrences (RFC 5260 §6).
+    private func indexed(_ values: [String], _ args: Args) -> [String] {
+        guard let n = args.tagNumber("index"), n > 0 else { return values }
+        guard n <= UInt64(values.count) else { return [] }
+        return [args.tags["last"] != nil ? values[values.count - Int(n)] : values[Int(n) - 1]]
+    }
+
+    /// The address part a test asks for (RFC 5228 §2.7.4; :user and :detail of RFC 5233 with "+" as the separator:
+    /// :detail of an address without one matches nothing).
+    static func part(_ args: Args, local: String, domain: String?) -> String? {
+        let plus = local.firstIndex(of: "+")
+        if args.tags["localpart"] != nil { return local }
+        if args.tags["domain"] != nil { return domain ?? "" }
+        if args.tags["user"] != nil { return plus.map { String(local[..<$0]) } ?? local }
+        if args.tags["detail"] != nil { return plus.map { String(local[local.index(after: $0)...]) } }
+        return domain.map { "\(local)@\($0)" } ?? local
+    }
 }
 
-/// A test's comparator, match type and address part (RFC 5228 §2.7), and its string lists.
-struct Match {
-    var comparator = "i;ascii-casemap"
-    var type = "is"
-    var addressPart = "all"
-    var strings: [[String]] = []
+extension SieveAction {
+    var isKeep: Bool { if case .keep = self { true } else { false } }
 
-    init(_ arguments: [SieveArgument]) {
-        var i = 0
-        while i < arguments.count {
-            switch arguments[i] {
-            case .tag("comparator", _):
-                if i + 1 < arguments.count, case .strings(let names, _) = arguments[i + 1] { comparator = names[0].lowercased() }
-                i += 1
-            case .tag(let t, _) where ["is", "contains", "matches"].contains(t): type = t
-            case .tag(let t, _) where ["all", "localpart", "domain"].contains(t): addressPart = t
-            case .strings(let s, _): strings.append(s)
-            default: break
-            }
-            i += 1
+    /// Two actions that deliver to the same place (whatever their flags).
+    func sameTarget(_ other: SieveAction) -> Bool {
+        switch (self, other) {
+        case (.keep, .keep): true
+        case (.fileinto(let a, _, _), .fileinto(let b, _, _)): a == b
+        case (.redirect(let a), .redirect(let b)): a.lowercased() == b.lowercased()
+        default: false
         }
-    }
-
-    func part(local: String, domain: String?) -> String {
-        switch addressPart {
-        case "localpart": return local
-        case "domain": return domain ?? ""
-        default: return domain.map { "\(local)@\($0)" } ?? local
-        }
-    }
-
-    /// The comparator's view of a string: ASCII letters folded for i;ascii-casemap, as is for i;octet.
-    func fold(_ s: String) -> [Unicode.Scalar] {
-        let scalars = Array(s.unicodeScalars)
-        guard comparator == "i;ascii-casemap" else { return scalars }
-        return scalars.map { ("A"..."Z").contains($0) ? Unicode.Scalar($0.value + 32)! : $0 }
-    }
-
-    func matches(_ value: String, _ key: String) -> Bool {
-        let v = fold(value)
-        switch type {
-        case "contains":
-            let k = fold(key)
-            guard !k.isEmpty else { return true }
-            guard v.count >= k.count else { return false }
-            return (0...(v.count - k.count)).contains { v[$0..<($0 + k.count)].elementsEqual(k) }
-        case "matches":
-            return Self.wildcard(v[...], Self.pattern(fold(key))[...])
-        default:
-            return v == fold(key)
-        }
-    }
-
-    enum Piece: Equatable { case star, one, char(Unicode.Scalar) }
-
-    /// `*` any run, `?` one character, `\` makes the next character literal (RFC 5228 §2.7.1).
-    static func pattern(_ key: [Unicode.Scalar]) -> [Piece] {
-        var out: [Piece] = []
-        var i = 0
-        while i < key.count {
-            switch key[i] {
-            case "*": if out.last != .star { out.append(.star) }
-            case "?": out.append(.one)
-            case "\\" where i + 1 < key.count: i += 1; out.append(.char(key[i]))
-            default: out.append(.char(key[i]))
-            }
-            i += 1
-        }
-        return out
-    }
-
-    /// Glob matching with backtracking to the last star only: linear in practice, never exponential.
-    static func wildcard(_ v: ArraySlice<Unicode.Scalar>, _ p: ArraySlice<Piece>) -> Bool {
-        var vi = v.startIndex, pi = p.startIndex
-        var star: (p: Int, v: Int)?
-        while vi < v.endIndex {
-            if pi < p.endIndex, p[pi] == .one || p[pi] == .char(v[vi]) {
-                vi += 1
-                pi += 1
-            } else if pi < p.endIndex, p[pi] == .star {
-                star = (pi, vi)
-                pi += 1
-            } else if let s = star {
-                pi = s.p + 1
-                vi = s.v + 1
-                star = (s.p, s.v + 1)
-            } else {
-                return false
-            }
-        }
-        while pi < p.endIndex && p[pi] == .star { pi += 1 }
-        return pi == p.endIndex
     }
 }
 

@@ -1,184 +1,330 @@
-/// The rules of RFC 5228 a parsed script must keep before it runs: `require` first and only for capabilities this
-/// server has, `if`/`elsif`/`else` in order, every command and test known with arguments of the right kinds, tags
-/// that belong to them (and the extension that brings a tag required), one match type, address part and
-/// comparator at most. Every error carries its line and column (what ManageSieve's PUTSCRIPT and `tern sieve put`
-/// report).
+/// The rules of RFC 5228 and its extensions a parsed script must keep before it runs: `require` first and only for
+/// capabilities this server has, `if`/`elsif`/`else` in order, every command and test known (and its extension
+/// required) with arguments of the right kinds, tags that belong to them, one match type, address part and comparator
+/// at most. Every error carries its line and column (what ManageSieve's PUTSCRIPT and `tern sieve put` report).
 public enum SieveValidator {
-    /// The capabilities a script may `require` (RFC 5228 §3.2). Grows with the interpreter's extensions.
+    /// The capabilities a script may `require` (RFC 5228 §3.2), as ManageSieve announces them.
     public static let capabilities: Set<String> = [
-        "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "copy", "mailbox",
+        "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric",
+        "copy", "mailbox", "variables", "imap4flags", "subaddress", "body", "relational", "date", "index", "ihave", "environment",
+        "spamtest", "spamtestplus", "regex",
     ]
 
     /// Checks `commands` (from `SieveParser`); returns the capabilities the script requires.
     @discardableResult
     public static func validate(_ commands: [SieveCommand], capabilities: Set<String> = capabilities) throws(SieveError) -> Set<String> {
+        try walk(commands, capabilities: capabilities).required
+    }
+
+    /// The walk's findings: what `require` names, and what the script may use at run time (those and the
+    /// capabilities an ihave test found here).
+    static func walk(_ commands: [SieveCommand], capabilities: Set<String> = capabilities) throws(SieveError) -> (required: Set<String>, enabled: Set<String>) {
+        var v = Walk(capabilities: capabilities)
+        try v.block(commands, top: true)
+        return (v.required, v.required.union(v.enabled))
+    }
+
+    struct Walk {
+        let capabilities: Set<String>
         var required: Set<String> = []
+        /// Capabilities usable inside ihave blocks.
+        var enabled: Set<String> = []
         var seenOther = false
-        try block(commands, top: true, required: &required, seenOther: &seenOther, capabilities: capabilities)
-        return required
-    }
 
-    private static func block(_ commands: [SieveCommand], top: Bool, required: inout Set<String>, seenOther: inout Bool,
-                              capabilities: Set<String>) throws(SieveError) {
-        var previous: String?
-        for c in commands {
-            if c.name == "require" {
-                // RFC 5228 §3.2: require may appear only at the start of the script, before any other command.
-                guard top && !seenOther else { throw SieveError(c.position, "require must come before every other command") }
-                let names = try shape(c.position, "require", c.arguments, Shape(positional: [.strings]), required).strings[0]
-                for name in names {
-                    let lower = name.lowercased()
-                    guard capabilities.contains(lower) else { throw SieveError(c.arguments[0].position, "unsupported extension \"\(name)\"") }
-                    required.insert(lower)
+        mutating func block(_ commands: [SieveCommand], top: Bool) throws(SieveError) {
+            var previous: String?
+            for c in commands {
+                defer { previous = c.name }
+                if c.name == "require" {
+                    // RFC 5228 §3.2: require may appear only at the start of the script, before any other command.
+                    guard top && !seenOther else { throw SieveError(c.position, "require must come before every other command") }
+                    let args = try shape(c.position, "require", c.arguments, Spec(positional: [.strings]))
+                    for name in args.strings(0) {
+                        let lower = name.lowercased()
+                        guard capabilities.contains(lower) else { throw SieveError(c.arguments[0].position, "unsupported extension \"\(name)\"") }
+                        required.insert(lower)
+                    }
+                    guard c.tests.isEmpty, c.block == nil else { throw SieveError(c.position, "require takes no test and no block") }
+                    continue
                 }
-                guard c.tests.isEmpty, c.block == nil else { throw SieveError(c.position, "require takes no test and no block") }
-                previous = c.name
-                continue
+                seenOther = true
+                switch c.name {
+                case "if", "elsif", "else":
+                    if c.name != "if", previous != "if", previous != "elsif" { throw SieveError(c.position, "\(c.name) must follow if or elsif") }
+                    _ = try shape(c.position, c.name, c.arguments, Spec())
+                    guard c.tests.count == (c.name == "else" ? 0 : 1) else {
+                        throw SieveError(c.position, c.name == "else" ? "else takes no test" : "\(c.name) takes one test")
+                    }
+                    guard let inner = c.block else { throw SieveError(c.position, "\(c.name) needs a block") }
+                    if let t = c.tests.first { try test(t) }
+                    // RFC 5463 §4: a block guarded by ihave of capabilities this server lacks never runs, and what it
+                    // uses of them is no error; those it has are usable inside as if required.
+                    if let t = c.tests.first, t.name == "ihave" {
+                        let names = Set(Args(t.arguments).strings(0).map { $0.lowercased() })
+                        guard names.isSubset(of: capabilities) else { continue }
+                        let before = required
+                        required.formUnion(names)
+                        enabled.formUnion(names)
+                        try block(inner, top: false)
+                        required = before
+                    } else {
+                        try block(inner, top: false)
+                    }
+                default:
+                    guard let spec = SieveValidator.commands[c.name] else { throw SieveError(c.position, "unknown command \(c.name)") }
+                    if let ext = spec.ext, !required.contains(ext) { throw SieveError(c.position, "\(c.name) needs require \"\(ext)\"") }
+                    let args = try shape(c.position, c.name, c.arguments, spec)
+                    guard c.tests.isEmpty else { throw SieveError(c.position, "\(c.name) takes no test") }
+                    guard c.block == nil else { throw SieveError(c.position, "\(c.name) takes no block; end it with ';'") }
+                    try extra(c.name, c.position, args)
+                }
             }
-            seenOther = true
-            switch c.name {
-            case "if", "elsif":
-                if c.name == "elsif", previous != "if", previous != "elsif" { throw SieveError(c.position, "elsif must follow if or elsif") }
-                _ = try shape(c.position, c.name, c.arguments, Shape(), required)
-                guard c.tests.count == 1 else { throw SieveError(c.position, "\(c.name) takes one test") }
-                guard let inner = c.block else { throw SieveError(c.position, "\(c.name) needs a block") }
-                try test(c.tests[0], required: required)
-                try block(inner, top: false, required: &required, seenOther: &seenOther, capabilities: capabilities)
-            case "else":
-                if previous != "if", previous != "elsif" { throw SieveError(c.position, "else must follow if or elsif") }
-                _ = try shape(c.position, "else", c.arguments, Shape(), required)
-                guard c.tests.isEmpty else { throw SieveError(c.position, "else takes no test") }
-                guard let inner = c.block else { throw SieveError(c.position, "else needs a block") }
-                try block(inner, top: false, required: &required, seenOther: &seenOther, capabilities: capabilities)
-            case "stop", "keep", "discard":
-                try action(c, Shape(), required)
-            case "fileinto":
-                guard required.contains("fileinto") else { throw SieveError(c.position, "fileinto needs require \"fileinto\"") }
-                try action(c, Shape(tags: ["copy": .flag("copy"), "create": .flag("mailbox")], positional: [.string]), required)
-            case "redirect":
-                try action(c, Shape(tags: ["copy": .flag("copy")], positional: [.string]), required)
+        }
+
+        /// Rules beyond the arguments' shape.
+        func extra(_ name: String, _ at: SievePosition, _ args: Args) throws(SieveError) {
+            switch name {
+            case "set":
+                // RFC 5229 §4: one modifier of each precedence at most; the name is an identifier.
+                let tags = Set(args.tags.keys)
+                if tags.contains("lower") && tags.contains("upper") || tags.contains("lowerfirst") && tags.contains("upperfirst") {
+                    throw SieveError(at, "set takes one modifier of each kind")
+                }
+                let variable = args.strings(0)[0]
+                guard SieveVariables.isIdentifier(variable) else { throw SieveError(at, "invalid variable name \"\(variable)\"") }
+            case "setflag", "addflag", "removeflag":
+                if args.positional.count == 2 {
+                    guard required.contains("variables") else { throw SieveError(at, "a variable name in \(name) needs require \"variables\"") }
+                    guard SieveVariables.isIdentifier(args.strings(0)[0]) else { throw SieveError(at, "invalid variable name \"\(args.strings(0)[0])\"") }
+                }
             default:
-                throw SieveError(c.position, "unknown command \(c.name)")
+                break
             }
-            previous = c.name
         }
-    }
 
-    private static func action(_ c: SieveCommand, _ s: Shape, _ required: Set<String>) throws(SieveError) {
-        _ = try shape(c.position, c.name, c.arguments, s, required)
-        guard c.tests.isEmpty else { throw SieveError(c.position, "\(c.name) takes no test") }
-        guard c.block == nil else { throw SieveError(c.position, "\(c.name) takes no block; end it with ';'") }
-    }
-
-    private static func test(_ t: SieveTest, required: Set<String>) throws(SieveError) {
-        let matching: [String: Shape.Tag] = [
-            "is": .matchType(nil), "contains": .matchType(nil), "matches": .matchType(nil),
-            "comparator": .comparator,
-        ]
-        let addressParts: [String: Shape.Tag] = ["all": .addressPart, "localpart": .addressPart, "domain": .addressPart]
-        var nested = 0
-        switch t.name {
-        case "address":
-            _ = try shape(t.position, "address", t.arguments, Shape(tags: matching.merging(addressParts) { a, _ in a }, positional: [.strings, .strings]), required)
-        case "envelope":
-            guard required.contains("envelope") else { throw SieveError(t.position, "envelope needs require \"envelope\"") }
-            _ = try shape(t.position, "envelope", t.arguments, Shape(tags: matching.merging(addressParts) { a, _ in a }, positional: [.strings, .strings]), required)
-        case "header":
-            _ = try shape(t.position, "header", t.arguments, Shape(tags: matching, positional: [.strings, .strings]), required)
-        case "exists":
-            _ = try shape(t.position, "exists", t.arguments, Shape(positional: [.strings]), required)
-        case "size":
-            let found = try shape(t.position, "size", t.arguments, Shape(tags: ["over": .sizeBound, "under": .sizeBound], positional: [.number]), required)
-            guard found.sizeBound else { throw SieveError(t.position, "size needs :over or :under") }
-        case "true", "false":
-            _ = try shape(t.position, t.name, t.arguments, Shape(), required)
-        case "not":
-            _ = try shape(t.position, "not", t.arguments, Shape(), required)
-            nested = 1
-        case "allof", "anyof":
-            _ = try shape(t.position, t.name, t.arguments, Shape(), required)
-            guard !t.tests.isEmpty else { throw SieveError(t.position, "\(t.name) needs a list of tests") }
-            nested = -1
-        default:
-            throw SieveError(t.position, "unknown test \(t.name)")
-        }
-        if nested == 0 && !t.tests.isEmpty { throw SieveError(t.tests[0].position, "\(t.name) takes no nested test") }
-        if nested == 1 && t.tests.count != 1 { throw SieveError(t.position, "not takes one test") }
-        for inner in t.tests { try test(inner, required: required) }
-    }
-
-    /// The arguments a command or test takes: tags (some with a value), then positional arguments.
-    struct Shape {
-        enum Tag {
-            /// A flag tag that needs its extension required.
-            case flag(String?)
-            case matchType(String?)
-            case addressPart
-            case comparator
-            case sizeBound
-        }
-        enum Kind { case string, strings, number }
-        var tags: [String: Tag] = [:]
-        var positional: [Kind] = []
-    }
-
-    struct Found {
-        var strings: [[String]] = []
-        var sizeBound = false
-    }
-
-    private static func shape(_ at: SievePosition, _ name: String, _ arguments: [SieveArgument], _ s: Shape,
-                              _ required: Set<String>) throws(SieveError) -> Found {
-        var found = Found()
-        var i = 0
-        var seen: Set<String> = []
-        var matchType = false, addressPart = false, comparator = false
-        // Tags first (RFC 5228 §2.6.2: tagged arguments precede the positional ones).
-        while i < arguments.count, case .tag(let tag, let p) = arguments[i] {
-            guard let kind = s.tags[tag] else { throw SieveError(p, "\(name) has no tag :\(tag)") }
-            guard seen.insert(tag).inserted else { throw SieveError(p, "tag :\(tag) given twice") }
-            i += 1
-            switch kind {
-            case .flag(let ext):
-                if let ext, !required.contains(ext) { throw SieveError(p, ":\(tag) needs require \"\(ext)\"") }
-            case .matchType(let ext):
-                if let ext, !required.contains(ext) { throw SieveError(p, ":\(tag) needs require \"\(ext)\"") }
-                guard !matchType else { throw SieveError(p, "only one match type may be given") }
-                matchType = true
-            case .addressPart:
-                guard !addressPart else { throw SieveError(p, "only one address part may be given") }
-                addressPart = true
-            case .sizeBound:
-                guard !found.sizeBound else { throw SieveError(p, "size takes :over or :under, not both") }
-                found.sizeBound = true
-            case .comparator:
-                guard !comparator else { throw SieveError(p, "only one comparator may be given") }
-                comparator = true
-                guard i < arguments.count, case .strings(let names, let q) = arguments[i], names.count == 1 else {
-                    throw SieveError(p, ":comparator needs a comparator name")
+        mutating func test(_ t: SieveTest) throws(SieveError) {
+            var nested = 0
+            switch t.name {
+            case "not":
+                _ = try shape(t.position, "not", t.arguments, Spec())
+                nested = 1
+            case "allof", "anyof":
+                _ = try shape(t.position, t.name, t.arguments, Spec())
+                guard !t.tests.isEmpty else { throw SieveError(t.position, "\(t.name) needs a list of tests") }
+                nested = -1
+            default:
+                guard let spec = SieveValidator.tests[t.name] else { throw SieveError(t.position, "unknown test \(t.name)") }
+                if let ext = spec.ext, !required.contains(ext), !(t.name == "spamtest" && required.contains("spamtestplus")) {
+                    throw SieveError(t.position, "\(t.name) needs require \"\(ext)\"")
                 }
-                let c = names[0].lowercased()
-                // RFC 5228 §2.7.3: i;octet and i;ascii-casemap come without require; others need theirs.
-                if c != "i;octet" && c != "i;ascii-casemap" && !required.contains("comparator-" + c) {
-                    throw SieveError(q, "comparator \"\(names[0])\" needs require \"comparator-\(names[0])\"")
+                let args = try shape(t.position, t.name, t.arguments, spec)
+                if t.name == "size", args.tags["over"] == nil, args.tags["under"] == nil { throw SieveError(t.position, "size needs :over or :under") }
+                if t.name == "hasflag", args.positional.count == 2, !required.contains("variables") {
+                    throw SieveError(t.position, "a variable list in hasflag needs require \"variables\"")
+                }
+                if args.tags["last"] != nil, args.tags["index"] == nil { throw SieveError(t.position, ":last needs :index") }
+                if t.name == "date" || t.name == "currentdate" {
+                    let part = args.strings(t.name == "date" ? 1 : 0)[0].lowercased()
+                    guard SieveDates.parts.contains(part) else { throw SieveError(t.position, "unknown date part \"\(part)\"") }
+                }
+            }
+            if nested == 0 && !t.tests.isEmpty { throw SieveError(t.tests[0].position, "\(t.name) takes no nested test") }
+            if nested == 1 && t.tests.count != 1 { throw SieveError(t.position, "not takes one test") }
+            for inner in t.tests { try test(inner) }
+        }
+
+        func shape(_ at: SievePosition, _ name: String, _ arguments: [SieveArgument], _ s: Spec) throws(SieveError) -> Args {
+            var i = 0
+            var groups: Set<String> = []
+            var args = Args()
+            // Tags first (RFC 5228 §2.6.2: tagged arguments precede the positional ones).
+            while i < arguments.count, case .tag(let tag, let p) = arguments[i] {
+                guard let kind = s.tags[tag] ?? Spec.shared(tag, s) else { throw SieveError(p, "\(name) has no tag :\(tag)") }
+                guard args.tags[tag] == nil else { throw SieveError(p, "tag :\(tag) given twice") }
+                if let ext = kind.ext, !required.contains(ext) { throw SieveError(p, ":\(tag) needs require \"\(ext)\"") }
+                if let group = kind.group {
+                    guard groups.insert(group).inserted else { throw SieveError(p, "only one \(group) may be given") }
                 }
                 i += 1
+                var value: SieveArgument?
+                if let valueKind = kind.value {
+                    guard i < arguments.count else { throw SieveError(p, ":\(tag) needs a value") }
+                    switch (valueKind, arguments[i]) {
+                    case (.number, .number), (.strings, .strings): break
+                    case (.string, .strings(let list, _)) where list.count == 1: break
+                    default: throw SieveError(arguments[i].position, ":\(tag) needs \(valueKind == .number ? "a number" : "a string")")
+                    }
+                    value = arguments[i]
+                    i += 1
+                }
+                args.tags[tag] = value.map { .some($0) } ?? .some(nil)
+                if tag == "comparator", case .strings(let names, let q)? = value {
+                    // RFC 5228 §2.7.3: i;octet and i;ascii-casemap come without require; others need theirs.
+                    let c = names[0].lowercased()
+                    if c != "i;octet" && c != "i;ascii-casemap" && !required.contains("comparator-" + c) {
+                        throw SieveError(q, "comparator \"\(names[0])\" needs require \"comparator-\(names[0])\"")
+                    }
+                }
+                if tag == "value" || tag == "count", case .strings(let ops, let q)? = value,
+                   !["gt", "ge", "lt", "le", "eq", "ne"].contains(ops[0].lowercased()) {
+                    throw SieveError(q, "unknown relational operator \"\(ops[0])\"")
+                }
             }
-        }
-        for kind in s.positional {
-            guard i < arguments.count else { throw SieveError(at, "\(name) needs \(s.positional.count) argument\(s.positional.count == 1 ? "" : "s")") }
-            switch (kind, arguments[i]) {
-            case (.strings, .strings(let list, _)): found.strings.append(list)
-            case (.string, .strings(let list, let p)):
-                guard list.count == 1 else { throw SieveError(p, "\(name) takes one string here, not a list") }
-                found.strings.append(list)
-            case (.number, .number): break
-            case (_, .tag(let t, let p)): throw SieveError(p, "tag :\(t) must come before the other arguments of \(name)")
-            case (_, let a): throw SieveError(a.position, "\(name) expects \(kind == .number ? "a number" : "a string") here")
+            let given = arguments.count - i
+            var kinds = s.positional
+            if given < kinds.count, let optional = s.optional, given == kinds.count - 1 {
+                kinds.remove(at: optional == .leading ? 0 : kinds.count - 1)
             }
-            i += 1
+            for kind in kinds {
+                guard i < arguments.count else {
+                    throw SieveError(at, "\(name) needs \(s.positional.count) argument\(s.positional.count == 1 ? "" : "s")")
+                }
+                switch (kind, arguments[i]) {
+                case (.strings, .strings), (.number, .number): break
+                case (.string, .strings(let list, let p)):
+                    guard list.count == 1 else { throw SieveError(p, "\(name) takes one string here, not a list") }
+                case (_, .tag(let t, let p)): throw SieveError(p, "tag :\(t) must come before the other arguments of \(name)")
+                case (_, let a): throw SieveError(a.position, "\(name) expects \(kind == .number ? "a number" : "a string") here")
+                }
+                args.positional.append(arguments[i])
+                i += 1
+            }
+            if i < arguments.count { throw SieveError(arguments[i].position, "\(name) takes no more arguments") }
+            return args
         }
-        if i < arguments.count { throw SieveError(arguments[i].position, "\(name) takes no more arguments") }
-        return found
     }
+
+    /// What a command or test takes: its extension, its tags, its positional arguments (one of them perhaps optional).
+    struct Spec {
+        enum Kind { case string, strings, number }
+        enum Optional { case leading, trailing }
+        struct Tag {
+            var ext: String?
+            /// Tags of one group exclude each other (one match type, one address part, ...).
+            var group: String?
+            /// The kind of the value the tag takes; nil: none.
+            var value: Kind?
+
+            static func flag(_ ext: String? = nil, group: String? = nil) -> Tag { Tag(ext: ext, group: group) }
+        }
+        var ext: String?
+        var tags: [String: Tag] = [:]
+        var positional: [Kind] = []
+        var optional: Optional?
+        /// Takes a match type and a comparator.
+        var matching = false
+        var addressPart = false
+        var index = false
+
+        /// The match types, comparators, address parts and :index the tests share.
+        static func shared(_ tag: String, _ s: Spec) -> Tag? {
+            if s.matching {
+                switch tag {
+                case "is", "contains", "matches": return Tag(group: "match type")
+                case "regex": return Tag(ext: "regex", group: "match type")
+                case "value", "count": return Tag(ext: "relational", group: "match type", value: .string)
+                case "comparator": return Tag(group: "comparator", value: .string)
+                default: break
+                }
+            }
+            if s.addressPart {
+                switch tag {
+                case "all", "localpart", "domain": return Tag(group: "address part")
+                case "user", "detail": return Tag(ext: "subaddress", group: "address part")
+                default: break
+                }
+            }
+            if s.index {
+                if tag == "index" { return Tag(ext: "index", value: .number) }
+                if tag == "last" { return Tag(ext: "index") }
+            }
+            return nil
+        }
+    }
+
+    static let commands: [String: Spec] = [
+        "stop": Spec(), "discard": Spec(),
+        "keep": Spec(tags: ["flags": .init(ext: "imap4flags", value: .strings)]),
+        "fileinto": Spec(ext: "fileinto", tags: ["copy": .flag("copy"), "create": .flag("mailbox"),
+                                                 "flags": .init(ext: "imap4flags", value: .strings)], positional: [.string]),
+        "redirect": Spec(tags: ["copy": .flag("copy")], positional: [.string]),
+        "set": Spec(ext: "variables", tags: [
+            "lower": .flag(), "upper": .flag(), "lowerfirst": .flag(), "upperfirst": .flag(), "quotewildcard": .flag(), "length": .flag(),
+        ], positional: [.string, .string]),
+        "setflag": Spec(ext: "imap4flags", positional: [.string, .strings], optional: .leading),
+        "addflag": Spec(ext: "imap4flags", positional: [.string, .strings], optional: .leading),
+        "removeflag": Spec(ext: "imap4flags", positional: [.string, .strings], optional: .leading),
+        "error": Spec(ext: "ihave", positional: [.string]),
+    ]
+
+    static let tests: [String: Spec] = [
+        "true": Spec(), "false": Spec(),
+        "address": Spec(positional: [.strings, .strings], matching: true, addressPart: true, index: true),
+        "envelope": Spec(ext: "envelope", positional: [.strings, .strings], matching: true, addressPart: true),
+        "header": Spec(positional: [.strings, .strings], matching: true, index: true),
+        "exists": Spec(positional: [.strings]),
+        "size": Spec(tags: ["over": .flag(group: "size bound"), "under": .flag(group: "size bound")], positional: [.number]),
+        "string": Spec(ext: "variables", positional: [.strings, .strings], matching: true),
+        "hasflag": Spec(ext: "imap4flags", positional: [.strings, .strings], optional: .leading, matching: true),
+        "body": Spec(ext: "body", tags: ["raw": .flag(group: "body transform"), "text": .flag(group: "body transform"),
+                                         "content": .init(group: "body transform", value: .strings)],
+                     positional: [.strings], matching: true),
+        "date": Spec(ext: "date", tags: ["zone": .init(group: "zone", value: .string), "originalzone": .flag(group: "zone")],
+                     positional: [.string, .string, .strings], matching: true, index: true),
+        "currentdate": Spec(ext: "date", tags: ["zone": .init(value: .string)], positional: [.string, .strings], matching: true),
+        "environment": Spec(ext: "environment", positional: [.string, .strings], matching: true),
+        "ihave": Spec(ext: "ihave", positional: [.strings]),
+        "mailboxexists": Spec(ext: "mailbox", positional: [.strings]),
+        "spamtest": Spec(ext: "spamtest", tags: ["percent": .flag("spamtestplus")], positional: [.string], matching: true),
+    ]
+}
+
+/// The arguments of a command or test after validation: its tags (with their values) and its positional arguments.
+struct Args {
+    var tags: [String: SieveArgument?] = [:]
+    var positional: [SieveArgument] = []
+
+    /// Reads arguments the validator accepted (tags that take a value are known by name).
+    init(_ arguments: [SieveArgument]) {
+        var i = 0
+        while i < arguments.count, case .tag(let tag, _) = arguments[i] {
+            i += 1
+            if Self.valued.contains(tag), i < arguments.count, !arguments[i].isTag {
+                tags[tag] = .some(arguments[i])
+                i += 1
+            } else {
+                tags[tag] = .some(nil)
+            }
+        }
+        positional = Array(arguments[i...])
+    }
+
+    init() {}
+
+    /// Tags followed by a value, in every command and test this interpreter knows.
+    static let valued: Set<String> = ["comparator", "value", "count", "flags", "content", "zone", "index"]
+
+    func strings(_ i: Int) -> [String] {
+        guard i < positional.count, case .strings(let s, _) = positional[i] else { return [] }
+        return s
+    }
+
+    func number(_ i: Int) -> UInt64 {
+        guard i < positional.count, case .number(let n, _) = positional[i] else { return 0 }
+        return n
+    }
+
+    func tagStrings(_ tag: String) -> [String]? {
+        guard case .some(.some(.strings(let s, _))) = tags[tag] else { return nil }
+        return s
+    }
+
+    func tagNumber(_ tag: String) -> UInt64? {
+        guard case .some(.some(.number(let n, _))) = tags[tag] else { return nil }
+        return n
+    }
+}
+
+extension SieveArgument {
+    var isTag: Bool { if case .tag = self { true } else { false } }
 }

@@ -3,13 +3,12 @@ import Testing
 
 @Suite struct SieveInterpreterTests {
     func message(_ header: String, body: String = "hello\r\n", from: String = "sender@remote.example", to: String = "me@example.com") -> SieveMessage {
-        SieveMessage(bytes: Array((header.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n" + body).utf8), envelopeFrom: from, envelopeTo: to)
+        SieveMessage(bytes: Array((header.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n\r\n" + body).utf8), envelopeFrom: from, envelopeTo: to)
     }
 
-    func run(_ script: String, _ m: SieveMessage, limits: SieveRunLimits = SieveRunLimits()) throws -> SieveResult {
-        let commands = try SieveParser.parse(script)
-        try SieveValidator.validate(commands)
-        return SieveInterpreter.run(commands, message: m, limits: limits)
+    func run(_ script: String, _ m: SieveMessage, limits: SieveRunLimits = SieveRunLimits(),
+             environment: SieveEnvironment = SieveEnvironment()) throws -> SieveResult {
+        SieveInterpreter.run(try SieveScript.compile(script), message: m, environment: environment, limits: limits)
     }
 
     /// RFC 5228 §9 with four messages, one through each branch.
@@ -32,10 +31,7 @@ import Testing
 
     @Test func matchTypesAndComparators() {
         func m(_ type: String, _ value: String, _ key: String, comparator: String = "i;ascii-casemap") -> Bool {
-            var match = Match([.tag("comparator", SievePosition(line: 1, column: 1)), .strings([comparator], SievePosition(line: 1, column: 1)),
-                               .tag(type, SievePosition(line: 1, column: 1))])
-            match.strings = [[], [key]]
-            return match.matches(value, key)
+            Match(type: type, comparator: comparator).matches(value, key)
         }
         #expect(m("is", "Hello", "hELLO"))
         #expect(!m("is", "Hello", "hELLO", comparator: "i;octet"))

@@ -1,0 +1,312 @@
+import Foundation
+import Testing
+@testable import Sieve
+
+/// The extensions, each on the examples of its RFC (the scripts as the RFCs print them, the messages they describe).
+@Suite struct SieveExtensionTests {
+    func message(_ header: String, body: String = "hello\r\n", from: String = "sender@remote.example", to: String = "me@example.com") -> SieveMessage {
+        SieveMessage(bytes: Array((header.replacingOccurrences(of: "\n", with: "\r\n") + "\r\n\r\n" + body).utf8), envelopeFrom: from, envelopeTo: to)
+    }
+
+    func run(_ script: String, _ m: SieveMessage, _ environment: SieveEnvironment = SieveEnvironment()) throws -> SieveResult {
+        SieveInterpreter.run(try SieveScript.compile(script), message: m, environment: environment)
+    }
+
+    func fileinto(_ name: String, flags: [String]? = nil) -> SieveAction { .fileinto(mailbox: name, create: false, flags: flags) }
+
+    /// What `set "b" …` left in the variable, read back through a fileinto.
+    func value(_ script: String, _ m: SieveMessage? = nil) throws -> String? {
+        let r = try run("require [\"variables\", \"fileinto\"];\n" + script + "\nfileinto \"${b}\";", m ?? message("Subject: x"))
+        guard case .fileinto(let name, _, _)? = r.actions.first else { return r.actions.first == .keep ? "INBOX" : nil }
+        return name
+    }
+
+    // MARK: RFC 5229 variables
+
+    @Test func variablesExpandAsRFC5229Says() throws {
+        let company = "set \"company\" \"ACME\";\n"
+        #expect(try value(company + "set \"b\" \"${full}x\";") == "x")
+        #expect(try value(company + "set \"b\" \"${company}\";") == "ACME")
+        #expect(try value(company + "set \"b\" \"${BAD${Company}\";") == "${BADACME")
+        #expect(try value(company + "set \"b\" \"${President, ${Company} Inc.}\";") == "${President, ACME Inc.}")
+        #expect(try value("set \"b\" \"&%${}!\";") == "&%${}!")
+        #expect(try value("set \"b\" \"${doh!}\";") == "${doh!}")
+        // §4.1's modifiers, highest precedence first.
+        let a = "set \"a\" \"juMBlEd lETteRS\";\n"
+        #expect(try value(a + "set :length \"b\" \"${a}\";") == "15")
+        #expect(try value(a + "set :lower \"b\" \"${a}\";") == "jumbled letters")
+        #expect(try value(a + "set :upperfirst \"b\" \"${a}\";") == "JuMBlEd lETteRS")
+        #expect(try value(a + "set :upperfirst :lower \"b\" \"${a}\";") == "Jumbled letters")
+        #expect(try value("set :quotewildcard \"b\" \"Rock*\";") == "Rock\\*")
+        // A multi-line value with variables in it.
+        let letter = "set \"honorific\" \"Mr\";\nset \"last_name\" \"Coyote\";\nset \"b\" text:\nDear ${HONORIFIC} ${last_name},\nI'm out.\n.\n;"
+        #expect(try value(letter) == "Dear Mr Coyote,\r\nI'm out.\r\n")
+        // Two modifiers of one precedence, or a name that is no identifier, are errors.
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"variables\"; set :lower :upper \"a\" \"b\";") }
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"variables\"; set \"1a\" \"b\";") }
+        #expect(throws: SieveError.self) { try SieveScript.compile("set \"a\" \"b\";") }
+    }
+
+    @Test func matchVariablesFromTheRFCExamples() throws {
+        let script = """
+            require ["fileinto", "variables"];
+            if header :matches "List-ID" "*<*@*" {
+                fileinto "INBOX.lists.${2}"; stop;
+            }
+            # Imagine the header
+            # Subject: [acme-users] [fwd] version 1.0 is out
+            if header :matches "Subject" "[*] *" {
+                # ${1} will hold "acme-users",
+                # ${2} will hold "[fwd] version 1.0 is out"
+                fileinto "INBOX.lists.${1}/${2}"; stop;
+            }
+            # Imagine the header
+            # To: coyote@ACME.Example.COM
+            if address :matches ["To", "Cc"] ["coyote@**.com", "wile@**.com"] {
+                # ${0} is the matching address
+                # ${1} is always the empty string
+                # ${2} is part of the domain name ("ACME.Example")
+                fileinto "INBOX.business.${2}|${1}|${0}"; stop;
+            }
+            if anyof (true, address :domain :matches "To" "*.com") {
+                fileinto "none:${1}"; stop;
+            }
+            """
+        #expect(try run(script, message("List-ID: Sieve <sieve@ietf.example>\nSubject: x")).actions == [fileinto("INBOX.lists.sieve")])
+        #expect(try run(script, message("Subject: [acme-users] [fwd] version 1.0 is out")).actions
+                == [fileinto("INBOX.lists.acme-users/[fwd] version 1.0 is out")])
+        #expect(try run(script, message("To: coyote@ACME.Example.COM\nSubject: x")).actions
+                == [fileinto("INBOX.business.ACME.Example||coyote@ACME.Example.COM")])
+        // No successful :matches before it: the match variables are empty.
+        #expect(try run(script, message("To: x@y.org\nSubject: x")).actions == [fileinto("none:")])
+        // §5: the string test.
+        let string = """
+            require ["variables", "fileinto"];
+            set "state" "${state} pending";
+            if string :matches " ${state} " "* pending *" { fileinto "yes"; }
+            """
+        #expect(try run(string, message("Subject: x")).actions == [fileinto("yes")])
+    }
+
+    // MARK: RFC 5228 §2.4.2.4 encoded-character
+
+    @Test func encodedCharacters() throws {
+        func decoded(_ s: String) throws -> String? {
+            let r = try run("require [\"encoded-character\", \"fileinto\"]; fileinto \"\(s)\";", message("Subject: x"))
+            guard case .fileinto(let name, _, _)? = r.actions.first else { return nil }
+            return name
+        }
+        #expect(try decoded("$${hex:24 24}") == "$$$")
+        #expect(try decoded("${hex: 40}") == "@")
+        #expect(try decoded("${ unicode:40}") == "@")
+        #expect(try decoded("${UNICODE:40}") == "@")
+        #expect(try decoded("${UnICoDE:0000040}") == "@")
+        #expect(try decoded("${Unicode:Cool}") == "${Unicode:Cool}")
+        #expect(try decoded("${hex:e2 82 ac}") == "€")
+        #expect(throws: SieveError.self) { try run("require \"encoded-character\"; redirect \"${unicode:200000}\";", message("Subject: x")) }
+        #expect(throws: SieveError.self) { try run("require \"encoded-character\"; redirect \"${Unicode:DF01}\";", message("Subject: x")) }
+        // Without the require, the text is as written.
+        #expect(try run("require \"fileinto\"; fileinto \"${hex:40}\";", message("Subject: x")).actions == [fileinto("${hex:40}")])
+    }
+
+    // MARK: RFC 5232 imap4flags
+
+    @Test func imapFlagsFromTheRFCExample() throws {
+        let script = """
+            require ["fileinto", "imap4flags", "variables"];
+            if size :over 1K {
+                addflag "MyFlags" "Big";
+                if header :is "From" "boss@company.example.com" {
+                    # The message will be marked as "\\\\Flagged Big" when filed into mailbox "Big messages"
+                    addflag "MyFlags" "\\\\Flagged";
+                }
+                fileinto :flags "${MyFlags}" "Big messages";
+            }
+            if header :is "From" "grandma@example.net" {
+                addflag "MyFlags" ["\\\\Answered", "$MDNSent"];
+                fileinto :flags "${MyFlags}" "GrandMa";
+            }
+            """
+        let big = String(repeating: "x", count: 2000)
+        #expect(try run(script, message("From: boss@company.example.com", body: big)).actions
+                == [fileinto("Big messages", flags: ["Big", "\\Flagged"])])
+        #expect(try run(script, message("From: grandma@example.net", body: big)).actions
+                == [fileinto("Big messages", flags: ["Big"]), fileinto("GrandMa", flags: ["Big", "\\Answered", "$MDNSent"])])
+        #expect(try run(script, message("From: grandma@example.net")).actions == [fileinto("GrandMa", flags: ["\\Answered", "$MDNSent"])])
+        // The internal variable: setflag replaces, addflag adds (each flag once, any case), removeflag takes away; the
+        // implicit keep gets what it holds at the end.
+        let internalFlags = """
+            require ["imap4flags"];
+            setflag "\\\\Seen";
+            addflag ["\\\\flagged \\\\SEEN", "Work"];
+            removeflag "work";
+            """
+        #expect(try run(internalFlags, message("Subject: x")).actions == [.keep(flags: ["\\Seen", "\\flagged"])])
+        #expect(try run("require \"imap4flags\"; keep :flags \"\\\\Deleted\";", message("Subject: x")).actions == [.keep(flags: ["\\Deleted"])])
+        // hasflag, on the internal variable or a named one; :count with the relational extension.
+        let has = """
+            require ["imap4flags", "variables", "relational", "comparator-i;ascii-numeric", "fileinto"];
+            set "MyVar" "label1 label2";
+            addflag "Tag";
+            if allof (hasflag :is "MyVar" "label1", hasflag "tag", not hasflag :is "MyVar" "label",
+                      hasflag :count "ge" :comparator "i;ascii-numeric" "MyVar" "2") { fileinto "yes"; }
+            """
+        #expect(try run(has, message("Subject: x")).actions == [fileinto("yes", flags: ["Tag"])])
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"imap4flags\"; addflag \"v\" \"x\";") }
+    }
+
+    // MARK: RFC 5233 subaddress
+
+    @Test func subaddressParts() throws {
+        let script = """
+            require ["envelope", "subaddress", "fileinto"];
+            if envelope :user "to" "postmaster" { fileinto "inbox.postmaster"; stop; }
+            if envelope :detail :is "to" "mta-filters" { fileinto "inbox.ietf-mta-filters"; stop; }
+            if address :detail :is "from" "" { fileinto "empty detail"; stop; }
+            """
+        #expect(try run(script, message("Subject: x", to: "postmaster+x@example.com")).actions == [fileinto("inbox.postmaster")])
+        #expect(try run(script, message("Subject: x", to: "ken+mta-filters@example.com")).actions == [fileinto("inbox.ietf-mta-filters")])
+        #expect(try run(script, message("From: ken+@example.org", to: "ken@example.com")).actions == [fileinto("empty detail")])
+        // No separator: :detail matches nothing, not even "".
+        #expect(try run(script, message("From: ken@example.org", to: "ken@example.com")).actions == [.keep])
+    }
+
+    // MARK: RFC 5231 relational
+
+    @Test func relationalFromTheRFCExamples() throws {
+        let m = message("Received: from a\nReceived: from b\nSubject: example\nTo: foo@example.com.invalid, baz@example.com.invalid\nCc: qux@example.com.invalid\nX-Priority: 1")
+        func holds(_ test: String) throws -> Bool {
+            try run("require [\"relational\", \"comparator-i;ascii-numeric\"]; if \(test) { discard; }", m).actions.isEmpty
+        }
+        #expect(try holds(#"address :count "ge" :comparator "i;ascii-numeric" ["to", "cc"] ["3"]"#))
+        #expect(try !holds(#"anyof (address :count "ge" :comparator "i;ascii-numeric" ["to"] ["3"], address :count "ge" :comparator "i;ascii-numeric" ["cc"] ["3"])"#))
+        #expect(try !holds(#"header :count "ge" :comparator "i;ascii-numeric" ["received"] ["3"]"#))
+        #expect(try holds(#"header :count "ge" :comparator "i;ascii-numeric" ["received", "subject"] ["3"]"#))
+        #expect(try !holds(#"header :count "ge" :comparator "i;ascii-numeric" ["to", "cc"] ["3"]"#))
+        #expect(try holds(#"header :value "lt" :comparator "i;ascii-numeric" "x-priority" "3""#))
+        #expect(try !holds(#"header :value "gt" :comparator "i;ascii-numeric" "x-priority" "3""#))
+        // i;ascii-numeric: leading digits as a number; none is infinity (above every number, equal to each other).
+        #expect(try holds(#"header :value "gt" :comparator "i;ascii-numeric" "subject" "99999999999999999999""#))
+        #expect(try holds(#"header :value "eq" :comparator "i;ascii-numeric" "x-priority" "001 apples""#))
+        // Without a comparator: i;ascii-casemap's order.
+        #expect(try holds(#"header :value "lt" "subject" "EXAMPLF""#))
+        #expect(throws: SieveError.self) { try SieveScript.compile(#"require "relational"; if header :value "like" "a" "b" { stop; }"#) }
+        #expect(throws: SieveError.self) { try SieveScript.compile(#"require "relational"; if header :value "lt" :comparator "i;ascii-numeric" "a" "b" { stop; }"#) }
+    }
+
+    // MARK: RFC 5173 body
+
+    @Test func bodyFromTheRFCExamples() throws {
+        let script = """
+            require ["body", "fileinto"];
+            if body :content "text" :contains ["missile", "coordinates"] { fileinto "secrets"; }
+            if body :content "audio" :contains "" { fileinto "music"; }
+            if body :raw :contains "MAKE MONEY FAST" { discard; }
+            """
+        let mixed = """
+            Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nthe c=F6ordinates of the MISSILE\r\n--b\r\nContent-Type: audio/ogg\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n--b--\r\n
+            """
+        #expect(try run(script, message("Subject: x\nMIME-Version: 1.0\n" + mixed.components(separatedBy: "\r\n\r\n")[0],
+                                        body: mixed.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n"))).actions
+                == [fileinto("secrets"), fileinto("music")])
+        let fast = try run(script, message("Subject: x", body: "MAKE MONEY FAST\r\n"))
+        #expect(fast.actions.isEmpty, "\(fast)")
+        // :text (the default) sees decoded text only; the raw body is what the message holds.
+        let encoded = message("Subject: x\nContent-Type: text/plain\nContent-Transfer-Encoding: base64", body: "c2VjcmV0IHBsYW4=\r\n")
+        #expect(try run("require \"body\"; if body :contains \"secret plan\" { discard; }", encoded).actions.isEmpty)
+        #expect(try run("require \"body\"; if body :raw :contains \"secret plan\" { discard; }", encoded).actions == [.keep])
+        // No bytes given (the caller read the header only): the body test finds nothing.
+        let headerOnly = SieveMessage(fields: [(name: "Subject", value: "x")], size: 10, envelopeFrom: "", envelopeTo: "")
+        #expect(try run("require \"body\"; if body :contains \"\" { discard; }", headerOnly).actions == [.keep])
+    }
+
+    // MARK: RFC 5260 date and index
+
+    @Test func datesFromTheRFCExamples() throws {
+        let urgent = """
+            require ["date", "relational", "fileinto"];
+            if allof(header :is "from" "boss@example.com",
+                     date :value "ge" :originalzone "date" "hour" "09",
+                     date :value "lt" :originalzone "date" "hour" "17")
+            { fileinto "urgent"; }
+            """
+        #expect(try run(urgent, message("From: boss@example.com\nDate: Mon, 7 Dec 2026 16:30:00 +0900")).actions == [fileinto("urgent")])
+        #expect(try run(urgent, message("From: boss@example.com\nDate: Mon, 7 Dec 2026 08:59:59 -0500")).actions == [.keep])
+        // The same instant seen in another zone: 16:30 +0900 is 07:30 UTC.
+        let utc = "require [\"date\", \"fileinto\", \"variables\"]; if date :zone \"+0000\" :matches \"date\" \"iso8601\" \"*\" { fileinto \"${1}\"; }"
+        #expect(try run(utc, message("Date: Mon, 7 Dec 2026 16:30:00 +0900")).actions == [fileinto("2026-12-07T07:30:00+00:00")])
+        // currentdate reads the time the delivery passes in (never the machine's clock).
+        let monthly = """
+            require ["date", "variables", "fileinto"];
+            if currentdate :matches "month" "*" { set "month" "${1}"; }
+            if currentdate :matches "year"  "*" { set "year"  "${1}"; }
+            fileinto "${month}-${year}";
+            """
+        let at = SieveEnvironment(now: Date(timeIntervalSince1970: 1_798_761_599), zoneOffset: 3600)   // 2026-12-31 23:59:59 UTC
+        #expect(try run(monthly, message("Subject: x"), at).actions == [fileinto("01-2027")])
+        #expect(try run(monthly, message("Subject: x"), SieveEnvironment(now: Date(timeIntervalSince1970: 1_798_761_599))).actions == [fileinto("12-2026")])
+        let parts = "require [\"date\", \"variables\", \"fileinto\"]; if currentdate :zone \"-0130\" :matches \"std11\" \"*\" { set \"a\" \"${0}\"; } "
+            + "if currentdate :matches \"julian\" \"*\" { set \"j\" \"${0}\"; } if currentdate :matches \"weekday\" \"*\" { fileinto \"${a}|${j}|${1}\"; }"
+        #expect(try run(parts, message("Subject: x"), SieveEnvironment(now: Date(timeIntervalSince1970: 1_798_761_599))).actions
+                == [fileinto("Thu, 31 Dec 2026 22:29:59 -0130|61405|4")])
+        // :index picks one occurrence, from the top or (with :last) from the bottom.
+        let received = message("Received: from a by mx1\nReceived: from b by mx2\nReceived: from c by mx3")
+        let index = "require [\"index\", \"fileinto\"]; if header :index 2 :contains \"received\" \"mx2\" { fileinto \"second\"; } "
+            + "if header :index 1 :last :contains \"received\" \"mx3\" { fileinto \"last\"; } if header :index 4 :contains \"received\" \"\" { fileinto \"none\"; }"
+        #expect(try run(index, received).actions == [fileinto("second"), fileinto("last")])
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"index\"; if header :last :is \"a\" \"b\" { stop; }") }
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"date\"; if currentdate \"fortnight\" \"1\" { stop; }") }
+    }
+
+    // MARK: RFC 5183 environment, RFC 5463 ihave, RFC 5490 mailboxexists, RFC 5235 spamtest
+
+    @Test func environmentIhaveMailboxesAndSpam() throws {
+        let env = SieveEnvironment(items: ["name": "Tern", "location": "MDA", "remote-ip": "192.0.2.7"], mailboxes: ["INBOX", "Partners"],
+                                   spamScore: 8, spamPercent: 74)
+        let m = message("Subject: x")
+        #expect(try run("require \"environment\"; if allof (environment :is \"location\" \"mda\", environment :matches \"remote-ip\" \"192.0.2.*\") { discard; }", m, env).actions.isEmpty)
+        #expect(try run("require \"environment\"; if environment :contains \"vnd.unknown\" \"\" { discard; }", m, env).actions == [.keep])
+        // ihave: a block using an extension this server lacks is valid and skipped.
+        let ihave = """
+            require ["ihave", "fileinto"];
+            if ihave "vnd.acme.teleport" { teleport :to "mars"; }
+            elsif ihave ["fileinto", "variables"] { set "x" "y"; fileinto "has-${x}"; }
+            """
+        let had = try run(ihave, m)
+        #expect(had.actions == [fileinto("has-y")], "\(had)")
+        let failing = try run("require \"ihave\"; error \"no way\";", m)
+        #expect(failing.actions == [.keep] && failing.error?.message == "error: no way")
+        let partners = "require [\"fileinto\", \"mailbox\"]; if mailboxexists \"Partners\" { fileinto \"Partners\"; } else { keep; }"
+        #expect(try run(partners, m, env).actions == [fileinto("Partners")])
+        #expect(try run(partners, m).actions == [.keep])
+        let spam = """
+            require ["spamtest", "fileinto", "relational", "comparator-i;ascii-numeric"];
+            if spamtest :value "eq" :comparator "i;ascii-numeric" "0" { fileinto "INBOX.unclassified"; }
+            elsif spamtest :value "ge" :comparator "i;ascii-numeric" "3" { fileinto "INBOX.spam-trap"; }
+            """
+        #expect(try run(spam, m, env).actions == [fileinto("INBOX.spam-trap")])
+        #expect(try run(spam, m).actions == [fileinto("INBOX.unclassified")])
+        let plus = """
+            require ["spamtestplus", "fileinto", "relational", "comparator-i;ascii-numeric"];
+            if spamtest :percent :value "ge" :comparator "i;ascii-numeric" "75" { fileinto "spam"; }
+            elsif spamtest :percent :value "ge" :comparator "i;ascii-numeric" "50" { fileinto "maybe"; }
+            """
+        #expect(try run(plus, m, env).actions == [fileinto("maybe")])
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"spamtest\"; if spamtest :percent \"1\" { stop; }") }
+    }
+
+    // MARK: regex (draft-ietf-sieve-regex)
+
+    @Test func regexWithGroups() throws {
+        let script = #"""
+            require ["regex", "variables", "fileinto"];
+            if header :regex "subject" "^\\[([a-z-]+)\\] (.*)$" { fileinto "lists/${1}/${2}"; stop; }
+            if address :regex :comparator "i;octet" "from" "^[0-9]+@" { discard; }
+            """#
+        #expect(try run(script, message("Subject: [Acme-Users] hello world")).actions == [fileinto("lists/Acme-Users/hello world")])
+        #expect(try run(script, message("From: 12345@example.com\nSubject: x")).actions.isEmpty)
+        #expect(try run(script, message("From: ab@example.com\nSubject: x")).actions == [.keep])
+        // A pattern that does not compile matches nothing (and the script goes on).
+        #expect(try run("require \"regex\"; if header :regex \"subject\" \"([\" { discard; }", message("Subject: x")).actions == [.keep])
+    }
+}
