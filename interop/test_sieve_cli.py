@@ -31,3 +31,27 @@ def test_sieve_scripts_from_the_command_line(make_tern, tmp_path):
     assert t.run("sieve", "list", ALICE).stdout.decode().splitlines() == [f"spare\t{len(good.read_bytes())} octets"]
     r = t.run("sieve", "list", "nobody@example.test", check=False)
     assert r.returncode != 0 and b"no account" in r.stderr
+
+
+def test_sieve_test_prints_what_the_script_would_do(make_tern, tmp_path):
+    """`tern sieve test USER MESSAGE`: a dry run of the active script (or --script) on a message file."""
+    t = make_tern(start=False)
+    script = tmp_path / "s.sieve"
+    script.write_text('require ["fileinto", "mailbox", "imap4flags", "variables"];\n'
+                      'if header :matches "subject" "[*]*" { addflag "\\\\Flagged"; fileinto :create "lists/${1}"; }\n'
+                      'if address :is "from" "boss@remote.test" { redirect "phone@remote.test"; }\n')
+    message = tmp_path / "m.eml"
+    message.write_bytes(b"Return-Path: <list@remote.test>\r\nFrom: boss@remote.test\r\nSubject: [ietf] news\r\n\r\nhi\r\n")
+    r = t.run("sieve", "test", ALICE, str(message), "--script", str(script))
+    assert r.stdout.decode().splitlines() == ['fileinto "lists/ietf" (create) flags [\\Flagged]', "redirect <phone@remote.test>"]
+    # Without --script: the active one; none active is an error.
+    r = t.run("sieve", "test", ALICE, str(message), check=False)
+    assert r.returncode != 0 and b"no active script" in r.stderr
+    (tmp_path / "d.sieve").write_text('if envelope :is "from" "list@remote.test" { discard; }')
+    r = t.run("sieve", "test", ALICE, str(message), "--script", str(tmp_path / "d.sieve"), check=False)
+    assert r.returncode == 1 and b"envelope needs require" in r.stderr
+    (tmp_path / "d.sieve").write_text('require "envelope"; if envelope :is "from" "list@remote.test" { discard; }')
+    t.run("sieve", "put", ALICE, "d", str(tmp_path / "d.sieve"))
+    t.run("sieve", "activate", ALICE, "d")
+    assert t.run("sieve", "test", ALICE, str(message)).stdout == b"discard\n"
+    assert t.run("sieve", "test", ALICE, str(message), "--from", "x@y.test").stdout == b"keep\n"

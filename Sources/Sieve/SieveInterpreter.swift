@@ -128,6 +128,22 @@ public struct SieveResult: Hashable, Sendable {
         self.actions = actions
         self.error = error
     }
+
+    /// One line per action, as `tern sieve test` prints them (a discard, which leaves no action, says so).
+    public var lines: [String] {
+        var out = actions.map { a -> String in
+            func flags(_ f: [String]?) -> String { f.map { " flags [\($0.joined(separator: " "))]" } ?? "" }
+            switch a {
+            case .keep(let f): return "keep" + flags(f)
+            case .fileinto(let name, let create, let f): return "fileinto \"\(name)\"" + (create ? " (create)" : "") + flags(f)
+            case .redirect(let address): return "redirect <\(address)>"
+            case .discard: return "discard"
+            }
+        }
+        if out.isEmpty { out = ["discard"] }
+        if let error { out.append("error at \(error); the message is kept") }
+        return out
+    }
 }
 
 /// Bounds on what one run may do.

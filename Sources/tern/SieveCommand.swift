@@ -9,12 +9,12 @@ import Sieve
 struct SieveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sieve", abstract: "Manage users' Sieve filter scripts.",
-        subcommands: [Put.self, Activate.self, Get.self, Delete.self, List.self, Check.self])
+        subcommands: [Put.self, Activate.self, Get.self, Delete.self, List.self, Check.self, Test.self])
 
     /// Parses and validates a script; prints the error (FILE:LINE:COLUMN: message) and fails when there is one.
     static func check(_ text: String, file: String) throws {
         do {
-            try SieveValidator.validate(try SieveParser.parse(text))
+            _ = try SieveScript.compile(text)
         } catch let e as SieveError {
             FileHandle.standardError.write(Data("\(file):\(e.position.line):\(e.position.column): \(e.message)\n".utf8))
             throw ExitCode(1)
@@ -94,6 +94,39 @@ struct SieveCommand: AsyncParsableCommand {
             for s in try await store.scripts(account: try await SieveCommand.account(store, user)) {
                 print("\(s.name)\t\(s.size) octets\(s.active ? "\tactive" : "")")
             }
+        }
+    }
+
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print what the user's active script (or --script) would do with a message, as at delivery; nothing is stored or sent.")
+        @OptionGroup var options: ConfigOption
+        @Argument var user: String
+        @Argument(help: "The message file.") var message: String
+        @Option(help: "Run this script file instead of the active one.") var script: String?
+        @Option(help: "The envelope sender (default: the message's Return-Path, else none).") var from: String?
+        @Option(help: "The envelope recipient (default: the user).") var to: String?
+        func run() async throws {
+            guard let bytes = FileManager.default.contents(atPath: message).map({ Array($0) }) else { throw ValidationError("cannot read \(message)") }
+            let (config, store) = try await options.openStore()
+            let account = try await SieveCommand.account(store, user)
+            let text: String
+            if let script {
+                guard let t = try? String(contentsOfFile: script, encoding: .utf8) else { throw ValidationError("cannot read \(script) as UTF-8") }
+                text = t
+            } else {
+                guard let t = try await store.activeScript(account: account) else { throw ValidationError("\(user) has no active script") }
+                text = t
+            }
+            try SieveCommand.check(text, file: script ?? "active script")
+            var m = SieveMessage(bytes: bytes, envelopeFrom: "", envelopeTo: to ?? user)
+            m.envelopeFrom = from ?? m.fields.first { $0.name.lowercased() == "return-path" }.map {
+                $0.value.trimmingCharacters(in: CharacterSet(charactersIn: "<> "))
+            } ?? ""
+            let env = SieveEnvironment(now: Date(), zoneOffset: TimeZone.current.secondsFromGMT(), items: [
+                "name": "Tern", "location": "MDA", "phase": "during", "host": config.hostname, "version": "1",
+            ], mailboxes: Set(try await store.mailboxes(account: account).map(\.name)))
+            for line in SieveInterpreter.run(try SieveScript.compile(text), message: m, environment: env).lines { print(line) }
         }
     }
 
