@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import MailCore
 import MailMessage
 import MailStore
@@ -47,6 +48,22 @@ public struct FilterPlan: Sendable, Hashable {
     public var notes: [String]
     /// The accounts whose scripts ran.
     public var filtered: [AccountID]
+    /// Vacation actions, for the caller to answer or not (RFC 5230's rules, once per period).
+    public var vacations: [Vacation]
+    /// Recipients whose scripts rejected the message (RFC 5429).
+    public var rejections: [Rejection]
+
+    public struct Vacation: Sendable, Hashable {
+        public var account: AccountID
+        public var recipient: String
+        public var action: SieveVacation
+    }
+
+    public struct Rejection: Sendable, Hashable {
+        public var account: AccountID
+        public var recipient: String
+        public var reason: String
+    }
 
     /// `base`: the plan's targets (INBOX, or Junk for a message the checks judged spam: a script's keep files it there
     /// too). `mailboxes`: each scripted account's mailbox names. `looping`: recipients a redirect would send the message
@@ -54,6 +71,7 @@ public struct FilterPlan: Sendable, Hashable {
     public init(base: [DeliveryTarget], runs: [FilterRun], mailboxes: [AccountID: Set<String>], looping: Set<String> = []) {
         var targets: [DeliveryTarget] = [], creates: [Mailbox] = [], redirects: [Redirect] = [], notes: [String] = []
         var filtered: [AccountID] = []
+        var vacations: [Vacation] = [], rejections: [Rejection] = []
         func add(_ t: DeliveryTarget) { if !targets.contains(t) { targets.append(t) } }
         for target in base {
             guard let run = runs.first(where: { $0.account == target.account }) else {
@@ -94,6 +112,11 @@ public struct FilterPlan: Sendable, Hashable {
                     }
                 case .discard:
                     done.append("discarded")
+                case .vacation(let v):
+                    vacations.append(Vacation(account: target.account, recipient: run.recipient, action: v))
+                case .reject(let reason):
+                    rejections.append(Rejection(account: target.account, recipient: run.recipient, reason: reason))
+                    done.append("rejected: \(SieveReplies.oneLine(reason).prefix(200))")
                 }
             }
             // A discard cancels the implicit keep and adds no action of its own (RFC 5228 §4.4).
@@ -107,6 +130,8 @@ public struct FilterPlan: Sendable, Hashable {
         self.redirects = redirects
         self.notes = notes
         self.filtered = filtered
+        self.vacations = vacations
+        self.rejections = rejections
     }
 
     /// A target with the flags and keywords a script's imap4flags gave it (RFC 5232): the five system flags by name
@@ -209,6 +234,7 @@ extension Intake {
                         completion: @escaping @Sendable (IntakeOutcome) -> Void) async {
         let store = self.store, content = prepared.content
         var made: [String] = []   // blob files written for redirected copies
+        var seen: [String] = []   // vacation replies claimed in the store
         do {
             let scripts = try await store.activeScripts(accounts: base.map(\.account))
             let compiled = scripts.mapValues { compiledScripts.compiled($0) }
@@ -265,9 +291,25 @@ extension Intake {
             let trace = FilterPlan.deliveredTo(fields)
             let filter = FilterPlan(base: base, runs: runs, mailboxes: mailboxes,
                                     looping: trace.everyone ? Set(runs.map { $0.recipient.lowercased() }) : trace.addresses)
+            // Rejected by every recipient's script, with nothing else to do: refused at SMTP time (RFC 5429 §2.1).
+            if !filter.rejections.isEmpty, filter.targets.isEmpty, filter.redirects.isEmpty, plan.remote.isEmpty,
+               filter.rejections.count == base.count {
+                let reason = SieveReplies.oneLine(filter.rejections[0].reason).prefix(200)
+                let reply = SMTPReply(550, "5.7.1", reason.isEmpty ? "Rejected by the recipient's filter" : String(reason))
+                if m.received != nil {
+                    let (_, log) = IntakeCommit.filtered(plan: plan, prepared: prepared, filter: filter, queueID: m.queueID, now: m.arrived,
+                                                         received: m.received, redirected: { _ in content }, newID: { "" })
+                    try? await store.log(log + [DeliveryEvent(at: m.arrived, queueID: m.queueID, kind: .refused,
+                                                               detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))])
+                }
+                if case .blob(let key, _) = content { store.blobs.remove(key) }
+                return completion(.refused(reply))
+            }
             for mailbox in filter.creates { _ = try await store.createMailbox(account: mailbox.account, name: mailbox.name) }
+            let (notices, claimed, replyLog) = await replies(m, filter, fields: fields)
+            seen = claimed
             let blobs = store.blobs, skip = m.returnPathLength
-            let (deliveries, log, copies) = try await work.run {
+            let (filteredDeliveries, filteredLog, copies) = try await work.run {
                 var copies: [String] = []
                 do {
                     let (deliveries, log) = try IntakeCommit.filtered(
@@ -284,12 +326,17 @@ extension Intake {
                 }
             }
             made = copies
+            let filteredCommit = (deliveries: filteredDeliveries, log: filteredLog)
+            var (deliveries, log) = (filteredCommit.deliveries, filteredCommit.log)
+            if deliveries.isEmpty { log += replyLog } else { deliveries[0].log += replyLog }
             let keptMain = deliveries.first?.queueID == m.queueID
             var receipt = DeliveryReceipt(messageID: 0, placements: [])
-            if deliveries.isEmpty {
+            if deliveries.isEmpty && notices.isEmpty {
                 if !log.isEmpty { try await store.log(log) }
             } else {
-                let receipts = try await store.deliverAll(deliveries)
+                var all = deliveries + notices
+                if deliveries.isEmpty { all[0].log = log + all[0].log }
+                let receipts = try await store.deliverAll(all)
                 if keptMain { receipt = receipts[0] }
             }
             // Every script discarded or redirected it: the received file is referenced by nothing.
@@ -298,8 +345,67 @@ extension Intake {
         } catch {
             if case .blob(let key, _) = content { store.blobs.remove(key) }
             for key in made { store.blobs.remove(key) }
+            // The replies were not sent after all: their senders may get one with the next message.
+            for key in seen { try? await store.forgetSieveSeen(key) }
             completion(.failed(error))
         }
+    }
+
+    /// The vacation replies that go out (RFC 5230's rules, and once per sender and period: the store remembers, on
+    /// every node) and the rejection notices, as deliveries for the same commit; with the keys claimed for the replies.
+    func replies(_ m: IncomingMessage, _ filter: FilterPlan, fields: [(name: String, value: String)]) async
+        -> (deliveries: [Delivery], claimed: [String], log: [DeliveryEvent]) {
+        var out: [Delivery] = [], claimed: [String] = [], events: [DeliveryEvent] = []
+        let sender = m.envelope.mailFrom, hostname = config.hostname, logging = m.received != nil
+        for v in filter.vacations {
+            var refusal = SieveReplies.vacationRefusal(fields: fields, sender: sender, recipient: v.recipient, addresses: v.action.addresses)
+            let key = SieveReplies.vacationKey(account: v.account, sender: sender, handle: v.action.handle)
+            if refusal == nil {
+                let until = m.arrived.addingTimeInterval(TimeInterval(v.action.seconds))
+                do {
+                    if try await store.markSieveSeen(key, until: until, now: m.arrived) { claimed.append(key) } else { refusal = "already replied to this sender" }
+                } catch {
+                    refusal = "the store could not say whether a reply was sent (\(error))"
+                }
+            }
+            if let refusal {
+                m.logger.debug("no vacation reply", metadata: ["msg": "\(m.queueID)", "why": "\(refusal)"])
+                if logging {
+                    events.append(DeliveryEvent(at: m.arrived, queueID: m.queueID, kind: .filtered,
+                                                detail: "<\(v.recipient)>: no vacation reply to <\(sender)>: \(refusal)"))
+                }
+                continue
+            }
+            let id = SessionID.make()
+            let bytes = SieveReplies.vacation(v.action, original: fields, sender: sender, recipient: v.recipient, hostname: hostname, id: id, now: m.arrived)
+            out.append(await signed(bytes, id: id, from: v.recipient, to: sender, about: m.queueID, sent: "vacation reply of <\(v.recipient)>",
+                                    logging: logging, now: m.arrived, logger: m.logger))
+        }
+        for r in filter.rejections where !sender.isEmpty {
+            let id = SessionID.make()
+            let bytes = SieveReplies.rejection(reason: r.reason, original: fields, sender: sender, recipient: r.recipient, hostname: hostname, id: id,
+                                               now: m.arrived)
+            out.append(await SenderNotice.delivery(bytes, to: sender, about: m.queueID, kind: .filtered, sent: "rejection notice",
+                                                   received: "from Tern (rejected by the filter of <\(r.recipient)>)", logging: logging,
+                                                   store: store, now: m.arrived))
+        }
+        return (out, claimed, events)
+    }
+
+    /// A reply signed as submitted mail from the user's domain (DKIM), then made a notice with a null sender.
+    private func signed(_ bytes: [UInt8], id: String, from: String, to sender: String, about original: String, sent: String, logging: Bool,
+                        now: Date, logger: Logger) async -> Delivery {
+        var content = bytes
+        let keys = await keyring.current()
+        let sink = MessageSink(blobs: store.blobs, inlineLimit: Int.max, maxSize: Int.max, prefix: "")
+        sink.append(bytes)
+        if let prefix = try? SubmissionPreparation.prefix(sink, keys: keys, hostname: config.hostname, queueID: id, mailFrom: from, now: now,
+                                                          logger: logger).prefix {
+            content = prefix + bytes
+        }
+        sink.discard()
+        return await SenderNotice.delivery(content, to: sender, about: original, kind: .filtered, sent: sent,
+                                           received: "from Tern (\(sent))", logging: logging, store: store, now: now)
     }
 
     /// How much of a stored message's start the scripts read for its header, and for the body test.

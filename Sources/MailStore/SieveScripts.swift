@@ -1,3 +1,5 @@
+import Foundation
+
 /// Each account's Sieve scripts (RFC 5228) by name, at most one of them active (RFC 5804's model, which ManageSieve
 /// and `tern sieve` present). The store keeps text; checking it is the Sieve module's.
 public protocol SieveScriptStore: Sendable {
@@ -21,6 +23,14 @@ public protocol SieveScriptStore: Sendable {
     func activeScripts(accounts: [AccountID]) async throws -> [AccountID: String]
     /// The same from the cache alone, without waiting: nil unless it holds the answer for every account.
     func cachedActiveScripts(accounts: [AccountID]) -> [AccountID: String]?
+    /// Records `key` (a vacation reply's recipient and handle, a duplicate test's id) until `until`: true when it was
+    /// not recorded already, or its time had passed. A vacation reply goes out only when this says true, so two nodes
+    /// (or two messages at once) never both send it.
+    func markSieveSeen(_ key: String, until: Date, now: Date) async throws -> Bool
+    /// Forgets `key` (a reply that could not be committed after all).
+    func forgetSieveSeen(_ key: String) async throws
+    /// Which of `keys` are recorded and not expired at `now`.
+    func sieveSeen(_ keys: [String], now: Date) async throws -> Set<String>
 }
 
 public struct SieveScriptInfo: Sendable, Hashable {

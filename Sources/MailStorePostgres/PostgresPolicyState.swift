@@ -70,7 +70,9 @@ extension PostgresMailStore: PolicyStateStore {
                 DELETE FROM greylist WHERE (passed_until IS NOT NULL AND passed_until <= \(at))
                   OR (passed_until IS NULL AND first_seen < \(oldest)) RETURNING 1
                 """, on: db)
-            return rates + triplets
+            // What Sieve scripts remember (schema 11) ends with its period too.
+            let seen = try await execute("DELETE FROM sieve_seen WHERE until <= \(at) RETURNING 1", on: db)
+            return rates + triplets + seen
         }
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import MailStore
 import PostgresNIO
 
@@ -82,5 +83,27 @@ extension PostgresMailStore: SieveScriptStore {
             found[account] = script
         }
         return found
+    }
+}
+
+/// What scripts remember between messages (schema 11), shared by the nodes.
+extension PostgresMailStore {
+    public func markSieveSeen(_ key: String, until: Date, now: Date) async throws -> Bool {
+        let (u, n) = (until.timeIntervalSince1970, now.timeIntervalSince1970)
+        // A row whose period has passed is taken over; a current one stays and says no (one statement: no race).
+        return try await column("""
+            INSERT INTO sieve_seen(key, until) VALUES (\(key), \(u))
+            ON CONFLICT (key) DO UPDATE SET until = excluded.until WHERE sieve_seen.until <= \(n) RETURNING 1
+            """, as: Int32.self).count > 0
+    }
+
+    public func forgetSieveSeen(_ key: String) async throws {
+        _ = try await column("DELETE FROM sieve_seen WHERE key = \(key) RETURNING 1", as: Int32.self)
+    }
+
+    public func sieveSeen(_ keys: [String], now: Date) async throws -> Set<String> {
+        guard !keys.isEmpty else { return [] }
+        let (wanted, n) = (Array(Set(keys)), now.timeIntervalSince1970)
+        return Set(try await column("SELECT key FROM sieve_seen WHERE key = ANY(\(wanted)) AND until > \(n)", as: String.self))
     }
 }

@@ -538,6 +538,11 @@ extension SQLiteMailStore {
         try await policy.claimJob(name, holder: holder, until: until, now: now)
     }
     public func prunePolicyState(rule: GreylistRule, now: Date) async throws -> Int {
-        try await policy.prunePolicyState(rule: rule, now: now)
+        // What Sieve scripts remember (schema 13) ends with its period too.
+        let seen = try await write { db in
+            try db.execute(sql: "DELETE FROM sieve_seen WHERE until <= ?", arguments: [now.timeIntervalSince1970])
+            return db.changesCount
+        }
+        return try await policy.prunePolicyState(rule: rule, now: now) + seen
     }
 }

@@ -214,6 +214,13 @@ enum Schema {
           PRIMARY KEY(account_id, name));
         CREATE UNIQUE INDEX sieve_script_active ON sieve_script(account_id) WHERE active;
         """,
+        // 13: what Sieve scripts remember between messages: the senders a vacation reply went to (per handle) and the
+        // ids the duplicate test has seen, each until its period ends.
+        """
+        CREATE TABLE sieve_seen(
+          key TEXT PRIMARY KEY,
+          until REAL NOT NULL);
+        """,
     ]
 
     /// The next id of `message`, `mailbox` or `queue` rows: one more than any ever handed out (see migrations 6, 10).

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import MailStore
 
@@ -100,5 +101,35 @@ extension SQLiteMailStore {
             found[account] = script
         }
         return found
+    }
+}
+
+/// What scripts remember between messages (schema 13).
+extension SQLiteMailStore {
+    public func markSieveSeen(_ key: String, until: Date, now: Date) async throws -> Bool {
+        try await write { db in
+            // A row whose period has passed is taken over; a current one stays and says no.
+            try db.execute(sql: """
+                INSERT INTO sieve_seen(key, until) VALUES (?, ?)
+                ON CONFLICT(key) DO UPDATE SET until = excluded.until WHERE sieve_seen.until <= ?
+                """, arguments: [key, until.timeIntervalSince1970, now.timeIntervalSince1970])
+            return db.changesCount > 0
+        }
+    }
+
+    public func forgetSieveSeen(_ key: String) async throws {
+        try await write { db in try db.execute(sql: "DELETE FROM sieve_seen WHERE key = ?", arguments: [key]) }
+    }
+
+    public func sieveSeen(_ keys: [String], now: Date) async throws -> Set<String> {
+        guard !keys.isEmpty else { return [] }
+        return try await read { db in
+            var seen: Set<String> = []
+            for key in Set(keys) where try Bool.fetchOne(db, sql: "SELECT 1 FROM sieve_seen WHERE key = ? AND until > ?",
+                                                          arguments: [key, now.timeIntervalSince1970]) != nil {
+                seen.insert(key)
+            }
+            return seen
+        }
     }
 }

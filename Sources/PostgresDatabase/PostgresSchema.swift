@@ -397,6 +397,11 @@ public enum PostgresSchema {
         [
             "CREATE TRIGGER notify_sieve_script AFTER INSERT OR UPDATE OR DELETE ON sieve_script FOR EACH STATEMENT EXECUTE FUNCTION notify_directory()",
         ],
+        // 11: what Sieve scripts remember between messages: the senders a vacation reply went to (per handle) and the ids
+        // the duplicate test has seen, each until its period ends. Shared by every node.
+        [
+            "CREATE TABLE sieve_seen(key text PRIMARY KEY, until double precision NOT NULL)",
+        ],
     ]
 
     public static var currentVersion: Int { migrations.count }

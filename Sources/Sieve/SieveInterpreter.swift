@@ -113,8 +113,38 @@ public enum SieveAction: Hashable, Sendable {
     case fileinto(mailbox: String, create: Bool, flags: [String]? = nil)
     case redirect(address: String)
     case discard
+    /// An auto-reply (RFC 5230): the caller decides whether the sender gets it (the RFC's rules, once per period).
+    case vacation(SieveVacation)
+    /// Refuse the message for this recipient with this reason (RFC 5429 reject and ereject).
+    case reject(reason: String)
 
     public static let keep = SieveAction.keep(flags: nil)
+}
+
+/// A vacation action's arguments (RFC 5230 §4, RFC 6131 :seconds), variables expanded.
+public struct SieveVacation: Hashable, Sendable {
+    public var reason: String
+    public var subject: String?
+    public var from: String?
+    /// The user's other addresses (the recipient's own always counts).
+    public var addresses: [String]
+    /// The reason is a MIME entity (headers, an empty line, the body), not plain text.
+    public var mime: Bool
+    /// Replies with the same handle count as one for "once per period"; by default the reason, subject, from and mime.
+    public var handle: String
+    /// How long a sender gets no second reply: :days (default 7) or :seconds.
+    public var seconds: UInt64
+
+    public init(reason: String, subject: String? = nil, from: String? = nil, addresses: [String] = [], mime: Bool = false, handle: String? = nil,
+                seconds: UInt64 = 7 * 86400) {
+        self.reason = reason
+        self.subject = subject
+        self.from = from
+        self.addresses = addresses
+        self.mime = mime
+        self.handle = handle ?? "\(reason)\u{0}\(subject ?? "")\u{0}\(from ?? "")\u{0}\(mime)"
+        self.seconds = seconds
+    }
 }
 
 /// The outcome of running a script: its actions, and the runtime error that ended it early, if one did. A failed
@@ -138,6 +168,8 @@ public struct SieveResult: Hashable, Sendable {
             case .fileinto(let name, let create, let f): return "fileinto \"\(name)\"" + (create ? " (create)" : "") + flags(f)
             case .redirect(let address): return "redirect <\(address)>"
             case .discard: return "discard"
+            case .vacation(let v): return "vacation \"\(v.subject ?? "")\" every \(v.seconds) s: \(v.reason.prefix(60).replacingOccurrences(of: "\r\n", with: " "))"
+            case .reject(let reason): return "reject \"\(reason)\""
             }
         }
         if out.isEmpty { out = ["discard"] }
@@ -248,6 +280,19 @@ public struct SieveInterpreter {
                 if let variable { variables[variable] = SieveVariables.clip(current.joined(separator: " ")) } else { flags = current }
             case "error":
                 throw SieveError(c.position, "error: " + str(args.strings(0)[0]))
+            case "vacation":
+                // RFC 5230 §4.7 (and Pigeonhole): one vacation per run; :days is at least 1, and both are bounded.
+                guard !actions.contains(where: { if case .vacation = $0 { true } else { false } }) else {
+                    throw SieveError(c.position, "more than one vacation")
+                }
+                let seconds = args.tagNumber("seconds") ?? max(1, args.tagNumber("days") ?? 7) * 86400
+                try add(.vacation(SieveVacation(reason: str(args.strings(0)[0]), subject: args.tagStrings("subject")?.first.map(str),
+                                                from: args.tagStrings("from")?.first.map(str), addresses: args.tagStrings("addresses").map(strs) ?? [],
+                                                mime: args.tags["mime"] != nil, handle: args.tagStrings("handle")?.first.map(str),
+                                                seconds: min(seconds, 365 * 86400))), c)
+            case "reject", "ereject":
+                try add(.reject(reason: str(args.strings(0)[0])), c)
+                cancelKeep = true
             default:
                 throw SieveError(c.position, "unknown command \(c.name)")
             }
@@ -272,6 +317,11 @@ public struct SieveInterpreter {
     /// Records an action once (RFC 5228 §4.1, §4.2: the same mailbox or address twice is one action; with imap4flags
     /// the later flags win).
     private mutating func add(_ action: SieveAction, _ c: SieveCommand) throws(SieveError) {
+        // RFC 5429 §2.1: a rejected message is not also filed or kept; one reject per run.
+        if action.isReject && actions.contains(where: { $0.isReject || $0.isKeep || $0.isFileinto })
+            || (action.isKeep || action.isFileinto) && actions.contains(where: \.isReject) {
+            throw SieveError(c.position, "reject cannot be combined with keep, fileinto or another reject")
+        }
         if let i = actions.firstIndex(where: { $0.sameTarget(action) }) {
             actions[i] = action
             return
@@ -401,6 +451,8 @@ public struct SieveInterpreter {
 
 extension SieveAction {
     var isKeep: Bool { if case .keep = self { true } else { false } }
+    var isFileinto: Bool { if case .fileinto = self { true } else { false } }
+    var isReject: Bool { if case .reject = self { true } else { false } }
 
     /// Two actions that deliver to the same place (whatever their flags).
     func sameTarget(_ other: SieveAction) -> Bool {

@@ -7,7 +7,7 @@ public enum SieveValidator {
     public static let capabilities: Set<String> = [
         "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric",
         "copy", "mailbox", "variables", "imap4flags", "subaddress", "body", "relational", "date", "index", "ihave", "environment",
-        "spamtest", "spamtestplus", "regex",
+        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject",
     ]
 
     /// Checks `commands` (from `SieveParser`); returns the capabilities the script requires.
@@ -255,6 +255,13 @@ public enum SieveValidator {
         "addflag": Spec(ext: "imap4flags", positional: [.string, .strings], optional: .leading),
         "removeflag": Spec(ext: "imap4flags", positional: [.string, .strings], optional: .leading),
         "error": Spec(ext: "ihave", positional: [.string]),
+        "vacation": Spec(ext: "vacation", tags: [
+            "days": .init(group: "period", value: .number), "seconds": .init(ext: "vacation-seconds", group: "period", value: .number),
+            "subject": .init(value: .string), "from": .init(value: .string), "addresses": .init(value: .strings), "mime": .flag(),
+            "handle": .init(value: .string),
+        ], positional: [.string]),
+        "reject": Spec(ext: "reject", positional: [.string]),
+        "ereject": Spec(ext: "ereject", positional: [.string]),
     ]
 
     static let tests: [String: Spec] = [
@@ -302,7 +309,8 @@ struct Args {
     init() {}
 
     /// Tags followed by a value, in every command and test this interpreter knows.
-    static let valued: Set<String> = ["comparator", "value", "count", "flags", "content", "zone", "index"]
+    static let valued: Set<String> = ["comparator", "value", "count", "flags", "content", "zone", "index", "days", "seconds", "subject",
+                                      "from", "addresses", "handle"]
 
     func strings(_ i: Int) -> [String] {
         guard i < positional.count, case .strings(let s, _) = positional[i] else { return [] }

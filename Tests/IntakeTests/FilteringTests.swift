@@ -201,4 +201,70 @@ import Testing
         let copies = try await redirected(rig, "F1")
         #expect(copies.count == 1 && copies.first?.content == "Delivered-To: alice@here.test\r\n" + text)
     }
+
+    func queuedNotices(_ rig: PipelineTests.Rig, _ id: String) async throws -> [(to: String, from: String, content: String)] {
+        var out: [(String, String, String)] = []
+        for line in try await rig.store.deliveryLog(id: id) where line.kind == .filtered && line.detail.contains(" sent to <") {
+            let noticeID = String(line.detail.split(separator: " ").last!)
+            guard let queued = try await rig.store.queuedMessage(queueID: noticeID) else { continue }
+            out.append((queued.recipients.map(\.address).joined(separator: ","), queued.envelope.mailFrom,
+                        String(decoding: try await rig.store.content(of: queued.messageID), as: UTF8.self)))
+        }
+        return out
+    }
+
+    @Test func vacationRepliesOncePerPeriodAndRejectRefusesOrNotifies() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "s", content: """
+            require ["vacation", "reject"];
+            if header :is "subject" "no" { reject "Not today, thanks."; stop; }
+            vacation :days 1 :subject "Away" "I am away until Monday.";
+            """)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        func incoming(_ id: String, from: String = "s@remote.test", to: [String] = ["alice@here.test"], at: Date = Self.start) -> IncomingMessage {
+            var m = message(rig, id: id, to: to)
+            m.envelope.mailFrom = from
+            m.arrived = at
+            return m
+        }
+        let hello = "From: S <s@remote.test>\r\nTo: alice@here.test\r\nSubject: hello\r\nMessage-ID: <m1@remote.test>\r\n\r\nhi\r\n"
+        var outcome = await rig.receive(intake, incoming("V1"), hello)
+        guard case .committed(_, _, _, false) = outcome else { Issue.record("\(outcome)"); return }
+        let replies = try await queuedNotices(rig, "V1")
+        #expect(replies.count == 1 && replies.first?.to == "s@remote.test" && replies.first?.from == "")
+        let reply = replies.first?.content ?? ""
+        #expect(reply.contains("From: <alice@here.test>\r\nTo: <s@remote.test>\r\nSubject: Away\r\n"))
+        #expect(reply.contains("In-Reply-To: <m1@remote.test>") && reply.contains("Auto-Submitted: auto-replied (vacation)"))
+        #expect(reply.contains(Data("I am away until Monday.".utf8).base64EncodedString()))
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 1)
+        // The same sender within the day: no second reply (the log says why); after it, one again.
+        _ = await rig.receive(intake, incoming("V2", at: Self.start.addingTimeInterval(3600)), hello)
+        #expect(try await queuedNotices(rig, "V2").isEmpty)
+        #expect(try await rig.store.deliveryLog(id: "V2").contains { $0.detail.contains("no vacation reply to <s@remote.test>: already replied") })
+        _ = await rig.receive(intake, incoming("V3", at: Self.start.addingTimeInterval(90_000)), hello)
+        #expect(try await queuedNotices(rig, "V3").count == 1)
+        // Never to a list, a bounce, or mail that does not name her.
+        _ = await rig.receive(intake, incoming("V4", from: "x@lists.test"), "List-Id: <l.lists.test>\r\nTo: alice@here.test\r\nSubject: l\r\n\r\nx\r\n")
+        _ = await rig.receive(intake, incoming("V5", from: ""), "To: alice@here.test\r\nSubject: bounce\r\n\r\nx\r\n")
+        _ = await rig.receive(intake, incoming("V6", from: "y@remote.test"), "To: undisclosed-recipients:;\r\nSubject: bcc\r\n\r\nx\r\n")
+        for id in ["V4", "V5", "V6"] { #expect(try await queuedNotices(rig, id).isEmpty, "\(id)") }
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 6)
+
+        // Rejected by her script, and she was the only recipient: refused with 550 at SMTP time, nothing stored.
+        outcome = await rig.receive(intake, incoming("R1"), "To: alice@here.test\r\nSubject: no\r\n\r\nx\r\n")
+        guard case .refused(let refusal) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(refusal.encoded() == "550 5.7.1 Not today, thanks.\r\n")
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 6)
+        #expect(try await rig.store.deliveryLog(id: "R1").map(\.kind) == [.received, .filtered, .refused])
+        // With bob too (the team alias): bob gets it, the sender a rejection notice for alice.
+        outcome = await rig.receive(intake, incoming("R2", to: ["team@here.test"]), "To: team@here.test\r\nSubject: no\r\n\r\nx\r\n")
+        guard case .committed = outcome else { Issue.record("\(outcome)"); return }
+        #expect(try await mailbox(rig, rig.bob, "INBOX").count == 1)
+        let notices = try await queuedNotices(rig, "R2")
+        #expect(notices.count == 1 && notices.first?.from == "")
+        #expect(notices.first?.content.contains("report-type=disposition-notification") == true)
+        #expect(notices.first?.content.contains("Disposition: automatic-action/MDN-sent-automatically; deleted") == true)
+    }
 }

@@ -309,4 +309,44 @@ import Testing
         // A pattern that does not compile matches nothing (and the script goes on).
         #expect(try run("require \"regex\"; if header :regex \"subject\" \"([\" { discard; }", message("Subject: x")).actions == [.keep])
     }
+
+    // MARK: RFC 5230 vacation (RFC 6131 :seconds), RFC 5429 reject and ereject
+
+    @Test func vacationAndReject() throws {
+        let m = message("From: friend@remote.example\nTo: me@example.com\nSubject: lunch")
+        // RFC 5230 §4's example.
+        let script = """
+            require "vacation";
+            if header :contains "subject" "cyrus" {
+                vacation "I'm out -- send mail to cyrus-bugs";
+            } else {
+                vacation "I'm out -- call me at +1 304 555 0123";
+            }
+            """
+        let r = try run(script, m)
+        #expect(r.actions == [.vacation(SieveVacation(reason: "I'm out -- call me at +1 304 555 0123")), .keep])
+        let full = try run("""
+            require ["vacation", "vacation-seconds", "variables"];
+            set "who" "Ken";
+            vacation :seconds 1800 :subject "Away: ${who}" :from "ken@example.com" :addresses ["k@example.com"] :handle "h1" "Back soon";
+            """, m)
+        guard case .vacation(let v)? = full.actions.first else { Issue.record("\(full)"); return }
+        #expect(v.seconds == 1800 && v.subject == "Away: Ken" && v.from == "ken@example.com" && v.addresses == ["k@example.com"] && v.handle == "h1")
+        // :days 0 is a day at least; a second vacation in one run is an error (the message is kept).
+        guard case .vacation(let day)? = try run("require \"vacation\"; vacation :days 0 \"x\";", m).actions.first else { Issue.record("no vacation"); return }
+        #expect(day.seconds == 86400)
+        #expect(try run("require \"vacation\"; vacation \"a\"; vacation \"b\";", m).error != nil)
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"vacation\"; vacation :seconds 5 \"x\";") }
+        // The same reason, subject and sender make the same handle; another reason another.
+        #expect(SieveVacation(reason: "a").handle == SieveVacation(reason: "a").handle && SieveVacation(reason: "a").handle != SieveVacation(reason: "b").handle)
+
+        // reject cancels the implicit keep; it cannot go with keep or fileinto (RFC 5429 §2.1).
+        #expect(try run("require \"reject\"; reject \"I never read mail from you\";", m).actions == [.reject(reason: "I never read mail from you")])
+        #expect(try run("require \"ereject\"; ereject \"no\";", m).actions == [.reject(reason: "no")])
+        let both = try run("require [\"reject\", \"fileinto\"]; fileinto \"x\"; reject \"no\";", m)
+        #expect(both.actions == [.keep] && both.error != nil)
+        #expect(try run("require \"reject\"; reject \"no\"; keep;", m).error != nil)
+        #expect(try run("require [\"reject\", \"copy\"]; redirect :copy \"a@b.example\"; reject \"no\";", m).actions
+                == [.redirect(address: "a@b.example"), .reject(reason: "no")])
+    }
 }

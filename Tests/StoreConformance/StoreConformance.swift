@@ -49,7 +49,33 @@ public enum StoreConformance {
         Case(name: "queue leases renewed by their runner hold past the first lease; finished ones are not renewed", body: leaseRenewal),
         Case(name: "Sieve scripts: one active at a time, the active one kept, renamed with its state, gone with the account", body: sieveScripts),
         Case(name: "active scripts for delivery: cached, every change seen at the next read; flags per target", body: activeScripts),
+        Case(name: "what scripts remember: one claim per key and period, concurrent claims give one winner, forgotten, pruned", body: sieveSeen),
     ]
+
+    static func sieveSeen(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let now = clock.now, day = now.addingTimeInterval(86400)
+        if try await !store.markSieveSeen("k1", until: day, now: now) { problems.append("a new key was not claimed") }
+        if try await store.markSieveSeen("k1", until: day, now: now.addingTimeInterval(3600)) { problems.append("a current key claimed twice") }
+        if try await store.sieveSeen(["k1", "k2"], now: now) != ["k1"] { problems.append("seen keys") }
+        // Its period over, the key is free again (and taken for a new period).
+        if try await !store.markSieveSeen("k1", until: day.addingTimeInterval(86400), now: day) { problems.append("an expired key not claimed") }
+        if try await store.sieveSeen(["k1"], now: day.addingTimeInterval(3600)) != ["k1"] { problems.append("the new period not kept") }
+        try await store.forgetSieveSeen("k1")
+        if try await !store.sieveSeen(["k1"], now: now).isEmpty { problems.append("a forgotten key still seen") }
+        // Ten claims at once for one key: one winner.
+        let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for _ in 0..<10 { group.addTask { try await store.markSieveSeen("race", until: day, now: now) } }
+            var n = 0
+            for try await won in group where won { n += 1 }
+            return n
+        }
+        if wins != 1 { problems.append("\(wins) concurrent claims won") }
+        _ = try await store.markSieveSeen("old", until: now.addingTimeInterval(60), now: now)
+        _ = try await store.prunePolicyState(rule: GreylistRule(delay: 300, window: 86400, remember: 30 * 86400), now: now.addingTimeInterval(120))
+        if try await store.markSieveSeen("old", until: day, now: now) == false { problems.append("a pruned key still held") }
+        return problems
+    }
 
     static func activeScripts(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
         var problems: [String] = []
