@@ -99,6 +99,12 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
         ] + nio),
+        // ManageSieve (RFC 5804) over ServerCore: users' Sieve scripts, checked by the Sieve module.
+        .target(name: "ManageSieveServer", dependencies: [
+            "ServerCore", "MailCore", "MailStore", "SASL", "Sieve",
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Logging", package: "swift-log"),
+        ] + nio),
         // POP3 (RFC 1939, 2449, 5034) over ServerCore.
         .target(name: "POP3Server", dependencies: [
             "ServerCore", "MailCore", "MailStore", "POP3Codec", "SASL", "TernConfig",
@@ -130,7 +136,7 @@ let package = Package(
         // The listeners of every protocol, assembled, and the long-running services (listeners, the outbound queue,
         // log pruning) under one structured lifecycle with SIGTERM draining.
         .target(name: "MailServer", dependencies: [
-            "ServerCore", "SMTPServer", "IMAPServer", "POP3Server", "IMAPMailboxView", "Intake", "MailDelivery", "MailCore", "MailAuth", "MailStore", "TernConfig",
+            "ServerCore", "SMTPServer", "IMAPServer", "POP3Server", "ManageSieveServer", "IMAPMailboxView", "Intake", "MailDelivery", "MailCore", "MailAuth", "MailStore", "TernConfig",
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -162,6 +168,7 @@ let package = Package(
         .testTarget(name: "MailCoreTests", dependencies: ["TernTestSupport", "MailCore"]),
         .testTarget(name: "MailMessageTests", dependencies: ["TernTestSupport", "MailMessage"]),
         .testTarget(name: "SieveTests", dependencies: ["Sieve"]),
+        .testTarget(name: "ManageSieveTests", dependencies: ["ManageSieveServer"]),
         .testTarget(name: "SMTPCodecTests", dependencies: ["TernTestSupport", "SMTPCodec", "MailCore"]),
         .testTarget(name: "TernConfigTests", dependencies: ["TernTestSupport", "TernConfig"]),
         .testTarget(name: "IMAPCodecTests", dependencies: ["TernTestSupport", "IMAPCodec"]),

@@ -18,7 +18,7 @@ TERN = os.path.abspath(os.environ.get("TERN_BIN") or str(Path(__file__).resolve(
 class Tern:
     """One Tern server with its own config and data folder."""
 
-    SERVICES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s")
+    SERVICES = ("smtp", "submission", "submissions", "imap", "imaps", "pop3", "pop3s", "managesieve")
 
     def __init__(self, workdir, settings=None, hostname="mx.tern.test", host="127.0.0.1", listen=None):
         """`host`: the loopback address every service binds (port 0: any free one); `listen` overrides single services,

@@ -12,6 +12,7 @@ import MailAuth
 import ServerCore
 import IMAPServer
 import POP3Server
+import ManageSieveServer
 import TernConfig
 
 /// Binds the configured listeners and serves them until `stop()`.
@@ -89,6 +90,8 @@ public final class TernServer: Sendable {
              { POP3ConnectionHandler(server: server, connection: $0, isTLS: $1) }),
             (.pop3s, POP3ConnectionHandler.farewells, true, POP3ConnectionHandler.preAuthTimeout,
              { POP3ConnectionHandler(server: server, connection: $0, isTLS: $1) }),
+            (.managesieve, ManageSieveConnectionHandler.farewells, false, ManageSieveConnectionHandler.preAuthTimeout,
+             { ManageSieveConnectionHandler(server: server, connection: $0, isTLS: $1) }),
         ]
         let limits = context.config.limits
         let proxyNetworks = context.config.proxy.trustedNetworks.compactMap(IPNetwork.init)

@@ -89,7 +89,7 @@ public struct TernConfiguration: Sendable {
     }
 
     public enum Service: String, CaseIterable, Sendable {
-        case smtp, submission, submissions, imap, imaps, pop3, pop3s
+        case smtp, submission, submissions, imap, imaps, pop3, pop3s, managesieve
 
         /// The port the service has on the Internet (RFC 5321, 6409, 8314, 9051, 1939).
         public var standardPort: Int {
@@ -101,6 +101,7 @@ public struct TernConfiguration: Sendable {
             case .imaps: 993
             case .pop3: 110
             case .pop3s: 995
+            case .managesieve: 4190
             }
         }
     }

@@ -47,6 +47,8 @@ public enum ConfigSchema {
               doc: "IMAP with implicit TLS (RFC 8314). In production: [\"0.0.0.0:993\", \"[::]:993\"]."),
         Field(path: "listen.pop3", kind: .listenList, defaultValue: "[\"127.0.0.1:1110\"]", doc: "POP3 with STLS (110)."),
         Field(path: "listen.pop3s", kind: .listenList, defaultValue: "[\"127.0.0.1:1995\"]", doc: "POP3 with implicit TLS (995)."),
+        Field(path: "listen.managesieve", kind: .listenList, defaultValue: "[\"127.0.0.1:4190\"]",
+              doc: "ManageSieve (RFC 5804): users' mail filters from their mail programs, with STARTTLS; login only after TLS except from loopback. In production: [\"0.0.0.0:4190\", \"[::]:4190\"]."),
         Field(path: "tls.certificate", kind: .path, defaultValue: "\"\"",
               doc: "PEM certificate chain. Empty: a self-signed certificate for `hostname` is made at first start (in <data>/tls)."),
         Field(path: "tls.key", kind: .path, defaultValue: "\"\"", doc: "PEM private key for the certificate."),

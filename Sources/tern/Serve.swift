@@ -147,6 +147,7 @@ struct Serve: AsyncParsableCommand {
             case .imaps: out += "  (IMAP over TLS\(selfSigned))\n"
             case .pop3: out += "  (POP3, STLS\(selfSigned))\n"
             case .pop3s: out += "  (POP3 over TLS\(selfSigned))\n"
+            case .managesieve: out += "  (ManageSieve: mail filters, STARTTLS\(selfSigned))\n"
             default: out += "\n"
             }
         }
