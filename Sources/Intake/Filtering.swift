@@ -66,9 +66,11 @@ public struct FilterPlan: Sendable, Hashable {
     }
 
     /// `base`: the plan's targets (INBOX, or Junk for a message the checks judged spam: a script's keep files it there
-    /// too). `mailboxes`: each scripted account's mailbox names. `looping`: recipients a redirect would send the message
+    /// too). `mailboxes`: each scripted account's mailbox names, `specialUses` its special-use mailboxes by flag (lower
+    /// case). `looping`: recipients a redirect would send the message
     /// back through (its header already names them in a Delivered-To field): their redirects keep the message instead.
-    public init(base: [DeliveryTarget], runs: [FilterRun], mailboxes: [AccountID: Set<String>], looping: Set<String> = []) {
+    public init(base: [DeliveryTarget], runs: [FilterRun], mailboxes: [AccountID: Set<String>], specialUses: [AccountID: [String: String]] = [:],
+                looping: Set<String> = []) {
         var targets: [DeliveryTarget] = [], creates: [Mailbox] = [], redirects: [Redirect] = [], notes: [String] = []
         var filtered: [AccountID] = []
         var vacations: [Vacation] = [], rejections: [Rejection] = []
@@ -85,8 +87,10 @@ public struct FilterPlan: Sendable, Hashable {
                 case .keep(let flags):
                     add(Self.flagged(target, flags))
                     done.append(target.specialUse == .junk ? "kept in Junk" : "kept in INBOX")
-                case .fileinto(let name, let create, let flags):
-                    let existing = name.uppercased() == "INBOX" ? "INBOX" : names.contains(name) ? name : nil
+                case .fileinto(let name, let create, let flags, let use):
+                    // :specialuse (RFC 8579) names the user's mailbox with that use first, the given name otherwise.
+                    let special = use.flatMap { specialUses[target.account]?[$0.lowercased()] }
+                    let existing = special ?? (name.uppercased() == "INBOX" ? "INBOX" : names.contains(name) ? name : nil)
                     if let existing {
                         add(Self.flagged(DeliveryTarget(account: target.account, mailbox: existing), flags))
                         done.append("filed into \"\(existing)\"")
@@ -238,8 +242,17 @@ extension Intake {
         do {
             let scripts = try await store.activeScripts(accounts: base.map(\.account))
             let compiled = scripts.mapValues { compiledScripts.compiled($0) }
+            var recipientOf: [AccountID: String] = [:]
+            for (r, route) in zip(m.envelope.recipients, m.routes) {
+                if case .local(let accounts) = route { for a in accounts where recipientOf[a] == nil { recipientOf[a] = r.address } }
+            }
+            func domain(_ account: AccountID) -> String { recipientOf[account].flatMap { $0.split(separator: "@").last.map(String.init) } ?? "" }
+            // The accounts whose mail goes through the filters: a script of their own, or the administrator's for the domain.
+            let filtered = Set(base.map(\.account).filter { compiled[$0] != nil || adminScripts.applies(to: domain($0)) })
+            let everyScript = compiled.values.compactMap { try? $0.get() }
+                + filtered.flatMap { let a = adminScripts.scripts(domain: domain($0)); return a.before + a.after }
             // The header, or as much of the message as the body test reads (bounded).
-            let readsBody = compiled.values.contains { (try? $0.get())?.readsBody == true }
+            let readsBody = everyScript.contains(where: \.readsBody)
             let limit = readsBody ? Self.bodyReadLimit : Self.headerReadLimit
             let head: [UInt8]
             switch content {
@@ -248,11 +261,10 @@ extension Intake {
                 let url = store.blobs.url(for: key)
                 head = try await work.run { try Self.readPrefix(url, max: limit) }
             }
-            let parsed = SieveMessage(bytes: head, envelopeFrom: "", envelopeTo: "")
-            let fields = parsed.fields
-            var mailboxes: [AccountID: Set<String>] = [:]
-            for (account, script) in compiled where (try? script.get())?.required.contains("mailbox") == true {
-                mailboxes[account] = Set(try await store.mailboxes(account: account).map(\.name))
+            let fields = SieveMessage(bytes: head, envelopeFrom: "", envelopeTo: "").fields
+            var boxes: [AccountID: [MailboxInfo]] = [:]
+            if everyScript.contains(where: { !$0.required.isDisjoint(with: ["mailbox", "special-use"]) }) {
+                for account in filtered { boxes[account] = try await store.mailboxes(account: account) }
             }
             var environment = SieveEnvironment(now: m.arrived, zoneOffset: TimeZone.current.secondsFromGMT(for: m.arrived), items: [
                 "domain": config.hostname.split(separator: ".").dropFirst().joined(separator: "."), "host": config.hostname,
@@ -260,36 +272,41 @@ extension Intake {
             ])
             if let client = m.client { environment.items["remote-ip"] = client.address }
             if let iprev = m.client?.facts?.iprev, iprev.result == .pass, let name = iprev.name { environment.items["remote-host"] = name }
-            if let percent = prepared.spamPercent {
+            // Mail the checks sent to Junk (a spam score over the threshold, DMARC quarantine) is at least 50%.
+            if prepared.spamPercent != nil || prepared.junk {
+                let percent = max(prepared.spamPercent ?? 0, prepared.junk ? 50 : 0)
                 environment.spamPercent = percent
                 environment.spamScore = 1 + Int((Double(percent) * 9 / 100).rounded())
             }
-            var recipientOf: [AccountID: String] = [:]
-            for (r, route) in zip(m.envelope.recipients, m.routes) {
-                if case .local(let accounts) = route { for a in accounts where recipientOf[a] == nil { recipientOf[a] = r.address } }
-            }
             var runs: [FilterRun] = []
-            for target in base {
-                guard let text = scripts[target.account] else { continue }
+            for target in base where filtered.contains(target.account) {
                 let recipient = recipientOf[target.account] ?? ""
                 let message = SieveMessage(fields: fields, size: content.size, envelopeFrom: m.envelope.mailFrom, envelopeTo: recipient,
                                            bytes: readsBody ? head : nil)
-                environment.mailboxes = mailboxes[target.account]
+                environment.mailboxes = boxes[target.account].map { Set($0.map(\.name)) }
+                environment.specialUses = Self.specialUses(boxes[target.account] ?? [])
+                let admin = adminScripts.scripts(domain: domain(target.account))
                 let result: SieveResult
-                switch compiled[target.account] ?? compiledScripts.compiled(text) {
-                case .success(let script): result = SieveInterpreter.run(script, message: message, environment: environment)
-                case .failure(let error): result = SieveResult(actions: [.keep], error: error)
+                switch compiled[target.account] {
+                case .failure(let error)?: result = SieveResult(actions: [.keep], error: error)
+                case .success(let script)?:
+                    result = SieveInterpreter.run(before: admin.before, script: script, after: admin.after, message: message, environment: environment)
+                case nil:
+                    result = SieveInterpreter.run(before: admin.before, script: nil, after: admin.after, message: message, environment: environment)
                 }
                 if let error = result.error {
                     m.logger.warning("sieve script failed, message kept", metadata: ["msg": "\(m.queueID)", "rcpt": "\(recipient)", "error": "\(error)"])
                 }
                 runs.append(FilterRun(account: target.account, recipient: recipient, result: result))
             }
-            for run in runs where mailboxes[run.account] == nil && run.result.actions.contains(where: { if case .fileinto = $0 { true } else { false } }) {
-                mailboxes[run.account] = Set(try await store.mailboxes(account: run.account).map(\.name))
+            for run in runs where boxes[run.account] == nil && run.result.actions.contains(where: { if case .fileinto = $0 { true } else { false } }) {
+                boxes[run.account] = try await store.mailboxes(account: run.account)
             }
             let trace = FilterPlan.deliveredTo(fields)
-            let filter = FilterPlan(base: base, runs: runs, mailboxes: mailboxes,
+            // The filters decide where spam goes for the accounts they ran for (Tern's after script files it in Junk).
+            let filterBase = base.map { filtered.contains($0.account) ? DeliveryTarget(account: $0.account) : $0 }
+            let filter = FilterPlan(base: filterBase, runs: runs, mailboxes: boxes.mapValues { Set($0.map(\.name)) },
+                                    specialUses: boxes.mapValues(Self.specialUses),
                                     looping: trace.everyone ? Set(runs.map { $0.recipient.lowercased() }) : trace.addresses)
             // Rejected by every recipient's script, with nothing else to do: refused at SMTP time (RFC 5429 §2.1).
             if !filter.rejections.isEmpty, filter.targets.isEmpty, filter.redirects.isEmpty, plan.remote.isEmpty,
@@ -406,6 +423,13 @@ extension Intake {
         sink.discard()
         return await SenderNotice.delivery(content, to: sender, about: original, kind: .filtered, sent: sent,
                                            received: "from Tern (\(sent))", logging: logging, store: store, now: now)
+    }
+
+    /// An account's special-use mailboxes by their flag in lower case.
+    static func specialUses(_ boxes: [MailboxInfo]) -> [String: String] {
+        var out: [String: String] = [:]
+        for b in boxes { if let use = b.specialUse, out[use.rawValue.lowercased()] == nil { out[use.rawValue.lowercased()] = b.name } }
+        return out
     }
 
     /// How much of a stored message's start the scripts read for its header, and for the body test.

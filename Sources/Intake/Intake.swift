@@ -71,6 +71,8 @@ public final class Intake: Sendable {
     private let postmasters = Mutex<[String: (AccountID?, Date)]>([:])
     /// Sieve scripts parsed once, by their text.
     let compiledScripts = CompiledScripts()
+    /// The administrator's scripts around the users' (`sieve.scripts`, read at start).
+    public let adminScripts: SieveAdminScripts
 
     public init(store: any MailStore, config: TernConfiguration, checks: InboundChecks?, work: any BlockingWork, logger: Logger) {
         self.store = store
@@ -79,6 +81,13 @@ public final class Intake: Sendable {
         self.work = work
         keyring = DKIMKeyring(store: store, logger: logger)
         tester = MailTester(config: config)
+        do {
+            adminScripts = try SieveAdminScripts.load(config.sieveScripts)
+        } catch {
+            // `tern serve` checks them before it starts; a script that broke since is left out, loudly.
+            logger.error("cannot use the administrator's Sieve scripts", metadata: ["error": "\(error)"])
+            adminScripts = SieveAdminScripts()
+        }
     }
 
     /// The recipient policy for messages from `source`.
@@ -192,7 +201,8 @@ public final class Intake: Sendable {
         let write: @Sendable (Prepared) -> Void = { [self] prepared in
             // Step 3b: the recipients' Sieve scripts, when any has one (known from the store's cache, usually).
             let base = prepared.junk ? plan.intoJunk().targets : plan.targets
-            if !base.isEmpty, store.cachedActiveScripts(accounts: base.map(\.account))?.isEmpty != true {
+            if !base.isEmpty, store.cachedActiveScripts(accounts: base.map(\.account))?.isEmpty != true
+                || plan.localAddresses.contains(where: { adminScripts.applies(to: $0.split(separator: "@").last.map(String.init) ?? "") }) {
                 Task { await commitFiltered(m, plan, prepared, base: base, completion: completion) }
                 return
             }

@@ -90,17 +90,20 @@ public struct SieveEnvironment: Sendable {
     public var items: [String: String]
     /// The user's mailbox names; nil: not known (mailboxexists is then false).
     public var mailboxes: Set<String>?
+    /// The user's special-use mailboxes by their flag in lower case (`\\junk`), for RFC 8579's specialuse_exists.
+    public var specialUses: [String: String] = [:]
     /// spamtest's value, 1 to 10 (0: not tested), and spamtestplus's percentage.
     public var spamScore: Int?
     public var spamPercent: Int?
 
     public init(now: Date = Date(timeIntervalSince1970: 0), zoneOffset: Int = 0, items: [String: String] = [:], mailboxes: Set<String>? = nil,
-                spamScore: Int? = nil, spamPercent: Int? = nil) {
+                spamScore: Int? = nil, spamPercent: Int? = nil, specialUses: [String: String] = [:]) {
         self.now = now
         self.zoneOffset = zoneOffset
         self.items = items
         self.mailboxes = mailboxes
         self.spamScore = spamScore
+        self.specialUses = specialUses
         self.spamPercent = spamPercent
     }
 }
@@ -110,7 +113,8 @@ public struct SieveEnvironment: Sendable {
 public enum SieveAction: Hashable, Sendable {
     /// File into INBOX (an explicit `keep`, or the implicit keep).
     case keep(flags: [String]? = nil)
-    case fileinto(mailbox: String, create: Bool, flags: [String]? = nil)
+    /// `specialUse`: RFC 8579's :specialuse, the mailbox with that special use (RFC 6154) when the user has one.
+    case fileinto(mailbox: String, create: Bool, flags: [String]? = nil, specialUse: String? = nil)
     case redirect(address: String)
     case discard
     /// An auto-reply (RFC 5230): the caller decides whether the sender gets it (the RFC's rules, once per period).
@@ -165,7 +169,8 @@ public struct SieveResult: Hashable, Sendable {
             func flags(_ f: [String]?) -> String { f.map { " flags [\($0.joined(separator: " "))]" } ?? "" }
             switch a {
             case .keep(let f): return "keep" + flags(f)
-            case .fileinto(let name, let create, let f): return "fileinto \"\(name)\"" + (create ? " (create)" : "") + flags(f)
+            case .fileinto(let name, let create, let f, let use):
+                return "fileinto " + (use.map { "\($0) or " } ?? "") + "\"\(name)\"" + (create ? " (create)" : "") + flags(f)
             case .redirect(let address): return "redirect <\(address)>"
             case .discard: return "discard"
             case .vacation(let v): return "vacation \"\(v.subject ?? "")\" every \(v.seconds) s: \(v.reason.prefix(60).replacingOccurrences(of: "\r\n", with: " "))"
@@ -190,7 +195,7 @@ public struct SieveInterpreter {
     let message: SieveMessage
     let environment: SieveEnvironment
     let limits: SieveRunLimits
-    let required: Set<String>
+    var required: Set<String>
     private var actions: [SieveAction] = []
     private var cancelKeep = false
     private var redirects = 0
@@ -202,15 +207,47 @@ public struct SieveInterpreter {
 
     public static func run(_ script: SieveScript, message: SieveMessage, environment: SieveEnvironment = SieveEnvironment(),
                            limits: SieveRunLimits = SieveRunLimits()) -> SieveResult {
-        var me = SieveInterpreter(message: message, environment: environment, limits: limits, required: script.required)
+        run(before: [], script: script, after: [], message: message, environment: environment, limits: limits)
+    }
+
+    /// The administrator's scripts around the user's (as Pigeonhole's sieve_before and sieve_after): `before` first,
+    /// then the user's script, then `after` — only while keep is still in effect (no script stopped, and the implicit
+    /// keep stands, or an explicit keep took its place: the after scripts may then move it). They share the actions
+    /// and the implicit keep; each has its own variables. An error anywhere keeps the message.
+    public static func run(before: [SieveScript], script: SieveScript?, after: [SieveScript], message: SieveMessage,
+                           environment: SieveEnvironment = SieveEnvironment(), limits: SieveRunLimits = SieveRunLimits()) -> SieveResult {
+        var me = SieveInterpreter(message: message, environment: environment, limits: limits, required: [])
+        var usesFlags = false
         do {
-            try me.block(script.commands)
+            for s in before + (script.map { [$0] } ?? []) where !me.stopped {
+                try me.start(s)
+                usesFlags = usesFlags || s.required.contains("imap4flags")
+            }
+            // "Keep still in effect": the implicit keep, or an explicit keep, which the after scripts may then move.
+            let explicitKeep = me.actions.contains(where: \.isKeep)
+            if !me.stopped && !after.isEmpty && (!me.cancelKeep || explicitKeep) {
+                if explicitKeep {
+                    me.actions.removeAll(where: \.isKeep)
+                    me.cancelKeep = false
+                }
+                for s in after where !me.stopped {
+                    try me.start(s)
+                    usesFlags = usesFlags || s.required.contains("imap4flags")
+                }
+            }
         } catch {
             return SieveResult(actions: [.keep], error: error)
         }
-        let imapFlags = me.required.contains("imap4flags")
-        if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(.keep(flags: imapFlags ? me.flags : nil)) }
+        if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(.keep(flags: usesFlags ? me.flags : nil)) }
         return SieveResult(actions: me.actions, error: nil)
+    }
+
+    /// Runs one script of a sequence: its own capabilities and variables, the shared actions.
+    private mutating func start(_ script: SieveScript) throws(SieveError) {
+        required = script.required
+        variables = [:]
+        matchValues = []
+        try block(script.commands)
     }
 
     private init(message: SieveMessage, environment: SieveEnvironment, limits: SieveRunLimits, required: Set<String>) {
@@ -255,7 +292,9 @@ public struct SieveInterpreter {
             case "fileinto":
                 // RFC 5228 §4.1: filing into INBOX is a keep.
                 let name = str(args.strings(0)[0]), flags = actionFlags(args)
-                try add(name.uppercased() == "INBOX" ? .keep(flags: flags) : .fileinto(mailbox: name, create: args.tags["create"] != nil, flags: flags), c)
+                let use = args.tagStrings("specialuse")?.first.map(str)
+                try add(name.uppercased() == "INBOX" && use == nil ? .keep(flags: flags)
+                        : .fileinto(mailbox: name, create: args.tags["create"] != nil, flags: flags, specialUse: use), c)
                 if args.tags["copy"] == nil { cancelKeep = true }
             case "redirect":
                 redirects += 1
@@ -411,6 +450,11 @@ public struct SieveInterpreter {
         case "mailboxexists":
             guard let boxes = environment.mailboxes else { return false }
             return strs(args.strings(0)).allSatisfy { $0.uppercased() == "INBOX" || boxes.contains($0) }
+        case "specialuse_exists":
+            // RFC 8579 §4: every flag names a mailbox (the given one, when a mailbox is named).
+            let flags = strs(args.strings(args.positional.count - 1)).map { $0.lowercased() }
+            let mailbox = args.positional.count == 2 ? str(args.strings(0)[0]) : nil
+            return flags.allSatisfy { f in environment.specialUses[f].map { mailbox == nil || $0 == mailbox } ?? false }
         case "spamtest":
             let percent = args.tags["percent"] != nil
             let value = percent ? environment.spamPercent.map { String(min(100, max(0, $0))) } : environment.spamScore.map { String(min(10, max(0, $0))) }
@@ -458,7 +502,7 @@ extension SieveAction {
     func sameTarget(_ other: SieveAction) -> Bool {
         switch (self, other) {
         case (.keep, .keep): true
-        case (.fileinto(let a, _, _), .fileinto(let b, _, _)): a == b
+        case (.fileinto(let a, _, _, let u), .fileinto(let b, _, _, let v)): a == b && u?.lowercased() == v?.lowercased()
         case (.redirect(let a), .redirect(let b)): a.lowercased() == b.lowercased()
         default: false
         }

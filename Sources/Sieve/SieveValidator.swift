@@ -7,7 +7,7 @@ public enum SieveValidator {
     public static let capabilities: Set<String> = [
         "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric",
         "copy", "mailbox", "variables", "imap4flags", "subaddress", "body", "relational", "date", "index", "ihave", "environment",
-        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject",
+        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use",
     ]
 
     /// Checks `commands` (from `SieveParser`); returns the capabilities the script requires.
@@ -246,7 +246,8 @@ public enum SieveValidator {
         "stop": Spec(), "discard": Spec(),
         "keep": Spec(tags: ["flags": .init(ext: "imap4flags", value: .strings)]),
         "fileinto": Spec(ext: "fileinto", tags: ["copy": .flag("copy"), "create": .flag("mailbox"),
-                                                 "flags": .init(ext: "imap4flags", value: .strings)], positional: [.string]),
+                                                 "flags": .init(ext: "imap4flags", value: .strings),
+                                                 "specialuse": .init(ext: "special-use", value: .string)], positional: [.string]),
         "redirect": Spec(tags: ["copy": .flag("copy")], positional: [.string]),
         "set": Spec(ext: "variables", tags: [
             "lower": .flag(), "upper": .flag(), "lowerfirst": .flag(), "upperfirst": .flag(), "quotewildcard": .flag(), "length": .flag(),
@@ -282,6 +283,7 @@ public enum SieveValidator {
         "environment": Spec(ext: "environment", positional: [.string, .strings], matching: true),
         "ihave": Spec(ext: "ihave", positional: [.strings]),
         "mailboxexists": Spec(ext: "mailbox", positional: [.strings]),
+        "specialuse_exists": Spec(ext: "special-use", positional: [.string, .strings], optional: .leading),
         "spamtest": Spec(ext: "spamtest", tags: ["percent": .flag("spamtestplus")], positional: [.string], matching: true),
     ]
 }
@@ -310,7 +312,7 @@ struct Args {
 
     /// Tags followed by a value, in every command and test this interpreter knows.
     static let valued: Set<String> = ["comparator", "value", "count", "flags", "content", "zone", "index", "days", "seconds", "subject",
-                                      "from", "addresses", "handle"]
+                                      "from", "addresses", "handle", "specialuse"]
 
     func strings(_ i: Int) -> [String] {
         guard i < positional.count, case .strings(let s, _) = positional[i] else { return [] }

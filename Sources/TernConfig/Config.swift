@@ -51,6 +51,8 @@ public struct TernConfiguration: Sendable {
     /// Where mail for postmaster@ a served domain goes when the domain has no account or alias of that name (RFC 5321
     /// §4.5.1 requires it to be taken); nil: the domain's oldest account.
     public var postmaster: EmailAddress?
+    /// The folder of the administrator's Sieve scripts run around the users' (`sieve.scripts`); nil: none.
+    public var sieveScripts: URL?
     /// A PostgreSQL database's URL (`store`), or nil for the embedded store in the data folder.
     public var store: String?
     /// The file with the store's database password (`store_password_file`).

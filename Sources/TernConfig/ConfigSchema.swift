@@ -133,6 +133,8 @@ public enum ConfigSchema {
               doc: "Messages scoring at least this much are delivered to the Junk mailbox."),
         Field(path: "spam.reject_score", kind: .number(-100...1000), defaultValue: "12.0",
               doc: "Messages scoring at least this much are refused at the end of DATA (550 5.7.1)."),
+        Field(path: "sieve.scripts", kind: .path, defaultValue: "\"\"",
+              doc: "A folder of the administrator's Sieve scripts run around each user's own: before.sieve and after.sieve for every domain, <domain>/before.sieve and <domain>/after.sieve for one (see docs/filters.md). Read and checked at start. Empty: none, and spam goes to Junk."),
         Field(path: "log.level", kind: .string, defaultValue: "\"info\"", doc: "trace, debug, info, notice, warning, error or critical."),
         Field(path: "log.delivery_retention", kind: .duration, defaultValue: "\"30d\"",
               doc: "How long the delivery log keeps what happened to each message (received, checks, stored, queued, every delivery attempt, bounced), which `tern trace` shows. \"0\": no delivery log."),
@@ -363,6 +365,7 @@ public enum ConfigSchema {
         configuration.postmaster = postmaster
         configuration.store = store.isEmpty ? nil : store
         configuration.storePasswordFile = path("store_password_file")
+        configuration.sieveScripts = path("sieve.scripts")
         if !runAsUser.isEmpty { configuration.runAs = (runAsUser, runAsGroup.isEmpty ? nil : runAsGroup) }
         configuration.proxy = TernConfiguration.Proxy(services: Set(proxyServices), trustedNetworks: proxyNetworks)
         configuration.shutdownGrace = duration("limits.shutdown_grace")

@@ -84,6 +84,8 @@ struct Serve: AsyncParsableCommand {
 
         // The one clock of the whole server: the store, the sessions, the checks and the queue read the time from it.
         let clock = SystemClock()
+        // The administrator's Sieve scripts are checked before anything is served.
+        do { _ = try SieveAdminScripts.load(config.sieveScripts) } catch { throw CommandFailure("\(error)") }
         let store = try await StoreFactory.open(config, clock: clock)
         // Nothing in tmp/ was ever acknowledged; a blob no row names was never acknowledged either.
         try store.cleanTemporaryFiles()

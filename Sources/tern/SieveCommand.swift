@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import MailCore
 import MailStore
+import Intake
 import Sieve
 
 /// `tern sieve …`: a user's Sieve scripts (RFC 5228), as ManageSieve will offer them. A script is checked before it is
@@ -123,10 +124,15 @@ struct SieveCommand: AsyncParsableCommand {
             m.envelopeFrom = from ?? m.fields.first { $0.name.lowercased() == "return-path" }.map {
                 $0.value.trimmingCharacters(in: CharacterSet(charactersIn: "<> "))
             } ?? ""
-            let env = SieveEnvironment(now: Date(), zoneOffset: TimeZone.current.secondsFromGMT(), items: [
+            let boxes = try await store.mailboxes(account: account)
+            var env = SieveEnvironment(now: Date(), zoneOffset: TimeZone.current.secondsFromGMT(), items: [
                 "name": "Tern", "location": "MDA", "phase": "during", "host": config.hostname, "version": "1",
-            ], mailboxes: Set(try await store.mailboxes(account: account).map(\.name)))
-            for line in SieveInterpreter.run(try SieveScript.compile(text), message: m, environment: env).lines { print(line) }
+            ], mailboxes: Set(boxes.map(\.name)))
+            for b in boxes { if let use = b.specialUse { env.specialUses[use.rawValue.lowercased()] = b.name } }
+            // With the administrator's scripts for the user's domain around it, as at delivery.
+            let admin = try SieveAdminScripts.load(config.sieveScripts).scripts(domain: (to ?? user).split(separator: "@").last.map(String.init) ?? "")
+            let result = SieveInterpreter.run(before: admin.before, script: try SieveScript.compile(text), after: admin.after, message: m, environment: env)
+            for line in result.lines { print(line) }
         }
     }
 

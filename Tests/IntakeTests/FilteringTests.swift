@@ -267,4 +267,75 @@ import Testing
         #expect(notices.first?.content.contains("report-type=disposition-notification") == true)
         #expect(notices.first?.content.contains("Disposition: automatic-action/MDN-sent-automatically; deleted") == true)
     }
+
+    @Test func spamGoesToJunkThroughTheAfterScriptUnlessTheUserFiledIt() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake { dns in
+            dns.txt["soft.test"] = ["v=spf1 ip4:192.0.2.0/24 -all"]
+            dns.txt["_dmarc.soft.test"] = ["v=DMARC1; p=quarantine"]
+        }
+        let checks = try #require(intake.checks)
+        let facts = await checks.connect("198.51.100.7")
+        let spf = await checks.mailFrom(client: facts, helo: "x.test", sender: "a@soft.test").spf
+        func quarantined(_ id: String) -> IncomingMessage {
+            IncomingMessage(source: .mx, envelope: IntakeEnvelope(mailFrom: "a@soft.test", recipients: [.init(address: "alice@here.test")]),
+                            routes: [.local([rig.alice])], queueID: id, arrived: Self.start,
+                            client: IntakeClient(address: "198.51.100.7", helo: "x.test", facts: facts, spf: spf),
+                            received: "from x.test", returnPathLength: "Return-Path: <a@soft.test>\r\n".utf8.count, logger: rig.logger)
+        }
+        try await rig.store.putScript(account: rig.alice, name: "s", content: """
+            require "fileinto";
+            if header :contains "subject" "newsletter" { fileinto "Lists"; }
+            """)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        _ = try await rig.store.createMailbox(account: rig.alice, name: "Lists")
+        // Her script did not place it: Tern's after script files it where \Junk is.
+        _ = await rig.receive(intake, quarantined("J1"), "From: <a@soft.test>\r\nSubject: hello\r\n\r\nx\r\n")
+        #expect(try await rig.contents(rig.alice, .junk).count == 1)
+        #expect(try await rig.store.deliveryLog(id: "J1").contains { $0.detail == "<alice@here.test>: filed into \"Junk\"" })
+        // Her script filed it: it stays where she put it.
+        _ = await rig.receive(intake, quarantined("J2"), "From: <a@soft.test>\r\nSubject: newsletter\r\n\r\nx\r\n")
+        #expect(try await mailbox(rig, rig.alice, "Lists").count == 1)
+        #expect(try await rig.contents(rig.alice, .junk).count == 1)
+    }
+
+    @Test func theAdministratorsScriptsRunAroundTheUsers() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let folder = rig.dir.appendingPathComponent("sieve-admin")
+        try FileManager.default.createDirectory(at: folder.appendingPathComponent("here.test"), withIntermediateDirectories: true)
+        try #"require ["fileinto", "copy", "mailbox"]; if header :contains "subject" "[audit]" { fileinto :copy :create "Audit"; }"#
+            .write(to: folder.appendingPathComponent("before.sieve"), atomically: true, encoding: .utf8)
+        try #"require ["fileinto", "mailbox"]; fileinto :create "Sorted";"#
+            .write(to: folder.appendingPathComponent("here.test/after.sieve"), atomically: true, encoding: .utf8)
+        var config = rig.config
+        config.sieveScripts = folder
+        let intake = Intake(store: rig.store, config: config, checks: nil, work: InlineWork(), logger: rig.logger)
+        // bob has no script of his own: the before script, then the domain's after script.
+        _ = await rig.receive(intake, message(rig, id: "A1", to: ["bob@here.test"]).routedTo(rig.bob), "Subject: [audit] q3\r\n\r\nx\r\n")
+        #expect(try await mailbox(rig, rig.bob, "Audit").count == 1)
+        #expect(try await mailbox(rig, rig.bob, "Sorted").count == 1)
+        #expect(try await mailbox(rig, rig.bob, "INBOX").isEmpty)
+        // alice's own script stops: the after script does not run for her.
+        try await rig.store.putScript(account: rig.alice, name: "s", content: "keep; stop;")
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        _ = await rig.receive(intake, message(rig, id: "A2", to: ["alice@here.test"]), "Subject: [audit] q4\r\n\r\nx\r\n")
+        #expect(try await mailbox(rig, rig.alice, "Audit").count == 1)
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 1)
+        #expect(try await mailbox(rig, rig.alice, "Sorted").isEmpty)
+        // A script with an error is named with its place.
+        try "if true {".write(to: folder.appendingPathComponent("before.sieve"), atomically: true, encoding: .utf8)
+        #expect(throws: SieveAdminScripts.LoadError.self) { try SieveAdminScripts.load(folder) }
+        do { _ = try SieveAdminScripts.load(folder) } catch { #expect("\(error)".contains("before.sieve:1:"), "\(error)") }
+    }
+}
+
+extension IncomingMessage {
+    /// The same message with every recipient routed to `account`.
+    func routedTo(_ account: AccountID) -> IncomingMessage {
+        var m = self
+        m.routes = m.routes.map { _ in .local([account]) }
+        return m
+    }
 }

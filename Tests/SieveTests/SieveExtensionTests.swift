@@ -17,7 +17,7 @@ import Testing
     /// What `set "b" …` left in the variable, read back through a fileinto.
     func value(_ script: String, _ m: SieveMessage? = nil) throws -> String? {
         let r = try run("require [\"variables\", \"fileinto\"];\n" + script + "\nfileinto \"${b}\";", m ?? message("Subject: x"))
-        guard case .fileinto(let name, _, _)? = r.actions.first else { return r.actions.first == .keep ? "INBOX" : nil }
+        guard case .fileinto(let name, _, _, _)? = r.actions.first else { return r.actions.first == .keep ? "INBOX" : nil }
         return name
     }
 
@@ -93,7 +93,7 @@ import Testing
     @Test func encodedCharacters() throws {
         func decoded(_ s: String) throws -> String? {
             let r = try run("require [\"encoded-character\", \"fileinto\"]; fileinto \"\(s)\";", message("Subject: x"))
-            guard case .fileinto(let name, _, _)? = r.actions.first else { return nil }
+            guard case .fileinto(let name, _, _, _)? = r.actions.first else { return nil }
             return name
         }
         #expect(try decoded("$${hex:24 24}") == "$$$")
@@ -348,5 +348,40 @@ import Testing
         #expect(try run("require \"reject\"; reject \"no\"; keep;", m).error != nil)
         #expect(try run("require [\"reject\", \"copy\"]; redirect :copy \"a@b.example\"; reject \"no\";", m).actions
                 == [.redirect(address: "a@b.example"), .reject(reason: "no")])
+    }
+
+    // MARK: the administrator's scripts around the user's; RFC 8579 special-use
+
+    @Test func beforeUserAndAfterScripts() throws {
+        let m = message("From: x@remote.example\nSubject: hi")
+        let junk = try SieveScript.compile("""
+            require ["fileinto", "special-use", "spamtestplus", "relational", "comparator-i;ascii-numeric"];
+            if spamtest :percent :value "ge" :comparator "i;ascii-numeric" "50" { fileinto :specialuse "\\\\Junk" "Junk"; }
+            """)
+        let spam = SieveEnvironment(spamScore: 9, spamPercent: 90)
+        func run(_ before: [String], _ user: String?, _ env: SieveEnvironment = SieveEnvironment()) throws -> [SieveAction] {
+            SieveInterpreter.run(before: try before.map { try SieveScript.compile($0) }, script: try user.map { try SieveScript.compile($0) },
+                                 after: [junk], message: m, environment: env).actions
+        }
+        let toJunk = SieveAction.fileinto(mailbox: "Junk", create: false, flags: nil, specialUse: "\\Junk")
+        // The after script runs while the message would only be kept: with no script, an empty one, an explicit keep.
+        #expect(try run([], nil, spam) == [toJunk])
+        #expect(try run([], "keep;", spam) == [toJunk])
+        #expect(try run([], nil) == [.keep])
+        // Not when the user's script filed, discarded or stopped.
+        #expect(try run([], "require \"fileinto\"; fileinto \"Lists\";", spam) == [fileinto("Lists")])
+        #expect(try run([], "discard;", spam) == [])
+        #expect(try run([], "keep; stop;", spam) == [.keep])
+        // A vacation reply does not stop spam going to Junk.
+        #expect(try run([], "require \"vacation\"; vacation \"away\";", spam) == [.vacation(SieveVacation(reason: "away")), toJunk])
+        // A before script runs first; its stop ends the run; each script has its own variables.
+        #expect(try run(["require \"fileinto\"; fileinto \"Audit\";"], nil) == [fileinto("Audit")])
+        #expect(try run(["require [\"fileinto\", \"copy\"]; fileinto :copy \"Audit\";"], "discard;") == [fileinto("Audit")])
+        #expect(try run(["stop;"], "discard;", spam) == [.keep])
+        #expect(try run(["require \"variables\"; set \"x\" \"1\";"], "require [\"variables\", \"fileinto\"]; fileinto \"x${x}\";") == [fileinto("x")])
+        // specialuse_exists (RFC 8579 §4).
+        let uses = SieveEnvironment(specialUses: ["\\junk": "Spam", "\\sent": "Sent"])
+        let exists = "require [\"special-use\", \"fileinto\"]; if specialuse_exists [\"\\\\Junk\", \"\\\\Sent\"] { fileinto \"a\"; } if specialuse_exists \"Spam\" \"\\\\Junk\" { fileinto \"b\"; } if specialuse_exists \"\\\\Archive\" { fileinto \"c\"; }"
+        #expect(try self.run(exists, m, uses).actions == [fileinto("a"), fileinto("b")])
     }
 }
