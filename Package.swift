@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "MailDNS", dependencies: ["MailCore"]),
         .target(name: "MailAuth", dependencies: ["MailCore", "MailDNS", "MailMessage", "DKIM"]),
         // Address and domain checks for admins (tern check address/addresses/domain).
-        .target(name: "Deliverability", dependencies: ["MailCore", "MailMessage", "MailDNS", "MailAuth", "DKIM"]),
+        .target(name: "Deliverability", dependencies: ["MailCore", "MailMessage", "MailDNS", "MailAuth", "DKIM", "SpamFilter"]),
         .target(name: "MailStore", dependencies: [
             "MailCore",
             .product(name: "Crypto", package: "swift-crypto"),
@@ -115,8 +115,11 @@ let package = Package(
         // (submission signing, the port-25 verdict), one durable commit and the reply; for SMTP, submission,
         // `tern sendmail`, `tern import`, the mail tester and Tern's own notices. NIO-free: blocking work runs on
         // what the caller passes in.
+        // Sieve at delivery, without I/O: where each recipient's scripts put the message (FilterPlan), the administrator's
+        // scripts, vacation replies and rejection notices as messages.
+        .target(name: "SieveDelivery", dependencies: ["Sieve", "MailStore", "MailMessage", "MailCore"]),
         .target(name: "Intake", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "TernConfig", "MailDNS", "MailAuth", "DKIM", "SpamFilter", "Deliverability", "Sieve",
+            "MailCore", "MailMessage", "MailStore", "TernConfig", "MailDNS", "MailAuth", "DKIM", "SpamFilter", "Deliverability", "Sieve", "SieveDelivery",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // How a message leaves: the outbound queue and the SMTP client that empties it.
@@ -149,7 +152,7 @@ let package = Package(
         ]),
         // Layer 3: the executable
         .executableTarget(name: "tern", dependencies: [
-            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "Intake", "MailDelivery", "MailServer", "TernAdmin", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability", "Sieve",
+            "MailCore", "MailMessage", "MailStore", "StoreFactory", "ServerCore", "Intake", "MailDelivery", "MailServer", "TernAdmin", "TernConfig", "MailDNS", "DNSResolverLive", "DKIM", "MailAuth", "SpamFilter", "Deliverability", "Sieve", "SieveDelivery",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "CSV", package: "CSV.swift"),
             .product(name: "Logging", package: "swift-log"),
@@ -186,7 +189,7 @@ let package = Package(
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
         .testTarget(name: "ServerCoreTests", dependencies: ["TernTestSupport", "ServerCore", "MailCore"]),
-        .testTarget(name: "IntakeTests", dependencies: ["TernTestSupport", "Intake", "MailStoreSQLite", "MailStore", "MailCore", "MailDNS", "MailAuth", "MailMessage", "TernConfig"]),
+        .testTarget(name: "IntakeTests", dependencies: ["TernTestSupport", "Intake", "MailStoreSQLite", "MailStore", "MailCore", "MailDNS", "MailAuth", "MailMessage", "TernConfig", "Sieve", "SieveDelivery", "Deliverability"]),
         .testTarget(name: "MailServerTests", dependencies: ["TernTestSupport", "ServerCore", "IMAPMailboxView", "IMAPServer", "Intake", "SMTPServer", "MailDelivery", "MailServer", "MailMessage", "IMAPCodec", "IMAPResponses", "MailStoreSQLite", "MailStore", "SMTPCodec", "TernConfig"] + nio),
     ]
 )

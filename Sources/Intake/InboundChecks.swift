@@ -56,28 +56,6 @@ public struct SenderSPF: Sendable {
     }
 }
 
-/// The checks run on a saved message (`tern check message`): each result, and what the server would have done.
-public struct CheckReport: Sendable {
-    public var clientAddress: String
-    public var helo: String
-    public var mailFrom: String
-    public var iprev: IPRevOutcome?
-    public var blocklisted: DNSListCheck.Listing?
-    public var allowlisted: DNSListCheck.Listing?
-    public var spf: SPFOutcome?
-    /// SPF of the HELO name on its own (only when MAIL FROM was not null and HELO is a domain name).
-    public var spfHelo: SPFOutcome?
-    public var dkim: [DKIMOutcome]
-    public var dmarc: DMARCOutcome?
-    public var spam: SpamReport?
-    public var junkScore: Double
-    public var rejectScore: Double
-    /// The Authentication-Results field the server would add.
-    public var authenticationResults: String
-    /// "accept", "junk" or the reply the message (or its sender) would get.
-    public var action: String
-}
-
 /// The port-25 checks (issue 6): at connect (reverse DNS, DNS block/allowlists), at MAIL FROM (SPF, rate limits),
 /// at RCPT (greylisting) and at the end of DATA (DKIM, DMARC, spam score). Pure policy over a DNS resolver and the
 /// store's policy state (rate counters and greylisting: in memory for SQLite, shared by every node on PostgreSQL); the

@@ -4,6 +4,7 @@ import Logging
 import MailCore
 import MailMessage
 import MailStore
+import SieveDelivery
 import Synchronization
 import TernConfig
 

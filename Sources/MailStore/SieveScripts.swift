@@ -33,6 +33,25 @@ public protocol SieveScriptStore: Sendable {
     func sieveSeen(_ keys: [String], now: Date) async throws -> Set<String>
 }
 
+extension SieveScriptStore {
+    public func activeScript(account: AccountID) async throws -> String? {
+        try await activeScripts(accounts: [account])[account]
+    }
+}
+
+/// The backends' caches of active scripts, read the same way.
+public enum ActiveScripts {
+    /// Every account's script from `cached` (nil: unknown, .some(nil): none); nil unless all are known.
+    public static func collect(_ accounts: [AccountID], _ cached: (AccountID) -> String??) -> [AccountID: String]? {
+        var found: [AccountID: String] = [:]
+        for account in accounts {
+            guard let script = cached(account) else { return nil }
+            found[account] = script
+        }
+        return found
+    }
+}
+
 public struct SieveScriptInfo: Sendable, Hashable {
     public var name: String
     public var active: Bool

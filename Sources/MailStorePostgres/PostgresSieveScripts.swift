@@ -59,10 +59,6 @@ extension PostgresMailStore: SieveScriptStore {
         }
     }
 
-    public func activeScript(account: AccountID) async throws -> String? {
-        try await one("SELECT content FROM sieve_script WHERE account_id = \(account) AND active", as: String.self)
-    }
-
     public func activeScripts(accounts: [AccountID]) async throws -> [AccountID: String] {
         if let cached = cachedActiveScripts(accounts: accounts) { return cached }
         let generation = directoryGeneration
@@ -76,18 +72,10 @@ extension PostgresMailStore: SieveScriptStore {
     }
 
     public func cachedActiveScripts(accounts: [AccountID]) -> [AccountID: String]? {
-        guard directoryGeneration != nil else { return nil }
-        var found: [AccountID: String] = [:]
-        for account in accounts {
-            guard let script = resolutions.script(account) else { return nil }
-            found[account] = script
-        }
-        return found
+        directoryGeneration == nil ? nil : ActiveScripts.collect(accounts) { resolutions.script($0) }
     }
-}
 
-/// What scripts remember between messages (schema 11), shared by the nodes.
-extension PostgresMailStore {
+    // What scripts remember between messages (schema 11), shared by the nodes.
     public func markSieveSeen(_ key: String, until: Date, now: Date) async throws -> Bool {
         let (u, n) = (until.timeIntervalSince1970, now.timeIntervalSince1970)
         // A row whose period has passed is taken over; a current one stays and says no (one statement: no race).

@@ -72,12 +72,6 @@ extension SQLiteMailStore {
         try directoryCache.bump()
     }
 
-    public func activeScript(account: AccountID) async throws -> String? {
-        try await read { db in
-            try String.fetchOne(db, sql: "SELECT content FROM sieve_script WHERE account_id = ? AND active", arguments: [account])
-        }
-    }
-
     public func activeScripts(accounts: [AccountID]) async throws -> [AccountID: String] {
         if let cached = cachedActiveScripts(accounts: accounts) { return cached }
         let generation = directoryCache.currentGeneration()
@@ -95,12 +89,7 @@ extension SQLiteMailStore {
     }
 
     public func cachedActiveScripts(accounts: [AccountID]) -> [AccountID: String]? {
-        var found: [AccountID: String] = [:]
-        for account in accounts {
-            guard let script = directoryCache.script(account) else { return nil }
-            found[account] = script
-        }
-        return found
+        ActiveScripts.collect(accounts) { directoryCache.script($0) }
     }
 }
 

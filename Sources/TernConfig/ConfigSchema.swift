@@ -19,7 +19,7 @@ public enum ConfigSchema {
         public var doc: String
     }
 
-    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "relay", "proxy", "checks", "greylisting", "spam", "tester", "log"]
+    public static let tables: Set<String> = ["listen", "tls", "limits", "dns", "delivery", "relay", "proxy", "checks", "greylisting", "spam", "tester", "sieve", "log"]
 
     public static let fields: [Field] = [
         Field(path: "hostname", kind: .hostname, defaultValue: "\"localhost\"",

@@ -8,6 +8,7 @@ import Foundation
 import Logging
 import MailAuth
 import Intake
+import SieveDelivery
 import MailCore
 import MailServer
 import MailStore

@@ -3,6 +3,7 @@ import Foundation
 import MailCore
 import MailStore
 import Intake
+import SieveDelivery
 import Sieve
 
 /// `tern sieve …`: a user's Sieve scripts (RFC 5228), as ManageSieve will offer them. A script is checked before it is

@@ -4,6 +4,7 @@ import MailCore
 import MailStore
 import MailStoreSQLite
 import Sieve
+@testable import SieveDelivery
 import Testing
 @testable import Intake
 
@@ -68,7 +69,7 @@ import Testing
         var ids = ["R1"]
         let (deliveries, log) = try IntakeCommit.filtered(
             plan: plan, prepared: prepared, filter: filter, queueID: "Q1", now: Self.start, received: "from x",
-            redirected: { from in try Intake.redirectCopy(.inline(bytes), from: from, skip: 30, blobs: BlobStore(root: URL(fileURLWithPath: "/nonexistent"), tmp: URL(fileURLWithPath: "/nonexistent"))) },
+            redirected: { from in try FilterPlan.redirectCopy(.inline(bytes), from: from, skip: 30, blobs: BlobStore(root: URL(fileURLWithPath: "/nonexistent"), tmp: URL(fileURLWithPath: "/nonexistent"))) },
             newID: { ids.removeFirst() })
         #expect(log.isEmpty && deliveries.count == 2)
         #expect(deliveries[0].queueID == "Q1" && deliveries[0].targets == [DeliveryTarget(account: alice)] && !deliveries[0].isQueued)

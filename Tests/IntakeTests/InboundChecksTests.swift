@@ -4,6 +4,7 @@ import MailCore
 import MailDNS
 import TernConfig
 import TernTestSupport
+import Deliverability
 import Testing
 @testable import Intake
 

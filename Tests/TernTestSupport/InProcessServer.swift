@@ -41,6 +41,7 @@ public final class InProcessServer {
         config.listen[.pop3s] = []
         config.listen[.submission] = []
         config.listen[.submissions] = []
+        config.listen[.managesieve] = []
         tweak(&config)
         let clock = ManualClock()
         let store = try SQLiteMailStore(dataDirectory: dir, clock: clock)

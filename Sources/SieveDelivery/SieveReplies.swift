@@ -78,7 +78,7 @@ public enum SieveReplies {
         return Array(text.utf8)
     }
 
-    static func oneLine(_ s: String) -> String {
+    public static func oneLine(_ s: String) -> String {
         String(s.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? " " : Character($0) }.prefix(900))
     }
 

@@ -1,6 +1,5 @@
 
 
-import Deliverability
 import Foundation
 import MailAuth
 import MailCore
