@@ -31,6 +31,7 @@ extension Intake {
         let store = self.store, content = prepared.content
         var made: [String] = []   // blob files written for redirected copies
         var seen: [String] = []   // vacation replies claimed in the store
+        var remembered: [(String, SieveDuplicate)] = []   // duplicate ids to record once the message is delivered
         do {
             let scripts = try await store.activeScripts(accounts: base.map(\.account))
             let compiled = scripts.mapValues { compiledScripts.compiled($0) }
@@ -78,13 +79,23 @@ extension Intake {
                 environment.mailboxes = boxes[target.account].map { Set($0.map(\.name)) }
                 environment.specialUses = FilterPlan.specialUses(boxes[target.account] ?? [])
                 let admin = adminScripts.scripts(domain: domain(target.account))
-                let result: SieveResult
+                var result: SieveResult
                 switch compiled[target.account] {
                 case .failure(let error)?: result = SieveResult(actions: [.keep], error: error)
-                case .success(let script)?:
-                    result = SieveInterpreter.run(before: admin.before, script: script, after: admin.after, message: message, environment: environment)
-                case nil:
-                    result = SieveInterpreter.run(before: admin.before, script: nil, after: admin.after, message: message, environment: environment)
+                case let script:
+                    let user = try? script?.get()
+                    // Duplicate tests (RFC 7352) ask the store what it has seen; the script runs again with the answers.
+                    var env = environment
+                    result = SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env)
+                    for _ in 0..<3 where !result.unknownDuplicates.isEmpty {
+                        let keys = result.unknownDuplicates.map { SieveReplies.duplicateKey(account: target.account, $0) }
+                        let seen = try await store.sieveSeen(keys, now: m.arrived)
+                        for (k, stored) in zip(result.unknownDuplicates, keys) { env.duplicatesSeen[k] = seen.contains(stored) }
+                        result = SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env)
+                    }
+                    for d in result.duplicates {
+                        remembered.append((SieveReplies.duplicateKey(account: target.account, d.key), d))
+                    }
                 }
                 if let error = result.error {
                     m.logger.warning("sieve script failed, message kept", metadata: ["msg": "\(m.queueID)", "rcpt": "\(recipient)", "error": "\(error)"])
@@ -147,6 +158,11 @@ extension Intake {
                 if deliveries.isEmpty { all[0].log = log + all[0].log }
                 let receipts = try await store.deliverAll(all)
                 if keptMain { receipt = receipts[0] }
+            }
+            // The ids the duplicate tests saw count from now on (recorded only for a delivered message, RFC 7352 §3).
+            for (key, d) in remembered {
+                if d.last { try? await store.forgetSieveSeen(key) }
+                _ = try? await store.markSieveSeen(key, until: m.arrived.addingTimeInterval(TimeInterval(d.seconds)), now: m.arrived)
             }
             // Every script discarded or redirected it: the received file is referenced by nothing.
             if !keptMain, case .blob(let key, _) = content { store.blobs.remove(key) }

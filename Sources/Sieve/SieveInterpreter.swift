@@ -92,6 +92,9 @@ public struct SieveEnvironment: Sendable {
     public var mailboxes: Set<String>?
     /// The user's special-use mailboxes by their flag in lower case (`\\junk`), for RFC 8579's specialuse_exists.
     public var specialUses: [String: String] = [:]
+    /// Duplicate keys (`SieveDuplicate.key`) and whether they were seen within their period; a key missing here is
+    /// reported in the result's `unknownDuplicates` (and taken as not seen).
+    public var duplicatesSeen: [String: Bool] = [:]
     /// spamtest's value, 1 to 10 (0: not tested), and spamtestplus's percentage.
     public var spamScore: Int?
     public var spamPercent: Int?
@@ -157,10 +160,16 @@ public struct SieveVacation: Hashable, Sendable {
 public struct SieveResult: Hashable, Sendable {
     public var actions: [SieveAction]
     public var error: SieveError?
+    /// The duplicate tests the run made (RFC 7352): what to remember once the message is delivered.
+    public var duplicates: [SieveDuplicate] = []
+    /// Duplicate keys the environment did not know: the caller looks them up and runs the script again.
+    public var unknownDuplicates: [String] = []
 
-    public init(actions: [SieveAction], error: SieveError? = nil) {
+    public init(actions: [SieveAction], error: SieveError? = nil, duplicates: [SieveDuplicate] = [], unknownDuplicates: [String] = []) {
         self.actions = actions
         self.error = error
+        self.duplicates = duplicates
+        self.unknownDuplicates = unknownDuplicates
     }
 
     /// One line per action, as `tern sieve test` prints them (a discard, which leaves no action, says so).
@@ -181,6 +190,14 @@ public struct SieveResult: Hashable, Sendable {
         if let error { out.append("error at \(error); the message is kept") }
         return out
     }
+}
+
+/// One duplicate test's id (RFC 7352): its handle and the message's unique id, remembered for `seconds`; with :last
+/// each occurrence restarts the period.
+public struct SieveDuplicate: Hashable, Sendable {
+    public var key: String
+    public var seconds: UInt64
+    public var last: Bool
 }
 
 /// Bounds on what one run may do.
@@ -204,6 +221,8 @@ public struct SieveInterpreter {
     private var matchValues: [String] = []
     /// imap4flags' internal variable (RFC 5232 §3).
     private var flags: [String] = []
+    private var duplicates: [SieveDuplicate] = []
+    private var unknownDuplicates: [String] = []
 
     public static func run(_ script: SieveScript, message: SieveMessage, environment: SieveEnvironment = SieveEnvironment(),
                            limits: SieveRunLimits = SieveRunLimits()) -> SieveResult {
@@ -236,10 +255,10 @@ public struct SieveInterpreter {
                 }
             }
         } catch {
-            return SieveResult(actions: [.keep], error: error)
+            return SieveResult(actions: [.keep], error: error, duplicates: [], unknownDuplicates: me.unknownDuplicates)
         }
         if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(.keep(flags: usesFlags ? me.flags : nil)) }
-        return SieveResult(actions: me.actions, error: nil)
+        return SieveResult(actions: me.actions, error: nil, duplicates: me.duplicates, unknownDuplicates: me.unknownDuplicates)
     }
 
     /// Runs one script of a sequence: its own capabilities and variables, the shared actions.
@@ -455,6 +474,23 @@ public struct SieveInterpreter {
             let flags = strs(args.strings(args.positional.count - 1)).map { $0.lowercased() }
             let mailbox = args.positional.count == 2 ? str(args.strings(0)[0]) : nil
             return flags.allSatisfy { f in environment.specialUses[f].map { mailbox == nil || $0 == mailbox } ?? false }
+        case "duplicate":
+            // RFC 7352: the id is the Message-ID unless :header or :uniqueid say otherwise; no id, no duplicate.
+            let id: String?
+            if let unique = args.tagStrings("uniqueid")?.first {
+                id = str(unique)
+            } else {
+                id = message.values(str(args.tagStrings("header")?.first ?? "message-id")).first?.trimmingWhitespace()
+            }
+            guard let id, !id.isEmpty else { return false }
+            let key = "\(str(args.tagStrings("handle")?.first ?? ""))\u{0}\(id)"
+            let seconds = min(args.tagNumber("seconds") ?? 7 * 86400, 90 * 86400)
+            if !duplicates.contains(where: { $0.key == key }) { duplicates.append(SieveDuplicate(key: key, seconds: seconds, last: args.tags["last"] != nil)) }
+            guard let seen = environment.duplicatesSeen[key] else {
+                if !unknownDuplicates.contains(key) { unknownDuplicates.append(key) }
+                return false
+            }
+            return seen
         case "spamtest":
             let percent = args.tags["percent"] != nil
             let value = percent ? environment.spamPercent.map { String(min(100, max(0, $0))) } : environment.spamScore.map { String(min(10, max(0, $0))) }

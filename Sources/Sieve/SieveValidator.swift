@@ -7,7 +7,7 @@ public enum SieveValidator {
     public static let capabilities: Set<String> = [
         "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric",
         "copy", "mailbox", "variables", "imap4flags", "subaddress", "body", "relational", "date", "index", "ihave", "environment",
-        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use",
+        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use", "duplicate",
     ]
 
     /// Checks `commands` (from `SieveParser`); returns the capabilities the script requires.
@@ -122,7 +122,7 @@ public enum SieveValidator {
                 if t.name == "hasflag", args.positional.count == 2, !required.contains("variables") {
                     throw SieveError(t.position, "a variable list in hasflag needs require \"variables\"")
                 }
-                if args.tags["last"] != nil, args.tags["index"] == nil { throw SieveError(t.position, ":last needs :index") }
+                if spec.index, args.tags["last"] != nil, args.tags["index"] == nil { throw SieveError(t.position, ":last needs :index") }
                 if t.name == "date" || t.name == "currentdate" {
                     let part = args.strings(t.name == "date" ? 1 : 0)[0].lowercased()
                     guard SieveDates.parts.contains(part) else { throw SieveError(t.position, "unknown date part \"\(part)\"") }
@@ -284,6 +284,10 @@ public enum SieveValidator {
         "ihave": Spec(ext: "ihave", positional: [.strings]),
         "mailboxexists": Spec(ext: "mailbox", positional: [.strings]),
         "specialuse_exists": Spec(ext: "special-use", positional: [.string, .strings], optional: .leading),
+        "duplicate": Spec(ext: "duplicate", tags: [
+            "handle": .init(value: .string), "header": .init(group: "id", value: .string), "uniqueid": .init(group: "id", value: .string),
+            "seconds": .init(value: .number), "last": .flag(),
+        ]),
         "spamtest": Spec(ext: "spamtest", tags: ["percent": .flag("spamtestplus")], positional: [.string], matching: true),
     ]
 }
@@ -312,7 +316,7 @@ struct Args {
 
     /// Tags followed by a value, in every command and test this interpreter knows.
     static let valued: Set<String> = ["comparator", "value", "count", "flags", "content", "zone", "index", "days", "seconds", "subject",
-                                      "from", "addresses", "handle", "specialuse"]
+                                      "from", "addresses", "handle", "specialuse", "header", "uniqueid"]
 
     func strings(_ i: Int) -> [String] {
         guard i < positional.count, case .strings(let s, _) = positional[i] else { return [] }

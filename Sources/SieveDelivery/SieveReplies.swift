@@ -36,9 +36,19 @@ public enum SieveReplies {
 
     /// The key under which the store remembers that `sender` got `recipient`'s reply with this handle.
     public static func vacationKey(account: Int64, sender: String, handle: String) -> String {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325   // FNV-1a: the handle may be long (by default it holds the reason)
-        for byte in handle.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return "vacation \(account) \(sender.lowercased()) \(String(hash, radix: 16))"
+        "vacation \(account) \(sender.lowercased()) \(hash(handle))"
+    }
+
+    /// The key under which the store remembers an account's duplicate-test id (RFC 7352).
+    public static func duplicateKey(account: Int64, _ key: String) -> String {
+        "duplicate \(account) \(hash(key)) \(key.utf8.count)"
+    }
+
+    /// FNV-1a, 64 bits: keys of bounded length whatever the handle or id holds.
+    static func hash(_ s: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in s.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return String(hash, radix: 16)
     }
 
     /// The reply: From the user (or :from), to the sender, "Auto: " and the original subject (or :subject), linked

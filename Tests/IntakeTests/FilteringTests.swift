@@ -301,6 +301,23 @@ import Testing
         #expect(try await rig.contents(rig.alice, .junk).count == 1)
     }
 
+    @Test func duplicatesAreRecognisedAcrossDeliveries() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "s", content: #"require ["duplicate", "fileinto", "mailbox"]; if duplicate { fileinto :create "Duplicates"; }"#)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        let text = "Message-ID: <same@remote.test>\r\nSubject: twice\r\n\r\nx\r\n"
+        _ = await rig.receive(intake, message(rig, id: "D1", to: ["alice@here.test"]), text)
+        _ = await rig.receive(intake, message(rig, id: "D2", to: ["alice@here.test"]), text)
+        _ = await rig.receive(intake, message(rig, id: "D3", to: ["alice@here.test"]), "Message-ID: <other@remote.test>\r\nSubject: once\r\n\r\nx\r\n")
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 2)
+        #expect(try await mailbox(rig, rig.alice, "Duplicates").count == 1)
+        // bob has no script: nothing is remembered for him.
+        _ = await rig.receive(intake, message(rig, id: "D4", to: ["bob@here.test"]).routedTo(rig.bob), text)
+        #expect(try await mailbox(rig, rig.bob, "INBOX").count == 1)
+    }
+
     @Test func theAdministratorsScriptsRunAroundTheUsers() async throws {
         let rig = try await PipelineTests.Rig()
         defer { rig.stop() }

@@ -384,4 +384,28 @@ import Testing
         let exists = "require [\"special-use\", \"fileinto\"]; if specialuse_exists [\"\\\\Junk\", \"\\\\Sent\"] { fileinto \"a\"; } if specialuse_exists \"Spam\" \"\\\\Junk\" { fileinto \"b\"; } if specialuse_exists \"\\\\Archive\" { fileinto \"c\"; }"
         #expect(try self.run(exists, m, uses).actions == [fileinto("a"), fileinto("b")])
     }
+
+    // MARK: RFC 7352 duplicate
+
+    @Test func duplicateAsksTheEnvironmentAndSaysWhatToRemember() throws {
+        let script = """
+            require ["duplicate", "fileinto", "mailbox"];
+            if duplicate { fileinto :create "Trash/Duplicate"; }
+            if duplicate :header "X-Event-ID" :handle "notifier" :seconds 3600 :last { discard; }
+            """
+        let m = message("Message-ID: <a@b>\nX-Event-ID: 42\nSubject: x")
+        // Unknown keys are reported (and taken as not seen), with what to remember.
+        let first = try run(script, m)
+        #expect(first.actions == [.keep] && first.unknownDuplicates == ["\u{0}<a@b>", "notifier\u{0}42"])
+        #expect(first.duplicates == [SieveDuplicate(key: "\u{0}<a@b>", seconds: 7 * 86400, last: false),
+                                     SieveDuplicate(key: "notifier\u{0}42", seconds: 3600, last: true)])
+        var env = SieveEnvironment()
+        env.duplicatesSeen = ["\u{0}<a@b>": true, "notifier\u{0}42": false]
+        let second = try run(script, m, env)
+        #expect(second.actions == [.fileinto(mailbox: "Trash/Duplicate", create: true)] && second.unknownDuplicates.isEmpty)
+        // No id, no duplicate (and nothing to remember).
+        let none = try run("require \"duplicate\"; if duplicate { discard; }", message("Subject: x"))
+        #expect(none.actions == [.keep] && none.duplicates.isEmpty && none.unknownDuplicates.isEmpty)
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"duplicate\"; if duplicate :header \"a\" :uniqueid \"b\" { stop; }") }
+    }
 }
