@@ -86,6 +86,17 @@ extension Intake {
                     let user = try? script?.get()
                     // Duplicate tests (RFC 7352) ask the store what it has seen; the script runs again with the answers.
                     var env = environment
+                    env.globalScripts = adminScripts.global
+                    if user?.required.contains("include") == true || (admin.before + admin.after).contains(where: { $0.required.contains("include") }) {
+                        // RFC 6609: the user's other scripts, for include :personal.
+                        for info in try await store.scripts(account: target.account) where !info.active {
+                            if let text = try await store.script(account: target.account, name: info.name),
+                               case .success(let s) = compiledScripts.compiled(text) { env.personalScripts[info.name] = s }
+                        }
+                        if case .success(let s)? = compiled[target.account], let active = try await store.scripts(account: target.account).first(where: \.active) {
+                            env.personalScripts[active.name] = s
+                        }
+                    }
                     result = SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env)
                     for _ in 0..<3 where !result.unknownDuplicates.isEmpty {
                         let keys = result.unknownDuplicates.map { SieveReplies.duplicateKey(account: target.account, $0) }

@@ -1,3 +1,5 @@
+import Sieve
+
 /// ManageSieve's wire format (RFC 5804 §4), without I/O: commands split from a byte stream (atoms, numbers, quoted
 /// strings, literals `{N+}` and `{N}`), and the responses the server writes. Bounded: a command line, and a literal.
 public enum ManageSieveToken: Equatable, Sendable {
@@ -136,10 +138,6 @@ public enum ManageSieveWire {
         return line + "\r\n"
     }
 
-    /// RFC 5804 §1.6: a script name is not empty, at most 512 octets, without control characters (C0, DEL, C1) or
-    /// the Unicode line and paragraph separators.
-    public static func validName(_ name: String) -> Bool {
-        !name.isEmpty && name.utf8.count <= 512
-            && !name.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x2028 || $0.value == 0x2029 }
-    }
+    /// RFC 5804 §1.6's script names.
+    public static func validName(_ name: String) -> Bool { SieveScriptName.isValid(name) }
 }

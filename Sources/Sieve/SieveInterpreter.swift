@@ -92,6 +92,9 @@ public struct SieveEnvironment: Sendable {
     public var mailboxes: Set<String>?
     /// The user's special-use mailboxes by their flag in lower case (`\\junk`), for RFC 8579's specialuse_exists.
     public var specialUses: [String: String] = [:]
+    /// The scripts `include` may name (RFC 6609): the user's own (`:personal`) and the administrator's (`:global`).
+    public var personalScripts: [String: SieveScript] = [:]
+    public var globalScripts: [String: SieveScript] = [:]
     /// Duplicate keys (`SieveDuplicate.key`) and whether they were seen within their period; a key missing here is
     /// reported in the result's `unknownDuplicates` (and taken as not seen).
     public var duplicatesSeen: [String: Bool] = [:]
@@ -222,6 +225,12 @@ public struct SieveInterpreter {
     /// imap4flags' internal variable (RFC 5232 §3).
     private var flags: [String] = []
     private var duplicates: [SieveDuplicate] = []
+    /// RFC 6609: the global variables, the names this script declared global, the include chain and what it ran.
+    private var globals: [String: String] = [:]
+    private var globalNames: Set<String> = []
+    private var includeStack: [String] = []
+    private var included: Set<String> = []
+    private var returned = false
     private var unknownDuplicates: [String] = []
 
     public static func run(_ script: SieveScript, message: SieveMessage, environment: SieveEnvironment = SieveEnvironment(),
@@ -265,8 +274,36 @@ public struct SieveInterpreter {
     private mutating func start(_ script: SieveScript) throws(SieveError) {
         required = script.required
         variables = [:]
+        for (name, value) in globals { variables["global." + name] = value }
+        globalNames = []
         matchValues = []
         try block(script.commands)
+        returned = false
+    }
+
+    /// RFC 6609's include: the named script runs where it is included, with its own variables (but the global ones),
+    /// sharing the actions; `return` ends it; a loop, too deep a nesting or a missing script is an error.
+    private mutating func include(_ args: Args, _ c: SieveCommand) throws(SieveError) {
+        let name = args.strings(0)[0], global = args.tags["global"] != nil
+        let key = (global ? "global:" : "personal:") + name
+        if args.tags["once"] != nil && included.contains(key) { return }
+        guard !includeStack.contains(key) else { throw SieveError(c.position, "include loop: \(name) includes itself") }
+        guard includeStack.count < 5 else { throw SieveError(c.position, "includes nested more than 5 deep") }
+        guard let script = (global ? environment.globalScripts : environment.personalScripts)[name] else {
+            if args.tags["optional"] != nil { return }
+            throw SieveError(c.position, "no \(global ? "global" : "personal") script \(name) to include")
+        }
+        let saved = (required, variables, matchValues, globalNames)
+        includeStack.append(key)
+        included.insert(key)
+        try start(script)
+        includeStack.removeLast()
+        (required, variables, matchValues, globalNames) = saved
+        // What the included script did to the global variables is seen here.
+        for (name, value) in globals {
+            variables["global." + name] = value
+            if globalNames.contains(name) { variables[name] = value }
+        }
     }
 
     private init(message: SieveMessage, environment: SieveEnvironment, limits: SieveRunLimits, required: Set<String>) {
@@ -286,7 +323,7 @@ public struct SieveInterpreter {
     private mutating func block(_ commands: [SieveCommand]) throws(SieveError) {
         var chainTaken = false   // an if or elsif of the current chain ran its block
         for c in commands {
-            guard !stopped else { return }
+            guard !stopped && !returned else { return }
             let args = Args(c.arguments)
             switch c.name {
             case "require":
@@ -326,6 +363,10 @@ public struct SieveInterpreter {
                     throw SieveError(c.position, "more than \(SieveVariables.maxCount) variables")
                 }
                 variables[name] = SieveVariables.modify(str(args.strings(1)[0]), Set(args.tags.keys))
+                if globalNames.contains(name) {
+                    globals[name] = variables[name]
+                    variables["global." + name] = variables[name]
+                }
             case "setflag", "addflag", "removeflag":
                 let given = Self.flagList(strs(args.strings(args.positional.count - 1)))
                 let variable = args.positional.count == 2 ? args.strings(0)[0].lowercased() : nil
@@ -338,6 +379,15 @@ public struct SieveInterpreter {
                 if let variable { variables[variable] = SieveVariables.clip(current.joined(separator: " ")) } else { flags = current }
             case "error":
                 throw SieveError(c.position, "error: " + str(args.strings(0)[0]))
+            case "include":
+                try include(args, c)
+            case "return":
+                returned = true
+            case "global":
+                for name in args.strings(0).map({ $0.lowercased() }) {
+                    globalNames.insert(name)
+                    variables[name] = globals[name] ?? ""
+                }
             case "vacation":
                 // RFC 5230 §4.7 (and Pigeonhole): one vacation per run; :days is at least 1, and both are bounded.
                 guard !actions.contains(where: { if case .vacation = $0 { true } else { false } }) else {

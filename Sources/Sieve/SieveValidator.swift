@@ -7,7 +7,7 @@ public enum SieveValidator {
     public static let capabilities: Set<String> = [
         "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric",
         "copy", "mailbox", "variables", "imap4flags", "subaddress", "body", "relational", "date", "index", "ihave", "environment",
-        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use", "duplicate",
+        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use", "duplicate", "include",
     ]
 
     /// Checks `commands` (from `SieveParser`); returns the capabilities the script requires.
@@ -92,6 +92,12 @@ public enum SieveValidator {
                 }
                 let variable = args.strings(0)[0]
                 guard SieveVariables.isIdentifier(variable) else { throw SieveError(at, "invalid variable name \"\(variable)\"") }
+            case "global":
+                // RFC 6609 §3.3: global variables are variables.
+                guard required.contains("variables") else { throw SieveError(at, "global needs require \"variables\"") }
+                for name in args.strings(0) where !SieveVariables.isIdentifier(name) { throw SieveError(at, "invalid variable name \"\(name)\"") }
+            case "include":
+                guard SieveScriptName.isValid(args.strings(0)[0]) else { throw SieveError(at, "invalid script name \"\(args.strings(0)[0])\"") }
             case "setflag", "addflag", "removeflag":
                 if args.positional.count == 2 {
                     guard required.contains("variables") else { throw SieveError(at, "a variable name in \(name) needs require \"variables\"") }
@@ -262,6 +268,10 @@ public enum SieveValidator {
             "handle": .init(value: .string),
         ], positional: [.string]),
         "reject": Spec(ext: "reject", positional: [.string]),
+        "include": Spec(ext: "include", tags: ["personal": .flag(group: "location"), "global": .flag(group: "location"), "once": .flag(),
+                                               "optional": .flag()], positional: [.string]),
+        "return": Spec(ext: "include"),
+        "global": Spec(ext: "include", positional: [.strings]),
         "ereject": Spec(ext: "ereject", positional: [.string]),
     ]
 
@@ -341,4 +351,13 @@ struct Args {
 
 extension SieveArgument {
     var isTag: Bool { if case .tag = self { true } else { false } }
+}
+
+/// RFC 5804 §1.6: a script name is not empty, at most 512 octets, without control characters (C0, DEL, C1) or the
+/// Unicode line and paragraph separators (ManageSieve's names, and what include may name).
+public enum SieveScriptName {
+    public static func isValid(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 512
+            && !name.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x2028 || $0.value == 0x2029 }
+    }
 }

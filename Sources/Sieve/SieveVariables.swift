@@ -29,8 +29,8 @@ enum SieveVariables {
                     i = close + 1
                     continue
                 }
-                // Namespaced names (a.b) are not supported: left as written.
-                if isIdentifier(name) {
+                // Of the namespaces (a.b), RFC 6609's global. is known; others are left as written.
+                if isIdentifier(name) || name.lowercased().hasPrefix("global.") && isIdentifier(String(name.dropFirst(7))) {
                     out.append(contentsOf: (variables[name.lowercased()] ?? "").unicodeScalars)
                     i = close + 1
                     continue

@@ -9,6 +9,8 @@ public struct SieveAdminScripts: Sendable {
     /// By domain (lower case); "" is every domain.
     public var before: [String: SieveScript] = [:]
     public var after: [String: SieveScript] = [:]
+    /// The scripts `include :global` names (RFC 6609), from `global/NAME.sieve`.
+    public var global: [String: SieveScript] = [:]
 
     public init() {}
 
@@ -35,22 +37,33 @@ public struct SieveAdminScripts: Sendable {
         for name in (try? files.contentsOfDirectory(atPath: folder.path))?.sorted() ?? [] {
             var isFolder: ObjCBool = false
             let url = folder.appendingPathComponent(name)
-            if files.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue { places.append((name.lowercased(), url)) }
+            guard files.fileExists(atPath: url.path, isDirectory: &isFolder), isFolder.boolValue else { continue }
+            if name == "global" {
+                for file in (try? files.contentsOfDirectory(atPath: url.path))?.sorted() ?? [] where file.hasSuffix(".sieve") {
+                    scripts.global[String(file.dropLast(6))] = try compile(url.appendingPathComponent(file))
+                }
+            } else {
+                places.append((name.lowercased(), url))
+            }
         }
         for (domain, url) in places {
             for phase in ["before", "after"] {
                 let file = url.appendingPathComponent("\(phase).sieve")
                 guard files.fileExists(atPath: file.path) else { continue }
-                guard let text = try? String(contentsOf: file, encoding: .utf8) else { throw LoadError(description: "\(file.path): not UTF-8 text") }
-                do throws(SieveError) {
-                    let script = try SieveScript.compile(text)
-                    if phase == "before" { scripts.before[domain] = script } else { scripts.after[domain] = script }
-                } catch {
-                    throw LoadError(description: "\(file.path):\(error.position.line):\(error.position.column): \(error.message)")
-                }
+                let script = try compile(file)
+                if phase == "before" { scripts.before[domain] = script } else { scripts.after[domain] = script }
             }
         }
         return scripts
+    }
+
+    static func compile(_ file: URL) throws -> SieveScript {
+        guard let text = try? String(contentsOf: file, encoding: .utf8) else { throw LoadError(description: "\(file.path): not UTF-8 text") }
+        do throws(SieveError) {
+            return try SieveScript.compile(text)
+        } catch {
+            throw LoadError(description: "\(file.path):\(error.position.line):\(error.position.column): \(error.message)")
+        }
     }
 
     /// The scripts for mail to `domain`: its own, else the general ones; Tern's after script when none is set.

@@ -130,8 +130,13 @@ struct SieveCommand: AsyncParsableCommand {
                 "name": "Tern", "location": "MDA", "phase": "during", "host": config.hostname, "version": "1",
             ], mailboxes: Set(boxes.map(\.name)))
             for b in boxes { if let use = b.specialUse { env.specialUses[use.rawValue.lowercased()] = b.name } }
-            // With the administrator's scripts for the user's domain around it, as at delivery.
-            let admin = try SieveAdminScripts.load(config.sieveScripts).scripts(domain: (to ?? user).split(separator: "@").last.map(String.init) ?? "")
+            // With the administrator's scripts for the user's domain around it, and what include may name, as at delivery.
+            let scripts = try SieveAdminScripts.load(config.sieveScripts)
+            let admin = scripts.scripts(domain: (to ?? user).split(separator: "@").last.map(String.init) ?? "")
+            env.globalScripts = scripts.global
+            for info in try await store.scripts(account: account) {
+                if let t = try await store.script(account: account, name: info.name), let s = try? SieveScript.compile(t) { env.personalScripts[info.name] = s }
+            }
             let result = SieveInterpreter.run(before: admin.before, script: try SieveScript.compile(text), after: admin.after, message: m, environment: env)
             for line in result.lines { print(line) }
         }

@@ -408,4 +408,41 @@ import Testing
         #expect(none.actions == [.keep] && none.duplicates.isEmpty && none.unknownDuplicates.isEmpty)
         #expect(throws: SieveError.self) { try SieveScript.compile("require \"duplicate\"; if duplicate :header \"a\" :uniqueid \"b\" { stop; }") }
     }
+
+    // MARK: RFC 6609 include
+
+    @Test func includeWithGlobalsReturnOnceOptionalAndLoops() throws {
+        var env = SieveEnvironment()
+        env.personalScripts = [
+            "sub": try SieveScript.compile("""
+                require ["include", "variables"];
+                global "who";
+                if string :is "${who}" "x" { set "who" "y"; }
+                return;
+                set "who" "z";
+                """),
+            "loop": try SieveScript.compile("require \"include\"; include \"loop\";"),
+            "count": try SieveScript.compile("require [\"include\", \"variables\"]; global \"n\"; set \"n\" \"${n}i\";"),
+        ]
+        env.globalScripts = ["spam": try SieveScript.compile("require \"fileinto\"; if header :contains \"subject\" \"$$$\" { fileinto \"Junk\"; }")]
+        let m = message("Subject: win $$$ now")
+        let main = """
+            require ["include", "variables", "fileinto"];
+            global "who";
+            set "who" "x";
+            include :personal "sub";
+            fileinto "${who}/${global.who}";
+            include :global "spam";
+            """
+        #expect(try run(main, m, env).actions == [fileinto("y/y"), fileinto("Junk")])
+        // :once runs a script once however often it is included.
+        let once = "require [\"include\", \"variables\", \"fileinto\"]; global \"n\"; include \"count\"; include :once \"count\"; include \"count\"; fileinto \"${n}\";"
+        #expect(try run(once, m, env).actions == [fileinto("ii")])
+        // A missing script is an error unless :optional; a loop is an error; both keep the message.
+        #expect(try run("require \"include\"; include :optional \"nothing\";", m, env).actions == [.keep])
+        #expect(try run("require \"include\"; include \"nothing\";", m, env).error?.message == "no personal script nothing to include")
+        #expect(try run("require \"include\"; include \"loop\";", m, env).error?.message.contains("include loop") == true)
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"include\"; global \"x\";") }
+        #expect(throws: SieveError.self) { try SieveScript.compile("require \"include\"; include :personal :global \"x\";") }
+    }
 }
