@@ -217,6 +217,25 @@ extension Intake {
             out.append(await signed(bytes, id: id, from: v.recipient, to: sender, about: m.queueID, sent: "vacation reply of <\(v.recipient)>",
                                     logging: logging, now: m.arrived, logger: m.logger))
         }
+        // Notifications (RFC 5435 by mail, RFC 5436): a few per recipient, each to a few addresses, with a null sender.
+        var sent: [AccountID: Int] = [:]
+        for n in filter.notifications {
+            sent[n.account, default: 0] += 1
+            let id = SessionID.make()
+            guard sent[n.account]! <= 4,
+                  let (to, bytes) = SieveReplies.notification(n.action, original: fields, recipient: n.recipient, hostname: hostname, id: id, now: m.arrived)
+            else {
+                if logging {
+                    events.append(DeliveryEvent(at: m.arrived, queueID: m.queueID, kind: .filtered,
+                                                detail: "<\(n.recipient)>: no notification (the message was sent automatically, or too many)"))
+                }
+                continue
+            }
+            for address in to.prefix(10) {
+                out.append(await signed(bytes, id: id, from: n.recipient, to: address, about: m.queueID, sent: "notification of <\(n.recipient)>",
+                                        logging: logging, now: m.arrived, logger: m.logger))
+            }
+        }
         for r in filter.rejections where !sender.isEmpty {
             let id = SessionID.make()
             let bytes = SieveReplies.rejection(reason: r.reason, original: fields, sender: sender, recipient: r.recipient, hostname: hostname, id: id,

@@ -127,8 +127,28 @@ public enum SieveAction: Hashable, Sendable {
     case vacation(SieveVacation)
     /// Refuse the message for this recipient with this reason (RFC 5429 reject and ereject).
     case reject(reason: String)
+    /// A notification (RFC 5435) by `method` (a mailto: URI, RFC 5436).
+    case notify(SieveNotify)
 
     public static let keep = SieveAction.keep(flags: nil)
+}
+
+/// A notify action's arguments (RFC 5435 §3), variables expanded.
+public struct SieveNotify: Hashable, Sendable {
+    public var method: String
+    public var from: String?
+    /// "1" high, "2" normal (the default), "3" low.
+    public var importance: String
+    public var options: [String]
+    public var message: String?
+
+    public init(method: String, from: String? = nil, importance: String = "2", options: [String] = [], message: String? = nil) {
+        self.method = method
+        self.from = from
+        self.importance = importance
+        self.options = options
+        self.message = message
+    }
 }
 
 /// A vacation action's arguments (RFC 5230 §4, RFC 6131 :seconds), variables expanded.
@@ -187,6 +207,7 @@ public struct SieveResult: Hashable, Sendable {
             case .discard: return "discard"
             case .vacation(let v): return "vacation \"\(v.subject ?? "")\" every \(v.seconds) s: \(v.reason.prefix(60).replacingOccurrences(of: "\r\n", with: " "))"
             case .reject(let reason): return "reject \"\(reason)\""
+            case .notify(let n): return "notify \(n.method)" + (n.message.map { " \"\($0)\"" } ?? "")
             }
         }
         if out.isEmpty { out = ["discard"] }
@@ -381,6 +402,14 @@ public struct SieveInterpreter {
                 throw SieveError(c.position, "error: " + str(args.strings(0)[0]))
             case "include":
                 try include(args, c)
+            case "notify":
+                // RFC 5435 §3.8: a method this server cannot use is a run-time error.
+                let method = str(args.strings(0)[0])
+                guard SieveMailto.parse(method) != nil else { throw SieveError(c.position, "unsupported or invalid notification method \(method)") }
+                let importance = args.tagStrings("importance")?.first.map(str) ?? "2"
+                try add(.notify(SieveNotify(method: method, from: args.tagStrings("from")?.first.map(str),
+                                            importance: ["1", "2", "3"].contains(importance) ? importance : "2",
+                                            options: args.tagStrings("options").map(strs) ?? [], message: args.tagStrings("message")?.first.map(str))), c)
             case "return":
                 returned = true
             case "global":
@@ -541,6 +570,12 @@ public struct SieveInterpreter {
                 return false
             }
             return seen
+        case "valid_notify_method":
+            return strs(args.strings(0)).allSatisfy { SieveMailto.parse($0) != nil }
+        case "notify_method_capability":
+            // RFC 5436 §2.2: whether a mailto recipient is online cannot be known: "maybe".
+            guard SieveMailto.parse(str(args.strings(0)[0])) != nil, str(args.strings(1)[0]).lowercased() == "online" else { return false }
+            return compare(args, values: ["maybe"], keys: args.strings(2))
         case "spamtest":
             let percent = args.tags["percent"] != nil
             let value = percent ? environment.spamPercent.map { String(min(100, max(0, $0))) } : environment.spamScore.map { String(min(10, max(0, $0))) }
@@ -590,6 +625,7 @@ extension SieveAction {
         case (.keep, .keep): true
         case (.fileinto(let a, _, _, let u), .fileinto(let b, _, _, let v)): a == b && u?.lowercased() == v?.lowercased()
         case (.redirect(let a), .redirect(let b)): a.lowercased() == b.lowercased()
+        case (.notify(let a), .notify(let b)): a.method == b.method
         default: false
         }
     }

@@ -7,7 +7,7 @@ public enum SieveValidator {
     public static let capabilities: Set<String> = [
         "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric",
         "copy", "mailbox", "variables", "imap4flags", "subaddress", "body", "relational", "date", "index", "ihave", "environment",
-        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use", "duplicate", "include",
+        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use", "duplicate", "include", "enotify",
     ]
 
     /// Checks `commands` (from `SieveParser`); returns the capabilities the script requires.
@@ -257,6 +257,7 @@ public enum SieveValidator {
         "redirect": Spec(tags: ["copy": .flag("copy")], positional: [.string]),
         "set": Spec(ext: "variables", tags: [
             "lower": .flag(), "upper": .flag(), "lowerfirst": .flag(), "upperfirst": .flag(), "quotewildcard": .flag(), "length": .flag(),
+            "encodeurl": .flag("enotify"),
         ], positional: [.string, .string]),
         "setflag": Spec(ext: "imap4flags", positional: [.string, .strings], optional: .leading),
         "addflag": Spec(ext: "imap4flags", positional: [.string, .strings], optional: .leading),
@@ -271,6 +272,9 @@ public enum SieveValidator {
         "include": Spec(ext: "include", tags: ["personal": .flag(group: "location"), "global": .flag(group: "location"), "once": .flag(),
                                                "optional": .flag()], positional: [.string]),
         "return": Spec(ext: "include"),
+        "notify": Spec(ext: "enotify", tags: [
+            "from": .init(value: .string), "importance": .init(value: .string), "options": .init(value: .strings), "message": .init(value: .string),
+        ], positional: [.string]),
         "global": Spec(ext: "include", positional: [.strings]),
         "ereject": Spec(ext: "ereject", positional: [.string]),
     ]
@@ -298,6 +302,8 @@ public enum SieveValidator {
             "handle": .init(value: .string), "header": .init(group: "id", value: .string), "uniqueid": .init(group: "id", value: .string),
             "seconds": .init(value: .number), "last": .flag(),
         ]),
+        "valid_notify_method": Spec(ext: "enotify", positional: [.strings]),
+        "notify_method_capability": Spec(ext: "enotify", positional: [.string, .string, .strings], matching: true),
         "spamtest": Spec(ext: "spamtest", tags: ["percent": .flag("spamtestplus")], positional: [.string], matching: true),
     ]
 }
@@ -326,7 +332,8 @@ struct Args {
 
     /// Tags followed by a value, in every command and test this interpreter knows.
     static let valued: Set<String> = ["comparator", "value", "count", "flags", "content", "zone", "index", "days", "seconds", "subject",
-                                      "from", "addresses", "handle", "specialuse", "header", "uniqueid"]
+                                      "from", "addresses", "handle", "specialuse", "header", "uniqueid",
+                                      "importance", "options", "message"]
 
     func strings(_ i: Int) -> [String] {
         guard i < positional.count, case .strings(let s, _) = positional[i] else { return [] }

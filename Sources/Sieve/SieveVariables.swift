@@ -52,6 +52,13 @@ enum SieveVariables {
         if tags.contains("quotewildcard") {
             v = String(v.flatMap { "*?\\".contains($0) ? ["\\", $0] : [$0] })
         }
+        // RFC 5435 §6 (precedence 15): percent-encoding for a URI, all but the unreserved characters.
+        if tags.contains("encodeurl") {
+            v = v.utf8.map { b in
+                (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A) || (b >= 0x30 && b <= 0x39) || "-._~".utf8.contains(b)
+                    ? String(UnicodeScalar(b)) : String(format: "%%%02X", b)
+            }.joined()
+        }
         if tags.contains("length") { v = String(v.unicodeScalars.count) }
         return clip(v)
     }
@@ -114,4 +121,57 @@ enum SieveVariables {
 extension Unicode.Scalar {
     var isASCIILetter: Bool { ("a"..."z").contains(self) || ("A"..."Z").contains(self) }
     var isASCIIDigit: Bool { ("0"..."9").contains(self) }
+}
+
+/// A mailto: URI (RFC 6068) as RFC 5436 uses it: the recipients (to, cc, bcc), the subject and body, and other header
+/// fields it asks for, except those a notification must set itself.
+public struct SieveMailto: Hashable, Sendable {
+    public var to: [String]
+    public var cc: [String]
+    public var bcc: [String]
+    public var subject: String?
+    public var body: String?
+    public var headers: [(name: String, value: String)]
+
+    public static func == (a: SieveMailto, b: SieveMailto) -> Bool {
+        a.to == b.to && a.cc == b.cc && a.bcc == b.bcc && a.subject == b.subject && a.body == b.body
+            && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
+    }
+    public func hash(into h: inout Hasher) { h.combine(to); h.combine(subject) }
+
+    /// Fields a URI may not set (RFC 5436 §2.7: the notification's own, and the trace and routing ones).
+    static let reserved: Set<String> = ["from", "sender", "auto-submitted", "received", "return-path", "message-id", "date", "to", "cc",
+                                        "bcc", "subject", "body", "mime-version", "content-type", "content-transfer-encoding"]
+
+    /// nil: not a mailto: URI with at least one valid recipient.
+    public static func parse(_ uri: String) -> SieveMailto? {
+        guard uri.lowercased().hasPrefix("mailto:") else { return nil }
+        let rest = uri.dropFirst(7)
+        let (path, query) = rest.firstIndex(of: "?").map { (rest[..<$0], rest[rest.index(after: $0)...]) } ?? (rest, "")
+        func decode(_ s: Substring) -> String? { String(s).removingPercentEncoding }
+        func addresses(_ s: String) -> [String]? {
+            let list = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard list.allSatisfy({ a in a.split(separator: "@").count == 2 && !a.contains(where: { $0 == " " || $0 == "<" || $0 == ">" }) })
+            else { return nil }
+            return list
+        }
+        guard let toText = decode(path), let to = addresses(toText) else { return nil }
+        var m = SieveMailto(to: to, cc: [], bcc: [], subject: nil, body: nil, headers: [])
+        for pair in query.split(separator: "&") where !pair.isEmpty {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let name = decode(parts[0])?.lowercased(), let value = decode(parts.count > 1 ? parts[1] : "") else { return nil }
+            switch name {
+            case "to": guard let a = addresses(value) else { return nil }; m.to += a
+            case "cc": guard let a = addresses(value) else { return nil }; m.cc += a
+            case "bcc": guard let a = addresses(value) else { return nil }; m.bcc += a
+            case "subject": m.subject = value
+            case "body": m.body = value
+            default:
+                if !reserved.contains(name), !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) {
+                    m.headers.append((name, value))
+                }
+            }
+        }
+        return m.to.isEmpty && m.cc.isEmpty && m.bcc.isEmpty ? nil : m
+    }
 }

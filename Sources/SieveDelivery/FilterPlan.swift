@@ -51,6 +51,14 @@ public struct FilterPlan: Sendable, Hashable {
     public var vacations: [Vacation]
     /// Recipients whose scripts rejected the message (RFC 5429).
     public var rejections: [Rejection]
+    /// Notifications to send (RFC 5435, by mail: RFC 5436).
+    public var notifications: [Notification]
+
+    public struct Notification: Sendable, Hashable {
+        public var account: AccountID
+        public var recipient: String
+        public var action: SieveNotify
+    }
 
     public struct Vacation: Sendable, Hashable {
         public var account: AccountID
@@ -72,7 +80,7 @@ public struct FilterPlan: Sendable, Hashable {
                 looping: Set<String> = []) {
         var targets: [DeliveryTarget] = [], creates: [Mailbox] = [], redirects: [Redirect] = [], notes: [String] = []
         var filtered: [AccountID] = []
-        var vacations: [Vacation] = [], rejections: [Rejection] = []
+        var vacations: [Vacation] = [], rejections: [Rejection] = [], notifications: [Notification] = []
         func add(_ t: DeliveryTarget) { if !targets.contains(t) { targets.append(t) } }
         for target in base {
             guard let run = runs.first(where: { $0.account == target.account }) else {
@@ -117,6 +125,9 @@ public struct FilterPlan: Sendable, Hashable {
                     done.append("discarded")
                 case .vacation(let v):
                     vacations.append(Vacation(account: target.account, recipient: run.recipient, action: v))
+                case .notify(let n):
+                    notifications.append(Notification(account: target.account, recipient: run.recipient, action: n))
+                    done.append("notified \(n.method.prefix(200))")
                 case .reject(let reason):
                     rejections.append(Rejection(account: target.account, recipient: run.recipient, reason: reason))
                     done.append("rejected: \(SieveReplies.oneLine(reason).prefix(200))")
@@ -135,6 +146,7 @@ public struct FilterPlan: Sendable, Hashable {
         self.filtered = filtered
         self.vacations = vacations
         self.rejections = rejections
+        self.notifications = notifications
     }
 
     /// A target with the flags and keywords a script's imap4flags gave it (RFC 5232): the five system flags by name

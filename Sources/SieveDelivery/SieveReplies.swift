@@ -88,6 +88,32 @@ public enum SieveReplies {
         return Array(text.utf8)
     }
 
+    /// RFC 5436: the notification a mailto: method asks for — From the user (or :from), to the URI's recipients, the
+    /// URI's subject or the :message (or a default naming the message), marked Auto-Submitted: auto-notified. Nil when
+    /// none may go: the triggering message was itself sent automatically (§2.7), or the URI is not usable.
+    public static func notification(_ n: SieveNotify, original fields: [(name: String, value: String)], recipient: String, hostname: String,
+                                    id: String, now: Date) -> (recipients: [String], bytes: [UInt8])? {
+        guard let mailto = SieveMailto.parse(n.method) else { return nil }
+        func value(_ name: String) -> String? { fields.first { $0.name.lowercased() == name }?.value }
+        if let auto = value("auto-submitted")?.lowercased(), auto.split(separator: ";").first?.trimmingCharacters(in: .whitespaces) != "no" {
+            return nil
+        }
+        let about = "\(value("from").map { oneLine($0) } ?? "unknown sender"): \(value("subject").map { oneLine($0) } ?? "")"
+        let subject = mailto.subject ?? n.message ?? "[SIEVE] \(about)"
+        let importance = ["1": "1 (Highest)", "2": "3 (Normal)", "3": "5 (Lowest)"][n.importance] ?? "3 (Normal)"
+        var head = "From: \(oneLine(n.from ?? "<\(recipient)>"))\r\n"
+        if !mailto.to.isEmpty { head += "To: \(mailto.to.map { "<\($0)>" }.joined(separator: ", "))\r\n" }
+        if !mailto.cc.isEmpty { head += "Cc: \(mailto.cc.map { "<\($0)>" }.joined(separator: ", "))\r\n" }
+        head += "Subject: \(encoded(oneLine(subject)))\r\nDate: \(TraceHeaders.rfc5322Date(now))\r\n"
+            + "Message-ID: <\(id).\(Int(now.timeIntervalSince1970))@\(hostname)>\r\nAuto-Submitted: auto-notified\r\n"
+            + "X-Priority: \(importance)\r\nImportance: \(["1": "high", "3": "low"][n.importance] ?? "normal")\r\n"
+        for h in mailto.headers { head += "\(h.name): \(encoded(oneLine(h.value)))\r\n" }
+        let body = mailto.body ?? n.message ?? "A message arrived for <\(recipient)>: \(about)"
+        let text = head + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+            + base64Lines(Array(crlf(body).utf8))
+        return (mailto.to + mailto.cc + mailto.bcc, Array(text.utf8))
+    }
+
     public static func oneLine(_ s: String) -> String {
         String(s.unicodeScalars.map { $0.value < 32 || $0.value == 127 ? " " : Character($0) }.prefix(900))
     }

@@ -301,6 +301,29 @@ import Testing
         #expect(try await rig.contents(rig.alice, .junk).count == 1)
     }
 
+    @Test func notificationsGoOutByMailButNotForAutomaticMail() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "s", content: """
+            require ["enotify", "variables"];
+            if header :matches "subject" "*" { set "s" "${1}"; }
+            notify :message "New: ${s}" "mailto:pager@far.test";
+            """)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        _ = await rig.receive(intake, message(rig, id: "N1", to: ["alice@here.test"]), "From: x@remote.test\r\nSubject: server down\r\n\r\nx\r\n")
+        let sent = try await queuedNotices(rig, "N1")
+        #expect(sent.count == 1 && sent.first?.to == "pager@far.test" && sent.first?.from == "")
+        #expect(sent.first?.content.contains("Subject: New: server down\r\n") == true)
+        #expect(sent.first?.content.contains("Auto-Submitted: auto-notified\r\n") == true)
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 1)
+        // No notification about a message that was itself sent automatically (RFC 5436).
+        _ = await rig.receive(intake, message(rig, id: "N2", to: ["alice@here.test"]),
+                              "From: x@remote.test\r\nAuto-Submitted: auto-generated\r\nSubject: cron\r\n\r\nx\r\n")
+        #expect(try await queuedNotices(rig, "N2").isEmpty)
+        #expect(try await mailbox(rig, rig.alice, "INBOX").count == 2)
+    }
+
     @Test func duplicatesAreRecognisedAcrossDeliveries() async throws {
         let rig = try await PipelineTests.Rig()
         defer { rig.stop() }

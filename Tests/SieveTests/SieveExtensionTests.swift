@@ -445,4 +445,38 @@ import Testing
         #expect(throws: SieveError.self) { try SieveScript.compile("require \"include\"; global \"x\";") }
         #expect(throws: SieveError.self) { try SieveScript.compile("require \"include\"; include :personal :global \"x\";") }
     }
+
+    // MARK: RFC 5435 enotify, RFC 5436 mailto
+
+    @Test func notifyByMail() throws {
+        let m = message("From: boss@example.org\nTo: sievemailinglist@example.org\nSubject: Urgent")
+        let script = """
+            require ["enotify", "fileinto", "variables"];
+            if header :contains "from" "boss@example.org" {
+              notify :importance "1" :message "This is probably very important" "mailto:alm@example.com";
+              # Don't send any further notifications
+              stop;
+            }
+            """
+        #expect(try run(script, m).actions == [.notify(SieveNotify(method: "mailto:alm@example.com", importance: "1",
+                                                                   message: "This is probably very important")), .keep])
+        let tests = """
+            require ["enotify", "variables", "fileinto"];
+            set :encodeurl "subject" "a&b c/é";
+            if allof (valid_notify_method ["mailto:a@b.example", "mailto:?to=c@d.example&subject=${subject}"],
+                      not valid_notify_method "xmpp:romeo@example.org",
+                      notify_method_capability "mailto:a@b.example" "online" ["maybe"]) {
+              fileinto "${subject}";
+            }
+            """
+        #expect(try run(tests, m).actions == [fileinto("a%26b%20c%2F%C3%A9")])
+        // An unusable method is a run-time error: the message is kept.
+        let bad = try run("require \"enotify\"; notify \"xmpp:x@y\";", m)
+        #expect(bad.actions == [.keep] && bad.error != nil)
+        // mailto: recipients from the address part and the query; reserved fields ignored; encoded parts decoded.
+        let mailto = try #require(SieveMailto.parse("mailto:a@b.example,c@d.example?cc=e@f.example&subject=Hi%20there&body=x&from=evil@x&X-Tag=1"))
+        #expect(mailto.to == ["a@b.example", "c@d.example"] && mailto.cc == ["e@f.example"] && mailto.subject == "Hi there" && mailto.body == "x")
+        #expect(mailto.headers.map(\.name) == ["x-tag"])
+        #expect(SieveMailto.parse("mailto:") == nil && SieveMailto.parse("mailto:not an address") == nil && SieveMailto.parse("http://x") == nil)
+    }
 }
