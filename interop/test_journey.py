@@ -452,23 +452,27 @@ def test_sieve_vacation_reply_reaches_the_other_server_once_and_reject_is_a_550(
     a.run("sieve", "activate", "alice@a.test", "away")
     a.start()
     b.start()
-    submit(b, "bob@b.test", ["alice@a.test"], "lunch?")
-    submit(b, "bob@b.test", ["alice@a.test"], "lunch? (again)")
-    assert len(wait_for_mail(a, "alice@a.test", count=2)) == 2
-    replies = wait_for_mail(b, "bob@b.test", count=1)
-    time.sleep(3)   # time for a second reply, were one sent
-    replies = wait_for_mail(b, "bob@b.test", count=1)
-    assert len(replies) == 1, [r[:300] for r in replies]
-    reply = email.message_from_bytes(replies[0])
-    assert reply["Subject"] == "Auto: lunch?" and reply["Auto-Submitted"].startswith("auto-replied")
-    assert reply["From"] == "<alice@a.test>" and reply["In-Reply-To"]
-    assert "I am away until Monday" in reply.get_payload(decode=True).decode()
-    assert ("a.test", "rsa-sha256", True) in verify_dkim(world, replies[0])
+    try:
+        submit(b, "bob@b.test", ["alice@a.test"], "lunch?")
+        submit(b, "bob@b.test", ["alice@a.test"], "lunch? (again)")
+        assert len(wait_for_mail(a, "alice@a.test", count=2)) == 2
+        replies = wait_for_mail(b, "bob@b.test", count=1)
+        time.sleep(3)   # time for a second reply, were one sent
+        replies = wait_for_mail(b, "bob@b.test", count=1)
+        assert len(replies) == 1, [r[:300] for r in replies]
+        reply = email.message_from_bytes(replies[0])
+        assert reply["Subject"] == "Auto: lunch?" and reply["Auto-Submitted"].startswith("auto-replied")
+        assert reply["From"] == "<alice@a.test>" and reply["In-Reply-To"]
+        assert "I am away until Monday" in reply.get_payload(decode=True).decode()
+        assert ("a.test", "rsa-sha256", True) in verify_dkim(world, replies[0])
 
-    with smtplib.SMTP(a.host, a.smtp_port, timeout=30) as s:
-        s.ehlo("mx.b.test")
-        s.mail("bob@b.test")
-        s.rcpt("alice@a.test")
-        code, text = s.data(b"From: bob@b.test\r\nTo: alice@a.test\r\nSubject: unwanted\r\n\r\nbuy now\r\n")
-    assert code == 550 and text.decode() == "5.7.1 Alice does not want this."
-    assert len(wait_for_mail(a, "alice@a.test", count=2)) == 2
+        with smtplib.SMTP(a.host, a.smtp_port, timeout=30) as s:
+            s.ehlo("mx.b.test")
+            s.mail("bob@b.test")
+            s.rcpt("alice@a.test")
+            code, text = s.data(b"From: bob@b.test\r\nTo: alice@a.test\r\nSubject: unwanted\r\n\r\nbuy now\r\n")
+        assert code == 550 and text.decode() == "5.7.1 Alice does not want this."
+        assert len(wait_for_mail(a, "alice@a.test", count=2)) == 2
+    finally:
+        a.stop()
+        b.stop()

@@ -14,11 +14,12 @@ extension IntakeCommit {
     /// `FilterPlan.deliveries` for a message of this plan: the plan's delivery with the scripts' mailboxes, its
     /// redirected copies, and the log lines when nothing is stored.
     public static func filtered(plan: RoutingPlan, prepared: Prepared, filter: FilterPlan, queueID: String, now: Date, received: String?,
-                                redirected: (String) throws -> MessageContent,
+                                redirected: (FilterPlan.Redirect) throws -> MessageContent,
+                                edited: (AccountID) throws -> MessageContent = { _ in .inline([]) },
                                 newID: () -> String) rethrows -> (deliveries: [Delivery], log: [DeliveryEvent]) {
         try filter.deliveries(main: delivery(plan: plan, prepared: prepared, queueID: queueID, now: now, received: received),
                               local: zip(plan.localAddresses, plan.localAccounts).map { ($0, $1) }, junk: prepared.junk,
-                              logging: received != nil, redirected: redirected, newID: newID)
+                              logging: received != nil, redirected: redirected, edited: edited, newID: newID)
     }
 }
 
@@ -119,16 +120,24 @@ extension Intake {
             let trace = FilterPlan.deliveredTo(fields)
             // The filters decide where spam goes for the accounts they ran for (Tern's after script files it in Junk).
             let filterBase = base.map { filtered.contains($0.account) ? DeliveryTarget(account: $0.account) : $0 }
-            let filter = FilterPlan(base: filterBase, runs: runs, mailboxes: boxes.mapValues { Set($0.map(\.name)) },
+            var draft = FilterPlan(base: filterBase, runs: runs, mailboxes: boxes.mapValues { Set($0.map(\.name)) },
                                     specialUses: boxes.mapValues(FilterPlan.specialUses),
                                     looping: trace.everyone ? Set(runs.map { $0.recipient.lowercased() }) : trace.addresses)
+            // Header edits need the whole header: one longer than what was read keeps the message as it came.
+            let headerEnd = RawHeader.end(head)
+            if headerEnd == head.count && head.count >= limit && !draft.edited.isEmpty {
+                m.logger.warning("header too long to edit", metadata: ["msg": "\(m.queueID)"])
+                draft.edited = [:]
+            }
+            let filter = draft
+            let raw = RawHeader.fields(head[..<headerEnd])
             // Rejected by every recipient's script, with nothing else to do: refused at SMTP time (RFC 5429 §2.1).
             if !filter.rejections.isEmpty, filter.targets.isEmpty, filter.redirects.isEmpty, plan.remote.isEmpty,
                filter.rejections.count == base.count {
                 let reason = SieveReplies.oneLine(filter.rejections[0].reason).prefix(200)
                 let reply = SMTPReply(550, "5.7.1", reason.isEmpty ? "Rejected by the recipient's filter" : String(reason))
                 if m.received != nil {
-                    let (_, log) = IntakeCommit.filtered(plan: plan, prepared: prepared, filter: filter, queueID: m.queueID, now: m.arrived,
+                    let (_, log) = try IntakeCommit.filtered(plan: plan, prepared: prepared, filter: filter, queueID: m.queueID, now: m.arrived,
                                                          received: m.received, redirected: { _ in content }, newID: { "" })
                     try? await store.log(log + [DeliveryEvent(at: m.arrived, queueID: m.queueID, kind: .refused,
                                                                detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))])
@@ -145,8 +154,20 @@ extension Intake {
                 do {
                     let (deliveries, log) = try IntakeCommit.filtered(
                         plan: plan, prepared: prepared, filter: filter, queueID: m.queueID, now: m.arrived, received: m.received,
-                        redirected: { from in
-                            let copy = try FilterPlan.redirectCopy(content, from: from, skip: skip, blobs: blobs)
+                        redirected: { r in
+                            var copy: MessageContent
+                            if let layout = filter.edited[r.account] {
+                                // The header the script left, without this server's Return-Path, then the body.
+                                copy = try FilterPlan.splice(content, from: headerEnd, with: Array("Delivered-To: \(r.from)\r\n".utf8)
+                                                             + FilterPlan.header(layout, raw: raw, returnPath: false), blobs: blobs)
+                            } else {
+                                copy = try FilterPlan.redirectCopy(content, from: r.from, skip: skip, blobs: blobs)
+                            }
+                            if case .blob(let key, _) = copy { copies.append(key) }
+                            return copy
+                        }, edited: { account in
+                            let copy = try FilterPlan.splice(content, from: headerEnd, with: FilterPlan.header(filter.edited[account] ?? [], raw: raw,
+                                                                                                                returnPath: true), blobs: blobs)
                             if case .blob(let key, _) = copy { copies.append(key) }
                             return copy
                         }, newID: SessionID.make)

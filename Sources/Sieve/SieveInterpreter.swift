@@ -183,6 +183,8 @@ public struct SieveVacation: Hashable, Sendable {
 public struct SieveResult: Hashable, Sendable {
     public var actions: [SieveAction]
     public var error: SieveError?
+    /// The header as the scripts left it (RFC 5293 editheader), in order; nil: unchanged.
+    public var header: [SieveHeaderField]?
     /// The duplicate tests the run made (RFC 7352): what to remember once the message is delivered.
     public var duplicates: [SieveDuplicate] = []
     /// Duplicate keys the environment did not know: the caller looks them up and runs the script again.
@@ -216,6 +218,13 @@ public struct SieveResult: Hashable, Sendable {
     }
 }
 
+/// A field of the header editheader left (RFC 5293): one of the message's own (its index among the header's fields)
+/// or one a script added.
+public enum SieveHeaderField: Hashable, Sendable {
+    case original(Int)
+    case added(name: String, value: String)
+}
+
 /// One duplicate test's id (RFC 7352): its handle and the message's unique id, remembered for `seconds`; with :last
 /// each occurrence restarts the period.
 public struct SieveDuplicate: Hashable, Sendable {
@@ -233,7 +242,10 @@ public struct SieveRunLimits: Sendable {
 
 /// Runs a compiled script: the RFC 5228 core and the extensions `SieveValidator.capabilities` lists.
 public struct SieveInterpreter {
-    let message: SieveMessage
+    /// The message as the tests see it: editheader's changes show at once (RFC 5293 §3).
+    var message: SieveMessage
+    /// Where each of `message.fields` comes from, once a script changed the header.
+    private var layout: [SieveHeaderField]?
     let environment: SieveEnvironment
     let limits: SieveRunLimits
     var required: Set<String>
@@ -267,17 +279,19 @@ public struct SieveInterpreter {
                            environment: SieveEnvironment = SieveEnvironment(), limits: SieveRunLimits = SieveRunLimits()) -> SieveResult {
         var me = SieveInterpreter(message: message, environment: environment, limits: limits, required: [])
         var usesFlags = false
+        var held: SieveAction?
         do {
             for s in before + (script.map { [$0] } ?? []) where !me.stopped {
                 try me.start(s)
                 usesFlags = usesFlags || s.required.contains("imap4flags")
             }
             // "Keep still in effect": the implicit keep, or an explicit keep, which the after scripts may then move.
-            let explicitKeep = me.actions.contains(where: \.isKeep)
-            if !me.stopped && !after.isEmpty && (!me.cancelKeep || explicitKeep) {
-                if explicitKeep {
+            let explicitKeep = me.actions.first(where: \.isKeep)
+            if !me.stopped && !after.isEmpty && (!me.cancelKeep || explicitKeep != nil) {
+                if explicitKeep != nil {
                     me.actions.removeAll(where: \.isKeep)
                     me.cancelKeep = false
+                    held = explicitKeep
                 }
                 for s in after where !me.stopped {
                     try me.start(s)
@@ -287,8 +301,11 @@ public struct SieveInterpreter {
         } catch {
             return SieveResult(actions: [.keep], error: error, duplicates: [], unknownDuplicates: me.unknownDuplicates)
         }
-        if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(.keep(flags: usesFlags ? me.flags : nil)) }
-        return SieveResult(actions: me.actions, error: nil, duplicates: me.duplicates, unknownDuplicates: me.unknownDuplicates)
+        // An explicit keep the after scripts left in place comes back as it was (its own :flags).
+        if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(held ?? .keep(flags: usesFlags ? me.flags : nil)) }
+        var result = SieveResult(actions: me.actions, error: nil, duplicates: me.duplicates, unknownDuplicates: me.unknownDuplicates)
+        result.header = me.layout
+        return result
     }
 
     /// Runs one script of a sequence: its own capabilities and variables, the shared actions.
@@ -402,6 +419,33 @@ public struct SieveInterpreter {
                 throw SieveError(c.position, "error: " + str(args.strings(0)[0]))
             case "include":
                 try include(args, c)
+            case "addheader":
+                let name = str(args.strings(0)[0]), value = str(args.strings(1)[0])
+                guard Self.editable(name) else { continue }
+                var fields = layout ?? message.fields.indices.map { .original($0) }
+                let clean = String(value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.map(Character.init)).trimmingWhitespace()
+                let at = args.tags["last"] != nil ? fields.count : 0
+                fields.insert(.added(name: name, value: clean), at: at)
+                message.fields.insert((name, clean), at: at)
+                layout = fields
+            case "deleteheader":
+                let name = str(args.strings(0)[0]).lowercased()
+                guard Self.editable(name) else { continue }
+                var fields = layout ?? message.fields.indices.map { .original($0) }
+                var occurrences = message.fields.indices.filter { message.fields[$0].name.lowercased() == name }
+                if let n = args.tagNumber("index") {
+                    guard n > 0, n <= UInt64(occurrences.count) else { continue }
+                    occurrences = [args.tags["last"] != nil ? occurrences[occurrences.count - Int(n)] : occurrences[Int(n) - 1]]
+                }
+                if args.positional.count == 2 {
+                    let match = Match(args), patterns = strs(args.strings(1))
+                    occurrences = occurrences.filter { i in patterns.contains { match.matches(message.fields[i].value, $0) } }
+                }
+                for i in occurrences.reversed() {
+                    fields.remove(at: i)
+                    message.fields.remove(at: i)
+                }
+                layout = fields
             case "notify":
                 // RFC 5435 §3.8: a method this server cannot use is a run-time error.
                 let method = str(args.strings(0)[0])
@@ -600,6 +644,13 @@ public struct SieveInterpreter {
         guard let n = args.tagNumber("index"), n > 0 else { return values }
         guard n <= UInt64(values.count) else { return [] }
         return [args.tags["last"] != nil ? values[values.count - Int(n)] : values[Int(n) - 1]]
+    }
+
+    /// RFC 5293 §4.5–4.6: a well-formed field name, and not one the trace depends on (Received, Auto-Submitted,
+    /// Return-Path, which scripts may not add or delete).
+    static func editable(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 100 && name.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != 58 }
+            && !["received", "auto-submitted", "return-path"].contains(name.lowercased())
     }
 
     /// The address part a test asks for (RFC 5228 §2.7.4; :user and :detail of RFC 5233 with "+" as the separator:

@@ -7,7 +7,7 @@ public enum SieveValidator {
     public static let capabilities: Set<String> = [
         "fileinto", "envelope", "encoded-character", "comparator-i;octet", "comparator-i;ascii-casemap", "comparator-i;ascii-numeric",
         "copy", "mailbox", "variables", "imap4flags", "subaddress", "body", "relational", "date", "index", "ihave", "environment",
-        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use", "duplicate", "include", "enotify",
+        "spamtest", "spamtestplus", "regex", "vacation", "vacation-seconds", "reject", "ereject", "special-use", "duplicate", "include", "enotify", "editheader",
     ]
 
     /// Checks `commands` (from `SieveParser`); returns the capabilities the script requires.
@@ -96,6 +96,8 @@ public enum SieveValidator {
                 // RFC 6609 §3.3: global variables are variables.
                 guard required.contains("variables") else { throw SieveError(at, "global needs require \"variables\"") }
                 for name in args.strings(0) where !SieveVariables.isIdentifier(name) { throw SieveError(at, "invalid variable name \"\(name)\"") }
+            case "deleteheader":
+                if args.tags["last"] != nil, args.tags["index"] == nil { throw SieveError(at, ":last needs :index") }
             case "include":
                 guard SieveScriptName.isValid(args.strings(0)[0]) else { throw SieveError(at, "invalid script name \"\(args.strings(0)[0])\"") }
             case "setflag", "addflag", "removeflag":
@@ -272,6 +274,10 @@ public enum SieveValidator {
         "include": Spec(ext: "include", tags: ["personal": .flag(group: "location"), "global": .flag(group: "location"), "once": .flag(),
                                                "optional": .flag()], positional: [.string]),
         "return": Spec(ext: "include"),
+        "addheader": Spec(ext: "editheader", tags: ["last": .flag()], positional: [.string, .string]),
+        // RFC 5293 §5: deleteheader's :index and :last are its own (no "index" needed).
+        "deleteheader": Spec(ext: "editheader", tags: ["index": .init(value: .number), "last": .flag()], positional: [.string, .strings],
+                             optional: .trailing, matching: true),
         "notify": Spec(ext: "enotify", tags: [
             "from": .init(value: .string), "importance": .init(value: .string), "options": .init(value: .strings), "message": .init(value: .string),
         ], positional: [.string]),

@@ -31,10 +31,14 @@ public struct FilterPlan: Sendable, Hashable {
     }
 
     public struct Redirect: Sendable, Hashable {
-        /// The recipient whose script redirects (named in the copy's Delivered-To field).
+        /// The recipient whose script redirects (named in the copy's Delivered-To field), and its account.
         public var from: String
         public var to: String
+        public var account: AccountID = 0
     }
+
+    /// The header each account's scripts left (RFC 5293 editheader): that account's copies get it.
+    public var edited: [AccountID: [SieveHeaderField]] = [:]
 
     /// Where the message is stored: the plan's targets for accounts without a script, the scripts' mailboxes for the
     /// others (none for an account whose script discarded it).
@@ -117,7 +121,7 @@ public struct FilterPlan: Sendable, Hashable {
                         add(target)
                         done.append("kept in INBOX: redirect to <\(address)> would loop")
                     } else {
-                        let r = Redirect(from: run.recipient, to: address)
+                        let r = Redirect(from: run.recipient, to: address, account: target.account)
                         if !redirects.contains(r) { redirects.append(r) }
                         done.append("redirected to <\(address)>")
                     }
@@ -132,6 +136,10 @@ public struct FilterPlan: Sendable, Hashable {
                     rejections.append(Rejection(account: target.account, recipient: run.recipient, reason: reason))
                     done.append("rejected: \(SieveReplies.oneLine(reason).prefix(200))")
                 }
+            }
+            if let header = run.result.header, run.result.error == nil {
+                edited[target.account] = header
+                done.append("header edited")
             }
             // A discard cancels the implicit keep and adds no action of its own (RFC 5228 §4.4).
             if done.isEmpty { done.append("discarded") }
@@ -205,11 +213,19 @@ extension FilterPlan {
     /// the message), no delivery is made and `log` holds the lines to write. `local`: each local recipient with the
     /// accounts it reaches (the "stored" line names those whose accounts ran no script).
     public func deliveries(main given: Delivery, local: [(address: String, accounts: [AccountID])], junk: Bool, logging: Bool,
-                           redirected: (String) throws -> MessageContent,
+                           redirected: (Redirect) throws -> MessageContent, edited editedContent: (AccountID) throws -> MessageContent = { _ in .inline([]) },
                            newID: () -> String) rethrows -> (deliveries: [Delivery], log: [DeliveryEvent]) {
         var main = given
         let (queueID, now) = (main.queueID, main.internalDate)
-        main.targets = targets
+        main.targets = targets.filter { edited[$0.account] == nil }
+        // An account whose scripts edited the header gets its copies from a content of its own, in the same commit.
+        var own: [Delivery] = []
+        for account in targets.map(\.account) where edited[account] != nil && !own.contains(where: { $0.targets.first?.account == account }) {
+            var copy = Delivery(content: try editedContent(account), envelope: main.envelope, targets: targets.filter { $0.account == account },
+                                internalDate: now, flags: main.flags, keywords: main.keywords, queueID: queueID)
+            copy.log = []
+            own.append(copy)
+        }
         if logging {
             // The receipt's "stored" line says where each recipient's copy went; the filters' lines say the rest.
             main.log.removeAll { $0.kind == .stored }
@@ -231,9 +247,10 @@ extension FilterPlan {
                 DeliveryEvent(at: now, queueID: queueID, kind: .filtered, detail: "redirected by <\(r.from)> to <\(r.to)> as \(id)"),
                 DeliveryEvent(at: now, queueID: id, kind: .queued, detail: "for <\(r.to)>", related: queueID),
             ]
-            deliveries.append(Delivery(content: try redirected(r.from), envelope: envelope, targets: [], internalDate: now,
+            deliveries.append(Delivery(content: try redirected(r), envelope: envelope, targets: [], internalDate: now,
                                        remoteRecipients: envelope.recipients, queueID: id, log: log))
         }
+        deliveries = own + deliveries
         if !main.targets.isEmpty || main.isQueued {
             deliveries.insert(main, at: 0)
         } else if !deliveries.isEmpty {
@@ -262,29 +279,49 @@ extension FilterPlan {
         return Array(try handle.read(upToCount: max) ?? Data())
     }
 
-    /// A redirected copy: a Delivered-To field naming the recipient whose script sent it on, then the message without
-    /// the `skip` octets of Return-Path at its start (a message leaving carries none: RFC 5321 §4.4). A stored file is
-    /// copied a piece at a time into a new one, fsync'd.
-    public static func redirectCopy(_ content: MessageContent, from: String, skip: Int, blobs: BlobStore) throws -> MessageContent {
-        let field = Array("Delivered-To: \(from)\r\n".utf8)
+    /// `replacement`, then the content from offset `from` on: new inline bytes, or a new file written a piece at a time
+    /// and fsync'd.
+    public static func splice(_ content: MessageContent, from skip: Int, with replacement: [UInt8], blobs: BlobStore) throws -> MessageContent {
         switch content {
         case .inline(let bytes):
-            return .inline(field + bytes[min(skip, bytes.count)...])
+            return .inline(replacement + bytes[min(skip, bytes.count)...])
         case .blob(let key, let size):
             let source = try FileHandle(forReadingFrom: blobs.url(for: key))
             defer { try? source.close() }
             try source.seek(toOffset: UInt64(skip))
             let (url, handle) = try blobs.makeTempFile()
             do {
-                try handle.write(contentsOf: field)
+                try handle.write(contentsOf: replacement)
                 while let piece = try source.read(upToCount: 1 << 20), !piece.isEmpty { try handle.write(contentsOf: piece) }
                 let copy = BlobStore.newKey()
                 try blobs.commit(tempFile: url, handle: handle, key: copy)
-                return .blob(key: copy, size: field.count + size - skip)
+                return .blob(key: copy, size: replacement.count + size - skip)
             } catch {
                 try? FileManager.default.removeItem(at: url)
                 throw error
             }
         }
+    }
+
+    /// The header `layout` describes, from the message's own (raw) fields; without `returnPath`, as a copy that
+    /// leaves this server carries it (RFC 5321 §4.4). Ends with the empty line.
+    public static func header(_ layout: [SieveHeaderField], raw: [RawHeaderField], returnPath: Bool) -> [UInt8] {
+        var out: [UInt8] = []
+        for field in layout {
+            switch field {
+            case .original(let i) where i < raw.count:
+                if returnPath || raw[i].name.lowercased() != "return-path" { out += raw[i].raw }
+            case .original: continue
+            case .added(let name, let value): out += Array("\(name): \(SieveReplies.encoded(value))\r\n".utf8)
+            }
+        }
+        return out + [13, 10]
+    }
+
+    /// A redirected copy: a Delivered-To field naming the recipient whose script sent it on, then the message without
+    /// the `skip` octets of Return-Path at its start (a message leaving carries none: RFC 5321 §4.4). A stored file is
+    /// copied a piece at a time into a new one, fsync'd.
+    public static func redirectCopy(_ content: MessageContent, from: String, skip: Int, blobs: BlobStore) throws -> MessageContent {
+        try splice(content, from: skip, with: Array("Delivered-To: \(from)\r\n".utf8), blobs: blobs)
     }
 }

@@ -123,7 +123,7 @@ public enum SieveReplies {
     }
 
     /// A header value as RFC 2047 words when it is not ASCII.
-    static func encoded(_ s: String) -> String {
+    public static func encoded(_ s: String) -> String {
         guard !s.allSatisfy(\.isASCII) else { return s }
         var words: [String] = [], piece: [UInt8] = []
         for c in s {

@@ -35,7 +35,7 @@ import Testing
         ], mailboxes: [alice: ["INBOX"]])
         #expect(plan.targets == [DeliveryTarget(account: alice, mailbox: "New/Sub"), DeliveryTarget(account: alice), DeliveryTarget(account: bob)])
         #expect(plan.creates == [FilterPlan.Mailbox(account: alice, name: "New/Sub")])
-        #expect(plan.redirects == [FilterPlan.Redirect(from: "alice@here.test", to: "x@far.test")])
+        #expect(plan.redirects == [FilterPlan.Redirect(from: "alice@here.test", to: "x@far.test", account: alice)])
 
         // A redirect that would loop keeps the message; so does a failed script (its actions are the implicit keep).
         plan = FilterPlan(base: base, runs: [
@@ -69,7 +69,7 @@ import Testing
         var ids = ["R1"]
         let (deliveries, log) = try IntakeCommit.filtered(
             plan: plan, prepared: prepared, filter: filter, queueID: "Q1", now: Self.start, received: "from x",
-            redirected: { from in try FilterPlan.redirectCopy(.inline(bytes), from: from, skip: 30, blobs: BlobStore(root: URL(fileURLWithPath: "/nonexistent"), tmp: URL(fileURLWithPath: "/nonexistent"))) },
+            redirected: { r in try FilterPlan.redirectCopy(.inline(bytes), from: r.from, skip: 30, blobs: BlobStore(root: URL(fileURLWithPath: "/nonexistent"), tmp: URL(fileURLWithPath: "/nonexistent"))) },
             newID: { ids.removeFirst() })
         #expect(log.isEmpty && deliveries.count == 2)
         #expect(deliveries[0].queueID == "Q1" && deliveries[0].targets == [DeliveryTarget(account: alice)] && !deliveries[0].isQueued)
@@ -86,7 +86,7 @@ import Testing
 
         // Discarded by the only recipient: no delivery at all, only the log lines.
         let discard = FilterPlan(base: plan.targets, runs: [run(alice, "alice@here.test", [])], mailboxes: [:])
-        let nothing = IntakeCommit.filtered(plan: plan, prepared: prepared, filter: discard, queueID: "Q2", now: Self.start, received: "from x",
+        let nothing = try IntakeCommit.filtered(plan: plan, prepared: prepared, filter: discard, queueID: "Q2", now: Self.start, received: "from x",
                                             redirected: { _ in .inline([]) }, newID: { "-" })
         #expect(nothing.deliveries.isEmpty && nothing.log.map(\.kind) == [.received, .filtered])
         #expect(nothing.log.last?.detail == "<alice@here.test>: discarded")
@@ -322,6 +322,30 @@ import Testing
                               "From: x@remote.test\r\nAuto-Submitted: auto-generated\r\nSubject: cron\r\n\r\nx\r\n")
         #expect(try await queuedNotices(rig, "N2").isEmpty)
         #expect(try await mailbox(rig, rig.alice, "INBOX").count == 2)
+    }
+
+    @Test func headerEditsReachThatAccountsCopiesOnly() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "s", content: """
+            require ["editheader", "copy"];
+            deleteheader "X-Tracking";
+            addheader "X-Sorted" "yes";
+            redirect :copy "phone@far.test";
+            """)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        let text = "X-Tracking: 123\r\nSubject: hello\r\n\r\nbody\r\n"
+        _ = await rig.receive(intake, message(rig, id: "E1"), text)
+        #expect(try await mailbox(rig, rig.alice, "INBOX") == ["X-Sorted: yes\r\nReturn-Path: <s@remote.test>\r\nSubject: hello\r\n\r\nbody\r\n"])
+        #expect(try await mailbox(rig, rig.bob, "INBOX") == ["Return-Path: <s@remote.test>\r\n" + text])
+        let copies = try await redirected(rig, "E1")
+        #expect(copies.map(\.content) == ["Delivered-To: team@here.test\r\nX-Sorted: yes\r\nSubject: hello\r\n\r\nbody\r\n"])
+        // A stored file is edited into a new one, the body copied a piece at a time.
+        let body = String(repeating: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567\r\n", count: 5_000)
+        _ = await rig.receive(intake, message(rig, id: "E2", to: ["alice@here.test"]), "X-Tracking: 9\r\nSubject: big\r\n\r\n" + body)
+        let big = try await mailbox(rig, rig.alice, "INBOX")
+        #expect(big.count == 2 && big.last == "X-Sorted: yes\r\nReturn-Path: <s@remote.test>\r\nSubject: big\r\n\r\n" + body)
     }
 
     @Test func duplicatesAreRecognisedAcrossDeliveries() async throws {

@@ -479,4 +479,31 @@ import Testing
         #expect(mailto.headers.map(\.name) == ["x-tag"])
         #expect(SieveMailto.parse("mailto:") == nil && SieveMailto.parse("mailto:not an address") == nil && SieveMailto.parse("http://x") == nil)
     }
+
+    // MARK: RFC 5293 editheader
+
+    @Test func editheaderChangesWhatLaterTestsSeeAndWhatIsStored() throws {
+        let m = message("Received: from a\nX-Spam: yes\nSubject: hi\nX-Spam: maybe\nX-Spam: no")
+        // Added at the top (or with :last at the bottom), and seen by the tests that follow.
+        let added = try run("""
+            require ["editheader", "fileinto"];
+            addheader "X-Filtered" "by Tern";
+            addheader :last "X-Last" "end";
+            if header :is "x-filtered" "by Tern" { fileinto "seen"; }
+            """, m)
+        #expect(added.actions == [fileinto("seen")])
+        #expect(added.header == [.added(name: "X-Filtered", value: "by Tern"), .original(0), .original(1), .original(2), .original(3), .original(4),
+                                 .added(name: "X-Last", value: "end")])
+        // deleteheader: every occurrence, one by index (from the end with :last), or those whose value matches.
+        #expect(try run("require \"editheader\"; deleteheader \"x-spam\";", m).header == [.original(0), .original(2)])
+        #expect(try run("require \"editheader\"; deleteheader :index 1 :last \"X-Spam\";", m).header
+                == [.original(0), .original(1), .original(2), .original(3)])
+        #expect(try run("require \"editheader\"; deleteheader :contains \"X-Spam\" [\"may\", \"no\"];", m).header
+                == [.original(0), .original(1), .original(2)])
+        let gone = try run("require [\"editheader\", \"fileinto\"]; deleteheader \"subject\"; if not exists \"subject\" { fileinto \"x\"; }", m)
+        #expect(gone.actions == [fileinto("x")])
+        // Received, Auto-Submitted and Return-Path are the trace's: left as they are.
+        #expect(try run("require \"editheader\"; deleteheader \"received\"; addheader \"Auto-Submitted\" \"no\";", m).header == nil)
+        #expect(try run("keep;", m).header == nil)
+    }
 }

@@ -156,7 +156,7 @@ import Testing
         #expect(error("if exists \"x\" true { keep; }")?.description == "line 1, column 15: exists takes no nested test")
         #expect(error("keep { stop; }")?.description == "line 1, column 1: keep takes no block; end it with ';'")
         #expect(error("redirect [\"a@b.example\", \"c@d.example\"];")?.description == "line 1, column 10: redirect takes one string here, not a list")
-        #expect(error("notify \"mailto:x@y\";")?.description == "line 1, column 1: unknown command notify")
+        #expect(error("teleport \"mars\";")?.description == "line 1, column 1: unknown command teleport")
         #expect(error("if true { keep; } elsif false { discard; } else { stop; }") == nil)
     }
 }
