@@ -29,7 +29,9 @@ enum SieveDates {
         case "minute": return two(mm)
         case "second": return two(ss)
         case "time": return "\(two(hh)):\(two(mm)):\(two(ss))"
-        case "iso8601": return "\(four(y))-\(two(m))-\(two(d))T\(two(hh)):\(two(mm)):\(two(ss))\(sign)\(two(abs(offset) / 3600)):\(two(abs(offset) % 3600 / 60))"
+        // RFC 3339's form, with Z for UTC.
+        case "iso8601": return "\(four(y))-\(two(m))-\(two(d))T\(two(hh)):\(two(mm)):\(two(ss))"
+            + (offset == 0 ? "Z" : "\(sign)\(two(abs(offset) / 3600)):\(two(abs(offset) % 3600 / 60))")
         case "std11":
             let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
             let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]

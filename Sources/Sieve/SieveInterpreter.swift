@@ -302,7 +302,7 @@ public struct SieveInterpreter {
             return SieveResult(actions: [.keep], error: error, duplicates: [], unknownDuplicates: me.unknownDuplicates)
         }
         // An explicit keep the after scripts left in place comes back as it was (its own :flags).
-        if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(held ?? .keep(flags: usesFlags ? me.flags : nil)) }
+        if !me.cancelKeep && !me.actions.contains(where: \.isKeep) { me.actions.append(held ?? .keep(flags: usesFlags ? validFlags(me.flags) : nil)) }
         var result = SieveResult(actions: me.actions, error: nil, duplicates: me.duplicates, unknownDuplicates: me.unknownDuplicates)
         result.header = me.layout
         return result
@@ -393,7 +393,9 @@ public struct SieveInterpreter {
             case "redirect":
                 redirects += 1
                 guard redirects <= limits.redirects else { throw SieveError(c.position, "more than \(limits.redirects) redirects") }
-                try add(.redirect(address: str(args.strings(0)[0])), c)
+                let given = str(args.strings(0)[0])
+                guard let address = SieveValidator.redirectAddress(given) else { throw SieveError(c.position, "redirect to \"\(given)\": not an address") }
+                try add(.redirect(address: address), c)
                 if args.tags["copy"] == nil { cancelKeep = true }
             case "set":
                 let name = args.strings(0)[0].lowercased()
@@ -483,7 +485,15 @@ public struct SieveInterpreter {
     /// The flags a keep or fileinto stores: its :flags, else the internal variable (nil without imap4flags).
     private func actionFlags(_ args: Args) -> [String]? {
         guard required.contains("imap4flags") else { return nil }
-        return args.tagStrings("flags").map { Self.flagList(strs($0)) } ?? flags
+        return Self.validFlags(args.tagStrings("flags").map { Self.flagList(strs($0)) } ?? flags)
+    }
+
+    /// RFC 5232 §2: only valid flags are stored — the system flags but \\Recent, and keywords that are IMAP atoms.
+    static func validFlags(_ flags: [String]) -> [String] {
+        flags.filter { f in
+            if f.hasPrefix("\\") { return ["\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"].contains(f.lowercased()) }
+            return f.unicodeScalars.allSatisfy { $0.value > 32 && $0.value < 127 && !"(){%*\"\\]".unicodeScalars.contains($0) }
+        }
     }
 
     /// Flags from strings that may each hold several, separated by spaces; each once, whatever its case (RFC 5232 §3).
@@ -529,14 +539,12 @@ public struct SieveInterpreter {
             let limit = args.number(0)
             return args.tags["over"] != nil ? UInt64(message.size) > limit : UInt64(message.size) < limit
         case "header":
-            return compare(args, values: strs(args.strings(0)).flatMap { indexed(message.values($0), args) }, keys: args.strings(1))
+            return compare(args, values: fieldValues(strs(args.strings(0)), args), keys: args.strings(1))
         case "address":
             var values: [String] = []
-            for name in strs(args.strings(0)) {
-                for value in indexed(message.values(name), args) {
-                    for case .mailbox(_, let local, let domain) in AddressList.parse(value) {
-                        if let part = Self.part(args, local: local, domain: domain) { values.append(part) }
-                    }
+            for value in fieldValues(strs(args.strings(0)), args) {
+                for case .mailbox(_, let local, let domain) in AddressList.parse(value) {
+                    if let part = Self.part(args, local: local, domain: domain) { values.append(part) }
                 }
             }
             return compare(args, values: values, keys: args.strings(1))
@@ -574,7 +582,7 @@ public struct SieveInterpreter {
             let part = str(args.strings(isDate ? 1 : 0)[0])
             var values: [String] = []
             if isDate {
-                for value in indexed(message.values(str(args.strings(0)[0])), args) {
+                for value in fieldValues([str(args.strings(0)[0])], args) {
                     guard let (date, written) = RFC5322Date.parseWithZone(value) else { continue }
                     if let v = SieveDates.part(part, of: date, offset: args.tags["originalzone"] != nil ? written : zone) { values.append(v) }
                 }
@@ -588,7 +596,7 @@ public struct SieveInterpreter {
             guard let value = environment.items[str(args.strings(0)[0]).lowercased()] else { return false }
             return compare(args, values: [value], keys: args.strings(1))
         case "ihave":
-            return args.strings(0).allSatisfy { SieveValidator.capabilities.contains($0.lowercased()) }
+            return SieveValidator.ihave(Set(args.strings(0)))
         case "mailboxexists":
             guard let boxes = environment.mailboxes else { return false }
             return strs(args.strings(0)).allSatisfy { $0.uppercased() == "INBOX" || boxes.contains($0) }
@@ -639,6 +647,12 @@ public struct SieveInterpreter {
         return found
     }
 
+    /// The values of the fields named `names`: RFC 5260 §6 counts all the named fields together for :index, "in the
+    /// order specified by the header-list" (each name's fields in header order).
+    private func fieldValues(_ names: [String], _ args: Args) -> [String] {
+        indexed(names.flatMap { message.values($0) }, args)
+    }
+
     /// :index N (from the end with :last) picks one of a field's occurrences (RFC 5260 §6).
     private func indexed(_ values: [String], _ args: Args) -> [String] {
         guard let n = args.tagNumber("index"), n > 0 else { return values }
@@ -675,7 +689,9 @@ extension SieveAction {
         switch (self, other) {
         case (.keep, .keep): true
         case (.fileinto(let a, _, _, let u), .fileinto(let b, _, _, let v)): a == b && u?.lowercased() == v?.lowercased()
-        case (.redirect(let a), .redirect(let b)): a.lowercased() == b.lowercased()
+        // RFC 5228 §5.1: the local part is case-sensitive, the domain is not.
+        case (.redirect(let a), .redirect(let b)):
+            a.split(separator: "@").first == b.split(separator: "@").first && a.split(separator: "@").last?.lowercased() == b.split(separator: "@").last?.lowercased()
         case (.notify(let a), .notify(let b)): a.method == b.method
         default: false
         }

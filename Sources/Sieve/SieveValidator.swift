@@ -1,3 +1,5 @@
+import MailMessage
+
 /// The rules of RFC 5228 and its extensions a parsed script must keep before it runs: `require` first and only for
 /// capabilities this server has, `if`/`elsif`/`else` in order, every command and test known (and its extension
 /// required) with arguments of the right kinds, tags that belong to them, one match type, address part and comparator
@@ -14,6 +16,26 @@ public enum SieveValidator {
     @discardableResult
     public static func validate(_ commands: [SieveCommand], capabilities: Set<String> = capabilities) throws(SieveError) -> Set<String> {
         try walk(commands, capabilities: capabilities).required
+    }
+
+    /// RFC 5463 §4: ihave is true for capabilities this server has, but never for those that change how a script is
+    /// read (variables, encoded-character).
+    static func ihave(_ names: Set<String>, _ capabilities: Set<String> = capabilities) -> Bool {
+        names.isSubset(of: capabilities) && names.isDisjoint(with: ["variables", "encoded-character"])
+    }
+
+    /// Header fields that hold addresses: what the address test may look at (RFC 5228 §5.1).
+    static let addressFields: Set<String> = [
+        "from", "sender", "to", "cc", "bcc", "reply-to", "resent-from", "resent-sender", "resent-to", "resent-cc", "resent-bcc",
+        "resent-reply-to", "delivered-to", "errors-to", "return-receipt-to", "disposition-notification-to", "approved", "mail-followup-to",
+        "mail-reply-to", "x-original-to", "envelope-to", "x-envelope-to", "original-recipient", "return-path",
+    ]
+
+    /// A constant address for redirect (RFC 5228 §2.4.2.3): an addr-spec, or a name-addr; its addr-spec.
+    public static func redirectAddress(_ s: String) -> String? {
+        let items = AddressList.parse(s)
+        guard items.count == 1, case .mailbox(_, let local, let domain?) = items[0], !local.isEmpty, !domain.isEmpty else { return nil }
+        return "\(local)@\(domain)"
     }
 
     /// The walk's findings: what `require` names, and what the script may use at run time (those and the
@@ -40,9 +62,9 @@ public enum SieveValidator {
                     guard top && !seenOther else { throw SieveError(c.position, "require must come before every other command") }
                     let args = try shape(c.position, "require", c.arguments, Spec(positional: [.strings]))
                     for name in args.strings(0) {
-                        let lower = name.lowercased()
-                        guard capabilities.contains(lower) else { throw SieveError(c.arguments[0].position, "unsupported extension \"\(name)\"") }
-                        required.insert(lower)
+                        // RFC 5228 §6: capability names are case-sensitive.
+                        guard capabilities.contains(name) else { throw SieveError(c.arguments[0].position, "unsupported extension \"\(name)\"") }
+                        required.insert(name)
                     }
                     guard c.tests.isEmpty, c.block == nil else { throw SieveError(c.position, "require takes no test and no block") }
                     continue
@@ -60,8 +82,8 @@ public enum SieveValidator {
                     // RFC 5463 §4: a block guarded by ihave of capabilities this server lacks never runs, and what it
                     // uses of them is no error; those it has are usable inside as if required.
                     if let t = c.tests.first, t.name == "ihave" {
-                        let names = Set(Args(t.arguments).strings(0).map { $0.lowercased() })
-                        guard names.isSubset(of: capabilities) else { continue }
+                        let names = Set(Args(t.arguments).strings(0))
+                        guard SieveValidator.ihave(names, capabilities) else { continue }
                         let before = required
                         required.formUnion(names)
                         enabled.formUnion(names)
@@ -96,6 +118,12 @@ public enum SieveValidator {
                 // RFC 6609 §3.3: global variables are variables.
                 guard required.contains("variables") else { throw SieveError(at, "global needs require \"variables\"") }
                 for name in args.strings(0) where !SieveVariables.isIdentifier(name) { throw SieveError(at, "invalid variable name \"\(name)\"") }
+            case "redirect":
+                // A constant that is no address is an error now; one made with variables is checked when it runs.
+                let target = args.strings(0)[0]
+                if !(required.contains("variables") && target.contains("${")) && SieveValidator.redirectAddress(target) == nil {
+                    throw SieveError(at, "redirect needs an address, not \"\(target)\"")
+                }
             case "deleteheader":
                 if args.tags["last"] != nil, args.tags["index"] == nil { throw SieveError(at, ":last needs :index") }
             case "include":
@@ -126,6 +154,19 @@ public enum SieveValidator {
                     throw SieveError(t.position, "\(t.name) needs require \"\(ext)\"")
                 }
                 let args = try shape(t.position, t.name, t.arguments, spec)
+                let usesVariables = required.contains("variables")
+                let constant = { (s: String) in !(usesVariables && s.contains("${")) }
+                if t.name == "address" {
+                    for name in args.strings(0) where constant(name) && !SieveValidator.addressFields.contains(name.lowercased()) {
+                        throw SieveError(t.position, "address tests only header fields that hold addresses, not \(name)")
+                    }
+                }
+                if t.name == "envelope" {
+                    // RFC 5228 §5.4: unknown envelope parts are an error.
+                    for part in args.strings(0) where constant(part) && !["from", "to"].contains(part.lowercased()) {
+                        throw SieveError(t.position, "unknown envelope part \"\(part)\"")
+                    }
+                }
                 if t.name == "size", args.tags["over"] == nil, args.tags["under"] == nil { throw SieveError(t.position, "size needs :over or :under") }
                 if t.name == "hasflag", args.positional.count == 2, !required.contains("variables") {
                     throw SieveError(t.position, "a variable list in hasflag needs require \"variables\"")

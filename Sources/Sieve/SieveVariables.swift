@@ -63,8 +63,12 @@ enum SieveVariables {
         return clip(v)
     }
 
-    /// The case change of RFC 5229's modifiers: Unicode case mapping, as Pigeonhole does for :lower and :upper.
-    static func asciiMap(_ s: String, upper: Bool) -> String { upper ? s.uppercased() : s.lowercased() }
+    /// The case change of RFC 5229's modifiers: ASCII letters only (§4.1.3).
+    static func asciiMap(_ s: String, upper: Bool) -> String {
+        String(String.UnicodeScalarView(s.unicodeScalars.map { c in
+            upper ? (("a"..."z").contains(c) ? Unicode.Scalar(c.value - 32)! : c) : (("A"..."Z").contains(c) ? Unicode.Scalar(c.value + 32)! : c)
+        }))
+    }
 
     /// A value cut to `maxValue` octets, at a character boundary.
     static func clip(_ s: String) -> String {
@@ -91,10 +95,11 @@ enum SieveVariables {
                 rest = after
                 continue
             }
-            let kind = after[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
+            // The name follows "${" at once (blanks may follow the colon); a hex item is one or two digits.
+            let kind = after[..<colon].lowercased()
             let items = after[after.index(after: colon)..<close].split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" })
             var decoded: String?
-            if kind == "hex", items.allSatisfy({ $0.count <= 8 && UInt32($0, radix: 16) != nil }) {
+            if kind == "hex", items.allSatisfy({ $0.count <= 2 && UInt32($0, radix: 16) != nil }) {
                 var bytes: [UInt8] = []
                 for item in items { bytes.append(UInt8(truncatingIfNeeded: UInt32(item, radix: 16)!)) }
                 decoded = String(decoding: bytes, as: UTF8.self)
