@@ -1523,7 +1523,6 @@ TERN_BUGS = {
         [],
         ['fileinto "multipart-MIME"', 'fileinto "rfc822-Hello"', 'fileinto "inner-epilogue"'],
         CONTAINERS),
-    'rfc5463-4-ihave-later|rfc:rfc5228-A': (['compile-error'], ['keep', 'fileinto "after-ihave"'], IHAVE_LATER),
     'probe-headers|mime/legacy/009.eml': (
         [
             'fileinto "subject=Die Hasen und die Frï¿½sche"',
@@ -1535,18 +1534,6 @@ TERN_BUGS = {
         ['fileinto "subject=Die Hasen und die Frï¿½sche"', 'fileinto "to=Heinz Mï¿½ller <mueller@example.com>"'],
         ['fileinto "subject=Die Hasen und die Frösche"', 'fileinto "to=Heinz Müller <mueller@example.com>"'],
         OCTETS_IN_ENCODED_WORDS),
-    'probe-addresses|mime/rfc/001.eml': (
-        ['fileinto "from-local=Whomever"', 'fileinto "from-domain="', 'fileinto "from-user=Whomever"'],
-        [],
-        INVALID_ADDRESS),
-    'probe-addresses|mime/rfc/004.eml': (
-        [
-            'fileinto "from-local=Moderator-Address"',
-            'fileinto "from-domain="',
-            'fileinto "from-user=Moderator-Address"',
-        ],
-        [],
-        INVALID_ADDRESS),
     'probe-body-containers|mime/rfc/000.eml': (
         ['keep'],
         ['fileinto "any-multipart"', 'fileinto "any-rfc822"', 'fileinto "any-message"'],
@@ -1555,10 +1542,6 @@ TERN_BUGS = {
     'probe-body-containers|mime/thirdparty/000.eml': (['keep'], ['fileinto "any-multipart"'], CONTAINERS),
     'probe-body-containers|mime/thirdparty/016.eml': (['keep'], ['fileinto "any-multipart"'], CONTAINERS),
     'probe-body-containers|cpython-email/msg_12a.txt': (['keep'], ['fileinto "any-multipart"'], CONTAINERS),
-    'probe-received-date|cpython-email/msg_01.txt': (
-        ['keep'],
-        ['fileinto "received-date=2001-05-04"', 'fileinto "received-time=14:05:44"'],
-        RECEIVED_DATE),
     'probe-matches|mime/legacy/018.eml': (
         [
             'fileinto "around-e=Di| Hasen und die Frï¿½sche"',
@@ -1579,41 +1562,6 @@ TERN_BUGS = {
         ['fileinto "reply-local=quotedlocal"', 'fileinto "reply-all=quotedlocal@example.org"'],
         ['fileinto "reply-local=quoted local"', 'fileinto "reply-all="quoted local"@example.org"'],
         QUOTED_LOCAL_PART),
-    'forms-invalid-address|rfc:address-forms': (
-        ['fileinto "localpart=no-domain-here"', 'fileinto "domain="', 'fileinto "user=no-domain-here"'],
-        [],
-        INVALID_ADDRESS),
-    'forms-obsolete-zones|rfc:date-forms': (
-        [
-            'fileinto "d1=2026-12-07 16:30:00"',
-            'fileinto "d1-zone=+0000"',
-            'fileinto "d11=2026-12-07 16:30:00"',
-            'fileinto "d11-zone=+0000"',
-        ],
-        [
-            'fileinto "d1=2026-12-07 21:30:00"',
-            'fileinto "d1-zone=-0500"',
-            'fileinto "d11=2026-12-07 23:30:00"',
-            'fileinto "d11-zone=-0700"',
-        ],
-        OBSOLETE_ZONES),
-    'forms-invalid-dates|rfc:date-forms': (
-        [
-            'fileinto "d3=2025-03-01 10:00:00"',
-            'fileinto "d3-zone=+0000"',
-            'fileinto "d4=2026-02-01 10:00:00"',
-            'fileinto "d4-zone=+0000"',
-            'fileinto "d8=2026-12-08 01:00:00"',
-            'fileinto "d8-zone=+0000"',
-            'fileinto "d9=1899-12-07 10:00:00"',
-            'fileinto "d9-zone=+0000"',
-        ],
-        ['keep'],
-        INVALID_DATES),
-    'forms-received-form|rfc:date-forms': (
-        ['keep'],
-        ['fileinto "d6=2026-12-07 16:30:00"', 'fileinto "d6-zone=+0000"'],
-        RECEIVED_DATE),
 }
 
 # --- running both -------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@ import Foundation
 
 /// RFC 5322 §3.3 dates as found in Date headers (with the obsolete forms mail still carries).
 public enum RFC5322Date {
+    static let obsoleteZones: [String: Int] = ["UT": 0, "GMT": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5, "MST": -7, "MDT": -6,
+                                               "PST": -8, "PDT": -7]
     static let months = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
 
     /// The fields of a date as written, with the zone's offset from UTC in seconds (0 when absent or obsolete).
@@ -20,12 +22,22 @@ public enum RFC5322Date {
         if year < 50 { year += 2000 } else if year < 1000 { year += 1900 }
         let hms = parts[3].split(separator: ":").compactMap { Int($0) }
         guard hms.count >= 2 else { return nil }
+        // A date that does not exist is no date (RFC 5322 §3.3): day within its month, time within the day, and not
+        // before 1900 (§4.3's earliest year).
+        let second = hms.count > 2 ? hms[2] : 0
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        let days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month]
+        guard year >= 1900, (1...days).contains(day), (0...23).contains(hms[0]), (0...59).contains(hms[1]), (0...60).contains(second) else {
+            return nil
+        }
         var offset = 0
         if parts.count >= 5, let z = Int(parts[4]), parts[4].count == 5 {
             offset = (abs(z) / 100 * 3600 + abs(z) % 100 * 60) * (z < 0 ? -1 : 1)
+        } else if parts.count >= 5, let hours = obsoleteZones[parts[4].uppercased()] {
+            // RFC 5322 §4.3: the obsolete zone names (military letters mean -0000: their meaning was never agreed).
+            offset = hours * 3600
         }
-        return Written(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1], second: hms.count > 2 ? hms[2] : 0,
-                       offset: offset)
+        return Written(year: year, month: month + 1, day: day, hour: hms[0], minute: hms[1], second: second, offset: offset)
     }
 
     /// The date with the zone it was written in (seconds east of UTC), as Sieve's date test and :originalzone need.

@@ -582,7 +582,10 @@ public struct SieveInterpreter {
             let part = str(args.strings(isDate ? 1 : 0)[0])
             var values: [String] = []
             if isDate {
-                for value in fieldValues([str(args.strings(0)[0])], args) {
+                let name = str(args.strings(0)[0])
+                for field in fieldValues([name], args) {
+                    // RFC 5260 §4: in a field of the Received form the date is what follows its last semicolon.
+                    let value = field.split(separator: ";").last.map(String.init) ?? field
                     guard let (date, written) = RFC5322Date.parseWithZone(value) else { continue }
                     if let v = SieveDates.part(part, of: date, offset: args.tags["originalzone"] != nil ? written : zone) { values.append(v) }
                 }
@@ -671,6 +674,10 @@ public struct SieveInterpreter {
     /// :detail of an address without one matches nothing).
     static func part(_ args: Args, local: String, domain: String?) -> String? {
         let plus = local.firstIndex(of: "+")
+        // RFC 5228 §2.7.4: an address that is not valid (no domain) is matched by :all only.
+        if domain == nil && (args.tags["localpart"] != nil || args.tags["domain"] != nil || args.tags["user"] != nil || args.tags["detail"] != nil) {
+            return nil
+        }
         if args.tags["localpart"] != nil { return local }
         if args.tags["domain"] != nil { return domain ?? "" }
         if args.tags["user"] != nil { return plus.map { String(local[..<$0]) } ?? local }

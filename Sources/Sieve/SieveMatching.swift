@@ -184,7 +184,10 @@ struct Match {
     /// POSIX extended regular expression match (draft-ietf-sieve-regex): the groups ${0}…${9} when it matches. A
     /// pattern that does not compile, or longer than 4,096 octets, matches nothing.
     func regex(_ value: String, _ pattern: String) -> [String]? {
-        guard pattern.utf8.count <= 4096 else { return nil }
+        // Bounded: the pattern's size, no back-references (glibc's extension to ERE, which can take exponential time),
+        // and the text it runs on.
+        guard pattern.utf8.count <= 4096, value.utf8.count <= 1 << 16,
+              !zip(pattern.utf8, pattern.utf8.dropFirst()).contains(where: { $0 == UInt8(ascii: "\\") && $1 >= 49 && $1 <= 57 }) else { return nil }
         var re = regex_t()
         let flags = REG_EXTENDED | (comparator == "i;ascii-casemap" ? REG_ICASE : 0)
         guard regcomp(&re, pattern, flags) == 0 else { return nil }

@@ -84,11 +84,10 @@ public enum SieveValidator {
                     if let t = c.tests.first, t.name == "ihave" {
                         let names = Set(Args(t.arguments).strings(0))
                         guard SieveValidator.ihave(names, capabilities) else { continue }
-                        let before = required
+                        // RFC 5463 §4: usable from here on, in the block and after it.
                         required.formUnion(names)
                         enabled.formUnion(names)
                         try block(inner, top: false)
-                        required = before
                     } else {
                         try block(inner, top: false)
                     }
