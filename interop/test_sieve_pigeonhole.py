@@ -1519,10 +1519,6 @@ ENVELOPE_PART = ('RFC 5228 §5.4: "implementations SHOULD consider unknown envel
                  'envelope "bcc".')
 
 TERN_BUGS = {
-    'rfc5173-5.2-parts|rfc:rfc5173': (
-        [],
-        ['fileinto "multipart-MIME"', 'fileinto "rfc822-Hello"', 'fileinto "inner-epilogue"'],
-        CONTAINERS),
     'probe-headers|mime/legacy/009.eml': (
         [
             'fileinto "subject=Die Hasen und die Frï¿½sche"',
@@ -1534,14 +1530,6 @@ TERN_BUGS = {
         ['fileinto "subject=Die Hasen und die Frï¿½sche"', 'fileinto "to=Heinz Mï¿½ller <mueller@example.com>"'],
         ['fileinto "subject=Die Hasen und die Frösche"', 'fileinto "to=Heinz Müller <mueller@example.com>"'],
         OCTETS_IN_ENCODED_WORDS),
-    'probe-body-containers|mime/rfc/000.eml': (
-        ['keep'],
-        ['fileinto "any-multipart"', 'fileinto "any-rfc822"', 'fileinto "any-message"'],
-        CONTAINERS),
-    'probe-body-containers|mime/rfc/008.eml': ([], ['fileinto "any-multipart"'], CONTAINERS),
-    'probe-body-containers|mime/thirdparty/000.eml': (['keep'], ['fileinto "any-multipart"'], CONTAINERS),
-    'probe-body-containers|mime/thirdparty/016.eml': (['keep'], ['fileinto "any-multipart"'], CONTAINERS),
-    'probe-body-containers|cpython-email/msg_12a.txt': (['keep'], ['fileinto "any-multipart"'], CONTAINERS),
     'probe-matches|mime/legacy/018.eml': (
         [
             'fileinto "around-e=Di| Hasen und die Frï¿½sche"',
