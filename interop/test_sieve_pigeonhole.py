@@ -1546,10 +1546,6 @@ TERN_BUGS = {
         ['fileinto "two-chars=こん"', 'fileinto "last-char=は"'],
         ['keep', 'error'],
         QUESTION_MARK_OCTET),
-    'forms-quoted-local-part|rfc:address-forms': (
-        ['fileinto "reply-local=quotedlocal"', 'fileinto "reply-all=quotedlocal@example.org"'],
-        ['fileinto "reply-local=quoted local"', 'fileinto "reply-all="quoted local"@example.org"'],
-        QUOTED_LOCAL_PART),
 }
 
 # --- running both -------------------------------------------------------------------------------------------------

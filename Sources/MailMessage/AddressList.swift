@@ -84,7 +84,14 @@ public enum AddressList {
             }
             spec = stripComments(chunk)
         }
-        spec = spec.filter { $0 != " " && $0 != "\t" && $0 != "\r" && $0 != "\n" }
+        // Folding white space goes, except inside a quoted local part ("quoted local"@example.org keeps its space).
+        var inQuote = false, escaped = false
+        spec = spec.filter { ch in
+            if escaped { escaped = false; return true }
+            if ch == "\\" && inQuote { escaped = true; return true }
+            if ch == "\"" { inQuote.toggle(); return true }
+            return inQuote || (ch != " " && ch != "\t" && ch != "\r" && ch != "\n")
+        }
         guard !spec.isEmpty || name != nil else { return nil }
         if let at = spec.lastIndex(of: "@") {
             return (.mailbox(name: name, local: unquote(String(spec[..<at])), domain: String(spec[spec.index(after: at)...])), route)

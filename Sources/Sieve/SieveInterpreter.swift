@@ -682,7 +682,11 @@ public struct SieveInterpreter {
         if args.tags["domain"] != nil { return domain ?? "" }
         if args.tags["user"] != nil { return plus.map { String(local[..<$0]) } ?? local }
         if args.tags["detail"] != nil { return plus.map { String(local[local.index(after: $0)...]) } }
-        return domain.map { "\(local)@\($0)" } ?? local
+        // :all is the address as written in its canonical form: a local part that is no dot-atom in quotes.
+        let atext = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~.")
+        let quoted = local.unicodeScalars.allSatisfy { atext.contains($0) || $0.value > 127 } && !local.isEmpty ? local
+            : "\"" + local.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return domain.map { "\(quoted)@\($0)" } ?? local
     }
 }
 
