@@ -507,4 +507,108 @@ import Testing
         #expect(try run("require \"editheader\"; deleteheader \"received\"; addheader \"Auto-Submitted\" \"no\";", m).header == nil)
         #expect(try run("keep;", m).header == nil)
     }
+
+    // MARK: more of the RFCs' own examples
+
+    @Test func theVacationRejectEditheaderAndDuplicateRFCExamples() throws {
+        // RFC 5230 §4.2 (:subject with a variable), §4.5 (:days and :addresses), §4.8 (redirect or vacation).
+        let m = message("From: someone@example.org\nTo: tjs@example.edu\nSubject: Meeting")
+        guard case .vacation(let v)? = try run("""
+            require ["vacation", "variables"];
+            if header :matches "subject" "*" {
+                vacation :subject "Automatic response to: ${1}" "I'm away";
+            }
+            """, m).actions.first else { Issue.record("no vacation"); return }
+        #expect(v.subject == "Automatic response to: Meeting" && v.reason == "I'm away")
+        guard case .vacation(let days)? = try run("""
+            require "vacation";
+            vacation :days 23 :addresses ["tjs@example.edu", "ts4z@landru.example.edu"]
+               "I'm away until October 19.  If it's an emergency, call 911, I guess." ;
+            """, m).actions.first else { Issue.record("no vacation"); return }
+        #expect(days.seconds == 23 * 86400 && days.addresses == ["tjs@example.edu", "ts4z@landru.example.edu"])
+        let boss = """
+            require "vacation";
+            if header :contains "from" "boss@example.edu" {
+                redirect "pleeb@xanadu.example.edu";
+            } else {
+                vacation "Sorry, I'm away, I'll read your message when I get around to it.";
+            }
+            """
+        #expect(try run(boss, message("From: boss@example.edu\nSubject: x")).actions == [.redirect(address: "pleeb@xanadu.example.edu")])
+        #expect(try run(boss, m).actions.count == 2)
+        // RFC 5230 §4.3: :mime, the reason a MIME entity.
+        guard case .vacation(let mime)? = try run("""
+            require "vacation";
+            vacation :mime text:
+            Content-Type: multipart/alternative; boundary=foo
+
+            --foo
+
+            I'm at the beach relaxing.  Mmmm, surf...
+
+            --foo
+            Content-Type: text/html; charset=us-ascii
+
+            <!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0//EN"
+             "http://www.w3.org/TR/REC-html40/strict.dtd">
+            <HTML><HEAD><TITLE>How to relax</TITLE>
+            <BASE HREF="http://home.example.com/pictures/"></HEAD>
+            <BODY><P>I'm at the <A HREF="beach.gif">beach</A> relaxing.
+            Mmmm, <A HREF="ocean.gif">surf</A>...
+            </BODY></HTML>
+
+            --foo--
+            .
+            ;
+            """, m).actions.first else { Issue.record("no vacation"); return }
+        #expect(mime.mime && mime.reason.hasPrefix("Content-Type: multipart/alternative; boundary=foo\r\n"))
+
+        // RFC 5429 §2.1's example: a message too big for the user.
+        let big = message("Subject: x", body: String(repeating: "x", count: 101 * 1024))
+        let reject = """
+            require ["reject"];
+            if size :over 100K {
+                reject text:
+            Your message is too big.  If you want to send me a big attachment,
+            put it on a public web site and send me a URL.
+            .
+            ;
+            }
+            """
+        #expect(try run(reject, big).actions == [.reject(reason: "Your message is too big.  If you want to send me a big attachment,\r\nput it on a public web site and send me a URL.\r\n")])
+        #expect(try run(reject, m).actions == [.keep])
+
+        // RFC 5293 §9's example: do not redirect what was redirected already.
+        let guardScript = """
+            require ["editheader", "envelope"];
+            if header :contains "X-Sieve-Filtered" ["<kim@job.example.com>", "<kitty@home.example.com>"] {
+                keep;
+            } else {
+                addheader "X-Sieve-Filtered" "<kim@job.example.com>";
+                redirect "kitty@home.example.com";
+            }
+            """
+        let first = try run(guardScript, m)
+        #expect(first.actions == [.redirect(address: "kitty@home.example.com")])
+        #expect(first.header?.first == .added(name: "X-Sieve-Filtered", value: "<kim@job.example.com>"))
+        #expect(try run(guardScript, message("X-Sieve-Filtered: <kitty@home.example.com>\nSubject: x")).actions == [.keep])
+
+        // RFC 7352 §3.3's example: an alert seen in the last minute is marked read.
+        let alert = """
+            require ["duplicate", "variables", "imap4flags", "fileinto"];
+            if header :matches "subject" "ALERT: *" {
+                if duplicate :seconds 60 :uniqueid "${1}" {
+                    setflag "\\\\seen";
+                }
+                fileinto "Alerts";
+            }
+            """
+        var seen = SieveEnvironment()
+        seen.duplicatesSeen = ["\u{0}disk full"]
+            .reduce(into: [:]) { $0[$1] = true }
+        let alertMessage = message("Subject: ALERT: disk full")
+        #expect(try run(alert, alertMessage).actions == [.fileinto(mailbox: "Alerts", create: false, flags: [])])
+        let marked = try run(alert, alertMessage, seen)
+        #expect(marked.actions == [.fileinto(mailbox: "Alerts", create: false, flags: ["\\seen"])], "\(marked)")
+    }
 }
