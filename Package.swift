@@ -33,7 +33,7 @@ let package = Package(
         .target(name: "MailCore"),
         .target(name: "MailMessage", dependencies: ["MailCore"]),
         // Sieve mail filters (RFC 5228): the language, pure, without I/O.
-        .target(name: "Sieve", dependencies: ["MailMessage"]),
+        .target(name: "Sieve", dependencies: ["MailCore", "MailMessage"]),
         .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         // What an IMAP server sends: the response model, its encoder and a parser reading responses back.

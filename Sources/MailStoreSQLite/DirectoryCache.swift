@@ -37,21 +37,13 @@ final class DirectoryCache: Sendable {
         return Generation(inode: UInt64(st.st_ino), seconds: st.st_mtim.tv_sec, nanoseconds: st.st_mtim.tv_nsec)
     }
 
-    func lookup(_ key: String) -> RecipientResolution? {
-        let generation = currentGeneration()
-        return state.withLock { s in
-            guard let generation, generation == s.generation else {
-                s.entries.removeAll(keepingCapacity: true)
-                s.scripts.removeAll(keepingCapacity: true)
-                s.generation = generation
-                return nil
-            }
-            return s.entries[key]
-        }
-    }
+    func lookup(_ key: String) -> RecipientResolution? { current { $0.entries[key] } }
 
     /// An account's active script as cached: nil when unknown, .some(nil) when it has none.
-    func script(_ account: AccountID) -> String?? {
+    func script(_ account: AccountID) -> String?? { current { $0.scripts[account] } }
+
+    /// Reads the cache when the generation file is as it was; otherwise empties it (and answers nil).
+    private func current<T>(_ read: (State) -> T?) -> T? {
         let generation = currentGeneration()
         return state.withLock { s in
             guard let generation, generation == s.generation else {
@@ -60,7 +52,7 @@ final class DirectoryCache: Sendable {
                 s.generation = generation
                 return nil
             }
-            return s.scripts[account]
+            return read(s)
         }
     }
 

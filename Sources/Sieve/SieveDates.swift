@@ -1,4 +1,5 @@
 import Foundation
+import MailCore
 import MailMessage
 
 /// The date and currentdate tests' date parts (RFC 5260 §4.2), computed from a point in time and a zone offset.
@@ -10,10 +11,9 @@ enum SieveDates {
     /// `date` in the zone `offset` seconds east of UTC, as the named part.
     static func part(_ name: String, of date: Date, offset: Int) -> String? {
         let seconds = Int(date.timeIntervalSince1970.rounded(.down)) + offset
-        let days = Int((Double(seconds) / 86400).rounded(.down))
-        let secondOfDay = seconds - days * 86400
-        let (y, m, d) = civil(days)
-        let (hh, mm, ss) = (secondOfDay / 3600, secondOfDay % 3600 / 60, secondOfDay % 60)
+        let t = CivilTime(unixSeconds: seconds)
+        let days = seconds >= 0 ? seconds / 86400 : (seconds - 86399) / 86400
+        let (y, m, d, hh, mm, ss) = (t.year, t.month, t.day, t.hour, t.minute, t.second)
         func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
         func four(_ n: Int) -> String { String(repeating: "0", count: max(0, 4 - String(n).count)) + String(n) }
         let sign = offset < 0 ? "-" : "+"
@@ -33,12 +33,10 @@ enum SieveDates {
         case "iso8601": return "\(four(y))-\(two(m))-\(two(d))T\(two(hh)):\(two(mm)):\(two(ss))"
             + (offset == 0 ? "Z" : "\(sign)\(two(abs(offset) / 3600)):\(two(abs(offset) % 3600 / 60))")
         case "std11":
-            let weekdays = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
-            let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-            return "\(weekdays[((days % 7) + 7) % 7]), \(d) \(months[m - 1]) \(four(y)) \(two(hh)):\(two(mm)):\(two(ss)) \(zone)"
+            return "\(CivilTime.weekdayNames[t.weekday]), \(d) \(CivilTime.monthNames[m - 1]) \(four(y)) \(two(hh)):\(two(mm)):\(two(ss)) \(zone)"
         case "zone": return zone
         // 0 is Sunday; 1970-01-01 was a Thursday.
-        case "weekday": return String(((days + 4) % 7 + 7) % 7)
+        case "weekday": return String(t.weekday)
         default: return nil
         }
     }
@@ -48,18 +46,5 @@ enum SieveDates {
         guard zone.count == 5, let sign = zone.first, sign == "+" || sign == "-", let n = Int(zone.dropFirst()),
               zone.dropFirst().allSatisfy(\.isNumber), n % 100 < 60 else { return nil }
         return (n / 100 * 3600 + n % 100 * 60) * (sign == "-" ? -1 : 1)
-    }
-
-    /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar (Howard Hinnant's algorithm).
-    static func civil(_ days: Int) -> (Int, Int, Int) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (m <= 2 ? 1 : 0), m, d)
     }
 }
