@@ -1542,10 +1542,6 @@ TERN_BUGS = {
             'fileinto "quoted=Die Hasen und die Frösche"',
         ],
         OCTETS_IN_ENCODED_WORDS),
-    'probe-question-mark|mime/thirdparty/010.eml': (
-        ['fileinto "two-chars=こん"', 'fileinto "last-char=は"'],
-        ['keep', 'error'],
-        QUESTION_MARK_OCTET),
 }
 
 # --- running both -------------------------------------------------------------------------------------------------

@@ -386,6 +386,8 @@ public struct SieveInterpreter {
             case "fileinto":
                 // RFC 5228 §4.1: filing into INBOX is a keep.
                 let name = str(args.strings(0)[0]), flags = actionFlags(args)
+                // A name made of part of a character (a :matches capture cut inside one) is no mailbox name.
+                guard !name.contains("\u{FFFE}") else { throw SieveError(c.position, "fileinto: the mailbox name is not valid UTF-8") }
                 let use = args.tagStrings("specialuse")?.first.map(str)
                 try add(name.uppercased() == "INBOX" && use == nil ? .keep(flags: flags)
                         : .fileinto(mailbox: name, create: args.tags["create"] != nil, flags: flags, specialUse: use), c)

@@ -33,7 +33,7 @@ struct Match {
                     let (value, pattern) = (fold(v), Self.pattern(fold(k)))
                     guard Self.wildcard(value[...], pattern[...]) else { continue }
                     guard wantCaptures else { return (true, nil) }
-                    return (true, Self.captures(Array(v.unicodeScalars), value, pattern))
+                    return (true, Self.captures(Array(v.utf8), value, pattern))
                 case "regex":
                     guard let groups = regex(v, k) else { continue }
                     return (true, wantCaptures ? groups : nil)
@@ -94,28 +94,29 @@ struct Match {
             }
         }
         let (x, y) = (fold(a), fold(b))
-        for (p, q) in zip(x, y) where p != q { return p.value < q.value ? -1 : 1 }
+        for (p, q) in zip(x, y) where p != q { return p < q ? -1 : 1 }
         return x.count == y.count ? 0 : (x.count < y.count ? -1 : 1)
     }
 
-    /// The comparator's view of a string: ASCII letters folded for i;ascii-casemap, as is for i;octet.
-    func fold(_ s: String) -> [Unicode.Scalar] {
-        let scalars = Array(s.unicodeScalars)
-        guard comparator == "i;ascii-casemap" else { return scalars }
-        return scalars.map { ("A"..."Z").contains($0) ? Unicode.Scalar($0.value + 32)! : $0 }
+    /// The comparator's view of a string: its octets (RFC 5228 §2.7.1: i;octet and i;ascii-casemap define a
+    /// character as one octet), ASCII letters folded for i;ascii-casemap. UTF-8 keeps the code points' order.
+    func fold(_ s: String) -> [UInt8] {
+        let octets = Array(s.utf8)
+        guard comparator == "i;ascii-casemap" else { return octets }
+        return octets.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
     }
 
-    enum Piece: Equatable { case star, one, char(Unicode.Scalar) }
+    enum Piece: Equatable { case star, one, char(UInt8) }
 
     /// `*` any run, `?` one character, `\` makes the next character literal (RFC 5228 §2.7.1).
-    static func pattern(_ key: [Unicode.Scalar]) -> [Piece] {
+    static func pattern(_ key: [UInt8]) -> [Piece] {
         var out: [Piece] = []
         var i = 0
         while i < key.count {
             switch key[i] {
-            case "*": out.append(.star)
-            case "?": out.append(.one)
-            case "\\" where i + 1 < key.count: i += 1; out.append(.char(key[i]))
+            case UInt8(ascii: "*"): out.append(.star)
+            case UInt8(ascii: "?"): out.append(.one)
+            case UInt8(ascii: "\\") where i + 1 < key.count: i += 1; out.append(.char(key[i]))
             default: out.append(.char(key[i]))
             }
             i += 1
@@ -124,7 +125,7 @@ struct Match {
     }
 
     /// Glob matching with backtracking to the last star only: linear in practice, never exponential.
-    static func wildcard(_ v: ArraySlice<Unicode.Scalar>, _ p: ArraySlice<Piece>) -> Bool {
+    static func wildcard(_ v: ArraySlice<UInt8>, _ p: ArraySlice<Piece>) -> Bool {
         var vi = v.startIndex, pi = p.startIndex
         var star: (p: Int, v: Int)?
         while vi < v.endIndex {
@@ -149,8 +150,8 @@ struct Match {
     /// What each `*` and `?` of a matching pattern took (RFC 5229 §3.2: each `*` as little as it can, leftmost first),
     /// taken from the original (unfolded) value; ${0} is the whole value. Found by a search that remembers the places it
     /// failed from, so it stays polynomial; a value over 8,192 characters gets no captures beyond ${0}.
-    static func captures(_ original: [Unicode.Scalar], _ v: [Unicode.Scalar], _ p: [Piece]) -> [String] {
-        let whole = String(String.UnicodeScalarView(original))
+    static func captures(_ original: [UInt8], _ v: [UInt8], _ p: [Piece]) -> [String] {
+        let whole = String(decoding: original, as: UTF8.self)
         guard v.count <= 8192 else { return [whole] }
         var failed = Set<Int>()
         var spans: [Range<Int>] = []
@@ -178,7 +179,9 @@ struct Match {
             return false
         }
         guard go(0, 0) else { return [whole] }
-        return [whole] + spans.map { String(String.UnicodeScalarView(original[$0])) }
+        // A capture that cuts a character in two is not text: it is marked with U+FFFE (a noncharacter no mail text
+        // holds), and a mailbox so named is an error when filed into.
+        return [whole] + spans.map { String(validating: original[$0], as: UTF8.self) ?? "\u{FFFE}" + String(decoding: original[$0], as: UTF8.self) }
     }
 
     /// POSIX extended regular expression match (draft-ietf-sieve-regex): the groups ${0}…${9} when it matches. A
