@@ -33,6 +33,40 @@ public enum EncodedWords {
         return out
     }
 
+    /// The same from a field's octets: an encoded word's octets are decoded in its own charset even when the sender
+    /// put raw 8-bit octets in it (which RFC 2047 forbids but mail carries), and 8-bit text outside encoded words is
+    /// read as UTF-8, or as ISO-8859-1 when it is not UTF-8.
+    public static func decode(bytes: [UInt8]) -> String {
+        func text(_ b: ArraySlice<UInt8>) -> String {
+            String(validating: b, as: UTF8.self) ?? String(String.UnicodeScalarView(b.map { Unicode.Scalar($0) }))
+        }
+        var out = "", i = 0, plainStart = 0, lastWasEncoded = false
+        while i + 1 < bytes.count {
+            guard bytes[i] == 61, bytes[i + 1] == 63 else { i += 1; continue }   // "=?"
+            // =?charset?encoding?text?=
+            guard let q1 = bytes[(i + 2)...].firstIndex(of: 63), q1 + 2 < bytes.count, bytes[q1 + 2] == 63,
+                  let close = (q1 + 3..<max(q1 + 3, bytes.count - 1)).first(where: { bytes[$0] == 63 && bytes[$0 + 1] == 61 }),
+                  !bytes[(q1 + 3)..<close].contains(32) else { i += 2; continue }
+            let charset = text(bytes[(i + 2)..<q1]).split(separator: "*").first.map(String.init)?.lowercased() ?? ""
+            let payload = Array(bytes[(q1 + 3)..<close])
+            let decoded: [UInt8]
+            switch bytes[q1 + 1] | 0x20 {
+            case UInt8(ascii: "b"): decoded = TransferEncoding.decodeBase64(payload)
+            case UInt8(ascii: "q"): decoded = TransferEncoding.decodeQuotedPrintable(payload.map { $0 == 95 ? 32 : $0 })
+            default: i += 2; continue
+            }
+            guard let word = decodeCharset(decoded, charset) else { i += 2; continue }
+            let between = bytes[plainStart..<i]
+            // Whitespace between two encoded words is dropped (RFC 2047 §6.2).
+            if !(lastWasEncoded && between.allSatisfy({ $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 })) { out += text(between) }
+            out += word
+            i = close + 2
+            plainStart = i
+            lastWasEncoded = true
+        }
+        return out + text(bytes[plainStart...])
+    }
+
     static func parseWord(_ s: Substring) -> (decoded: String, end: Substring.Index)? {
         // =?charset?encoding?encoded-text?=
         let parts = s.dropFirst(2)

@@ -66,7 +66,9 @@ public struct SieveMessage: Sendable {
     public init(bytes: [UInt8], envelopeFrom: String, envelopeTo: String) {
         let header = bytes[..<RawHeader.end(bytes)]
         fields = RawHeader.fields(header).map { f in
-            (f.name, EncodedWords.decode(f.unfoldedValue).trimmingWhitespace())
+            // The value's octets after the colon, unfolded, decoded (RFC 2047) from the octets themselves.
+            let value = f.raw.drop { $0 != 58 }.dropFirst().filter { $0 != 13 && $0 != 10 }
+            return (f.name, EncodedWords.decode(bytes: Array(value)).trimmingWhitespace())
         }
         size = bytes.count
         self.envelopeFrom = envelopeFrom
