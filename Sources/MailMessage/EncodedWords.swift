@@ -34,12 +34,10 @@ public enum EncodedWords {
     }
 
     /// The same from a field's octets: an encoded word's octets are decoded in its own charset even when the sender
-    /// put raw 8-bit octets in it (which RFC 2047 forbids but mail carries), and 8-bit text outside encoded words is
-    /// read as UTF-8, or as ISO-8859-1 when it is not UTF-8.
+    /// put raw 8-bit octets in it (which RFC 2047 forbids but mail carries).
     public static func decode(bytes: [UInt8]) -> String {
-        func text(_ b: ArraySlice<UInt8>) -> String {
-            String(validating: b, as: UTF8.self) ?? String(String.UnicodeScalarView(b.map { Unicode.Scalar($0) }))
-        }
+        // Outside encoded words the text is UTF-8 (RFC 6532); an octet that is not reads as U+FFFD.
+        func text(_ b: ArraySlice<UInt8>) -> String { String(decoding: b, as: UTF8.self) }
         var out = "", i = 0, plainStart = 0, lastWasEncoded = false
         while i + 1 < bytes.count {
             guard bytes[i] == 61, bytes[i + 1] == 63 else { i += 1; continue }   // "=?"

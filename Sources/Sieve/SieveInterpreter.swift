@@ -67,7 +67,7 @@ public struct SieveMessage: Sendable {
         let header = bytes[..<RawHeader.end(bytes)]
         fields = RawHeader.fields(header).map { f in
             // The value's octets after the colon, unfolded, decoded (RFC 2047) from the octets themselves.
-            let value = f.raw.drop { $0 != 58 }.dropFirst().filter { $0 != 13 && $0 != 10 }
+            let value = f.raw.drop { $0 != 58 }.dropFirst().filter { $0 != 13 && $0 != 10 }.map { $0 == 9 ? 32 : $0 }
             return (f.name, EncodedWords.decode(bytes: Array(value)).trimmingWhitespace())
         }
         size = bytes.count
@@ -391,6 +391,7 @@ public struct SieveInterpreter {
                 // A name made of part of a character (a :matches capture cut inside one) is no mailbox name.
                 guard !name.contains("\u{FFFE}") else { throw SieveError(c.position, "fileinto: the mailbox name is not valid UTF-8") }
                 let use = args.tagStrings("specialuse")?.first.map(str)
+                if let use, !SieveValidator.isSpecialUseFlag(use) { throw SieveError(c.position, "invalid special-use flag \"\(use)\"") }
                 try add(name.uppercased() == "INBOX" && use == nil ? .keep(flags: flags)
                         : .fileinto(mailbox: name, create: args.tags["create"] != nil, flags: flags, specialUse: use), c)
                 if args.tags["copy"] == nil { cancelKeep = true }
@@ -402,11 +403,20 @@ public struct SieveInterpreter {
                 try add(.redirect(address: address), c)
                 if args.tags["copy"] == nil { cancelKeep = true }
             case "set":
-                let name = args.strings(0)[0].lowercased()
+                var name = args.strings(0)[0].lowercased()
                 guard variables[name] != nil || variables.count < SieveVariables.maxCount else {
                     throw SieveError(c.position, "more than \(SieveVariables.maxCount) variables")
                 }
-                variables[name] = SieveVariables.modify(str(args.strings(1)[0]), Set(args.tags.keys))
+                let value = SieveVariables.modify(str(args.strings(1)[0]), Set(args.tags.keys))
+                if name.hasPrefix("global.") {
+                    // RFC 6609 §3.4.2: the global namespace, declared or not.
+                    name = String(name.dropFirst(7))
+                    globals[name] = value
+                    variables["global." + name] = value
+                    if globalNames.contains(name) { variables[name] = value }
+                    continue
+                }
+                variables[name] = value
                 if globalNames.contains(name) {
                     globals[name] = variables[name]
                     variables["global." + name] = variables[name]
@@ -427,6 +437,7 @@ public struct SieveInterpreter {
                 try include(args, c)
             case "addheader":
                 let name = str(args.strings(0)[0]), value = str(args.strings(1)[0])
+                guard SieveValidator.isFieldName(name) else { throw SieveError(c.position, "addheader: invalid field name \"\(name)\"") }
                 guard Self.editable(name) else { continue }
                 var fields = layout ?? message.fields.indices.map { .original($0) }
                 let clean = String(value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.map(Character.init)).trimmingWhitespace()
@@ -512,10 +523,11 @@ public struct SieveInterpreter {
     /// Records an action once (RFC 5228 §4.1, §4.2: the same mailbox or address twice is one action; with imap4flags
     /// the later flags win).
     private mutating func add(_ action: SieveAction, _ c: SieveCommand) throws(SieveError) {
-        // RFC 5429 §2.1: a rejected message is not also filed or kept; one reject per run.
-        if action.isReject && actions.contains(where: { $0.isReject || $0.isKeep || $0.isFileinto })
-            || (action.isKeep || action.isFileinto) && actions.contains(where: \.isReject) {
-            throw SieveError(c.position, "reject cannot be combined with keep, fileinto or another reject")
+        // RFC 5429 §2.1, §2.4: a rejected message is not also filed, kept or answered by vacation; one reject per run.
+        let isVacation = { (a: SieveAction) -> Bool in if case .vacation = a { true } else { false } }
+        if action.isReject && actions.contains(where: { $0.isReject || $0.isKeep || $0.isFileinto || isVacation($0) })
+            || (action.isKeep || action.isFileinto || isVacation(action)) && actions.contains(where: \.isReject) {
+            throw SieveError(c.position, "reject cannot be combined with keep, fileinto, vacation or another reject")
         }
         if let i = actions.firstIndex(where: { $0.sameTarget(action) }) {
             actions[i] = action

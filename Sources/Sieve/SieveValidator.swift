@@ -24,6 +24,17 @@ public enum SieveValidator {
         names.isSubset(of: capabilities) && names.isDisjoint(with: ["variables", "encoded-character"])
     }
 
+    /// RFC 5322 §3.6.8: a field name is printable US-ASCII but the colon.
+    public static func isFieldName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 100 && name.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != 58 }
+    }
+
+    /// RFC 6154 §6: use-attr = "\" atom.
+    public static func isSpecialUseFlag(_ flag: String) -> Bool {
+        flag.hasPrefix("\\") && flag.count > 1
+            && flag.dropFirst().unicodeScalars.allSatisfy { $0.value > 32 && $0.value < 127 && !"(){%*\"\\]".unicodeScalars.contains($0) }
+    }
+
     /// Header fields that hold addresses: what the address test may look at (RFC 5228 §5.1).
     static let addressFields: Set<String> = [
         "from", "sender", "to", "cc", "bcc", "reply-to", "resent-from", "resent-sender", "resent-to", "resent-cc", "resent-bcc",
@@ -65,6 +76,8 @@ public enum SieveValidator {
                         // RFC 5228 §6: capability names are case-sensitive.
                         guard capabilities.contains(name) else { throw SieveError(c.arguments[0].position, "unsupported extension \"\(name)\"") }
                         required.insert(name)
+                        // RFC 6131 §2: vacation-seconds implies vacation.
+                        if name == "vacation-seconds" { required.insert("vacation") }
                     }
                     guard c.tests.isEmpty, c.block == nil else { throw SieveError(c.position, "require takes no test and no block") }
                     continue
@@ -112,7 +125,11 @@ public enum SieveValidator {
                     throw SieveError(at, "set takes one modifier of each kind")
                 }
                 let variable = args.strings(0)[0]
-                guard SieveVariables.isIdentifier(variable) else { throw SieveError(at, "invalid variable name \"\(variable)\"") }
+                // RFC 6609 §3.4.2: "global.NAME" names a global variable.
+                let global = required.contains("include") && variable.lowercased().hasPrefix("global.")
+                guard SieveVariables.isIdentifier(global ? String(variable.dropFirst(7)) : variable) else {
+                    throw SieveError(at, "invalid variable name \"\(variable)\"")
+                }
             case "global":
                 // RFC 6609 §3.3: global variables are variables.
                 guard required.contains("variables") else { throw SieveError(at, "global needs require \"variables\"") }
@@ -122,6 +139,18 @@ public enum SieveValidator {
                 let target = args.strings(0)[0]
                 if !(required.contains("variables") && target.contains("${")) && SieveValidator.redirectAddress(target) == nil {
                     throw SieveError(at, "redirect needs an address, not \"\(target)\"")
+                }
+            case "addheader":
+                // RFC 5293 §4: a field name that is not one is an error (now, when it is a constant).
+                let field = args.strings(0)[0]
+                if !(required.contains("variables") && field.contains("${")) && !SieveValidator.isFieldName(field) {
+                    throw SieveError(at, "invalid header field name \"\(field)\"")
+                }
+            case "fileinto":
+                // RFC 8579: a special-use flag is RFC 6154's: a backslash and an atom.
+                if let use = args.tagStrings("specialuse")?.first, !(required.contains("variables") && use.contains("${")),
+                   !SieveValidator.isSpecialUseFlag(use) {
+                    throw SieveError(at, "invalid special-use flag \"\(use)\"")
                 }
             case "deleteheader":
                 if args.tags["last"] != nil, args.tags["index"] == nil { throw SieveError(at, ":last needs :index") }
