@@ -33,7 +33,10 @@ let package = Package(
         .target(name: "MailCore"),
         .target(name: "MailMessage", dependencies: ["MailCore"]),
         // Sieve mail filters (RFC 5228): the language, pure, without I/O.
-        .target(name: "Sieve", dependencies: ["MailCore", "MailMessage"]),
+        // Sieve as a language (RFC 5228 and its extensions): the lexer and parser, and the rules a script must keep.
+        .target(name: "SieveLanguage", dependencies: ["MailMessage"]),
+        // Sieve running: the interpreter, its match types and comparators, variables, dates and the body test.
+        .target(name: "Sieve", dependencies: ["SieveLanguage", "MailCore", "MailMessage"]),
         .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "IMAPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),
         // What an IMAP server sends: the response model, its encoder and a parser reading responses back.
@@ -170,7 +173,7 @@ let package = Package(
         .target(name: "StoreConformance", dependencies: ["TernTestSupport", "MailStore", "MailCore"], path: "Tests/StoreConformance"),
         .testTarget(name: "MailCoreTests", dependencies: ["TernTestSupport", "MailCore"]),
         .testTarget(name: "MailMessageTests", dependencies: ["TernTestSupport", "MailMessage"]),
-        .testTarget(name: "SieveTests", dependencies: ["Sieve"]),
+        .testTarget(name: "SieveTests", dependencies: ["Sieve", "SieveLanguage"]),
         .testTarget(name: "ManageSieveTests", dependencies: ["ManageSieveServer"]),
         .testTarget(name: "SMTPCodecTests", dependencies: ["TernTestSupport", "SMTPCodec", "MailCore"]),
         .testTarget(name: "TernConfigTests", dependencies: ["TernTestSupport", "TernConfig"]),
@@ -200,6 +203,6 @@ if Context.environment["TERN_FUZZ"] != nil {
     package.targets.append(.executableTarget(
         name: "TernFuzz",
         dependencies: ["MailCore", "MailMessage", "SMTPCodec", "IMAPCodec", "POP3Codec", "SASL", "DKIM", "MailAuth", "MailDNS",
-                       "DNSResolverLive", "TernConfig", "Sieve", .product(name: "NIOCore", package: "swift-nio")],
+                       "DNSResolverLive", "TernConfig", "Sieve", "SieveLanguage", .product(name: "NIOCore", package: "swift-nio")],
         path: "Fuzz/TernFuzz"))
 }

@@ -1,3 +1,4 @@
+import SieveLanguage
 import MailMessage
 
 /// The body test's view of a message (RFC 5173): the raw body, or the decoded text of the parts of the content types

@@ -1,12 +1,11 @@
 import Foundation
 import MailCore
 import MailMessage
+import SieveLanguage
 
 /// The date and currentdate tests' date parts (RFC 5260 §4.2), computed from a point in time and a zone offset.
 enum SieveDates {
-    static let parts: Set<String> = [
-        "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601", "std11", "zone", "weekday",
-    ]
+    static let parts = SieveValidator.dateParts
 
     /// `date` in the zone `offset` seconds east of UTC, as the named part.
     static func part(_ name: String, of date: Date, offset: Int) -> String? {

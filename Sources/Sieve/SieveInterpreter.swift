@@ -1,3 +1,4 @@
+@_exported import SieveLanguage
 import Foundation
 import MailMessage
 

@@ -1,3 +1,4 @@
+import SieveLanguage
 import Glibc
 
 /// A test's comparator and match type (RFC 5228 §2.7, relational RFC 5231, regex draft-ietf-sieve-regex): whether

@@ -1,3 +1,4 @@
+import SieveLanguage
 import Foundation
 
 /// RFC 5229 variables: names, `${…}` expansion in strings, and `set`'s modifiers; and RFC 5228 §2.4.2.4's encoded
@@ -8,10 +9,7 @@ enum SieveVariables {
     static let maxCount = 255
 
     /// identifier = (ALPHA / "_") *(ALPHA / DIGIT / "_") (RFC 5228 §8.1).
-    static func isIdentifier(_ s: String) -> Bool {
-        guard let first = s.unicodeScalars.first, first.isASCIILetter || first == "_" else { return false }
-        return s.unicodeScalars.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" }
-    }
+    static func isIdentifier(_ s: String) -> Bool { SieveValidator.isIdentifier(s) }
 
     /// Replaces each `${name}` (a variable, any case; an unknown one is empty) and `${N}` (a match variable) in `s`
     /// (RFC 5229 §3). Anything else that looks like a reference is left as it is.
@@ -121,11 +119,6 @@ enum SieveVariables {
         }
         return out + rest
     }
-}
-
-extension Unicode.Scalar {
-    var isASCIILetter: Bool { ("a"..."z").contains(self) || ("A"..."Z").contains(self) }
-    var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }
 
 /// A mailto: URI (RFC 6068) as RFC 5436 uses it: the recipients (to, cc, bcc), the subject and body, and other header

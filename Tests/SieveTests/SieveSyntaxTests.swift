@@ -1,5 +1,6 @@
 import Testing
 @testable import Sieve
+@testable import SieveLanguage
 
 @Suite struct SieveSyntaxTests {
     func parse(_ s: String) throws -> [SieveCommand] { try SieveParser.parse(s) }

@@ -20,9 +20,20 @@ public enum SieveValidator {
 
     /// RFC 5463 §4: ihave is true for capabilities this server has, but never for those that change how a script is
     /// read (variables, encoded-character).
-    static func ihave(_ names: Set<String>, _ capabilities: Set<String> = capabilities) -> Bool {
+    package static func ihave(_ names: Set<String>, _ capabilities: Set<String> = capabilities) -> Bool {
         names.isSubset(of: capabilities) && names.isDisjoint(with: ["variables", "encoded-character"])
     }
+
+    /// identifier = (ALPHA / "_") *(ALPHA / DIGIT / "_") (RFC 5228 §8.1): variable names.
+    package static func isIdentifier(_ s: String) -> Bool {
+        guard let first = s.unicodeScalars.first, first.isASCIILetter || first == "_" else { return false }
+        return s.unicodeScalars.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == "_" }
+    }
+
+    /// The date parts of the date and currentdate tests (RFC 5260 §4.2).
+    package static let dateParts: Set<String> = [
+        "year", "month", "day", "date", "julian", "hour", "minute", "second", "time", "iso8601", "std11", "zone", "weekday",
+    ]
 
     /// RFC 5322 §3.6.8: a field name is printable US-ASCII but the colon.
     public static func isFieldName(_ name: String) -> Bool {
@@ -51,7 +62,7 @@ public enum SieveValidator {
 
     /// The walk's findings: what `require` names, and what the script may use at run time (those and the
     /// capabilities an ihave test found here).
-    static func walk(_ commands: [SieveCommand], capabilities: Set<String> = capabilities) throws(SieveError) -> (required: Set<String>, enabled: Set<String>) {
+    package static func walk(_ commands: [SieveCommand], capabilities: Set<String> = capabilities) throws(SieveError) -> (required: Set<String>, enabled: Set<String>) {
         var v = Walk(capabilities: capabilities)
         try v.block(commands, top: true)
         return (v.required, v.required.union(v.enabled))
@@ -127,13 +138,13 @@ public enum SieveValidator {
                 let variable = args.strings(0)[0]
                 // RFC 6609 §3.4.2: "global.NAME" names a global variable.
                 let global = required.contains("include") && variable.lowercased().hasPrefix("global.")
-                guard SieveVariables.isIdentifier(global ? String(variable.dropFirst(7)) : variable) else {
+                guard SieveValidator.isIdentifier(global ? String(variable.dropFirst(7)) : variable) else {
                     throw SieveError(at, "invalid variable name \"\(variable)\"")
                 }
             case "global":
                 // RFC 6609 §3.3: global variables are variables.
                 guard required.contains("variables") else { throw SieveError(at, "global needs require \"variables\"") }
-                for name in args.strings(0) where !SieveVariables.isIdentifier(name) { throw SieveError(at, "invalid variable name \"\(name)\"") }
+                for name in args.strings(0) where !SieveValidator.isIdentifier(name) { throw SieveError(at, "invalid variable name \"\(name)\"") }
             case "redirect":
                 // A constant that is no address is an error now; one made with variables is checked when it runs.
                 let target = args.strings(0)[0]
@@ -159,7 +170,7 @@ public enum SieveValidator {
             case "setflag", "addflag", "removeflag":
                 if args.positional.count == 2 {
                     guard required.contains("variables") else { throw SieveError(at, "a variable name in \(name) needs require \"variables\"") }
-                    guard SieveVariables.isIdentifier(args.strings(0)[0]) else { throw SieveError(at, "invalid variable name \"\(args.strings(0)[0])\"") }
+                    guard SieveValidator.isIdentifier(args.strings(0)[0]) else { throw SieveError(at, "invalid variable name \"\(args.strings(0)[0])\"") }
                 }
             default:
                 break
@@ -202,7 +213,7 @@ public enum SieveValidator {
                 if spec.index, args.tags["last"] != nil, args.tags["index"] == nil { throw SieveError(t.position, ":last needs :index") }
                 if t.name == "date" || t.name == "currentdate" {
                     let part = args.strings(t.name == "date" ? 1 : 0)[0].lowercased()
-                    guard SieveDates.parts.contains(part) else { throw SieveError(t.position, "unknown date part \"\(part)\"") }
+                    guard SieveValidator.dateParts.contains(part) else { throw SieveError(t.position, "unknown date part \"\(part)\"") }
                 }
             }
             if nested == 0 && !t.tests.isEmpty { throw SieveError(t.tests[0].position, "\(t.name) takes no nested test") }
@@ -384,12 +395,12 @@ public enum SieveValidator {
 }
 
 /// The arguments of a command or test after validation: its tags (with their values) and its positional arguments.
-struct Args {
-    var tags: [String: SieveArgument?] = [:]
-    var positional: [SieveArgument] = []
+package struct Args {
+    package var tags: [String: SieveArgument?] = [:]
+    package var positional: [SieveArgument] = []
 
     /// Reads arguments the validator accepted (tags that take a value are known by name).
-    init(_ arguments: [SieveArgument]) {
+    package init(_ arguments: [SieveArgument]) {
         var i = 0
         while i < arguments.count, case .tag(let tag, _) = arguments[i] {
             i += 1
@@ -410,29 +421,29 @@ struct Args {
                                       "from", "addresses", "handle", "specialuse", "header", "uniqueid",
                                       "importance", "options", "message"]
 
-    func strings(_ i: Int) -> [String] {
+    package func strings(_ i: Int) -> [String] {
         guard i < positional.count, case .strings(let s, _) = positional[i] else { return [] }
         return s
     }
 
-    func number(_ i: Int) -> UInt64 {
+    package func number(_ i: Int) -> UInt64 {
         guard i < positional.count, case .number(let n, _) = positional[i] else { return 0 }
         return n
     }
 
-    func tagStrings(_ tag: String) -> [String]? {
+    package func tagStrings(_ tag: String) -> [String]? {
         guard case .some(.some(.strings(let s, _))) = tags[tag] else { return nil }
         return s
     }
 
-    func tagNumber(_ tag: String) -> UInt64? {
+    package func tagNumber(_ tag: String) -> UInt64? {
         guard case .some(.some(.number(let n, _))) = tags[tag] else { return nil }
         return n
     }
 }
 
 extension SieveArgument {
-    var isTag: Bool { if case .tag = self { true } else { false } }
+    package var isTag: Bool { if case .tag = self { true } else { false } }
 }
 
 /// RFC 5804 §1.6: a script name is not empty, at most 512 octets, without control characters (C0, DEL, C1) or the
@@ -442,4 +453,9 @@ public enum SieveScriptName {
         !name.isEmpty && name.utf8.count <= 512
             && !name.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value == 0x2028 || $0.value == 0x2029 }
     }
+}
+
+extension Unicode.Scalar {
+    package var isASCIILetter: Bool { ("a"..."z").contains(self) || ("A"..."Z").contains(self) }
+    package var isASCIIDigit: Bool { ("0"..."9").contains(self) }
 }
