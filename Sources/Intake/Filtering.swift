@@ -90,12 +90,13 @@ extension Intake {
                     env.globalScripts = adminScripts.global
                     if user?.required.contains("include") == true || (admin.before + admin.after).contains(where: { $0.required.contains("include") }) {
                         // RFC 6609: the user's other scripts, for include :personal.
-                        for info in try await store.scripts(account: target.account) where !info.active {
-                            if let text = try await store.script(account: target.account, name: info.name),
-                               case .success(let s) = compiledScripts.compiled(text) { env.personalScripts[info.name] = s }
-                        }
-                        if case .success(let s)? = compiled[target.account], let active = try await store.scripts(account: target.account).first(where: \.active) {
-                            env.personalScripts[active.name] = s
+                        for info in try await store.scripts(account: target.account) {
+                            if info.active, case .success(let s)? = compiled[target.account] {
+                                env.personalScripts[info.name] = s
+                            } else if !info.active, let text = try await store.script(account: target.account, name: info.name),
+                                      case .success(let s) = compiledScripts.compiled(text) {
+                                env.personalScripts[info.name] = s
+                            }
                         }
                     }
                     result = SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env)

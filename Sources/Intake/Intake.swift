@@ -72,8 +72,9 @@ public final class Intake: Sendable {
     private let postmasters = Mutex<[String: (AccountID?, Date)]>([:])
     /// Sieve scripts parsed once, by their text.
     let compiledScripts = CompiledScripts()
-    /// The administrator's scripts around the users' (`sieve.scripts`, read at start).
+    /// The administrator's scripts around the users' (`sieve.scripts`, read at start), and why they could not be read.
     public let adminScripts: SieveAdminScripts
+    public let adminScriptsProblem: (any Error)?
 
     public init(store: any MailStore, config: TernConfiguration, checks: InboundChecks?, work: any BlockingWork, logger: Logger) {
         self.store = store
@@ -84,10 +85,12 @@ public final class Intake: Sendable {
         tester = MailTester(config: config)
         do {
             adminScripts = try SieveAdminScripts.load(config.sieveScripts)
+            adminScriptsProblem = nil
         } catch {
-            // `tern serve` checks them before it starts; a script that broke since is left out, loudly.
+            // `tern serve` refuses to start on this; elsewhere the scripts are left out, loudly.
             logger.error("cannot use the administrator's Sieve scripts", metadata: ["error": "\(error)"])
             adminScripts = SieveAdminScripts()
+            adminScriptsProblem = error
         }
     }
 

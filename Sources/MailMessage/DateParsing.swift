@@ -42,12 +42,15 @@ public enum RFC5322Date {
 
     /// The date with the zone it was written in (seconds east of UTC), as Sieve's date test and :originalzone need.
     public static func parseWithZone(_ text: String) -> (Date, Int)? {
-        guard let w = written(text), let date = parse(text) else { return nil }
+        guard let w = written(text), let date = date(w) else { return nil }
         return (date, w.offset)
     }
 
     public static func parse(_ text: String) -> Date? {
-        guard let w = written(text) else { return nil }
+        written(text).flatMap(date)
+    }
+
+    static func date(_ w: Written) -> Date? {
         var cal = Calendar(identifier: .gregorian)
         cal.timeZone = TimeZone(identifier: "UTC")!
         guard let base = cal.date(from: DateComponents(year: w.year, month: w.month, day: w.day, hour: w.hour, minute: w.minute,
@@ -58,7 +61,7 @@ public enum RFC5322Date {
     /// The calendar day the date names in its own zone (what IMAP's SENTBEFORE, SENTON and SENTSINCE compare, RFC 9051
     /// §6.4.4: "disregarding time and timezone"); nil for a date that cannot be read.
     public static func writtenDay(_ text: String) -> (year: Int, month: Int, day: Int)? {
-        guard let w = written(text), parse(text) != nil else { return nil }
+        guard let w = written(text), date(w) != nil else { return nil }
         return (w.year, w.month, w.day)
     }
 }

@@ -123,19 +123,13 @@ enum SieveVariables {
 
 /// A mailto: URI (RFC 6068) as RFC 5436 uses it: the recipients (to, cc, bcc), the subject and body, and other header
 /// fields it asks for, except those a notification must set itself.
-public struct SieveMailto: Hashable, Sendable {
+public struct SieveMailto: Sendable {
     public var to: [String]
     public var cc: [String]
     public var bcc: [String]
     public var subject: String?
     public var body: String?
     public var headers: [(name: String, value: String)]
-
-    public static func == (a: SieveMailto, b: SieveMailto) -> Bool {
-        a.to == b.to && a.cc == b.cc && a.bcc == b.bcc && a.subject == b.subject && a.body == b.body
-            && a.headers.map(\.name) == b.headers.map(\.name) && a.headers.map(\.value) == b.headers.map(\.value)
-    }
-    public func hash(into h: inout Hasher) { h.combine(to); h.combine(subject) }
 
     /// Fields a URI may not set (RFC 5436 §2.7: the notification's own, and the trace and routing ones).
     static let reserved: Set<String> = ["from", "sender", "auto-submitted", "received", "return-path", "message-id", "date", "to", "cc",

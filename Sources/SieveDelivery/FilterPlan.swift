@@ -221,10 +221,8 @@ extension FilterPlan {
         // An account whose scripts edited the header gets its copies from a content of its own, in the same commit.
         var own: [Delivery] = []
         for account in targets.map(\.account) where edited[account] != nil && !own.contains(where: { $0.targets.first?.account == account }) {
-            var copy = Delivery(content: try editedContent(account), envelope: main.envelope, targets: targets.filter { $0.account == account },
-                                internalDate: now, flags: main.flags, keywords: main.keywords, queueID: queueID)
-            copy.log = []
-            own.append(copy)
+            own.append(Delivery(content: try editedContent(account), envelope: main.envelope, targets: targets.filter { $0.account == account },
+                                internalDate: now, flags: main.flags, keywords: main.keywords, queueID: queueID))
         }
         if logging {
             // The receipt's "stored" line says where each recipient's copy went; the filters' lines say the rest.

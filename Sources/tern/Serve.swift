@@ -8,7 +8,6 @@ import Foundation
 import Logging
 import MailAuth
 import Intake
-import SieveDelivery
 import MailCore
 import MailServer
 import MailStore
@@ -85,8 +84,6 @@ struct Serve: AsyncParsableCommand {
 
         // The one clock of the whole server: the store, the sessions, the checks and the queue read the time from it.
         let clock = SystemClock()
-        // The administrator's Sieve scripts are checked before anything is served.
-        do { _ = try SieveAdminScripts.load(config.sieveScripts) } catch { throw CommandFailure("\(error)") }
         let store = try await StoreFactory.open(config, clock: clock)
         // Nothing in tmp/ was ever acknowledged; a blob no row names was never acknowledged either.
         try store.cleanTemporaryFiles()
@@ -106,6 +103,8 @@ struct Serve: AsyncParsableCommand {
         let suffixes = SuffixListFile.load(dataDirectory: config.dataDirectory, logger: logger)
         let inbound = InboundChecks(config: config, resolver: resolver, suffixes: suffixes, clock: clock, state: store)
         let server = TernServer(context: context, group: group, inbound: inbound)
+        // The administrator's Sieve scripts (read by the intake pipeline) must be usable before anything is served.
+        if let problem = server.intake.adminScriptsProblem { throw CommandFailure("\(problem)") }
         let listeners: [TernServer.Listener]
         do { listeners = try await server.start(sockets: sockets) } catch { throw listenFailure(error) }
         // The outbound queue: delivers what submission accepted for other domains, and the bounces.
