@@ -52,9 +52,8 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
     private func loggedInChanged() {
         let loggedIn = session.account != nil
         framer.authenticated = loggedIn
-        connection.trusted = loggedIn
-        connection.idleTimeout = loggedIn ? Self.idleTimeout : Self.preAuthTimeout
-        connection.recordDeadline = loggedIn ? Self.recordDeadline : Self.preAuthTimeout
+        connection.afterCommand(loggedIn: loggedIn, idleTimeout: Self.idleTimeout, preAuthTimeout: Self.preAuthTimeout,
+                                recordDeadline: loggedIn ? Self.recordDeadline : Self.preAuthTimeout)
     }
     public static let preAuthTimeout: TimeAmount = .minutes(1)
 

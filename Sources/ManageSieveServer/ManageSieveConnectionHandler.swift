@@ -15,13 +15,11 @@ public final class ManageSieveConnectionHandler: ChannelInboundHandler {
     private let connection: Connection
     private var session: ManageSieveSession!
     private let framer = ManageSieveFramer(maxLiteral: ManageSieveSession.maxScriptSize + 4096)
-    private var inbound: [UInt8] = []
-    private var consumed = 0
+    private var input = CommandInput()
     private var busy: Bool {
         get { connection.busy }
         set { connection.busy = newValue }
     }
-    private var backpressure = ReadBackpressure(limit: 64 << 10)
     private var closed = false
     private var logger: Logger
     private let isTLS: Bool
@@ -63,12 +61,12 @@ public final class ManageSieveConnectionHandler: ChannelInboundHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
-        inbound.append(contentsOf: unwrapInboundIn(data).readableBytesView)
+        input.append(unwrapInboundIn(data))
         process(context: context)
     }
 
     private func process(context: ChannelHandlerContext) {
-        while !busy && !closed, let event = framer.next(inbound, from: &consumed) {
+        while !busy && !closed, let event = framer.next(input.bytes, from: &input.consumed) {
             connection.records += 1
             switch event {
             case .tooLong:
@@ -84,35 +82,23 @@ public final class ManageSieveConnectionHandler: ChannelInboundHandler {
                 context.runOffLoop({ await session.handle(tokens) }) { self.finished($0, context: context) }
             }
         }
-        if consumed > 0 && (consumed == inbound.count || consumed > 16384) {
-            inbound.removeFirst(consumed)
-            consumed = 0
-        }
-        backpressure.update(busy: busy, buffered: inbound.count - consumed, channel: context.channel)
+        input.settle(busy: busy, channel: context.channel)
     }
 
     private func finished(_ out: ManageSieveOutput, context: ChannelHandlerContext) {
         busy = false
         guard !closed else { return }
-        if out.close {
-            closed = true
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: out.text)))
-                .whenComplete { _ in context.close(promise: nil) }
-            return
-        }
-        context.send(Array(out.text.utf8))
+        context.answer(Array(out.text.utf8), last: out.close)
+        if out.close { return closed = true }
         if out.startTLS, let tls = server.tls {
-            // Plaintext pipelined after STARTTLS is discarded, never read as if it came over TLS.
-            inbound.removeAll()
-            consumed = 0
+            input.discard()
             session.isTLS = true
             guard connection.startTLS(tls) else { return }
             // Written through TLS once the handshake is done.
             context.send(Array(session.capabilities.utf8))
         }
-        connection.idleTimeout = session.user != nil ? Self.idleTimeout : Self.preAuthTimeout
-        connection.trusted = session.user != nil
-        connection.recordDeadline = Self.preAuthTimeout
+        connection.afterCommand(loggedIn: session.user != nil, idleTimeout: Self.idleTimeout, preAuthTimeout: Self.preAuthTimeout,
+                                recordDeadline: Self.preAuthTimeout)
         process(context: context)
     }
 }

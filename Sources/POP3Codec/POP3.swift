@@ -171,7 +171,7 @@ public struct POP3LineFramer: Sendable {
 
     public init() {}
 
-    public mutating func next(_ buffer: inout [UInt8], from start: inout Int) -> Event? {
+    public mutating func next(_ buffer: [UInt8], from start: inout Int) -> Event? {
         guard start < buffer.count else { return nil }
         guard let lf = buffer[start...].firstIndex(of: 10) else {
             return buffer.count - start > POP3CommandParser.maxLineLength ? .tooLong : nil

@@ -17,14 +17,12 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
     private let connection: Connection
     private var session: POP3Session!
     private var framer = POP3LineFramer()
-    private var inbound: [UInt8] = []
-    private var consumed = 0
+    private var input = CommandInput()
     /// A command is being answered (kept on the connection, where its lifecycle reads it).
     private var busy: Bool {
         get { connection.busy }
         set { connection.busy = newValue }
     }
-    private var backpressure = ReadBackpressure(limit: 64 << 10)
     private var closed = false
     private var saslPending = false
     private var logger: Logger
@@ -70,13 +68,12 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
-        let bytes = unwrapInboundIn(data)
-        inbound.append(contentsOf: bytes.readableBytesView)
+        input.append(unwrapInboundIn(data))
         process(context: context)
     }
 
     private func process(context: ChannelHandlerContext) {
-        while !busy && !closed, let event = framer.next(&inbound, from: &consumed) {
+        while !busy && !closed, let event = framer.next(input.bytes, from: &input.consumed) {
             connection.records += 1
             switch event {
             case .tooLong:
@@ -86,11 +83,7 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
                 handleLine(line, context: context)
             }
         }
-        if consumed > 0 && (consumed == inbound.count || consumed > 16384) {
-            inbound.removeFirst(consumed)
-            consumed = 0
-        }
-        backpressure.update(busy: busy, buffered: inbound.count - consumed, channel: context.channel)
+        input.settle(busy: busy, channel: context.channel)
     }
 
     private func handleLine(_ line: [UInt8], context: ChannelHandlerContext) {
@@ -141,25 +134,16 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
     private func finished(_ out: POP3Output, context: ChannelHandlerContext) {
         busy = false
         guard !closed else { return }
-        if out.close {
-            closed = true
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: out.bytes)))
-                .whenComplete { _ in context.close(promise: nil) }
-            return
-        }
-        context.send(out.bytes)
+        context.answer(out.bytes, last: out.close)
+        if out.close { return closed = true }
         if out.startTLS, let tls = server.tls {
-            // Plaintext pipelined after STLS is discarded, never read as if it came over TLS.
-            inbound.removeAll()
-            consumed = 0
+            input.discard()
             session.isTLS = true
             guard connection.startTLS(tls) else { return }
         }
         if out.saslContinuation { saslPending = true }
-        connection.idleTimeout = session.lockedAccount != nil ? Self.idleTimeout : Self.preAuthTimeout
-        connection.trusted = session.lockedAccount != nil
-        // A command line within this long of its first octet, however slowly its octets come.
-        connection.recordDeadline = Self.preAuthTimeout
+        connection.afterCommand(loggedIn: session.lockedAccount != nil, idleTimeout: Self.idleTimeout,
+                                preAuthTimeout: Self.preAuthTimeout, recordDeadline: Self.preAuthTimeout)
         process(context: context)
     }
 }

@@ -78,13 +78,13 @@ import Testing
         var framer = POP3LineFramer()
         var buffer = Array("STAT\r\nLIST\nNO".utf8)
         var start = 0
-        #expect(framer.next(&buffer, from: &start) == .line(Array("STAT".utf8)))
-        #expect(framer.next(&buffer, from: &start) == .line(Array("LIST".utf8)))
-        #expect(framer.next(&buffer, from: &start) == nil)
+        #expect(framer.next(buffer, from: &start) == .line(Array("STAT".utf8)))
+        #expect(framer.next(buffer, from: &start) == .line(Array("LIST".utf8)))
+        #expect(framer.next(buffer, from: &start) == nil)
         buffer += Array("OP\r\n".utf8)
-        #expect(framer.next(&buffer, from: &start) == .line(Array("NOOP".utf8)))
-        var long = [UInt8](repeating: 65, count: POP3CommandParser.maxLineLength + 1)
+        #expect(framer.next(buffer, from: &start) == .line(Array("NOOP".utf8)))
+        let long = [UInt8](repeating: 65, count: POP3CommandParser.maxLineLength + 1)
         start = 0
-        #expect(framer.next(&long, from: &start) == .tooLong)
+        #expect(framer.next(long, from: &start) == .tooLong)
     }
 }
