@@ -131,10 +131,6 @@ extension PostgresMailStore: MessageStore {
         case .inline(let bytes): hash = try await storeContent(db, bytes: bytes, size: bytes.count)
         case .blob(let key, let size): hash = try await storeContent(db, file: blobs.url(for: key), size: size)
         }
-        guard let messageID = try await one("""
-            INSERT INTO message(size, content_hash, received, envelope) VALUES (\(size), \(hash), \(now), \(envelope)) RETURNING id
-            """, on: db, as: Int64.self) else { throw StoreError.invalid("message row not written") }
-        try await insertLog(db, delivery.log)
         var seenTargets = Set<DeliveryTarget>()
         var targets: [(DeliveryTarget, String)] = []
         for target in delivery.targets where seenTargets.insert(target).inserted {
@@ -145,6 +141,12 @@ extension PostgresMailStore: MessageStore {
             }
             targets.append((target, name))
         }
+        // Its references: one per placement (the queue's is counted by the queue's trigger).
+        guard let messageID = try await one("""
+            INSERT INTO message(size, content_hash, received, envelope, refcount)
+            VALUES (\(size), \(hash), \(now), \(envelope), \(Int64(targets.count))) RETURNING id
+            """, on: db, as: Int64.self) else { throw StoreError.invalid("message row not written") }
+        try await insertLog(db, delivery.log)
         // Every target mailbox locked first, in id order.
         for (target, name) in targets.sorted(by: { ($0.0.account, $0.1) < ($1.0.account, $1.1) }) {
             _ = try await one("SELECT id FROM mailbox WHERE account_id = \(target.account) AND name = \(name) FOR UPDATE", on: db, as: Int64.self)
@@ -154,7 +156,7 @@ extension PostgresMailStore: MessageStore {
         let flags = Int64(delivery.flags.rawValue), internalDate = delivery.internalDate.timeIntervalSince1970
         for (target, name) in targets {
             guard let (mailbox, uid, modseq) = try await all("""
-                UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+                UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, message_count = message_count + 1
                 WHERE account_id = \(target.account) AND name = \(name) RETURNING id, uidnext - 1, highestmodseq
                 """, on: db, as: (Int64, Int64, Int64).self).first else {
                 throw StoreError.notFound("mailbox \(name) of account \(target.account)")
@@ -403,7 +405,8 @@ extension PostgresMailStore: MessageStore {
             if !found.isEmpty {
                 let count = Int64(found.count)
                 guard let (next, highest) = try await all("""
-                    UPDATE mailbox SET uidnext = uidnext + \(count), highestmodseq = highestmodseq + \(count) WHERE id = \(to)
+                    UPDATE mailbox SET uidnext = uidnext + \(count), highestmodseq = highestmodseq + \(count),
+                      message_count = message_count + \(count) WHERE id = \(to)
                     RETURNING uidnext, highestmodseq
                     """, on: db, as: (Int64, Int64).self).first else { throw StoreError.notFound("target mailbox") }
                 let (firstUID, firstModSeq) = (next - count, highest - count + 1)
@@ -425,12 +428,21 @@ extension PostgresMailStore: MessageStore {
                     FROM unnest(\(newUIDs)::bigint[], \(messageIDs)::bigint[], \(modseqs)::bigint[], \(flagList)::bigint[],
                                 \(keywordList)::text[], \(dates)::double precision[]) AS u(uid, message_id, modseq, flags, keywords, internal_date)
                     """, on: db)
+                try await addReferences(db, messages: messageIDs)
             }
             if move { _ = try await expunge(db, mailbox: from, uids: pairs.map(\.0)) }
             return (pairs, UIDValidity(rawValue: UInt32(validity)))
         }
         changes.notify(move ? [from, to] : [to])
         return result
+    }
+
+    /// The references new placements hold, counted by the statement that makes them (schema 12): one update for all.
+    func addReferences(_ db: PostgresConnection, messages: [Int64]) async throws {
+        try await execute("""
+            UPDATE message m SET refcount = m.refcount + c.n
+            FROM (SELECT id, count(*) AS n FROM unnest(\(messages)::bigint[]) AS id GROUP BY id) c WHERE m.id = c.id
+            """, on: db)
     }
 
     public func claimRecent(mailbox: MailboxID, below uidNext: UID, claim: Bool) async throws -> UID {
@@ -527,14 +539,14 @@ extension PostgresMailStore: MessageStore {
 struct DeliverStatement: PostgresPreparedStatement {
     static let sql = """
         WITH box AS (
-          UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1
+          UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, message_count = message_count + 1
           WHERE account_id = $1 AND name = $2 RETURNING id, uidnext - 1 AS uid, highestmodseq
         ), stored AS (
           INSERT INTO content(hash, size, data, refs) SELECT $3, $4, $5, 1 WHERE EXISTS (SELECT 1 FROM box)
           ON CONFLICT (hash) DO UPDATE SET refs = content.refs + 1 RETURNING hash
         ), msg AS (
-          INSERT INTO message(size, content_hash, received, envelope)
-          SELECT $4, stored.hash, $6, $7 FROM stored RETURNING id
+          INSERT INTO message(size, content_hash, received, envelope, refcount)
+          SELECT $4, stored.hash, $6, $7, 1 FROM stored RETURNING id
         ), placed AS (
           INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
           SELECT box.id, box.uid, msg.id, box.highestmodseq, $8, $9, $10, $6 FROM box, msg

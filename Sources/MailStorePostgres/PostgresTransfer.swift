@@ -4,8 +4,8 @@ import PostgresNIO
 
 /// `tern migrate` on the PostgreSQL side: rows read and written as they are, ids included (identity columns take the
 /// copied ids with OVERRIDING SYSTEM VALUE, and their sequences are moved past them at the end). Contents above the
-/// inline limit are stored in chunks, as on delivery; the reference and message counts are counted again by their
-/// triggers as rows arrive.
+/// inline limit are stored in chunks, as on delivery; the reference and message counts are counted again as rows
+/// arrive (placements here, queue entries by their trigger).
 extension PostgresMailStore: StoreTransfer {
     public func transferRows(_ table: TransferTable, after: [TransferValue]?, limit: Int) async throws -> [[TransferValue]] {
         var binds = PostgresBindings()
@@ -44,7 +44,22 @@ extension PostgresMailStore: StoreTransfer {
                 }
                 try await execute(PostgresQuery(unsafeSQL: sql, binds: binds), on: db)
             }
+            if table.name == "mailbox_message" { try await countPlacements(db, table, rows) }
         }
+    }
+
+    /// What copied placements hold: their mailboxes' message counts and their messages' references.
+    private func countPlacements(_ db: PostgresConnection, _ table: TransferTable, _ rows: [[TransferValue]]) async throws {
+        func ids(_ column: String) -> [Int64] {
+            guard let i = table.columns.firstIndex(where: { $0.name == column }) else { return [] }
+            return rows.compactMap { if case .integer(let v) = $0[i] { v } else { nil } }
+        }
+        let mailboxes = ids("mailbox_id")
+        try await execute("""
+            UPDATE mailbox b SET message_count = b.message_count + c.n
+            FROM (SELECT id, count(*) AS n FROM unnest(\(mailboxes)::bigint[]) AS id GROUP BY id) c WHERE b.id = c.id
+            """, on: db)
+        try await addReferences(db, messages: ids("message_id"))
     }
 
     public func finishTransfer() async throws {

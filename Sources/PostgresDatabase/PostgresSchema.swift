@@ -402,6 +402,40 @@ public enum PostgresSchema {
         [
             "CREATE TABLE sieve_seen(key text PRIMARY KEY, until double precision NOT NULL)",
         ],
+        // 12: a placement counts itself in the statement that makes it (delivery, COPY, migration: the mailbox's
+        // message count with its next UID, the message's references at its insert or in one update per statement), no
+        // longer in a trigger per row (a plpgsql call and two updates per delivered message). Removals are counted per
+        // statement (an EXPUNGE of thousands, two updates); a move between mailboxes (INBOX renamed) still per row.
+        [
+            "DROP TRIGGER mailbox_message_counts ON mailbox_message",
+            "DROP FUNCTION mailbox_message_counts()",
+            """
+            CREATE FUNCTION mailbox_message_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              UPDATE message m SET refcount = m.refcount - g.n
+                FROM (SELECT message_id, count(*) AS n FROM gone GROUP BY message_id) g WHERE m.id = g.message_id;
+              UPDATE mailbox b SET message_count = b.message_count - g.n
+                FROM (SELECT mailbox_id, count(*) AS n FROM gone GROUP BY mailbox_id) g WHERE b.id = g.mailbox_id;
+              RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER mailbox_message_removed AFTER DELETE ON mailbox_message REFERENCING OLD TABLE AS gone
+              FOR EACH STATEMENT EXECUTE FUNCTION mailbox_message_removed()
+            """,
+            """
+            CREATE FUNCTION mailbox_message_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              UPDATE mailbox SET message_count = message_count - 1 WHERE id = OLD.mailbox_id;
+              UPDATE mailbox SET message_count = message_count + 1 WHERE id = NEW.mailbox_id;
+              RETURN NULL;
+            END $$
+            """,
+            """
+            CREATE TRIGGER mailbox_message_moved AFTER UPDATE OF mailbox_id ON mailbox_message
+              FOR EACH ROW WHEN (OLD.mailbox_id <> NEW.mailbox_id) EXECUTE FUNCTION mailbox_message_moved()
+            """,
+        ],
     ]
 
     public static var currentVersion: Int { migrations.count }

@@ -40,6 +40,7 @@ public enum StoreConformance {
         Case(name: "queue: retry, delete, delay notices and bounces in one commit", body: queueControls),
         Case(name: "DKIM keys and Bayes counts", body: keysAndBayes),
         Case(name: "garbage: content kept while referenced, gone after", body: garbage),
+        Case(name: "message counts and content references follow every way a message comes, goes and moves", body: countsAndReferences),
         Case(name: "queue leases: concurrent runners split the due recipients; a lease ends", body: leases),
         Case(name: "rate limits: an hour's count, concurrent takers never exceed it, the next hour weighs the last", body: rates),
         Case(name: "greylisting: wait, pass after the delay within the window, remembered, pruned", body: greylisting),
@@ -652,6 +653,73 @@ public enum StoreConformance {
 }
 
 extension StoreConformance {
+    /// Each mailbox's message count (STATUS MESSAGES, the mailbox list) against the messages it holds, after every kind
+    /// of change; a message's content kept while a mailbox or the queue holds it, and gone after the last.
+    static func countsAndReferences(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (a, inbox) = try await account(store)
+        let (b, _) = try await account(store, "bob")
+        let kept = try await store.createMailbox(account: a, name: "Kept")
+        func check(_ step: String) async throws {
+            for account in [a, b] {
+                for box in try await store.mailboxes(account: account) {
+                    let held = try await store.messages(mailbox: box.id).count
+                    if box.messages != held { problems.append("\(step): \(box.name) counts \(box.messages) messages and holds \(held)") }
+                }
+            }
+        }
+        var uids: [UID] = []
+        for i in 0..<3 { uids.append(try await deliver(store, a, i, at: clock.now)) }
+        try await check("deliveries")
+        // At once, as sessions deliver (a group commit may share them out).
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for i in 0..<24 { group.addTask { _ = try await deliver(store, i % 3 == 0 ? b : a, 100 + i, at: clock.now, mailbox: i % 3 == 1 ? "Kept" : nil) } }
+            try await group.waitForAll()
+        }
+        try await check("concurrent deliveries")
+        // One message to several mailboxes (flags on one, a special-use one of another account) and the queue.
+        let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [.init(address: "x@remote.test")])
+        let receipt = try await store.deliver(Delivery(
+            content: .inline(message(10)), envelope: envelope,
+            targets: [DeliveryTarget(account: a), DeliveryTarget(account: a, mailbox: "Kept", flags: [.seen]), DeliveryTarget(account: b, specialUse: .junk)],
+            internalDate: clock.now, remoteRecipients: [.init(address: "x@remote.test")], queueID: "QR1"))
+        try await check("one message to three mailboxes and the queue")
+        _ = try await store.deliverAll([Delivery(content: .inline(message(11)), envelope: envelope, targets: [DeliveryTarget(account: a, mailbox: "Kept")],
+                                                 internalDate: clock.now),
+                                        Delivery(content: .inline(message(12)), envelope: envelope, targets: [DeliveryTarget(account: a, mailbox: "Kept")],
+                                                 internalDate: clock.now)])
+        try await check("MULTIAPPEND")
+        let (pairs, _) = try await store.copy(from: inbox, uids: Array(uids[0..<2]), to: kept, move: false)
+        try await check("COPY")
+        _ = try await store.copy(from: inbox, uids: [uids[2]], to: kept, move: true)
+        try await check("MOVE")
+        _ = try await store.expunge(mailbox: kept, uids: pairs.map(\.1))
+        try await check("EXPUNGE")
+        try await store.renameMailbox(account: a, from: "INBOX", to: "Old")
+        try await check("INBOX renamed (its messages move, INBOX stays)")
+        try await store.deleteMailbox(account: a, name: "Kept")
+        try await check("a mailbox deleted")
+        // Message 10: now in Old (from INBOX), bob's Junk and the queue.
+        let id = receipt.messageID
+        func stillThere(_ step: String) async throws {
+            try await store.collectGarbage()
+            if try await store.contents(of: [id])[id] != message(10) { problems.append("\(step): the content went while still held") }
+        }
+        try await stillThere("a mailbox holding it deleted")
+        let old = try await store.mailboxes(account: a).first { $0.name == "Old" }!.id
+        let junk = receipt.placements.first { p in p.mailbox != inbox && p.mailbox != kept }!
+        _ = try await store.expunge(mailbox: old, uids: try await store.messages(mailbox: old).filter { $0.messageID == id }.map(\.uid))
+        _ = try await store.expunge(mailbox: junk.mailbox, uids: [junk.uid])
+        try await check("the last mailbox copies expunged")
+        try await stillThere("only the queue holding it")
+        guard let queued = try await store.queuedMessage(queueID: "QR1") else { return problems + ["the queued copy is missing"] }
+        _ = try await store.recordAttempts(queued.recipients.map { DeliveryAttempt(recipientID: $0.id, outcome: .delivered, reply: "250 OK", remoteHost: "mx") },
+                                           completing: queued.id)
+        try await store.collectGarbage()
+        if try await store.contents(of: [id])[id] != nil { problems.append("the content kept after the queue let it go") }
+        return problems
+    }
+
     static func leases(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
         var problems: [String] = []
         _ = try await account(store)
