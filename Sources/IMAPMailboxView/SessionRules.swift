@@ -11,20 +11,12 @@ public protocol IMAPSessionRules {}
 
 extension IMAPSessionRules {
     /// The hierarchy delimiter.
-    public static var delimiter: String { "/" }
-    /// Longest mailbox name accepted, in octets of UTF-8 (Dovecot's limit is of the same order).
-    public static var maxMailboxNameLength: Int { 1000 }
+    public static var delimiter: String { MailboxNames.delimiter }
+    /// Longest mailbox name accepted, in octets of UTF-8.
+    public static var maxMailboxNameLength: Int { MailboxNames.maxLength }
 
     /// Why a well-formed name cannot be a mailbox (answered NO [CANNOT], never BAD: the command itself was fine).
-    public static func impossibleMailboxName(_ name: String) -> String? {
-        if name.utf8.count > maxMailboxNameLength { return "Mailbox name longer than \(maxMailboxNameLength) octets" }
-        if name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) { return "Control characters in a mailbox name" }
-        if name.contains("*") || name.contains("%") { return "* and % are LIST wildcards, not mailbox name characters here" }
-        if name.split(separator: Character(delimiter), omittingEmptySubsequences: false).contains(where: \.isEmpty) {
-            return "Empty level in mailbox name (\(delimiter) at the start or twice in a row)"
-        }
-        return nil
-    }
+    public static func impossibleMailboxName(_ name: String) -> String? { MailboxNames.problem(name) }
 
     /// OBJECTID (RFC 8474): ids the store never hands out twice (migration 6), so an id names one mailbox or one
     /// message for ever; a message keeps its id when copied or moved (the copies share their content row).

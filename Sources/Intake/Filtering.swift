@@ -99,12 +99,12 @@ extension Intake {
                             }
                         }
                     }
-                    result = SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env)
+                    result = try await work.run { [env] in SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env) }
                     for _ in 0..<3 where !result.unknownDuplicates.isEmpty {
                         let keys = result.unknownDuplicates.map { SieveReplies.duplicateKey(account: target.account, $0) }
                         let seen = try await store.sieveSeen(keys, now: m.arrived)
                         for (k, stored) in zip(result.unknownDuplicates, keys) { env.duplicatesSeen[k] = seen.contains(stored) }
-                        result = SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env)
+                        result = try await work.run { [env] in SieveInterpreter.run(before: admin.before, script: user, after: admin.after, message: message, environment: env) }
                     }
                     for d in result.duplicates {
                         remembered.append((SieveReplies.duplicateKey(account: target.account, d.key), d))
@@ -119,16 +119,32 @@ extension Intake {
                 boxes[run.account] = try await store.mailboxes(account: run.account)
             }
             let trace = FilterPlan.deliveredTo(fields)
-            // The filters decide where spam goes for the accounts they ran for (Tern's after script files it in Junk).
-            let filterBase = base.map { filtered.contains($0.account) ? DeliveryTarget(account: $0.account) : $0 }
+            // More Received fields than any real path has (Postfix's hopcount_limit): a loop, whoever is in it.
+            let hops = fields.lazy.filter { $0.name.lowercased() == "received" }.count
+            // The filters decide where spam goes for the accounts they ran for (Tern's after script files it in Junk);
+            // where a script failed, the message is kept where it would have gone without filters.
+            let failed = Set(runs.filter { $0.result.error != nil }.map(\.account))
+            let filterBase = base.map { filtered.contains($0.account) && !failed.contains($0.account) ? DeliveryTarget(account: $0.account) : $0 }
             var draft = FilterPlan(base: filterBase, runs: runs, mailboxes: boxes.mapValues { Set($0.map(\.name)) },
                                     specialUses: boxes.mapValues(FilterPlan.specialUses),
-                                    looping: trace.everyone ? Set(runs.map { $0.recipient.lowercased() }) : trace.addresses)
+                                    looping: trace.everyone || hops > FilterPlan.maxHops ? Set(runs.map { $0.recipient.lowercased() }) : trace.addresses)
             // Header edits need the whole header: one longer than what was read keeps the message as it came.
             let headerEnd = RawHeader.end(head)
             if headerEnd == head.count && head.count >= limit && !draft.edited.isEmpty {
                 m.logger.warning("header too long to edit", metadata: ["msg": "\(m.queueID)"])
                 draft.edited = [:]
+            }
+            // The mailboxes fileinto :create names; one that cannot be made (but was not made meanwhile by another
+            // session) keeps the message in INBOX for that account instead of failing the delivery.
+            for mailbox in draft.creates {
+                do {
+                    _ = try await store.createMailbox(account: mailbox.account, name: mailbox.name)
+                } catch {
+                    if try await store.mailboxes(account: mailbox.account).contains(where: { $0.name == mailbox.name }) { continue }
+                    m.logger.warning("sieve fileinto :create failed, message kept in INBOX",
+                                     metadata: ["msg": "\(m.queueID)", "mailbox": "\(loggable(mailbox.name))", "error": "\(error)"])
+                    draft.keepInstead(of: mailbox, because: "\(error)")
+                }
             }
             let filter = draft
             let raw = RawHeader.fields(head[..<headerEnd])
@@ -146,8 +162,7 @@ extension Intake {
                 if case .blob(let key, _) = content { store.blobs.remove(key) }
                 return completion(.refused(reply))
             }
-            for mailbox in filter.creates { _ = try await store.createMailbox(account: mailbox.account, name: mailbox.name) }
-            let (notices, claimed, replyLog) = await replies(m, filter, fields: fields)
+            let (notices, claimed, replyLog) = await replies(m, filter, fields: fields, spam: prepared.junk)
             seen = claimed
             let blobs = store.blobs, skip = m.returnPathLength
             let (filteredDeliveries, filteredLog, copies) = try await work.run {
@@ -183,6 +198,10 @@ extension Intake {
             var (deliveries, log) = (filteredCommit.deliveries, filteredCommit.log)
             if deliveries.isEmpty { log += replyLog } else { deliveries[0].log += replyLog }
             let keptMain = deliveries.first?.queueID == m.queueID
+            // The received file itself is stored (not only copies with an edited header, which have files of their own).
+            let fileStored = deliveries.contains { d in
+                if case .blob(let stored, _) = d.content, case .blob(let key, _) = content { stored == key } else { false }
+            }
             var receipt = DeliveryReceipt(messageID: 0, placements: [])
             if deliveries.isEmpty && notices.isEmpty {
                 if !log.isEmpty { try await store.log(log) }
@@ -198,7 +217,7 @@ extension Intake {
                 _ = try? await store.markSieveSeen(key, until: m.arrived.addingTimeInterval(TimeInterval(d.seconds)), now: m.arrived)
             }
             // Every script discarded or redirected it: the received file is referenced by nothing.
-            if !keptMain, case .blob(let key, _) = content { store.blobs.remove(key) }
+            if !fileStored, case .blob(let key, _) = content { store.blobs.remove(key) }
             completion(.committed(receipt, queueID: m.queueID, size: content.size, queued: !plan.remote.isEmpty || !filter.redirects.isEmpty))
         } catch {
             if case .blob(let key, _) = content { store.blobs.remove(key) }
@@ -211,12 +230,15 @@ extension Intake {
 
     /// The vacation replies that go out (RFC 5230's rules, and once per sender and period: the store remembers, on
     /// every node) and the rejection notices, as deliveries for the same commit; with the keys claimed for the replies.
-    func replies(_ m: IncomingMessage, _ filter: FilterPlan, fields: [(name: String, value: String)]) async
+    /// Mail judged spam gets neither (RFC 3834 §2: a responder should not answer what it believes is spam; its
+    /// sender is most likely forged, and the reply would be backscatter).
+    func replies(_ m: IncomingMessage, _ filter: FilterPlan, fields: [(name: String, value: String)], spam: Bool) async
         -> (deliveries: [Delivery], claimed: [String], log: [DeliveryEvent]) {
         var out: [Delivery] = [], claimed: [String] = [], events: [DeliveryEvent] = []
         let sender = m.envelope.mailFrom, hostname = config.hostname, logging = m.received != nil
         for v in filter.vacations {
-            var refusal = SieveReplies.vacationRefusal(fields: fields, sender: sender, recipient: v.recipient, addresses: v.action.addresses)
+            var refusal = spam ? "the message was judged spam"
+                : SieveReplies.vacationRefusal(fields: fields, sender: sender, recipient: v.recipient, addresses: v.action.addresses)
             let key = SieveReplies.vacationKey(account: v.account, sender: sender, handle: v.action.handle)
             if refusal == nil {
                 let until = m.arrived.addingTimeInterval(TimeInterval(v.action.seconds))
@@ -235,7 +257,9 @@ extension Intake {
                 continue
             }
             let id = SessionID.make()
-            let bytes = SieveReplies.vacation(v.action, original: fields, sender: sender, recipient: v.recipient, hostname: hostname, id: id, now: m.arrived)
+            var action = v.action
+            action.from = await ownAddress(action.from, of: v.account, recipient: v.recipient, m)
+            let bytes = SieveReplies.vacation(action, original: fields, sender: sender, recipient: v.recipient, hostname: hostname, id: id, now: m.arrived)
             out.append(await signed(bytes, id: id, from: v.recipient, to: sender, about: m.queueID, sent: "vacation reply of <\(v.recipient)>",
                                     logging: logging, now: m.arrived, logger: m.logger))
         }
@@ -244,8 +268,10 @@ extension Intake {
         for n in filter.notifications {
             sent[n.account, default: 0] += 1
             let id = SessionID.make()
+            var action = n.action
+            action.from = await ownAddress(action.from, of: n.account, recipient: n.recipient, m)
             guard sent[n.account]! <= 4,
-                  let (to, bytes) = SieveReplies.notification(n.action, original: fields, recipient: n.recipient, hostname: hostname, id: id, now: m.arrived)
+                  let (to, bytes) = SieveReplies.notification(action, original: fields, recipient: n.recipient, hostname: hostname, id: id, now: m.arrived)
             else {
                 if logging {
                     events.append(DeliveryEvent(at: m.arrived, queueID: m.queueID, kind: .filtered,
@@ -258,7 +284,7 @@ extension Intake {
                                         logging: logging, now: m.arrived, logger: m.logger))
             }
         }
-        for r in filter.rejections where !sender.isEmpty {
+        for r in filter.rejections where !sender.isEmpty && !spam {
             let id = SessionID.make()
             let bytes = SieveReplies.rejection(reason: r.reason, original: fields, sender: sender, recipient: r.recipient, hostname: hostname, id: id,
                                                now: m.arrived)
@@ -267,6 +293,23 @@ extension Intake {
                                                    store: store, now: m.arrived))
         }
         return (out, claimed, events)
+    }
+
+    /// A vacation's or notification's :from, when it is an address of the account's own (the recipient, or an address
+    /// that reaches the account): the reply is signed for its From domain, so a script may not write as another user
+    /// or another domain of this server. Nil otherwise (the reply is from the recipient), with a log line.
+    private func ownAddress(_ given: String?, of account: AccountID, recipient: String, _ m: IncomingMessage) async -> String? {
+        guard let given else { return nil }
+        if let item = AddressList.parse(given).first, case .mailbox(_, let local, let domain?) = item {
+            let address = "\(local)@\(domain)"
+            if address.lowercased() == recipient.lowercased() { return given }
+            if let parsed = try? EmailAddress.parse(address), case .local(let accounts)? = try? await store.resolve(parsed), accounts.contains(account) {
+                return given
+            }
+        }
+        m.logger.info("sieve :from not the account's own address, replaced", metadata: ["msg": "\(m.queueID)", "rcpt": "\(recipient)",
+                                                                                       "from": "\(loggable(given))"])
+        return nil
     }
 
     /// A reply signed as submitted mail from the user's domain (DKIM), then made a notice with a null sender.

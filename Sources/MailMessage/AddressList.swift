@@ -66,7 +66,8 @@ public enum AddressList {
         var name: String?
         var route: String?
         var spec: String
-        if let open = chunk.lastIndex(of: "<") {
+        // The angle bracket and the comment that count are outside quoted strings: "a<b@c>"@x is one quoted local part.
+        if let open = outside(chunk, "<", last: true) {
             let close = chunk[open...].firstIndex(of: ">") ?? chunk.endIndex
             spec = String(chunk[chunk.index(after: open)..<close])
             let display = unquote(stripComments(String(chunk[..<open]))).trimmingWhitespace()
@@ -78,7 +79,7 @@ public enum AddressList {
             }
         } else {
             // `local@domain (Display Name)`: the comment is the name.
-            if let open = chunk.firstIndex(of: "("), let close = chunk.lastIndex(of: ")"), open < close {
+            if let open = outside(chunk, "(", last: false), let close = chunk.lastIndex(of: ")"), open < close {
                 let comment = String(chunk[chunk.index(after: open)..<close]).trimmingWhitespace()
                 if !comment.isEmpty { name = comment }
             }
@@ -97,6 +98,25 @@ public enum AddressList {
             return (.mailbox(name: name, local: unquote(String(spec[..<at])), domain: String(spec[spec.index(after: at)...])), route)
         }
         return (.mailbox(name: name, local: unquote(spec), domain: nil), route)
+    }
+
+    /// Where `target` stands in `chunk` outside quoted strings (and, for anything but a parenthesis, outside comments):
+    /// its last place, or its first.
+    static func outside(_ chunk: String, _ target: Character, last: Bool) -> String.Index? {
+        var found: String.Index?
+        var inQuote = false, escaped = false, depth = 0
+        for i in chunk.indices {
+            let ch = chunk[i]
+            if escaped { escaped = false; continue }
+            if ch == "\\" && (inQuote || depth > 0) { escaped = true; continue }
+            if inQuote { if ch == "\"" { inQuote = false }; continue }
+            if ch == target && (depth == 0 || target == "(") {
+                found = i
+                if !last { return i }
+            }
+            if ch == "\"" && depth == 0 { inQuote = true } else if ch == "(" { depth += 1 } else if ch == ")" && depth > 0 { depth -= 1 }
+        }
+        return found
     }
 
     static func stripComments(_ s: String) -> String {

@@ -14,7 +14,9 @@ public final class ManageSieveConnectionHandler: ChannelInboundHandler {
     private let server: ServerContext
     private let connection: Connection
     private var session: ManageSieveSession!
-    private let framer = ManageSieveFramer(maxLiteral: ManageSieveSession.maxScriptSize + 4096)
+    /// Literals: a script's size after login, a SASL response's before (a client that has not logged in holds little).
+    private var framer = ManageSieveFramer(maxLiteral: ManageSieveConnectionHandler.preAuthLiteral)
+    static let preAuthLiteral = 16 << 10
     private var input = CommandInput()
     private var busy: Bool {
         get { connection.busy }
@@ -97,6 +99,7 @@ public final class ManageSieveConnectionHandler: ChannelInboundHandler {
             // Written through TLS once the handshake is done.
             context.send(Array(session.capabilities.utf8))
         }
+        framer.maxLiteral = session.user != nil ? ManageSieveSession.maxScriptSize + 4096 : Self.preAuthLiteral
         connection.afterCommand(loggedIn: session.user != nil, idleTimeout: Self.idleTimeout, preAuthTimeout: Self.preAuthTimeout,
                                 recordDeadline: Self.preAuthTimeout)
         process(context: context)

@@ -25,6 +25,8 @@ final class ManageSieveSession: @unchecked Sendable {
     var sasl: SASLServer?
     var saslAccount: AccountID?
     var failedLogins = 0
+    /// The user a SCRAM exchange under way counts against (the login throttle).
+    var scramUser: String?
 
     /// The quota: scripts per user, and octets per script.
     static let maxScripts = 64
@@ -237,10 +239,12 @@ final class ManageSieveSession: @unchecked Sendable {
         }
         guard text != "*" else {
             sasl = nil
+            endScram(success: false)
             throw Failure("Authentication cancelled")
         }
         guard let data = Data(base64Encoded: text) else {
             sasl = nil
+            endScram(success: false)
             throw Failure("Invalid base64")
         }
         try await saslStep(sasl!.respond(Array(data)), &out)
@@ -251,6 +255,7 @@ final class ManageSieveSession: @unchecked Sendable {
         case .challenge(let bytes):
             // SCRAM's last message (the server's proof) goes in the OK's SASL code (RFC 5804 §2.1), not as a challenge.
             if sasl?.mechanism == .scramSHA256, bytes.starts(with: Array("v=".utf8)), case .success(let name)? = sasl?.respond([]) {
+                endScram(success: true)
                 try await loggedIn(name, code: "SASL \(ManageSieveWire.string(Data(bytes).base64EncodedString()))", &out)
                 return
             }
@@ -267,6 +272,13 @@ final class ManageSieveSession: @unchecked Sendable {
                 try await saslStep(sasl!.passwordChecked(false), &out)
             }
         case .needCredentials(let name):
+            // SCRAM: the attempt counts from here (PLAIN counts its own in the password check).
+            let user = (try? EmailAddress.parse(name))?.canonical ?? name
+            guard server.loginThrottle.begin(remoteAddress, user: user, now: server.clock.now) == .proceed else {
+                sasl = nil
+                throw Failure("TRYLATER", "Too many failed logins; try again later")
+            }
+            scramUser = user
             var found: (AccountID, PasswordHash)?
             if let address = try? EmailAddress.parse(name) { found = try await server.store.credentials(address) }
             saslAccount = found?.0
@@ -274,14 +286,23 @@ final class ManageSieveSession: @unchecked Sendable {
                 SCRAMCredentials(iterations: $0.1.iterations, salt: $0.1.salt, storedKey: $0.1.storedKey, serverKey: $0.1.serverKey)
             }), &out)
         case .success(let name):
+            endScram(success: true)
             try await loggedIn(name, code: nil, &out)
         case .failure:
+            endScram(success: false)
             sasl = nil
             saslAccount = nil
             failedLogins += 1
             if failedLogins >= 3 { out.close = true }
             throw Failure("AUTH", "Authentication failed")
         }
+    }
+
+    /// A SCRAM attempt the login throttle counted is over.
+    private func endScram(success: Bool) {
+        guard let user = scramUser else { return }
+        scramUser = nil
+        server.loginThrottle.finished(remoteAddress, user: user, success: success, now: server.clock.now)
     }
 
     private func loggedIn(_ name: String, code: String?, _ out: inout ManageSieveOutput) async throws {

@@ -290,6 +290,11 @@ public struct SMTPClientTransaction: Sendable {
             return fail(SMTPReply(552, "5.3.4", "Message too large for the remote server (its limit: \(limit) octets)"), permanent: true,
                         inTransaction: true)
         }
+        // A control character in an envelope address would end the command line early (a CR LF in a quoted local part
+        // is a command of its own): such an address is never sent.
+        if ([message.mailFrom] + message.recipients).contains(where: { $0.unicodeScalars.contains { $0.value < 0x20 || $0.value == 0x7F } }) {
+            return fail(SMTPReply(553, "5.1.3", "Envelope address with a control character, not sent"), permanent: true, inTransaction: true)
+        }
         var params = ""
         if capabilities.size != nil { params += " SIZE=\(message.size)" }
         if message.eightBit && capabilities.eightBitMIME { params += " BODY=8BITMIME" }

@@ -240,6 +240,12 @@ public struct SieveDuplicate: Hashable, Sendable {
 public struct SieveRunLimits: Sendable {
     public var actions = 32
     public var redirects = 4
+    /// Scripts included in one run, all told (Pigeonhole's sieve_include_max_includes): nesting alone (5 deep) would
+    /// let a script of many includes, each of many, run its last level millions of times.
+    public var includes = 255
+    /// The work one run may do: a command or a test is a step, and a test also counts a step per 4 KiB of the values
+    /// it compares (a body test on a 4 MB message, about a thousand). Past it the run fails, and the message is kept.
+    public var steps = 100_000
     public init() {}
 }
 
@@ -268,6 +274,11 @@ public struct SieveInterpreter {
     private var included: Set<String> = []
     private var returned = false
     private var unknownDuplicates: [String] = []
+    private var includes = 0
+    private var steps = 0
+    private var testPosition = SievePosition(line: 0, column: 0)
+    /// The body test's texts for this message, by transform: worked out once per run.
+    private var bodies: [String: [String]] = [:]
 
     public static func run(_ script: SieveScript, message: SieveMessage, environment: SieveEnvironment = SieveEnvironment(),
                            limits: SieveRunLimits = SieveRunLimits()) -> SieveResult {
@@ -334,6 +345,8 @@ public struct SieveInterpreter {
             if args.tags["optional"] != nil { return }
             throw SieveError(c.position, "no \(global ? "global" : "personal") script \(name) to include")
         }
+        includes += 1
+        guard includes <= limits.includes else { throw SieveError(c.position, "more than \(limits.includes) includes in one run") }
         let saved = (required, variables, matchValues, globalNames)
         includeStack.append(key)
         included.insert(key)
@@ -365,6 +378,7 @@ public struct SieveInterpreter {
         var chainTaken = false   // an if or elsif of the current chain ran its block
         for c in commands {
             guard !stopped && !returned else { return }
+            try step(1, c.position)
             let args = Args(c.arguments)
             switch c.name {
             case "require":
@@ -442,6 +456,8 @@ public struct SieveInterpreter {
                 guard Self.editable(name) else { continue }
                 var fields = layout ?? message.fields.indices.map { .original($0) }
                 let clean = String(value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.map(Character.init)).trimmingWhitespace()
+                // Pigeonhole's default bound on an added field (sieve_editheader_max_header_size) is 2,048 octets.
+                guard clean.utf8.count <= 8192 else { throw SieveError(c.position, "addheader: a value of more than 8,192 octets") }
                 let at = args.tags["last"] != nil ? fields.count : 0
                 fields.insert(.added(name: name, value: clean), at: at)
                 message.fields.insert((name, clean), at: at)
@@ -484,7 +500,8 @@ public struct SieveInterpreter {
                 guard !actions.contains(where: { if case .vacation = $0 { true } else { false } }) else {
                     throw SieveError(c.position, "more than one vacation")
                 }
-                let seconds = args.tagNumber("seconds") ?? max(1, args.tagNumber("days") ?? 7) * 86400
+                // Bounded before it is counted in seconds: a :days of 10^14 must not overflow.
+                let seconds = args.tagNumber("seconds") ?? min(max(1, args.tagNumber("days") ?? 7), 365) * 86400
                 try add(.vacation(SieveVacation(reason: str(args.strings(0)[0]), subject: args.tagStrings("subject")?.first.map(str),
                                                 from: args.tagStrings("from")?.first.map(str), addresses: args.tagStrings("addresses").map(strs) ?? [],
                                                 mime: args.tags["mime"] != nil, handle: args.tagStrings("handle")?.first.map(str),
@@ -538,7 +555,15 @@ public struct SieveInterpreter {
         actions.append(action)
     }
 
+    /// Counts `n` steps of the run's budget; past it, the run fails (the message is kept).
+    private mutating func step(_ n: Int, _ position: SievePosition) throws(SieveError) {
+        steps += n
+        guard steps <= limits.steps else { throw SieveError(position, "the script did more than \(limits.steps) steps of work") }
+    }
+
     private mutating func test(_ t: SieveTest) throws(SieveError) -> Bool {
+        try step(1, t.position)
+        testPosition = t.position
         let args = Args(t.arguments)
         switch t.name {
         case "true": return true
@@ -556,7 +581,7 @@ public struct SieveInterpreter {
             let limit = args.number(0)
             return args.tags["over"] != nil ? UInt64(message.size) > limit : UInt64(message.size) < limit
         case "header":
-            return compare(args, values: fieldValues(strs(args.strings(0)), args), keys: args.strings(1))
+            return try compare(args, values: fieldValues(strs(args.strings(0)), args), keys: args.strings(1))
         case "address":
             var values: [String] = []
             for value in fieldValues(strs(args.strings(0)), args) {
@@ -564,7 +589,7 @@ public struct SieveInterpreter {
                     if let part = Self.part(args, local: local, domain: domain) { values.append(part) }
                 }
             }
-            return compare(args, values: values, keys: args.strings(1))
+            return try compare(args, values: values, keys: args.strings(1))
         case "envelope":
             var values: [String] = []
             for name in strs(args.strings(0)) {
@@ -576,19 +601,20 @@ public struct SieveInterpreter {
                 let local = at.map { String(address[..<$0]) } ?? address
                 if let part = Self.part(args, local: local, domain: at.map { String(address[address.index(after: $0)...]) }) { values.append(part) }
             }
-            return compare(args, values: values, keys: args.strings(1))
+            return try compare(args, values: values, keys: args.strings(1))
         case "string":
             let sources = strs(args.strings(0))
             // RFC 5229 §5: :count counts the non-empty strings.
-            return compare(args, values: Match(args).type == "count" ? sources.filter { !$0.isEmpty } : sources, keys: args.strings(1))
+            return try compare(args, values: Match(args).type == "count" ? sources.filter { !$0.isEmpty } : sources, keys: args.strings(1))
         case "hasflag":
             let current = args.positional.count == 2
                 ? Self.flagList(strs(args.strings(0)).map { variables[$0.lowercased()] ?? "" }) : flags
-            return compare(args, values: current, keys: Self.flagList(args.strings(args.positional.count - 1)))
+            return try compare(args, values: current, keys: Self.flagList(args.strings(args.positional.count - 1)))
         case "body":
-            return compare(args, values: SieveBody.texts(message.bytes, raw: args.tags["raw"] != nil,
-                                                         types: args.tagStrings("content").map(strs) ?? (args.tags["raw"] == nil ? ["text"] : nil)),
-                           keys: args.strings(0))
+            let raw = args.tags["raw"] != nil, types = args.tagStrings("content").map(strs) ?? (raw ? nil : ["text"])
+            let key = (raw ? "raw" : "") + "\u{0}" + (types ?? []).joined(separator: "\u{0}")
+            if bodies[key] == nil { bodies[key] = SieveBody.texts(message.bytes, raw: raw, types: types) }
+            return try compare(args, values: bodies[key] ?? [], keys: args.strings(0))
         case "date", "currentdate":
             let isDate = t.name == "date"
             var zone = environment.zoneOffset
@@ -611,10 +637,10 @@ public struct SieveInterpreter {
             } else if let v = SieveDates.part(part, of: environment.now, offset: zone) {
                 values = [v]
             }
-            return compare(args, values: values, keys: args.strings(isDate ? 2 : 1))
+            return try compare(args, values: values, keys: args.strings(isDate ? 2 : 1))
         case "environment":
             guard let value = environment.items[str(args.strings(0)[0]).lowercased()] else { return false }
-            return compare(args, values: [value], keys: args.strings(1))
+            return try compare(args, values: [value], keys: args.strings(1))
         case "ihave":
             return SieveValidator.ihave(Set(args.strings(0)))
         case "mailboxexists":
@@ -647,11 +673,11 @@ public struct SieveInterpreter {
         case "notify_method_capability":
             // RFC 5436 §2.2: whether a mailto recipient is online cannot be known: "maybe".
             guard SieveMailto.parse(str(args.strings(0)[0])) != nil, str(args.strings(1)[0]).lowercased() == "online" else { return false }
-            return compare(args, values: ["maybe"], keys: args.strings(2))
+            return try compare(args, values: ["maybe"], keys: args.strings(2))
         case "spamtest":
             let percent = args.tags["percent"] != nil
             let value = percent ? environment.spamPercent.map { String(min(100, max(0, $0))) } : environment.spamScore.map { String(min(10, max(0, $0))) }
-            return compare(args, values: [value ?? "0"], keys: args.strings(0))
+            return try compare(args, values: [value ?? "0"], keys: args.strings(0))
         default:
             throw SieveError(t.position, "unknown test \(t.name)")
         }
@@ -659,7 +685,9 @@ public struct SieveInterpreter {
 
     /// Compares values with the keys (expanded) under the test's match type and comparator; a successful :matches or
     /// :regex sets the match variables (RFC 5229 §3.2).
-    private mutating func compare(_ args: Args, values: [String], keys: [String]) -> Bool {
+    private mutating func compare(_ args: Args, values: [String], keys: [String]) throws(SieveError) -> Bool {
+        // Each key is compared with every value: a step per 4 KiB of them.
+        try step(values.reduce(0) { $0 + $1.utf8.count } / 4096 * max(1, keys.count), testPosition)
         let match = Match(args)
         let wantCaptures = required.contains("variables") && (match.type == "matches" || match.type == "regex")
         let (found, captured) = match.test(values, strs(keys), wantCaptures: wantCaptures)
@@ -681,10 +709,11 @@ public struct SieveInterpreter {
     }
 
     /// RFC 5293 §4.5–4.6: a well-formed field name, and not one the trace depends on (Received, Auto-Submitted,
-    /// Return-Path, which scripts may not add or delete).
+    /// Return-Path, which scripts may not add or delete; and Delivered-To, the redirect loop check: two users each
+    /// deleting it and redirecting to the other would loop).
     static func editable(_ name: String) -> Bool {
         !name.isEmpty && name.utf8.count <= 100 && name.utf8.allSatisfy { $0 > 32 && $0 < 127 && $0 != 58 }
-            && !["received", "auto-submitted", "return-path"].contains(name.lowercased())
+            && !["received", "auto-submitted", "return-path", "delivered-to"].contains(name.lowercased())
     }
 
     /// The address part a test asks for (RFC 5228 §2.7.4; :user and :detail of RFC 5233 with "+" as the separator:

@@ -150,10 +150,12 @@ struct Match {
 
     /// What each `*` and `?` of a matching pattern took (RFC 5229 §3.2: each `*` as little as it can, leftmost first),
     /// taken from the original (unfolded) value; ${0} is the whole value. Found by a search that remembers the places it
-    /// failed from, so it stays polynomial; a value over 8,192 characters gets no captures beyond ${0}.
+    /// failed from, so it stays polynomial; a value over 8,192 characters, or a pattern of more than 1,024 pieces, gets no
+    /// captures beyond ${0}.
     static func captures(_ original: [UInt8], _ v: [UInt8], _ p: [Piece]) -> [String] {
         let whole = String(decoding: original, as: UTF8.self)
-        guard v.count <= 8192 else { return [whole] }
+        // The search recurses once per piece of the pattern and remembers up to pieces × octets places: both bounded.
+        guard v.count <= 8192, p.count <= 1024, p.count * (v.count + 1) <= 1 << 22 else { return [whole] }
         var failed = Set<Int>()
         var spans: [Range<Int>] = []
         func go(_ pi: Int, _ vi: Int) -> Bool {
@@ -185,12 +187,63 @@ struct Match {
         return [whole] + spans.map { String(validating: original[$0], as: UTF8.self) ?? "\u{FFFE}" + String(decoding: original[$0], as: UTF8.self) }
     }
 
+    /// About how many atoms a POSIX ERE compiles to: glibc's regcomp copies a group once per count of an interval
+    /// (`(a{1,1000}){1,1000}` is a million atoms), so nested intervals are sized before it sees them. Saturating.
+    static func expandedSize(_ pattern: String) -> Int {
+        let b = Array(pattern.utf8)
+        var frames: [Int] = [0]          // the size of each open group so far
+        var last = 0                     // the size of the atom a quantifier would repeat
+        var i = 0
+        func add(_ n: Int) { frames[frames.count - 1] = min(frames[frames.count - 1] + n, 1 << 30) }
+        while i < b.count {
+            switch b[i] {
+            case UInt8(ascii: "\\"):
+                i += 2
+                add(1); last = 1
+                continue
+            case UInt8(ascii: "["):
+                // A bracket expression is one atom: to its closing "]" (a "]" first in it is a member).
+                var j = i + 1
+                if j < b.count && b[j] == UInt8(ascii: "^") { j += 1 }
+                if j < b.count && b[j] == UInt8(ascii: "]") { j += 1 }
+                while j < b.count && b[j] != UInt8(ascii: "]") { j += 1 }
+                i = j + 1
+                add(1); last = 1
+                continue
+            case UInt8(ascii: "("):
+                frames.append(0)
+            case UInt8(ascii: ")"):
+                let inner = frames.count > 1 ? frames.removeLast() : 0
+                add(inner); last = inner
+            case UInt8(ascii: "{"):
+                var j = i + 1, numbers: [Int] = [0], digits = false
+                while j < b.count, b[j] != UInt8(ascii: "}") {
+                    if b[j] == UInt8(ascii: ",") { numbers.append(0) }
+                    else if b[j] >= 48 && b[j] <= 57 { numbers[numbers.count - 1] = min(numbers[numbers.count - 1] * 10 + Int(b[j] - 48), 1 << 20); digits = true }
+                    j += 1
+                }
+                guard digits else { add(1); last = 1; break }
+                let count = max(1, numbers.max() ?? 1)
+                add(min(last * (count - 1), 1 << 30))
+                last = min(last * count, 1 << 30)
+                i = j + 1
+                continue
+            case UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "?"), UInt8(ascii: "|"), UInt8(ascii: "^"), UInt8(ascii: "$"):
+                break
+            default:
+                add(1); last = 1
+            }
+            i += 1
+        }
+        return frames.reduce(0) { min($0 + $1, 1 << 30) }
+    }
+
     /// POSIX extended regular expression match (draft-ietf-sieve-regex): the groups ${0}…${9} when it matches. A
     /// pattern that does not compile, or longer than 4,096 octets, matches nothing.
     func regex(_ value: String, _ pattern: String) -> [String]? {
         // Bounded: the pattern's size, no back-references (glibc's extension to ERE, which can take exponential time),
         // and the text it runs on.
-        guard pattern.utf8.count <= 4096, value.utf8.count <= 1 << 16,
+        guard pattern.utf8.count <= 4096, value.utf8.count <= 1 << 16, Self.expandedSize(pattern) <= 10_000,
               !zip(pattern.utf8, pattern.utf8.dropFirst()).contains(where: { $0 == UInt8(ascii: "\\") && $1 >= 49 && $1 <= 57 }) else { return nil }
         var re = regex_t()
         let flags = REG_EXTENDED | (comparator == "i;ascii-casemap" ? REG_ICASE : 0)

@@ -13,31 +13,50 @@ enum SieveVariables {
 
     /// Replaces each `${name}` (a variable, any case; an unknown one is empty) and `${N}` (a match variable) in `s`
     /// (RFC 5229 §3). Anything else that looks like a reference is left as it is.
+    /// Linear in `s`: a reference's name is read only as far as it can go (letters, digits, "_" and "."), and the result
+    /// stops growing once it is longer than a value may be.
     static func expand(_ s: String, variables: [String: String], matches: [String]) -> String {
         guard s.contains("${") else { return s }
         let scalars = Array(s.unicodeScalars)
         var out = String.UnicodeScalarView()
+        var octets = 0
+        func append(_ text: some Sequence<Unicode.Scalar>) {
+            for c in text {
+                out.append(c)
+                octets += UTF8.width(c)
+                if octets > maxValue { return }
+            }
+        }
         var i = 0
-        while i < scalars.count {
-            if scalars[i] == "$", i + 1 < scalars.count, scalars[i + 1] == "{", let close = scalars[(i + 2)...].firstIndex(of: "}") {
-                let name = String(String.UnicodeScalarView(scalars[(i + 2)..<close]))
-                if !name.isEmpty, name.unicodeScalars.allSatisfy(\.isASCIIDigit) {
-                    let n = Int(name.prefix(4)) ?? Int.max
-                    out.append(contentsOf: (n < matches.count ? matches[n] : "").unicodeScalars)
-                    i = close + 1
-                    continue
-                }
-                // Of the namespaces (a.b), RFC 6609's global. is known; others are left as written.
-                if isIdentifier(name) || name.lowercased().hasPrefix("global.") && isIdentifier(String(name.dropFirst(7))) {
-                    out.append(contentsOf: (variables[name.lowercased()] ?? "").unicodeScalars)
-                    i = close + 1
-                    continue
+        while i < scalars.count && octets <= maxValue {
+            if scalars[i] == "$", i + 1 < scalars.count, scalars[i + 1] == "{" {
+                var close = i + 2
+                while close < scalars.count, close - i < 256, Self.nameScalar(scalars[close].value) { close += 1 }
+                if close < scalars.count, scalars[close] == "}" {
+                    let name = String(String.UnicodeScalarView(scalars[(i + 2)..<close]))
+                    if !name.isEmpty, name.unicodeScalars.allSatisfy(\.isASCIIDigit) {
+                        let n = Int(name.prefix(4)) ?? Int.max
+                        append((n < matches.count ? matches[n] : "").unicodeScalars)
+                        i = close + 1
+                        continue
+                    }
+                    // Of the namespaces (a.b), RFC 6609's global. is known; others are left as written.
+                    if isIdentifier(name) || name.lowercased().hasPrefix("global.") && isIdentifier(String(name.dropFirst(7))) {
+                        append((variables[name.lowercased()] ?? "").unicodeScalars)
+                        i = close + 1
+                        continue
+                    }
                 }
             }
-            out.append(scalars[i])
+            append(CollectionOfOne(scalars[i]))
             i += 1
         }
         return clip(String(out))
+    }
+
+    /// What a reference's name may hold: ASCII letters, digits, "_", and "." (of a namespace).
+    static func nameScalar(_ v: UInt32) -> Bool {
+        (v >= 0x41 && v <= 0x5A) || (v >= 0x61 && v <= 0x7A) || (v >= 0x30 && v <= 0x39) || v == 0x5F || v == 0x2E
     }
 
     /// `set`'s modifiers, highest precedence first (RFC 5229 §4.1).
@@ -88,14 +107,23 @@ enum SieveVariables {
         while let start = rest.range(of: "${") {
             out += rest[..<start.lowerBound]
             let after = rest[start.upperBound...]
-            guard let close = after.firstIndex(of: "}"), let colon = after[..<close].firstIndex(of: ":") else {
+            // Only "hex:" or "unicode:" (any case), then hex digits and blanks to the "}": read no further than that, so
+            // that a string of many "${" is read once, not once per "${".
+            let lowered = after.prefix(8).lowercased()
+            let kindLength = lowered.hasPrefix("hex:") ? 3 : lowered.hasPrefix("unicode:") ? 7 : 0
+            var end = after.index(after.startIndex, offsetBy: kindLength + 1, limitedBy: after.endIndex) ?? after.endIndex
+            while kindLength > 0, end < after.endIndex, after[end].isHexDigit || after[end] == " " || after[end] == "\t" || after[end].isNewline {
+                end = after.index(after: end)
+            }
+            guard kindLength > 0, end < after.endIndex, after[end] == "}", let colon = after[..<end].firstIndex(of: ":") else {
                 out += "${"
                 rest = after
                 continue
             }
+            let close = end
             // The name follows "${" at once (blanks may follow the colon); a hex item is one or two digits.
             let kind = after[..<colon].lowercased()
-            let items = after[after.index(after: colon)..<close].split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" })
+            let items = after[after.index(after: colon)..<close].split(whereSeparator: { $0 == " " || $0 == "\t" || $0.isNewline })
             var decoded: String?
             if kind == "hex", items.allSatisfy({ $0.count <= 2 && UInt32($0, radix: 16) != nil }) {
                 var bytes: [UInt8] = []

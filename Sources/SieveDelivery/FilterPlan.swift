@@ -105,6 +105,9 @@ public struct FilterPlan: Sendable, Hashable {
                     if let existing {
                         add(Self.flagged(DeliveryTarget(account: target.account, mailbox: existing), flags))
                         done.append("filed into \"\(existing)\"")
+                    } else if create, let why = MailboxNames.problem(name) {
+                        add(Self.flagged(target, flags))
+                        done.append("kept in INBOX: \"\(name.escapingControls(limit: 200))\" cannot be a mailbox name (\(why))")
                     } else if create {
                         let mailbox = Mailbox(account: target.account, name: name)
                         if !creates.contains(mailbox) { creates.append(mailbox) }
@@ -114,7 +117,7 @@ public struct FilterPlan: Sendable, Hashable {
                         // RFC 5490 §3.2 leaves it to the server: filing into a mailbox that does not exist keeps the
                         // message, so that a typing error in a script loses nothing.
                         add(Self.flagged(target, flags))
-                        done.append("kept in INBOX: no mailbox \"\(name)\"")
+                        done.append("kept in INBOX: no mailbox \"\(name.escapingControls(limit: 200))\"")
                     }
                 case .redirect(let address):
                     if looping.contains(run.recipient.lowercased()) {
@@ -188,17 +191,19 @@ public struct FilterPlan: Sendable, Hashable {
 
 /// Compiled scripts by their text, so that a script is parsed once and not at every delivery (bounded).
 public final class CompiledScripts: Sendable {
-    private let cache = Mutex<[String: Result<SieveScript, SieveError>]>([:])
+    private let cache = Mutex<(scripts: [String: Result<SieveScript, SieveError>], octets: Int)>(([:], 0))
+    /// Bounds: scripts, and the octets of their texts (a script may be 1 MB; its compiled form is of the same order).
     static let maxEntries = 1_000
+    static let maxOctets = 32 << 20
 
     public init() {}
 
     public func compiled(_ text: String) -> Result<SieveScript, SieveError> {
-        if let hit = cache.withLock({ $0[text] }) { return hit }
+        if let hit = cache.withLock({ $0.scripts[text] }) { return hit }
         let result = Result { () throws(SieveError) -> SieveScript in try SieveScript.compile(text) }
         cache.withLock { c in
-            if c.count >= Self.maxEntries { c.removeAll() }
-            c[text] = result
+            if c.scripts.count >= Self.maxEntries || c.octets + text.utf8.count > Self.maxOctets { c = ([:], 0) }
+            if c.scripts.updateValue(result, forKey: text) == nil { c.octets += text.utf8.count }
         }
         return result
     }
@@ -258,6 +263,23 @@ extension FilterPlan {
             return ([], main.log)
         }
         return (deliveries, [])
+    }
+
+    /// More Received fields than this, and a redirect is taken for a loop (Postfix's hopcount_limit).
+    public static let maxHops = 50
+
+    /// The mailbox `fileinto :create` named could not be made: that account's copies go to INBOX instead (with their
+    /// flags), and its line says why.
+    public mutating func keepInstead(of mailbox: Mailbox, because why: String) {
+        creates.removeAll { $0 == mailbox }
+        var kept: [DeliveryTarget] = []
+        for t in targets {
+            var t = t
+            if t.account == mailbox.account && t.mailbox == mailbox.name { t.mailbox = nil }
+            if !kept.contains(t) { kept.append(t) }
+        }
+        targets = kept
+        notes.append("kept in INBOX: the mailbox \"\(mailbox.name.escapingControls(limit: 200))\" could not be created (\(why))")
     }
 
     /// An account's special-use mailboxes by their flag in lower case.

@@ -53,11 +53,21 @@ public enum SieveValidator {
         "mail-reply-to", "x-original-to", "envelope-to", "x-envelope-to", "original-recipient", "return-path",
     ]
 
-    /// A constant address for redirect (RFC 5228 §2.4.2.3): an addr-spec, or a name-addr; its addr-spec.
+    /// A constant address for redirect (RFC 5228 §2.4.2.3): an addr-spec, or a name-addr; its addr-spec, as it goes in
+    /// RCPT TO (RFC 5321 §4.1.2): a local part that is no dot-atom quoted again. Nil for anything else, and for an
+    /// address with a control character (a CR LF in a quoted local part would end the SMTP command).
     public static func redirectAddress(_ s: String) -> String? {
+        guard !s.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" || $0.value == 0x7F }) else { return nil }
         let items = AddressList.parse(s)
-        guard items.count == 1, case .mailbox(_, let local, let domain?) = items[0], !local.isEmpty, !domain.isEmpty else { return nil }
-        return "\(local)@\(domain)"
+        guard items.count == 1, case .mailbox(_, let local, let domain?) = items[0], !local.isEmpty, !domain.isEmpty,
+              !(local + domain).unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }),
+              domain.utf8.allSatisfy({ $0 >= 0x80 || $0 == 0x2D || $0 == 0x2E || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5B || $0 == 0x5D || $0 == 0x3A })
+        else { return nil }
+        let atext = Set("!#$%&'*+-/=?^_`{|}~".utf8)
+        let isDotAtom = !local.hasPrefix(".") && !local.hasSuffix(".") && !local.contains("..")
+            && local.utf8.allSatisfy { $0 >= 0x80 || $0 == 0x2E || atext.contains($0) || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }
+        let quoted = isDotAtom ? local : "\"" + local.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+        return "\(quoted)@\(domain)"
     }
 
     /// The walk's findings: what `require` names, and what the script may use at run time (those and the

@@ -396,6 +396,101 @@ import Testing
     }
 }
 
+/// What an outside sender or a script can make of a delivery: never a failed delivery, a mail in another's name, a loop
+/// or a reply to spam.
+@Suite struct HostileFilteringTests {
+    let t = FilteringTests()
+
+    @Test func namesFromTheMessageThatCannotBeMailboxesKeepTheMessage() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "s", content: """
+            require ["fileinto", "mailbox", "variables"];
+            if header :matches "x-folder" "*" { fileinto :create "${1}"; }
+            """)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        // Empty, an empty level, a wildcard, a control character (written with encoded-character): each kept in INBOX,
+        // bob's copy (the team alias) stored as always, the delivery a 250.
+        for (i, folder) in ["", "a//b", "x*", "${hex:01}"].enumerated() {
+            let header = folder.hasPrefix("${") ? "X-Folder: ok\r\n" : "X-Folder: \(folder)\r\n"
+            if folder.hasPrefix("${") {
+                try await rig.store.putScript(account: rig.alice, name: "s", content: "require [\"fileinto\", \"mailbox\", \"encoded-character\"]; fileinto :create \"a${hex:01}b\";")
+            }
+            let outcome = await rig.receive(intake, t.message(rig, id: "C\(i)"), header + "Subject: s\r\n\r\nx\r\n")
+            guard case .committed = outcome else { Issue.record("\(folder): \(outcome)"); continue }
+            #expect(try await t.mailbox(rig, rig.alice, "INBOX").count == i + 1)
+            #expect(try await t.mailbox(rig, rig.bob, "INBOX").count == i + 1)
+            #expect(try await rig.store.deliveryLog(id: "C\(i)").contains { $0.detail.contains("cannot be a mailbox name") }, "\(folder)")
+        }
+        #expect(try await rig.store.mailboxes(account: rig.alice).map(\.name).sorted() == ["Archive", "Drafts", "INBOX", "Junk", "Sent", "Trash"])
+    }
+
+    @Test func repliesComeOnlyFromTheUsersOwnAddresses() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        let hello = "From: S <s@remote.test>\r\nTo: alice@here.test\r\nSubject: hello\r\n\r\nhi\r\n"
+        for (i, (from, shown)) in [("ceo@other.test", "<alice@here.test>"), ("Alice <alice@here.test>", "Alice <alice@here.test>")].enumerated() {
+            try await rig.store.putScript(account: rig.alice, name: "s", content: """
+                require ["vacation", "enotify"];
+                vacation :handle "h\(i)" :from "\(from)" "away";
+                notify :from "\(from)" "mailto:pager@far.test";
+                """)
+            try await rig.store.activateScript(account: rig.alice, name: "s")
+            _ = await rig.receive(intake, t.message(rig, id: "F\(i)", to: ["alice@here.test"]), hello)
+            let sent = try await t.queuedNotices(rig, "F\(i)")
+            #expect(sent.count == 2)
+            for notice in sent { #expect(notice.content.contains("From: \(shown)\r\n"), "\(from) → \(notice.content.prefix(400))") }
+        }
+    }
+
+    @Test func aScriptThatFailsOnSpamKeepsItInJunkAndNoReplyGoesToSpam() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake { dns in
+            dns.txt["soft.test"] = ["v=spf1 ip4:192.0.2.0/24 -all"]
+            dns.txt["_dmarc.soft.test"] = ["v=DMARC1; p=quarantine"]
+        }
+        let checks = try #require(intake.checks)
+        let facts = await checks.connect("198.51.100.7")
+        let spf = await checks.mailFrom(client: facts, helo: "x.test", sender: "a@soft.test").spf
+        func quarantined(_ id: String) -> IncomingMessage {
+            IncomingMessage(source: .mx, envelope: IntakeEnvelope(mailFrom: "a@soft.test", recipients: [.init(address: "alice@here.test")]),
+                            routes: [.local([rig.alice])], queueID: id, arrived: FilteringTests.start,
+                            client: IntakeClient(address: "198.51.100.7", helo: "x.test", facts: facts, spf: spf),
+                            received: "from x.test", returnPathLength: "Return-Path: <a@soft.test>\r\n".utf8.count, logger: rig.logger)
+        }
+        try await rig.store.putScript(account: rig.alice, name: "s", content: """
+            require ["vacation", "reject"];
+            vacation "away";
+            if header :is "subject" "boom" { redirect "a@x.test"; redirect "b@x.test"; redirect "c@x.test"; redirect "d@x.test"; redirect "e@x.test"; }
+            if header :is "subject" "no" { reject "no"; }
+            """)
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        _ = await rig.receive(intake, quarantined("S1"), "From: <a@soft.test>\r\nTo: alice@here.test\r\nSubject: boom\r\n\r\nx\r\n")
+        #expect(try await rig.contents(rig.alice, .junk).count == 1)
+        #expect(try await t.mailbox(rig, rig.alice, "INBOX").isEmpty)
+        _ = await rig.receive(intake, quarantined("S2"), "From: <a@soft.test>\r\nTo: alice@here.test\r\nSubject: hello\r\n\r\nx\r\n")
+        #expect(try await t.queuedNotices(rig, "S2").isEmpty)
+        #expect(try await rig.store.deliveryLog(id: "S2").contains { $0.detail.contains("no vacation reply to <a@soft.test>: the message was judged spam") })
+    }
+
+    @Test func aMessageThatWentRoundTooOftenIsNotRedirectedAgain() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let intake = rig.intake()
+        try await rig.store.putScript(account: rig.alice, name: "s", content: "redirect \"phone@far.test\";")
+        try await rig.store.activateScript(account: rig.alice, name: "s")
+        let hops = String(repeating: "Received: from a.test by b.test; Sat, 5 Dec 2026 10:00:00 +0000\r\n", count: FilterPlan.maxHops + 1)
+        _ = await rig.receive(intake, t.message(rig, id: "H1", to: ["alice@here.test"]), hops + "Subject: s\r\n\r\nx\r\n")
+        #expect(try await t.redirected(rig, "H1").isEmpty)
+        #expect(try await t.mailbox(rig, rig.alice, "INBOX").count == 1)
+        _ = await rig.receive(intake, t.message(rig, id: "H2", to: ["alice@here.test"]), "Subject: s\r\n\r\nx\r\n")
+        #expect(try await t.redirected(rig, "H2").count == 1)
+    }
+}
+
 extension IncomingMessage {
     /// The same message with every recipient routed to `account`.
     func routedTo(_ account: AccountID) -> IncomingMessage {

@@ -123,6 +123,15 @@ import Testing
         #expect(RFC5322Date.writtenDay("not a date") == nil)
     }
 
+    /// Angle brackets and parentheses inside a quoted string are text: `"a<b@c>"@x` is one address at x, not b@c (a
+    /// From written so would pass for another sender).
+    @Test func bracketsInsideQuotesAreText() {
+        #expect(AddressList.parse("\"a<b@c.example>\"@far.example") == [.mailbox(name: nil, local: "a<b@c.example>", domain: "far.example")])
+        #expect(AddressList.parse("\"Foo <foo@x.example>\" <real@y.example>") == [.mailbox(name: "Foo <foo@x.example>", local: "real", domain: "y.example")])
+        #expect(AddressList.parse("\"a(b)\"@far.example") == [.mailbox(name: nil, local: "a(b)", domain: "far.example")])
+        #expect(AddressList.parse("joe@d.example (Joe (the) Smith)") == [.mailbox(name: "Joe (the) Smith", local: "joe", domain: "d.example")])
+    }
+
     /// The obsolete source route (RFC 5322 §4.4) is kept for IMAP's ENVELOPE adl; the address itself is as without it.
     @Test func sourceRoutes() {
         let routed = AddressList.parseRouted("Joe <@a.example,@b.example:joe@c.example>, plain@d.example")

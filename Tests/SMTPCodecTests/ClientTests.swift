@@ -93,6 +93,13 @@ import Testing
         #expect(!results[0].permanent && results[1].permanent)
     }
 
+    @Test func anEnvelopeAddressWithACommandInsideIsNeverSent() {
+        var t = SMTPClientTransaction(message: .init(mailFrom: "a@a.test", recipients: ["\"x\r\nRSET\"@b.test"], size: 10, eightBit: false, needsSMTPUTF8: false), heloName: "mx.a.test")
+        _ = t.receive(reply("220 hi"))
+        guard case .failed(let r, true) = t.receive(reply("250-mx", "250 PIPELINING")) else { Issue.record("sent"); return }
+        #expect(r.code.rawValue == 553)
+    }
+
     @Test func heloFallbackRefusalsAndLimits() {
         var t = SMTPClientTransaction(message: message, heloName: "mx.a.test")
         _ = t.receive(reply("220 old"))
