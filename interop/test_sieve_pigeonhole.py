@@ -1992,6 +1992,11 @@ ADDHEADER_POLICY = ('RFC 5293 §6: "As a matter of local policy, implementations
                     'delete "Received" and "Auto-Submitted" header fields" and "If a script tries to make a change that '
                     'isn\'t permitted, the attempt MUST be silently ignored." Tern ignores addheader "Received", '
                     'Pigeonhole adds it.')
+DELIVERED_TO_POLICY = ('RFC 5293 §6: "As a matter of local policy, implementations MAY limit which header fields may be '
+                       'deleted and which header fields may be added." Tern keeps Delivered-To, its redirect loop '
+                       'check (two users each deleting it and redirecting to the other would loop), so deleteheader '
+                       '"Delivered-To" is ignored ("If a script tries to make a change that isn\'t permitted, the attempt '
+                       'MUST be silently ignored"); Pigeonhole deletes it, as the RFC\'s own example in §4 shows.')
 MAILTO_RECIPIENTS = ('RFC 5436 §2 takes the URI from [mailto] (RFC 2368 §2: "to = #mailbox", "it consists of zero or more '
                      'comma-separated mail addresses"; RFC 6068 §2 likewise). Pigeonhole refuses the "," in '
                      '"mailto:carol@example.org,dave@example.org".')
@@ -2040,6 +2045,7 @@ KNOWN_DIFFERENCES = {
     'include-missing|rfc:to-alice': (['keep', 'error'], ['compile-error'], INCLUDE_AT_EXECUTION),
     'include-loop|rfc:to-alice': (['keep', 'error'], ['compile-error'], INCLUDE_AT_EXECUTION),
     'editheader-protected|rfc:rfc5231': (['keep'], ['fileinto "added-received"'], ADDHEADER_POLICY),
+    'rfc5293-4-delivered-to|rfc:x-hello': (['fileinto "still-there"'], ['fileinto "gone"'], DELIVERED_TO_POLICY),
     'editheader-protected|rfc:to-alice': (['keep'], ['fileinto "added-received"'], ADDHEADER_POLICY),
     'rfc5435-3.7-3|rfc:boss-org': (['keep'], ['compile-error'], UNSUPPORTED_METHOD),
     'rfc5435-3.7-3|rfc:sievelist': (['keep'], ['compile-error'], UNSUPPORTED_METHOD),
