@@ -11,7 +11,7 @@ import Synchronization
 /// Message contents live in the database (above the inline limit in chunks), so that a node keeps nothing of its own
 /// but the spool where a session writes a large message as it arrives. Not yet offered in the config: what several
 /// nodes need of each other (change notices between nodes, queue leases) comes next.
-public final class PostgresMailStore: Sendable {
+public final class PostgresMailStore: PostgresTransactional {
     /// Contents up to this size are written with their message row; larger ones are spooled to a file while they
     /// arrive, then copied into the database in chunks.
     public static let inlineLimit = 256 * 1024
@@ -200,7 +200,7 @@ public final class PostgresMailStore: Sendable {
 
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws (with its own error,
     /// not the client's wrapper, so that callers see the StoreError they would see from any backend).
-    func transaction<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    public func transaction<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         let (client, logger) = (self.client, self.logger)
         return try await bounded { try await client.inTransaction(logger: logger, body) }
     }

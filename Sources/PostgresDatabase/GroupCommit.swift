@@ -3,6 +3,11 @@ import MailStore
 import PostgresNIO
 import Synchronization
 
+/// Something that runs a body in a PostgreSQL transaction (committed when it returns, rolled back when it throws).
+public protocol PostgresTransactional: Sendable {
+    func transaction<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R
+}
+
 /// What waits for the next shared transaction, and whether one is being run: the part both batchers below share.
 final class BatchQueue<Element: Sendable>: Sendable {
     private let state = Mutex<(waiting: [Element], running: Bool)>(([], false))
@@ -52,7 +57,7 @@ final class BatchQueue<Element: Sendable>: Sendable {
 /// Group commit for PostgreSQL, as SQLite's GroupCommitter: deliveries that arrive while a commit is running wait and
 /// share the next transaction, so many sessions pay for one commit (one WAL flush) and — above all when they deliver
 /// to one mailbox — do not queue one by one for that mailbox's row lock, each holding it through its own flush.
-final class PostgresCommitter: Sendable {
+public final class PostgresCommitter: Sendable {
     private struct Waiting {
         let delivery: Delivery
         let continuation: CheckedContinuation<DeliveryReceipt, Error>
@@ -60,9 +65,11 @@ final class PostgresCommitter: Sendable {
     /// Deliveries per transaction at most: 64.
     private let queue = BatchQueue<Waiting>(maxBatch: 64)
 
+    public init() {}
+
     /// Waits for `delivery`'s commit. `commit` stores a batch in one transaction and answers each delivery. When no
     /// commit is running, the caller's own task runs it (with whatever else waits): a lone session pays no hop.
-    func submit(_ delivery: Delivery, commit: @escaping @Sendable ([Delivery]) async -> [Result<DeliveryReceipt, Error>]) async throws -> DeliveryReceipt {
+    public func submit(_ delivery: Delivery, commit: @escaping @Sendable ([Delivery]) async -> [Result<DeliveryReceipt, Error>]) async throws -> DeliveryReceipt {
         if queue.lead() {
             let others = queue.take(max: queue.maxBatch - 1, stopWhenEmpty: false)
             let results = await commit([delivery] + others.map(\.delivery))
@@ -91,7 +98,7 @@ final class PostgresCommitter: Sendable {
 /// row lock, each holding it through its own flush. Each change runs as it would alone, in arrival order; when the
 /// shared transaction fails (one change's error, or a deadlock with another node), it is rolled back whole and every
 /// change runs again in a transaction of its own, so each caller gets its own answer.
-final class PostgresWriteBatcher: Sendable {
+public final class PostgresWriteBatcher: Sendable {
     /// One change: runs its body on the shared connection and returns what to do once committed (answer the caller).
     typealias Work = @Sendable (PostgresConnection) async throws -> @Sendable () -> Void
     private struct Waiting {
@@ -102,8 +109,10 @@ final class PostgresWriteBatcher: Sendable {
     }
     private let queue = BatchQueue<Waiting>(maxBatch: 64)
 
+    public init() {}
+
     /// Runs `body` in a transaction shared with the changes waiting at the same time.
-    func run<R: Sendable>(_ store: PostgresMailStore, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    public func run<R: Sendable>(_ store: some PostgresTransactional, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
             let waiting = Waiting(
                 work: { db in
@@ -118,7 +127,7 @@ final class PostgresWriteBatcher: Sendable {
         }
     }
 
-    private func drain(_ store: PostgresMailStore) async {
+    private func drain(_ store: some PostgresTransactional) async {
         while true {
             let batch = queue.take()
             guard !batch.isEmpty else { return }
