@@ -170,10 +170,28 @@ public final class Intake: Sendable {
 
     // MARK: steps 2 to 5, the message
 
+    /// More Received fields than this, and a message is refused as a loop.
+    public static let maxHops = 100
+
     /// Takes the received message in: the tester's report (if check@ is a recipient), routing, preparation, the
     /// commit; `completion` gets the outcome (its `reply` is what the client is told). The sink is the pipeline's
     /// from here on: finished into the store or discarded.
     public func receive(_ message: IncomingMessage, sink: MessageSink, completion: @escaping @Sendable (IntakeOutcome) -> Void) {
+        // RFC 5321 §6.3: counting Received fields finds a mail loop ("at least 100" before rejecting).
+        if let head = try? sink.head(max: 64 << 10),
+           RawHeader.fields(head[..<RawHeader.end(head)]).lazy.filter({ $0.name.lowercased() == "received" }).count > Self.maxHops {
+            sink.discard()
+            message.logger.notice("refused: too many hops", metadata: ["msg": "\(message.queueID)"])
+            let reply = SMTPReply(554, "5.4.6", "Too many hops (over \(Self.maxHops) Received fields): a mail loop")
+            guard message.received != nil else { return completion(.refused(reply)) }
+            let store = self.store
+            Task {
+                try? await store.log([DeliveryEvent(at: message.arrived, queueID: message.queueID, kind: .refused,
+                                                    detail: reply.encoded().trimmingCharacters(in: .whitespacesAndNewlines))])
+                completion(.refused(reply))
+            }
+            return
+        }
         let transfer = SinkTransfer(sink)
         let plan = RoutingPlan(envelope: message.envelope, routes: message.routes)
         guard let testerAddress = plan.testerAddress, let checks else {

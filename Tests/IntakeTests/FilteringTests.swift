@@ -488,6 +488,17 @@ import Testing
         #expect(try await t.mailbox(rig, rig.alice, "INBOX").count == 1)
         _ = await rig.receive(intake, t.message(rig, id: "H2", to: ["alice@here.test"]), "Subject: s\r\n\r\nx\r\n")
         #expect(try await t.redirected(rig, "H2").count == 1)
+        // Past RFC 5321 §6.3's threshold the message is refused outright, for every recipient and source.
+        let loop = String(repeating: "Received: from a.test by b.test; Sat, 5 Dec 2026 10:00:00 +0000\r\n", count: Intake.maxHops + 1)
+        let outcome = await rig.receive(intake, t.message(rig, id: "H3"), loop + "Subject: s\r\n\r\nx\r\n")
+        guard case .refused(let reply) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(reply.code.rawValue == 554 && reply.enhanced == EnhancedStatusCode(5, 4, 6))
+        #expect(try await t.mailbox(rig, rig.bob, "INBOX").isEmpty)
+        #expect(try await rig.store.deliveryLog(id: "H3").map(\.kind) == [.refused])
+        let fine = String(repeating: "Received: from a.test by b.test; Sat, 5 Dec 2026 10:00:00 +0000\r\n", count: Intake.maxHops)
+        guard case .committed = await rig.receive(intake, t.message(rig, id: "H4"), fine + "Subject: s\r\n\r\nx\r\n") else {
+            Issue.record("100 hops refused"); return
+        }
     }
 }
 
