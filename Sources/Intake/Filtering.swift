@@ -300,12 +300,17 @@ extension Intake {
     /// or another domain of this server. Nil otherwise (the reply is from the recipient), with a log line.
     private func ownAddress(_ given: String?, of account: AccountID, recipient: String, _ m: IncomingMessage) async -> String? {
         guard let given else { return nil }
-        if let item = AddressList.parse(given).first, case .mailbox(_, let local, let domain?) = item {
-            let address = "\(local)@\(domain)"
-            if address.lowercased() == recipient.lowercased() { return given }
-            if let parsed = try? EmailAddress.parse(address), case .local(let accounts)? = try? await store.resolve(parsed), accounts.contains(account) {
-                return given
-            }
+        // One address (two authors would be one of them and anyone), written again from its parts.
+        let items = AddressList.parse(given)
+        if items.count == 1, case .mailbox(let name, let local, let domain?) = items[0], let parsed = try? EmailAddress.parse("\(local)@\(domain)") {
+            let address = parsed.description
+            let field = name.map { n in
+                let clean = SieveReplies.oneLine(n)
+                return (clean.allSatisfy(\.isASCII) ? "\"" + clean.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+                                                    : SieveReplies.encoded(clean)) + " <\(address)>"
+            } ?? "<\(address)>"
+            if address.lowercased() == recipient.lowercased() { return field }
+            if case .local(let accounts)? = try? await store.resolve(parsed), accounts.contains(account) { return field }
         }
         m.logger.info("sieve :from not the account's own address, replaced", metadata: ["msg": "\(m.queueID)", "rcpt": "\(recipient)",
                                                                                        "from": "\(loggable(given))"])

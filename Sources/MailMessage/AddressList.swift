@@ -101,7 +101,8 @@ public enum AddressList {
     }
 
     /// Where `target` stands in `chunk` outside quoted strings (and, for anything but a parenthesis, outside comments):
-    /// its last place, or its first.
+    /// its last place, or its first. A quote or comment that never closes is no quote or comment: the place is then
+    /// where the character stands at all (`"PayPal <service@paypal.com>` is still at paypal.com, for DMARC too).
     static func outside(_ chunk: String, _ target: Character, last: Bool) -> String.Index? {
         var found: String.Index?
         var inQuote = false, escaped = false, depth = 0
@@ -116,6 +117,7 @@ public enum AddressList {
             }
             if ch == "\"" && depth == 0 { inQuote = true } else if ch == "(" { depth += 1 } else if ch == ")" && depth > 0 { depth -= 1 }
         }
+        guard !inQuote && depth == 0 else { return last ? chunk.lastIndex(of: target) : chunk.firstIndex(of: target) }
         return found
     }
 

@@ -3,7 +3,7 @@ import Foundation
 /// A whole installation moved between backends (`tern migrate`), table by table, every id kept: UIDVALIDITY, UIDs,
 /// MODSEQs and flags stay what clients have cached, so no client resynchronises. Both backends keep the same tables
 /// with the same columns (PostgreSQL's schema follows SQLite's), so a row travels as plain values; what differs —
-/// where large contents live, how ids are handed out, which counters triggers keep — each backend handles itself.
+/// where large contents live, how ids are handed out, which counters it keeps and how — each backend handles itself.
 public protocol StoreTransfer: Sendable {
     /// Rows of `table` in key order, after the row whose key values are `after` (from the start when nil); each row's
     /// values in `table.columns` order. Contents are not in the `message` rows: read them with `contents(of:)`.
@@ -60,8 +60,8 @@ public struct TransferTable: Sendable, Hashable, CustomStringConvertible {
 
     public var keyIndexes: [Int] { key.map { k in columns.firstIndex { $0.name == k }! } }
 
-    /// Every table, in an order where each row's references come before it. Counters kept by triggers (a message's
-    /// reference count, a mailbox's message count) are not copied: the triggers count them again as rows arrive.
+    /// Every table, in an order where each row's references come before it. Counters (a message's reference count, a
+    /// mailbox's message count) are not copied: the destination counts them again as rows arrive.
     /// Queue leases are not copied either: nothing holds them once the source is stopped.
     public static let all: [TransferTable] = [
         TransferTable("domain", [("id", .integer, false), ("name", .text, false), ("created", .real, false)], key: ["id"], generatedID: true),

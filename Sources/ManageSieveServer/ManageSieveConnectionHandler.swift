@@ -58,6 +58,8 @@ public final class ManageSieveConnectionHandler: ChannelInboundHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        // An exchange under way is over; if a command is running, once it has answered (see finished).
+        if !busy { session?.abandon() }
         context.fireChannelInactive()
     }
 
@@ -89,7 +91,7 @@ public final class ManageSieveConnectionHandler: ChannelInboundHandler {
 
     private func finished(_ out: ManageSieveOutput, context: ChannelHandlerContext) {
         busy = false
-        guard !closed else { return }
+        guard !closed else { return session.abandon() }
         context.answer(Array(out.text.utf8), last: out.close)
         if out.close { return closed = true }
         if out.startTLS, let tls = server.tls {

@@ -235,6 +235,7 @@ final class ManageSieveSession: @unchecked Sendable {
     func saslResponse(_ tokens: [ManageSieveToken], _ out: inout ManageSieveOutput) async throws {
         guard tokens.count == 1, let text = tokens[0].text else {
             sasl = nil
+            endScram(success: false)
             throw Failure("Expected the SASL response as a string")
         }
         guard text != "*" else {
@@ -280,7 +281,13 @@ final class ManageSieveSession: @unchecked Sendable {
             }
             scramUser = user
             var found: (AccountID, PasswordHash)?
-            if let address = try? EmailAddress.parse(name) { found = try await server.store.credentials(address) }
+            do {
+                if let address = try? EmailAddress.parse(name) { found = try await server.store.credentials(address) }
+            } catch {
+                sasl = nil
+                endScram(success: false)
+                throw error
+            }
             saslAccount = found?.0
             try await saslStep(sasl!.credentials(found.map {
                 SCRAMCredentials(iterations: $0.1.iterations, salt: $0.1.salt, storedKey: $0.1.storedKey, serverKey: $0.1.serverKey)
@@ -296,6 +303,12 @@ final class ManageSieveSession: @unchecked Sendable {
             if failedLogins >= 3 { out.close = true }
             throw Failure("AUTH", "Authentication failed")
         }
+    }
+
+    /// The connection ended: an exchange under way is over (a SCRAM attempt counts as failed, as SMTP counts it).
+    func abandon() {
+        sasl = nil
+        endScram(success: false)
     }
 
     /// A SCRAM attempt the login throttle counted is over.

@@ -11,7 +11,7 @@ import PostgresNIO
 /// The tables follow the SQLite backend's (MailStoreSQLite/Schema.swift) as they stand after its migrations, in
 /// PostgreSQL's terms: ids from sequences (never handed out twice), times as seconds since 1970 (double precision, as
 /// SQLite stores them, so that a migration between the two keeps them exactly), the counters SQLite keeps by triggers
-/// kept by triggers here too. Until `store = "postgres://…"` is offered in the config (issue 21), migration 1 may
+/// kept by triggers here too at first (migration 12 moved the placement counters into the statements). Until `store = "postgres://…"` is offered in the config (issue 21), migration 1 may
 /// still change; from then on only new migrations are added.
 public enum PostgresSchema {
     /// Each migration is a list of statements (the extended protocol runs one at a time).

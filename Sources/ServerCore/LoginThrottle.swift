@@ -43,8 +43,13 @@ public final class LoginThrottle: Sendable {
         return keys
     }
 
+    /// The key's entry as of `now`: a new one once its window has passed (kept a second window while checks are under
+    /// way, and no longer: an attempt a session began and never finished must not hold the count for ever).
     private func current(_ e: [String: Entry], _ key: String, _ now: Date) -> Entry {
-        if let entry = e[key], now.timeIntervalSince(entry.windowStart) <= window || entry.inFlight > 0 { return entry }
+        if let entry = e[key] {
+            let age = now.timeIntervalSince(entry.windowStart)
+            if age <= window || entry.inFlight > 0 && age <= 2 * window { return entry }
+        }
         return Entry(windowStart: now)
     }
 
@@ -56,7 +61,7 @@ public final class LoginThrottle: Sendable {
     /// Asks to check a password now; after `.proceed`, `finished` must follow.
     public func begin(_ address: String, user: String?, now: Date) -> Admission {
         entries.withLock { e in
-            if e.count >= Self.maxTracked { e = e.filter { now.timeIntervalSince($0.value.windowStart) <= window || $0.value.inFlight > 0 } }
+            if e.count >= Self.maxTracked { e = e.filter { now.timeIntervalSince($0.value.windowStart) <= ($0.value.inFlight > 0 ? 2 * window : window) } }
             let keys = keys(address, user)
             for (key, limit) in keys where current(e, key, now).failures >= limit { return .blocked }
             for (key, limit) in keys {

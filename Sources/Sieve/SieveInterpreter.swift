@@ -276,6 +276,7 @@ public struct SieveInterpreter {
     private var unknownDuplicates: [String] = []
     private var includes = 0
     private var steps = 0
+    private var addedOctets = 0
     private var testPosition = SievePosition(line: 0, column: 0)
     /// The body test's texts for this message, by transform: worked out once per run.
     private var bodies: [String: [String]] = [:]
@@ -443,7 +444,9 @@ public struct SieveInterpreter {
                 switch c.name {
                 case "setflag": current = given
                 case "addflag": current = Self.flagList(current + given)
-                default: current.removeAll { f in given.contains { $0.lowercased() == f.lowercased() } }
+                default:
+                    let gone = Set(given.map { $0.lowercased() })
+                    current.removeAll { gone.contains($0.lowercased()) }
                 }
                 if let variable { variables[variable] = SieveVariables.clip(current.joined(separator: " ")) } else { flags = current }
             case "error":
@@ -451,6 +454,7 @@ public struct SieveInterpreter {
             case "include":
                 try include(args, c)
             case "addheader":
+                try step(message.fields.count / 64, c.position)
                 let name = str(args.strings(0)[0]), value = str(args.strings(1)[0])
                 guard SieveValidator.isFieldName(name) else { throw SieveError(c.position, "addheader: invalid field name \"\(name)\"") }
                 guard Self.editable(name) else { continue }
@@ -458,11 +462,14 @@ public struct SieveInterpreter {
                 let clean = String(value.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }.map(Character.init)).trimmingWhitespace()
                 // Pigeonhole's default bound on an added field (sieve_editheader_max_header_size) is 2,048 octets.
                 guard clean.utf8.count <= 8192 else { throw SieveError(c.position, "addheader: a value of more than 8,192 octets") }
+                addedOctets += name.utf8.count + clean.utf8.count
+                guard addedOctets <= 64 << 10 else { throw SieveError(c.position, "addheader: more than 64 KiB of fields added") }
                 let at = args.tags["last"] != nil ? fields.count : 0
                 fields.insert(.added(name: name, value: clean), at: at)
                 message.fields.insert((name, clean), at: at)
                 layout = fields
             case "deleteheader":
+                try step(message.fields.count / 64, c.position)
                 let name = str(args.strings(0)[0]).lowercased()
                 guard Self.editable(name) else { continue }
                 var fields = layout ?? message.fields.indices.map { .original($0) }
@@ -473,6 +480,8 @@ public struct SieveInterpreter {
                 }
                 if args.positional.count == 2 {
                     let match = Match(args), patterns = strs(args.strings(1))
+                    let octets = occurrences.reduce(0) { $0 + message.fields[$1].value.utf8.count }
+                    try step(octets / 4096 * max(1, patterns.count) + octets * patterns.reduce(0) { $0 + $1.utf8.count } >> 16, c.position)
                     occurrences = occurrences.filter { i in patterns.contains { match.matches(message.fields[i].value, $0) } }
                 }
                 for i in occurrences.reversed() {
@@ -530,10 +539,15 @@ public struct SieveInterpreter {
     }
 
     /// Flags from strings that may each hold several, separated by spaces; each once, whatever its case (RFC 5232 §3).
+    /// The flags named, each once (in any case), as many as fit in a variable's 4 KB.
     static func flagList(_ strings: [String]) -> [String] {
-        var out: [String] = []
+        var out: [String] = [], seen = Set<String>(), octets = 0
         for s in strings {
-            for f in s.split(separator: " ") where !out.contains(where: { $0.lowercased() == f.lowercased() }) { out.append(String(f)) }
+            for f in s.split(separator: " ") where seen.insert(f.lowercased()).inserted {
+                octets += f.utf8.count + 1
+                guard octets <= SieveVariables.maxValue + 1 else { return out }
+                out.append(String(f))
+            }
         }
         return out
     }
@@ -555,6 +569,16 @@ public struct SieveInterpreter {
         actions.append(action)
     }
 
+    /// How many strings the arguments hold, and their octets (as written).
+    static func weight(_ arguments: [SieveArgument]) -> (strings: Int, octets: Int) {
+        var strings = 0, octets = 0
+        for case .strings(let list, _) in arguments {
+            strings += list.count
+            octets += list.reduce(0) { $0 + $1.utf8.count }
+        }
+        return (strings, octets)
+    }
+
     /// Counts `n` steps of the run's budget; past it, the run fails (the message is kept).
     private mutating func step(_ n: Int, _ position: SievePosition) throws(SieveError) {
         steps += n
@@ -562,7 +586,10 @@ public struct SieveInterpreter {
     }
 
     private mutating func test(_ t: SieveTest) throws(SieveError) -> Bool {
-        try step(1, t.position)
+        // A step, and more for long argument lists, and for each header field name looked up in a long header.
+        let (strings, octets) = Self.weight(t.arguments)
+        let lookups = ["header", "exists", "address", "date"].contains(t.name) ? strings * (message.fields.count / 64) : 0
+        try step(1 + (octets + 64 * strings) / 4096 + lookups, t.position)
         testPosition = t.position
         let args = Args(t.arguments)
         switch t.name {
@@ -584,7 +611,9 @@ public struct SieveInterpreter {
             return try compare(args, values: fieldValues(strs(args.strings(0)), args), keys: args.strings(1))
         case "address":
             var values: [String] = []
-            for value in fieldValues(strs(args.strings(0)), args) {
+            let raw = fieldValues(strs(args.strings(0)), args)
+            try step(raw.reduce(0) { $0 + $1.utf8.count } / 4096, t.position)
+            for value in raw {
                 for case .mailbox(_, let local, let domain) in AddressList.parse(value) {
                     if let part = Self.part(args, local: local, domain: domain) { values.append(part) }
                 }
@@ -626,7 +655,9 @@ public struct SieveInterpreter {
             var values: [String] = []
             if isDate {
                 let name = str(args.strings(0)[0])
-                for field in fieldValues([name], args) {
+                let raw = fieldValues([name], args)
+                try step(raw.reduce(0) { $0 + $1.utf8.count } / 4096, t.position)
+                for field in raw {
                     // RFC 5260 §4: in a field of the Received form the date is what follows its last semicolon.
                     let value = field.split(separator: ";").last.map(String.init) ?? field
                     guard let (date, written) = RFC5322Date.parseWithZone(value) else { continue }
@@ -662,7 +693,11 @@ public struct SieveInterpreter {
             guard let id, !id.isEmpty else { return false }
             let key = "\(str(args.tagStrings("handle")?.first ?? ""))\u{0}\(id)"
             let seconds = min(args.tagNumber("seconds") ?? 7 * 86400, 90 * 86400)
-            if !duplicates.contains(where: { $0.key == key }) { duplicates.append(SieveDuplicate(key: key, seconds: seconds, last: args.tags["last"] != nil)) }
+            if !duplicates.contains(where: { $0.key == key }) {
+                // Each id is a question to the store: a few per message.
+                guard duplicates.count < 32 else { throw SieveError(t.position, "more than 32 duplicate ids in one run") }
+                duplicates.append(SieveDuplicate(key: key, seconds: seconds, last: args.tags["last"] != nil))
+            }
             guard let seen = environment.duplicatesSeen[key] else {
                 if !unknownDuplicates.contains(key) { unknownDuplicates.append(key) }
                 return false
@@ -686,11 +721,14 @@ public struct SieveInterpreter {
     /// Compares values with the keys (expanded) under the test's match type and comparator; a successful :matches or
     /// :regex sets the match variables (RFC 5229 §3.2).
     private mutating func compare(_ args: Args, values: [String], keys: [String]) throws(SieveError) -> Bool {
-        // Each key is compared with every value: a step per 4 KiB of them.
-        try step(values.reduce(0) { $0 + $1.utf8.count } / 4096 * max(1, keys.count), testPosition)
-        let match = Match(args)
-        let wantCaptures = required.contains("variables") && (match.type == "matches" || match.type == "regex")
-        let (found, captured) = match.test(values, strs(keys), wantCaptures: wantCaptures)
+        // Each key is compared with every value: a step per 4 KiB of values per key, and a pattern (whose match may take
+        // the value's length times its own) a step per 64 K of that product.
+        let keys = strs(keys), match = Match(args)
+        let valueOctets = values.reduce(0) { $0 + $1.utf8.count }, keyOctets = keys.reduce(0) { $0 + $1.utf8.count }
+        let patterned = match.type == "matches" || match.type == "regex"
+        try step(valueOctets / 4096 * max(1, keys.count) + keyOctets / 4096 + (patterned ? valueOctets * keyOctets >> 16 : 0), testPosition)
+        let wantCaptures = required.contains("variables") && patterned
+        let (found, captured) = match.test(values, keys, wantCaptures: wantCaptures)
         if found, let captured { matchValues = captured.map(SieveVariables.clip) }
         return found
     }

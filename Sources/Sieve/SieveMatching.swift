@@ -46,13 +46,33 @@ struct Match {
         return (false, nil)
     }
 
+    /// Whether `k` occurs in `v`, in time linear in both (Knuth–Morris–Pratt): a long key on a long body is not their
+    /// product.
+    static func contains(_ v: [UInt8], _ k: [UInt8]) -> Bool {
+        guard !k.isEmpty else { return true }
+        guard v.count >= k.count else { return false }
+        var fallback = [Int](repeating: 0, count: k.count)
+        var j = 0
+        for i in 1..<k.count {
+            while j > 0 && k[i] != k[j] { j = fallback[j - 1] }
+            if k[i] == k[j] { j += 1 }
+            fallback[i] = j
+        }
+        j = 0
+        for b in v {
+            while j > 0 && b != k[j] { j = fallback[j - 1] }
+            if b == k[j] {
+                j += 1
+                if j == k.count { return true }
+            }
+        }
+        return false
+    }
+
     func matches(_ value: String, _ key: String) -> Bool {
         switch type {
         case "contains":
-            let (v, k) = (fold(value), fold(key))
-            guard !k.isEmpty else { return true }
-            guard v.count >= k.count else { return false }
-            return (0...(v.count - k.count)).contains { v[$0..<($0 + k.count)].elementsEqual(k) }
+            return Self.contains(fold(value), fold(key))
         case "matches":
             return Self.wildcard(fold(value)[...], Self.pattern(fold(key))[...])
         case "value":

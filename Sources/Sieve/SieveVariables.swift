@@ -31,7 +31,8 @@ enum SieveVariables {
         while i < scalars.count && octets <= maxValue {
             if scalars[i] == "$", i + 1 < scalars.count, scalars[i + 1] == "{" {
                 var close = i + 2
-                while close < scalars.count, close - i < 256, Self.nameScalar(scalars[close].value) { close += 1 }
+                // Each scalar is read here at most twice: a name holds neither "$" nor "{".
+                while close < scalars.count, Self.nameScalar(scalars[close].value) { close += 1 }
                 if close < scalars.count, scalars[close] == "}" {
                     let name = String(String.UnicodeScalarView(scalars[(i + 2)..<close]))
                     if !name.isEmpty, name.unicodeScalars.allSatisfy(\.isASCIIDigit) {

@@ -431,7 +431,8 @@ import Testing
         defer { rig.stop() }
         let intake = rig.intake()
         let hello = "From: S <s@remote.test>\r\nTo: alice@here.test\r\nSubject: hello\r\n\r\nhi\r\n"
-        for (i, (from, shown)) in [("ceo@other.test", "<alice@here.test>"), ("Alice <alice@here.test>", "Alice <alice@here.test>")].enumerated() {
+        for (i, (from, shown)) in [("ceo@other.test", "<alice@here.test>"), ("Alice <alice@here.test>", "\"Alice\" <alice@here.test>"),
+                                            ("alice@here.test, ceo@other.test", "<alice@here.test>")].enumerated() {
             try await rig.store.putScript(account: rig.alice, name: "s", content: """
                 require ["vacation", "enotify"];
                 vacation :handle "h\(i)" :from "\(from)" "away";

@@ -130,6 +130,12 @@ import Testing
         #expect(AddressList.parse("\"Foo <foo@x.example>\" <real@y.example>") == [.mailbox(name: "Foo <foo@x.example>", local: "real", domain: "y.example")])
         #expect(AddressList.parse("\"a(b)\"@far.example") == [.mailbox(name: nil, local: "a(b)", domain: "far.example")])
         #expect(AddressList.parse("joe@d.example (Joe (the) Smith)") == [.mailbox(name: "Joe (the) Smith", local: "joe", domain: "d.example")])
+        // A quote or comment that never closes hides nothing: the address is where the brackets say.
+        for unclosed in ["\"PayPal <service@paypal.example>", "a\\\"b <service@paypal.example>", "(PayPal <service@paypal.example>"] {
+            guard case .mailbox(_, "service", "paypal.example")? = AddressList.parse(unclosed).first else {
+                Issue.record("\(unclosed): \(AddressList.parse(unclosed))"); continue
+            }
+        }
     }
 
     /// The obsolete source route (RFC 5322 §4.4) is kept for IMAP's ENVELOPE adl; the address itself is as without it.

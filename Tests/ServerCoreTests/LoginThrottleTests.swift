@@ -22,6 +22,20 @@ import Testing
         #expect(throttle.begin("192.0.2.9", user: victim, now: clock.now) == .proceed)
     }
 
+    @Test func attemptsNeverFinishedStopCountingAfterTwoWindows() {
+        let clock = ManualClock()
+        let throttle = LoginThrottle(maxFailures: 10)
+        // Thirty attempts begun at one account and never finished (sessions that went away mid-exchange).
+        for i in 0..<throttle.maxAccountFailures {
+            #expect(throttle.begin("198.51.100.\(i)", user: "victim@example.test", now: clock.now) == .proceed)
+        }
+        #expect(throttle.begin("203.0.113.1", user: "victim@example.test", now: clock.now) == .wait)
+        clock.advance(by: 20 * 60)
+        #expect(throttle.begin("203.0.113.1", user: "victim@example.test", now: clock.now) == .wait)
+        clock.advance(by: 11 * 60)
+        #expect(throttle.begin("203.0.113.1", user: "victim@example.test", now: clock.now) == .proceed)
+    }
+
     @Test func goodLoginsAtOnceAllGetThrough() {
         let clock = ManualClock()
         let throttle = LoginThrottle(maxFailures: 10)

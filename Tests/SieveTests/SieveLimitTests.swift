@@ -65,6 +65,39 @@ import Testing
         #expect(try run("require \"body\"; if body :contains \"cdef0123\" { discard; }", big, limits: limits).actions.isEmpty)
     }
 
+    @Test func longKeysLongHeadersAndLongFlagListsAreCharged() throws {
+        var limits = SieveRunLimits()
+        limits.steps = 2_000
+        // A pattern's match may take the value's length times its own: a 4 KB value against 150 copies of a 2 KB pattern.
+        let pattern = "*" + String(repeating: "a", count: 2000) + "b"
+        let keys = Array(repeating: "\"\(pattern)\"", count: 150).joined(separator: ",")
+        let value = String(repeating: "a", count: 4000)
+        let r = try run("require \"variables\"; set \"v\" \"\(value)\"; if string :matches \"${v}\" [\(keys)] { discard; }", message("Subject: x"), limits: limits)
+        #expect(r.actions == [.keep] && r.error?.message.contains("steps") == true)
+        // Names looked up one by one in a header of many fields.
+        let header = (0..<6000).map { "X-F\($0): v" }.joined(separator: "\n")
+        let names = (0..<400).map { "\"x-none-\($0)\"" }.joined(separator: ",")
+        let e = try run("if exists [\(names)] { discard; }", message(header), limits: limits)
+        #expect(e.actions == [.keep] && e.error != nil)
+        // A flag list keeps what fits in a variable, each flag once.
+        let flags = (0..<5000).map { "f\($0)" }.joined(separator: " ")
+        let f = try run("require \"imap4flags\"; addflag \"F1 \(flags) f1\";", message("Subject: x"))
+        guard case .keep(let kept?)? = f.actions.first else { Issue.record("\(f.actions.prefix(1))"); return }
+        #expect(kept.joined(separator: " ").utf8.count <= 4096 && kept.count > 500)
+        #expect(Set(kept.map { $0.lowercased() }).count == kept.count && kept.first == "F1")
+    }
+
+    @Test func containsIsLinearAndRight() {
+        #expect(Match.contains(Array("hello world".utf8), Array("o w".utf8)))
+        #expect(Match.contains(Array("aaaaab".utf8), Array("aab".utf8)))
+        #expect(!Match.contains(Array("aaaaa".utf8), Array("aab".utf8)))
+        #expect(Match.contains(Array("abcabd".utf8), Array("abd".utf8)) && Match.contains(Array("x".utf8), []))
+        // A 1 MB key against a 4 MB value: linear, not their product.
+        let v = [UInt8](repeating: 97, count: 4 << 20), k = [UInt8](repeating: 97, count: 1 << 20) + [98]
+        #expect(!Match.contains(v, k))
+        #expect(Match.contains(v + [98], k))
+    }
+
     @Test func manyReferencesReadOnceAndExpandToABoundedValue() throws {
         // "${${${…": each "${" once (a scan to the end for each was hours at a megabyte).
         let opens = String(repeating: "${", count: 100_000)
