@@ -269,9 +269,9 @@ import Testing
         #expect(notices.first?.content.contains("Disposition: automatic-action/MDN-sent-automatically; deleted") == true)
     }
 
-    @Test func spamGoesToJunkThroughTheAfterScriptUnlessTheUserFiledIt() async throws {
-        let rig = try await PipelineTests.Rig()
-        defer { rig.stop() }
+    /// An intake whose checks send mail from soft.test to Junk (its SPF fails and its DMARC policy is quarantine), and
+    /// such a message to alice from a client of port 25.
+    static func quarantining(_ rig: PipelineTests.Rig) async throws -> (Intake, @Sendable (String) -> IncomingMessage) {
         let intake = rig.intake { dns in
             dns.txt["soft.test"] = ["v=spf1 ip4:192.0.2.0/24 -all"]
             dns.txt["_dmarc.soft.test"] = ["v=DMARC1; p=quarantine"]
@@ -279,12 +279,19 @@ import Testing
         let checks = try #require(intake.checks)
         let facts = await checks.connect("198.51.100.7")
         let spf = await checks.mailFrom(client: facts, helo: "x.test", sender: "a@soft.test").spf
-        func quarantined(_ id: String) -> IncomingMessage {
+        let (alice, logger) = (rig.alice, rig.logger)
+        return (intake, { id in
             IncomingMessage(source: .mx, envelope: IntakeEnvelope(mailFrom: "a@soft.test", recipients: [.init(address: "alice@here.test")]),
-                            routes: [.local([rig.alice])], queueID: id, arrived: Self.start,
+                            routes: [.local([alice])], queueID: id, arrived: Self.start,
                             client: IntakeClient(address: "198.51.100.7", helo: "x.test", facts: facts, spf: spf),
-                            received: "from x.test", returnPathLength: "Return-Path: <a@soft.test>\r\n".utf8.count, logger: rig.logger)
-        }
+                            received: "from x.test", returnPathLength: "Return-Path: <a@soft.test>\r\n".utf8.count, logger: logger)
+        })
+    }
+
+    @Test func spamGoesToJunkThroughTheAfterScriptUnlessTheUserFiledIt() async throws {
+        let rig = try await PipelineTests.Rig()
+        defer { rig.stop() }
+        let (intake, quarantined) = try await Self.quarantining(rig)
         try await rig.store.putScript(account: rig.alice, name: "s", content: """
             require "fileinto";
             if header :contains "subject" "newsletter" { fileinto "Lists"; }
@@ -449,19 +456,7 @@ import Testing
     @Test func aScriptThatFailsOnSpamKeepsItInJunkAndNoReplyGoesToSpam() async throws {
         let rig = try await PipelineTests.Rig()
         defer { rig.stop() }
-        let intake = rig.intake { dns in
-            dns.txt["soft.test"] = ["v=spf1 ip4:192.0.2.0/24 -all"]
-            dns.txt["_dmarc.soft.test"] = ["v=DMARC1; p=quarantine"]
-        }
-        let checks = try #require(intake.checks)
-        let facts = await checks.connect("198.51.100.7")
-        let spf = await checks.mailFrom(client: facts, helo: "x.test", sender: "a@soft.test").spf
-        func quarantined(_ id: String) -> IncomingMessage {
-            IncomingMessage(source: .mx, envelope: IntakeEnvelope(mailFrom: "a@soft.test", recipients: [.init(address: "alice@here.test")]),
-                            routes: [.local([rig.alice])], queueID: id, arrived: FilteringTests.start,
-                            client: IntakeClient(address: "198.51.100.7", helo: "x.test", facts: facts, spf: spf),
-                            received: "from x.test", returnPathLength: "Return-Path: <a@soft.test>\r\n".utf8.count, logger: rig.logger)
-        }
+        let (intake, quarantined) = try await FilteringTests.quarantining(rig)
         try await rig.store.putScript(account: rig.alice, name: "s", content: """
             require ["vacation", "reject"];
             vacation "away";
