@@ -28,8 +28,12 @@ public final class VerifiedLogins<Generation: Equatable & Sendable>: Sendable {
     private let key = SymmetricKey(size: .bits256)
     private let state = Mutex(State())
 
-    public init(lifetime: Duration = .seconds(600)) {
+    /// Elapsed time, not the time of day (a date change moves nothing): the continuous clock, or a test's own.
+    private let now: @Sendable () -> ContinuousClock.Instant
+
+    public init(lifetime: Duration = .seconds(600), now: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }) {
         self.lifetime = lifetime
+        self.now = now
     }
 
     private func tag(_ user: String, _ password: String) -> [UInt8] {
@@ -49,7 +53,7 @@ public final class VerifiedLogins<Generation: Equatable & Sendable>: Sendable {
                 s.generation = generation
                 return nil
             }
-            guard let e = s.entries[user], e.expires > .now, e.tag.count == candidate.count else { return nil }
+            guard let e = s.entries[user], e.expires > now(), e.tag.count == candidate.count else { return nil }
             var diff: UInt8 = 0
             for (a, b) in zip(e.tag, candidate) { diff |= a ^ b }
             return diff == 0 ? e.account : nil
@@ -59,7 +63,7 @@ public final class VerifiedLogins<Generation: Equatable & Sendable>: Sendable {
     /// Remembers a successful check made while `generation` was current.
     public func remember(_ user: String, _ password: String, account: AccountID, generation: Generation?) {
         guard let generation, lifetime > .zero else { return }
-        let entry = Entry(tag: tag(user, password), account: account, expires: .now + lifetime)
+        let entry = Entry(tag: tag(user, password), account: account, expires: now() + lifetime)
         state.withLock { s in
             guard s.generation == generation || s.generation == nil else { return }
             s.generation = generation

@@ -307,10 +307,13 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
 }
 
 @Suite struct VerifiedLoginsUnitTests {
-    @Test func entriesExpireAndBelongToOneGeneration() async throws {
+    @Test func entriesExpireAndBelongToOneGeneration() throws {
         let g1 = DirectoryCache.Generation(inode: 1, seconds: 1, nanoseconds: 1)
         let g2 = DirectoryCache.Generation(inode: 2, seconds: 1, nanoseconds: 1)
-        let logins = VerifiedLogins<DirectoryCache.Generation>(lifetime: .milliseconds(200))
+        // Time that passes when the test says so.
+        let passed = Mutex<Duration>(.zero)
+        let start = ContinuousClock.now
+        let logins = VerifiedLogins<DirectoryCache.Generation>(lifetime: .seconds(600), now: { start + passed.withLock { $0 } })
         #expect(logins.check("u@d", "pw", generation: g1) == nil)
         logins.remember("u@d", "pw", account: 7, generation: g1)
         #expect(logins.check("u@d", "pw", generation: g1) == 7)
@@ -322,7 +325,9 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         #expect(logins.check("u@d", "pw", generation: g2) == nil)
         logins.remember("u@d", "pw", account: 7, generation: g2)
         #expect(logins.check("u@d", "pw", generation: g2) == 7)
-        try await Task.sleep(for: .milliseconds(300))
+        passed.withLock { $0 = .seconds(599) }
+        #expect(logins.check("u@d", "pw", generation: g2) == 7)
+        passed.withLock { $0 = .seconds(601) }
         #expect(logins.check("u@d", "pw", generation: g2) == nil)   // expired
         let off = VerifiedLogins<DirectoryCache.Generation>(lifetime: .zero)
         off.remember("u@d", "pw", account: 7, generation: g1)
