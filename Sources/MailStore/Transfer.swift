@@ -77,6 +77,8 @@ public struct TransferTable: Sendable, Hashable, CustomStringConvertible {
         TransferTable("subscription", [("account_id", .integer, false), ("name", .text, false)], key: ["account_id", "name"]),
         TransferTable("sieve_script", [("account_id", .integer, false), ("name", .text, false), ("content", .text, false),
                                        ("active", .boolean, false)], key: ["account_id", "name"]),
+        // What scripts remember (vacation replies sent, duplicate ids seen): a migrated user does not answer a sender twice.
+        TransferTable("sieve_seen", [("key", .text, false), ("until", .real, false)], key: ["key"]),
         TransferTable("message", [("id", .integer, false), ("size", .integer, false), ("received", .real, false),
                                   ("envelope", .text, false)], key: ["id"], filter: "refcount > 0", generatedID: true),
         TransferTable("mailbox_message", [("mailbox_id", .integer, false), ("uid", .integer, false), ("message_id", .integer, false),

@@ -6,7 +6,7 @@ import TernTestSupport
 /// An installation with something in every table, for `tern migrate`'s tests: two domains, accounts, aliases and a
 /// catch-all, mailboxes with special uses and subscriptions, small and large (chunked, file-backed) contents shared
 /// by several mailboxes, flags and keywords, an expunge, a queued message with a deferred recipient, DKIM keys, Bayes
-/// counts and the delivery log.
+/// counts, the delivery log, and Sieve scripts with what they remember.
 public enum MigrationFixture {
     public static func populate(_ store: any MailStore, clock: ManualClock) async throws {
         try await store.addDomain("example.test")
@@ -20,6 +20,7 @@ public enum MigrationFixture {
         try await store.putScript(account: alice, name: "sort", content: "require \"fileinto\";\r\nfileinto \"Projects\";\r\n")
         try await store.putScript(account: alice, name: "spare", content: "keep;")
         try await store.activateScript(account: alice, name: "sort")
+        _ = try await store.markSieveSeen("vacation\u{0}1\u{0}sender@remote.test", until: clock.now.addingTimeInterval(7 * 86400), now: clock.now)
         let inbox = try await store.mailboxes(account: alice).first { $0.name == "INBOX" }!.id
         let envelope = StoredEnvelope(mailFrom: "sender@remote.test", recipients: [.init(address: "alice@example.test")])
         var uids: [UID] = []
