@@ -2218,10 +2218,11 @@ def normalize_tern(returncode, stdout, stderr):
     if returncode != 0:
         return ["compile-error"] if re.search(r":\d+:\d+: ", stderr) else [f"failed: {stderr.strip()[-200:]}"]
     actions, error = [], False
-    # One action a line; a CRLF inside a line is part of a value (a reject's reason).
+    # One action a line; its control characters come escaped (\xNN, for the terminal): read back as they were.
     for line in re.split(r"(?<!\r)\n", stdout):
         if not line:
             continue
+        line = re.sub(r"\\x([0-9A-F]{2})", lambda m: chr(int(m[1], 16)), line)
         if line.startswith("error at "):
             error = True
         elif m := re.fullmatch(r"keep(?: flags \[(.*)\])?", line):

@@ -17,8 +17,9 @@ struct SieveCommand: AsyncParsableCommand {
     static func check(_ text: String, file: String) throws {
         do {
             _ = try SieveScript.compile(text)
-        } catch let e as SieveError {
-            FileHandle.standardError.write(Data("\(file):\(e.position.line):\(e.position.column): \(e.message)\n".utf8))
+        } catch {
+            // compile throws SieveError only (typed throws).
+            FileHandle.standardError.write(Data("\(file):\(error.position.line):\(error.position.column): \(error.message.escapingControls())\n".utf8))
             throw ExitCode(1)
         }
     }
@@ -138,7 +139,8 @@ struct SieveCommand: AsyncParsableCommand {
                 if let t = try await store.script(account: account, name: info.name), let s = try? SieveScript.compile(t) { env.personalScripts[info.name] = s }
             }
             let result = SieveInterpreter.run(before: admin.before, script: try SieveScript.compile(text), after: admin.after, message: m, environment: env)
-            for line in result.lines { print(line) }
+            // Names and texts from the script and the message: control characters escaped for the terminal.
+            for line in result.lines { print(line.escapingControls()) }
         }
     }
 
