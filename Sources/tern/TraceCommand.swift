@@ -48,13 +48,14 @@ struct TraceCommand: AsyncParsableCommand {
         for queueID in order {
             let mine = events.filter { $0.queueID == queueID }
             out += "queue id \(queueID)"
-            if let mid = mine.compactMap(\.messageID).first { out += "  Message-ID <\(mid)>" }
+            // What came from a message or a client (its Message-ID, addresses, names) never goes raw to the terminal.
+            if let mid = mine.compactMap(\.messageID).first { out += "  Message-ID <\(mid.escapingControls())>" }
             out += "\n"
             var previous: Date?
             for e in mine {
                 var delay = ""
                 if let previous, e.at.timeIntervalSince(previous) >= 1 { delay = "  (+\(ReceivedPath.duration(e.at.timeIntervalSince(previous))))" }
-                out += "  \(ReceivedPath.timestamp(e.at)) UTC  \(e.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(e.detail)\(delay)\n"
+                out += "  \(ReceivedPath.timestamp(e.at)) UTC  \(e.kind.rawValue.padding(toLength: 9, withPad: " ", startingAt: 0))  \(e.detail.escapingControls())\(delay)\n"
                 previous = e.at
             }
             out += "\n"
