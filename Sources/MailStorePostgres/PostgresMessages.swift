@@ -259,7 +259,8 @@ extension PostgresMailStore: MessageStore {
         }
         changes.notify(id)
         treeChanges.notify(account)
-        try await collectGarbage()
+        // Housekeeping after the change was made: its failure does not undo the answer (a later run collects).
+        try? await collectGarbage()
     }
 
     public func usage(account: AccountID) async throws -> Int64 {
@@ -283,7 +284,10 @@ extension PostgresMailStore: MessageStore {
                 // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays, empty.
                 let target = try await Self.createMailbox(db, account: account, name: to, specialUse: nil, now: now, logger: logger)
                 try await execute("UPDATE mailbox_message SET mailbox_id = \(target) WHERE mailbox_id = \(id)", on: db)
-                try await execute("UPDATE mailbox SET uidnext = (SELECT uidnext FROM mailbox WHERE id = \(id)) WHERE id = \(target)", on: db)
+                // Its UIDs and MODSEQs go on from INBOX's (its messages keep theirs; RFC 7162: never a lower MODSEQ).
+                try await execute("""
+                    UPDATE mailbox SET (uidnext, highestmodseq) = (SELECT uidnext, highestmodseq FROM mailbox WHERE id = \(id)) WHERE id = \(target)
+                    """, on: db)
                 try await execute("UPDATE mailbox SET uidvalidity = uidvalidity + 1 WHERE id = \(id)", on: db)
                 return id
             }
@@ -363,7 +367,7 @@ extension PostgresMailStore: MessageStore {
         let removed = try await writes.run(self) { [self] db in try await expunge(db, mailbox: mailbox, uids: uids) }
         if !removed.isEmpty {
             changes.notify(mailbox)
-            try await collectGarbage()
+            try? await collectGarbage()
         }
         return removed
     }

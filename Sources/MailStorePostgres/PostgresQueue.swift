@@ -330,8 +330,15 @@ extension PostgresMailStore: StoreHousekeeping {
     public var inlineLimit: Int { Self.inlineLimit }
 
     /// Removes messages no mailbox or queue entry refers to any more (their chunks go with them).
+    /// Messages no mailbox and no queue entry holds. Their counts say so, and the rows themselves confirm it: a count
+    /// that drifted would otherwise stop every collection at the first foreign key.
     public func collectGarbage() async throws {
-        _ = try await column("DELETE FROM message WHERE refcount <= 0 RETURNING id", as: Int64.self)
+        _ = try await column("""
+            DELETE FROM message m WHERE refcount <= 0
+              AND NOT EXISTS (SELECT 1 FROM mailbox_message mm WHERE mm.message_id = m.id)
+              AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.message_id = m.id)
+            RETURNING id
+            """, as: Int64.self)
     }
 
     /// Removes what sessions that died mid-message left in the spool (nothing there was ever acknowledged).

@@ -56,7 +56,8 @@ extension SQLiteMailStore {
         }
         changes.notify([id])
         treeChanges.notify(account)
-        try await collectGarbage()
+        // Housekeeping after the change was made: its failure does not undo the answer (a later run collects).
+        try? await collectGarbage()
     }
 
     public func renameMailbox(account: AccountID, from: String, to: String) async throws {
@@ -76,7 +77,9 @@ extension SQLiteMailStore {
                 try db.execute(sql: """
                     UPDATE mailbox_message SET mailbox_id = ?1 WHERE mailbox_id = ?2
                     """, arguments: [target, id])
-                try db.execute(sql: "UPDATE mailbox SET uidnext = (SELECT uidnext FROM mailbox WHERE id = ?1) WHERE id = ?2", arguments: [id, target])
+                // Its UIDs and MODSEQs go on from INBOX's (its messages keep theirs; RFC 7162: never a lower MODSEQ).
+                try db.execute(sql: "UPDATE mailbox SET (uidnext, highestmodseq) = (SELECT uidnext, highestmodseq FROM mailbox WHERE id = ?1) WHERE id = ?2",
+                               arguments: [id, target])
                 try db.execute(sql: "UPDATE mailbox SET uidvalidity = uidvalidity + 1 WHERE id = ?", arguments: [id])
                 return id
             }
@@ -143,7 +146,7 @@ extension SQLiteMailStore {
         let removed = try await write { db in try Self.expunge(db, mailbox: mailbox, uids: uids) }
         if !removed.isEmpty {
             changes.notify([mailbox])
-            try await collectGarbage()
+            try? await collectGarbage()
         }
         return removed
     }

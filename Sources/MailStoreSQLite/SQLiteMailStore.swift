@@ -113,7 +113,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
             try db.execute(sql: "DELETE FROM domain WHERE name = ?", arguments: [domain])
             guard db.changesCount > 0 else { throw StoreError.notFound("domain \(domain)") }
         }
-        try await collectGarbage()
+        try? await collectGarbage()
     }
 
     public func domains() async throws -> [DomainInfo] {
@@ -162,7 +162,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
                 """, arguments: [local, domain])
             guard db.changesCount > 0 else { throw StoreError.notFound("account \(local)@\(domain)") }
         }
-        try await collectGarbage()
+        try? await collectGarbage()
     }
 
     public func setPassword(_ address: EmailAddress, password: String) async throws {

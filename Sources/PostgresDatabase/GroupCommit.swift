@@ -72,7 +72,9 @@ public final class PostgresCommitter: Sendable {
     public func submit(_ delivery: Delivery, commit: @escaping @Sendable ([Delivery]) async -> [Result<DeliveryReceipt, Error>]) async throws -> DeliveryReceipt {
         if queue.lead() {
             let others = queue.take(max: queue.maxBatch - 1, stopWhenEmpty: false)
-            let results = await commit([delivery] + others.map(\.delivery))
+            // In a task of its own: the caller being cancelled (its session gone) must not cancel the others' commit.
+            let batch = [delivery] + others.map(\.delivery)
+            let results = await Task { await commit(batch) }.value
             for (waiting, result) in zip(others, results.dropFirst()) { waiting.continuation.resume(with: result) }
             // Those that came meanwhile are committed by a task of their own; this caller has its answer.
             if queue.more() { Task { await self.drain(commit) } }

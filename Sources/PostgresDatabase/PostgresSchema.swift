@@ -466,11 +466,19 @@ public enum PostgresSchema {
 extension PostgresClient {
     /// Runs `body` in a transaction: committed when it returns, rolled back when it throws (with its own error, not
     /// the client's wrapper, so that callers see the StoreError they would see from any backend).
+    /// A COMMIT whose answer was lost (the connection went) may have been made: that is `StoreUnavailable`, which no
+    /// caller runs again (a batch retried change by change would store its messages twice); a COMMIT the server
+    /// refused was rolled back, and BEGIN's failure left nothing done: their own errors.
     public func inTransaction<R: Sendable>(logger: Logger, _ body: (PostgresConnection) async throws -> R) async throws -> R {
         do {
             return try await withTransaction(logger: logger) { db in try await body(db) }
         } catch let error as PostgresTransactionError {
             if let inner = error.closureError { throw inner }
+            if let begin = error.beginError { throw begin }
+            if let commit = error.commitError {
+                if let refused = commit as? PSQLError, refused.serverInfo?[.sqlState] != nil { throw refused }
+                throw StoreUnavailable("the answer to a commit was lost, so whether it was made is not known (\(String(reflecting: commit)))")
+            }
             throw error
         }
     }

@@ -436,6 +436,15 @@ public enum StoreConformance {
         let after = try await store.mailboxes(account: a).first { $0.id == inbox }
         if after == nil || after!.messages != 0 || after!.uidValidity == before.uidValidity { problems.append("INBOX after its rename: \(String(describing: after))") }
         if old.state.uidNext.rawValue < 3 { problems.append("the mailbox made from INBOX starts below INBOX's UIDNEXT") }
+        // Its MODSEQs go on from the highest its messages carry (RFC 7162: a change never gets a lower one).
+        let moved = try await store.messages(mailbox: old.id)
+        let highest = moved.map(\.modSeq.rawValue).max() ?? 0
+        if old.state.highestModSeq.rawValue < highest { problems.append("HIGHESTMODSEQ \(old.state.highestModSeq) below its messages' \(highest)") }
+        if let first = moved.first {
+            _ = try await store.storeFlags(mailbox: old.id, uids: [first.uid], operation: .add, flags: .seen, keywords: [], unchangedSince: nil)
+            let changed = try await store.messages(mailbox: old.id).first { $0.uid == first.uid }!
+            if changed.modSeq.rawValue <= highest { problems.append("a change after the rename got MODSEQ \(changed.modSeq), not above \(highest)") }
+        }
         let uid = try await deliver(store, a, 4, at: clock.now)
         if uid.rawValue <= 2 { problems.append("INBOX reuses UID \(uid) after its rename") }
         return problems
