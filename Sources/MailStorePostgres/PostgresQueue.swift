@@ -110,8 +110,10 @@ extension PostgresMailStore: QueueStore {
         return try await queued(nil, ids: [id], withContent: false).first
     }
 
+    /// A recipient whose lease another node has taken meanwhile (this node's ran out) is that node's to record: this
+    /// node's outcome for it is dropped, so that a late node cannot fail (and bounce) what the other is delivering.
     public func recordAttempts(_ attempts: [DeliveryAttempt], completing message: Int64) async throws -> QueuedMessage? {
-        let now = clock.now.timeIntervalSince1970
+        let now = clock.now.timeIntervalSince1970, holder = node
         return try await transaction { [self] db -> QueuedMessage? in
             for a in attempts {
                 let (status, next) = a.outcome.recorded(now: now)
@@ -119,7 +121,7 @@ extension PostgresMailStore: QueueStore {
                     UPDATE queue_recipient SET status = \(Int32(status.rawValue)), attempts = attempts + 1, next_attempt = \(next),
                       last_attempt = \(now), last_reply = \(a.reply), remote_host = coalesce(\(a.remoteHost), remote_host),
                       notify = CASE WHEN \(a.notifyPassedOn) THEN NULL ELSE notify END, leased_until = NULL, leased_by = NULL
-                    WHERE id = \(a.recipientID) AND status = 0
+                    WHERE id = \(a.recipientID) AND status = 0 AND (leased_by IS NULL OR leased_by = \(holder))
                     """, on: db)
             }
             try await insertLog(db, attempts.compactMap(\.event))
@@ -179,7 +181,9 @@ extension PostgresMailStore: QueueStore {
     public func releaseLeases(_ recipientIDs: [Int64]) async throws {
         guard !recipientIDs.isEmpty else { return }
         try await transaction { [self] db in
-            try await execute("UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE id = ANY(\(recipientIDs))", on: db)
+            // Only this node's own: a lease that ran out and was taken by another node stays theirs.
+            try await execute("UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE id = ANY(\(recipientIDs)) AND leased_by = \(node)",
+                              on: db)
         }
     }
 

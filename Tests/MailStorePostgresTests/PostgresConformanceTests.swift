@@ -244,6 +244,32 @@ struct PostgresNodesTests {
         return condition()
     }
 
+    /// A node whose lease ran out while another node took the recipient over cannot record an outcome for it (no bounce
+    /// for what the other is delivering) nor release the other's lease.
+    @Test func aLeaseTakenOverIsTheNewHoldersToRecord() async throws {
+        let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
+        defer { a.close(); b.close() }
+        let envelope = StoredEnvelope(mailFrom: "alice@example.test", recipients: [])
+        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: out\r\n\r\nx\r\n".utf8)), envelope: envelope, targets: [],
+                                         internalDate: clock.now, remoteRecipients: [.init(address: "x@far.test")], queueID: "QL"))
+        guard let taken = try await a.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first,
+              let recipient = taken.recipients.first else { Issue.record("A leased nothing"); return }
+        clock.advance(by: QueueLease.duration + 1)
+        guard let again = try await b.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first, again.recipients.first?.status == .pending
+        else { Issue.record("B could not take the lapsed lease"); return }
+        // A, late: its failure and its release are not B's.
+        _ = try await a.recordAttempts([DeliveryAttempt(recipientID: recipient.id, outcome: .failed, reply: "550 no", remoteHost: "mx")],
+                                       completing: taken.id)
+        try await a.releaseLeases([recipient.id])
+        #expect(try await a.queuedMessages(dueBy: clock.now, after: 0, limit: 10).isEmpty, "A took B's recipient again")
+        #expect(try await b.queuedMessage(queueID: "QL")?.recipients.first?.status == .pending)
+        // B's outcome counts.
+        // B's outcome counts: delivered to all, the message leaves the queue.
+        _ = try await b.recordAttempts([DeliveryAttempt(recipientID: recipient.id, outcome: .delivered, reply: "250 ok", remoteHost: "mx")],
+                                       completing: again.id)
+        #expect(try await a.queuedMessage(queueID: "QL") == nil)
+    }
+
     @Test func changesReachTheOtherNode() async throws {
         let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
         defer { a.close(); b.close() }
