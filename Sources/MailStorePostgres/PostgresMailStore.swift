@@ -120,6 +120,8 @@ public final class PostgresMailStore: PostgresTransactional {
                 }
             } catch {
                 if Task.isCancelled { return }
+                // Whenever listening starts again, even when it never started before, what was missed is looked at.
+                first = false
                 reachable.withLock { $0 = false }
                 logger.warning("lost the database's change notices; reconnecting", metadata: ["error": "\(Self.explain(error))"])
             }

@@ -444,6 +444,9 @@ public enum PostgresSchema {
     /// migration and its version number commit together.
     public static func migrate(_ client: PostgresClient, logger: Logger) async throws {
         try await client.inTransaction(logger: logger) { db in
+            // A migration may take long on a large database, and a node waits for another's: no time limits here.
+            try await db.query("SET LOCAL statement_timeout = 0", logger: logger)
+            try await db.query("SET LOCAL lock_timeout = 0", logger: logger)
             // A lock held until this transaction ends: one migrating node at a time.
             try await db.query("SELECT pg_advisory_xact_lock(\(Self.migrationLock))", logger: logger)
             try await db.query("CREATE TABLE IF NOT EXISTS schema_version(version integer NOT NULL)", logger: logger)

@@ -57,6 +57,9 @@ public struct PostgresURL: Sendable, Equatable {
         }
         // A bounded pool (issue 21: a node never opens more than this many connections).
         config.options.maximumConnections = 20
+        // The server gives up on a lock or a statement before the store's own deadline (20 s) answers the client: a
+        // transaction is then rolled back for certain, rather than left to commit after its client was told it failed.
+        config.options.additionalStartupParameters = [("lock_timeout", "10s"), ("statement_timeout", "15s")]
         return config
     }
 }

@@ -223,6 +223,9 @@ struct PostgresSchemaTests {
                     "postgres://tern@/db"] {
             #expect(throws: StoreError.self, "\(bad)") { try PostgresURL.parse(bad) }
         }
+        // Every session gives up on a lock or a statement before the store's 20-second deadline.
+        let parameters = Dictionary(uniqueKeysWithValues: tcp.configuration.options.additionalStartupParameters)
+        #expect(parameters["lock_timeout"] == "10s" && parameters["statement_timeout"] == "15s")
     }
 }
 
