@@ -523,7 +523,8 @@ extension PostgresMailStore: MessageStore {
                 """, as: (Data, Data).self) {
                 pieces[hash, default: []].append(contentsOf: data)
             }
-            for (hash, ids) in chunked { for id in ids { result[id] = pieces[hash] ?? [] } }
+            // Chunks gone meanwhile (the content collected between the two reads): the message is gone, not empty.
+            for (hash, ids) in chunked { for id in ids { result[id] = pieces[hash] } }
         }
         return result
     }
