@@ -47,12 +47,17 @@ public final class PostgresMailStore: PostgresTransactional {
     /// tell): operations then give up after `outageDeadline` instead of `deadline`, so that clients hear a temporary
     /// failure at once rather than after a long wait.
     let reachable = Mutex(true)
+    /// When the listening connection last heard this node's own check notice.
+    let heardCheck = Mutex(ContinuousClock.now)
+    /// The notices the listener ended itself on (it stopped hearing them), for tests.
+    let staleListens = Mutex(0)
 
     /// Connects to the database `url` names (see `PostgresURL`), brings its schema up to date and returns the store.
     /// Throws `StoreError.schemaTooNew` for a database a newer Tern wrote.
     /// `spool` is a local folder for contents on their way in.
+    /// `listenerCheck`: how often the listening connection proves it still hears (see `listenForChanges`).
     public static func open(url: String, password: String? = nil, spool: URL, clock: any WallClock,
-                            queueLease: TimeInterval = QueueLease.duration,
+                            queueLease: TimeInterval = QueueLease.duration, listenerCheck: Duration = .seconds(30),
                             logger: Logger = Logger(label: "tern.postgres")) async throws -> PostgresMailStore {
         let blobs = try BlobStore(root: spool.appendingPathComponent("incoming"), tmp: spool.appendingPathComponent("tmp"))
         let store = PostgresMailStore(configuration: try PostgresURL.parse(url, password: password).configuration, blobs: blobs,
@@ -63,7 +68,7 @@ public final class PostgresMailStore: PostgresTransactional {
             store.close()
             throw error
         }
-        store.listener.start { [weak store] in await store?.listenForChanges() }
+        store.listener.start { [weak store] in await store?.listenForChanges(check: listenerCheck) }
         return store
     }
 
@@ -104,34 +109,71 @@ public final class PostgresMailStore: PostgresTransactional {
     /// Holds one connection listening on `tern_changes` and tells this process's observers what other nodes changed;
     /// reconnects (after 1, 2, 4… up to 30 seconds) when the connection is lost, and then tells every observer to
     /// look again, since notices sent meanwhile are lost.
-    func listenForChanges() async {
-        var delay = 1.0
-        var first = true
+    ///
+    /// A connection can die without a word (a NAT or a firewall dropping it while idle): every `check` the node sends
+    /// itself a notice through another connection, and when the listening one has not heard it a few seconds later,
+    /// it is closed and listening starts again (with the look at everything that follows a gap).
+    func listenForChanges(check: Duration = .seconds(30)) async {
+        // The backoff and whether listening ever started, shared with the listening task.
+        let state = Shared((delay: 1.0, first: true))
         while !Task.isCancelled {
             do {
                 try await client.withConnection { db in
-                    try await db.listen(on: "tern_changes") { notices in
-                        delay = 1
-                        self.reachable.withLock { $0 = true }
-                        if !first { try await self.resync() }
-                        first = false
-                        for try await notice in notices { self.dispatch(notice.payload) }
+                    try await withThrowingTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            try await db.listen(on: "tern_changes") { notices in
+                                let first = state.value.withLock { s in
+                                    defer { s = (1, false) }
+                                    return s.first
+                                }
+                                self.reachable.withLock { $0 = true }
+                                if !first { try await self.resync() }
+                                for try await notice in notices { self.dispatch(notice.payload) }
+                            }
+                        }
+                        group.addTask {
+                            while true {
+                                try await Task.sleep(for: check)
+                                let sent = ContinuousClock.now
+                                let (client, payload) = (self.client, self.checkPayload)
+                                _ = try? await self.bounded { try await client.query("SELECT pg_notify('tern_changes', \(payload))") }
+                                // Its echo has a few seconds (at most ten) to come back, however often it is sent.
+                                try await Task.sleep(for: min(max(check, .seconds(2)), .seconds(10)))
+                                if self.heardCheck.withLock({ $0 }) < sent {
+                                    self.staleListens.withLock { $0 += 1 }
+                                    throw StoreUnavailable("the listening connection stopped hearing notices")
+                                }
+                            }
+                        }
+                        defer { group.cancelAll() }
+                        try await group.next()
                     }
                 }
             } catch {
                 if Task.isCancelled { return }
                 // Whenever listening starts again, even when it never started before, what was missed is looked at.
-                first = false
+                state.value.withLock { $0.first = false }
                 reachable.withLock { $0 = false }
                 logger.warning("lost the database's change notices; reconnecting", metadata: ["error": "\(Self.explain(error))"])
             }
+            let delay = state.value.withLock { s in
+                defer { s.delay = min(s.delay * 2, 30) }
+                return s.delay
+            }
             try? await Task.sleep(for: .seconds(delay))
-            delay = min(delay * 2, 30)
         }
     }
 
+    /// The notice this node sends itself to check that it still hears (`listenForChanges`); tests may change it.
+    var checkPayload: String { checkPayloadOverride.withLock { $0 } ?? "c " + node }
+    let checkPayloadOverride = Mutex<String?>(nil)
+
     func dispatch(_ payload: String) {
         let parts = payload.split(separator: " ")
+        if parts.first == "c" {
+            if parts.count > 1, parts[1] == node { heardCheck.withLock { $0 = .now } }
+            return
+        }
         if parts.first == "d" {
             // A directory change; this node forgot its answers already when the change was its own.
             if parts.count < 2 || parts[1] != node { resolutions.bump() }
@@ -299,4 +341,10 @@ final class Answer<R: Sendable>: @unchecked Sendable {
             }
         }
     }
+}
+
+/// A value behind a lock, as a reference that tasks can share.
+final class Shared<Value: Sendable>: Sendable {
+    let value: Mutex<Value>
+    init(_ value: Value) { self.value = Mutex(value) }
 }

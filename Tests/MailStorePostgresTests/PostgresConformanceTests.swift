@@ -34,11 +34,11 @@ enum TestServer {
     }
 
     /// Two nodes (stores) on a new database, sharing a manual clock set to `seconds` since 1970.
-    static func twoNodes(at seconds: TimeInterval) async throws -> (PostgresMailStore, PostgresMailStore, ManualClock) {
+    static func twoNodes(at seconds: TimeInterval, listenerCheck: Duration = .seconds(30)) async throws -> (PostgresMailStore, PostgresMailStore, ManualClock) {
         let url = try await newDatabase()
         let clock = ManualClock(Date(timeIntervalSince1970: seconds))
-        let a = try await PostgresMailStore.open(url: url, spool: spool(), clock: clock)
-        let b = try await PostgresMailStore.open(url: url, spool: spool(), clock: clock)
+        let a = try await PostgresMailStore.open(url: url, spool: spool(), clock: clock, listenerCheck: listenerCheck)
+        let b = try await PostgresMailStore.open(url: url, spool: spool(), clock: clock, listenerCheck: listenerCheck)
         return (a, b, clock)
     }
 
@@ -245,6 +245,31 @@ struct PostgresNodesTests {
             try await Task.sleep(for: .milliseconds(20))
         }
         return condition()
+    }
+
+    /// A listening connection that stops hearing (here: its node's check notices never come back) is given up and
+    /// listening starts again, with a look at everything; while it hears, it is kept.
+    @Test func aListenerThatStopsHearingIsReplaced() async throws {
+        let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000, listenerCheck: .milliseconds(200))
+        defer { a.close(); b.close() }
+        try await a.addDomain("example.test")
+        let account = try await a.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
+        let inbox = try await a.mailboxes(account: account).first { $0.name == "INBOX" }!.id
+        // A check takes 0.2 s to send and 2 s to judge: after 5 s, at least two were judged.
+        try await Task.sleep(for: .seconds(5))
+        #expect(b.staleListens.withLock { $0 } == 0, "a listener that hears was replaced")
+        let heard = Recorder<Int64>()
+        b.observeChanges { heard.add($0) }
+        b.checkPayloadOverride.withLock { $0 = "c someone-else" }
+        #expect(try await eventually(15) { b.staleListens.withLock { $0 } > 0 }, "the deaf listener was kept")
+        // The new listener looked at every mailbox (INBOX among them), and hears again once its checks come back.
+        #expect(try await eventually(15) { heard.contains(inbox) })
+        b.checkPayloadOverride.withLock { $0 = nil }
+        heard.clear()
+        let envelope = StoredEnvelope(mailFrom: "a@remote.test", recipients: [.init(address: "alice@example.test")])
+        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: x\r\n\r\nx\r\n".utf8)), envelope: envelope,
+                                         targets: [DeliveryTarget(account: account)], internalDate: clock.now))
+        #expect(try await eventually(10) { heard.contains(inbox) }, "B did not hear A's delivery after listening again")
     }
 
     /// A node whose lease ran out while another node took the recipient over cannot record an outcome for it (no bounce
