@@ -126,11 +126,6 @@ extension PostgresMailStore: MessageStore {
     func insert(_ db: PostgresConnection, _ delivery: Delivery, now: Double) async throws -> DeliveryReceipt {
         let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
         let size = Int64(delivery.content.size)
-        let hash: Data
-        switch delivery.content {
-        case .inline(let bytes): hash = try await storeContent(db, bytes: bytes, size: bytes.count)
-        case .blob(let key, let size): hash = try await storeContent(db, file: blobs.url(for: key), size: size)
-        }
         var seenTargets = Set<DeliveryTarget>()
         var targets: [(DeliveryTarget, String)] = []
         for target in delivery.targets where seenTargets.insert(target).inserted {
@@ -141,16 +136,23 @@ extension PostgresMailStore: MessageStore {
             }
             targets.append((target, name))
         }
+        // Every target mailbox locked first, in id order, as COPY locks them; then the content (as the one-statement
+        // delivery does: mailbox, then content), so that no two transactions take the same two locks the other way.
+        _ = try await column("""
+            SELECT m.id FROM mailbox m JOIN unnest(\(targets.map { $0.0.account }), \(targets.map(\.1))) AS t(account, name)
+              ON m.account_id = t.account AND m.name = t.name ORDER BY m.id FOR UPDATE OF m
+            """, on: db, as: Int64.self)
+        let hash: Data
+        switch delivery.content {
+        case .inline(let bytes): hash = try await storeContent(db, bytes: bytes, size: bytes.count)
+        case .blob(let key, let size): hash = try await storeContent(db, file: blobs.url(for: key), size: size)
+        }
         // Its references: one per placement (the queue's is counted by the queue's trigger).
         guard let messageID = try await one("""
             INSERT INTO message(size, content_hash, received, envelope, refcount)
             VALUES (\(size), \(hash), \(now), \(envelope), \(Int64(targets.count))) RETURNING id
             """, on: db, as: Int64.self) else { throw StoreError.invalid("message row not written") }
         try await insertLog(db, delivery.log)
-        // Every target mailbox locked first, in id order.
-        for (target, name) in targets.sorted(by: { ($0.0.account, $0.1) < ($1.0.account, $1.1) }) {
-            _ = try await one("SELECT id FROM mailbox WHERE account_id = \(target.account) AND name = \(name) FOR UPDATE", on: db, as: Int64.self)
-        }
         var placements: [(MailboxID, UID)] = []
         let keywords = delivery.keywords.joined(separator: " ")
         let flags = Int64(delivery.flags.rawValue), internalDate = delivery.internalDate.timeIntervalSince1970
