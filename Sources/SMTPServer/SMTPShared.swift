@@ -1,3 +1,4 @@
+import MailStore
 import Intake
 import MailAuth
 import MailCore

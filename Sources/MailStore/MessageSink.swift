@@ -1,7 +1,6 @@
 
 import Foundation
 import Glibc
-import MailStore
 
 
 /// Collects one incoming message: in memory while it is small, in a temp file once it grows past the inline
