@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "MailMessage", dependencies: ["MailCore"]),
         // Sieve mail filters (RFC 5228): the language, pure, without I/O.
         // Sieve as a language (RFC 5228 and its extensions): the lexer and parser, and the rules a script must keep.
-        .target(name: "SieveLanguage", dependencies: ["MailMessage"]),
+        .target(name: "SieveLanguage", dependencies: ["MailCore", "MailMessage"]),
         // Sieve running: the interpreter, its match types and comparators, variables, dates and the body test.
         .target(name: "Sieve", dependencies: ["SieveLanguage", "MailCore", "MailMessage"]),
         .target(name: "SMTPCodec", dependencies: ["MailCore", .product(name: "NIOCore", package: "swift-nio")]),

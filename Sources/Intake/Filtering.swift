@@ -306,8 +306,7 @@ extension Intake {
             let address = parsed.description
             let field = name.map { n in
                 let clean = SieveReplies.oneLine(n)
-                return (clean.allSatisfy(\.isASCII) ? "\"" + clean.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-                                                    : SieveReplies.encoded(clean)) + " <\(address)>"
+                return (clean.allSatisfy(\.isASCII) ? EmailAddress.quote(clean) : SieveReplies.encoded(clean)) + " <\(address)>"
             } ?? "<\(address)>"
             if address.lowercased() == recipient.lowercased() { return field }
             if case .local(let accounts)? = try? await store.resolve(parsed), accounts.contains(account) { return field }

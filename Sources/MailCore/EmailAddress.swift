@@ -142,12 +142,14 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
-    static func isDotString(_ s: String) -> Bool {
+    /// A local part that goes unquoted (RFC 5321 §4.1.2 Dot-string; UTF-8 allowed, RFC 6531).
+    public static func isDotString(_ s: String) -> Bool {
         guard !s.isEmpty, !s.hasPrefix("."), !s.hasSuffix("."), !s.contains("..") else { return false }
         return s.utf8.allSatisfy { isAtext($0) || $0 == UInt8(ascii: ".") || $0 >= 0x80 }
     }
 
-    static func quote(_ s: String) -> String {
+    /// A local part as a Quoted-string (`"` and `\` escaped).
+    public static func quote(_ s: String) -> String {
         var out = "\""
         for ch in s {
             if ch == "\"" || ch == "\\" { out.append("\\") }

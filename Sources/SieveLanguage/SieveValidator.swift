@@ -1,3 +1,4 @@
+import MailCore
 import MailMessage
 
 /// The rules of RFC 5228 and its extensions a parsed script must keep before it runs: `require` first and only for
@@ -63,11 +64,7 @@ public enum SieveValidator {
               !(local + domain).unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }),
               domain.utf8.allSatisfy({ $0 >= 0x80 || $0 == 0x2D || $0 == 0x2E || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) || $0 == 0x5B || $0 == 0x5D || $0 == 0x3A })
         else { return nil }
-        let atext = Set("!#$%&'*+-/=?^_`{|}~".utf8)
-        let isDotAtom = !local.hasPrefix(".") && !local.hasSuffix(".") && !local.contains("..")
-            && local.utf8.allSatisfy { $0 >= 0x80 || $0 == 0x2E || atext.contains($0) || ($0 >= 0x30 && $0 <= 0x39) || ($0 | 0x20 >= 0x61 && $0 | 0x20 <= 0x7A) }
-        let quoted = isDotAtom ? local : "\"" + local.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
-        return "\(quoted)@\(domain)"
+        return "\(EmailAddress.isDotString(local) ? local : EmailAddress.quote(local))@\(domain)"
     }
 
     /// The walk's findings: what `require` names, and what the script may use at run time (those and the
