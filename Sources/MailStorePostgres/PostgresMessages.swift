@@ -23,6 +23,18 @@ extension PostgresMailStore: MessageStore {
             do { return [.success(try await deliverAll(batch)[0])] } catch { return [.failure(error)] }
         }
         let now = clock.now.timeIntervalSince1970
+        // A batch of the usual deliveries is one statement too: one round trip, one implicit transaction.
+        if batch.allSatisfy({ Self.usual($0) != nil }) {
+            do {
+                let results = try await deliverInOneStatement(batch, now: now, on: nil)
+                changes.notify(results.compactMap { try? $0.get() }.flatMap { $0.placements.map(\.mailbox) })
+                return results
+            } catch let error as StoreUnavailable {
+                return batch.map { _ in .failure(error) }
+            } catch {
+                // Rolled back whole (a deadlock with another node's batch, say): each again on its own, below.
+            }
+        }
         // The same lock order in every batch: by first target.
         let order = batch.indices.sorted { a, b in
             let (x, y) = (batch[a].targets.first, batch[b].targets.first)
@@ -32,16 +44,12 @@ extension PostgresMailStore: MessageStore {
             let results = try await transaction { [self] db in
                 var results = [Result<DeliveryReceipt, Error>](repeating: .failure(StoreError.invalid("not delivered")), count: batch.count)
                 for i in order {
-                    let oneStatement: DeliveryReceipt?
-                    do {
-                        oneStatement = try await deliverInOneStatement(batch[i], now: now, on: db)
-                    } catch let error as StoreError {
-                        // A missing mailbox, found before this delivery wrote anything: the others go on.
-                        results[i] = .failure(error)
+                    if Self.usual(batch[i]) != nil {
+                        // A missing mailbox is found before this delivery writes anything: the others go on.
+                        results[i] = try await deliverInOneStatement([batch[i]], now: now, on: db)[0]
                         continue
                     }
                     // Any error of the general path leaves the transaction to be rolled back (below).
-                    if let oneStatement { results[i] = .success(oneStatement); continue }
                     results[i] = .success(try await insert(db, batch[i], now: now))
                 }
                 return results
@@ -80,8 +88,8 @@ extension PostgresMailStore: MessageStore {
         guard !batch.isEmpty else { return [] }
         let now = clock.now.timeIntervalSince1970
         let receipts: [DeliveryReceipt]
-        if batch.count == 1, let receipt = try await deliverInOneStatement(batch[0], now: now) {
-            receipts = [receipt]
+        if batch.count == 1, Self.usual(batch[0]) != nil {
+            receipts = [try await deliverInOneStatement(batch, now: now, on: nil)[0].get()]
         } else {
             receipts = try await transaction { [self] db in
                 var receipts: [DeliveryReceipt] = []
@@ -96,30 +104,51 @@ extension PostgresMailStore: MessageStore {
         return receipts
     }
 
-    /// The usual delivery — a message of inline size to one mailbox named by its name, nothing queued — as one
-    /// statement, so one round trip and one implicit transaction: the mailbox row updated first (its lock taken, its
-    /// next UID and MODSEQ handed out), then the message, its placement and its log lines, none of them when the mailbox
-    /// does not exist. Nil when the delivery is not of that kind (`insert` in a transaction does it).
-    func deliverInOneStatement(_ delivery: Delivery, now: Double, on db: PostgresConnection? = nil) async throws -> DeliveryReceipt? {
+    /// The usual delivery — a message of inline size to one mailbox named by its name, nothing queued — with its one
+    /// target and its content; nil for any other kind (`insert` in a transaction stores those).
+    static func usual(_ delivery: Delivery) -> (DeliveryTarget, [UInt8])? {
         guard case .inline(let bytes) = delivery.content, !delivery.isQueued, let target = delivery.targets.first,
               delivery.targets.allSatisfy({ $0 == target }), target.specialUse == nil,
               target.flags == nil, target.keywords == nil else { return nil }
-        let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
-        let name = target.mailbox ?? "INBOX", account = target.account
-        let (size, content, hash) = (Int64(bytes.count), ByteBuffer(bytes: bytes), Self.hash(bytes))
-        let flags = Int64(delivery.flags.rawValue), keywords = delivery.keywords.joined(separator: " ")
-        let internalDate = delivery.internalDate.timeIntervalSince1970
-        let log = delivery.log
-        let at = log.map { $0.at.timeIntervalSince1970 }, queueIDs = log.map(\.queueID), kinds = log.map(\.kind.rawValue)
-        let details = log.map { String($0.detail.prefix(2000)) }
-        let messageIDs = log.map { $0.messageID ?? "" }, hasMessageID = log.map { $0.messageID != nil }
-        let related = log.map { $0.related ?? "" }, hasRelated = log.map { $0.related != nil }
-        let rows = try await prepared(DeliverStatement(
-            account: account, name: name, hash: hash, size: size, content: content, now: now, envelope: envelope, flags: flags,
-            keywords: keywords, internalDate: internalDate, at: at, queueIDs: queueIDs, messageIDs: messageIDs,
-            hasMessageID: hasMessageID, kinds: kinds, details: details, related: related, hasRelated: hasRelated), on: db)
-        guard let (messageID, mailbox, uid) = rows.first else { throw StoreError.notFound("mailbox \(name) of account \(account)") }
-        return DeliveryReceipt(messageID: messageID, placements: [(mailbox, UID(UInt32(uid)))])
+        return (target, bytes)
+    }
+
+    /// Usual deliveries (see `usual`) as one statement, so one round trip and, outside a transaction, one implicit
+    /// one: their mailboxes' rows locked in id order and updated (the next UIDs and MODSEQs handed out in the batch's
+    /// order), then the contents, the messages, their placements and their log lines. A delivery whose mailbox does not
+    /// exist writes nothing and is answered `notFound`; the others are stored.
+    func deliverInOneStatement(_ batch: [Delivery], now: Double, on db: PostgresConnection?) async throws -> [Result<DeliveryReceipt, Error>] {
+        var s = DeliverStatement(now: now)
+        for (n, delivery) in batch.enumerated() {
+            guard let (target, bytes) = Self.usual(delivery) else { preconditionFailure("not a usual delivery") }
+            s.account.append(target.account)
+            s.name.append(target.mailbox ?? "INBOX")
+            s.hash.append(ByteBuffer(bytes: Self.hash(bytes)))
+            s.size.append(Int64(bytes.count))
+            s.content.append(ByteBuffer(bytes: bytes))
+            s.envelope.append(String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self))
+            s.flags.append(Int64(delivery.flags.rawValue))
+            s.keywords.append(delivery.keywords.joined(separator: " "))
+            s.internalDate.append(delivery.internalDate.timeIntervalSince1970)
+            for line in delivery.log {
+                s.logOf.append(Int64(n + 1))
+                s.at.append(line.at.timeIntervalSince1970)
+                s.queueIDs.append(line.queueID)
+                s.kinds.append(line.kind.rawValue)
+                s.details.append(String(line.detail.prefix(2000)))
+                s.messageIDs.append(line.messageID ?? ""); s.hasMessageID.append(line.messageID != nil)
+                s.related.append(line.related ?? ""); s.hasRelated.append(line.related != nil)
+            }
+        }
+        var placed: [Int64: DeliveryReceipt] = [:]
+        for (n, messageID, mailbox, uid) in try await prepared(s, on: db) {
+            placed[n] = DeliveryReceipt(messageID: messageID, placements: [(mailbox, UID(UInt32(uid)))])
+        }
+        return batch.indices.map { i in
+            if let receipt = placed[Int64(i + 1)] { return .success(receipt) }
+            let target = batch[i].targets[0]
+            return .failure(StoreError.notFound("mailbox \(target.mailbox ?? "INBOX") of account \(target.account)"))
+        }
     }
 
     /// One message into its mailboxes, its log lines and the queue, inside the caller's transaction.
@@ -541,45 +570,66 @@ extension PostgresMailStore: MessageStore {
     }
 }
 
-/// The usual delivery as one prepared statement (see `deliverInOneStatement`): parsed and planned once per connection,
-/// where a statement sent as text costs PostgreSQL a parse and a plan of its five parts at every message.
+/// Usual deliveries as one prepared statement (see `deliverInOneStatement`): parsed and planned once per connection,
+/// where a statement sent as text costs PostgreSQL a parse and a plan of its parts at every batch. Deliveries to one
+/// mailbox take consecutive UIDs and MODSEQs in the batch's order; equal contents are stored once.
 struct DeliverStatement: PostgresPreparedStatement {
     static let sql = """
-        WITH box AS (
-          UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1, message_count = message_count + 1
-          WHERE account_id = $1 AND name = $2 RETURNING id, uidnext - 1 AS uid, highestmodseq
+        WITH d AS (
+          SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[], $4::bigint[], $5::bytea[], $7::text[], $8::bigint[],
+                               $9::text[], $10::double precision[])
+            WITH ORDINALITY AS d(account, name, hash, size, data, envelope, flags, keywords, internal_date, n)
+        ), target AS (
+          SELECT id, account_id, name FROM mailbox WHERE (account_id, name) IN (SELECT account, name FROM d)
+          ORDER BY id FOR UPDATE
+        ), counted AS MATERIALIZED (
+          SELECT d.*, t.id AS mailbox_id, nextval(pg_get_serial_sequence('message', 'id')) AS message_id,
+                 row_number() OVER (PARTITION BY t.id ORDER BY d.n) AS k, count(*) OVER (PARTITION BY t.id) AS cnt
+          FROM d JOIN target t ON t.account_id = d.account AND t.name = d.name
+        ), box AS (
+          UPDATE mailbox b SET uidnext = b.uidnext + c.cnt, highestmodseq = b.highestmodseq + c.cnt,
+                               message_count = b.message_count + c.cnt
+          FROM (SELECT DISTINCT mailbox_id, cnt FROM counted) c WHERE b.id = c.mailbox_id
+          RETURNING b.id, b.uidnext - c.cnt AS first_uid, b.highestmodseq - c.cnt AS first_modseq
         ), stored AS (
-          INSERT INTO content(hash, size, data, refs) SELECT $3, $4, $5, 1 WHERE EXISTS (SELECT 1 FROM box)
-          ON CONFLICT (hash) DO UPDATE SET refs = content.refs + 1 RETURNING hash
+          INSERT INTO content(hash, size, data, refs)
+          SELECT DISTINCT ON (hash) hash, size, data, count(*) OVER (PARTITION BY hash) FROM counted ORDER BY hash
+          ON CONFLICT (hash) DO UPDATE SET refs = content.refs + EXCLUDED.refs RETURNING hash
         ), msg AS (
-          INSERT INTO message(size, content_hash, received, envelope, refcount)
-          SELECT $4, stored.hash, $6, $7, 1 FROM stored RETURNING id
+          INSERT INTO message(id, size, content_hash, received, envelope, refcount) OVERRIDING SYSTEM VALUE
+          SELECT c.message_id, c.size, c.hash, $6, c.envelope, 1 FROM counted c WHERE c.hash IN (SELECT hash FROM stored)
+          RETURNING id
         ), placed AS (
           INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, flags, keywords, internal_date, saved)
-          SELECT box.id, box.uid, msg.id, box.highestmodseq, $8, $9, $10, $6 FROM box, msg
+          SELECT c.mailbox_id, b.first_uid + c.k - 1, c.message_id, b.first_modseq + c.k, c.flags, c.keywords,
+                 c.internal_date, $6
+          FROM counted c JOIN box b ON b.id = c.mailbox_id JOIN msg ON msg.id = c.message_id
           RETURNING mailbox_id, uid, message_id
         ), logged AS (
           INSERT INTO delivery_log(at, queue_id, message_id, kind, detail, related)
           SELECT e.at, e.queue_id, CASE WHEN e.has_mid THEN e.mid END, e.kind, e.detail, CASE WHEN e.has_rel THEN e.rel END
-          FROM unnest($11::double precision[], $12::text[], $13::text[], $14::boolean[], $15::text[], $16::text[], $17::text[],
-                      $18::boolean[]) AS e(at, queue_id, mid, has_mid, kind, detail, rel, has_rel)
-          WHERE EXISTS (SELECT 1 FROM box)
+          FROM unnest($11::bigint[], $12::double precision[], $13::text[], $14::text[], $15::boolean[], $16::text[],
+                      $17::text[], $18::text[], $19::boolean[]) AS e(n, at, queue_id, mid, has_mid, kind, detail, rel, has_rel)
+          WHERE e.n IN (SELECT n FROM counted)
         )
-        SELECT message_id, mailbox_id, uid FROM placed
+        SELECT c.n, p.message_id, p.mailbox_id, p.uid FROM placed p JOIN counted c ON c.message_id = p.message_id
         """
-    typealias Row = (Int64, Int64, Int64)
+    typealias Row = (Int64, Int64, Int64, Int64)
 
-    var account: Int64, name: String, hash: Data, size: Int64, content: ByteBuffer, now: Double, envelope: String
-    var flags: Int64, keywords: String, internalDate: Double
-    var at: [Double], queueIDs: [String], messageIDs: [String], hasMessageID: [Bool], kinds: [String], details: [String]
-    var related: [String], hasRelated: [Bool]
+    var now: Double
+    var account: [Int64] = [], name: [String] = [], hash: [ByteBuffer] = [], size: [Int64] = [], content: [ByteBuffer] = []
+    var envelope: [String] = [], flags: [Int64] = [], keywords: [String] = [], internalDate: [Double] = []
+    var logOf: [Int64] = [], at: [Double] = [], queueIDs: [String] = [], messageIDs: [String] = [], hasMessageID: [Bool] = []
+    var kinds: [String] = [], details: [String] = [], related: [String] = [], hasRelated: [Bool] = []
+
+    init(now: Double) { self.now = now }
 
     func makeBindings() throws -> PostgresBindings {
-        var b = PostgresBindings(capacity: 18)
-        b.append(account); b.append(name); try b.append(hash); b.append(size); b.append(content); b.append(now); b.append(envelope)
-        b.append(flags); b.append(keywords); b.append(internalDate)
-        try b.append(at); try b.append(queueIDs); try b.append(messageIDs); try b.append(hasMessageID); try b.append(kinds)
-        try b.append(details); try b.append(related); try b.append(hasRelated)
+        var b = PostgresBindings(capacity: 19)
+        try b.append(account); try b.append(name); try b.append(hash); try b.append(size); try b.append(content)
+        b.append(now); try b.append(envelope); try b.append(flags); try b.append(keywords); try b.append(internalDate)
+        try b.append(logOf); try b.append(at); try b.append(queueIDs); try b.append(messageIDs); try b.append(hasMessageID)
+        try b.append(kinds); try b.append(details); try b.append(related); try b.append(hasRelated)
         return b
     }
 

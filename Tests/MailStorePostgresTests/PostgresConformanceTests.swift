@@ -194,6 +194,46 @@ struct PostgresSchemaTests {
         #expect(try await store.one("SELECT count(*) FROM content_chunk", as: Int64.self) == 0)
     }
 
+    /// A batch of usual deliveries is stored by one statement: per mailbox consecutive UIDs and MODSEQs in the batch's
+    /// order, equal contents once with their references counted, log lines only for the stored ones, and a delivery to
+    /// a mailbox that does not exist answered alone.
+    @Test func aBatchOfDeliveriesIsOneStatement() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { store.close() }
+        try await store.addDomain("example.test")
+        let alice = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
+        let bob = try await store.addAccount(try EmailAddress.parse("bob@example.test"), password: "pw")
+        let work = try await store.createMailbox(account: alice, name: "Work")
+        let envelope = StoredEnvelope(mailFrom: "list@remote.test", recipients: [])
+        func delivery(_ text: String, _ account: AccountID, _ mailbox: String? = nil, id: String) -> Delivery {
+            Delivery(content: .inline(Array("Subject: \(text)\r\n\r\nbody\r\n".utf8)), envelope: envelope,
+                     targets: [DeliveryTarget(account: account, mailbox: mailbox)], internalDate: clock.now, flags: .seen,
+                     queueID: id, log: [DeliveryEvent(at: clock.now, queueID: id, messageID: "<\(id)@x>", kind: .stored, detail: text)])
+        }
+        let batch = [delivery("one", alice, id: "q1"), delivery("same", bob, id: "q2"), delivery("two", alice, "Nowhere", id: "q3"),
+                     delivery("same", alice, id: "q4"), delivery("three", alice, "Work", id: "q5"), delivery("four", alice, id: "q6")]
+        #expect(batch.allSatisfy { PostgresMailStore.usual($0) != nil })
+        let results = await store.commitTogether(batch)
+        let placed = results.map { (try? $0.get())?.placements.first?.uid.rawValue }
+        #expect(placed == [1, 1, nil, 2, 1, 3])
+        if case .failure(let error) = results[2] { #expect(error is StoreError) } else { Issue.record("a missing mailbox stored") }
+        let inbox = try #require(try await store.mailboxes(account: alice).first { $0.name == "INBOX" })
+        #expect(inbox.uidNext.rawValue == 4 && inbox.messages == 3)
+        let stored = try await store.messages(mailbox: inbox.id)
+        #expect(stored.map(\.uid.rawValue) == [1, 2, 3])
+        // MODSEQs follow the UIDs, each above the mailbox's before, the mailbox's HIGHESTMODSEQ the last.
+        #expect(zip(stored, stored.dropFirst()).allSatisfy { $0.modSeq.rawValue + 1 == $1.modSeq.rawValue })
+        #expect(stored.last?.modSeq == inbox.highestModSeq)
+        #expect(stored.allSatisfy { $0.flags == .seen })
+        #expect(String(decoding: try await store.content(of: stored[1].messageID), as: UTF8.self).hasPrefix("Subject: same"))
+        #expect(try await store.messages(mailbox: work).map(\.uid.rawValue) == [1])
+        #expect(try await store.column("SELECT refs FROM content ORDER BY refs", as: Int64.self) == [1, 1, 1, 2])
+        #expect(try await store.column("SELECT queue_id FROM delivery_log ORDER BY queue_id", as: String.self) == ["q1", "q2", "q4", "q5", "q6"])
+        #expect(try await store.one("SELECT sum(refcount)::bigint FROM message", as: Int64.self) == 5)
+    }
+
     /// UIDVALIDITY of a mailbox made again after its deletion is above the old one's, even in the same second.
     @Test func uidValidityNeverRepeats() async throws {
         let url = try await TestServer.newDatabase()

@@ -243,7 +243,7 @@ class Tern:
         self.dir.mkdir(parents=True)
         self.binary = binary
         self.config = self.dir / "tern.toml"
-        listen = {"smtp": [], "imap": [], "imaps": [], "pop3": [], "pop3s": []}
+        listen = {"smtp": [], "submission": [], "submissions": [], "imap": [], "imaps": [], "pop3": [], "pop3s": [], "managesieve": []}
         listen[service] = ["127.0.0.1:0"]
         self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n' + (f'store = "{store}"\n' if store else "") + '[listen]\n'
                                + "".join(f'{k} = {str(v).replace(chr(39), chr(34))}\n' for k, v in listen.items())

@@ -90,7 +90,7 @@ class TernProc:
         settings.setdefault("limits", {})["max_connections_per_address"] = 1000
         settings.setdefault("log", {})["level"] = "warning"
         self.config.write_text('hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = ["127.0.0.1:0"]\nsubmission = []\n'
-                               'submissions = []\nimap = []\nimaps = []\npop3 = []\npop3s = []\n' + toml(settings))
+                               'submissions = []\nimap = []\nimaps = []\npop3 = []\npop3s = []\nmanagesieve = []\n' + toml(settings))
         subprocess.run([binary, "domain", "add", "bench.test", "--config", str(self.config)], check=True, capture_output=True)
         subprocess.run([binary, "user", "add", RCPT, "--password", "bench-password", "--config", str(self.config)], check=True,
                        capture_output=True)

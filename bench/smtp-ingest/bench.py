@@ -120,7 +120,7 @@ class TernProc:
         self.config = self.work / "tern.toml"
         self.config.write_text(
             'hostname = "tern.bench.test"\ndata = "data"\n' + (f'store = "{store}"\n' if store else "") +
-            '[listen]\nsmtp = ["127.0.0.1:0"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\nsubmission = []\nsubmissions = []\n'
+            '[listen]\nsmtp = ["127.0.0.1:0"]\nimap = []\nimaps = []\npop3 = []\npop3s = []\nsubmission = []\nsubmissions = []\nmanagesieve = []\n'
             '[limits]\nmax_connections_per_address = 1000\n[log]\nlevel = "warning"\n')
         if setup:
             sh(binary, "domain", "add", "bench.test", "--config", str(self.config))

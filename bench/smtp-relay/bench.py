@@ -82,7 +82,7 @@ class Tern:
         self.config = self.work / "tern.toml"
         self.config.write_text(
             'hostname = "tern.bench.test"\ndata = "data"\n[listen]\nsmtp = []\nimap = []\nimaps = []\npop3 = []\npop3s = []\n'
-            'submission = ["127.0.0.1:0"]\nsubmissions = []\n'
+            'submission = ["127.0.0.1:0"]\nsubmissions = []\nmanagesieve = []\n'
             f'[dns]\nnameservers = ["127.0.0.1:{dns_port}"]\n'
             f'[delivery]\nremote_port = {SINK_PORT}\nretry = ["1h"]\n'
             '[limits]\nmax_connections_per_address = 1000\n[log]\nlevel = "' + os.environ.get("TERN_LOG", "warning") + '"\n')
