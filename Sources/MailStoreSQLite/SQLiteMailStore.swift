@@ -53,6 +53,9 @@ public final class SQLiteMailStore: MailStore, Sendable {
         config.busyMode = .timeout(10)
         config.foreignKeysEnabled = true
         config.label = "tern"
+        // Statement journals and temporary tables in memory: a delivery's savepoint opened (and unlinked) a file in
+        // /var/tmp about every other message. What they hold is bounded by the pages one transaction changes.
+        config.prepareDatabase { db in try db.execute(sql: "PRAGMA temp_store = MEMORY") }
         pool = try DatabasePool(path: dataDirectory.appendingPathComponent("tern.db").path, configuration: config)
         // GRDB sets synchronous=NORMAL in WAL mode, which is not durable across power loss. Tern's 250 means
         // "on disk": with FULL, every commit fsyncs the WAL.

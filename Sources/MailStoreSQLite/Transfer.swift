@@ -3,8 +3,8 @@ import GRDB
 import MailStore
 
 /// `tern migrate` on the SQLite side: rows read and written as they are, ids included. Contents above the inline
-/// limit go to message files as they do on delivery; `message_id_sequence` and the other id triggers follow the
-/// copied ids, and the reference and message counts are counted again by their triggers as rows arrive.
+/// limit go to message files as they do on delivery; the next ids follow the copied ones (`Schema.nextIDSQL`), and the
+/// reference and message counts are counted again by their triggers as rows arrive.
 extension SQLiteMailStore: StoreTransfer {
     public func transferRows(_ table: TransferTable, after: [TransferValue]?, limit: Int) async throws -> [[TransferValue]] {
         var conditions: [String] = []
