@@ -31,6 +31,9 @@ public final class OutboundQueue: Sendable {
     public struct State {
         /// (queue row, domain) pairs being delivered now (or waiting for a connection), with their leased recipients.
         var inFlight: [JobKey: [Int64]] = [:]
+        /// Recipients of jobs in flight whose lease a renewal found gone (taken over by another runner after it ran
+        /// out): a job not yet sent leaves them to their new holder.
+        var lost = Set<Int64>()
         var domains: [String: DomainRun] = [:]
         var messagesBeingCompleted = Set<Int64>()
         /// A scan left due messages behind because `maxInFlight` was reached.
@@ -142,13 +145,16 @@ public final class OutboundQueue: Sendable {
         guard !held.isEmpty else { return }
         let until = clock.now.addingTimeInterval(store.queueLease)
         do {
-            var kept = 0
+            var kept = Set<Int64>()
             for start in stride(from: 0, to: held.count, by: 1000) {
-                kept += try await store.renewLeases(Array(held[start..<min(start + 1000, held.count)]), until: until).count
+                kept.formUnion(try await store.renewLeases(Array(held[start..<min(start + 1000, held.count)]), until: until))
             }
-            if kept < held.count {
+            if kept.count < held.count {
+                // Finished meanwhile (being recorded), or taken over after a lease ran out: not to be sent from here.
+                let gone = held.filter { !kept.contains($0) }
+                state.withLock { $0.lost.formUnion(gone) }
                 logger.debug("recipients no longer held by this runner (finished, or taken over after a lease ran out)",
-                              metadata: ["count": "\(held.count - kept)"])
+                              metadata: ["count": "\(gone.count)"])
             }
         } catch {
             logger.error("cannot renew queue leases", metadata: ["error": "\(error)"])
@@ -347,6 +353,18 @@ public final class OutboundQueue: Sendable {
     /// Sends one job on an open session and records what came of it. Returns the reason when the server turned the
     /// connection away before any transaction (the caller tries the next address with this job).
     public func send(_ job: Job, on session: inout CourierSession, remote: String, run: DomainRun) async -> String? {
+        // Recipients whose lease another runner took over (this one waited past it) are that runner's to send.
+        var job = job
+        let lost = state.withLock { s in job.recipients.filter { s.lost.contains($0.id) }.map(\.id) }
+        if !lost.isEmpty {
+            logger.info("lease taken over by another runner; not sent from here",
+                        metadata: ["queue": "\(job.message.queueID)", "recipients": "\(lost.count)"])
+            job.recipients.removeAll { lost.contains($0.id) }
+            if job.recipients.isEmpty {
+                state.withLock { s in if let ids = s.inFlight.removeValue(forKey: job.key) { s.lost.subtract(ids) } }
+                return nil
+            }
+        }
         let content: any ContentReader
         var eightBit = false
         do {
@@ -470,7 +488,7 @@ public final class OutboundQueue: Sendable {
         } catch {
             logger.error("cannot record delivery results", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
         }
-        _ = state.withLock { $0.inFlight.removeValue(forKey: job.key) }
+        state.withLock { s in if let ids = s.inFlight.removeValue(forKey: job.key) { s.lost.subtract(ids) } }
     }
 
     /// A message whose recipients all have a final result: tell the sender what failed and, where NOTIFY=SUCCESS

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Synchronization
 import MailCore
 import MailDNS
 import MailStore
@@ -26,7 +27,7 @@ import Testing
         let start: Date
 
         init(tweak: (inout TernConfiguration.Delivery) -> Void, dns: (inout StaticResolver) -> Void = { _ in },
-             rcptReply: @escaping @Sendable (String) -> String) async throws {
+             wrap: (StaticResolver) -> any DNSResolver = { $0 }, rcptReply: @escaping @Sendable (String) -> String) async throws {
             start = Date(timeIntervalSince1970: 2_000_000_000)
             clock = ManualClock(start)
             dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-queue-\(UUID().uuidString)")
@@ -45,7 +46,7 @@ import Testing
             group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
             var logger = Logger(label: "queue-test")
             logger.logLevel = .critical
-            queue = OutboundQueue(store: store, resolver: resolver, courier: try SMTPCourier(group: group, heloName: "mx.here.test"),
+            queue = OutboundQueue(store: store, resolver: wrap(resolver), courier: try SMTPCourier(group: group, heloName: "mx.here.test"),
                                   config: config, clock: clock, logger: logger)
         }
 
@@ -203,4 +204,64 @@ import Testing
         #expect(rig.remote.recipientsAsked.isEmpty)
         try await rig.stop()
     }
+
+    /// A job waiting for its route (here: a DNS answer held back) whose recipients are no longer this runner's when it
+    /// could go — the message deleted from the queue meanwhile (`tern queue delete`), or, on a shared store, its lease
+    /// taken over by another node — is not sent: the lease renewal tells the runner, and the job drops them.
+    @Test func aJobWhoseLeaseIsGoneIsNotSent() async throws {
+        let gate = Gate()
+        let rig = try await Rig(tweak: { _ in }, wrap: { GatedResolver(inner: $0, gate: gate) }, rcptReply: Self.reply)
+        try await rig.enqueue(["ok@remote.test"])
+        _ = try await rig.queue.scan(after: 0)
+        for _ in 0..<500 where gate.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(gate.waiting == 1)
+        #expect(try await rig.store.deleteQueued(queueID: "Q1"))
+        await rig.queue.renewLeases()
+        gate.open()
+        for _ in 0..<1000 where !rig.queue.isIdle { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(rig.queue.isIdle)
+        #expect(rig.remote.recipientsAsked.isEmpty)
+        #expect(rig.remote.messages.isEmpty)
+        try await rig.stop()
+    }
+}
+
+/// Holds callers until opened.
+final class Gate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    var waiting: Int { state.withLock { $0.waiters.count } }
+
+    func wait() async {
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.open { return true }
+                s.waiters.append(c)
+                return false
+            }
+            if now { c.resume() }
+        }
+    }
+
+    func open() {
+        let waiters = state.withLock { s in
+            s.open = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+}
+
+/// A resolver whose MX answers wait for a gate.
+struct GatedResolver: DNSResolver {
+    let inner: StaticResolver
+    let gate: Gate
+    func mx(_ name: String) async throws(DNSError) -> [MXRecord] {
+        await gate.wait()
+        return try await inner.mx(name)
+    }
+    func a(_ name: String) async throws(DNSError) -> [String] { try await inner.a(name) }
+    func aaaa(_ name: String) async throws(DNSError) -> [String] { try await inner.aaaa(name) }
+    func txt(_ name: String) async throws(DNSError) -> [String] { try await inner.txt(name) }
+    func ptr(_ address: String) async throws(DNSError) -> [String] { try await inner.ptr(address) }
 }
