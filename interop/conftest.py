@@ -1,5 +1,8 @@
 import os
+import re
+import subprocess
 import sys
+import uuid
 
 import pytest
 
@@ -11,12 +14,25 @@ ALICE = "alice@example.test"
 BOB = "bob@example.test"
 
 
+def postgres_database():
+    """A new database on the test cluster (TERN_TEST_POSTGRES), its URL."""
+    server = os.environ["TERN_TEST_POSTGRES"]
+    name = "i_" + uuid.uuid4().hex
+    subprocess.run(["psql", server, "-q", "-c", f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    return re.sub(r"/[^/?]+(\?|$)", f"/{name}\\1", server, count=1)
+
+
 @pytest.fixture
 def make_tern(tmp_path):
-    """Makes Tern servers with extra settings; all are stopped at the end of the test."""
+    """Makes Tern servers with extra settings; all are stopped at the end of the test. With TERN_INTEROP_STORE=postgres
+    each server keeps its store in a database of its own on the test cluster (TERN_TEST_POSTGRES), so that a suite
+    runs against the PostgreSQL backend as it does against the embedded one."""
     servers = []
 
     def make(settings=None, name="tern", users=(ALICE, BOB), start=True):
+        if os.environ.get("TERN_INTEROP_STORE") == "postgres":
+            settings = dict(settings or {})
+            settings[""] = {**settings.get("", {}), "store": postgres_database()}
         t = Tern(tmp_path / name, settings)
         t.add_domain(DOMAIN)
         for u in users:

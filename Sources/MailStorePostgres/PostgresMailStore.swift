@@ -47,6 +47,8 @@ public final class PostgresMailStore: PostgresTransactional {
     /// tell): operations then give up after `outageDeadline` instead of `deadline`, so that clients hear a temporary
     /// failure at once rather than after a long wait.
     let reachable = Mutex(true)
+    /// The clean-up after expunges and deletions: whether one runs, and whether another was asked for meanwhile.
+    let garbage = Mutex((running: false, again: false))
     /// When the listening connection last heard this node's own check notice.
     let heardCheck = Mutex(ContinuousClock.now)
     /// The notices the listener ended itself on (it stopped hearing them), for tests.

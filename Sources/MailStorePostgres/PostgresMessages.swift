@@ -291,7 +291,7 @@ extension PostgresMailStore: MessageStore {
         changes.notify(id)
         treeChanges.notify(account)
         // Housekeeping after the change was made: its failure does not undo the answer (a later run collects).
-        try? await collectGarbage()
+        collectGarbageSoon()
     }
 
     public func usage(account: AccountID) async throws -> Int64 {
@@ -353,13 +353,17 @@ extension PostgresMailStore: MessageStore {
     public func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
                            unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID]) {
         let result = try await writes.run(self) { [self] db -> ([StoredMessage], [UID]) in
-            _ = try await one("SELECT id FROM mailbox WHERE id = \(mailbox) FOR UPDATE", on: db, as: Int64.self)
+            // The mailbox's row locked first (as every change to its messages does), then its messages read as they
+            // are now: locked too, so that one changed by a transaction that held the mailbox while this statement
+            // waited is read in its new state, not in the state this statement began with.
             let wanted = uids.map { Int64($0.rawValue) }
             var current: [Int64: StoredMessage] = [:]
             for m in try await all("""
                 SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
                 FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
-                WHERE mm.mailbox_id = \(mailbox) AND mm.uid = ANY(\(wanted))
+                WHERE EXISTS (SELECT 1 FROM mailbox WHERE id = \(mailbox) FOR UPDATE)
+                  AND mm.mailbox_id = \(mailbox) AND mm.uid = ANY(\(wanted))
+                FOR UPDATE OF mm
                 """, on: db, as: MessageRow.self) {
                 current[m.0] = Self.storedMessage(m, mailbox: mailbox)
             }
@@ -375,19 +379,22 @@ extension PostgresMailStore: MessageStore {
                 changed.append(message)
             }
             guard !changed.isEmpty else { return (changed, failed) }
-            // Each changed message its own MODSEQ, in order, taken from the mailbox at once; then one statement for all.
+            // Each changed message its own MODSEQ, in order, taken from the mailbox at once, and written, in one
+            // statement.
             let count = Int64(changed.count)
-            guard let last = try await one("UPDATE mailbox SET highestmodseq = highestmodseq + \(count) WHERE id = \(mailbox) RETURNING highestmodseq",
-                                           on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
-            for i in changed.indices { changed[i].modSeq = ModSeq(rawValue: last - count + 1 + Int64(i)) }
             let uidList = changed.map { Int64($0.uid.rawValue) }, flagList = changed.map { Int64($0.flags.rawValue) }
-            let keywordList = changed.map { $0.keywords.joined(separator: " ") }, modseqs = changed.map { Int64($0.modSeq.rawValue) }
-            try await execute("""
-                UPDATE mailbox_message mm SET flags = u.flags, keywords = u.keywords, modseq = u.modseq
-                FROM unnest(\(uidList)::bigint[], \(flagList)::bigint[], \(keywordList)::text[], \(modseqs)::bigint[])
-                  AS u(uid, flags, keywords, modseq)
-                WHERE mm.mailbox_id = \(mailbox) AND mm.uid = u.uid
-                """, on: db)
+            let keywordList = changed.map { $0.keywords.joined(separator: " ") }
+            guard let last = try await one("""
+                WITH box AS (
+                  UPDATE mailbox SET highestmodseq = highestmodseq + \(count) WHERE id = \(mailbox) RETURNING highestmodseq
+                ), written AS (
+                  UPDATE mailbox_message mm SET flags = u.flags, keywords = u.keywords, modseq = box.highestmodseq - \(count) + u.n
+                  FROM unnest(\(uidList)::bigint[], \(flagList)::bigint[], \(keywordList)::text[]) WITH ORDINALITY AS u(uid, flags, keywords, n), box
+                  WHERE mm.mailbox_id = \(mailbox) AND mm.uid = u.uid
+                )
+                SELECT highestmodseq FROM box
+                """, on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
+            for i in changed.indices { changed[i].modSeq = ModSeq(rawValue: last - count + 1 + Int64(i)) }
             return (changed, failed)
         }
         if !result.0.isEmpty { changes.notify(mailbox) }
@@ -395,28 +402,34 @@ extension PostgresMailStore: MessageStore {
     }
 
     public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
-        let removed = try await writes.run(self) { [self] db in try await expunge(db, mailbox: mailbox, uids: uids) }
+        let removed = try await writes.runStatement(self) { [self] db in try await expunge(db, mailbox: mailbox, uids: uids) }
         if !removed.isEmpty {
             changes.notify(mailbox)
-            try? await collectGarbage()
+            collectGarbageSoon()
         }
         return removed
     }
 
-    /// Removes the UIDs and records them for QRESYNC, all under one new MODSEQ (inside the caller's transaction).
-    func expunge(_ db: PostgresConnection, mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
+    /// Removes the UIDs and records them for QRESYNC, all under one new MODSEQ, in one statement (inside the caller's
+    /// transaction, or alone): the mailbox's row locked and its MODSEQ raised first, then the placements removed (a
+    /// placement changed or removed by another transaction meanwhile is seen as it is now, as by a statement of its own).
+    func expunge(_ db: PostgresConnection?, mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
         guard !uids.isEmpty else { return [] }
-        guard let modseq = try await one("UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq",
-                                         on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
         let wanted = uids.map { Int64($0.rawValue) }
-        let removed = try await column("""
-            DELETE FROM mailbox_message WHERE mailbox_id = \(mailbox) AND uid = ANY(\(wanted)) RETURNING uid
-            """, on: db, as: Int64.self)
-        try await execute("""
-            INSERT INTO expunged(mailbox_id, uid, modseq) SELECT \(mailbox), u, \(modseq) FROM unnest(\(removed)::bigint[]) AS u
-            ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
-            """, on: db)
-        let gone = Set(removed)
+        let rows = try await all("""
+            WITH box AS (
+              UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq
+            ), gone AS (
+              DELETE FROM mailbox_message WHERE mailbox_id = \(mailbox) AND uid = ANY(\(wanted)) AND EXISTS (SELECT 1 FROM box)
+              RETURNING uid
+            ), recorded AS (
+              INSERT INTO expunged(mailbox_id, uid, modseq) SELECT \(mailbox), gone.uid, box.highestmodseq FROM gone, box
+              ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
+            )
+            SELECT box.highestmodseq, gone.uid FROM box LEFT JOIN gone ON true
+            """, on: db, as: (Int64, Int64?).self)
+        guard !rows.isEmpty else { throw StoreError.notFound("mailbox") }
+        let gone = Set(rows.compactMap(\.1))
         return uids.filter { gone.contains(Int64($0.rawValue)) }
     }
 

@@ -115,14 +115,26 @@ public final class PostgresWriteBatcher: Sendable {
 
     /// Runs `body` in a transaction shared with the changes waiting at the same time.
     public func run<R: Sendable>(_ store: some PostgresTransactional, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        try await submit(store, work: body, alone: { try await store.transaction(body) })
+    }
+
+    /// Runs `body`, one statement, in a transaction shared with the changes waiting at the same time; alone, without
+    /// one (`body` gets no connection and runs on any: the statement is its own transaction, no BEGIN and COMMIT).
+    public func runStatement<R: Sendable>(_ store: some PostgresTransactional,
+                                          _ body: @escaping @Sendable (PostgresConnection?) async throws -> R) async throws -> R {
+        try await submit(store, work: { try await body($0) }, alone: { try await body(nil) })
+    }
+
+    private func submit<R: Sendable>(_ store: some PostgresTransactional, work: @escaping @Sendable (PostgresConnection) async throws -> R,
+                                     alone: @escaping @Sendable () async throws -> R) async throws -> R {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<R, Error>) in
             let waiting = Waiting(
                 work: { db in
-                    let value = try await body(db)
+                    let value = try await work(db)
                     return { continuation.resume(returning: value) }
                 },
                 alone: {
-                    do { continuation.resume(returning: try await store.transaction(body)) } catch { continuation.resume(throwing: error) }
+                    do { continuation.resume(returning: try await alone()) } catch { continuation.resume(throwing: error) }
                 },
                 fail: { continuation.resume(throwing: $0) })
             if queue.enqueue(waiting) { Task { await self.drain(store) } }
