@@ -352,51 +352,16 @@ extension PostgresMailStore: MessageStore {
 
     public func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
                            unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID]) {
-        let result = try await writes.run(self) { [self] db -> ([StoredMessage], [UID]) in
-            // The mailbox's row locked first (as every change to its messages does), then its messages read as they
-            // are now: locked too, so that one changed by a transaction that held the mailbox while this statement
-            // waited is read in its new state, not in the state this statement began with.
-            let wanted = uids.map { Int64($0.rawValue) }
-            var current: [Int64: StoredMessage] = [:]
-            for m in try await all("""
-                SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved
-                FROM mailbox_message mm JOIN message m ON m.id = mm.message_id
-                WHERE EXISTS (SELECT 1 FROM mailbox WHERE id = \(mailbox) FOR UPDATE)
-                  AND mm.mailbox_id = \(mailbox) AND mm.uid = ANY(\(wanted))
-                FOR UPDATE OF mm
-                """, on: db, as: MessageRow.self) {
-                current[m.0] = Self.storedMessage(m, mailbox: mailbox)
-            }
-            var changed: [StoredMessage] = []
-            var failed: [UID] = []
-            for uid in uids {
-                guard var message = current[Int64(uid.rawValue)] else { continue }
-                if let unchangedSince, message.modSeq > unchangedSince { failed.append(uid); continue }
-                let (newFlags, newKeywords) = operation.apply(flags, keywords, to: (message.flags, message.keywords))
-                guard newFlags != message.flags || newKeywords != message.keywords else { continue }
-                message.flags = newFlags
-                message.keywords = newKeywords
-                changed.append(message)
-            }
-            guard !changed.isEmpty else { return (changed, failed) }
-            // Each changed message its own MODSEQ, in order, taken from the mailbox at once, and written, in one
-            // statement.
-            let count = Int64(changed.count)
-            let uidList = changed.map { Int64($0.uid.rawValue) }, flagList = changed.map { Int64($0.flags.rawValue) }
-            let keywordList = changed.map { $0.keywords.joined(separator: " ") }
-            guard let last = try await one("""
-                WITH box AS (
-                  UPDATE mailbox SET highestmodseq = highestmodseq + \(count) WHERE id = \(mailbox) RETURNING highestmodseq
-                ), written AS (
-                  UPDATE mailbox_message mm SET flags = u.flags, keywords = u.keywords, modseq = box.highestmodseq - \(count) + u.n
-                  FROM unnest(\(uidList)::bigint[], \(flagList)::bigint[], \(keywordList)::text[]) WITH ORDINALITY AS u(uid, flags, keywords, n), box
-                  WHERE mm.mailbox_id = \(mailbox) AND mm.uid = u.uid
-                )
-                SELECT highestmodseq FROM box
-                """, on: db, as: Int64.self) else { throw StoreError.notFound("mailbox") }
-            for i in changed.indices { changed[i].modSeq = ModSeq(rawValue: last - count + 1 + Int64(i)) }
-            return (changed, failed)
-        }
+        // One statement (alone, its own transaction): the mailbox's row locked first (as every change to its messages
+        // does), its messages read as they are now (locked too: one changed by a transaction that held the mailbox while
+        // this statement waited is read in its new state), the new flags worked out, each changed message given its own
+        // MODSEQ in the order asked, and written.
+        let statement = StoreFlagsStatement(
+            mailbox: mailbox, uids: uids.map { Int64($0.rawValue) }, operation: operation, flags: Int64(flags.rawValue),
+            keywords: keywords, unchangedSince: unchangedSince.map(\.rawValue))
+        let rows = try await writes.runStatement(self) { [self] db in try await prepared(statement, on: db) }
+        let result = (rows.filter { !$0.8 }.map { Self.storedMessage(($0.0, $0.1, $0.2, $0.3, $0.4, $0.5, $0.6, $0.7), mailbox: mailbox) },
+                      rows.filter(\.8).map { UID(UInt32($0.0)) })
         if !result.0.isEmpty { changes.notify(mailbox) }
         return result
     }
@@ -643,6 +608,66 @@ struct DeliverStatement: PostgresPreparedStatement {
         b.append(now); try b.append(envelope); try b.append(flags); try b.append(keywords); try b.append(internalDate)
         try b.append(logOf); try b.append(at); try b.append(queueIDs); try b.append(messageIDs); try b.append(hasMessageID)
         try b.append(kinds); try b.append(details); try b.append(related); try b.append(hasRelated)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// STORE as one statement (see `storeFlags`). The arithmetic is `FlagOperation.apply`'s, written in SQL (a test holds
+/// the two to each other): flags added, removed or replaced as a bit mask; keywords added in the order given (each
+/// once, those already set kept where they are), removed, or replaced by the list as given. A message whose MODSEQ is
+/// above UNCHANGEDSINCE is not changed and comes back marked failed (RFC 7162 §3.1.3).
+struct StoreFlagsStatement: PostgresPreparedStatement {
+    static let sql = """
+        WITH box AS (
+          SELECT id FROM mailbox WHERE id = $1 FOR UPDATE
+        ), cur AS (
+          SELECT mm.uid, mm.message_id, m.size, mm.internal_date, mm.flags, mm.keywords, mm.modseq, mm.saved, u.n
+          FROM (SELECT uid, min(n) AS n FROM unnest($2::bigint[]) WITH ORDINALITY AS x(uid, n) GROUP BY uid) u
+          JOIN mailbox_message mm ON mm.mailbox_id = $1 AND mm.uid = u.uid
+          JOIN message m ON m.id = mm.message_id
+          WHERE EXISTS (SELECT 1 FROM box)
+          FOR UPDATE OF mm
+        ), computed AS (
+          SELECT cur.*, ($7 AND cur.modseq > $6) AS failed,
+            CASE $3::bigint WHEN 0 THEN cur.flags | $4 WHEN 1 THEN cur.flags & ~$4::bigint ELSE $4 END AS new_flags,
+            CASE $3::bigint
+              WHEN 0 THEN array_to_string(string_to_array(cur.keywords, ' ') || ARRAY(
+                SELECT k FROM unnest($5::text[]) WITH ORDINALITY AS y(k, o) WHERE k <> ALL (string_to_array(cur.keywords, ' '))
+                GROUP BY k ORDER BY min(o)), ' ')
+              WHEN 1 THEN array_to_string(ARRAY(
+                SELECT k FROM unnest(string_to_array(cur.keywords, ' ')) WITH ORDINALITY AS y(k, o) WHERE k <> ALL ($5::text[])
+                ORDER BY o), ' ')
+              ELSE array_to_string($5::text[], ' ')
+            END AS new_keywords
+          FROM cur
+        ), changed AS (
+          SELECT c.*, row_number() OVER (ORDER BY c.n) AS k, count(*) OVER () AS total
+          FROM computed c WHERE NOT c.failed AND (c.new_flags <> c.flags OR c.new_keywords <> c.keywords)
+        ), bump AS (
+          UPDATE mailbox SET highestmodseq = highestmodseq + (SELECT count(*) FROM changed)
+          WHERE id = $1 AND EXISTS (SELECT 1 FROM changed) RETURNING highestmodseq
+        ), written AS (
+          UPDATE mailbox_message mm SET flags = c.new_flags, keywords = c.new_keywords, modseq = bump.highestmodseq - c.total + c.k
+          FROM changed c, bump WHERE mm.mailbox_id = $1 AND mm.uid = c.uid
+        )
+        SELECT c.uid, c.message_id, c.size, c.internal_date, c.new_flags, c.new_keywords, bump.highestmodseq - c.total + c.k,
+               c.saved, false, c.n
+        FROM changed c, bump
+        UNION ALL
+        SELECT uid, message_id, size, internal_date, flags, keywords, modseq, saved, true, n FROM computed WHERE failed
+        ORDER BY 10
+        """
+    typealias Row = (Int64, Int64, Int64, Double, Int64, String, Int64, Double, Bool, Int64)
+
+    var mailbox: Int64, uids: [Int64], operation: FlagOperation, flags: Int64, keywords: [String], unchangedSince: Int64?
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 7)
+        b.append(mailbox); try b.append(uids)
+        b.append(Int64(operation == .add ? 0 : operation == .remove ? 1 : 2)); b.append(flags); try b.append(keywords)
+        b.append(unchangedSince ?? 0); b.append(unchangedSince != nil)
         return b
     }
 

@@ -234,6 +234,49 @@ struct PostgresSchemaTests {
         #expect(try await store.one("SELECT sum(refcount)::bigint FROM message", as: Int64.self) == 5)
     }
 
+    /// STORE's arithmetic in SQL (`StoreFlagsStatement`) gives what `FlagOperation.apply` gives, the same for every
+    /// backend: random flags and keyword lists (repeats included) on random messages, each operation compared.
+    @Test func storeArithmeticInSQLIsFlagOperationsArithmetic() async throws {
+        let url = try await TestServer.newDatabase()
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        defer { store.close() }
+        try await store.addDomain("example.test")
+        let alice = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
+        let inbox = try #require(try await store.mailboxes(account: alice).first).id
+        var uids: [UID] = []
+        for i in 0..<4 {
+            let receipt = try await store.deliver(Delivery(content: .inline(Array("Subject: \(i)\r\n\r\nx\r\n".utf8)),
+                                                           envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                                                           targets: [DeliveryTarget(account: alice)], internalDate: clock.now))
+            uids.append(receipt.placements[0].1)
+        }
+        var rng = SplitMix(seed: 20261206)
+        let words = ["$Work", "Later", "a", "b", "$Junk"]
+        func someKeywords() -> [String] { (0..<Int(rng.next() % 4)).map { _ in words[Int(rng.next() % UInt64(words.count))] } }
+        for round in 0..<120 {
+            let before = Dictionary(uniqueKeysWithValues: try await store.messages(mailbox: inbox).map { ($0.uid, $0) })
+            let operation: FlagOperation = [.add, .remove, .replace][Int(rng.next() % 3)]
+            let flags = MessageFlags(rawValue: Int(rng.next() % 32)), keywords = someKeywords()
+            let targets = uids.filter { _ in rng.next() % 2 == 0 }
+            let (changed, failed) = try await store.storeFlags(mailbox: inbox, uids: targets, operation: operation, flags: flags,
+                                                               keywords: keywords, unchangedSince: nil)
+            #expect(failed.isEmpty)
+            let after = Dictionary(uniqueKeysWithValues: try await store.messages(mailbox: inbox).map { ($0.uid, $0) })
+            var expected: [UID] = []
+            for uid in targets {
+                let old = try #require(before[uid]), now = try #require(after[uid])
+                let (f, k) = operation.apply(flags, keywords, to: (old.flags, old.keywords))
+                #expect(now.flags == f && now.keywords == k, "round \(round): \(operation) \(flags.rawValue) \(keywords) on \(old.flags.rawValue) \(old.keywords)")
+                if f != old.flags || k != old.keywords { expected.append(uid) }
+            }
+            #expect(changed.map(\.uid) == expected)
+            #expect(changed.allSatisfy { after[$0.uid]?.modSeq == $0.modSeq && after[$0.uid]?.keywords == $0.keywords })
+            // Each changed message its own MODSEQ, ascending in the order asked.
+            #expect(zip(changed, changed.dropFirst()).allSatisfy { $0.modSeq.rawValue + 1 == $1.modSeq.rawValue })
+        }
+    }
+
     /// UIDVALIDITY of a mailbox made again after its deletion is above the old one's, even in the same second.
     @Test func uidValidityNeverRepeats() async throws {
         let url = try await TestServer.newDatabase()
