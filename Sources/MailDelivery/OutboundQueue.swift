@@ -30,10 +30,8 @@ public final class OutboundQueue: Sendable {
 
     public struct State {
         /// (queue row, domain) pairs being delivered now (or waiting for a connection), with their leased recipients.
-        var inFlight: [JobKey: [Int64]] = [:]
-        /// Recipients of jobs in flight whose lease a renewal found gone (taken over by another runner after it ran
-        /// out): a job not yet sent leaves them to their new holder.
-        var lost = Set<Int64>()
+        var inFlight: [JobKey: InFlight] = [:]
+        var nextTicket = 0
         var domains: [String: DomainRun] = [:]
         var messagesBeingCompleted = Set<Int64>()
         /// A scan left due messages behind because `maxInFlight` was reached.
@@ -41,7 +39,16 @@ public final class OutboundQueue: Sendable {
         var rescanRequested = false
     }
 
-    public struct JobKey: Hashable { var message: Int64; var domain: String }
+    public struct JobKey: Hashable, Sendable { var message: Int64; var domain: String }
+
+    /// A job's leased recipients while it is in flight. `ticket` tells this job from a later one of the same message
+    /// and domain; `lost`: recipients whose lease a renewal found gone (the message deleted, or the lease taken over by
+    /// another runner after it ran out), which the job, if not yet sent, leaves to their new holder.
+    public struct InFlight: Sendable {
+        var ids: [Int64]
+        var ticket: Int
+        var lost = Set<Int64>()
+    }
 
     /// One message's recipients at one domain.
     public struct Job: Sendable {
@@ -141,7 +148,8 @@ public final class OutboundQueue: Sendable {
     /// Holds what this runner took for another lease: jobs waiting for a connection to a slow domain may outlast the
     /// lease they were taken with, and must not be taken over (and sent twice) by another node meanwhile.
     func renewLeases() async {
-        let held = state.withLock { s in s.inFlight.values.flatMap { $0 } }
+        let jobs = state.withLock { s in s.inFlight.map { ($0.key, $0.value.ticket, $0.value.ids) } }
+        let held = jobs.flatMap(\.2)
         guard !held.isEmpty else { return }
         let until = clock.now.addingTimeInterval(store.queueLease)
         do {
@@ -150,11 +158,15 @@ public final class OutboundQueue: Sendable {
                 kept.formUnion(try await store.renewLeases(Array(held[start..<min(start + 1000, held.count)]), until: until))
             }
             if kept.count < held.count {
-                // Finished meanwhile (being recorded), or taken over after a lease ran out: not to be sent from here.
-                let gone = held.filter { !kept.contains($0) }
-                state.withLock { $0.lost.formUnion(gone) }
+                // Finished meanwhile (being recorded), or taken over after a lease ran out: not to be sent from here by
+                // the job that held them (a later job of the same message has a lease of its own).
+                state.withLock { s in
+                    for (key, ticket, ids) in jobs where s.inFlight[key]?.ticket == ticket {
+                        s.inFlight[key]!.lost.formUnion(ids.filter { !kept.contains($0) })
+                    }
+                }
                 logger.debug("recipients no longer held by this runner (finished, or taken over after a lease ran out)",
-                              metadata: ["count": "\(gone.count)"])
+                              metadata: ["count": "\(held.count - kept.count)"])
             }
         } catch {
             logger.error("cannot renew queue leases", metadata: ["error": "\(error)"])
@@ -198,7 +210,8 @@ public final class OutboundQueue: Sendable {
                 for (domain, rcpts) in Dictionary(grouping: pending, by: \.domain) {
                     let job = Job(message: m, recipients: rcpts, domain: domain)
                     if s.inFlight[job.key] == nil {
-                        s.inFlight[job.key] = rcpts.map(\.id)
+                        s.nextTicket += 1
+                        s.inFlight[job.key] = InFlight(ids: rcpts.map(\.id), ticket: s.nextTicket)
                         byDomain[domain, default: []].append(job)
                     }
                 }
@@ -355,13 +368,13 @@ public final class OutboundQueue: Sendable {
     public func send(_ job: Job, on session: inout CourierSession, remote: String, run: DomainRun) async -> String? {
         // Recipients whose lease another runner took over (this one waited past it) are that runner's to send.
         var job = job
-        let lost = state.withLock { s in job.recipients.filter { s.lost.contains($0.id) }.map(\.id) }
+        let lost = state.withLock { s in s.inFlight[job.key]?.lost ?? [] }
         if !lost.isEmpty {
             logger.info("lease taken over by another runner; not sent from here",
                         metadata: ["queue": "\(job.message.queueID)", "recipients": "\(lost.count)"])
             job.recipients.removeAll { lost.contains($0.id) }
             if job.recipients.isEmpty {
-                state.withLock { s in if let ids = s.inFlight.removeValue(forKey: job.key) { s.lost.subtract(ids) } }
+                _ = state.withLock { $0.inFlight.removeValue(forKey: job.key) }
                 return nil
             }
         }
@@ -488,7 +501,7 @@ public final class OutboundQueue: Sendable {
         } catch {
             logger.error("cannot record delivery results", metadata: ["queue": "\(job.message.queueID)", "error": "\(error)"])
         }
-        state.withLock { s in if let ids = s.inFlight.removeValue(forKey: job.key) { s.lost.subtract(ids) } }
+        _ = state.withLock { $0.inFlight.removeValue(forKey: job.key) }
     }
 
     /// A message whose recipients all have a final result: tell the sender what failed and, where NOTIFY=SUCCESS

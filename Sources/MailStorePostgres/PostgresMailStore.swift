@@ -47,6 +47,8 @@ public final class PostgresMailStore: PostgresTransactional {
     /// tell): operations then give up after `outageDeadline` instead of `deadline`, so that clients hear a temporary
     /// failure at once rather than after a long wait.
     let reachable = Mutex(true)
+    /// The deadlines of operations under way (`bounded`).
+    let deadlines = Deadlines()
     /// The clean-up after expunges and deletions: whether one runs, and whether another was asked for meanwhile.
     let garbage = Mutex((running: false, again: false))
     /// When the listening connection last heard this node's own check notice.
@@ -265,11 +267,10 @@ public final class PostgresMailStore: PostgresTransactional {
         let work = Task {
             do { answer.give(.success(try await body())) } catch { answer.give(.failure(error)) }
         }
-        let timer = Task {
-            try? await Task.sleep(for: limit)
+        let deadline = deadlines.add(limit) {
             if answer.give(.failure(StoreUnavailable("the database did not answer within \(limit)"))) { work.cancel() }
         }
-        defer { timer.cancel() }
+        defer { deadlines.remove(deadline) }
         do {
             return try await withTaskCancellationHandler {
                 try await answer.value()
@@ -290,6 +291,49 @@ public final class PostgresMailStore: PostgresTransactional {
         guard let state = e.serverInfo?[.sqlState] else { return true }   // no answer from a server: the connection
         // Connection exceptions (08), the server shutting down or starting (57P0x), too many connections (53300).
         return state.hasPrefix("08") || state.hasPrefix("57P") || state == "53300"
+    }
+}
+
+/// Deadlines watched by one task, which runs while any is pending and looks every quarter second: a timer task per
+/// operation (two tasks for every query, one of them sleeping) cost more than many of the queries they watched.
+final class Deadlines: Sendable {
+    private struct State {
+        var next = 0
+        var pending: [Int: (at: ContinuousClock.Instant, expire: @Sendable () -> Void)] = [:]
+        var watching = false
+    }
+    private let state = Mutex(State())
+    static let tick: Duration = .milliseconds(250)
+
+    /// Calls `expire` once `limit` has passed (within a tick), unless removed before.
+    func add(_ limit: Duration, expire: @escaping @Sendable () -> Void) -> Int {
+        let (id, start) = state.withLock { s -> (Int, Bool) in
+            s.next += 1
+            s.pending[s.next] = (.now + limit, expire)
+            defer { s.watching = true }
+            return (s.next, !s.watching)
+        }
+        if start { Task { await self.watch() } }
+        return id
+    }
+
+    func remove(_ id: Int) {
+        _ = state.withLock { $0.pending.removeValue(forKey: id) }
+    }
+
+    private func watch() async {
+        while true {
+            try? await Task.sleep(for: Self.tick)
+            let now = ContinuousClock.now
+            let (due, done) = state.withLock { s -> ([@Sendable () -> Void], Bool) in
+                let due = s.pending.filter { $0.value.at <= now }
+                for id in due.keys { s.pending[id] = nil }
+                if s.pending.isEmpty { s.watching = false }
+                return (due.values.map(\.expire), s.pending.isEmpty)
+            }
+            due.forEach { $0() }
+            if done { return }
+        }
     }
 }
 

@@ -7,6 +7,7 @@ import MailStoreSQLite
 import PostgresNIO
 import StoreConformance
 import TernTestSupport
+import Synchronization
 import Testing
 @testable import MailStorePostgres
 
@@ -275,6 +276,20 @@ struct PostgresSchemaTests {
             // Each changed message its own MODSEQ, ascending in the order asked.
             #expect(zip(changed, changed.dropFirst()).allSatisfy { $0.modSeq.rawValue + 1 == $1.modSeq.rawValue })
         }
+    }
+
+    /// An operation's deadline fires once its time has passed, and never once it was removed (the store's `bounded`
+    /// answers a query that hangs with this, and forgets the deadline of one that answered).
+    @Test func deadlinesFireOnceAndNotAfterRemoval() async throws {
+        let deadlines = Deadlines()
+        let fired = Mutex<[String]>([])
+        _ = deadlines.add(.milliseconds(100)) { fired.withLock { $0.append("late") } }
+        let answered = deadlines.add(.milliseconds(100)) { fired.withLock { $0.append("answered") } }
+        deadlines.remove(answered)
+        for _ in 0..<200 where fired.withLock({ $0.isEmpty }) { try await Task.sleep(for: .milliseconds(25)) }
+        // Two more ticks: nothing else fires, and the first does not fire twice.
+        try await Task.sleep(for: Deadlines.tick * 2)
+        #expect(fired.withLock { $0 } == ["late"])
     }
 
     /// UIDVALIDITY of a mailbox made again after its deletion is above the old one's, even in the same second.
