@@ -167,7 +167,8 @@ let package = Package(
         // What every test target shares: fixtures in Tests/Fixtures, the manual clock, seeded randomness, loopback
         // clients, a scripted remote SMTP server, and the real server in-process (`InProcessServer`).
         .target(name: "TernTestSupport", dependencies: [
-            "MailCore", "MailStore", "MailStoreSQLite", "ServerCore", "MailServer", "TernConfig", .product(name: "Logging", package: "swift-log"),
+            "MailCore", "MailStore", "MailStoreSQLite", "MailStorePostgres", "PostgresDatabase", "ServerCore", "MailServer", "TernConfig",
+            .product(name: "Logging", package: "swift-log"), .product(name: "PostgresNIO", package: "postgres-nio"),
         ] + nio, path: "Tests/TernTestSupport"),
         // The store conformance suite: one set of cases over the store protocols, run against every backend.
         .target(name: "StoreConformance", dependencies: ["TernTestSupport", "MailStore", "MailCore"], path: "Tests/StoreConformance"),

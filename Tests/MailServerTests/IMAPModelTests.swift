@@ -833,7 +833,17 @@ final class ModelClient {
     static let seed = UInt64(ProcessInfo.processInfo.environment["TERN_IMAP_MODEL_SEED"] ?? "") ?? 1
 
     @Test func concurrentClientsAgreeWithTheModel() async throws {
-        let s = try await InProcessServer.start {
+        try await run(on: .sqlite)
+    }
+
+    /// The same clients against the store on PostgreSQL (its STORE, EXPUNGE and delivery are statements of their own).
+    @Test(.enabled(if: TestDatabase.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
+    func concurrentClientsAgreeWithTheModelOnPostgreSQL() async throws {
+        try await run(on: .postgres)
+    }
+
+    func run(on backend: InProcessServer.Backend) async throws {
+        let s = try await InProcessServer.start(on: backend) {
             $0.listen[.imap] = [ListenAddress(host: "127.0.0.1", port: 0)]
             $0.limits.maxConnectionsPerAddress = 1000
         }

@@ -15,8 +15,8 @@ import Testing
 /// TERN_TEST_POSTGRES. Without it these tests do not run (and `scripts/test` sets TERN_REQUIRE_POSTGRES, so that
 /// there they fail instead of being skipped).
 enum TestServer {
-    static let url = ProcessInfo.processInfo.environment["TERN_TEST_POSTGRES"]
-    static var available: Bool { url != nil || ProcessInfo.processInfo.environment["TERN_REQUIRE_POSTGRES"] != nil }
+    static let url = TestDatabase.url
+    static var available: Bool { TestDatabase.available }
 
     /// A new folder for a store's spool.
     static func spool() -> URL {
@@ -44,20 +44,7 @@ enum TestServer {
     }
 
     /// A new, empty database on the test server (each test its own); returns its URL.
-    static func newDatabase() async throws -> String {
-        guard let url else { throw StoreError.invalid("TERN_TEST_POSTGRES is not set: run scripts/test, or start scripts/pg-test-cluster") }
-        let base = try PostgresURL.parse(url)
-        let client = PostgresClient(configuration: base.configuration)
-        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
-        try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { await client.run() }
-            try await client.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name)"))
-            group.cancelAll()
-        }
-        var parts = URLComponents(string: url)!
-        parts.path = "/" + name
-        return parts.string!
-    }
+    static func newDatabase() async throws -> String { try await TestDatabase.create() }
 }
 
 @Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))

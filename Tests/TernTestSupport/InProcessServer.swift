@@ -4,6 +4,7 @@ import Logging
 import MailCore
 import MailServer
 import MailStore
+import MailStorePostgres
 import MailStoreSQLite
 import NIOCore
 import NIOPosix
@@ -14,7 +15,7 @@ import TernConfig
 /// `example.test` with alice@example.test (password "pw"); SMTP on port 25's rules; other services as `tweak` lists
 /// them. `play` runs a protocol transcript against it: `C: line` is sent, `S: prefix` must match the next reply line.
 public final class InProcessServer {
-    public let store: SQLiteMailStore
+    public let store: any MailStore
     public let server: TernServer
     public let group: MultiThreadedEventLoopGroup
     public let pool: NIOThreadPool
@@ -30,7 +31,11 @@ public final class InProcessServer {
         listeners.first { $0.service == service }?.address.port ?? 0
     }
 
-    public static func start(_ tweak: (inout TernConfiguration) -> Void = { _ in }) async throws -> InProcessServer {
+    /// Where the in-process server keeps its store: the embedded SQLite store in its temporary folder, or a new
+    /// database on the PostgreSQL test server (`TestDatabase`).
+    public enum Backend: Sendable { case sqlite, postgres }
+
+    public static func start(on backend: Backend = .sqlite, _ tweak: (inout TernConfiguration) -> Void = { _ in }) async throws -> InProcessServer {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-srv-\(UUID().uuidString)")
         var config = TernConfiguration.embeddedDefault(dataDirectory: dir)
         config.hostname = "mx.test"
@@ -44,7 +49,10 @@ public final class InProcessServer {
         config.listen[.managesieve] = []
         tweak(&config)
         let clock = ManualClock()
-        let store = try SQLiteMailStore(dataDirectory: dir, clock: clock)
+        let store: any MailStore = switch backend {
+        case .sqlite: try SQLiteMailStore(dataDirectory: dir, clock: clock)
+        case .postgres: try await PostgresMailStore.open(url: try await TestDatabase.create(), spool: dir.appendingPathComponent("spool"), clock: clock)
+        }
         try await store.addDomain("example.test")
         _ = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -61,7 +69,7 @@ public final class InProcessServer {
         return started
     }
 
-    init(store: SQLiteMailStore, server: TernServer, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, port: Int, dir: URL) {
+    init(store: any MailStore, server: TernServer, group: MultiThreadedEventLoopGroup, pool: NIOThreadPool, port: Int, dir: URL) {
         self.store = store; self.server = server; self.group = group; self.pool = pool; self.port = port; self.dir = dir
     }
 
@@ -69,6 +77,7 @@ public final class InProcessServer {
         await server.stop(grace: grace)
         try await pool.shutdownGracefully()
         try await group.shutdownGracefully()
+        (store as? PostgresMailStore)?.close()
         try? FileManager.default.removeItem(at: dir)
     }
 
