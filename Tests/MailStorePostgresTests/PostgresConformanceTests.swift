@@ -45,6 +45,14 @@ enum TestServer {
 
     /// A new, empty database on the test server (each test its own); returns its URL.
     static func newDatabase() async throws -> String { try await TestDatabase.create() }
+
+    /// A store on a new database with example.test and alice@example.test, on a manual clock.
+    static func storeWithAlice() async throws -> (PostgresMailStore, ManualClock, AccountID) {
+        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
+        let store = try await PostgresMailStore.open(url: try await newDatabase(), spool: spool(), clock: clock)
+        try await store.addDomain("example.test")
+        return (store, clock, try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw"))
+    }
 }
 
 @Suite(.enabled(if: TestServer.available, "needs TERN_TEST_POSTGRES (scripts/test starts a server)"))
@@ -144,12 +152,8 @@ struct PostgresSchemaTests {
 
     /// The same content delivered in separate transactions is stored once, large or small, and goes with its last message.
     @Test func contentsAreStoredOncePerHash() async throws {
-        let url = try await TestServer.newDatabase()
-        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let (store, clock, alice) = try await TestServer.storeWithAlice()
         defer { store.close() }
-        try await store.addDomain("example.test")
-        let alice = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
         let bob = try await store.addAccount(try EmailAddress.parse("bob@example.test"), password: "pw")
         let small = Array("Subject: list mail\r\n\r\nthe same to everyone\r\n".utf8)
         let large = small + Array(repeating: UInt8(ascii: "x"), count: 3 << 20)
@@ -186,12 +190,8 @@ struct PostgresSchemaTests {
     /// order, equal contents once with their references counted, log lines only for the stored ones, and a delivery to
     /// a mailbox that does not exist answered alone.
     @Test func aBatchOfDeliveriesIsOneStatement() async throws {
-        let url = try await TestServer.newDatabase()
-        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let (store, clock, alice) = try await TestServer.storeWithAlice()
         defer { store.close() }
-        try await store.addDomain("example.test")
-        let alice = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
         let bob = try await store.addAccount(try EmailAddress.parse("bob@example.test"), password: "pw")
         let work = try await store.createMailbox(account: alice, name: "Work")
         let envelope = StoredEnvelope(mailFrom: "list@remote.test", recipients: [])
@@ -225,12 +225,8 @@ struct PostgresSchemaTests {
     /// STORE's arithmetic in SQL (`StoreFlagsStatement`) gives what `FlagOperation.apply` gives, the same for every
     /// backend: random flags and keyword lists (repeats included) on random messages, each operation compared.
     @Test func storeArithmeticInSQLIsFlagOperationsArithmetic() async throws {
-        let url = try await TestServer.newDatabase()
-        let clock = ManualClock(Date(timeIntervalSince1970: 2_000_000_000))
-        let store = try await PostgresMailStore.open(url: url, spool: TestServer.spool(), clock: clock)
+        let (store, clock, alice) = try await TestServer.storeWithAlice()
         defer { store.close() }
-        try await store.addDomain("example.test")
-        let alice = try await store.addAccount(try EmailAddress.parse("alice@example.test"), password: "pw")
         let inbox = try #require(try await store.mailboxes(account: alice).first).id
         var uids: [UID] = []
         for i in 0..<4 {
