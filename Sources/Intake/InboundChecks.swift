@@ -301,7 +301,9 @@ public final class InboundChecks: Sendable {
         return report
     }
 
-    /// The domain of the single address in the single From field; nil when there is none or more than one.
+    /// The domain of the single address in the single From field, in its ASCII form; nil when there is none or more
+    /// than one, or when it is not a domain name (an address literal, or text no DNS name can be: DMARC asks the DNS
+    /// about it).
     static func fromDomain(_ fields: [RawHeaderField]) -> String? {
         let froms = fields.filter { $0.name.caseInsensitiveCompare("From") == .orderedSame }
         guard froms.count == 1, let colon = froms[0].raw.firstIndex(of: 58) else { return nil }
@@ -311,8 +313,10 @@ public final class InboundChecks: Sendable {
         let domains: [String?] = AddressList.parse(unfolded).compactMap { item in
             if case .mailbox(_, _, let domain) = item { return domain } else { return nil }
         }
-        guard domains.count == 1, let domain = domains[0], !domain.isEmpty else { return nil }
-        return domain.lowercased()
+        guard domains.count == 1, let domain = domains[0], !domain.isEmpty,
+              let parsed = try? EmailAddress.parse("postmaster@" + domain), !parsed.domain.hasPrefix("["),
+              let ascii = IDNA.toASCII(parsed.domain) else { return nil }
+        return ascii.lowercased()
     }
 }
 

@@ -2,6 +2,7 @@ import Foundation
 import MailAuth
 import MailCore
 import MailDNS
+import MailMessage
 import TernConfig
 import TernTestSupport
 import Deliverability
@@ -45,6 +46,21 @@ import Testing
         // An exempt network is not looked up at all.
         let exempt = await inbound.connect("192.0.2.97")
         #expect(exempt.exempt && exempt.blocklisted == nil)
+    }
+
+    /// DMARC asks the DNS about the From field's domain: only a domain name is asked about (in its ASCII form), never an
+    /// address literal or text no DNS name can be.
+    @Test func theFromDomainIsADomainName() {
+        func from(_ value: String) -> String? {
+            InboundChecks.fromDomain(RawHeader.fields(Array("From: \(value)\r\nSubject: x\r\n\r\n".utf8)[...]))
+        }
+        #expect(from("Alice <alice@Example.COM>") == "example.com")
+        #expect(from("alice@b\u{FC}cher.example") == "xn--bcher-kva.example")
+        #expect(from("alice@bad..example") == nil)
+        #expect(from("alice@-bad.example") == nil)
+        #expect(from("alice@[192.0.2.1]") == nil)
+        #expect(from("alice@exa_mple.com") == nil)
+        #expect(from("alice@example.com, bob@example.org") == nil)
     }
 
     @Test func reverseDNSWhenRequired() async {
