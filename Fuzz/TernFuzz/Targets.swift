@@ -96,6 +96,8 @@ enum FuzzTargets {
             _ = try? EmailAddress.parse(bytes)
             _ = try? EmailAddress.parse(bytes, allowUTF8: false)
             _ = IDNA.toUnicode(String(decoding: bytes, as: UTF8.self))
+            // A header field's address list (From, To, Sender: what DMARC and Sieve read).
+            _ = AddressList.parse(String(decoding: bytes, as: UTF8.self))
         },
         // Authentication records: a DKIM-Signature field and key record, DMARC and SPF records.
         "dkim-signature": { bytes in
