@@ -135,7 +135,8 @@ class TernProc:
                 self.port = int(m.group(1))
                 return
             time.sleep(0.05)
-        raise RuntimeError("tern did not start")
+        self.proc.kill()
+        raise RuntimeError("tern did not start: " + (self.work / "stderr.log").read_text()[-500:])
 
     def stored(self):
         r = sh(self.binary, "user", "list", "--config", str(self.config))
@@ -190,15 +191,17 @@ def main():
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(SINK_PORT)
     work = tempfile.mkdtemp(prefix="tern-bench-", dir="/var/tmp")
-    tern = TernProc(args.tern, work)
-    cluster = pg = pg2 = None
-    if args.postgres:
-        cluster = PostgresCluster()
-        url = cluster.database("bench")
-        pg = TernProc(args.tern, Path(work) / "pg-a", store=url)
-        pg2 = TernProc(args.tern, Path(work) / "pg-b", store=url, setup=False)
+    tern = cluster = pg = pg2 = None
     rows = []
     try:
+        # Started inside the try: a server that fails to start leaves none of the others running (a node left
+        # listening kept ports such as 4190 from the next run and from the tests).
+        tern = TernProc(args.tern, work)
+        if args.postgres:
+            cluster = PostgresCluster()
+            url = cluster.database("bench")
+            pg = TernProc(args.tern, Path(work) / "pg-a", store=url)
+            pg2 = TernProc(args.tern, Path(work) / "pg-b", store=url, setup=False)
         for size in sizes:
             for sessions in sessions_list:
                 n = args.messages
@@ -236,8 +239,7 @@ def main():
                 print(f"{size:>7} B  {sessions:>2} sessions  tern {row['tern']:8.0f}/s{pgtext}  postfix accept {row['pf_accept']:8.0f}/s"
                       f"  postfix delivered {row['pf_deliver']:8.0f}/s  smtp-sink {row['sink']:8.0f}/s", flush=True)
     finally:
-        tern.stop()
-        for t in (pg, pg2):
+        for t in (tern, pg, pg2):
             if t:
                 t.stop()
         if cluster:
