@@ -24,16 +24,19 @@ final class DirectoryCache: Sendable {
 
     static let maxEntries = 50_000
     let file: URL
+    /// `file`'s path, worked out once: every lookup stats it (URL's `path` builds a new string each time).
+    private let path: String
     private let state = Mutex(State())
 
     init(dataDirectory: URL) {
         file = dataDirectory.appendingPathComponent("directory.generation")
+        path = file.path
         if !FileManager.default.fileExists(atPath: file.path) { try? bump() }
     }
 
     func currentGeneration() -> Generation? {
         var st = stat()
-        guard stat(file.path, &st) == 0 else { return nil }
+        guard stat(path, &st) == 0 else { return nil }
         return Generation(inode: UInt64(st.st_ino), seconds: st.st_mtim.tv_sec, nanoseconds: st.st_mtim.tv_nsec)
     }
 
