@@ -144,8 +144,15 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
 
     /// A local part that goes unquoted (RFC 5321 §4.1.2 Dot-string; UTF-8 allowed, RFC 6531).
     public static func isDotString(_ s: String) -> Bool {
-        guard !s.isEmpty, !s.hasPrefix("."), !s.hasSuffix("."), !s.contains("..") else { return false }
-        return s.utf8.allSatisfy { isAtext($0) || $0 == UInt8(ascii: ".") || $0 >= 0x80 }
+        // Octet by octet (String's `contains("..")` goes through Foundation's string search: every address written
+        // out, several per message, paid for it): no dot first, last or after another.
+        let dot = UInt8(ascii: ".")
+        var previous = dot
+        for c in s.utf8 {
+            if c == dot { if previous == dot { return false } } else if !(isAtext(c) || c >= 0x80) { return false }
+            previous = c
+        }
+        return previous != dot
     }
 
     /// A local part as a Quoted-string (`"` and `\` escaped).

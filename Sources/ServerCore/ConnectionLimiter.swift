@@ -66,7 +66,7 @@ public final class ConnectionLimiter: Sendable {
     /// What one client is counted as: its IPv4 address, or its IPv6 /64 (one customer's network, which can hand out
     /// more addresses than any limit).
     public static func key(_ address: String) -> String {
-        guard address.contains(":") else { return address }
+        guard address.utf8.contains(UInt8(ascii: ":")) else { return address }
         var bytes = [UInt8](repeating: 0, count: 16)
         guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
         if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {

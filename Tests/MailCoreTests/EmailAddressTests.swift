@@ -61,6 +61,10 @@ import Testing
         #expect(try EmailAddress.parse("plain@Example.com").canonical == "plain@example.com")
         #expect(try EmailAddress.parse("jürgen@example.com").needsSMTPUTF8)
         #expect(try !EmailAddress.parse("j@example.com").needsSMTPUTF8)
+        // A local part goes unquoted only as a Dot-string: atoms (UTF-8 allowed) joined by single dots.
+        for plain in ["a", "a.b", "first.last+tag", "j\u{FC}rgen", "x!#$%&'*+/=?^_`{|}~-y"] { #expect(EmailAddress.isDotString(plain), "\(plain)") }
+        for quoted in ["", ".a", "a.", "a..b", "two words", "a\"b", "a@b", "a(b)", "."] { #expect(!EmailAddress.isDotString(quoted), "\(quoted)") }
+        #expect(try EmailAddress.parse("\"a..b\"@example.com").description == "\"a..b\"@example.com")
     }
 
     @Test func replyEncoding() {
