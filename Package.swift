@@ -61,8 +61,10 @@ let package = Package(
             .product(name: "_CryptoExtras", package: "swift-crypto"),
         ]),
         // Layer 2: the embedded backend and the network
+        // The embedded database's shape (its tables' numbered migrations), as PostgresDatabase is PostgreSQL's.
+        .target(name: "SQLiteDatabase", dependencies: ["MailStore", .product(name: "GRDB", package: "GRDB.swift")]),
         .target(name: "MailStoreSQLite", dependencies: [
-            "MailCore", "MailStore", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
+            "MailCore", "MailStore", "SQLiteDatabase", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         // The store on PostgreSQL, for several nodes sharing one installation (issue 21; in slices, not yet in the config).
         // Where the PostgreSQL database is and its tables' numbered migrations; the store's operations on it are above.
@@ -187,7 +189,7 @@ let package = Package(
         .testTarget(name: "MailAuthTests", dependencies: ["TernTestSupport", "MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
-        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "MailStore", "MailCore"]),
+        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "SQLiteDatabase", "MailStore", "MailCore"]),
         .testTarget(name: "MailStorePostgresTests", dependencies: [
             "TernTestSupport", "StoreConformance", "MailStorePostgres", "PostgresDatabase", "MailStoreSQLite", "MailStore", "MailCore",
             .product(name: "PostgresNIO", package: "postgres-nio"),

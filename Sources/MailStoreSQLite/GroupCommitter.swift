@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import MailCore
 import MailStore
+import SQLiteDatabase
 import Synchronization
 
 /// Group commit: deliveries that arrive while a commit is in progress queue up and are written together in
@@ -150,7 +151,7 @@ final class GroupCommitter: @unchecked Sendable {
         // no references enters the index of unreferenced ones and leaves it again, a page of the WAL more.
         try db.cachedStatement(sql: """
             INSERT INTO message(id, size, blob_key, content, received, envelope, refcount)
-            VALUES (\(Schema.nextIDSQL("message")), ?, ?, ?, ?, ?, 1)
+            VALUES (\(SQLiteSchema.nextIDSQL("message")), ?, ?, ?, ?, ?, 1)
             """).execute(arguments: [delivery.content.size, blobKey, inline, now.timeIntervalSince1970, envelope])
         let messageID = db.lastInsertedRowID
         try DeliveryLogSQL.insert(db, delivery.log)

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import MailCore
 import MailStore
+import SQLiteDatabase
 import Synchronization
 
 extension SQLiteMailStore {
@@ -72,7 +73,7 @@ extension SQLiteMailStore {
             }
             if from == "INBOX" {
                 // RFC 9051 §6.3.6: renaming INBOX moves its messages to the new mailbox; INBOX stays, empty.
-                try Schema.createMailbox(db, account: account, name: to, specialUse: nil, now: now)
+                try MailboxRows.createMailbox(db, account: account, name: to, specialUse: nil, now: now)
                 let target = db.lastInsertedRowID
                 try db.execute(sql: """
                     UPDATE mailbox_message SET mailbox_id = ?1 WHERE mailbox_id = ?2
@@ -209,5 +210,22 @@ extension SQLiteMailStore {
                              size: row["size"], internalDate: Date(timeIntervalSince1970: row["internal_date"]),
                              flags: MessageFlags(rawValue: row["flags"]), keywords: keywords.split(separator: " ").map(String.init),
                              modSeq: ModSeq(rawValue: row["modseq"]), savedDate: Date(timeIntervalSince1970: row["saved"]))
+    }
+}
+
+/// Mailbox rows made the same way by every path (an account's first mailboxes, CREATE, RENAME's missing parents).
+enum MailboxRows {
+    static func createMailbox(_ db: Database, account: Int64, name: String, specialUse: SpecialUse?, now date: Date) throws {
+        // UIDVALIDITY: seconds since 1970, and above every value this account's mailboxes ever had (deleted ones
+        // included), so that a client never pairs old UIDs with a new mailbox of the same name.
+        let now = Int64(date.timeIntervalSince1970) & 0xFFFF_FFFF
+        let last = try Int64.fetchOne(db, sql: """
+            SELECT max(a.last_uidvalidity, coalesce((SELECT max(uidvalidity) FROM mailbox WHERE account_id = a.id), 0))
+            FROM account a WHERE a.id = ?
+            """, arguments: [account]) ?? 0
+        let validity = max(now, last + 1)
+        try db.execute(sql: "UPDATE account SET last_uidvalidity = ? WHERE id = ?", arguments: [validity, account])
+        try db.execute(sql: "INSERT INTO mailbox(id, account_id, name, special_use, uidvalidity) VALUES (\(SQLiteSchema.nextIDSQL("mailbox")), ?, ?, ?, ?)",
+                       arguments: [account, name, specialUse?.rawValue, validity])
     }
 }

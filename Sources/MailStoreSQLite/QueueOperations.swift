@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MailStore
+import SQLiteDatabase
 import Synchronization
 
 enum QueueSQL {
@@ -11,7 +12,7 @@ enum QueueSQL {
     static func insert(_ db: Database, messageID: MessageID, delivery: Delivery, now date: Date) throws {
         let now = date.timeIntervalSince1970
         let queueID = delivery.queueID.isEmpty ? BlobStore.newKey() : delivery.queueID
-        try db.cachedStatement(sql: "INSERT INTO queue(id, queue_id, message_id, created) VALUES (\(Schema.nextIDSQL("queue")), ?, ?, ?)")
+        try db.cachedStatement(sql: "INSERT INTO queue(id, queue_id, message_id, created) VALUES (\(SQLiteSchema.nextIDSQL("queue")), ?, ?, ?)")
             .execute(arguments: [queueID, messageID, now])
         let row = db.lastInsertedRowID
         let statement = try db.cachedStatement(sql: """

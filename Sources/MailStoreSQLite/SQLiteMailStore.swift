@@ -3,6 +3,7 @@ import GRDB
 import NIOPosix
 import MailCore
 import MailStore
+import SQLiteDatabase
 import Synchronization
 
 /// The embedded store: SQLite in WAL mode for metadata, large message contents as files.
@@ -60,7 +61,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
         // GRDB sets synchronous=NORMAL in WAL mode, which is not durable across power loss. Tern's 250 means
         // "on disk": with FULL, every commit fsyncs the WAL.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        try Schema.migrate(pool)
+        try SQLiteSchema.migrate(pool)
         let hub = changes
         let queueHub = queueChanges
         committer = GroupCommitter(pool: pool, blobs: blobs, clock: clock, onCommit: { hub.notify($0) }, onQueued: { queueHub.notify() })
@@ -147,9 +148,9 @@ public final class SQLiteMailStore: MailStore, Sendable {
             try db.execute(sql: "INSERT INTO account(domain_id, localpart, password, created) VALUES (?, ?, ?, ?)",
                            arguments: [domainID, local, hash, now.timeIntervalSince1970])
             let account = db.lastInsertedRowID
-            try Schema.createMailbox(db, account: account, name: "INBOX", specialUse: nil, now: now)
+            try MailboxRows.createMailbox(db, account: account, name: "INBOX", specialUse: nil, now: now)
             for role in SpecialUse.allCases {
-                try Schema.createMailbox(db, account: account, name: role.defaultName, specialUse: role, now: now)
+                try MailboxRows.createMailbox(db, account: account, name: role.defaultName, specialUse: role, now: now)
             }
             try db.execute(sql: "INSERT INTO subscription(account_id, name) SELECT account_id, name FROM mailbox WHERE account_id = ?",
                            arguments: [account])
@@ -377,7 +378,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
             if let id = try Int64.fetchOne(db, sql: "SELECT id FROM mailbox WHERE account_id = ? AND name = ?", arguments: [account, canonical]) {
                 return (id, false)
             }
-            try Schema.createMailbox(db, account: account, name: canonical, specialUse: nil, now: now)
+            try MailboxRows.createMailbox(db, account: account, name: canonical, specialUse: nil, now: now)
             return (db.lastInsertedRowID, true)
         }
         if created { treeChanges.notify(account) }

@@ -1,9 +1,10 @@
 import Foundation
 import GRDB
 import MailStore
+import SQLiteDatabase
 
 /// `tern migrate` on the SQLite side: rows read and written as they are, ids included. Contents above the inline
-/// limit go to message files as they do on delivery; the next ids follow the copied ones (`Schema.nextIDSQL`), and the
+/// limit go to message files as they do on delivery; the next ids follow the copied ones (`SQLiteSchema.nextIDSQL`), and the
 /// reference and message counts are counted again by their triggers as rows arrive.
 extension SQLiteMailStore: StoreTransfer {
     public func transferRows(_ table: TransferTable, after: [TransferValue]?, limit: Int) async throws -> [[TransferValue]] {

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import MailCore
 import MailStore
+import SQLiteDatabase
 import TernTestSupport
 import Testing
 @testable import MailStoreSQLite
@@ -246,7 +247,7 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         let (store, dir) = try tempStore()
         defer { try? FileManager.default.removeItem(at: dir) }
         try store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA user_version = 999") }
-        #expect(throws: StoreError.schemaTooNew(found: 999, supported: Schema.currentVersion)) {
+        #expect(throws: StoreError.schemaTooNew(found: 999, supported: SQLiteSchema.currentVersion)) {
             try SQLiteMailStore(dataDirectory: dir, clock: ManualClock())
         }
     }

@@ -2,10 +2,10 @@ import Foundation
 import GRDB
 import MailStore
 
-/// Numbered schema migrations, applied at start. The version lives in `PRAGMA user_version`; a database
+/// The embedded store's database shape: numbered schema migrations, applied at start. The version lives in `PRAGMA user_version`; a database
 /// newer than this binary is refused rather than misread.
-enum Schema {
-    static let migrations: [String] = [
+public enum SQLiteSchema {
+    public static let migrations: [String] = [
         // 1: the foundation
         """
         CREATE TABLE domain(
@@ -238,13 +238,13 @@ enum Schema {
     ]
 
     /// The next id of `message`, `mailbox` or `queue` rows: one more than any ever handed out (see migrations 6, 10).
-    static func nextIDSQL(_ table: String) -> String {
+    public static func nextIDSQL(_ table: String) -> String {
         "(SELECT max(last, coalesce((SELECT max(id) FROM \(table)), 0)) + 1 FROM id_sequence WHERE name = '\(table)')"
     }
 
-    static var currentVersion: Int { migrations.count }
+    public static var currentVersion: Int { migrations.count }
 
-    static func migrate(_ pool: DatabasePool) throws {
+    public static func migrate(_ pool: DatabasePool) throws {
         try pool.writeWithoutTransaction { db in
             let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
             guard version <= currentVersion else {
@@ -261,19 +261,5 @@ enum Schema {
                 return .commit
             }
         }
-    }
-
-    static func createMailbox(_ db: Database, account: Int64, name: String, specialUse: SpecialUse?, now date: Date) throws {
-        // UIDVALIDITY: seconds since 1970, and above every value this account's mailboxes ever had (deleted ones
-        // included), so that a client never pairs old UIDs with a new mailbox of the same name.
-        let now = Int64(date.timeIntervalSince1970) & 0xFFFF_FFFF
-        let last = try Int64.fetchOne(db, sql: """
-            SELECT max(a.last_uidvalidity, coalesce((SELECT max(uidvalidity) FROM mailbox WHERE account_id = a.id), 0))
-            FROM account a WHERE a.id = ?
-            """, arguments: [account]) ?? 0
-        let validity = max(now, last + 1)
-        try db.execute(sql: "UPDATE account SET last_uidvalidity = ? WHERE id = ?", arguments: [validity, account])
-        try db.execute(sql: "INSERT INTO mailbox(id, account_id, name, special_use, uidvalidity) VALUES (\(nextIDSQL("mailbox")), ?, ?, ?, ?)",
-                       arguments: [account, name, specialUse?.rawValue, validity])
     }
 }
