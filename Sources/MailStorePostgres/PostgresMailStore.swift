@@ -50,7 +50,7 @@ public final class PostgresMailStore: PostgresTransactional {
     /// The deadlines of operations under way (`bounded`).
     let deadlines = Deadlines()
     /// The clean-up after expunges and deletions: whether one runs, and whether another was asked for meanwhile.
-    let garbage = Mutex((running: false, again: false))
+    let garbage = BatchQueue<Void>(maxBatch: .max)
     /// When the listening connection last heard this node's own check notice.
     let heardCheck = Mutex(ContinuousClock.now)
     /// The notices the listener ended itself on (it stopped hearing them), for tests.

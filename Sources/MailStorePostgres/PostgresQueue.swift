@@ -333,29 +333,17 @@ extension PostgresMailStore: DeliveryLogStore {
 extension PostgresMailStore: StoreHousekeeping {
     public var inlineLimit: Int { Self.inlineLimit }
 
-    /// Removes messages no mailbox or queue entry refers to any more (their chunks go with them).
-    /// Messages no mailbox and no queue entry holds. Their counts say so, and the rows themselves confirm it: a count
-    /// that drifted would otherwise stop every collection at the first foreign key.
     /// Collects garbage soon, in a task of its own: the change that asked is answered without waiting for it, and
     /// asks made while one runs are served by one more run after it.
     func collectGarbageSoon() {
-        let start = garbage.withLock { s -> Bool in
-            if s.running { s.again = true; return false }
-            s.running = true
-            return true
-        }
-        guard start else { return }
-        Task { [self] in
-            repeat {
-                try? await collectGarbage()
-            } while garbage.withLock { s -> Bool in
-                if s.again { s.again = false; return true }
-                s.running = false
-                return false
-            }
-        }
+        guard garbage.enqueue(()) else { return }
+        // Each run takes every ask made so far; the queue stops running when a run finds none waiting.
+        Task { [self] in while !garbage.take().isEmpty { try? await collectGarbage() } }
     }
 
+    /// Removes messages no mailbox or queue entry refers to any more (their chunks go with them).
+    /// Messages no mailbox and no queue entry holds. Their counts say so, and the rows themselves confirm it: a count
+    /// that drifted would otherwise stop every collection at the first foreign key.
     public func collectGarbage() async throws {
         _ = try await column("""
             DELETE FROM message m WHERE refcount <= 0

@@ -9,11 +9,12 @@ public protocol PostgresTransactional: Sendable {
 }
 
 /// What waits for the next shared transaction, and whether one is being run: the part both batchers below share.
-final class BatchQueue<Element: Sendable>: Sendable {
+/// (Also the store's coalesced clean-up: asks made while one runs are served by one more run.)
+public final class BatchQueue<Element: Sendable>: Sendable {
     private let state = Mutex<(waiting: [Element], running: Bool)>(([], false))
     let maxBatch: Int
 
-    init(maxBatch: Int) { self.maxBatch = maxBatch }
+    public init(maxBatch: Int) { self.maxBatch = maxBatch }
 
     /// The caller runs the next transaction itself when none is running (true).
     func lead() -> Bool {
@@ -25,7 +26,7 @@ final class BatchQueue<Element: Sendable>: Sendable {
     }
 
     /// Adds `element`; true when no transaction is running and the caller must start one.
-    func enqueue(_ element: Element) -> Bool {
+    public func enqueue(_ element: Element) -> Bool {
         state.withLock { s in
             s.waiting.append(element)
             guard !s.running else { return false }
@@ -36,7 +37,7 @@ final class BatchQueue<Element: Sendable>: Sendable {
 
     /// The next batch (at most `max`), taken out of the queue; empty (and no longer running) when nothing waits and
     /// `stopWhenEmpty`.
-    func take(max: Int? = nil, stopWhenEmpty: Bool = true) -> [Element] {
+    public func take(max: Int? = nil, stopWhenEmpty: Bool = true) -> [Element] {
         state.withLock { s in
             let batch = Array(s.waiting.prefix(max ?? maxBatch))
             s.waiting.removeFirst(batch.count)
