@@ -127,7 +127,7 @@ extension PostgresMailStore: MessageStore {
             s.hash.append(ByteBuffer(bytes: Self.hash(bytes)))
             s.size.append(Int64(bytes.count))
             s.content.append(ByteBuffer(bytes: bytes))
-            s.envelope.append(String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self))
+            s.envelope.append(delivery.envelope.json)
             s.flags.append(Int64(delivery.flags.rawValue))
             s.keywords.append(delivery.keywords.joined(separator: " "))
             s.internalDate.append(delivery.internalDate.timeIntervalSince1970)
@@ -154,7 +154,7 @@ extension PostgresMailStore: MessageStore {
 
     /// One message into its mailboxes, its log lines and the queue, inside the caller's transaction.
     func insert(_ db: PostgresConnection, _ delivery: Delivery, now: Double) async throws -> DeliveryReceipt {
-        let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
+        let envelope = delivery.envelope.json
         let size = Int64(delivery.content.size)
         var seenTargets = Set<DeliveryTarget>()
         var targets: [(DeliveryTarget, String)] = []

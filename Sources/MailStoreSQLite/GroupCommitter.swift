@@ -141,7 +141,7 @@ final class GroupCommitter: @unchecked Sendable {
     }
 
     static func insert(_ db: Database, _ delivery: Delivery, now: Date) throws -> DeliveryReceipt {
-        let envelope = String(decoding: try JSONEncoder().encode(delivery.envelope), as: UTF8.self)
+        let envelope = delivery.envelope.json
         let blobKey: String?, inline: Data?
         switch delivery.content {
         case .inline(let bytes): blobKey = nil; inline = Data(bytes)
