@@ -219,10 +219,10 @@ public final class InboundChecks: Sendable {
         if settings.dkim { results.dkim = await dkim.finish(resolver: resolver) }
         var action = ContentVerdict.Action.accept
         if settings.dmarc {
-            let from = Self.fromDomain(plainFields)
+            let from = Self.fromDomains(plainFields)
             let spfDomain = mailFrom.isEmpty ? helo : String(mailFrom[mailFrom.index(after: mailFrom.lastIndex(of: "@") ?? mailFrom.startIndex)...])
             let dmarc = await DMARCChecker(resolver: resolver, suffixes: suffixes)
-                .check(fromDomain: from, spf: spf.map { ($0.result, spfDomain) }, dkim: results.dkim)
+                .check(fromDomains: from, spf: spf.map { ($0.result, spfDomain) }, dkim: results.dkim)
             results.dmarc = dmarc
             if dmarc.result == .fail {
                 switch dmarc.disposition {
@@ -301,22 +301,22 @@ public final class InboundChecks: Sendable {
         return report
     }
 
-    /// The domain of the single address in the single From field, in its ASCII form; nil when there is none or more
-    /// than one, or when it is not a domain name (an address literal, or text no DNS name can be: DMARC asks the DNS
-    /// about it).
-    static func fromDomain(_ fields: [RawHeaderField]) -> String? {
-        let froms = fields.filter { $0.name.caseInsensitiveCompare("From") == .orderedSame }
-        guard froms.count == 1, let colon = froms[0].raw.firstIndex(of: 58) else { return nil }
-        let value = String(decoding: froms[0].raw[(colon + 1)...], as: UTF8.self)
-        // Unfolded first: a folded From value still names its address.
-        let unfolded = value.replacingOccurrences(of: "\r\n", with: "")
-        let domains: [String?] = AddressList.parse(unfolded).compactMap { item in
-            if case .mailbox(_, _, let domain) = item { return domain } else { return nil }
+    /// The domains of the addresses in the From fields (normally one field with one address; RFC 7489 §6.6.1 checks
+    /// each of several), each once, lowercased and in ASCII form where it converts. Address literals name no domain.
+    /// A domain that is no valid DNS name is kept as written: DMARC then finds the policy of its organizational
+    /// domain, so that a malformed From of a domain with a policy is not let through unchecked.
+    static func fromDomains(_ fields: [RawHeaderField]) -> [String] {
+        var domains: [String] = []
+        for field in fields where field.name.caseInsensitiveCompare("From") == .orderedSame {
+            guard let colon = field.raw.firstIndex(of: 58) else { continue }
+            // Unfolded first: a folded From value still names its address.
+            let unfolded = String(decoding: field.raw[(colon + 1)...], as: UTF8.self).replacingOccurrences(of: "\r\n", with: "")
+            for case .mailbox(_, _, let domain?) in AddressList.parse(unfolded) where !domain.isEmpty && !domain.hasPrefix("[") {
+                let name = (IDNA.toASCII(domain) ?? domain).lowercased()
+                if !domains.contains(name) { domains.append(name) }
+            }
         }
-        guard domains.count == 1, let domain = domains[0], !domain.isEmpty,
-              let parsed = try? EmailAddress.parse("postmaster@" + domain), !parsed.domain.hasPrefix("["),
-              let ascii = IDNA.toASCII(parsed.domain) else { return nil }
-        return ascii.lowercased()
+        return domains
     }
 }
 

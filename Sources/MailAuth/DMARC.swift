@@ -75,6 +75,18 @@ public struct DMARCOutcome: Sendable, Equatable {
     public var dkimAligned: Bool
     public var spfAligned: Bool
     public var reason: String
+
+    /// How strict the outcome is, for choosing among a message's From domains: a failure with a harder disposition
+    /// first, then a lookup that could not be made, then no policy, then a pass.
+    var strictness: Int {
+        switch result {
+        case .fail: 4 + disposition.rank
+        case .temperror: 3
+        case .permerror: 2
+        case .none: 1
+        case .pass: 0
+        }
+    }
 }
 
 /// DMARC evaluation (RFC 7489 §6.6): policy discovery at the From domain, then its organizational domain, and
@@ -142,9 +154,41 @@ public struct DMARCChecker: Sendable {
         return outcome
     }
 
+    /// At most this many From domains are checked for one message (each costs up to two DNS lookups).
+    public static let maxFromDomains = 10
+
+    /// DMARC for a message whose From fields name several domains (§6.6.1: each is checked as the Author Domain, and
+    /// the strictest failing policy applies): the strictest outcome. A message that names more than `maxFromDomains`
+    /// domains fails unchecked, with the strictest disposition, since no check may be skipped: leaving one out would let
+    /// a forged From through behind others.
+    public func check(fromDomains: [String], spf: (result: SPFResult, domain: String)?, dkim: [DKIMOutcome],
+                      sample: Int = Int.random(in: 0..<100)) async -> DMARCOutcome {
+        guard fromDomains.count <= Self.maxFromDomains else {
+            return DMARCOutcome(result: .fail, fromDomain: fromDomains[0], organizationalDomain: "", record: nil, recordDomain: nil,
+                                requestedPolicy: .reject, disposition: .reject, dkimAligned: false, spfAligned: false,
+                                reason: "the From field names \(fromDomains.count) domains, more than \(Self.maxFromDomains) checked")
+        }
+        guard !fromDomains.isEmpty else { return await check(fromDomain: nil, spf: spf, dkim: dkim, sample: sample) }
+        var strictest: DMARCOutcome?
+        for domain in fromDomains {
+            let outcome = await check(fromDomain: domain, spf: spf, dkim: dkim, sample: sample)
+            if strictest.map({ outcome.strictness > $0.strictness }) ?? true { strictest = outcome }
+        }
+        return strictest!
+    }
+
     enum Lookup { case found(DMARCRecord), none, temporary }
 
+    /// Whether `name` can be asked about: labels of 1 to 63 octets, 253 in all (RFC 1035 §2.3.4). Text in a From domain
+    /// that cannot (`a..example`) has no record at its own name; discovery goes on at its organizational domain.
+    static func isQueryable(_ name: String) -> Bool {
+        let octets = Array(name.utf8)
+        guard !octets.isEmpty, octets.count <= 253 else { return false }
+        return octets.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false).allSatisfy { (1...63).contains($0.count) }
+    }
+
     func lookup(_ domain: String) async -> Lookup {
+        guard Self.isQueryable("_dmarc." + domain) else { return .none }
         do {
             let records = try await resolver.txt("_dmarc." + domain).compactMap(DMARCRecord.parse)
             // §6.6.3: more than one DMARC record means none applies.

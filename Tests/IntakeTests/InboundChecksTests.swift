@@ -48,19 +48,45 @@ import Testing
         #expect(exempt.exempt && exempt.blocklisted == nil)
     }
 
-    /// DMARC asks the DNS about the From field's domain: only a domain name is asked about (in its ASCII form), never an
-    /// address literal or text no DNS name can be.
-    @Test func theFromDomainIsADomainName() {
-        func from(_ value: String) -> String? {
-            InboundChecks.fromDomain(RawHeader.fields(Array("From: \(value)\r\nSubject: x\r\n\r\n".utf8)[...]))
+    /// The From domains DMARC checks: each address's domain once, lowercased, in ASCII form; no address literal.
+    @Test func theFromDomains() {
+        func from(_ header: String) -> [String] {
+            InboundChecks.fromDomains(RawHeader.fields(Array("\(header)Subject: x\r\n\r\n".utf8)[...]))
         }
-        #expect(from("Alice <alice@Example.COM>") == "example.com")
-        #expect(from("alice@b\u{FC}cher.example") == "xn--bcher-kva.example")
-        #expect(from("alice@bad..example") == nil)
-        #expect(from("alice@-bad.example") == nil)
-        #expect(from("alice@[192.0.2.1]") == nil)
-        #expect(from("alice@exa_mple.com") == nil)
-        #expect(from("alice@example.com, bob@example.org") == nil)
+        #expect(from("From: Alice <alice@Example.COM>\r\n") == ["example.com"])
+        #expect(from("From: alice@b\u{FC}cher.example\r\n") == ["xn--bcher-kva.example"])
+        #expect(from("From: alice@[192.0.2.1]\r\n") == [])
+        #expect(from("To: alice@example.com\r\n") == [])
+        #expect(from("From: alice@example.com, bob@example.org, carol@EXAMPLE.com\r\n") == ["example.com", "example.org"])
+        #expect(from("From: alice@example.com\r\nFrom: bob@example.org\r\n") == ["example.com", "example.org"])
+        // Kept as written when not a valid DNS name: the organizational domain's policy still applies.
+        #expect(from("From: alice@bad..Example\r\n") == ["bad..example"])
+    }
+
+    /// A From that names a domain with `p=reject` is refused when neither SPF nor DKIM align, however the From is
+    /// written: a trailing dot, a label no host name may have, a second address or a second From field beside it,
+    /// or more domains than are checked.
+    @Test func dmarcCannotBeSidesteppedByTheFormOfFrom() async {
+        let inbound = Self.checks { dns in
+            dns.txt["_dmarc.bank.test"] = ["v=DMARC1; p=reject"]
+            dns.txt["_dmarc.other.test"] = ["v=DMARC1; p=none"]
+        }
+        func verdict(_ header: String) async -> (DMARCResult?, String) {
+            let message = Array("\(header)To: <b@here.test>\r\nSubject: hi\r\nMessage-ID: <m@x>\r\n\r\nhello\r\n".utf8)
+            let report = await inbound.evaluate(message: message, clientAddress: "198.51.100.7", helo: "x.test", mailFrom: "a@elsewhere.test")
+            return (report.dmarc?.result, report.action)
+        }
+        for header in ["From: <alerts@bank.test>\r\n", "From: <alerts@bank.test.>\r\n", "From: <alerts@secure_login.bank.test>\r\n",
+                       "From: <alerts@-x.bank.test>\r\n", "From: <alerts@a..bank.test>\r\n", "From: <alerts@BANK.test>\r\n",
+                       "From: <me@other.test>, <alerts@bank.test>\r\n", "From: <me@other.test>\r\nFrom: <alerts@bank.test>\r\n",
+                       "From: " + (1...11).map { "<x@d\($0).test>" }.joined(separator: ", ") + "\r\n"] {
+            let (result, action) = await verdict(header)
+            #expect(result == .fail, "\(header)")
+            #expect(action.hasPrefix("refused at end of DATA: 550 5.7.1"), "\(header): \(action)")
+        }
+        // A domain whose policy asks for nothing: a failure, and the message goes on.
+        let (result, action) = await verdict("From: <me@other.test>\r\n")
+        #expect(result == .fail && action == "accept")
     }
 
     @Test func reverseDNSWhenRequired() async {
