@@ -41,7 +41,9 @@ public final class SQLiteMailStore: MailStore, Sendable {
     /// How long a queue scan holds the recipients it takes (`delivery.lease`).
     public let queueLease: TimeInterval
 
-    public init(dataDirectory: URL, clock: any WallClock, queueLease: TimeInterval = QueueLease.duration) throws {
+    /// `beforeUpgrade`: see `SQLiteSchema.migrate`.
+    public init(dataDirectory: URL, clock: any WallClock, queueLease: TimeInterval = QueueLease.duration,
+                beforeUpgrade: (_ found: Int) throws -> Void = { _ in }) throws {
         self.dataDirectory = dataDirectory
         self.queueLease = queueLease
         self.clock = clock
@@ -61,7 +63,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
         // GRDB sets synchronous=NORMAL in WAL mode, which is not durable across power loss. Tern's 250 means
         // "on disk": with FULL, every commit fsyncs the WAL.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
-        try SQLiteSchema.migrate(pool)
+        try SQLiteSchema.migrate(pool, beforeUpgrade: beforeUpgrade)
         let hub = changes
         let queueHub = queueChanges
         committer = GroupCommitter(pool: pool, blobs: blobs, clock: clock, onCommit: { hub.notify($0) }, onQueued: { queueHub.notify() })

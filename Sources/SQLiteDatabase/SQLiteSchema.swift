@@ -244,13 +244,16 @@ public enum SQLiteSchema {
 
     public static var currentVersion: Int { migrations.count }
 
-    public static func migrate(_ pool: DatabasePool) throws {
+    /// `beforeUpgrade` runs when the database is older than this binary, before anything is changed: it may refuse
+    /// (by throwing), as an admin command does while an older server still works on the database.
+    public static func migrate(_ pool: DatabasePool, beforeUpgrade: (_ found: Int) throws -> Void = { _ in }) throws {
         try pool.writeWithoutTransaction { db in
             let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
             guard version <= currentVersion else {
                 throw StoreError.schemaTooNew(found: version, supported: currentVersion)
             }
             guard version < currentVersion else { return }
+            try beforeUpgrade(version)
             try db.inTransaction(.immediate) {
                 // Re-read inside the write lock: another process may have migrated meanwhile.
                 let v = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0

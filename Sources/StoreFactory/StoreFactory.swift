@@ -12,18 +12,37 @@ import TernConfig
 public enum StoreFactory {
     /// The store the configuration names: the embedded SQLite store in the data folder, or the PostgreSQL database
     /// of `store` (the data folder then holds only the spool of messages on their way in, and the TLS material).
-    public static func open(_ config: TernConfiguration, clock: any WallClock) async throws -> any MailStore {
+    ///
+    /// `server`: opened by `tern serve` (which holds the data folder's lock). Anyone else (an admin command) does not
+    /// upgrade an embedded database while a server runs on it: that server is of the older version (it would have
+    /// upgraded the database as it started) and would go on writing the old way.
+    public static func open(_ config: TernConfiguration, clock: any WallClock, server: Bool = false) async throws -> any MailStore {
         let folder = config.dataDirectory
         try DataFolderError.check(folder)
         if let url = config.store { return try await openPostgres(url, config: config, clock: clock) }
         do {
-            return try SQLiteMailStore(dataDirectory: folder, clock: clock, queueLease: TimeInterval(config.delivery.lease.components.seconds))
+            return try SQLiteMailStore(dataDirectory: folder, clock: clock, queueLease: TimeInterval(config.delivery.lease.components.seconds),
+                                       beforeUpgrade: { found in if !server { try refuseUpgradeUnderServer(folder, found: found) } })
+        } catch let error as DataFolderError {
+            throw error
         } catch StoreError.schemaTooNew(let found, let supported) {
             throw DataFolderError(path: folder.appendingPathComponent("tern.db").path,
                                   reason: "written by a newer Tern (schema version \(found); this tern reads up to \(supported)): run that version or a later one")
         } catch {
             throw DataFolderError(path: folder.path, reason: "cannot open the store: \(error)")
         }
+    }
+
+    /// Throws when a `tern serve` holds the data folder's lock.
+    static func refuseUpgradeUnderServer(_ folder: URL, found: Int) throws {
+        let lock = Glibc.open(folder.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { return }
+        defer { Glibc.close(lock) }
+        guard flock(lock, LOCK_EX | LOCK_NB) != 0 else { return }
+        throw DataFolderError(path: folder.appendingPathComponent("tern.db").path,
+                              reason: "the `tern serve` running on this data folder is an earlier version (its database has schema version "
+                                  + "\(found), older than this tern's): restart it with this version first (it upgrades the database as it "
+                                  + "starts), then run this command again")
     }
 
     /// Removes the spool folder `open(location:)` made for a PostgreSQL store (in the temporary folder: a migration

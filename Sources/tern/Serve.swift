@@ -84,7 +84,7 @@ struct Serve: AsyncParsableCommand {
 
         // The one clock of the whole server: the store, the sessions, the checks and the queue read the time from it.
         let clock = SystemClock()
-        let store = try await StoreFactory.open(config, clock: clock)
+        let store = try await StoreFactory.open(config, clock: clock, server: true)
         // Nothing in tmp/ was ever acknowledged; a blob no row names was never acknowledged either.
         try store.cleanTemporaryFiles()
         let orphans = try await store.removeOrphanBlobs()
