@@ -55,6 +55,39 @@ def test_envelope_of_another_accounts_expunged_message_never_served(tern):
         c.logout()
 
 
+def test_expunge_keeps_a_message_another_session_undeleted(tern):
+    """A saw message 1 flagged \\Deleted; B then cleared the flag; A's EXPUNGE (and CLOSE) without a NOOP between
+    must not remove it: EXPUNGE removes only messages flagged \\Deleted (RFC 9051 6.4.3), not what A last saw."""
+    a, b = login(tern), login(tern)
+    for n in range(3):
+        a.append("INBOX", None, None, message(f"keep or drop {n}", ALICE, ALICE))
+    a.select("INBOX")
+    b.select("INBOX")
+    a.store("1:2", "+FLAGS", "(\\Deleted)")
+    b.noop()
+    b.store("1", "-FLAGS", "(\\Deleted)")
+    typ, data = a.expunge()
+    assert typ == "OK", data
+    # Only message 2 went; message 1 is still there, in both sessions.
+    assert data == [b"2"], data
+    for c in (a, b):
+        c.noop()
+        typ, data = c.search(None, "ALL")
+        assert data[0].split() == [b"1", b"2"], data
+        typ, data = c.fetch("1", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+        assert any(isinstance(d, tuple) and b"keep or drop 0" in d[1] for d in data), data
+    # CLOSE expunges silently: the same holds.
+    a.store("1", "+FLAGS", "(\\Deleted)")
+    b.noop()
+    b.store("1", "-FLAGS", "(\\Deleted)")
+    a.close()
+    b.noop()
+    typ, data = b.search(None, "ALL")
+    assert data[0].split() == [b"1", b"2"], data
+    for c in (a, b):
+        c.logout()
+
+
 def test_deleted_mailbox_does_not_come_back_and_uidvalidity_changes(tern):
     m = login(tern)
     m.create("Projects")

@@ -409,7 +409,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             let a = try requireAuth()
             let m = try requireSelected()
             if case .close = command, !m.readOnly {
-                _ = try await store.expunge(mailbox: m.id, uids: m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid))
+                _ = try await store.expunge(mailbox: m.id, uids: m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid), onlyDeleted: true)
             }
             state = .authenticated(a, user)
             out.ok(tag, "\(command.name) completed")
@@ -421,7 +421,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
                 let chosen = Set(m.resolve(set, uid: true).map(\.message.uid))
                 candidates = candidates.filter { chosen.contains($0.uid) }
             }
-            _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid))
+            _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid), onlyDeleted: true)
             try await poll(&out, expunges: true)
             out.ok(tag, "\(command.name) completed")
         case .search(let uid, let key, let returning, let partial, let update):

@@ -80,8 +80,10 @@ public protocol MessageStore: Sendable {
     /// `unchangedSince` (CONDSTORE) leaves out messages modified after it and reports them in `failed`.
     func storeFlags(mailbox: MailboxID, uids: [UID], operation: FlagOperation, flags: MessageFlags, keywords: [String],
                     unchangedSince: ModSeq?) async throws -> (changed: [StoredMessage], failed: [UID])
-    /// Removes messages from a mailbox (recorded for QRESYNC); returns the UIDs removed.
-    func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID]
+    /// Removes messages from a mailbox (recorded for QRESYNC); returns the UIDs removed. With `onlyDeleted`, only those
+    /// flagged \Deleted when it runs: IMAP's EXPUNGE and CLOSE name the messages their session last saw flagged, and
+    /// another session may have cleared the flag since (RFC 9051 §6.4.3 removes only messages flagged \Deleted).
+    func expunge(mailbox: MailboxID, uids: [UID], onlyDeleted: Bool) async throws -> [UID]
     /// Copies messages (the content is shared, not duplicated); with `move`, removes them from the source in the
     /// same transaction. Returns (source UID, new UID) pairs and the target's UIDVALIDITY (UIDPLUS, RFC 4315).
     func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity)
@@ -107,6 +109,13 @@ public protocol MessageStore: Sendable {
     /// ever being held whole. A reader opened before the message is expunged reads on where the backend can (a file
     /// stays readable while open); otherwise a later piece throws `StoreError.notFound`.
     func openContent(of message: MessageID) async throws -> any ContentReader
+}
+
+public extension MessageStore {
+    /// Removes the messages whatever their flags (POP3's DELE, MOVE's source, the admin's clean-up).
+    func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
+        try await expunge(mailbox: mailbox, uids: uids, onlyDeleted: false)
+    }
 }
 
 /// A message's content, read a range at a time.

@@ -367,8 +367,10 @@ extension PostgresMailStore: MessageStore {
         return result
     }
 
-    public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
-        let removed = try await writes.runStatement(self) { [self] db in try await expunge(db, mailbox: mailbox, uids: uids) }
+    public func expunge(mailbox: MailboxID, uids: [UID], onlyDeleted: Bool) async throws -> [UID] {
+        let removed = try await writes.runStatement(self) { [self] db in
+            try await expunge(db, mailbox: mailbox, uids: uids, onlyDeleted: onlyDeleted)
+        }
         if !removed.isEmpty {
             changes.notify(mailbox)
             collectGarbageSoon()
@@ -379,14 +381,17 @@ extension PostgresMailStore: MessageStore {
     /// Removes the UIDs and records them for QRESYNC, all under one new MODSEQ, in one statement (inside the caller's
     /// transaction, or alone): the mailbox's row locked and its MODSEQ raised first, then the placements removed (a
     /// placement changed or removed by another transaction meanwhile is seen as it is now, as by a statement of its own).
-    func expunge(_ db: PostgresConnection?, mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
+    func expunge(_ db: PostgresConnection?, mailbox: MailboxID, uids: [UID], onlyDeleted: Bool = false) async throws -> [UID] {
         guard !uids.isEmpty else { return [] }
         let wanted = uids.map { Int64($0.rawValue) }
+        // Flags that must be set for a message to go (none: any goes).
+        let required = onlyDeleted ? Int64(MessageFlags.deleted.rawValue) : 0
         let rows = try await all("""
             WITH box AS (
               UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq
             ), gone AS (
               DELETE FROM mailbox_message WHERE mailbox_id = \(mailbox) AND uid = ANY(\(wanted)) AND EXISTS (SELECT 1 FROM box)
+                AND flags & \(required) = \(required)
               RETURNING uid
             ), recorded AS (
               INSERT INTO expunged(mailbox_id, uid, modseq) SELECT \(mailbox), gone.uid, box.highestmodseq FROM gone, box

@@ -143,8 +143,8 @@ extension SQLiteMailStore {
         return result
     }
 
-    public func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
-        let removed = try await write { db in try Self.expunge(db, mailbox: mailbox, uids: uids) }
+    public func expunge(mailbox: MailboxID, uids: [UID], onlyDeleted: Bool) async throws -> [UID] {
+        let removed = try await write { db in try Self.expunge(db, mailbox: mailbox, uids: uids, onlyDeleted: onlyDeleted) }
         if !removed.isEmpty {
             changes.notify([mailbox])
             try? await collectGarbage()
@@ -152,13 +152,16 @@ extension SQLiteMailStore {
         return removed
     }
 
-    static func expunge(_ db: Database, mailbox: MailboxID, uids: [UID]) throws -> [UID] {
+    static func expunge(_ db: Database, mailbox: MailboxID, uids: [UID], onlyDeleted: Bool = false) throws -> [UID] {
         var removed: [UID] = []
         guard !uids.isEmpty else { return removed }
+        // Flags that must be set for a message to go (none: any goes).
+        let required = onlyDeleted ? Int64(MessageFlags.deleted.rawValue) : 0
         let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
                                         arguments: [mailbox])!
         for uid in uids {
-            try db.execute(sql: "DELETE FROM mailbox_message WHERE mailbox_id = ? AND uid = ?", arguments: [mailbox, Int64(uid.rawValue)])
+            try db.execute(sql: "DELETE FROM mailbox_message WHERE mailbox_id = ? AND uid = ? AND flags & ? = ?",
+                           arguments: [mailbox, Int64(uid.rawValue), required, required])
             if db.changesCount > 0 {
                 removed.append(uid)
                 try db.execute(sql: "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)",

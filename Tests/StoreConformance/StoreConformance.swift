@@ -51,7 +51,25 @@ public enum StoreConformance {
         Case(name: "Sieve scripts: one active at a time, the active one kept, renamed with its state, gone with the account", body: sieveScripts),
         Case(name: "active scripts for delivery: cached, every change seen at the next read; flags per target", body: activeScripts),
         Case(name: "what scripts remember: one claim per key and period, concurrent claims give one winner, forgotten, pruned", body: sieveSeen),
+        Case(name: "IMAP's EXPUNGE removes only what is flagged \\Deleted when it runs, whatever the caller last saw", body: expungeOnlyDeleted),
     ]
+
+    static func expungeOnlyDeleted(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
+        var problems: [String] = []
+        let (alice, inbox) = try await account(store)
+        var uids: [UID] = []
+        for n in 0..<4 { uids.append(try await deliver(store, alice, n, at: clock.now)) }
+        // Session A saw 0, 1 and 2 flagged \Deleted; session B has since cleared 1's flag.
+        _ = try await store.storeFlags(mailbox: inbox, uids: Array(uids[0...2]), operation: .add, flags: .deleted, keywords: [], unchangedSince: nil)
+        _ = try await store.storeFlags(mailbox: inbox, uids: [uids[1]], operation: .remove, flags: .deleted, keywords: [], unchangedSince: nil)
+        let removed = try await store.expunge(mailbox: inbox, uids: Array(uids[0...2]), onlyDeleted: true)
+        if removed != [uids[0], uids[2]] { problems.append("removed \(removed.map(\.rawValue)), not [\(uids[0].rawValue), \(uids[2].rawValue)]") }
+        let left = try await store.messages(mailbox: inbox).map(\.uid)
+        if left != [uids[1], uids[3]] { problems.append("left \(left.map(\.rawValue)): the message whose \\Deleted was cleared must stay") }
+        // Without the condition (POP3, MOVE) a message goes whatever its flags.
+        if try await store.expunge(mailbox: inbox, uids: [uids[3]]) != [uids[3]] { problems.append("an unflagged message was not removed unconditionally") }
+        return problems
+    }
 
     static func sieveSeen(_ store: any MailStore, _ clock: ManualClock) async throws -> [String] {
         var problems: [String] = []
