@@ -43,11 +43,13 @@ public final class OutboundQueue: Sendable {
 
     /// A job's leased recipients while it is in flight. `ticket` tells this job from a later one of the same message
     /// and domain; `lost`: recipients whose lease a renewal found gone (the message deleted, or the lease taken over by
-    /// another runner after it ran out), which the job, if not yet sent, leaves to their new holder.
+    /// another runner after it ran out), which the job, if not yet sent, leaves to their new holder. `heldUntil`: the
+    /// end of the lease as last confirmed (by the scan that took it, or a renewal that kept it).
     public struct InFlight: Sendable {
         var ids: [Int64]
         var ticket: Int
         var lost = Set<Int64>()
+        var heldUntil: Date
     }
 
     /// One message's recipients at one domain.
@@ -118,7 +120,9 @@ public final class OutboundQueue: Sendable {
                 try? await Task.sleep(for: .milliseconds(20))
                 if lastRenewal.duration(to: .now) >= .seconds(store.queueLease / 3) {
                     lastRenewal = .now
-                    await renewLeases()
+                    // A renewal that failed (the store out of reach) is tried again within seconds, not a third of a
+                    // lease later: until one succeeds, jobs whose lease runs low are not sent (`send`).
+                    if await !renewLeases() { lastRenewal = .now - .seconds(max(0, store.queueLease / 3 - 5)) }
                 }
                 if await signal.wait(timeout: 0.25) {
                     fromStart = state.withLock { s in defer { s.rescanRequested = false }; return s.rescanRequested }
@@ -147,30 +151,35 @@ public final class OutboundQueue: Sendable {
 
     /// Holds what this runner took for another lease: jobs waiting for a connection to a slow domain may outlast the
     /// lease they were taken with, and must not be taken over (and sent twice) by another node meanwhile.
-    func renewLeases() async {
+    /// Returns false when the store could not be asked.
+    @discardableResult
+    func renewLeases() async -> Bool {
         let jobs = state.withLock { s in s.inFlight.map { ($0.key, $0.value.ticket, $0.value.ids) } }
         let held = jobs.flatMap(\.2)
-        guard !held.isEmpty else { return }
+        guard !held.isEmpty else { return true }
         let until = clock.now.addingTimeInterval(store.queueLease)
         do {
             var kept = Set<Int64>()
             for start in stride(from: 0, to: held.count, by: 1000) {
                 kept.formUnion(try await store.renewLeases(Array(held[start..<min(start + 1000, held.count)]), until: until))
             }
-            if kept.count < held.count {
-                // Finished meanwhile (being recorded), or taken over after a lease ran out: not to be sent from here by
-                // the job that held them (a later job of the same message has a lease of its own).
-                state.withLock { s in
-                    for (key, ticket, ids) in jobs where s.inFlight[key]?.ticket == ticket {
-                        s.inFlight[key]!.lost.formUnion(ids.filter { !kept.contains($0) })
-                    }
+            // Finished meanwhile (being recorded), or taken over after a lease ran out: not to be sent from here by the
+            // job that held them (a later job of the same message has a lease of its own). The rest are held to `until`.
+            state.withLock { s in
+                for (key, ticket, ids) in jobs where s.inFlight[key]?.ticket == ticket {
+                    s.inFlight[key]!.lost.formUnion(ids.filter { !kept.contains($0) })
+                    s.inFlight[key]!.heldUntil = until
                 }
+            }
+            if kept.count < held.count {
                 logger.debug("recipients no longer held by this runner (finished, or taken over after a lease ran out)",
                               metadata: ["count": "\(held.count - kept.count)"])
             }
         } catch {
             logger.error("cannot renew queue leases", metadata: ["error": "\(error)"])
+            return false
         }
+        return true
     }
 
     public static let scanBatch = 500
@@ -211,7 +220,7 @@ public final class OutboundQueue: Sendable {
                     let job = Job(message: m, recipients: rcpts, domain: domain)
                     if s.inFlight[job.key] == nil {
                         s.nextTicket += 1
-                        s.inFlight[job.key] = InFlight(ids: rcpts.map(\.id), ticket: s.nextTicket)
+                        s.inFlight[job.key] = InFlight(ids: rcpts.map(\.id), ticket: s.nextTicket, heldUntil: now.addingTimeInterval(store.queueLease))
                         byDomain[domain, default: []].append(job)
                     }
                 }
@@ -368,7 +377,16 @@ public final class OutboundQueue: Sendable {
     public func send(_ job: Job, on session: inout CourierSession, remote: String, run: DomainRun) async -> String? {
         // Recipients whose lease another runner took over (this one waited past it) are that runner's to send.
         var job = job
-        let lost = state.withLock { s in s.inFlight[job.key]?.lost ?? [] }
+        let (lost, heldUntil) = state.withLock { s in (s.inFlight[job.key]?.lost ?? [], s.inFlight[job.key]?.heldUntil ?? .distantFuture) }
+        // A lease not confirmed for a while (renewals failing: the store out of reach) may run out during the
+        // transaction and be taken over by another node, which would send the message too: the job is sent only while
+        // at least a third of a lease is left. Otherwise it is left to the scan that takes it once the lease has ended.
+        if clock.now.addingTimeInterval(store.queueLease / 3) > heldUntil {
+            logger.warning("queue lease not confirmed in time; not sent now",
+                           metadata: ["queue": "\(job.message.queueID)", "recipients": "\(job.recipients.count)"])
+            _ = state.withLock { $0.inFlight.removeValue(forKey: job.key) }
+            return nil
+        }
         if !lost.isEmpty {
             logger.info("lease taken over by another runner; not sent from here",
                         metadata: ["queue": "\(job.message.queueID)", "recipients": "\(lost.count)"])

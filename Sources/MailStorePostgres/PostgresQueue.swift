@@ -111,7 +111,9 @@ extension PostgresMailStore: QueueStore {
     }
 
     /// A recipient whose lease another node has taken meanwhile (this node's ran out) is that node's to record: this
-    /// node's outcome for it is dropped, so that a late node cannot fail (and bounce) what the other is delivering.
+    /// node's failure or deferral for it is dropped, so that a late node cannot fail (and bounce) what the other is
+    /// delivering. A delivery is recorded all the same: it happened, and the other node's next lease renewal then finds
+    /// the recipient done and does not send it again if it has not yet.
     public func recordAttempts(_ attempts: [DeliveryAttempt], completing message: Int64) async throws -> QueuedMessage? {
         let now = clock.now.timeIntervalSince1970, holder = node
         return try await transaction { [self] db -> QueuedMessage? in
@@ -121,7 +123,7 @@ extension PostgresMailStore: QueueStore {
                     UPDATE queue_recipient SET status = \(Int32(status.rawValue)), attempts = attempts + 1, next_attempt = \(next),
                       last_attempt = \(now), last_reply = \(a.reply), remote_host = coalesce(\(a.remoteHost), remote_host),
                       notify = CASE WHEN \(a.notifyPassedOn) THEN NULL ELSE notify END, leased_until = NULL, leased_by = NULL
-                    WHERE id = \(a.recipientID) AND status = 0 AND (leased_by IS NULL OR leased_by = \(holder))
+                    WHERE id = \(a.recipientID) AND status = 0 AND (leased_by IS NULL OR leased_by = \(holder) OR \(status == .delivered))
                     """, on: db)
             }
             try await insertLog(db, attempts.compactMap(\.event))

@@ -224,6 +224,49 @@ import Testing
         #expect(rig.remote.messages.isEmpty)
         try await rig.stop()
     }
+
+    /// A job waiting for its route whose lease was not confirmed meanwhile (the renewals failed: the store out of reach)
+    /// and now has less than a third of it left is not sent: the lease could run out during the transaction and another
+    /// node take the message over and send it too. Once the lease has ended, the next scan takes the job and sends it.
+    @Test func aJobWhoseLeaseRunsLowUnconfirmedWaitsForTheNextScan() async throws {
+        let gate = Gate()
+        let rig = try await Rig(tweak: { _ in }, wrap: { GatedResolver(inner: $0, gate: gate) }, rcptReply: Self.reply)
+        let lease = rig.store.queueLease
+        try await rig.enqueue(["ok@remote.test"])
+        _ = try await rig.queue.scan(after: 0)
+        for _ in 0..<500 where gate.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(gate.waiting == 1)
+        rig.at(lease * 0.7)
+        gate.open()
+        for _ in 0..<1000 where !rig.queue.isIdle { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(rig.queue.isIdle)
+        #expect(rig.remote.messages.isEmpty)
+        // Still leased: no scan takes it before the lease ends; after, it goes.
+        _ = try await rig.queue.scan(after: 0)
+        #expect(rig.queue.isIdle)
+        rig.at(lease + 1)
+        _ = try await rig.queue.scan(after: 0)
+        for _ in 0..<1000 where rig.remote.messages.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(rig.remote.messages.count == 1)
+        try await rig.stop()
+    }
+
+    /// The same wait with a renewal that succeeded on the way: the job goes when its route comes.
+    @Test func aJobWhoseLeaseWasRenewedIsSentAfterALongWait() async throws {
+        let gate = Gate()
+        let rig = try await Rig(tweak: { _ in }, wrap: { GatedResolver(inner: $0, gate: gate) }, rcptReply: Self.reply)
+        let lease = rig.store.queueLease
+        try await rig.enqueue(["ok@remote.test"])
+        _ = try await rig.queue.scan(after: 0)
+        for _ in 0..<500 where gate.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        rig.at(lease * 0.6)
+        #expect(await rig.queue.renewLeases())
+        rig.at(lease * 0.9)
+        gate.open()
+        for _ in 0..<1000 where rig.remote.messages.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(rig.remote.messages.count == 1)
+        try await rig.stop()
+    }
 }
 
 /// Holds callers until opened.

@@ -372,11 +372,29 @@ struct PostgresNodesTests {
         try await a.releaseLeases([recipient.id])
         #expect(try await a.queuedMessages(dueBy: clock.now, after: 0, limit: 10).isEmpty, "A took B's recipient again")
         #expect(try await b.queuedMessage(queueID: "QL")?.recipients.first?.status == .pending)
-        // B's outcome counts.
         // B's outcome counts: delivered to all, the message leaves the queue.
         _ = try await b.recordAttempts([DeliveryAttempt(recipientID: recipient.id, outcome: .delivered, reply: "250 ok", remoteHost: "mx")],
                                        completing: again.id)
         #expect(try await a.queuedMessage(queueID: "QL") == nil)
+    }
+
+    /// A late node's delivery is recorded all the same (it happened): the node now holding the recipient finds it done
+    /// at its next renewal and does not send it a second time.
+    @Test func aLateDeliveryIsRecordedAndTheNewHolderLetsItGo() async throws {
+        let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
+        defer { a.close(); b.close() }
+        let envelope = StoredEnvelope(mailFrom: "alice@example.test", recipients: [])
+        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: out\r\n\r\nx\r\n".utf8)), envelope: envelope, targets: [],
+                                         internalDate: clock.now, remoteRecipients: [.init(address: "x@far.test")], queueID: "QD"))
+        guard let taken = try await a.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first,
+              let recipient = taken.recipients.first else { Issue.record("A leased nothing"); return }
+        clock.advance(by: QueueLease.duration + 1)
+        guard try await b.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first != nil else { Issue.record("B took nothing"); return }
+        _ = try await a.recordAttempts([DeliveryAttempt(recipientID: recipient.id, outcome: .delivered, reply: "250 ok", remoteHost: "mx")],
+                                       completing: taken.id)
+        #expect(try await b.queuedMessage(queueID: "QD") == nil, "the delivered recipient is done, and its message gone")
+        #expect(try await b.renewLeases([recipient.id], until: clock.now.addingTimeInterval(QueueLease.duration)).isEmpty,
+                "B still holds a recipient that was delivered")
     }
 
     @Test func changesReachTheOtherNode() async throws {
