@@ -36,13 +36,20 @@ extension PostgresMailStore: MessageStore {
                 // Rolled back whole (a deadlock with another node's batch, say): each again on its own, below.
             }
         }
-        // The same lock order in every batch: by first target.
-        let order = batch.indices.sorted { a, b in
-            let (x, y) = (batch[a].targets.first, batch[b].targets.first)
-            return (x?.account ?? 0, x?.mailbox ?? "") < (y?.account ?? 0, y?.mailbox ?? "")
-        }
+        // Deliveries in the order they came (UIDs ascend in it); every mailbox any of them may write locked first, in
+        // id order, as the one-statement delivery, COPY and `insert` lock theirs: no two transactions wait for each
+        // other's mailboxes (an order by account and name here deadlocked against another node's batch).
+        let order = Array(batch.indices)
+        let targets = batch.flatMap(\.targets)
+        let (accounts, names, uses) = (targets.map(\.account), targets.map { $0.mailbox ?? "INBOX" }, targets.map { $0.specialUse?.rawValue ?? "" })
         do {
             let results = try await transaction { [self] db in
+                // A special-use target may end in INBOX (when the account has no such mailbox): both are locked.
+                _ = try await column("""
+                    SELECT m.id FROM mailbox m JOIN unnest(\(accounts), \(names), \(uses)) AS t(account, name, use)
+                      ON m.account_id = t.account AND (m.name = t.name OR (t.use <> '' AND (m.special_use = t.use OR m.name = 'INBOX')))
+                    ORDER BY m.id FOR UPDATE OF m
+                    """, on: db, as: Int64.self)
                 var results = [Result<DeliveryReceipt, Error>](repeating: .failure(StoreError.invalid("not delivered")), count: batch.count)
                 for i in order {
                     if Self.usual(batch[i]) != nil {
