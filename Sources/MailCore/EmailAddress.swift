@@ -155,14 +155,17 @@ public struct EmailAddress: Hashable, Sendable, CustomStringConvertible {
         return previous != dot
     }
 
-    /// A local part as a Quoted-string (`"` and `\` escaped).
+    /// A local part as a Quoted-string (`"` and `\` escaped). Scalar by scalar: a quote followed by a combining mark
+    /// is one Character, which a Character comparison would not see as a quote.
     public static func quote(_ s: String) -> String {
-        var out = "\""
-        for ch in s {
-            if ch == "\"" || ch == "\\" { out.append("\\") }
-            out.append(ch)
+        var out = String.UnicodeScalarView()
+        out.append("\"")
+        for scalar in s.unicodeScalars {
+            if scalar == "\"" || scalar == "\\" { out.append("\\") }
+            out.append(scalar)
         }
-        return out + "\""
+        out.append("\"")
+        return String(out)
     }
 }
 

@@ -67,6 +67,18 @@ import Testing
         #expect(try EmailAddress.parse("\"a..b\"@example.com").description == "\"a..b\"@example.com")
     }
 
+    /// Every quote and backslash is escaped, also one that a combining mark follows (one Character with it).
+    @Test func quoteEscapesEveryQuoteAndBackslash() throws {
+        #expect(EmailAddress.quote("a\"b\\c") == "\"a\\\"b\\\\c\"")
+        #expect(EmailAddress.quote("\"\u{301}x") == "\"\\\"\u{301}x\"")
+        #expect(EmailAddress.quote("\\\u{308}") == "\"\\\\\u{308}\"")
+        // What is quoted reads back as the same local part.
+        for local in ["\"\u{301}x", "a b\"\u{308}", "\\\u{301}\""] {
+            let parsed = try EmailAddress.parse(EmailAddress.quote(local) + "@example.com", allowUTF8: true)
+            #expect(parsed.localPart == local)
+        }
+    }
+
     @Test func replyEncoding() {
         let r = SMTPReply(250, nil, ["first", "second", "last"])
         #expect(r.encoded() == "250-first\r\n250-second\r\n250 last\r\n")
