@@ -11,8 +11,12 @@ public protocol StoreTransfer: Sendable {
     /// Inserts rows as they are, ids included, in one transaction. For `message` each row has its content appended as a
     /// last `.blob` value.
     func insertTransferRows(_ table: TransferTable, _ rows: [[TransferValue]]) async throws
-    /// After every table: ids handed out from now on come after the highest copied.
-    func finishTransfer() async throws
+    /// The highest id ever handed out in each table whose ids clients and logs name (`TransferTable.neverReused`),
+    /// rows since deleted included.
+    func idHighWater() async throws -> [String: Int64]
+    /// After every table: ids handed out from now on come after the highest copied and after `idHighWater` (the
+    /// source's): an id is never handed out twice, even across a migration (IMAP's MAILBOXID and EMAILID, RFC 8474).
+    func finishTransfer(idHighWater: [String: Int64]) async throws
 }
 
 public enum TransferValue: Sendable, Hashable, Comparable {
@@ -59,6 +63,9 @@ public struct TransferTable: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var keyIndexes: [Int] { key.map { k in columns.firstIndex { $0.name == k }! } }
+
+    /// Tables whose ids are never handed out again once used, even after their row is gone.
+    public static let neverReused = ["message", "mailbox", "queue"]
 
     /// Every table, in an order where each row's references come before it. Counters (a message's reference count, a
     /// mailbox's message count) are not copied: the destination counts them again as rows arrive.
@@ -150,7 +157,7 @@ public enum StoreMigration {
             }
             counts.append((table.name, copied))
         }
-        try await destination.finishTransfer()
+        try await destination.finishTransfer(idHighWater: try await source.idHighWater())
         for (table, count) in counts {
             let copied = try await Self.count(TransferTable.named(table)!, in: destination)
             if copied != count { throw Mismatch(table: table, source: count, destination: copied) }

@@ -62,12 +62,28 @@ extension PostgresMailStore: StoreTransfer {
         try await addReferences(db, messages: ids("message_id"))
     }
 
-    public func finishTransfer() async throws {
+    public func idHighWater() async throws -> [String: Int64] {
+        var marks: [String: Int64] = [:]
+        for table in TransferTable.neverReused {
+            guard let sequence = try await one("SELECT pg_get_serial_sequence(\(table), 'id')", as: String.self) else { continue }
+            // The sequence's last value (one below it when nextval has not been called since setval(..., false)), or
+            // the highest id present if that is higher.
+            marks[table] = try await one(PostgresQuery(unsafeSQL: """
+                SELECT greatest(CASE WHEN s.is_called THEN s.last_value ELSE s.last_value - 1 END, (SELECT coalesce(max(id), 0) FROM \(table)))
+                FROM \(sequence) s
+                """), as: Int64.self) ?? 0
+        }
+        return marks
+    }
+
+    public func finishTransfer(idHighWater: [String: Int64]) async throws {
         resolutions.bump()
         try await transaction { [self] db in
             for table in TransferTable.all where table.hasGeneratedID {
+                let mark = TransferTable.neverReused.contains(table.name) ? idHighWater[table.name] ?? 0 : 0
                 try await execute(PostgresQuery(unsafeSQL: """
-                    SELECT setval(pg_get_serial_sequence('\(table.name)', 'id'), coalesce(max(id), 0) + 1, false) FROM \(table.name)
+                    SELECT setval(pg_get_serial_sequence('\(table.name)', 'id'), greatest(coalesce(max(id), 0), \(mark)) + 1, false)
+                    FROM \(table.name)
                     """), on: db)
             }
         }

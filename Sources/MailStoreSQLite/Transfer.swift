@@ -54,7 +54,22 @@ extension SQLiteMailStore: StoreTransfer {
         }
     }
 
-    public func finishTransfer() async throws {
+    public func idHighWater() async throws -> [String: Int64] {
+        try await read { db in
+            var marks: [String: Int64] = [:]
+            for table in TransferTable.neverReused {
+                marks[table] = try Int64.fetchOne(db, sql: "SELECT \(SQLiteSchema.nextIDSQL(table)) - 1") ?? 0
+            }
+            return marks
+        }
+    }
+
+    public func finishTransfer(idHighWater: [String: Int64]) async throws {
+        try await write { db in
+            for (table, mark) in idHighWater where TransferTable.neverReused.contains(table) {
+                try db.execute(sql: "UPDATE id_sequence SET last = max(last, ?) WHERE name = ?", arguments: [mark, table])
+            }
+        }
         // The directory changed under every process's cache.
         try directoryCache.bump()
         verifiedLogins.clear()

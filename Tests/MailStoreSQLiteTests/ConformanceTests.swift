@@ -48,6 +48,15 @@ import Testing
                                                       envelope: StoredEnvelope(mailFrom: "", recipients: []),
                                                       targets: [DeliveryTarget(account: alice)], internalDate: clock.now))
         #expect(receipt.placements[0].1 == inbox.uidNext)
-        #expect(receipt.messageID > (before["message"] ?? []).compactMap { $0.first?.integer }.max() ?? 0)
+        // After every id the source ever handed out, not only after those its rows still hold (the fixture removed
+        // its newest message, mailbox and queue entry).
+        let marks = try await source.idHighWater()
+        for table in TransferTable.neverReused {
+            let present = (before[table] ?? []).compactMap { $0.first?.integer }.max() ?? 0
+            #expect((marks[table] ?? 0) > present, "\(table): the fixture's removed row is not above the rest")
+        }
+        #expect(receipt.messageID > marks["message"] ?? .max)
+        let scratch = try await copy.createMailbox(account: alice, name: "Scratch")
+        #expect(scratch > marks["mailbox"] ?? .max)
     }
 }

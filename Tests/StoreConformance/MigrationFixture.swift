@@ -68,6 +68,17 @@ public enum MigrationFixture {
         _ = try await store.trainBayes(owner: alice, key: "alice-1", tokens: [2, 5], spam: false)
         try await store.log([DeliveryEvent(at: clock.now, queueID: "QLOG", messageID: "m1@remote.test", kind: .received, detail: "from x"),
                              DeliveryEvent(at: clock.now, queueID: "QLOG", kind: .stored, detail: "INBOX", related: "QMIG1")])
+        // The newest mailbox, message and queue entry gone without a trace but their ids: a copy must not hand those
+        // ids out again.
+        _ = try await store.createMailbox(account: bob, name: "Scratch")
+        try await store.deleteMailbox(account: bob, name: "Scratch")
+        let last = try await store.deliver(Delivery(content: .inline(Array("Subject: last\r\n\r\nlast\r\n".utf8)), envelope: envelope,
+                                                    targets: [DeliveryTarget(account: alice)], internalDate: clock.now))
+        _ = try await store.expunge(mailbox: inbox, uids: [last.placements[0].1])
+        _ = try await store.deliver(Delivery(content: .inline(Array("Subject: gone\r\n\r\ngone\r\n".utf8)), envelope: queued, targets: [],
+                                             internalDate: clock.now, remoteRecipients: [.init(address: "z@far.test")], queueID: "QGONE"))
+        _ = try await store.deleteQueued(queueID: "QGONE")
+        try await store.collectGarbage()
     }
 
     /// Every table's rows (through the transfer protocol) and every content: equal for two stores that hold the same
@@ -88,6 +99,7 @@ public enum MigrationFixture {
         let ids = (tables["message"] ?? []).compactMap { $0.first?.integer }
         let contents = try await store.contents(of: ids)
         tables["contents"] = ids.map { [.integer($0), .blob(contents[$0] ?? [])] }
+        tables["id high water"] = try await store.idHighWater().sorted { $0.key < $1.key }.map { [.text($0.key), .integer($0.value)] }
         return tables
     }
 }
