@@ -1,6 +1,8 @@
 import Foundation
 import Glibc
 import Synchronization
+import MailCore
+import MailStore
 import TernConfig
 import TernTestSupport
 import Testing
@@ -26,7 +28,10 @@ import Testing
 // - four clients keep a SEARCH or SORT result up to date (RETURN (UPDATE), CONTEXT=SEARCH/SORT, RFC 5267 §4), by UID
 //   or by sequence number: they apply every ADDTO and REMOVEFROM at the positions given, a REMOVEFROM names what is in
 //   the result, no EXPUNGE comes for a message still in it, and after each command the result is exactly the messages
-//   of the client's view whose flags (as the client knows them) match, SORT's in the order of their subjects.
+//   of the client's view whose flags (as the client knows them) match, SORT's in the order of their subjects;
+// - clients flag one of their messages \Deleted and clear the flag a few steps later while others EXPUNGE: at the end,
+//   every such message is still there unless an EXPUNGE ran while the flag was set (RFC 9051 §6.4.3; a session's
+//   EXPUNGE once removed what its possibly stale view showed flagged).
 
 /// A parsed IMAP value: atom, string (quoted or literal), NIL, or parenthesised list.
 indirect enum IMAPValue: Equatable {
@@ -197,8 +202,43 @@ final class ModelTruth: Sendable {
         var expungeStarted: [UInt64: Int] = [:]
         /// When the expunge of each message had completed (its EXPUNGE or MOVE answered).
         var expungeDone: [UInt64: Int] = [:]
+        /// Messages their owner flagged \Deleted and later not (end nil while still flagged): from the STORE that set
+        /// the flag being sent to the STORE that cleared it being answered.
+        var deletedWindows: [UInt64: (start: Int, end: Int?)] = [:]
+        /// Messages their owner expunged or moved itself.
+        var removedByOwner: Set<UInt64> = []
+        /// Every EXPUNGE command, from sent to answered.
+        var expungeRuns: [(start: Int, end: Int)] = []
     }
     private let state = Mutex(State())
+
+    /// The owner is about to flag `uid` \Deleted: any session's EXPUNGE may remove it from now on.
+    func markingDeleted(_ uid: UInt64) {
+        state.withLock { s in
+            s.clock += 1
+            s.expungeStarted[uid] = s.expungeStarted[uid] ?? s.clock
+            s.deletedWindows[uid] = (s.clock, nil)
+        }
+    }
+    /// The owner's STORE that cleared \Deleted was answered.
+    func unmarkedDeleted(_ uid: UInt64) { state.withLock { s in s.clock += 1; s.deletedWindows[uid]?.end = s.clock } }
+    var closedDeletedWindows: Int { state.withLock { $0.deletedWindows.values.filter { $0.end != nil }.count } }
+    func expungeBegun(_ uid: UInt64) -> Bool { state.withLock { $0.expungeStarted[uid] != nil } }
+    func removingOwn(_ uid: UInt64) { state.withLock { s in _ = s.removedByOwner.insert(uid) } }
+    func expungeRan(start: Int, end: Int) { state.withLock { $0.expungeRuns.append((start, end)) } }
+
+    /// Messages missing at the end that no EXPUNGE could have removed: their \Deleted was cleared (answered) before
+    /// every EXPUNGE that ran while it was set had been sent (RFC 9051 §6.4.3 removes only messages flagged \Deleted).
+    func unjustifiedRemovals(present: Set<UInt64>) -> [String] {
+        state.withLock { s in
+            s.deletedWindows.compactMap { uid, window -> String? in
+                guard let end = window.end, !present.contains(uid), !s.removedByOwner.contains(uid) else { return nil }
+                let overlapped = s.expungeRuns.contains { $0.start <= end && $0.end >= window.start }
+                return overlapped ? nil
+                    : "\(ModelClient.mailboxes[Int(uid >> 32)]) UID \(uid & 0xFFFF_FFFF) expunged, though its \\Deleted was cleared before any EXPUNGE ran"
+            }
+        }
+    }
 
     func expunging(_ uid: UInt64) { state.withLock { s in s.clock += 1; s.expungeStarted[uid] = s.expungeStarted[uid] ?? s.clock } }
     /// QRESYNC resynchronisations, live VANISHED responses and SELECTs of the second mailbox (so the test can show it
@@ -299,6 +339,8 @@ final class ModelClient {
     /// The owned keyword's value on each UID as this client last stored it.
     var mine: [UInt32: Bool] = [:]
     var appendedUIDs: [UInt32] = []
+    /// This client's message flagged \Deleted that it will clear again, and its mailbox.
+    var markedDeleted: (UInt32, String)?
     /// UIDs this client stored on after they were expunged (the STORE changed nothing): their flags in a view that
     /// still holds them are the last known, not checked against later stores.
     var gone: Set<UInt32> = []
@@ -738,10 +780,10 @@ final class ModelClient {
             } else {
                 mine[uid] = previous
             }
-        } else if roll < 75 {
+        } else if roll < 73 {
             let a = 1 + rng.next(view.count), b = min(view.count, a + rng.next(5))
             _ = try run("FETCH \(a):\(b) (UID FLAGS RFC822.SIZE ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-        } else if roll < 83 {
+        } else if roll < 81 {
             let (untagged, _) = try run("SEARCH KEYWORD \(keyword)")
             // Exactly the messages this client last marked with its own keyword (it is the keyword's only writer).
             let found = Set(untagged.filter { $0.text.hasPrefix("* SEARCH") }.flatMap { $0.text.split(separator: " ").dropFirst(2).compactMap { Int($0) } })
@@ -751,19 +793,41 @@ final class ModelClient {
                 if mine[uid] == nil && truth.isCopy(key(uid)) { continue }
                 if (mine[uid] ?? false) != found.contains(i + 1) { fail("SEARCH KEYWORD \(keyword): message \(i + 1) (UID \(uid)) \(found.contains(i + 1) ? "found" : "missing")") }
             }
-        } else if roll < 90 {
+        } else if roll < 85 {
             // Delete one of this client's own messages.
             guard let uid = appendedUIDs.randomElement(using: &rng) else { return }
             truth.expunging(key(uid))
+            truth.removingOwn(key(uid))
             try run("UID STORE \(uid) +FLAGS.SILENT (\\Deleted)")
+            let start = truth.tick()
             try run("EXPUNGE")
+            truth.expungeRan(start: start, end: truth.tick())
             truth.expunged(key(uid))
-        } else if roll < 93 {
+        } else if roll < 88 {
+            // EXPUNGE alone: whatever is flagged \Deleted now goes (other clients' messages between their two STOREs).
+            let start = truth.tick()
+            try run("EXPUNGE")
+            truth.expungeRan(start: start, end: truth.tick())
+        } else if roll < 89 {
             try run("NOOP")
+        } else if roll < 93 {
+            // Flag one of this client's own messages \Deleted, and at a later step clear the flag again: other sessions
+            // learn of the flag meanwhile, and an EXPUNGE of theirs after it was cleared must leave the message.
+            if let (uid, box) = markedDeleted {
+                guard box == mailbox else { return }
+                try run("UID STORE \(uid) -FLAGS.SILENT (\\Deleted)")
+                truth.unmarkedDeleted(key(uid))
+                markedDeleted = nil
+            } else if let uid = appendedUIDs.randomElement(using: &rng), !truth.expungeBegun(key(uid)) {
+                truth.markingDeleted(key(uid))
+                try run("UID STORE \(uid) +FLAGS.SILENT (\\Deleted)")
+                markedDeleted = (uid, mailbox)
+            }
         } else if roll < 95 {
             // MOVE one of this client's own messages to Archive (an expunge here), or COPY any message there.
             if rng.next(2) == 0, let uid = appendedUIDs.randomElement(using: &rng) {
                 truth.expunging(key(uid))
+                truth.removingOwn(key(uid))
                 let (untagged, _) = try run("UID MOVE \(uid) \(other)")
                 recordCopies(untagged.map(\.text))
                 truth.expunged(key(uid))
@@ -880,10 +944,23 @@ final class ModelClient {
                 problems.append("\(ModelClient.mailboxes[Int(key >> 32)]) UID \(key & 0xFFFF_FFFF): subject \(subject), appended as \(m.subject)")
             }
         }
+        // What is left: no message was expunged while its \Deleted was cleared.
+        if let alice = try await s.store.account(try EmailAddress.parse("alice@example.test")) {
+            var present = Set<UInt64>()
+            for box in try await s.store.mailboxes(account: alice) {
+                guard let index = ModelClient.mailboxes.firstIndex(of: box.name) else { continue }
+                for m in try await s.store.messages(mailbox: box.id) { present.insert(UInt64(index) << 32 | UInt64(m.uid.rawValue)) }
+            }
+            problems += truth.unjustifiedRemovals(present: present)
+        } else {
+            problems.append("alice is gone")
+        }
+        let windows = truth.closedDeletedWindows
         for p in problems.prefix(20) { print("model mismatch: \(p)") }
         // The QRESYNC clients did resynchronise and did hear expunges as VANISHED; clients worked in both mailboxes.
         let events = truth.qresyncEvents.withLock { $0 }
         #expect(events.resyncs > 0 && events.vanished > 0 && events.archiveSelects > 0 && events.contextUpdates > 0, "\(events)")
+        #expect(windows > 0, "no client flagged a message \\Deleted and cleared it again")
         #expect(problems.isEmpty, "\(problems.count) mismatches")
         try await s.stop()
     }
