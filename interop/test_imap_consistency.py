@@ -84,6 +84,11 @@ def test_expunge_keeps_a_message_another_session_undeleted(tern):
     b.noop()
     typ, data = b.search(None, "ALL")
     assert data[0].split() == [b"1", b"2"], data
+    # The other way round: what another session flagged \\Deleted since A last looked goes at A's EXPUNGE too.
+    a.select("INBOX")
+    b.store("2", "+FLAGS", "(\\Deleted)")
+    typ, data = a.expunge()
+    assert typ == "OK" and data == [b"2"], data
     for c in (a, b):
         c.logout()
 

@@ -209,9 +209,10 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             break
         }
         switch command {
-        case .search, .fetch, .store, .copy, .move, .sort, .thread:
+        case .search, .fetch, .store, .copy, .move, .sort, .thread, .expunge, .uidExpunge:
             // What these answer is what the store holds now: another session's flag changes and new messages are
             // taken in (and announced) first; its expunges wait for a command that may report them (RFC 9051 §7.5.1).
+            // EXPUNGE so removes what is flagged \Deleted now, also by another session (and the store checks again).
             if selected != nil { try await poll(&out, expunges: false, verify: false) }
         default:
             break
