@@ -80,6 +80,39 @@ def test_overlong_command_line(tern):
     assert c.cmd(b"EHLO client")[0] == 250  # the session goes on
 
 
+def test_mail_inside_a_transaction_is_refused_and_the_transaction_goes_on(tern):
+    """A second MAIL FROM inside a transaction gets 503 and leaves the transaction whole: its DATA goes to the
+    recipient given before. (The 503'd MAIL cleared the recipients' routes, and the delivery stopped the process.)"""
+    c = tern.connect()
+    assert c.cmd(b"EHLO client")[0] == 250
+    assert c.cmd(b"MAIL FROM:<sender@remote.test>")[0] == 250
+    assert c.cmd(b"RCPT TO:<" + ALICE.encode() + b">")[0] == 250
+    assert c.cmd(b"MAIL FROM:<other@remote.test>")[0] == 503
+    assert c.cmd(b"DATA")[0] == 354
+    c.send(b"Subject: kept whole\r\n\r\nbody\r\n.\r\n")
+    code, text = c.reply()
+    assert code == 250, text
+    assert still_serving(tern)
+    assert [m for m in tern.messages(ALICE) if b"kept whole" in m], "the message went to the recipient of its transaction"
+
+
+def test_huge_bdat_sizes_get_a_reply_not_a_crash(tern):
+    """BDAT sizes that would overflow when added up: refused in syntax (19 digits) or counted safely (a refused
+    transaction adds up the chunks it reads; the eleventh chunk of 10^18 - 1 octets overflowed and stopped the process)."""
+    c = tern.connect()
+    assert c.cmd(b"EHLO client")[0] == 250
+    assert c.cmd(b"BDAT 9223372036854775807")[0] == 501
+    assert c.cmd(b"MAIL FROM:<>")[0] == 250
+    c.send(b"BDAT 1\r\nX")
+    assert c.reply()[0] == 554
+    # The refused transaction reads each chunk to stay in step: a chunk of 10^18 octets cannot be sent here, so the
+    # second announcement is cut short by closing; the server must still be there.
+    c.send(b"BDAT 999999999999999999\r\n")
+    time.sleep(0.2)
+    c.close()
+    assert still_serving(tern)
+
+
 @pytest.mark.parametrize("fake_end", [b"\n.\n", b"\n.\r\n", b"\r\n.\n", b"\r.\r\n", b"\r\n.\r"])
 def test_bare_lf_smuggling_is_refused(tern, fake_end):
     """The SMTP smuggling attack: a non-CRLF end of data followed by a second, forged transaction."""

@@ -170,6 +170,8 @@ public final class Intake: Sendable {
 
     // MARK: steps 2 to 5, the message
 
+    enum IntakeFault: Error { case routesMismatch }
+
     /// More Received fields than this, and a message is refused as a loop.
     public static let maxHops = 100
 
@@ -177,6 +179,13 @@ public final class Intake: Sendable {
     /// commit; `completion` gets the outcome (its `reply` is what the client is told). The sink is the pipeline's
     /// from here on: finished into the store or discarded.
     public func receive(_ message: IncomingMessage, sink: MessageSink, completion: @escaping @Sendable (IntakeOutcome) -> Void) {
+        // One route per recipient, or the routing would be wrong: a fault of the caller, answered "try again", never a crash.
+        guard message.envelope.recipients.count == message.routes.count else {
+            sink.discard()
+            message.logger.error("recipients and routes differ", metadata: ["msg": "\(message.queueID)", "recipients": "\(message.envelope.recipients.count)",
+                                                                          "routes": "\(message.routes.count)"])
+            return completion(.failed(IntakeFault.routesMismatch))
+        }
         // RFC 5321 §6.3: counting Received fields finds a mail loop ("at least 100" before rejecting).
         if let head = try? sink.head(max: 64 << 10),
            RawHeader.fields(head[..<RawHeader.end(head)]).lazy.filter({ $0.name.lowercased() == "received" }).count > Self.maxHops {

@@ -44,7 +44,8 @@ public enum SMTPCommandParser {
             return .data
         case "BDAT":
             let parts = argument.split(separator: " ")
-            guard (1...2).contains(parts.count), parts[0].allSatisfy(\.isASCII), let size = Int(parts[0]), size >= 0 else {
+            // At most 18 digits: a chunk size and the sum of them fit an Int however many chunks come.
+            guard (1...2).contains(parts.count), parts[0].count <= 18, parts[0].allSatisfy(\.isASCII), let size = Int(parts[0]), size >= 0 else {
                 throw SMTPReply(501, "5.5.4", "Syntax: BDAT size [LAST]")
             }
             if parts.count == 2 && parts[1].uppercased() != "LAST" { throw SMTPReply(501, "5.5.4", "Syntax: BDAT size [LAST]") }

@@ -284,7 +284,9 @@ public struct SMTPServerStateMachine: Sendable {
 
     private mutating func bdat(_ txn: SMTPTransaction, received: Int, failed: SMTPReply?, size: Int, last: Bool) -> Action {
         var failed = failed
-        let total = received + size
+        // Counted without overflow: a refused transaction goes on adding up the chunks it reads.
+        let (sum, overflow) = received.addingReportingOverflow(size)
+        let total = overflow ? Int.max : sum
         if failed == nil && total > configuration.maxMessageSize {
             failed = SMTPReply(552, "5.3.4", "Message size exceeds fixed maximum message size of \(configuration.maxMessageSize) octets")
         }

@@ -215,8 +215,12 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
                 let command = try SMTPCommandParser.parse(bytes)
                 logger.trace("command", metadata: ["verb": "\(command.verb)"])
                 if case .mail(let path, _) = command {
-                    resolved = []
-                    spf = nil
+                    // Only a MAIL that can start a transaction clears the last one's routes and SPF result: one refused
+                    // with 503 inside a transaction leaves that transaction whole (its recipients keep their routes).
+                    if machine.state == .ready {
+                        resolved = []
+                        spf = nil
+                    }
                     if service == .submission, account != nil, machine.state == .ready {
                         return checkSender(path, command: command, context: context)
                     }

@@ -66,6 +66,8 @@ import MailCore
         ("DATA now", 501, "5.5.4"),
         ("BDAT -1", 501, "5.5.4"),
         ("BDAT 10 FIRST", 501, "5.5.4"),
+        ("BDAT 9223372036854775807", 501, "5.5.4"),
+        ("BDAT 1000000000000000000 LAST", 501, "5.5.4"),
     ])
     func errors(_ line: String, _ code: Int, _ enhanced: String) {
         do {

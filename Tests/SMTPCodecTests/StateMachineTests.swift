@@ -138,6 +138,26 @@ struct Transcript {
         #expect(t.machine.bdatChunkEnded(last: true).deliver != nil)
     }
 
+    /// Chunks of a refused transaction are counted however large they get: the sum never overflows (it trapped, and
+    /// took the process down, at the eleventh chunk of 10^18 - 1 octets).
+    @Test func hugeChunksOfARefusedTransactionAreCountedSafely() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.send("MAIL FROM:<>") == 250)
+        for _ in 0..<12 {
+            #expect(t.send("BDAT 999999999999999999") == 0)
+            #expect(t.machine.bdatChunkEnded(last: false).reply?.code.rawValue == 554)
+        }
+        #expect(t.send("BDAT 0 LAST") == 0)
+        #expect(t.machine.bdatChunkEnded(last: true).reply?.code.rawValue == 554)
+        #expect(t.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(t.send("RCPT TO:<x@mx.test>") == 250)
+        for _ in 0..<12 {
+            #expect(t.send("BDAT 999999999999999999") == 0)
+            #expect(t.machine.bdatChunkEnded(last: false).reply?.code.rawValue == 552)
+        }
+    }
+
     @Test func bdatWithoutTransactionIsReadAndRefused() {
         var t = Transcript()
         #expect(t.send("BDAT 5 LAST") == 0)
