@@ -93,6 +93,43 @@ def test_expunge_keeps_a_message_another_session_undeleted(tern):
         c.logout()
 
 
+def test_close_of_a_mailbox_deleted_meanwhile(tern):
+    """A selects Foo and flags a message; B deletes Foo; A's CLOSE leaves it (the expunge of a mailbox gone once
+    stopped the server). Deleting the selected mailbox by its new name after a RENAME deselects it, and a DELETE that
+    fails leaves the selection as it was."""
+    a, b = login(tern), login(tern)
+    a.create("Foo")
+    a.append("Foo", None, None, message("in foo", ALICE, ALICE))
+    a.select("Foo")
+    a.store("1", "+FLAGS", "(\\Deleted)")
+    assert b.delete("Foo")[0] == "OK"
+    typ, data = a.close()
+    assert typ == "OK", data
+    assert a.select("INBOX")[0] == "OK"
+    a.create("Foo2")
+    a.append("Foo2", None, None, message("in foo2", ALICE, ALICE))
+    a.select("Foo2")
+    a.store("1", "+FLAGS", "(\\Deleted)")
+    assert a.rename("Foo2", "Bar")[0] == "OK"
+    assert a.delete("Bar")[0] == "OK"
+    try:
+        a._simple_command("CLOSE")
+        assert False, "CLOSE with nothing selected was accepted"
+    except imaplib.IMAP4.error as e:
+        assert "No mailbox selected" in str(e), e   # nothing is selected any more
+    a.state = "AUTH"
+    a.select("INBOX")
+    try:
+        a.delete("INBOX")
+    except imaplib.IMAP4.error:
+        pass
+    assert a.noop()[0] == "OK"
+    typ, data = a.search(None, "ALL")
+    assert typ == "OK", data   # still selected after the failed DELETE
+    for c in (a, b):
+        c.logout()
+
+
 def test_deleted_mailbox_does_not_come_back_and_uidvalidity_changes(tern):
     m = login(tern)
     m.create("Projects")

@@ -307,8 +307,10 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             try await create(name, tag: tag, &out)
         case .delete(let name):
             let a = try requireAuth()
-            if selected?.name == name { state = .authenticated(a, user) }
+            let target = try await store.mailboxState(account: a, name: name)?.id
             try await store.deleteMailbox(account: a, name: name)
+            // The selected mailbox deleted (by whatever name it now has): no mailbox is selected any more.
+            if let target, selected?.id == target { state = .authenticated(a, user) }
             try await ownTreeChange(account: a) { n, _ in n.mailboxes.removeAll { $0.name == name } }
             out.ok(tag, "DELETE completed")
         case .rename(let from, let to):
@@ -365,6 +367,11 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         let a = try requireAuth()
         if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no(.cannot, "\(why)") }
         try await store.renameMailbox(account: a, from: from, to: to)
+        // The selected mailbox (or one above it) renamed: the session knows it by its new name.
+        if case .selected(let account, let login, var m) = state, from != "INBOX", m.name == from || m.name.hasPrefix(from + Self.delimiter) {
+            m.name = to + m.name.dropFirst(from.count)
+            state = .selected(account, login, m)
+        }
         try await ownTreeChange(account: a) { n, boxes in
             if from == "INBOX" {
                 n.mailboxes += boxes.filter { $0.name == to }
@@ -409,10 +416,14 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         case .close, .unselect:
             let a = try requireAuth()
             let m = try requireSelected()
-            if case .close = command, !m.readOnly {
-                _ = try await store.expunge(mailbox: m.id, uids: m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid), onlyDeleted: true)
-            }
+            // The mailbox is left whatever the expunge meets (the mailbox deleted meanwhile, by another session).
             state = .authenticated(a, user)
+            if case .close = command, !m.readOnly {
+                do {
+                    _ = try await store.expunge(mailbox: m.id, uids: m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid), onlyDeleted: true)
+                } catch StoreError.notFound {
+                }
+            }
             out.ok(tag, "\(command.name) completed")
         case .expunge, .uidExpunge:
             let m = try requireSelected()

@@ -157,8 +157,8 @@ extension SQLiteMailStore {
         guard !uids.isEmpty else { return removed }
         // Flags that must be set for a message to go (none: any goes).
         let required = onlyDeleted ? Int64(MessageFlags.deleted.rawValue) : 0
-        let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
-                                        arguments: [mailbox])!
+        guard let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+                                              arguments: [mailbox]) else { throw StoreError.notFound("mailbox") }
         for uid in uids {
             try db.execute(sql: "DELETE FROM mailbox_message WHERE mailbox_id = ? AND uid = ? AND flags & ? = ?",
                            arguments: [mailbox, Int64(uid.rawValue), required, required])
