@@ -226,3 +226,26 @@ poll 127.0.0.1 service {tern.pop3_port} protocol pop3 auth password:
         p = pop(tern)
         assert p.stat()[0] == 0
         p.quit()
+
+
+def test_a_client_gone_during_login_leaves_no_lock(tern):
+    """A client that sends USER and PASS and hangs up at once (a phone losing signal) must not leave the maildrop
+    locked: the login that finishes after the connection has gone gives the lock back, and the next login works
+    (it was refused with [IN-USE] until the server restarted)."""
+    send(tern, message("still reachable"))
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", tern.pop3_port))
+        s.recv(512)
+        s.sendall(f"USER {ALICE}\r\nPASS {PASSWORD}\r\n".encode())
+        s.close()
+    deadline = time.time() + 10
+    while True:
+        try:
+            p = pop(tern)
+            break
+        except poplib.error_proto as e:
+            assert b"IN-USE" in e.args[0], e
+            assert time.time() < deadline, "the maildrop stayed locked after the client had gone"
+            time.sleep(0.2)
+    assert p.stat()[0] == 1
+    p.quit()

@@ -55,9 +55,18 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        // A dropped connection deletes nothing (RFC 1939 §6): the lock goes, the deletion marks with it.
-        if let account = session?.lockedAccount { server.pop3Locks.release(account) }
+        // A dropped connection deletes nothing (RFC 1939 §6): the lock goes, the deletion marks with it. While a
+        // command runs (a login about to take the lock, say) its end releases it: the session is the command's then.
+        if !busy { releaseLock() }
         context.fireChannelInactive()
+    }
+
+    private var lockReleased = false
+    /// Gives the maildrop lock back once, if the session holds it.
+    private func releaseLock() {
+        guard !lockReleased, let account = session?.lockedAccount else { return }
+        lockReleased = true
+        server.pop3Locks.release(account)
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: Error) {
@@ -133,7 +142,8 @@ public final class POP3ConnectionHandler: ChannelInboundHandler {
 
     private func finished(_ out: POP3Output, context: ChannelHandlerContext) {
         busy = false
-        guard !closed else { return }
+        // The connection went while the command ran: what it left locked (a login that succeeded) goes now.
+        guard !closed else { return releaseLock() }
         context.answer(out.bytes, last: out.close)
         if out.close { return closed = true }
         if out.startTLS, let tls = server.tls {
