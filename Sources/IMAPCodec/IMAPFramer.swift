@@ -30,6 +30,10 @@ public struct IMAPFramer: Sendable {
     public let maxLiteral: Int
     public let maxAppendLiteral: Int
     public let maxCommand: Int
+    /// The most a command other than APPEND may hold, its lines and literals together: only APPEND carries a message;
+    /// another command of many lines (each ending in a literal, `{0}` needing no round trip) could otherwise fill
+    /// APPEND's budget with search keys or sequence ranges, each much larger parsed than written.
+    public let maxOtherCommand: Int
     /// The session has logged in: the full limits apply (set by the connection after each command).
     public var authenticated = false
     /// Before login, the most a whole command may hold (LOGIN or AUTHENTICATE with their literals fit easily).
@@ -60,11 +64,12 @@ public struct IMAPFramer: Sendable {
     /// After a fatal event the framer yields nothing more: the session ends.
     private var failed = false
 
-    public init(maxLine: Int = 65_536, maxLiteral: Int = 65_536, maxAppendLiteral: Int = 50 << 20) {
+    public init(maxLine: Int = 65_536, maxLiteral: Int = 65_536, maxAppendLiteral: Int = 50 << 20, maxOtherCommand: Int = 1 << 20) {
         self.maxLine = maxLine
         self.maxLiteral = maxLiteral
         self.maxAppendLiteral = maxAppendLiteral
         maxCommand = maxAppendLiteral + 16 * maxLine
+        self.maxOtherCommand = maxOtherCommand
     }
 
     /// Bytes of the command being assembled (bounded by the limits).
@@ -107,8 +112,10 @@ public struct IMAPFramer: Sendable {
             records += 1
             if line.last == UInt8(ascii: "\r") { line.removeLast() }
             if let (size, synchronizing) = Self.literalAnnouncement(line) {
-                let limit = !authenticated ? Self.preAuthMaxCommand : isAppend(command + line) ? maxAppendLiteral : maxLiteral
-                if size > limit || command.count + spooledOctets + line.count + size > (authenticated ? maxCommand : Self.preAuthMaxCommand) {
+                let append = isAppend(command + line)
+                let limit = !authenticated ? Self.preAuthMaxCommand : append ? maxAppendLiteral : maxLiteral
+                let total = !authenticated ? Self.preAuthMaxCommand : append ? maxCommand : maxOtherCommand
+                if size > limit || command.count + spooledOctets + line.count + size > total {
                     if synchronizing {
                         let tag = Self.tag(of: command.isEmpty ? line : command)
                         command = []

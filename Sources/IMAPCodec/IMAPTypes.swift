@@ -9,22 +9,65 @@ public struct SequenceSet: Hashable, Sendable, CustomStringConvertible {
         public init(_ from: UInt32?, _ to: UInt32?) { self.from = from; self.to = to }
     }
 
-    public var ranges: [Range]
+    public var ranges: [Range] { didSet { lookup = Lookup(ranges) } }
     /// `$`: the result of the last SEARCH with SAVE (RFC 5182).
     public var isSaved = false
+    /// The ranges arranged for `contains`: a set of tens of thousands of ranges (a 64 KB line of `1,3,5,…`) is asked
+    /// about every message of a SEARCH, and a scan of them each time would hold a core for minutes.
+    private var lookup: Lookup
 
-    public init(ranges: [Range]) { self.ranges = ranges }
+    /// Ranges with two numbers merged, sorted and disjoint (binary search); those with a `*` reduced to the lowest and
+    /// highest number they name: each covers the numbers between its bound and `*`, so together they cover those
+    /// between the lowest (or `*`) and the highest (or `*`).
+    private struct Lookup: Hashable, Sendable {
+        var fixed: [ClosedRange<UInt32>] = []
+        var hasStar = false
+        var starLow: UInt32?
+        var starHigh: UInt32?
+
+        init(_ ranges: [Range]) {
+            var fixed: [ClosedRange<UInt32>] = []
+            for r in ranges {
+                if let a = r.from, let b = r.to {
+                    fixed.append(min(a, b)...max(a, b))
+                } else {
+                    hasStar = true
+                    for bound in [r.from, r.to].compactMap({ $0 }) {
+                        starLow = min(starLow ?? bound, bound)
+                        starHigh = max(starHigh ?? bound, bound)
+                    }
+                }
+            }
+            fixed.sort { $0.lowerBound < $1.lowerBound }
+            for r in fixed {
+                if let last = self.fixed.last, r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound &+ 1 {
+                    self.fixed[self.fixed.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+                } else {
+                    self.fixed.append(r)
+                }
+            }
+        }
+
+        func contains(_ n: UInt32, largest: UInt32) -> Bool {
+            if hasStar, n >= min(starLow ?? largest, largest), n <= max(starHigh ?? largest, largest) { return true }
+            var low = 0, high = fixed.count
+            while low < high {
+                let mid = (low + high) / 2
+                if fixed[mid].upperBound < n { low = mid + 1 } else { high = mid }
+            }
+            return low < fixed.count && fixed[low].contains(n)
+        }
+    }
+
+    public init(ranges: [Range]) {
+        self.ranges = ranges
+        lookup = Lookup(ranges)
+    }
 
     public static func single(_ n: UInt32) -> SequenceSet { SequenceSet(ranges: [Range(n, n)]) }
 
     /// Whether `n` is in the set, with `*` meaning `largest`.
-    public func contains(_ n: UInt32, largest: UInt32) -> Bool {
-        for r in ranges {
-            let a = r.from ?? largest, b = r.to ?? largest
-            if n >= min(a, b) && n <= max(a, b) { return true }
-        }
-        return false
-    }
+    public func contains(_ n: UInt32, largest: UInt32) -> Bool { lookup.contains(n, largest: largest) }
 
     public var description: String {
         if isSaved { return "$" }

@@ -1,4 +1,5 @@
 import NIOCore
+import TernTestSupport
 import Testing
 @testable import IMAPCodec
 
@@ -295,6 +296,38 @@ import Testing
         #expect(run("a APPEND INBOX {5000}\r\n", step: 100, framer: small) == [.literalTooLarge(tag: "a", size: 5000)])
         #expect(run("a LOGIN {50+}\r\n", step: 100, framer: small) == [.fatal("Literal of 50 octets exceeds the limit")])
         #expect(run(String(repeating: "x", count: 200), step: 50, framer: small) == [.fatal("Line too long")])
+        // A command other than APPEND gets a small budget in all, however it is cut into literals.
+        var framer = IMAPFramer(maxOtherCommand: 10_000)
+        framer.authenticated = true
+        let keys = String(repeating: "ALL ", count: 200)
+        let chained = "a SEARCH " + (0..<20).map { _ in keys + "SUBJECT {0}\r\n" }.joined() + "ALL\r\n"
+        let events = run(chained, step: 4096, framer: framer)
+        #expect(events.contains(.literalTooLarge(tag: "a", size: 0)))
+        #expect(!events.contains { if case .command(let c) = $0 { c.count > 10_000 } else { false } }, "a command over the budget")
+        let appendChained = "a APPEND INBOX " + (0..<20).map { _ in "{0+}\r\n " }.joined() + "{0}\r\n\r\n"
+        #expect(run(appendChained, step: 4096, framer: framer).allSatisfy { if case .fatal = $0 { false } else { true } })
+    }
+
+    /// `contains` of a sequence set (merged ranges, binary search, `*` ranges folded) agrees with the plain definition
+    /// for random sets, with and without `*`.
+    @Test func sequenceSetContainsAgreesWithItsDefinition() {
+        var rng = SplitMix(seed: 0x5E75)
+        for _ in 0..<500 {
+            let ranges = (0..<rng.next(8)).map { _ -> SequenceSet.Range in
+                func bound() -> UInt32? { rng.next(6) == 0 ? nil : UInt32(1 + rng.next(60)) }
+                return SequenceSet.Range(bound(), bound())
+            }
+            let set = SequenceSet(ranges: ranges)
+            for largest in [UInt32(1), 17, 40, 70] {
+                for n in UInt32(0)...75 {
+                    let plain = ranges.contains { r in
+                        let a = r.from ?? largest, b = r.to ?? largest
+                        return n >= min(a, b) && n <= max(a, b)
+                    }
+                    #expect(set.contains(n, largest: largest) == plain, "\(set) \(n) largest \(largest)")
+                }
+            }
+        }
     }
 
     /// A large APPEND literal goes out in pieces to be spooled, and the command names it by a marker the client
