@@ -153,8 +153,10 @@ public enum SMTPCommandParser {
                 params.size = n
             case ("BODY", let v?):
                 guard let body = BodyType(rawValue: v.uppercased()) else {
-                    throw SMTPReply(501, "5.5.4", "BODY must be 7BIT, 8BITMIME or BINARYMIME")
+                    throw SMTPReply(501, "5.5.4", "BODY must be 7BIT or 8BITMIME")
                 }
+                // BINARYMIME (RFC 3030) is not offered in EHLO: a parameter of an extension not offered gets 555.
+                guard body != .binaryMIME else { throw SMTPReply(555, "5.5.4", "BODY=BINARYMIME is not supported") }
                 params.body = body
             case ("SMTPUTF8", nil):
                 params.smtputf8 = true

@@ -213,6 +213,8 @@ public struct SMTPServerStateMachine: Sendable {
             state = .connected
             heloName = nil
             isExtended = false
+            // A login made before TLS is state too (possible on loopback, where AUTH needs no TLS).
+            authenticatedAs = nil
             return .startTLS(SMTPReply(220, "2.0.0", "Ready to start TLS"))
 
         case (_, .auth(let mechanism, let initial)):

@@ -62,6 +62,7 @@ import MailCore
         ("MAIL FROM:<a@b.c> SIZE=abc", 501, "5.5.4"),
         ("MAIL FROM:<a@b.c> SIZE=1 SIZE=2", 501, "5.5.4"),
         ("MAIL FROM:<a@b.c> XFOO=1", 555, "5.5.4"),
+        ("MAIL FROM:<a@b.c> BODY=BINARYMIME", 555, "5.5.4"),
         ("RCPT TO:<a@b.c> NOTIFY=SOMETIMES", 501, "5.5.4"),
         ("DATA now", 501, "5.5.4"),
         ("BDAT -1", 501, "5.5.4"),

@@ -75,6 +75,19 @@ struct Transcript {
         #expect(t.send("STARTTLS") == 503)
     }
 
+    /// RFC 3207 §4.2: a login made before STARTTLS (loopback lets AUTH go without TLS) does not outlive it.
+    @Test func startTLSForgetsALogin() {
+        var t = Transcript(.init(hostname: "mx.test", maxMessageSize: 1000, maxRecipients: 3, maxErrors: 10, startTLSAvailable: true,
+                                 authMechanisms: ["PLAIN"], authRequiresTLS: false, submission: true))
+        #expect(t.send("EHLO c") == 250)
+        t.machine.authenticated(as: "alice")
+        #expect(t.machine.authenticatedAs == "alice")
+        #expect(t.send("STARTTLS") == 220)
+        #expect(t.machine.authenticatedAs == nil)
+        #expect(t.send("EHLO c") == 250)
+        #expect(t.send("MAIL FROM:<alice@mx.test>") == 530)
+    }
+
     @Test func startTLSNeedsEHLOAndCertificate() {
         var t = Transcript(.init(hostname: "mx.test", startTLSAvailable: false))
         #expect(t.send("EHLO c") == 250)
