@@ -1,3 +1,4 @@
+import MailCore
 import SieveLanguage
 import Foundation
 
@@ -170,11 +171,16 @@ public struct SieveMailto: Sendable {
         let rest = uri.dropFirst(7)
         let (path, query) = rest.firstIndex(of: "?").map { (rest[..<$0], rest[rest.index(after: $0)...]) } ?? (rest, "")
         func decode(_ s: Substring) -> String? { String(s).removingPercentEncoding }
+        // Each an address as SMTP takes it (RFC 5321 syntax): they go into the notice's To and Cc fields and into RCPT TO,
+        // so a CR or LF (percent-encoded in the URI) or anything else an address cannot hold refuses the whole URI.
         func addresses(_ s: String) -> [String]? {
             let list = s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard list.allSatisfy({ a in a.split(separator: "@").count == 2 && !a.contains(where: { $0 == " " || $0 == "<" || $0 == ">" }) })
-            else { return nil }
-            return list
+            var parsed: [String] = []
+            for a in list {
+                guard let address = try? EmailAddress.parse(a) else { return nil }
+                parsed.append(address.description)
+            }
+            return parsed
         }
         guard let toText = decode(path), let to = addresses(toText) else { return nil }
         var m = SieveMailto(to: to, cc: [], bcc: [], subject: nil, body: nil, headers: [])

@@ -479,6 +479,12 @@ import Testing
         #expect(mailto.to == ["a@b.example", "c@d.example"] && mailto.cc == ["e@f.example"] && mailto.subject == "Hi there" && mailto.body == "x")
         #expect(mailto.headers.map(\.name) == ["x-tag"])
         #expect(SieveMailto.parse("mailto:") == nil && SieveMailto.parse("mailto:not an address") == nil && SieveMailto.parse("http://x") == nil)
+        // A CR or LF (percent-encoded) or anything else no address holds refuses the URI: it would reach the notice's
+        // header fields and RCPT TO (RFC 5435 §8).
+        for injected in ["mailto:x%0D%0AReply-To:a@evil.example", "mailto:a@b.example?cc=x%0D%0ABcc:y@evil.example", "mailto:a@b.example%0A",
+                         "mailto:a(b)@c.example", "mailto:a@b..example"] {
+            #expect(SieveMailto.parse(injected) == nil, "\(injected)")
+        }
     }
 
     // MARK: RFC 5293 editheader
