@@ -108,6 +108,13 @@ def test_large_message_is_streamed_out(server):
     assert grown < 12_000, f"the server's peak memory grew by {grown} kB during RETR"
     _, top, _ = pop.top(1, 3)
     assert b"\r\n".join(top) + b"\r\n" == whole[:text_start] + b"".join(body.split(b"\r\n")[i] + b"\r\n" for i in range(3))
+    # TOP with more lines than the message has: the whole message, sent as RETR sends it (one pass, never held whole).
+    reset_peak(pid)
+    base = peak_kb(pid)
+    _, top, _ = pop.top(1, 999_999_999)
+    grown = peak_kb(pid) - base
+    assert b"\r\n".join(top) + b"\r\n" == whole
+    assert grown < 12_000, f"the server's peak memory grew by {grown} kB during TOP"
     pop.quit()
 
 

@@ -150,6 +150,44 @@ public enum POP3Encoding {
         return message[message.startIndex..<i]
     }
 
+    /// Where TOP cuts a message read a piece at a time: the same cut as `top`, found by looking at each octet once
+    /// (a large message is not scanned again from its start for every piece).
+    public struct TopCut {
+        private let lines: Int
+        private var inHeader = true
+        private var lineStart = true
+        private var crAtLineStart = false
+        private var remaining: Int
+        /// Octets looked at so far.
+        public private(set) var position = 0
+
+        public init(lines: Int) {
+            self.lines = lines
+            remaining = lines
+        }
+
+        /// Looks at the next piece; returns the cut (octets from the start to send) once it is known.
+        public mutating func feed(_ piece: ArraySlice<UInt8>) -> Int? {
+            for b in piece {
+                position += 1
+                if inHeader {
+                    // The header ends at the first empty line (LF, or CRLF, at a line's start).
+                    if lineStart && b == 10 || crAtLineStart && b == 10 {
+                        inHeader = false
+                        if remaining <= 0 { return position }
+                        continue
+                    }
+                    crAtLineStart = lineStart && b == 13
+                    lineStart = b == 10
+                } else if b == 10 {
+                    remaining -= 1
+                    if remaining <= 0 { return position }
+                }
+            }
+            return nil
+        }
+    }
+
     /// The unique-id of a message (RFC 1939 §7): its UID and the mailbox's UIDVALIDITY as 8 hex digits each, as
     /// Dovecot's default `%08Xu%08Xv`, so an account moved between the two keeps its "already downloaded" list.
     public static func uniqueID(uid: UInt32, uidValidity: UInt32) -> String {

@@ -186,9 +186,12 @@ final class POP3Session: @unchecked Sendable {
             try await retrieve(try index(n, drop), drop, &out)
         case (.top(let n, let lines), .transaction(let drop)):
             let i = try index(n, drop)
-            let top = try await top(i, lines: lines, drop)
-            out.ok("Top of message follows")
-            POP3Encoding.appendMultiline(top, to: &out.bytes)
+            guard drop.messages[i].size > ContentPieces.streamAbove else {
+                let top = POP3Encoding.top(try await load(i, drop)[...], lines: lines)
+                out.ok("Top of message follows")
+                return POP3Encoding.appendMultiline(top, to: &out.bytes)
+            }
+            try await streamTop(i, lines: lines, drop, &out)
         case (_, .authorization):
             throw POP3Failure("Log in first")
         case (_, .transaction):
@@ -240,20 +243,30 @@ final class POP3Session: @unchecked Sendable {
         return n - 1
     }
 
-    /// TOP: the header and the first `lines` lines of the body; of a large message only as much as they need.
-    func top(_ i: Int, lines: Int, _ drop: Maildrop) async throws -> ArraySlice<UInt8> {
-        guard drop.messages[i].size > ContentPieces.streamAbove else {
-            return POP3Encoding.top(try await load(i, drop)[...], lines: lines)
-        }
+    /// TOP of a large message: the cut found in one pass over as much as it needs (each octet looked at once), then
+    /// that much sent a piece at a time, as RETR sends, never held whole.
+    func streamTop(_ i: Int, lines: Int, _ drop: Maildrop, _ out: inout POP3Output) async throws {
         let reader = try await open(i, drop)
-        var head: [UInt8] = []
-        while head.count < reader.size {
-            head += try await reader.read(head.count..<head.count + 64 * 1024)
-            // Complete once the cut falls before the end of what was read (then it follows a whole line).
-            let cut = POP3Encoding.top(head[...], lines: lines)
-            if cut.count < head.count { return cut }
+        var cut = POP3Encoding.TopCut(lines: lines)
+        var end: Int?
+        while end == nil && cut.position < reader.size {
+            let piece = try await reader.read(cut.position..<min(cut.position + ContentPieces.size, reader.size))
+            guard !piece.isEmpty else { throw POP3Failure("Message was removed by another session") }
+            end = cut.feed(piece[...])
         }
-        return head[...]
+        out.ok("Top of message follows")
+        var stuffer = POP3Encoding.DotStuffer()
+        do {
+            try await reader.pieces(0..<(end ?? reader.size)) { piece in
+                stuffer.append(piece[...], to: &out.bytes)
+                try await out.flushIfLarge()
+            }
+        } catch {
+            server.logger.warning("POP3 TOP broken off", metadata: ["error": "\(error)"])
+            out.close = true
+            return
+        }
+        stuffer.finish(&out.bytes)
     }
 
     func open(_ i: Int, _ drop: Maildrop) async throws -> any ContentReader {

@@ -1,3 +1,4 @@
+import TernTestSupport
 import Testing
 @testable import POP3Codec
 
@@ -86,5 +87,27 @@ import Testing
         let long = [UInt8](repeating: 65, count: POP3CommandParser.maxLineLength + 1)
         start = 0
         #expect(framer.next(long, from: &start) == .tooLong)
+    }
+
+    /// TOP's cut found a piece at a time is the cut of the whole message, however the pieces fall.
+    @Test func topCutInPiecesAgreesWithTheWholeCut() {
+        var rng = SplitMix(seed: 0x709)
+        let atoms: [[UInt8]] = [Array("a".utf8), Array("Subject: x".utf8), [13, 10], [10], [13], Array(" ".utf8), Array(".".utf8)]
+        for _ in 0..<2_000 {
+            var message: [UInt8] = []
+            for _ in 0..<rng.next(40) { message += atoms[rng.next(atoms.count)] }
+            for lines in [0, 1, 2, 5, 1000] {
+                let whole = POP3Encoding.top(message[...], lines: lines).count
+                var cut = POP3Encoding.TopCut(lines: lines)
+                var found: Int?
+                var at = 0
+                while found == nil && at < message.count {
+                    let n = 1 + rng.next(7)
+                    found = cut.feed(message[at..<min(at + n, message.count)])
+                    at += n
+                }
+                #expect((found ?? message.count) == whole, "\(message) lines \(lines)")
+            }
+        }
     }
 }
