@@ -138,3 +138,16 @@ def test_parallel_wrong_logins_are_counted_when_they_start(make_tern):
     assert all("remote=127.0.0.5" in l for l in failed + refused), log[-3000:]
     assert not any(l.startswith("Jan 01 forged") for l in log.splitlines()), "a forged log line"
     assert "\\x0AJan 01 forged" in log
+
+
+def test_enable_needs_a_login(tern):
+    """ENABLE is a command of the authenticated state (RFC 5161 3.1): before login it gets BAD and enables nothing."""
+    s = socket.create_connection(("127.0.0.1", tern.imap_port))
+    s.settimeout(10)
+    s.recv(4096)
+    s.sendall(b"a ENABLE UTF8=ACCEPT\r\n")
+    reply = b""
+    while b"a " not in reply:
+        reply += s.recv(4096)
+    assert b"* ENABLED" not in reply and b"a BAD" in reply, reply
+    s.close()

@@ -246,6 +246,8 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             out.send(.id([IMAPParameter("name", "Tern"), IMAPParameter("vendor", "Tern")]))
             out.ok(tag, "ID completed")
         case .enable(let caps):
+            // RFC 5161 §3.1, RFC 9051 §6.3.1: only once logged in.
+            _ = try requireAuth()
             out.send(.enabled(caps.filter(enable)))
             out.ok(tag, "ENABLE completed")
         case .login(let user, let password):
