@@ -84,6 +84,15 @@ def test_expunge_keeps_a_message_another_session_undeleted(tern):
     b.noop()
     typ, data = b.search(None, "ALL")
     assert data[0].split() == [b"1", b"2"], data
+    # CLOSE removes what another session flagged \\Deleted since A last looked, too (and tells nothing).
+    a.select("INBOX")
+    a.append("INBOX", None, None, message("closed away", ALICE, ALICE))
+    b.noop()
+    b.store("3", "+FLAGS", "(\\Deleted)")
+    a.close()
+    b.noop()
+    typ, data = b.search(None, "ALL")
+    assert data[0].split() == [b"1", b"2"], data
     # The other way round: what another session flagged \\Deleted since A last looked goes at A's EXPUNGE too.
     a.select("INBOX")
     b.store("2", "+FLAGS", "(\\Deleted)")

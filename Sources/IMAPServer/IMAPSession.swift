@@ -421,8 +421,11 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             // The mailbox is left whatever the expunge meets (the mailbox deleted meanwhile, by another session).
             state = .authenticated(a, user)
             if case .close = command, !m.readOnly {
+                // Every message flagged \Deleted now (RFC 9051 §6.4.1), also by another session since this one last
+                // looked: read afresh (CLOSE answers nothing untagged, so nothing is announced).
                 do {
-                    _ = try await store.expunge(mailbox: m.id, uids: m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid), onlyDeleted: true)
+                    let now = try await server.mailboxes.snapshot(m.id, verify: true).messages
+                    _ = try await store.expunge(mailbox: m.id, uids: now.filter { $0.flags.contains(.deleted) }.map(\.uid), onlyDeleted: true)
                 } catch StoreError.notFound {
                 }
             }
