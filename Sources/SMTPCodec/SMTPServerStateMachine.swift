@@ -46,6 +46,10 @@ public struct SMTPServerStateMachine: Sendable {
         public var authRequiresTLS: Bool
         /// The submission service (RFC 6409): MAIL only after AUTH.
         public var submission: Bool
+        /// Commands that move nothing forward (NOOP, RSET, VRFY, HELP, EHLO, HELO) a session may send before each one
+        /// more counts as an error, as Postfix's smtpd_junk_command_limit: a client cannot hold a connection for ever
+        /// with them. The count starts again after each message delivered.
+        public var junkCommandLimit = 100
 
         public init(hostname: String, maxMessageSize: Int = 50 * 1024 * 1024, maxRecipients: Int = Limits.defaultMaxRecipients,
                     maxErrors: Int = 10, startTLSAvailable: Bool = false, authMechanisms: [String] = [], authRequiresTLS: Bool = true,
@@ -137,6 +141,14 @@ public struct SMTPServerStateMachine: Sendable {
         clientError(reply)
     }
 
+    private var junkCount = 0
+
+    /// The reply to a command that moves nothing forward: an error once the session has sent too many of them.
+    private mutating func junk(_ reply: SMTPReply) -> Action {
+        junkCount += 1
+        return junkCount > configuration.junkCommandLimit ? clientError(reply) : .reply(reply)
+    }
+
     private mutating func clientError(_ reply: SMTPReply) -> Action {
         errorCount += 1
         if errorCount >= configuration.maxErrors {
@@ -161,9 +173,9 @@ public struct SMTPServerStateMachine: Sendable {
             return bdat(txn, received: received, failed: failed, size: size, last: last)
         case (.bdat, .rset):
             state = .ready
-            return .reply(SMTPReply(250, "2.0.0", "Reset"))
+            return junk(SMTPReply(250, "2.0.0", "Reset"))
         case (.bdat, .noop):
-            return .reply(SMTPReply(250, "2.0.0", "OK"))
+            return junk(SMTPReply(250, "2.0.0", "OK"))
         case (.bdat, _):
             // RFC 3030 §2: after a BDAT without LAST only BDAT, RSET, NOOP or QUIT may follow.
             state = .ready
@@ -174,25 +186,25 @@ public struct SMTPServerStateMachine: Sendable {
             isExtended = true
             state = .ready
             let lines = ["\(configuration.hostname) greets \(name)"] + extensions
-            return .reply(SMTPReply(250, nil, lines))
+            return junk(SMTPReply(250, nil, lines))
         case (_, .helo(let name)):
             heloName = name
             isExtended = false
             state = .ready
-            return .reply(SMTPReply(250, nil, ["\(configuration.hostname)"]))
+            return junk(SMTPReply(250, nil, ["\(configuration.hostname)"]))
 
         case (_, .noop):
-            return .reply(SMTPReply(250, "2.0.0", "OK"))
+            return junk(SMTPReply(250, "2.0.0", "OK"))
         case (_, .rset):
             if state != .connected { state = .ready }
-            return .reply(SMTPReply(250, "2.0.0", "Reset"))
+            return junk(SMTPReply(250, "2.0.0", "Reset"))
         case (_, .vrfy):
             // RFC 5321 §3.5.3: 252 when the server will not verify; Tern never discloses accounts this way.
-            return .reply(SMTPReply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery"))
+            return junk(SMTPReply(252, "2.5.2", "Cannot VRFY user, but will accept message and attempt delivery"))
         case (_, .expn):
             return clientError(SMTPReply(502, "5.5.1", "EXPN is not supported"))
         case (_, .help):
-            return .reply(SMTPReply(214, EnhancedStatusCode(2, 0, 0), ["Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS",
+            return junk(SMTPReply(214, EnhancedStatusCode(2, 0, 0), ["Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS",
                                                    "See RFC 5321; Tern mail server"]))
 
         case (.connected, .bdat(let size, _)), (.ready, .bdat(let size, _)):
@@ -337,6 +349,7 @@ public struct SMTPServerStateMachine: Sendable {
     /// The store has answered; the transaction is over either way (RFC 5321 §4.1.1.4).
     public mutating func deliveryFinished() {
         if case .delivering = state { state = .ready }
+        junkCount = 0
     }
 
     public mutating func recipientAccepted() -> SMTPReply? {

@@ -88,6 +88,29 @@ struct Transcript {
         #expect(t.send("MAIL FROM:<alice@mx.test>") == 530)
     }
 
+    /// A session of nothing but NOOP, RSET, VRFY, HELP and EHLO ends: past the junk limit each counts as an error.
+    @Test func junkCommandsEndASessionThatDeliversNothing() {
+        var t = Transcript()
+        #expect(t.send("EHLO c") == 250)
+        for i in 1..<100 { #expect(t.send(["NOOP", "RSET", "VRFY x", "HELP", "EHLO c"][i % 5]) != 421) }
+        // 100 said, none of them an error yet; then each is one, and the tenth error ends the session.
+        #expect(t.machine.errorCount == 0)
+        var closed = false
+        for _ in 0..<10 where !closed { closed = t.send("NOOP") == 421 }
+        #expect(closed && t.machine.state == .closed)
+        // A delivered message starts the count again.
+        var u = Transcript()
+        #expect(u.send("EHLO c") == 250)
+        for _ in 0..<99 { _ = u.send("NOOP") }
+        #expect(u.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(u.send("RCPT TO:<x@mx.test>") == 250)
+        #expect(u.send("DATA") == 354)
+        _ = u.machine.dataEnded(problem: nil)
+        u.machine.deliveryFinished()
+        for _ in 0..<100 { _ = u.send("NOOP") }
+        #expect(u.machine.errorCount == 0)
+    }
+
     @Test func startTLSNeedsEHLOAndCertificate() {
         var t = Transcript(.init(hostname: "mx.test", startTLSAvailable: false))
         #expect(t.send("EHLO c") == 250)
