@@ -60,7 +60,7 @@ public enum SieveReplies {
         var head = "From: \(oneLine(v.from ?? "<\(recipient)>"))\r\nTo: <\(sender)>\r\nSubject: \(encoded(oneLine(subject)))\r\n"
             + "Date: \(TraceHeaders.rfc5322Date(now))\r\nMessage-ID: <\(id).\(Int(now.timeIntervalSince1970))@\(hostname)>\r\n"
         if let messageID = value("message-id").map(oneLine), !messageID.isEmpty {
-            head += "In-Reply-To: \(messageID)\r\nReferences: \(value("references").map { oneLine($0) + " " } ?? "")\(messageID)\r\n"
+            head += "In-Reply-To: \(messageID)\r\n" + folded("References", references(value("references"), then: messageID))
         }
         head += "Auto-Submitted: auto-replied (vacation)\r\nMIME-Version: 1.0\r\n"
         let reason = crlf(v.reason)
@@ -112,6 +112,36 @@ public enum SieveReplies {
         let text = head + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n"
             + base64Lines(Array(crlf(body).utf8))
         return (mailto.to + mailto.cc + mailto.bcc, Array(text.utf8))
+    }
+
+    /// The original's References and its Message-ID, whole ids only: of a long list the first and as many of the
+    /// last as fit in about 900 characters (RFC 5322 §3.6.4 lets a reply trim the middle).
+    static func references(_ original: String?, then messageID: String) -> String {
+        let ids = (original ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }).map(String.init)
+            .filter { $0.utf8.count <= 250 && !$0.unicodeScalars.contains { $0.value < 32 || $0.value == 127 } }
+        var kept: [String] = []
+        var length = messageID.utf8.count
+        for id in ids.dropFirst().reversed() where length + id.utf8.count + 1 <= 900 {
+            kept.insert(id, at: 0)
+            length += id.utf8.count + 1
+        }
+        if let first = ids.first, length + first.utf8.count + 1 <= 1000 { kept.insert(first, at: 0) }
+        return (kept + [messageID]).joined(separator: " ")
+    }
+
+    /// A header field folded at its spaces (RFC 5322 §2.2.3) so that no line passes 78 characters unless one word
+    /// does (and none passes 998: each word comes from `oneLine`).
+    static func folded(_ name: String, _ value: String) -> String {
+        var out = "\(name):", line = out.count
+        for word in value.split(separator: " ", omittingEmptySubsequences: true) {
+            if line + 1 + word.count > 78 && line > name.count + 1 {
+                out += "\r\n"
+                line = 0
+            }
+            out += " " + word
+            line += 1 + word.count
+        }
+        return out + "\r\n"
     }
 
     public static func oneLine(_ s: String) -> String {

@@ -214,6 +214,25 @@ import Testing
         return out
     }
 
+    /// A vacation reply to a message with a long References field keeps every line within RFC 5322's 998 octets (it
+    /// put the original's References and Message-ID on one line, up to 1,800).
+    @Test func vacationReplyLinesStayWithinTheLimit() {
+        let references = (0..<40).map { "<reference-\($0)-\(String(repeating: "x", count: 20))@lists.example>" }.joined(separator: " ")
+        let reply = SieveReplies.vacation(SieveVacation(reason: "away"), original: [("Message-ID", "<m1@remote.test>"), ("References", references),
+                                                                                     ("Subject", "hi")],
+                                          sender: "s@remote.test", recipient: "alice@example.test", hostname: "mx.example.test", id: "V1",
+                                          now: Date(timeIntervalSince1970: 2_000_000_000))
+        let text = String(decoding: reply, as: UTF8.self)
+        #expect(text.components(separatedBy: "\r\n").allSatisfy { $0.utf8.count <= 998 })
+        // Unfolded, the field names whole ids: the first of the original's, the last ones that fit, then the original.
+        let head = text.components(separatedBy: "\r\n\r\n")[0].replacingOccurrences(of: "\r\n ", with: " ")
+        let field = head.components(separatedBy: "\r\n").first { $0.hasPrefix("References:") } ?? ""
+        let ids = field.dropFirst("References: ".count).split(separator: " ").map(String.init)
+        let original = references.split(separator: " ").map(String.init)
+        #expect(ids.first == original.first && ids.last == "<m1@remote.test>" && ids.count > 10)
+        #expect(Array(ids.dropFirst().dropLast()) == Array(original.suffix(ids.count - 2)))
+    }
+
     @Test func vacationRepliesOncePerPeriodAndRejectRefusesOrNotifies() async throws {
         let rig = try await PipelineTests.Rig()
         defer { rig.stop() }
