@@ -99,6 +99,11 @@ def test_managesieve_protocol_details_and_scram(tern):
     s.sendall(b'CHECKSCRIPT {22}\r\nif true { fileinto "x" \r\n')
     reply = lines(s)
     assert reply.startswith("NO") and "line 1, column" in reply, reply
+    # A script that is not UTF-8 is refused, not stored with replacement characters (RFC 5228 2.1).
+    latin1 = b'# caf\xe9\r\nkeep;\r\n'
+    s.sendall(b'PUTSCRIPT "latin1" {%d+}\r\n%s\r\n' % (len(latin1), latin1))
+    reply = lines(s)
+    assert reply.startswith("NO") and "UTF-8" in reply, reply
     s.sendall(b'RENAMESCRIPT "one" "two"\r\n')
     assert lines(s).startswith("OK")
     s.sendall(b'RENAMESCRIPT "missing" "three"\r\n')

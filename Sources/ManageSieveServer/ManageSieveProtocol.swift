@@ -12,9 +12,10 @@ public enum ManageSieveToken: Equatable, Sendable {
         return nil
     }
 
-    /// A string argument as text (a number or an atom is not one).
+    /// A string argument as text (a number or an atom is not one, nor octets that are not UTF-8: RFC 5804 strings and
+    /// Sieve scripts are UTF-8, and a script is stored as sent or not at all).
     public var text: String? {
-        if case .string(let b) = self { return String(decoding: b, as: UTF8.self) }
+        if case .string(let b) = self { return String(validating: b, as: UTF8.self) }
         return nil
     }
 }

@@ -88,7 +88,9 @@ final class ManageSieveSession: @unchecked Sendable {
     /// The command's string arguments, exactly `count` of them.
     private func strings(_ args: ArraySlice<ManageSieveToken>, _ count: Int, _ name: String) throws -> [String] {
         let texts = args.compactMap(\.text)
-        guard texts.count == args.count, texts.count == count else { throw Failure("\(name) takes \(count) string argument\(count == 1 ? "" : "s")") }
+        guard texts.count == args.count, texts.count == count else {
+            throw Failure("\(name) takes \(count) string argument\(count == 1 ? "" : "s") in UTF-8")
+        }
         return texts
     }
 
