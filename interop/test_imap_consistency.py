@@ -98,6 +98,21 @@ def test_expunge_keeps_a_message_another_session_undeleted(tern):
     b.store("2", "+FLAGS", "(\\Deleted)")
     typ, data = a.expunge()
     assert typ == "OK" and data == [b"2"], data
+    # UID EXPUNGE (RFC 4315) goes by the store's flags too: what B flagged since A looked goes, what B cleared stays.
+    for n in range(2):
+        a.append("INBOX", None, None, message(f"uid expunge {n}", ALICE, ALICE))
+    a.noop()
+    typ, data = a.uid("SEARCH", None, "ALL")
+    uids = data[0].split()
+    assert len(uids) == 3, data
+    a.uid("STORE", uids[1], "+FLAGS", "(\\Deleted)")
+    b.noop()
+    b.uid("STORE", uids[1], "-FLAGS", "(\\Deleted)")
+    b.uid("STORE", uids[2], "+FLAGS", "(\\Deleted)")
+    typ, data = a._simple_command("UID", "EXPUNGE", b",".join(uids).decode())
+    assert typ == "OK", data
+    typ, data = a.uid("SEARCH", None, "ALL")
+    assert data[0].split() == uids[:2], data
     for c in (a, b):
         c.logout()
 

@@ -209,10 +209,11 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             break
         }
         switch command {
-        case .search, .fetch, .store, .copy, .move, .sort, .thread, .expunge, .uidExpunge:
+        case .search, .fetch, .store, .copy, .move, .sort, .thread, .expunge:
             // What these answer is what the store holds now: another session's flag changes and new messages are
             // taken in (and announced) first; its expunges wait for a command that may report them (RFC 9051 §7.5.1).
-            // EXPUNGE so removes what is flagged \Deleted now, also by another session (and the store checks again).
+            // EXPUNGE so removes what is flagged \Deleted now, also by another session (and the store checks again;
+            // UID EXPUNGE names its messages, and the store removes those of them flagged \Deleted).
             if selected != nil { try await poll(&out, expunges: false, verify: false) }
         default:
             break
@@ -435,8 +436,9 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             guard !m.readOnly else { throw IMAPFailure.no(.readOnly, "Mailbox is read-only") }
             var candidates = m.messages.filter { $0.flags.contains(.deleted) }
             if case .uidExpunge(let set) = command {
-                let chosen = Set(m.resolve(set, uid: true).map(\.message.uid))
-                candidates = candidates.filter { chosen.contains($0.uid) }
+                // Every message of the set the view holds, whatever flags the view last saw: the store removes those
+                // flagged \Deleted now (RFC 4315 §2.1).
+                candidates = m.resolve(set, uid: true).map(\.message)
             }
             _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid), onlyDeleted: true)
             try await poll(&out, expunges: true)
