@@ -301,6 +301,14 @@ public final class InboundChecks: Sendable {
         return report
     }
 
+    enum IPv4Literal {
+        /// Four decimal numbers of 0 to 255, dotted.
+        static func isValid(_ s: String) -> Bool {
+            let parts = s.split(separator: ".", omittingEmptySubsequences: false)
+            return parts.count == 4 && parts.allSatisfy { p in p.count <= 3 && !p.isEmpty && p.allSatisfy(\.isASCII) && Int(p).map { $0 <= 255 } == true }
+        }
+    }
+
     /// The domains of the addresses in the From fields (normally one field with one address; RFC 7489 §6.6.1 checks
     /// each of several), each once, lowercased and in ASCII form where it converts. Address literals name no domain.
     /// A domain that is no valid DNS name is kept as written: DMARC then finds the policy of its organizational
@@ -311,9 +319,15 @@ public final class InboundChecks: Sendable {
             guard let colon = field.raw.firstIndex(of: 58) else { continue }
             // Unfolded first: a folded From value still names its address.
             let unfolded = String(decoding: field.raw[(colon + 1)...], as: UTF8.self).replacingOccurrences(of: "\r\n", with: "")
-            for case .mailbox(_, _, let domain?) in AddressList.parse(unfolded) where !domain.isEmpty && !domain.hasPrefix("[") {
+            for case .mailbox(_, _, var domain?) in AddressList.parse(unfolded) where !domain.isEmpty {
+                if domain.hasPrefix("[") && domain.hasSuffix("]") {
+                    // An address literal names no domain; brackets around anything else are only a way of writing one.
+                    let inner = String(domain.dropFirst().dropLast())
+                    if inner.lowercased().hasPrefix("ipv6:") || IPv4Literal.isValid(inner) { continue }
+                    domain = inner
+                }
                 let name = (IDNA.toASCII(domain) ?? domain).lowercased()
-                if !domains.contains(name) { domains.append(name) }
+                if !name.isEmpty, !domains.contains(name) { domains.append(name) }
             }
         }
         return domains

@@ -386,25 +386,31 @@ extension PostgresMailStore: MessageStore {
     }
 
     /// Removes the UIDs and records them for QRESYNC, all under one new MODSEQ, in one statement (inside the caller's
-    /// transaction, or alone): the mailbox's row locked and its MODSEQ raised first, then the placements removed (a
-    /// placement changed or removed by another transaction meanwhile is seen as it is now, as by a statement of its own).
+    /// transaction, or alone): the mailbox's row locked first, then the placements removed (a placement changed or
+    /// removed by another transaction meanwhile is seen as it is now, as by a statement of its own), then the MODSEQ
+    /// raised if any went.
     func expunge(_ db: PostgresConnection?, mailbox: MailboxID, uids: [UID], onlyDeleted: Bool = false) async throws -> [UID] {
         guard !uids.isEmpty else { return [] }
         let wanted = uids.map { Int64($0.rawValue) }
         // Flags that must be set for a message to go (none: any goes).
         let required = onlyDeleted ? Int64(MessageFlags.deleted.rawValue) : 0
+        // The mailbox's row locked first (as every write to it does), then the placements removed, then one new MODSEQ
+        // for what went (none when nothing did).
         let rows = try await all("""
-            WITH box AS (
-              UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) RETURNING highestmodseq
+            WITH locked AS (
+              SELECT id FROM mailbox WHERE id = \(mailbox) FOR UPDATE
             ), gone AS (
-              DELETE FROM mailbox_message WHERE mailbox_id = \(mailbox) AND uid = ANY(\(wanted)) AND EXISTS (SELECT 1 FROM box)
+              DELETE FROM mailbox_message WHERE mailbox_id = \(mailbox) AND uid = ANY(\(wanted)) AND EXISTS (SELECT 1 FROM locked)
                 AND flags & \(required) = \(required)
               RETURNING uid
+            ), box AS (
+              UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = \(mailbox) AND EXISTS (SELECT 1 FROM gone)
+              RETURNING highestmodseq
             ), recorded AS (
               INSERT INTO expunged(mailbox_id, uid, modseq) SELECT \(mailbox), gone.uid, box.highestmodseq FROM gone, box
               ON CONFLICT (mailbox_id, uid) DO UPDATE SET modseq = excluded.modseq
             )
-            SELECT box.highestmodseq, gone.uid FROM box LEFT JOIN gone ON true
+            SELECT locked.id, gone.uid FROM locked LEFT JOIN gone ON true
             """, on: db, as: (Int64, Int64?).self)
         guard !rows.isEmpty else { throw StoreError.notFound("mailbox") }
         let gone = Set(rows.compactMap(\.1))

@@ -155,19 +155,30 @@ extension SQLiteMailStore {
     static func expunge(_ db: Database, mailbox: MailboxID, uids: [UID], onlyDeleted: Bool = false) throws -> [UID] {
         var removed: [UID] = []
         guard !uids.isEmpty else { return removed }
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM mailbox WHERE id = ?", arguments: [mailbox]) != nil else {
+            throw StoreError.notFound("mailbox")
+        }
         // Flags that must be set for a message to go (none: any goes).
         let required = onlyDeleted ? Int64(MessageFlags.deleted.rawValue) : 0
-        guard let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
-                                              arguments: [mailbox]) else { throw StoreError.notFound("mailbox") }
-        for uid in uids {
-            try db.execute(sql: "DELETE FROM mailbox_message WHERE mailbox_id = ? AND uid = ? AND flags & ? = ?",
-                           arguments: [mailbox, Int64(uid.rawValue), required, required])
-            if db.changesCount > 0 {
-                removed.append(uid)
-                try db.execute(sql: "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)",
-                               arguments: [mailbox, Int64(uid.rawValue), modseq])
-            }
+        var candidates = uids
+        if onlyDeleted && uids.count > 64 {
+            // A large set (UID EXPUNGE 1:*) is narrowed to the flagged messages first, in one read of the mailbox,
+            // instead of a statement for every message it names.
+            let flagged = Set(try Int64.fetchAll(db, sql: "SELECT uid FROM mailbox_message WHERE mailbox_id = ? AND flags & ? <> 0",
+                                                 arguments: [mailbox, required]))
+            candidates = uids.filter { flagged.contains(Int64($0.rawValue)) }
         }
+        let delete = try db.cachedStatement(sql: "DELETE FROM mailbox_message WHERE mailbox_id = ? AND uid = ? AND flags & ? = ?")
+        for uid in candidates {
+            try delete.execute(arguments: [mailbox, Int64(uid.rawValue), required, required])
+            if db.changesCount > 0 { removed.append(uid) }
+        }
+        // One new MODSEQ for what went (none when nothing did), recorded for QRESYNC.
+        guard !removed.isEmpty else { return removed }
+        let modseq = try Int64.fetchOne(db, sql: "UPDATE mailbox SET highestmodseq = highestmodseq + 1 WHERE id = ? RETURNING highestmodseq",
+                                        arguments: [mailbox])!
+        let record = try db.cachedStatement(sql: "INSERT OR REPLACE INTO expunged(mailbox_id, uid, modseq) VALUES (?, ?, ?)")
+        for uid in removed { try record.execute(arguments: [mailbox, Int64(uid.rawValue), modseq]) }
         return removed
     }
 

@@ -349,6 +349,11 @@ public struct SMTPServerStateMachine: Sendable {
     /// The store has answered; the transaction is over either way (RFC 5321 §4.1.1.4).
     public mutating func deliveryFinished() {
         if case .delivering = state { state = .ready }
+    }
+
+    /// A message was delivered (committed): the count of commands that move nothing forward starts again. A refused
+    /// message does not reset it, or a client could go on for ever by sending one now and then.
+    public mutating func messageDelivered() {
         junkCount = 0
     }
 

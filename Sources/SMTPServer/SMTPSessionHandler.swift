@@ -635,6 +635,7 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
         let id = message.queueID, from = message.envelope.mailFrom
         switch outcome {
         case .committed(let receipt, _, let size, _):
+            machine.messageDelivered()
             logger.info("delivered", metadata: ["msg": "\(id)", "from": "\(from)", "rcpts": "\(message.envelope.recipients.count)",
                                                 "size": "\(size)", "stored": "\(receipt.messageID)"])
         case .tested:

@@ -59,7 +59,10 @@ public enum SieveReplies {
         let subject = v.subject ?? "Auto: " + (value("subject") ?? "")
         var head = "From: \(oneLine(v.from ?? "<\(recipient)>"))\r\nTo: <\(sender)>\r\nSubject: \(encoded(oneLine(subject)))\r\n"
             + "Date: \(TraceHeaders.rfc5322Date(now))\r\nMessage-ID: <\(id).\(Int(now.timeIntervalSince1970))@\(hostname)>\r\n"
-        if let messageID = value("message-id").map(oneLine), !messageID.isEmpty {
+        // A Message-ID that is no plausible msg-id (over 250 octets, or not ASCII) is not echoed: the fields would pass
+        // the line limit, and nothing could thread by it anyway.
+        if let messageID = value("message-id").map(oneLine), !messageID.isEmpty, messageID.utf8.count <= 250,
+           messageID.utf8.allSatisfy({ $0 < 0x80 }) {
             head += "In-Reply-To: \(messageID)\r\n" + folded("References", references(value("references"), then: messageID))
         }
         head += "Auto-Submitted: auto-replied (vacation)\r\nMIME-Version: 1.0\r\n"
@@ -118,7 +121,7 @@ public enum SieveReplies {
     /// last as fit in about 900 characters (RFC 5322 §3.6.4 lets a reply trim the middle).
     static func references(_ original: String?, then messageID: String) -> String {
         let ids = (original ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\r" || $0 == "\n" }).map(String.init)
-            .filter { $0.utf8.count <= 250 && !$0.unicodeScalars.contains { $0.value < 32 || $0.value == 127 } }
+            .filter { $0.utf8.count <= 250 && $0.utf8.allSatisfy { $0 > 0x20 && $0 < 0x7F } }
         var kept: [String] = []
         var length = messageID.utf8.count
         for id in ids.dropFirst().reversed() where length + id.utf8.count + 1 <= 900 {
@@ -132,14 +135,14 @@ public enum SieveReplies {
     /// A header field folded at its spaces (RFC 5322 §2.2.3) so that no line passes 78 characters unless one word
     /// does (and none passes 998: each word comes from `oneLine`).
     static func folded(_ name: String, _ value: String) -> String {
-        var out = "\(name):", line = out.count
+        var out = "\(name):", line = out.utf8.count
         for word in value.split(separator: " ", omittingEmptySubsequences: true) {
-            if line + 1 + word.count > 78 && line > name.count + 1 {
+            if line + 1 + word.utf8.count > 78 && line > name.utf8.count + 1 {
                 out += "\r\n"
                 line = 0
             }
             out += " " + word
-            line += 1 + word.count
+            line += 1 + word.utf8.count
         }
         return out + "\r\n"
     }

@@ -33,12 +33,17 @@ public enum StoreFactory {
         }
     }
 
-    /// Throws when a `tern serve` holds the data folder's lock.
+    /// Throws when a `tern serve` holds the data folder's lock (or the lock cannot be taken at all). Otherwise this
+    /// process keeps the lock until it ends (an admin command: moments), so that no server starts on the database while
+    /// it is being upgraded.
     static func refuseUpgradeUnderServer(_ folder: URL, found: Int) throws {
-        let lock = Glibc.open(folder.appendingPathComponent("serve.lock").path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard lock >= 0 else { return }
-        defer { Glibc.close(lock) }
+        let path = folder.appendingPathComponent("serve.lock").path
+        let lock = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lock >= 0 else {
+            throw DataFolderError(path: path, reason: "cannot open the data folder's lock to upgrade the database: \(String(cString: strerror(errno)))")
+        }
         guard flock(lock, LOCK_EX | LOCK_NB) != 0 else { return }
+        Glibc.close(lock)
         throw DataFolderError(path: folder.appendingPathComponent("tern.db").path,
                               reason: "the `tern serve` running on this data folder is an earlier version (its database has schema version "
                                   + "\(found), older than this tern's): restart it with this version first (it upgrades the database as it "

@@ -231,6 +231,12 @@ import Testing
         let original = references.split(separator: " ").map(String.init)
         #expect(ids.first == original.first && ids.last == "<m1@remote.test>" && ids.count > 10)
         #expect(Array(ids.dropFirst().dropLast()) == Array(original.suffix(ids.count - 2)))
+        // A Message-ID that is no plausible msg-id (here 900 characters of UTF-8) is not echoed at all.
+        let odd = SieveReplies.vacation(SieveVacation(reason: "away"), original: [("Message-ID", "<" + String(repeating: "é", count: 900) + "@x>")],
+                                        sender: "s@remote.test", recipient: "alice@example.test", hostname: "mx.example.test", id: "V2",
+                                        now: Date(timeIntervalSince1970: 2_000_000_000))
+        let oddText = String(decoding: odd, as: UTF8.self)
+        #expect(oddText.components(separatedBy: "\r\n").allSatisfy { $0.utf8.count <= 998 } && !oddText.contains("In-Reply-To"))
     }
 
     @Test func vacationRepliesOncePerPeriodAndRejectRefusesOrNotifies() async throws {

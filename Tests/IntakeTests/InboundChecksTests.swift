@@ -56,6 +56,8 @@ import Testing
         #expect(from("From: Alice <alice@Example.COM>\r\n") == ["example.com"])
         #expect(from("From: alice@b\u{FC}cher.example\r\n") == ["xn--bcher-kva.example"])
         #expect(from("From: alice@[192.0.2.1]\r\n") == [])
+        #expect(from("From: alice@[IPv6:2001:db8::1]\r\n") == [])
+        #expect(from("From: alice@[Bank.test]\r\n") == ["bank.test"])   // not a literal: a domain in brackets
         #expect(from("To: alice@example.com\r\n") == [])
         #expect(from("From: alice@example.com, bob@example.org, carol@EXAMPLE.com\r\n") == ["example.com", "example.org"])
         #expect(from("From: alice@example.com\r\nFrom: bob@example.org\r\n") == ["example.com", "example.org"])
@@ -78,6 +80,7 @@ import Testing
         }
         for header in ["From: <alerts@bank.test>\r\n", "From: <alerts@bank.test.>\r\n", "From: <alerts@secure_login.bank.test>\r\n",
                        "From: <alerts@-x.bank.test>\r\n", "From: <alerts@a..bank.test>\r\n", "From: <alerts@BANK.test>\r\n",
+                       "From: <alerts@[bank.test]>\r\n",
                        "From: <me@other.test>, <alerts@bank.test>\r\n", "From: <me@other.test>\r\nFrom: <alerts@bank.test>\r\n",
                        "From: " + (1...11).map { "<x@d\($0).test>" }.joined(separator: ", ") + "\r\n"] {
             let (result, action) = await verdict(header)

@@ -107,8 +107,16 @@ struct Transcript {
         #expect(u.send("DATA") == 354)
         _ = u.machine.dataEnded(problem: nil)
         u.machine.deliveryFinished()
+        u.machine.messageDelivered()
         for _ in 0..<100 { _ = u.send("NOOP") }
         #expect(u.machine.errorCount == 0)
+        // A message refused (its transaction over, nothing delivered) does not.
+        #expect(u.send("MAIL FROM:<a@b.test>") == 250)
+        #expect(u.send("RCPT TO:<x@mx.test>") == 250)
+        #expect(u.send("DATA") == 354)
+        _ = u.machine.dataEnded(problem: nil)
+        u.machine.deliveryFinished()
+        #expect(u.send("NOOP") == 250 && u.machine.errorCount == 1)
     }
 
     @Test func startTLSNeedsEHLOAndCertificate() {

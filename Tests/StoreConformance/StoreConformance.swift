@@ -66,8 +66,17 @@ public enum StoreConformance {
         if removed != [uids[0], uids[2]] { problems.append("removed \(removed.map(\.rawValue)), not [\(uids[0].rawValue), \(uids[2].rawValue)]") }
         let left = try await store.messages(mailbox: inbox).map(\.uid)
         if left != [uids[1], uids[3]] { problems.append("left \(left.map(\.rawValue)): the message whose \\Deleted was cleared must stay") }
+        // An expunge that removes nothing changes nothing, MODSEQ included; a set of many UIDs (UID EXPUNGE 1:*, here
+        // with UIDs that do not exist) removes the flagged ones among them.
+        let before = try await store.mailboxChanges(mailbox: inbox, since: nil).highestModSeq
+        if try await !store.expunge(mailbox: inbox, uids: [uids[1], uids[3]], onlyDeleted: true).isEmpty { problems.append("unflagged messages went") }
+        if try await store.mailboxChanges(mailbox: inbox, since: nil).highestModSeq != before { problems.append("an expunge of nothing raised MODSEQ") }
+        _ = try await store.storeFlags(mailbox: inbox, uids: [uids[3]], operation: .add, flags: .deleted, keywords: [], unchangedSince: nil)
+        let many = (1...200).map { UID(UInt32($0)) }
+        if try await store.expunge(mailbox: inbox, uids: many, onlyDeleted: true) != [uids[3]] { problems.append("a large set did not remove its one flagged message") }
+        if try await store.messages(mailbox: inbox).map(\.uid) != [uids[1]] { problems.append("a large set removed more than its flagged message") }
         // Without the condition (POP3, MOVE) a message goes whatever its flags.
-        if try await store.expunge(mailbox: inbox, uids: [uids[3]]) != [uids[3]] { problems.append("an unflagged message was not removed unconditionally") }
+        if try await store.expunge(mailbox: inbox, uids: [uids[1]]) != [uids[1]] { problems.append("an unflagged message was not removed unconditionally") }
         return problems
     }
 
