@@ -38,14 +38,27 @@ public struct SequenceSet: Hashable, Sendable, CustomStringConvertible {
                     }
                 }
             }
-            fixed.sort { $0.lowerBound < $1.lowerBound }
-            for r in fixed {
-                if let last = self.fixed.last, r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound &+ 1 {
-                    self.fixed[self.fixed.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
+            self.fixed = Self.merge(fixed)
+        }
+
+        /// Ranges sorted and merged: disjoint, and no two adjacent.
+        static func merge(_ ranges: [ClosedRange<UInt32>]) -> [ClosedRange<UInt32>] {
+            var out: [ClosedRange<UInt32>] = []
+            for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) {
+                if let last = out.last, r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound &+ 1 {
+                    out[out.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
                 } else {
-                    self.fixed.append(r)
+                    out.append(r)
                 }
             }
+            return out
+        }
+
+        /// The ranges with `*` as `largest`, sorted and merged.
+        func merged(largest: UInt32) -> [ClosedRange<UInt32>] {
+            guard hasStar else { return fixed }
+            let star = min(starLow ?? largest, largest)...max(starHigh ?? largest, largest)
+            return Self.merge(fixed + [star])
         }
 
         func contains(_ n: UInt32, largest: UInt32) -> Bool {
@@ -68,6 +81,10 @@ public struct SequenceSet: Hashable, Sendable, CustomStringConvertible {
 
     /// Whether `n` is in the set, with `*` meaning `largest`.
     public func contains(_ n: UInt32, largest: UInt32) -> Bool { lookup.contains(n, largest: largest) }
+
+    /// The numbers of the set, with `*` meaning `largest`, as sorted ranges, disjoint and merged: a walk over them
+    /// beside a mailbox in order finds what the set addresses.
+    public func merged(largest: UInt32) -> [ClosedRange<UInt32>] { lookup.merged(largest: largest) }
 
     public var description: String {
         if isSaved { return "$" }

@@ -35,6 +35,17 @@ public struct SelectedMailbox {
         self.saved = saved
     }
 
+    /// Takes in the keywords among `candidates` the client has not been told of yet (compared without case); true when
+    /// there were any (FLAGS and PERMANENTFLAGS must then be sent again).
+    public mutating func learn(keywords candidates: some Sequence<String>) -> Bool {
+        var added = false
+        for k in candidates where !keywords.contains(where: { $0.caseInsensitiveCompare(k) == .orderedSame }) {
+            keywords.append(k)
+            added = true
+        }
+        return added
+    }
+
     public func sequence(of uid: UID) -> Int? {
         var lo = 0, hi = messages.count - 1
         while lo <= hi {
@@ -62,7 +73,7 @@ public struct SelectedMailbox {
             return out
         }
         let largest = uid ? messages.last!.uid.rawValue : UInt32(messages.count)
-        let ranges = Self.merged(set, largest: largest)
+        let ranges = set.merged(largest: largest)
         var r = 0
         messages.withUnsafeBufferPointer { all in
             for i in all.indices {
@@ -70,23 +81,6 @@ public struct SelectedMailbox {
                 while r < ranges.count && ranges[r].upperBound < n { r += 1 }
                 if r == ranges.count { break }
                 if ranges[r].contains(n) { out.append(i) }
-            }
-        }
-        return out
-    }
-
-    /// A set's ranges with `*` resolved, ascending and merged.
-    public static func merged(_ set: SequenceSet, largest: UInt32) -> [ClosedRange<UInt32>] {
-        let ranges = set.ranges.map { r -> ClosedRange<UInt32> in
-            let a = r.from ?? largest, b = r.to ?? largest
-            return min(a, b)...max(a, b)
-        }.sorted { $0.lowerBound < $1.lowerBound }
-        var out: [ClosedRange<UInt32>] = []
-        for r in ranges {
-            if let last = out.last, r.lowerBound <= last.upperBound || r.lowerBound == last.upperBound + 1 {
-                out[out.count - 1] = last.lowerBound...max(last.upperBound, r.upperBound)
-            } else {
-                out.append(r)
             }
         }
         return out

@@ -371,8 +371,8 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         if let why = Self.impossibleMailboxName(to) { throw IMAPFailure.no(.cannot, "\(why)") }
         try await store.renameMailbox(account: a, from: from, to: to)
         // The selected mailbox (or one above it) renamed: the session knows it by its new name.
-        if case .selected(let account, let login, var m) = state, from != "INBOX", m.name == from || m.name.hasPrefix(from + Self.delimiter) {
-            m.name = to + m.name.dropFirst(from.count)
+        if case .selected(let account, let login, var m) = state, from != "INBOX", let name = MailboxNames.renamed(m.name, from: from, to: to) {
+            m.name = name
             state = .selected(account, login, m)
         }
         try await ownTreeChange(account: a) { n, boxes in
@@ -380,9 +380,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
                 n.mailboxes += boxes.filter { $0.name == to }
                 return
             }
-            for i in n.mailboxes.indices where n.mailboxes[i].name == from || n.mailboxes[i].name.hasPrefix(from + Self.delimiter) {
-                n.mailboxes[i].name = to + n.mailboxes[i].name.dropFirst(from.count)
-            }
+            for i in n.mailboxes.indices { n.mailboxes[i].name = MailboxNames.renamed(n.mailboxes[i].name, from: from, to: to) ?? n.mailboxes[i].name }
         }
     }
 
@@ -434,13 +432,11 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         case .expunge, .uidExpunge:
             let m = try requireSelected()
             guard !m.readOnly else { throw IMAPFailure.no(.readOnly, "Mailbox is read-only") }
-            var candidates = m.messages.filter { $0.flags.contains(.deleted) }
-            if case .uidExpunge(let set) = command {
-                // Every message of the set the view holds, whatever flags the view last saw: the store removes those
-                // flagged \Deleted now (RFC 4315 §2.1).
-                candidates = m.resolve(set, uid: true).map(\.message)
-            }
-            _ = try await store.expunge(mailbox: m.id, uids: candidates.map(\.uid), onlyDeleted: true)
+            // UID EXPUNGE: every message of the set the view holds, whatever flags the view last saw (RFC 4315 §2.1). The
+            // store removes those flagged \Deleted now.
+            let candidates = if case .uidExpunge(let set) = command { m.resolve(set, uid: true).map(\.message.uid) }
+                else { m.messages.filter { $0.flags.contains(.deleted) }.map(\.uid) }
+            _ = try await store.expunge(mailbox: m.id, uids: candidates, onlyDeleted: true)
             try await poll(&out, expunges: true)
             out.ok(tag, "\(command.name) completed")
         case .search(let uid, let key, let returning, let partial, let update):
@@ -757,12 +753,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
     /// Announces (FLAGS, PERMANENTFLAGS) the keywords among `candidates` this session has not yet told the client of;
     /// called before any FETCH response that may name them.
     func announceKeywords(_ out: inout IMAPOutput, _ m: inout SelectedMailbox, _ candidates: some Sequence<String>) {
-        var added = false
-        for k in candidates where !m.keywords.contains(where: { $0.caseInsensitiveCompare(k) == .orderedSame }) {
-            m.keywords.append(k)
-            added = true
-        }
-        if added { flagsLines(&out, m.keywords) }
+        if m.learn(keywords: candidates) { flagsLines(&out, m.keywords) }
     }
 
     func flagsItem(_ m: StoredMessage) -> IMAPFetchItem {

@@ -6,6 +6,13 @@ public enum MailboxNames {
     /// Longest name, in octets of UTF-8 (Dovecot's limit is of the same order).
     public static let maxLength = 1000
 
+    /// The name `name` has after RENAME `from` to `to` (the mailbox itself or one below it); nil when the rename does
+    /// not touch it.
+    public static func renamed(_ name: String, from: String, to: String) -> String? {
+        guard name == from || name.hasPrefix(from + delimiter) else { return nil }
+        return to + name.dropFirst(from.count)
+    }
+
     /// Why `name` cannot be a mailbox's name; nil when it can.
     public static func problem(_ name: String) -> String? {
         if name.utf8.count > maxLength { return "Mailbox name longer than \(maxLength) octets" }
