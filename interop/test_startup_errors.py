@@ -137,36 +137,42 @@ def test_database_from_a_newer_tern(tmp_path):
     assert str(t.dir / "data" / "tern.db") in err and "999" in err and "newer" in err, err
 
 
+def user_version(path, set_to=None):
+    """The database's schema version (PRAGMA user_version), after setting it when `set_to` is given."""
+    db = sqlite3.connect(path)
+    try:
+        if set_to is not None:
+            db.execute(f"PRAGMA user_version = {set_to}")
+            db.commit()
+        return db.execute("PRAGMA user_version").fetchone()[0]
+    finally:
+        db.close()
+
+
+def list_users_beside_a_server(t):
+    """`tern user list` while the data folder's lock is held, as `tern serve` holds it."""
+    import fcntl
+    with open(t.dir / "data" / "serve.lock", "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return subprocess.run([TERN, "user", "list", "--config", str(t.config)], cwd=t.dir, capture_output=True, timeout=60)
+
+
 def test_admin_command_does_not_upgrade_the_database_under_an_older_server(tmp_path):
     """A new binary's admin command (`tern user list`) run while an older `tern serve` still works on the data folder
     must not upgrade the database under it (the old server would go on writing the old way and fail every delivery):
     it refuses, names what to do, and leaves the database as it was. Without a server it upgrades it."""
-    import fcntl
     t = Tern(tmp_path / "t")
     t.add_domain("example.test")
     path = t.dir / "data" / "tern.db"
-    db = sqlite3.connect(path)
-    current = db.execute("PRAGMA user_version").fetchone()[0]
+    current = user_version(path)
     # As an older version left it: the last migration not yet applied (the DDL stays, so only the refusal is tried).
-    db.execute(f"PRAGMA user_version = {current - 1}")
-    db.commit()
-    db.close()
-    # The running server holds the data folder's lock, as `tern serve` does.
-    with open(t.dir / "data" / "serve.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        r = subprocess.run([TERN, "user", "list", "--config", str(t.config)], cwd=t.dir, capture_output=True, timeout=60)
-        assert r.returncode not in (0, USAGE_ERROR), r
-        err = r.stderr.decode()
-        assert str(path) in err and "earlier version" in err and "restart it with this version" in err, err
-        db = sqlite3.connect(path)
-        assert db.execute("PRAGMA user_version").fetchone()[0] == current - 1
-        db.close()
+    user_version(path, current - 1)
+    r = list_users_beside_a_server(t)
+    assert r.returncode not in (0, USAGE_ERROR), r
+    err = r.stderr.decode()
+    assert str(path) in err and "earlier version" in err and "restart it with this version" in err, err
+    assert user_version(path) == current - 1
     # A current database opens beside a running server as always.
-    db = sqlite3.connect(path)
-    db.execute(f"PRAGMA user_version = {current}")
-    db.commit()
-    db.close()
-    with open(t.dir / "data" / "serve.lock", "a+") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        r = subprocess.run([TERN, "user", "list", "--config", str(t.config)], cwd=t.dir, capture_output=True, timeout=60)
-        assert r.returncode == 0, r
+    user_version(path, current)
+    r = list_users_beside_a_server(t)
+    assert r.returncode == 0, r

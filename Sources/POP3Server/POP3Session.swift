@@ -205,23 +205,9 @@ final class POP3Session: @unchecked Sendable {
     /// beside it.
     func retrieve(_ i: Int, _ drop: Maildrop, _ out: inout POP3Output) async throws {
         if drop.messages[i].size > ContentPieces.streamAbove {
-            // A large message is read a piece at a time as it is sent, never whole.
             let reader = try await open(i, drop)
             out.ok("\(drop.messages[i].size) octets")
-            var stuffer = POP3Encoding.DotStuffer()
-            do {
-                try await reader.pieces { piece in
-                    stuffer.append(piece[...], to: &out.bytes)
-                    try await out.flushIfLarge()
-                }
-            } catch {
-                // Half the message is on the wire: nothing can follow it but the end of the connection.
-                server.logger.warning("POP3 RETR broken off", metadata: ["error": "\(error)"])
-                out.close = true
-                return
-            }
-            stuffer.finish(&out.bytes)
-            return
+            return await stream(reader, "RETR", &out)
         }
         let content = try await load(i, drop)
         out.ok("\(drop.messages[i].size) octets")
@@ -243,26 +229,34 @@ final class POP3Session: @unchecked Sendable {
         return n - 1
     }
 
-    /// TOP of a large message: the cut found in one pass over as much as it needs (each octet looked at once), then
-    /// that much sent a piece at a time, as RETR sends, never held whole.
+    /// TOP of a large message: sent as RETR sends, up to where the cut falls (found in the same pass, each octet
+    /// looked at once).
     func streamTop(_ i: Int, lines: Int, _ drop: Maildrop, _ out: inout POP3Output) async throws {
         let reader = try await open(i, drop)
-        var cut = POP3Encoding.TopCut(lines: lines)
-        var end: Int?
-        while end == nil && cut.position < reader.size {
-            let piece = try await reader.read(cut.position..<min(cut.position + ContentPieces.size, reader.size))
-            guard !piece.isEmpty else { throw POP3Failure("Message was removed by another session") }
-            end = cut.feed(piece[...])
-        }
         out.ok("Top of message follows")
+        await stream(reader, "TOP", &out, cut: POP3Encoding.TopCut(lines: lines))
+    }
+
+    /// A large message dot-stuffed a piece at a time as it is read, never whole: all of it, or up to `cut`.
+    private func stream(_ reader: any ContentReader, _ command: String, _ out: inout POP3Output, cut: POP3Encoding.TopCut? = nil) async {
+        var cut = cut
         var stuffer = POP3Encoding.DotStuffer()
+        var at = 0
         do {
-            try await reader.pieces(0..<(end ?? reader.size)) { piece in
+            while at < reader.size {
+                let piece = try await reader.read(at..<min(at + ContentPieces.size, reader.size))
+                guard !piece.isEmpty else { throw StoreError.notFound("content ends at \(at) of \(reader.size)") }
+                if let end = cut?.feed(piece[...]) {
+                    stuffer.append(piece[..<(end - at)], to: &out.bytes)
+                    break
+                }
                 stuffer.append(piece[...], to: &out.bytes)
                 try await out.flushIfLarge()
+                at += piece.count
             }
         } catch {
-            server.logger.warning("POP3 TOP broken off", metadata: ["error": "\(error)"])
+            // Part of the message is on the wire: nothing can follow it but the end of the connection.
+            server.logger.warning("POP3 \(command) broken off", metadata: ["error": "\(error)"])
             out.close = true
             return
         }

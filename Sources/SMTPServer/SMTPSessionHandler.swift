@@ -275,11 +275,10 @@ public final class SMTPSessionHandler: ChannelInboundHandler {
             // RFC 3207 §4.2 and CVE-2011-0411: anything the client pipelined after STARTTLS was sent in the
             // clear and must not be taken as coming over TLS.
             inbound.clear()
-            // What was learnt before TLS is forgotten (RFC 3207 §4.2), a login included.
+            // What was learnt before TLS is forgotten (RFC 3207 §4.2), a login included (a transaction's routes and SPF
+            // result go with the next MAIL, which needs a new EHLO first).
             account = nil
             scramUser = nil
-            resolved = []
-            spf = nil
             if let tls = server.tls { _ = connection.startTLS(tls) }
         case .checkRecipient(let recipient, _):
             checkRecipient(recipient, context: context)

@@ -205,16 +205,22 @@ import Testing
         try await rig.stop()
     }
 
-    /// A job waiting for its route (here: a DNS answer held back) whose recipients are no longer this runner's when it
-    /// could go — the message deleted from the queue meanwhile (`tern queue delete`), or, on a shared store, its lease
-    /// taken over by another node — is not sent: the lease renewal tells the runner, and the job drops them.
-    @Test func aJobWhoseLeaseIsGoneIsNotSent() async throws {
+    /// A rig with one message queued and taken by a scan, its job waiting for the DNS answer `gate` holds back.
+    static func jobWaitingForItsRoute() async throws -> (Rig, Gate) {
         let gate = Gate()
         let rig = try await Rig(tweak: { _ in }, wrap: { GatedResolver(inner: $0, gate: gate) }, rcptReply: Self.reply)
         try await rig.enqueue(["ok@remote.test"])
         _ = try await rig.queue.scan(after: 0)
         for _ in 0..<500 where gate.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
         #expect(gate.waiting == 1)
+        return (rig, gate)
+    }
+
+    /// A job waiting for its route (here: a DNS answer held back) whose recipients are no longer this runner's when it
+    /// could go — the message deleted from the queue meanwhile (`tern queue delete`), or, on a shared store, its lease
+    /// taken over by another node — is not sent: the lease renewal tells the runner, and the job drops them.
+    @Test func aJobWhoseLeaseIsGoneIsNotSent() async throws {
+        let (rig, gate) = try await Self.jobWaitingForItsRoute()
         #expect(try await rig.store.deleteQueued(queueID: "Q1"))
         await rig.queue.renewLeases()
         gate.open()
@@ -229,13 +235,8 @@ import Testing
     /// and now has less than a third of it left is not sent: the lease could run out during the transaction and another
     /// node take the message over and send it too. Once the lease has ended, the next scan takes the job and sends it.
     @Test func aJobWhoseLeaseRunsLowUnconfirmedWaitsForTheNextScan() async throws {
-        let gate = Gate()
-        let rig = try await Rig(tweak: { _ in }, wrap: { GatedResolver(inner: $0, gate: gate) }, rcptReply: Self.reply)
+        let (rig, gate) = try await Self.jobWaitingForItsRoute()
         let lease = rig.store.queueLease
-        try await rig.enqueue(["ok@remote.test"])
-        _ = try await rig.queue.scan(after: 0)
-        for _ in 0..<500 where gate.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(gate.waiting == 1)
         rig.at(lease * 0.7)
         gate.open()
         for _ in 0..<1000 where !rig.queue.isIdle { try await Task.sleep(for: .milliseconds(10)) }
@@ -253,12 +254,8 @@ import Testing
 
     /// The same wait with a renewal that succeeded on the way: the job goes when its route comes.
     @Test func aJobWhoseLeaseWasRenewedIsSentAfterALongWait() async throws {
-        let gate = Gate()
-        let rig = try await Rig(tweak: { _ in }, wrap: { GatedResolver(inner: $0, gate: gate) }, rcptReply: Self.reply)
+        let (rig, gate) = try await Self.jobWaitingForItsRoute()
         let lease = rig.store.queueLease
-        try await rig.enqueue(["ok@remote.test"])
-        _ = try await rig.queue.scan(after: 0)
-        for _ in 0..<500 where gate.waiting == 0 { try await Task.sleep(for: .milliseconds(10)) }
         rig.at(lease * 0.6)
         #expect(await rig.queue.renewLeases())
         rig.at(lease * 0.9)

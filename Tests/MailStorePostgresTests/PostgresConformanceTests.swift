@@ -353,19 +353,27 @@ struct PostgresNodesTests {
         #expect(try await eventually(10) { heard.contains(inbox) }, "B did not hear A's delivery after listening again")
     }
 
+    /// A queues a message for one remote recipient and takes it; its lease runs out and B takes the recipient over.
+    /// Returns A's job, the recipient and B's job (nil, with the issue recorded, when a step fails).
+    static func leaseTakenOver(_ a: PostgresMailStore, _ b: PostgresMailStore, _ clock: ManualClock, queueID: String) async throws
+        -> (QueuedMessage, QueuedRecipient, QueuedMessage)? {
+        let envelope = StoredEnvelope(mailFrom: "alice@example.test", recipients: [])
+        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: out\r\n\r\nx\r\n".utf8)), envelope: envelope, targets: [],
+                                         internalDate: clock.now, remoteRecipients: [.init(address: "x@far.test")], queueID: queueID))
+        guard let taken = try await a.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first,
+              let recipient = taken.recipients.first else { Issue.record("A leased nothing"); return nil }
+        clock.advance(by: QueueLease.duration + 1)
+        guard let again = try await b.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first, again.recipients.first?.status == .pending
+        else { Issue.record("B could not take the lapsed lease"); return nil }
+        return (taken, recipient, again)
+    }
+
     /// A node whose lease ran out while another node took the recipient over cannot record an outcome for it (no bounce
     /// for what the other is delivering) nor release the other's lease.
     @Test func aLeaseTakenOverIsTheNewHoldersToRecord() async throws {
         let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
         defer { a.close(); b.close() }
-        let envelope = StoredEnvelope(mailFrom: "alice@example.test", recipients: [])
-        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: out\r\n\r\nx\r\n".utf8)), envelope: envelope, targets: [],
-                                         internalDate: clock.now, remoteRecipients: [.init(address: "x@far.test")], queueID: "QL"))
-        guard let taken = try await a.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first,
-              let recipient = taken.recipients.first else { Issue.record("A leased nothing"); return }
-        clock.advance(by: QueueLease.duration + 1)
-        guard let again = try await b.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first, again.recipients.first?.status == .pending
-        else { Issue.record("B could not take the lapsed lease"); return }
+        guard let (taken, recipient, again) = try await Self.leaseTakenOver(a, b, clock, queueID: "QL") else { return }
         // A, late: its failure and its release are not B's.
         _ = try await a.recordAttempts([DeliveryAttempt(recipientID: recipient.id, outcome: .failed, reply: "550 no", remoteHost: "mx")],
                                        completing: taken.id)
@@ -383,13 +391,7 @@ struct PostgresNodesTests {
     @Test func aLateDeliveryIsRecordedAndTheNewHolderLetsItGo() async throws {
         let (a, b, clock) = try await TestServer.twoNodes(at: 2_000_000_000)
         defer { a.close(); b.close() }
-        let envelope = StoredEnvelope(mailFrom: "alice@example.test", recipients: [])
-        _ = try await a.deliver(Delivery(content: .inline(Array("Subject: out\r\n\r\nx\r\n".utf8)), envelope: envelope, targets: [],
-                                         internalDate: clock.now, remoteRecipients: [.init(address: "x@far.test")], queueID: "QD"))
-        guard let taken = try await a.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first,
-              let recipient = taken.recipients.first else { Issue.record("A leased nothing"); return }
-        clock.advance(by: QueueLease.duration + 1)
-        guard try await b.queuedMessages(dueBy: clock.now, after: 0, limit: 10).first != nil else { Issue.record("B took nothing"); return }
+        guard let (taken, recipient, _) = try await Self.leaseTakenOver(a, b, clock, queueID: "QD") else { return }
         _ = try await a.recordAttempts([DeliveryAttempt(recipientID: recipient.id, outcome: .delivered, reply: "250 ok", remoteHost: "mx")],
                                        completing: taken.id)
         #expect(try await b.queuedMessage(queueID: "QD") == nil, "the delivered recipient is done, and its message gone")
