@@ -189,7 +189,8 @@ let package = Package(
         .testTarget(name: "MailAuthTests", dependencies: ["TernTestSupport", "MailAuth", "MailDNS", "DKIM", "MailMessage", .product(name: "Yams", package: "Yams")]),
         .testTarget(name: "DeliverabilityTests", dependencies: ["TernTestSupport", "Deliverability", "MailCore"]),
         .testTarget(name: "MailDNSTests", dependencies: ["TernTestSupport", "MailDNS", "DNSResolverLive"]),
-        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "SQLiteDatabase", "MailStore", "MailCore"]),
+        .testTarget(name: "MailStoreSQLiteTests", dependencies: ["TernTestSupport", "StoreConformance", "MailStoreSQLite", "SQLiteDatabase", "MailStore", "MailCore",
+                                                              .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "MailStorePostgresTests", dependencies: [
             "TernTestSupport", "StoreConformance", "MailStorePostgres", "PostgresDatabase", "MailStoreSQLite", "MailStore", "MailCore",
             .product(name: "PostgresNIO", package: "postgres-nio"),

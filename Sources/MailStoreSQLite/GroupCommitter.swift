@@ -150,10 +150,13 @@ final class GroupCommitter: @unchecked Sendable {
         // Referenced once by this insert until its placements are counted (by their triggers): a message row made with
         // no references enters the index of unreferenced ones and leaves it again, a page of the WAL more.
         try db.cachedStatement(sql: """
-            INSERT INTO message(id, size, blob_key, content, received, envelope, refcount)
-            VALUES (\(SQLiteSchema.nextIDSQL("message")), ?, ?, ?, ?, ?, 1)
-            """).execute(arguments: [delivery.content.size, blobKey, inline, now.timeIntervalSince1970, envelope])
+            INSERT INTO message(id, size, blob_key, received, envelope, refcount)
+            VALUES (\(SQLiteSchema.nextIDSQL("message")), ?, ?, ?, ?, 1)
+            """).execute(arguments: [delivery.content.size, blobKey, now.timeIntervalSince1970, envelope])
         let messageID = db.lastInsertedRowID
+        if let inline {
+            try db.cachedStatement(sql: "INSERT INTO message_content(id, content) VALUES (?, ?)").execute(arguments: [messageID, inline])
+        }
         try DeliveryLogSQL.insert(db, delivery.log)
         var placements: [(MailboxID, UID)] = []
         let keywords = delivery.keywords.joined(separator: " ")

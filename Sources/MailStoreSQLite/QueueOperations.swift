@@ -58,7 +58,7 @@ enum QueueSQL {
     /// Queued messages with their recipients; `withContent`: small inline contents too (for delivery, not listings).
     static func messages(_ db: Database, where condition: String, arguments: StatementArguments, limit: Int = 1,
                          withContent: Bool = false) throws -> [QueuedMessage] {
-        let content = withContent ? "CASE WHEN m.blob_key IS NULL AND m.size <= \(QueueSQL.prefetchLimit) THEN m.content END" : "NULL"
+        let content = withContent ? "CASE WHEN m.blob_key IS NULL AND m.size <= \(QueueSQL.prefetchLimit) THEN (SELECT content FROM message_content WHERE id = m.id) END" : "NULL"
         let rows = try Row.fetchAll(db, sql: """
             SELECT q.id, q.queue_id, q.message_id, q.created, q.delay_notified, m.size, m.envelope, \(content) AS content
             FROM queue q JOIN message m ON m.id = q.message_id WHERE \(condition) ORDER BY q.id LIMIT \(limit)

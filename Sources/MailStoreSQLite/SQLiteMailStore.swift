@@ -450,9 +450,14 @@ public final class SQLiteMailStore: MailStore, Sendable {
         }
     }
 
+    /// A message's file (`blob_key`) or its inline content (`content`, from `message_content`).
+    static let contentColumns = "m.blob_key AS blob_key, c.content AS content"
+    static let contentJoin = "LEFT JOIN message_content c ON c.id = m.id"
+
     public func content(of message: MessageID) async throws -> [UInt8] {
         let (key, inline) = try await read { db -> (String?, Data?) in
-            guard let row = try Row.fetchOne(db, sql: "SELECT content, blob_key FROM message WHERE id = ?", arguments: [message]) else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.contentColumns) FROM message m \(Self.contentJoin) WHERE m.id = ?",
+                                             arguments: [message]) else {
                 throw StoreError.notFound("message \(message)")
             }
             return (row["blob_key"], row["content"])
@@ -467,7 +472,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
             var out: [(MessageID, String?, Data?)] = []
             for chunk in stride(from: 0, to: messages.count, by: 500) {
                 let ids = messages[chunk..<min(chunk + 500, messages.count)]
-                let sql = "SELECT id, content, blob_key FROM message WHERE id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"
+                let sql = "SELECT m.id, \(Self.contentColumns) FROM message m \(Self.contentJoin) WHERE m.id IN (\(ids.map { _ in "?" }.joined(separator: ",")))"
                 for row in try Row.fetchAll(db, sql: sql, arguments: StatementArguments(Array(ids))) {
                     out.append((row["id"], row["blob_key"], row["content"]))
                 }
@@ -484,7 +489,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     public func openContent(of message: MessageID) async throws -> any ContentReader {
         // Inline contents are small (the inline limit); a file is opened once and read a piece at a time.
         let (key, inline) = try await read { db -> (String?, Data?) in
-            guard let row = try Row.fetchOne(db, sql: "SELECT blob_key, CASE WHEN blob_key IS NULL THEN content END AS content FROM message WHERE id = ?",
+            guard let row = try Row.fetchOne(db, sql: "SELECT \(Self.contentColumns) FROM message m \(Self.contentJoin) WHERE m.id = ?",
                                              arguments: [message]) else {
                 throw StoreError.notFound("message \(message)")
             }

@@ -29,9 +29,11 @@ extension SQLiteMailStore: StoreTransfer {
     public func insertTransferRows(_ table: TransferTable, _ rows: [[TransferValue]]) async throws {
         var names = table.columns.map(\.name)
         var rows = rows
+        var inline: [(id: TransferValue, content: TransferValue)] = []
         if table.name == "message" {
-            // The content (the last value): inline, or in a message file written (and fsync'd) before the commit.
-            names += ["content", "blob_key"]
+            // The content (the last value): inline (in `message_content`), or in a message file written (and fsync'd)
+            // before the commit.
+            names += ["blob_key"]
             var written: [String] = []
             for i in rows.indices {
                 guard case .blob(let content) = rows[i].removeLast() else { throw StoreError.invalid("message row without its content") }
@@ -39,18 +41,21 @@ extension SQLiteMailStore: StoreTransfer {
                     let key = BlobStore.newKey()
                     try blobs.write(content, key: key)
                     written.append(key)
-                    rows[i] += [.null, .text(key)]
+                    rows[i] += [.text(key)]
                 } else {
-                    rows[i] += [.blob(content), .null]
+                    rows[i] += [.null]
+                    inline.append((rows[i][0], .blob(content)))
                 }
             }
             try blobs.syncDirectories(for: written)
         }
         let sql = "INSERT INTO \(table.name)(\(names.joined(separator: ", "))) VALUES (\(names.map { _ in "?" }.joined(separator: ", ")))"
-        let copied = rows
+        let copied = rows, contents = inline
         try await write { db in
             let statement = try db.makeStatement(sql: sql)
             for row in copied { try statement.execute(arguments: StatementArguments(row.map(Self.databaseValue))) }
+            let content = try db.makeStatement(sql: "INSERT INTO message_content(id, content) VALUES (?, ?)")
+            for (id, bytes) in contents { try content.execute(arguments: [Self.databaseValue(id), Self.databaseValue(bytes)]) }
         }
     }
 

@@ -36,7 +36,8 @@ public enum SQLiteSchema {
           highestmodseq INTEGER NOT NULL DEFAULT 1,
           subscribed INTEGER NOT NULL DEFAULT 1,
           UNIQUE(account_id, name));
-        -- One row per stored message, however many mailboxes hold it (refcount counts them).
+        -- One row per stored message, however many mailboxes hold it (refcount counts them); its content moved to
+        -- message_content in migration 15.
         CREATE TABLE message(
           id INTEGER PRIMARY KEY,
           size INTEGER NOT NULL,
@@ -234,6 +235,19 @@ public enum SQLiteSchema {
           UPDATE id_sequence SET last = max(last, OLD.id) WHERE name = 'mailbox'; END;
         CREATE TRIGGER queue_id_retired AFTER DELETE ON queue BEGIN
           UPDATE id_sequence SET last = max(last, OLD.id) WHERE name = 'queue'; END;
+        """,
+        // 15: a message's inline content in a table of its own, written once. The message row changes whenever a
+        // mailbox or the queue takes or drops a reference (refcount), and SQLite writes a changed row whole: with the
+        // content in it, each such change wrote the content again (a 100 KB delivery put 250 KB into the WAL, an IMAP
+        // COPY of a large message another copy). The content row goes with its message.
+        """
+        CREATE TABLE message_content(
+          id INTEGER PRIMARY KEY,
+          content BLOB);
+        INSERT INTO message_content(id, content) SELECT id, content FROM message WHERE blob_key IS NULL;
+        ALTER TABLE message DROP COLUMN content;
+        CREATE TRIGGER message_content_drop AFTER DELETE ON message BEGIN
+          DELETE FROM message_content WHERE id = OLD.id; END;
         """,
     ]
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Synchronization
 import MailCore
 import MailStore
@@ -241,6 +242,60 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
         for m in msgs { contents.append(String(decoding: try await store.content(of: m.messageID), as: UTF8.self)) }
         #expect(contents == (0..<50).map { "n\($0)" })
         #expect(msgs[0].flags == [.seen] && msgs[1].flags == [])
+    }
+
+    /// Migration 15 moves inline contents out of `message` (into `message_content`): a database of schema 14 keeps
+    /// every content, and the old column is gone.
+    @Test func upgradeMovesInlineContents() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        do {
+            let old = try DatabasePool(path: dir.appendingPathComponent("tern.db").path)
+            try await old.writeWithoutTransaction { db in
+                for migration in SQLiteSchema.migrations[0..<14] { try db.execute(sql: migration) }
+                try db.execute(sql: """
+                    PRAGMA user_version = 14;
+                    INSERT INTO domain(id, name, created) VALUES (1, 'example.test', 0);
+                    INSERT INTO account(id, domain_id, localpart, password, created) VALUES (1, 1, 'alice', 'x', 0);
+                    INSERT INTO mailbox(id, account_id, name, uidvalidity, uidnext) VALUES (1, 1, 'INBOX', 7, 3);
+                    INSERT INTO message(id, size, blob_key, content, received, envelope) VALUES
+                      (1, 5, NULL, X'6869210D0A', 0, '{}'), (2, 0, NULL, NULL, 0, '{}');
+                    INSERT INTO mailbox_message(mailbox_id, uid, message_id, modseq, internal_date) VALUES (1, 1, 1, 1, 0), (1, 2, 2, 1, 0);
+                    """)
+            }
+        }
+        let store = try SQLiteMailStore(dataDirectory: dir, clock: ManualClock())
+        #expect(try await store.content(of: 1) == Array("hi!\r\n".utf8))
+        #expect(try await store.content(of: 2) == [])
+        #expect(try await store.contents(of: [1, 2]) == [1: Array("hi!\r\n".utf8), 2: []])
+        let columns = try await store.read { db in try Row.fetchAll(db, sql: "PRAGMA table_info(message)").map { $0["name"] as String } }
+        #expect(!columns.contains("content"))
+        // The content goes with its message.
+        _ = try await store.expunge(mailbox: 1, uids: [UID(1)])
+        try await store.collectGarbage()
+        #expect(try await store.read { db in try Int.fetchAll(db, sql: "SELECT id FROM message_content") } == [2])
+    }
+
+    /// A message row changes with every reference a mailbox takes or drops; its content is written once. COPY of a
+    /// 200 KB message wrote all of it to the WAL again when the content was part of the row.
+    @Test func copyDoesNotRewriteTheContent() async throws {
+        let (store, dir) = try tempStore()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try await store.addDomain("example.test")
+        let a = try await store.addAccount(addr("alice@example.test"), password: "pw")
+        let boxes = try await store.mailboxes(account: a)
+        let inbox = boxes.first { $0.name == "INBOX" }!.id, archive = boxes.first { $0.name == "Archive" }!.id
+        let big = Array(repeating: UInt8(ascii: "x"), count: 200 * 1024)
+        let receipt = try await store.deliver(Delivery(content: .inline(big), envelope: StoredEnvelope(mailFrom: "", recipients: []),
+                                                       targets: [DeliveryTarget(account: a)], internalDate: testDate))
+        let wal = dir.appendingPathComponent("tern.db-wal").path
+        func walSize() throws -> Int { (try FileManager.default.attributesOfItem(atPath: wal)[.size] as? NSNumber)?.intValue ?? 0 }
+        try await store.pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        #expect(try walSize() == 0)
+        _ = try await store.copy(from: inbox, uids: [receipt.placements[0].1], to: archive, move: true)
+        #expect(try walSize() < 64 * 1024)
+        #expect(try await store.content(of: receipt.messageID) == big)
     }
 
     @Test func refusesNewerSchema() throws {
