@@ -1,4 +1,5 @@
 import NIOCore
+import TernTestSupport
 import Testing
 @testable import SMTPCodec
 
@@ -74,6 +75,28 @@ func frame(_ input: [UInt8], step: Int, startInData: Bool = true, maxLine: Int =
         let r = frame(wire, step: step)
         #expect(String(decoding: r.data, as: UTF8.self) == body + body)
         #expect(r.problems == [])
+    }
+
+    /// The data phase skips ordinary bytes eight at a time when it has them in one read: whatever the reads' sizes,
+    /// it finds what a read of one byte at a time finds (the content, the end, and every problem), on random
+    /// contents made of long runs, line ends, bare CRs and LFs, NULs, TABs, dots and over-long lines.
+    @Test func readSizesDoNotChangeWhatIsFound() {
+        var rng = SplitMix(seed: 19)
+        let pieces: [String] = ["\r\n", "\r", "\n", "\u{0}", "\t", ".", "\r\n.", "\r\n..", "\r\n.\r", "é"]
+        for _ in 0..<100 {
+            var wire = ""
+            for _ in 0..<Int.random(in: 0...40, using: &rng) {
+                let run = Int.random(in: 0..<10, using: &rng) == 0 ? Int.random(in: 990...1010, using: &rng) : Int.random(in: 0...40, using: &rng)
+                wire += String(repeating: "x", count: run) + pieces.randomElement(using: &rng)!
+            }
+            let bytes = Array((wire + "\r\n.\r\nNOOP\r\n").utf8)
+            let reference = frame(bytes, step: 1)
+            for step in [3, 8, 13, 64, 4096] {
+                let r = frame(bytes, step: step)
+                #expect(r.data == reference.data && r.ended == reference.ended && r.problems == reference.problems && r.lines == reference.lines,
+                        "step \(step): \(wire.debugDescription)")
+            }
+        }
     }
 
     @Test func longLines() {
