@@ -14,6 +14,9 @@ public struct SelectedMailbox {
     public var uidValidity: UIDValidity
     public var messages: [StoredMessage]
     public var highestModSeq: ModSeq
+    /// While expunges are held back from the client (RFC 9051 §7.5.1), the HIGHESTMODSEQ its view was whole at: below
+    /// every held expunge's MODSEQ, so a QRESYNC client that takes it as its sync point misses none (RFC 7162 §3.2.10).
+    public var expungesHeldSince: ModSeq?
     /// The keywords this session has announced in FLAGS and PERMANENTFLAGS: a keyword appears in a FETCH response
     /// only after the client has been told it exists (RFC 9051 §7.3.5).
     public var keywords: [String] = []

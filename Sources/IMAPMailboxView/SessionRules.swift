@@ -111,6 +111,29 @@ extension IMAPSessionRules {
         }
     }
 
+    /// THREAD's answer (RFC 5256 §3): the threads' roots, ordered by their dates.
+    public func threads(_ infos: [SortInfo], _ algorithm: ThreadAlgorithm) -> [ThreadNode] {
+        var roots: [ThreadNode] = []
+        switch algorithm {
+        case .orderedSubject:
+            // ORDEREDSUBJECT: one thread per base subject, its messages by sent date under the first.
+            var groups: [String: ThreadNode] = [:]
+            for info in infos.sorted(by: { ($0.sentDate, $0.seq) < ($1.sentDate, $1.seq) }) {
+                if let root = groups[info.subject] {
+                    let child = ThreadNode(info)
+                    child.parent = root
+                    root.children.append(child)
+                } else {
+                    let root = ThreadNode(info)
+                    groups[info.subject] = root
+                    roots.append(root)
+                }
+            }
+        case .references:
+            roots = referencesThreads(infos)
+        }
+        return roots.sorted { ($0.date, $0.seq) < ($1.date, $1.seq) }
+    }
 
     /// RFC 5256 §3 REFERENCES (the algorithm of Jamie Zawinski's threader).
     public func referencesThreads(_ infos: [SortInfo]) -> [ThreadNode] {

@@ -310,3 +310,5 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
         context.writeAndFlush(NIOAny(context.channel.allocator.buffer(bytes: bytes))).whenComplete { _ in context.close(promise: nil) }
     }
 }
+
+extension ResponseStream: IMAPResponseSink {}

@@ -15,43 +15,6 @@ struct IMAPStreamBroken: Error {
     let reason: String
 }
 
-/// What a command produced for the wire, and what the connection must do next.
-struct IMAPOutput {
-    /// Every response goes through the encoder (IMAPCodec): the session builds values, never bytes.
-    var encoder = IMAPResponseEncoder()
-    var bytes: [UInt8] {
-        get { encoder.bytes }
-        _modify { yield &encoder.bytes }
-    }
-    var startTLS = false
-    var close = false
-    /// Enter IDLE: the continuation was written; wait for DONE.
-    var idle = false
-    /// The tag to answer when a SASL exchange continues (the next line is the client's response).
-    var saslContinuation: String?
-    /// Start DEFLATE compression after this response (RFC 4978).
-    var compress = false
-    /// Where a long response (FETCH over many messages) sends what it has so far, so that the client reads while
-    /// the server still works, and memory holds one chunk rather than the whole response.
-    var stream: ResponseStream?
-
-    /// See `ResponseStream.sendIfLarge`.
-    mutating func flushIfLarge() async throws {
-        try await stream?.sendIfLarge(&bytes)
-    }
-
-    mutating func send(_ response: IMAPResponse) { encoder.response(response) }
-
-    /// The tagged OK that completes a command.
-    mutating func ok(_ tag: String, _ text: String) {
-        encoder.response(.tagged(tag, IMAPStatus(.ok, nil, text)))
-    }
-
-    mutating func ok(_ tag: String, _ code: IMAPResponseCode?, _ text: String) {
-        encoder.response(.tagged(tag, IMAPStatus(.ok, code, text)))
-    }
-}
-
 /// One IMAP session's state and command handling, independent of the network. Commands run one at a time
 /// (the connection handler reads no further command until one is answered).
 final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
@@ -159,6 +122,10 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         var out = IMAPOutput()
         out.encoder.utf8 = utf8
         out.stream = stream
+        out.heldBack = { [unowned self] in
+            guard qresync, case .selected(_, _, let m) = state else { return nil }
+            return m.expungesHeldSince
+        }
         let tag = tagged.tag
         defer {
             for sink in spools { sink.discard() }
@@ -684,13 +651,16 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         }
         let (gone, changed, previous) = ViewDelta.compare(old: old, new: new)
         if !gone.isEmpty && !expunges {
+            if m.expungesHeldSince == nil { m.expungesHeldSince = m.highestModSeq }
             let (changedHeld, addedHeld) = try await holdExpunges(&out, &m, latest: latest, reportFlags: reportFlags)
+            if qresync && !changedHeld.isEmpty, let since = m.expungesHeldSince { out.sendHeldBack(since) }
             state = .selected(a, u, m)
             try await notifyNewMessages(&out, added: addedHeld, own: own)
             try await contextRefresh(&out, changed: changedHeld, added: addedHeld, own: own)
             return
         }
         if !gone.isEmpty {
+            m.expungesHeldSince = nil
             contextRemovals(&out, &m, gone: gone)
             if qresync {
                 out.send(.vanished(earlier: false, gone.map { old[$0].uid.rawValue }))
@@ -881,6 +851,9 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
             }
         }
         state = .selected(a, u, current)
+        // The MODSEQs above are the store's, newer than the view: an expunge between the two is held back now, so
+        // that the tagged OK says the sync point below it (QRESYNC).
+        if qresync { try await poll(&out, expunges: false) }
         try await contextRefresh(&out, changed: changed.compactMap { current.sequence(of: $0.uid).map { $0 - 1 } }, added: 0, own: true)
         if failed.isEmpty {
             out.ok(tag, "STORE completed")

@@ -78,26 +78,7 @@ extension IMAPSession {
     }
 
     func thread(uid: Bool, algorithm: ThreadAlgorithm, key: SearchKey, tag: String, _ out: inout IMAPOutput) async throws {
-        let infos = try await sortInfo(key, in: try requireSelected())
-        var roots: [ThreadNode] = []
-        switch algorithm {
-        case .orderedSubject:
-            var groups: [String: ThreadNode] = [:]
-            for info in infos.sorted(by: { ($0.sentDate, $0.seq) < ($1.sentDate, $1.seq) }) {
-                if let root = groups[info.subject] {
-                    let child = ThreadNode(info)
-                    child.parent = root
-                    root.children.append(child)
-                } else {
-                    let root = ThreadNode(info)
-                    groups[info.subject] = root
-                    roots.append(root)
-                }
-            }
-        case .references:
-            roots = referencesThreads(infos)
-        }
-        roots.sort { ($0.date, $0.seq) < ($1.date, $1.seq) }
+        let roots = threads(try await sortInfo(key, in: try requireSelected()), algorithm)
         func node(_ n: ThreadNode) -> IMAPThreadNode {
             IMAPThreadNode(n.info.map { uid ? $0.message.uid.rawValue : UInt32($0.seq) }, n.children.map(node))
         }

@@ -350,7 +350,7 @@ final class ModelClient {
     let qresync: Bool
     /// The highest MODSEQ each message was reported with.
     var modSeqs: [UInt32: UInt64] = [:]
-    /// What the last SELECT said, and the UIDs known after it: the state a QRESYNC SELECT starts from.
+    /// The client's sync point and the UIDs it knows (`advanceSyncPoint`): the state a QRESYNC SELECT starts from.
     var uidValidity: UInt32?
     var selectedModSeq: UInt64?
     var knownAtSelect: [UInt32] = []
@@ -496,6 +496,26 @@ final class ModelClient {
         // UIDs in the view only grow.
         var last: UInt32 = 0
         for e in view { if let u = e.uid { if u <= last { fail("UIDs not increasing in the view") }; last = u } }
+        if qresync { advanceSyncPoint(lines) }
+    }
+
+    /// The sync point a QRESYNC client keeps between SELECTs (RFC 7162 §3.2.10 and its errata): a HIGHESTMODSEQ code
+    /// among the responses is it; otherwise the largest MODSEQ it was told. With the UIDs it then knows, it is what
+    /// the next SELECT of the mailbox resynchronises from: an expunge held back while a larger MODSEQ was sent, with
+    /// no lower HIGHESTMODSEQ, would be missing from that SELECT's VANISHED (EARLIER).
+    func advanceSyncPoint(_ lines: [IMAPResponseLine]) {
+        guard let current = selectedModSeq else { return }
+        var code: UInt64?, largest = current
+        for line in lines {
+            let t = line.text
+            if t.hasPrefix("* OK ["), let r = t.range(of: "[HIGHESTMODSEQ ") {
+                code = UInt64(t[r.upperBound...].prefix { $0.isNumber })
+            } else if t.contains(" FETCH ("), let r = t.range(of: "MODSEQ ("), let v = UInt64(t[r.upperBound...].prefix { $0.isNumber }) {
+                largest = max(largest, v)
+            }
+        }
+        selectedModSeq = code ?? largest
+        knownAtSelect = view.compactMap(\.uid)
     }
 
     /// `* ESEARCH (TAG "t") [UID] ALL set | ADDTO (pos set ...) | REMOVEFROM (pos set ...)`, applied to the kept result.

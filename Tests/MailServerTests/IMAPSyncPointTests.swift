@@ -1,0 +1,83 @@
+import Foundation
+import TernConfig
+import TernTestSupport
+import Testing
+
+/// RFC 7162 §3.2.10 (with its errata): a session that sends MODSEQ values while it holds back an expunge with a lower
+/// one (FETCH, STORE and SEARCH may not report expunges, RFC 9051 §7.5.1) says a HIGHESTMODSEQ below that expunge, so
+/// that a QRESYNC client that takes its sync point from what it was told, loses the connection and selects the mailbox
+/// again hears of the expunge in VANISHED (EARLIER).
+@Suite struct IMAPSyncPointTests {
+    /// Runs blocking socket clients on a thread of their own (the server's tasks keep the cooperative pool).
+    func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { k in
+            Thread { k.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    static func number(after marker: String, in text: String) -> UInt64? {
+        text.range(of: marker).flatMap { UInt64(text[$0.upperBound...].prefix { $0.isNumber }) }
+    }
+
+    @Test func heldBackExpungeKeepsTheSyncPointBelowIt() async throws {
+        let s = try await InProcessServer.start { $0.listen[.imap] = [ListenAddress(host: "127.0.0.1", port: 0)] }
+        let port = s.port(of: .imap)
+        let problems = try await onThread { () -> [String] in
+            var problems: [String] = []
+            func expectOK(_ r: (untagged: [IMAPResponseLine], tagged: String), _ what: String) {
+                if !r.tagged.hasPrefix("OK") { problems.append("\(what): \(r.tagged)") }
+            }
+            let b = try ModelIMAPClient(port: port)
+            expectOK(try b.command("LOGIN alice@example.test pw"), "B LOGIN")
+            for n in 1...3 {
+                expectOK(try b.command("APPEND INBOX", literal: Array("Subject: \(n)\r\n\r\nbody \(n)\r\n".utf8)), "APPEND")
+            }
+            let a = try ModelIMAPClient(port: port)
+            expectOK(try a.command("LOGIN alice@example.test pw"), "A LOGIN")
+            expectOK(try a.command("ENABLE QRESYNC"), "ENABLE")
+            let selected = try a.command("SELECT INBOX")
+            let validity = selected.untagged.lazy.compactMap { Self.number(after: "[UIDVALIDITY ", in: $0.text) }.first ?? 0
+
+            // B expunges UID 1, then flags UID 2: the flag change's MODSEQ is above the expunge's.
+            expectOK(try b.command("SELECT INBOX"), "B SELECT")
+            expectOK(try b.command("UID STORE 1 +FLAGS (\\Deleted)"), "B STORE")
+            expectOK(try b.command("UID EXPUNGE 1"), "B EXPUNGE")
+            let status = try b.command("STATUS INBOX (HIGHESTMODSEQ)")
+            guard let expungeModSeq = status.untagged.lazy.compactMap({ Self.number(after: "HIGHESTMODSEQ ", in: $0.text) }).first else {
+                return ["no HIGHESTMODSEQ in \(status.untagged.map(\.text))"]
+            }
+            expectOK(try b.command("UID STORE 2 +FLAGS (\\Flagged)"), "B STORE")
+
+            // A's FETCH may not report the expunge; it tells of the flag change with its MODSEQ, and of a sync point
+            // below the expunge.
+            let fetch = try a.command("FETCH 1:* (FLAGS)")
+            let lines = fetch.untagged.map(\.text)
+            if lines.contains(where: { $0.hasPrefix("* VANISHED") || $0.hasSuffix(" EXPUNGE") }) { problems.append("expunge during FETCH: \(lines)") }
+            let told = lines.compactMap { Self.number(after: "MODSEQ (", in: $0) }.max() ?? 0
+            if told <= expungeModSeq { problems.append("the flag change was not told above the expunge (\(told) ≤ \(expungeModSeq)): \(lines)") }
+            let codes = lines.filter { $0.hasPrefix("* OK [HIGHESTMODSEQ ") }.compactMap { Self.number(after: "[HIGHESTMODSEQ ", in: $0) }
+            guard let syncPoint = codes.last else { return problems + ["no HIGHESTMODSEQ while the expunge is held back: \(lines)"] }
+            if syncPoint >= expungeModSeq { problems.append("sync point \(syncPoint) not below the held expunge's \(expungeModSeq)") }
+
+            // The connection is lost; from that sync point a new session hears of the expunge and of the flag change.
+            let again = try ModelIMAPClient(port: port)
+            expectOK(try again.command("LOGIN alice@example.test pw"), "LOGIN")
+            expectOK(try again.command("ENABLE QRESYNC"), "ENABLE")
+            let resync = try again.command("SELECT INBOX (QRESYNC (\(validity) \(syncPoint) 1:3))")
+            let resyncLines = resync.untagged.map(\.text)
+            if !resyncLines.contains("* VANISHED (EARLIER) 1") { problems.append("no VANISHED (EARLIER) 1: \(resyncLines)") }
+            if !resyncLines.contains(where: { $0.contains("FETCH (") && $0.contains("UID 2") && $0.contains("\\Flagged") }) {
+                problems.append("UID 2's flag change not reported: \(resyncLines)")
+            }
+
+            // Once A may report the expunge, it does, and says no sync point of its own any more.
+            let noop = try a.command("NOOP")
+            let noopLines = noop.untagged.map(\.text)
+            if !noopLines.contains("* VANISHED 1") { problems.append("NOOP did not report the expunge: \(noopLines)") }
+            if noopLines.contains(where: { $0.hasPrefix("* OK [HIGHESTMODSEQ ") }) { problems.append("sync point after the expunge was told: \(noopLines)") }
+            return problems
+        }
+        #expect(problems.isEmpty, "\(problems)")
+        try await s.stop()
+    }
+}
