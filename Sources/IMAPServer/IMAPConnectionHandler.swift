@@ -147,7 +147,7 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
                 run(context: context) { session in
                     var out = IMAPOutput()
                     try? await session.poll(&out, expunges: true)
-                    out.ok(tag, "IDLE terminated")
+                    if !out.close { out.ok(tag, "IDLE terminated") }
                     return out
                 }
             } else {
@@ -294,6 +294,10 @@ public final class IMAPConnectionHandler: ChannelInboundHandler {
             self.busy = false
             guard !self.closed else { return }
             context.send(out.bytes)
+            if out.close {
+                self.closed = true
+                return context.close(promise: nil)
+            }
             self.registerWakeups(context: context)
             self.process(context: context)
             if self.wakePending && !self.busy { self.wake(context: context) }

@@ -68,6 +68,9 @@ extension IMAPSession {
             do {
                 try await work(&part)
                 out.bytes += part.bytes
+            } catch is SelectedMailboxGone {
+                out.bytes += part.bytes
+                out.close = true
             } catch {
                 retry()
             }

@@ -133,6 +133,7 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         }
         do {
             try await dispatch(tagged.command, tag: tag, &out)
+        } catch is SelectedMailboxGone {
         } catch let error as IMAPFailure {
             out.send(.tagged(tag, error.status))
         } catch let error as StoreError {
@@ -153,6 +154,8 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
     }
 
     typealias IMAPFailure = IMAPMailboxView.IMAPFailure
+    /// `poll` found the selected mailbox gone; its output holds the BYE.
+    struct SelectedMailboxGone: Error {}
 
     func requireAuth() throws -> AccountID {
         guard let a = account else { throw IMAPFailure.bad("Log in first") }
@@ -641,7 +644,14 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
     /// `reportFlags` false: flag changes are taken in without FETCH (NOTIFY without FlagChange).
     func poll(_ out: inout IMAPOutput, expunges: Bool, verify: Bool = true, own: Bool = false, reportFlags: Bool = true) async throws {
         guard case .selected(let a, let u, var m) = state else { return }
-        let latest = try await server.mailboxes.snapshot(m.id, verify: verify)
+        let latest: MailboxSnapshot
+        do { latest = try await server.mailboxes.snapshot(m.id, verify: verify) } catch StoreError.notFound {
+            // Deleted by another session: as Dovecot and Cyrus do, the connection ends (the client reconnects and
+            // lists the mailboxes as they are now) rather than answer NO to every command until CLOSE.
+            out.send(.untagged(IMAPStatus(.bye, nil, "Selected mailbox was deleted, have to disconnect")))
+            out.close = true
+            throw SelectedMailboxGone()
+        }
         let old = m.messages, new = latest.messages
         if latest.uidValidity == m.uidValidity && latest.highestModSeq == m.highestModSeq && old.count == new.count {
             // Nothing changed since the view was taken; share the snapshot's storage again if the view was patched.

@@ -3,18 +3,18 @@ import TernConfig
 import TernTestSupport
 import Testing
 
+/// Runs blocking socket clients on a thread of their own (the server's tasks keep the cooperative pool).
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { k in
+        Thread { k.resume(with: Result { try body() }) }.start()
+    }
+}
+
 /// RFC 7162 §3.2.10 (with its errata): a session that sends MODSEQ values while it holds back an expunge with a lower
 /// one (FETCH, STORE and SEARCH may not report expunges, RFC 9051 §7.5.1) says a HIGHESTMODSEQ below that expunge, so
 /// that a QRESYNC client that takes its sync point from what it was told, loses the connection and selects the mailbox
 /// again hears of the expunge in VANISHED (EARLIER).
 @Suite struct IMAPSyncPointTests {
-    /// Runs blocking socket clients on a thread of their own (the server's tasks keep the cooperative pool).
-    func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { k in
-            Thread { k.resume(with: Result { try body() }) }.start()
-        }
-    }
-
     static func number(after marker: String, in text: String) -> UInt64? {
         text.range(of: marker).flatMap { UInt64(text[$0.upperBound...].prefix { $0.isNumber }) }
     }
@@ -75,6 +75,53 @@ import Testing
             let noopLines = noop.untagged.map(\.text)
             if !noopLines.contains("* VANISHED 1") { problems.append("NOOP did not report the expunge: \(noopLines)") }
             if noopLines.contains(where: { $0.hasPrefix("* OK [HIGHESTMODSEQ ") }) { problems.append("sync point after the expunge was told: \(noopLines)") }
+            return problems
+        }
+        #expect(problems.isEmpty, "\(problems)")
+        try await s.stop()
+    }
+}
+
+/// The selected mailbox deleted by another session: the sessions that had it selected end with BYE (as Dovecot's and
+/// Cyrus's do) at their next command or, in IDLE, at once; they answered NO to every command until CLOSE before.
+@Suite struct IMAPDeletedMailboxTests {
+    @Test func sessionsOnADeletedMailboxEndWithBye() async throws {
+        let s = try await InProcessServer.start { $0.listen[.imap] = [ListenAddress(host: "127.0.0.1", port: 0)] }
+        let port = s.port(of: .imap)
+        let problems = try await onThread { () -> [String] in
+            var problems: [String] = []
+            func expectOK(_ r: (untagged: [IMAPResponseLine], tagged: String), _ what: String) {
+                if !r.tagged.hasPrefix("OK") { problems.append("\(what): \(r.tagged)") }
+            }
+            /// The lines until the server closes the connection.
+            func linesUntilClosed(_ c: ModelIMAPClient) -> [String] {
+                var lines: [String] = []
+                while lines.count < 20, let line = try? c.readResponseLine() { lines.append(line.text) }
+                return lines
+            }
+            let owner = try ModelIMAPClient(port: port)
+            expectOK(try owner.command("LOGIN alice@example.test pw"), "LOGIN")
+            expectOK(try owner.command("CREATE Projects"), "CREATE")
+            expectOK(try owner.command("APPEND Projects", literal: Array("Subject: p\r\n\r\nbody\r\n".utf8)), "APPEND")
+            let busy = try ModelIMAPClient(port: port), idle = try ModelIMAPClient(port: port)
+            for c in [busy, idle] {
+                expectOK(try c.command("LOGIN alice@example.test pw"), "LOGIN")
+                expectOK(try c.command("SELECT Projects"), "SELECT")
+            }
+            idle.send("i1 IDLE\r\n")
+            if let cont = try? idle.readResponseLine(), !cont.text.hasPrefix("+") { problems.append("IDLE: \(cont.text)") }
+
+            expectOK(try owner.command("DELETE Projects"), "DELETE")
+            let idleLines = linesUntilClosed(idle)
+            if idleLines.first?.hasPrefix("* BYE Selected mailbox was deleted") != true { problems.append("in IDLE: \(idleLines)") }
+            busy.send("b1 FETCH 1 (FLAGS)\r\n")
+            let busyLines = linesUntilClosed(busy)
+            if busyLines != ["* BYE Selected mailbox was deleted, have to disconnect"] { problems.append("FETCH: \(busyLines)") }
+            // The session that deleted it, and the others, go on.
+            expectOK(try owner.command("NOOP"), "NOOP")
+            if try owner.command("LIST \"\" Projects").untagged.contains(where: { $0.text.contains("Projects") }) {
+                problems.append("Projects still listed")
+            }
             return problems
         }
         #expect(problems.isEmpty, "\(problems)")
