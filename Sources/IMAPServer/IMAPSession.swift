@@ -882,7 +882,14 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         }
         let chosen = m.resolve(set, uid: uid)
         if !move { try await checkQuota(account: a, adding: chosen.reduce(0) { $0 + $1.message.size }) }
-        let (pairs, validity) = try await store.copy(from: m.id, uids: chosen.map(\.message.uid), to: targetID, move: move)
+        let (pairs, validity): ([(UID, UID)], UIDValidity)
+        do {
+            (pairs, validity) = try await store.copy(from: m.id, uids: chosen.map(\.message.uid), to: targetID, move: move, all: true)
+        } catch is MessagesExpunged {
+            // As Dovecot: nothing copied, the expunges reported, and the client told why (RFC 5530 EXPUNGEISSUED).
+            try await poll(&out, expunges: true)
+            throw IMAPFailure.no(.expungeIssued, "Some of the requested messages no longer exist")
+        }
         // Moving mail into or out of Junk teaches the spam filter (in the background: the reply does not wait).
         let boxes = try await store.mailboxes(account: a)
         if let spam = SpamTraining.lesson(source: boxes.first { $0.id == m.id }?.specialUse, target: boxes.first { $0.id == targetID }?.specialUse) {

@@ -85,8 +85,10 @@ public protocol MessageStore: Sendable {
     /// another session may have cleared the flag since (RFC 9051 §6.4.3 removes only messages flagged \Deleted).
     func expunge(mailbox: MailboxID, uids: [UID], onlyDeleted: Bool) async throws -> [UID]
     /// Copies messages (the content is shared, not duplicated); with `move`, removes them from the source in the
-    /// same transaction. Returns (source UID, new UID) pairs and the target's UIDVALIDITY (UIDPLUS, RFC 4315).
-    func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity)
+    /// same transaction. Returns (source UID, new UID) pairs and the target's UIDVALIDITY (UIDPLUS, RFC 4315). UIDs no
+    /// longer in the source are left out, or with `all` nothing is copied and `MessagesExpunged` names them (IMAP's
+    /// COPY and MOVE of messages another session expunged: RFC 9051 §6.4.7 leaves the target as it was).
+    func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool, all: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity)
     /// IMAP4rev1's \Recent (RFC 3501 §2.3.2): a message is recent to the first session that learns of it. Claims for
     /// the calling session every UID below `uidNext` that no session has claimed, and returns the first UID claimed
     /// (UIDs from it up to `uidNext` are this session's recent ones; it equals `uidNext` when none were left). With
@@ -112,6 +114,10 @@ public protocol MessageStore: Sendable {
 }
 
 public extension MessageStore {
+    func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
+        try await copy(from: from, uids: uids, to: to, move: move, all: false)
+    }
+
     /// Removes the messages whatever their flags (POP3's DELE, MOVE's source, the admin's clean-up).
     func expunge(mailbox: MailboxID, uids: [UID]) async throws -> [UID] {
         try await expunge(mailbox: mailbox, uids: uids, onlyDeleted: false)

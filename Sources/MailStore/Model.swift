@@ -275,6 +275,12 @@ public enum StoreError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// A copy that was to take every message it named found some of them expunged meanwhile, and copied nothing.
+public struct MessagesExpunged: Error, Equatable {
+    public var uids: [UID]
+    public init(_ uids: [UID]) { self.uids = uids }
+}
+
 /// The store cannot be reached or did not answer in time (a database server down, failing over or overloaded): a
 /// passing condition. Protocols answer it as such (SMTP 451 4.3.0, IMAP NO [UNAVAILABLE], POP3 -ERR [SYS/TEMP]) and
 /// the client tries again later; nothing is accepted that was not stored.

@@ -417,7 +417,7 @@ extension PostgresMailStore: MessageStore {
         return uids.filter { gone.contains(Int64($0.rawValue)) }
     }
 
-    public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
+    public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool, all requireAll: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
         let now = clock.now.timeIntervalSince1970
         let result = try await writes.run(self) { [self] db -> ([(UID, UID)], UIDValidity) in
             let locked = try await all("SELECT id, uidvalidity FROM mailbox WHERE id IN (\(from), \(to)) ORDER BY id FOR UPDATE",
@@ -433,6 +433,7 @@ extension PostgresMailStore: MessageStore {
             // In the order given: each copy the next UID and its own MODSEQ, all taken from the target at once, then
             // written by one statement (a COPY of 10,000 messages was 20,000 round trips).
             let found = uids.filter { rows[Int64($0.rawValue)] != nil }
+            if requireAll && found.count < uids.count { throw MessagesExpunged(uids.filter { rows[Int64($0.rawValue)] == nil }) }
             var pairs: [(UID, UID)] = []
             if !found.isEmpty {
                 let count = Int64(found.count)

@@ -182,16 +182,16 @@ extension SQLiteMailStore {
         return removed
     }
 
-    public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
+    public func copy(from: MailboxID, uids: [UID], to: MailboxID, move: Bool, all: Bool) async throws -> (pairs: [(UID, UID)], uidValidity: UIDValidity) {
         let now = clock.now.timeIntervalSince1970
         let result = try await write { db -> ([(UID, UID)], UIDValidity) in
             guard let validity = try Int64.fetchOne(db, sql: "SELECT uidvalidity FROM mailbox WHERE id = ?", arguments: [to]) else {
                 throw StoreError.notFound("target mailbox")
             }
-            var pairs: [(UID, UID)] = []
+            var pairs: [(UID, UID)] = [], missing: [UID] = []
             for uid in uids {
                 guard let row = try Row.fetchOne(db, sql: "SELECT * FROM mailbox_message WHERE mailbox_id = ? AND uid = ?",
-                                                 arguments: [from, Int64(uid.rawValue)]) else { continue }
+                                                 arguments: [from, Int64(uid.rawValue)]) else { missing.append(uid); continue }
                 let target = try Row.fetchOne(db, sql: """
                     UPDATE mailbox SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 WHERE id = ?
                     RETURNING uidnext - 1 AS uid, highestmodseq
@@ -204,6 +204,7 @@ extension SQLiteMailStore {
                                      row["keywords"] as String, row["internal_date"] as Double, now])
                 pairs.append((uid, UID(UInt32(newUID))))
             }
+            if all && !missing.isEmpty { throw MessagesExpunged(missing) }   // the transaction is rolled back
             if move { _ = try Self.expunge(db, mailbox: from, uids: pairs.map(\.0)) }
             return (pairs, UIDValidity(rawValue: UInt32(validity)))
         }

@@ -29,6 +29,7 @@ import Testing
 //   or by sequence number: they apply every ADDTO and REMOVEFROM at the positions given, a REMOVEFROM names what is in
 //   the result, no EXPUNGE comes for a message still in it, and after each command the result is exactly the messages
 //   of the client's view whose flags (as the client knows them) match, SORT's in the order of their subjects;
+// - COPY and MOVE answer NO [EXPUNGEISSUED] only for a message another client began to expunge (or flagged \Deleted);
 // - clients flag one of their messages \Deleted and clear the flag a few steps later while others EXPUNGE: at the end,
 //   every such message is still there unless an EXPUNGE ran while the flag was set (RFC 9051 §6.4.3; a session's
 //   EXPUNGE once removed what its possibly stale view showed flagged).
@@ -681,7 +682,8 @@ final class ModelClient {
     }
 
     @discardableResult
-    func run(_ command: String, literal: [UInt8]? = nil, checkOthers: Bool = true) throws -> (untagged: [IMAPResponseLine], tagged: String) {
+    func run(_ command: String, literal: [UInt8]? = nil, checkOthers: Bool = true,
+             refusal: ((String) -> Bool)? = nil) throws -> (untagged: [IMAPResponseLine], tagged: String) {
         let start = truth.tick()
         let (untagged, tagged) = try client.command(command, literal: literal)
         let end = truth.tick()
@@ -689,7 +691,7 @@ final class ModelClient {
         // A NOTIFY client's responses may include what was pushed before the command began: others' keywords in them
         // cannot be placed in time.
         apply(untagged, during: verb, start: start, end: end, checkOthers: checkOthers && !notify)
-        if !tagged.hasPrefix("OK") { fail("\(command.prefix(60)) → \(tagged)") }
+        if !tagged.hasPrefix("OK") && refusal?(tagged) != true { fail("\(command.prefix(60)) → \(tagged)") }
         try checkContext()
         return (untagged, tagged)
     }
@@ -844,15 +846,22 @@ final class ModelClient {
                 markedDeleted = (uid, mailbox)
             }
         } else if roll < 95 {
-            // MOVE one of this client's own messages to Archive (an expunge here), or COPY any message there.
+            // MOVE one of this client's own messages to Archive (an expunge here), or COPY any message there. Either
+            // may find the message expunged by another session: then NO [EXPUNGEISSUED], and nothing copied.
+            func expungedElsewhere(_ uid: UInt32) -> (String) -> Bool {
+                { $0.hasPrefix("NO [EXPUNGEISSUED]") && self.truth.mayBeExpunged(self.key(uid), by: self.truth.tick()) }
+            }
             if rng.next(2) == 0, let uid = appendedUIDs.randomElement(using: &rng) {
+                // Another session can expunge this client's message only once it was flagged \Deleted (before now).
+                let flagged = truth.expungeBegun(key(uid))
+                let refused = { (tagged: String) in flagged && expungedElsewhere(uid)(tagged) }
                 truth.expunging(key(uid))
                 truth.removingOwn(key(uid))
-                let (untagged, _) = try run("UID MOVE \(uid) \(other)")
+                let (untagged, _) = try run("UID MOVE \(uid) \(other)", refusal: refused)
                 recordCopies(untagged.map(\.text))
                 truth.expunged(key(uid))
             } else if let uid = view.randomElement(using: &rng)?.uid {
-                let (_, tagged) = try run("UID COPY \(uid) \(other)")
+                let (_, tagged) = try run("UID COPY \(uid) \(other)", refusal: expungedElsewhere(uid))
                 recordCopies([tagged])
             }
         } else if roll < 98 {

@@ -128,3 +128,48 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
         try await s.stop()
     }
 }
+
+/// COPY and MOVE of messages the session still shows but another session expunged: nothing is copied or moved, the
+/// expunges are reported, and the answer is NO [EXPUNGEISSUED] (RFC 9051 §6.4.7: a failed COPY leaves the target as
+/// it was; RFC 5530; Dovecot's answer). It was OK, with the rest copied, and a client took the message as copied.
+@Suite struct IMAPExpungedCopyTests {
+    @Test func copyAndMoveOfAnExpungedMessageCopyNothing() async throws {
+        let s = try await InProcessServer.start { $0.listen[.imap] = [ListenAddress(host: "127.0.0.1", port: 0)] }
+        let port = s.port(of: .imap)
+        let problems = try await onThread { () -> [String] in
+            var problems: [String] = []
+            func expectOK(_ r: (untagged: [IMAPResponseLine], tagged: String), _ what: String) {
+                if !r.tagged.hasPrefix("OK") { problems.append("\(what): \(r.tagged)") }
+            }
+            let a = try ModelIMAPClient(port: port), b = try ModelIMAPClient(port: port)
+            for c in [a, b] { expectOK(try c.command("LOGIN alice@example.test pw"), "LOGIN") }
+            for n in 1...3 { expectOK(try b.command("APPEND INBOX", literal: Array("Subject: \(n)\r\n\r\nbody\r\n".utf8)), "APPEND") }
+            expectOK(try a.command("SELECT INBOX"), "SELECT")
+            expectOK(try b.command("SELECT INBOX"), "SELECT")
+            func archived() throws -> String {
+                try b.command("STATUS Archive (MESSAGES)").untagged.first { $0.text.hasPrefix("* STATUS") }?.text ?? ""
+            }
+            expectOK(try b.command("UID STORE 1 +FLAGS (\\Deleted)"), "STORE")
+            expectOK(try b.command("UID EXPUNGE 1"), "EXPUNGE")
+
+            let copy = try a.command("COPY 1:2 Archive")
+            if !copy.tagged.hasPrefix("NO [EXPUNGEISSUED]") { problems.append("COPY: \(copy.tagged)") }
+            if !copy.untagged.map(\.text).contains("* 1 EXPUNGE") { problems.append("COPY did not report the expunge: \(copy.untagged.map(\.text))") }
+            if try archived() != "* STATUS \"Archive\" (MESSAGES 0)" { problems.append("after COPY: \(try archived())") }
+            // The session's view is now right: the same messages (UIDs 2 and 3) copy.
+            let again = try a.command("COPY 1:2 Archive")
+            if !again.tagged.hasPrefix("OK [COPYUID ") { problems.append("COPY again: \(again.tagged)") }
+
+            expectOK(try b.command("UID STORE 2 +FLAGS (\\Deleted)"), "STORE")
+            expectOK(try b.command("UID EXPUNGE 2"), "EXPUNGE")
+            let move = try a.command("UID MOVE 2:3 Archive")
+            if !move.tagged.hasPrefix("NO [EXPUNGEISSUED]") { problems.append("MOVE: \(move.tagged)") }
+            if try archived() != "* STATUS \"Archive\" (MESSAGES 2)" { problems.append("after MOVE: \(try archived())") }
+            let left = try a.command("UID FETCH 1:* (UID)").untagged.map(\.text)
+            if left != ["* 1 FETCH (UID 3)"] { problems.append("UID 3 did not stay in INBOX: \(left)") }
+            return problems
+        }
+        #expect(problems.isEmpty, "\(problems)")
+        try await s.stop()
+    }
+}

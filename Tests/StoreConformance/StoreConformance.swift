@@ -303,6 +303,24 @@ public enum StoreConformance {
         if try await store.messages(mailbox: inbox).contains(where: { $0.uid == u2 }) { problems.append("MOVE left the message in the source") }
         if moved.count != 1 || moved[0].1.rawValue <= pairs[0].1.rawValue { problems.append("MOVE's new UID \(moved) not above the copy's") }
         if try await store.expunged(mailbox: inbox, since: ModSeq(rawValue: 0)) != [u2] { problems.append("MOVE not recorded as an expunge of the source") }
+        // A copy that must take every message it names (IMAP COPY and MOVE): one of them gone, nothing copied or moved.
+        let u3 = try await deliver(store, a, 3, at: clock.now)
+        let before = try await store.mailboxChanges(mailbox: archive, since: nil)
+        for move in [false, true] {
+            do {
+                _ = try await store.copy(from: inbox, uids: [u3, u2], to: archive, move: move, all: true)
+                problems.append("a copy with an expunged message succeeded (move \(move))")
+            } catch let e as MessagesExpunged {
+                if e.uids != [u2] { problems.append("MessagesExpunged named \(e.uids), not [\(u2)]") }
+            }
+        }
+        let after = try await store.mailboxChanges(mailbox: archive, since: nil)
+        if after.changed.count != before.changed.count || after.uidNext != before.uidNext || after.highestModSeq != before.highestModSeq {
+            problems.append("a refused copy changed the target")
+        }
+        if try await store.messages(mailbox: inbox).map(\.uid) != [u1, u3] { problems.append("a refused move changed the source") }
+        // Without `all`, what is there is copied.
+        if try await store.copy(from: inbox, uids: [u3, u2], to: archive, move: false).pairs.map(\.0) != [u3] { problems.append("a partial copy") }
         return problems
     }
 
