@@ -44,7 +44,7 @@ public struct IMAPOutput: Sendable {
     }
 
     public mutating func ok(_ tag: String, _ code: IMAPResponseCode?, _ text: String) {
-        if let since = heldBack?() { sendHeldBack(since) }
+        if let since = heldBack?(), heldBackEnd != encoder.bytes.count { sendHeldBack(since) }
         encoder.response(.tagged(tag, IMAPStatus(.ok, code, text)))
     }
 
@@ -52,7 +52,11 @@ public struct IMAPOutput: Sendable {
     /// below that expunge's, which a client takes as its sync point instead of the largest MODSEQ it saw.
     public mutating func sendHeldBack(_ since: ModSeq) {
         encoder.response(.untagged(IMAPStatus(.ok, .highestModSeq(UInt64(since.rawValue)), "Expunges pending")))
+        heldBackEnd = encoder.bytes.count
     }
+
+    /// Where the last of those ended in `bytes`: the tagged OK right after it needs no second one.
+    private var heldBackEnd: Int?
 
     public init() {}
 }

@@ -139,6 +139,8 @@ extension IMAPSession {
             out.send(.fetch(seq, (uid ? [.uid(c.uid.rawValue)] : []) + [flagsItem(c)] + (condstore ? [.modSeq(UInt64(c.modSeq.rawValue))] : [])))
         }
         state = .selected(a, u, current)
+        // As STORE: these MODSEQs are the store's, and an expunge meanwhile is held back below them (QRESYNC).
+        if qresync { try await poll(&out, expunges: false) }
         try await contextRefresh(&out, changed: changed.compactMap { current.sequence(of: $0.uid).map { $0 - 1 } }, added: 0, own: true)
     }
 

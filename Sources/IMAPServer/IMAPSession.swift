@@ -663,10 +663,11 @@ final class IMAPSession: IMAPSessionRules, @unchecked Sendable {
         if !gone.isEmpty && !expunges {
             if m.expungesHeldSince == nil { m.expungesHeldSince = m.highestModSeq }
             let (changedHeld, addedHeld) = try await holdExpunges(&out, &m, latest: latest, reportFlags: reportFlags)
-            if qresync && !changedHeld.isEmpty, let since = m.expungesHeldSince { out.sendHeldBack(since) }
             state = .selected(a, u, m)
             try await notifyNewMessages(&out, added: addedHeld, own: own)
             try await contextRefresh(&out, changed: changedHeld, added: addedHeld, own: own)
+            // After every FETCH (with MODSEQ) these sent: a NOTIFY push has no tagged OK to carry it.
+            if qresync && (!changedHeld.isEmpty || addedHeld > 0), let since = m.expungesHeldSince { out.sendHeldBack(since) }
             return
         }
         if !gone.isEmpty {

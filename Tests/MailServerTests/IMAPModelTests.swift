@@ -382,7 +382,7 @@ final class ModelClient {
         self.rng = SplitMix(seed: seed)
         qresync = id % 3 == 0
         contextKind = [1: .uidSearch, 2: .uidSort, 5: .seqSearch, 7: .seqSort][id]
-        notify = id == 4 || id == 8
+        notify = id == 4 || id == 9
         client = try ModelIMAPClient(port: port)
         let login = try client.command("LOGIN alice@example.test pw")
         if !login.tagged.hasPrefix("OK") { mismatches.append("login: \(login.tagged)") }

@@ -82,6 +82,49 @@ func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thr
     }
 }
 
+extension IMAPSyncPointTests {
+    /// The same between commands: NOTIFY (selected-delayed) pushes a new message's FETCH with its MODSEQ while an
+    /// expunge is held back; the HIGHESTMODSEQ below it comes after that FETCH, with no command to carry it.
+    @Test func notifyPushOfANewMessageSaysTheSyncPoint() async throws {
+        let s = try await InProcessServer.start { $0.listen[.imap] = [ListenAddress(host: "127.0.0.1", port: 0)] }
+        let port = s.port(of: .imap)
+        let problems = try await onThread { () -> [String] in
+            var problems: [String] = []
+            func expectOK(_ r: (untagged: [IMAPResponseLine], tagged: String), _ what: String) {
+                if !r.tagged.hasPrefix("OK") { problems.append("\(what): \(r.tagged)") }
+            }
+            let a = try ModelIMAPClient(port: port), b = try ModelIMAPClient(port: port)
+            for c in [a, b] { expectOK(try c.command("LOGIN alice@example.test pw"), "LOGIN") }
+            for n in 1...2 { expectOK(try b.command("APPEND INBOX", literal: Array("Subject: \(n)\r\n\r\nbody\r\n".utf8)), "APPEND") }
+            expectOK(try a.command("ENABLE QRESYNC"), "ENABLE")
+            expectOK(try a.command("SELECT INBOX"), "SELECT")
+            expectOK(try a.command("NOTIFY SET (selected-delayed (MessageNew (UID FLAGS) MessageExpunge))"), "NOTIFY")
+            expectOK(try b.command("SELECT INBOX"), "SELECT")
+            expectOK(try b.command("UID STORE 1 +FLAGS (\\Deleted)"), "STORE")
+            expectOK(try b.command("UID EXPUNGE 1"), "EXPUNGE")
+            let status = try b.command("STATUS INBOX (HIGHESTMODSEQ)")
+            let expunge = status.untagged.lazy.compactMap { Self.number(after: "HIGHESTMODSEQ ", in: $0.text) }.first ?? 0
+            expectOK(try b.command("APPEND INBOX", literal: Array("Subject: 3\r\n\r\nbody\r\n".utf8)), "APPEND")
+            var pushed: [String] = []
+            while pushed.count < 10, !(pushed.last?.hasPrefix("* OK [HIGHESTMODSEQ ") ?? false), let line = try? a.readResponseLine() {
+                pushed.append(line.text)
+            }
+            guard let fetch = pushed.firstIndex(where: { $0.contains("FETCH (") && $0.contains("MODSEQ (") }) else {
+                return problems + ["no FETCH of the new message: \(pushed)"]
+            }
+            guard let ok = pushed.lastIndex(where: { $0.hasPrefix("* OK [HIGHESTMODSEQ ") }), ok > fetch,
+                  let point = Self.number(after: "[HIGHESTMODSEQ ", in: pushed[ok]) else {
+                return problems + ["no HIGHESTMODSEQ after the pushed FETCH: \(pushed)"]
+            }
+            if point >= expunge { problems.append("sync point \(point) not below the held expunge's \(expunge)") }
+            if pushed.contains(where: { $0.hasPrefix("* VANISHED") }) { problems.append("expunge pushed under selected-delayed: \(pushed)") }
+            return problems
+        }
+        #expect(problems.isEmpty, "\(problems)")
+        try await s.stop()
+    }
+}
+
 /// The selected mailbox deleted by another session: the sessions that had it selected end with BYE (as Dovecot's and
 /// Cyrus's do) at their next command or, in IDLE, at once; they answered NO to every command until CLOSE before.
 @Suite struct IMAPDeletedMailboxTests {
