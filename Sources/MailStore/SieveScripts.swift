@@ -3,8 +3,10 @@ import Foundation
 /// Each account's Sieve scripts (RFC 5228) by name, at most one of them active (RFC 5804's model, which ManageSieve
 /// and `tern sieve` present). The store keeps text; checking it is the Sieve module's.
 public protocol SieveScriptStore: Sendable {
-    /// Stores `content` under `name`, replacing a script of that name (an active one stays active).
-    func putScript(account: AccountID, name: String, content: String) async throws
+    /// Stores `content` under `name`, replacing a script of that name (an active one stays active). With `maxScripts`,
+    /// a new name is refused (`ScriptLimitReached`) when the account has that many scripts already: counted in the
+    /// same transaction, so sessions storing at once cannot pass the limit together.
+    func putScript(account: AccountID, name: String, content: String, maxScripts: Int?) async throws
     /// The account's scripts in name order.
     func scripts(account: AccountID) async throws -> [SieveScriptInfo]
     /// A script's text, or nil when there is none of that name.
@@ -60,5 +62,16 @@ public struct SieveScriptInfo: Sendable, Hashable {
         self.name = name
         self.active = active
         self.size = size
+    }
+}
+
+/// `putScript` refused a new script: the account has `maxScripts` already.
+public struct ScriptLimitReached: Error, Equatable {
+    public init() {}
+}
+
+public extension SieveScriptStore {
+    func putScript(account: AccountID, name: String, content: String) async throws {
+        try await putScript(account: account, name: name, content: content, maxScripts: nil)
     }
 }

@@ -5,8 +5,17 @@ import PostgresNIO
 /// Sieve scripts in `sieve_script` (schema 9): one row per script, the unique partial index keeps one active. A change
 /// is announced like a directory change (schema 10's trigger), so every node's cache of active scripts forgets.
 extension PostgresMailStore: SieveScriptStore {
-    public func putScript(account: AccountID, name: String, content: String) async throws {
+    public func putScript(account: AccountID, name: String, content: String, maxScripts: Int?) async throws {
         _ = try await changingDirectory { [self] db in
+            if let maxScripts {
+                // The account's row locked: two sessions storing new scripts at once count one after the other.
+                _ = try await one("SELECT 1 FROM account WHERE id = \(account) FOR UPDATE", on: db, as: Int32.self)
+                let others = try await one("SELECT count(*) FROM sieve_script WHERE account_id = \(account) AND name <> \(name)",
+                                           on: db, as: Int64.self) ?? 0
+                let exists = try await one("SELECT 1 FROM sieve_script WHERE account_id = \(account) AND name = \(name)",
+                                           on: db, as: Int32.self) != nil
+                if !exists && others >= maxScripts { throw ScriptLimitReached() }
+            }
             try await execute("""
                 INSERT INTO sieve_script(account_id, name, content) VALUES (\(account), \(name), \(content))
                 ON CONFLICT (account_id, name) DO UPDATE SET content = excluded.content

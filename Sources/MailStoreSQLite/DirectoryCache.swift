@@ -27,6 +27,9 @@ final class DirectoryCache: Sendable {
     /// `file`'s path, worked out once: every lookup stats it (URL's `path` builds a new string each time).
     private let path: String
     private let state = Mutex(State())
+    /// One replacement of the generation file at a time in this process: they share the temporary file's name, and a
+    /// second writer's rename found it gone (the change was committed, its caller told it failed).
+    private let replacing = Mutex(())
 
     init(dataDirectory: URL) {
         file = dataDirectory.appendingPathComponent("directory.generation")
@@ -81,10 +84,12 @@ final class DirectoryCache: Sendable {
     /// Marks the directory as changed, for every process that caches it.
     func bump() throws {
         let tmp = file.deletingLastPathComponent().appendingPathComponent("directory.generation.\(getpid()).tmp")
-        // The contents only need to differ from the last write's (the file's identity is what readers compare).
-        var rng = SystemRandomNumberGenerator()
-        try Data("\(rng.next())\n".utf8).write(to: tmp)
-        guard rename(tmp.path, file.path) == 0 else { throw FileSystemError(errno: errno, "rename \(file.path)") }
+        try replacing.withLock { _ in
+            // The contents only need to differ from the last write's (the file's identity is what readers compare).
+            var rng = SystemRandomNumberGenerator()
+            try Data("\(rng.next())\n".utf8).write(to: tmp)
+            guard rename(tmp.path, file.path) == 0 else { throw FileSystemError(errno: errno, "rename \(file.path)") }
+        }
         state.withLock { $0.entries.removeAll(); $0.scripts.removeAll(); $0.generation = nil }
     }
 }

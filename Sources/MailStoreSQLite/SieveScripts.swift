@@ -6,8 +6,13 @@ import MailStore
 /// change replaces the directory's generation file, so the active scripts cached for delivery (here and in a server
 /// running beside an admin command) are read again.
 extension SQLiteMailStore {
-    public func putScript(account: AccountID, name: String, content: String) async throws {
+    public func putScript(account: AccountID, name: String, content: String, maxScripts: Int?) async throws {
         try await write { db in
+            if let maxScripts, try Int.fetchOne(db, sql: "SELECT count(*) FROM sieve_script WHERE account_id = ? AND name != ?",
+                                                 arguments: [account, name]) ?? 0 >= maxScripts,
+               try Int.fetchOne(db, sql: "SELECT 1 FROM sieve_script WHERE account_id = ? AND name = ?", arguments: [account, name]) == nil {
+                throw ScriptLimitReached()
+            }
             try db.execute(sql: """
                 INSERT INTO sieve_script(account_id, name, content) VALUES (?, ?, ?)
                 ON CONFLICT(account_id, name) DO UPDATE SET content = excluded.content

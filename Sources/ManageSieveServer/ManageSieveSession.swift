@@ -143,7 +143,14 @@ final class ManageSieveSession: @unchecked Sendable {
                 try await checkSpace(account, name: parts[0], size: content.utf8.count)
             }
             if let e = Self.scriptError(content) { throw Failure("line \(e.position.line), column \(e.position.column): \(e.message)") }
-            if name == "PUTSCRIPT" { try await server.store.putScript(account: account, name: parts[0], content: content) }
+            if name == "PUTSCRIPT" {
+                do {
+                    try await server.store.putScript(account: account, name: parts[0], content: content, maxScripts: Self.maxScripts)
+                } catch is ScriptLimitReached {
+                    // Another session stored a new script since checkSpace counted.
+                    throw Failure("QUOTA/MAXSCRIPTS", "At most \(Self.maxScripts) scripts")
+                }
+            }
             out.text += ManageSieveWire.response("OK", name == "PUTSCRIPT" ? "Stored" : "The script is valid")
         case "LISTSCRIPTS":
             for s in try await server.store.scripts(account: try account()) {

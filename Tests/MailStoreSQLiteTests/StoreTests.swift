@@ -308,6 +308,28 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
     }
 }
 
+@Suite struct DirectoryGenerationTests {
+    /// Every directory change (an account, an alias, a Sieve script) replaces the generation file; changes made at once
+    /// in one process shared the temporary file's name, and one of them was answered with an error after it was stored.
+    @Test func changesAtOnceAllReplaceTheGeneration() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let cache = DirectoryCache(dataDirectory: dir)
+        let failures = await withTaskGroup(of: Int.self) { group in
+            for _ in 0..<8 {
+                group.addTask {
+                    var failed = 0
+                    for _ in 0..<200 { do { try cache.bump() } catch { failed += 1 } }
+                    return failed
+                }
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(failures == 0)
+    }
+}
+
 @Suite struct VerifiedLoginTests {
     @Test func repeatedLoginsUseTheCacheAndEveryDirectoryChangeEmptiesIt() async throws {
         let (store, dir) = try tempStore()

@@ -186,6 +186,40 @@ public enum StoreConformance {
             problems.append("scripts outlived their account")
         }
         if try await store.script(account: b, name: "main") != "stop;" { problems.append("another account's script changed") }
+        // The script limit holds for sessions storing at once (ManageSieve's QUOTA/MAXSCRIPTS): bob has one script,
+        // eight new ones race for a limit of four, and three get in; replacing one at the limit is still allowed.
+        let stored = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    do {
+                        try await store.putScript(account: b, name: "s\(i)", content: "keep;", maxScripts: 4)
+                        return true
+                    } catch is ScriptLimitReached {
+                        return false
+                    }
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        let count = try await store.scripts(account: b).count
+        if stored != 3 || count != 4 { problems.append("\(stored) of 8 concurrent new scripts stored under a limit of 4 (\(count) in all)") }
+        do {
+            try await store.putScript(account: b, name: "main", content: "keep;", maxScripts: 4)
+        } catch {
+            problems.append("replacing a script at the limit: \(error)")
+        }
+        // Without a limit, every one of many stored at once is stored and answered as such.
+        let (c, _) = try await account(store, "carol")
+        let failures = await withTaskGroup(of: String?.self) { group in
+            for i in 0..<16 {
+                group.addTask {
+                    do { try await store.putScript(account: c, name: "s\(i)", content: "keep;"); return nil } catch { return "\(error)" }
+                }
+            }
+            return await group.reduce(into: [String]()) { if let e = $1 { $0.append(e) } }
+        }
+        if !failures.isEmpty { problems.append("scripts stored at once failed: \(failures.prefix(2))") }
+        if try await store.scripts(account: c).count != 16 { problems.append("\(try await store.scripts(account: c).count) of 16 scripts stored at once") }
         return problems
     }
 
