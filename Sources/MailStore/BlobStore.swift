@@ -25,6 +25,17 @@ public struct BlobStore: Sendable {
         return String(rng.next(), radix: 16) + "-" + String(rng.next(), radix: 16)
     }
 
+    /// How old a file no message names must be before the clean-up at start removes it. A younger one may be an admin
+    /// command's work in progress beside the server (`tern import` places a large message's file some messages before
+    /// it commits their rows; `tern sendmail` spools as it reads), not a crash's leftover.
+    public static let leftoverAge: TimeInterval = 24 * 3600
+
+    /// Whether the file at `url` was last written at least `leftoverAge` before `now`.
+    public static func isLeftover(_ url: URL, now: Date) -> Bool {
+        let written = (try? FileManager.default.attributesOfItem(atPath: url.path)[.modificationDate] as? Date) ?? .distantPast
+        return written < now.addingTimeInterval(-leftoverAge)
+    }
+
     public func directory(for key: String) -> URL {
         root.appendingPathComponent(String(key.suffix(2)), isDirectory: true)
     }

@@ -278,9 +278,10 @@ public protocol StoreHousekeeping: Sendable {
     var clock: any WallClock { get }
     /// Removes contents no message refers to any more.
     func collectGarbage() async throws
-    /// Removes what an interrupted write left behind (at start-up, before anything is written).
+    /// Removes what an interrupted write left behind (at start-up, before anything is written): files older than
+    /// `BlobStore.leftoverAge` (an admin command running beside the server may be writing younger ones).
     func cleanTemporaryFiles() throws
-    /// Removes stored contents no message refers to; returns how many.
+    /// Removes stored contents no message refers to, older than `BlobStore.leftoverAge`; returns how many.
     func removeOrphanBlobs() async throws -> Int
 }
 
