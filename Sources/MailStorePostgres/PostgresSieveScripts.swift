@@ -34,6 +34,9 @@ extension PostgresMailStore: SieveScriptStore {
 
     public func activateScript(account: AccountID, name: String?) async throws {
         try await changingDirectory { [self] db in
+            // One activation per account at a time: two at once each cleared the flag the other had not yet set, and
+            // the second's `active = true` met the first's in the unique index (its client got an unexplained NO).
+            _ = try await one("SELECT 1 FROM account WHERE id = \(account) FOR UPDATE", on: db, as: Int32.self)
             if let name {
                 guard try await one("SELECT 1 FROM sieve_script WHERE account_id = \(account) AND name = \(name) FOR UPDATE", on: db, as: Int32.self) != nil else {
                     throw StoreError.notFound("script \(name)")

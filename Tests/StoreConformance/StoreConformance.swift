@@ -208,6 +208,18 @@ public enum StoreConformance {
         } catch {
             problems.append("replacing a script at the limit: \(error)")
         }
+        // Activations at once: each succeeds, and one script is active after them.
+        let names = try await store.scripts(account: b).map(\.name)
+        let activations = await withTaskGroup(of: String?.self) { group in
+            for i in 0..<8 {
+                group.addTask {
+                    do { try await store.activateScript(account: b, name: names[i % names.count]); return nil } catch { return "\(error)" }
+                }
+            }
+            return await group.reduce(into: [String]()) { if let e = $1 { $0.append(e) } }
+        }
+        if !activations.isEmpty { problems.append("activations at once failed: \(activations.prefix(2))") }
+        if try await store.scripts(account: b).filter(\.active).count != 1 { problems.append("not one script active after activations at once") }
         // Without a limit, every one of many stored at once is stored and answered as such.
         let (c, _) = try await account(store, "carol")
         let failures = await withTaskGroup(of: String?.self) { group in
