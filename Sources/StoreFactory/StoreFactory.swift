@@ -5,6 +5,7 @@ import MailStore
 import MailStorePostgres
 import PostgresDatabase
 import MailStoreSQLite
+import Synchronization
 import TernConfig
 
 /// Makes the installation's store from its configuration: the one place that names a backend. Everything else —
@@ -33,6 +34,23 @@ public enum StoreFactory {
         }
     }
 
+    /// The data folders' locks this process holds (an admin command that upgraded the database, `tern migrate`): a
+    /// lock held is no sign of a server then, and the pid in the file is an earlier server's.
+    private static let heldLocks = Mutex<Set<String>>([])
+
+    /// The pid of the `tern serve` running on `folder` (written in its lock file), trusted only while another process
+    /// holds the lock: a stale pid may belong to any process by now. Nil when no server runs there.
+    public static func runningServer(_ folder: URL) -> Int32? {
+        let path = folder.appendingPathComponent("serve.lock").path
+        guard !heldLocks.withLock({ $0.contains(path) }) else { return nil }
+        let fd = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        guard flock(fd, LOCK_SH | LOCK_NB) != 0, let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 else { return nil }
+        return pid
+    }
+
     /// Throws when a `tern serve` holds the data folder's lock (or the lock cannot be taken at all). Otherwise this
     /// process keeps the lock until it ends (an admin command: moments), so that no server starts on the database while
     /// it is being upgraded.
@@ -42,7 +60,7 @@ public enum StoreFactory {
         guard lock >= 0 else {
             throw DataFolderError(path: path, reason: "cannot open the data folder's lock to upgrade the database: \(String(cString: strerror(errno)))")
         }
-        guard flock(lock, LOCK_EX | LOCK_NB) != 0 else { return }
+        guard flock(lock, LOCK_EX | LOCK_NB) != 0 else { return heldLocks.withLock { _ = $0.insert(path) } }
         Glibc.close(lock)
         throw DataFolderError(path: folder.appendingPathComponent("tern.db").path,
                               reason: "the `tern serve` running on this data folder is an earlier version (its database has schema version "
@@ -77,6 +95,7 @@ public enum StoreFactory {
         guard lock >= 0, flock(lock, LOCK_EX | LOCK_NB) == 0 else {
             throw StoreOpenError(store: location, reason: "a `tern serve` is running on \(folder.path): stop it first")
         }
+        heldLocks.withLock { _ = $0.insert(folder.appendingPathComponent("serve.lock").path) }
         // The lock stays until the process ends.
         do {
             return try SQLiteMailStore(dataDirectory: folder, clock: clock, queueLease: TimeInterval(config.delivery.lease.components.seconds))

@@ -156,16 +156,7 @@ struct QueueCommand: AsyncParsableCommand {
             let (config, store) = try await options.openStore()
             let n = try await store.retryQueued(queueID: id)
             // Wake the running server's queue, as postqueue -f does Postfix's; without one the next start sends them.
-            // The pid is trusted only while its lock is held: a stale pid may belong to another process by now.
-            let path = config.dataDirectory.appendingPathComponent("serve.lock").path
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
-            if fd >= 0 {
-                defer { close(fd) }
-                if flock(fd, LOCK_SH | LOCK_NB) != 0, let text = try? String(contentsOfFile: path, encoding: .utf8),
-                   let pid = Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)), pid > 0 {
-                    _ = kill(pid, SIGUSR1)
-                }
-            }
+            if let pid = StoreFactory.runningServer(config.dataDirectory) { _ = kill(pid, SIGUSR1) }
             if let id, n == 0 { throw ValidationError("no queued message \(id) with recipients left to try") }
             print("\(n) message\(n == 1 ? "" : "s") due now")
         }
