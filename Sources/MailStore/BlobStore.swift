@@ -36,6 +36,13 @@ public struct BlobStore: Sendable {
         return written < now.addingTimeInterval(-leftoverAge)
     }
 
+    /// Removes the leftovers (`isLeftover`) directly in `folder`: what sessions that died mid-message left there.
+    public static func removeLeftovers(in folder: URL, now: Date) {
+        for f in (try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)) ?? [] where isLeftover(f, now: now) {
+            try? FileManager.default.removeItem(at: f)
+        }
+    }
+
     public func directory(for key: String) -> URL {
         root.appendingPathComponent(String(key.suffix(2)), isDirectory: true)
     }

@@ -358,12 +358,7 @@ extension PostgresMailStore: StoreHousekeeping {
     /// Removes what sessions that died mid-message left in the spool (nothing there was ever acknowledged), older than
     /// `BlobStore.leftoverAge`: an admin command beside the server may be spooling younger ones.
     public func cleanTemporaryFiles() throws {
-        let now = clock.now
-        for folder in [blobs.tmp, blobs.root] {
-            for f in (try? FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)) ?? [] where BlobStore.isLeftover(f, now: now) {
-                try? FileManager.default.removeItem(at: f)
-            }
-        }
+        for folder in [blobs.tmp, blobs.root] { BlobStore.removeLeftovers(in: folder, now: clock.now) }
     }
 
     /// Spooled contents are removed once their message is in the database; none can be orphaned there.

@@ -513,9 +513,7 @@ public final class SQLiteMailStore: MailStore, Sendable {
     /// ever acknowledged. Called at server start; files younger than `BlobStore.leftoverAge` stay (an admin command
     /// beside the server may be writing them).
     public func cleanTemporaryFiles() throws {
-        let files = (try? FileManager.default.contentsOfDirectory(at: blobs.tmp, includingPropertiesForKeys: nil)) ?? []
-        let now = clock.now
-        for f in files where BlobStore.isLeftover(f, now: now) { try? FileManager.default.removeItem(at: f) }
+        BlobStore.removeLeftovers(in: blobs.tmp, now: clock.now)
         // The embedded store has one queue runner, this process's: leases of an earlier run died with it.
         try pool.write { db in try db.execute(sql: "UPDATE queue_recipient SET leased_until = NULL, leased_by = NULL WHERE leased_until IS NOT NULL") }
     }
@@ -524,17 +522,14 @@ public final class SQLiteMailStore: MailStore, Sendable {
     /// `BlobStore.leftoverAge`: `tern import` beside the server places files before it commits their rows.
     public func orphanBlobKeys() async throws -> [String] {
         // The files are listed before the rows are read: a file placed meanwhile is either young or named by then.
-        let now = clock.now
-        var candidates: [String] = []
-        let dirs = (try? FileManager.default.contentsOfDirectory(atPath: blobs.root.path)) ?? []
-        for d in dirs {
-            for f in (try? FileManager.default.contentsOfDirectory(atPath: blobs.root.appendingPathComponent(d).path)) ?? []
-            where BlobStore.isLeftover(blobs.url(for: f), now: now) {
-                candidates.append(f)
-            }
+        // Only the files no row names are looked at for their age (one stat each, not one per stored message).
+        var files: [String] = []
+        for d in (try? FileManager.default.contentsOfDirectory(atPath: blobs.root.path)) ?? [] {
+            files += (try? FileManager.default.contentsOfDirectory(atPath: blobs.root.appendingPathComponent(d).path)) ?? []
         }
         let known = Set(try await read { db in try String.fetchAll(db, sql: "SELECT blob_key FROM message WHERE blob_key IS NOT NULL") })
-        return candidates.filter { !known.contains($0) }
+        let now = clock.now
+        return files.filter { !known.contains($0) && BlobStore.isLeftover(blobs.url(for: $0), now: now) }
     }
 
     /// Deletes orphan blobs: safe only when no delivery is in flight (at start, before listeners open).

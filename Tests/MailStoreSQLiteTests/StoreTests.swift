@@ -10,8 +10,15 @@ import Testing
 
 /// A store in a new temporary folder, on a manual clock (fixed unless the test moves it).
 func tempStore(clock: ManualClock = ManualClock()) throws -> (SQLiteMailStore, URL) {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
+    let dir = try tempFolder()
     return (try SQLiteMailStore(dataDirectory: dir, clock: clock), dir)
+}
+
+/// A new empty folder in the temporary folder.
+func tempFolder() throws -> URL {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    return dir
 }
 
 /// The time stamp test deliveries carry.
@@ -272,9 +279,8 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
     /// Migration 15 moves inline contents out of `message` (into `message_content`): a database of schema 14 keeps
     /// every content, and the old column is gone.
     @Test func upgradeMovesInlineContents() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
+        let dir = try tempFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         do {
             let old = try DatabasePool(path: dir.appendingPathComponent("tern.db").path)
             try await old.writeWithoutTransaction { db in
@@ -337,9 +343,8 @@ func addr(_ s: String) -> EmailAddress { try! EmailAddress.parse(s) }
     /// Every directory change (an account, an alias, a Sieve script) replaces the generation file; changes made at once
     /// in one process shared the temporary file's name, and one of them was answered with an error after it was stored.
     @Test func changesAtOnceAllReplaceTheGeneration() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tern-test-\(UUID().uuidString)")
+        let dir = try tempFolder()
         defer { try? FileManager.default.removeItem(at: dir) }
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let cache = DirectoryCache(dataDirectory: dir)
         let failures = await withTaskGroup(of: Int.self) { group in
             for _ in 0..<8 {
